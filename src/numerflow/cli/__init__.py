@@ -1,0 +1,1 @@
+"""cli/: Typer commands. Each is a few lines that call the rooms below, then render with Rich."""

@@ -1,0 +1,76 @@
+"""The ``numerflow`` command: the root app, global options, and error rendering.
+
+Each room's commands live in their own module under cli/ and are attached here by ``register(app)``.
+A :class:`~numerflow.errors.NumerflowError` becomes one red line on stderr and its exit code.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import typer
+from rich.logging import RichHandler
+
+from numerflow import __version__
+from numerflow.cli import data, demo, init, modeling, report, service, sim, tournament
+from numerflow.cli.context import CliState, err_console
+from numerflow.errors import NumerflowError
+
+app = typer.Typer(
+    name="numerflow",
+    help="Take part in the Numerai tournament end to end: data, models, scores, rounds, stakes, dashboard.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"numerflow {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    config: Path | None = typer.Option(
+        None, "--config", "-c", help="Config file (default: ./numerflow.toml when present)."
+    ),
+    verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="More log output (-vv for debug)."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show version."),
+) -> None:
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(
+        level=level, format="%(message)s", handlers=[RichHandler(console=err_console, show_path=False)]
+    )
+    ctx.obj = CliState(config_path=config)
+
+
+for _module in (init, data, report, modeling, sim, tournament, service, demo):
+    _module.register(app)
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the CLI and return its exit code; tests call this in-process."""
+    try:
+        app(args=argv, prog_name="numerflow", standalone_mode=True)
+    except SystemExit as exc:  # click's own exits: --help, usage errors, typer.Exit
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
+    except NumerflowError as exc:
+        err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted[/]; nothing half-written was left behind")
+        return 130
+
+
+def main() -> None:
+    sys.exit(run())
+
+
+if __name__ == "__main__":
+    main()

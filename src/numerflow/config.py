@@ -1,0 +1,363 @@
+"""Settings: ``numerflow.toml`` plus environment variables, validated.
+
+Where settings come from, later ones winning:
+1. the defaults below (everything works with no file at all: synthetic data, SQLite, local folders);
+2. ``numerflow.toml`` in the working directory, or the file given with ``--config``;
+3. environment variables: ``NUMERFLOW_DATA_DIR``, ``NUMERFLOW_ARTIFACTS_DIR``, ``NUMERFLOW_DATABASE_URL``,
+   ``NUMERFLOW_API_URL``, ``NUMERFLOW_DATA_VERSION``; Numerai keys from ``NUMERAI_PUBLIC_ID`` and
+   ``NUMERAI_SECRET_KEY`` exactly as numerapi reads them, or from a 0600 ``numerai.secrets_file``.
+
+Relative paths are taken from the folder holding the config file (the working directory when there is
+none). Any problem is a :class:`~numerflow.errors.ConfigError` whose one-line message names the file,
+the key and what is wrong.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+
+from numerflow.errors import ConfigError
+
+CONFIG_FILENAME = "numerflow.toml"
+DEFAULT_API_URL = "https://api-tournament.numer.ai"
+DEFAULT_DATA_VERSION = "v5.3"
+
+ENV_OVERRIDES: dict[str, tuple[str, str]] = {
+    "NUMERFLOW_DATA_DIR": ("paths", "data_dir"),
+    "NUMERFLOW_ARTIFACTS_DIR": ("paths", "artifacts_dir"),
+    "NUMERFLOW_DATABASE_URL": ("database", "url"),
+    "NUMERFLOW_API_URL": ("numerai", "api_url"),
+    "NUMERFLOW_DATA_VERSION": ("numerai", "data_version"),
+}
+
+Algorithm = Literal["lightgbm", "xgboost", "ridge", "elasticnet", "random_forest", "extra_trees"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class PathsSettings(_Section):
+    data_dir: Path = Path("data")
+    artifacts_dir: Path = Path("artifacts")
+
+
+class DatabaseSettings(_Section):
+    url: str = ""  # empty: sqlite file <data_dir>/numerflow.db
+
+
+class NumeraiSettings(_Section):
+    api_url: str = DEFAULT_API_URL
+    data_version: str = DEFAULT_DATA_VERSION
+    timeout_s: float = Field(30.0, gt=0)
+    retries: int = Field(5, ge=1, le=20)
+    backoff_s: float = Field(1.0, ge=0)
+    secrets_file: Path | None = None
+    public_id: SecretStr | None = Field(None, exclude=True)
+    secret_key: SecretStr | None = Field(None, exclude=True)
+
+
+class NeutralizeSpec(_Section):
+    proportion: float = Field(0.5, ge=0.0, le=1.0)
+    features: str | list[str] = "all"
+
+
+class CVSpec(_Section):
+    scheme: Literal["walk_forward", "blocked"] = "walk_forward"
+    folds: int = Field(5, ge=2, le=50)
+    embargo_eras: int | None = Field(None, ge=0)
+
+
+class ModelSpec(_Section):
+    """One ``[models.NAME]`` table. Exactly one of ``algorithm`` and ``ensemble`` is given."""
+
+    algorithm: Algorithm | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    features: str | list[str] = "medium"
+    targets: list[str] = Field(default_factory=lambda: ["target"], min_length=1)
+    target_weights: list[float] | None = None
+    era_stride: int = Field(1, ge=1)
+    train_on_validation: bool = False
+    feature_engineering: bool = False
+    neutralize: NeutralizeSpec | None = None
+    ensemble: dict[str, float] | None = None
+    cv: CVSpec = Field(default_factory=CVSpec)
+    numerai_model: str | None = None
+    challenger_model: str | None = None
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> ModelSpec:
+        if (self.algorithm is None) == (self.ensemble is None):
+            raise ValueError("give exactly one of 'algorithm' and 'ensemble'")
+        if self.ensemble is not None:
+            if not self.ensemble:
+                raise ValueError("'ensemble' needs at least one member")
+            if any(w <= 0 for w in self.ensemble.values()):
+                raise ValueError("ensemble weights must be positive")
+        if self.target_weights is not None and len(self.target_weights) != len(self.targets):
+            raise ValueError("'target_weights' needs one weight per entry of 'targets'")
+        return self
+
+
+class TournamentSettings(_Section):
+    poll_interval_s: float = Field(300.0, gt=0)
+    max_stake_change_nmr: float = Field(10.0, ge=0)
+    max_stake_nmr: float | None = Field(None, ge=0)
+    upload_timeout_s: float = Field(600.0, gt=0)
+
+
+class SimSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8765, ge=0, le=65535)
+    data_dir: Path = Path("sim")
+    clock_speed: float = Field(1.0, gt=0)
+
+
+class ServiceSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    dask_scheduler: str = ""  # empty: a local cluster started with the service
+    webhook_secret: SecretStr | None = None
+    session_secret_file: Path | None = None
+
+
+class ScheduleSpec(_Section):
+    cron: str
+    job: Literal["train", "cv", "tune", "download", "round", "perf_sync"]
+    args: dict[str, Any] = Field(default_factory=dict)
+    enabled: bool = True
+
+
+class Settings(_Section):
+    paths: PathsSettings = Field(default_factory=PathsSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    numerai: NumeraiSettings = Field(default_factory=NumeraiSettings)
+    models: dict[str, ModelSpec] = Field(default_factory=dict)
+    tournament: TournamentSettings = Field(default_factory=TournamentSettings)
+    sim: SimSettings = Field(default_factory=SimSettings)
+    service: ServiceSettings = Field(default_factory=ServiceSettings)
+    schedules: dict[str, ScheduleSpec] = Field(default_factory=dict)
+
+    # where the settings came from; not a config key
+    source: Path | None = Field(None, exclude=True)
+
+    @model_validator(mode="after")
+    def _ensembles_resolve(self) -> Settings:
+        for name, spec in self.models.items():
+            for member in spec.ensemble or {}:
+                if member not in self.models:
+                    raise ValueError(f"models.{name}.ensemble: member '{member}' is not a model in [models]")
+        _check_no_cycle(self.models)
+        return self
+
+    @property
+    def base_dir(self) -> Path:
+        return self.source.parent if self.source else Path.cwd()
+
+    @property
+    def data_dir(self) -> Path:
+        return _absolute(self.paths.data_dir, self.base_dir)
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return _absolute(self.paths.artifacts_dir, self.base_dir)
+
+    @property
+    def database_url(self) -> str:
+        if self.database.url:
+            return self.database.url
+        return f"sqlite:///{self.data_dir / 'numerflow.db'}"
+
+    def numerai_keys(self) -> tuple[str, str] | None:
+        """The Numerai API keys, or None when none are configured."""
+        pub, sec = self.numerai.public_id, self.numerai.secret_key
+        if pub is None or sec is None:
+            return None
+        return pub.get_secret_value(), sec.get_secret_value()
+
+    def model(self, name: str) -> ModelSpec:
+        try:
+            return self.models[name]
+        except KeyError:
+            known = ", ".join(sorted(self.models)) or "none"
+            where = self.source or CONFIG_FILENAME
+            raise ConfigError(
+                f"{where}: no model named '{name}' in [models] (known: {known}); add a [models.{name}] table"
+            ) from None
+
+
+def _check_no_cycle(models: dict[str, ModelSpec]) -> None:
+    state: dict[str, int] = {}
+
+    def visit(name: str, path: list[str]) -> None:
+        if state.get(name) == 2:
+            return
+        if state.get(name) == 1:
+            cycle = " -> ".join([*path[path.index(name) :], name])
+            raise ValueError(f"models: ensemble cycle {cycle}")
+        state[name] = 1
+        for member in models[name].ensemble or {}:
+            visit(member, [*path, name])
+        state[name] = 2
+
+    for name in models:
+        visit(name, [])
+
+
+def _absolute(path: Path, base: Path) -> Path:
+    path = Path(os.path.expanduser(path))
+    return path if path.is_absolute() else (base / path)
+
+
+def _format_validation_error(err: ValidationError, where: str) -> str:
+    first = err.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"] if p not in ("function-after",))
+    if first["type"] == "extra_forbidden":
+        section = ".".join(str(p) for p in first["loc"][:-1]) or "top level"
+        return f"{where}: unknown key '{first['loc'][-1]}' in [{section}]; remove it or check its spelling"
+    msg = first["msg"].removeprefix("Value error, ")
+    if not loc:
+        return f"{where}: {msg}"
+    value = first.get("input")
+    shown = f" (got {value!r})" if value is not None and not isinstance(value, dict | list) else ""
+    return f"{where}: {loc}: {msg}{shown}"
+
+
+def _read_secrets_file(path: Path) -> dict[str, str]:
+    if not path.is_file():
+        raise ConfigError(f"{path}: numerai.secrets_file does not exist; create it or remove the key")
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise ConfigError(f"{path}: secrets file is readable by others (mode {mode:o}); run chmod 600 {path}")
+    values: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            key, _, val = line.partition("=")
+            values[key.strip()] = val.strip().strip("'\"")
+    return values
+
+
+def load_settings(path: Path | str | None = None, *, env: dict[str, str] | None = None) -> Settings:
+    """Read settings from ``path`` (or ``./numerflow.toml`` when it exists) and the environment."""
+    env = dict(os.environ if env is None else env)
+    source: Path | None = None
+    raw: dict[str, Any] = {}
+    if path is not None:
+        source = Path(path)
+        if not source.is_file():
+            raise ConfigError(f"{source}: config file not found; run 'numerflow init' to write one")
+    elif Path(CONFIG_FILENAME).is_file():
+        source = Path(CONFIG_FILENAME)
+    if source is not None:
+        source = source.resolve()
+        try:
+            raw = tomllib.loads(source.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{source}: cannot read config file: {exc}") from None
+    where = str(source) if source else "settings"
+
+    for var, (section, key) in ENV_OVERRIDES.items():
+        if env.get(var):
+            if not isinstance(raw.get(section, {}), dict):
+                raise ConfigError(f"{where}: [{section}] must be a table")
+            raw.setdefault(section, {})[key] = env[var]
+    numerai = raw.setdefault("numerai", {}) if isinstance(raw.get("numerai", {}), dict) else None
+    if numerai is None:
+        raise ConfigError(f"{where}: [numerai] must be a table")
+    for key in ("public_id", "secret_key"):
+        if key in numerai:
+            raise ConfigError(
+                f"{where}: numerai.{key}: keys must not be written in the config file; "
+                "set NUMERAI_PUBLIC_ID / NUMERAI_SECRET_KEY or use a 0600 numerai.secrets_file"
+            )
+
+    try:
+        settings = Settings.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(exc, where)) from None
+    settings.source = source
+
+    secrets: dict[str, str] = {}
+    if settings.numerai.secrets_file is not None:
+        secrets = _read_secrets_file(_absolute(settings.numerai.secrets_file, settings.base_dir))
+    pub = env.get("NUMERAI_PUBLIC_ID") or secrets.get("NUMERAI_PUBLIC_ID")
+    sec = env.get("NUMERAI_SECRET_KEY") or secrets.get("NUMERAI_SECRET_KEY")
+    if pub and sec:
+        settings.numerai.public_id = SecretStr(pub)
+        settings.numerai.secret_key = SecretStr(sec)
+    return settings
+
+
+STARTER_CONFIG = """\
+# numerflow.toml: settings for numerflow. Every key is optional; the values shown are the defaults
+# unless marked "example". Environment variables NUMERFLOW_DATA_DIR, NUMERFLOW_ARTIFACTS_DIR,
+# NUMERFLOW_DATABASE_URL, NUMERFLOW_API_URL and NUMERFLOW_DATA_VERSION override the keys they name.
+
+[paths]
+data_dir = "data"              # datasets land in <data_dir>/<version>/<file>
+artifacts_dir = "artifacts"    # trained model versions
+
+[database]
+url = ""                       # empty: SQLite at <data_dir>/numerflow.db; or postgresql+psycopg://user@host/db
+
+[numerai]
+api_url = "https://api-tournament.numer.ai"   # or http://127.0.0.1:8765/ for `numerflow sim serve`
+data_version = "v5.3"
+timeout_s = 30.0               # per API call
+retries = 5                    # attempts on connection errors, timeouts and 5xx
+# Keys come from NUMERAI_PUBLIC_ID / NUMERAI_SECRET_KEY, or from a file readable only by you (chmod 600)
+# holding lines NUMERAI_PUBLIC_ID=... and NUMERAI_SECRET_KEY=...; never write them here.
+# secrets_file = "~/.numerai/keys"
+
+# Models: one table per model. Exactly one of `algorithm` or `ensemble`.
+[models.lgbm_small]            # example
+algorithm = "lightgbm"         # lightgbm | xgboost | ridge | elasticnet | random_forest | extra_trees
+params = { n_estimators = 2000, learning_rate = 0.01, max_depth = 5, num_leaves = 31, colsample_bytree = 0.1 }
+features = "small"             # a feature set from features.json, or a list of feature names
+targets = ["target"]           # several targets make a target ensemble
+era_stride = 4                 # train on every 4th era to save memory
+# neutralize = { proportion = 0.5, features = "all" }
+# numerai_model = "my_model"   # the Numerai model slot this model submits to
+
+[models.ridge_small]           # example
+algorithm = "ridge"
+params = { alpha = 1.0 }
+features = "small"
+
+[models.blend]                 # example
+ensemble = { lgbm_small = 0.7, ridge_small = 0.3 }   # per-era rank average
+
+[tournament]
+poll_interval_s = 300.0        # how often `round watch` checks for a new round
+max_stake_change_nmr = 10.0    # guard rail: largest stake change per round
+
+[service]
+host = "127.0.0.1"
+port = 8000
+dask_scheduler = ""            # empty: a local Dask cluster; or tcp://host:8786
+
+# [schedules.weekly_retrain]   # example: cron-style schedules run by `numerflow serve`
+# cron = "0 6 * * 1"
+# job = "train"
+# args = { model = "lgbm_small" }
+"""
+
+
+def write_starter_config(path: Path, *, force: bool = False) -> Path:
+    """Write the commented starter config; refuses to overwrite unless ``force``."""
+    from numerflow.fileio import atomic_write_text
+
+    if path.exists() and not force:
+        raise ConfigError(f"{path}: already exists; pass --force to overwrite it")
+    atomic_write_text(path, STARTER_CONFIG)
+    return path

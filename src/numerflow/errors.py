@@ -1,0 +1,100 @@
+"""Every error numerflow raises on purpose lives in this one module.
+
+Messages are written for the user: what failed, why, and what to do. The CLI prints them as one
+line and exits non-zero (``exit_code``); the REST API answers with ``http_status`` and the same text.
+Anything else that escapes is a bug.
+
+    NumerflowError                      (exit 1, HTTP 400)
+    ├── ConfigError                     bad numerflow.toml, env override or model spec  (exit 2, 422)
+    ├── StoreError                      database unreachable, migration failed           (exit 1, 503)
+    ├── DataError                       a data file is missing, unreadable or malformed  (exit 1, 422)
+    │   ├── DownloadError               a download failed after its retries              (exit 1, 502)
+    │   └── DataCheckError              data checks found errors                          (exit 1, 422)
+    ├── ModelError                      training, prediction or a model spec failed       (exit 1, 422)
+    │   └── ArtifactIntegrityError      an artifact's files do not match its manifest     (exit 1, 409)
+    ├── NotFoundError                   a named thing (model, version, run, job) is unknown (exit 1, 404)
+    ├── SubmissionError                 a predictions file would be refused by Numerai    (exit 1, 422)
+    ├── ApiError                        the Numerai API (or the simulator) said no        (exit 1, 502)
+    │   ├── ApiUnavailableError         connection errors / timeouts / 5xx after retries  (exit 1, 503)
+    │   └── ApiAuthError                missing or rejected Numerai API keys               (exit 1, 401)
+    ├── StakeError                      a stake change was refused by a guard rail        (exit 1, 409)
+    └── AuthError                       numerflow service credentials missing or invalid  (exit 1, 401)
+        └── ForbiddenError              credentials valid but lacking the scope           (exit 1, 403)
+"""
+
+from __future__ import annotations
+
+
+class NumerflowError(Exception):
+    """Base of every error numerflow raises for the user to read."""
+
+    exit_code: int = 1
+    http_status: int = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(NumerflowError):
+    exit_code = 2
+    http_status = 422
+
+
+class StoreError(NumerflowError):
+    http_status = 503
+
+
+class DataError(NumerflowError):
+    http_status = 422
+
+
+class DownloadError(DataError):
+    http_status = 502
+
+
+class DataCheckError(DataError):
+    http_status = 422
+
+
+class ModelError(NumerflowError):
+    http_status = 422
+
+
+class ArtifactIntegrityError(ModelError):
+    http_status = 409
+
+
+class NotFoundError(NumerflowError):
+    http_status = 404
+
+
+class SubmissionError(NumerflowError):
+    http_status = 422
+
+
+class ApiError(NumerflowError):
+    http_status = 502
+
+
+class ApiUnavailableError(ApiError):
+    http_status = 503
+
+
+class ApiAuthError(ApiError):
+    http_status = 401
+
+
+class StakeError(NumerflowError):
+    http_status = 409
+
+
+class AuthError(NumerflowError):
+    http_status = 401
+
+
+class ForbiddenError(AuthError):
+    http_status = 403

@@ -1,0 +1,66 @@
+"""Atomic file writes and hashing, shared by every room that writes files.
+
+A reader never sees a half-written file: we write to a temporary file in the same folder, fsync it,
+and rename it over the destination (``os.replace`` is atomic on one filesystem).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+_CHUNK = 1 << 20
+
+
+@contextlib.contextmanager
+def atomic_path(dest: Path | str, *, suffix: str = ".part") -> Iterator[Path]:
+    """Yield a temporary path beside ``dest``; on success it is fsynced and renamed onto ``dest``.
+
+    On any exception (Ctrl-C included) the temporary file is removed and ``dest`` is untouched.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=suffix, dir=dest.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, dest)
+        _fsync_dir(dest.parent)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+
+
+def atomic_write_bytes(dest: Path | str, data: bytes) -> Path:
+    with atomic_path(dest) as tmp:
+        tmp.write_bytes(data)
+    return Path(dest)
+
+
+def atomic_write_text(dest: Path | str, text: str, encoding: str = "utf-8") -> Path:
+    return atomic_write_bytes(dest, text.encode(encoding))
+
+
+def sha256_file(path: Path | str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _fsync_dir(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

@@ -1,0 +1,1 @@
+"""metrics/ room: see ../shared/ARCHITECTURE.md."""

@@ -1,0 +1,1 @@
+"""modeling/ room: see ../shared/ARCHITECTURE.md."""

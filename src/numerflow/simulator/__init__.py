@@ -1,0 +1,1 @@
+"""simulator/ room: see ../shared/ARCHITECTURE.md."""

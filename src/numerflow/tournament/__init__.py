@@ -1,0 +1,1 @@
+"""tournament/ room: see ../shared/ARCHITECTURE.md."""

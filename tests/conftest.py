@@ -1,0 +1,96 @@
+"""Shared fixtures: throwaway databases (SQLite and a real PostgreSQL), Chromium, the CLI runner.
+
+Under CI=true, tests that need PostgreSQL or Chromium fail instead of skipping when either is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+PG_ADMIN_DSN = os.environ.get("NUMERFLOW_TEST_PG", "host=127.0.0.1 port=5432 user=postgres dbname=postgres")
+CHROMIUM = os.environ.get("NUMERFLOW_TEST_CHROMIUM", "/usr/bin/chromium")
+
+
+def _unavailable(what: str) -> None:
+    if IN_CI:
+        pytest.fail(f"{what} is required under CI=true and is not available")
+    pytest.skip(f"{what} not available")
+
+
+@pytest.fixture(scope="session")
+def pg_admin_dsn() -> str:
+    try:
+        import psycopg
+
+        with psycopg.connect(PG_ADMIN_DSN, connect_timeout=3):
+            pass
+    except Exception as exc:
+        _unavailable(f"PostgreSQL ({PG_ADMIN_DSN}: {exc})")
+    return PG_ADMIN_DSN
+
+
+@pytest.fixture
+def pg_url(pg_admin_dsn: str) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    import psycopg
+
+    name = f"numerflow_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    from numerflow.store.db import dispose_all
+
+    dispose_all()
+    with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'numerflow.db'}"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Runs the test once on SQLite and once on a real PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'numerflow.db'}"
+    return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> str:
+    if not (Path(CHROMIUM).exists() or shutil.which("chromium")):
+        _unavailable(f"Chromium at {CHROMIUM}")
+    return CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium")  # type: ignore[return-value]
+
+
+@pytest.fixture
+def project_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty working directory with no numerflow env overrides leaking in from the caller."""
+    for var in list(os.environ):
+        if var.startswith("NUMERFLOW_") or var.startswith("NUMERAI_"):
+            monkeypatch.delenv(var, raising=False)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]):
+    """Run ``numerflow ARGS...`` in-process; returns (exit_code, stdout, stderr)."""
+    from numerflow.cli.main import run
+
+    def invoke(*args: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        code = run([str(a) for a in args])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return invoke
