@@ -12,6 +12,7 @@ from pathlib import Path
 
 import typer
 from rich.logging import RichHandler
+from rich.markup import escape
 
 from numerflow import __version__
 from numerflow.cli import data, demo, init, modeling, report, service, sim, tournament
@@ -61,7 +62,7 @@ def run(argv: list[str] | None = None) -> int:
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else 1)
     except NumerflowError as exc:
-        err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False, soft_wrap=True)
         return exc.exit_code
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted[/]; nothing half-written was left behind")
