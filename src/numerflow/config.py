@@ -125,7 +125,11 @@ class ServiceSettings(_Section):
     port: int = Field(8000, ge=0, le=65535)
     dask_scheduler: str = ""  # empty: a local cluster started with the service
     webhook_secret: SecretStr | None = None
-    session_secret_file: Path | None = None
+    session_secret_file: Path | None = None  # default: <data_dir>/.session_secret (0600, made on first use)
+    local_threads: int = Field(2, ge=1, le=64)  # threads of the local Dask worker
+    round_watcher: bool = True  # watch for new rounds (needs Numerai keys); run each, then sync performance
+    session_max_age_s: int = Field(43200, ge=60)
+    cookie_secure: bool = False  # set true behind HTTPS
 
 
 class ScheduleSpec(_Section):

@@ -2,5 +2,6 @@
 
 from numerflow.store.base import Base
 from numerflow.store.tables.data import DatasetFile
+from numerflow.store.tables.service import ApiToken, Job, JobLog, ScheduleState, User
 
-__all__ = ["Base", "DatasetFile"]
+__all__ = ["ApiToken", "Base", "DatasetFile", "Job", "JobLog", "ScheduleState", "User"]

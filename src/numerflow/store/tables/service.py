@@ -1,0 +1,91 @@
+"""Tables of the service room: users, API tokens, jobs with their log lines, and schedule state."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from numerflow.store.base import Base, UTCDateTime, utcnow
+
+
+class User(Base):
+    """A dashboard user. ``password_hash`` is an argon2id hash; ``role`` is read, operate or admin."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16), default="read")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    disabled: Mapped[bool] = mapped_column(default=False)
+
+
+class ApiToken(Base):
+    """An API token. Only the sha256 of the token is stored; ``prefix`` lets a person recognise it."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    prefix: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scope: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class Job(Base):
+    """A unit of work run on Dask: train, cv, tune, download, round or perf_sync.
+
+    ``status``: queued, running, succeeded, failed, cancelled or interrupted (the service stopped while
+    it was queued or running; such a job can be retried, which creates a new job with ``retry_of`` set).
+    """
+
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_status_created", "status", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    args: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    message: Mapped[str] = mapped_column(String(500), default="")
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    created_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    trigger: Mapped[str] = mapped_column(String(32), default="api")
+    retry_of: Mapped[int | None] = mapped_column(ForeignKey("jobs.id"), nullable=True)
+    cancel_requested: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class JobLog(Base):
+    """One log line of a job."""
+
+    __tablename__ = "job_logs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    level: Mapped[str] = mapped_column(String(8), default="INFO")
+    line: Mapped[str] = mapped_column(Text)
+
+
+class ScheduleState(Base):
+    """When each ``[schedules.NAME]`` last fired, so a restart neither skips nor repeats a firing."""
+
+    __tablename__ = "schedule_state"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    cron: Mapped[str] = mapped_column(String(128))
+    last_fired_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_job_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
