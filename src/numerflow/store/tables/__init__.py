@@ -2,6 +2,19 @@
 
 from numerflow.store.base import Base
 from numerflow.store.tables.data import DatasetFile
+from numerflow.store.tables.modeling import ModelVersion, Run, StageEvent, TuningStudy
 from numerflow.store.tables.service import ApiToken, Job, JobLog, ScheduleState, User
 
-__all__ = ["ApiToken", "Base", "DatasetFile", "Job", "JobLog", "ScheduleState", "User"]
+__all__ = [
+    "ApiToken",
+    "Base",
+    "DatasetFile",
+    "Job",
+    "JobLog",
+    "ModelVersion",
+    "Run",
+    "ScheduleState",
+    "StageEvent",
+    "TuningStudy",
+    "User",
+]

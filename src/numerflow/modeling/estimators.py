@@ -1,0 +1,353 @@
+"""Estimators with the scikit-learn API that accept era labels at fit time.
+
+``make_estimator(algorithm, params)`` returns one of:
+
+- :class:`LightGBMRegressor`: ``lightgbm.train`` on the int8 matrix as it is (no float64 copy);
+- :class:`XGBoostRegressor`: ``xgboost`` ``hist`` on the int8 matrix through the array interface;
+- :class:`SklearnRegressor`: ridge / elasticnet (RobustScaler in front) and random forest / extra trees,
+  fitted on a float32 view built once (scikit-learn needs floats).
+
+Every estimator keeps the scikit-learn contract (``__init__`` stores its arguments; fitted state ends in
+``_``; ``get_params``/``clone`` work), takes ``fit(X, y, era=...)`` and saves itself in its library's native
+format (``save_native``/``load_native``): LightGBM text, XGBoost JSON, skops for scikit-learn. Nothing is
+ever pickled.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+from sklearn.base import BaseEstimator, RegressorMixin
+
+from numerflow.errors import ConfigError, ModelError
+
+log = logging.getLogger(__name__)
+
+ALGORITHMS = ("lightgbm", "xgboost", "ridge", "elasticnet", "random_forest", "extra_trees")
+LINEAR = ("ridge", "elasticnet")
+
+
+def _as_matrix(X: Any) -> np.ndarray:
+    X = np.asarray(X)
+    if X.ndim != 2:
+        raise ModelError(f"expected a 2-D feature matrix, got shape {X.shape}")
+    return X
+
+
+def _as_target(y: Any, n: int) -> np.ndarray:
+    y = np.asarray(y, dtype=np.float32).reshape(-1)
+    if y.shape[0] != n:
+        raise ModelError(f"target has {y.shape[0]} rows but the feature matrix has {n}")
+    if np.isnan(y).any():
+        raise ModelError("target has NaN values; drop those rows before fitting")
+    return y
+
+
+class _NativeRegressor(RegressorMixin, BaseEstimator):
+    """Shared parts: ``params`` is the library's own parameter dict, validated on fit."""
+
+    algorithm: ClassVar[str] = ""
+    file_suffix: ClassVar[str] = ""
+
+    def __init__(self, params: dict[str, Any] | None = None) -> None:
+        self.params = params
+
+    def _params(self) -> dict[str, Any]:
+        return dict(self.params or {})
+
+    def fit(
+        self,
+        X: Any,
+        y: Any,
+        era: Any = None,
+        sample_weight: Any = None,
+    ) -> _NativeRegressor:
+        X = _as_matrix(X)
+        y = _as_target(y, X.shape[0])
+        if era is not None:
+            era = np.asarray(era)
+            if era.shape[0] != X.shape[0]:
+                raise ModelError(
+                    f"era has {era.shape[0]} labels but the feature matrix has {X.shape[0]} rows"
+                )
+            self.n_eras_ = int(np.unique(era).shape[0])
+        self.n_features_in_ = X.shape[1]
+        self._fit(X, y, None if sample_weight is None else np.asarray(sample_weight, dtype=np.float32))
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        X = _as_matrix(X)
+        n_in = getattr(self, "n_features_in_", None)
+        if n_in is None:
+            raise ModelError(f"{type(self).__name__} is not fitted yet; call fit first")
+        if X.shape[1] != n_in:
+            raise ModelError(f"model was fitted on {n_in} features but got {X.shape[1]}")
+        return np.asarray(self._predict(X), dtype=np.float64).reshape(-1)
+
+    def _fit(self, X: np.ndarray, y: np.ndarray, w: np.ndarray | None) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    def _predict(self, X: np.ndarray) -> np.ndarray:  # pragma: no cover
+        raise NotImplementedError
+
+    def save_native(self, path: Path) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    @classmethod
+    def load_native(cls, path: Path, n_features: int) -> _NativeRegressor:  # pragma: no cover
+        raise NotImplementedError
+
+
+# --------------------------------------------------------------------------------------------- LightGBM
+_LGB_SKLEARN_NAMES = {
+    "n_estimators": "num_iterations",
+    "subsample": "bagging_fraction",
+    "subsample_freq": "bagging_freq",
+    "colsample_bytree": "feature_fraction",
+    "min_child_samples": "min_data_in_leaf",
+    "min_child_weight": "min_sum_hessian_in_leaf",
+    "reg_alpha": "lambda_l1",
+    "reg_lambda": "lambda_l2",
+    "random_state": "seed",
+    "n_jobs": "num_threads",
+    "min_split_gain": "min_gain_to_split",
+}
+
+
+def _lightgbm_param_names() -> set[str]:
+    from lightgbm.basic import _ConfigAliases
+
+    names: set[str] = set(_LGB_SKLEARN_NAMES)
+    try:
+        for key, aliases in _ConfigAliases._get_all_param_aliases().items():
+            names.add(key)
+            names.update(aliases)
+    except Exception:  # private helper; fall back to the sklearn names when it moves
+        import lightgbm
+
+        names.update(lightgbm.LGBMRegressor().get_params())
+    return names
+
+
+class LightGBMRegressor(_NativeRegressor):
+    """LightGBM gradient boosting. ``params`` take scikit-learn names (n_estimators, colsample_bytree...)
+    or LightGBM's own; the int8 matrix goes to LightGBM as it is."""
+
+    algorithm = "lightgbm"
+    file_suffix = ".txt"
+
+    def _core_params(self) -> tuple[dict[str, Any], int]:
+        params = self._params()
+        core: dict[str, Any] = {"objective": "regression", "verbosity": -1, "max_bin": 5}
+        rounds = 100
+        for key, value in params.items():
+            core_key = _LGB_SKLEARN_NAMES.get(key, key)
+            if core_key in ("num_iterations", "num_boost_round", "n_iter", "num_trees", "num_round"):
+                rounds = int(value)
+                continue
+            core[core_key] = value
+        if core.get("bagging_fraction", 1.0) < 1.0 and "bagging_freq" not in core:
+            core["bagging_freq"] = 1
+        return core, rounds
+
+    def _fit(self, X: np.ndarray, y: np.ndarray, w: np.ndarray | None) -> None:
+        import lightgbm as lgb
+
+        core, rounds = self._core_params()
+        dataset = lgb.Dataset(X, label=y, weight=w, params={"max_bin": core["max_bin"], "verbosity": -1})
+        try:
+            self.booster_ = lgb.train(core, dataset, num_boost_round=rounds)
+        except lgb.basic.LightGBMError as exc:
+            first = str(exc).strip().splitlines()[0].split(" at /")[0]
+            raise ModelError(f"lightgbm refused the parameters: {first}") from None
+
+    def _predict(self, X: np.ndarray) -> np.ndarray:
+        return self.booster_.predict(X)
+
+    def save_native(self, path: Path) -> None:
+        self.booster_.save_model(str(path))
+
+    @classmethod
+    def load_native(cls, path: Path, n_features: int) -> LightGBMRegressor:
+        import lightgbm as lgb
+
+        est = cls()
+        est.booster_ = lgb.Booster(model_file=str(path))
+        est.n_features_in_ = n_features
+        return est
+
+
+# --------------------------------------------------------------------------------------------- XGBoost
+class XGBoostRegressor(_NativeRegressor):
+    """XGBoost ``hist`` trees; int8 goes in through the array interface (no float copy)."""
+
+    algorithm = "xgboost"
+    file_suffix = ".json"
+
+    def _model(self):  # type: ignore[no-untyped-def]
+        import xgboost as xgb
+
+        params: dict[str, Any] = {"tree_method": "hist", "max_bin": 5, "n_jobs": None}
+        params.update(self._params())
+        return xgb.XGBRegressor(**params)
+
+    def _fit(self, X: np.ndarray, y: np.ndarray, w: np.ndarray | None) -> None:
+        import xgboost as xgb
+
+        model = self._model()
+        try:
+            model.fit(X, y, sample_weight=w, verbose=False)
+        except xgb.core.XGBoostError as exc:
+            raise ModelError(f"xgboost refused the parameters: {str(exc).splitlines()[0]}") from None
+        self.booster_ = model.get_booster()
+
+    def _predict(self, X: np.ndarray) -> np.ndarray:
+        return self.booster_.inplace_predict(X)
+
+    def save_native(self, path: Path) -> None:
+        self.booster_.save_model(str(path))
+
+    @classmethod
+    def load_native(cls, path: Path, n_features: int) -> XGBoostRegressor:
+        import xgboost as xgb
+
+        est = cls()
+        est.booster_ = xgb.Booster()
+        est.booster_.load_model(str(path))
+        est.n_features_in_ = n_features
+        return est
+
+
+# --------------------------------------------------------------------------------------------- sklearn
+def _sklearn_model(algorithm: str, params: dict[str, Any]):  # type: ignore[no-untyped-def]
+    from sklearn.ensemble import ExtraTreesRegressor, RandomForestRegressor
+    from sklearn.linear_model import ElasticNet, Ridge
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import RobustScaler
+
+    cls = {
+        "ridge": Ridge,
+        "elasticnet": ElasticNet,
+        "random_forest": RandomForestRegressor,
+        "extra_trees": ExtraTreesRegressor,
+    }[algorithm]
+    if algorithm == "elasticnet":  # sklearn's alpha=1 zeroes every weight on 0..4 features
+        params = {"alpha": 1e-3, "l1_ratio": 0.5, **params}
+    model = cls(**params)
+    if algorithm in LINEAR:
+        return Pipeline([("scale", RobustScaler(copy=False)), ("model", model)])
+    return model
+
+
+class SklearnRegressor(_NativeRegressor):
+    """A scikit-learn model (linear ones behind a RobustScaler), fitted on one float32 copy of X."""
+
+    file_suffix = ".skops"
+
+    def __init__(self, algorithm: str = "ridge", params: dict[str, Any] | None = None) -> None:
+        self.algorithm = algorithm  # type: ignore[misc]
+        self.params = params
+
+    def _fit(self, X: np.ndarray, y: np.ndarray, w: np.ndarray | None) -> None:
+        model = _sklearn_model(self.algorithm, self._params())
+        Xf = X.astype(np.float32, copy=False)
+        fit_kw = {}
+        if w is not None:
+            fit_kw = {"model__sample_weight": w} if self.algorithm in LINEAR else {"sample_weight": w}
+        try:
+            model.fit(Xf, y, **fit_kw)
+        except (ValueError, TypeError) as exc:
+            raise ModelError(f"{self.algorithm} refused the parameters: {exc}") from None
+        self.model_ = model
+
+    def _predict(self, X: np.ndarray) -> np.ndarray:
+        out = np.empty(X.shape[0], dtype=np.float64)
+        step = 100_000  # one float32 chunk at a time
+        for start in range(0, X.shape[0], step):
+            out[start : start + step] = self.model_.predict(X[start : start + step].astype(np.float32))
+        return out
+
+    def save_native(self, path: Path) -> None:
+        import skops.io as sio
+
+        sio.dump(self.model_, path)
+
+    @classmethod
+    def load_native(cls, path: Path, n_features: int, algorithm: str = "ridge") -> SklearnRegressor:
+        import skops.io as sio
+
+        untrusted = sio.get_untrusted_types(file=path)
+        allowed = [t for t in untrusted if t.startswith("sklearn.") or t.startswith("numpy.")]
+        rejected = sorted(set(untrusted) - set(allowed))
+        if rejected:
+            raise ModelError(f"{path}: refusing to load unexpected types {', '.join(rejected)}")
+        est = cls(algorithm=algorithm)
+        est.model_ = sio.load(path, trusted=allowed)
+        est.n_features_in_ = n_features
+        return est
+
+
+# --------------------------------------------------------------------------------------------- factory
+def make_estimator(algorithm: str, params: dict[str, Any] | None = None) -> _NativeRegressor:
+    """The estimator for ``algorithm`` with ``params``; unknown algorithms are a ConfigError."""
+    params = dict(params or {})
+    if algorithm == "lightgbm":
+        return LightGBMRegressor(params)
+    if algorithm == "xgboost":
+        return XGBoostRegressor(params)
+    if algorithm in ("ridge", "elasticnet", "random_forest", "extra_trees"):
+        return SklearnRegressor(algorithm, params)
+    raise ConfigError(f"unknown algorithm '{algorithm}'; use one of {', '.join(ALGORITHMS)}")
+
+
+def load_estimator(algorithm: str, path: Path, n_features: int) -> _NativeRegressor:
+    """Load an estimator saved with ``save_native``."""
+    if algorithm == "lightgbm":
+        return LightGBMRegressor.load_native(path, n_features)
+    if algorithm == "xgboost":
+        return XGBoostRegressor.load_native(path, n_features)
+    if algorithm in ("ridge", "elasticnet", "random_forest", "extra_trees"):
+        return SklearnRegressor.load_native(path, n_features, algorithm=algorithm)
+    raise ModelError(f"unknown algorithm '{algorithm}' in an artifact manifest")
+
+
+def file_suffix(algorithm: str) -> str:
+    return {"lightgbm": ".txt", "xgboost": ".json"}.get(algorithm, ".skops")
+
+
+def check_params(algorithm: str, params: dict[str, Any], where: str) -> None:
+    """Raise ConfigError (one line, naming ``where``) when ``params`` are unknown or refused.
+
+    Names are checked against the library's parameter list; values by a one-round fit on a tiny matrix.
+    """
+    if algorithm not in ALGORITHMS:
+        raise ConfigError(f"{where}: unknown algorithm '{algorithm}'; use one of {', '.join(ALGORITHMS)}")
+    if algorithm == "lightgbm":
+        known = _lightgbm_param_names()
+    elif algorithm == "xgboost":
+        import xgboost as xgb
+
+        known = set(xgb.XGBRegressor().get_params())
+    else:
+        est = _sklearn_model(algorithm, {})
+        inner = est.named_steps["model"] if algorithm in LINEAR else est
+        known = set(inner.get_params(deep=False))
+    for key in params:
+        if key not in known:
+            raise ConfigError(f"{where}.params: unknown {algorithm} parameter '{key}'; check its spelling")
+    quick = dict(params)
+    for key in ("n_estimators", "num_iterations", "num_boost_round", "num_trees"):
+        if key in quick and isinstance(quick[key], int) and quick[key] > 0:
+            quick[key] = 1
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 5, size=(64, 4), dtype=np.int8)
+    y = rng.random(64).astype(np.float32)
+    try:
+        make_estimator(algorithm, quick).fit(X, y)
+    except ModelError as exc:
+        raise ConfigError(f"{where}.params: {exc.message}") from None
+    except Exception as exc:
+        raise ConfigError(f"{where}.params: {algorithm} refused the parameters: {exc}") from None

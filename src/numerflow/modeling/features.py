@@ -1,0 +1,128 @@
+"""Feature engineering (per-era group statistics), feature selection by era-wise stability, and
+selecting a model's own features by name from a dataset.
+
+Group statistics: for every group from features.json, the per-row mean, std and skew of the group's
+int8 values, and the per-era ranks of those three. They are computed one group and one chunk of rows at a
+time in float32, so the whole matrix is never copied to float64.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+
+from numerflow.errors import ModelError
+
+log = logging.getLogger(__name__)
+
+STATS = ("mean", "std", "skew")
+_CHUNK_ROWS = 50_000
+
+
+def column_index(available: Sequence[str], wanted: Sequence[str], *, what: str = "the data") -> np.ndarray:
+    """Positions of ``wanted`` in ``available``; a missing name is a ModelError naming it."""
+    pos = {name: i for i, name in enumerate(available)}
+    missing = [name for name in wanted if name not in pos]
+    if missing:
+        more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+        raise ModelError(
+            f"feature '{missing[0]}'{more} needed by the model is not in {what}; "
+            "use data of a version that has it, or retrain the model on this data version"
+        )
+    return np.fromiter((pos[name] for name in wanted), dtype=np.int64, count=len(wanted))
+
+
+def select_columns(
+    X: np.ndarray, available: Sequence[str], wanted: Sequence[str], *, what: str
+) -> np.ndarray:
+    """``X`` restricted to ``wanted`` columns in that order (no copy when it already is)."""
+    idx = column_index(available, wanted, what=what)
+    if idx.shape[0] == X.shape[1] and np.array_equal(idx, np.arange(X.shape[1])):
+        return X
+    return np.take(X, idx, axis=1)
+
+
+def engineered_names(groups: dict[str, list[str]]) -> list[str]:
+    names = []
+    for group in groups:
+        names += [f"fe_{group}_{stat}" for stat in STATS]
+        names += [f"fe_{group}_{stat}_rank" for stat in STATS]
+    return names
+
+
+def group_stats(
+    X: np.ndarray, feature_names: Sequence[str], groups: dict[str, list[str]], era: np.ndarray
+) -> np.ndarray:
+    """(n, 6·G) float32: mean, std, skew of each group's values per row, then their per-era ranks."""
+    from numerflow.metrics.rank import tie_kept_rank
+
+    n = X.shape[0]
+    out = np.empty((n, 6 * len(groups)), dtype=np.float32)
+    for g, (group, members) in enumerate(groups.items()):
+        idx = column_index(feature_names, members, what=f"the data (group '{group}')")
+        base = 6 * g
+        for start in range(0, n, _CHUNK_ROWS):
+            block = np.take(X[start : start + _CHUNK_ROWS], idx, axis=1).astype(np.float32)
+            mean = block.mean(axis=1, dtype=np.float32)
+            centred = block - mean[:, None]
+            var = np.mean(centred * centred, axis=1, dtype=np.float32)
+            std = np.sqrt(var)
+            third = np.mean(centred * centred * centred, axis=1, dtype=np.float32)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                skew = np.where(std > 0, third / np.maximum(std, 1e-12) ** 3, 0.0)
+            stop = start + block.shape[0]
+            out[start:stop, base] = mean
+            out[start:stop, base + 1] = std
+            out[start:stop, base + 2] = skew
+        out[:, base + 3 : base + 6] = tie_kept_rank(out[:, base : base + 3], era).astype(np.float32)
+    return out
+
+
+def model_matrix(
+    X: np.ndarray,
+    feature_names: Sequence[str],
+    features: Sequence[str],
+    era: np.ndarray,
+    groups: dict[str, list[str]] | None,
+    *,
+    what: str = "the data",
+) -> np.ndarray:
+    """The matrix a model sees: its features by name (int8), plus group statistics when it uses them."""
+    base = select_columns(X, feature_names, features, what=what)
+    if not groups:
+        return base
+    extra = group_stats(X, feature_names, groups, era)
+    combined = np.empty((base.shape[0], base.shape[1] + extra.shape[1]), dtype=np.float32)
+    combined[:, : base.shape[1]] = base
+    combined[:, base.shape[1] :] = extra
+    return combined
+
+
+def stability_scores(X: np.ndarray, target: np.ndarray, era: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per feature: mean and sharpe of its per-era Pearson correlation with ``target`` (NaN rows dropped)."""
+    from numerflow.metrics.corr import pearson_per_era
+
+    keep = ~np.isnan(target)
+    per_era = np.empty((0, X.shape[1]))
+    cols = []
+    step = 64
+    for start in range(0, X.shape[1], step):
+        block = X[keep, start : start + step].astype(np.float32)
+        cols.append(pearson_per_era(block, target[keep], era[keep]))
+    per_era = np.concatenate(cols, axis=1) if cols else per_era
+    mean = np.nanmean(per_era, axis=0)
+    std = np.nanstd(per_era, axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sharpe = np.where(std > 0, mean / std, 0.0)
+    return mean, np.nan_to_num(sharpe)
+
+
+def select_stable(
+    X: np.ndarray, feature_names: Sequence[str], target: np.ndarray, era: np.ndarray, n: int
+) -> list[str]:
+    """The ``n`` features whose per-era correlation with the target is most stable (|sharpe|), data order."""
+    _, sharpe = stability_scores(X, target, era)
+    order = np.argsort(-np.abs(sharpe), kind="stable")[: max(1, n)]
+    return [feature_names[i] for i in sorted(order)]
