@@ -1,0 +1,238 @@
+"""The wire: one ``requests.Session``, per-call timeouts, retries with backoff and jitter, real errors.
+
+numerapi posts with no timeout, retries only 5xx, and turns every other failure into ``{}`` so callers
+die with ``KeyError: 'data'``. :class:`Transport` does the POST itself and either returns the parsed
+GraphQL answer or raises a :class:`~numerflow.errors.ApiError` carrying the server's own message:
+
+- connection errors, timeouts, HTTP 5xx/429 and unparsable bodies are retried (``retries`` attempts in
+  all, exponential backoff with jitter); when they never clear it raises ApiUnavailableError;
+- a mutation (``create_submission``, stake changes) is not resent after the request may have reached the
+  server (timeout, dropped connection, 5xx): sending it twice could do it twice. Only failures where
+  nothing was sent (connection refused, connect timeout) are retried; the caller decides the rest;
+- GraphQL ``errors`` (HTTP 200 or 4xx) become ApiError with the message, ApiAuthError for auth problems.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import re
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import requests
+
+from numerflow.errors import ApiAuthError, ApiError, ApiUnavailableError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+MAX_BACKOFF_S = 30.0
+_AUTH_WORDS = re.compile(
+    r"\b(auth\w*|unauthori[sz]ed|forbidden|token|api keys?|credentials?|permission|not logged in|login)\b",
+    re.IGNORECASE,
+)
+
+
+class _Transient(Exception):
+    """A failure worth another attempt; ``sent`` says whether the request may have reached the server."""
+
+    def __init__(self, message: str, *, sent: bool) -> None:
+        super().__init__(message)
+        self.message = message
+        self.sent = sent
+
+
+def backoff_delay(attempt: int, base_s: float, *, rng: random.Random | None = None) -> float:
+    """Exponential backoff with jitter: ``base * 2**attempt`` scaled by a random factor in [0.5, 1.0]."""
+    rng = rng or random
+    return min(MAX_BACKOFF_S, base_s * (2**attempt)) * rng.uniform(0.5, 1.0)
+
+
+def graphql_error_message(errors: Any) -> str:
+    """The server's message from a GraphQL ``errors`` value (list of ``{message}`` or ``{detail}``)."""
+    if isinstance(errors, list):
+        msgs = [str(e.get("message")) for e in errors if isinstance(e, dict) and e.get("message")]
+        return "; ".join(msgs) or json.dumps(errors)[:300]
+    if isinstance(errors, dict):
+        return str(errors.get("detail") or errors.get("message") or json.dumps(errors)[:300])
+    return str(errors)
+
+
+def is_auth_message(message: str) -> bool:
+    return bool(_AUTH_WORDS.search(message))
+
+
+def operation_name(query: str) -> str:
+    """A short label for logs: the first field of the query (never the variables, which may be secret)."""
+    m = re.search(r"\{\s*(\w+)", query)
+    kind = "mutation" if is_mutation(query) else "query"
+    return f"{kind} {m.group(1)}" if m else kind
+
+
+def is_mutation(query: str) -> bool:
+    return query.lstrip().startswith("mutation")
+
+
+class Transport:
+    """Sends GraphQL POSTs and file PUTs for one API endpoint."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout_s: float = 30.0,
+        retries: int = 5,
+        backoff_s: float = 1.0,
+        session: requests.Session | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if retries < 1:
+            raise ValueError("retries must be at least 1")
+        self.url = url
+        self.timeout_s = timeout_s
+        self.retries = retries
+        self.backoff_s = backoff_s
+        self.session = session or requests.Session()
+        self._sleep = sleep
+
+    # -- retry loop ---------------------------------------------------------------------------------
+    def with_retries(self, what: str, attempt_fn: Callable[[], T], *, resend_after_sent: bool = True) -> T:
+        """Call ``attempt_fn`` until it stops raising ``_Transient``; ApiUnavailableError if it never does."""
+        last: _Transient | None = None
+        for attempt in range(self.retries):
+            try:
+                return attempt_fn()
+            except _Transient as exc:
+                last = exc
+                if exc.sent and not resend_after_sent:
+                    raise ApiUnavailableError(
+                        f"{what}: {exc.message}; the request may have reached the server, so it was not "
+                        "sent again (check its effect before retrying)"
+                    ) from None
+                if attempt + 1 < self.retries:
+                    delay = backoff_delay(attempt, self.backoff_s)
+                    log.warning(
+                        "%s: %s (attempt %d of %d, retrying in %.2fs)",
+                        what,
+                        exc.message,
+                        attempt + 1,
+                        self.retries,
+                        delay,
+                    )
+                    self._sleep(delay)
+        assert last is not None
+        raise ApiUnavailableError(
+            f"{what}: {last.message} after {self.retries} attempts to {self.url}; "
+            "check the connection or numerai.api_url and try again"
+        )
+
+    # -- GraphQL ------------------------------------------------------------------------------------
+    def post_graphql(
+        self,
+        query: str,
+        variables: dict[str, Any] | None,
+        *,
+        auth_header: str | None = None,
+        timeout_s: float | None = None,
+    ) -> dict[str, Any]:
+        """POST one GraphQL request; the parsed body (with ``data``) or an ApiError."""
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if auth_header:
+            headers["Authorization"] = auth_header
+        body = {"query": query, "variables": variables}
+        what = operation_name(query)
+        timeout = timeout_s or self.timeout_s
+
+        def attempt() -> dict[str, Any]:
+            try:
+                resp = self.session.post(self.url, json=body, headers=headers, timeout=timeout)
+            except (requests.exceptions.ConnectTimeout, requests.exceptions.InvalidURL) as exc:
+                if isinstance(exc, requests.exceptions.InvalidURL):
+                    raise ApiError(f"{what}: invalid API url {self.url!r}: {exc}") from None
+                raise _Transient(f"connect timeout after {timeout:g}s", sent=False) from None
+            except requests.exceptions.Timeout:
+                raise _Transient(f"no answer within {timeout:g}s", sent=True) from None
+            except requests.exceptions.ConnectionError as exc:
+                raise _Transient(_connection_message(exc), sent=_maybe_sent(exc)) from None
+            except requests.exceptions.RequestException as exc:
+                raise _Transient(f"request failed: {exc}", sent=True) from None
+            return self._parse(resp, what)
+
+        return self.with_retries(what, attempt, resend_after_sent=not is_mutation(query))
+
+    def _parse(self, resp: requests.Response, what: str) -> dict[str, Any]:
+        status = resp.status_code
+        try:
+            payload = resp.json()
+        except ValueError:
+            payload = None
+        if status >= 500 or status == 429:
+            detail = ""
+            if isinstance(payload, dict) and payload.get("errors"):
+                detail = f": {graphql_error_message(payload['errors'])}"
+            raise _Transient(f"HTTP {status}{detail}", sent=True)
+        if isinstance(payload, dict) and payload.get("errors"):
+            message = graphql_error_message(payload["errors"])
+            if status in (401, 403) or is_auth_message(message):
+                raise ApiAuthError(
+                    f"{what}: the API refused the credentials: {message}; "
+                    "check NUMERAI_PUBLIC_ID / NUMERAI_SECRET_KEY"
+                )
+            raise ApiError(f"{what}: {message}")
+        if status in (401, 403):
+            raise ApiAuthError(
+                f"{what}: HTTP {status} from {self.url}; check NUMERAI_PUBLIC_ID / NUMERAI_SECRET_KEY"
+            )
+        if status >= 400:
+            text = resp.text.strip().replace("\n", " ")[:200]
+            raise ApiError(f"{what}: HTTP {status} from {self.url}: {text or resp.reason}")
+        if not isinstance(payload, dict) or "data" not in payload:
+            raise _Transient(f"HTTP {status} with a body that is not a GraphQL answer", sent=True)
+        return payload
+
+    # -- file upload --------------------------------------------------------------------------------
+    def put_file(self, url: str, data: bytes, *, timeout_s: float, what: str = "upload") -> None:
+        """PUT ``data`` to a presigned ``url`` and check the answer (numerapi never does)."""
+
+        def attempt() -> None:
+            try:
+                resp = self.session.put(url, data=data, timeout=(min(self.timeout_s, timeout_s), timeout_s))
+            except requests.exceptions.ConnectTimeout:
+                raise _Transient("connect timeout", sent=False) from None
+            except requests.exceptions.Timeout:
+                raise _Transient(f"no answer within {timeout_s:g}s", sent=True) from None
+            except requests.exceptions.ConnectionError as exc:
+                raise _Transient(_connection_message(exc), sent=True) from None
+            if resp.status_code >= 500 or resp.status_code == 429:
+                raise _Transient(f"HTTP {resp.status_code}", sent=True)
+            if resp.status_code >= 400:
+                text = resp.text.strip().replace("\n", " ")[:200]
+                raise ApiError(
+                    f"{what}: the upload URL answered HTTP {resp.status_code}: {text or resp.reason}"
+                )
+
+        # a PUT to the same key is idempotent: resending is safe
+        self.with_retries(what, attempt)
+
+
+def _connection_message(exc: requests.exceptions.ConnectionError) -> str:
+    text = str(exc)
+    if "Connection refused" in text:
+        return "connection refused"
+    if "RemoteDisconnected" in text or "Connection aborted" in text:
+        return "the server closed the connection"
+    if "Connection reset" in text:
+        return "connection reset"
+    return f"connection error: {text[:200]}"
+
+
+def _maybe_sent(exc: requests.exceptions.ConnectionError) -> bool:
+    """False only when the connection was never made (refused / name not resolved)."""
+    text = str(exc)
+    return not any(
+        s in text for s in ("Connection refused", "NewConnectionError", "Name or service not known")
+    )
