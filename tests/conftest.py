@@ -94,3 +94,17 @@ def cli(capsys: pytest.CaptureFixture[str]):
         return code, out, err
 
     return invoke
+
+
+@pytest.fixture(scope="session")
+def synthetic_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small synthetic Numerai v5 dataset shared by the whole session (60 eras x 200 rows x 40 features).
+
+    Layout: 41 train eras (0001-0041), 15 validation + 4 test eras in validation.parquet, live era 0061.
+    Treat it as read-only; copy it first if a test must change files.
+    """
+    from numerflow.data.synthetic import generate_dataset
+
+    return generate_dataset(
+        tmp_path_factory.mktemp("synthetic"), n_eras=60, rows_per_era=200, n_features=40, seed=0
+    )

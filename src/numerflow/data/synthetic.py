@@ -1,0 +1,643 @@
+"""Synthetic data in exactly Numerai's v5 layout, with a planted signal that drifts between eras.
+
+The world (every weight, group and drift) is a pure function of ``seed`` and ``n_features``, saved as
+``synthetic_spec.json`` beside the files so :class:`SyntheticWorld` can draw new eras later (the simulator
+uses it for live rounds).
+
+How a row's targets come about, for a target ``<name>_<h>`` (h = 4 eras for 20D, 12 for 60D):
+
+* features: 8 named groups (intelligence, charisma, ...); each feature is a noisy copy of its group's
+  latent factor, binned to 0..4 by exact per-era quintiles (int8);
+* linear signal ``X @ w`` with ``w = base_name + drift(era) + shocks`` where
+  - ``base_name`` is stable (learnable),
+  - ``drift(era)`` moves a quarter of the features along slow sine waves whose sign flips, so they help
+    in some eras and hurt in others (this is what feature neutralization and era-wise validation are for),
+  - ``shocks`` is the average of the weekly random weight shocks of eras ``era .. era+h-1``, so
+    neighbouring eras share target noise exactly as overlapping 20D/60D returns do: cross-validation
+    without an embargo of at least ``h`` eras leaks;
+* a small nonlinear part (feature interactions) and idiosyncratic noise shared partly across targets;
+* per era, the score is binned into {0, .25, .5, .75, 1} with Numerai's 5/20/50/20/5 shape.
+
+Some features are missing (all 2, as in Numerai's files) in the earliest eras; the auxiliary targets
+(``target_jasper_*``) are NaN in the earliest eras.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import zlib
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from numerflow.errors import DataError
+from numerflow.fileio import atomic_path, atomic_write_text
+
+log = logging.getLogger(__name__)
+
+SPEC_FILENAME = "synthetic_spec.json"
+GROUP_NAMES = (
+    "intelligence",
+    "charisma",
+    "strength",
+    "dexterity",
+    "constitution",
+    "wisdom",
+    "agility",
+    "serenity",
+)
+# relative sizes of the groups in Numerai v5 (they do not cover every feature there; here they do)
+_GROUP_WEIGHTS = np.array([35, 290, 135, 51, 335, 140, 145, 95], dtype=float)
+TARGET_NAMES = ("ender", "cyrusd", "jasper")  # jasper is the auxiliary one, NaN in early eras
+AUX_TARGET_NAMES = ("jasper",)
+HORIZONS = {20: 4, 60: 12}  # target days -> eras of overlap
+MAIN_TARGET = "target_ender_20"
+TARGET_COLUMNS = ["target"] + [f"target_{n}_{d}" for n in TARGET_NAMES for d in HORIZONS]
+BENCHMARK_COLUMNS = ["v53_lgbm_ender20", "v53_lgbm_ender60", "v53_lgbm_cyrusd20"]
+# 5/20/50/20/5 per era
+_TARGET_CUTS = np.array([0.05, 0.25, 0.75, 0.95])
+
+_ADJECTIVES = [
+    "antistrophic",
+    "striate",
+    "conscriptionist",
+    "unsustaining",
+    "fleecy",
+    "haziest",
+    "glyptic",
+    "plated",
+    "dreary",
+    "morbid",
+    "ornery",
+    "sublunar",
+    "tawny",
+    "bleary",
+    "cheerful",
+    "crinite",
+    "echoic",
+    "feverish",
+    "genial",
+    "heraldic",
+    "ionic",
+    "jaunty",
+    "lithe",
+    "mellow",
+    "nodal",
+    "oblique",
+    "pert",
+    "quaggy",
+    "rustic",
+    "sallow",
+    "tidal",
+    "umbral",
+    "vatic",
+    "wispy",
+    "yclept",
+    "zonal",
+    "amber",
+    "brisk",
+    "cursive",
+    "dusky",
+    "elfin",
+    "florid",
+    "gauzy",
+    "hoary",
+    "inky",
+    "jagged",
+    "knotty",
+    "leafy",
+    "mossy",
+]
+_NOUNS = [
+    "conscriptionist",
+    "hydrocephalus",
+    "pleurodont",
+    "tallith",
+    "basilisk",
+    "cantata",
+    "dulcimer",
+    "epaulet",
+    "fiord",
+    "gazebo",
+    "hassock",
+    "ingot",
+    "jackdaw",
+    "kestrel",
+    "lanyard",
+    "marimba",
+    "nautilus",
+    "obelisk",
+    "pinnacle",
+    "quadrant",
+    "rampart",
+    "sextant",
+    "tamarind",
+    "umbel",
+    "vestibule",
+    "wainscot",
+    "xylem",
+    "yardarm",
+    "zephyr",
+    "alcove",
+    "bellwether",
+    "crucible",
+    "dirigible",
+]
+
+
+def feature_names(n_features: int) -> list[str]:
+    """Numerai-style names (``feature_<adj>_<adj>_<noun>``), the same for every seed."""
+    rng = np.random.default_rng(20240711)
+    names: list[str] = []
+    seen: set[str] = set()
+    while len(names) < n_features:
+        a, b = rng.choice(len(_ADJECTIVES), 2, replace=False)
+        name = f"feature_{_ADJECTIVES[a]}_{_ADJECTIVES[b]}_{_NOUNS[rng.integers(len(_NOUNS))]}"
+        if name in seen:
+            name = f"{name}_{len(names)}"
+        seen.add(name)
+        names.append(name)
+    return names
+
+
+def era_label(era_number: int) -> str:
+    return f"{era_number:04d}"
+
+
+@dataclass(frozen=True)
+class SyntheticSpec:
+    """Everything needed to rebuild the world; saved as ``synthetic_spec.json``."""
+
+    seed: int = 0
+    n_features: int = 60
+    n_eras: int = 120
+    rows_per_era: int = 500
+    n_train_eras: int = 90
+    n_validation_eras: int = 26
+    n_test_eras: int = 4
+    live_rows: int = 500
+    missing_feature_eras: int = 0  # features in ``missing_features`` are all 2 in eras 1..this
+    aux_nan_eras: int = 0  # auxiliary targets are NaN in eras 1..this
+
+    @property
+    def live_era(self) -> int:
+        return self.n_eras + 1
+
+
+class SyntheticWorld:
+    """The planted world: draws eras (features, all targets), a meta model and a benchmark model."""
+
+    def __init__(self, spec: SyntheticSpec) -> None:
+        self.spec = spec
+        f = spec.n_features
+        rng = np.random.default_rng([spec.seed, 7919, f])
+        self.feature_names = feature_names(f)
+        self.target_columns = list(TARGET_COLUMNS)
+        # groups: a random partition of the features, sized like Numerai's
+        order = rng.permutation(f)
+        props = _GROUP_WEIGHTS / _GROUP_WEIGHTS.sum()
+        bounds = np.round(np.cumsum(props) * f).astype(int)
+        self.group_of = np.empty(f, dtype=np.int64)
+        start = 0
+        for g, stop in enumerate(bounds):
+            self.group_of[order[start:stop]] = g
+            start = stop
+        self.loading = rng.uniform(0.35, 0.85, f).astype(np.float32)
+        # stable weights: ~40% of features carry signal
+        base = rng.standard_normal(f) * (rng.random(f) < 0.4)
+        if not base.any():
+            base[rng.integers(f)] = 1.0
+        drifting = rng.random(f) < 0.25
+        drifting[np.argmax(np.abs(base))] = False
+        base[drifting] *= 0.2
+        self.base = _unit(base)
+        self.name_weights = {
+            name: _unit(rng.standard_normal(f) * (rng.random(f) < 0.3) + 1e-9) for name in TARGET_NAMES
+        }
+        self.drifting = drifting
+        self.drift_amp = np.where(drifting, rng.uniform(0.5, 1.0, f), 0.0)
+        self.drift_period = rng.uniform(15.0, 60.0, f)
+        self.drift_phase = rng.uniform(0.0, 2 * np.pi, f)
+        drift_norm = float(np.linalg.norm(self.drift_amp)) or 1.0
+        self.drift_amp *= 0.8 / drift_norm
+        pairs = rng.choice(f, size=(max(1, min(4, f // 2)), 2), replace=f < 8)
+        self.nl_pairs = pairs
+        self.missing_features = np.sort(rng.choice(f, size=max(1, f // 25), replace=False)) if f >= 10 else []
+        # mixing coefficients of the score
+        self.c_lin, self.c_nl = 0.25, 0.12
+
+    # ----------------------------------------------------------------- construction
+    @classmethod
+    def from_dir(cls, path: Path | str) -> SyntheticWorld:
+        spec_path = Path(path) / SPEC_FILENAME
+        try:
+            raw = json.loads(spec_path.read_text())
+            return cls(SyntheticSpec(**raw))
+        except FileNotFoundError:
+            raise DataError(
+                f"{spec_path}: not found; this folder was not made by 'numerflow data synth'"
+            ) from None
+        except (json.JSONDecodeError, TypeError) as exc:
+            raise DataError(f"{spec_path}: not a valid synthetic spec ({exc}); regenerate the data") from None
+
+    # ----------------------------------------------------------------- planted signal
+    def drift(self, era_number: int) -> np.ndarray:
+        return self.drift_amp * np.sin(2 * np.pi * era_number / self.drift_period + self.drift_phase)
+
+    def _shock(self, name: str, week: int) -> np.ndarray:
+        """The random weight shock of ``week``: shared by every target whose window covers that week."""
+        f = self.spec.n_features
+        common = np.random.default_rng([self.spec.seed, 31, week]).standard_normal(f)
+        own = np.random.default_rng([self.spec.seed, 37, week, zlib.crc32(name.encode())]).standard_normal(f)
+        return (0.8 * common + 0.6 * own) / math.sqrt(f)
+
+    def target_weights(self, name: str, horizon: int, era_number: int) -> np.ndarray:
+        base = _unit(self.base + 0.45 * self.name_weights[name])
+        weeks = range(era_number, era_number + horizon)
+        shocks = sum(self._shock(name, w) for w in weeks) / math.sqrt(horizon)
+        return base + self.drift(era_number) + shocks
+
+    # ----------------------------------------------------------------- drawing eras
+    def _features(self, era_number: int, n_rows: int, rng: np.random.Generator) -> np.ndarray:
+        """Features as an (f, n) int8 array (one contiguous row per feature), per-era quintile bins."""
+        f = self.spec.n_features
+        factors = rng.standard_normal((len(GROUP_NAMES), n_rows), dtype=np.float32)
+        raw = rng.standard_normal((f, n_rows), dtype=np.float32)
+        raw *= np.sqrt(1.0 - self.loading**2)[:, None]
+        raw += self.loading[:, None] * factors[self.group_of]
+        kth = [int(n_rows * k / 5) for k in range(1, 5)]
+        if n_rows >= 5:
+            thresholds = np.partition(raw, kth, axis=1)[:, kth]
+        else:
+            thresholds = np.quantile(raw, [0.2, 0.4, 0.6, 0.8], axis=1).T
+        out = np.zeros((f, n_rows), dtype=np.int8)
+        for k in range(4):
+            out += raw >= thresholds[:, k : k + 1]
+        if era_number <= self.spec.missing_feature_eras and len(self.missing_features):
+            out[self.missing_features] = 2
+        return out
+
+    @staticmethod
+    def _standardized(xt: np.ndarray) -> np.ndarray:
+        """(f, n) int8 -> (n, f) float32 centred and scaled like a rank-gauss of 5 bins."""
+        return ((xt.T.astype(np.float32) - 2.0) / np.float32(math.sqrt(2.0))).astype(np.float32)
+
+    def _targets(self, era_number: int, xs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        n = xs.shape[0]
+        nl = np.zeros(n, dtype=np.float64)
+        for a, b in self.nl_pairs:
+            nl += xs[:, a] * xs[:, b]
+        nl = _z(nl)
+        # idiosyncratic noise: shared by all targets, by targets of one horizon, by one name; own
+        idio_common = rng.standard_normal(n)
+        idio_horizon = {days: rng.standard_normal(n) for days in HORIZONS}
+        out = np.empty((n, len(TARGET_COLUMNS)), dtype=np.float32)
+        for name in TARGET_NAMES:
+            idio_name = rng.standard_normal(n)
+            for days, horizon in HORIZONS.items():
+                w = self.target_weights(name, horizon, era_number)
+                lin = _z(xs @ w.astype(np.float32))
+                idio = 0.5 * idio_common + 0.6 * idio_horizon[days] + 0.35 * idio_name
+                idio += 0.3 * rng.standard_normal(n)
+                score = self.c_lin * lin + self.c_nl * nl + idio
+                col = TARGET_COLUMNS.index(f"target_{name}_{days}")
+                out[:, col] = _bin_targets(score)
+                if name in AUX_TARGET_NAMES and era_number <= self.spec.aux_nan_eras:
+                    out[:, col] = np.nan
+        out[:, 0] = out[:, TARGET_COLUMNS.index(MAIN_TARGET)]
+        return out
+
+    def _block(
+        self, era_number: int, n_rows: int, draw: int, *, with_targets: bool = True
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        rng = np.random.default_rng([self.spec.seed, 2, era_number, draw])
+        xt = self._features(era_number, n_rows, rng)
+        ids = make_ids(self.spec.seed, era_number, draw, n_rows)
+        targets = self._targets(era_number, self._standardized(xt), rng) if with_targets else None
+        return ids, xt, targets
+
+    def make_era(
+        self, era_number: int, n_rows: int, seed: int = 0, *, data_type: str = "live"
+    ) -> pd.DataFrame:
+        """A new era: index ``id``; columns era, data_type, every feature (int8) and every target."""
+        ids, xt, targets = self._block(era_number, n_rows, seed + 1000)
+        assert targets is not None
+        frame = pd.DataFrame(
+            {"era": era_label(era_number), "data_type": data_type},
+            index=pd.Index(ids, name="id"),
+        )
+        feats = pd.DataFrame(xt.T, columns=self.feature_names, index=frame.index)
+        tgts = pd.DataFrame(targets, columns=self.target_columns, index=frame.index)
+        return pd.concat([frame, feats, tgts], axis=1)
+
+    # ----------------------------------------------------------------- other people's predictions
+    def _model_preds(self, xs: np.ndarray, era_numbers: np.ndarray, ids: np.ndarray, kind: str) -> np.ndarray:
+        """Per-era ranked predictions in (0, 1) from the planted signal plus noise."""
+        out = np.empty(len(ids), dtype=np.float32)
+        ender = _unit(self.base + 0.45 * self.name_weights["ender"])
+        cyrus = _unit(self.base + 0.45 * self.name_weights["cyrusd"])
+        for era in np.unique(era_numbers):
+            rows = np.flatnonzero(era_numbers == era)
+            key = zlib.crc32("".join(ids[rows[:64]]).encode())
+            rng = np.random.default_rng([self.spec.seed, zlib.crc32(kind.encode()), int(era), key])
+            x = xs[rows]
+            if kind == "meta":
+                score = _z(x @ ender) + 0.5 * _z(x @ cyrus) + 0.3 * _z(x @ self.drift(int(era)))
+                noise = 1.0
+            elif kind.startswith("v53_lgbm_cyrusd"):
+                score, noise = _z(x @ cyrus), 1.3
+            elif kind.endswith("60"):
+                score, noise = _z(x @ ender) + 0.2 * _z(x @ self.drift(int(era))), 1.4
+            elif kind == "example":
+                score, noise = _z(x @ ender), 1.8
+            else:
+                score, noise = _z(x @ ender) + 0.3 * _z(x @ self.drift(int(era))), 1.2
+            score = score + noise * rng.standard_normal(len(rows))
+            out[rows] = _rank01(score)
+        return out
+
+    def _frame_inputs(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        missing = [c for c in self.feature_names if c not in frame.columns]
+        if missing:
+            raise DataError(f"frame lacks feature column '{missing[0]}' of this synthetic world")
+        x = frame[self.feature_names].to_numpy(dtype=np.float32)
+        xs = (x - 2.0) / np.float32(math.sqrt(2.0))
+        eras = np.asarray([int(e) for e in frame["era"].astype(str)], dtype=np.int64)
+        return xs, eras, np.asarray(frame.index.astype(str))
+
+    def meta_model(self, frame: pd.DataFrame) -> np.ndarray:
+        """The meta model's predictions for ``frame`` (needs the era column and every feature)."""
+        return self._model_preds(*self._frame_inputs(frame), "meta")
+
+    def benchmark(self, frame: pd.DataFrame, name: str = "v53_lgbm_ender20") -> np.ndarray:
+        """A benchmark model's predictions for ``frame``."""
+        return self._model_preds(*self._frame_inputs(frame), name)
+
+    def example_preds(self, frame: pd.DataFrame) -> np.ndarray:
+        return self._model_preds(*self._frame_inputs(frame), "example")
+
+    # ----------------------------------------------------------------- features.json
+    def features_json(self) -> dict:
+        f = self.spec.n_features
+        names = self.feature_names
+        rng = np.random.default_rng([self.spec.seed, 4242, f])
+        # medium/small favour the informative features a little, as Numerai's selections do
+        strength = np.abs(self.base) + 0.3 * rng.random(f)
+        ranked = [names[i] for i in np.argsort(-strength, kind="stable")]
+        medium = sorted(ranked[: max(1, f // 2)], key=names.index)
+        small = sorted(ranked[: max(1, min(42, f // 10))], key=names.index)
+        sets: dict[str, list[str]] = {"small": small, "medium": medium, "all": list(names)}
+        for g, group in enumerate(GROUP_NAMES):
+            sets[group] = [names[i] for i in range(f) if self.group_of[i] == g]
+        for key, frac in (
+            ("v2_equivalent_features", 0.11),
+            ("v3_equivalent_features", 0.36),
+            ("fncv3_features", 0.15),
+        ):
+            pick = np.sort(rng.choice(f, size=max(1, round(f * frac)), replace=False))
+            sets[key] = [names[i] for i in pick]
+        return {"feature_sets": sets, "targets": list(self.target_columns)}
+
+
+def make_ids(seed: int, era_number: int, draw: int, n_rows: int) -> np.ndarray:
+    """Unique, deterministic ids "n" + 15 hex digits (a bijective 64-bit mix of a counter)."""
+    salt = (zlib.crc32(f"{seed}:{draw}".encode()) & 0xFFFFF) << 44
+    counter = np.uint64(salt | (era_number << 24)) + np.arange(n_rows, dtype=np.uint64)
+    x = _splitmix64(counter) & np.uint64((1 << 60) - 1)
+    digits = np.empty((n_rows, 16), dtype=np.uint8)
+    digits[:, 0] = ord("n")
+    hexchars = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+    for k in range(15):
+        shift = np.uint64(4 * (14 - k))
+        digits[:, k + 1] = hexchars[((x >> shift) & np.uint64(15)).astype(np.intp)]
+    return digits.view("S16").ravel().astype(str)
+
+
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        z = x + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    norm = float(np.linalg.norm(v))
+    return v / norm if norm > 0 else v
+
+
+def _z(v: np.ndarray) -> np.ndarray:
+    v = np.asarray(v, dtype=np.float64)
+    sd = v.std()
+    return (v - v.mean()) / sd if sd > 0 else v - v.mean()
+
+
+def _rank01(score: np.ndarray) -> np.ndarray:
+    """Ranks mapped into the open interval (0, 1)."""
+    order = np.argsort(score, kind="stable")
+    ranks = np.empty(len(score), dtype=np.float64)
+    ranks[order] = np.arange(len(score))
+    return ((ranks + 0.5) / len(score)).astype(np.float32)
+
+
+def _bin_targets(score: np.ndarray) -> np.ndarray:
+    """Per era: 5% -> 0, 20% -> .25, 50% -> .5, 20% -> .75, 5% -> 1."""
+    pct = _rank01(score)
+    return (np.searchsorted(_TARGET_CUTS, pct, side="right") * 0.25).astype(np.float32)
+
+
+# --------------------------------------------------------------------------- writing files
+def _schema(columns: list[tuple[str, pa.DataType]]) -> pa.Schema:
+    """A schema with the pandas metadata that makes ``id`` the index on ``pd.read_parquet``."""
+    fields = [pa.field("id", pa.string()), *(pa.field(n, t) for n, t in columns)]
+    meta = {
+        "index_columns": ["id"],
+        "column_indexes": [],
+        "columns": [
+            {
+                "name": f.name,
+                "field_name": f.name,
+                "pandas_type": "unicode" if pa.types.is_string(f.type) else _np_name(f.type),
+                "numpy_type": "object" if pa.types.is_string(f.type) else _np_name(f.type),
+                "metadata": None,
+            }
+            for f in fields
+        ],
+        "creator": {"library": "numerflow"},
+        "pandas_version": pd.__version__,
+    }
+    return pa.schema(fields, metadata={b"pandas": json.dumps(meta).encode()})
+
+
+def _np_name(t: pa.DataType) -> str:
+    return str(np.dtype(t.to_pandas_dtype()))
+
+
+class _ParquetOut:
+    """Append blocks of whole eras; flush a row group once ``row_group_rows`` are pending."""
+
+    def __init__(self, writer: pq.ParquetWriter, schema: pa.Schema, row_group_rows: int) -> None:
+        self.writer, self.schema, self.row_group_rows = writer, schema, row_group_rows
+        self.pending: list[list[pa.Array]] = []
+        self.n_pending = 0
+
+    def add(self, arrays: list[pa.Array]) -> None:
+        self.pending.append(arrays)
+        self.n_pending += len(arrays[0])
+        if self.n_pending >= self.row_group_rows:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        cols = [pa.concat_arrays([blk[i] for blk in self.pending]) for i in range(len(self.schema))]
+        table = pa.Table.from_arrays(cols, schema=self.schema)
+        self.writer.write_table(table, row_group_size=max(self.n_pending, 1))
+        self.pending, self.n_pending = [], 0
+
+
+def _writer(path: Path, schema: pa.Schema) -> pq.ParquetWriter:
+    return pq.ParquetWriter(path, schema, compression="snappy", use_dictionary=True, write_statistics=["era"])
+
+
+def _feature_arrays(xt: np.ndarray) -> list[pa.Array]:
+    return [pa.array(xt[j], type=pa.int8()) for j in range(xt.shape[0])]
+
+
+def _str_array(value: str, n: int) -> pa.Array:
+    return pa.array(np.full(n, value, dtype=object), type=pa.string())
+
+
+def generate_dataset(
+    out_dir: Path | str,
+    *,
+    n_eras: int = 120,
+    rows_per_era: int = 500,
+    n_features: int = 60,
+    n_validation_eras: int | None = None,
+    n_test_eras: int = 4,
+    live_rows: int | None = None,
+    seed: int = 0,
+    row_group_rows: int = 100_000,
+) -> Path:
+    """Write a synthetic dataset in Numerai's v5 layout, flat in ``out_dir``; returns ``out_dir``.
+
+    ``n_eras`` historical eras: train (``0001``..), then ``n_validation_eras`` validation eras, then
+    ``n_test_eras`` test eras (NaN targets) in validation.parquet; live.parquet holds era ``n_eras + 1``.
+    """
+    if n_validation_eras is None:
+        n_validation_eras = max(1, n_eras // 4)
+    n_train = n_eras - n_validation_eras - n_test_eras
+    if n_features < 1 or rows_per_era < 5 or n_test_eras < 0 or n_validation_eras < 1 or n_train < 1:
+        raise DataError(
+            f"synthetic data needs n_features >= 1, rows_per_era >= 5 and at least one train and one "
+            f"validation era (got eras={n_eras}, validation={n_validation_eras}, test={n_test_eras}, "
+            f"rows_per_era={rows_per_era}, features={n_features})"
+        )
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    spec = SyntheticSpec(
+        seed=seed,
+        n_features=n_features,
+        n_eras=n_eras,
+        rows_per_era=rows_per_era,
+        n_train_eras=n_train,
+        n_validation_eras=n_validation_eras,
+        n_test_eras=n_test_eras,
+        live_rows=live_rows or rows_per_era,
+        missing_feature_eras=max(1, n_eras // 8),
+        aux_nan_eras=max(1, n_eras // 6),
+    )
+    world = SyntheticWorld(spec)
+    names = world.feature_names
+    atomic_write_text(out / "features.json", json.dumps(world.features_json(), indent=1))
+
+    main_cols = [("era", pa.string()), ("data_type", pa.string())]
+    main_cols += [(n, pa.int8()) for n in names] + [(t, pa.float32()) for t in TARGET_COLUMNS]
+    main_schema = _schema(main_cols)
+    bench_schema = _schema([("era", pa.string()), *((b, pa.float32()) for b in BENCHMARK_COLUMNS)])
+    meta_schema = _schema(
+        [("era", pa.string()), ("data_type", pa.string()), ("numerai_meta_model", pa.float32())]
+    )
+    pred_schema = _schema([("prediction", pa.float32())])
+
+    def eras(first: int, last: int, data_type_of) -> Iterator[tuple[int, str, int]]:
+        for e in range(first, last + 1):
+            yield e, data_type_of(e), rows_per_era
+
+    plans = {
+        "train": list(eras(1, n_train, lambda e: "train")),
+        "validation": list(
+            eras(n_train + 1, n_eras, lambda e: "validation" if e <= n_train + n_validation_eras else "test")
+        ),
+        "live": [(spec.live_era, "live", spec.live_rows)],
+    }
+    for split, plan in plans.items():
+        paths = {
+            "main": out / f"{split}.parquet",
+            "bench": out / f"{split}_benchmark_models.parquet",
+        }
+        if split != "train":
+            paths["pred"] = out / f"{split}_example_preds.parquet"
+        if split == "validation":
+            paths["meta"] = out / "meta_model.parquet"
+        _write_split(world, plan, paths, main_schema, bench_schema, meta_schema, pred_schema, row_group_rows)
+    atomic_write_text(out / SPEC_FILENAME, json.dumps(asdict(spec), indent=1))
+    log.info(
+        "synthetic dataset: %d eras x %d rows x %d features in %s", n_eras, rows_per_era, n_features, out
+    )
+    return out
+
+
+def _write_split(
+    world: SyntheticWorld,
+    plan: list[tuple[int, str, int]],
+    paths: dict[str, Path],
+    main_schema: pa.Schema,
+    bench_schema: pa.Schema,
+    meta_schema: pa.Schema,
+    pred_schema: pa.Schema,
+    row_group_rows: int,
+) -> None:
+    import contextlib
+
+    with contextlib.ExitStack() as stack:
+        tmps = {k: stack.enter_context(atomic_path(p)) for k, p in paths.items()}
+        schemas = {"main": main_schema, "bench": bench_schema, "meta": meta_schema, "pred": pred_schema}
+        writers = {k: stack.enter_context(_writer(tmps[k], schemas[k])) for k in tmps}
+        outs = {k: _ParquetOut(w, schemas[k], row_group_rows) for k, w in writers.items()}
+        for era_number, data_type, n_rows in plan:
+            ids, xt, targets = world._block(era_number, n_rows, 0)
+            assert targets is not None
+            if data_type in ("test", "live"):
+                targets = np.full_like(targets, np.nan)
+            label = era_label(era_number)
+            id_arr = pa.array(ids, type=pa.string())
+            era_arr = _str_array(label, n_rows)
+            outs["main"].add(
+                [
+                    id_arr,
+                    era_arr,
+                    _str_array(data_type, n_rows),
+                    *_feature_arrays(xt),
+                    *(pa.array(targets[:, k], type=pa.float32()) for k in range(targets.shape[1])),
+                ]
+            )
+            xs = world._standardized(xt)
+            era_numbers = np.full(n_rows, era_number)
+            bench = [pa.array(world._model_preds(xs, era_numbers, ids, b)) for b in BENCHMARK_COLUMNS]
+            outs["bench"].add([id_arr, era_arr, *bench])
+            if "pred" in outs:
+                outs["pred"].add([id_arr, pa.array(world._model_preds(xs, era_numbers, ids, "example"))])
+            if "meta" in outs and data_type == "validation":
+                meta = pa.array(world._model_preds(xs, era_numbers, ids, "meta"))
+                outs["meta"].add([id_arr, era_arr, _str_array(data_type, n_rows), meta])
+        for o in outs.values():
+            o.flush()

@@ -1,0 +1,196 @@
+"""Synthetic data: Numerai v5 layout and dtypes, determinism, planted drifting signal, overlapping targets."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from numerflow.data.synthetic import (
+    BENCHMARK_COLUMNS,
+    TARGET_COLUMNS,
+    SyntheticWorld,
+    generate_dataset,
+)
+from numerflow.errors import DataError
+
+FILES = [
+    "features.json",
+    "train.parquet",
+    "validation.parquet",
+    "live.parquet",
+    "meta_model.parquet",
+    "train_benchmark_models.parquet",
+    "validation_benchmark_models.parquet",
+    "live_benchmark_models.parquet",
+    "validation_example_preds.parquet",
+    "live_example_preds.parquet",
+]
+
+
+@pytest.fixture(scope="module")
+def bigger(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """More rows per era, so per-era statistics are sharp enough to see the planted structure."""
+    return generate_dataset(
+        tmp_path_factory.mktemp("bigger"), n_eras=50, rows_per_era=2000, n_features=20, seed=3
+    )
+
+
+def _features(df: pd.DataFrame) -> list[str]:
+    return [c for c in df.columns if c.startswith("feature_")]
+
+
+def test_numerai_v5_layout_and_dtypes(synthetic_dir: Path) -> None:
+    for name in FILES:
+        assert (synthetic_dir / name).is_file(), name
+    meta = json.loads((synthetic_dir / "features.json").read_text())
+    sets = meta["feature_sets"]
+    assert {"small", "medium", "all", "intelligence", "charisma", "fncv3_features"} <= set(sets)
+    assert len(sets["all"]) == 40 and len(sets["small"]) < len(sets["medium"]) < len(sets["all"])
+    assert set(sets["small"]) <= set(sets["medium"]) <= set(sets["all"])
+    assert meta["targets"] == TARGET_COLUMNS
+
+    train = pd.read_parquet(synthetic_dir / "train.parquet")
+    assert train.index.name == "id"
+    assert all(re.fullmatch(r"n[0-9a-f]{15}", i) for i in train.index)
+    assert train.index.is_unique
+    assert list(train.columns[:2]) == ["era", "data_type"]
+    assert _features(train) == sets["all"]
+    assert all(train[c].dtype == np.int8 for c in sets["all"])
+    assert train[sets["all"]].to_numpy().min() == 0 and train[sets["all"]].to_numpy().max() == 4
+    assert all(train[t].dtype == np.float32 for t in TARGET_COLUMNS)
+    assert sorted(train["era"].unique()) == [f"{e:04d}" for e in range(1, 42)]
+    assert set(train["data_type"]) == {"train"}
+    assert set(np.unique(train["target"])) == {0.0, 0.25, 0.5, 0.75, 1.0}
+    assert (train["target"] == train["target_ender_20"]).all()
+
+
+def test_features_are_per_era_quintiles_and_targets_have_numerai_shape(synthetic_dir: Path) -> None:
+    train = pd.read_parquet(synthetic_dir / "train.parquet")
+    feats = _features(train)
+    era = train[train["era"] == "0030"]
+    for col in feats:
+        counts = era[col].value_counts().sort_index()
+        assert counts.tolist() == [40, 40, 40, 40, 40], col
+    shape = era["target"].value_counts(normalize=True).sort_index().to_numpy()
+    np.testing.assert_allclose(shape, [0.05, 0.20, 0.50, 0.20, 0.05])
+
+
+def test_missing_feature_eras_are_all_two_and_aux_targets_sometimes_nan(synthetic_dir: Path) -> None:
+    train = pd.read_parquet(synthetic_dir / "train.parquet")
+    feats = _features(train)
+    per_era_std = train.groupby("era")[feats].std()
+    constant = per_era_std == 0
+    assert constant.loc["0001"].any(), "some features are missing (all 2) in the first era"
+    missing = constant.columns[constant.loc["0001"]]
+    assert (train.loc[train["era"] == "0001", missing] == 2).all().all()
+    assert not constant.loc["0041"].any(), "every feature is present in later eras"
+    assert train["target_jasper_20"].isna().any() and train["target_jasper_20"].notna().any()
+    assert train["target_ender_20"].notna().all() and train["target_ender_60"].notna().all()
+
+
+def test_validation_has_test_eras_with_nan_targets_and_live_has_one_era(synthetic_dir: Path) -> None:
+    val = pd.read_parquet(synthetic_dir / "validation.parquet")
+    assert val["data_type"].value_counts().to_dict() == {"validation": 15 * 200, "test": 4 * 200}
+    test = val[val["data_type"] == "test"]
+    assert test[TARGET_COLUMNS].isna().all().all()
+    assert sorted(test["era"].unique()) == ["0057", "0058", "0059", "0060"]
+    live = pd.read_parquet(synthetic_dir / "live.parquet")
+    assert set(live["era"]) == {"0061"} and set(live["data_type"]) == {"live"}
+    assert live[TARGET_COLUMNS].isna().all().all()
+
+    meta = pd.read_parquet(synthetic_dir / "meta_model.parquet")
+    assert list(meta.columns) == ["era", "data_type", "numerai_meta_model"]
+    assert meta.index.isin(val.index).all() and set(meta["data_type"]) == {"validation"}
+    assert meta["numerai_meta_model"].between(0, 1, inclusive="neither").all()
+    bench = pd.read_parquet(synthetic_dir / "validation_benchmark_models.parquet")
+    assert list(bench.columns) == ["era", *BENCHMARK_COLUMNS]
+    assert bench.index.equals(val.index)
+    ex = pd.read_parquet(synthetic_dir / "live_example_preds.parquet")
+    assert list(ex.columns) == ["prediction"] and ex.index.equals(live.index)
+
+    all_ids = pd.concat([pd.read_parquet(synthetic_dir / f).index.to_series() for f in FILES[1:4]])
+    assert all_ids.is_unique
+
+
+def test_same_seed_same_data_other_seed_other_data(tmp_path: Path) -> None:
+    a = generate_dataset(tmp_path / "a", n_eras=12, rows_per_era=50, n_features=12, seed=5)
+    b = generate_dataset(tmp_path / "b", n_eras=12, rows_per_era=50, n_features=12, seed=5)
+    c = generate_dataset(tmp_path / "c", n_eras=12, rows_per_era=50, n_features=12, seed=6)
+    for name in FILES[1:]:
+        pd.testing.assert_frame_equal(pd.read_parquet(a / name), pd.read_parquet(b / name))
+    assert (a / "features.json").read_text() == (b / "features.json").read_text()
+    ta, tc = pd.read_parquet(a / "train.parquet"), pd.read_parquet(c / "train.parquet")
+    assert not ta.index.equals(tc.index)
+    assert not np.array_equal(ta[_features(ta)].to_numpy(), tc[_features(tc)].to_numpy())
+
+
+def test_planted_signal_is_learnable_out_of_sample(bigger: Path) -> None:
+    train = pd.read_parquet(bigger / "train.parquet")
+    val = pd.read_parquet(bigger / "validation.parquet")
+    val = val[val["data_type"] == "validation"]
+    feats = _features(train)
+    x, y = train[feats].to_numpy(np.float64) - 2, train["target"].to_numpy(np.float64) - 0.5
+    w = np.linalg.lstsq(x, y, rcond=None)[0]
+    val = val.assign(pred=(val[feats].to_numpy(np.float64) - 2) @ w)
+    per_era = val.groupby("era").apply(lambda g: np.corrcoef(g["pred"], g["target"])[0, 1])
+    assert per_era.mean() > 0.05
+    assert (per_era > 0).mean() > 0.7
+
+
+def test_signal_drifts_some_features_help_in_some_eras_and_hurt_in_others(bigger: Path) -> None:
+    train = pd.read_parquet(bigger / "train.parquet")
+    feats = _features(train)
+    fc = train.groupby("era").apply(lambda g: g[feats].corrwith(g["target"]))
+    flips = ((fc > 0.05).mean() > 0.2) & ((fc < -0.05).mean() > 0.2)
+    assert flips.sum() >= 2
+
+
+def _lag_similarity(fc: np.ndarray, lag: int) -> float:
+    fc = fc - fc.mean(axis=0)
+    return float(np.mean([np.corrcoef(fc[i], fc[i + lag])[0, 1] for i in range(len(fc) - lag)]))
+
+
+def test_neighbouring_eras_share_target_noise_over_the_target_horizon(bigger: Path) -> None:
+    """20D targets overlap ~4 eras and 60D ~12: the era-level feature/target relation is shared."""
+    train = pd.read_parquet(bigger / "train.parquet")
+    feats = _features(train)
+    for target, near, far in (("target_ender_20", 1, 5), ("target_ender_60", 4, 12)):
+        fc = train.groupby("era").apply(lambda g, t=target: g[feats].corrwith(g[t])).dropna(axis=1)
+        assert _lag_similarity(fc.to_numpy(), near) > 0.3, target
+        assert _lag_similarity(fc.to_numpy(), far) < 0.15, target
+
+
+def test_world_draws_new_eras_deterministically(synthetic_dir: Path) -> None:
+    world = SyntheticWorld.from_dir(synthetic_dir)
+    one = world.make_era(70, 300, seed=1)
+    again = world.make_era(70, 300, seed=1)
+    other = world.make_era(70, 300, seed=2)
+    pd.testing.assert_frame_equal(one, again)
+    assert not one.index.isin(other.index).any()
+    assert one.index.name == "id" and set(one["era"]) == {"0070"} and set(one["data_type"]) == {"live"}
+    assert list(one.columns) == ["era", "data_type", *world.feature_names, *TARGET_COLUMNS]
+    assert one[world.feature_names].dtypes.eq(np.int8).all()
+    assert one["target"].notna().all()
+
+    meta, bench = world.meta_model(one), world.benchmark(one)
+    np.testing.assert_array_equal(meta, world.meta_model(one))
+    assert ((meta > 0) & (meta < 1)).all() and ((bench > 0) & (bench < 1)).all()
+    assert np.corrcoef(meta, one["target"])[0, 1] > 0.05
+    assert np.corrcoef(meta, bench)[0, 1] > 0.2
+
+
+def test_bad_inputs_are_clear_errors(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="at least one train"):
+        generate_dataset(tmp_path / "x", n_eras=5, n_validation_eras=3, n_test_eras=2)
+    with pytest.raises(DataError, match="rows_per_era"):
+        generate_dataset(tmp_path / "x", rows_per_era=2)
+    with pytest.raises(DataError, match=r"synthetic_spec\.json: not found"):
+        SyntheticWorld.from_dir(tmp_path)
+    (tmp_path / "synthetic_spec.json").write_text("{nope")
+    with pytest.raises(DataError, match="not a valid synthetic spec"):
+        SyntheticWorld.from_dir(tmp_path)
