@@ -4,6 +4,7 @@ from numerflow.store.base import Base
 from numerflow.store.tables.data import DatasetFile
 from numerflow.store.tables.modeling import ModelVersion, Run, StageEvent, TuningStudy
 from numerflow.store.tables.service import ApiToken, Job, JobLog, ScheduleState, User
+from numerflow.store.tables.tournament import Payout, Round, Score, StakeChange, Submission
 
 __all__ = [
     "ApiToken",
@@ -12,9 +13,14 @@ __all__ = [
     "Job",
     "JobLog",
     "ModelVersion",
+    "Payout",
+    "Round",
     "Run",
     "ScheduleState",
+    "Score",
     "StageEvent",
+    "StakeChange",
+    "Submission",
     "TuningStudy",
     "User",
 ]
