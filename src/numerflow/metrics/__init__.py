@@ -1,1 +1,45 @@
-"""metrics/ room: see ../shared/ARCHITECTURE.md."""
+"""metrics/ room: Numerai's scores per era, vectorized over many prediction columns (numpy + scipy only).
+
+Arrays in, arrays out: ``preds`` (n,) or (n, k), ``target`` (n,), ``era`` (n,) int codes or labels;
+scores come back as (E, k), one row per era code. Matches numerai-tools to 1e-10 (see tests/unit).
+"""
+
+from numerflow.metrics.contribution import correlation_contribution
+from numerflow.metrics.corr import churn, correlation_with, numerai_corr, pearson_per_era
+from numerflow.metrics.eras import MAX_FILTERED_RATIO, MIN_ERA_ROWS, EraIndex, era_codes, small_eras
+from numerflow.metrics.exposure import feature_exposure, max_feature_exposure, mean_feature_exposure
+from numerflow.metrics.fnc import feature_neutral_corr
+from numerflow.metrics.neutralize import neutralize
+from numerflow.metrics.payout import CURRENT_RULE, EARLIER_RULE, round_returns, simulate_payout
+from numerflow.metrics.rank import gaussianize, tie_kept_rank
+from numerflow.metrics.registry import METRICS, ScoringInputs, score_frame
+from numerflow.metrics.summary import max_drawdown, summarize
+
+__all__ = [
+    "CURRENT_RULE",
+    "EARLIER_RULE",
+    "MAX_FILTERED_RATIO",
+    "METRICS",
+    "MIN_ERA_ROWS",
+    "EraIndex",
+    "ScoringInputs",
+    "churn",
+    "correlation_contribution",
+    "correlation_with",
+    "era_codes",
+    "feature_exposure",
+    "feature_neutral_corr",
+    "gaussianize",
+    "max_drawdown",
+    "max_feature_exposure",
+    "mean_feature_exposure",
+    "neutralize",
+    "numerai_corr",
+    "pearson_per_era",
+    "round_returns",
+    "score_frame",
+    "simulate_payout",
+    "small_eras",
+    "summarize",
+    "tie_kept_rank",
+]

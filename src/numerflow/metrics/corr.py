@@ -1,0 +1,154 @@
+"""Numerai's CORR and other per-era correlations, for many prediction columns at once.
+
+``numerai_corr`` matches numerai-tools ``numerai_corr`` applied to each era and each column on its own:
+the target is centered over the era (before NaN rows are dropped), rows with NaN in the target or
+the column are dropped (refused above 20%), predictions go through tie-kept rank → gaussian → pow 1.5,
+the target through pow 1.5 (unless ``target_pow15=False``), then pearson. ``top_bottom=k`` keeps each
+column's k lowest and k highest transformed predictions. Constant predictions give NaN; eras with fewer
+than ``min_rows`` valid rows give NaN and are logged as skipped.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from numerflow.metrics._inputs import (
+    as_1d,
+    as_2d,
+    check_dropped,
+    pearson_cols,
+    pearson_rows,
+    top_bottom_index,
+)
+from numerflow.metrics.eras import MIN_ERA_ROWS, EraIndex, report_skipped
+from numerflow.metrics.rank import gauss_pow_block, pow15, rank_block
+
+
+def corr_block(
+    pb: np.ndarray, tc: np.ndarray, *, target_pow15: bool = True, top_bottom: int | None = None
+) -> np.ndarray:
+    """CORR of each column of a NaN-free (n, k) block against an already-centered target (n,)."""
+    p = gauss_pow_block(pb)
+    t = pow15(tc) if target_pow15 else tc
+    if top_bottom:
+        sel = top_bottom_index(p, top_bottom)
+        if sel is not None:
+            return pearson_rows(t[sel], np.take_along_axis(p.T, sel, axis=1))
+    return pearson_cols(t, p)
+
+
+def numerai_corr(
+    preds: np.ndarray,
+    target: np.ndarray,
+    era: np.ndarray,
+    *,
+    target_pow15: bool = True,
+    top_bottom: int | None = None,
+    min_rows: int = MIN_ERA_ROWS,
+) -> np.ndarray:
+    """Numerai's CORR per era and column: (E, k)."""
+    p2 = as_2d(preds)
+    t = as_1d(target, len(p2), "target")
+    idx = EraIndex.build(era)
+    ps, ts = idx.take(p2), idx.take(t)
+    k = p2.shape[1]
+    out = np.full((idx.n_eras, k), np.nan)
+    skipped: list[int] = []
+    for e, sl in idx.slices():
+        n = sl.stop - sl.start
+        if n == 0:
+            continue
+        pb, tb = ps[sl], ts[sl]
+        t_nan = np.isnan(tb)
+        if t_nan.all():
+            skipped.append(e)
+            continue
+        tc = tb - (tb.mean() if not t_nan.any() else np.nanmean(tb))
+        p_nan = np.isnan(pb)
+        if not t_nan.any() and not p_nan.any():
+            if n < min_rows:
+                skipped.append(e)
+                continue
+            out[e] = corr_block(pb, tc, target_pow15=target_pow15, top_bottom=top_bottom)
+            continue
+        for j in range(k):
+            valid = ~t_nan & ~p_nan[:, j]
+            n_valid = int(valid.sum())
+            check_dropped(n_valid, n, e, j, "the target or the predictions")
+            if n_valid < min_rows:
+                skipped.append(e)
+                continue
+            out[e, j] = corr_block(
+                pb[valid, j : j + 1], tc[valid], target_pow15=target_pow15, top_bottom=top_bottom
+            )[0]
+    report_skipped("numerai_corr", sorted(set(skipped)))
+    return out
+
+
+def _paired(a: np.ndarray, b: np.ndarray, era: np.ndarray, block_fn, what: str, min_rows: int) -> np.ndarray:
+    """Per era and column j, ``block_fn(a_j, b_j)`` over rows where both are not NaN."""
+    a2 = as_2d(a, "a")
+    b_arr = np.asarray(b, dtype=np.float64)
+    b2 = b_arr.reshape(-1, 1) if b_arr.ndim == 1 else b_arr
+    if len(b2) != len(a2) or b2.shape[1] not in (1, a2.shape[1]):
+        raise ValueError(f"shapes {a2.shape} and {b_arr.shape} do not pair up")
+    idx = EraIndex.build(era)
+    as_, bs = idx.take(a2), idx.take(b2)
+    k = a2.shape[1]
+    out = np.full((idx.n_eras, k), np.nan)
+    skipped: list[int] = []
+    for e, sl in idx.slices():
+        if sl.stop == sl.start:
+            continue
+        ab, bb = as_[sl], bs[sl]
+        for j in range(k):
+            bj = bb[:, j if bb.shape[1] > 1 else 0]
+            valid = ~np.isnan(ab[:, j]) & ~np.isnan(bj)
+            if valid.sum() < min_rows:
+                skipped.append(e)
+                continue
+            out[e, j] = block_fn(ab[valid, j], bj[valid])
+    report_skipped(what, sorted(set(skipped)))
+    return out
+
+
+def pearson_per_era(
+    a: np.ndarray, b: np.ndarray, era: np.ndarray, *, min_rows: int = MIN_ERA_ROWS
+) -> np.ndarray:
+    """Plain pearson correlation per era of each column of ``a`` with ``b`` (one column, or paired): (E, k).
+
+    Rows where either side is NaN are dropped per pair.
+    """
+    return _paired(a, b, era, lambda x, y: pearson_cols(y, x[:, None])[0], "pearson_per_era", min_rows)
+
+
+def correlation_with(
+    preds: np.ndarray, other: np.ndarray, era: np.ndarray, *, min_rows: int = MIN_ERA_ROWS
+) -> np.ndarray:
+    """Correlation with the meta model, a benchmark or another submission, per era: (E, k).
+
+    As Numerai's CWMM: pearson(tie-kept rank → gaussian → pow 1.5 of the predictions, the other model).
+    """
+
+    def block(x: np.ndarray, y: np.ndarray) -> float:
+        return float(pearson_cols(y, gauss_pow_block(x[:, None]))[0])
+
+    return _paired(preds, other, era, block, "correlation_with", min_rows)
+
+
+def churn(
+    previous: np.ndarray, current: np.ndarray, era: np.ndarray | None = None, *, min_rows: int = MIN_ERA_ROWS
+) -> np.ndarray:
+    """Churn between two sets of predictions for the same rows: ``1 - spearman`` per era, (E, k).
+
+    numerai-tools' definition (``signals.churn``). Rows must be aligned (same ids in the same order);
+    rows with NaN on either side are dropped. Without ``era`` all rows form one era.
+    """
+    prev2 = as_2d(previous, "previous")
+    era_arr = np.zeros(len(prev2), dtype=np.int64) if era is None else np.asarray(era)
+
+    def block(x: np.ndarray, y: np.ndarray) -> float:
+        r = rank_block(np.column_stack([x, y]))
+        return 1.0 - float(pearson_cols(r[:, 1], r[:, :1])[0])
+
+    return _paired(current, prev2 if prev2.shape[1] > 1 else prev2[:, 0], era_arr, block, "churn", min_rows)
