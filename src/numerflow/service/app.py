@@ -1,0 +1,199 @@
+"""The FastAPI application: ``create_app(settings) -> FastAPI``.
+
+Hooks for the dashboard (``numerflow.service.dashboard``, owned by the dashboard engineer):
+
+- If ``numerflow.service.dashboard`` exists and has a ``router`` (an ``APIRouter``), ``create_app``
+  includes it (no prefix; pages at ``/``, ``/models/...``, ``/login``...). If it also has ``mount(app)``,
+  that is called too (e.g. to mount ``/static``). A failing import of an existing module is raised.
+- ``request.app.state`` holds ``settings``, ``engine`` (SQLAlchemy), ``bus`` (:class:`EventBus`), ``jobs``
+  (:class:`JobManager`: ``submit``/``cancel``/``retry``), ``scheduler`` and ``signer``.
+- Login for pages (``service/auth.py``): ``numerflow.service.accounts.authenticate(engine, user, password)``
+  then ``start_session(request, response, user)`` sets the signed HttpOnly SameSite=Lax cookie and returns
+  the CSRF token; ``end_session(response)`` logs out. ``Depends(current_user)`` (401 when not logged in) or
+  ``Depends(optional_user)`` (None → redirect to /login) give the :class:`UserInfo` (``username``,
+  ``role`` = read|operate|admin). Forms carry ``csrf_token(request)`` in a hidden ``csrf_token`` field and
+  the handler calls ``verify_csrf(request, form_value)``; JavaScript ``fetch`` calls to ``/api/...`` with the
+  cookie send the token as the ``X-CSRF-Token`` header. ``/ws/events`` accepts the cookie.
+- JSON errors: every :class:`~numerflow.errors.NumerflowError` becomes ``{"detail": message}`` with its
+  ``http_status``; a dashboard route may catch ``AuthError`` itself to redirect to ``/login``.
+
+Background work started by the lifespan (``background=True``): jobs left running by a stopped service
+are marked ``interrupted``; a poller publishes job changes as events; the cron scheduler and the round
+watcher run as asyncio tasks. Dask starts on the first job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import importlib.util
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute, APIWebSocketRoute
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from numerflow import __version__
+from numerflow.config import Settings, load_settings
+from numerflow.errors import AuthError, NumerflowError
+from numerflow.service.auth import RequireScope, SessionSigner, load_session_secret
+from numerflow.service.events import EventBus
+from numerflow.service.jobs import JobManager
+from numerflow.service.scheduler import RoundWatcher, Scheduler
+from numerflow.service.schemas import ERROR_RESPONSES
+from numerflow.store import open_database
+
+log = logging.getLogger(__name__)
+
+DASHBOARD_MODULE = "numerflow.service.dashboard"
+POLL_INTERVAL_S = 0.5
+SCHEDULE_TICK_S = 15.0
+
+API_DESCRIPTION = """numerflow's control room over HTTP.
+
+Authenticate with `Authorization: Bearer <token>` (create one with `numerflow tokens create`) or the
+dashboard's session cookie (plus `X-CSRF-Token` on unsafe methods). Scopes: `read` ⊂ `operate` ⊂ `admin`.
+Errors are JSON `{"detail": "..."}` with a 4xx status naming what was wrong.
+"""
+
+
+def create_app(settings: Settings | None = None, *, background: bool = True) -> FastAPI:
+    """Build the service. ``background=False`` skips the poller, scheduler and round watcher (tests)."""
+    settings = settings or load_settings()
+    engine = open_database(settings.database_url)
+    bus = EventBus()
+    jobs = JobManager(settings, engine, bus)
+    scheduler = Scheduler(settings, engine, jobs)
+    watcher = RoundWatcher(settings, engine, jobs, bus)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        bus.bind(asyncio.get_running_loop())
+        await asyncio.to_thread(jobs.start)
+        tasks: list[asyncio.Task[None]] = []
+        if background:
+            tasks.append(asyncio.create_task(_every(POLL_INTERVAL_S, jobs.poll_once, "job poller")))
+            if settings.schedules:
+                tasks.append(asyncio.create_task(_every(SCHEDULE_TICK_S, scheduler.tick, "scheduler")))
+            if watcher.enabled:
+                interval = settings.tournament.poll_interval_s
+                tasks.append(asyncio.create_task(_every(interval, watcher.check_once, "round watcher")))
+        app.state.tasks = tasks
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            await asyncio.to_thread(jobs.close)
+
+    app = FastAPI(
+        title="numerflow",
+        version=__version__,
+        description=API_DESCRIPTION,
+        lifespan=lifespan,
+        # nothing but /api/health and login answers without credentials: the schema needs the read scope
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.bus = bus
+    app.state.jobs = jobs
+    app.state.scheduler = scheduler
+    app.state.watcher = watcher
+    app.state.signer = SessionSigner(load_session_secret(settings), settings.service.session_max_age_s)
+    _install_error_handlers(app)
+
+    from numerflow.service.routers import accounts, events, schedules, system, webhooks
+    from numerflow.service.routers import jobs as jobs_router
+
+    routers = [m.router for m in (system, accounts, jobs_router, schedules, webhooks, events)]
+    for name in ("models", "tournament", "data", "overview"):
+        module_name = f"numerflow.service.routers.{name}"
+        if importlib.util.find_spec(module_name) is not None:
+            routers.append(importlib.import_module(module_name).router)
+    for router in routers:
+        app.include_router(router, responses=ERROR_RESPONSES)
+    app.state.api_routes = [entry for router in routers for entry in route_scopes(router)]
+    _include_dashboard(app)
+    return app
+
+
+def route_scopes(router: APIRouter) -> list[tuple[str, str, str | None]]:
+    """(method, path, required scope or None) for every route of ``router`` (the auth tests walk this)."""
+    out: list[tuple[str, str, str | None]] = []
+    for route in router.routes:
+        if isinstance(route, APIRoute):
+            scope = _required_scope(route.dependant)
+            out.extend((method, route.path, scope) for method in sorted(route.methods - {"HEAD"}))
+        elif isinstance(route, APIWebSocketRoute):
+            out.append(("WEBSOCKET", route.path, "read"))
+    return out
+
+
+def _required_scope(dependant: Any) -> str | None:
+    for dep in dependant.dependencies:
+        if isinstance(dep.call, RequireScope):
+            return dep.call.scope
+        found = _required_scope(dep)
+        if found is not None:
+            return found
+    return None
+
+
+def _include_dashboard(app: FastAPI) -> None:
+    if importlib.util.find_spec(DASHBOARD_MODULE) is None:
+        return
+    dashboard = importlib.import_module(DASHBOARD_MODULE)
+    router = getattr(dashboard, "router", None)
+    if router is not None:
+        app.include_router(router)
+    mount = getattr(dashboard, "mount", None)
+    if callable(mount):
+        mount(app)
+
+
+async def _every(interval_s: float, fn: Callable[[], Any], what: str) -> None:
+    """Run the blocking ``fn`` in a thread every ``interval_s``; log and carry on after errors."""
+    while True:
+        try:
+            await asyncio.to_thread(fn)
+        except NumerflowError as exc:
+            log.warning("%s: %s", what, exc.message)
+        except Exception:
+            log.exception("%s failed; trying again in %.0f s", what, interval_s)
+        await asyncio.sleep(interval_s)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(NumerflowError)
+    async def _numerflow_error(request: Request, exc: NumerflowError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if type(exc) is AuthError else None
+        return JSONResponse({"detail": exc.message}, status_code=exc.http_status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = []
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err.get("loc", ()))
+            errors.append({"loc": loc, "msg": str(err.get("msg", "")), "type": str(err.get("type", ""))})
+        first = errors[0] if errors else {"loc": "request", "msg": "invalid"}
+        return JSONResponse({"detail": f"{first['loc']}: {first['msg']}", "errors": errors}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse({"detail": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+        return JSONResponse({"detail": "internal error; see the service log"}, status_code=500)

@@ -1,0 +1,65 @@
+"""Live events for WebSocket subscribers: job progress and logs, round status changes, new scores.
+
+Publishers may be on any thread (:meth:`EventBus.publish` hops onto the event loop). Each subscriber
+has a bounded queue; a subscriber too slow to keep up loses its oldest events rather than slowing others.
+
+Event shape: ``{"type": "job" | "job_log" | "round" | "scores", "at": ISO time, ...fields}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+QUEUE_SIZE = 1000
+
+
+class EventBus:
+    def __init__(self) -> None:
+        self._subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._subscribers)
+
+    def publish(self, event_type: str, **fields: Any) -> None:
+        """Send an event to every subscriber; callable from any thread."""
+        event = {"type": event_type, "at": datetime.now(UTC).isoformat(), **fields}
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._deliver(event)
+        else:
+            with contextlib.suppress(RuntimeError):  # loop closing during shutdown
+                loop.call_soon_threadsafe(self._deliver, event)
+
+    def _deliver(self, event: dict[str, Any]) -> None:
+        for queue in list(self._subscribers):
+            if queue.full():
+                with contextlib.suppress(asyncio.QueueEmpty):
+                    queue.get_nowait()
+            queue.put_nowait(event)
+
+    @contextlib.asynccontextmanager
+    async def subscribe(self) -> AsyncIterator[asyncio.Queue[dict[str, Any]]]:
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(QUEUE_SIZE)
+        self._subscribers.add(queue)
+        try:
+            yield queue
+        finally:
+            self._subscribers.discard(queue)

@@ -1,0 +1,144 @@
+"""The built-in job kinds: thin adapters from a job's arguments to the functions the CLI calls too.
+
+Arguments are checked when a job is submitted (:func:`validate_args`, a 422 naming the bad field), so a
+job that starts has arguments its function accepts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from numerflow.config import Settings
+from numerflow.errors import ConfigError
+from numerflow.service.jobs import JobContext, job_kind
+
+
+class _Args(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    then: list[Literal["perf_sync"]] = Field(default_factory=list, description="follow-up jobs on success")
+
+
+class ModelArgs(_Args):
+    model: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.-]+$")
+
+
+class TuneArgs(ModelArgs):
+    trials: int = Field(20, ge=1, le=10_000)
+
+
+class DownloadArgs(_Args):
+    version: str | None = Field(None, max_length=32, pattern=r"^[A-Za-z0-9_.-]+$")
+    files: list[str] | None = Field(None, max_length=100)
+
+
+class RoundArgs(_Args):
+    round: int | None = Field(None, ge=1, le=1_000_000)
+    models: list[str] | None = Field(None, max_length=1000)
+
+
+ARGS: dict[str, type[_Args]] = {
+    "train": ModelArgs,
+    "cv": ModelArgs,
+    "tune": TuneArgs,
+    "download": DownloadArgs,
+    "round": RoundArgs,
+    "perf_sync": _Args,
+}
+
+
+def validate_args(settings: Settings, kind: str, args: dict[str, Any]) -> dict[str, Any]:
+    """The job's arguments, checked and with defaults filled in; ConfigError (422) names the bad one."""
+    schema = ARGS.get(kind)
+    if schema is None:
+        raise ConfigError(f"unknown job kind {kind!r}; use one of {', '.join(sorted(ARGS))}")
+    try:
+        parsed = schema.model_validate(args)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "args"
+        raise ConfigError(f"{kind} job: args.{where}: {first['msg']}") from None
+    if isinstance(parsed, ModelArgs):
+        settings.model(parsed.model)  # ConfigError naming the known models
+    return parsed.model_dump(exclude_none=True, exclude_defaults=True)
+
+
+def _as_result(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    if isinstance(value, dict):
+        return value
+    if isinstance(value, list | tuple):
+        return {"items": [_as_result(v) if dataclasses.is_dataclass(v) else str(v) for v in value]}
+    return {"value": str(value)}
+
+
+@job_kind("train")
+def _train(ctx: JobContext) -> dict[str, Any]:
+    from numerflow.modeling.training import train_model
+
+    ctx.progress(0.0, f"training {ctx.args['model']}")
+    return _as_result(train_model(ctx.settings, ctx.args["model"], engine=ctx.engine, progress=ctx.callback))
+
+
+@job_kind("cv")
+def _cv(ctx: JobContext) -> dict[str, Any]:
+    from numerflow.modeling.training import cross_validate_model
+
+    ctx.progress(0.0, f"cross-validating {ctx.args['model']}")
+    return _as_result(
+        cross_validate_model(ctx.settings, ctx.args["model"], engine=ctx.engine, progress=ctx.callback)
+    )
+
+
+@job_kind("tune")
+def _tune(ctx: JobContext) -> dict[str, Any]:
+    from numerflow.modeling.tuning import tune_model
+
+    ctx.progress(0.0, f"tuning {ctx.args['model']}")
+    return _as_result(
+        tune_model(
+            ctx.settings,
+            ctx.args["model"],
+            n_trials=ctx.args.get("trials", 20),
+            engine=ctx.engine,
+            progress=ctx.callback,
+        )
+    )
+
+
+@job_kind("download")
+def _download(ctx: JobContext) -> dict[str, Any]:
+    from numerflow.data.download import download_files
+    from numerflow.tournament.client import NumeraiClient
+
+    version = ctx.args.get("version") or ctx.settings.numerai.data_version
+    ctx.progress(0.0, f"downloading {version}")
+    paths = download_files(
+        NumeraiClient.from_settings(ctx.settings),
+        ctx.settings.data_dir,
+        version,
+        ctx.args.get("files"),
+        engine=ctx.engine,
+    )
+    return {"version": version, "files": [str(p) for p in paths]}
+
+
+@job_kind("round")
+def _round(ctx: JobContext) -> dict[str, Any]:
+    from numerflow.tournament.round import run_round
+
+    ctx.progress(0.0, "running the round")
+    return _as_result(run_round(ctx.settings, engine=ctx.engine, progress=ctx.callback))
+
+
+@job_kind("perf_sync")
+def _perf_sync(ctx: JobContext) -> dict[str, Any]:
+    from numerflow.tournament.performance import sync_performance
+
+    ctx.progress(0.0, "syncing performance")
+    return _as_result(sync_performance(ctx.settings, engine=ctx.engine))

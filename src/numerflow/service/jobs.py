@@ -1,0 +1,437 @@
+"""Jobs: train, cv, tune, download, round and perf_sync, run on Dask distributed and recorded in the DB.
+
+The database is the source of truth. :meth:`JobManager.submit` inserts a ``queued`` row and hands
+:func:`execute_job` to Dask (a ``LocalCluster`` with threads, started on first use, or the scheduler at
+``[service] dask_scheduler``; remote workers need the same database URL and a shared data folder).
+The worker marks the row ``running``, writes progress and log lines (every ``numerflow.*`` log record of
+that thread becomes a log line), and ends it ``succeeded``, ``failed`` or ``cancelled``. Every status change
+is a conditional UPDATE from the expected state, so a late worker never overwrites a newer state.
+
+The service polls the table (:meth:`JobManager.poll_once`) and publishes what changed as ``job`` and
+``job_log`` events, so progress from remote workers reaches the WebSocket too. It also dispatches queued
+rows it did not submit itself (follow-up jobs such as perf_sync after a round, written by a worker).
+
+Cancel: a queued job is cancelled at once; a running one gets ``cancel_requested`` and stops at its next
+progress report. Restart: jobs left queued or running by a stopped service become ``interrupted``;
+``retry`` makes a new job with the same kind and arguments (``retry_of`` points at the old one).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.engine import Engine
+
+from numerflow.config import Settings
+from numerflow.errors import ConfigError, NotFoundError, NumerflowError
+from numerflow.service.events import EventBus
+from numerflow.store import open_database, session_scope
+from numerflow.store.tables.service import Job, JobLog
+
+log = logging.getLogger(__name__)
+
+ACTIVE = ("queued", "running")
+FINISHED = ("succeeded", "failed", "cancelled", "interrupted")
+RETRYABLE = ("failed", "cancelled", "interrupted")
+_PROGRESS_EVERY_S = 0.2
+
+
+class JobCancelled(Exception):
+    """Raised inside a job at its next progress report after a cancel was requested."""
+
+
+@dataclass
+class JobContext:
+    """What a job function gets: its arguments, the settings, the database and a progress reporter."""
+
+    job_id: int
+    kind: str
+    args: dict[str, Any]
+    settings: Settings
+    engine: Engine
+    _last_write: float = 0.0
+
+    def progress(self, fraction: float | None = None, message: str | None = None) -> None:
+        """Report progress in [0, 1] and/or a status message; raises JobCancelled after a cancel."""
+        now = time.monotonic()
+        final = fraction is not None and fraction >= 1.0
+        if not final and message is None and now - self._last_write < _PROGRESS_EVERY_S:
+            return
+        self._last_write = now
+        values: dict[str, Any] = {"updated_at": datetime.now(UTC)}
+        if fraction is not None:
+            values["progress"] = max(0.0, min(1.0, float(fraction)))
+        if message is not None:
+            values["message"] = str(message)[:500]
+        with session_scope(self.engine) as s:
+            s.execute(update(Job).where(Job.id == self.job_id, Job.status == "running").values(**values))
+            cancel = s.scalar(select(Job.cancel_requested).where(Job.id == self.job_id))
+        if cancel:
+            raise JobCancelled()
+
+    def callback(self, *args: Any, **kwargs: Any) -> None:
+        """A lenient progress callback: numbers are a fraction (or done, total), text is a message."""
+        numbers = [a for a in args if isinstance(a, int | float) and not isinstance(a, bool)]
+        texts = [a for a in args if isinstance(a, str)]
+        fraction = kwargs.get("fraction")
+        if fraction is None and numbers:
+            fraction = numbers[0] / numbers[1] if len(numbers) >= 2 and numbers[1] else numbers[0]
+        message = kwargs.get("message") or (texts[0] if texts else None)
+        if fraction is not None and fraction > 1.0:
+            fraction = None
+        self.progress(fraction, message)
+
+    def log(self, line: str, level: str = "INFO") -> None:
+        with session_scope(self.engine) as s:
+            s.add(JobLog(job_id=self.job_id, level=level[:8], line=line[:10_000]))
+            s.execute(update(Job).where(Job.id == self.job_id).values(updated_at=datetime.now(UTC)))
+
+
+JobFunction = Callable[[JobContext], dict[str, Any] | None]
+_KINDS: dict[str, JobFunction] = {}
+
+
+def job_kind(name: str) -> Callable[[JobFunction], JobFunction]:
+    """Register ``fn(ctx) -> result dict`` as the job kind ``name``."""
+
+    def deco(fn: JobFunction) -> JobFunction:
+        _KINDS[name] = fn
+        return fn
+
+    return deco
+
+
+def job_kinds() -> dict[str, JobFunction]:
+    from numerflow.service import jobkinds  # noqa: F401  (registers the built-in kinds)
+
+    return _KINDS
+
+
+class _JobLogHandler(logging.Handler):
+    """Turns the job thread's ``numerflow.*`` log records into job log lines."""
+
+    def __init__(self, ctx: JobContext) -> None:
+        super().__init__(logging.INFO)
+        self.ctx = ctx
+        self.thread = threading.get_ident()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.thread != self.thread or record.name.startswith(
+            ("numerflow.service.jobs", "numerflow.store")
+        ):
+            return
+        with contextlib.suppress(Exception):  # a log line must never fail the job
+            self.ctx.log(record.getMessage(), record.levelname)
+
+
+def execute_job(job_id: int, settings: Settings) -> str:
+    """Run one job to its end (on a Dask worker); returns its final status."""
+    engine = open_database(settings.database_url)
+    with session_scope(engine) as s:
+        job = s.get(Job, job_id)
+        if job is None:
+            return "missing"
+        kind, args = job.kind, dict(job.args or {})
+        now = datetime.now(UTC)
+        started = s.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.status == "queued", Job.cancel_requested.is_(False))
+            .values(status="running", started_at=now, updated_at=now)
+        ).rowcount
+    if not started:
+        return "skipped"
+    ctx = JobContext(job_id=job_id, kind=kind, args=args, settings=settings, engine=engine)
+    handler = _JobLogHandler(ctx)
+    nf_logger = logging.getLogger("numerflow")
+    nf_logger.addHandler(handler)
+    status, error, result = "succeeded", None, None
+    try:
+        fn = job_kinds().get(kind)
+        if fn is None:
+            raise ConfigError(f"unknown job kind {kind!r}")
+        ctx.log(f"{kind} started with {_public_args(args)}")
+        result = fn(ctx)
+        ctx.log(f"{kind} finished")
+    except JobCancelled:
+        status = "cancelled"
+        ctx.log("cancelled at the user's request", "WARNING")
+    except NumerflowError as exc:
+        status, error = "failed", exc.message
+        ctx.log(exc.message, "ERROR")
+    except Exception as exc:
+        status, error = "failed", f"{type(exc).__name__}: {exc}"
+        ctx.log(traceback.format_exc(), "ERROR")
+        log.exception("job %s (%s) crashed", job_id, kind)
+    finally:
+        nf_logger.removeHandler(handler)
+    now = datetime.now(UTC)
+    with session_scope(engine) as s:
+        values: dict[str, Any] = {"status": status, "error": error, "finished_at": now, "updated_at": now}
+        if status == "succeeded":
+            values.update(progress=1.0, result=_jsonable(result or {}))
+        done = s.execute(
+            update(Job).where(Job.id == job_id, Job.status == "running").values(**values)
+        ).rowcount
+        if done and status == "succeeded":
+            for follow in args.get("then") or []:
+                s.add(Job(kind=str(follow), args={}, trigger=f"after:{job_id}", created_by=f"job {job_id}"))
+    return status
+
+
+def _public_args(args: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in args.items() if k != "then") or "no arguments"
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)
+
+
+def job_dict(job: Job) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "kind": job.kind,
+        "args": job.args or {},
+        "status": job.status,
+        "progress": job.progress,
+        "message": job.message,
+        "error": job.error,
+        "result": job.result,
+        "created_by": job.created_by,
+        "trigger": job.trigger,
+        "retry_of": job.retry_of,
+        "cancel_requested": job.cancel_requested,
+        "created_at": job.created_at,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+        "updated_at": job.updated_at,
+    }
+
+
+class JobManager:
+    """Submits jobs to Dask, cancels and retries them, and turns table changes into events."""
+
+    def __init__(self, settings: Settings, engine: Engine, bus: EventBus) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.bus = bus
+        self._client: Any = None
+        self._cluster: Any = None
+        self._lock = threading.Lock()
+        self._futures: dict[int, Any] = {}
+        self._dispatched: set[int] = set()
+        self._first_id = 0
+        self._seen_at: datetime | None = None
+        self._seen_log_id = 0
+        self._last_published: set[tuple[Any, ...]] = set()
+
+    # ------------------------------------------------------------------------------------ lifecycle
+
+    def start(self) -> int:
+        """Mark jobs left behind by a stopped service as interrupted; returns how many."""
+        now = datetime.now(UTC)
+        with session_scope(self.engine) as s:
+            n = s.execute(
+                update(Job)
+                .where(Job.status.in_(ACTIVE))
+                .values(status="interrupted", finished_at=now, updated_at=now, message="the service stopped")
+            ).rowcount
+            self._first_id = s.scalar(select(func.coalesce(func.max(Job.id), 0))) or 0
+            self._seen_log_id = s.scalar(select(func.coalesce(func.max(JobLog.id), 0))) or 0
+        self._seen_at = now
+        if n:
+            log.warning("%d job(s) were left running by a stopped service; marked interrupted", n)
+        return n
+
+    def close(self) -> None:
+        with self._lock:
+            client, cluster = self._client, self._cluster
+            self._client = self._cluster = None
+            futures = list(self._futures.values())
+            self._futures.clear()
+        for fut in futures:
+            with contextlib.suppress(Exception):
+                fut.cancel()
+        now = datetime.now(UTC)
+        try:
+            with session_scope(self.engine) as s:
+                s.execute(
+                    update(Job)
+                    .where(Job.status.in_(ACTIVE), Job.id > self._first_id)
+                    .values(
+                        status="interrupted", finished_at=now, updated_at=now, message="the service stopped"
+                    )
+                )
+        except NumerflowError:
+            log.warning("could not mark running jobs interrupted at shutdown")
+        for thing in (client, cluster):
+            if thing is not None:
+                with contextlib.suppress(Exception):  # shutting down: nothing more to do
+                    thing.close()
+
+    def client(self) -> Any:
+        """The Dask client, started on first use."""
+        with self._lock:
+            if self._client is None:
+                from distributed import Client, LocalCluster
+
+                address = self.settings.service.dask_scheduler
+                if address:
+                    try:
+                        self._client = Client(address, timeout=10, set_as_default=False)
+                    except OSError as exc:
+                        raise ConfigError(
+                            f"service.dask_scheduler: cannot reach the Dask scheduler at {address!r} "
+                            f"({exc}); "
+                            "start it or leave the key empty for a local cluster"
+                        ) from None
+                else:
+                    self._cluster = LocalCluster(
+                        n_workers=1,
+                        threads_per_worker=self.settings.service.local_threads,
+                        processes=False,
+                        dashboard_address=None,
+                    )
+                    self._client = Client(self._cluster, set_as_default=False)
+                log.info("jobs run on Dask at %s", self._client.scheduler.address)
+            return self._client
+
+    # --------------------------------------------------------------------------------- operations
+
+    def submit(
+        self,
+        kind: str,
+        args: dict[str, Any] | None = None,
+        *,
+        created_by: str | None = None,
+        trigger: str = "api",
+        retry_of: int | None = None,
+    ) -> dict[str, Any]:
+        if kind not in job_kinds():
+            raise ConfigError(f"unknown job kind {kind!r}; use one of {', '.join(sorted(job_kinds()))}")
+        with session_scope(self.engine) as s:
+            job = Job(kind=kind, args=args or {}, created_by=created_by, trigger=trigger, retry_of=retry_of)
+            s.add(job)
+            s.flush()
+            info = job_dict(job)
+        self.bus.publish("job", job=_event_job(info))
+        self.dispatch(info["id"])
+        return info
+
+    def dispatch(self, job_id: int) -> None:
+        with self._lock:
+            if job_id in self._dispatched:
+                return
+            self._dispatched.add(job_id)
+        client = self.client()
+        fut = client.submit(execute_job, job_id, self.settings, key=f"numerflow-job-{job_id}", pure=False)
+        with self._lock:
+            self._futures[job_id] = fut
+        fut.add_done_callback(lambda _f, j=job_id: self._futures.pop(j, None))
+
+    def get(self, job_id: int) -> dict[str, Any]:
+        with session_scope(self.engine) as s:
+            job = s.get(Job, job_id)
+            if job is None:
+                raise NotFoundError(f"no job {job_id}")
+            return job_dict(job)
+
+    def cancel(self, job_id: int) -> dict[str, Any]:
+        now = datetime.now(UTC)
+        with session_scope(self.engine) as s:
+            job = s.get(Job, job_id)
+            if job is None:
+                raise NotFoundError(f"no job {job_id}")
+            if job.status not in ACTIVE:
+                raise NumerflowError(f"job {job_id} is already {job.status}; nothing to cancel")
+            s.execute(update(Job).where(Job.id == job_id).values(cancel_requested=True, updated_at=now))
+            s.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.status == "queued")
+                .values(status="cancelled", finished_at=now, message="cancelled before it started")
+            )
+        with self._lock:
+            fut = self._futures.get(job_id)
+        if fut is not None and not fut.done():
+            with contextlib.suppress(Exception):
+                fut.cancel()
+        info = self.get(job_id)
+        self.bus.publish("job", job=_event_job(info))
+        return info
+
+    def retry(self, job_id: int, *, created_by: str | None = None) -> dict[str, Any]:
+        old = self.get(job_id)
+        if old["status"] not in RETRYABLE:
+            raise NumerflowError(
+                f"job {job_id} is {old['status']}; only failed, cancelled or interrupted jobs can be retried"
+            )
+        return self.submit(old["kind"], old["args"], created_by=created_by, trigger="retry", retry_of=job_id)
+
+    # ------------------------------------------------------------------------------------ watching
+
+    def poll_once(self) -> int:
+        """Publish job changes and new log lines since the last poll; dispatch foreign queued jobs."""
+        published = 0
+        with session_scope(self.engine) as s:
+            since = self._seen_at or datetime.now(UTC)
+            changed = list(s.scalars(select(Job).where(Job.updated_at >= since).order_by(Job.updated_at)))
+            logs = list(
+                s.scalars(select(JobLog).where(JobLog.id > self._seen_log_id).order_by(JobLog.id).limit(500))
+            )
+            queued = list(
+                s.scalars(
+                    select(Job.id).where(Job.status == "queued", Job.id > self._first_id).order_by(Job.id)
+                )
+            )
+            jobs = [job_dict(j) for j in changed]
+            lines = [
+                {"id": r.id, "job_id": r.job_id, "at": r.at.isoformat(), "level": r.level, "line": r.line}
+                for r in logs
+            ]
+        if jobs:
+            # "updated_at >= since" is inclusive (same-timestamp writes); dedupe by the state published
+            self._seen_at = jobs[-1]["updated_at"]
+        for info in jobs:
+            key = (info["id"], info["status"], info["progress"], info["message"], info["updated_at"])
+            if key in self._last_published:
+                continue
+            self._last_published.add(key)
+            self.bus.publish("job", job=_event_job(info))
+            published += 1
+        if len(self._last_published) > 5000:
+            self._last_published.clear()
+        for line in lines:
+            self.bus.publish("job_log", **line)
+            self._seen_log_id = line["id"]
+            published += 1
+        for job_id in queued:
+            if job_id not in self._dispatched:
+                try:
+                    self.dispatch(job_id)
+                except NumerflowError as exc:
+                    log.error("could not dispatch job %s: %s", job_id, exc.message)
+        return published
+
+
+def _event_job(info: dict[str, Any]) -> dict[str, Any]:
+    out = dict(info)
+    for key in ("created_at", "started_at", "finished_at", "updated_at"):
+        if out.get(key) is not None:
+            out[key] = out[key].isoformat()
+    return out

@@ -1,0 +1,67 @@
+"""``/ws/events``: job progress and logs, round status changes and new scores, as JSON messages.
+
+Authenticate with ``Authorization: Bearer <token>`` (any scope) or the dashboard's session cookie; a
+connection without valid credentials is accepted and closed at once with code 4401 (4403 for a
+cookie-authenticated connection from a foreign Origin).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+
+from numerflow.errors import NumerflowError
+from numerflow.service.auth import authenticate
+
+router = APIRouter()
+
+
+def _same_origin(ws: WebSocket) -> bool:
+    origin = ws.headers.get("origin")
+    if not origin:
+        return True  # not a browser
+    host = ws.headers.get("host", "")
+    return origin.split("://", 1)[-1].rstrip("/") == host
+
+
+@router.websocket("/ws/events")
+async def events(ws: WebSocket) -> None:
+    try:
+        principal = await asyncio.to_thread(authenticate, ws, check_csrf=False)
+    except NumerflowError as exc:
+        await ws.accept()
+        await ws.close(code=4401, reason=exc.message[:120])
+        return
+    if principal.via_cookie and not _same_origin(ws):  # cross-site WebSocket hijacking
+        await ws.accept()
+        await ws.close(code=4403, reason="cross-origin WebSocket refused")
+        return
+    await ws.accept()
+    bus = ws.app.state.bus
+    async with bus.subscribe() as queue:
+        await ws.send_text(json.dumps({"type": "hello", "user": principal.name, "scope": principal.scope}))
+        receiver = asyncio.create_task(_drain(ws))
+        try:
+            while not receiver.done():
+                getter = asyncio.create_task(queue.get())
+                done, _ = await asyncio.wait({getter, receiver}, return_when=asyncio.FIRST_COMPLETED)
+                if getter not in done:
+                    getter.cancel()
+                    break
+                await ws.send_text(json.dumps(getter.result(), default=str))
+        except (WebSocketDisconnect, RuntimeError):
+            pass
+        finally:
+            receiver.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await receiver
+
+
+async def _drain(ws: WebSocket) -> None:
+    """Read (and ignore) client messages until the client goes away."""
+    with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+        while True:
+            await ws.receive_text()

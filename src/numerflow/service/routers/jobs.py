@@ -1,0 +1,85 @@
+"""Jobs: list, detail with log lines, start, cancel, retry."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from numerflow.config import Settings
+from numerflow.errors import NotFoundError
+from numerflow.service.accounts import Principal
+from numerflow.service.auth import require_operate, require_read
+from numerflow.service.deps import DbInt, get_jobs, get_session, get_settings
+from numerflow.service.jobkinds import validate_args
+from numerflow.service.jobs import JobManager, job_dict
+from numerflow.service.schemas import JobDetail, JobIn, JobKind, JobLogOut, JobOut, JobStatus
+from numerflow.store.tables.service import Job, JobLog
+
+router = APIRouter(tags=["jobs"])
+
+
+@router.get("/api/jobs", response_model=list[JobOut], summary="Jobs, newest first")
+def list_jobs(
+    status: JobStatus | None = None,
+    kind: JobKind | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    session: Session = Depends(get_session),
+    _: Principal = Depends(require_read),
+) -> list[JobOut]:
+    stmt = select(Job).order_by(Job.id.desc()).limit(limit)
+    if status:
+        stmt = stmt.where(Job.status == status)
+    if kind:
+        stmt = stmt.where(Job.kind == kind)
+    return [JobOut(**job_dict(j)) for j in session.scalars(stmt)]
+
+
+@router.get("/api/jobs/{job_id}", response_model=JobDetail, summary="A job with its log lines")
+def get_job(
+    job_id: DbInt,
+    after: Annotated[int, Query(ge=0, le=2_147_483_647, description="only log lines with a larger id")] = 0,
+    session: Session = Depends(get_session),
+    _: Principal = Depends(require_read),
+) -> JobDetail:
+    job = session.get(Job, job_id)
+    if job is None:
+        raise NotFoundError(f"no job {job_id}")
+    logs = session.scalars(
+        select(JobLog).where(JobLog.job_id == job_id, JobLog.id > after).order_by(JobLog.id).limit(5000)
+    )
+    return JobDetail(
+        **job_dict(job), logs=[JobLogOut(id=r.id, at=r.at, level=r.level, line=r.line) for r in logs]
+    )
+
+
+@router.post("/api/jobs", response_model=JobOut, status_code=202, summary="Start a job")
+def start_job(
+    body: JobIn,
+    jobs: JobManager = Depends(get_jobs),
+    settings: Settings = Depends(get_settings),
+    principal: Principal = Depends(require_operate),
+) -> JobOut:
+    args = validate_args(settings, body.kind, body.args)
+    return JobOut(**jobs.submit(body.kind, args, created_by=f"{principal.kind}:{principal.name}"))
+
+
+@router.post("/api/jobs/{job_id}/cancel", response_model=JobOut, summary="Cancel a queued or running job")
+def cancel_job(
+    job_id: DbInt, jobs: JobManager = Depends(get_jobs), _: Principal = Depends(require_operate)
+) -> JobOut:
+    return JobOut(**jobs.cancel(job_id))
+
+
+@router.post(
+    "/api/jobs/{job_id}/retry",
+    response_model=JobOut,
+    status_code=202,
+    summary="Run a failed, cancelled or interrupted job again",
+)
+def retry_job(
+    job_id: DbInt, jobs: JobManager = Depends(get_jobs), principal: Principal = Depends(require_operate)
+) -> JobOut:
+    return JobOut(**jobs.retry(job_id, created_by=f"{principal.kind}:{principal.name}"))
