@@ -17,6 +17,7 @@ from numerflow.metrics import (
     max_feature_exposure,
     neutralize,
     numerai_corr,
+    per_era_scores,
 )
 
 TOL = 1e-10
@@ -259,3 +260,18 @@ def test_exposure_matches_max_feature_correlation() -> None:
     assert full.shape == (4, 3, 10)
     # column 1 was built from feature 0: its largest exposure is there
     assert (np.argmax(np.abs(full[:, 1, :]), axis=1) == 0).all()
+
+
+@pytest.mark.parametrize("nan_share", [0.0, 0.03])
+def test_per_era_scores_shares_ranks_and_gives_the_same_numbers(nan_share: float) -> None:
+    d = make_data(15, nan_share=nan_share)
+    bench = np.clip(d["meta"] * 0.5 + 0.25, 0, 1)
+    out = per_era_scores(d["preds"], d["target"], d["era"], meta_model=d["meta"], benchmark=bench)
+    assert set(out) == {"corr", "mmc", "bmc"}
+    np.testing.assert_array_equal(out["corr"], numerai_corr(d["preds"], d["target"], d["era"]))
+    np.testing.assert_array_equal(
+        out["mmc"], correlation_contribution(d["preds"], d["meta"], d["target"], d["era"])
+    )
+    np.testing.assert_array_equal(
+        out["bmc"], correlation_contribution(d["preds"], bench, d["target"], d["era"])
+    )

@@ -13,6 +13,7 @@ from numerflow.metrics.neutralize import neutralize
 from numerflow.metrics.payout import CURRENT_RULE, EARLIER_RULE, round_returns, simulate_payout
 from numerflow.metrics.rank import gaussianize, tie_kept_rank
 from numerflow.metrics.registry import METRICS, ScoringInputs, score_frame
+from numerflow.metrics.scores import per_era_scores
 from numerflow.metrics.summary import max_drawdown, summarize
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "neutralize",
     "numerai_corr",
     "pearson_per_era",
+    "per_era_scores",
     "round_returns",
     "score_frame",
     "simulate_payout",

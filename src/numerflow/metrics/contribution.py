@@ -21,8 +21,13 @@ def contribution_block(
     pb: np.ndarray, mb: np.ndarray, tb: np.ndarray, *, top_bottom: int | None = None
 ) -> np.ndarray:
     """Contribution of each column of a NaN-free (n, k) block, given meta model (n,) and target (n,)."""
-    p = gauss_block(pb)
-    m = gauss_block(mb[:, None])[:, 0]
+    return contribution_from_gauss(gauss_block(pb), gauss_block(mb[:, None])[:, 0], tb, top_bottom=top_bottom)
+
+
+def contribution_from_gauss(
+    p: np.ndarray, m: np.ndarray, tb: np.ndarray, *, top_bottom: int | None = None
+) -> np.ndarray:
+    """Contribution from already gaussianized ranks ``p`` (n, k) and ``m`` (n,), target ``tb`` (n,)."""
     with np.errstate(invalid="ignore", divide="ignore"):
         p_orth = p - np.outer(m, (p.T @ m) / (m.T @ m))
     t = tb * 4 if (tb >= 0).all() and (tb <= 1).all() else tb

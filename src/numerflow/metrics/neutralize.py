@@ -49,7 +49,8 @@ class _Projector:
         self.lstsq = n * f < _SMALL
         if self.lstsq:
             return
-        exact32 = fb.dtype.kind in "iub" and n * float(np.abs(fb).max(initial=0)) ** 2 < 2**24
+        big = max(abs(int(fb.min(initial=0))), abs(int(fb.max(initial=0)))) if fb.dtype.kind in "iub" else 0
+        exact32 = fb.dtype.kind in "iub" and n * float(big) ** 2 < 2**24
         if exact32:
             f32 = fb.astype(np.float32)
             gram = (f32.T @ f32).astype(np.float64)
@@ -82,8 +83,8 @@ class _Projector:
             return a @ np.linalg.lstsq(a, xb, rcond=1e-6)[0]
         mean = xb.mean(axis=0)
         xc = xb - mean
-        fk = self.f64[:, self.keep]
-        rhs = (fk.T @ xc) / self.d[:, None]
+        fk = self.f64 if self.keep.all() else self.f64[:, self.keep]
+        rhs = (xc.T @ fk).T / self.d[:, None]
         beta = cho_solve(self.chol, rhs, check_finite=False) / self.d[:, None]
         return mean + (fk @ beta - self.mu[self.keep] @ beta)
 
