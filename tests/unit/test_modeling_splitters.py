@@ -69,3 +69,12 @@ def test_impossible_folds_are_config_errors() -> None:
         list(EraSplitter("blocked", n_splits=5).split(groups=_eras(3)))
     with pytest.raises(ConfigError, match="needs the era"):
         list(EraSplitter().split(np.zeros((3, 1))))
+
+
+def test_gap_is_counted_in_era_numbers_when_eras_are_strided() -> None:
+    era = np.repeat(np.array([f"{e:04d}" for e in range(1, 121, 4)]), 2)  # every 4th era, as era_stride=4
+    for train, test in EraSplitter("walk_forward", n_splits=3, target_horizon="target_ender_20").split(
+        groups=era
+    ):
+        assert int(era[train].astype(int).max()) + 4 < int(era[test].astype(int).min())
+        assert int(era[train].astype(int).max()) + 8 >= int(era[test].astype(int).min())  # not 4 loaded eras

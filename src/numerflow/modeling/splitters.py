@@ -46,6 +46,13 @@ def default_embargo(target_horizon: int | str | Sequence[str] | None) -> int:
     return max(1, math.ceil(days / DAYS_PER_ERA))
 
 
+def _era_numbers(unique: np.ndarray) -> np.ndarray:
+    try:
+        return np.asarray([int(str(e)) for e in unique], dtype=np.int64)
+    except ValueError:
+        return np.arange(unique.shape[0], dtype=np.int64)
+
+
 class EraSplitter:
     """Split rows into train/test folds by era. scikit-learn's CV-splitter API (``groups`` = era labels).
 
@@ -88,18 +95,19 @@ class EraSplitter:
             raise ConfigError(
                 f"cv: {unique.shape[0]} eras cannot make {self.n_splits} {self.scheme} folds; use fewer folds"
             )
+        # the gap is measured in era numbers when labels are numbers ("0001"), so it stays in weeks even
+        # when only every 4th era was loaded; otherwise in positions
+        position = _era_numbers(unique)
         blocks = np.array_split(np.arange(unique.shape[0]), n_blocks)
         folds: list[tuple[np.ndarray, np.ndarray]] = []
         for k in range(self.n_splits):
+            test = blocks[k + 1] if self.scheme == "walk_forward" else blocks[k]
+            first, last = position[test[0]], position[test[-1]]
             if self.scheme == "walk_forward":
-                test = blocks[k + 1]
-                train = np.arange(0, max(0, test[0] - gap))
+                keep = position < first - gap
             else:
-                test = blocks[k]
-                keep = (np.arange(unique.shape[0]) < test[0] - gap) | (
-                    np.arange(unique.shape[0]) > test[-1] + gap
-                )
-                train = np.flatnonzero(keep)
+                keep = (position < first - gap) | (position > last + gap)
+            train = np.flatnonzero(keep)
             if train.shape[0] == 0:
                 raise ConfigError(
                     f"cv: fold {k + 1} has no training eras left after an embargo of {gap} eras; "

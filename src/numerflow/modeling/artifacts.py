@@ -1,0 +1,256 @@
+"""Versioned model artifacts: native model files plus a manifest, written atomically, checked on load.
+
+Layout: ``<artifacts_dir>/<name>/<version>/`` holding ``manifest.json`` and one native model file per
+target (``model_0.txt`` LightGBM text, ``.json`` XGBoost, ``.skops`` scikit-learn). An ensemble holds only
+its manifest, which names its members as ``name@version``.
+
+The manifest records the sha256 of every file, the features (by name), the data version and the data
+files' hashes, the targets, the parameters, the validation scores and the numerflow version. A version is
+written into a hidden temporary folder and renamed into place at the end, so an interrupted training
+(Ctrl-C included) never leaves a half-written version. Loading recomputes every hash and refuses a
+mismatch with :class:`~numerflow.errors.ArtifactIntegrityError`. Nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from numerflow.errors import ArtifactIntegrityError, ModelError, NotFoundError
+from numerflow.fileio import atomic_write_text, sha256_file
+
+if TYPE_CHECKING:
+    from numerflow.data.load import Dataset
+    from numerflow.modeling.estimators import _NativeRegressor
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+FORMAT_VERSION = 1
+_REF = re.compile(r"^(?P<name>[A-Za-z0-9_.\-]+)(?:@(?P<version>\d+))?$")
+
+
+def parse_ref(ref: str) -> tuple[str, int | None]:
+    """``"name@3"`` → ("name", 3); ``"name"`` → ("name", None)."""
+    match = _REF.match(ref.strip())
+    if not match:
+        raise NotFoundError(f"'{ref}' is not a model reference; write NAME or NAME@VERSION (e.g. lgbm@3)")
+    version = match.group("version")
+    return match.group("name"), int(version) if version else None
+
+
+def version_dir(artifacts_dir: Path, name: str, version: int) -> Path:
+    return Path(artifacts_dir) / name / str(version)
+
+
+def versions_on_disk(artifacts_dir: Path, name: str) -> list[int]:
+    folder = Path(artifacts_dir) / name
+    if not folder.is_dir():
+        return []
+    return sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit() and (p / MANIFEST).is_file())
+
+
+@contextlib.contextmanager
+def staged_version(artifacts_dir: Path, name: str, version: int) -> Iterator[Path]:
+    """A hidden temporary folder for a new version, renamed to ``<name>/<version>`` on success.
+
+    On any exception, KeyboardInterrupt included, the folder is removed and nothing appears.
+    """
+    final = version_dir(artifacts_dir, name, version)
+    if final.exists():
+        raise ModelError(f"{final} already exists; artifacts are never overwritten")
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{version}.", suffix=".partial", dir=final.parent))
+    try:
+        yield tmp
+        os.rename(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def write_manifest(folder: Path, manifest: dict[str, Any]) -> str:
+    """Hash every file in ``folder`` into the manifest, write it, and return the manifest's sha256."""
+    files = {p.name: sha256_file(p) for p in sorted(folder.iterdir()) if p.is_file() and p.name != MANIFEST}
+    manifest = {**manifest, "files": files, "format": FORMAT_VERSION}
+    atomic_write_text(
+        folder / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True, default=_json_default)
+    )
+    return sha256_file(folder / MANIFEST)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot write {type(value).__name__} to a manifest")
+
+
+def read_manifest(folder: Path, *, expected_sha256: str | None = None) -> dict[str, Any]:
+    """The manifest of a version folder after checking every file's hash against it."""
+    path = folder / MANIFEST
+    if not path.is_file():
+        raise NotFoundError(f"{folder}: no artifact here (missing {MANIFEST})")
+    if expected_sha256 is not None and sha256_file(path) != expected_sha256:
+        raise ArtifactIntegrityError(
+            f"{path}: the manifest does not match the hash recorded in the database; "
+            "the artifact was changed after it was saved: retrain it or restore the original files"
+        )
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ArtifactIntegrityError(
+            f"{path}: manifest is not valid JSON ({exc}); retrain the model"
+        ) from None
+    for filename, digest in manifest.get("files", {}).items():
+        file = folder / filename
+        if not file.is_file():
+            raise ArtifactIntegrityError(f"{file}: listed in the manifest but missing; retrain the model")
+        actual = sha256_file(file)
+        if actual != digest:
+            raise ArtifactIntegrityError(
+                f"{file}: sha256 {actual[:12]}… does not match the manifest ({digest[:12]}…); "
+                "the file was changed or corrupted: retrain the model or restore the original file"
+            )
+    return manifest
+
+
+def rank_average(columns: list[np.ndarray], weights: list[float], era: np.ndarray) -> np.ndarray:
+    """Weighted average of per-era ranks of each column, ranked again per era into (0, 1)."""
+    from numerflow.metrics.rank import tie_kept_rank
+
+    total = float(sum(weights))
+    stacked = np.column_stack(columns)
+    ranks = tie_kept_rank(stacked, era)
+    blended = ranks @ (np.asarray(weights, dtype=np.float64) / total)
+    return tie_kept_rank(blended, era)
+
+
+def neutralize_and_rank(
+    preds: np.ndarray, features: np.ndarray, era: np.ndarray, proportion: float
+) -> np.ndarray:
+    """Neutralize ``preds`` against ``features`` by ``proportion`` per era, then rank into (0, 1)."""
+    from numerflow.metrics.neutralize import neutralize
+    from numerflow.metrics.rank import tie_kept_rank
+
+    neutral = neutralize(preds.astype(np.float64), features, era, proportion=proportion)
+    return tie_kept_rank(np.asarray(neutral).reshape(-1), era)
+
+
+@dataclass
+class LoadedModel:
+    """A saved model version, checked and ready: ``predict(dataset)`` gives per-era ranks in (0, 1)."""
+
+    name: str
+    version: int
+    manifest: dict[str, Any]
+    folder: Path
+    estimators: list[_NativeRegressor] = field(default_factory=list)
+    members: list[tuple[LoadedModel, float]] = field(default_factory=list)
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@{self.version}"
+
+    @property
+    def kind(self) -> str:
+        return str(self.manifest.get("kind", "model"))
+
+    def required_features(self) -> list[str]:
+        """Every column this model (and its members) reads from a dataset, by name."""
+        names: list[str] = []
+        if self.kind == "ensemble":
+            for member, _ in self.members:
+                names += member.required_features()
+        else:
+            names += list(self.manifest["features"])
+            for group in (self.manifest.get("feature_groups") or {}).values():
+                names += group
+        neutral = self.manifest.get("neutralize") or {}
+        names += list(neutral.get("features", []))
+        return list(dict.fromkeys(names))
+
+    def raw_predict(self, dataset: Dataset) -> np.ndarray:
+        """Predictions before the final neutralization (one column averaged over targets/members)."""
+        from numerflow.modeling.features import model_matrix
+
+        what = f"the data (model {self.ref} was trained on {self.manifest.get('data_version', '?')})"
+        if self.kind == "ensemble":
+            cols = [member.predict(dataset) for member, _ in self.members]
+            return rank_average(cols, [w for _, w in self.members], dataset.era)
+        X = model_matrix(
+            dataset.X,
+            dataset.feature_names,
+            self.manifest["features"],
+            dataset.era,
+            self.manifest.get("feature_groups") or None,
+            what=what,
+        )
+        cols = [est.predict(X) for est in self.estimators]
+        if len(cols) == 1:
+            from numerflow.metrics.rank import tie_kept_rank
+
+            return tie_kept_rank(cols[0], dataset.era)
+        return rank_average(cols, list(self.manifest.get("target_weights") or [1.0] * len(cols)), dataset.era)
+
+    def predict(self, dataset: Dataset) -> np.ndarray:
+        """Per-era ranked predictions in (0, 1), one per row of ``dataset``."""
+        from numerflow.modeling.features import select_columns
+
+        if dataset.X.shape[0] == 0:
+            raise ModelError(f"{self.ref}: the data has no rows to predict")
+        preds = self.raw_predict(dataset)
+        neutral = self.manifest.get("neutralize")
+        if neutral:
+            feats = select_columns(dataset.X, dataset.feature_names, neutral["features"], what="the data")
+            preds = neutralize_and_rank(preds, feats, dataset.era, float(neutral["proportion"]))
+        return np.clip(np.asarray(preds, dtype=np.float64), 1e-6, 1 - 1e-6)
+
+
+def load_model(
+    artifacts_dir: Path | str,
+    name: str,
+    version: int | None = None,
+    *,
+    expected_sha256: str | None = None,
+) -> LoadedModel:
+    """Load ``name@version`` (the newest on disk when ``version`` is None), checking every hash."""
+    from numerflow.modeling.estimators import load_estimator
+
+    artifacts_dir = Path(artifacts_dir)
+    if version is None:
+        found = versions_on_disk(artifacts_dir, name)
+        if not found:
+            raise NotFoundError(
+                f"no saved versions of model '{name}' in {artifacts_dir}; run numerflow train {name}"
+            )
+        version = found[-1]
+    folder = version_dir(artifacts_dir, name, version)
+    if not folder.is_dir():
+        have = ", ".join(str(v) for v in versions_on_disk(artifacts_dir, name)) or "none"
+        raise NotFoundError(f"model {name}@{version} not found in {artifacts_dir} (versions: {have})")
+    manifest = read_manifest(folder, expected_sha256=expected_sha256)
+    model = LoadedModel(name=name, version=version, manifest=manifest, folder=folder)
+    if manifest.get("kind") == "ensemble":
+        for member in manifest["members"]:
+            loaded = load_model(artifacts_dir, member["name"], int(member["version"]))
+            model.members.append((loaded, float(member["weight"])))
+        return model
+    n_in = len(manifest["features"]) + 6 * len(manifest.get("feature_groups") or {})
+    for entry in manifest["estimators"]:
+        model.estimators.append(load_estimator(manifest["algorithm"], folder / entry["file"], n_in))
+    return model

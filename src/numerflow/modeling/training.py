@@ -1,0 +1,615 @@
+"""Training, era cross-validation and their bookkeeping.
+
+``train_model(settings, name, engine=...)`` loads the model's features and targets (int8, every
+``era_stride``-th era), fits one estimator per target, scores the result on the validation eras with the
+full metrics set, saves a new artifact version (atomically: Ctrl-C leaves nothing) and records the version
+and the run. An ensemble trains its members first, reusing any member version already trained from the
+same spec and data, then saves a manifest that references them.
+
+``cross_validate_model(...)`` runs the era CV (walk-forward or blocked, purge/embargo from the target
+horizon) on the train data and returns per-fold scores and the out-of-fold predictions.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from numerflow import __version__
+from numerflow.errors import ConfigError, ModelError
+from numerflow.modeling import registry
+from numerflow.modeling.artifacts import LoadedModel, rank_average, staged_version, write_manifest
+from numerflow.modeling.estimators import file_suffix, make_estimator
+from numerflow.modeling.specs import (
+    DataFiles,
+    ResolvedModel,
+    data_files,
+    ensemble_order,
+    fingerprint,
+    load_catalog,
+    resolve_model,
+    stable_picker,
+)
+from numerflow.modeling.splitters import EraSplitter
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from numerflow.config import Settings
+    from numerflow.data.load import Dataset
+
+log = logging.getLogger(__name__)
+
+#: progress(message, completed, total): called by long steps; the CLI draws it with Rich.
+Progress = Callable[[str, float, float], None]
+
+
+def _noop(_msg: str, _done: float, _total: float) -> None:
+    return None
+
+
+@dataclass
+class TrainResult:
+    version: registry.VersionInfo
+    scores: dict[str, Any]
+    reused: bool = False
+    duration_s: float = 0.0
+    members: list[TrainResult] = field(default_factory=list)
+
+
+@dataclass
+class CVResult:
+    model_name: str
+    folds: list[dict[str, Any]]
+    summary: dict[str, float]
+    oof: np.ndarray
+    era: np.ndarray
+    per_era: np.ndarray
+    splitter: EraSplitter
+    run_id: int | None = None
+
+
+# ------------------------------------------------------------------------------------------------ data
+def _load(
+    path: Any,
+    model: ResolvedModel | list[str],
+    targets: list[str],
+    *,
+    era_stride: int = 1,
+    data_type: str | None = None,
+) -> Dataset:
+    from numerflow.data.load import load_dataset
+
+    columns = model.columns() if isinstance(model, ResolvedModel) else model
+    return load_dataset(path, features=columns, targets=targets, era_stride=era_stride, data_type=data_type)
+
+
+def _fit_targets(
+    model: ResolvedModel,
+    X: np.ndarray,
+    data: Dataset,
+    rows: np.ndarray | None = None,
+    params: dict[str, Any] | None = None,
+) -> list[Any]:
+    """One fitted estimator per target of ``model``, on ``rows`` (all when None), NaN targets dropped."""
+    fitted = []
+    for target in model.targets:
+        y = data.target(target)
+        idx = np.arange(y.shape[0]) if rows is None else rows
+        idx = idx[~np.isnan(y[idx])]
+        if idx.shape[0] == 0:
+            raise ModelError(f"models.{model.name}: target '{target}' has no values in the training eras")
+        Xs = X if idx.shape[0] == X.shape[0] else X[idx]
+        est = make_estimator(str(model.spec.algorithm), params if params is not None else model.spec.params)
+        est.fit(Xs, y[idx], era=data.era[idx])
+        fitted.append(est)
+    return fitted
+
+
+def _matrix(model: ResolvedModel, data: Dataset) -> np.ndarray:
+    from numerflow.modeling.features import model_matrix
+
+    return model_matrix(data.X, data.feature_names, model.features, data.era, model.groups or None)
+
+
+def _blend(model: ResolvedModel, estimators: list[Any], X: np.ndarray, era: np.ndarray) -> np.ndarray:
+    cols = [est.predict(X) for est in estimators]
+    if len(cols) == 1:
+        from numerflow.metrics.rank import tie_kept_rank
+
+        return tie_kept_rank(cols[0], era)
+    return rank_average(cols, model.target_weights, era)
+
+
+# ------------------------------------------------------------------------------------------------ train
+def train_model(
+    settings: Settings,
+    name: str,
+    *,
+    engine: Engine,
+    progress: Progress | None = None,
+    params: dict[str, Any] | None = None,
+    reuse: bool = False,
+    kind: str = "train",
+) -> TrainResult:
+    """Train ``name`` (an ensemble trains or reuses its members), save a version, record the run.
+
+    ``params`` override the spec's parameters (tuning writes its best ones back this way). With
+    ``reuse`` a version already trained from the same spec and data is returned instead of retraining.
+    """
+    progress = progress or _noop
+    files = data_files(settings)
+    catalog = load_catalog(files)
+    spec = settings.model(name)
+    if spec.ensemble is not None:
+        return _train_ensemble(settings, name, engine=engine, progress=progress, files=files)
+    picker = stable_picker(files, settings.artifacts_dir / ".feature_sets", spec.era_stride)
+    model = resolve_model(settings, name, catalog, stable_picker=picker)
+    if params is not None:
+        from numerflow.modeling.estimators import check_params
+
+        check_params(str(spec.algorithm), params, f"models.{name}")
+    used_params = dict(spec.params if params is None else params)
+    hashes = files.hashes(files.need(files.train), files.validation, files.features_json)
+    fp = (
+        fingerprint(settings, name, hashes)
+        if params is None
+        else _param_fingerprint(settings, name, hashes, used_params)
+    )
+    if reuse:
+        found = registry.find_fingerprint(engine, name, fp)
+        if found is not None:
+            log.info("reusing %s (same spec and data)", found.ref)
+            return TrainResult(found, found.scores, reused=True)
+
+    run = registry.RunRecorder(
+        engine, kind, name, {"params": used_params, "spec": spec.model_dump(mode="json")}
+    )
+    run.start()
+    t0 = time.perf_counter()
+    try:
+        result = _train_single(settings, model, engine, progress, files, hashes, fp, used_params)
+    except KeyboardInterrupt:
+        run.finish(status="interrupted", data_hashes=hashes, error="interrupted by the user")
+        raise
+    except Exception as exc:
+        run.finish(status="failed", data_hashes=hashes, error=str(exc))
+        raise
+    result.duration_s = time.perf_counter() - t0
+    run.finish(version=result.version.version, scores=_headline(result.scores), data_hashes=hashes)
+    return result
+
+
+def _param_fingerprint(settings: Settings, name: str, hashes: dict[str, str], params: dict[str, Any]) -> str:
+    import hashlib
+    import json
+
+    base = fingerprint(settings, name, hashes)
+    return hashlib.sha256(json.dumps([base, params], sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _headline(scores: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in scores.items() if k != "per_era_corr"}
+
+
+def _train_single(
+    settings: Settings,
+    model: ResolvedModel,
+    engine: Engine,
+    progress: Progress,
+    files: DataFiles,
+    hashes: dict[str, str],
+    fp: str,
+    params: dict[str, Any],
+) -> TrainResult:
+    spec = model.spec
+    steps = 3.0 + len(model.targets)
+    progress(f"{model.name}: loading train data", 0, steps)
+    train = _load(files.train, model, model.targets, era_stride=spec.era_stride)
+    if spec.train_on_validation:
+        extra = _load(files.need(files.validation), model, model.targets, data_type="validation")
+        train = _concat(train, extra)
+    X = _matrix(model, train)
+    estimators = []
+    for i, target in enumerate(model.targets):
+        progress(f"{model.name}: fitting {spec.algorithm} on {target}", 1 + i, steps)
+        single = ResolvedModel(model.name, spec, model.features, [target], [1.0], model.groups)
+        estimators += _fit_targets(single, X, train, params=params)
+    n_train_rows, n_train_eras = int(train.X.shape[0]), int(train.n_eras)
+    del X, train
+    version = registry.max_version(engine, model.name) + 1
+    from numerflow.modeling.artifacts import versions_on_disk
+
+    on_disk = versions_on_disk(settings.artifacts_dir, model.name)
+    version = max(version, (on_disk[-1] + 1) if on_disk else 1)
+    manifest: dict[str, Any] = {
+        "name": model.name,
+        "version": version,
+        "kind": "model",
+        "algorithm": spec.algorithm,
+        "params": params,
+        "features": model.features,
+        "feature_groups": model.groups or None,
+        "targets": model.targets,
+        "target_weights": model.target_weights,
+        "neutralize": model.neutralize,
+        "era_stride": spec.era_stride,
+        "train_on_validation": spec.train_on_validation,
+        "data_version": files.version,
+        "data_files": hashes,
+        "numerflow_version": __version__,
+        "created_at": datetime.now(UTC).isoformat(),
+        "fingerprint": fp,
+        "train_rows": n_train_rows,
+        "train_eras": n_train_eras,
+    }
+    with staged_version(settings.artifacts_dir, model.name, version) as folder:
+        manifest["estimators"] = []
+        for i, (target, est) in enumerate(zip(model.targets, estimators, strict=True)):
+            filename = f"model_{i}{file_suffix(str(spec.algorithm))}"
+            est.save_native(folder / filename)
+            manifest["estimators"].append({"target": target, "file": filename})
+        loaded = LoadedModel(model.name, version, manifest, folder, estimators=estimators)
+        progress(f"{model.name}: scoring on validation", steps - 2, steps)
+        scores = _validate(loaded, model, files)
+        manifest["validation_scores"] = _headline(scores)
+        progress(f"{model.name}: saving {model.name}@{version}", steps - 1, steps)
+        manifest_sha = write_manifest(folder, manifest)
+    info = registry.record_version(
+        engine,
+        name=model.name,
+        version=version,
+        kind="model",
+        algorithm=str(spec.algorithm),
+        path=str(settings.artifacts_dir / model.name / str(version)),
+        manifest_sha256=manifest_sha,
+        data_version=files.version,
+        targets=model.targets,
+        n_features=len(model.features),
+        params=registry.jsonable(params),
+        scores=registry.jsonable(scores),
+        fingerprint=fp,
+    )
+    progress(f"{model.name}: saved {info.ref}", steps, steps)
+    return TrainResult(info, scores)
+
+
+def _concat(a: Dataset, b: Dataset) -> Dataset:
+    from dataclasses import replace
+
+    labels = np.union1d(a.era_labels, b.era_labels)
+    era_a = np.searchsorted(labels, a.era_labels[a.era]).astype(np.int32)
+    era_b = np.searchsorted(labels, b.era_labels[b.era]).astype(np.int32)
+    return replace(
+        a,
+        X=np.concatenate([a.X, b.X]),
+        ids=np.concatenate([a.ids, b.ids]),
+        era=np.concatenate([era_a, era_b]),
+        era_labels=labels,
+        targets=np.concatenate([a.targets, b.targets]),
+        data_type=None,
+    )
+
+
+def _validate(model: LoadedModel, resolved: ResolvedModel | None, files: DataFiles) -> dict[str, Any]:
+    """Score a model on the validation eras (those with targets) against its first target."""
+    if not files.validation.is_file():
+        log.warning("no %s: skipping validation scores", files.validation)
+        return {}
+    target = (
+        str(model.manifest.get("targets", ["target"])[0]) if model.kind == "model" else _first_target(model)
+    )
+    columns = model.required_features()
+    from numerflow.data.load import load_dataset
+
+    val = load_dataset(files.validation, features=columns, targets=[target], data_type="validation")
+    if val.X.shape[0] == 0:
+        return {}
+    preds = model.predict(val)
+    catalog = load_catalog(files)
+    fnc = None
+    if "fncv3_features" in catalog.feature_sets:
+        fnc = [f for f in catalog.features("fncv3_features") if f in val.feature_names]
+    from numerflow.modeling.scoring import score_predictions
+
+    if fnc:
+        val_fnc = load_dataset(files.validation, features=fnc, targets=[target], data_type="validation")
+        scores = score_predictions(
+            preds, val, target, meta_model_path=files.meta_model, benchmark_path=files.validation_benchmark
+        )
+        scores.update(
+            {
+                k: v
+                for k, v in score_predictions(preds, val_fnc, target, fnc_features=fnc).items()
+                if k.startswith("fnc") or k.startswith("max_feature")
+            }
+        )
+        return scores
+    return score_predictions(
+        preds, val, target, meta_model_path=files.meta_model, benchmark_path=files.validation_benchmark
+    )
+
+
+def _first_target(model: LoadedModel) -> str:
+    member = model.members[0][0]
+    return _first_target(member) if member.kind == "ensemble" else str(member.manifest["targets"][0])
+
+
+def _train_ensemble(
+    settings: Settings, name: str, *, engine: Engine, progress: Progress, files: DataFiles
+) -> TrainResult:
+    from numerflow.modeling.artifacts import load_model, versions_on_disk
+
+    spec = settings.model(name)
+    assert spec.ensemble is not None
+    members: list[TrainResult] = []
+    for member in spec.ensemble:
+        members.append(train_model(settings, member, engine=engine, progress=progress, reuse=True))
+    hashes = files.hashes(files.need(files.train), files.validation, files.features_json)
+    fp = fingerprint(settings, name, hashes)
+    run = registry.RunRecorder(engine, "train", name, {"ensemble": spec.ensemble})
+    run.start()
+    t0 = time.perf_counter()
+    try:
+        catalog = load_catalog(files)
+        neutral = None
+        if spec.neutralize is not None:
+            neutral = {
+                "proportion": float(spec.neutralize.proportion),
+                "features": list(catalog.features(spec.neutralize.features)),
+            }
+        version = (
+            max(registry.max_version(engine, name), *(versions_on_disk(settings.artifacts_dir, name) or [0]))
+            + 1
+        )
+        manifest: dict[str, Any] = {
+            "name": name,
+            "version": version,
+            "kind": "ensemble",
+            "algorithm": "ensemble",
+            "members": [
+                {
+                    "name": m.version.name,
+                    "version": m.version.version,
+                    "weight": float(spec.ensemble[m.version.name]),
+                }
+                for m in members
+            ],
+            "neutralize": neutral,
+            "data_version": files.version,
+            "data_files": hashes,
+            "numerflow_version": __version__,
+            "created_at": datetime.now(UTC).isoformat(),
+            "fingerprint": fp,
+            "estimators": [],
+        }
+        with staged_version(settings.artifacts_dir, name, version) as folder:
+            loaded = LoadedModel(name, version, manifest, folder)
+            for m in members:
+                loaded.members.append(
+                    (
+                        load_model(settings.artifacts_dir, m.version.name, m.version.version),
+                        spec.ensemble[m.version.name],
+                    )
+                )
+            progress(f"{name}: scoring the ensemble on validation", 0, 1)
+            scores = _validate(loaded, None, files)
+            manifest["validation_scores"] = _headline(scores)
+            manifest_sha = write_manifest(folder, manifest)
+        info = registry.record_version(
+            engine,
+            name=name,
+            version=version,
+            kind="ensemble",
+            algorithm="ensemble",
+            path=str(settings.artifacts_dir / name / str(version)),
+            manifest_sha256=manifest_sha,
+            data_version=files.version,
+            targets=sorted({t for m in members for t in m.version.targets}),
+            n_features=max(m.version.n_features for m in members),
+            params=registry.jsonable({"ensemble": spec.ensemble}),
+            scores=registry.jsonable(scores),
+            fingerprint=fp,
+        )
+    except KeyboardInterrupt:
+        run.finish(status="interrupted", data_hashes=hashes, error="interrupted by the user")
+        raise
+    except Exception as exc:
+        run.finish(status="failed", data_hashes=hashes, error=str(exc))
+        raise
+    run.finish(version=version, scores=_headline(scores), data_hashes=hashes)
+    return TrainResult(info, scores, duration_s=time.perf_counter() - t0, members=members)
+
+
+# ------------------------------------------------------------------------------------------------ CV
+def era_cv(
+    fit_predict: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    era: np.ndarray,
+    era_labels: np.ndarray,
+    target: np.ndarray,
+    splitter: EraSplitter,
+    *,
+    progress: Progress | None = None,
+    on_fold: Callable[[int, float], None] | None = None,
+) -> tuple[np.ndarray, list[dict[str, Any]]]:
+    """Out-of-fold predictions and per-fold scores.
+
+    ``fit_predict(train_rows, test_rows)`` fits on the train rows and returns predictions for the test
+    rows. ``era`` are int codes into ``era_labels``. ``on_fold(k, mean_corr)`` is called after each fold
+    (tuning uses it to prune).
+    """
+    from numerflow.modeling.scoring import per_era_corr, summary_of
+
+    progress = progress or _noop
+    labels = np.asarray(era_labels)[era]
+    oof = np.full(era.shape[0], np.nan)
+    folds: list[dict[str, Any]] = []
+    total = splitter.get_n_splits()
+    for k, (train_rows, test_rows) in enumerate(splitter.split(groups=labels)):
+        progress(f"fold {k + 1}/{total}: fitting on {train_rows.shape[0]:,} rows", k, total)
+        t0 = time.perf_counter()
+        preds = fit_predict(train_rows, test_rows)
+        oof[test_rows] = preds
+        scores = per_era_corr(preds, target[test_rows], era[test_rows])
+        scores = scores[~np.isnan(scores)]
+        summary = summary_of(scores) if scores.size else {"mean": float("nan"), "sharpe": float("nan")}
+        train_l, test_l = np.unique(labels[train_rows]), np.unique(labels[test_rows])
+        folds.append(
+            {
+                "fold": k + 1,
+                "train_eras": f"{train_l[0]}-{train_l[-1]}" if train_l.size else "",
+                "test_eras": f"{test_l[0]}-{test_l[-1]}",
+                "n_train": int(train_rows.shape[0]),
+                "n_test": int(test_rows.shape[0]),
+                "corr_mean": summary["mean"],
+                "corr_sharpe": summary["sharpe"],
+                "seconds": time.perf_counter() - t0,
+            }
+        )
+        if on_fold is not None:
+            on_fold(k, float(summary["mean"]))
+        progress(f"fold {k + 1}/{total}: CORR {summary['mean']:+.4f}", k + 1, total)
+    return oof, folds
+
+
+def _model_fit_predict(
+    model: ResolvedModel, data: Dataset, params: dict[str, Any] | None = None
+) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    from numerflow.modeling.artifacts import neutralize_and_rank
+    from numerflow.modeling.features import select_columns
+
+    X = _matrix(model, data)
+
+    def fit_predict(train_rows: np.ndarray, test_rows: np.ndarray) -> np.ndarray:
+        estimators = _fit_targets(model, X, data, rows=train_rows, params=params)
+        preds = _blend(model, estimators, X[test_rows], data.era[test_rows])
+        if model.neutralize:
+            feats = select_columns(
+                data.X[test_rows], data.feature_names, model.neutralize["features"], what="data"
+            )
+            preds = neutralize_and_rank(preds, feats, data.era[test_rows], model.neutralize["proportion"])
+        return preds
+
+    return fit_predict
+
+
+def cross_validate_model(
+    settings: Settings,
+    name: str,
+    *,
+    engine: Engine | None = None,
+    progress: Progress | None = None,
+    scheme: str | None = None,
+    folds: int | None = None,
+    embargo_eras: int | None = None,
+    params: dict[str, Any] | None = None,
+    on_fold: Callable[[int, float], None] | None = None,
+    record: bool = True,
+) -> CVResult:
+    """Era CV of model ``name`` on the train data; ensembles blend their members' out-of-fold ranks."""
+    from numerflow.data.load import load_dataset
+    from numerflow.modeling.scoring import per_era_corr, summary_of
+
+    files = data_files(settings)
+    catalog = load_catalog(files)
+    spec = settings.model(name)
+    order = [n for n in ensemble_order(settings, name) if settings.model(n).ensemble is None]
+    picker = stable_picker(files, settings.artifacts_dir / ".feature_sets", spec.era_stride)
+    resolved = {n: resolve_model(settings, n, catalog, stable_picker=picker) for n in order}
+    targets = list(dict.fromkeys(t for r in resolved.values() for t in r.targets))
+    columns = list(dict.fromkeys(c for r in resolved.values() for c in r.columns()))
+    stride = min(settings.model(n).era_stride for n in order)
+    data = load_dataset(files.need(files.train), features=columns, targets=targets, era_stride=stride)
+    cv = spec.cv
+    splitter = EraSplitter(
+        scheme=scheme or cv.scheme,  # type: ignore[arg-type]
+        n_splits=folds or cv.folds,
+        embargo_eras=embargo_eras if embargo_eras is not None else cv.embargo_eras,
+        target_horizon=targets,
+    )
+    main_target = resolved[order[0]].targets[0] if spec.ensemble is not None else resolved[name].targets[0]
+    if params is not None and spec.ensemble is not None:
+        raise ConfigError(f"models.{name} is an ensemble; tune its members instead")
+
+    def fit_predict(train_rows: np.ndarray, test_rows: np.ndarray) -> np.ndarray:
+        return _ensemble_fit_predict(settings, name, resolved, data, params)(train_rows, test_rows)
+
+    run = None
+    if record and engine is not None:
+        run = registry.RunRecorder(
+            engine,
+            "cv",
+            name,
+            {
+                "scheme": splitter.scheme,
+                "folds": splitter.n_splits,
+                "embargo_eras": splitter.gap,
+                "params": params if params is not None else spec.params,
+            },
+        ).start()
+    hashes = files.hashes(files.train, files.features_json)
+    try:
+        oof, fold_rows = era_cv(
+            fit_predict,
+            data.era,
+            data.era_labels,
+            data.target(main_target),
+            splitter,
+            progress=progress,
+            on_fold=on_fold,
+        )
+    except KeyboardInterrupt:
+        if run:
+            run.finish(status="interrupted", data_hashes=hashes, error="interrupted by the user")
+        raise
+    except Exception as exc:
+        if run:
+            run.finish(status="failed", data_hashes=hashes, error=str(exc))
+        raise
+    tested = ~np.isnan(oof)
+    per_era = per_era_corr(oof[tested], data.target(main_target)[tested], data.era[tested])
+    per_era = per_era[~np.isnan(per_era)]
+    summary = summary_of(per_era)
+    summary["embargo_eras"] = float(splitter.gap)
+    result = CVResult(name, fold_rows, summary, oof, data.era, per_era, splitter)
+    if run:
+        run.finish(scores={"summary": summary, "folds": fold_rows}, data_hashes=hashes)
+        result.run_id = run.run_id
+    return result
+
+
+def _ensemble_fit_predict(
+    settings: Settings,
+    name: str,
+    resolved: dict[str, ResolvedModel],
+    data: Dataset,
+    params: dict[str, Any] | None,
+) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    spec = settings.model(name)
+    if spec.ensemble is None:
+        return _model_fit_predict(resolved[name], data, params)
+
+    def fit_predict(train_rows: np.ndarray, test_rows: np.ndarray) -> np.ndarray:
+        cols, weights = [], []
+        for member, weight in spec.ensemble.items():  # type: ignore[union-attr]
+            cols.append(_ensemble_fit_predict(settings, member, resolved, data, None)(train_rows, test_rows))
+            weights.append(weight)
+        preds = rank_average(cols, weights, data.era[test_rows])
+        if spec.neutralize is not None:
+            from numerflow.modeling.artifacts import neutralize_and_rank
+            from numerflow.modeling.features import select_columns
+
+            catalog_feats = [f for r in resolved.values() for f in r.features]
+            feats = select_columns(
+                data.X[test_rows], data.feature_names, list(dict.fromkeys(catalog_feats)), what="data"
+            )
+            preds = neutralize_and_rank(preds, feats, data.era[test_rows], spec.neutralize.proportion)
+        return preds
+
+    return fit_predict
