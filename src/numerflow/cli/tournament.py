@@ -1,9 +1,247 @@
-"""Commands of the tournament room (being written; see the open issues)."""
+"""Tournament commands: ``round run|watch``, ``submit``, ``perf`` + ``perf sync``, ``stake show|set``."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import typer
+
+from numerflow.cli.context import console, err_console, state
+
+if TYPE_CHECKING:
+    from numerflow.tournament.client import NumeraiClient
+    from numerflow.tournament.round import RoundReport
+
+_STATUS_STYLE = {"confirmed": "green", "already": "cyan", "failed": "red", "invalid": "red"}
+
+
+def _client(ctx: typer.Context) -> NumeraiClient:
+    from numerflow.tournament.client import NumeraiClient
+
+    return NumeraiClient.from_settings(state(ctx).settings)
+
+
+def _print_report(report: RoundReport) -> None:
+    from rich.table import Table
+
+    if report.round_number is None or not report.outcomes:
+        where = f"round {report.round_number}: " if report.round_number is not None else ""
+        console.print(f"{where}{report.note or 'nothing to do'}")
+        return
+    table = Table(title=f"round {report.round_number}", title_justify="left")
+    for col in ("numerai model", "model", "status", "submission", "rows", "seconds", "error"):
+        table.add_column(col, overflow="fold")
+    for o in report.outcomes:
+        style = _STATUS_STYLE.get(o.status, "")
+        table.add_row(
+            o.numerai_model,
+            o.model_ref,
+            f"[{style}]{o.status}[/]" if style else o.status,
+            o.submission_id,
+            str(o.rows or ""),
+            f"{o.seconds:.2f}",
+            o.error,
+        )
+    console.print(table)
+    failed = len(report.failed)
+    summary = f"{len(report.submitted)} submitted, {len(report.outcomes) - len(report.submitted) - failed} "
+    summary += f"already done, {failed} failed in {report.seconds:.1f}s"
+    console.print(summary if not failed else f"[red]{summary}[/]")
 
 
 def register(app: typer.Typer) -> None:
     """Attach this module's commands to the root app."""
+    rounds = typer.Typer(help="The daily round: submit every deployed model once.", no_args_is_help=True)
+    perf = typer.Typer(
+        help="Per-round scores and payouts (run `perf sync` first).", invoke_without_command=True
+    )
+    stake = typer.Typer(
+        help="Show or change stakes (guard rails from the tournament section of the config).",
+        no_args_is_help=True,
+    )
+    app.add_typer(rounds, name="round")
+    app.add_typer(perf, name="perf")
+    app.add_typer(stake, name="stake")
+
+    @rounds.command("run")
+    def round_run(
+        ctx: typer.Context,
+        live: Path | None = typer.Option(
+            None, "--live", help="Use this live.parquet instead of downloading the round's."
+        ),
+    ) -> None:
+        """Predict, validate, upload and confirm every deployed model for the open round (idempotent)."""
+        from numerflow.tournament.round import run_round
+
+        st = state(ctx)
+        report = run_round(st.settings, st.engine, _client(ctx), live_path=live)
+        _print_report(report)
+        if report.failed:
+            raise typer.Exit(1)
+
+    @rounds.command("watch")
+    def round_watch(
+        ctx: typer.Context,
+        interval: float | None = typer.Option(
+            None, "--interval", min=0.0, help="Seconds between checks (default: tournament.poll_interval_s)."
+        ),
+        max_runs: int | None = typer.Option(None, "--max-runs", min=1, help="Stop after this many checks."),
+    ) -> None:
+        """Wait for each new round and run it; keeps going after errors. Ctrl-C stops."""
+        from numerflow.tournament.round import RoundWatcher
+
+        st = state(ctx)
+        watcher = RoundWatcher(
+            st.settings,
+            st.engine,
+            _client(ctx),
+            interval_s=interval,
+            on_report=_print_report,
+            on_error=lambda exc: err_console.print(f"[yellow]round watch:[/] {exc}", highlight=False),
+        )
+        console.print(f"watching for rounds every {watcher.interval_s:g}s; Ctrl-C stops")
+        try:
+            watcher.run(max_runs=max_runs)
+        except KeyboardInterrupt:
+            watcher.stop()
+        console.print(f"stopped after {watcher.runs} checks ({watcher.errors} errors)")
+
+    @app.command("submit")
+    def submit(
+        ctx: typer.Context,
+        model: str = typer.Argument(
+            ..., help="Numerai model name (or a configured model with numerai_model)."
+        ),
+        file: Path = typer.Argument(..., help="Predictions CSV (id,prediction) or parquet."),
+        live: Path | None = typer.Option(None, "--live", help="Check ids against this live.parquet."),
+        replace: bool = typer.Option(
+            False, "--replace", help="Submit even if the model already has a submission this round."
+        ),
+    ) -> None:
+        """Validate a predictions file exactly as Numerai would (and stricter), then upload it once."""
+        from numerflow.tournament.submit import submit_file
+
+        st = state(ctx)
+        check, result = submit_file(
+            st.settings, st.engine, _client(ctx), model, file, live_path=live, replace=replace
+        )
+        if result.already_submitted:
+            console.print(
+                f"{model} already has submission {result.submission_id} in round {result.round_number}; "
+                "nothing uploaded (use --replace to submit again)"
+            )
+            return
+        console.print(
+            f"[green]submitted[/] {file} ({check.rows} rows, {check.distinct} distinct values) for {model} "
+            f"in round {result.round_number}: {result.submission_id}"
+        )
+
+    @perf.callback()
+    def perf_show(
+        ctx: typer.Context,
+        model: str | None = typer.Option(None, "--model", "-m", help="Only this Numerai model."),
+    ) -> None:
+        """Per-round scores (latest day), payouts and cumulative CORR/MMC from the database."""
+        if ctx.invoked_subcommand is not None:
+            return
+        from rich.table import Table
+
+        from numerflow.tournament.performance import performance_table
+
+        rows = performance_table(state(ctx).engine, model)
+        if not rows:
+            console.print("no scores yet; run [bold]numerflow perf sync[/] after a round has scored")
+            return
+
+        def f(v: float | None, digits: int = 4) -> str:
+            return "" if v is None else f"{v:.{digits}f}"
+
+        table = Table(
+            "numerai model",
+            "round",
+            "day",
+            "CORR",
+            "MMC",
+            "BMC",
+            "FNC",
+            "cum CORR",
+            "cum MMC",
+            "at risk",
+            "payout",
+            "status",
+        )
+        for r in rows:
+            status = r.payout_status or ("resolved" if r.resolved else "scoring")
+            table.add_row(
+                r.numerai_model,
+                str(r.round_number),
+                str(r.day),
+                f(r.corr),
+                f(r.mmc),
+                f(r.bmc),
+                f(r.fnc),
+                f(r.cum_corr),
+                f(r.cum_mmc),
+                f(r.at_risk_nmr, 2),
+                f(r.payout_nmr, 4),
+                status,
+            )
+        console.print(table)
+        totals: dict[str, float] = {}
+        for r in rows:
+            if r.payout_status == "settled" and r.payout_nmr is not None:
+                totals[r.numerai_model] = totals.get(r.numerai_model, 0.0) + r.payout_nmr
+        for name, total in sorted(totals.items()):
+            console.print(f"{name}: settled payouts {total:+.4f} NMR")
+
+    @perf.command("sync")
+    def perf_sync(
+        ctx: typer.Context,
+        model: list[str] = typer.Option([], "--model", "-m", help="Only these Numerai models (repeatable)."),
+    ) -> None:
+        """Pull per-round scores and payouts of every model into the database."""
+        from numerflow.tournament.performance import sync_performance
+
+        st = state(ctx)
+        rep = sync_performance(st.settings, st.engine, _client(ctx), slots=list(model) or None)
+        console.print(f"synced {rep.models} models: {rep.scores} scores and {rep.payouts} payouts updated")
+        for slot, error in rep.failed.items():
+            err_console.print(f"[red]{slot}:[/] {error}", highlight=False)
+        if rep.failed:
+            raise typer.Exit(1)
+
+    @stake.command("show")
+    def stake_show(
+        ctx: typer.Context,
+        model: list[str] = typer.Argument(None, help="Numerai models (default: all of the account)."),
+    ) -> None:
+        """Stake of each model, and how much it moved in this round."""
+        from rich.table import Table
+
+        from numerflow.tournament.stakes import show_stakes
+
+        st = state(ctx)
+        views = show_stakes(st.engine, _client(ctx), list(model or []) or None)
+        table = Table("numerai model", "stake (NMR)", "changed this round (NMR)")
+        for v in views:
+            table.add_row(v.numerai_model, str(v.stake_nmr), str(v.changed_this_round_nmr))
+        console.print(table)
+        console.print(f"max change per round: {st.settings.tournament.max_stake_change_nmr:g} NMR")
+
+    @stake.command("set")
+    def stake_set(
+        ctx: typer.Context,
+        model: str = typer.Argument(..., help="Numerai model name."),
+        amount: str = typer.Argument(..., help="New stake in NMR."),
+        yes: bool = typer.Option(False, "--yes", help="Really change it (without it nothing is sent)."),
+    ) -> None:
+        """Set a model's stake to AMOUNT NMR, within tournament.max_stake_change_nmr per round."""
+        from numerflow.tournament.stakes import parse_amount, set_stake
+
+        st = state(ctx)
+        result = set_stake(st.settings, st.engine, _client(ctx), model, parse_amount(amount), confirmed=yes)
+        console.print(
+            f"{model}: stake change {result.from_nmr} -> {result.to_nmr} NMR requested in round "
+            f"{result.round_number} ({result.server_status or 'accepted'})"
+        )

@@ -39,7 +39,7 @@ class RoundPerformance:
     at_risk: Decimal | None
     payout_factor: Decimal | None
     resolve_time: datetime | None
-    payout_pending: Decimal | None  # NMR, while the round scores
+    payout_pending: Decimal | None  # NMR, latest daily estimate while the round scores
     payout_settled: Decimal | None  # NMR, once it resolved
     scores: list[ScoreRow]
 
@@ -88,8 +88,8 @@ class PerformanceMixin(ClientCore):
                     at_risk=_dec(rnd.get("atRisk")),
                     payout_factor=_dec(rnd.get("roundPayoutFactor")),
                     resolve_time=utils.parse_datetime_string(rnd.get("roundResolveTime")),
-                    payout_pending=pending[0] if pending else None,
-                    payout_settled=settled[0] if settled else None,
+                    payout_pending=pending[-1] if pending else None,
+                    payout_settled=settled[-1] if settled else None,
                     scores=[
                         ScoreRow(
                             round_number=number,

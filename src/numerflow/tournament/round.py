@@ -1,0 +1,401 @@
+"""The daily round: live data → predict with each deployed model → validate → upload once → confirm → record.
+
+:func:`run_round` is the one entry point (the CLI's ``round run``, ``round watch`` and the service's webhook
+all call it). It is idempotent: a model slot whose submission for the round is confirmed in the database
+is not touched again, and the client refuses to create a second submission when the server already has
+one. One model failing does not stop the others; the :class:`RoundReport` says which failed and why.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+
+from numerflow.errors import ApiError, NumerflowError
+from numerflow.fileio import atomic_path, sha256_file
+from numerflow.store import session_scope
+from numerflow.store.base import utcnow
+from numerflow.store.tables.tournament import Round, Submission
+from numerflow.tournament.validation import validate_predictions
+
+if TYPE_CHECKING:
+    from numerflow.config import Settings
+    from numerflow.data.load import Dataset
+    from numerflow.modeling.registry import Deployment
+    from numerflow.tournament.client import NumeraiClient
+
+log = logging.getLogger(__name__)
+
+Predictor = Callable[["Deployment", "Dataset"], np.ndarray]
+DONE = ("confirmed", "already")
+
+
+@dataclass(frozen=True)
+class ModelOutcome:
+    """What happened to one deployed model in this run."""
+
+    numerai_model: str
+    model_ref: str  # name@version
+    status: str  # confirmed | already | failed | invalid
+    submission_id: str = ""
+    error: str = ""
+    rows: int = 0
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.status in DONE
+
+
+@dataclass
+class RoundReport:
+    round_number: int | None
+    outcomes: list[ModelOutcome] = field(default_factory=list)
+    note: str = ""  # why nothing was done (no round open, no deployed model)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return all(o.ok for o in self.outcomes)
+
+    @property
+    def failed(self) -> list[ModelOutcome]:
+        return [o for o in self.outcomes if not o.ok]
+
+    @property
+    def submitted(self) -> list[ModelOutcome]:
+        return [o for o in self.outcomes if o.status == "confirmed"]
+
+
+# ------------------------------------------------------------------------------------------ live data
+def fetch_live(settings: Settings, engine: Engine, client: NumeraiClient, round_number: int) -> Path:
+    """This round's ``live.parquet``, downloaded once into ``<data_dir>/<version>/rounds/<N>/``."""
+    from numerflow.data.download import download_files
+
+    version = settings.numerai.data_version
+    paths = download_files(client, settings.data_dir, version, ["live.parquet"], engine=engine)
+    if not paths:
+        raise ApiError(f"{version}/live.parquet: the download returned no file for round {round_number}")
+    return Path(paths[0])
+
+
+def load_live(path: Path) -> Dataset:
+    from numerflow.data.load import load_dataset
+
+    return load_dataset(path, features="all", targets="none")
+
+
+def model_predictor(settings: Settings) -> Predictor:
+    """Predicts with the saved artifact of a deployment (hash checked against the registry's)."""
+    from numerflow.modeling.artifacts import load_model
+
+    def predict(dep: Deployment, dataset: Dataset) -> np.ndarray:
+        model = load_model(
+            settings.artifacts_dir, dep.model_name, dep.version, expected_sha256=dep.manifest_sha256 or None
+        )
+        return model.predict(dataset)
+
+    return predict
+
+
+def write_predictions(path: Path, ids: np.ndarray, preds: np.ndarray) -> Path:
+    """``id,prediction`` CSV, written atomically."""
+    preds = np.asarray(preds, dtype=np.float64).reshape(-1)
+    if preds.shape[0] != len(ids):
+        raise NumerflowError(
+            f"{path.name}: the model gave {preds.shape[0]} predictions for {len(ids)} live rows"
+        )
+    lines = ["id,prediction"]
+    lines += [f"{i},{v:.10g}" for i, v in zip(ids.tolist(), preds.tolist(), strict=True)]
+    with atomic_path(path) as tmp:
+        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+# ------------------------------------------------------------------------------------------ database
+def _round_row(engine: Engine, tournament: int, number: int, **values: Any) -> None:
+    with session_scope(engine) as s:
+        row = s.scalar(select(Round).where(Round.tournament == tournament, Round.number == number))
+        if row is None:
+            row = Round(tournament=tournament, number=number, status="open")
+            s.add(row)
+        for key, value in values.items():
+            setattr(row, key, value)
+
+
+def _confirmed_slots(engine: Engine, tournament: int, number: int) -> dict[str, Submission]:
+    with session_scope(engine) as s:
+        rows = s.scalars(
+            select(Submission).where(
+                Submission.tournament == tournament,
+                Submission.round_number == number,
+                Submission.status == "confirmed",
+            )
+        ).all()
+        return {r.numerai_model: r for r in rows}
+
+
+def record_submission(engine: Engine, tournament: int, number: int, slot: str, **values: Any) -> None:
+    with session_scope(engine) as s:
+        row = s.scalar(
+            select(Submission).where(
+                Submission.tournament == tournament,
+                Submission.round_number == number,
+                Submission.numerai_model == slot,
+            )
+        )
+        if row is None:
+            row = Submission(
+                tournament=tournament, round_number=number, numerai_model=slot, status="predicted"
+            )
+            s.add(row)
+        for key, value in values.items():
+            setattr(row, key, value)
+        row.updated_at = utcnow()
+
+
+# ------------------------------------------------------------------------------------------ the job
+def run_round(
+    settings: Settings,
+    engine: Engine,
+    client: NumeraiClient | None = None,
+    *,
+    predict: Predictor | None = None,
+    deployments: list[Deployment] | None = None,
+    live_path: Path | None = None,
+    progress: Callable[[float, str], None] | None = None,
+) -> RoundReport:
+    """Submit every deployed model for the open round, at most once each; see the module doc.
+
+    ``client`` defaults to ``NumeraiClient.from_settings(settings)``; ``predict(deployment, dataset)``
+    to the saved artifact of each deployment; ``progress(fraction, message)`` is told of each step.
+    """
+    start = time.perf_counter()
+    if client is None:
+        from numerflow.tournament.client import NumeraiClient
+
+        client = NumeraiClient.from_settings(settings)
+
+    def tell(fraction: float, message: str) -> None:
+        if progress is not None:
+            progress(fraction, message)
+
+    info = client.current_round_info()
+    if info is None:
+        return RoundReport(None, note="no round is open for submissions")
+    number, tournament = info.number, client.tournament_id
+    report = RoundReport(number)
+    _round_row(
+        engine, tournament, number, open_time=info.open_time, close_staking_time=info.close_staking_time
+    )
+
+    if deployments is None:
+        from numerflow.modeling.registry import deployed_models
+
+        deployments = deployed_models(engine, settings)
+    if not deployments:
+        report.note = "no deployed models (set numerai_model on a model and train it)"
+        return report
+
+    done = _confirmed_slots(engine, tournament, number)
+    pending = []
+    for dep in deployments:
+        ref = f"{dep.model_name}@{dep.version}"
+        if dep.numerai_model in done:
+            row = done[dep.numerai_model]
+            report.outcomes.append(
+                ModelOutcome(dep.numerai_model, ref, "already", row.submission_id, rows=row.rows)
+            )
+        else:
+            pending.append(dep)
+    if not pending:
+        report.note = f"every model already submitted for round {number}"
+        report.seconds = time.perf_counter() - start
+        return report
+
+    tell(0.05, f"round {number}: {len(pending)} model(s) to submit")
+    slots = client.models()
+    if live_path is None:
+        live_path = fetch_live(settings, engine, client, number)
+    dataset = load_live(live_path)
+    _round_row(
+        engine,
+        tournament,
+        number,
+        live_path=str(live_path),
+        live_sha256=sha256_file(live_path),
+        live_rows=len(dataset.ids),
+    )
+    predict = predict or model_predictor(settings)
+    out_dir = settings.data_dir / "submissions" / str(number)
+    for i, dep in enumerate(pending):
+        tell(0.1 + 0.9 * i / len(pending), f"round {number}: {dep.numerai_model}")
+        report.outcomes.append(
+            _submit_one(engine, client, dep, dataset, predict, out_dir, number, tournament, slots)
+        )
+    tell(1.0, f"round {number}: {len(report.failed)} failed")
+
+    status = "complete" if report.ok else "partial"
+    _round_row(engine, tournament, number, status=status, completed_at=utcnow() if report.ok else None)
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def _submit_one(
+    engine: Engine,
+    client: NumeraiClient,
+    dep: Deployment,
+    dataset: Dataset,
+    predict: Predictor,
+    out_dir: Path,
+    number: int,
+    tournament: int,
+    slots: dict[str, str],
+) -> ModelOutcome:
+    t0 = time.perf_counter()
+    slot, ref = dep.numerai_model, f"{dep.model_name}@{dep.version}"
+    stage = "predict"
+    common = {"model_name": dep.model_name, "model_version": dep.version}
+    try:
+        model_id = slots.get(slot)
+        if model_id is None:
+            known = ", ".join(sorted(slots)) or "none"
+            raise NumerflowError(f"the Numerai account has no model slot {slot!r} (known: {known})")
+        common["numerai_model_id"] = model_id
+        path = write_predictions(out_dir / f"{slot}.csv", dataset.ids, predict(dep, dataset))
+        stage = "validate"
+        check = validate_predictions(path, dataset.ids)
+        record_submission(
+            engine,
+            tournament,
+            number,
+            slot,
+            status="predicted",
+            error="",
+            file_path=str(path),
+            file_sha256=sha256_file(path),
+            rows=check.rows,
+            **common,
+        )
+        stage = "upload"
+        result = client.submit(path, model_id, round_number=number)
+        record_submission(
+            engine,
+            tournament,
+            number,
+            slot,
+            status="uploaded",
+            submission_id=result.submission_id,
+            attempts=result.attempts,
+            **common,
+        )
+        stage = "confirm"
+        confirmed = client.round_submission(model_id, number)
+        if confirmed is None:
+            raise ApiError(f"round {number}: the server lists no submission for {slot} after the upload")
+        record_submission(
+            engine,
+            tournament,
+            number,
+            slot,
+            status="confirmed",
+            submission_id=confirmed.key,
+            confirmed_at=utcnow(),
+            **common,
+        )
+        status = "already" if result.already_submitted else "confirmed"
+        log.info("round %d: %s (%s) %s as %s", number, slot, ref, status, confirmed.key)
+        return ModelOutcome(
+            slot, ref, status, confirmed.key, rows=check.rows, seconds=time.perf_counter() - t0
+        )
+    except Exception as exc:  # one model failing must not stop the others
+        message = str(exc) if isinstance(exc, NumerflowError) else f"{type(exc).__name__}: {exc}"
+        status = "invalid" if stage == "validate" else "failed"
+        if not isinstance(exc, NumerflowError):
+            log.exception("round %d: %s (%s) failed at %s", number, slot, ref, stage)
+        else:
+            log.warning("round %d: %s (%s) failed at %s: %s", number, slot, ref, stage, message)
+        try:
+            record_submission(
+                engine, tournament, number, slot, status=status, error=f"{stage}: {message}", **common
+            )
+        except NumerflowError as db_exc:
+            log.error("round %d: could not record the failure of %s: %s", number, slot, db_exc)
+        return ModelOutcome(slot, ref, status, error=f"{stage}: {message}", seconds=time.perf_counter() - t0)
+
+
+# ------------------------------------------------------------------------------------------ watch
+class RoundWatcher:
+    """Waits for rounds and runs them: every ``interval_s``, or at once when :meth:`trigger` is called
+    (the service's webhook). Errors are logged and the loop goes on; :meth:`stop` ends it."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        client: NumeraiClient,
+        *,
+        interval_s: float | None = None,
+        predict: Predictor | None = None,
+        on_report: Callable[[RoundReport], None] | None = None,
+        on_error: Callable[[Exception], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.client = client
+        self.interval_s = interval_s if interval_s is not None else settings.tournament.poll_interval_s
+        self.predict = predict
+        self.on_report = on_report
+        self.on_error = on_error
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self.runs = 0
+        self.errors = 0
+
+    def trigger(self) -> None:
+        """Run now instead of waiting for the next poll (e.g. a new-round webhook arrived)."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
+    def run_once(self) -> RoundReport | None:
+        try:
+            report = run_round(self.settings, self.engine, self.client, predict=self.predict)
+        except Exception as exc:  # keep watching whatever happened
+            self.errors += 1
+            if isinstance(exc, NumerflowError):
+                log.warning("round watch: %s", exc)
+            else:
+                log.exception("round watch: unexpected error")
+            if self.on_error:
+                self.on_error(exc)
+            return None
+        finally:
+            self.runs += 1
+        if self.on_report:
+            self.on_report(report)
+        return report
+
+    def run(self, *, max_runs: int | None = None) -> None:
+        """Loop until :meth:`stop` (or ``max_runs`` runs)."""
+        while not self._stop.is_set():
+            self.run_once()
+            if max_runs is not None and self.runs >= max_runs:
+                break
+            self._wake.wait(self.interval_s)
+            self._wake.clear()

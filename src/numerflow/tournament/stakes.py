@@ -1,0 +1,164 @@
+"""Stakes: show them, and change them only when asked explicitly and within the guard rails.
+
+Guard rails from ``[tournament]``: ``max_stake_change_nmr`` (the most the stake of one model may move in
+one round, all changes of that round added up) and ``max_stake_nmr`` (a ceiling). Every change asked
+for is recorded in ``stake_changes``, refused ones included, with the reason.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING
+
+from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
+
+from numerflow.errors import NumerflowError, StakeError
+from numerflow.store import session_scope
+from numerflow.store.tables.tournament import Round, StakeChange
+
+if TYPE_CHECKING:
+    from numerflow.config import Settings
+    from numerflow.tournament.client import NumeraiClient
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StakeView:
+    numerai_model: str
+    model_id: str
+    stake_nmr: Decimal
+    changed_this_round_nmr: Decimal
+
+
+@dataclass(frozen=True)
+class StakeChangeResult:
+    numerai_model: str
+    from_nmr: Decimal
+    to_nmr: Decimal
+    round_number: int
+    server_status: str
+
+
+def parse_amount(text: str) -> Decimal:
+    try:
+        value = Decimal(str(text))
+    except InvalidOperation:
+        raise StakeError(f"stake amount {text!r} is not a number; give NMR like 12.5") from None
+    if not value.is_finite() or value < 0:
+        raise StakeError(f"stake amount {text!r} must be a number >= 0")
+    return value
+
+
+def _round_for_limits(engine: Engine, client: NumeraiClient) -> int:
+    """The round stake changes count against: the open one, else the latest one we saw, else 0."""
+    info = client.current_round_info()
+    if info is not None:
+        return info.number
+    with session_scope(engine) as s:
+        return int(s.scalar(select(func.max(Round.number))) or 0)
+
+
+def changed_in_round(engine: Engine, tournament: int, slot: str, round_number: int) -> Decimal:
+    """NMR moved (in absolute value) for ``slot`` in ``round_number`` by changes the server accepted."""
+    with session_scope(engine) as s:
+        rows = s.scalars(
+            select(StakeChange.delta_nmr).where(
+                StakeChange.tournament == tournament,
+                StakeChange.numerai_model == slot,
+                StakeChange.round_number == round_number,
+                StakeChange.status == "requested",
+            )
+        ).all()
+    return sum((abs(Decimal(str(v))) for v in rows), Decimal(0))
+
+
+def show_stakes(engine: Engine, client: NumeraiClient, slots: list[str] | None = None) -> list[StakeView]:
+    models = client.models()
+    names = slots if slots else sorted(models)
+    round_number = _round_for_limits(engine, client)
+    out = []
+    for slot in names:
+        if slot not in models:
+            known = ", ".join(sorted(models)) or "none"
+            raise NumerflowError(f"the Numerai account has no model {slot!r} (known: {known})")
+        out.append(
+            StakeView(
+                slot,
+                models[slot],
+                client.stake_value(slot),
+                changed_in_round(engine, client.tournament_id, slot, round_number),
+            )
+        )
+    return out
+
+
+def _record(
+    engine: Engine, tournament: int, slot: str, rnd: int, old: Decimal, new: Decimal, **kw: str
+) -> None:
+    with session_scope(engine) as s:
+        s.add(
+            StakeChange(
+                tournament=tournament,
+                numerai_model=slot,
+                round_number=rnd,
+                from_nmr=float(old),
+                to_nmr=float(new),
+                delta_nmr=float(new - old),
+                **kw,
+            )
+        )
+
+
+def set_stake(
+    settings: Settings,
+    engine: Engine,
+    client: NumeraiClient,
+    slot: str,
+    amount: Decimal,
+    *,
+    confirmed: bool,
+) -> StakeChangeResult:
+    """Move the stake of ``slot`` to ``amount`` NMR; StakeError when a guard rail says no."""
+    model_id = client.model_id(slot)
+    current = client.stake_value(slot)
+    rnd = _round_for_limits(engine, client)
+    tournament = client.tournament_id
+    delta = amount - current
+    if delta == 0:
+        raise StakeError(f"{slot}: the stake is already {current} NMR; nothing to change")
+
+    limits = settings.tournament
+    used = changed_in_round(engine, tournament, slot, rnd)
+    reason = ""
+    if not confirmed:
+        reason = (
+            f"{slot}: changing the stake from {current} to {amount} NMR needs --yes (nothing was changed)"
+        )
+    elif limits.max_stake_nmr is not None and amount > Decimal(str(limits.max_stake_nmr)):
+        reason = (
+            f"{slot}: {amount} NMR is above tournament.max_stake_nmr = {limits.max_stake_nmr}; "
+            "raise it in numerflow.toml to go higher"
+        )
+    elif used + abs(delta) > Decimal(str(limits.max_stake_change_nmr)):
+        left = max(Decimal(str(limits.max_stake_change_nmr)) - used, Decimal(0))
+        reason = (
+            f"{slot}: a change of {abs(delta)} NMR is more than the {left} NMR still allowed in round {rnd} "
+            f"(tournament.max_stake_change_nmr = {limits.max_stake_change_nmr}, {used} NMR already moved)"
+        )
+    if reason:
+        _record(engine, tournament, slot, rnd, current, amount, status="refused", reason=reason)
+        raise StakeError(reason)
+
+    try:
+        answer = client.change_stake(model_id, delta)
+    except NumerflowError as exc:
+        _record(engine, tournament, slot, rnd, current, amount, status="failed", reason=str(exc))
+        raise
+    server_status = str(answer.get("status") or "")
+    _record(engine, tournament, slot, rnd, current, amount, status="requested", server_status=server_status)
+    log.info("%s: stake change %s -> %s NMR requested (%s)", slot, current, amount, server_status or "ok")
+    return StakeChangeResult(slot, current, amount, rnd, server_status)
