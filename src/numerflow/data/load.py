@@ -1,0 +1,396 @@
+"""Load a Numerai parquet file into a :class:`Dataset`: one int8 feature matrix, era codes, ids, targets.
+
+The matrix is preallocated and filled straight from parquet row groups, a few dozen columns at a time,
+so peak memory stays near the size of the matrix itself (pandas builds a DataFrame, then a copy).
+Era selection reads the ``era`` column first and then only the row groups that hold selected rows.
+
+Eras where a feature is missing are all 2 in Numerai's files; they stay 2 unless ``missing_as_nan``,
+which returns float32 with NaN there.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from numerflow.data.catalog import FeatureCatalog
+from numerflow.errors import DataError
+
+log = logging.getLogger(__name__)
+
+_BATCH_BYTES = 16 << 20  # feature bytes read per call: bounds the transient buffers
+EraSelection = tuple[str | int, str | int] | Sequence[str | int] | None
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Features as one matrix (int8, or float32 with NaN for missing eras), with eras, ids and targets."""
+
+    X: np.ndarray
+    feature_names: list[str]
+    ids: np.ndarray
+    era: np.ndarray
+    era_labels: np.ndarray
+    targets: np.ndarray
+    target_names: list[str]
+    data_type: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return int(self.X.shape[0])
+
+    @property
+    def n_eras(self) -> int:
+        return len(self.era_labels)
+
+    def era_strings(self) -> np.ndarray:
+        """The era label of every row."""
+        return self.era_labels[self.era]
+
+    def target(self, name: str) -> np.ndarray:
+        try:
+            return self.targets[:, self.target_names.index(name)]
+        except ValueError:
+            known = ", ".join(self.target_names) or "none loaded"
+            raise DataError(f"target '{name}' was not loaded (loaded: {known}); pass targets=[...]") from None
+
+    def take(self, rows: np.ndarray | Sequence[int] | Sequence[bool]) -> Dataset:
+        """A new Dataset with the rows of a boolean mask or an index array; eras are re-coded."""
+        rows = np.asarray(rows)
+        if rows.dtype == bool and rows.shape != (len(self),):
+            raise DataError(f"take: mask has {rows.shape[0]} entries for {len(self)} rows")
+        era = self.era[rows]
+        present, codes = np.unique(era, return_inverse=True)
+        return replace(
+            self,
+            X=self.X[rows],
+            ids=self.ids[rows],
+            era=codes.astype(np.int32),
+            era_labels=self.era_labels[present],
+            targets=self.targets[rows],
+            data_type=None if self.data_type is None else self.data_type[rows],
+        )
+
+    def to_pandas(self) -> pd.DataFrame:
+        """A DataFrame like ``pd.read_parquet`` gives: index id; era, data_type, features, targets."""
+        index = pd.Index(self.ids, name="id")
+        parts = [pd.DataFrame({"era": self.era_strings()}, index=index)]
+        if self.data_type is not None:
+            parts[0]["data_type"] = self.data_type
+        parts.append(pd.DataFrame(self.X, index=index, columns=self.feature_names, copy=False))
+        if self.target_names:
+            parts.append(pd.DataFrame(self.targets, index=index, columns=self.target_names, copy=False))
+        return pd.concat(parts, axis=1)
+
+
+def open_parquet(path: Path) -> pq.ParquetFile:
+    """Open a parquet file; a missing, corrupt or truncated file is a one-line DataError."""
+    if not path.exists():
+        raise DataError(f"{path}: file not found; run 'numerflow data download' or 'numerflow data synth'")
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder, not a parquet file")
+    try:
+        return pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(
+            f"{path}: not a readable parquet file ({first}); it may be truncated or corrupt, "
+            "download or generate it again"
+        ) from None
+
+
+def _index_column(path: Path, pf: pq.ParquetFile) -> str:
+    names = pf.schema_arrow.names
+    if "id" in names:
+        return "id"
+    meta = pf.schema_arrow.pandas_metadata or {}
+    index_cols = [c for c in meta.get("index_columns", []) if isinstance(c, str)]
+    if len(index_cols) == 1 and index_cols[0] in names:
+        return index_cols[0]
+    raise DataError(f"{path}: has no 'id' column; Numerai files are indexed by id")
+
+
+def _select_features(
+    path: Path, names: list[str], features: str | Sequence[str] | None, catalog: FeatureCatalog | None
+) -> list[str]:
+    if features is None:
+        return []
+    if isinstance(features, str):
+        if catalog is None:
+            beside = path.with_name("features.json")
+            if not beside.exists() and features == "all":
+                return [n for n in names if n.startswith("feature_")]
+            catalog = FeatureCatalog.load(beside)
+        selected = catalog.features(features)
+        label = f"feature set '{features}'"
+    else:
+        selected = list(features)
+        label = "the requested features"
+    if len(set(selected)) != len(selected):
+        raise DataError(f"{path}: {label} names a feature twice")
+    present = set(names)
+    missing = [n for n in selected if n not in present]
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise DataError(
+            f"{path}: has no column '{missing[0]}'{more} from {label}; is it the right data version?"
+        )
+    return selected
+
+
+def _select_targets(path: Path, names: list[str], targets: str | Sequence[str] | None) -> list[str]:
+    if targets is None:
+        return [n for n in names if n == "target" or n.startswith("target_")]
+    if isinstance(targets, str):
+        targets = [] if targets == "none" else [targets]
+    missing = [t for t in targets if t not in names]
+    if missing:
+        have = [n for n in names if n.startswith("target")]
+        raise DataError(
+            f"{path}: has no target column '{missing[0]}' (targets here: {', '.join(have) or 'none'})"
+        )
+    return list(targets)
+
+
+def _check_types(path: Path, schema: pa.Schema, features: list[str], targets: list[str]) -> None:
+    for name in features:
+        t = schema.field(name).type
+        if not pa.types.is_integer(t):
+            raise DataError(
+                f"{path}: feature column '{name}' has type {t}, expected int8 values 0..4; "
+                "is this a Numerai v5 file?"
+            )
+    for name in targets:
+        t = schema.field(name).type
+        if not (pa.types.is_floating(t) or pa.types.is_integer(t)):
+            raise DataError(f"{path}: target column '{name}' has type {t}, expected float32")
+    era_t = schema.field("era").type
+    if not (pa.types.is_string(era_t) or pa.types.is_large_string(era_t) or pa.types.is_dictionary(era_t)):
+        raise DataError(f"{path}: column 'era' has type {era_t}, expected strings like '0001'")
+
+
+def _era_label(value: str | int) -> str:
+    if isinstance(value, int | np.integer):
+        return f"{int(value):04d}"
+    return str(value)
+
+
+def _selected_eras(path: Path, labels: np.ndarray, eras: EraSelection, era_stride: int) -> np.ndarray:
+    """Boolean mask over the sorted unique ``labels`` of the eras to keep."""
+    if era_stride < 1:
+        raise DataError(f"era_stride must be 1 or more (got {era_stride})")
+    keep = np.ones(len(labels), dtype=bool)
+    span = f"{labels[0]}..{labels[-1]}" if len(labels) else "no eras"
+    if eras is not None:
+        if isinstance(eras, str):
+            raise DataError(
+                f"eras must be a (first, last) pair or a list of era labels, not the string {eras!r}"
+            )
+        if isinstance(eras, tuple) and len(eras) == 2:
+            first, last = _era_label(eras[0]), _era_label(eras[1])
+            if first > last:
+                raise DataError(f"era range {first}..{last} is empty: the first era comes after the last")
+            keep = (labels >= first) & (labels <= last)
+            if not keep.any():
+                raise DataError(f"{path}: no eras between {first} and {last} (the file has {span})")
+        else:
+            wanted = [_era_label(e) for e in eras]
+            unknown = sorted(set(wanted) - set(labels.tolist()))
+            if unknown:
+                raise DataError(f"{path}: no era '{unknown[0]}' in the file (it has {span})")
+            keep = np.isin(labels, wanted)
+    if era_stride > 1:
+        chosen = np.flatnonzero(keep)
+        keep = np.zeros(len(labels), dtype=bool)
+        keep[chosen[::era_stride]] = True
+    return keep
+
+
+def _as_str_array(arr: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """Arrow strings -> numpy unicode array; fast path for fixed-width ASCII ids like "n" + 15 hex."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if pa.types.is_dictionary(arr.type):
+        return _as_str_array(arr.dictionary)[arr.indices.to_numpy(zero_copy_only=False)]
+    large = pa.types.is_large_string(arr.type)
+    if (large or pa.types.is_string(arr.type)) and arr.null_count == 0 and len(arr) > 1000:
+        off_type = np.int64 if large else np.int32
+        offsets = np.frombuffer(arr.buffers()[1], dtype=off_type)[arr.offset : arr.offset + len(arr) + 1]
+        widths = np.diff(offsets)
+        if widths.size and widths.min() == widths.max() and widths[0] > 0:
+            w = int(widths[0])
+            data = np.frombuffer(arr.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
+            if data.max(initial=0) < 128:  # ASCII: bytes are characters
+                # widen each byte to a UCS-4 code point: the buffer of a numpy "U{w}" array
+                return data.reshape(-1, w).astype(np.uint32).view(f"U{w}").ravel()
+        encoded = pc.dictionary_encode(arr)
+        if len(encoded.dictionary) * 4 < len(arr):  # few distinct values (data_type, era)
+            return _as_str_array(encoded)
+    return arr.to_numpy(zero_copy_only=False).astype(str)
+
+
+def load_dataset(
+    path: Path | str,
+    *,
+    features: str | Sequence[str] | None = "all",
+    catalog: FeatureCatalog | None = None,
+    targets: Sequence[str] | str | None = None,
+    eras: EraSelection = None,
+    era_stride: int = 1,
+    data_type: str | None = None,
+    missing_as_nan: bool = False,
+) -> Dataset:
+    """Load ``path`` (a Numerai-format parquet file) into a :class:`Dataset`.
+
+    ``features``: a set name from features.json (beside the file, or ``catalog``), a list of names, or
+    None. ``targets``: None = every target column, ``"none"``/[] = none. ``eras``: None, an inclusive
+    ``(first, last)`` pair of labels, or a list of labels; ``era_stride=4`` keeps every 4th selected era.
+    ``data_type`` keeps rows of one type (validation.parquet holds "validation" and "test").
+    """
+    path = Path(path)
+    pf = open_parquet(path)
+    schema = pf.schema_arrow
+    names = schema.names
+    if "era" not in names:
+        raise DataError(f"{path}: has no 'era' column; is it a Numerai data file?")
+    id_col = _index_column(path, pf)
+    feat_names = _select_features(path, names, features, catalog)
+    target_names = _select_targets(path, names, targets)
+    _check_types(path, schema, feat_names, target_names)
+
+    # 1. the era (and data_type) column of the whole file: cheap, and tells us which rows to read
+    head_cols = [id_col, "era"] + (["data_type"] if "data_type" in names else [])
+    try:
+        head = pf.read(columns=head_cols)
+    except (pa.ArrowException, OSError) as exc:
+        raise DataError(f"{path}: cannot read the era column ({exc}); the file may be truncated") from None
+    era_enc = pc.dictionary_encode(head.column("era").combine_chunks())
+    era_dict = _as_str_array(era_enc.dictionary)
+    order = np.argsort(era_dict, kind="stable")
+    era_labels_all = era_dict[order]
+    rank = np.empty(len(order), dtype=np.int32)
+    rank[order] = np.arange(len(order), dtype=np.int32)
+    row_era = rank[era_enc.indices.to_numpy(zero_copy_only=False)]
+    keep_era = _selected_eras(path, era_labels_all, eras, era_stride)
+    row_mask = keep_era[row_era]
+    row_dtype: np.ndarray | None = None
+    if "data_type" in names:
+        row_dtype = _as_str_array(head.column("data_type").combine_chunks())
+    if data_type is not None:
+        if row_dtype is None:
+            raise DataError(f"{path}: has no 'data_type' column to select '{data_type}' rows from")
+        present = sorted(set(np.unique(row_dtype).tolist()))
+        if data_type not in present:
+            raise DataError(f"{path}: no rows of data_type '{data_type}' (it has: {', '.join(present)})")
+        row_mask &= row_dtype == data_type
+    selected = np.flatnonzero(row_mask)
+    n = len(selected)
+    ids = _as_str_array(head.column(id_col).take(pa.array(selected)))
+    del head, era_enc
+
+    # 2. preallocate, then fill from the row groups that hold selected rows
+    X = np.empty((n, len(feat_names)), dtype=np.float32 if missing_as_nan else np.int8)
+    y = np.empty((n, len(target_names)), dtype=np.float32)
+    starts = np.cumsum([0] + [pf.metadata.row_group(i).num_rows for i in range(pf.num_row_groups)])
+    tasks: list[_Task] = []
+    out = 0
+    for g in range(pf.num_row_groups):
+        lo, hi = np.searchsorted(selected, [starts[g], starts[g + 1]])
+        if lo == hi:
+            continue
+        local = selected[lo:hi] - starts[g]
+        take = slice(None) if len(local) == starts[g + 1] - starts[g] else local
+        rows = slice(out, out + len(local))
+        if target_names:
+            tasks.append(_Task(g, target_names, 0, take, rows, is_target=True))
+        step = int(np.clip(_BATCH_BYTES // max(int(starts[g + 1] - starts[g]), 1), 16, 512))
+        for j0 in range(0, len(feat_names), step):
+            tasks.append(_Task(g, feat_names[j0 : j0 + step], j0, take, rows))
+        out += len(local)
+    try:
+        _run_tasks(pf, tasks, X, y)
+    except (pa.ArrowException, OSError) as exc:
+        raise DataError(f"{path}: a row group is unreadable ({exc}); the file may be corrupt") from None
+
+    sel_era = row_era[selected]
+    present, codes = np.unique(sel_era, return_inverse=True)
+    era_labels = era_labels_all[present]
+    era_codes = codes.astype(np.int32)
+    if missing_as_nan and feat_names:
+        _mark_missing_eras(X, era_codes, len(era_labels))
+    log.info("loaded %s: %d rows x %d features, %d eras", path.name, n, len(feat_names), len(era_labels))
+    return Dataset(
+        X=X,
+        feature_names=feat_names,
+        ids=ids,
+        era=era_codes,
+        era_labels=era_labels,
+        targets=y,
+        target_names=target_names,
+        data_type=None if row_dtype is None else row_dtype[selected],
+    )
+
+
+@dataclass(frozen=True)
+class _Task:
+    group: int
+    columns: list[str]
+    j0: int
+    take: slice | np.ndarray
+    rows: slice
+    is_target: bool = False
+
+
+def _run_tasks(pf: pq.ParquetFile, tasks: list[_Task], X: np.ndarray, y: np.ndarray) -> None:
+    """Read column batches of row groups, prefetching the next batch while copying the current one."""
+    if not tasks:
+        return
+    width = max(len(t.columns) for t in tasks)
+    buf = np.empty((width, max(t.rows.stop - t.rows.start for t in tasks)), dtype=np.int8)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        future = pool.submit(pf.read_row_group, tasks[0].group, columns=tasks[0].columns)
+        for i, task in enumerate(tasks):
+            table = future.result()
+            if i + 1 < len(tasks):
+                nxt = tasks[i + 1]
+                future = pool.submit(pf.read_row_group, nxt.group, columns=nxt.columns)
+            if task.is_target:
+                for k, name in enumerate(task.columns):
+                    values = table.column(name).combine_chunks().to_numpy(zero_copy_only=False)
+                    y[task.rows, k] = values[task.take]
+                continue
+            n_rows = task.rows.stop - task.rows.start
+            for j, name in enumerate(task.columns):
+                col = table.column(name)
+                if col.null_count:
+                    col = pc.fill_null(col, 2)  # a missing value in an int feature means "no information"
+                buf[j, :n_rows] = col.combine_chunks().to_numpy(zero_copy_only=False)[task.take]
+            del table
+            # one transposing copy per batch: cache-friendly, unlike writing single strided columns
+            X[task.rows, task.j0 : task.j0 + len(task.columns)] = buf[: len(task.columns), :n_rows].T
+
+
+def _mark_missing_eras(X: np.ndarray, era: np.ndarray, n_eras: int) -> None:
+    """Set to NaN every (era, feature) block where the feature is 2 for every row of the era."""
+    order = np.argsort(era, kind="stable")
+    contiguous = bool(np.all(order == np.arange(len(era))))
+    bounds = np.searchsorted(era[order], np.arange(n_eras + 1))
+    for e in range(n_eras):
+        if contiguous:
+            block = X[bounds[e] : bounds[e + 1]]
+            missing = np.all(block == 2, axis=0)
+            if missing.any():
+                block[:, missing] = np.nan
+        else:
+            idx = order[bounds[e] : bounds[e + 1]]
+            missing = np.all(X[idx] == 2, axis=0)
+            if missing.any():
+                X[np.ix_(idx, np.flatnonzero(missing))] = np.nan
