@@ -74,6 +74,11 @@ class CVSpec(_Section):
     embargo_eras: int | None = Field(None, ge=0)
 
 
+class TuneSpec(_Section):
+    objective: Literal["corr", "sharpe", "payout"] = "sharpe"
+    space: dict[str, list[Any]] = Field(default_factory=dict)  # param = [low, high(, "log")] or choices
+
+
 class ModelSpec(_Section):
     """One ``[models.NAME]`` table. Exactly one of ``algorithm`` and ``ensemble`` is given."""
 
@@ -88,6 +93,7 @@ class ModelSpec(_Section):
     neutralize: NeutralizeSpec | None = None
     ensemble: dict[str, float] | None = None
     cv: CVSpec = Field(default_factory=CVSpec)
+    tune: TuneSpec = Field(default_factory=TuneSpec)
     numerai_model: str | None = None
     challenger_model: str | None = None
     description: str = ""

@@ -1,9 +1,320 @@
-"""Commands of the modeling room (being written; see the open issues)."""
+"""Commands of the modeling room: train, cv, tune, models list|show|promote|rollback, runs, predict."""
 
 from __future__ import annotations
 
+import contextlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
 import typer
+from rich.table import Table
+
+from numerflow.cli.context import console, state
+
+models_app = typer.Typer(
+    help="Saved model versions and their stages (champion, challenger).", no_args_is_help=True
+)
+
+HEADLINE = [
+    ("corr_mean", "CORR"),
+    ("corr_sharpe", "CORR sharpe"),
+    ("corr_max_drawdown", "CORR max DD"),
+    ("mmc_mean", "MMC"),
+    ("bmc_mean", "BMC"),
+    ("fnc_mean", "FNC"),
+    ("max_feature_exposure_mean", "max feat. exp."),
+    ("corr_with_meta_model_mean", "corr w/ meta"),
+    ("payout_final", "payout (stake 1)"),
+]
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:+.4f}" if abs(value) < 10 else f"{value:.1f}"
+    return str(value)
+
+
+@contextlib.contextmanager
+def _progress(enabled: bool = True) -> Iterator[Any]:
+    """A Rich progress bar driven by the library's ``progress(message, done, total)`` callback."""
+    if not enabled or not console.is_terminal:
+        yield None
+        return
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console
+    ) as bar:
+        task = bar.add_task("starting", total=1)
+
+        def update(message: str, done: float, total: float) -> None:
+            bar.update(task, description=message, completed=done, total=max(total, 1))
+
+        yield update
+
+
+def _scores_table(title: str, rows: list[tuple[str, dict[str, Any]]]) -> Table:
+    table = Table(title=title)
+    table.add_column("model")
+    for _, label in HEADLINE:
+        table.add_column(label, justify="right")
+    for name, scores in rows:
+        table.add_row(name, *(_fmt(scores.get(key)) for key, _ in HEADLINE))
+    return table
 
 
 def register(app: typer.Typer) -> None:
     """Attach this module's commands to the root app."""
+
+    @app.command()
+    def train(
+        ctx: typer.Context,
+        name: str = typer.Argument(..., help="A model from [models] in numerflow.toml."),
+    ) -> None:
+        """Train a model (ensembles reuse trained members), score it on validation, save a version."""
+        from numerflow.modeling.training import train_model
+
+        st = state(ctx)
+        settings, engine = st.settings, st.engine
+        with _progress() as update:
+            result = train_model(settings, name, engine=engine, progress=update)
+        rows = [(m.version.ref + (" (reused)" if m.reused else ""), m.scores) for m in result.members]
+        rows.append((result.version.ref, result.scores))
+        console.print(_scores_table("validation scores", rows))
+        stage = f" [{result.version.stage}]" if result.version.stage else ""
+        console.print(
+            f"saved [bold]{result.version.ref}[/]{stage} in {result.version.path} ({result.duration_s:.1f}s)"
+        )
+
+    @app.command()
+    def cv(
+        ctx: typer.Context,
+        name: str = typer.Argument(..., help="A model from [models]."),
+        scheme: str | None = typer.Option(
+            None, help="walk_forward or blocked (default: the model's cv.scheme)."
+        ),
+        folds: int | None = typer.Option(None, help="Number of folds (default: the model's cv.folds)."),
+        embargo: int | None = typer.Option(
+            None, "--embargo", help="Gap in eras between train and test (default: from the target horizon)."
+        ),
+    ) -> None:
+        """Era cross-validation on the train data: a per-fold table and the overall scores."""
+        from numerflow.modeling.training import cross_validate_model
+
+        st = state(ctx)
+        with _progress() as update:
+            result = cross_validate_model(
+                st.settings,
+                name,
+                engine=st.engine,
+                progress=update,
+                scheme=scheme,
+                folds=folds,
+                embargo_eras=embargo,
+            )
+        table = Table(
+            title=f"{name}: {result.splitter.scheme} CV, {result.splitter.n_splits} folds, "
+            f"embargo {result.splitter.gap} eras"
+        )
+        for col in (
+            "fold",
+            "train eras",
+            "test eras",
+            "train rows",
+            "test rows",
+            "CORR",
+            "sharpe",
+            "seconds",
+        ):
+            table.add_column(col, justify="right")
+        for f in result.folds:
+            table.add_row(
+                str(f["fold"]),
+                f["train_eras"],
+                f["test_eras"],
+                f"{f['n_train']:,}",
+                f"{f['n_test']:,}",
+                _fmt(f["corr_mean"]),
+                _fmt(f["corr_sharpe"]),
+                f"{f['seconds']:.1f}",
+            )
+        s = result.summary
+        table.add_row(
+            "all",
+            "",
+            "",
+            "",
+            f"{int(result.oof.shape[0] - (result.oof != result.oof).sum()):,}",
+            _fmt(s["mean"]),
+            _fmt(s["sharpe"]),
+            "",
+        )
+        console.print(table)
+        console.print(
+            f"out-of-fold CORR {s['mean']:+.4f}, sharpe {s['sharpe']:+.3f}, max drawdown "
+            f"{s['max_drawdown']:.4f} over {int(s['n_eras'])} eras (run {result.run_id})"
+        )
+
+    @app.command()
+    def tune(
+        ctx: typer.Context,
+        name: str = typer.Argument(..., help="A model from [models] (not an ensemble)."),
+        trials: int = typer.Option(20, "--trials", "-n", min=1, help="Trials to run in this call."),
+        objective: str | None = typer.Option(
+            None, help="corr, sharpe or payout (default: the model's tune.objective)."
+        ),
+        timeout: float | None = typer.Option(None, help="Stop starting new trials after this many seconds."),
+    ) -> None:
+        """Tune parameters with Optuna on the era CV; the study resumes; best params become a new version."""
+        from numerflow.modeling.tuning import tune_model
+
+        st = state(ctx)
+        with _progress() as update:
+            result = tune_model(
+                st.settings,
+                name,
+                engine=st.engine,
+                n_trials=trials,
+                objective=objective,
+                timeout_s=timeout,
+                progress=update,
+            )
+        console.print(
+            f"study [bold]{result.study_name}[/]: {result.n_trials} trials in total "
+            f"({result.n_complete} complete, {result.n_pruned} pruned); best {result.objective} "
+            f"{result.best_value:+.4f}"
+        )
+        console.print(f"best params: {json.dumps(result.best_params, sort_keys=True)}")
+        if result.version is not None:
+            console.print(f"saved [bold]{result.version.ref}[/] with the best params")
+
+    @models_app.command("list")
+    def models_list(
+        ctx: typer.Context, name: str | None = typer.Argument(None, help="Only this model.")
+    ) -> None:
+        """Every saved version with its stage and headline validation scores."""
+        from numerflow.modeling.registry import list_versions
+
+        st = state(ctx)
+        table = Table(title="model versions")
+        for col in (
+            "version",
+            "stage",
+            "kind",
+            "algorithm",
+            "data",
+            "features",
+            "CORR",
+            "sharpe",
+            "MMC",
+            "created",
+        ):
+            table.add_column(col)
+        for v in list_versions(st.engine, name):
+            table.add_row(
+                v.ref,
+                v.stage or "",
+                v.kind,
+                v.algorithm,
+                v.data_version,
+                str(v.n_features),
+                _fmt(v.scores.get("corr_mean")),
+                _fmt(v.scores.get("corr_sharpe")),
+                _fmt(v.scores.get("mmc_mean")),
+                v.created_at.strftime("%Y-%m-%d %H:%M"),
+            )
+        console.print(table)
+
+    @models_app.command("show")
+    def models_show(ctx: typer.Context, ref: str = typer.Argument(..., help="NAME or NAME@VERSION.")) -> None:
+        """A version's manifest (checked against its files) and scores."""
+        from numerflow.modeling.predict import load_version, resolve_version
+
+        st = state(ctx)
+        info = resolve_version(st.engine, ref)
+        model = load_version(st.settings, st.engine, info.ref)
+        manifest = dict(model.manifest)
+        feats = manifest.pop("features", None)
+        console.print(f"[bold]{info.ref}[/] stage={info.stage or '-'} path={info.path} (files verified)")
+        if feats is not None:
+            manifest["features"] = (
+                f"{len(feats)} features: {', '.join(feats[:5])}{' ...' if len(feats) > 5 else ''}"
+            )
+        console.print_json(json.dumps(manifest, default=str))
+
+    @models_app.command("promote")
+    def models_promote(
+        ctx: typer.Context,
+        ref: str = typer.Argument(..., help="NAME@VERSION."),
+        stage: str = typer.Option("champion", help="champion or challenger."),
+    ) -> None:
+        """Make a version the champion (or challenger) of its model."""
+        from numerflow.errors import NotFoundError
+        from numerflow.modeling.artifacts import parse_ref
+        from numerflow.modeling.registry import promote
+
+        name, version = parse_ref(ref)
+        if version is None:
+            raise NotFoundError(f"give the version to promote, e.g. {name}@2")
+        info = promote(state(ctx).engine, name, version, stage)
+        console.print(f"{info.ref} is now the {stage} of {name}")
+
+    @models_app.command("rollback")
+    def models_rollback(ctx: typer.Context, name: str = typer.Argument(..., help="Model name.")) -> None:
+        """Put the previous champion back."""
+        from numerflow.modeling.registry import rollback
+
+        info = rollback(state(ctx).engine, name)
+        console.print(f"rolled back: {info.ref} is the champion of {name} again")
+
+    app.add_typer(models_app, name="models")
+
+    @app.command()
+    def runs(
+        ctx: typer.Context,
+        model: str | None = typer.Option(None, "--model", "-m", help="Only runs of this model."),
+        limit: int = typer.Option(30, help="How many, newest first."),
+    ) -> None:
+        """Train, CV and tuning runs: parameters, outcome, scores and duration."""
+        from numerflow.modeling.registry import list_runs
+
+        table = Table(title="runs")
+        for col in ("id", "kind", "model", "version", "status", "CORR", "sharpe", "seconds", "started"):
+            table.add_column(col)
+        for r in list_runs(state(ctx).engine, model, limit):
+            scores = r.scores.get("summary", r.scores) if isinstance(r.scores, dict) else {}
+            corr = scores.get("corr_mean", scores.get("mean"))
+            sharpe = scores.get("corr_sharpe", scores.get("sharpe"))
+            table.add_row(
+                str(r.id),
+                r.kind,
+                r.model_name,
+                "" if r.version is None else str(r.version),
+                r.status if not r.error else f"{r.status}: {r.error[:40]}",
+                _fmt(corr),
+                _fmt(sharpe),
+                "" if r.duration_s is None else f"{r.duration_s:.1f}",
+                r.started_at.strftime("%Y-%m-%d %H:%M:%S"),
+            )
+        console.print(table)
+
+    @app.command()
+    def predict(
+        ctx: typer.Context,
+        ref: str = typer.Argument(..., help="NAME (its champion) or NAME@VERSION."),
+        data: str = typer.Option("live", "--data", help="live, validation or a parquet path."),
+        out: Path = typer.Option(
+            Path("predictions.csv"), "--out", "-o", help="CSV to write (id,prediction)."
+        ),
+    ) -> None:
+        """Write predictions of a saved version as id,prediction in (0, 1)."""
+        from numerflow.modeling.predict import predict_to_file
+
+        st = state(ctx)
+        written = predict_to_file(st.settings, st.engine, ref, data, out)
+        n = sum(1 for _ in written.open()) - 1
+        console.print(f"wrote {n:,} predictions of {ref} to {written}")

@@ -1,0 +1,259 @@
+"""Tuning with Optuna on the era CV.
+
+The objective is the out-of-fold validation of :func:`~numerflow.modeling.training.cross_validate_model`:
+``corr`` (mean per-era CORR), ``sharpe`` (its sharpe) or ``payout`` (the final stake of a simulated
+payout on the per-era CORR alone, since the train eras have no meta model to give MMC). Each trial reports
+the running mean CORR after every fold, so the median pruner stops weak trials early. The study lives in
+the project database (Optuna's own tables; see :func:`optuna_url`), named after the model, the objective and a
+hash of the spec and data, so running ``tune`` again resumes it. The best parameters are trained into a
+new model version.
+
+The search space is a default per algorithm, or the model's ``tune.space``: ``{param = [low, high]}``
+(ints give an integer range, floats a uniform one, a third element ``"log"`` a log scale) or
+``{param = ["a", "b", ...]}`` for a choice.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from numerflow.errors import ConfigError
+from numerflow.modeling import registry
+from numerflow.modeling.specs import data_files, fingerprint
+from numerflow.store import session_scope
+from numerflow.store.base import utcnow
+from numerflow.store.tables.modeling import TuningStudy
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from numerflow.config import Settings
+    from numerflow.modeling.training import Progress
+
+log = logging.getLogger(__name__)
+
+OBJECTIVES = ("corr", "sharpe", "payout")
+
+DEFAULT_SPACES: dict[str, dict[str, list[Any]]] = {
+    "lightgbm": {
+        "learning_rate": [0.005, 0.2, "log"],
+        "num_leaves": [4, 64],
+        "max_depth": [2, 8],
+        "colsample_bytree": [0.05, 0.8],
+        "min_child_samples": [10, 200],
+    },
+    "xgboost": {
+        "learning_rate": [0.005, 0.2, "log"],
+        "max_depth": [2, 8],
+        "colsample_bytree": [0.05, 0.8],
+        "subsample": [0.5, 1.0],
+    },
+    "ridge": {"alpha": [1e-2, 1e5, "log"]},
+    "elasticnet": {"alpha": [1e-6, 1e-1, "log"], "l1_ratio": [0.0, 1.0]},
+    "random_forest": {"max_depth": [3, 12], "max_features": [0.05, 0.5], "min_samples_leaf": [10, 500]},
+    "extra_trees": {"max_depth": [3, 12], "max_features": [0.05, 0.5], "min_samples_leaf": [10, 500]},
+}
+
+
+@dataclass
+class TuneResult:
+    study_name: str
+    objective: str
+    n_trials: int
+    n_complete: int
+    n_pruned: int
+    best_value: float
+    best_params: dict[str, Any]
+    version: registry.VersionInfo | None
+
+
+def _suggest(trial: Any, name: str, spec: list[Any], where: str) -> Any:
+    if len(spec) >= 2 and all(isinstance(v, int | float) and not isinstance(v, bool) for v in spec[:2]):
+        low, high = spec[0], spec[1]
+        log_scale = len(spec) > 2 and spec[2] == "log"
+        if low >= high:
+            raise ConfigError(f"{where}.tune.space.{name}: low {low} must be below high {high}")
+        if isinstance(low, int) and isinstance(high, int) and not log_scale:
+            return trial.suggest_int(name, low, high)
+        return trial.suggest_float(name, float(low), float(high), log=log_scale)
+    if spec:
+        return trial.suggest_categorical(name, spec)
+    raise ConfigError(f"{where}.tune.space.{name}: give [low, high] or a list of choices")
+
+
+def objective_value(objective: str, summary: dict[str, float], per_era: Any) -> float:
+    """The number a trial maximizes, from the CV summary and its per-era CORR."""
+    if objective == "corr":
+        return float(summary["mean"])
+    if objective == "sharpe":
+        return float(summary["sharpe"])
+    import numpy as np
+
+    from numerflow.metrics.payout import simulate_payout
+
+    corr = np.nan_to_num(np.asarray(per_era, dtype=np.float64))
+    return float(simulate_payout(corr, np.zeros_like(corr))[-1]) if corr.size else float("nan")
+
+
+def tune_model(
+    settings: Settings,
+    name: str,
+    *,
+    engine: Engine,
+    n_trials: int,
+    objective: str | None = None,
+    timeout_s: float | None = None,
+    progress: Progress | None = None,
+    train_best: bool = True,
+) -> TuneResult:
+    """Run ``n_trials`` more trials of the model's study, then train the best parameters as a new version."""
+    import optuna
+
+    from numerflow.modeling.training import cross_validate_model, train_model
+
+    spec = settings.model(name)
+    where = f"models.{name}"
+    if spec.ensemble is not None:
+        raise ConfigError(f"{where} is an ensemble; tune its members instead")
+    tune_spec = spec.tune
+    objective = objective or tune_spec.objective
+    if objective not in OBJECTIVES:
+        raise ConfigError(f"tune objective '{objective}' is unknown; use one of {', '.join(OBJECTIVES)}")
+    space = dict(tune_spec.space) or DEFAULT_SPACES[str(spec.algorithm)]
+    files = data_files(settings)
+    hashes = files.hashes(files.need(files.train), files.features_json)
+    fp = fingerprint(settings, name, hashes)
+    study_name = f"numerflow.{name}.{objective}.{fp[:12]}"
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = optuna.storages.RDBStorage(optuna_url(engine))
+    study = optuna.create_study(
+        study_name=study_name,
+        storage=storage,
+        direction="maximize",
+        load_if_exists=True,
+        sampler=optuna.samplers.TPESampler(seed=len(study_trials(storage, study_name))),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1),
+    )
+    run = registry.RunRecorder(
+        engine,
+        "tune",
+        name,
+        {"objective": objective, "space": space, "trials": n_trials, "study": study_name},
+    ).start()
+    done = [0]
+
+    def trial_fn(trial: optuna.Trial) -> float:
+        params = dict(spec.params)
+        for key, bounds in space.items():
+            params[key] = _suggest(trial, key, list(bounds), where)
+        fold_means: list[float] = []
+
+        def on_fold(k: int, mean_corr: float) -> None:
+            fold_means.append(mean_corr)
+            finite = [m for m in fold_means if math.isfinite(m)]
+            trial.report(sum(finite) / len(finite) if finite else 0.0, k)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+
+        result = cross_validate_model(settings, name, params=params, on_fold=on_fold, record=False)
+        done[0] += 1
+        if progress:
+            progress(
+                f"{name}: trial {trial.number} {objective} {result.summary['mean']:+.4f}", done[0], n_trials
+            )
+        value = objective_value(objective, result.summary, result.per_era)
+        return value if math.isfinite(value) else -1e9
+
+    try:
+        study.optimize(trial_fn, n_trials=n_trials, timeout=timeout_s, catch=())
+    except KeyboardInterrupt:
+        run.finish(status="interrupted", data_hashes=hashes, error="interrupted; run tune again to resume")
+        raise
+    except Exception as exc:
+        run.finish(status="failed", data_hashes=hashes, error=str(exc))
+        raise
+    states = [t.state for t in study.trials]
+    n_complete = sum(s == optuna.trial.TrialState.COMPLETE for s in states)
+    n_pruned = sum(s == optuna.trial.TrialState.PRUNED for s in states)
+    if n_complete == 0:
+        run.finish(status="failed", data_hashes=hashes, error="no trial completed")
+        raise ConfigError(f"{where}: no tuning trial completed; widen tune.space or run more trials")
+    best_params = {**spec.params, **study.best_params}
+    version = None
+    if train_best:
+        version = train_model(
+            settings, name, engine=engine, params=best_params, reuse=True, kind="tune"
+        ).version
+    run.finish(
+        version=None if version is None else version.version,
+        scores={"best_value": study.best_value, "best_params": best_params, "objective": objective},
+        data_hashes=hashes,
+    )
+    _record_study(engine, name, study_name, objective, len(states), study.best_value, best_params, version)
+    return TuneResult(
+        study_name,
+        objective,
+        len(states),
+        n_complete,
+        n_pruned,
+        float(study.best_value),
+        best_params,
+        version,
+    )
+
+
+def study_trials(storage: Any, study_name: str) -> list[Any]:
+    import optuna
+
+    try:
+        return list(optuna.load_study(study_name=study_name, storage=storage).trials)
+    except KeyError:
+        return []
+
+
+def optuna_url(engine: Engine) -> str:
+    """Where Optuna keeps the studies: the project database, apart from our own Alembic version table.
+
+    Optuna runs its own Alembic with a table also named ``alembic_version``; sharing ours would break both.
+    PostgreSQL: the same database, schema ``optuna``. SQLite: the file ``<db>.optuna`` beside it (SQLite
+    has no schemas).
+    """
+    from sqlalchemy import text
+
+    url = engine.url
+    if url.get_backend_name() == "postgresql":
+        with engine.begin() as conn:
+            conn.execute(text("CREATE SCHEMA IF NOT EXISTS optuna"))
+        return url.update_query_dict({"options": "-csearch_path=optuna"}).render_as_string(
+            hide_password=False
+        )
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        return url.set(database=f"{url.database}.optuna").render_as_string(hide_password=False)
+    return url.render_as_string(hide_password=False)
+
+
+def _record_study(
+    engine: Engine,
+    name: str,
+    study_name: str,
+    objective: str,
+    n_trials: int,
+    best_value: float,
+    best_params: dict[str, Any],
+    version: registry.VersionInfo | None,
+) -> None:
+    with session_scope(engine) as s:
+        row = s.scalars(select(TuningStudy).where(TuningStudy.study_name == study_name)).first()
+        if row is None:
+            row = TuningStudy(model_name=name, study_name=study_name, objective=objective, best_params={})
+            s.add(row)
+        row.n_trials = n_trials
+        row.best_value = best_value
+        row.best_params = registry.jsonable(best_params)
+        row.best_version = None if version is None else version.version
+        row.updated_at = utcnow()
