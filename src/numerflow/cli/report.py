@@ -1,9 +1,101 @@
-"""Commands of the report room (being written; see the open issues)."""
+"""``numerflow report``: score predictions on validation data, print a table, write an HTML report."""
 
 from __future__ import annotations
 
+import math
+from pathlib import Path
+
 import typer
+
+from numerflow.cli.context import console, state
+
+_TABLE = (
+    ("CORR", "corr_mean"),
+    ("CORR sharpe", "corr_sharpe"),
+    ("MMC", "mmc_mean"),
+    ("BMC", "bmc_mean"),
+    ("FNC", "fnc_mean"),
+    ("max drawdown", "corr_max_drawdown"),
+    ("exposure", "max_feature_exposure"),
+    ("payout", "payout_return"),
+    ("eras", "n_eras"),
+)
+
+
+def _fmt(value: float, key: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if key == "n_eras":
+        return str(int(value))
+    if key == "payout_return":
+        return f"{100 * value:+.1f}%"
+    if key == "corr_sharpe":
+        return f"{value:.2f}"
+    return f"{value:+.4f}" if key.endswith("_mean") else f"{value:.4f}"
 
 
 def register(app: typer.Typer) -> None:
-    """Attach this module's commands to the root app."""
+    @app.command()
+    def report(
+        ctx: typer.Context,
+        predictions: Path = typer.Argument(
+            ..., help="Predictions file (CSV or parquet): id + prediction column(s)."
+        ),
+        data: Path | None = typer.Option(
+            None, "--data", help="Validation data (default: <data_dir>/<version>/validation.parquet)."
+        ),
+        meta_model: Path | None = typer.Option(
+            None,
+            "--meta-model",
+            help="Meta model file (default: meta_model.parquet beside the data, if any).",
+        ),
+        benchmarks: Path | None = typer.Option(
+            None,
+            "--benchmarks",
+            help="Benchmark models file (default: validation_benchmark_models.parquet beside the data).",
+        ),
+        benchmark_column: str | None = typer.Option(
+            None, "--benchmark-column", help="Benchmark model for BMC."
+        ),
+        target: str = typer.Option("target", "--target", help="Target column to score against."),
+        features: str = typer.Option(
+            "fncv3_features", "--features", help="Feature set for FNC and exposure ('none' to skip)."
+        ),
+        out: Path = typer.Option(Path("report.html"), "--out", "-o", help="Where to write the HTML report."),
+    ) -> None:
+        """Score predictions on validation data (CORR, MMC, BMC, FNC, sharpe, drawdown, exposure, payout)."""
+        from rich.table import Table
+
+        from numerflow.report import score_validation, write_html_report
+
+        if data is None:
+            settings = state(ctx).settings
+            data = settings.data_dir / settings.numerai.data_version / "validation.parquet"
+        if meta_model is None and (data.parent / "meta_model.parquet").is_file():
+            meta_model = data.parent / "meta_model.parquet"
+        if benchmarks is None and (data.parent / "validation_benchmark_models.parquet").is_file():
+            benchmarks = data.parent / "validation_benchmark_models.parquet"
+        feature_set = None if features.lower() == "none" else features
+        with console.status("scoring..."):
+            scores = score_validation(
+                predictions,
+                data,
+                target=target,
+                meta_model=meta_model,
+                benchmark=benchmarks,
+                benchmark_column=benchmark_column,
+                features=feature_set,
+            )
+        summary = scores.summary
+        table = Table(title=f"{predictions.name} on {data.name} ({target})")
+        table.add_column("metric")
+        for name in summary.index:
+            table.add_column(str(name), justify="right")
+        for label, key in _TABLE:
+            if key in summary.columns:
+                table.add_row(label, *[_fmt(float(v), key) for v in summary[key]])
+        console.print(table)
+        for note in scores.notes:
+            console.print(f"[dim]{note}[/]")
+        written = write_html_report(scores, out, title=f"{predictions.name} — validation report")
+        console.print(f"wrote {written}")

@@ -1,0 +1,258 @@
+"""Score prediction columns on validation data: per-era CORR, MMC, BMC, FNC, exposure, and a summary.
+
+``score_validation`` does the work and keeps the per-era series (for the HTML charts);
+``validation_report`` returns just the summary DataFrame (one row per prediction column).
+Predictions are matched to the data by id. Only rows with a target are scored (Numerai's validation
+file also holds "test" eras with NaN targets). The meta model covers only some validation eras in
+Numerai's files, so MMC is scored on the eras it covers; the same holds for benchmarks.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from numerflow.data.load import Dataset, load_dataset
+from numerflow.errors import DataError
+from numerflow.metrics import (
+    CURRENT_RULE,
+    correlation_contribution,
+    correlation_with,
+    feature_neutral_corr,
+    max_feature_exposure,
+    mean_feature_exposure,
+    numerai_corr,
+    simulate_payout,
+    summarize,
+)
+
+log = logging.getLogger(__name__)
+
+#: Below this share of the scored rows covered by predictions, the file is for some other data.
+MIN_ID_COVERAGE = 0.8
+META_MODEL_FILE = "meta_model.parquet"
+BENCHMARKS_FILE = "validation_benchmark_models.parquet"
+META_MODEL_COLUMN = "numerai_meta_model"
+_NON_PREDICTION = {"id", "era", "data_type"}
+
+
+@dataclass
+class ValidationScores:
+    """Per-era scores ``per_era[name]`` (E, k) for the columns ``columns`` over eras ``eras``."""
+
+    columns: list[str]
+    eras: np.ndarray
+    per_era: dict[str, np.ndarray]
+    summary: pd.DataFrame
+    notes: list[str] = field(default_factory=list)
+    payout_path: np.ndarray | None = None
+
+
+def read_table(path: Path | str, what: str) -> pd.DataFrame:
+    """A CSV or parquet file indexed by ``id``; one clear DataError for anything unreadable."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: {what} file not found")
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            frame = pd.read_parquet(path)
+        else:
+            frame = pd.read_csv(path)
+    except Exception as exc:  # pandas/pyarrow raise many types for a bad file
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise DataError(f"{path}: cannot read the {what} file ({first}); expected CSV or parquet") from None
+    if "id" in frame.columns:
+        frame = frame.set_index("id")
+    elif frame.index.name != "id":
+        shown = ", ".join(map(str, frame.columns[:6]))
+        raise DataError(
+            f"{path}: the {what} file has no 'id' column (columns: {shown}); "
+            "Numerai files are 'id,prediction'"
+        )
+    frame.index = frame.index.astype(str)
+    if frame.index.has_duplicates:
+        dup = frame.index[frame.index.duplicated()][0]
+        raise DataError(f"{path}: the {what} file repeats id '{dup}'; each id must appear once")
+    return frame
+
+
+def prediction_columns(frame: pd.DataFrame, source: str) -> list[str]:
+    cols = [c for c in frame.columns if c not in _NON_PREDICTION and pd.api.types.is_numeric_dtype(frame[c])]
+    if not cols:
+        raise DataError(
+            f"{source}: no numeric prediction column (columns: {', '.join(map(str, frame.columns))})"
+        )
+    return [str(c) for c in cols]
+
+
+def _aligned(frame: pd.DataFrame, ids: np.ndarray, source: str, *, required: bool) -> pd.DataFrame:
+    covered = frame.index.isin(ids).sum() if len(frame) else 0
+    share = covered / len(ids) if len(ids) else 0.0
+    if required and share < MIN_ID_COVERAGE:
+        raise DataError(
+            f"{source}: predictions cover {covered} of the {len(ids)} scored ids ({100 * share:.0f}%); "
+            f"they must be predictions for this data (need at least {100 * MIN_ID_COVERAGE:.0f}%)"
+        )
+    return frame.reindex(ids)
+
+
+def _load_data(data: Dataset | Path | str, target: str, features: str | list[str] | None) -> Dataset:
+    if isinstance(data, Dataset):
+        ds = data
+    else:
+        path = Path(data)
+        feats: str | list[str] | None = features
+        if isinstance(features, str) and not (path.parent / "features.json").exists():
+            log.warning("%s: no features.json beside it; FNC and exposure are left out", path)
+            feats = None
+        ds = load_dataset(path, features=feats, targets=[target])
+    if target not in ds.target_names:
+        raise DataError(f"the data has no target '{target}' (it has: {', '.join(ds.target_names) or 'none'})")
+    keep = ~np.isnan(ds.target(target))
+    if not keep.any():
+        raise DataError(f"the data has no rows with a '{target}' value to score against")
+    return ds if keep.all() else ds.take(keep)
+
+
+def _reference(
+    ref: pd.Series | pd.DataFrame | Path | str | None,
+    column: str | None,
+    default_column: str | None,
+    ids: np.ndarray,
+    what: str,
+) -> tuple[np.ndarray | None, str | None]:
+    if ref is None:
+        return None, None
+    if isinstance(ref, pd.Series):
+        frame, source = ref.to_frame(), what
+    elif isinstance(ref, pd.DataFrame):
+        frame, source = ref, what
+    else:
+        frame, source = read_table(ref, what), str(ref)
+    cols = prediction_columns(frame, source)
+    name = column or (default_column if default_column in cols else cols[0])
+    if name not in frame.columns:
+        raise DataError(f"{source}: no column '{name}' (it has: {', '.join(cols)})")
+    values = frame[name].reindex(ids).to_numpy(dtype=np.float64)
+    if np.isnan(values).all():
+        raise DataError(f"{source}: none of its ids are in the scored data; is it for another data version?")
+    return values, name
+
+
+def _covered(values: np.ndarray, era: np.ndarray) -> np.ndarray:
+    """Rows in eras where ``values`` has at least one value (eras it does not cover are left out)."""
+    has = np.zeros(int(era.max()) + 1, dtype=bool)
+    has[era[~np.isnan(values)]] = True
+    return has[era]
+
+
+def _masked_contribution(
+    preds: np.ndarray, ref: np.ndarray, target: np.ndarray, era: np.ndarray, n_eras: int
+) -> np.ndarray:
+    rows = _covered(ref, era)
+    out = np.full((n_eras, preds.shape[1]), np.nan)
+    scores = correlation_contribution(preds[rows], ref[rows], target[rows], era[rows])
+    out[: len(scores)] = scores
+    return out
+
+
+def score_validation(
+    predictions: pd.DataFrame | Path | str,
+    data: Dataset | Path | str,
+    *,
+    target: str = "target",
+    meta_model: pd.Series | pd.DataFrame | Path | str | None = None,
+    benchmark: pd.Series | pd.DataFrame | Path | str | None = None,
+    benchmark_column: str | None = None,
+    features: str | list[str] | None = "fncv3_features",
+    payout_rule: dict[str, float] | None = None,
+) -> ValidationScores:
+    """Score every prediction column against ``data``; see the module docstring."""
+    source = str(predictions) if not isinstance(predictions, pd.DataFrame) else "predictions"
+    frame = predictions if isinstance(predictions, pd.DataFrame) else read_table(predictions, "predictions")
+    if isinstance(predictions, pd.DataFrame) and frame.index.name != "id" and "id" in frame.columns:
+        frame = frame.set_index("id")
+    columns = prediction_columns(frame, source)
+    ds = _load_data(data, target, features)
+    ids = np.asarray(ds.ids).astype(str)
+    preds = _aligned(frame[columns], ids, source, required=True).to_numpy(dtype=np.float64)
+    t = ds.target(target).astype(np.float64)
+    era = ds.era
+    n_eras = ds.n_eras
+    per_era: dict[str, np.ndarray] = {"corr": numerai_corr(preds, t, era)}
+    notes: list[str] = []
+    if meta_model is not None:
+        m, m_name = _reference(meta_model, None, META_MODEL_COLUMN, ids, "meta model")
+        per_era["mmc"] = _masked_contribution(preds, m, t, era, n_eras)
+        rows = _covered(m, era)
+        cw = correlation_with(preds[rows], m[rows], era[rows])
+        per_era["corr_with_meta_model"] = np.vstack([cw, np.full((n_eras - len(cw), len(columns)), np.nan)])
+        notes.append(f"MMC against {m_name} on {int(np.sum(~np.isnan(per_era['mmc'][:, 0])))} eras")
+    if benchmark is not None:
+        b, b_name = _reference(benchmark, benchmark_column, None, ids, "benchmark")
+        per_era["bmc"] = _masked_contribution(preds, b, t, era, n_eras)
+        notes.append(f"BMC against {b_name}")
+    if ds.X.shape[1]:
+        per_era["fnc"] = feature_neutral_corr(preds, ds.X, t, era)
+        per_era["max_feature_exposure"] = max_feature_exposure(preds, ds.X, era)
+        per_era["mean_feature_exposure"] = mean_feature_exposure(preds, ds.X, era)
+        notes.append(f"FNC and exposure against {ds.X.shape[1]} features")
+    rule = payout_rule or CURRENT_RULE
+    mmc_for_payout = np.nan_to_num(per_era.get("mmc", np.zeros_like(per_era["corr"])), nan=0.0)
+    path = simulate_payout(per_era["corr"], mmc_for_payout, **rule)
+    per_era["payout"] = path
+    summary = _summary(columns, per_era, path)
+    notes.append(
+        f"payout simulated as stake·clip({rule['w_corr']}·CORR + {rule['w_mmc']}·MMC, ±{rule['clip']}) "
+        "compounded per era" + ("" if "mmc" in per_era else " (no meta model: MMC taken as 0)")
+    )
+    return ValidationScores(
+        columns=columns,
+        eras=np.asarray(ds.era_labels),
+        per_era=per_era,
+        summary=summary,
+        notes=notes,
+        payout_path=path,
+    )
+
+
+def _summary(columns: list[str], per_era: dict[str, np.ndarray], payout_path: np.ndarray) -> pd.DataFrame:
+    table: dict[str, np.ndarray] = {}
+    for name in ("corr", "mmc", "bmc", "fnc"):
+        if name not in per_era:
+            continue
+        s = summarize(per_era[name])
+        keys = (
+            ("mean", "std", "sharpe", "max_drawdown", "autocorr", "calmar")
+            if name == "corr"
+            else (
+                "mean",
+                "std",
+                "sharpe",
+                "max_drawdown",
+            )
+        )
+        for key in keys:
+            table[f"{name}_{key}"] = np.asarray(s[key])
+    for name in ("max_feature_exposure", "mean_feature_exposure", "corr_with_meta_model"):
+        if name in per_era:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # a column with no scored era: NaN
+                table[name] = np.nanmean(per_era[name], axis=0)
+    table["payout_return"] = payout_path[-1] - 1.0 if len(payout_path) else np.full(len(columns), np.nan)
+    table["n_eras"] = np.sum(~np.isnan(per_era["corr"]), axis=0)
+    return pd.DataFrame(table, index=pd.Index(columns, name="prediction"))
+
+
+def validation_report(
+    predictions: pd.DataFrame | Path | str,
+    data: Dataset | Path | str,
+    **kwargs,
+) -> pd.DataFrame:
+    """The report's numbers: one row per prediction column (see :func:`score_validation` for options)."""
+    return score_validation(predictions, data, **kwargs).summary
