@@ -1,9 +1,241 @@
-"""Commands of the sim room (being written; see the open issues)."""
+"""``numerflow sim serve|advance|faults|status``: the local Numerai-compatible simulator."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import typer
+
+from numerflow.cli.context import console, state
+from numerflow.errors import ApiUnavailableError, NumerflowError
+
+sim_app = typer.Typer(help="A local Numerai-compatible tournament: serve it, move its clock, inject faults.")
+
+
+def _default_url(ctx: typer.Context) -> str:
+    s = state(ctx).settings.sim
+    host = "127.0.0.1" if s.host in ("0.0.0.0", "") else s.host
+    return f"http://{host}:{s.port}/"
+
+
+def _admin(url: str, action: str, payload: dict[str, Any] | None = None) -> Any:
+    import httpx
+
+    target = url.rstrip("/") + f"/_sim/{action}"
+    try:
+        if payload is None:
+            resp = httpx.get(target, timeout=120)
+        else:
+            resp = httpx.post(target, json=payload, timeout=600)
+    except httpx.HTTPError as exc:
+        raise ApiUnavailableError(
+            f"{target}: cannot reach the simulator ({exc}); is 'numerflow sim serve' running?"
+        ) from None
+    try:
+        body = resp.json()
+    except ValueError:
+        raise ApiUnavailableError(
+            f"{target}: answered HTTP {resp.status_code} without JSON; is it a simulator?"
+        ) from None
+    if resp.status_code != 200:
+        raise NumerflowError(f"{target}: {body.get('error', resp.text)}")
+    return body
+
+
+def _print_status(status: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    table = Table(show_header=False, box=None)
+    for key in (
+        "sim_time",
+        "clock_speed",
+        "current_round",
+        "latest_round",
+        "latest_round_status",
+        "latest_round_closes",
+        "rounds",
+        "rounds_resolved",
+        "submissions",
+    ):
+        table.add_row(key, str(status.get(key)))
+    active = {k: v for k, v in status.get("faults", {}).items() if v and not k.endswith("_s")}
+    table.add_row("faults", ", ".join(f"{k}={v:g}" for k, v in active.items()) or "none")
+    counts = status.get("fault_counts") or {}
+    if counts:
+        table.add_row("faults injected", ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
+    console.print(table)
 
 
 def register(app: typer.Typer) -> None:
-    """Attach this module's commands to the root app."""
+    app.add_typer(sim_app, name="sim")
+
+
+@sim_app.command("serve")
+def serve(
+    ctx: typer.Context,
+    port: int | None = typer.Option(
+        None, "--port", help="Port (default [sim] port, 8765; 0 = any free port)."
+    ),
+    host: str | None = typer.Option(None, "--host", help="Interface to listen on (default 127.0.0.1)."),
+    state_dir: Path | None = typer.Option(
+        None, "--state", help="State folder (default [sim] data_dir, ./sim)."
+    ),
+    data: Path | None = typer.Option(
+        None,
+        "--data",
+        help="Serve this synthetic dataset (made by 'numerflow data synth') instead of generating one.",
+    ),
+    clock_speed: float | None = typer.Option(None, "--clock-speed", help="Sim seconds per real second."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the synthetic world and the fault dice."),
+    rows_per_era: int = typer.Option(
+        500, "--rows-per-era", help="Rows per generated era (and per live era)."
+    ),
+    n_features: int = typer.Option(60, "--features", help="Features of the generated data."),
+    n_eras: int = typer.Option(60, "--eras", help="Historical eras of the generated data."),
+    accounts: Path | None = typer.Option(
+        None, "--accounts", help="TOML/JSON file of extra accounts and models."
+    ),
+    auto_rounds: bool = typer.Option(
+        True, "--auto-rounds/--manual-rounds", help="Open rounds Tue–Sat 13:00."
+    ),
+    window_hours: float = typer.Option(1.0, "--round-window-hours", help="How long a round stays open."),
+    w_corr: float = typer.Option(0.75, "--corr-multiplier", help="Payout weight of CORR."),
+    w_mmc: float = typer.Option(2.25, "--mmc-multiplier", help="Payout weight of MMC."),
+    clip: float = typer.Option(0.05, "--payout-clip", help="Payout clip per round (fraction of stake)."),
+    threshold: float = typer.Option(
+        72000.0, "--stake-threshold", help="payout_factor = min(1, this / at risk)."
+    ),
+    fault_5xx: float = typer.Option(0.0, "--fault-5xx", help="Share of requests answered 503."),
+    fault_slow: float = typer.Option(0.0, "--fault-slow", help="Share of answers delayed --fault-slow-s."),
+    fault_slow_s: float = typer.Option(2.0, "--fault-slow-s", help="Delay of a slow answer, seconds."),
+    fault_hang: float = typer.Option(
+        0.0, "--fault-hang", help="Share of answers that hang (--fault-hang-s)."
+    ),
+    fault_hang_s: float = typer.Option(3600.0, "--fault-hang-s", help="How long a hang lasts, seconds."),
+    fault_drop: float = typer.Option(
+        0.0, "--fault-drop-download", help="Share of downloads cut off halfway."
+    ),
+    fault_put: float = typer.Option(0.0, "--fault-upload-fail", help="Share of upload PUTs refused (403)."),
+    fault_create: float = typer.Option(
+        0.0, "--fault-create-error", help="Share of create_submission calls recorded, then answered 504."
+    ),
+) -> None:
+    """Serve the simulator in the foreground until Ctrl-C (state is kept in the state folder)."""
+    import uvicorn
+
+    from numerflow.simulator import FaultConfig, PayoutConfig, TournamentEngine
+    from numerflow.simulator.app import create_app
+
+    settings = state(ctx).settings
+    sim = settings.sim
+    folder = state_dir or (sim.data_dir if sim.data_dir.is_absolute() else settings.base_dir / sim.data_dir)
+    faults = FaultConfig(
+        http_5xx_rate=fault_5xx,
+        slow_rate=fault_slow,
+        slow_s=fault_slow_s,
+        hang_rate=fault_hang,
+        hang_s=fault_hang_s,
+        drop_download_rate=fault_drop,
+        upload_fail_rate=fault_put,
+        create_error_rate=fault_create,
+    )
+    console.print(
+        f"preparing the simulator in [bold]{folder}[/] (synthetic data is generated on first start)"
+    )
+    engine = TournamentEngine(
+        folder,
+        seed=seed,
+        clock_speed=clock_speed if clock_speed is not None else sim.clock_speed,
+        accounts_file=accounts,
+        faults=faults,
+        rows_per_era=rows_per_era,
+        n_features=n_features,
+        n_eras=n_eras,
+        data_dir=data,
+        auto_rounds=auto_rounds,
+        round_window_hours=window_hours,
+        payout=PayoutConfig(w_corr=w_corr, w_mmc=w_mmc, clip=clip, stake_threshold=threshold),
+    )
+    bind_host = host or sim.host
+    bind_port = sim.port if port is None else port
+    _print_status(engine.status())
+    console.print(
+        f"serving on [bold]http://{bind_host}:{bind_port}/[/]  keys: NUMERAI_PUBLIC_ID=SIMPUBLICID "
+        "NUMERAI_SECRET_KEY=SIMSECRETKEY  (Ctrl-C to stop)"
+    )
+    config = uvicorn.Config(
+        create_app(engine), host=bind_host, port=bind_port, log_level="warning", timeout_graceful_shutdown=1
+    )
+    try:
+        uvicorn.Server(config).run()
+    finally:
+        engine.close()
+
+
+@sim_app.command("status")
+def status(
+    ctx: typer.Context,
+    url: str | None = typer.Option(None, "--url", help="Simulator URL (default from [sim] host/port)."),
+) -> None:
+    """Show the simulator's clock, rounds and faults."""
+    _print_status(_admin(url or _default_url(ctx), "status"))
+
+
+@sim_app.command("advance")
+def advance(
+    ctx: typer.Context,
+    days: float = typer.Argument(1.0, help="Days to move the clock forward."),
+    url: str | None = typer.Option(None, "--url", help="Simulator URL (default from [sim] host/port)."),
+    open_round: bool = typer.Option(
+        False, "--open-round", help="Open a new round now (instead of advancing)."
+    ),
+    close_round: bool = typer.Option(False, "--close-round", help="Close the open round now."),
+    resolve_all: bool = typer.Option(
+        False, "--resolve-all", help="Run the clock until every round is resolved."
+    ),
+) -> None:
+    """Move the simulator's clock (rounds open, close, score and resolve on the way)."""
+    target = url or _default_url(ctx)
+    if days < 0:
+        raise NumerflowError(f"cannot advance by {days} days; the clock only moves forward")
+    if open_round:
+        result = _admin(target, "open_round", {})
+    elif close_round:
+        result = _admin(target, "close_round", {})
+    elif resolve_all:
+        result = _admin(target, "resolve_all", {})
+    else:
+        result = _admin(target, "advance", {"days": days})
+    _print_status(result)
+
+
+@sim_app.command("faults")
+def faults(
+    ctx: typer.Context,
+    settings_: list[str] = typer.Argument(
+        None, metavar="[NAME=VALUE]...", help="e.g. http_5xx_rate=0.2 upload_fail_rate=1 (none: just show)."
+    ),
+    reset: bool = typer.Option(False, "--reset", help="Turn every fault off first."),
+    url: str | None = typer.Option(None, "--url", help="Simulator URL (default from [sim] host/port)."),
+) -> None:
+    """Show or change the fault switches of a running simulator."""
+    from numerflow.simulator import FaultConfig
+
+    target = url or _default_url(ctx)
+    changes: dict[str, Any] = {}
+    for item in settings_ or []:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise NumerflowError(f"'{item}': write faults as NAME=VALUE, e.g. http_5xx_rate=0.2")
+        changes[name.strip()] = value.strip()
+    if changes or reset:
+        FaultConfig.from_dict(changes)  # refuse bad names and values before sending
+        result = _admin(target, "faults", {**changes, "reset": reset})
+    else:
+        result = _admin(target, "faults")
+    active = {k: v for k, v in result["faults"].items()}
+    for key, value in active.items():
+        console.print(f"{key:20} {value:g}")
+    if result.get("fault_counts"):
+        console.print("injected: " + ", ".join(f"{k}={v}" for k, v in sorted(result["fault_counts"].items())))

@@ -1,1 +1,29 @@
-"""simulator/ room: see ../shared/ARCHITECTURE.md."""
+"""simulator/ room: a Numerai-compatible API server and tournament engine (see ../shared/ARCHITECTURE.md).
+
+with start_simulator(tmp_path / "sim", rows_per_era=200, n_features=20) as sim:
+    numerapi.base_api.API_TOURNAMENT_URL = sim.url
+    sim.engine.advance(days=30)
+"""
+
+from numerflow.simulator.engine import (
+    DEFAULT_MODELS,
+    DEFAULT_PUBLIC_ID,
+    DEFAULT_SECRET_KEY,
+    DEFAULT_USERNAME,
+    TournamentEngine,
+)
+from numerflow.simulator.faults import FaultConfig
+from numerflow.simulator.scoring import PayoutConfig
+from numerflow.simulator.server import RunningSimulator, start_simulator
+
+__all__ = [
+    "DEFAULT_MODELS",
+    "DEFAULT_PUBLIC_ID",
+    "DEFAULT_SECRET_KEY",
+    "DEFAULT_USERNAME",
+    "FaultConfig",
+    "PayoutConfig",
+    "RunningSimulator",
+    "TournamentEngine",
+    "start_simulator",
+]

@@ -1,0 +1,88 @@
+"""The simulator's clock and Numerai's calendar.
+
+Simulated time ("sim time", seconds since the Unix epoch, UTC) runs ``speed`` times faster than real time
+and jumps forward on :meth:`SimClock.advance`. Clients compare round times with their own wall clock
+(numerapi's ``check_round_open`` does), so every time the API shows is mapped onto the wall clock:
+``shown = wall_now + (t - sim_now)``. The present of the simulation is always "now" for the client; an
+hour of sim time before now is shown as an hour ago, whatever the speed.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+DAY = 86400.0
+HOUR = 3600.0
+OPEN_WEEKDAYS = (1, 2, 3, 4, 5)  # Tuesday..Saturday (Monday is 0)
+SCORE_WEEKDAYS = (1, 2, 3, 4, 5)
+OPEN_HOUR = 13
+
+
+class SimClock:
+    """Sim time = ``base_sim + (monotonic() - base_mono) * speed``; thread-safe."""
+
+    def __init__(self, start: float, speed: float = 1.0) -> None:
+        if speed <= 0:
+            raise ValueError("clock speed must be > 0")
+        self._lock = threading.Lock()
+        self._speed = float(speed)
+        self._base_sim = float(start)
+        self._base_mono = time.monotonic()
+
+    @property
+    def speed(self) -> float:
+        return self._speed
+
+    def now(self) -> float:
+        with self._lock:
+            return self._base_sim + (time.monotonic() - self._base_mono) * self._speed
+
+    def advance(self, seconds: float) -> float:
+        if seconds < 0:
+            raise ValueError("the clock only moves forward")
+        with self._lock:
+            self._base_sim += seconds
+            return self._base_sim + (time.monotonic() - self._base_mono) * self._speed
+
+    def shown(self, t: float | None) -> str | None:
+        """ISO-8601 UTC text of sim time ``t`` as the client should see it (mapped onto the wall clock)."""
+        if t is None:
+            return None
+        wall = time.time() + (t - self.now())
+        return iso(wall)
+
+
+def iso(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z")
+
+
+def dt(t: float) -> datetime:
+    return datetime.fromtimestamp(t, UTC)
+
+
+def next_open_time(after: float) -> float:
+    """The first Tue–Sat 13:00 UTC strictly after ``after``."""
+    day = dt(after).replace(hour=OPEN_HOUR, minute=0, second=0, microsecond=0)
+    while True:
+        if day.timestamp() > after and day.weekday() in OPEN_WEEKDAYS:
+            return day.timestamp()
+        day += timedelta(days=1)
+
+
+def close_time_for(open_time: float, window_hours: float) -> float:
+    """Tue–Fri rounds stay open ``window_hours``; the Saturday round stays open until Monday (+48 h)."""
+    extra = 2 * DAY if dt(open_time).weekday() == 5 else 0.0
+    return open_time + extra + window_hours * HOUR
+
+
+def score_times(close_time: float, n_days: int = 20, first_after_days: float = 3.0) -> list[float]:
+    """``n_days`` daily scoring instants on Tue–Sat, the first at least ``first_after_days`` after close."""
+    times: list[float] = []
+    t = close_time + first_after_days * DAY
+    while len(times) < n_days:
+        if dt(t).weekday() in SCORE_WEEKDAYS:
+            times.append(t)
+        t += DAY
+    return times

@@ -1,0 +1,600 @@
+"""The GraphQL side: Numerai's schema (``schema.graphql``) executed with graphql-core over the engine.
+
+Answers look like Numerai's: ``{"data": {...}}`` on success, ``{"errors": [{"message": ...}], "data": null}``
+on failure (always HTTP 200). Private fields need ``Authorization: Token PUBLIC_ID$SECRET_KEY``.
+
+numerapi declares ``releaseStake``'s variable as ``$drain: bool!``, which is no GraphQL type; Numerai's
+server accepts it, so before validation we map variable types that name no type of the schema onto the
+schema type with the same name in another case or its Python name (``bool`` -> ``Boolean``,
+``int`` -> ``Int``, ``str`` -> ``String``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from graphql import (
+    DocumentNode,
+    ExecutionResult,
+    GraphQLError,
+    GraphQLSchema,
+    NamedTypeNode,
+    NameNode,
+    OperationDefinitionNode,
+    Visitor,
+    build_schema,
+    execute,
+    parse,
+    validate,
+    visit,
+)
+
+from numerflow.errors import NotFoundError, NumerflowError
+from numerflow.simulator.engine import NOT_OPEN, TournamentEngine, _dec
+
+log = logging.getLogger(__name__)
+
+# fields that need an API key; everything else is public, as on Numerai
+PRIVATE_FIELDS = frozenset(
+    {
+        "account",
+        "model",
+        "submission_upload_auth",
+        "submissionUploadSignalsAuth",
+        "diagnosticsUploadAuth",
+        "diagnostics",
+        "submissions",
+        "pendingModelPayouts",
+        "create_submission",
+        "createSignalsSubmission",
+        "createDiagnostics",
+        "v2ChangeStake",
+        "releaseStake",
+    }
+)
+
+
+@cache
+def schema() -> GraphQLSchema:
+    return build_schema((Path(__file__).parent / "schema.graphql").read_text(encoding="utf-8"))
+
+
+@dataclass
+class Context:
+    engine: TournamentEngine
+    authorization: str | None
+    base_url: str
+    _account: dict[str, Any] | None = field(default=None, repr=False)
+
+    def account(self) -> dict[str, Any]:
+        if self._account is None:
+            self._account = self.engine.authenticate(self.authorization)
+        return self._account
+
+
+def _fix_variable_types(doc: DocumentNode, sch: GraphQLSchema) -> DocumentNode:
+    by_lower = {name.lower(): name for name in sch.type_map}
+    by_lower.update({"bool": "Boolean", "integer": "Int", "str": "String"})
+
+    class Fix(Visitor):
+        def enter_named_type(self, node: NamedTypeNode, *_args: Any) -> Any:
+            if node.name.value in sch.type_map:
+                return None
+            fixed = by_lower.get(node.name.value.lower())
+            return None if fixed is None else NamedTypeNode(name=NameNode(value=fixed), loc=node.loc)
+
+    return visit(doc, Fix())
+
+
+def top_level_fields(doc: DocumentNode) -> list[str]:
+    names: list[str] = []
+    for definition in doc.definitions:
+        if isinstance(definition, OperationDefinitionNode):
+            names += [sel.name.value for sel in definition.selection_set.selections if hasattr(sel, "name")]
+    return names
+
+
+def run_query(
+    engine: TournamentEngine,
+    query: str,
+    variables: dict[str, Any] | None,
+    *,
+    authorization: str | None,
+    base_url: str,
+) -> tuple[dict[str, Any], list[str]]:
+    """Execute one GraphQL request; returns (response body, top-level field names of the operation)."""
+    sch = schema()
+    try:
+        doc = parse(query)
+    except GraphQLError as exc:
+        return {"errors": [{"message": exc.message}], "data": None}, []
+    doc = _fix_variable_types(doc, sch)
+    fields = top_level_fields(doc)
+    problems = validate(sch, doc)
+    if problems:
+        return {"errors": [{"message": p.message} for p in problems], "data": None}, fields
+    ctx = Context(engine=engine, authorization=authorization, base_url=base_url)
+    if PRIVATE_FIELDS.intersection(fields):
+        try:
+            ctx.account()
+        except NumerflowError as exc:
+            return {"errors": [{"message": exc.message}], "data": None}, fields
+    result = execute(
+        sch,
+        doc,
+        root_value=Root(),
+        context_value=ctx,
+        variable_values=variables or {},
+        field_resolver=_resolve,
+    )
+    assert isinstance(result, ExecutionResult)
+    if result.errors:
+        return {"errors": [_error(e) for e in result.errors], "data": None}, fields
+    return {"data": result.data}, fields
+
+
+def _resolve(obj: Any, info: Any, /, **args: Any) -> Any:
+    """Field resolver: a dict key or attribute, called with the arguments when callable.
+
+    (graphql-core's default takes ``source`` as a keyword, which clashes with create_submission's
+    ``source`` argument.)"""
+    name = info.field_name
+    value = obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
+    return value(info, **args) if callable(value) else value
+
+
+def _error(err: GraphQLError) -> dict[str, Any]:
+    original = err.original_error
+    if original is None or isinstance(original, NumerflowError | GraphQLError):
+        out: dict[str, Any] = {"message": err.message}
+        if err.path:
+            out["path"] = list(err.path)
+        return out
+    log.error("simulator bug while answering %s", err.path, exc_info=original)
+    return {"message": f"Internal server error ({type(original).__name__})", "path": list(err.path or [])}
+
+
+def _guard(info: Any) -> dict[str, Any]:
+    return info.context.account()
+
+
+# ---------------------------------------------------------------------- shapes
+def _round(engine: TournamentEngine, r: dict[str, Any]) -> dict[str, Any]:
+    cfg = r["config"]
+    shown = engine.shown
+    configs = []
+    for name, mult, payout in (
+        ("canon_corr", cfg["w_corr"], True),
+        ("canon_mmc", cfg["w_mmc"], True),
+        ("canon_bmc", 0.0, False),
+        ("canon_fnc", 0.0, False),
+    ):
+        configs.append(
+            {
+                "id": f"{r['number']}-{name}",
+                "scoreConfigId": name,
+                "roundNumberStart": r["number"],
+                "roundNumberEnd": r["number"],
+                "name": name,
+                "version": "v5",
+                "displayName": name,
+                "totalScoreDays": 20,
+                "returnsLagDays": 2,
+                "dataDelayDays": 2,
+                "universe": "classic",
+                "isCanonScore": True,
+                "isPayout": payout,
+                "scoringStart": shown(r["score_times"][0]),
+                "scoringEnd": shown(r["score_times"][-1]),
+                "minMultiplier": mult,
+                "maxMultiplier": mult,
+                "defaultMultiplier": mult,
+                "clipThreshold": cfg["clip"],
+                "stakeThreshold": cfg["stake_threshold"],
+                "payoutFactor": float(r["payout_factor"]) if r["payout_factor"] else None,
+            }
+        )
+    return {
+        "id": r["id"],
+        "tournament": r["tournament"],
+        "number": r["number"],
+        "target": cfg["target"],
+        "openTime": shown(r["open_time"]),
+        "closeTime": shown(r["close_time"]),
+        "closeStakingTime": shown(r["close_time"]),
+        "scoreTime": shown(r["score_times"][0]),
+        "resolveTime": shown(r["resolve_time"]),
+        "resolvedGeneral": bool(r["resolved"]),
+        "resolvedStaking": bool(r["resolved"]),
+        "payoutFactor": r["payout_factor"],
+        "stakeThreshold": str(cfg["stake_threshold"]),
+        "dataDatestamp": int((shown(r["open_time"]) or "")[:10].replace("-", "")),
+        "status": r["status"],
+        "roundScoreConfigs": configs,
+    }
+
+
+def _submission(engine: TournamentEngine, s: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": s["id"],
+        "filename": s["filename"],
+        "insertedAt": engine.shown(s["inserted_at"]),
+        "selected": s.get("selected", True),
+        "roundNumber": s["round_number"],
+        "round": {"tournament": s["tournament"], "number": s["round_number"]},
+        "tournament": s["tournament"],
+    }
+
+
+def _model(engine: TournamentEngine, m: dict[str, Any], account_id: str) -> dict[str, Any]:
+    def submissions(_info: Any) -> list[dict[str, Any]]:
+        return [_submission(engine, s) for s in engine.submissions(m["id"], account_id)]
+
+    def latest(_info: Any) -> list[dict[str, Any]]:
+        out = []
+        for s in engine.submissions(m["id"], account_id):
+            if not s["selected"]:
+                continue
+            r = engine.round(s["round_number"])
+            assert r is not None
+            out.append(
+                {
+                    "roundNumber": r["number"],
+                    "roundOpen": engine.shown(r["open_time"]),
+                    "roundClose": engine.shown(r["close_time"]),
+                    "roundCloseStaking": engine.shown(r["close_time"]),
+                    "filename": s["filename"],
+                    "status": "scored" if r["closed"] else "accepted",
+                    "timestamp": engine.shown(s["inserted_at"]),
+                }
+            )
+        return out[::-1]
+
+    stake = _dec(m["stake"])
+    return {
+        "id": m["id"],
+        "name": m["name"],
+        "displayName": m["name"],
+        "username": m["name"],
+        "tournament": m["tournament"],
+        "stakeValue": m["stake"] if stake > 0 else None,
+        "submissions": submissions,
+        "latestSubmissions": latest,
+        "v2Stake": {"status": "confirmed" if stake > 0 else None, "txHash": None, "value": m["stake"]},
+    }
+
+
+def _upload(info: Any, kind: str, filename: str, model_id: str | None) -> dict[str, str]:
+    ctx: Context = info.context
+    auth = ctx.engine.upload_auth(ctx.account(), filename, model_id, kind)
+    return {"filename": auth["filename"], "url": ctx.base_url + auth["url_path"]}
+
+
+class Root:
+    """Resolvers of Query and Mutation; graphql-core calls ``root.<field>(info, **args)``."""
+
+    # ---------------------------------------------------------------- public
+    def listDatasets(self, info: Any, round: int | None = None, tournament: int | None = None) -> list[str]:
+        return info.context.engine.list_datasets(round)
+
+    def dataset(
+        self, info: Any, filename: str, round: int | None = None, tournament: int | None = None
+    ) -> str:
+        ctx: Context = info.context
+        _, url_path = ctx.engine.dataset_path(filename, round)
+        return ctx.base_url + url_path
+
+    def rounds(
+        self,
+        info: Any,
+        tournament: int | None = None,
+        number: int | None = None,
+        target: str | None = None,
+        status: str | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        engine: TournamentEngine = info.context.engine
+        if number == 0:
+            current = engine.current_round()
+            if current is None:
+                raise NotFoundError(NOT_OPEN)
+            return [_round(engine, current)]
+        rows = engine.rounds()
+        if number is not None:
+            rows = [r for r in rows if r["number"] == number]
+        if status is not None:
+            rows = [r for r in rows if r["status"] == status]
+        if target is not None:
+            rows = [r for r in rows if r["config"]["target"] == target]
+        if limit is not None:
+            rows = rows[: max(0, limit)]
+        return [_round(engine, r) for r in rows]
+
+    def accountProfile(self, info: Any, username: str, tournament: int | None = None) -> dict[str, Any]:
+        engine: TournamentEngine = info.context.engine
+        with_name = [a for a in _all_accounts(engine) if a["username"].lower() == username.lower()]
+        if not with_name:
+            raise NotFoundError(f"No account named {username}")
+        acct = with_name[0]
+        models = engine.models_of(acct["id"], tournament)
+        return {"username": acct["username"], "models": [_model(engine, m, acct["id"]) for m in models]}
+
+    def submissionScores(
+        self,
+        info: Any,
+        modelId: str,
+        displayName: str | None = None,
+        version: str | None = None,
+        day: int | None = None,
+        resolved: bool | None = None,
+        tournament: int | None = None,
+        lastNRounds: int | None = None,
+        distinctOnRound: bool | None = None,
+    ) -> list[dict[str, Any]]:
+        engine: TournamentEngine = info.context.engine
+        engine.model(modelId)
+        if version is not None and version.lower() != "v5":
+            return []
+        rows = engine.submission_scores(
+            modelId,
+            display_name=displayName,
+            day=day,
+            resolved=resolved,
+            last_n_rounds=lastNRounds,
+            distinct_on_round=distinctOnRound,
+        )
+        import json
+
+        out = []
+        for r in rows:
+            times = json.loads(r["score_times"])
+            out.append(
+                {
+                    "roundId": r["round_id"],
+                    "submissionId": r["submission_id"],
+                    "roundNumber": r["round_number"],
+                    "roundResolveTime": engine.shown(r["resolve_time"]),
+                    "roundScoreTime": engine.shown(times[0]),
+                    "roundCloseStakingTime": engine.shown(r["close_time"]),
+                    "value": r["value"],
+                    "percentile": r["percentile"],
+                    "displayName": r["display_name"],
+                    "version": "v5",
+                    "date": engine.shown(r["score_time"]),
+                    "day": r["day"],
+                    "resolveDate": engine.shown(r["resolve_time"]),
+                    "resolved": bool(r["resolved"]),
+                }
+            )
+        return out
+
+    def v2RoundModelPerformances(
+        self,
+        info: Any,
+        modelId: str,
+        tournament: int | None = None,
+    ) -> list[dict[str, Any]]:
+        engine: TournamentEngine = info.context.engine
+        engine.model(modelId)
+        out = []
+        for perf in engine.round_performances(modelId):
+            r = perf["round"]
+            cfg = r["config"]
+            out.append(
+                {
+                    "atRisk": perf["atRisk"],
+                    "payoutMultipliers": [
+                        {
+                            "id": f"{r['number']}-{n}",
+                            "scoreConfigId": n,
+                            "name": n,
+                            "version": "v5",
+                            "displayName": n,
+                            "multiplier": mult,
+                        }
+                        for n, mult in (("canon_corr", cfg["w_corr"]), ("canon_mmc", cfg["w_mmc"]))
+                    ],
+                    "corrMultiplier": cfg["w_corr"],
+                    "mmcMultiplier": cfg["w_mmc"],
+                    "roundPayoutFactor": r["payout_factor"],
+                    "roundNumber": r["number"],
+                    "roundOpenTime": engine.shown(r["open_time"]),
+                    "roundResolveTime": engine.shown(r["resolve_time"]),
+                    "roundResolved": bool(r["resolved"]),
+                    "roundTarget": cfg["target"],
+                    "submissionScores": perf["submissionScores"],
+                    "intraRoundSubmissionScores": perf["submissionScores"],
+                }
+            )
+        return out
+
+    def v3UserProfile(
+        self,
+        info: Any,
+        modelName: str | None = None,
+        model_name: str | None = None,
+        tournament: int | None = None,
+    ) -> dict[str, Any]:
+        engine: TournamentEngine = info.context.engine
+        name = modelName or model_name
+        if not name:
+            raise NotFoundError("v3UserProfile needs modelName (or model_name)")
+        m = engine.model_by_name(name, tournament)
+        if m is None:
+            raise NotFoundError(f"No model named {name}")
+        stake = _dec(m["stake"])
+        return {
+            "id": m["id"],
+            "username": m["name"],
+            "startDate": engine.shown(m["inserted_at"]),
+            "bio": None,
+            "nmrStaked": m["stake"],
+            "stakeValue": m["stake"] if stake > 0 else None,
+            "dailyModelPerformances": lambda _info: engine.reputation(m["id"]),
+        }
+
+    # ---------------------------------------------------------------- private
+    def account(self, info: Any) -> dict[str, Any]:
+        ctx: Context = info.context
+        engine = ctx.engine
+        acct = engine.account(ctx.account()["id"])
+        models = engine.models_of(acct["id"])
+
+        def txns(_info: Any) -> list[dict[str, Any]]:
+            out = []
+            for m in models:
+                for c in engine.stake_changes(m["id"]):
+                    out.append(
+                        {
+                            "amount": c["amount"],
+                            "from": acct["username"] if c["type"] == "increase" else m["name"],
+                            "to": m["name"] if c["type"] == "increase" else acct["username"],
+                            "status": c["status"],
+                            "time": engine.shown(c["requested_at"]),
+                            "tournament": m["tournament"],
+                            "txHash": None,
+                            "type": "stake" if c["type"] == "increase" else "release",
+                        }
+                    )
+            return out
+
+        return {
+            "id": acct["id"],
+            "username": acct["username"],
+            "email": acct["email"],
+            "walletAddress": None,
+            "availableNmr": acct["available_nmr"],
+            "mfaEnabled": False,
+            "status": "VERIFIED",
+            "insertedAt": engine.shown(acct["inserted_at"]),
+            "models": [_model(engine, m, acct["id"]) for m in models],
+            "apiTokens": [
+                {
+                    "name": "sim",
+                    "public_id": acct["public_id"],
+                    "scopes": ["upload_submission", "stake", "read_user_info"],
+                }
+            ],
+            "walletTxns": txns,
+        }
+
+    def model(self, info: Any, modelId: str | None = None) -> dict[str, Any]:
+        ctx: Context = info.context
+        acct = ctx.account()
+        return _model(ctx.engine, ctx.engine.model(modelId, acct["id"]), acct["id"])
+
+    def submission_upload_auth(
+        self,
+        info: Any,
+        filename: str,
+        tournament: int | None = None,
+        modelId: str | None = None,
+    ) -> dict[str, str]:
+        return _upload(info, "submission", filename, modelId)
+
+    def submissionUploadSignalsAuth(
+        self,
+        info: Any,
+        filename: str,
+        tournament: int | None = None,
+        modelId: str | None = None,
+    ) -> dict[str, str]:
+        return _upload(info, "signals", filename, modelId)
+
+    def diagnosticsUploadAuth(
+        self,
+        info: Any,
+        filename: str,
+        tournament: int | None = None,
+        modelId: str | None = None,
+    ) -> dict[str, str]:
+        return _upload(info, "diagnostics", filename, modelId)
+
+    def diagnostics(self, info: Any, id: str | None = None, modelId: str | None = None) -> dict[str, Any]:
+        ctx: Context = info.context
+        return ctx.engine.diagnostics(ctx.account(), modelId, id)
+
+    def submissions(self, info: Any, modelId: str | None = None) -> list[dict[str, Any]]:
+        ctx: Context = info.context
+        acct = ctx.account()
+        models = [ctx.engine.model(modelId, acct["id"])] if modelId else ctx.engine.models_of(acct["id"])
+        out = []
+        for m in models:
+            out += [_submission(ctx.engine, s) for s in ctx.engine.submissions(m["id"], acct["id"])]
+        return out
+
+    def pendingModelPayouts(self, info: Any, tournament: int | None = None) -> dict[str, Any]:
+        ctx: Context = info.context
+        return ctx.engine.payouts(ctx.account()["id"])
+
+    def create_submission(
+        self,
+        info: Any,
+        filename: str,
+        tournament: int | None = None,
+        modelId: str | None = None,
+        triggerId: str | None = None,
+        source: str | None = None,
+        dataDatestamp: int | None = None,
+    ) -> dict[str, Any]:
+        ctx: Context = info.context
+        created = ctx.engine.create_submission(
+            ctx.account(), filename, modelId, source=source, trigger_id=triggerId
+        )
+        return {"id": created["id"]}
+
+    def createSignalsSubmission(
+        self,
+        info: Any,
+        filename: str,
+        modelId: str | None = None,
+        triggerId: str | None = None,
+        source: str | None = None,
+        dataDatestamp: int | None = None,
+    ) -> dict[str, Any]:
+        ctx: Context = info.context
+        return ctx.engine.create_signals_submission(ctx.account(), filename, modelId)
+
+    def createDiagnostics(
+        self,
+        info: Any,
+        filename: str,
+        tournament: int | None = None,
+        modelId: str | None = None,
+    ) -> dict[str, Any]:
+        ctx: Context = info.context
+        return {"id": ctx.engine.create_diagnostics(ctx.account(), filename, modelId)}
+
+    def v2ChangeStake(
+        self,
+        info: Any,
+        value: str,
+        type: str,
+        modelId: str | None = None,
+        tournamentNumber: int | None = None,
+    ) -> dict[str, Any]:
+        ctx: Context = info.context
+        return ctx.engine.stake_change(ctx.account(), modelId, value, type)
+
+    def releaseStake(
+        self,
+        info: Any,
+        drain: bool | None = None,
+        modelId: str | None = None,
+        amount: str | None = None,
+    ) -> dict[str, Any]:
+        ctx: Context = info.context
+        return ctx.engine.release_stake(ctx.account(), modelId, amount, bool(drain))
+
+
+def _all_accounts(engine: TournamentEngine) -> list[dict[str, Any]]:
+    from sqlalchemy import select
+
+    from numerflow.simulator import state as db
+
+    with engine._lock, engine._db.connect() as conn:
+        return [dict(r) for r in conn.execute(select(db.accounts)).mappings()]
