@@ -31,7 +31,11 @@ PROTECTED = [r for r in ROUTES if r[2] is not None]
 
 
 def _path(path: str) -> str:
-    return path.replace("{job_id}", "1").replace("{token_id}", "1").replace("{name}", "m1")
+    values = {"job_id": "1", "token_id": "1", "name": "m1", "number": "1", "slot": "m1", "version": "v5.3"}
+    for param, value in values.items():
+        path = path.replace("{" + param + "}", value)
+    assert "{" not in path, path
+    return path
 
 
 @pytest.fixture

@@ -156,6 +156,16 @@ def clear_token_cache() -> None:
         _cache.clear()
 
 
+def cached_token(engine: Engine, token: str) -> Principal | None:
+    """The principal of a token verified within the last TOKEN_CACHE_TTL_S seconds, else None."""
+    if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
+        return None
+    hit = _cache.get(f"{id(engine)}:{hash_token(token)}")
+    if hit is not None and hit[0] > time.monotonic():
+        return hit[1]
+    return None
+
+
 def verify_token(engine: Engine, token: str) -> Principal:
     """The principal of a presented token, or AuthError for an unknown, malformed or revoked one."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:

@@ -44,6 +44,7 @@ from numerflow.errors import AuthError, NumerflowError
 from numerflow.service.auth import RequireScope, SessionSigner, load_session_secret
 from numerflow.service.events import EventBus
 from numerflow.service.jobs import JobManager
+from numerflow.service.queries import OverviewCache
 from numerflow.service.scheduler import RoundWatcher, Scheduler
 from numerflow.service.schemas import ERROR_RESPONSES
 from numerflow.store import open_database
@@ -110,6 +111,8 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     app.state.jobs = jobs
     app.state.scheduler = scheduler
     app.state.watcher = watcher
+    app.state.overview = OverviewCache(settings, engine)
+    jobs.on_finished.append(lambda _info: app.state.overview.clear())
     app.state.signer = SessionSigner(load_session_secret(settings), settings.service.session_max_age_s)
     _install_error_handlers(app)
 

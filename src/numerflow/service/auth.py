@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import Request, WebSocket
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy.engine import Engine
@@ -32,7 +33,7 @@ from sqlalchemy.engine import Engine
 from numerflow.config import Settings
 from numerflow.errors import AuthError, ConfigError, ForbiddenError
 from numerflow.fileio import atomic_write_text
-from numerflow.service.accounts import SCOPES, Principal, UserInfo, get_user, verify_token
+from numerflow.service.accounts import SCOPES, Principal, UserInfo, cached_token, get_user, verify_token
 
 SESSION_COOKIE = "numerflow_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -204,6 +205,27 @@ def authenticate(conn: Request | WebSocket, *, check_csrf: bool) -> Principal:
     return Principal(kind="user", name=user.username, scope=user.role, via_cookie=True)
 
 
+def cached_principal(request: Request) -> Principal | None:
+    """The caller from the in-memory caches alone (no database, no thread hop), or None."""
+    try:
+        token = bearer_token(request)
+    except AuthError:
+        return None
+    state = _app_state(request)
+    if token is not None:
+        return cached_token(state.engine, token)
+    payload = session_payload(request)
+    if payload is None:
+        return None
+    hit = _user_cache.get((id(state.engine), payload["u"]))
+    if hit is None or hit[0] <= time.monotonic() or hit[1] is None or hit[1].disabled:
+        return None
+    if request.method not in _SAFE_METHODS:
+        verify_csrf(request, request.headers.get(CSRF_HEADER))
+    user = hit[1]
+    return Principal(kind="user", name=user.username, scope=user.role, via_cookie=True)
+
+
 class RequireScope:
     """Dependency: the caller must hold ``scope`` (admin ⊇ operate ⊇ read)."""
 
@@ -212,8 +234,10 @@ class RequireScope:
             raise ValueError(f"unknown scope {scope!r}")
         self.scope = scope
 
-    def __call__(self, request: Request) -> Principal:
-        principal = authenticate(request, check_csrf=True)
+    async def __call__(self, request: Request) -> Principal:
+        principal = cached_principal(request)
+        if principal is None:
+            principal = await run_in_threadpool(authenticate, request, check_csrf=True)
         if not principal.allows(self.scope):
             raise ForbiddenError(
                 f"this needs the '{self.scope}' scope; "

@@ -133,7 +133,7 @@ def _round(ctx: JobContext) -> dict[str, Any]:
     from numerflow.tournament.round import run_round
 
     ctx.progress(0.0, "running the round")
-    return _as_result(run_round(ctx.settings, engine=ctx.engine, progress=ctx.callback))
+    return _as_result(run_round(ctx.settings, ctx.engine, progress=ctx.callback))
 
 
 @job_kind("perf_sync")
@@ -141,4 +141,4 @@ def _perf_sync(ctx: JobContext) -> dict[str, Any]:
     from numerflow.tournament.performance import sync_performance
 
     ctx.progress(0.0, "syncing performance")
-    return _as_result(sync_performance(ctx.settings, engine=ctx.engine))
+    return _as_result(sync_performance(ctx.settings, ctx.engine))

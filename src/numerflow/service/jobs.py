@@ -240,6 +240,7 @@ class JobManager:
         self._seen_at: datetime | None = None
         self._seen_log_id = 0
         self._last_published: set[tuple[Any, ...]] = set()
+        self.on_finished: list[Callable[[dict[str, Any]], None]] = []  # e.g. clear the overview cache
 
     # ------------------------------------------------------------------------------------ lifecycle
 
@@ -313,6 +314,20 @@ class JobManager:
             return self._client
 
     # --------------------------------------------------------------------------------- operations
+
+    def _finished(self, info: dict[str, Any]) -> None:
+        for listener in list(self.on_finished):
+            with contextlib.suppress(Exception):
+                listener(info)
+        if info["status"] != "succeeded":
+            return
+        result = info.get("result") or {}
+        if info["kind"] == "round":
+            self.bus.publish("round", round=result.get("round_number"), job_id=info["id"], report=result)
+        elif info["kind"] == "perf_sync":
+            self.bus.publish(
+                "scores", job_id=info["id"], scores=result.get("scores"), payouts=result.get("payouts")
+            )
 
     def submit(
         self,
@@ -414,6 +429,8 @@ class JobManager:
             self._last_published.add(key)
             self.bus.publish("job", job=_event_job(info))
             published += 1
+            if info["status"] in FINISHED:
+                self._finished(info)
         if len(self._last_published) > 5000:
             self._last_published.clear()
         for line in lines:

@@ -143,3 +143,212 @@ class ScheduleOut(BaseModel):
     last_fired_at: datetime | None
     last_job_id: int | None
     next_fire_at: datetime | None
+
+
+class OverviewModel(BaseModel):
+    numerai_model: str
+    model_name: str
+    stage: str
+    deployed_version: int | None
+    round_status: Literal["submitted", "pending", "failed"]
+    round_error: str
+    scores_round: int | None
+    corr: float | None
+    mmc: float | None
+    bmc: float | None
+    payout_round: int | None
+    payout_nmr: float | None
+    payout_status: str
+    stake_nmr: float | None
+    cumulative_corr: list[float]
+
+
+class OverviewOut(BaseModel):
+    generated_at: str
+    current_round: int | None
+    current_round_status: str | None
+    last_scored_round: int | None
+    spark_rounds: int
+    active_jobs: int
+    models: list[OverviewModel]
+
+
+class VersionOut(BaseModel):
+    name: str
+    version: int
+    kind: str
+    algorithm: str
+    manifest_sha256: str
+    data_version: str
+    targets: list[str]
+    n_features: int
+    params: dict[str, Any]
+    scores: dict[str, Any]
+    stage: str
+    created_at: datetime
+
+
+class ModelSummary(BaseModel):
+    name: str
+    configured: bool
+    kind: str
+    algorithm: str | None
+    numerai_model: str | None
+    challenger_model: str | None
+    description: str
+    versions: int
+    latest_version: int | None
+    champion: int | None
+    challenger: int | None
+
+
+class ModelDetail(ModelSummary):
+    spec: dict[str, Any] | None
+    version_list: list[VersionOut]
+
+
+class RoundScore(BaseModel):
+    round: int
+    corr: float | None
+    mmc: float | None
+    bmc: float | None
+    fnc: float | None
+    day: int
+    resolved: bool
+
+
+class SlotScores(BaseModel):
+    numerai_model: str | None
+    version: int | None
+    rounds: list[RoundScore]
+
+
+class ModelScores(BaseModel):
+    name: str
+    champion: SlotScores
+    challenger: SlotScores
+
+
+class PromoteIn(_In):
+    version: int = Field(ge=1, le=2_147_483_647)
+    stage: Literal["champion", "challenger"] = "champion"
+
+
+class RunOut(BaseModel):
+    id: int
+    kind: str
+    model_name: str
+    version: int | None
+    status: str
+    params: dict[str, Any]
+    scores: dict[str, Any]
+    error: str
+    started_at: datetime
+    finished_at: datetime | None
+    duration_s: float | None
+
+
+class SubmissionOut(BaseModel):
+    round_number: int
+    numerai_model: str
+    model_name: str
+    model_version: int | None
+    status: str
+    file_sha256: str
+    rows: int
+    error: str
+    submission_id: str
+    attempts: int
+    updated_at: datetime
+    confirmed_at: datetime | None
+
+
+class RoundOut(BaseModel):
+    number: int
+    tournament: int
+    status: str
+    open_time: datetime | None
+    close_staking_time: datetime | None
+    live_sha256: str
+    live_rows: int
+    first_seen_at: datetime
+    completed_at: datetime | None
+    submissions: dict[str, int] = Field(description="submission count by status")
+
+
+class PayoutOut(BaseModel):
+    numerai_model: str
+    round_number: int
+    at_risk_nmr: float | None
+    payout_nmr: float | None
+    status: str
+    resolve_time: datetime | None
+
+
+class SlotRoundScores(BaseModel):
+    numerai_model: str
+    scores: list[RoundScore]
+
+
+class RoundDetail(RoundOut):
+    submission_list: list[SubmissionOut]
+    scores: list[SlotRoundScores]
+    payouts: list[PayoutOut]
+
+
+class PerformanceRow(BaseModel):
+    round: int
+    corr: float | None
+    mmc: float | None
+    bmc: float | None
+    fnc: float | None
+    day: int
+    resolved: bool
+    cum_corr: float
+    cum_mmc: float
+    at_risk_nmr: float | None
+    payout_nmr: float | None
+    payout_status: str
+
+
+class StakeChangeOut(BaseModel):
+    id: int
+    numerai_model: str
+    round_number: int
+    from_nmr: float
+    to_nmr: float
+    delta_nmr: float
+    status: str
+    reason: str
+    requested_at: datetime
+
+
+class StakeOut(BaseModel):
+    numerai_model: str
+    stake_nmr: float | None = Field(description="stake at risk in the latest round with a payout record")
+    last_change: StakeChangeOut | None
+
+
+class DatasetFileOut(BaseModel):
+    filename: str
+    round_number: int
+    size: int
+    sha256: str
+    downloaded_at: datetime
+    on_disk: bool
+
+
+class DatasetVersionOut(BaseModel):
+    version: str
+    files: list[DatasetFileOut]
+
+
+class CheckIssueOut(BaseModel):
+    severity: str
+    message: str
+
+
+class DataCheckOut(BaseModel):
+    file: str
+    ok: bool
+    issues: list[CheckIssueOut]

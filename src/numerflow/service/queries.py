@@ -1,0 +1,235 @@
+"""Read queries behind the REST resources, written for speed: few round trips, indexed filters.
+
+The overview (every model slot with its deployed version, today's round status, latest CORR/MMC/BMC,
+payout, stake and a cumulative-CORR sparkline) takes six small queries, all bounded by the newest
+``SPARK_ROUNDS`` rounds; :class:`OverviewCache` keeps the encoded answer for ``ttl_s`` seconds (and is
+cleared whenever a job finishes), so a busy dashboard costs the database one overview per second at most.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from collections import defaultdict
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from numerflow.config import Settings
+from numerflow.store import session_scope
+from numerflow.store.tables.modeling import ModelVersion
+from numerflow.store.tables.service import Job
+from numerflow.store.tables.tournament import Payout, Round, Score, StakeChange, Submission
+
+SPARK_ROUNDS = 60
+KINDS = ("corr", "mmc", "bmc", "fnc")
+
+
+def metric_kind(name: str) -> str:
+    """corr | mmc | bmc | fnc | other, from Numerai's score name (canon_corr, v2_corr20, mmc, ...)."""
+    from numerflow.tournament.performance import metric_kind as kind_of
+
+    return kind_of(name)
+
+
+_kind_cache: dict[str, str] = {}
+
+
+def num(value: float | None) -> float | None:
+    """A finite float or None (JSON has no NaN)."""
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _kind(name: str) -> str:
+    kind = _kind_cache.get(name)
+    if kind is None:
+        kind = _kind_cache[name] = metric_kind(name)
+    return kind
+
+
+def final_scores(
+    session: Session, *, slots: list[str] | None = None, min_round: int | None = None
+) -> dict[str, dict[int, dict[str, Any]]]:
+    """slot → round → {corr, mmc, bmc, fnc, day, resolved}: each metric's value on its latest day."""
+    stmt = select(
+        Score.numerai_model, Score.round_number, Score.metric, Score.day, Score.value, Score.resolved
+    )
+    if slots is not None:
+        stmt = stmt.where(Score.numerai_model.in_(slots))
+    if min_round is not None:
+        stmt = stmt.where(Score.round_number >= min_round)
+    out: dict[str, dict[int, dict[str, Any]]] = defaultdict(dict)
+    days: dict[tuple[str, int, str], int] = {}
+    for slot, rnd, metric, day, value, resolved in session.execute(stmt):
+        kind = _kind(metric)
+        if kind == "other":
+            continue
+        key = (slot, rnd, kind)
+        if days.get(key, -1) > day:
+            continue
+        days[key] = day
+        row = out[slot].setdefault(rnd, {"corr": None, "mmc": None, "bmc": None, "fnc": None, "day": 0})
+        row[kind] = num(value)
+        row["day"] = max(row["day"], day)
+        row["resolved"] = bool(resolved)
+    return out
+
+
+def _slot_models(settings: Settings) -> dict[str, tuple[str, str]]:
+    """slot → (model name, stage) from the config's numerai_model / challenger_model."""
+    out: dict[str, tuple[str, str]] = {}
+    for name, spec in settings.models.items():
+        if spec.numerai_model:
+            out[spec.numerai_model] = (name, "champion")
+        if spec.challenger_model:
+            out.setdefault(spec.challenger_model, (name, "challenger"))
+    return out
+
+
+def overview(settings: Settings, engine: Engine) -> dict[str, Any]:
+    """The overview document (see the module doc)."""
+    with session_scope(engine) as s:
+        last_scored = s.scalar(select(func.max(Score.round_number))) or 0
+        current = s.execute(
+            select(Round.number, Round.status, Round.open_time).order_by(Round.number.desc()).limit(1)
+        ).first()
+        min_round = max(last_scored - SPARK_ROUNDS + 1, 0)
+        scores = final_scores(s, min_round=min_round)
+        payouts: dict[str, tuple[int, float | None, float | None, str]] = {}
+        for slot, rnd, at_risk, amount, status in s.execute(
+            select(
+                Payout.numerai_model,
+                Payout.round_number,
+                Payout.at_risk_nmr,
+                Payout.payout_nmr,
+                Payout.status,
+            ).where(Payout.round_number >= min_round)
+        ):
+            if slot not in payouts or payouts[slot][0] < rnd:
+                payouts[slot] = (rnd, num(at_risk), num(amount), status)
+        stakes: dict[str, float] = {}
+        for slot, to_nmr in s.execute(
+            select(StakeChange.numerai_model, StakeChange.to_nmr)
+            .where(StakeChange.status == "requested")
+            .order_by(StakeChange.id)
+        ):
+            stakes[slot] = num(to_nmr)
+        submissions: dict[str, tuple[str, str, int | None, str]] = {}
+        if current is not None:
+            for slot, status, model_name, version, error in s.execute(
+                select(
+                    Submission.numerai_model,
+                    Submission.status,
+                    Submission.model_name,
+                    Submission.model_version,
+                    Submission.error,
+                ).where(Submission.round_number == current.number)
+            ):
+                submissions[slot] = (status, model_name, version, error)
+        staged: dict[str, dict[str, int]] = defaultdict(dict)
+        for name, version, stage in s.execute(
+            select(ModelVersion.name, ModelVersion.version, ModelVersion.stage).where(
+                ModelVersion.stage != ""
+            )
+        ):
+            staged[name][stage] = version
+        active_jobs = s.scalar(
+            select(func.count()).select_from(Job).where(Job.status.in_(("queued", "running")))
+        )
+
+    slot_models = _slot_models(settings)
+    slots = sorted(set(scores) | set(payouts) | set(submissions) | set(slot_models) | set(stakes))
+    rows = []
+    for slot in slots:
+        model_name, stage = slot_models.get(slot, ("", ""))
+        sub = submissions.get(slot)
+        if not model_name and sub is not None:
+            model_name = sub[1]
+        per_round = scores.get(slot, {})
+        latest_round = max(per_round) if per_round else None
+        latest = per_round[latest_round] if latest_round is not None else {}
+        cum, spark = 0.0, []
+        for rnd in sorted(per_round):
+            value = per_round[rnd]["corr"]
+            if value is not None:
+                cum += value
+                spark.append(round(cum, 6))
+        pay = payouts.get(slot)
+        if sub is None:
+            round_status = "pending"
+        elif sub[0] in ("confirmed", "uploaded"):
+            round_status = "submitted"
+        elif sub[0] in ("failed", "invalid"):
+            round_status = "failed"
+        else:
+            round_status = "pending"
+        rows.append(
+            {
+                "numerai_model": slot,
+                "model_name": model_name,
+                "stage": stage,
+                "deployed_version": staged.get(model_name, {}).get(stage or "champion")
+                if model_name
+                else None,
+                "round_status": round_status,
+                "round_error": sub[3] if sub is not None and round_status == "failed" else "",
+                "scores_round": latest_round,
+                "corr": latest.get("corr"),
+                "mmc": latest.get("mmc"),
+                "bmc": latest.get("bmc"),
+                "payout_round": pay[0] if pay else None,
+                "payout_nmr": pay[2] if pay else None,
+                "payout_status": pay[3] if pay else "",
+                "stake_nmr": pay[1] if pay and pay[1] is not None else stakes.get(slot),
+                "cumulative_corr": spark,
+            }
+        )
+    return {
+        "generated_at": datetime.now(UTC).isoformat(),
+        "current_round": current.number if current is not None else None,
+        "current_round_status": current.status if current is not None else None,
+        "last_scored_round": last_scored or None,
+        "spark_rounds": SPARK_ROUNDS,
+        "active_jobs": int(active_jobs or 0),
+        "models": rows,
+    }
+
+
+class OverviewCache:
+    """The encoded overview, recomputed at most once per ``ttl_s`` (one computation at a time)."""
+
+    def __init__(self, settings: Settings, engine: Engine, ttl_s: float = 1.0) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.ttl_s = ttl_s
+        self._body: bytes | None = None
+        self._until = 0.0
+        self._lock = threading.Lock()
+
+    def clear(self) -> None:
+        self._until = 0.0
+
+    def fresh(self) -> bytes | None:
+        """The cached body while it is fresh, else None (cheap; safe on the event loop)."""
+        return self._body if time.monotonic() < self._until else None
+
+    def get(self) -> bytes:
+        body = self.fresh()
+        if body is not None:
+            return body
+        with self._lock:
+            body = self.fresh()
+            if body is not None:
+                return body
+            doc = overview(self.settings, self.engine)
+            self._body = json.dumps(doc, separators=(",", ":"), allow_nan=False, default=str).encode()
+            self._until = time.monotonic() + self.ttl_s
+            return self._body

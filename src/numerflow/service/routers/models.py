@@ -1,0 +1,296 @@
+"""Models and their versions: list, detail, per-round scores (champion vs challenger), promote,
+rollback, and serving predictions for an uploaded parquet file."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import PlainTextResponse, Response
+from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from numerflow.config import Settings
+from numerflow.errors import DataError, NotFoundError
+from numerflow.service.accounts import Principal
+from numerflow.service.auth import require_operate, require_read
+from numerflow.service.deps import Name, get_engine, get_session, get_settings
+from numerflow.service.queries import final_scores
+from numerflow.service.schemas import (
+    ModelDetail,
+    ModelScores,
+    ModelSummary,
+    PromoteIn,
+    RoundScore,
+    RunOut,
+    SlotScores,
+    VersionOut,
+)
+from numerflow.store.tables.modeling import ModelVersion
+from numerflow.store.tables.tournament import Score
+
+router = APIRouter(tags=["models"])
+MAX_UPLOAD_BYTES = 1 << 30
+
+
+def _version_out(v: Any) -> VersionOut:
+    return VersionOut(
+        name=v.name,
+        version=v.version,
+        kind=v.kind,
+        algorithm=v.algorithm,
+        manifest_sha256=v.manifest_sha256,
+        data_version=v.data_version,
+        targets=list(v.targets),
+        n_features=v.n_features,
+        params=dict(v.params),
+        scores=dict(v.scores),
+        stage=v.stage or "",
+        created_at=v.created_at,
+    )
+
+
+def _summaries(settings: Settings, session: Session, only: str | None = None) -> list[ModelSummary]:
+    stmt = select(
+        ModelVersion.name,
+        func.count(ModelVersion.id),
+        func.max(ModelVersion.version),
+    ).group_by(ModelVersion.name)
+    staged_stmt = select(ModelVersion.name, ModelVersion.stage, ModelVersion.version).where(
+        ModelVersion.stage != ""
+    )
+    if only is not None:
+        stmt = stmt.where(ModelVersion.name == only)
+        staged_stmt = staged_stmt.where(ModelVersion.name == only)
+    counts = {name: (n, latest) for name, n, latest in session.execute(stmt)}
+    staged: dict[str, dict[str, int]] = {}
+    for name, stage, version in session.execute(staged_stmt):
+        staged.setdefault(name, {})[stage] = version
+    names = sorted(
+        (set(settings.models) | set(counts))
+        if only is None
+        else {only} & (set(settings.models) | set(counts))
+    )
+    out = []
+    for name in names:
+        spec = settings.models.get(name)
+        n, latest = counts.get(name, (0, None))
+        out.append(
+            ModelSummary(
+                name=name,
+                configured=spec is not None,
+                kind="" if spec is None else ("ensemble" if spec.ensemble is not None else "model"),
+                algorithm=None if spec is None else spec.algorithm,
+                numerai_model=None if spec is None else spec.numerai_model,
+                challenger_model=None if spec is None else spec.challenger_model,
+                description="" if spec is None else spec.description,
+                versions=int(n),
+                latest_version=latest,
+                champion=staged.get(name, {}).get("champion"),
+                challenger=staged.get(name, {}).get("challenger"),
+            )
+        )
+    return out
+
+
+def _one(settings: Settings, session: Session, name: str) -> ModelSummary:
+    found = _summaries(settings, session, only=name)
+    if not found:
+        known = ", ".join(sorted(settings.models)) or "none"
+        raise NotFoundError(f"no model named '{name}' (configured: {known})")
+    return found[0]
+
+
+@router.get("/api/models", response_model=list[ModelSummary], summary="Models: configured or trained")
+def list_models(
+    settings: Settings = Depends(get_settings),
+    session: Session = Depends(get_session),
+    _: Principal = Depends(require_read),
+) -> list[ModelSummary]:
+    return _summaries(settings, session)
+
+
+@router.get("/api/models/{name}", response_model=ModelDetail, summary="A model with its versions")
+def get_model(
+    name: Name,
+    settings: Settings = Depends(get_settings),
+    session: Session = Depends(get_session),
+    engine: Engine = Depends(get_engine),
+    _: Principal = Depends(require_read),
+) -> ModelDetail:
+    from numerflow.modeling import registry
+
+    summary = _one(settings, session, name)
+    spec = settings.models.get(name)
+    versions = [_version_out(v) for v in registry.list_versions(engine, name)]
+    return ModelDetail(
+        **summary.model_dump(),
+        spec=None if spec is None else spec.model_dump(mode="json"),
+        version_list=versions,
+    )
+
+
+@router.get("/api/models/{name}/versions", response_model=list[VersionOut], summary="A model's versions")
+def list_model_versions(
+    name: Name,
+    settings: Settings = Depends(get_settings),
+    session: Session = Depends(get_session),
+    engine: Engine = Depends(get_engine),
+    _: Principal = Depends(require_read),
+) -> list[VersionOut]:
+    from numerflow.modeling import registry
+
+    _one(settings, session, name)
+    return [_version_out(v) for v in registry.list_versions(engine, name)]
+
+
+@router.get(
+    "/api/models/{name}/scores",
+    response_model=ModelScores,
+    summary="Per-round scores of the model's champion and challenger slots",
+)
+def model_scores(
+    name: Name,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+    settings: Settings = Depends(get_settings),
+    session: Session = Depends(get_session),
+    _: Principal = Depends(require_read),
+) -> ModelScores:
+    summary = _one(settings, session, name)
+    slots = [s for s in (summary.numerai_model, summary.challenger_model) if s]
+    top = (
+        session.scalar(select(func.max(Score.round_number)).where(Score.numerai_model.in_(slots)))
+        if slots
+        else None
+    )
+    scores = final_scores(session, slots=slots, min_round=(top - limit + 1) if top else None) if slots else {}
+
+    def slot(slot_name: str | None, version: int | None) -> SlotScores:
+        rows = scores.get(slot_name or "", {})
+        return SlotScores(
+            numerai_model=slot_name,
+            version=version,
+            rounds=[
+                RoundScore(
+                    round=r,
+                    **{k: rows[r].get(k) for k in ("corr", "mmc", "bmc", "fnc")},
+                    day=rows[r]["day"],
+                    resolved=rows[r].get("resolved", False),
+                )
+                for r in sorted(rows)
+            ],
+        )
+
+    return ModelScores(
+        name=name,
+        champion=slot(summary.numerai_model, summary.champion),
+        challenger=slot(summary.challenger_model, summary.challenger),
+    )
+
+
+@router.post(
+    "/api/models/{name}/promote", response_model=VersionOut, summary="Make a version champion/challenger"
+)
+def promote(
+    name: Name,
+    body: PromoteIn,
+    request: Request,
+    engine: Engine = Depends(get_engine),
+    _: Principal = Depends(require_operate),
+) -> VersionOut:
+    from numerflow.modeling import registry
+
+    info = registry.promote(engine, name, body.version, body.stage)
+    request.app.state.overview.clear()
+    request.app.state.bus.publish(
+        "model", name=name, version=info.version, stage=body.stage, action="promote"
+    )
+    return _version_out(info)
+
+
+@router.post(
+    "/api/models/{name}/rollback", response_model=VersionOut, summary="Restore the previous champion"
+)
+def rollback(
+    name: Name,
+    request: Request,
+    engine: Engine = Depends(get_engine),
+    _: Principal = Depends(require_operate),
+) -> VersionOut:
+    from numerflow.modeling import registry
+
+    info = registry.rollback(engine, name)
+    request.app.state.overview.clear()
+    request.app.state.bus.publish(
+        "model", name=name, version=info.version, stage="champion", action="rollback"
+    )
+    return _version_out(info)
+
+
+@router.get("/api/runs", response_model=list[RunOut], summary="Training, CV and tuning runs, newest first")
+def list_runs(
+    model: Name | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    engine: Engine = Depends(get_engine),
+    _: Principal = Depends(require_read),
+) -> list[RunOut]:
+    from numerflow.modeling import registry
+
+    return [
+        RunOut(**{k: getattr(r, k) for k in RunOut.model_fields})
+        for r in registry.list_runs(engine, model, limit)
+    ]
+
+
+@router.post(
+    "/api/models/{name}/predict",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/csv": {}}, "description": "id,prediction"}},
+    summary="Score an uploaded parquet of features with the deployed (or a named) version",
+)
+async def predict(
+    name: Name,
+    file: UploadFile = File(..., description="parquet with an id index/column and the model's features"),
+    version: Annotated[int | None, Query(ge=1, le=2_147_483_647)] = None,
+    settings: Settings = Depends(get_settings),
+    engine: Engine = Depends(get_engine),
+    _: Principal = Depends(require_read),
+) -> Response:
+    ref = name if version is None else f"{name}@{version}"
+    tmp_dir = Path(tempfile.mkdtemp(prefix="numerflow-predict-"))
+    try:
+        path = tmp_dir / "upload.parquet"
+        size = 0
+        with open(path, "wb") as fh:
+            while chunk := await file.read(1 << 20):
+                size += len(chunk)
+                if size > MAX_UPLOAD_BYTES:
+                    raise DataError(f"uploaded file is larger than {MAX_UPLOAD_BYTES >> 20} MiB")
+                fh.write(chunk)
+        body = await run_in_threadpool(_predict_csv, settings, engine, ref, path)
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+    return Response(body, media_type="text/csv")
+
+
+def _predict_csv(settings: Settings, engine: Engine, ref: str, path: Path) -> str:
+    import pyarrow as pa
+
+    from numerflow.modeling.predict import load_for, load_version
+
+    model = load_version(settings, engine, ref)
+    try:
+        dataset = load_for(model, path)
+    except (pa.ArrowException, OSError) as exc:
+        raise DataError(
+            f"the uploaded file is not a readable parquet file ({exc}); send a .parquet"
+        ) from None
+    preds = model.predict(dataset)
+    lines = ["id,prediction"]
+    lines.extend(f"{i},{p:.10g}" for i, p in zip(dataset.ids, preds, strict=True))
+    return "\n".join(lines) + "\n"
