@@ -18,6 +18,7 @@ Anything else that escapes is a bug.
     │   ├── ApiUnavailableError         connection errors / timeouts / 5xx after retries  (exit 1, 503)
     │   └── ApiAuthError                missing or rejected Numerai API keys               (exit 1, 401)
     ├── StakeError                      a stake change was refused by a guard rail        (exit 1, 409)
+    ├── ConflictError                   clashes with the current state (duplicate, finished job) (exit 1, 409)
     └── AuthError                       numerflow service credentials missing or invalid  (exit 1, 401)
         └── ForbiddenError              credentials valid but lacking the scope           (exit 1, 403)
 """
@@ -89,6 +90,10 @@ class ApiAuthError(ApiError):
 
 
 class StakeError(NumerflowError):
+    http_status = 409
+
+
+class ConflictError(NumerflowError):
     http_status = 409
 
 
