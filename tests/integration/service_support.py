@@ -21,6 +21,9 @@ def make_settings(tmp_path: Path, db_url: str, **service: Any) -> Settings:
     settings.paths.data_dir = tmp_path / "data"
     settings.paths.artifacts_dir = tmp_path / "artifacts"
     settings.database.url = db_url
+    # nothing in these tests may reach the real Numerai API: jobs that call it fail fast on a closed port
+    settings.numerai.api_url = "http://127.0.0.1:9/"
+    settings.numerai.retries = 1
     for key, value in service.items():
         setattr(settings.service, key, value)
     settings.service.round_watcher = False

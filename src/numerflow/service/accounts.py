@@ -21,7 +21,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from numerflow.errors import AuthError, ConfigError, NotFoundError, NumerflowError
+from numerflow.errors import AuthError, ConfigError, ConflictError, NotFoundError
 from numerflow.store import session_scope
 from numerflow.store.tables.service import ApiToken, User
 
@@ -136,7 +136,7 @@ def revoke_token(engine: Engine, ident: int | str) -> TokenInfo:
         else:
             rows = list(s.scalars(select(ApiToken).where(ApiToken.prefix == ident)))
             if len(rows) > 1:
-                raise NumerflowError(f"token prefix {ident!r} matches {len(rows)} tokens; revoke by id")
+                raise ConflictError(f"token prefix {ident!r} matches {len(rows)} tokens; revoke by id")
             row = rows[0] if rows else None
         if row is None:
             raise NotFoundError(f"no API token {ident!r}; list them with 'numerflow tokens list'")
@@ -206,7 +206,7 @@ def create_user(engine: Engine, username: str, password: str, role: str = "read"
         raise ConfigError("password must be at least 8 characters")
     with session_scope(engine) as s:
         if s.scalars(select(User).where(User.username == username)).first() is not None:
-            raise NumerflowError(f"user {username!r} already exists; choose another name")
+            raise ConflictError(f"user {username!r} already exists; choose another name")
         row = User(username=username, password_hash=_hasher.hash(password), role=role)
         s.add(row)
         s.flush()

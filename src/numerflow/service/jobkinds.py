@@ -7,12 +7,12 @@ job that starts has arguments its function accepts.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from numerflow.config import Settings
-from numerflow.errors import ConfigError
+from numerflow.errors import ConfigError, NotFoundError
 from numerflow.service.jobs import JobContext, job_kind
 
 
@@ -29,14 +29,20 @@ class TuneArgs(ModelArgs):
     trials: int = Field(20, ge=1, le=10_000)
 
 
+FileName = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9_./-]+$")]
+
+
 class DownloadArgs(_Args):
     version: str | None = Field(None, max_length=32, pattern=r"^[A-Za-z0-9_.-]+$")
-    files: list[str] | None = Field(None, max_length=100)
+    files: list[FileName] | None = Field(None, max_length=100)
 
 
 class RoundArgs(_Args):
     round: int | None = Field(None, ge=1, le=1_000_000)
-    models: list[str] | None = Field(None, max_length=1000)
+
+
+class NoArgs(_Args):
+    pass
 
 
 ARGS: dict[str, type[_Args]] = {
@@ -45,7 +51,7 @@ ARGS: dict[str, type[_Args]] = {
     "tune": TuneArgs,
     "download": DownloadArgs,
     "round": RoundArgs,
-    "perf_sync": _Args,
+    "perf_sync": NoArgs,
 }
 
 
@@ -60,8 +66,9 @@ def validate_args(settings: Settings, kind: str, args: dict[str, Any]) -> dict[s
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "args"
         raise ConfigError(f"{kind} job: args.{where}: {first['msg']}") from None
-    if isinstance(parsed, ModelArgs):
-        settings.model(parsed.model)  # ConfigError naming the known models
+    if isinstance(parsed, ModelArgs) and parsed.model not in settings.models:
+        known = ", ".join(sorted(settings.models)) or "none"
+        raise NotFoundError(f"{kind} job: no model named '{parsed.model}' in [models] (known: {known})")
     return parsed.model_dump(exclude_none=True, exclude_defaults=True)
 
 

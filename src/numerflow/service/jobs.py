@@ -32,7 +32,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.engine import Engine
 
 from numerflow.config import Settings
-from numerflow.errors import ConfigError, NotFoundError, NumerflowError
+from numerflow.errors import ConfigError, ConflictError, NotFoundError, NumerflowError
 from numerflow.service.events import EventBus
 from numerflow.store import open_database, session_scope
 from numerflow.store.tables.service import Job, JobLog
@@ -374,7 +374,7 @@ class JobManager:
             if job is None:
                 raise NotFoundError(f"no job {job_id}")
             if job.status not in ACTIVE:
-                raise NumerflowError(f"job {job_id} is already {job.status}; nothing to cancel")
+                raise ConflictError(f"job {job_id} is already {job.status}; nothing to cancel")
             s.execute(update(Job).where(Job.id == job_id).values(cancel_requested=True, updated_at=now))
             s.execute(
                 update(Job)
@@ -393,7 +393,7 @@ class JobManager:
     def retry(self, job_id: int, *, created_by: str | None = None) -> dict[str, Any]:
         old = self.get(job_id)
         if old["status"] not in RETRYABLE:
-            raise NumerflowError(
+            raise ConflictError(
                 f"job {job_id} is {old['status']}; only failed, cancelled or interrupted jobs can be retried"
             )
         return self.submit(old["kind"], old["args"], created_by=created_by, trigger="retry", retry_of=job_id)

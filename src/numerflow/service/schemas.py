@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from numerflow.service.deps import Name, Text
+from numerflow.service.jobkinds import DownloadArgs, ModelArgs, NoArgs, RoundArgs, TuneArgs
 
 Scope = Literal["read", "operate", "admin"]
 JobKind = Literal["train", "cv", "tune", "download", "round", "perf_sync"]
@@ -94,9 +95,39 @@ class UserOut(BaseModel):
     disabled: bool
 
 
-class JobIn(_In):
-    kind: JobKind
-    args: dict[str, Any] = Field(default_factory=dict)
+class TrainJobIn(_In):
+    kind: Literal["train"]
+    args: ModelArgs
+
+
+class CvJobIn(_In):
+    kind: Literal["cv"]
+    args: ModelArgs
+
+
+class TuneJobIn(_In):
+    kind: Literal["tune"]
+    args: TuneArgs
+
+
+class DownloadJobIn(_In):
+    kind: Literal["download"]
+    args: DownloadArgs = Field(default_factory=DownloadArgs)
+
+
+class RoundJobIn(_In):
+    kind: Literal["round"]
+    args: RoundArgs = Field(default_factory=RoundArgs)
+
+
+class PerfSyncJobIn(_In):
+    kind: Literal["perf_sync"]
+    args: NoArgs = Field(default_factory=NoArgs)
+
+
+JobIn = Annotated[
+    TrainJobIn | CvJobIn | TuneJobIn | DownloadJobIn | RoundJobIn | PerfSyncJobIn, Field(discriminator="kind")
+]
 
 
 class JobOut(BaseModel):

@@ -62,7 +62,7 @@ def start_job(
     settings: Settings = Depends(get_settings),
     principal: Principal = Depends(require_operate),
 ) -> JobOut:
-    args = validate_args(settings, body.kind, body.args)
+    args = validate_args(settings, body.kind, body.args.model_dump(exclude_none=True))
     return JobOut(**jobs.submit(body.kind, args, created_by=f"{principal.kind}:{principal.name}"))
 
 

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import PlainTextResponse, Response
+from fastapi.responses import Response
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
@@ -249,8 +249,9 @@ def list_runs(
 
 @router.post(
     "/api/models/{name}/predict",
-    response_class=PlainTextResponse,
-    responses={200: {"content": {"text/csv": {}}, "description": "id,prediction"}},
+    responses={
+        200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "id,prediction"}
+    },
     summary="Score an uploaded parquet of features with the deployed (or a named) version",
 )
 async def predict(
