@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich import box
 from rich.table import Table
 
 from numerflow.cli.context import console, state
@@ -30,11 +31,15 @@ HEADLINE = [
 ]
 
 
-def _fmt(value: Any) -> str:
+def _table(title: str) -> Table:
+    return Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1))
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
-        return f"{value:+.4f}" if abs(value) < 10 else f"{value:.1f}"
+        return f"{value:+.{digits}f}" if abs(value) < 10 else f"{value:.1f}"
     return str(value)
 
 
@@ -58,12 +63,14 @@ def _progress(enabled: bool = True) -> Iterator[Any]:
 
 
 def _scores_table(title: str, rows: list[tuple[str, dict[str, Any]]]) -> Table:
-    table = Table(title=title)
-    table.add_column("model")
-    for _, label in HEADLINE:
-        table.add_column(label, justify="right")
-    for name, scores in rows:
-        table.add_row(name, *(_fmt(scores.get(key)) for key, _ in HEADLINE))
+    """Metrics down, models across: stays readable in a narrow terminal."""
+    table = _table(title)
+    table.add_column("metric", no_wrap=True)
+    for name, _ in rows:
+        table.add_column(name, justify="right", no_wrap=True)
+    for key, label in HEADLINE:
+        if any(scores.get(key) is not None for _, scores in rows):
+            table.add_row(label, *(_fmt(scores.get(key)) for _, scores in rows))
     return table
 
 
@@ -85,7 +92,7 @@ def register(app: typer.Typer) -> None:
         rows = [(m.version.ref + (" (reused)" if m.reused else ""), m.scores) for m in result.members]
         rows.append((result.version.ref, result.scores))
         console.print(_scores_table("validation scores", rows))
-        stage = f" [{result.version.stage}]" if result.version.stage else ""
+        stage = f" ({result.version.stage})" if result.version.stage else ""
         console.print(
             f"saved [bold]{result.version.ref}[/]{stage} in {result.version.path} ({result.duration_s:.1f}s)"
         )
@@ -116,8 +123,8 @@ def register(app: typer.Typer) -> None:
                 folds=folds,
                 embargo_eras=embargo,
             )
-        table = Table(
-            title=f"{name}: {result.splitter.scheme} CV, {result.splitter.n_splits} folds, "
+        table = _table(
+            f"{name}: {result.splitter.scheme} CV, {result.splitter.n_splits} folds, "
             f"embargo {result.splitter.gap} eras"
         )
         for col in (
@@ -200,32 +207,20 @@ def register(app: typer.Typer) -> None:
         from numerflow.modeling.registry import list_versions
 
         st = state(ctx)
-        table = Table(title="model versions")
-        for col in (
-            "version",
-            "stage",
-            "kind",
-            "algorithm",
-            "data",
-            "features",
-            "CORR",
-            "sharpe",
-            "MMC",
-            "created",
-        ):
-            table.add_column(col)
+        table = _table("model versions")
+        for col in ("version", "stage", "algorithm", "CORR", "sharpe", "MMC", "created"):
+            table.add_column(
+                col, no_wrap=True, justify="right" if col in ("CORR", "sharpe", "MMC") else "left"
+            )
         for v in list_versions(st.engine, name):
             table.add_row(
                 v.ref,
                 v.stage or "",
-                v.kind,
-                v.algorithm,
-                v.data_version,
-                str(v.n_features),
+                f"{v.algorithm} ({v.data_version})" if v.kind == "model" else v.algorithm,
                 _fmt(v.scores.get("corr_mean")),
-                _fmt(v.scores.get("corr_sharpe")),
+                _fmt(v.scores.get("corr_sharpe"), 2),
                 _fmt(v.scores.get("mmc_mean")),
-                v.created_at.strftime("%Y-%m-%d %H:%M"),
+                v.created_at.strftime("%m-%d %H:%M"),
             )
         console.print(table)
 
@@ -282,23 +277,24 @@ def register(app: typer.Typer) -> None:
         """Train, CV and tuning runs: parameters, outcome, scores and duration."""
         from numerflow.modeling.registry import list_runs
 
-        table = Table(title="runs")
+        table = _table("runs")
         for col in ("id", "kind", "model", "version", "status", "CORR", "sharpe", "seconds", "started"):
-            table.add_column(col)
+            table.add_column(col, no_wrap=col in ("kind", "model", "status"))
         for r in list_runs(state(ctx).engine, model, limit):
             scores = r.scores.get("summary", r.scores) if isinstance(r.scores, dict) else {}
             corr = scores.get("corr_mean", scores.get("mean"))
             sharpe = scores.get("corr_sharpe", scores.get("sharpe"))
+            status = r.status if not r.error else f"{r.status}: {r.error[:40]}"
             table.add_row(
                 str(r.id),
                 r.kind,
                 r.model_name,
                 "" if r.version is None else str(r.version),
-                r.status if not r.error else f"{r.status}: {r.error[:40]}",
+                status,
                 _fmt(corr),
-                _fmt(sharpe),
+                _fmt(sharpe, 2),
                 "" if r.duration_s is None else f"{r.duration_s:.1f}",
-                r.started_at.strftime("%Y-%m-%d %H:%M:%S"),
+                r.started_at.strftime("%m-%d %H:%M"),
             )
         console.print(table)
 
