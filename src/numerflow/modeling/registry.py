@@ -122,6 +122,8 @@ def max_version(engine: Engine, name: str) -> int:
 
 def record_version(engine: Engine, **values: Any) -> VersionInfo:
     """Insert a saved version; it becomes champion when the model has none."""
+    for key in ("params", "scores", "targets"):
+        values[key] = jsonable(values.get(key) or ({} if key != "targets" else []))
     with session_scope(engine) as s:
         row = ModelVersion(stage="", **values)
         has_champion = s.scalar(
