@@ -163,6 +163,7 @@ class TournamentEngine:
             started = self._meta_get(conn, "sim_now")
             self.clock = SimClock(float(started) if started is not None else time.time(), clock_speed)
             self._seed_accounts(conn, accounts_file)
+            self._schedule_from = float(self._meta_get(conn, "schedule_from") or 0.0)
             if started is None:
                 self._meta_set(conn, "sim_now", self.clock.now())
         self._last_save = 0.0
@@ -238,6 +239,17 @@ class TournamentEngine:
     def _round_dir(self, number: int) -> Path:
         return self.state_dir / "rounds" / str(number)
 
+    def _round_files(self, number: int) -> Path:
+        """The round's folder, its files drawn now if this is their first use (they are a pure function of
+        the seed and the round number, so drawing them lazily changes nothing but the cost of idle rounds)."""
+        folder = self._round_dir(number)
+        if not (folder / "live.parquet").is_file():
+            with self._lock:
+                if not (folder / "live.parquet").is_file():
+                    r = self._round_or_error(number)
+                    self._make_round_files(number, int(r["era"]))
+        return folder
+
     def _make_round_files(self, number: int, era_number: int) -> None:
         world = self.world
         n_rows = int(getattr(world.spec, "live_rows", self.rows_per_era) or self.rows_per_era)
@@ -268,7 +280,7 @@ class TournamentEngine:
         )
 
     def live_ids(self, number: int) -> np.ndarray:
-        frame = pd.read_parquet(self._round_dir(number) / "live.parquet", columns=["era"])
+        frame = pd.read_parquet(self._round_files(number) / "live.parquet", columns=["era"])
         return np.asarray(frame.index.astype(str))
 
     # ------------------------------------------------------------------ accounts
@@ -460,7 +472,6 @@ class TournamentEngine:
             self._process_until(t)
         number = self.first_round if latest is None else int(latest["number"]) + 1
         era_number = int(self.world.spec.n_eras) + 1 + (number - self.first_round)
-        self._make_round_files(number, era_number)
         close = close_time_for(t, self.round_window_hours)
         times = score_times(close, N_SCORE_DAYS)
         config = {**asdict(self.payout), "target": PAYOUT_TARGET}
@@ -515,6 +526,10 @@ class TournamentEngine:
                     self.sync()
             finally:
                 self.auto_rounds = auto
+                # the schedule starts again from now: no burst of the rounds skipped on the way
+                self._schedule_from = self.clock.now()
+                with self._db.begin() as conn:
+                    self._meta_set(conn, "schedule_from", self._schedule_from)
             return self.status()
 
     def sync(self) -> None:
@@ -552,7 +567,9 @@ class TournamentEngine:
                 ).mappings()
                 events += [(c["due_time"], 2, ("release", dict(c))) for c in releases]
             if self.auto_rounds and latest is not None:
-                nxt = next_open_time(max(latest["open_time"], latest["close_time"] - 1.0))
+                nxt = next_open_time(
+                    max(latest["open_time"], latest["close_time"] - 1.0, self._schedule_from)
+                )
                 if nxt <= target:
                     events.append((nxt, 3, ("open", nxt)))
             if not events:
@@ -589,7 +606,7 @@ class TournamentEngine:
         config = json.loads(r["config"])
         rows: list[dict[str, Any]] = []
         if selected:
-            folder = self._round_dir(number)
+            folder = self._round_files(number)
             live = pd.read_parquet(folder / "live.parquet")
             hidden = pd.read_parquet(folder / "hidden" / "targets.parquet").reindex(live.index)
             features = live[list(self.world.feature_names)].to_numpy(dtype=np.float64)
@@ -774,7 +791,7 @@ class TournamentEngine:
             if r is None:
                 raise NotFoundError(f"the requested file does not exist: {filename} (no round yet)")
             number = int(r["number"])
-            return self._round_dir(number) / name, f"files/round/{number}/{version}/{name}"
+            return self._round_files(number) / name, f"files/round/{number}/{version}/{name}"
         path = self.data_dir / name
         if not path.exists():
             raise NotFoundError(f"the requested file does not exist: {filename}")
@@ -785,7 +802,10 @@ class TournamentEngine:
         if len(parts) == 2 and parts[0] in DATA_VERSIONS and parts[1] in STATIC_FILES:
             path = self.data_dir / parts[1]
         elif len(parts) == 4 and parts[0] == "round" and parts[1].isdigit() and parts[3] in ROUND_FILES:
-            path = self._round_dir(int(parts[1])) / parts[3]
+            try:
+                path = self._round_files(int(parts[1])) / parts[3]
+            except NotFoundError:
+                raise NotFoundError("no such file") from None
         else:
             raise NotFoundError("no such file")
         if not path.is_file():

@@ -1,0 +1,66 @@
+"""Shared set-up for the simulator tests: one small synthetic world per module, a fresh simulator per test.
+
+numerapi itself (unmodified, unmocked) is pointed at the simulator through
+``numerapi.base_api.API_TOURNAMENT_URL`` and talks HTTP to it on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numerapi
+import numerapi.base_api
+import numpy as np
+import pandas as pd
+import pytest
+
+from numerflow.simulator import DEFAULT_PUBLIC_ID, DEFAULT_SECRET_KEY, RunningSimulator, start_simulator
+
+SMALL: dict[str, Any] = {"rows_per_era": 100, "n_features": 12, "n_eras": 16, "seed": 3}
+
+
+def make_world(base: Path) -> Path:
+    from numerflow.data.synthetic import generate_dataset
+
+    return generate_dataset(
+        base / "v5.3",
+        n_eras=SMALL["n_eras"],
+        rows_per_era=SMALL["rows_per_era"],
+        n_features=SMALL["n_features"],
+        seed=SMALL["seed"],
+    )
+
+
+def start(state_dir: Path, data_dir: Path, **options: Any) -> RunningSimulator:
+    return start_simulator(state_dir, data_dir=data_dir, **{**SMALL, **options})
+
+
+def running(
+    state_dir: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch, **options: Any
+) -> Iterator[RunningSimulator]:
+    with start(state_dir, data_dir, **options) as sim:
+        monkeypatch.setattr(numerapi.base_api, "API_TOURNAMENT_URL", sim.url)
+        yield sim
+
+
+def napi(
+    public_id: str | None = DEFAULT_PUBLIC_ID, secret: str | None = DEFAULT_SECRET_KEY
+) -> numerapi.NumerAPI:
+    return numerapi.NumerAPI(public_id, secret, show_progress_bars=False)
+
+
+def live_ids(api: numerapi.NumerAPI, dest: Path) -> pd.Index:
+    """Download this round's live.parquet with numerapi and return its ids."""
+    path = api.download_dataset("v5.3/live.parquet", str(dest))
+    return pd.read_parquet(path, columns=["era"]).index
+
+
+def write_predictions(path: Path, ids: pd.Index | np.ndarray, values: np.ndarray) -> Path:
+    pd.DataFrame({"id": np.asarray(ids), "prediction": values}).to_csv(path, index=False)
+    return path
+
+
+def random_predictions(path: Path, ids: pd.Index, seed: int) -> Path:
+    return write_predictions(path, ids, np.random.default_rng(seed).random(len(ids)))

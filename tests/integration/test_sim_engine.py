@@ -1,0 +1,223 @@
+"""The tournament engine through numerapi: daily scores against hidden targets, payouts, stakes, restarts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sim_support import live_ids, make_world, napi, random_predictions, running, start, write_predictions
+
+from numerflow.metrics.contribution import correlation_contribution
+from numerflow.metrics.corr import numerai_corr
+from numerflow.simulator import PayoutConfig, RunningSimulator
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_world(tmp_path_factory.mktemp("sim_world"))
+
+
+@pytest.fixture
+def sim(world: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[RunningSimulator]:
+    yield from running(tmp_path / "state", world, monkeypatch)
+
+
+def _good_predictions(sim: RunningSimulator, path: Path, number: int) -> Path:
+    """Predictions with real signal: the round's benchmark model (downloaded with numerapi) plus noise."""
+    dest = path.with_suffix(".bench.parquet")
+    bench = pd.read_parquet(
+        napi().download_dataset("v5.3/live_benchmark_models.parquet", str(dest), round_num=number)
+    )
+    noise = np.random.default_rng(number).normal(0, 0.05, len(bench))
+    values = np.clip(bench["v53_lgbm_ender20"].to_numpy() + noise, 0, 1)
+    return write_predictions(path, bench.index, values)
+
+
+def test_scores_are_revealed_day_by_day_and_match_numerai_metrics(
+    sim: RunningSimulator, tmp_path: Path
+) -> None:
+    api = napi()
+    models = api.get_models()
+    number = api.get_current_round()
+    paths = {
+        "sim_model_1": _good_predictions(sim, tmp_path / "a.csv", number),
+        "sim_model_2": random_predictions(
+            tmp_path / "b.csv", live_ids(api, tmp_path / "live.parquet"), seed=9
+        ),
+    }
+    for name, path in paths.items():
+        api.upload_predictions(str(path), model_id=models[name])
+    sim.engine.close_round()
+    assert api.submission_scores(models["sim_model_1"]) == []  # nothing before the first scoring day
+
+    days_seen = []
+    for _ in range(40):
+        sim.engine.advance(1)
+        corr_rows = api.submission_scores(models["sim_model_1"], display_name="CORR20", version="v5")
+        days_seen.append(len([r for r in corr_rows if r["roundNumber"] == number]))
+    assert days_seen == sorted(days_seen) and days_seen[0] < 20 and days_seen[-1] == 20
+    assert len(set(days_seen)) > 10  # revealed one day at a time, not all at once
+
+    final = {
+        r["displayName"]: r
+        for r in api.submission_scores(models["sim_model_1"], day=20)
+        if r["roundNumber"] == number
+    }
+    assert set(final) == {"canon_corr", "canon_mmc", "canon_bmc", "canon_fnc"}
+    assert all(r["resolved"] for r in final.values())
+
+    # the final scores are numerai_corr / MMC / BMC against the round's hidden target, meta model, benchmark
+    hidden = pd.read_parquet(sim.engine.state_dir / "rounds" / str(number) / "hidden" / "targets.parquet")
+    preds = pd.read_csv(paths["sim_model_1"]).set_index("id")["prediction"].reindex(hidden.index).to_numpy()
+    era = np.zeros(len(preds), dtype=int)
+    target = hidden["target_ender_20"].to_numpy(dtype=float)
+    meta = hidden["numerai_meta_model"].to_numpy(dtype=float)
+    bench = hidden["benchmark"].to_numpy(dtype=float)
+    assert final["canon_corr"]["value"] == pytest.approx(numerai_corr(preds, target, era)[0, 0], abs=1e-12)
+    assert final["canon_mmc"]["value"] == pytest.approx(
+        correlation_contribution(preds, meta, target, era)[0, 0], abs=1e-12
+    )
+    assert final["canon_bmc"]["value"] == pytest.approx(
+        correlation_contribution(preds, bench, target, era)[0, 0], abs=1e-12
+    )
+    assert final["canon_corr"]["value"] > 0.1  # the benchmark-like model has the planted signal
+    random_final = api.submission_scores(models["sim_model_2"], display_name="canon_corr", day=20)[0]
+    assert final["canon_corr"]["percentile"] > random_final["percentile"]
+
+
+@pytest.mark.filterwarnings("ignore:`round_model_performances_v2` is deprecated:DeprecationWarning")
+@pytest.mark.parametrize(
+    "payout",
+    [PayoutConfig(), PayoutConfig(w_corr=2.0, w_mmc=0.0, clip=0.5, stake_threshold=5.0)],
+    ids=["default", "custom"],
+)
+def test_payout_follows_the_formula_and_lands_in_the_stake(
+    world: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, payout: PayoutConfig
+) -> None:
+    for sim in running(tmp_path / "state", world, monkeypatch, payout=payout):
+        api = napi()
+        models = api.get_models()
+        number = api.get_current_round()
+        for i, name in enumerate(("sim_model_1", "sim_model_2")):
+            path = _good_predictions(sim, tmp_path / f"{name}.csv", number)
+            if i == 1:
+                path = random_predictions(tmp_path / "r.csv", pd.read_csv(path)["id"], seed=3)
+            api.upload_predictions(str(path), model_id=models[name])
+        sim.engine.resolve_all()
+
+        payouts = {p["modelName"]: p for p in api.pending_model_payouts()["actual"]}
+        assert set(payouts) == {"sim_model_1", "sim_model_2"}
+        total_at_risk = Decimal("20")  # two models staked 10 NMR each took part
+        factor = min(1.0, payout.stake_threshold / float(total_at_risk))
+        for name in ("sim_model_1", "sim_model_2"):
+            final = {
+                r["displayName"]: r["value"]
+                for r in api.submission_scores(models[name], day=20)
+                if r["roundNumber"] == number
+            }
+            raw = factor * (payout.w_corr * final["canon_corr"] + payout.w_mmc * final["canon_mmc"])
+            expected = 10 * float(np.clip(raw, -payout.clip, payout.clip))
+            assert float(payouts[name]["payoutNmr"]) == pytest.approx(expected, abs=1e-6)
+            assert api.stake_get(name) == Decimal("10") + payouts[name]["payoutNmr"]
+        assert api.stake_get("sim_model_3") == Decimal("10")  # no submission, nothing at risk
+
+        perf = api.round_model_performances_v2(models["sim_model_1"])[0]
+        assert perf["roundNumber"] == number and perf["roundResolved"] is True
+        assert perf["atRisk"] == Decimal("10")
+        assert {m["displayName"]: m["multiplier"] for m in perf["payoutMultipliers"]} == {
+            "canon_corr": payout.w_corr,
+            "canon_mmc": payout.w_mmc,
+        }
+        assert perf["submissionScores"][-1]["payoutSettled"] == payouts["sim_model_1"]["payoutNmr"]
+
+
+def test_stake_changes_releases_and_drain(sim: RunningSimulator, tmp_path: Path) -> None:
+    api = napi()
+    models = api.get_models()
+    m1, m2 = models["sim_model_1"], models["sim_model_2"]
+
+    change = api.stake_change(5, "increase", m1)
+    assert change["type"] == "increase" and change["requestedAmount"] == Decimal("5")
+    assert api.stake_get("sim_model_1") == Decimal("15")
+    assert api.get_account()["availableNmr"] == Decimal("995")
+    with pytest.raises(ValueError, match="Insufficient NMR balance: 995 NMR available"):
+        api.stake_increase(5000, m1)
+    with pytest.raises(ValueError, match="only 15 NMR is staked"):
+        api.stake_decrease(20, m1)
+    with pytest.raises(ValueError, match="positive amount"):
+        api.stake_change(-1, "increase", m1)
+
+    # with stake at risk in a round, a release waits until that round resolves
+    api.upload_predictions(
+        str(_good_predictions(sim, tmp_path / "p.csv", api.get_current_round())), model_id=m1
+    )
+    sim.engine.close_round()
+    release = api.stake_decrease(4, m1)
+    assert release["status"] == "pending" and release["dueDate"] is not None
+    assert api.stake_get("sim_model_1") == Decimal("15")
+    sim.engine.resolve_all()
+    payout = api.pending_model_payouts()["actual"][0]["payoutNmr"]
+    assert api.stake_get("sim_model_1") == Decimal("15") + payout - Decimal("4")
+    assert api.get_account()["availableNmr"] == Decimal("999")
+
+    drained = api.stake_drain(m2)  # numerapi declares $drain: bool! — accepted like Numerai does
+    assert drained["drain"] is True and drained["status"] == "complete"
+    assert api.stake_get("sim_model_2") is None
+    assert api.get_account()["availableNmr"] == Decimal("1009")
+
+    api.stake_set(3, models["sim_model_3"])  # NumerAPI.stake_set: modelid_to_modelname + stake_get + decrease
+    assert api.stake_get("sim_model_3") == Decimal("3")
+    txns = api.wallet_transactions()
+    assert {t["type"] for t in txns} == {"stake", "release"}
+
+
+def test_restart_loses_nothing(world: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    state = tmp_path / "state"
+    for sim in running(state, world, monkeypatch):
+        api = napi()
+        models = api.get_models()
+        number = api.get_current_round()
+        sub = api.upload_predictions(
+            str(_good_predictions(sim, tmp_path / "p.csv", number)), model_id=models["sim_model_1"]
+        )
+        api.stake_increase(2, models["sim_model_2"])
+        clock_before = sim.engine.now()
+        first_live = (state / "rounds" / str(number) / "live.parquet").read_bytes()
+
+    for sim in running(state, world, monkeypatch):
+        api = napi()
+        assert api.get_current_round() == number  # the same round, still open
+        assert [s["id"] for s in api.submission_ids(models["sim_model_1"])] == [sub]
+        assert api.stake_get("sim_model_2") == Decimal("12")
+        assert sim.engine.now() >= clock_before
+        assert (state / "rounds" / str(number) / "live.parquet").read_bytes() == first_live
+        sim.engine.close_round()
+        sim.engine.advance(8)
+        scored = _values(api.submission_scores(models["sim_model_1"]))
+        assert scored
+
+    for sim in running(state, world, monkeypatch):
+        assert _values(napi().submission_scores(models["sim_model_1"])) == scored
+        assert sim.engine.status()["rounds"] >= 2
+
+
+def _values(rows: list[dict]) -> list[tuple]:
+    return [(r["roundNumber"], r["day"], r["displayName"], r["value"], r["percentile"]) for r in rows]
+
+
+def test_start_refuses_a_bad_accounts_file(world: Path, tmp_path: Path) -> None:
+    from numerflow.errors import ConfigError
+
+    bad = tmp_path / "accounts.toml"
+    bad.write_text('[[accounts]]\nusername = "bob"\npublic_id = "BOB$X"\nsecret_key = "s"\n')
+    with pytest.raises(ConfigError, match="public_id must not contain"):
+        start(tmp_path / "s1", world, accounts_file=bad)
+    bad.write_text("accounts = [")
+    with pytest.raises(ConfigError, match="cannot parse accounts file"):
+        start(tmp_path / "s2", world, accounts_file=bad)
+    with pytest.raises(ConfigError, match="accounts file not found"):
+        start(tmp_path / "s3", world, accounts_file=tmp_path / "missing.toml")
