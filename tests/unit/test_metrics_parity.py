@@ -275,3 +275,22 @@ def test_per_era_scores_shares_ranks_and_gives_the_same_numbers(nan_share: float
     np.testing.assert_array_equal(
         out["bmc"], correlation_contribution(d["preds"], bench, d["target"], d["era"])
     )
+
+
+def test_fnc_drops_nan_rows_per_column_and_gives_nan_for_constant_predictions() -> None:
+    d = make_data(16, n_eras=4, rows=(120, 160), n_features=12, nan_share=0.03)
+    preds = d["preds"][:, [0, 1, 3]]  # column 2 here is the constant one
+    ours = feature_neutral_corr(preds, d["features"], d["target"], d["era"])
+    assert np.isnan(ours[:, 2]).all()
+    for e in range(4):
+        rows = d["era"] == e
+        ids = d["ids"][: rows.sum()]
+        target = pd.Series(d["target"][rows], index=ids, name="target")  # the whole era's target
+        for j in (0, 1):
+            m = ~np.isnan(preds[rows, j])
+            ref = nt.feature_neutral_corr(
+                pd.DataFrame(preds[rows][m, j : j + 1], index=ids[m]),
+                pd.DataFrame(d["features"][rows][m].astype(float), index=ids[m]),
+                target,
+            ).iloc[0]
+            assert abs(ours[e, j] - ref) < TOL

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from numerflow.metrics._inputs import as_1d, as_2d
-from numerflow.metrics.corr import numerai_corr
-from numerflow.metrics.eras import MIN_ERA_ROWS, EraIndex
+from numerflow.metrics._inputs import as_1d, as_2d, check_dropped
+from numerflow.metrics.corr import corr_block
+from numerflow.metrics.eras import MIN_ERA_ROWS, EraIndex, report_skipped
 from numerflow.metrics.neutralize import check_features, neutralize_block
 from numerflow.metrics.rank import gauss_block
 
@@ -44,13 +44,37 @@ def feature_neutral_corr(
     t = as_1d(target, len(p2), "target")
     f = check_features(features, len(p2))
     idx = EraIndex.build(era)
-    ps, fs = idx.take(p2), idx.take(f)
-    neutral = np.full(ps.shape, np.nan)
-    for _, sl in idx.slices():
-        if sl.stop - sl.start < min_rows:
+    ps, fs, ts = idx.take(p2), idx.take(f), idx.take(t)
+    k = p2.shape[1]
+    out = np.full((idx.n_eras, k), np.nan)
+    skipped: list[int] = []
+    for e, sl in idx.slices():
+        n = sl.stop - sl.start
+        if n == 0:
             continue
-        r = neutralize_block(_gauss_nan(ps[sl]), fs[sl])
+        pb, tb = ps[sl], ts[sl]
+        t_nan = np.isnan(tb)
+        p_nan = np.isnan(pb)
+        for j in range(k):
+            check_dropped(int((~t_nan & ~p_nan[:, j]).sum()), n, e, j, "the target or the predictions")
+        if n < min_rows or t_nan.all():
+            skipped.append(e)
+            continue
+        r = neutralize_block(_gauss_nan(pb), fs[sl])
+        has = ~np.isnan(r).all(axis=0)  # constant columns are all NaN after neutralizing
         with np.errstate(invalid="ignore", divide="ignore"):
-            neutral[sl] = r / np.nanstd(r, axis=0) if not np.isnan(r).all() else r
-    codes = np.repeat(np.arange(idx.n_eras), idx.counts)
-    return numerai_corr(neutral, idx.take(t), codes, top_bottom=top_bottom, min_rows=min_rows)
+            r[:, has] = r[:, has] / np.nanstd(r[:, has], axis=0)
+        tc = tb - (np.nanmean(tb) if t_nan.any() else tb.mean())
+        r_nan = np.isnan(r)
+        clean = ~r_nan.any(axis=0)
+        if clean.any() and not t_nan.any():
+            out[e, clean] = corr_block(r[:, clean], tc, top_bottom=top_bottom)
+            clean_done = clean
+        else:
+            clean_done = np.zeros(k, dtype=bool)
+        for j in np.flatnonzero(~clean_done):
+            valid = ~t_nan & ~r_nan[:, j]
+            if valid.sum() >= min_rows:  # a constant column is NaN everywhere: no FNC, like no CORR
+                out[e, j] = corr_block(r[valid, j : j + 1], tc[valid], top_bottom=top_bottom)[0]
+    report_skipped("feature_neutral_corr", skipped)
+    return out
