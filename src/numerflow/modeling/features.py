@@ -18,7 +18,7 @@ from numerflow.errors import ModelError
 log = logging.getLogger(__name__)
 
 STATS = ("mean", "std", "skew")
-_CHUNK_ROWS = 50_000
+_CHUNK_CELLS = 2_000_000  # float32 cells per working block (8 MB)
 
 
 def column_index(available: Sequence[str], wanted: Sequence[str], *, what: str = "the data") -> np.ndarray:
@@ -63,13 +63,17 @@ def group_stats(
     for g, (group, members) in enumerate(groups.items()):
         idx = column_index(feature_names, members, what=f"the data (group '{group}')")
         base = 6 * g
-        for start in range(0, n, _CHUNK_ROWS):
-            block = np.take(X[start : start + _CHUNK_ROWS], idx, axis=1).astype(np.float32)
+        step = max(256, _CHUNK_CELLS // max(1, idx.shape[0]))
+        for start in range(0, n, step):
+            block = np.take(X[start : start + step], idx, axis=1).astype(np.float32)
             mean = block.mean(axis=1, dtype=np.float32)
-            centred = block - mean[:, None]
-            var = np.mean(centred * centred, axis=1, dtype=np.float32)
+            block -= mean[:, None]  # centred, in place
+            square = block * block
+            var = square.mean(axis=1, dtype=np.float32)
             std = np.sqrt(var)
-            third = np.mean(centred * centred * centred, axis=1, dtype=np.float32)
+            square *= block
+            third = square.mean(axis=1, dtype=np.float32)
+            del square
             with np.errstate(divide="ignore", invalid="ignore"):
                 skew = np.where(std > 0, third / np.maximum(std, 1e-12) ** 3, 0.0)
             stop = start + block.shape[0]
