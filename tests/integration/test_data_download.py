@@ -340,3 +340,23 @@ def test_cli_download_and_list(
     assert code == 0 and "v5.3" in out and "train.parquet" in out
     code, out, err = cli("data", "download", "--version", "v0.1")
     assert code == 1 and "data version 'v0.1' is not offered" in err
+
+
+def test_download_from_the_simulator_through_its_faults(tmp_path: Path) -> None:
+    """The real peer: `numerflow sim` serving v5.3, with dropped downloads and 5xx switched on."""
+    from numerflow.data.checks import check_dataset
+    from numerflow.data.load import load_dataset
+    from numerflow.simulator import FaultConfig, start_simulator
+
+    with start_simulator(tmp_path / "sim", rows_per_era=60, n_features=16, n_eras=30) as sim:
+        client = _client(sim.url)
+        rnd = client.current_round()
+        sim.engine.set_faults(FaultConfig(drop_download_rate=0.4, http_5xx_rate=0.2))
+        wanted = ["features.json", "train.parquet", "validation.parquet", "live.parquet"]
+        paths = download_files(client, tmp_path / "data", VERSION, wanted, **_fast(retries=12))
+        sim.engine.set_faults(FaultConfig())
+    assert paths[3] == tmp_path / "data" / VERSION / "rounds" / str(rnd) / "live.parquet"
+    report = check_dataset(tmp_path / "data" / VERSION)
+    assert report.ok, report.errors
+    live = load_dataset(paths[3], features="medium", targets="none")
+    assert live.n_eras == 1 and len(live) > 0 and live.X.dtype.name == "int8"

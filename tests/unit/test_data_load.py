@@ -194,3 +194,12 @@ def test_null_feature_values_read_as_two(tmp_path: Path, synthetic_dir: Path) ->
     ds = load_dataset(tmp_path / "live.parquet", features=[name])
     assert (ds.X[:5, 0] == 2).all()
     np.testing.assert_array_equal(ds.X[5:, 0], col[5:])
+
+
+def test_round_keyed_live_file_uses_the_version_features_json(tmp_path: Path, synthetic_dir: Path) -> None:
+    version = tmp_path / "v5.3"
+    (version / "rounds" / "7").mkdir(parents=True)
+    shutil.copy(synthetic_dir / "features.json", version / "features.json")
+    live = shutil.copy(synthetic_dir / "live.parquet", version / "rounds" / "7" / "live.parquet")
+    ds = load_dataset(live, features="small", targets="none")
+    assert ds.feature_names == FeatureCatalog.load(version / "features.json").feature_sets["small"]

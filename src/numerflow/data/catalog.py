@@ -64,8 +64,9 @@ class FeatureCatalog:
 
     @classmethod
     def beside(cls, data_file: Path | str) -> FeatureCatalog:
-        """The ``features.json`` in the same folder as ``data_file``."""
-        return cls.load(Path(data_file).with_name(FEATURES_JSON))
+        """The ``features.json`` next to ``data_file`` (for ``<version>/rounds/<N>/live.parquet``: the
+        version folder's)."""
+        return cls.load(features_json_for(Path(data_file)))
 
     @property
     def all_features(self) -> list[str]:
@@ -96,6 +97,16 @@ class FeatureCatalog:
             more = f" and {len(unknown) - 1} more" if len(unknown) > 1 else ""
             raise DataError(f"{where}: unknown feature '{unknown[0]}'{more}; check the name against the file")
         return names
+
+
+def features_json_for(data_file: Path) -> Path:
+    """Where the features.json of ``data_file`` is: beside it, or two folders up for round-keyed files."""
+    beside = data_file.with_name(FEATURES_JSON)
+    if not beside.exists() and data_file.parent.parent.name == "rounds":
+        version_level = data_file.parent.parent.parent / FEATURES_JSON
+        if version_level.exists():
+            return version_level
+    return beside
 
 
 def group_datasets(names: Sequence[str]) -> dict[str, list[str]]:

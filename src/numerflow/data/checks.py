@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from numerflow.data.catalog import FEATURES_JSON, FeatureCatalog
+from numerflow.data.catalog import FEATURES_JSON, FeatureCatalog, features_json_for
 from numerflow.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ TARGET_SHAPE = np.array([0.05, 0.20, 0.50, 0.20, 0.05])
 TARGET_BINS = np.array([0.0, 0.25, 0.5, 0.75, 1.0])
 _ID_RE = re.compile(r"^n[0-9a-f]{15}$")
 _BATCH_BYTES = 16 << 20
-DRIFT_PSI_WARN = 0.1
+DRIFT_PSI_WARN = 0.25  # the usual "significant shift" line for the population stability index
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,7 @@ def check_dataset(path: Path | str) -> CheckReport:
         )
     report = CheckReport(path=path)
     if path.is_file():
-        catalog = _catalog(path.with_name(FEATURES_JSON), report, required=False)
+        catalog = _catalog(features_json_for(path), report, required=False)
         if path.name in PREDICTION_FILES:
             _check_prediction_file(path, PREDICTION_FILES[path.name], report)
         else:

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from numerflow.data.catalog import FeatureCatalog
+from numerflow.data.catalog import FeatureCatalog, features_json_for
 from numerflow.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -125,7 +125,7 @@ def _select_features(
         return []
     if isinstance(features, str):
         if catalog is None:
-            beside = path.with_name("features.json")
+            beside = features_json_for(path)
             if not beside.exists() and features == "all":
                 return [n for n in names if n.startswith("feature_")]
             catalog = FeatureCatalog.load(beside)
