@@ -203,5 +203,13 @@ def test_bad_inputs_get_one_clear_line_and_a_nonzero_exit(
         assert "Traceback" not in stderr
         assert len(stderr.strip().splitlines()) == 1, stderr
     assert not (tmp_path / "r.html").exists()
+    # 90% of the ids overall, but one whole era missing: refused, naming the column and the era
+    last_era = validation["era"].max()
+    holes = tmp_path / "holes.csv"
+    kept = validation[validation["era"] != last_era]
+    pd.DataFrame({"id": kept.index, "prediction": np.linspace(0, 1, len(kept))}).to_csv(holes, index=False)
+    code, _, stderr = cli("report", holes, "--data", data, "--out", tmp_path / "r.html")
+    assert code != 0
+    assert "column 'prediction' has no prediction for" in stderr and f"era {last_era}" in stderr
     code, _, stderr = cli("report", other_ids, "--data", tmp_path / "nope.parquet")
     assert code != 0 and "nope.parquet" in stderr

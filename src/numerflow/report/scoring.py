@@ -21,6 +21,7 @@ from numerflow.data.load import Dataset, load_dataset
 from numerflow.errors import DataError
 from numerflow.metrics import (
     CURRENT_RULE,
+    MAX_FILTERED_RATIO,
     correlation_contribution,
     correlation_with,
     feature_neutral_corr,
@@ -161,6 +162,24 @@ def _masked_contribution(
     return out
 
 
+def _check_era_coverage(
+    preds: np.ndarray, columns: list[str], era: np.ndarray, labels: np.ndarray, source: str
+) -> None:
+    """Numerai refuses an era where more than 20% of the rows have no prediction: say which, by name."""
+    rows = np.bincount(era, minlength=len(labels))
+    for j, col in enumerate(columns):
+        missing = np.bincount(era, weights=np.isnan(preds[:, j]), minlength=len(labels))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            bad = np.flatnonzero(missing > MAX_FILTERED_RATIO * rows)
+        if len(bad):
+            e = bad[0]
+            raise DataError(
+                f"{source}: column '{col}' has no prediction for {int(missing[e])} of the {rows[e]} rows "
+                f"of era {labels[e]} ({len(bad)} era(s) like this); Numerai refuses to score an era "
+                f"with more than {100 * MAX_FILTERED_RATIO:.0f}% missing — predict every id of the data"
+            )
+
+
 def score_validation(
     predictions: pd.DataFrame | Path | str,
     data: Dataset | Path | str,
@@ -184,6 +203,7 @@ def score_validation(
     t = ds.target(target).astype(np.float64)
     era = ds.era
     n_eras = ds.n_eras
+    _check_era_coverage(preds, columns, era, np.asarray(ds.era_labels), source)
     per_era: dict[str, np.ndarray] = {"corr": numerai_corr(preds, t, era)}
     notes: list[str] = []
     if meta_model is not None:
