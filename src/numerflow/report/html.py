@@ -99,7 +99,8 @@ def summary_html(summary: pd.DataFrame) -> str:
             f"<td>{v:.4f}</td>" if isinstance(v, float) else f"<td>{v}</td>" for v in row.tolist()
         )
         rows.append(f"<tr><th>{html.escape(str(name))}</th>{cells}</tr>")
-    return f'<table class="summary"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+    table = f'<table class="summary"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+    return f'<div style="overflow-x:auto">{table}</div>'
 
 
 def write_html_report(
