@@ -56,12 +56,18 @@ def rank_block(block: np.ndarray) -> np.ndarray:
 
 def gauss_block(block: np.ndarray) -> np.ndarray:
     """Gaussianized tie-kept ranks of a NaN-free (n, k) block."""
-    return ndtri(_quantiles(block.shape[0]))[rank_codes(block)]
+    codes = rank_codes(block)
+    if block.shape[1] == 1:  # one column: n quantiles are cheaper than the 2n-1 table
+        return ndtri(_quantiles(block.shape[0])[codes])
+    return ndtri(_quantiles(block.shape[0]))[codes]
 
 
 def gauss_pow_block(block: np.ndarray) -> np.ndarray:
     """Tie-kept rank → gaussian → pow 1.5 of a NaN-free (n, k) block."""
-    return pow15(ndtri(_quantiles(block.shape[0])))[rank_codes(block)]
+    codes = rank_codes(block)
+    if block.shape[1] == 1:
+        return pow15(ndtri(_quantiles(block.shape[0])[codes]))
+    return pow15(ndtri(_quantiles(block.shape[0])))[codes]
 
 
 def _per_era(x: np.ndarray, era: np.ndarray, fn) -> np.ndarray:
