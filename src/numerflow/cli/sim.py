@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -159,17 +160,28 @@ def serve(
     )
     bind_host = host or sim.host
     bind_port = sim.port if port is None else port
-    _print_status(engine.status())
-    console.print(
-        f"serving on [bold]http://{bind_host}:{bind_port}/[/]  keys: NUMERAI_PUBLIC_ID=SIMPUBLICID "
-        "NUMERAI_SECRET_KEY=SIMSECRETKEY  (Ctrl-C to stop)"
-    )
-    config = uvicorn.Config(
-        create_app(engine), host=bind_host, port=bind_port, log_level="warning", timeout_graceful_shutdown=1
-    )
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        uvicorn.Server(config).run()
+        sock.bind((bind_host, bind_port))
+        sock.listen(2048)  # connections queue until uvicorn accepts them
+    except OSError as exc:
+        sock.close()
+        engine.close()
+        raise NumerflowError(
+            f"cannot listen on {bind_host}:{bind_port} ({exc.strerror}); pick another --port"
+        ) from None
+    url = f"http://{bind_host}:{sock.getsockname()[1]}/"
+    _print_status(engine.status())
+    console.print(f"serving on {url}", soft_wrap=True, highlight=False)
+    console.print(
+        "keys: NUMERAI_PUBLIC_ID=SIMPUBLICID NUMERAI_SECRET_KEY=SIMSECRETKEY (Ctrl-C to stop)", soft_wrap=True
+    )
+    config = uvicorn.Config(create_app(engine), log_level="warning", timeout_graceful_shutdown=1)
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
     finally:
+        sock.close()
         engine.close()
 
 
