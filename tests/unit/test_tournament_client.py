@@ -28,11 +28,14 @@ Action = Callable[[BaseHTTPRequestHandler], None]
 def reply(status: int, body: Any) -> Action:
     def act(h: BaseHTTPRequestHandler) -> None:
         raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-        h.send_response(status)
-        h.send_header("Content-Type", "application/json")
-        h.send_header("Content-Length", str(len(raw)))
-        h.end_headers()
-        h.wfile.write(raw)
+        try:
+            h.send_response(status)
+            h.send_header("Content-Type", "application/json")
+            h.send_header("Content-Length", str(len(raw)))
+            h.end_headers()
+            h.wfile.write(raw)
+        except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout tests)
+            pass
 
     return act
 
@@ -312,7 +315,9 @@ def test_a_failed_put_never_reaches_create_submission(server: Server, preds: Pat
         create=[data({"create_submission": {"id": "x"}})],
         subs=[[]],
     )
-    with pytest.raises(ApiError, match="HTTP 403: SignatureDoesNotMatch"):
+    with pytest.raises(
+        ApiUnavailableError, match=r"failed 5 times \(upload preds.csv: .*HTTP 403: SignatureDoesNot"
+    ):
         client_for(server).submit(preds, "m1")
     assert _creates(server) == 0
 
@@ -369,11 +374,36 @@ def test_create_failing_before_storing_is_tried_again(server: Server, preds: Pat
         server,
         put=[reply(200, b"")],
         create=[hang(1.0, reply(500, b"")), data({"create_submission": {"id": "s2"}})],
-        subs=[[], [], [_sub("s2")]],
+        subs=[[]],
     )
-    result = client_for(server, timeout_s=0.3).submit(preds, "m1")
+    result = client_for(server, timeout_s=0.3, confirm_wait_s=0.3).submit(preds, "m1")
     assert (result.submission_id, result.attempts) == ("s2", 2)
     assert _creates(server) == 2
+
+
+def test_a_submission_stored_late_is_found_by_waiting_not_sent_again(server: Server, preds: Path) -> None:
+    """The server answered too late but stored the submission a moment after: we wait and find it."""
+    _upload_routes(
+        server,
+        put=[reply(200, b"")],
+        create=[hang(1.0, reply(500, b"")), data({"create_submission": {"id": "dup"}})],
+        subs=[[], [], [], [_sub("late")]],
+    )
+    result = client_for(server, timeout_s=0.3, confirm_wait_s=10.0).submit(preds, "m1")
+    assert (result.submission_id, result.attempts) == ("late", 1)
+    assert _creates(server) == 1
+
+
+def test_a_put_refused_is_retried_with_a_fresh_upload_url(server: Server, preds: Path) -> None:
+    _upload_routes(
+        server,
+        put=[reply(403, b"expired"), reply(200, b"")],
+        create=[data({"create_submission": {"id": "s3"}})],
+        subs=[[]],
+    )
+    result = client_for(server).submit(preds, "m1")
+    assert (result.submission_id, result.attempts) == ("s3", 2)
+    assert sum(1 for r in server.posts() if "submission_upload_auth" in r["query"]) == 2
 
 
 def test_create_refused_by_the_server_is_reported_with_its_message(server: Server, preds: Path) -> None:

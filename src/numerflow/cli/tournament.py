@@ -11,6 +11,7 @@ from numerflow.cli.context import console, err_console, state
 
 if TYPE_CHECKING:
     from numerflow.tournament.client import NumeraiClient
+    from numerflow.tournament.performance import PerfRow
     from numerflow.tournament.round import RoundReport
 
 _STATUS_STYLE = {"confirmed": "green", "already": "cyan", "failed": "red", "invalid": "red"}
@@ -30,7 +31,7 @@ def _print_report(report: RoundReport) -> None:
         console.print(f"{where}{report.note or 'nothing to do'}")
         return
     table = Table(title=f"round {report.round_number}", title_justify="left")
-    for col in ("numerai model", "model", "status", "submission", "rows", "seconds", "error"):
+    for col in ("numerai model", "model", "status", "submission", "rows", "seconds"):
         table.add_column(col, overflow="fold")
     for o in report.outcomes:
         style = _STATUS_STYLE.get(o.status, "")
@@ -41,13 +42,62 @@ def _print_report(report: RoundReport) -> None:
             o.submission_id,
             str(o.rows or ""),
             f"{o.seconds:.2f}",
-            o.error,
         )
     console.print(table)
+    for o in report.failed:
+        console.print(f"[red]{o.status}[/] {o.numerai_model} ({o.model_ref}): {o.error}", soft_wrap=True)
     failed = len(report.failed)
     summary = f"{len(report.submitted)} submitted, {len(report.outcomes) - len(report.submitted) - failed} "
     summary += f"already done, {failed} failed in {report.seconds:.1f}s"
     console.print(summary if not failed else f"[red]{summary}[/]")
+    if report.note:
+        console.print(report.note)
+
+
+def print_performance(rows: list[PerfRow]) -> None:
+    """The per-round table of scores and payouts, then settled payout totals per model."""
+    from rich.table import Table
+
+    def f(v: float | None, digits: int = 4) -> str:
+        return "" if v is None else f"{v:.{digits}f}"
+
+    table = Table(
+        "numerai model",
+        "round",
+        "day",
+        "CORR",
+        "MMC",
+        "BMC",
+        "FNC",
+        "cum CORR",
+        "cum MMC",
+        "at risk",
+        "payout",
+        "status",
+    )
+    for r in rows:
+        status = r.payout_status or ("resolved" if r.resolved else "scoring")
+        table.add_row(
+            r.numerai_model,
+            str(r.round_number),
+            str(r.day),
+            f(r.corr),
+            f(r.mmc),
+            f(r.bmc),
+            f(r.fnc),
+            f(r.cum_corr),
+            f(r.cum_mmc),
+            f(r.at_risk_nmr, 2),
+            f(r.payout_nmr, 4),
+            status,
+        )
+    console.print(table)
+    totals: dict[str, float] = {}
+    for r in rows:
+        if r.payout_status == "settled" and r.payout_nmr is not None:
+            totals[r.numerai_model] = totals.get(r.numerai_model, 0.0) + r.payout_nmr
+    for name, total in sorted(totals.items()):
+        console.print(f"{name}: settled payouts {total:+.4f} NMR")
 
 
 def register(app: typer.Typer) -> None:
@@ -145,7 +195,6 @@ def register(app: typer.Typer) -> None:
         """Per-round scores (latest day), payouts and cumulative CORR/MMC from the database."""
         if ctx.invoked_subcommand is not None:
             return
-        from rich.table import Table
 
         from numerflow.tournament.performance import performance_table
 
@@ -154,46 +203,7 @@ def register(app: typer.Typer) -> None:
             console.print("no scores yet; run [bold]numerflow perf sync[/] after a round has scored")
             return
 
-        def f(v: float | None, digits: int = 4) -> str:
-            return "" if v is None else f"{v:.{digits}f}"
-
-        table = Table(
-            "numerai model",
-            "round",
-            "day",
-            "CORR",
-            "MMC",
-            "BMC",
-            "FNC",
-            "cum CORR",
-            "cum MMC",
-            "at risk",
-            "payout",
-            "status",
-        )
-        for r in rows:
-            status = r.payout_status or ("resolved" if r.resolved else "scoring")
-            table.add_row(
-                r.numerai_model,
-                str(r.round_number),
-                str(r.day),
-                f(r.corr),
-                f(r.mmc),
-                f(r.bmc),
-                f(r.fnc),
-                f(r.cum_corr),
-                f(r.cum_mmc),
-                f(r.at_risk_nmr, 2),
-                f(r.payout_nmr, 4),
-                status,
-            )
-        console.print(table)
-        totals: dict[str, float] = {}
-        for r in rows:
-            if r.payout_status == "settled" and r.payout_nmr is not None:
-                totals[r.numerai_model] = totals.get(r.numerai_model, 0.0) + r.payout_nmr
-        for name, total in sorted(totals.items()):
-            console.print(f"{name}: settled payouts {total:+.4f} NMR")
+        print_performance(rows)
 
     @perf.command("sync")
     def perf_sync(

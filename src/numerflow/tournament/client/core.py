@@ -36,10 +36,12 @@ class ClientCore(numerapi.NumerAPI):
         retries: int = 5,
         backoff_s: float = 1.0,
         upload_timeout_s: float = 600.0,
+        confirm_wait_s: float | None = None,
     ) -> None:
         super().__init__(public_id, secret_key, verbosity="WARNING", show_progress_bars=False)
         self.api_url = api_url
         self.upload_timeout_s = upload_timeout_s
+        self._confirm_wait_s = confirm_wait_s
         self.transport = Transport(api_url, timeout_s=timeout_s, retries=retries, backoff_s=backoff_s)
 
     @classmethod

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -114,7 +115,7 @@ class SubmissionsMixin(ClientCore):
         *,
         round_number: int | None = None,
         replace: bool = False,
-        attempts: int = 3,
+        attempts: int = 5,
         data: bytes | None = None,
     ) -> UploadResult:
         """Upload a predictions file for ``model_id`` in the current (or given) round, at most once."""
@@ -132,40 +133,77 @@ class SubmissionsMixin(ClientCore):
 
         last: ApiError | None = None
         for attempt in range(1, attempts + 1):
+            if attempt > 1:
+                self.transport._sleep(backoff_delay(attempt - 2, self.transport.backoff_s))
+            try:  # nothing can be created before create_submission: any failure here is safe to retry
+                filename = self._put_file(path.name, body, model_id)
+            except ApiAuthError:
+                raise
+            except ApiError as exc:
+                last = exc
+                log.warning("upload attempt %d: %s; nothing was submitted; retrying", attempt, exc.message)
+                continue
             try:
-                sub_id = self._upload_once(path.name, body, model_id)
+                sub_id = self._create(filename, model_id)
                 return UploadResult(sub_id, round_number, already_submitted=False, attempts=attempt)
             except ApiAuthError:
                 raise
             except ApiError as exc:
                 ambiguous = isinstance(exc, ApiUnavailableError) or bool(_TRANSIENT_WORDS.search(exc.message))
-                new = [s for s in self.round_submissions(model_id, round_number) if s.key not in known]
-                if new:
-                    log.warning("%s; the submission was created anyway (%s)", exc.message, new[-1].key)
-                    return UploadResult(new[-1].key, round_number, already_submitted=False, attempts=attempt)
+                wait = self.confirm_wait_s if ambiguous else 0.0
+                new = self._wait_for_new(model_id, round_number, known, wait)
+                if new is not None:
+                    log.warning("%s; the submission was created anyway (%s)", exc.message, new.key)
+                    return UploadResult(new.key, round_number, already_submitted=False, attempts=attempt)
                 if not ambiguous:
                     raise
                 last = exc
-                if attempt < attempts:
-                    delay = backoff_delay(attempt - 1, self.transport.backoff_s)
-                    log.warning(
-                        "upload attempt %d failed (%s); no submission was made; retrying", attempt, exc
-                    )
-                    self.transport._sleep(delay)
+                log.warning(
+                    "upload attempt %d: %s; no submission appeared within %.1fs; retrying",
+                    attempt,
+                    exc.message,
+                    wait,
+                )
         assert last is not None
         raise ApiUnavailableError(
             f"upload of {path.name} for round {round_number} failed {attempts} times ({last.message}); "
             "no submission was made, run it again"
         )
 
-    def _upload_once(self, filename: str, body: bytes, model_id: str) -> str:
+    @property
+    def confirm_wait_s(self) -> float:
+        """How long to watch for a submission after create_submission's answer was lost before sending it
+        again (a slow server may still store the first one). Default: 3 x the call timeout."""
+        return self._confirm_wait_s if self._confirm_wait_s is not None else 3 * self.transport.timeout_s
+
+    def _wait_for_new(
+        self, model_id: str, round_number: int, known: set[str], wait_s: float
+    ) -> SubmissionInfo | None:
+        deadline = time.monotonic() + wait_s
+        delay = 0.1
+        while True:
+            new = [s for s in self.round_submissions(model_id, round_number) if s.key not in known]
+            if new:
+                return new[-1]
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            self.transport._sleep(min(delay, left))
+            delay = min(delay * 2, 5.0)
+
+    def _put_file(self, filename: str, body: bytes, model_id: str) -> str:
+        """Ask for an upload URL and PUT the file there (checked); the server's name for the file."""
         variables = {"filename": filename, "tournament": self.tournament_id, "modelId": model_id}
         auth = self.raw_query(_UPLOAD_AUTH, variables, authorization=True)["data"]["submission_upload_auth"]
         if not auth or not auth.get("url"):
             raise ApiError("submission_upload_auth: the server gave no upload URL")
         self.transport.put_file(auth["url"], body, timeout_s=self.upload_timeout_s, what=f"upload {filename}")
+        return str(auth.get("filename") or filename)
+
+    def _create(self, filename: str, model_id: str) -> str:
+        """Send create_submission once (the transport never resends a mutation that may have arrived)."""
         create_vars = {
-            "filename": auth.get("filename") or filename,
+            "filename": filename,
             "tournament": self.tournament_id,
             "modelId": model_id,
             "triggerId": os.getenv("TRIGGER_ID"),
