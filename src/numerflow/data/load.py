@@ -28,6 +28,7 @@ from numerflow.errors import DataError
 log = logging.getLogger(__name__)
 
 _BATCH_BYTES = 16 << 20  # feature bytes read per call: bounds the transient buffers
+_TRANSPOSE_COLS = 64
 EraSelection = tuple[str | int, str | int] | Sequence[str | int] | None
 
 
@@ -267,9 +268,9 @@ def load_dataset(
     _check_types(path, schema, feat_names, target_names)
 
     # 1. the era (and data_type) column of the whole file: cheap, and tells us which rows to read
-    head_cols = [id_col, "era"] + (["data_type"] if "data_type" in names else [])
+    head_cols = ["era"] + (["data_type"] if "data_type" in names else [])
     try:
-        head = pf.read(columns=head_cols)
+        head = pf.read_row_groups(range(pf.num_row_groups), columns=head_cols)
     except (pa.ArrowException, OSError) as exc:
         raise DataError(f"{path}: cannot read the era column ({exc}); the file may be truncated") from None
     era_enc = pc.dictionary_encode(head.column("era").combine_chunks())
@@ -293,7 +294,6 @@ def load_dataset(
         row_mask &= row_dtype == data_type
     selected = np.flatnonzero(row_mask)
     n = len(selected)
-    ids = _as_str_array(head.column(id_col).take(pa.array(selected)))
     del head, era_enc
 
     # 2. preallocate, then fill from the row groups that hold selected rows
@@ -309,17 +309,19 @@ def load_dataset(
         local = selected[lo:hi] - starts[g]
         take = slice(None) if len(local) == starts[g + 1] - starts[g] else local
         rows = slice(out, out + len(local))
-        if target_names:
-            tasks.append(_Task(g, target_names, 0, take, rows, is_target=True))
+        tasks.append(_Task(g, [id_col, *target_names], 0, take, rows, is_target=True))
         step = int(np.clip(_BATCH_BYTES // max(int(starts[g + 1] - starts[g]), 1), 16, 512))
         for j0 in range(0, len(feat_names), step):
             tasks.append(_Task(g, feat_names[j0 : j0 + step], j0, take, rows))
         out += len(local)
+    id_parts: list[pa.Array] = []
     try:
-        _run_tasks(pf, tasks, X, y)
+        _run_tasks(pf, tasks, X, y, id_parts)
     except (pa.ArrowException, OSError) as exc:
         raise DataError(f"{path}: a row group is unreadable ({exc}); the file may be corrupt") from None
 
+    ids = _as_str_array(pa.concat_arrays(id_parts)) if id_parts else np.empty(0, dtype=str)
+    del id_parts
     sel_era = row_era[selected]
     present, codes = np.unique(sel_era, return_inverse=True)
     era_labels = era_labels_all[present]
@@ -349,12 +351,15 @@ class _Task:
     is_target: bool = False
 
 
-def _run_tasks(pf: pq.ParquetFile, tasks: list[_Task], X: np.ndarray, y: np.ndarray) -> None:
+def _run_tasks(
+    pf: pq.ParquetFile, tasks: list[_Task], X: np.ndarray, y: np.ndarray, id_parts: list[pa.Array]
+) -> None:
     """Read column batches of row groups, prefetching the next batch while copying the current one."""
     if not tasks:
         return
-    width = max(len(t.columns) for t in tasks)
-    buf = np.empty((width, max(t.rows.stop - t.rows.start for t in tasks)), dtype=np.int8)
+    # columns are gathered 64 at a time, then written into X with one transposing copy: cache-friendly,
+    # unlike writing single strided columns
+    buf = np.empty((_TRANSPOSE_COLS, max(t.rows.stop - t.rows.start for t in tasks)), dtype=np.int8)
     with ThreadPoolExecutor(max_workers=1) as pool:
         future = pool.submit(pf.read_row_group, tasks[0].group, columns=tasks[0].columns)
         for i, task in enumerate(tasks):
@@ -362,20 +367,25 @@ def _run_tasks(pf: pq.ParquetFile, tasks: list[_Task], X: np.ndarray, y: np.ndar
             if i + 1 < len(tasks):
                 nxt = tasks[i + 1]
                 future = pool.submit(pf.read_row_group, nxt.group, columns=nxt.columns)
-            if task.is_target:
-                for k, name in enumerate(task.columns):
+            if task.is_target:  # the ids, then the targets
+                ids = table.column(task.columns[0]).combine_chunks()
+                take = task.take
+                id_parts.append(ids if isinstance(take, slice) else ids.take(pa.array(take)))
+                for k, name in enumerate(task.columns[1:]):
                     values = table.column(name).combine_chunks().to_numpy(zero_copy_only=False)
                     y[task.rows, k] = values[task.take]
                 continue
             n_rows = task.rows.stop - task.rows.start
-            for j, name in enumerate(task.columns):
-                col = table.column(name)
-                if col.null_count:
-                    col = pc.fill_null(col, 2)  # a missing value in an int feature means "no information"
-                buf[j, :n_rows] = col.combine_chunks().to_numpy(zero_copy_only=False)[task.take]
+            for s0 in range(0, len(task.columns), _TRANSPOSE_COLS):
+                names = task.columns[s0 : s0 + _TRANSPOSE_COLS]
+                for j, name in enumerate(names):
+                    col = table.column(name)
+                    if col.null_count:
+                        col = pc.fill_null(col, 2)  # a missing int feature value means "no information"
+                    buf[j, :n_rows] = col.combine_chunks().to_numpy(zero_copy_only=False)[task.take]
+                j0 = task.j0 + s0
+                X[task.rows, j0 : j0 + len(names)] = buf[: len(names), :n_rows].T
             del table
-            # one transposing copy per batch: cache-friendly, unlike writing single strided columns
-            X[task.rows, task.j0 : task.j0 + len(task.columns)] = buf[: len(task.columns), :n_rows].T
 
 
 def _mark_missing_eras(X: np.ndarray, era: np.ndarray, n_eras: int) -> None:
