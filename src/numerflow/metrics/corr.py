@@ -10,6 +10,8 @@ than ``min_rows`` valid rows give NaN and are logged as skipped.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from numerflow.metrics._inputs import (
@@ -85,7 +87,14 @@ def numerai_corr(
     return out
 
 
-def _paired(a: np.ndarray, b: np.ndarray, era: np.ndarray, block_fn, what: str, min_rows: int) -> np.ndarray:
+def _paired(
+    a: np.ndarray,
+    b: np.ndarray,
+    era: np.ndarray,
+    block_fn: Callable[[np.ndarray, np.ndarray], float],
+    what: str,
+    min_rows: int,
+) -> np.ndarray:
     """Per era and column j, ``block_fn(a_j, b_j)`` over rows where both are not NaN."""
     a2 = as_2d(a, "a")
     b_arr = np.asarray(b, dtype=np.float64)

@@ -8,6 +8,8 @@ per column.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from numerflow.metrics._inputs import as_2d
@@ -60,7 +62,7 @@ def feature_exposure(
     return out
 
 
-def _reduce(exposures: np.ndarray, fn) -> np.ndarray:
+def _reduce(exposures: np.ndarray, fn: Callable[..., np.ndarray]) -> np.ndarray:
     a = np.abs(exposures)
     has = ~np.isnan(a).all(axis=2)
     out = np.full(a.shape[:2], np.nan)

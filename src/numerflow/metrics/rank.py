@@ -8,6 +8,8 @@ and look them up, which gives the same floats as calling ``ndtri`` on every cell
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from scipy.special import ndtri
 
@@ -70,7 +72,7 @@ def gauss_pow_block(block: np.ndarray) -> np.ndarray:
     return pow15(ndtri(_quantiles(block.shape[0])))[codes]
 
 
-def _per_era(x: np.ndarray, era: np.ndarray, fn) -> np.ndarray:
+def _per_era(x: np.ndarray, era: np.ndarray, fn: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
     arr = np.asarray(x, dtype=np.float64)
     two_d = arr.reshape(len(arr), -1)
     idx = EraIndex.build(era)

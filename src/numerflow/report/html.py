@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import html
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from numerflow.fileio import atomic_write_text
 from numerflow.report.scoring import ValidationScores
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem; color: #222; }
@@ -32,13 +36,15 @@ def _plotly_js() -> str:
     return get_plotlyjs()
 
 
-def _figure_html(fig, div_id: str) -> str:
+def _figure_html(fig: go.Figure, div_id: str) -> str:
     import plotly.io as pio
 
     return pio.to_html(fig, include_plotlyjs=False, full_html=False, div_id=div_id, default_height=380)
 
 
-def _line_figure(title: str, eras: np.ndarray, columns: list[str], values: np.ndarray, y_title: str):
+def _line_figure(
+    title: str, eras: np.ndarray, columns: list[str], values: np.ndarray, y_title: str
+) -> go.Figure:
     import plotly.graph_objects as go
 
     fig = go.Figure()
@@ -52,7 +58,7 @@ def _cumsum(per_era: np.ndarray) -> np.ndarray:
     return np.cumsum(np.nan_to_num(per_era, nan=0.0), axis=0)
 
 
-def _charts(scores: ValidationScores) -> list[tuple[str, object]]:
+def _charts(scores: ValidationScores) -> list[tuple[str, go.Figure]]:
     import plotly.graph_objects as go
 
     eras, cols, pe = scores.eras, scores.columns, scores.per_era

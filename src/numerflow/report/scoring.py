@@ -13,6 +13,7 @@ import logging
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -272,7 +273,7 @@ def _summary(columns: list[str], per_era: dict[str, np.ndarray], payout_path: np
 def validation_report(
     predictions: pd.DataFrame | Path | str,
     data: Dataset | Path | str,
-    **kwargs,
+    **kwargs: Any,
 ) -> pd.DataFrame:
     """The report's numbers: one row per prediction column (see :func:`score_validation` for options)."""
     return score_validation(predictions, data, **kwargs).summary
