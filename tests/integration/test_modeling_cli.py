@@ -216,6 +216,23 @@ def test_model_selects_its_features_by_name_on_new_data_versions(project: Path, 
         load_for(model, tmp_path / "v5.4" / "validation.parquet")
 
 
+def test_predict_on_a_data_path_from_the_cli(project: Path, cli, tmp_path: Path) -> None:
+    assert cli("train", "ridge")[0] == 0
+    validation = project.parent / "data" / "v5.3" / "validation.parquet"
+    table = pq.read_table(validation)
+    code, _, err = cli("predict", "ridge@1", "--data", validation, "--out", tmp_path / "val.csv")
+    assert code == 0, err
+    preds = _read_predictions(tmp_path / "val.csv")
+    assert len(preds) == table.num_rows and all(0 < p < 1 for p in preds.values())
+    feature = next(n for n in table.column_names if n.startswith("feature_"))
+    pq.write_table(table.drop_columns([feature]), tmp_path / "older.parquet")
+    code, _, err = cli("predict", "ridge", "--data", tmp_path / "older.parquet", "--out", tmp_path / "x.csv")
+    assert code == 1 and f"no feature '{feature}'" in err and len(err.strip().splitlines()) == 1
+    code, _, err = cli("predict", "ridge@7", "--out", tmp_path / "x.csv")
+    assert code == 1 and "ridge@7 does not exist" in err
+    assert not (tmp_path / "x.csv").exists()
+
+
 def test_check_errors_from_the_library_are_config_errors(project: Path) -> None:
     from numerflow.modeling.specs import check_models
 

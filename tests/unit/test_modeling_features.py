@@ -88,6 +88,11 @@ targets = ["target_ender_20"]
 
 [models.blend]
 ensemble = {{ plain = 2.0, engineered = 1.0 }}
+
+[models.xgb]
+algorithm = "xgboost"
+params = {{ n_estimators = 20, max_depth = 3 }}
+features = "small"
 """
 
 
@@ -102,7 +107,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory, synthetic_dir: Path):
     )
     settings = load_settings(config)
     engine = open_database(settings.database_url)
-    for name in ("neutral", "stable", "blend"):
+    for name in ("neutral", "stable", "blend", "xgb"):
         train_model(settings, name, engine=engine)
     return settings, synthetic_dir
 
@@ -144,3 +149,12 @@ def test_ensemble_is_the_weighted_per_era_rank_average_of_its_members(trained) -
     data = load_for(blend, data_dir / "validation.parquet")
     members = [m.predict(data) for m, _ in blend.members]
     np.testing.assert_allclose(blend.predict(data), rank_average(members, [2.0, 1.0], data.era), atol=1e-9)
+
+
+def test_xgboost_versions_are_saved_as_json_and_predict(trained) -> None:
+    settings, data_dir = trained
+    model = load_model(settings.artifacts_dir, "xgb", 1)
+    body = (model.folder / "model_0.json").read_text()
+    assert body.startswith("{") and '"learner"' in body
+    preds = model.predict(load_for(model, data_dir / "live.parquet"))
+    assert ((preds > 0) & (preds < 1)).all()
