@@ -46,7 +46,8 @@ _PROGRESS_EVERY_S = 0.2
 
 
 class JobCancelled(Exception):
-    """Raised inside a job at its next progress report after a cancel was requested."""
+    """Raised inside a job at its next progress report after a cancel (or once the job was marked
+    interrupted because the service stopped)."""
 
 
 @dataclass
@@ -74,8 +75,12 @@ class JobContext:
             values["message"] = str(message)[:500]
         with session_scope(self.engine) as s:
             s.execute(update(Job).where(Job.id == self.job_id, Job.status == "running").values(**values))
-            cancel = s.scalar(select(Job.cancel_requested).where(Job.id == self.job_id))
-        if cancel:
+            job = s.get(Job, self.job_id)
+            info = job_dict(job) if job is not None else None
+        if info is not None:
+            _publish_local(self.settings.database_url, info)
+        # stop on a cancel, and also when the job is no longer ours to run (the service stopped: interrupted)
+        if info is None or info["cancel_requested"] or info["status"] != "running":
             raise JobCancelled()
 
     def callback(self, *args: Any, **kwargs: Any) -> None:
@@ -94,6 +99,17 @@ class JobContext:
         with session_scope(self.engine) as s:
             s.add(JobLog(job_id=self.job_id, level=level[:8], line=line[:10_000]))
             s.execute(update(Job).where(Job.id == self.job_id).values(updated_at=datetime.now(UTC)))
+
+
+# managers living in this process, by database URL: a job on the local (threaded) Dask worker publishes
+# its progress through them at once; jobs on remote workers reach the WebSocket through the poller.
+_LOCAL_MANAGERS: dict[str, JobManager] = {}
+
+
+def _publish_local(database_url: str, info: dict[str, Any]) -> None:
+    manager = _LOCAL_MANAGERS.get(database_url)
+    if manager is not None:
+        manager.publish_job(info)
 
 
 JobFunction = Callable[[JobContext], dict[str, Any] | None]
@@ -241,6 +257,8 @@ class JobManager:
         self._seen_log_id = 0
         self._last_published: set[tuple[Any, ...]] = set()
         self.on_finished: list[Callable[[dict[str, Any]], None]] = []  # e.g. clear the overview cache
+        self._finished_seen: set[int] = set()
+        _LOCAL_MANAGERS[settings.database_url] = self
 
     # ------------------------------------------------------------------------------------ lifecycle
 
@@ -261,6 +279,8 @@ class JobManager:
         return n
 
     def close(self) -> None:
+        if _LOCAL_MANAGERS.get(self.settings.database_url) is self:
+            del _LOCAL_MANAGERS[self.settings.database_url]
         with self._lock:
             client, cluster = self._client, self._cluster
             self._client = self._cluster = None
@@ -315,6 +335,18 @@ class JobManager:
 
     # --------------------------------------------------------------------------------- operations
 
+    def publish_job(self, info: dict[str, Any]) -> bool:
+        """Publish a job's state unless this exact state was published already."""
+        key = (info["id"], info["status"], info["progress"], info["message"], info["updated_at"])
+        with self._lock:
+            if key in self._last_published:
+                return False
+            if len(self._last_published) > 5000:
+                self._last_published.clear()
+            self._last_published.add(key)
+        self.bus.publish("job", job=_event_job(info))
+        return True
+
     def _finished(self, info: dict[str, Any]) -> None:
         for listener in list(self.on_finished):
             with contextlib.suppress(Exception):
@@ -345,7 +377,7 @@ class JobManager:
             s.add(job)
             s.flush()
             info = job_dict(job)
-        self.bus.publish("job", job=_event_job(info))
+        self.publish_job(info)
         self.dispatch(info["id"])
         return info
 
@@ -387,7 +419,7 @@ class JobManager:
             with contextlib.suppress(Exception):
                 fut.cancel()
         info = self.get(job_id)
-        self.bus.publish("job", job=_event_job(info))
+        self.publish_job(info)
         return info
 
     def retry(self, job_id: int, *, created_by: str | None = None) -> dict[str, Any]:
@@ -423,16 +455,11 @@ class JobManager:
             # "updated_at >= since" is inclusive (same-timestamp writes); dedupe by the state published
             self._seen_at = jobs[-1]["updated_at"]
         for info in jobs:
-            key = (info["id"], info["status"], info["progress"], info["message"], info["updated_at"])
-            if key in self._last_published:
-                continue
-            self._last_published.add(key)
-            self.bus.publish("job", job=_event_job(info))
-            published += 1
-            if info["status"] in FINISHED:
+            if self.publish_job(info):
+                published += 1
+            if info["status"] in FINISHED and info["id"] not in self._finished_seen:
+                self._finished_seen.add(info["id"])
                 self._finished(info)
-        if len(self._last_published) > 5000:
-            self._last_published.clear()
         for line in lines:
             self.bus.publish("job_log", **line)
             self._seen_log_id = line["id"]

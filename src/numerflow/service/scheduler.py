@@ -44,7 +44,7 @@ def check_schedules(settings: Settings) -> None:
             )
         try:
             validate_args(settings, spec.job, spec.args)
-        except ConfigError as exc:
+        except NumerflowError as exc:
             raise ConfigError(f"schedules.{name}: {exc.message}") from None
 
 

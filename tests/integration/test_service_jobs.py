@@ -1,0 +1,294 @@
+"""Jobs on Dask, live events, the webhook, the round watcher and cron schedules, against the real
+simulator and real databases (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from pydantic import SecretStr
+from service_support import Service, make_settings, start_service, stop_service
+
+from numerflow.config import ModelSpec, ScheduleSpec, Settings
+from numerflow.errors import ConfigError
+from numerflow.service.app import create_app
+from numerflow.service.jobs import JobContext, job_kind
+from numerflow.service.scheduler import RoundWatcher, Scheduler
+from numerflow.simulator import DEFAULT_PUBLIC_ID, DEFAULT_SECRET_KEY, RunningSimulator, start_simulator
+
+HOOK_SECRET = "round-hook-secret-0123"
+
+
+@job_kind("test_spin")
+def _spin(ctx: JobContext) -> dict[str, Any]:
+    """A workload for the job machinery itself: reports progress until cancelled (at most 60 s)."""
+    for i in range(600):
+        ctx.progress(min(i / 100, 0.99), f"step {i}")
+        time.sleep(0.1)
+    return {"steps": 600}
+
+
+def _wait_job(svc: Service, job_id: int, statuses: tuple[str, ...], timeout_s: float = 60) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        job = svc.client.get(f"/api/jobs/{job_id}", headers=svc.auth("read")).json()
+        if job["status"] in statuses:
+            return job
+        assert time.monotonic() < deadline, f"job {job_id} stuck in {job['status']}: {job}"
+        time.sleep(0.1)
+
+
+def _events_until(ws: Any, done: Any, limit: int = 500) -> list[dict[str, Any]]:
+    seen = []
+    for _ in range(limit):
+        event = ws.receive_json()
+        seen.append(event)
+        if done(event):
+            return seen
+    raise AssertionError(f"condition not met in {limit} events: {seen[-5:]}")
+
+
+@pytest.fixture
+def sim_settings(tmp_path: Path, db_url: str) -> Iterator[tuple[Settings, RunningSimulator]]:
+    settings = make_settings(tmp_path, db_url, webhook_secret=SecretStr(HOOK_SECRET))
+    with start_simulator(
+        tmp_path / "sim", rows_per_era=100, n_features=20, n_eras=40, data_dir=settings.data_dir / "v5.3"
+    ) as sim:
+        settings.numerai.api_url = sim.url
+        settings.numerai.public_id = SecretStr(DEFAULT_PUBLIC_ID)
+        settings.numerai.secret_key = SecretStr(DEFAULT_SECRET_KEY)
+        settings.models["ridge"] = ModelSpec(
+            algorithm="ridge", params={"alpha": 1.0}, features="all", numerai_model="sim_model_1"
+        )
+        yield settings, sim
+
+
+def test_train_promote_round_scores_and_serving_end_to_end(
+    sim_settings: tuple[Settings, RunningSimulator],
+) -> None:
+    settings, sim = sim_settings
+    svc = start_service(settings)
+    try:
+        c, op = svc.client, svc.auth("operate")
+        with c.websocket_connect("/ws/events", headers=svc.auth("read")) as ws:
+            assert ws.receive_json()["type"] == "hello"
+            job = c.post("/api/jobs", headers=op, json={"kind": "train", "args": {"model": "ridge"}}).json()
+            assert job["status"] == "queued" and job["created_by"] == "token:test-operate"
+            events = _events_until(
+                ws,
+                lambda e: (
+                    e["type"] == "job" and e["job"]["id"] == job["id"] and e["job"]["status"] == "succeeded"
+                ),
+            )
+            mine = [e["job"] for e in events if e["type"] == "job" and e["job"]["id"] == job["id"]]
+            assert [j["status"] for j in mine][-1] == "succeeded"
+            assert any(j["status"] == "running" and 0 < j["progress"] < 1 for j in mine), mine
+            assert any(e["type"] == "job_log" and "train started" in e["line"] for e in events)
+            detail = c.get(f"/api/jobs/{job['id']}", headers=op).json()
+            assert detail["progress"] == 1.0 and detail["started_at"] and detail["finished_at"]
+            assert any(
+                "saved ridge@1" in line["line"] or "finished" in line["line"] for line in detail["logs"]
+            )
+
+            # a second version, promoted over the API, then rolled back
+            job2 = c.post("/api/jobs", headers=op, json={"kind": "train", "args": {"model": "ridge"}}).json()
+            _events_until(
+                ws,
+                lambda e: (
+                    e["type"] == "job" and e["job"]["id"] == job2["id"] and e["job"]["status"] == "succeeded"
+                ),
+            )
+            model = c.get("/api/models/ridge", headers=op).json()
+            assert model["versions"] == 2 and [v["version"] for v in model["version_list"]] == [1, 2]
+            r = c.post("/api/models/ridge/promote", headers=op, json={"version": 2})
+            assert r.status_code == 200 and r.json()["stage"] == "champion"
+            assert c.get("/api/models/ridge", headers=op).json()["champion"] == 2
+            r = c.post("/api/models/ridge/rollback", headers=op)
+            assert r.status_code == 200 and r.json()["version"] == 1
+            assert c.get("/api/models/ridge", headers=op).json()["champion"] == 1
+            assert c.post("/api/models/ridge/promote", headers=op, json={"version": 9}).status_code == 404
+
+            # the webhook starts the round (then a performance sync); both run on Dask
+            r = c.post("/api/webhooks/round-open", headers={"X-Webhook-Secret": HOOK_SECRET})
+            assert r.status_code == 202 and r.json()["status"] == "started"
+            events = _events_until(ws, lambda e: e["type"] == "scores")
+            assert any(e["type"] == "round" and e["round"] == 1000 for e in events)
+        jobs = c.get("/api/jobs", headers=op).json()
+        round_job = next(j for j in jobs if j["kind"] == "round")
+        sync_job = next(j for j in jobs if j["kind"] == "perf_sync")
+        assert round_job["status"] == "succeeded" and round_job["trigger"] == "webhook"
+        assert sync_job["status"] == "succeeded" and sync_job["trigger"] == f"after:{round_job['id']}"
+
+        overview = c.get("/api/overview", headers=op).json()
+        assert overview["current_round"] == 1000
+        row = next(m for m in overview["models"] if m["numerai_model"] == "sim_model_1")
+        assert row["model_name"] == "ridge" and row["deployed_version"] == 1
+        assert row["round_status"] == "submitted"
+        rnd = c.get("/api/rounds/1000", headers=op).json()
+        assert rnd["submissions"] == {"confirmed": 1} and len(rnd["submission_list"][0]["file_sha256"]) == 64
+
+        # the tournament scores the round; a sync started over the API brings the scores in
+        sim.engine.advance(days=10)
+        job3 = c.post("/api/jobs", headers=op, json={"kind": "perf_sync"}).json()
+        _wait_job(svc, job3["id"], ("succeeded",))
+        _wait_job(svc, job3["id"], ("succeeded",))
+        deadline = time.monotonic() + 10
+        while True:  # the overview cache is cleared when the poller sees the job finish
+            row = next(m for m in c.get("/api/overview", headers=op).json()["models"])
+            if row["corr"] is not None or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        perf = c.get("/api/performance/sim_model_1", headers=op).json()
+        assert perf[0]["round"] == 1000 and perf[0]["corr"] is not None
+        assert row["corr"] == pytest.approx(perf[0]["corr"]) and row["scores_round"] == 1000
+        assert row["cumulative_corr"] == [pytest.approx(perf[0]["corr"], abs=1e-6)]
+        assert row["stake_nmr"] is not None
+        scores = c.get("/api/models/ridge/scores", headers=op).json()
+        assert scores["champion"]["numerai_model"] == "sim_model_1"
+        assert scores["champion"]["rounds"][0]["corr"] == pytest.approx(perf[0]["corr"])
+
+        # model serving: the deployed version scores an uploaded parquet, same numbers as the library
+        live = settings.data_dir / "v5.3" / "live.parquet"
+        with open(live, "rb") as fh:
+            r = c.post(
+                "/api/models/ridge/predict", headers=svc.auth("read"), files={"file": ("live.parquet", fh)}
+            )
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+        served = pd.read_csv(io.StringIO(r.text), index_col="id")
+        from numerflow.modeling.predict import predict_frame
+
+        ids, preds = predict_frame(settings, svc.engine, "ridge@1", live)
+        assert list(served.index) == list(ids)
+        assert served["prediction"].to_numpy() == pytest.approx(preds, abs=1e-9)
+        r = c.post("/api/models/ridge/predict", headers=op, files={"file": ("x.parquet", b"not a parquet")})
+        assert r.status_code == 422 and "parquet" in r.json()["detail"]
+        r = c.post("/api/models/nope/predict", headers=op, files={"file": ("x.parquet", b"x")})
+        assert r.status_code == 404
+    finally:
+        stop_service(svc)
+
+
+def test_cancel_restart_interrupted_and_retry(tmp_path: Path, db_url: str) -> None:
+    settings = make_settings(tmp_path, db_url)
+    svc = start_service(settings)
+    op = svc.auth("operate")
+    try:
+        first = svc.app.state.jobs.submit("test_spin", created_by="test")
+        running = _wait_job(svc, first["id"], ("running",))
+        assert running["started_at"] is not None
+        r = svc.client.post(f"/api/jobs/{first['id']}/cancel", headers=op)
+        assert r.status_code == 200 and r.json()["cancel_requested"] is True
+        cancelled = _wait_job(svc, first["id"], ("cancelled",))
+        assert cancelled["progress"] < 1 and cancelled["finished_at"] is not None
+        assert svc.client.post(f"/api/jobs/{first['id']}/cancel", headers=op).status_code == 409
+        assert svc.client.post("/api/jobs/999999/cancel", headers=op).status_code == 404
+
+        second = svc.app.state.jobs.submit("test_spin", created_by="test")
+        _wait_job(svc, second["id"], ("running",))
+    finally:
+        stop_service(svc)  # the service stops while the job runs
+
+    svc = start_service(settings)  # a restart on the same database
+    try:
+        job = _wait_job(svc, second["id"], ("interrupted",), timeout_s=5)
+        assert job["message"] == "the service stopped"
+        assert svc.client.post(f"/api/jobs/{second['id']}/retry", headers=svc.auth("read")).status_code == 403
+        r = svc.client.post(f"/api/jobs/{second['id']}/retry", headers=op)
+        assert r.status_code == 202
+        retry = r.json()
+        assert (
+            retry["retry_of"] == second["id"] and retry["kind"] == "test_spin" and retry["trigger"] == "retry"
+        )
+        _wait_job(svc, retry["id"], ("running",))
+        svc.client.post(f"/api/jobs/{retry['id']}/cancel", headers=op)
+        _wait_job(svc, retry["id"], ("cancelled",))
+        listed = svc.client.get("/api/jobs", params={"status": "interrupted"}, headers=op).json()
+        assert [j["id"] for j in listed] == [second["id"]]
+    finally:
+        stop_service(svc)
+
+
+def test_job_requests_are_checked(tmp_path: Path, sqlite_url: str) -> None:
+    settings = make_settings(tmp_path, sqlite_url)
+    settings.models["ridge"] = ModelSpec(algorithm="ridge")
+    svc = start_service(settings, background=False)
+    try:
+        c, op = svc.client, svc.auth("operate")
+        r = c.post("/api/jobs", headers=op, json={"kind": "train", "args": {"model": "nope"}})
+        assert r.status_code == 404 and "known: ridge" in r.json()["detail"]
+        r = c.post("/api/jobs", headers=op, json={"kind": "train", "args": {}})
+        assert r.status_code == 422 and "model" in r.json()["detail"]
+        r = c.post("/api/jobs", headers=op, json={"kind": "reboot"})
+        assert r.status_code == 422
+        r = c.post("/api/jobs", headers=op, json={"kind": "tune", "args": {"model": "ridge", "trials": 0}})
+        assert r.status_code == 422 and "trials" in r.json()["detail"]
+        assert c.get("/api/jobs/0", headers=op).status_code == 422
+        assert c.get("/api/jobs/99999999999", headers=op).status_code == 422
+        assert c.get("/api/jobs/424242", headers=op).status_code == 404
+        assert c.get("/api/jobs", headers=op).json() == []
+    finally:
+        stop_service(svc)
+
+
+def test_round_watcher_starts_each_open_round_once(sim_settings: tuple[Settings, RunningSimulator]) -> None:
+    settings, _sim = sim_settings
+    svc = start_service(settings, background=False)  # no background watcher: this test drives one itself
+    settings.service.round_watcher = True
+    try:
+        watcher = RoundWatcher(settings, svc.engine, svc.app.state.jobs, svc.app.state.bus)
+        assert watcher.enabled
+        first = watcher.check_once()
+        assert first is not None and first["kind"] == "round" and first["args"]["round"] == 1000
+        again = watcher.check_once()
+        assert again is not None and again["id"] == first["id"]
+        _wait_job(svc, first["id"], ("succeeded",))
+        assert watcher.check_once()["id"] == first["id"]  # done for round 1000: not run again
+        rounds = [
+            j for j in svc.client.get("/api/jobs", headers=svc.auth("read")).json() if j["kind"] == "round"
+        ]
+        assert len(rounds) == 1
+    finally:
+        stop_service(svc)
+
+
+def test_cron_schedules_fire_once_per_due_time_and_survive_restart(tmp_path: Path, sqlite_url: str) -> None:
+    settings = make_settings(tmp_path, sqlite_url)
+    settings.schedules["nightly_sync"] = ScheduleSpec(cron="0 3 * * *", job="perf_sync")
+    settings.schedules["paused"] = ScheduleSpec(cron="* * * * *", job="perf_sync", enabled=False)
+    svc = start_service(settings, background=False)
+    try:
+        scheduler: Scheduler = svc.app.state.scheduler
+        start = scheduler.started_at
+        next_fire = scheduler.next_fire("nightly_sync")
+        assert next_fire is not None and next_fire > start and (next_fire.hour, next_fire.minute) == (3, 0)
+        assert scheduler.tick(now=next_fire - timedelta(seconds=1)) == []
+        fired = scheduler.tick(now=next_fire + timedelta(seconds=5))
+        assert len(fired) == 1
+        assert scheduler.tick(now=next_fire + timedelta(seconds=30)) == []
+        listed = {s["name"]: s for s in svc.client.get("/api/schedules", headers=svc.auth("read")).json()}
+        assert listed["nightly_sync"]["last_job_id"] == fired[0]
+        assert listed["paused"]["next_fire_at"] is None
+        job = svc.client.get(f"/api/jobs/{fired[0]}", headers=svc.auth("read")).json()
+        assert job["kind"] == "perf_sync" and job["trigger"] == "schedule"
+    finally:
+        stop_service(svc)
+    restarted = Scheduler(settings, svc.engine, svc.app.state.jobs)
+    later = next_fire + timedelta(hours=12)
+    assert restarted.tick(now=later) == []  # already fired for that day, even after a restart
+    assert restarted.next_fire("nightly_sync") == next_fire + timedelta(days=1)
+
+
+def test_bad_cron_is_a_config_error(tmp_path: Path, sqlite_url: str) -> None:
+    settings = make_settings(tmp_path, sqlite_url)
+    settings.schedules["weekly"] = ScheduleSpec(cron="61 * * * *", job="perf_sync")
+    with pytest.raises(ConfigError, match=r"schedules\.weekly\.cron: '61 \* \* \* \*' is not a valid cron"):
+        create_app(settings)
+    settings.schedules["weekly"] = ScheduleSpec(cron="0 6 * * 1", job="train", args={"model": "ghost"})
+    with pytest.raises(ConfigError, match=r"schedules\.weekly: train job: no model named 'ghost'"):
+        create_app(settings)
