@@ -137,7 +137,8 @@ def _reference(
     else:
         frame, source = read_table(ref, what), str(ref)
     cols = prediction_columns(frame, source)
-    name = column or (default_column if default_column in cols else cols[0])
+    payout_like = [c for c in cols if "ender20" in c]  # the benchmark on Numerai's payout target
+    name = column or (default_column if default_column in cols else (payout_like or cols)[0])
     if name not in frame.columns:
         raise DataError(f"{source}: no column '{name}' (it has: {', '.join(cols)})")
     values = frame[name].reindex(ids).to_numpy(dtype=np.float64)
