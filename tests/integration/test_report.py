@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -213,3 +214,22 @@ def test_bad_inputs_get_one_clear_line_and_a_nonzero_exit(
     assert "column 'prediction' has no prediction for" in stderr and f"era {last_era}" in stderr
     code, _, stderr = cli("report", other_ids, "--data", tmp_path / "nope.parquet")
     assert code != 0 and "nope.parquet" in stderr
+
+
+def test_cli_report_finds_the_projects_validation_data_and_meta_model(
+    cli, project_dir: Path, synthetic_dir: Path, two_models: Path
+):
+    folder = project_dir / "data" / "v5.3"
+    folder.mkdir(parents=True)
+    for name in (
+        "validation.parquet",
+        "features.json",
+        "meta_model.parquet",
+        "validation_benchmark_models.parquet",
+    ):
+        shutil.copy(synthetic_dir / name, folder / name)
+    code, stdout, stderr = cli("report", two_models, "--features", "none")
+    assert code == 0, stderr
+    assert "MMC against numerai_meta_model" in stdout and "BMC against v53_lgbm_ender20" in stdout
+    assert "FNC" not in stdout  # --features none
+    assert (project_dir / "report.html").is_file()
