@@ -88,6 +88,11 @@ def test_download_resumes_with_range_and_serves_head(
     assert part.headers["content-range"] == f"bytes 10-19/{len(original)}"
     tail = requests.get(url, headers={"Range": "bytes=-5"}, timeout=30)
     assert tail.status_code == 206 and tail.content == original[-5:]
+    # numerapi's filters= path reads the parquet remotely through fsspec (HEAD + ranged GETs)
+    part_path = napi().download_dataset(
+        "v5.3/train.parquet", str(tmp_path / "two.parquet"), filters=[("era", "in", ["0001", "0002"])]
+    )
+    assert sorted(pd.read_parquet(part_path)["era"].unique()) == ["0001", "0002"]
     bad = requests.get(url, headers={"Range": f"bytes={len(original)}-"}, timeout=30)
     assert bad.status_code == 416
     assert requests.get(sim.url + "files/v5.3/../sim.db", timeout=30).status_code == 404
