@@ -131,13 +131,13 @@ def register(app: typer.Typer) -> None:
             "fold",
             "train eras",
             "test eras",
-            "train rows",
-            "test rows",
+            "n train",
+            "n test",
             "CORR",
             "sharpe",
-            "seconds",
+            "s",
         ):
-            table.add_column(col, justify="right")
+            table.add_column(col, justify="right", no_wrap=True, min_width=9 if "eras" in col else None)
         for f in result.folds:
             table.add_row(
                 str(f["fold"]),
