@@ -15,15 +15,18 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from numerflow.data.catalog import FeatureCatalog, features_json_for
 from numerflow.errors import DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +85,8 @@ class Dataset:
 
     def to_pandas(self) -> pd.DataFrame:
         """A DataFrame like ``pd.read_parquet`` gives: index id; era, data_type, features, targets."""
+        import pandas as pd  # only when asked: loading itself needs no pandas
+
         index = pd.Index(self.ids, name="id")
         parts = [pd.DataFrame({"era": self.era_strings()}, index=index)]
         if self.data_type is not None:
