@@ -2,11 +2,11 @@
 
 Data: the synthetic set of ``bench_train.py`` (default 240 eras: 204 train eras x 5,000 rows x 780
 features; generated once into ``--workdir``). The example model (LightGBM, learning_rate 0.01,
-max_depth 5, num_leaves 31, colsample_bytree 0.1, "medium" features, every 4th era) is cross-validated
+max_depth 5, num_leaves 31, colsample_bytree 0.1; --trees trees) is cross-validated
 with ``numerflow.modeling.training.cross_validate_model``: 5 walk-forward folds with the default 4-era
-embargo of the 20-day target. In the same run, the peer: the same folds fitted with ``lightgbm.train``
-directly on the int8 matrix (no neutralization, scoring or bookkeeping), to show what the CV machinery
-costs on top of the fits.
+embargo of the 20-day target. Optionally, in the same run, the peer: the same folds fitted with
+``lightgbm.train`` directly on the int8 matrix (with ``--peer``; off by default to keep the run short).
+By default every train era (era_stride 1) and all features are used, the heaviest reading of the issue.
 
     .venv/bin/python benchmarks/bench_cv.py [--workdir /tmp/numerflow-bench] [--trees 300]
 """
@@ -14,6 +14,7 @@ costs on top of the fits.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import sys
@@ -34,54 +35,53 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=5000)
     ap.add_argument("--features", type=int, default=780)
     ap.add_argument("--folds", type=int, default=5)
+    ap.add_argument("--era-stride", type=int, default=1, help="1 = every train era (204 by default)")
+    ap.add_argument("--feature-set", default="all", help="'all' = every feature (780 by default)")
+    ap.add_argument("--peer", action="store_true", help="also time the same folds with bare lightgbm.train")
     args = ap.parse_args()
 
-    import lightgbm as lgb
     import numpy as np
 
     from numerflow.config import load_settings
-    from numerflow.data.load import load_dataset
-    from numerflow.modeling.splitters import EraSplitter
     from numerflow.modeling.training import cross_validate_model
     from numerflow.store import open_database
 
     args.workdir.mkdir(parents=True, exist_ok=True)
     data_dir = ensure_data(args.workdir, args.eras, args.rows, args.features)
-    settings = load_settings(write_config(args.workdir, args.trees))
+    config = write_config(args.workdir, args.trees)
+    config.write_text(
+        config.read_text()
+        + f"""
+[models.cv_example]
+algorithm = "lightgbm"
+features = "{args.feature_set}"
+targets = ["target"]
+era_stride = {args.era_stride}
+params.n_estimators = {args.trees}
+params.learning_rate = 0.01
+params.max_depth = 5
+params.num_leaves = 31
+params.colsample_bytree = 0.1
+"""
+    )
+    settings = load_settings(config)
     engine = open_database(settings.database_url)
 
     def show(message: str, done: float, total: float) -> None:
         print(f"  {message}", file=sys.stderr)
 
     t0 = time.perf_counter()
-    result = cross_validate_model(settings, "example", engine=engine, folds=args.folds, progress=show)
+    result = cross_validate_model(settings, "cv_example", engine=engine, folds=args.folds, progress=show)
     t_cv = time.perf_counter() - t0
+    n_rows = int(result.oof.shape[0])
+    n_feats = len(json.loads((data_dir / "features.json").read_text())["feature_sets"][args.feature_set])
+    t_peer = float("nan")
+    if args.peer:
+        t_peer = _peer(args, data_dir)
 
-    # peer: the same folds, lightgbm.train directly on the int8 matrix
-    t1 = time.perf_counter()
-    data = load_dataset(data_dir / "train.parquet", features="medium", targets=["target"], era_stride=4)
-    y = data.target("target")
-    params = {
-        "objective": "regression",
-        "learning_rate": 0.01,
-        "max_depth": 5,
-        "num_leaves": 31,
-        "feature_fraction": 0.1,
-        "max_bin": 5,
-        "verbosity": -1,
-    }
-    peer_corr = []
-    splitter = EraSplitter("walk_forward", n_splits=args.folds, target_horizon="target")
-    for train, test in splitter.split(groups=data.era_labels[data.era]):
-        booster = lgb.train(params, lgb.Dataset(data.X[train], label=y[train]), num_boost_round=args.trees)
-        pred = booster.predict(data.X[test])
-        peer_corr.append(float(np.corrcoef(pred, y[test])[0, 1]))
-    t_peer = time.perf_counter() - t1
-
-    spec_rows = int(data.X.shape[0])
     print(
-        f"\nData: synthetic v5.3, {data.n_eras} train eras (every 4th of the train part of {args.eras}) x "
-        f"{args.rows:,} rows = {spec_rows:,} rows x {data.X.shape[1]} 'medium' features "
+        f"\nData: synthetic v5.3, {len(np.unique(result.era))} train eras (era_stride {args.era_stride}) "
+        f"= {n_rows:,} rows x {n_feats} '{args.feature_set}' features "
         f"(of {args.features}); LightGBM {args.trees} trees; {result.splitter.scheme}, "
         f"{result.splitter.n_splits} folds, embargo {result.splitter.gap} eras. {platform.node()}, "
         f"{os.cpu_count()} cores (shared), {datetime.now(UTC):%Y-%m-%d}.\n"
@@ -96,12 +96,45 @@ def main() -> None:
     print(
         "\n| run | wall s |\n|---|---:|\n"
         f"| `cross_validate_model` (load, 5 folds, scores, run record) | {t_cv:.1f} |\n"
-        f"| peer: same folds with `lightgbm.train` on the int8 matrix | {t_peer:.1f} |\n"
+        + (
+            f"| peer: same folds with `lightgbm.train` on the int8 matrix | {t_peer:.1f} |\n"
+            if args.peer
+            else ""
+        )
     )
     print(f"Out-of-fold CORR {result.summary['mean']:+.4f}, sharpe {result.summary['sharpe']:+.2f}.")
     print(
-        f"\nCommand: `.venv/bin/python benchmarks/bench_cv.py --workdir {args.workdir} --trees {args.trees}`"
+        f"\nCommand: `.venv/bin/python benchmarks/bench_cv.py --workdir {args.workdir} --trees {args.trees} "
+        f"--era-stride {args.era_stride} --feature-set {args.feature_set}{' --peer' if args.peer else ''}`"
     )
+
+
+def _peer(args: argparse.Namespace, data_dir: Path) -> float:
+    """The same folds fitted with ``lightgbm.train`` directly on the int8 matrix."""
+    import lightgbm as lgb
+
+    from numerflow.data.load import load_dataset
+    from numerflow.modeling.splitters import EraSplitter
+
+    t1 = time.perf_counter()
+    data = load_dataset(
+        data_dir / "train.parquet", features=args.feature_set, targets=["target"], era_stride=args.era_stride
+    )
+    y = data.target("target")
+    params = {
+        "objective": "regression",
+        "learning_rate": 0.01,
+        "max_depth": 5,
+        "num_leaves": 31,
+        "feature_fraction": 0.1,
+        "max_bin": 5,
+        "verbosity": -1,
+    }
+    splitter = EraSplitter("walk_forward", n_splits=args.folds, target_horizon="target")
+    for train, test in splitter.split(groups=data.era_labels[data.era]):
+        booster = lgb.train(params, lgb.Dataset(data.X[train], label=y[train]), num_boost_round=args.trees)
+        booster.predict(data.X[test])
+    return time.perf_counter() - t1
 
 
 if __name__ == "__main__":

@@ -61,11 +61,14 @@ url = "sqlite:///{workdir / "bench.db"}"
 
 [models.example]
 algorithm = "lightgbm"
-params = {{ n_estimators = {trees}, learning_rate = 0.01, max_depth = 5, num_leaves = 31,
-           colsample_bytree = 0.1 }}
 features = "medium"
 targets = ["target"]
 era_stride = 4
+params.n_estimators = {trees}
+params.learning_rate = 0.01
+params.max_depth = 5
+params.num_leaves = 31
+params.colsample_bytree = 0.1
 
 [models.ridge]
 algorithm = "ridge"
