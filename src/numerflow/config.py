@@ -117,6 +117,8 @@ class TournamentSettings(_Section):
     max_stake_change_nmr: float = Field(10.0, ge=0)
     max_stake_nmr: float | None = Field(None, ge=0)
     upload_timeout_s: float = Field(600.0, gt=0)
+    # after create_submission's answer is lost: how long to watch for the submission before resending
+    confirm_wait_s: float | None = Field(None, ge=0)  # None: 3 x numerai.timeout_s
 
 
 class SimSettings(_Section):

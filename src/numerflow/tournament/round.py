@@ -100,7 +100,7 @@ def _download_live(settings: Settings, client: NumeraiClient, round_number: int)
     if dest.is_file() and dest.stat().st_size > 0:
         return dest
     url = client.dataset_url(f"{version}/live.parquet", round_number)
-    body = client.transport.get_bytes(url, timeout_s=client.upload_timeout_s, what=f"{version}/live.parquet")
+    body = client.transport.get_bytes(url, what=f"{version}/live.parquet")
     with atomic_path(dest) as tmp:
         tmp.write_bytes(body)
     log.info("round %d: downloaded %s (%d bytes)", round_number, dest, len(body))

@@ -55,6 +55,7 @@ class ClientCore(numerapi.NumerAPI):
             retries=settings.numerai.retries,
             backoff_s=settings.numerai.backoff_s,
             upload_timeout_s=settings.tournament.upload_timeout_s,
+            confirm_wait_s=settings.tournament.confirm_wait_s,
         )
 
     @property

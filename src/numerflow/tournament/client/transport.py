@@ -195,12 +195,14 @@ class Transport:
         return payload
 
     # -- file download ------------------------------------------------------------------------------
-    def get_bytes(self, url: str, *, timeout_s: float, what: str = "download") -> bytes:
-        """GET a (small) file whole, retried; refuses a body shorter than its Content-Length."""
+    def get_bytes(self, url: str, *, what: str = "download") -> bytes:
+        """GET a (small) file whole, retried; refuses a body shorter than its Content-Length.
+        The timeout bounds each wait for bytes, not the whole transfer."""
+        timeout_s = self.timeout_s
 
         def attempt() -> bytes:
             try:
-                resp = self.session.get(url, timeout=(min(self.timeout_s, timeout_s), timeout_s))
+                resp = self.session.get(url, timeout=timeout_s)
                 body = resp.content
             except requests.exceptions.Timeout:
                 raise _Transient(f"no answer within {timeout_s:g}s", sent=True) from None
