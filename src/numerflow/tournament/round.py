@@ -78,33 +78,23 @@ class RoundReport:
 
 # ------------------------------------------------------------------------------------------ live data
 def fetch_live(settings: Settings, engine: Engine, client: NumeraiClient, round_number: int) -> Path:
-    """This round's ``live.parquet``, downloaded once into ``<data_dir>/<version>/rounds/<N>/``.
+    """This round's ``live.parquet``, downloaded once (verified, resumable, recorded) by the data layer
+    into ``<data_dir>/<version>/rounds/<N>/``."""
+    from numerflow.data.download import download_files
 
-    Uses the data layer's downloader (cache, resume, manifest) when it is installed, else a plain
-    checked GET of the file.
-    """
     version = settings.numerai.data_version
-    try:
-        from numerflow.data.download import download_files
-    except ImportError:
-        return _download_live(settings, client, round_number)
-    paths = download_files(client, settings.data_dir, version, ["live.parquet"], engine=engine)
-    if not paths:
-        raise ApiError(f"{version}/live.parquet: the download returned no file for round {round_number}")
+    paths = download_files(
+        client,
+        settings.data_dir,
+        version,
+        ["live.parquet"],
+        engine=engine,
+        round_num=round_number,
+        timeout_s=settings.numerai.timeout_s,
+        retries=settings.numerai.retries,
+        backoff_s=settings.numerai.backoff_s,
+    )
     return Path(paths[0])
-
-
-def _download_live(settings: Settings, client: NumeraiClient, round_number: int) -> Path:
-    version = settings.numerai.data_version
-    dest = settings.data_dir / version / "rounds" / str(round_number) / "live.parquet"
-    if dest.is_file() and dest.stat().st_size > 0:
-        return dest
-    url = client.dataset_url(f"{version}/live.parquet", round_number)
-    body = client.transport.get_bytes(url, what=f"{version}/live.parquet")
-    with atomic_path(dest) as tmp:
-        tmp.write_bytes(body)
-    log.info("round %d: downloaded %s (%d bytes)", round_number, dest, len(body))
-    return dest
 
 
 def load_live(path: Path) -> Dataset:

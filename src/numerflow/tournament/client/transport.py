@@ -194,31 +194,6 @@ class Transport:
             raise _Transient(f"HTTP {status} with a body that is not a GraphQL answer", sent=True)
         return payload
 
-    # -- file download ------------------------------------------------------------------------------
-    def get_bytes(self, url: str, *, what: str = "download") -> bytes:
-        """GET a (small) file whole, retried; refuses a body shorter than its Content-Length.
-        The timeout bounds each wait for bytes, not the whole transfer."""
-        timeout_s = self.timeout_s
-
-        def attempt() -> bytes:
-            try:
-                resp = self.session.get(url, timeout=timeout_s)
-                body = resp.content
-            except requests.exceptions.Timeout:
-                raise _Transient(f"no answer within {timeout_s:g}s", sent=True) from None
-            except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
-                raise _Transient(_connection_message(exc), sent=True) from None
-            if resp.status_code >= 500 or resp.status_code == 429:
-                raise _Transient(f"HTTP {resp.status_code}", sent=True)
-            if resp.status_code >= 400:
-                raise ApiError(f"{what}: HTTP {resp.status_code} from {url}")
-            expected = resp.headers.get("Content-Length")
-            if expected is not None and int(expected) != len(body):
-                raise _Transient(f"got {len(body)} of {expected} bytes", sent=True)
-            return body
-
-        return self.with_retries(what, attempt)
-
     # -- file upload --------------------------------------------------------------------------------
     def put_file(self, url: str, data: bytes, *, timeout_s: float, what: str = "upload") -> None:
         """PUT ``data`` to a presigned ``url`` and check the answer (numerapi never does)."""
