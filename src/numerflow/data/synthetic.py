@@ -299,11 +299,13 @@ class SyntheticWorld:
         idio_common = rng.standard_normal(n)
         idio_horizon = {days: rng.standard_normal(n) for days in HORIZONS}
         out = np.empty((n, len(TARGET_COLUMNS)), dtype=np.float32)
+        keys = [(name, days, horizon) for name in TARGET_NAMES for days, horizon in HORIZONS.items()]
+        weights = np.stack([self.target_weights(name, h, era_number) for name, _, h in keys], axis=1)
+        lins = xs @ weights.astype(np.float32)  # one matrix product for every target
         for name in TARGET_NAMES:
             idio_name = rng.standard_normal(n)
             for days, horizon in HORIZONS.items():
-                w = self.target_weights(name, horizon, era_number)
-                lin = _z(xs @ w.astype(np.float32))
+                lin = _z(lins[:, keys.index((name, days, horizon))])
                 idio = 0.5 * idio_common + 0.6 * idio_horizon[days] + 0.35 * idio_name
                 idio += 0.3 * rng.standard_normal(n)
                 score = self.c_lin * lin + self.c_nl * nl + idio
@@ -341,24 +343,29 @@ class SyntheticWorld:
     def _model_preds(self, xs: np.ndarray, era_numbers: np.ndarray, ids: np.ndarray, kind: str) -> np.ndarray:
         """Per-era ranked predictions in (0, 1) from the planted signal plus noise."""
         out = np.empty(len(ids), dtype=np.float32)
-        ender = _unit(self.base + 0.45 * self.name_weights["ender"])
-        cyrus = _unit(self.base + 0.45 * self.name_weights["cyrusd"])
+        # float32 weights: a float64 vector would silently upcast the whole (n, f) matrix
+        ender = _unit(self.base + 0.45 * self.name_weights["ender"]).astype(np.float32)
+        cyrus = _unit(self.base + 0.45 * self.name_weights["cyrusd"]).astype(np.float32)
         for era in np.unique(era_numbers):
             rows = np.flatnonzero(era_numbers == era)
             key = zlib.crc32("".join(ids[rows[:64]]).encode())
             rng = np.random.default_rng([self.spec.seed, zlib.crc32(kind.encode()), int(era), key])
-            x = xs[rows]
+            x = xs if len(rows) == len(xs) else xs[rows]
             if kind == "meta":
-                score = _z(x @ ender) + 0.5 * _z(x @ cyrus) + 0.3 * _z(x @ self.drift(int(era)))
+                score = (
+                    _z(x @ ender)
+                    + 0.5 * _z(x @ cyrus)
+                    + 0.3 * _z(x @ self.drift(int(era)).astype(np.float32))
+                )
                 noise = 1.0
             elif kind.startswith("v53_lgbm_cyrusd"):
                 score, noise = _z(x @ cyrus), 1.3
             elif kind.endswith("60"):
-                score, noise = _z(x @ ender) + 0.2 * _z(x @ self.drift(int(era))), 1.4
+                score, noise = _z(x @ ender) + 0.2 * _z(x @ self.drift(int(era)).astype(np.float32)), 1.4
             elif kind == "example":
                 score, noise = _z(x @ ender), 1.8
             else:
-                score, noise = _z(x @ ender) + 0.3 * _z(x @ self.drift(int(era))), 1.2
+                score, noise = _z(x @ ender) + 0.3 * _z(x @ self.drift(int(era)).astype(np.float32)), 1.2
             score = score + noise * rng.standard_normal(len(rows))
             out[rows] = _rank01(score)
         return out
@@ -508,7 +515,10 @@ def _writer(path: Path, schema: pa.Schema) -> pq.ParquetWriter:
 
 
 def _feature_arrays(xt: np.ndarray) -> list[pa.Array]:
-    return [pa.array(xt[j], type=pa.int8()) for j in range(xt.shape[0])]
+    """One Arrow array per feature, as zero-copy slices of a single array over the (f, n) block."""
+    flat = pa.array(np.ascontiguousarray(xt).ravel(), type=pa.int8())
+    n = xt.shape[1]
+    return [flat.slice(j * n, n) for j in range(xt.shape[0])]
 
 
 def _str_array(value: str, n: int) -> pa.Array:
