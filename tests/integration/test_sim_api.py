@@ -127,7 +127,7 @@ def test_current_round_between_rounds_and_next_round(sim: RunningSimulator) -> N
     assert api.check_round_open() is True
 
 
-def test_models_and_account(sim: RunningSimulator) -> None:
+def test_models_and_account(sim: RunningSimulator, tmp_path: Path) -> None:
     api = napi()
     models = api.get_models()
     assert sorted(models) == [f"sim_model_{i}" for i in range(1, 6)]
@@ -137,6 +137,9 @@ def test_models_and_account(sim: RunningSimulator) -> None:
     assert account["username"] == "sim_user"
     assert account["availableNmr"] == Decimal("1000")
     assert api.stake_get("sim_model_1") == Decimal("10")
+    path = random_predictions(tmp_path / "p.csv", live_ids(api, tmp_path / "live.parquet"), seed=0)
+    with pytest.raises(ValueError, match="modelId is required"):  # five models: which one?
+        api.upload_predictions(str(path))
 
 
 def test_upload_predictions_records_one_submission_per_call(sim: RunningSimulator, tmp_path: Path) -> None:

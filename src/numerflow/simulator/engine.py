@@ -366,8 +366,13 @@ class TournamentEngine:
             return [dict(r) for r in conn.execute(q).mappings()]
 
     def model(self, model_id: str | None, account_id: str | None = None) -> dict[str, Any]:
-        """A model by id (optionally required to belong to ``account_id``)."""
+        """A model by id (optionally required to belong to ``account_id``).
+
+        Without an id, an account's only model is meant (Numerai needs the id only with several models)."""
         if not model_id:
+            only = self.models_of(account_id) if account_id else []
+            if len(only) == 1:
+                return only[0]
             raise ApiError("modelId is required: pass the id of one of your models (see get_models())")
         with self._lock, self._db.connect() as conn:
             row = conn.execute(select(db.models).where(db.models.c.id == str(model_id))).mappings().first()
