@@ -24,6 +24,7 @@ app = typer.Typer(
     help="Take part in the Numerai tournament end to end: data, models, scores, rounds, stakes, dashboard.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
     add_completion=False,
 )
 
