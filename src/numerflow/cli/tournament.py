@@ -28,7 +28,7 @@ def _print_report(report: RoundReport) -> None:
 
     if report.round_number is None or not report.outcomes:
         where = f"round {report.round_number}: " if report.round_number is not None else ""
-        console.print(f"{where}{report.note or 'nothing to do'}")
+        console.print(f"{where}{report.note or 'nothing to do'}", soft_wrap=True)
         return
     table = Table(title=f"round {report.round_number}", title_justify="left")
     for col in ("numerai model", "model", "status", "submission", "rows", "seconds"):
@@ -49,55 +49,44 @@ def _print_report(report: RoundReport) -> None:
     failed = len(report.failed)
     summary = f"{len(report.submitted)} submitted, {len(report.outcomes) - len(report.submitted) - failed} "
     summary += f"already done, {failed} failed in {report.seconds:.1f}s"
-    console.print(summary if not failed else f"[red]{summary}[/]")
+    console.print(summary if not failed else f"[red]{summary}[/]", soft_wrap=True)
     if report.note:
-        console.print(report.note)
+        console.print(report.note, soft_wrap=True)
 
 
 def print_performance(rows: list[PerfRow]) -> None:
-    """The per-round table of scores and payouts, then settled payout totals per model."""
+    """Per model, a table of its rounds: latest daily scores, cumulative CORR/MMC, payout and status;
+    then the settled payout total. Fits 80 columns."""
+    from rich import box
     from rich.table import Table
 
     def f(v: float | None, digits: int = 4) -> str:
         return "" if v is None else f"{v:.{digits}f}"
 
-    table = Table(
-        "numerai model",
-        "round",
-        "day",
-        "CORR",
-        "MMC",
-        "BMC",
-        "FNC",
-        "cum CORR",
-        "cum MMC",
-        "at risk",
-        "payout",
-        "status",
-    )
-    for r in rows:
-        status = r.payout_status or ("resolved" if r.resolved else "scoring")
-        table.add_row(
-            r.numerai_model,
-            str(r.round_number),
-            str(r.day),
-            f(r.corr),
-            f(r.mmc),
-            f(r.bmc),
-            f(r.fnc),
-            f(r.cum_corr),
-            f(r.cum_mmc),
-            f(r.at_risk_nmr, 2),
-            f(r.payout_nmr, 4),
-            status,
+    cols = ["round", "day", "CORR", "MMC", "BMC", "FNC", "ΣCORR", "ΣMMC", "payout", "status"]
+    for name in sorted({r.numerai_model for r in rows}):
+        table = Table(
+            *cols, box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 0), title=name, title_justify="left"
         )
-    console.print(table)
-    totals: dict[str, float] = {}
-    for r in rows:
-        if r.payout_status == "settled" and r.payout_nmr is not None:
-            totals[r.numerai_model] = totals.get(r.numerai_model, 0.0) + r.payout_nmr
-    for name, total in sorted(totals.items()):
-        console.print(f"{name}: settled payouts {total:+.4f} NMR")
+        mine = [r for r in rows if r.numerai_model == name]
+        for r in mine:
+            status = r.payout_status or ("resolved" if r.resolved else "scoring")
+            table.add_row(
+                str(r.round_number),
+                str(r.day),
+                f(r.corr),
+                f(r.mmc),
+                f(r.bmc),
+                f(r.fnc),
+                f(r.cum_corr),
+                f(r.cum_mmc),
+                "" if r.payout_nmr is None else f"{r.payout_nmr:+.4f}",
+                status,
+            )
+        console.print(table)
+        settled = [r.payout_nmr for r in mine if r.payout_status == "settled" and r.payout_nmr is not None]
+        if settled:
+            console.print(f"{name}: settled payouts {sum(settled):+.4f} NMR", soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -179,12 +168,14 @@ def register(app: typer.Typer) -> None:
         if result.already_submitted:
             console.print(
                 f"{model} already has submission {result.submission_id} in round {result.round_number}; "
-                "nothing uploaded (use --replace to submit again)"
+                "nothing uploaded (use --replace to submit again)",
+                soft_wrap=True,
             )
             return
         console.print(
             f"[green]submitted[/] {file} ({check.rows} rows, {check.distinct} distinct values) for {model} "
-            f"in round {result.round_number}: {result.submission_id}"
+            f"in round {result.round_number}: {result.submission_id}",
+            soft_wrap=True,
         )
 
     @perf.callback()
@@ -200,7 +191,9 @@ def register(app: typer.Typer) -> None:
 
         rows = performance_table(state(ctx).engine, model)
         if not rows:
-            console.print("no scores yet; run [bold]numerflow perf sync[/] after a round has scored")
+            console.print(
+                "no scores yet; run [bold]numerflow perf sync[/] after a round has scored", soft_wrap=True
+            )
             return
 
         print_performance(rows)
@@ -215,7 +208,10 @@ def register(app: typer.Typer) -> None:
 
         st = state(ctx)
         rep = sync_performance(st.settings, st.engine, _client(ctx), slots=list(model) or None)
-        console.print(f"synced {rep.models} models: {rep.scores} scores and {rep.payouts} payouts updated")
+        console.print(
+            f"synced {rep.models} models: {rep.scores} scores and {rep.payouts} payouts updated",
+            soft_wrap=True,
+        )
         for slot, error in rep.failed.items():
             err_console.print(f"[red]{slot}:[/] {error}", highlight=False)
         if rep.failed:
@@ -253,5 +249,6 @@ def register(app: typer.Typer) -> None:
         result = set_stake(st.settings, st.engine, _client(ctx), model, parse_amount(amount), confirmed=yes)
         console.print(
             f"{model}: stake change {result.from_nmr} -> {result.to_nmr} NMR requested in round "
-            f"{result.round_number} ({result.server_status or 'accepted'})"
+            f"{result.round_number} ({result.server_status or 'accepted'})",
+            soft_wrap=True,
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select
@@ -60,6 +61,13 @@ class PerfRow:
     payout_nmr: float | None
     payout_status: str  # pending | settled | ""
     resolved: bool
+
+
+def _same(a: object, b: object) -> bool:
+    """Equal, with times equal to the second (servers may jitter their microseconds)."""
+    if isinstance(a, datetime) and isinstance(b, datetime):
+        return abs((a - b).total_seconds()) < 1.0
+    return a == b
 
 
 def sync_performance(
@@ -138,7 +146,7 @@ def sync_performance(
                 if rec_p is None:
                     rec_p = Payout(tournament=tournament, numerai_model=slot, round_number=perf.round_number)
                     s.add(rec_p)
-                elif all(getattr(rec_p, k) == v for k, v in values.items()):
+                elif all(_same(getattr(rec_p, k), v) for k, v in values.items()):
                     continue
                 for k, v in values.items():
                     setattr(rec_p, k, v)
