@@ -63,8 +63,12 @@ def test_serve_advance_status_and_restart(tmp_path: Path, monkeypatch: pytest.Mo
             api.get_current_round()
         code, out, _ = cli("sim", "advance", "3", "--url", url)
         assert code == 0
+        opened = api.get_current_round()
+        assert opened > 1000
+        code, out, _ = cli("sim", "advance", "--open-round", "--url", url)
+        assert code == 0
         after = api.get_current_round()
-        assert after > 1000
+        assert after == opened + 1
         rounds = {r["number"]: r for r in api.list_rounds()}
         assert {c["displayName"]: c["defaultMultiplier"] for c in rounds[1000]["roundScoreConfigs"]}[
             "canon_corr"

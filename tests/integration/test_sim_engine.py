@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -203,6 +204,28 @@ def test_restart_loses_nothing(world: Path, tmp_path: Path, monkeypatch: pytest.
     for sim in running(state, world, monkeypatch):
         assert _values(napi().submission_scores(models["sim_model_1"])) == scored
         assert sim.engine.status()["rounds"] >= 2
+
+
+def test_fast_clock_closes_and_opens_rounds_on_its_own(
+    world: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 4 sim hours per real second; rounds stay open 8 sim hours (2 s), the next opens ~16 sim hours later
+    options = {"clock_speed": 4 * 3600.0, "round_window_hours": 8.0}
+    for sim in running(tmp_path / "state", world, monkeypatch, **options):
+        api = napi()
+        first = sim.engine.open_round()
+        assert api.get_current_round() == first and api.check_round_open()
+        seen, closed_seen = {first}, False
+        deadline = time.monotonic() + 120
+        while not (closed_seen and len(seen) >= 2) and time.monotonic() < deadline:  # waits, times nothing
+            try:
+                seen.add(api.get_current_round())
+            except ValueError as exc:
+                assert "Current round not open" in str(exc)
+                closed_seen = True
+            time.sleep(0.05)
+        assert closed_seen and len(seen) >= 2  # closed, then a new round opened, with no call to advance()
+        assert sim.engine.round(first)["status"] in ("RESOLVING", "RESOLVED")
 
 
 def _values(rows: list[dict]) -> list[tuple]:

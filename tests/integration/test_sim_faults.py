@@ -139,6 +139,12 @@ def test_create_submission_error_after_recording_is_ambiguous(sim: RunningSimula
     assert [s["id"] for s in api.submission_ids(model_id)] == [recorded[0]["id"]]
     assert sim.engine.fault_counts["create_error"] == 1
 
+    sim.engine.set_faults(FaultConfig())
+    again = api.raw_query(create, {"filename": auth["filename"], "tournament": 8, "modelId": model_id}, True)
+    assert again["data"]["create_submission"]["id"] != recorded[0]["id"]  # the blind retry: a duplicate
+    listed = requests.get(sim.url + "_sim/submissions", params={"round": 1000}, timeout=30).json()
+    assert [s["model"] for s in listed] == ["sim_model_2", "sim_model_2"]
+
 
 def test_faults_from_the_cli_and_bad_switches(sim: RunningSimulator, cli) -> None:
     code, out, _ = cli("sim", "faults", "upload_fail_rate=1", "http_5xx_rate=0.25", "--url", sim.url)
