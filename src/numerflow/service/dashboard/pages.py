@@ -1,0 +1,381 @@
+"""The dashboard's pages: server-rendered HTML (Jinja2), light JavaScript for live updates and actions.
+
+Every page needs a logged-in user (the session cookie from :mod:`numerflow.service.auth`); without one
+it redirects to ``/login?next=...``. Pages read through the REST resources' own functions; actions
+(promote, rollback, start/cancel/retry a job, run data checks, tokens, users) are ``fetch`` calls from
+``app.js`` to the REST API with the session's ``X-CSRF-Token``, so the API's scope checks and events apply
+to the dashboard as to any client. Login and logout are HTML forms (login with a double-submit token,
+logout with the session's CSRF token).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+from collections.abc import Callable
+from functools import cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from sqlalchemy import select
+
+from numerflow import __version__
+from numerflow.errors import AuthError, NumerflowError
+from numerflow.service import accounts
+from numerflow.service.accounts import Principal, UserInfo
+from numerflow.service.auth import csrf_token, end_session, optional_user, start_session, verify_csrf
+from numerflow.service.dashboard import views
+from numerflow.store import session_scope
+from numerflow.store.tables.modeling import Run
+
+log = logging.getLogger(__name__)
+
+HERE = Path(__file__).parent
+STATIC_DIR = HERE / "static"
+LOGIN_COOKIE = "numerflow_login"
+JOB_KINDS = ("train", "cv", "tune", "download", "round", "perf_sync")
+NAV = (("overview", "/", "Overview"), ("rounds", "/rounds", "Rounds"), ("jobs", "/jobs", "Jobs"),
+       ("data", "/data", "Data"), ("settings", "/settings", "Settings"))  # fmt: skip
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+        "img-src 'self' data:; connect-src 'self' ws: wss:; frame-ancestors 'none'; form-action 'self'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+router = APIRouter(include_in_schema=False)
+templates = Jinja2Templates(directory=str(HERE / "templates"))
+templates.env.filters["score"] = views.fmt_score
+templates.env.filters["when"] = views.fmt_time
+templates.env.globals["sparkline"] = views.sparkline
+
+
+@cache
+def plotly_js_path() -> Path:
+    import plotly
+
+    return Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+
+
+@cache
+def asset_version() -> str:
+    """Changes whenever a static file changes, so browsers may cache them for a long time."""
+    digest = hashlib.sha256(__version__.encode())
+    for path in sorted(STATIC_DIR.iterdir()):
+        digest.update(path.name.encode() + path.read_bytes())
+    import plotly
+
+    digest.update(plotly.__version__.encode())
+    return digest.hexdigest()[:10]
+
+
+templates.env.globals["asset_v"] = asset_version
+
+
+# ------------------------------------------------------------------------------------------- helpers
+
+
+class _LoginRequired(Exception):
+    pass
+
+
+def _user(request: Request) -> UserInfo:
+    user = optional_user(request)
+    if user is None:
+        raise _LoginRequired()
+    return user
+
+
+def _principal(user: UserInfo) -> Principal:
+    return Principal(kind="user", name=user.username, scope=user.role, via_cookie=True)
+
+
+def _render(
+    request: Request, template: str, user: UserInfo | None, active: str = "", status: int = 200, **ctx: Any
+) -> HTMLResponse:
+    context = {
+        "user": user,
+        "active": active,
+        "nav": NAV,
+        "can_operate": user is not None and user.role in ("operate", "admin"),
+        "is_admin": user is not None and user.role == "admin",
+        "csrf": csrf_token(request) if user is not None else "",
+        "version": __version__,
+        **ctx,
+    }
+    response = templates.TemplateResponse(request, template, context, status_code=status)
+    response.headers.update(SECURITY_HEADERS)
+    return response
+
+
+def _login_redirect(request: Request) -> RedirectResponse:
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
+
+
+def _safe_next(value: str | None) -> str:
+    """Only a path on this site (never ``//host`` or ``https://host``) is a place to go after login."""
+    if not value:
+        return "/"
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc or not value.startswith("/") or value.startswith("//") or "\\" in value:
+        return "/"
+    return value
+
+
+def _guarded(request: Request, active: str, build: Callable[[UserInfo], Response]) -> Response:
+    """Run ``build(user)`` for a logged-in user; redirect to the login page, or render an error page."""
+    try:
+        user = _user(request)
+        return build(user)
+    except _LoginRequired:
+        return _login_redirect(request)
+    except NumerflowError as exc:
+        return _render(
+            request, "error.html", optional_user(request), active, exc.http_status, message=exc.message
+        )
+
+
+# ------------------------------------------------------------------------------------------- assets
+
+
+@router.get("/vendor/plotly.min.js")
+def plotly_js() -> FileResponse:
+    """plotly.js from the installed plotly package: the dashboard needs no network connection."""
+    return FileResponse(
+        plotly_js_path(),
+        media_type="text/javascript",
+        headers={"Cache-Control": "public, max-age=604800, immutable"},
+    )
+
+
+# ------------------------------------------------------------------------------------------- login
+
+
+@router.get("/login")
+def login_page(request: Request, next: str | None = None) -> Response:
+    if optional_user(request) is not None:
+        return RedirectResponse(_safe_next(next), status_code=303)
+    return _login_form(request, _safe_next(next))
+
+
+def _login_form(request: Request, next_url: str, error: str = "", status: int = 200) -> Response:
+    token = secrets.token_urlsafe(24)
+    response = _render(
+        request, "login.html", None, status=status, next=next_url, login_token=token, error=error
+    )
+    response.set_cookie(
+        LOGIN_COOKIE,
+        token,
+        max_age=3600,
+        httponly=True,
+        samesite="strict",
+        secure=request.app.state.settings.service.cookie_secure,
+        path="/login",
+    )
+    return response
+
+
+@router.post("/login")
+async def login_submit(request: Request) -> Response:
+    form = await request.form()
+    username = str(form.get("username", "")).strip()
+    password = str(form.get("password", ""))
+    next_url = _safe_next(str(form.get("next", "/")))
+    sent, expected = str(form.get("login_token", "")), request.cookies.get(LOGIN_COOKIE, "")
+    if not sent or not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
+        return _login_form(request, next_url, "Your login form expired; please try again.", 403)
+    if not username or not password or len(username) > 64 or len(password) > 1024:
+        return _login_form(request, next_url, "Enter your username and password.", 401)
+    from fastapi.concurrency import run_in_threadpool
+
+    try:
+        user = await run_in_threadpool(accounts.authenticate, request.app.state.engine, username, password)
+    except AuthError as exc:
+        log.info("dashboard login refused for %r", username)
+        return _login_form(request, next_url, exc.message.capitalize() + ".", 401)
+    response = RedirectResponse(next_url, status_code=303)
+    start_session(request, response, user)
+    response.delete_cookie(LOGIN_COOKIE, path="/login")
+    log.info("dashboard login: %s (%s)", user.username, user.role)
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request) -> Response:
+    form = await request.form()
+    try:
+        verify_csrf(request, str(form.get("csrf_token", "")))
+    except NumerflowError:
+        return RedirectResponse("/", status_code=303)
+    response = RedirectResponse("/login", status_code=303)
+    end_session(response)
+    return response
+
+
+# ------------------------------------------------------------------------------------------- pages
+
+
+@router.get("/")
+def overview(request: Request) -> Response:
+    return _guarded(request, "overview", lambda user: _overview(request, user))
+
+
+def _overview(request: Request, user: UserInfo) -> Response:
+    doc = json.loads(request.app.state.overview.get())
+    return _render(request, "overview.html", user, "overview", doc=doc, models=doc["models"])
+
+
+@router.get("/models/{name}")
+def model_page(request: Request, name: str) -> Response:
+    return _guarded(request, "overview", lambda user: _model(request, user, name))
+
+
+def _model(request: Request, user: UserInfo, name: str) -> Response:
+    from numerflow.service.routers import models as api
+
+    settings, engine = request.app.state.settings, request.app.state.engine
+    who = _principal(user)
+    with session_scope(engine) as session:
+        detail = api.get_model(name=name, settings=settings, session=session, engine=engine, _=who)
+        scores = api.model_scores(name=name, limit=500, settings=settings, session=session, _=who)
+        runs = list(
+            session.scalars(select(Run).where(Run.model_name == name).order_by(Run.id.desc()).limit(10))
+        )
+        run_rows = [
+            {"id": r.id, "kind": r.kind, "version": r.version, "status": r.status,
+             "started_at": r.started_at, "duration_s": r.duration_s, "error": r.error}
+            for r in runs
+        ]  # fmt: skip
+    versions = sorted(detail.version_list, key=lambda v: v.version, reverse=True)
+    deployed = next((v for v in versions if v.stage == "champion"), None)
+    challenger = next((v for v in versions if v.stage == "challenger"), None)
+    champ_rounds = [r.model_dump() for r in scores.champion.rounds]
+    chall_rounds = [r.model_dump() for r in scores.challenger.rounds]
+    charts = {
+        "champion": {"slot": scores.champion.numerai_model, "rounds": champ_rounds},
+        "challenger": {"slot": scores.challenger.numerai_model, "rounds": chall_rounds},
+        "validation": {
+            "version": deployed.version if deployed else None,
+            "per_era_corr": (deployed.scores.get("per_era_corr") or []) if deployed else [],
+        },
+    }
+    return _render(
+        request,
+        "model.html",
+        user,
+        "overview",
+        model=detail,
+        versions=versions,
+        deployed=deployed,
+        challenger=challenger,
+        report=views.validation_report(deployed.scores) if deployed else [],
+        h2h=views.head_to_head(champ_rounds, chall_rounds) if chall_rounds else [],
+        champ_rounds=list(reversed(champ_rounds)),
+        runs=run_rows,
+        charts_json=json.dumps(charts, default=str),
+    )
+
+
+@router.get("/rounds")
+def rounds(request: Request) -> Response:
+    return _guarded(request, "rounds", lambda user: _rounds(request, user))
+
+
+def _rounds(request: Request, user: UserInfo) -> Response:
+    with session_scope(request.app.state.engine) as session:
+        slots, rows = views.rounds_grid(session, limit=30)
+    return _render(request, "rounds.html", user, "rounds", slots=slots, rows=rows)
+
+
+@router.get("/jobs")
+def jobs(request: Request) -> Response:
+    return _guarded(request, "jobs", lambda user: _jobs(request, user))
+
+
+def _jobs(request: Request, user: UserInfo) -> Response:
+    from numerflow.service.routers import jobs as api
+
+    with session_scope(request.app.state.engine) as session:
+        listed = api.list_jobs(status=None, kind=None, limit=50, session=session, _=_principal(user))
+    job_rows = [j.model_dump(mode="json") for j in listed]
+    return _render(
+        request,
+        "jobs.html",
+        user,
+        "jobs",
+        jobs=job_rows,
+        kinds=JOB_KINDS,
+        model_names=sorted(request.app.state.settings.models),
+        data_version=request.app.state.settings.numerai.data_version,
+    )
+
+
+@router.get("/data")
+def data(request: Request) -> Response:
+    return _guarded(request, "data", lambda user: _data(request, user))
+
+
+def _data(request: Request, user: UserInfo) -> Response:
+    from numerflow.service.routers import data as api
+
+    settings = request.app.state.settings
+    with session_scope(request.app.state.engine) as session:
+        versions = api.list_datasets(session=session, _=_principal(user))
+    unmanaged = views.data_versions_on_disk(settings.data_dir, {v.version for v in versions})
+    return _render(
+        request,
+        "data.html",
+        user,
+        "data",
+        versions=versions,
+        unmanaged=unmanaged,
+        data_dir=settings.data_dir,
+        configured_version=settings.numerai.data_version,
+    )
+
+
+@router.get("/settings")
+def settings_page(request: Request) -> Response:
+    return _guarded(request, "settings", lambda user: _settings(request, user))
+
+
+def _settings(request: Request, user: UserInfo) -> Response:
+    engine = request.app.state.engine
+    schedules = request.app.state.scheduler.view()
+    tokens = accounts.list_tokens(engine) if user.role == "admin" else []
+    users = accounts.list_users(engine) if user.role == "admin" else []
+    settings = request.app.state.settings
+    return _render(
+        request,
+        "settings.html",
+        user,
+        "settings",
+        schedules=schedules,
+        tokens=tokens,
+        users=users,
+        service=settings.service,
+        numerai_url=settings.numerai.api_url,
+        has_keys=settings.numerai_keys() is not None,
+        database=_redacted_url(settings.database_url),
+    )
+
+
+def _redacted_url(url: str) -> str:
+    """The database URL without a password."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL SQLAlchemy can parse: show its scheme only
+        return url.split(":", 1)[0] + ":…"

@@ -1,0 +1,281 @@
+// numerflow dashboard: actions through the REST API (with the session's CSRF token), live updates from
+// /ws/events, and plotly charts on the model page. No framework, no network beyond this service.
+"use strict";
+(() => {
+  const $ = (sel, root = document) => root.querySelector(sel);
+  const $$ = (sel, root = document) => Array.from(root.querySelectorAll(sel));
+  const csrf = () => ($('meta[name="csrf-token"]') || {}).content || "";
+  const page = document.body.dataset.page;
+  window.numerflow = { events: 0, seen: {} };
+
+  function toast(text, bad = false) {
+    const el = $("#toast");
+    if (!el) return;
+    el.textContent = text;
+    el.className = "toast" + (bad ? " bad" : "");
+    el.hidden = false;
+    clearTimeout(toast.timer);
+    toast.timer = setTimeout(() => { el.hidden = true; }, bad ? 8000 : 4000);
+  }
+
+  async function api(method, url, body) {
+    const opts = { method, headers: { "X-CSRF-Token": csrf(), Accept: "application/json" }, credentials: "same-origin" };
+    if (body !== undefined) {
+      opts.headers["Content-Type"] = "application/json";
+      opts.body = typeof body === "string" ? body : JSON.stringify(body);
+    }
+    const res = await fetch(url, opts);
+    let data = null;
+    try { data = await res.json(); } catch (e) { data = null; }
+    if (!res.ok) throw new Error((data && data.detail) || `${res.status} ${res.statusText}`);
+    return data;
+  }
+
+  // ---------------------------------------------------------------------------------- actions
+  // <button data-api="POST /api/..." data-body='{...}' data-confirm="..." data-done="...">
+  document.addEventListener("click", async (ev) => {
+    const btn = ev.target.closest("button[data-api]");
+    if (!btn) return;
+    ev.preventDefault();
+    if (btn.dataset.confirm && !window.confirm(btn.dataset.confirm)) return;
+    const [method, url] = btn.dataset.api.split(" ");
+    btn.disabled = true;
+    try {
+      const out = await api(method, url, btn.dataset.body);
+      toast(btn.dataset.done || "Done");
+      if (page === "jobs" && out && out.id) upsertJob(out);
+      else if (page !== "data") setTimeout(() => location.reload(), 300);
+    } catch (e) {
+      toast(e.message, true);
+    } finally {
+      btn.disabled = false;
+    }
+  });
+
+  // ---------------------------------------------------------------------------------- live events
+  const handlers = [];
+  function connect(delay = 500) {
+    const live = $("#live");
+    if (!live) return;
+    const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws/events`);
+    ws.onopen = () => { live.className = "live on"; live.title = "live updates: connected"; delay = 500; };
+    ws.onmessage = (msg) => {
+      window.numerflow.events += 1;
+      let ev;
+      try { ev = JSON.parse(msg.data); } catch (e) { return; }
+      handlers.forEach((h) => h(ev));
+    };
+    ws.onclose = (ev) => {
+      live.className = "live off";
+      live.title = "live updates: disconnected";
+      if (ev.code === 4401) { location.href = "/login?next=" + encodeURIComponent(location.pathname); return; }
+      setTimeout(() => connect(Math.min(delay * 2, 15000)), delay);
+    };
+  }
+
+  // pages showing scores refresh when something they show changed (debounced, only when visible)
+  let reloadTimer = null;
+  function softReload() {
+    if (reloadTimer || document.hidden) return;
+    reloadTimer = setTimeout(() => location.reload(), 1500);
+  }
+  if (page === "overview" || page === "rounds") {
+    handlers.push((ev) => {
+      if (ev.type === "scores" || ev.type === "round" || ev.type === "model") softReload();
+      if (ev.type === "job" && ev.job && ["succeeded", "failed"].includes(ev.job.status) && ["round", "perf_sync", "train"].includes(ev.job.kind)) softReload();
+    });
+  }
+
+  // ---------------------------------------------------------------------------------- jobs page
+  function upsertJob(job) {
+    const body = $("#jobs-body");
+    if (!body) return;
+    let row = $(`#job-${job.id}`);
+    if (!row) {
+      row = $("#job-row-template").content.firstElementChild.cloneNode(true);
+      row.id = `job-${job.id}`;
+      row.dataset.id = job.id;
+      row.cells[0].textContent = `#${job.id}`;
+      row.cells[1].innerHTML = "";
+      const b = document.createElement("b"); b.textContent = job.kind; row.cells[1].appendChild(b);
+      row.cells[2].textContent = Object.entries(job.args || {}).map(([k, v]) => `${k}=${v}`).join(" ");
+      row.cells[6].textContent = job.created_by || "";
+      row.cells[7].textContent = (job.created_at || "").replace("T", " ").slice(0, 16) + " UTC";
+      $("[data-job-logs]", row).dataset.jobLogs = job.id;
+      const c = $("button.cancel", row); if (c) { c.dataset.api = `POST /api/jobs/${job.id}/cancel`; c.dataset.done = `Cancel requested for job #${job.id}`; }
+      const r = $("button.retry", row); if (r) { r.dataset.api = `POST /api/jobs/${job.id}/retry`; r.dataset.done = `Retrying job #${job.id}`; }
+      body.prepend(row);
+      const none = $("#no-jobs"); if (none) none.remove();
+    }
+    const seen = (window.numerflow.seen[job.id] = window.numerflow.seen[job.id] || []);
+    seen.push({ status: job.status, progress: job.progress, message: job.message });
+    row.dataset.status = job.status;
+    const badge = $(".status .badge", row);
+    badge.className = `badge ${job.status}`;
+    badge.textContent = job.status;
+    const pct = Math.round((job.progress || 0) * 1000) / 10;
+    $(".bar span", row).style.width = `${pct}%`;
+    $(".bar", row).setAttribute("aria-valuenow", Math.round(pct));
+    $(".pct", row).textContent = `${Math.round(pct)}%`;
+    const msg = $(".message", row);
+    msg.textContent = job.error || job.message || "";
+    msg.classList.toggle("error", !!job.error);
+    const active = job.status === "queued" || job.status === "running";
+    const c = $("button.cancel", row); if (c) c.hidden = !active;
+    const r = $("button.retry", row); if (r) r.hidden = !["failed", "cancelled", "interrupted"].includes(job.status);
+  }
+
+  let openLog = null;
+  async function showLog(id) {
+    openLog = Number(id);
+    $("#log-panel").hidden = false;
+    $("#log-job").textContent = `#${id}`;
+    const pre = $("#log-lines");
+    pre.textContent = "";
+    try {
+      const job = await api("GET", `/api/jobs/${id}`);
+      job.logs.forEach(appendLog);
+    } catch (e) { toast(e.message, true); }
+  }
+  function appendLog(line) {
+    const pre = $("#log-lines");
+    if ((line.id && pre.dataset.last && Number(pre.dataset.last) >= line.id)) return;
+    if (line.id) pre.dataset.last = line.id;
+    const row = document.createElement("div");
+    row.className = `line ${String(line.level || "").toLowerCase()}`;
+    row.textContent = `${String(line.at || "").slice(11, 19)} ${line.level || ""} ${line.line}`;
+    pre.appendChild(row);
+    pre.scrollTop = pre.scrollHeight;
+  }
+
+  if (page === "jobs") {
+    handlers.push((ev) => {
+      if (ev.type === "job" && ev.job) upsertJob(ev.job);
+      if (ev.type === "job_log" && openLog === ev.job_id) appendLog(ev);
+    });
+    document.addEventListener("click", (ev) => {
+      const b = ev.target.closest("[data-job-logs]");
+      if (b) { $("#log-lines").dataset.last = ""; showLog(b.dataset.jobLogs); }
+    });
+    const close = $("#log-close");
+    if (close) close.addEventListener("click", () => { $("#log-panel").hidden = true; openLog = null; });
+    const form = $("#start-job");
+    if (form) {
+      const kind = $("#job-kind");
+      const sync = () => $$("label[data-for]", form).forEach((l) => { l.hidden = !l.dataset.for.split(" ").includes(kind.value); });
+      kind.addEventListener("change", sync);
+      sync();
+      form.addEventListener("submit", async (ev) => {
+        ev.preventDefault();
+        const f = new FormData(form);
+        const k = f.get("kind");
+        const args = {};
+        if (["train", "cv", "tune"].includes(k)) args.model = f.get("model");
+        if (k === "tune") args.trials = Number(f.get("trials"));
+        if (k === "download" && f.get("version")) args.version = f.get("version");
+        try {
+          const job = await api("POST", "/api/jobs", { kind: k, args });
+          upsertJob(job);
+          toast(`Started ${k} job #${job.id}`);
+          showLog(job.id);
+        } catch (e) { toast(e.message, true); }
+      });
+    }
+  }
+
+  // ---------------------------------------------------------------------------------- data page
+  document.addEventListener("click", async (ev) => {
+    const b = ev.target.closest("button[data-check]");
+    if (!b) return;
+    const version = b.dataset.check;
+    const out = $(`#checks-${CSS.escape(version)}`);
+    b.disabled = true;
+    out.textContent = "Checking…";
+    try {
+      const results = await api("POST", `/api/datasets/${encodeURIComponent(version)}/check`);
+      out.textContent = "";
+      const ul = document.createElement("ul");
+      results.forEach((r) => {
+        const li = document.createElement("li");
+        li.className = r.ok ? "ok" : "bad";
+        li.textContent = `${r.ok ? "✓" : "✗"} ${r.file}` + (r.issues.length ? `: ${r.issues.map((i) => `${i.severity}: ${i.message}`).join("; ")}` : ": no issues");
+        ul.appendChild(li);
+      });
+      out.appendChild(ul);
+    } catch (e) { out.textContent = ""; toast(e.message, true); }
+    finally { b.disabled = false; }
+  });
+
+  // ---------------------------------------------------------------------------------- settings page
+  const tokenForm = $("#create-token");
+  if (tokenForm) tokenForm.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const f = new FormData(tokenForm);
+    try {
+      const t = await api("POST", "/api/tokens", { name: f.get("name"), scope: f.get("scope") });
+      $("#new-token-value").textContent = t.token;
+      $("#new-token").hidden = false;
+      tokenForm.reset();
+    } catch (e) { toast(e.message, true); }
+  });
+  const userForm = $("#create-user");
+  if (userForm) userForm.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const f = new FormData(userForm);
+    try {
+      await api("POST", "/api/users", { username: f.get("username"), password: f.get("password"), role: f.get("role") });
+      toast(`User ${f.get("username")} added`);
+      setTimeout(() => location.reload(), 300);
+    } catch (e) { toast(e.message, true); }
+  });
+
+  // ---------------------------------------------------------------------------------- charts
+  function drawCharts() {
+    const holder = $("#chart-data");
+    if (!holder || !window.Plotly) return;
+    const data = JSON.parse(holder.textContent);
+    const layout = (extra) => Object.assign({
+      margin: { l: 48, r: 12, t: 8, b: 36 }, height: 260, font: { size: 11, family: "system-ui, sans-serif" },
+      legend: { orientation: "h", y: 1.12 }, paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
+      xaxis: { gridcolor: "#eee" }, yaxis: { gridcolor: "#eee", zerolinecolor: "#999" },
+    }, extra || {});
+    const cfg = { displayModeBar: false, responsive: true, staticPlot: false };
+    const rounds = data.champion.rounds;
+    const x = rounds.map((r) => r.round);
+    const series = (key) => rounds.map((r) => r[key]);
+    const cum = (vals) => { let s = 0; return vals.map((v) => (s += v || 0)); };
+    const none = (id, text) => { const el = $(id); if (el) { el.classList.add("none"); el.textContent = text; } };
+    if (rounds.length) {
+      Plotly.newPlot("chart-rounds", ["corr", "mmc", "bmc"].map((k, i) => ({
+        type: "bar", name: k.toUpperCase(), x, y: series(k), marker: { color: ["#2f6feb", "#bf8700", "#8250df"][i] },
+      })), layout({ barmode: "group" }), cfg);
+      Plotly.newPlot("chart-cumulative", [
+        { type: "scatter", mode: "lines+markers", name: "CORR", x, y: cum(series("corr")), line: { color: "#2f6feb" } },
+        { type: "scatter", mode: "lines+markers", name: "MMC", x, y: cum(series("mmc")), line: { color: "#bf8700" } },
+      ], layout(), cfg);
+    } else {
+      none("#chart-rounds", "No round scores yet.");
+      none("#chart-cumulative", "No round scores yet.");
+    }
+    const val = data.validation.per_era_corr || [];
+    if (val.length) {
+      Plotly.newPlot("chart-validation", [{
+        type: "scatter", mode: "lines", name: `v${data.validation.version}`, x: val.map((_, i) => i + 1),
+        y: cum(val), line: { color: "#1a7f37" }, fill: "tozeroy", fillcolor: "rgba(26,127,55,0.08)",
+      }], layout({ height: 220, xaxis: { title: { text: "validation era" }, gridcolor: "#eee" } }), cfg);
+    } else none("#chart-validation", "No validation scores.");
+    if ($("#chart-h2h") && data.challenger.rounds.length) {
+      const line = (side, color) => {
+        const rs = data[side].rounds;
+        return { type: "scatter", mode: "lines+markers", name: `${side} (${data[side].slot})`, x: rs.map((r) => r.round), y: cum(rs.map((r) => r.corr)), line: { color } };
+      };
+      Plotly.newPlot("chart-h2h", [line("champion", "#2f6feb"), line("challenger", "#cf222e")], layout({ height: 220 }), cfg);
+    }
+    document.body.dataset.charts = "drawn";
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    connect();
+    drawCharts();
+  });
+})();

@@ -1,0 +1,184 @@
+"""What the dashboard's pages show, gathered from the REST resources' own query functions.
+
+The pages call the API's route functions (``routers.models.get_model``, ``routers.tournament.list_rounds``
+...) and :mod:`numerflow.service.queries` directly, so the dashboard and the API never disagree. The
+one query the API has no resource for, the rounds × models grid, lives here: :func:`rounds_grid`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from markupsafe import Markup
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from numerflow.service.queries import final_scores, num
+from numerflow.store.tables.tournament import Payout, Round, Submission
+
+#: validation-report rows of a version's ``scores`` (key, label, format)
+VALIDATION_ROWS: tuple[tuple[str, str, str], ...] = (
+    ("corr_mean", "CORR mean", "{:+.4f}"),
+    ("corr_std", "CORR std", "{:.4f}"),
+    ("corr_sharpe", "CORR sharpe", "{:+.2f}"),
+    ("corr_max_drawdown", "CORR max drawdown", "{:.4f}"),
+    ("mmc_mean", "MMC mean", "{:+.4f}"),
+    ("mmc_sharpe", "MMC sharpe", "{:+.2f}"),
+    ("bmc_mean", "BMC mean", "{:+.4f}"),
+    ("bmc_sharpe", "BMC sharpe", "{:+.2f}"),
+    ("fnc_mean", "FNC mean", "{:+.4f}"),
+    ("max_feature_exposure_mean", "max feature exposure", "{:.4f}"),
+    ("corr_with_meta_model_mean", "corr with meta model", "{:+.4f}"),
+    ("payout_final", "simulated payout (stake 1)", "{:.3f}"),
+    ("n_eras", "validation eras", "{:d}"),
+    ("n_rows", "validation rows", "{:,d}"),
+)
+
+
+def fmt_score(value: Any, spec: str = "{:+.4f}") -> str:
+    """A number for a table cell; an em dash for a missing or non-finite one."""
+    if value is None or isinstance(value, bool):
+        return "—"
+    try:
+        if isinstance(value, float) and not math.isfinite(value):
+            return "—"
+        return spec.format(value)
+    except (ValueError, TypeError):
+        return str(value)
+
+
+def fmt_time(value: datetime | str | None) -> str:
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    return value.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def validation_report(scores: dict[str, Any]) -> list[tuple[str, str]]:
+    """(label, formatted value) for each validation score a version has."""
+    out = []
+    for key, label, spec in VALIDATION_ROWS:
+        if key in scores and scores[key] is not None:
+            out.append((label, fmt_score(scores[key], spec)))
+    return out
+
+
+def sparkline(values: Sequence[float], width: int = 120, height: int = 28) -> Markup:
+    """An inline SVG line of ``values`` (no JavaScript needed); a zero line when it crosses zero."""
+    if len(values) < 2:
+        return Markup('<span class="muted">—</span>')
+    lo, hi = min(min(values), 0.0), max(max(values), 0.0)
+    span = (hi - lo) or 1.0
+    step = (width - 2) / (len(values) - 1)
+
+    def y(v: float) -> float:
+        return round(1 + (height - 2) * (hi - v) / span, 1)
+
+    points = " ".join(f"{round(1 + i * step, 1)},{y(v)}" for i, v in enumerate(values))
+    colour = "#1a7f37" if values[-1] >= 0 else "#cf222e"
+    zero = f'<line x1="0" x2="{width}" y1="{y(0.0)}" y2="{y(0.0)}" class="zero"/>' if lo < 0 < hi else ""
+    title = f"cumulative CORR {values[-1]:+.4f} over {len(values)} rounds"
+    return Markup(
+        f'<svg class="spark" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+        f'role="img" aria-label="{title}"><title>{title}</title>{zero}'
+        f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{points}"/></svg>'
+    )
+
+
+@dataclass
+class Cell:
+    status: str = ""
+    file_sha256: str = ""
+    model_ref: str = ""
+    error: str = ""
+    corr: float | None = None
+    mmc: float | None = None
+    bmc: float | None = None
+    day: int = 0
+    resolved: bool = False
+    payout_nmr: float | None = None
+    payout_status: str = ""
+
+
+@dataclass
+class RoundRow:
+    number: int
+    status: str
+    open_time: datetime | None
+    live_rows: int
+    cells: dict[str, Cell] = field(default_factory=dict)
+
+
+def rounds_grid(session: Session, limit: int = 30) -> tuple[list[str], list[RoundRow]]:
+    """The newest ``limit`` rounds numerflow worked on, each with every slot's submission, scores so far
+    and payout. Returns (slots, rows); four indexed queries whatever the size."""
+    rounds = list(session.scalars(select(Round).order_by(Round.number.desc()).limit(limit)))
+    if not rounds:
+        return [], []
+    numbers = [r.number for r in rounds]
+    rows = {r.number: RoundRow(r.number, r.status, r.open_time, r.live_rows) for r in rounds}
+    slots: set[str] = set()
+    for sub in session.scalars(select(Submission).where(Submission.round_number.in_(numbers))):
+        slots.add(sub.numerai_model)
+        ref = f"{sub.model_name}@{sub.model_version}" if sub.model_version is not None else sub.model_name
+        rows[sub.round_number].cells[sub.numerai_model] = Cell(
+            status=sub.status, file_sha256=sub.file_sha256, model_ref=ref, error=sub.error or ""
+        )
+    for slot, per_round in final_scores(session, min_round=min(numbers)).items():
+        for number, v in per_round.items():
+            if number not in rows:
+                continue
+            slots.add(slot)
+            cell = rows[number].cells.setdefault(slot, Cell())
+            cell.corr, cell.mmc, cell.bmc = v["corr"], v["mmc"], v["bmc"]
+            cell.day, cell.resolved = v["day"], bool(v.get("resolved"))
+    for p in session.scalars(select(Payout).where(Payout.round_number.in_(numbers))):
+        slots.add(p.numerai_model)
+        cell = rows[p.round_number].cells.setdefault(p.numerai_model, Cell())
+        cell.payout_nmr, cell.payout_status = num(p.payout_nmr), p.status
+    return sorted(slots), [rows[n] for n in numbers]
+
+
+def head_to_head(champion: list[dict[str, Any]], challenger: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Champion vs challenger, round by round (rounds either has scores for), newest first."""
+    by_round: dict[int, dict[str, Any]] = defaultdict(dict)
+    for side, rows in (("champion", champion), ("challenger", challenger)):
+        for r in rows:
+            by_round[r["round"]][side] = r
+    out = []
+    for number in sorted(by_round, reverse=True):
+        a = by_round[number].get("champion", {})
+        b = by_round[number].get("challenger", {})
+        ca, cb = a.get("corr"), b.get("corr")
+        out.append(
+            {
+                "round": number,
+                "champion_corr": ca,
+                "challenger_corr": cb,
+                "champion_mmc": a.get("mmc"),
+                "challenger_mmc": b.get("mmc"),
+                "diff": (cb - ca) if ca is not None and cb is not None else None,
+            }
+        )
+    return out
+
+
+def data_versions_on_disk(data_dir: Path, known: set[str]) -> list[str]:
+    """Version folders under ``data_dir`` that the download manifest does not list (made by hand)."""
+    if not data_dir.is_dir():
+        return []
+    return sorted(
+        p.name
+        for p in data_dir.iterdir()
+        if p.is_dir() and p.name not in known and not p.name.startswith(".") and any(p.glob("*.parquet"))
+    )
