@@ -257,7 +257,7 @@ def _train_single(
             manifest["estimators"].append({"target": target, "file": filename})
         loaded = LoadedModel(model.name, version, manifest, folder, estimators=estimators)
         progress(f"{model.name}: scoring on validation", steps - 2, steps)
-        scores = _validate(loaded, model, files)
+        scores = _validate(loaded, files)
         manifest["validation_scores"] = _headline(scores)
         progress(f"{model.name}: saving {model.name}@{version}", steps - 1, steps)
         manifest_sha = write_manifest(folder, manifest)
@@ -297,7 +297,7 @@ def _concat(a: Dataset, b: Dataset) -> Dataset:
     )
 
 
-def _validate(model: LoadedModel, resolved: ResolvedModel | None, files: DataFiles) -> dict[str, Any]:
+def _validate(model: LoadedModel, files: DataFiles) -> dict[str, Any]:
     """Score a model on the validation eras (those with targets) against its first target."""
     if not files.validation.is_file():
         log.warning("no %s: skipping validation scores", files.validation)
@@ -362,7 +362,9 @@ def _train_ensemble(
         if spec.neutralize is not None:
             neutral = {
                 "proportion": float(spec.neutralize.proportion),
-                "features": list(catalog.features(spec.neutralize.features)),
+                "features": _feature_list(
+                    catalog, spec.neutralize.features, f"models.{name}.neutralize.features"
+                ),
             }
         version = (
             max(registry.max_version(engine, name), *(versions_on_disk(settings.artifacts_dir, name) or [0]))
@@ -399,7 +401,7 @@ def _train_ensemble(
                     )
                 )
             progress(f"{name}: scoring the ensemble on validation", 0, 1)
-            scores = _validate(loaded, None, files)
+            scores = _validate(loaded, files)
             manifest["validation_scores"] = _headline(scores)
             manifest_sha = write_manifest(folder, manifest)
         info = registry.record_version(
@@ -425,6 +427,15 @@ def _train_ensemble(
         raise
     run.finish(version=version, scores=_headline(scores), data_hashes=hashes)
     return TrainResult(info, scores, duration_s=time.perf_counter() - t0, members=members)
+
+
+def _feature_list(catalog: Any, selection: str | list[str], where: str) -> list[str]:
+    from numerflow.errors import DataError
+
+    try:
+        return list(catalog.features(selection))
+    except DataError as exc:
+        raise ConfigError(f"{where}: {exc.message}") from None
 
 
 # ------------------------------------------------------------------------------------------------ CV
@@ -523,7 +534,13 @@ def cross_validate_model(
     picker = stable_picker(files, settings.artifacts_dir / ".feature_sets", spec.era_stride)
     resolved = {n: resolve_model(settings, n, catalog, stable_picker=picker) for n in order}
     targets = list(dict.fromkeys(t for r in resolved.values() for t in r.targets))
+    ens_neutral: dict[str, list[str]] = {}
+    for n in ensemble_order(settings, name):
+        neutral = settings.model(n).neutralize
+        if settings.model(n).ensemble is not None and neutral is not None:
+            ens_neutral[n] = _feature_list(catalog, neutral.features, f"models.{n}.neutralize.features")
     columns = list(dict.fromkeys(c for r in resolved.values() for c in r.columns()))
+    columns = list(dict.fromkeys(columns + [f for fs in ens_neutral.values() for f in fs]))
     stride = min(settings.model(n).era_stride for n in order)
     data = load_dataset(files.need(files.train), features=columns, targets=targets, era_stride=stride)
     cv = spec.cv
@@ -538,7 +555,9 @@ def cross_validate_model(
         raise ConfigError(f"models.{name} is an ensemble; tune its members instead")
 
     def fit_predict(train_rows: np.ndarray, test_rows: np.ndarray) -> np.ndarray:
-        return _ensemble_fit_predict(settings, name, resolved, data, params)(train_rows, test_rows)
+        return _ensemble_fit_predict(settings, name, resolved, data, params, ens_neutral)(
+            train_rows, test_rows
+        )
 
     run = None
     if record and engine is not None:
@@ -590,6 +609,7 @@ def _ensemble_fit_predict(
     resolved: dict[str, ResolvedModel],
     data: Dataset,
     params: dict[str, Any] | None,
+    ens_neutral: dict[str, list[str]],
 ) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     spec = settings.model(name)
     if spec.ensemble is None:
@@ -598,17 +618,15 @@ def _ensemble_fit_predict(
     def fit_predict(train_rows: np.ndarray, test_rows: np.ndarray) -> np.ndarray:
         cols, weights = [], []
         for member, weight in spec.ensemble.items():  # type: ignore[union-attr]
-            cols.append(_ensemble_fit_predict(settings, member, resolved, data, None)(train_rows, test_rows))
+            member_fp = _ensemble_fit_predict(settings, member, resolved, data, None, ens_neutral)
+            cols.append(member_fp(train_rows, test_rows))
             weights.append(weight)
         preds = rank_average(cols, weights, data.era[test_rows])
         if spec.neutralize is not None:
             from numerflow.modeling.artifacts import neutralize_and_rank
             from numerflow.modeling.features import select_columns
 
-            catalog_feats = [f for r in resolved.values() for f in r.features]
-            feats = select_columns(
-                data.X[test_rows], data.feature_names, list(dict.fromkeys(catalog_feats)), what="data"
-            )
+            feats = select_columns(data.X[test_rows], data.feature_names, ens_neutral[name], what="data")
             preds = neutralize_and_rank(preds, feats, data.era[test_rows], spec.neutralize.proportion)
         return preds
 

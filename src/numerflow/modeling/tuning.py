@@ -86,6 +86,24 @@ def _suggest(trial: Any, name: str, spec: list[Any], where: str) -> Any:
     raise ConfigError(f"{where}.tune.space.{name}: give [low, high] or a list of choices")
 
 
+def _check_space(algorithm: str, params: dict[str, Any], space: dict[str, list[Any]], where: str) -> None:
+    """Every name in the space must be a parameter of the algorithm, and its ends must be accepted."""
+    from numerflow.modeling.estimators import check_params
+
+    for key, bounds in space.items():
+        bounds = list(bounds)
+        if not bounds:
+            raise ConfigError(f"{where}.tune.space.{key}: give [low, high] or a list of choices")
+        numeric = len(bounds) >= 2 and all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in bounds[:2]
+        )
+        if numeric and bounds[0] >= bounds[1]:
+            raise ConfigError(f"{where}.tune.space.{key}: low {bounds[0]} must be below high {bounds[1]}")
+        ends = bounds[:2] if numeric else bounds
+        for value in ends:
+            check_params(algorithm, {**params, key: value}, f"{where}.tune.space")
+
+
 def objective_value(objective: str, summary: dict[str, float], per_era: Any) -> float:
     """The number a trial maximizes, from the CV summary and its per-era CORR."""
     if objective == "corr":
@@ -125,6 +143,7 @@ def tune_model(
     if objective not in OBJECTIVES:
         raise ConfigError(f"tune objective '{objective}' is unknown; use one of {', '.join(OBJECTIVES)}")
     space = dict(tune_spec.space) or DEFAULT_SPACES[str(spec.algorithm)]
+    _check_space(str(spec.algorithm), dict(spec.params), space, where)
     files = data_files(settings)
     hashes = files.hashes(files.need(files.train), files.features_json)
     fp = fingerprint(settings, name, hashes)
