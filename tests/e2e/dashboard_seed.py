@@ -61,7 +61,7 @@ def write_config(root: Path, api_url: str, db_url: str) -> Path:
     return path
 
 
-def seed_project(root: Path, db_url: str | None = None, *, rounds: int = 6) -> Seeded:
+def seed_project(root: Path, db_url: str | None = None, *, rounds: int = 4) -> Seeded:
     """Build the project under ``root`` (a fresh folder); returns it with its simulator still running."""
     from numerflow.data.download import download_files
     from numerflow.modeling import registry
