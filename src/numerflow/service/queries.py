@@ -9,6 +9,7 @@ cleared whenever a job finishes), so a busy dashboard costs the database one ove
 from __future__ import annotations
 
 import json
+import logging
 import math
 import threading
 import time
@@ -204,7 +205,12 @@ def overview(settings: Settings, engine: Engine) -> dict[str, Any]:
 
 
 class OverviewCache:
-    """The encoded overview, recomputed at most once per ``ttl_s`` (one computation at a time)."""
+    """The encoded overview, recomputed at most once per ``ttl_s``.
+
+    After ``ttl_s`` the old answer is still served while one background thread recomputes it (so a busy
+    dashboard never queues behind the database); after :meth:`clear` (something changed: a job finished,
+    a version was promoted) the next request waits for a fresh one.
+    """
 
     def __init__(self, settings: Settings, engine: Engine, ttl_s: float = 1.0) -> None:
         self.settings = settings
@@ -212,24 +218,42 @@ class OverviewCache:
         self.ttl_s = ttl_s
         self._body: bytes | None = None
         self._until = 0.0
+        self._valid = False
         self._lock = threading.Lock()
 
     def clear(self) -> None:
-        self._until = 0.0
+        self._valid = False
 
-    def fresh(self) -> bytes | None:
-        """The cached body while it is fresh, else None (cheap; safe on the event loop)."""
-        return self._body if time.monotonic() < self._until else None
+    def peek(self) -> bytes | None:
+        """A body that may be served now without waiting, or None (cheap; safe on the event loop)."""
+        body = self._body
+        if body is None or not self._valid:
+            return None
+        if time.monotonic() >= self._until and self._lock.acquire(blocking=False):
+            threading.Thread(target=self._refresh_locked, name="overview-refresh", daemon=True).start()
+        return body
 
     def get(self) -> bytes:
-        body = self.fresh()
+        """A fresh body (blocking while it is computed)."""
+        body = self.peek()
         if body is not None:
             return body
         with self._lock:
-            body = self.fresh()
-            if body is not None:
-                return body
-            doc = overview(self.settings, self.engine)
-            self._body = json.dumps(doc, separators=(",", ":"), allow_nan=False, default=str).encode()
-            self._until = time.monotonic() + self.ttl_s
-            return self._body
+            if self._body is not None and self._valid:
+                return self._body
+            return self._compute()
+
+    def _refresh_locked(self) -> None:
+        try:
+            self._compute()
+        except Exception:  # keep serving the previous answer; the next request tries again
+            logging.getLogger(__name__).exception("overview refresh failed")
+        finally:
+            self._lock.release()
+
+    def _compute(self) -> bytes:
+        self._valid = True  # a clear() during the computation makes the result stale at once
+        doc = overview(self.settings, self.engine)
+        body = json.dumps(doc, separators=(",", ":"), allow_nan=False, default=str).encode()
+        self._body, self._until = body, time.monotonic() + self.ttl_s
+        return body

@@ -1,4 +1,5 @@
-"""``GET /api/overview``: the dashboard's first screen in one request, served from a 1-second cache."""
+"""``GET /api/overview``: the dashboard's first screen in one request, from a 1-second cache
+(see :class:`numerflow.service.queries.OverviewCache`)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ router = APIRouter(tags=["overview"])
 )
 async def get_overview(request: Request, _: Principal = Depends(require_read)) -> Response:
     cache = request.app.state.overview
-    body = cache.fresh()
+    body = cache.peek()
     if body is None:
         body = await run_in_threadpool(cache.get)
     return Response(body, media_type="application/json")
