@@ -5,13 +5,13 @@ with start_simulator(tmp_path / "sim", rows_per_era=200, n_features=20) as sim:
     sim.engine.advance(days=30)
 """
 
-from numerflow.simulator.engine import (
+from numerflow.simulator.common import (
     DEFAULT_MODELS,
     DEFAULT_PUBLIC_ID,
     DEFAULT_SECRET_KEY,
     DEFAULT_USERNAME,
-    TournamentEngine,
 )
+from numerflow.simulator.engine import TournamentEngine
 from numerflow.simulator.faults import FaultConfig
 from numerflow.simulator.scoring import PayoutConfig
 from numerflow.simulator.server import RunningSimulator, start_simulator

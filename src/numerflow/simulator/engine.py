@@ -9,14 +9,15 @@ Saturday round until Monday). At close the round's selected submissions (the las
 are scored for all 20 days at once against the hidden targets; each day's scores are revealed at its
 scoring time (Tue–Sat, from 3 days after close). The round resolves at its 20th score: payouts are added
 to the stakes. On first start the engine opens a round at once so there is something to submit to.
+
+This module holds the clock, accounts, rounds, scoring and resolution; the parts clients call into live
+beside it (datasets.py, submissions.py, performance.py, stakes.py; shared state in common.py).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import re
 import threading
 import time
 import tomllib
@@ -35,74 +36,44 @@ from numerflow.errors import (
     ApiAuthError,
     ApiError,
     ConfigError,
-    DataError,
     NotFoundError,
-    StakeError,
-    SubmissionError,
 )
-from numerflow.fileio import atomic_path, atomic_write_bytes, sha256_file
 from numerflow.simulator import state as db
 from numerflow.simulator.clock import DAY, SimClock, close_time_for, next_open_time, score_times
+from numerflow.simulator.common import (
+    CLASSIC,
+    DEFAULT_AVAILABLE_NMR,
+    DEFAULT_MODELS,
+    DEFAULT_PUBLIC_ID,
+    DEFAULT_SECRET_KEY,
+    DEFAULT_STAKE,
+    DEFAULT_USERNAME,
+    N_SCORE_DAYS,
+    NAMESPACE,
+    PAYOUT_TARGET,
+    SIGNALS,
+    dec,
+    money,
+    sha,
+)
+from numerflow.simulator.datasets import DatasetsMixin
 from numerflow.simulator.faults import FaultConfig, FaultDice
+from numerflow.simulator.performance import PerformanceMixin
 from numerflow.simulator.scoring import (
-    ALIASES,
     SCORE_NAMES,
     PayoutConfig,
     daily_targets,
     percentiles,
     score_submissions,
 )
-from numerflow.simulator.validation import validate_predictions, validate_signals
+from numerflow.simulator.stakes import StakesMixin
+from numerflow.simulator.submissions import SubmissionsMixin
+from numerflow.simulator.validation import validate_predictions
 
 log = logging.getLogger(__name__)
 
-CLASSIC, SIGNALS = 8, 11
-DATA_VERSIONS = ("v5.3", "v5.2")
-STATIC_FILES = (
-    "features.json",
-    "train.parquet",
-    "validation.parquet",
-    "meta_model.parquet",
-    "train_benchmark_models.parquet",
-    "validation_benchmark_models.parquet",
-    "validation_example_preds.parquet",
-    "validation_example_preds.csv",
-)
-ROUND_FILES = (
-    "live.parquet",
-    "live_benchmark_models.parquet",
-    "live_example_preds.parquet",
-    "live_example_preds.csv",
-)
-PAYOUT_TARGET = "target_ender_20"
-N_SCORE_DAYS = 20
-DEFAULT_PUBLIC_ID = "SIMPUBLICID"
-DEFAULT_SECRET_KEY = "SIMSECRETKEY"
-DEFAULT_USERNAME = "sim_user"
-DEFAULT_MODELS = tuple(f"sim_model_{i}" for i in range(1, 6))
-DEFAULT_AVAILABLE_NMR = "1000"
-DEFAULT_STAKE = "10"
-_NAMESPACE = uuid.UUID("6f1c2c1e-5d0b-4a53-9b1e-6e756d657266")
-_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
-NOT_OPEN = "Current round not open for submissions"
 
-
-def _dec(value: Any) -> Decimal:
-    return Decimal(str(value))
-
-
-def _money(value: Decimal) -> str:
-    """Decimal text without exponent or trailing zeros ("10", "10.5", "0.01234567")."""
-    q = value.quantize(Decimal("0.00000001")).normalize()
-    text = format(q, "f")
-    return "0" if text in ("-0", "") else text
-
-
-def _sha(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-class TournamentEngine:
+class TournamentEngine(DatasetsMixin, SubmissionsMixin, PerformanceMixin, StakesMixin):
     """A simulated Numerai tournament (classic, tournament 8; Signals submissions are accepted unscored)."""
 
     def __init__(
@@ -205,84 +176,6 @@ class TournamentEngine:
             self._meta_set(conn, "sim_now", self.clock.now())
         self._db.dispose()
 
-    # ------------------------------------------------------------------ data
-    @property
-    def world(self) -> Any:
-        if self._world is None:
-            from numerflow.data.synthetic import SyntheticWorld
-
-            self._world = SyntheticWorld.from_dir(self.data_dir)
-        return self._world
-
-    def _ensure_data(self) -> None:
-        from numerflow.data.synthetic import SPEC_FILENAME, generate_dataset
-
-        if not (self.data_dir / SPEC_FILENAME).is_file():
-            if (self.data_dir / "train.parquet").exists():
-                raise DataError(
-                    f"{self.data_dir}: has no {SPEC_FILENAME}; the simulator needs data made by "
-                    "'numerflow data synth' (or leave --data out to generate it)"
-                )
-            log.info("generating synthetic data in %s", self.data_dir)
-            generate_dataset(
-                self.data_dir,
-                n_eras=self.n_eras,
-                rows_per_era=self.rows_per_era,
-                n_features=self.n_features,
-                seed=self.seed,
-            )
-        csv = self.data_dir / "validation_example_preds.csv"
-        if not csv.exists() and (self.data_dir / "validation_example_preds.parquet").exists():
-            frame = pd.read_parquet(self.data_dir / "validation_example_preds.parquet")
-            atomic_write_bytes(csv, frame.reset_index().to_csv(index=False).encode())
-
-    def _round_dir(self, number: int) -> Path:
-        return self.state_dir / "rounds" / str(number)
-
-    def _round_files(self, number: int) -> Path:
-        """The round's folder, its files drawn now if this is their first use (they are a pure function of
-        the seed and the round number, so drawing them lazily changes nothing but the cost of idle rounds)."""
-        folder = self._round_dir(number)
-        if not (folder / "live.parquet").is_file():
-            with self._lock:
-                if not (folder / "live.parquet").is_file():
-                    r = self._round_or_error(number)
-                    self._make_round_files(number, int(r["era"]))
-        return folder
-
-    def _make_round_files(self, number: int, era_number: int) -> None:
-        world = self.world
-        n_rows = int(getattr(world.spec, "live_rows", self.rows_per_era) or self.rows_per_era)
-        frame = world.make_era(era_number, n_rows, seed=self.seed * 100_003 + number)
-        targets = [c for c in frame.columns if c.startswith("target")]
-        hidden = frame[["era", *targets]].copy()
-        hidden["numerai_meta_model"] = world.meta_model(frame).astype(np.float32)
-        bench = world.benchmark(frame).astype(np.float32)
-        hidden["benchmark"] = bench
-        folder = self._round_dir(number)
-        with atomic_path(folder / "hidden" / "targets.parquet") as tmp:
-            hidden.to_parquet(tmp)
-        live = frame.copy()
-        live[targets] = np.float32(np.nan)
-        live["data_type"] = "live"
-        with atomic_path(folder / "live.parquet") as tmp:
-            live.to_parquet(tmp)
-        benches = pd.DataFrame({"era": frame["era"], "v53_lgbm_ender20": bench}, index=frame.index)
-        with atomic_path(folder / "live_benchmark_models.parquet") as tmp:
-            benches.to_parquet(tmp)
-        example = pd.DataFrame(
-            {"prediction": world.example_preds(frame).astype(np.float32)}, index=frame.index
-        )
-        with atomic_path(folder / "live_example_preds.parquet") as tmp:
-            example.to_parquet(tmp)
-        atomic_write_bytes(
-            folder / "live_example_preds.csv", example.reset_index().to_csv(index=False).encode()
-        )
-
-    def live_ids(self, number: int) -> np.ndarray:
-        frame = pd.read_parquet(self._round_files(number) / "live.parquet", columns=["era"])
-        return np.asarray(frame.index.astype(str))
-
     # ------------------------------------------------------------------ accounts
     def _seed_accounts(self, conn: Connection, accounts_file: Path | str | None) -> None:
         specs: list[dict[str, Any]] = []
@@ -307,26 +200,26 @@ class TournamentEngine:
             ).first()
             if existing is not None:
                 continue
-            account_id = str(uuid.uuid5(_NAMESPACE, f"account:{spec['username']}"))
+            account_id = str(uuid.uuid5(NAMESPACE, f"account:{spec['username']}"))
             conn.execute(
                 insert(db.accounts).values(
                     id=account_id,
                     username=spec["username"],
                     public_id=spec["public_id"],
-                    secret_sha256=_sha(spec["secret_key"]),
+                    secret_sha256=sha(spec["secret_key"]),
                     email=spec.get("email", f"{spec['username']}@sim.numer.ai"),
-                    available_nmr=_money(_dec(spec.get("available_nmr", DEFAULT_AVAILABLE_NMR))),
+                    available_nmr=money(dec(spec.get("available_nmr", DEFAULT_AVAILABLE_NMR))),
                     inserted_at=now,
                 )
             )
             for m in spec.get("models", []):
                 conn.execute(
                     insert(db.models).values(
-                        id=str(uuid.uuid5(_NAMESPACE, f"model:{m['name']}")),
+                        id=str(uuid.uuid5(NAMESPACE, f"model:{m['name']}")),
                         account_id=account_id,
                         name=m["name"],
                         tournament=int(m.get("tournament", CLASSIC)),
-                        stake=_money(_dec(m.get("stake", "0"))),
+                        stake=money(dec(m.get("stake", "0"))),
                         inserted_at=now,
                     )
                 )
@@ -348,7 +241,7 @@ class TournamentEngine:
                 .mappings()
                 .first()
             )
-        if row is None or row["secret_sha256"] != _sha(secret):
+        if row is None or row["secret_sha256"] != sha(secret):
             raise ApiAuthError("Invalid API key: the public id or secret key is wrong")
         return dict(row)
 
@@ -484,7 +377,7 @@ class TournamentEngine:
             conn.execute(
                 insert(db.rounds).values(
                     number=number,
-                    id=str(uuid.uuid5(_NAMESPACE, f"round:{number}")),
+                    id=str(uuid.uuid5(NAMESPACE, f"round:{number}")),
                     tournament=CLASSIC,
                     era=f"{era_number:04d}",
                     open_time=t,
@@ -656,16 +549,16 @@ class TournamentEngine:
             for s in selected:
                 m = conn.execute(select(db.models).where(db.models.c.id == s["model_id"])).mappings().one()
                 pending = self._pending_release(conn, s["model_id"])
-                at_risk[s["model_id"]] = max(Decimal(0), _dec(m["stake"]) - pending)
+                at_risk[s["model_id"]] = max(Decimal(0), dec(m["stake"]) - pending)
             total = sum(at_risk.values(), Decimal(0))
-            factor = min(Decimal(1), _dec(config["stake_threshold"]) / total) if total > 0 else Decimal(1)
+            factor = min(Decimal(1), dec(config["stake_threshold"]) / total) if total > 0 else Decimal(1)
             for s in selected:
                 conn.execute(
                     insert(db.payouts).values(
                         model_id=s["model_id"],
                         round_number=number,
                         submission_id=s["id"],
-                        at_risk=_money(at_risk[s["model_id"]]),
+                        at_risk=money(at_risk[s["model_id"]]),
                         payout=None,
                         settled=False,
                     )
@@ -675,61 +568,29 @@ class TournamentEngine:
             conn.execute(
                 update(db.rounds)
                 .where(db.rounds.c.number == number)
-                .values(closed=True, payout_factor=_money(factor), total_at_risk=_money(total))
+                .values(closed=True, payout_factor=money(factor), total_at_risk=money(total))
             )
         log.info("round %d closed: %d submissions scored", number, len(selected))
-
-    def _pending_release(self, conn: Connection, model_id: str) -> Decimal:
-        rows = conn.execute(
-            select(db.stake_changes.c.amount)
-            .where(db.stake_changes.c.model_id == model_id)
-            .where(db.stake_changes.c.status == "pending")
-        ).scalars()
-        return sum((_dec(a) for a in rows), Decimal(0))
-
-    def _day_payout(
-        self, config: dict[str, Any], factor: Decimal, at_risk: Decimal, corr: Any, mmc: Any
-    ) -> Decimal:
-        pcfg = PayoutConfig(**{k: config[k] for k in ("w_corr", "w_mmc", "clip", "stake_threshold")})
-        frac = pcfg.payout_fraction(
-            float("nan") if corr is None else float(corr),
-            float("nan") if mmc is None else float(mmc),
-            float(factor),
-        )
-        return (at_risk * Decimal(repr(frac))).quantize(Decimal("0.00000001"))
-
-    def _final_scores(self, conn: Connection, number: int, model_id: str, upto: float) -> dict[str, Any]:
-        rows = conn.execute(
-            select(db.scores.c.display_name, db.scores.c.value, db.scores.c.day)
-            .where(db.scores.c.round_number == number)
-            .where(db.scores.c.model_id == model_id)
-            .where(db.scores.c.score_time <= upto)
-            .order_by(db.scores.c.day)
-        ).all()
-        latest: dict[str, Any] = {}
-        for name, value, _day in rows:
-            latest[name] = value
-        return latest
 
     def _resolve_round(self, r: dict[str, Any]) -> None:
         number = int(r["number"])
         config = json.loads(r["config"])
         with self._db.begin() as conn:
-            factor = _dec(r["payout_factor"] or "1")
+            factor = dec(r["payout_factor"] or "1")
             for p in (
                 conn.execute(select(db.payouts).where(db.payouts.c.round_number == number)).mappings().all()
             ):
                 final = self._final_scores(conn, number, p["model_id"], r["resolve_time"])
                 amount = self._day_payout(
-                    config, factor, _dec(p["at_risk"]), final.get("canon_corr"), final.get("canon_mmc")
+                    config, factor, dec(p["at_risk"]), final.get("canon_corr"), final.get("canon_mmc")
                 )
                 conn.execute(
                     update(db.payouts)
                     .where(db.payouts.c.round_number == number)
                     .where(db.payouts.c.model_id == p["model_id"])
-                    .values(payout=_money(amount), settled=True)
+                    .values(payout=money(amount), settled=True)
                 )
-                stake = _dec(
+                stake = dec(
                     conn.execute(
                         select(db.models.c.stake).where(db.models.c.id == p["model_id"])
                     ).scalar_one()
@@ -737,662 +598,10 @@ class TournamentEngine:
                 conn.execute(
                     update(db.models)
                     .where(db.models.c.id == p["model_id"])
-                    .values(stake=_money(max(Decimal(0), stake + amount)))
+                    .values(stake=money(max(Decimal(0), stake + amount)))
                 )
             conn.execute(update(db.rounds).where(db.rounds.c.number == number).values(resolved=True))
         log.info("round %d resolved", number)
-
-    def _apply_release(self, change: dict[str, Any]) -> None:
-        with self._db.begin() as conn:
-            m = conn.execute(select(db.models).where(db.models.c.id == change["model_id"])).mappings().one()
-            stake = _dec(m["stake"])
-            amount = stake if change["drain"] else min(stake, _dec(change["amount"]))
-            acct = (
-                conn.execute(select(db.accounts).where(db.accounts.c.id == m["account_id"])).mappings().one()
-            )
-            conn.execute(
-                update(db.models).where(db.models.c.id == m["id"]).values(stake=_money(stake - amount))
-            )
-            conn.execute(
-                update(db.accounts)
-                .where(db.accounts.c.id == acct["id"])
-                .values(available_nmr=_money(_dec(acct["available_nmr"]) + amount))
-            )
-            conn.execute(
-                update(db.stake_changes)
-                .where(db.stake_changes.c.id == change["id"])
-                .values(status="complete", amount=_money(amount))
-            )
-
-    # ------------------------------------------------------------------ datasets
-    def list_datasets(self, round_num: int | None = None) -> list[str]:
-        self.sync()
-        if round_num:
-            self._round_or_error(round_num)
-        names = [
-            f"{v}/{f}"
-            for v in DATA_VERSIONS
-            for f in (*STATIC_FILES, *ROUND_FILES)
-            if f in ROUND_FILES or (self.data_dir / f).exists()
-        ]
-        return sorted(names)
-
-    def _round_or_error(self, number: int) -> dict[str, Any]:
-        with self._db.connect() as conn:
-            row = conn.execute(select(db.rounds).where(db.rounds.c.number == number)).mappings().first()
-        if row is None:
-            raise NotFoundError(f"Round {number} does not exist")
-        return dict(row)
-
-    def dataset_path(self, filename: str, round_num: int | None = None) -> tuple[Path, str]:
-        """(local path, URL path) of a dataset file; NotFoundError if there is no such file."""
-        self.sync()
-        version, _, name = filename.partition("/")
-        if version not in DATA_VERSIONS or name not in (*STATIC_FILES, *ROUND_FILES):
-            raise NotFoundError(f"the requested file does not exist: {filename}")
-        if name in ROUND_FILES:
-            with self._lock:
-                r = self._round_or_error(round_num) if round_num else self._latest_round()
-            if r is None:
-                raise NotFoundError(f"the requested file does not exist: {filename} (no round yet)")
-            number = int(r["number"])
-            return self._round_files(number) / name, f"files/round/{number}/{version}/{name}"
-        path = self.data_dir / name
-        if not path.exists():
-            raise NotFoundError(f"the requested file does not exist: {filename}")
-        return path, f"files/{version}/{name}"
-
-    def file_for_url(self, parts: list[str]) -> Path:
-        """Map a ``/files/...`` URL path back to a file (only the files the listing offers)."""
-        if len(parts) == 2 and parts[0] in DATA_VERSIONS and parts[1] in STATIC_FILES:
-            path = self.data_dir / parts[1]
-        elif len(parts) == 4 and parts[0] == "round" and parts[1].isdigit() and parts[3] in ROUND_FILES:
-            try:
-                path = self._round_files(int(parts[1])) / parts[3]
-            except NotFoundError:
-                raise NotFoundError("no such file") from None
-        else:
-            raise NotFoundError("no such file")
-        if not path.is_file():
-            raise NotFoundError("no such file")
-        return path
-
-    # ------------------------------------------------------------------ uploads and submissions
-    def upload_auth(
-        self, account: dict[str, Any], filename: str, model_id: str | None, kind: str
-    ) -> dict[str, str]:
-        self.sync()
-        model = self.model(model_id, account["id"]) if (model_id or kind != "diagnostics") else None
-        if kind == "submission" and model is not None and model["tournament"] != CLASSIC:
-            raise ApiError(
-                f"Model {model['name']} is not a Numerai Classic model (tournament {model['tournament']})"
-            )
-        if kind == "signals" and model is not None and model["tournament"] != SIGNALS:
-            raise ApiError(f"Model {model['name']} is not a Signals model (tournament {model['tournament']})")
-        safe = _SAFE.sub("_", Path(filename or "predictions.csv").name) or "predictions.csv"
-        key = f"{kind}/{model['id'] if model else account['id']}/{uuid.uuid4().hex}/{safe}"
-        with self._lock, self._db.begin() as conn:
-            conn.execute(
-                insert(db.uploads).values(
-                    key=key,
-                    account_id=account["id"],
-                    model_id=model["id"] if model else None,
-                    kind=kind,
-                    filename=safe,
-                    issued_at=self.clock.now(),
-                )
-            )
-        return {"filename": key, "url_path": f"uploads/{key}"}
-
-    def store_upload(self, key: str, data: bytes) -> None:
-        """Store the body of an upload PUT for a key handed out by ``upload_auth``."""
-        with self._lock, self._db.begin() as conn:
-            row = conn.execute(select(db.uploads).where(db.uploads.c.key == key)).mappings().first()
-            if row is None:
-                raise NotFoundError(f"no upload URL was issued for {key}")
-            atomic_write_bytes(self.state_dir / "uploads" / key, data)
-            conn.execute(
-                update(db.uploads)
-                .where(db.uploads.c.key == key)
-                .values(stored_at=self.clock.now(), size=len(data), sha256=hashlib.sha256(data).hexdigest())
-            )
-
-    def _stored_upload(
-        self, account: dict[str, Any], key: str, model_id: str | None, kind: str
-    ) -> dict[str, Any]:
-        with self._db.connect() as conn:
-            row = conn.execute(select(db.uploads).where(db.uploads.c.key == key)).mappings().first()
-        if row is None or row["account_id"] != account["id"] or row["kind"] != kind:
-            raise NotFoundError(f"Submission file {key} not found; request an upload URL first")
-        if model_id and row["model_id"] and row["model_id"] != model_id:
-            raise ApiError(f"File {key} was uploaded for another model")
-        if row["stored_at"] is None or not (self.state_dir / "uploads" / key).is_file():
-            raise SubmissionError(
-                f"Submission file {row['filename']} not found, was it uploaded correctly? "
-                "(PUT the file to the URL from the upload auth call and check it answered 200)"
-            )
-        return dict(row)
-
-    def create_submission(
-        self,
-        account: dict[str, Any],
-        key: str,
-        model_id: str | None,
-        *,
-        source: str | None = None,
-        trigger_id: str | None = None,
-    ) -> dict[str, Any]:
-        """Validate the uploaded file for the open round and record it as the model's submission."""
-        with self._lock:
-            self.sync()
-            model = self.model(model_id, account["id"])
-            upload = self._stored_upload(account, key, model["id"], "submission")
-            current = self.current_round()
-            if current is None:
-                raise ApiError(NOT_OPEN)
-            number = int(current["number"])
-            path = self.state_dir / "uploads" / key
-            validate_predictions(path.read_bytes(), self.live_ids(number), name=upload["filename"])
-            sub_id = str(uuid.uuid4())
-            with self._db.begin() as conn:
-                conn.execute(
-                    insert(db.submissions).values(
-                        id=sub_id,
-                        model_id=model["id"],
-                        round_number=number,
-                        tournament=CLASSIC,
-                        key=key,
-                        filename=upload["filename"],
-                        inserted_at=self.clock.now(),
-                        sha256=sha256_file(path),
-                        n_rows=len(self.live_ids(number)),
-                        source=source,
-                        trigger_id=trigger_id,
-                    )
-                )
-            log.info("submission %s for %s in round %d", sub_id, model["name"], number)
-            return {"id": sub_id, "round_number": number}
-
-    def create_signals_submission(
-        self, account: dict[str, Any], key: str, model_id: str | None
-    ) -> dict[str, Any]:
-        with self._lock:
-            self.sync()
-            model = self.model(model_id, account["id"])
-            if model["tournament"] != SIGNALS:
-                raise ApiError(
-                    f"Model {model['name']} is not a Signals model (tournament {model['tournament']})"
-                )
-            upload = self._stored_upload(account, key, model["id"], "signals")
-            current = self.current_round()
-            if current is None:
-                raise ApiError(NOT_OPEN)
-            path = self.state_dir / "uploads" / key
-            n_rows = validate_signals(path.read_bytes(), name=upload["filename"])
-            sub_id = str(uuid.uuid4())
-            with self._db.begin() as conn:
-                conn.execute(
-                    insert(db.submissions).values(
-                        id=sub_id,
-                        model_id=model["id"],
-                        round_number=int(current["number"]),
-                        tournament=SIGNALS,
-                        key=key,
-                        filename=upload["filename"],
-                        inserted_at=self.clock.now(),
-                        sha256=sha256_file(path),
-                        n_rows=n_rows,
-                        source="numerapi",
-                    )
-                )
-            return {"id": sub_id, "firstEffectiveDate": self.shown(current["close_time"])}
-
-    def create_diagnostics(self, account: dict[str, Any], key: str, model_id: str | None) -> str:
-        """Score an uploaded validation predictions file (CORR, MMC, BMC, FNC per validation era)."""
-        with self._lock:
-            model = self.model(model_id, account["id"]) if model_id else None
-            upload = self._stored_upload(account, key, model["id"] if model else None, "diagnostics")
-            diag_id = str(uuid.uuid4())
-            try:
-                results = self._diagnose(self.state_dir / "uploads" / key, upload["filename"])
-                status, message = "done", None
-            except (SubmissionError, DataError) as exc:
-                results, status, message = None, "failed", exc.message
-            with self._db.begin() as conn:
-                conn.execute(
-                    insert(db.diagnostics).values(
-                        id=diag_id,
-                        model_id=model["id"] if model else "",
-                        key=key,
-                        inserted_at=self.clock.now(),
-                        status=status,
-                        message=message,
-                        results=json.dumps(results),
-                    )
-                )
-            return diag_id
-
-    def _diagnose(self, path: Path, name: str) -> dict[str, Any]:
-        from numerflow.metrics.summary import summarize
-
-        val = pd.read_parquet(self.data_dir / "validation.parquet")
-        val = val[val["data_type"] == "validation"]
-        meta = pd.read_parquet(self.data_dir / "meta_model.parquet").reindex(val.index)["numerai_meta_model"]
-        bench = pd.read_parquet(self.data_dir / "validation_benchmark_models.parquet").reindex(val.index)
-        preds = validate_predictions(path.read_bytes(), val.index.to_numpy(), name=name)
-        era = val["era"].to_numpy()
-        target = val["target"].to_numpy(dtype=np.float64)
-        features = val[list(self.world.feature_names)].to_numpy(dtype=np.float64)
-        from numerflow.metrics.contribution import correlation_contribution
-        from numerflow.metrics.corr import numerai_corr
-        from numerflow.metrics.fnc import feature_neutral_corr
-
-        corr = numerai_corr(preds, target, era)[:, 0]
-        mmc = correlation_contribution(preds, meta.to_numpy(dtype=np.float64), target, era)[:, 0]
-        bmc = correlation_contribution(
-            preds, bench["v53_lgbm_ender20"].to_numpy(dtype=np.float64), target, era
-        )[:, 0]
-        fnc = feature_neutral_corr(preds, features, target, era)[:, 0]
-        eras = np.unique(era)
-        sc, sm = summarize(corr), summarize(mmc)
-        return {
-            "erasAcceptedCount": len(eras),
-            "validationCorrMean": float(sc["mean"]),
-            "validationCorrStd": float(sc["std"]),
-            "validationCorrSharpe": float(sc["sharpe"]),
-            "validationMaxDrawdown": float(sc["max_drawdown"]),
-            "validationMmcMean": float(sm["mean"]),
-            "validationMmcStd": float(sm["std"]),
-            "validationMmcSharpe": float(sm["sharpe"]),
-            "validationBmcMean": float(np.nanmean(bmc)),
-            "validationFeatureNeutralCorrMean": float(np.nanmean(fnc)),
-            "validationCorrPlusMmcMean": float(np.nanmean(corr + mmc)),
-            "perEraDiagnostics": [
-                {
-                    "era": str(e),
-                    "validationCorr": float(corr[i]),
-                    "validationMmc": float(mmc[i]),
-                    "validationBmc": float(bmc[i]),
-                    "validationFeatureNeutralCorr": float(fnc[i]),
-                }
-                for i, e in enumerate(eras)
-            ],
-        }
-
-    def diagnostics(
-        self, account: dict[str, Any], model_id: str | None, diag_id: str | None
-    ) -> dict[str, Any]:
-        q = select(db.diagnostics).order_by(db.diagnostics.c.inserted_at.desc())
-        if diag_id:
-            q = q.where(db.diagnostics.c.id == diag_id)
-        if model_id:
-            self.model(model_id, account["id"])
-            q = q.where(db.diagnostics.c.model_id == model_id)
-        with self._lock, self._db.connect() as conn:
-            row = conn.execute(q).mappings().first()
-        if row is None:
-            raise NotFoundError("Diagnostics not found")
-        out: dict[str, Any] = json.loads(row["results"] or "null") or {}
-        out.update(
-            {
-                "id": row["id"],
-                "status": row["status"],
-                "message": row["message"],
-                "updatedAt": self.shown(row["inserted_at"]),
-            }
-        )
-        return out
-
-    def submissions(self, model_id: str, account_id: str | None = None) -> list[dict[str, Any]]:
-        self.sync()
-        with self._lock, self._db.connect() as conn:
-            model = self.model(model_id, account_id)
-            rows = [
-                dict(r)
-                for r in conn.execute(
-                    select(db.submissions)
-                    .where(db.submissions.c.model_id == model["id"])
-                    .order_by(db.submissions.c.inserted_at)
-                ).mappings()
-            ]
-        last_of_round: dict[int, str] = {}
-        for r in rows:
-            last_of_round[r["round_number"]] = r["id"]
-        for r in rows:
-            r["selected"] = last_of_round[r["round_number"]] == r["id"]
-        return rows
-
-    def all_submissions(self, round_number: int | None = None) -> list[dict[str, Any]]:
-        """Every submission (all accounts), oldest first; for tests and the admin status."""
-        q = select(db.submissions, db.models.c.name.label("model_name")).join(
-            db.models, db.models.c.id == db.submissions.c.model_id
-        )
-        if round_number is not None:
-            q = q.where(db.submissions.c.round_number == round_number)
-        with self._lock, self._db.connect() as conn:
-            return [dict(r) for r in conn.execute(q.order_by(db.submissions.c.inserted_at)).mappings()]
-
-    # ------------------------------------------------------------------ scores
-    def submission_scores(
-        self,
-        model_id: str,
-        *,
-        display_name: str | None = None,
-        day: int | None = None,
-        resolved: bool | None = None,
-        last_n_rounds: int | None = None,
-        distinct_on_round: bool | None = None,
-    ) -> list[dict[str, Any]]:
-        self.sync()
-        now = self.clock.now()
-        q = (
-            select(
-                db.scores,
-                db.rounds.c.id.label("round_id"),
-                db.rounds.c.close_time,
-                db.rounds.c.resolve_time,
-                db.rounds.c.score_times,
-                db.rounds.c.resolved,
-            )
-            .join(db.rounds, db.rounds.c.number == db.scores.c.round_number)
-            .where(db.scores.c.model_id == str(model_id))
-            .where(db.scores.c.score_time <= now)
-        )
-        if display_name:
-            name = ALIASES.get(display_name.lower())
-            if name is None:
-                return []
-            q = q.where(db.scores.c.display_name == name)
-        if day is not None:
-            q = q.where(db.scores.c.day == day)
-        with self._lock, self._db.connect() as conn:
-            rows = [
-                dict(r)
-                for r in conn.execute(q.order_by(db.scores.c.round_number, db.scores.c.day)).mappings()
-            ]
-        for r in rows:
-            r["is_resolved"] = bool(r["resolved"]) and r["day"] == N_SCORE_DAYS
-        if resolved is not None:
-            rows = [r for r in rows if bool(r["resolved"]) == resolved]
-        if last_n_rounds:
-            keep = sorted({r["round_number"] for r in rows})[-last_n_rounds:]
-            rows = [r for r in rows if r["round_number"] in keep]
-        if distinct_on_round:
-            latest: dict[tuple[int, str], dict[str, Any]] = {}
-            for r in rows:
-                latest[(r["round_number"], r["display_name"])] = r
-            rows = list(latest.values())
-        return rows
-
-    def round_performances(self, model_id: str) -> list[dict[str, Any]]:
-        """One entry per round the model took part in, with its daily scores and payouts."""
-        self.sync()
-        now = self.clock.now()
-        model_id = str(model_id)
-        with self._lock, self._db.connect() as conn:
-            subs = conn.execute(
-                select(db.submissions.c.round_number).where(db.submissions.c.model_id == model_id).distinct()
-            ).scalars()
-            numbers = sorted(set(subs), reverse=True)
-            out: list[dict[str, Any]] = []
-            for number in numbers:
-                r = self._round_view(
-                    dict(conn.execute(select(db.rounds).where(db.rounds.c.number == number)).mappings().one())
-                )
-                payout = (
-                    conn.execute(
-                        select(db.payouts)
-                        .where(db.payouts.c.round_number == number)
-                        .where(db.payouts.c.model_id == model_id)
-                    )
-                    .mappings()
-                    .first()
-                )
-                score_rows = conn.execute(
-                    select(db.scores)
-                    .where(db.scores.c.round_number == number)
-                    .where(db.scores.c.model_id == model_id)
-                    .where(db.scores.c.score_time <= now)
-                    .order_by(db.scores.c.day)
-                ).mappings()
-                by_day: dict[int, dict[str, Any]] = {}
-                for s in score_rows:
-                    by_day.setdefault(s["day"], {})[s["display_name"]] = dict(s)
-                factor = _dec(r["payout_factor"] or "1")
-                at_risk = _dec(payout["at_risk"]) if payout else Decimal(0)
-                scores: list[dict[str, Any]] = []
-                for day_no, named in sorted(by_day.items()):
-                    pending = self._day_payout(
-                        r["config"],
-                        factor,
-                        at_risk,
-                        named.get("canon_corr", {}).get("value"),
-                        named.get("canon_mmc", {}).get("value"),
-                    )
-                    for name, s in named.items():
-                        scores.append(
-                            {
-                                "date": self.shown(s["score_time"]),
-                                "day": day_no,
-                                "displayName": name,
-                                "payoutPending": _money(pending),
-                                "payoutSettled": payout["payout"] if payout and payout["settled"] else None,
-                                "percentile": s["percentile"],
-                                "value": s["value"],
-                            }
-                        )
-                out.append(
-                    {
-                        "round": r,
-                        "atRisk": _money(at_risk) if payout else None,
-                        "submissionScores": scores,
-                        "payout": payout,
-                    }
-                )
-            return out
-
-    def payouts(self, account_id: str) -> dict[str, list[dict[str, Any]]]:
-        self.sync()
-        actual: list[dict[str, Any]] = []
-        pending: list[dict[str, Any]] = []
-        for m in self.models_of(account_id):
-            for perf in self.round_performances(m["id"]):
-                p = perf["payout"]
-                if p is None:
-                    continue
-                r = perf["round"]
-                entry = {
-                    "roundId": r["id"],
-                    "roundNumber": r["number"],
-                    "roundResolveTime": self.shown(r["resolve_time"]),
-                    "modelId": m["id"],
-                    "modelName": m["name"],
-                    "modelDisplayName": m["name"],
-                    "currencySymbol": "NMR",
-                }
-                if p["settled"]:
-                    actual.append({**entry, "payoutNmr": p["payout"], "payoutValue": p["payout"]})
-                else:
-                    latest = (
-                        perf["submissionScores"][-1]["payoutPending"] if perf["submissionScores"] else "0"
-                    )
-                    pending.append({**entry, "payoutNmr": latest, "payoutValue": latest})
-        return {"actual": actual, "pending": pending}
-
-    def reputation(self, model_id: str) -> list[dict[str, Any]]:
-        """Daily reputation: the mean final-or-latest score over the model's rounds scored so far."""
-        rows = self.submission_scores(model_id)
-        dates = sorted({r["score_time"] for r in rows})
-        out: list[dict[str, Any]] = []
-        for t in dates[-60:]:
-            latest: dict[tuple[int, str], float] = {}
-            for r in rows:
-                if r["score_time"] <= t and r["value"] is not None:
-                    latest[(r["round_number"], r["display_name"])] = r["value"]
-
-            def rep(name: str, latest: dict[tuple[int, str], float] = latest) -> float | None:
-                vals = [v for (_, n), v in latest.items() if n == name]
-                return float(np.mean(vals)) if vals else None
-
-            out.append(
-                {
-                    "date": self.shown(t),
-                    "corrRep": rep("canon_corr"),
-                    "mmcRep": rep("canon_mmc"),
-                    "fncRep": rep("canon_fnc"),
-                    "fncV3Rep": rep("canon_fnc"),
-                    "bmcRep": rep("canon_bmc"),
-                }
-            )
-        return out
-
-    # ------------------------------------------------------------------ stakes
-    def stake_change(
-        self, account: dict[str, Any], model_id: str | None, value: str, kind: str
-    ) -> dict[str, Any]:
-        kind = (kind or "").lower()
-        if kind not in ("increase", "decrease"):
-            raise StakeError(f"type must be 'increase' or 'decrease' (got '{kind}')")
-        try:
-            amount = _dec(value)
-        except InvalidOperation:
-            raise StakeError(f"value must be an amount of NMR (got '{value}')") from None
-        if not amount.is_finite() or amount <= 0:
-            raise StakeError(f"value must be a positive amount of NMR (got '{value}')")
-        with self._lock:
-            self.sync()
-            model = self.model(model_id, account["id"])
-            if kind == "increase":
-                return self._increase(account, model, amount)
-            return self._request_release(model, amount, drain=False)
-
-    def _increase(self, account: dict[str, Any], model: dict[str, Any], amount: Decimal) -> dict[str, Any]:
-        with self._db.begin() as conn:
-            wallet = _dec(
-                conn.execute(
-                    select(db.accounts.c.available_nmr).where(db.accounts.c.id == account["id"])
-                ).scalar_one()
-            )
-            if amount > wallet:
-                raise StakeError(
-                    f"Insufficient NMR balance: {_money(wallet)} NMR available, "
-                    f"{_money(amount)} NMR requested"
-                )
-            stake = _dec(
-                conn.execute(select(db.models.c.stake).where(db.models.c.id == model["id"])).scalar_one()
-            )
-            conn.execute(
-                update(db.accounts)
-                .where(db.accounts.c.id == account["id"])
-                .values(available_nmr=_money(wallet - amount))
-            )
-            conn.execute(
-                update(db.models).where(db.models.c.id == model["id"]).values(stake=_money(stake + amount))
-            )
-            change_id = str(uuid.uuid4())
-            now = self.clock.now()
-            conn.execute(
-                insert(db.stake_changes).values(
-                    id=change_id,
-                    model_id=model["id"],
-                    type="increase",
-                    amount=_money(amount),
-                    drain=False,
-                    requested_at=now,
-                    due_time=None,
-                    status="complete",
-                )
-            )
-        return {
-            "id": change_id,
-            "dueDate": None,
-            "requestedAmount": _money(amount),
-            "status": "complete",
-            "type": "increase",
-            "drain": False,
-        }
-
-    def _request_release(
-        self, model: dict[str, Any], amount: Decimal | None, *, drain: bool
-    ) -> dict[str, Any]:
-        with self._db.begin() as conn:
-            stake = _dec(
-                conn.execute(select(db.models.c.stake).where(db.models.c.id == model["id"])).scalar_one()
-            )
-            free = stake - self._pending_release(conn, model["id"])
-            if drain:
-                amount = free
-            assert amount is not None
-            if free <= 0:
-                raise StakeError(f"Model {model['name']} has no stake left to release")
-            if amount > free:
-                raise StakeError(
-                    f"Cannot release {_money(amount)} NMR from {model['name']}: "
-                    f"only {_money(free)} NMR is staked "
-                    "and not already being released"
-                )
-            # a release is paid when the last round the stake is at risk in resolves
-            due = conn.execute(
-                select(func.max(db.rounds.c.resolve_time))
-                .select_from(db.payouts.join(db.rounds, db.rounds.c.number == db.payouts.c.round_number))
-                .where(db.payouts.c.model_id == model["id"])
-                .where(db.payouts.c.settled.is_(False))
-            ).scalar()
-            now = self.clock.now()
-            due_time = max(float(due), now) if due is not None else now
-            change_id = str(uuid.uuid4())
-            conn.execute(
-                insert(db.stake_changes).values(
-                    id=change_id,
-                    model_id=model["id"],
-                    type="decrease",
-                    amount=_money(amount),
-                    drain=drain,
-                    requested_at=now,
-                    due_time=due_time,
-                    status="pending",
-                )
-            )
-        self.sync()
-        with self._db.connect() as conn:
-            status = conn.execute(
-                select(db.stake_changes.c.status).where(db.stake_changes.c.id == change_id)
-            ).scalar_one()
-        return {
-            "id": change_id,
-            "dueDate": self.shown(due_time),
-            "requestedAmount": _money(amount),
-            "status": status,
-            "type": "decrease",
-            "drain": drain,
-        }
-
-    def release_stake(
-        self, account: dict[str, Any], model_id: str | None, amount: str | None, drain: bool
-    ) -> dict[str, Any]:
-        with self._lock:
-            self.sync()
-            model = self.model(model_id, account["id"])
-            value: Decimal | None = None
-            if not drain:
-                try:
-                    value = _dec(amount)
-                except InvalidOperation:
-                    raise StakeError(f"amount must be an amount of NMR (got '{amount}')") from None
-                if value <= 0:
-                    raise StakeError(f"amount must be positive (got '{amount}')")
-            return self._request_release(model, value, drain=drain)
-
-    def stake_changes(self, model_id: str) -> list[dict[str, Any]]:
-        with self._lock, self._db.connect() as conn:
-            return [
-                dict(r)
-                for r in conn.execute(
-                    select(db.stake_changes)
-                    .where(db.stake_changes.c.model_id == model_id)
-                    .order_by(db.stake_changes.c.requested_at)
-                ).mappings()
-            ]
 
     # ------------------------------------------------------------------ status
     def status(self) -> dict[str, Any]:
@@ -1455,7 +664,7 @@ def load_accounts_file(path: Path) -> list[dict[str, Any]]:
             if int(m.get("tournament", CLASSIC)) not in (CLASSIC, SIGNALS, 12):
                 raise ConfigError(f"{path}: accounts[{i}].models[{j}].tournament must be 8, 11 or 12")
             try:
-                _dec(m.get("stake", "0"))
+                dec(m.get("stake", "0"))
             except InvalidOperation:
                 raise ConfigError(f"{path}: accounts[{i}].models[{j}].stake is not a number") from None
     return accounts

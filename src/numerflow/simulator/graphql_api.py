@@ -34,7 +34,8 @@ from graphql import (
 )
 
 from numerflow.errors import NotFoundError, NumerflowError
-from numerflow.simulator.engine import NOT_OPEN, TournamentEngine, _dec
+from numerflow.simulator.common import NOT_OPEN, dec
+from numerflow.simulator.engine import TournamentEngine
 
 log = logging.getLogger(__name__)
 
@@ -254,7 +255,7 @@ def _model(engine: TournamentEngine, m: dict[str, Any], account_id: str) -> dict
             )
         return out[::-1]
 
-    stake = _dec(m["stake"])
+    stake = dec(m["stake"])
     return {
         "id": m["id"],
         "name": m["name"],
@@ -426,7 +427,7 @@ class Root:
         m = engine.model_by_name(name, tournament)
         if m is None:
             raise NotFoundError(f"No model named {name}")
-        stake = _dec(m["stake"])
+        stake = dec(m["stake"])
         return {
             "id": m["id"],
             "username": m["name"],

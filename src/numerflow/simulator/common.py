@@ -1,0 +1,101 @@
+"""What the parts of the tournament engine share: constants, money helpers and the engine's state.
+
+The engine (engine.py) is put together from parts, one module each: dataset files (datasets.py), uploads
+and submissions (submissions.py), scores and payouts as clients read them (performance.py), and stakes
+(stakes.py). :class:`EngineBase` declares the state they share and the few engine methods they call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+import uuid
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from numerflow.simulator.clock import SimClock
+from numerflow.simulator.scoring import PayoutConfig
+
+CLASSIC, SIGNALS = 8, 11
+
+DATA_VERSIONS = ("v5.3", "v5.2")
+STATIC_FILES = (
+    "features.json",
+    "train.parquet",
+    "validation.parquet",
+    "meta_model.parquet",
+    "train_benchmark_models.parquet",
+    "validation_benchmark_models.parquet",
+    "validation_example_preds.parquet",
+    "validation_example_preds.csv",
+)
+ROUND_FILES = (
+    "live.parquet",
+    "live_benchmark_models.parquet",
+    "live_example_preds.parquet",
+    "live_example_preds.csv",
+)
+PAYOUT_TARGET = "target_ender_20"
+N_SCORE_DAYS = 20
+DEFAULT_PUBLIC_ID = "SIMPUBLICID"
+DEFAULT_SECRET_KEY = "SIMSECRETKEY"
+DEFAULT_USERNAME = "sim_user"
+DEFAULT_MODELS = tuple(f"sim_model_{i}" for i in range(1, 6))
+DEFAULT_AVAILABLE_NMR = "1000"
+DEFAULT_STAKE = "10"
+NAMESPACE = uuid.UUID("6f1c2c1e-5d0b-4a53-9b1e-6e756d657266")
+SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+NOT_OPEN = "Current round not open for submissions"
+
+
+def dec(value: Any) -> Decimal:
+    return Decimal(str(value))
+
+
+def money(value: Decimal) -> str:
+    """Decimal text without exponent or trailing zeros ("10", "10.5", "0.01234567")."""
+    q = value.quantize(Decimal("0.00000001")).normalize()
+    text = format(q, "f")
+    return "0" if text in ("-0", "") else text
+
+
+def sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class EngineBase:
+    """State shared by the engine's parts (set by :class:`~numerflow.simulator.engine.TournamentEngine`)."""
+
+    state_dir: Path
+    data_dir: Path
+    seed: int
+    rows_per_era: int
+    n_features: int
+    n_eras: int
+    payout: PayoutConfig
+    clock: SimClock
+    _db: Engine
+    _lock: threading.RLock
+    _world: Any
+
+    def sync(self) -> None:
+        raise NotImplementedError
+
+    def shown(self, t: float | None) -> str | None:
+        raise NotImplementedError
+
+    def model(self, model_id: str | None, account_id: str | None = None) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def models_of(self, account_id: str, tournament: int | None = None) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def current_round(self) -> dict[str, Any] | None:
+        raise NotImplementedError
+
+    def _round_view(self, r: dict[str, Any]) -> dict[str, Any]:
+        raise NotImplementedError

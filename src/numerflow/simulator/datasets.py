@@ -1,0 +1,161 @@
+"""Dataset files: the synthetic data served as v5.3/v5.2, and each round's live files drawn lazily."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import select
+
+from numerflow.errors import (
+    DataError,
+    NotFoundError,
+)
+from numerflow.fileio import atomic_path, atomic_write_bytes
+from numerflow.simulator import state as db
+from numerflow.simulator.common import (
+    DATA_VERSIONS,
+    ROUND_FILES,
+    STATIC_FILES,
+    EngineBase,
+)
+
+log = logging.getLogger(__name__)
+
+
+class DatasetsMixin(EngineBase):
+    """Dataset listing, URLs and files; round files drawn on first use."""
+
+    # ------------------------------------------------------------------ data
+    @property
+    def world(self) -> Any:
+        if self._world is None:
+            from numerflow.data.synthetic import SyntheticWorld
+
+            self._world = SyntheticWorld.from_dir(self.data_dir)
+        return self._world
+
+    def _ensure_data(self) -> None:
+        from numerflow.data.synthetic import SPEC_FILENAME, generate_dataset
+
+        if not (self.data_dir / SPEC_FILENAME).is_file():
+            if (self.data_dir / "train.parquet").exists():
+                raise DataError(
+                    f"{self.data_dir}: has no {SPEC_FILENAME}; the simulator needs data made by "
+                    "'numerflow data synth' (or leave --data out to generate it)"
+                )
+            log.info("generating synthetic data in %s", self.data_dir)
+            generate_dataset(
+                self.data_dir,
+                n_eras=self.n_eras,
+                rows_per_era=self.rows_per_era,
+                n_features=self.n_features,
+                seed=self.seed,
+            )
+        csv = self.data_dir / "validation_example_preds.csv"
+        if not csv.exists() and (self.data_dir / "validation_example_preds.parquet").exists():
+            frame = pd.read_parquet(self.data_dir / "validation_example_preds.parquet")
+            atomic_write_bytes(csv, frame.reset_index().to_csv(index=False).encode())
+
+    def _round_dir(self, number: int) -> Path:
+        return self.state_dir / "rounds" / str(number)
+
+    def _round_files(self, number: int) -> Path:
+        """The round's folder, its files drawn now if this is their first use (they are a pure function of
+        the seed and the round number, so drawing them lazily changes nothing but the cost of idle rounds)."""
+        folder = self._round_dir(number)
+        if not (folder / "live.parquet").is_file():
+            with self._lock:
+                if not (folder / "live.parquet").is_file():
+                    r = self._round_or_error(number)
+                    self._make_round_files(number, int(r["era"]))
+        return folder
+
+    def _make_round_files(self, number: int, era_number: int) -> None:
+        world = self.world
+        n_rows = int(getattr(world.spec, "live_rows", self.rows_per_era) or self.rows_per_era)
+        frame = world.make_era(era_number, n_rows, seed=self.seed * 100_003 + number)
+        targets = [c for c in frame.columns if c.startswith("target")]
+        hidden = frame[["era", *targets]].copy()
+        hidden["numerai_meta_model"] = world.meta_model(frame).astype(np.float32)
+        bench = world.benchmark(frame).astype(np.float32)
+        hidden["benchmark"] = bench
+        folder = self._round_dir(number)
+        with atomic_path(folder / "hidden" / "targets.parquet") as tmp:
+            hidden.to_parquet(tmp)
+        live = frame.copy()
+        live[targets] = np.float32(np.nan)
+        live["data_type"] = "live"
+        with atomic_path(folder / "live.parquet") as tmp:
+            live.to_parquet(tmp)
+        benches = pd.DataFrame({"era": frame["era"], "v53_lgbm_ender20": bench}, index=frame.index)
+        with atomic_path(folder / "live_benchmark_models.parquet") as tmp:
+            benches.to_parquet(tmp)
+        example = pd.DataFrame(
+            {"prediction": world.example_preds(frame).astype(np.float32)}, index=frame.index
+        )
+        with atomic_path(folder / "live_example_preds.parquet") as tmp:
+            example.to_parquet(tmp)
+        atomic_write_bytes(
+            folder / "live_example_preds.csv", example.reset_index().to_csv(index=False).encode()
+        )
+
+    def live_ids(self, number: int) -> np.ndarray:
+        frame = pd.read_parquet(self._round_files(number) / "live.parquet", columns=["era"])
+        return np.asarray(frame.index.astype(str))
+
+    # ------------------------------------------------------------------ datasets
+    def list_datasets(self, round_num: int | None = None) -> list[str]:
+        self.sync()
+        if round_num:
+            self._round_or_error(round_num)
+        names = [
+            f"{v}/{f}"
+            for v in DATA_VERSIONS
+            for f in (*STATIC_FILES, *ROUND_FILES)
+            if f in ROUND_FILES or (self.data_dir / f).exists()
+        ]
+        return sorted(names)
+
+    def _round_or_error(self, number: int) -> dict[str, Any]:
+        with self._db.connect() as conn:
+            row = conn.execute(select(db.rounds).where(db.rounds.c.number == number)).mappings().first()
+        if row is None:
+            raise NotFoundError(f"Round {number} does not exist")
+        return dict(row)
+
+    def dataset_path(self, filename: str, round_num: int | None = None) -> tuple[Path, str]:
+        """(local path, URL path) of a dataset file; NotFoundError if there is no such file."""
+        self.sync()
+        version, _, name = filename.partition("/")
+        if version not in DATA_VERSIONS or name not in (*STATIC_FILES, *ROUND_FILES):
+            raise NotFoundError(f"the requested file does not exist: {filename}")
+        if name in ROUND_FILES:
+            with self._lock:
+                r = self._round_or_error(round_num) if round_num else self._latest_round()
+            if r is None:
+                raise NotFoundError(f"the requested file does not exist: {filename} (no round yet)")
+            number = int(r["number"])
+            return self._round_files(number) / name, f"files/round/{number}/{version}/{name}"
+        path = self.data_dir / name
+        if not path.exists():
+            raise NotFoundError(f"the requested file does not exist: {filename}")
+        return path, f"files/{version}/{name}"
+
+    def file_for_url(self, parts: list[str]) -> Path:
+        """Map a ``/files/...`` URL path back to a file (only the files the listing offers)."""
+        if len(parts) == 2 and parts[0] in DATA_VERSIONS and parts[1] in STATIC_FILES:
+            path = self.data_dir / parts[1]
+        elif len(parts) == 4 and parts[0] == "round" and parts[1].isdigit() and parts[3] in ROUND_FILES:
+            try:
+                path = self._round_files(int(parts[1])) / parts[3]
+            except NotFoundError:
+                raise NotFoundError("no such file") from None
+        else:
+            raise NotFoundError("no such file")
+        if not path.is_file():
+            raise NotFoundError("no such file")
+        return path

@@ -1,0 +1,224 @@
+"""What clients read about results: daily scores, per-round performances with payouts, reputation."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+
+from numerflow.simulator import state as db
+from numerflow.simulator.common import (
+    N_SCORE_DAYS,
+    EngineBase,
+    dec,
+    money,
+)
+from numerflow.simulator.scoring import (
+    ALIASES,
+    PayoutConfig,
+)
+
+
+class PerformanceMixin(EngineBase):
+    """Scores, per-round performances, payouts and reputation, as clients read them."""
+
+    def _day_payout(
+        self, config: dict[str, Any], factor: Decimal, at_risk: Decimal, corr: Any, mmc: Any
+    ) -> Decimal:
+        pcfg = PayoutConfig(**{k: config[k] for k in ("w_corr", "w_mmc", "clip", "stake_threshold")})
+        frac = pcfg.payout_fraction(
+            float("nan") if corr is None else float(corr),
+            float("nan") if mmc is None else float(mmc),
+            float(factor),
+        )
+        return (at_risk * Decimal(repr(frac))).quantize(Decimal("0.00000001"))
+
+    def _final_scores(self, conn: Connection, number: int, model_id: str, upto: float) -> dict[str, Any]:
+        rows = conn.execute(
+            select(db.scores.c.display_name, db.scores.c.value, db.scores.c.day)
+            .where(db.scores.c.round_number == number)
+            .where(db.scores.c.model_id == model_id)
+            .where(db.scores.c.score_time <= upto)
+            .order_by(db.scores.c.day)
+        ).all()
+        latest: dict[str, Any] = {}
+        for name, value, _day in rows:
+            latest[name] = value
+        return latest
+
+    # ------------------------------------------------------------------ scores
+    def submission_scores(
+        self,
+        model_id: str,
+        *,
+        display_name: str | None = None,
+        day: int | None = None,
+        resolved: bool | None = None,
+        last_n_rounds: int | None = None,
+        distinct_on_round: bool | None = None,
+    ) -> list[dict[str, Any]]:
+        self.sync()
+        now = self.clock.now()
+        q = (
+            select(
+                db.scores,
+                db.rounds.c.id.label("round_id"),
+                db.rounds.c.close_time,
+                db.rounds.c.resolve_time,
+                db.rounds.c.score_times,
+                db.rounds.c.resolved,
+            )
+            .join(db.rounds, db.rounds.c.number == db.scores.c.round_number)
+            .where(db.scores.c.model_id == str(model_id))
+            .where(db.scores.c.score_time <= now)
+        )
+        if display_name:
+            name = ALIASES.get(display_name.lower())
+            if name is None:
+                return []
+            q = q.where(db.scores.c.display_name == name)
+        if day is not None:
+            q = q.where(db.scores.c.day == day)
+        with self._lock, self._db.connect() as conn:
+            rows = [
+                dict(r)
+                for r in conn.execute(q.order_by(db.scores.c.round_number, db.scores.c.day)).mappings()
+            ]
+        for r in rows:
+            r["is_resolved"] = bool(r["resolved"]) and r["day"] == N_SCORE_DAYS
+        if resolved is not None:
+            rows = [r for r in rows if bool(r["resolved"]) == resolved]
+        if last_n_rounds:
+            keep = sorted({r["round_number"] for r in rows})[-last_n_rounds:]
+            rows = [r for r in rows if r["round_number"] in keep]
+        if distinct_on_round:
+            latest: dict[tuple[int, str], dict[str, Any]] = {}
+            for r in rows:
+                latest[(r["round_number"], r["display_name"])] = r
+            rows = list(latest.values())
+        return rows
+
+    def round_performances(self, model_id: str) -> list[dict[str, Any]]:
+        """One entry per round the model took part in, with its daily scores and payouts."""
+        self.sync()
+        now = self.clock.now()
+        model_id = str(model_id)
+        with self._lock, self._db.connect() as conn:
+            subs = conn.execute(
+                select(db.submissions.c.round_number).where(db.submissions.c.model_id == model_id).distinct()
+            ).scalars()
+            numbers = sorted(set(subs), reverse=True)
+            out: list[dict[str, Any]] = []
+            for number in numbers:
+                r = self._round_view(
+                    dict(conn.execute(select(db.rounds).where(db.rounds.c.number == number)).mappings().one())
+                )
+                payout = (
+                    conn.execute(
+                        select(db.payouts)
+                        .where(db.payouts.c.round_number == number)
+                        .where(db.payouts.c.model_id == model_id)
+                    )
+                    .mappings()
+                    .first()
+                )
+                score_rows = conn.execute(
+                    select(db.scores)
+                    .where(db.scores.c.round_number == number)
+                    .where(db.scores.c.model_id == model_id)
+                    .where(db.scores.c.score_time <= now)
+                    .order_by(db.scores.c.day)
+                ).mappings()
+                by_day: dict[int, dict[str, Any]] = {}
+                for s in score_rows:
+                    by_day.setdefault(s["day"], {})[s["display_name"]] = dict(s)
+                factor = dec(r["payout_factor"] or "1")
+                at_risk = dec(payout["at_risk"]) if payout else Decimal(0)
+                scores: list[dict[str, Any]] = []
+                for day_no, named in sorted(by_day.items()):
+                    pending = self._day_payout(
+                        r["config"],
+                        factor,
+                        at_risk,
+                        named.get("canon_corr", {}).get("value"),
+                        named.get("canon_mmc", {}).get("value"),
+                    )
+                    for name, s in named.items():
+                        scores.append(
+                            {
+                                "date": self.shown(s["score_time"]),
+                                "day": day_no,
+                                "displayName": name,
+                                "payoutPending": money(pending),
+                                "payoutSettled": payout["payout"] if payout and payout["settled"] else None,
+                                "percentile": s["percentile"],
+                                "value": s["value"],
+                            }
+                        )
+                out.append(
+                    {
+                        "round": r,
+                        "atRisk": money(at_risk) if payout else None,
+                        "submissionScores": scores,
+                        "payout": payout,
+                    }
+                )
+            return out
+
+    def payouts(self, account_id: str) -> dict[str, list[dict[str, Any]]]:
+        self.sync()
+        actual: list[dict[str, Any]] = []
+        pending: list[dict[str, Any]] = []
+        for m in self.models_of(account_id):
+            for perf in self.round_performances(m["id"]):
+                p = perf["payout"]
+                if p is None:
+                    continue
+                r = perf["round"]
+                entry = {
+                    "roundId": r["id"],
+                    "roundNumber": r["number"],
+                    "roundResolveTime": self.shown(r["resolve_time"]),
+                    "modelId": m["id"],
+                    "modelName": m["name"],
+                    "modelDisplayName": m["name"],
+                    "currencySymbol": "NMR",
+                }
+                if p["settled"]:
+                    actual.append({**entry, "payoutNmr": p["payout"], "payoutValue": p["payout"]})
+                else:
+                    latest = (
+                        perf["submissionScores"][-1]["payoutPending"] if perf["submissionScores"] else "0"
+                    )
+                    pending.append({**entry, "payoutNmr": latest, "payoutValue": latest})
+        return {"actual": actual, "pending": pending}
+
+    def reputation(self, model_id: str) -> list[dict[str, Any]]:
+        """Daily reputation: the mean final-or-latest score over the model's rounds scored so far."""
+        rows = self.submission_scores(model_id)
+        dates = sorted({r["score_time"] for r in rows})
+        out: list[dict[str, Any]] = []
+        for t in dates[-60:]:
+            latest: dict[tuple[int, str], float] = {}
+            for r in rows:
+                if r["score_time"] <= t and r["value"] is not None:
+                    latest[(r["round_number"], r["display_name"])] = r["value"]
+
+            def rep(name: str, latest: dict[tuple[int, str], float] = latest) -> float | None:
+                vals = [v for (_, n), v in latest.items() if n == name]
+                return float(np.mean(vals)) if vals else None
+
+            out.append(
+                {
+                    "date": self.shown(t),
+                    "corrRep": rep("canon_corr"),
+                    "mmcRep": rep("canon_mmc"),
+                    "fncRep": rep("canon_fnc"),
+                    "fncV3Rep": rep("canon_fnc"),
+                    "bmcRep": rep("canon_bmc"),
+                }
+            )
+        return out
