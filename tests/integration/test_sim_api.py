@@ -133,6 +133,7 @@ def test_models_and_account(sim: RunningSimulator, tmp_path: Path) -> None:
     assert sorted(models) == [f"sim_model_{i}" for i in range(1, 6)]
     assert api.get_models(tournament=11) == {}
     assert api.modelid_to_modelname(models["sim_model_3"]) == "sim_model_3"
+    assert numerapi.NumerAPI(show_progress_bars=False).models_of_account("sim_user") == models  # public
     account = api.get_account()
     assert account["username"] == "sim_user"
     assert account["availableNmr"] == Decimal("1000")

@@ -245,6 +245,12 @@ class TournamentEngine(DatasetsMixin, SubmissionsMixin, PerformanceMixin, Stakes
             raise ApiAuthError("Invalid API key: the public id or secret key is wrong")
         return dict(row)
 
+    def account_by_username(self, username: str) -> dict[str, Any] | None:
+        q = select(db.accounts).where(func.lower(db.accounts.c.username) == username.lower())
+        with self._lock, self._db.connect() as conn:
+            row = conn.execute(q).mappings().first()
+        return None if row is None else dict(row)
+
     def account(self, account_id: str) -> dict[str, Any]:
         with self._lock, self._db.connect() as conn:
             return dict(

@@ -11,6 +11,7 @@ schema type with the same name in another case or its Python name (``bool`` -> `
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from functools import cache
@@ -317,10 +318,9 @@ class Root:
 
     def accountProfile(self, info: Any, username: str, tournament: int | None = None) -> dict[str, Any]:
         engine: TournamentEngine = info.context.engine
-        with_name = [a for a in _all_accounts(engine) if a["username"].lower() == username.lower()]
-        if not with_name:
+        acct = engine.account_by_username(username)
+        if acct is None:
             raise NotFoundError(f"No account named {username}")
-        acct = with_name[0]
         models = engine.models_of(acct["id"], tournament)
         return {"username": acct["username"], "models": [_model(engine, m, acct["id"]) for m in models]}
 
@@ -348,8 +348,6 @@ class Root:
             last_n_rounds=lastNRounds,
             distinct_on_round=distinctOnRound,
         )
-        import json
-
         out = []
         for r in rows:
             times = json.loads(r["score_times"])
@@ -590,12 +588,3 @@ class Root:
     ) -> dict[str, Any]:
         ctx: Context = info.context
         return ctx.engine.release_stake(ctx.account(), modelId, amount, bool(drain))
-
-
-def _all_accounts(engine: TournamentEngine) -> list[dict[str, Any]]:
-    from sqlalchemy import select
-
-    from numerflow.simulator import state as db
-
-    with engine._lock, engine._db.connect() as conn:
-        return [dict(r) for r in conn.execute(select(db.accounts)).mappings()]
