@@ -204,3 +204,29 @@ def test_wrong_keys_are_an_auth_error(project: Project, cli, monkeypatch: pytest
     monkeypatch.setenv("NUMERAI_SECRET_KEY", "WRONG")
     code, _, err = cli("stake", "show")
     assert code == 1 and "refused the credentials" in err.replace("\n", " ")
+
+
+def test_plain_numerapi_ignores_a_refused_put_where_ours_retries(
+    project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The peer, unmodified numerapi, against the same simulator: its unchecked PUT ends in the server's
+    "not found" error; our client sees the 403, asks for a new URL and gets the file in once."""
+    import numerapi
+    import numerapi.base_api
+
+    from numerflow.simulator import FaultConfig
+
+    ids = live_ids(project)
+    path = write_preds(tmp_path / "preds.csv", ids, good_values(len(ids)))
+    monkeypatch.setattr(numerapi.base_api, "API_TOURNAMENT_URL", project.sim.url)
+    napi = numerapi.NumerAPI(show_progress_bars=False)
+    model_id = napi.get_models()["sim_model_5"]
+    project.sim.engine.set_faults(FaultConfig(upload_fail_rate=1.0))
+    with pytest.raises(ValueError, match="was it uploaded correctly"):
+        napi.upload_predictions(str(path), model_id=model_id)
+
+    client = project.client()
+    project.sim.engine.set_faults(FaultConfig(upload_fail_rate=0.5))
+    result = client.submit(path, model_id)
+    assert result.attempts >= 1 and not result.already_submitted
+    assert [s["model_name"] for s in project.sim_submissions()] == ["sim_model_5"]
