@@ -89,6 +89,12 @@ targets = ["target_ender_20"]
 [models.blend]
 ensemble = {{ plain = 2.0, engineered = 1.0 }}
 
+[models.ridge_tv]
+algorithm = "ridge"
+features = "small"
+era_stride = 2
+train_on_validation = true
+
 [models.xgb]
 algorithm = "xgboost"
 params = {{ n_estimators = 20, max_depth = 3 }}
@@ -107,7 +113,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory, synthetic_dir: Path):
     )
     settings = load_settings(config)
     engine = open_database(settings.database_url)
-    for name in ("neutral", "stable", "blend", "xgb"):
+    for name in ("neutral", "stable", "blend", "xgb", "ridge_tv"):
         train_model(settings, name, engine=engine)
     return settings, synthetic_dir
 
@@ -158,3 +164,13 @@ def test_xgboost_versions_are_saved_as_json_and_predict(trained) -> None:
     assert body.startswith("{") and '"learner"' in body
     preds = model.predict(load_for(model, data_dir / "live.parquet"))
     assert ((preds > 0) & (preds < 1)).all()
+
+
+def test_era_stride_and_training_on_validation(trained) -> None:
+    settings, data_dir = trained
+    manifest = load_model(settings.artifacts_dir, "ridge_tv", 1).manifest
+    train = load_dataset(data_dir / "train.parquet", features=None, targets="none")
+    val = load_dataset(data_dir / "validation.parquet", features=None, targets="none", data_type="validation")
+    every_2nd = int(np.isin(train.era, np.arange(0, train.n_eras, 2)).sum())
+    assert manifest["train_rows"] == every_2nd + len(val.ids)
+    assert manifest["train_on_validation"] is True
