@@ -230,3 +230,11 @@ def test_plain_numerapi_ignores_a_refused_put_where_ours_retries(
     result = client.submit(path, model_id)
     assert result.attempts >= 1 and not result.already_submitted
     assert [s["model_name"] for s in project.sim_submissions()] == ["sim_model_5"]
+
+
+def test_round_watch_command_runs_the_round_and_stops(project: Project, cli) -> None:
+    code, out, err = cli("round", "watch", "--interval", "0.1", "--max-runs", "2")
+    assert code == 0, err
+    assert "2 submitted" in out and "every model already submitted" in out and "stopped after 2 checks" in out
+    number = project.sim.engine.current_round()["number"]
+    assert sorted(s["model_name"] for s in project.sim_submissions(number)) == ["sim_model_1", "sim_model_2"]
