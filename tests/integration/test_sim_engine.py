@@ -228,6 +228,24 @@ def test_fast_clock_closes_and_opens_rounds_on_its_own(
         assert sim.engine.round(first)["status"] in ("RESOLVING", "RESOLVED")
 
 
+def test_a_crash_never_reopens_a_closed_round(world: Path, tmp_path: Path) -> None:
+    from sim_support import SMALL
+
+    from numerflow.simulator import TournamentEngine
+
+    state = tmp_path / "state"
+    engine = TournamentEngine(state, data_dir=world, **SMALL)
+    number = engine.current_round()["number"]
+    assert engine.close_round() == number
+    assert engine.current_round() is None
+    # no close(): the process died; a new engine on the same folder picks up from the saved state
+    again = TournamentEngine(state, data_dir=world, **SMALL)
+    assert again.current_round() is None
+    assert again.round(number)["status"] == "RESOLVING"
+    again.close()
+    engine.close()
+
+
 def _values(rows: list[dict]) -> list[tuple]:
     return [(r["roundNumber"], r["day"], r["displayName"], r["value"], r["percentile"]) for r in rows]
 

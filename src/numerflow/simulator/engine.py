@@ -406,6 +406,7 @@ class TournamentEngine(DatasetsMixin, SubmissionsMixin, PerformanceMixin, Stakes
             target = self.clock.now() + days * DAY
             self._process_until(target)
             self.clock.advance(days * DAY)
+            self._save_clock()
             self.sync()
             return self.status()
 
@@ -427,6 +428,7 @@ class TournamentEngine(DatasetsMixin, SubmissionsMixin, PerformanceMixin, Stakes
                     if wait > 0:
                         self._process_until(float(last) + 1.0)
                         self.clock.advance(wait + 1.0)
+                        self._save_clock()
                     self.sync()
             finally:
                 self.auto_rounds = auto
@@ -440,13 +442,20 @@ class TournamentEngine(DatasetsMixin, SubmissionsMixin, PerformanceMixin, Stakes
         """Process everything due up to the clock's now."""
         with self._lock:
             now = self.clock.now()
-            self._process_until(now)
-            if now - self._last_save > 60.0:
-                with self._db.begin() as conn:
-                    self._meta_set(conn, "sim_now", now)
-                self._last_save = now
+            processed = self._process_until(now)
+            # the saved clock never lags an event already processed (a crash must not reopen a closed round)
+            if processed or now - self._last_save > 60.0:
+                self._save_clock()
 
-    def _process_until(self, target: float) -> None:
+    def _save_clock(self) -> None:
+        now = self.clock.now()
+        with self._db.begin() as conn:
+            self._meta_set(conn, "sim_now", now)
+        self._last_save = now
+
+    def _process_until(self, target: float) -> int:
+        """Process every event due up to ``target`` in time order; returns how many."""
+        done = 0
         while True:
             events: list[tuple[float, int, Any]] = []
             with self._db.connect() as conn:
@@ -477,7 +486,8 @@ class TournamentEngine(DatasetsMixin, SubmissionsMixin, PerformanceMixin, Stakes
                 if nxt <= target:
                     events.append((nxt, 3, ("open", nxt)))
             if not events:
-                return
+                return done
+            done += 1
             when, _, (kind, payload) = min(events, key=lambda e: (e[0], e[1]))
             if kind == "close":
                 self._score_round(payload)
