@@ -48,12 +48,13 @@ def _stop(proc: subprocess.Popen[str]) -> None:
 def test_serve_advance_status_and_restart(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli) -> None:
     world = make_world(tmp_path / "world")
     state = tmp_path / "state"
-    proc, url = _serve(state, world, "--fault-upload-fail", "0.5", "--corr-multiplier", "1.0")
+    flags = ["--fault-upload-fail", "0.5", "--corr-multiplier", "1.0", "--models", "alpha, beta"]
+    proc, url = _serve(state, world, *flags, "--public-id", "CLIPUB", "--secret-key", "CLISEC")
     try:
         monkeypatch.setattr(numerapi.base_api, "API_TOURNAMENT_URL", url)
-        api = napi()
+        api = napi("CLIPUB", "CLISEC")
         assert api.get_current_round() == 1000
-        assert len(api.get_models()) == 5
+        assert sorted(api.get_models()) == ["alpha", "beta"]
         code, out, _ = cli("sim", "status", "--url", url)
         assert code == 0 and "upload_fail_rate=0.5" in out and "1000" in out
 
@@ -80,7 +81,7 @@ def test_serve_advance_status_and_restart(tmp_path: Path, monkeypatch: pytest.Mo
     proc, url = _serve(state, world)  # same state folder: the clock and the rounds carry on
     try:
         monkeypatch.setattr(numerapi.base_api, "API_TOURNAMENT_URL", url)
-        assert napi().get_current_round() == after
+        assert napi("CLIPUB", "CLISEC").get_current_round() == after
     finally:
         _stop(proc)
 

@@ -260,5 +260,13 @@ def test_start_refuses_a_bad_accounts_file(world: Path, tmp_path: Path) -> None:
     bad.write_text("accounts = [")
     with pytest.raises(ConfigError, match="cannot parse accounts file"):
         start(tmp_path / "s2", world, accounts_file=bad)
+    bad.write_text(
+        '[[accounts]]\nusername = "bob"\npublic_id = "BOB"\nsecret_key = "s"\n'
+        '[[accounts.models]]\nname = "sim_model_1"\n'
+    )
+    with pytest.raises(ConfigError, match="model name 'sim_model_1' is taken by another account"):
+        start(tmp_path / "s4", world, accounts_file=bad)
+    with pytest.raises(ConfigError, match="public_id must not contain"):
+        start(tmp_path / "s5", world, default_account={"public_id": "A$B"})
     with pytest.raises(ConfigError, match="accounts file not found"):
         start(tmp_path / "s3", world, accounts_file=tmp_path / "missing.toml")

@@ -97,6 +97,14 @@ def serve(
     accounts: Path | None = typer.Option(
         None, "--accounts", help="TOML/JSON file of extra accounts and models."
     ),
+    username: str | None = typer.Option(None, "--username", help="First account's name (default sim_user)."),
+    public_id: str | None = typer.Option(
+        None, "--public-id", help="First account's key id (default SIMPUBLICID)."
+    ),
+    secret_key: str | None = typer.Option(None, "--secret-key", help="Its secret (default SIMSECRETKEY)."),
+    model_names: str | None = typer.Option(
+        None, "--models", help="Comma-separated model names of the first account (default sim_model_1..5)."
+    ),
     auto_rounds: bool = typer.Option(
         True, "--auto-rounds/--manual-rounds", help="Open rounds Tue–Sat 13:00."
     ),
@@ -157,6 +165,12 @@ def serve(
         auto_rounds=auto_rounds,
         round_window_hours=window_hours,
         payout=PayoutConfig(w_corr=w_corr, w_mmc=w_mmc, clip=clip, stake_threshold=threshold),
+        default_account={
+            "username": username,
+            "public_id": public_id,
+            "secret_key": secret_key,
+            "models": [m.strip() for m in model_names.split(",") if m.strip()] if model_names else None,
+        },
     )
     bind_host = host or sim.host
     bind_port = sim.port if port is None else port
@@ -175,7 +189,11 @@ def serve(
     _print_status(engine.status())
     console.print(f"serving on {url}", soft_wrap=True, highlight=False)
     console.print(
-        "keys: NUMERAI_PUBLIC_ID=SIMPUBLICID NUMERAI_SECRET_KEY=SIMSECRETKEY (Ctrl-C to stop)", soft_wrap=True
+        "first account's keys (unless the state folder already had accounts): "
+        f"NUMERAI_PUBLIC_ID={public_id or 'SIMPUBLICID'} "
+        f"NUMERAI_SECRET_KEY={'<--secret-key>' if secret_key else 'SIMSECRETKEY'}"
+        " (Ctrl-C to stop)",
+        soft_wrap=True,
     )
     config = uvicorn.Config(create_app(engine), log_level="warning", timeout_graceful_shutdown=1)
     try:

@@ -51,7 +51,6 @@ from numerflow.simulator.common import (
     N_SCORE_DAYS,
     NAMESPACE,
     PAYOUT_TARGET,
-    SIGNALS,
     dec,
     money,
     sha,
@@ -92,7 +91,10 @@ class TournamentEngine(DatasetsMixin, SubmissionsMixin, PerformanceMixin, Stakes
         round_window_hours: float = 1.0,
         payout: PayoutConfig | None = None,
         first_round: int = 1000,
+        default_account: dict[str, Any] | None = None,
     ) -> None:
+        """``default_account`` overrides the account seeded on first start (keys: username, public_id,
+        secret_key, available_nmr, models = list of names, stake); ``accounts_file`` adds more."""
         if clock_speed <= 0:
             raise ConfigError(f"clock speed must be > 0 (got {clock_speed})")
         if round_window_hours <= 0:
@@ -133,7 +135,7 @@ class TournamentEngine(DatasetsMixin, SubmissionsMixin, PerformanceMixin, Stakes
         with self._db.begin() as conn:
             started = self._meta_get(conn, "sim_now")
             self.clock = SimClock(float(started) if started is not None else time.time(), clock_speed)
-            self._seed_accounts(conn, accounts_file)
+            self._seed_accounts(conn, accounts_file, default_account or {})
             self._schedule_from = float(self._meta_get(conn, "schedule_from") or 0.0)
             if started is None:
                 self._meta_set(conn, "sim_now", self.clock.now())
@@ -177,20 +179,22 @@ class TournamentEngine(DatasetsMixin, SubmissionsMixin, PerformanceMixin, Stakes
         self._db.dispose()
 
     # ------------------------------------------------------------------ accounts
-    def _seed_accounts(self, conn: Connection, accounts_file: Path | str | None) -> None:
+    def _seed_accounts(
+        self, conn: Connection, accounts_file: Path | str | None, default: dict[str, Any]
+    ) -> None:
         specs: list[dict[str, Any]] = []
         if conn.execute(select(func.count()).select_from(db.accounts)).scalar_one() == 0:
-            specs.append(
-                {
-                    "username": DEFAULT_USERNAME,
-                    "public_id": DEFAULT_PUBLIC_ID,
-                    "secret_key": DEFAULT_SECRET_KEY,
-                    "available_nmr": DEFAULT_AVAILABLE_NMR,
-                    "models": [
-                        {"name": m, "tournament": CLASSIC, "stake": DEFAULT_STAKE} for m in DEFAULT_MODELS
-                    ],
-                }
-            )
+            stake = default.get("stake", DEFAULT_STAKE)
+            names = list(default.get("models") or DEFAULT_MODELS)
+            spec = {
+                "username": default.get("username") or DEFAULT_USERNAME,
+                "public_id": default.get("public_id") or DEFAULT_PUBLIC_ID,
+                "secret_key": default.get("secret_key") or DEFAULT_SECRET_KEY,
+                "available_nmr": default.get("available_nmr", DEFAULT_AVAILABLE_NMR),
+                "models": [{"name": m, "tournament": CLASSIC, "stake": stake} for m in names],
+            }
+            validate_accounts([spec], "default account")
+            specs.append(spec)
         if accounts_file is not None:
             specs.extend(load_accounts_file(Path(accounts_file)))
         now = self.clock.now()
@@ -213,6 +217,11 @@ class TournamentEngine(DatasetsMixin, SubmissionsMixin, PerformanceMixin, Stakes
                 )
             )
             for m in spec.get("models", []):
+                taken = conn.execute(select(db.models.c.id).where(db.models.c.name == m["name"])).first()
+                if taken is not None:
+                    raise ConfigError(
+                        f"account {spec['username']}: model name '{m['name']}' is taken by another account"
+                    )
                 conn.execute(
                     insert(db.models).values(
                         id=str(uuid.uuid5(NAMESPACE, f"model:{m['name']}")),
@@ -668,6 +677,14 @@ def load_accounts_file(path: Path) -> list[dict[str, Any]]:
     accounts = raw.get("accounts") if isinstance(raw, dict) else None
     if not isinstance(accounts, list):
         raise ConfigError(f"{path}: expected a list 'accounts' ([[accounts]] tables in TOML)")
+    validate_accounts(accounts, str(path))
+    return accounts
+
+
+def validate_accounts(accounts: list[Any], where: str) -> None:
+    """ConfigError naming the first bad field of a list of account specs."""
+    path = where
+    seen: set[str] = set()
     for i, acct in enumerate(accounts):
         for key in ("username", "public_id", "secret_key"):
             if not isinstance(acct, dict) or not isinstance(acct.get(key), str) or not acct.get(key):
@@ -677,10 +694,18 @@ def load_accounts_file(path: Path) -> list[dict[str, Any]]:
         for j, m in enumerate(acct.get("models", [])):
             if not isinstance(m, dict) or not isinstance(m.get("name"), str):
                 raise ConfigError(f"{path}: accounts[{i}].models[{j}].name is missing or not a string")
-            if int(m.get("tournament", CLASSIC)) not in (CLASSIC, SIGNALS, 12):
+            if m["name"] in seen:
+                raise ConfigError(
+                    f"{path}: accounts[{i}].models[{j}]: model name '{m['name']}' is used twice"
+                )
+            seen.add(m["name"])
+            if str(m.get("tournament", CLASSIC)) not in ("8", "11", "12"):
                 raise ConfigError(f"{path}: accounts[{i}].models[{j}].tournament must be 8, 11 or 12")
             try:
                 dec(m.get("stake", "0"))
             except InvalidOperation:
                 raise ConfigError(f"{path}: accounts[{i}].models[{j}].stake is not a number") from None
-    return accounts
+        try:
+            dec(acct.get("available_nmr", "0"))
+        except InvalidOperation:
+            raise ConfigError(f"{path}: accounts[{i}].available_nmr is not a number") from None
