@@ -58,7 +58,7 @@ def _events_until(ws: Any, done: Any, limit: int = 500) -> list[dict[str, Any]]:
 def sim_settings(tmp_path: Path, db_url: str) -> Iterator[tuple[Settings, RunningSimulator]]:
     settings = make_settings(tmp_path, db_url, webhook_secret=SecretStr(HOOK_SECRET))
     with start_simulator(
-        tmp_path / "sim", rows_per_era=100, n_features=20, n_eras=40, data_dir=settings.data_dir / "v5.3"
+        tmp_path / "sim", rows_per_era=100, n_features=20, n_eras=40, data_dir=tmp_path / "sim-data" / "v5.3"
     ) as sim:
         settings.numerai.api_url = sim.url
         settings.numerai.public_id = SecretStr(DEFAULT_PUBLIC_ID)
@@ -78,6 +78,22 @@ def test_train_promote_round_scores_and_serving_end_to_end(
         c, op = svc.client, svc.auth("operate")
         with c.websocket_connect("/ws/events", headers=svc.auth("read")) as ws:
             assert ws.receive_json()["type"] == "hello"
+            # the data first: downloaded from the tournament (the simulator) by a job, then checked
+            dl = c.post("/api/jobs", headers=op, json={"kind": "download", "args": {}}).json()
+            _events_until(
+                ws,
+                lambda e: (
+                    e["type"] == "job" and e["job"]["id"] == dl["id"] and e["job"]["status"] == "succeeded"
+                ),
+            )
+            datasets = c.get("/api/datasets", headers=op).json()
+            files = {f["filename"]: f for f in datasets[0]["files"]}
+            assert datasets[0]["version"] == "v5.3" and files["train.parquet"]["on_disk"]
+            assert len(files["train.parquet"]["sha256"]) == 64
+            check = c.post("/api/datasets/v5.3/check", headers=op).json()
+            assert check["version"] == "v5.3" and check["ok"] is True and check["errors"] == 0
+            assert c.post("/api/datasets/v9.9/check", headers=op).status_code == 404
+
             job = c.post("/api/jobs", headers=op, json={"kind": "train", "args": {"model": "ridge"}}).json()
             assert job["status"] == "queued" and job["created_by"] == "token:test-operate"
             events = _events_until(
@@ -154,7 +170,7 @@ def test_train_promote_round_scores_and_serving_end_to_end(
         assert scores["champion"]["rounds"][0]["corr"] == pytest.approx(perf[0]["corr"])
 
         # model serving: the deployed version scores an uploaded parquet, same numbers as the library
-        live = settings.data_dir / "v5.3" / "live.parquet"
+        live = settings.data_dir / "v5.3" / "rounds" / "1000" / "live.parquet"  # fetched by the round job
         with open(live, "rb") as fh:
             r = c.post(
                 "/api/models/ridge/predict", headers=svc.auth("read"), files={"file": ("live.parquet", fh)}

@@ -131,6 +131,9 @@ def _download(ctx: JobContext) -> dict[str, Any]:
         version,
         ctx.args.get("files"),
         engine=ctx.engine,
+        timeout_s=ctx.settings.numerai.timeout_s,
+        retries=ctx.settings.numerai.retries,
+        progress=ctx.callback,
     )
     return {"version": version, "files": [str(p) for p in paths]}
 

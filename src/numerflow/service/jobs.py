@@ -60,14 +60,18 @@ class JobContext:
     settings: Settings
     engine: Engine
     _last_write: float = 0.0
+    _last_message: str | None = None
 
     def progress(self, fraction: float | None = None, message: str | None = None) -> None:
         """Report progress in [0, 1] and/or a status message; raises JobCancelled after a cancel."""
         now = time.monotonic()
         final = fraction is not None and fraction >= 1.0
-        if not final and message is None and now - self._last_write < _PROGRESS_EVERY_S:
+        new_message = message is not None and message != self._last_message
+        if not final and not new_message and now - self._last_write < _PROGRESS_EVERY_S:
             return
         self._last_write = now
+        if message is not None:
+            self._last_message = message
         values: dict[str, Any] = {"updated_at": datetime.now(UTC)}
         if fraction is not None:
             values["progress"] = max(0.0, min(1.0, float(fraction)))
@@ -327,7 +331,8 @@ class JobManager:
                         n_workers=1,
                         threads_per_worker=self.settings.service.local_threads,
                         processes=False,
-                        dashboard_address=None,
+                        dashboard_address=":0",  # any free port: never clashes with another cluster
+                        worker_dashboard_address=":0",
                     )
                     self._client = Client(self._cluster, set_as_default=False)
                 log.info("jobs run on Dask at %s", self._client.scheduler.address)

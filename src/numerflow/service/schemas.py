@@ -376,10 +376,14 @@ class DatasetVersionOut(BaseModel):
 
 class CheckIssueOut(BaseModel):
     severity: str
+    file: str
+    check: str
     message: str
 
 
 class DataCheckOut(BaseModel):
-    file: str
-    ok: bool
+    version: str
+    ok: bool = Field(description="no error-level issue")
+    errors: int
+    warnings: int
     issues: list[CheckIssueOut]

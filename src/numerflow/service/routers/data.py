@@ -44,31 +44,31 @@ def list_datasets(
 
 @router.post(
     "/api/datasets/{version}/check",
-    response_model=list[DataCheckOut],
-    summary="Run the data checks on every parquet file of a downloaded version",
+    response_model=DataCheckOut,
+    summary="Run the data checks on a downloaded version (files, schema, eras, targets, drift)",
 )
 async def check_version(
     version: Name, settings: Settings = Depends(get_settings), _: Principal = Depends(require_operate)
-) -> list[DataCheckOut]:
+) -> DataCheckOut:
     folder = settings.data_dir / version
-    if ".." in version or not folder.is_dir():
+    if version.startswith(".") or not folder.is_dir():
         raise NotFoundError(f"no data version '{version}' in {settings.data_dir}; download it first")
-    return await run_in_threadpool(_check_folder, folder)
+    return await run_in_threadpool(_check_folder, version, folder)
 
 
-def _check_folder(folder: Path) -> list[DataCheckOut]:
+def _check_folder(version: str, folder: Path) -> DataCheckOut:
     from numerflow.data.checks import check_dataset
 
-    out = []
-    for path in sorted(folder.glob("*.parquet")):
-        report = check_dataset(path)
-        issues = [
-            CheckIssueOut(
-                severity=str(getattr(i, "severity", "error")), message=str(getattr(i, "message", i))
-            )
-            for i in getattr(report, "issues", [])
-        ]
-        out.append(
-            DataCheckOut(file=path.name, ok=not any(i.severity == "error" for i in issues), issues=issues)
-        )
-    return out
+    report = check_dataset(folder)
+    issues = [
+        CheckIssueOut(severity=i.severity, file=i.file, check=i.check, message=i.message)
+        for i in report.issues
+    ]
+    n_errors = sum(1 for i in issues if i.severity == "error")
+    return DataCheckOut(
+        version=version,
+        ok=n_errors == 0,
+        errors=n_errors,
+        warnings=sum(1 for i in issues if i.severity == "warning"),
+        issues=issues,
+    )
