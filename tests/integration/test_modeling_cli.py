@@ -241,3 +241,55 @@ def test_check_errors_from_the_library_are_config_errors(project: Path) -> None:
     project.write_text(bad)
     with pytest.raises(ConfigError, match=r"models\.lgbm\.features: .*feature_that_is_not"):
         check_models(load_settings(project))
+
+
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+def test_ctrl_c_or_kill_mid_fit_leaves_no_artifact(
+    project_dir: Path, synthetic_dir: Path, signame: str
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from sqlalchemy import create_engine, text
+
+    config = make_project(
+        project_dir,
+        synthetic_dir,
+        '[models.slow]\nalgorithm = "lightgbm"\nparams = { n_estimators = 1000000, num_leaves = 4 }\n'
+        'features = "small"\n',
+    )
+    numerflow = str(Path(sys.executable).parent / "numerflow")
+    proc = subprocess.Popen(
+        [numerflow, "--config", str(config), "train", "slow"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "COLUMNS": "120"},
+    )
+    db = project_dir / "data" / "numerflow.db"
+    deadline = time.monotonic() + 120
+    running = False
+    while time.monotonic() < deadline and not running:
+        time.sleep(0.5)
+        if db.exists():
+            with create_engine(f"sqlite:///{db}").connect() as conn:
+                try:
+                    running = bool(
+                        conn.execute(text("select count(*) from runs where status='running'")).scalar()
+                    )
+                except Exception:  # tables not migrated yet
+                    running = False
+    assert running, "training never started"
+    time.sleep(2)  # well inside the fit
+    proc.send_signal(getattr(signal, signame))
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    folder = project_dir / "artifacts" / "slow"
+    assert not folder.exists() or list(folder.iterdir()) == []
+    with create_engine(f"sqlite:///{db}").connect() as conn:
+        rows = conn.execute(text("select status from runs")).all()
+        versions = conn.execute(text("select count(*) from model_versions")).scalar()
+    assert [r[0] for r in rows] == ["interrupted"] and versions == 0

@@ -44,11 +44,37 @@ def _fmt(value: Any, digits: int = 4) -> str:
 
 
 @contextlib.contextmanager
-def _progress(enabled: bool = True) -> Iterator[Any]:
-    """A Rich progress bar driven by the library's ``progress(message, done, total)`` callback."""
-    if not enabled or not console.is_terminal:
-        yield None
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Treat SIGTERM (a scheduler or ``kill``) like Ctrl-C, so runs are closed and temp folders removed."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
         return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def _progress(enabled: bool = True) -> Iterator[Any]:
+    """A Rich progress bar driven by the library's ``progress(message, done, total)`` callback; SIGTERM
+    interrupts like Ctrl-C while it is shown."""
+    with _sigterm_as_interrupt():
+        if not enabled or not console.is_terminal:
+            yield None
+            return
+        yield from _bar()
+
+
+def _bar() -> Iterator[Any]:
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     with Progress(
