@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from numerflow.data.catalog import FeatureCatalog, features_json_for
@@ -30,7 +29,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_BATCH_BYTES = 16 << 20  # feature bytes read per call: bounds the transient buffers
+_BATCH_BYTES = 8 << 20  # feature bytes read per call: bounds the transient buffers
 _TRANSPOSE_COLS = 64
 EraSelection = tuple[str | int, str | int] | Sequence[str | int] | None
 
@@ -97,14 +96,16 @@ class Dataset:
         return pd.concat(parts, axis=1)
 
 
-def open_parquet(path: Path) -> pq.ParquetFile:
+def open_parquet(path: Path, read_dictionary: list[str] | None = None) -> pq.ParquetFile:
     """Open a parquet file; a missing, corrupt or truncated file is a one-line DataError."""
     if not path.exists():
         raise DataError(f"{path}: file not found; run 'numerflow data download' or 'numerflow data synth'")
     if path.is_dir():
         raise DataError(f"{path}: is a folder, not a parquet file")
     try:
-        return pq.ParquetFile(path)
+        # no pre-buffering: it holds a whole row group's column chunks in memory at once (~75 MB more
+        # peak on a 200-era file) and buys nothing on a local disk
+        return pq.ParquetFile(path, read_dictionary=read_dictionary, pre_buffer=False)
     except (pa.ArrowException, OSError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(
@@ -225,7 +226,7 @@ def _as_str_array(arr: pa.ChunkedArray | pa.Array) -> np.ndarray:
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
     if pa.types.is_dictionary(arr.type):
-        return _as_str_array(arr.dictionary)[arr.indices.to_numpy(zero_copy_only=False)]
+        return _as_str_array(arr.dictionary)[_np_view(arr.indices)]
     large = pa.types.is_large_string(arr.type)
     if (large or pa.types.is_string(arr.type)) and arr.null_count == 0 and len(arr) > 1000:
         off_type = np.int64 if large else np.int32
@@ -237,6 +238,8 @@ def _as_str_array(arr: pa.ChunkedArray | pa.Array) -> np.ndarray:
             if data.max(initial=0) < 128:  # ASCII: bytes are characters
                 # widen each byte to a UCS-4 code point: the buffer of a numpy "U{w}" array
                 return data.reshape(-1, w).astype(np.uint32).view(f"U{w}").ravel()
+        import pyarrow.compute as pc
+
         encoded = pc.dictionary_encode(arr)
         if len(encoded.dictionary) * 4 < len(arr):  # few distinct values (data_type, era)
             return _as_str_array(encoded)
@@ -262,7 +265,14 @@ def load_dataset(
     ``data_type`` keeps rows of one type (validation.parquet holds "validation" and "test").
     """
     path = Path(path)
-    pf = open_parquet(path)
+    # era and data_type come back dictionary-encoded as the file stores them: no string decoding, and
+    # no pyarrow.compute (its first use alone costs ~40 MB of resident memory)
+    for read_dictionary in (["era", "data_type"], ["era"], None):
+        try:
+            pf = open_parquet(path, read_dictionary=read_dictionary)
+            break
+        except KeyError:  # no data_type (or no era) column; a missing era is reported below
+            continue
     schema = pf.schema_arrow
     names = schema.names
     if "era" not in names:
@@ -272,24 +282,20 @@ def load_dataset(
     target_names = _select_targets(path, names, targets)
     _check_types(path, schema, feat_names, target_names)
 
-    # 1. the era (and data_type) column of the whole file: cheap, and tells us which rows to read
-    head_cols = ["era"] + (["data_type"] if "data_type" in names else [])
+    # 1. the era (and data_type) column of the whole file, a row group at a time: cheap, and tells us
+    #    which rows to read
     try:
-        head = pf.read_row_groups(range(pf.num_row_groups), columns=head_cols)
+        row_era_raw, era_dict, row_dtype = _scan_head(pf, "data_type" in names)
     except (pa.ArrowException, OSError) as exc:
         raise DataError(f"{path}: cannot read the era column ({exc}); the file may be truncated") from None
-    era_enc = pc.dictionary_encode(head.column("era").combine_chunks())
-    era_dict = _as_str_array(era_enc.dictionary)
     order = np.argsort(era_dict, kind="stable")
     era_labels_all = era_dict[order]
     rank = np.empty(len(order), dtype=np.int32)
     rank[order] = np.arange(len(order), dtype=np.int32)
-    row_era = rank[era_enc.indices.to_numpy(zero_copy_only=False)]
+    row_era = rank[row_era_raw]
+    del row_era_raw
     keep_era = _selected_eras(path, era_labels_all, eras, era_stride)
     row_mask = keep_era[row_era]
-    row_dtype: np.ndarray | None = None
-    if "data_type" in names:
-        row_dtype = _as_str_array(head.column("data_type").combine_chunks())
     if data_type is not None:
         if row_dtype is None:
             raise DataError(f"{path}: has no 'data_type' column to select '{data_type}' rows from")
@@ -299,7 +305,6 @@ def load_dataset(
         row_mask &= row_dtype == data_type
     selected = np.flatnonzero(row_mask)
     n = len(selected)
-    del head, era_enc
 
     # 2. preallocate, then fill from the row groups that hold selected rows
     X = np.empty((n, len(feat_names)), dtype=np.float32 if missing_as_nan else np.int8)
@@ -319,18 +324,20 @@ def load_dataset(
         for j0 in range(0, len(feat_names), step):
             tasks.append(_Task(g, feat_names[j0 : j0 + step], j0, take, rows))
         out += len(local)
-    id_parts: list[pa.Array] = []
+    id_sink = _IdSink(n)
     try:
-        _run_tasks(pf, tasks, X, y, id_parts)
+        _run_tasks(pf, tasks, X, y, id_sink)
     except (pa.ArrowException, OSError) as exc:
         raise DataError(f"{path}: a row group is unreadable ({exc}); the file may be corrupt") from None
-
-    ids = _as_str_array(pa.concat_arrays(id_parts)) if id_parts else np.empty(0, dtype=str)
-    del id_parts
+    ids = id_sink.values
+    # re-code the selected eras 0..E-1 with a lookup table (np.unique would sort a copy of every row)
     sel_era = row_era[selected]
-    present, codes = np.unique(sel_era, return_inverse=True)
+    present = np.flatnonzero(np.bincount(sel_era, minlength=len(era_labels_all)))
+    remap = np.zeros(len(era_labels_all), dtype=np.int32)
+    remap[present] = np.arange(len(present), dtype=np.int32)
+    era_codes = remap[sel_era]
+    del sel_era
     era_labels = era_labels_all[present]
-    era_codes = codes.astype(np.int32)
     if missing_as_nan and feat_names:
         _mark_missing_eras(X, era_codes, len(era_labels))
     log.info("loaded %s: %d rows x %d features, %d eras", path.name, n, len(feat_names), len(era_labels))
@@ -356,8 +363,122 @@ class _Task:
     is_target: bool = False
 
 
+def _scan_head(pf: pq.ParquetFile, with_dtype: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Per row: a code into the era labels (unsorted), the labels, and data_type (object array of the
+    few distinct strings, 8 bytes a row)."""
+    n = pf.metadata.num_rows
+    row_era = np.empty(n, dtype=np.int32)
+    row_dtype = np.empty(n, dtype=object) if with_dtype else None
+    era_codes: dict[str, int] = {}
+    dtype_values: dict[str, str] = {}
+    start = 0
+    cols = ["era", "data_type"] if with_dtype else ["era"]
+    for g in range(pf.num_row_groups):
+        table = pf.read_row_group(g, columns=cols, use_threads=False)  # a few small columns
+        for chunk in table.column("era").chunks:
+            m = len(chunk)
+            codes, labels = _codes_and_labels(chunk)
+            labels = ["" if v is None else v for v in labels]  # a missing era label reads as ""
+            local = np.asarray([era_codes.setdefault(str(v), len(era_codes)) for v in labels], dtype=np.int32)
+            row_era[start : start + m] = local[codes]
+            start += m
+        if row_dtype is not None:
+            at = start - table.num_rows
+            for chunk in table.column("data_type").chunks:
+                codes, labels = _codes_and_labels(chunk)
+                interned = np.array(
+                    [dtype_values.setdefault(str(v), str(v)) for v in labels] + [None], dtype=object
+                )
+                row_dtype[at : at + len(chunk)] = interned[codes]
+                at += len(chunk)
+        del table
+    return row_era, np.asarray(list(era_codes), dtype=str), row_dtype
+
+
+def _np_view(arr: pa.Array) -> np.ndarray:
+    """A numpy view of a primitive Arrow array without nulls; ``Array.to_numpy`` would import pandas
+    (~45 MB of resident memory) on first use."""
+    t = arr.type
+    numeric = pa.types.is_integer(t) or pa.types.is_floating(t)
+    if arr.null_count == 0 and numeric:
+        kind = "f" if pa.types.is_floating(t) else ("u" if pa.types.is_unsigned_integer(t) else "i")
+        dtype = np.dtype(f"{kind}{t.bit_width // 8}")
+        return np.frombuffer(
+            arr.buffers()[1], dtype=dtype, count=len(arr), offset=arr.offset * dtype.itemsize
+        )
+    return arr.to_numpy(zero_copy_only=False)
+
+
+def _codes_and_labels(chunk: pa.Array) -> tuple[np.ndarray, list]:
+    """Integer codes per row and the labels of a string column chunk; a null is the label None."""
+    if not pa.types.is_dictionary(chunk.type):
+        values = np.asarray(chunk.to_pylist(), dtype=object)
+        labels, codes = np.unique(values.astype(str), return_inverse=True)
+        return codes, [None if v == "None" else v for v in labels.tolist()]
+    labels = chunk.dictionary.to_pylist()
+    codes = _np_view(chunk.indices)
+    if chunk.null_count:
+        labels.append(None)
+        codes = np.where(np.asarray(chunk.is_valid()), codes, len(labels) - 1)
+    return codes.astype(np.intp), labels
+
+
+class _IdSink:
+    """Ids written straight into one preallocated unicode array (widened if a longer id shows up).
+
+    Fixed-width ASCII ids (Numerai's "n" + 15 hex) are widened byte -> code point directly into the
+    destination, with no temporary copy of the whole part.
+    """
+
+    def __init__(self, n: int) -> None:
+        self.values = np.empty(n, dtype="U16")
+
+    @property
+    def width(self) -> int:
+        return self.values.dtype.itemsize // 4
+
+    def put(self, rows: slice, ids: pa.Array, take: slice | np.ndarray) -> None:
+        raw = _fixed_ascii(ids)
+        if raw is not None:
+            raw = raw[take]
+            if raw.shape[1] > self.width:
+                self.values = self.values.astype(f"U{raw.shape[1]}")
+            dest = self.values[rows].view(np.uint32).reshape(len(raw), self.width)
+            dest[:, : raw.shape[1]] = raw
+            dest[:, raw.shape[1] :] = 0
+            return
+        part = _as_str_array(ids)[take]
+        width = part.dtype.itemsize // 4
+        if width > self.width:
+            self.values = self.values.astype(f"U{width}")
+        self.values[rows] = part
+
+
+def _fixed_ascii(arr: pa.Array) -> np.ndarray | None:
+    """The (n, width) uint8 bytes of a string array whose values are all ASCII of one width, else None."""
+    large = pa.types.is_large_string(arr.type)
+    if not (large or pa.types.is_string(arr.type)) or arr.null_count or len(arr) == 0:
+        return None
+    off_type = np.int64 if large else np.int32
+    offsets = np.frombuffer(arr.buffers()[1], dtype=off_type)[arr.offset : arr.offset + len(arr) + 1]
+    widths = np.diff(offsets)
+    w = int(widths[0])
+    if w == 0 or widths.min() != widths.max():
+        return None
+    data = np.frombuffer(arr.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
+    if data.max(initial=0) >= 128:
+        return None
+    return data.reshape(-1, w)
+
+
+def _read(pf: pq.ParquetFile, task: _Task) -> pa.Table:
+    # ids and targets are a few small columns: decoding them on Arrow's thread pool only leaves memory
+    # behind in per-thread allocator caches
+    return pf.read_row_group(task.group, columns=task.columns, use_threads=not task.is_target)
+
+
 def _run_tasks(
-    pf: pq.ParquetFile, tasks: list[_Task], X: np.ndarray, y: np.ndarray, id_parts: list[pa.Array]
+    pf: pq.ParquetFile, tasks: list[_Task], X: np.ndarray, y: np.ndarray, id_sink: _IdSink
 ) -> None:
     """Read column batches of row groups, prefetching the next batch while copying the current one."""
     if not tasks:
@@ -366,18 +487,18 @@ def _run_tasks(
     # unlike writing single strided columns
     buf = np.empty((_TRANSPOSE_COLS, max(t.rows.stop - t.rows.start for t in tasks)), dtype=np.int8)
     with ThreadPoolExecutor(max_workers=1) as pool:
-        future = pool.submit(pf.read_row_group, tasks[0].group, columns=tasks[0].columns)
+        future = pool.submit(_read, pf, tasks[0])
         for i, task in enumerate(tasks):
             table = future.result()
             if i + 1 < len(tasks):
                 nxt = tasks[i + 1]
-                future = pool.submit(pf.read_row_group, nxt.group, columns=nxt.columns)
+                future = pool.submit(_read, pf, nxt)
             if task.is_target:  # the ids, then the targets
                 ids = table.column(task.columns[0]).combine_chunks()
                 take = task.take
-                id_parts.append(ids if isinstance(take, slice) else ids.take(pa.array(take)))
+                id_sink.put(task.rows, ids, take)
                 for k, name in enumerate(task.columns[1:]):
-                    values = table.column(name).combine_chunks().to_numpy(zero_copy_only=False)
+                    values = _np_view(table.column(name).combine_chunks())
                     y[task.rows, k] = values[task.take]
                 continue
             n_rows = task.rows.stop - task.rows.start
@@ -386,8 +507,10 @@ def _run_tasks(
                 for j, name in enumerate(names):
                     col = table.column(name)
                     if col.null_count:
+                        import pyarrow.compute as pc
+
                         col = pc.fill_null(col, 2)  # a missing int feature value means "no information"
-                    buf[j, :n_rows] = col.combine_chunks().to_numpy(zero_copy_only=False)[task.take]
+                    buf[j, :n_rows] = _np_view(col.combine_chunks())[task.take]
                 j0 = task.j0 + s0
                 X[task.rows, j0 : j0 + len(names)] = buf[: len(names), :n_rows].T
             del table
