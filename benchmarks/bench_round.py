@@ -91,6 +91,9 @@ def prepare(root: Path, *, eras: int, rows: int, features: int, live_rows: int, 
             t = time.perf_counter()
             train_model(settings, name, engine=engine)
             print(f"  trained {name} in {time.perf_counter() - t:.0f}s")
+    from numerflow.store.db import dispose_all
+
+    dispose_all()  # close SQLite so its WAL is checkpointed before the file is copied
     return world
 
 
@@ -350,7 +353,10 @@ def main() -> None:
         )
     print(
         "\nCommand: `.venv/bin/python benchmarks/bench_round.py "
-        f"--workdir {args.workdir} --rounds {args.rounds} --peer-rounds {args.peer_rounds}`"
+        f"--workdir {args.workdir} --rounds {args.rounds} --peer-rounds {args.peer_rounds}"
+        + (" --skip-latency" if args.skip_latency else "")
+        + (" --skip-faults" if args.skip_faults else "")
+        + "`"
     )
 
 
