@@ -1,0 +1,76 @@
+"""The performance table: latest day per round, cumulative CORR/MMC, payouts — read back from the database."""
+
+from __future__ import annotations
+
+import pytest
+
+from numerflow.store import open_database, session_scope
+from numerflow.store.tables import Payout, Score
+from numerflow.tournament.performance import metric_kind, performance_table
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        ("canon_corr", "corr"),
+        ("v2_corr20", "corr"),
+        ("CORR20", "corr"),
+        ("canon_mmc", "mmc"),
+        ("mmc", "mmc"),
+        ("canon_bmc", "bmc"),
+        ("fnc_v3", "fnc"),
+        ("canon_fnc", "fnc"),
+        ("tc", "other"),
+    ],
+)
+def test_metric_names_map_to_kinds(name: str, kind: str) -> None:
+    assert metric_kind(name) == kind
+
+
+def test_table_takes_the_latest_day_and_accumulates_corr_and_mmc(sqlite_url: str) -> None:
+    engine = open_database(sqlite_url)
+    with session_scope(engine) as s:
+        for rnd, days in ((100, {1: (0.01, 0.001), 2: (0.02, 0.002)}), (101, {1: (-0.03, 0.004)})):
+            for day, (corr, mmc) in days.items():
+                s.add(
+                    Score(
+                        tournament=8,
+                        numerai_model="m",
+                        round_number=rnd,
+                        day=day,
+                        metric="canon_corr",
+                        value=corr,
+                    )
+                )
+                s.add(
+                    Score(
+                        tournament=8,
+                        numerai_model="m",
+                        round_number=rnd,
+                        day=day,
+                        metric="canon_mmc",
+                        value=mmc,
+                    )
+                )
+        s.add(
+            Score(
+                tournament=8, numerai_model="other", round_number=100, day=1, metric="canon_corr", value=0.5
+            )
+        )
+        s.add(
+            Payout(
+                tournament=8,
+                numerai_model="m",
+                round_number=100,
+                at_risk_nmr=10.0,
+                payout_nmr=0.3,
+                status="settled",
+            )
+        )
+    rows = performance_table(engine, "m")
+    assert [(r.round_number, r.day) for r in rows] == [(100, 2), (101, 1)]
+    assert rows[0].corr == pytest.approx(0.02) and rows[0].mmc == pytest.approx(0.002)
+    assert rows[1].cum_corr == pytest.approx(-0.01) and rows[1].cum_mmc == pytest.approx(0.006)
+    assert (rows[0].payout_nmr, rows[0].payout_status, rows[0].resolved) == (0.3, "settled", True)
+    assert (rows[1].payout_nmr, rows[1].payout_status) == (None, "")
+    assert {r.numerai_model for r in performance_table(engine)} == {"m", "other"}
