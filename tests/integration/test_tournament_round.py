@@ -204,3 +204,13 @@ def _wait(condition, timeout: float = 60.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out waiting"
         time.sleep(0.05)
+
+
+def test_a_model_another_run_is_submitting_is_left_alone(project: Project, cli) -> None:
+    from numerflow.tournament.round import claim_slot
+
+    number = project.sim.engine.current_round()["number"]
+    assert claim_slot(project.engine(), 8, number, "sim_model_2")  # e.g. the service's watcher, mid-upload
+    code, out, _ = cli("round", "run")
+    assert code == 1 and "busy" in out and "another run is submitting sim_model_2" in out
+    assert per_model(project, number) == Counter({"sim_model_1": 1})

@@ -26,3 +26,22 @@ def test_one_submission_row_per_model_slot_and_round(db_url: str) -> None:
     with session_scope(engine) as s:
         s.add(Submission(tournament=8, round_number=2, numerai_model="m", status="confirmed"))
         assert s.query(Submission).count() == 2
+
+
+def test_a_slot_is_claimed_by_one_run_at_a_time(db_url: str) -> None:
+    from datetime import timedelta
+
+    from numerflow.store.base import utcnow
+    from numerflow.tournament.round import claim_slot
+
+    engine = open_database(db_url)
+    assert claim_slot(engine, 8, 5, "m") is True  # first run takes it
+    assert claim_slot(engine, 8, 5, "m") is False  # a second run at the same time does not
+    assert claim_slot(engine, 8, 5, "other") is True  # other slots are free
+    with session_scope(engine) as s:
+        row = s.query(Submission).filter_by(round_number=5, numerai_model="m").one()
+        row.updated_at = utcnow() - timedelta(hours=1)  # the first run died long ago
+    assert claim_slot(engine, 8, 5, "m") is True
+    with session_scope(engine) as s:
+        s.query(Submission).filter_by(round_number=5, numerai_model="m").one().status = "failed"
+    assert claim_slot(engine, 8, 5, "m") is True  # a finished (failed) run frees it at once

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from numerflow.tournament.performance import PerfRow
     from numerflow.tournament.round import RoundReport
 
-_STATUS_STYLE = {"confirmed": "green", "already": "cyan", "failed": "red", "invalid": "red"}
+_STATUS_STYLE = {"confirmed": "green", "already": "cyan", "failed": "red", "invalid": "red", "busy": "yellow"}
 
 
 def _client(ctx: typer.Context) -> NumeraiClient:

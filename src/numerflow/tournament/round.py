@@ -13,12 +13,14 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 
 from numerflow.errors import ApiError, NumerflowError
 from numerflow.fileio import atomic_path, sha256_file
@@ -45,7 +47,7 @@ class ModelOutcome:
 
     numerai_model: str
     model_ref: str  # name@version
-    status: str  # confirmed | already | failed | invalid
+    status: str  # confirmed | already | failed | invalid | busy
     submission_id: str = ""
     error: str = ""
     rows: int = 0
@@ -172,6 +174,51 @@ def record_submission(engine: Engine, tournament: int, number: int, slot: str, *
         row.updated_at = utcnow()
 
 
+IN_FLIGHT = ("predicted", "uploaded")
+CLAIM_TTL_S = 600.0
+
+
+class _Busy(NumerflowError):
+    """Another run holds this model slot for this round."""
+
+
+def claim_slot(engine: Engine, tournament: int, number: int, slot: str, ttl_s: float = CLAIM_TTL_S) -> bool:
+    """Take the slot for this run: False while another run is in flight with it (updated < ``ttl_s`` ago).
+
+    Two runs at once (the service's watcher and a manual ``round run``) thus never upload the same model
+    in parallel; a run that died mid-way holds the slot for at most ``ttl_s``.
+    """
+    now = utcnow()
+    stale = now - timedelta(seconds=ttl_s)
+    where = (
+        Submission.tournament == tournament,
+        Submission.round_number == number,
+        Submission.numerai_model == slot,
+    )
+    try:
+        with session_scope(engine) as s:
+            if s.scalar(select(Submission.id).where(*where)) is None:
+                s.add(
+                    Submission(
+                        tournament=tournament,
+                        round_number=number,
+                        numerai_model=slot,
+                        status="predicted",
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+                return True  # committed on leaving the block; a concurrent insert loses on the unique key
+            done = s.execute(
+                update(Submission)
+                .where(*where, or_(Submission.status.not_in(IN_FLIGHT), Submission.updated_at < stale))
+                .values(status="predicted", error="", updated_at=now)
+            )
+            return done.rowcount == 1
+    except IntegrityError:
+        return False
+
+
 # ------------------------------------------------------------------------------------------ the job
 def run_round(
     settings: Settings,
@@ -280,6 +327,8 @@ def _submit_one(
             known = ", ".join(sorted(slots)) or "none"
             raise NumerflowError(f"the Numerai account has no model slot {slot!r} (known: {known})")
         common["numerai_model_id"] = model_id
+        if not claim_slot(engine, tournament, number, slot):
+            raise _Busy(f"another run is submitting {slot} for round {number}; try again in a few minutes")
         path = write_predictions(out_dir / f"{slot}.csv", dataset.ids, predict(dep, dataset))
         stage = "validate"
         check = validate_predictions(path, dataset.ids)
@@ -328,6 +377,9 @@ def _submit_one(
         )
     except Exception as exc:  # one model failing must not stop the others
         message = str(exc) if isinstance(exc, NumerflowError) else f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, _Busy):
+            log.warning("round %d: %s (%s): %s", number, slot, ref, exc)
+            return ModelOutcome(slot, ref, "busy", error=str(exc), seconds=time.perf_counter() - t0)
         status = "invalid" if stage == "validate" else "failed"
         if not isinstance(exc, NumerflowError):
             log.exception("round %d: %s (%s) failed at %s", number, slot, ref, stage)
