@@ -172,8 +172,10 @@ def test_data_and_settings_pages(page: Any, dashboard: tuple[str, Any], seeded: 
     for name in ("train.parquet", "validation.parquet", "features.json", "live.parquet"):
         assert name in text
     section.locator("button[data-check]").click()
-    page.wait_for_selector("#checks-v5\\.3 li")
-    assert "train.parquet" in page.inner_text("#checks-v5\\.3")
+    page.wait_for_selector("#checks-v5\\.3 p", timeout=120_000)
+    checks = page.inner_text("#checks-v5\\.3")
+    assert checks.startswith("✓ checks passed: 0 error(s)")  # freshly downloaded, verified files
+    assert "· train.parquet ·" in checks
     page.goto(f"{base}/settings")
     schedules = page.inner_text("#schedules")
     assert "weekly_retrain" in schedules and "0 6 * * 6" in schedules and "daily_sync" in schedules

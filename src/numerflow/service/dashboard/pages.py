@@ -32,6 +32,7 @@ from numerflow.service import accounts
 from numerflow.service.accounts import Principal, UserInfo
 from numerflow.service.auth import csrf_token, end_session, optional_user, start_session, verify_csrf
 from numerflow.service.dashboard import views
+from numerflow.service.queries import num
 from numerflow.store import session_scope
 from numerflow.store.tables.modeling import Run
 
@@ -144,6 +145,12 @@ def _guarded(request: Request, active: str, build: Callable[[UserInfo], Response
         return _render(
             request, "error.html", optional_user(request), active, exc.http_status, message=exc.message
         )
+
+
+def script_json(value: Any) -> str:
+    """JSON safe inside ``<script type="application/json">`` (no ``</script>`` or ``<!--`` can close it)."""
+    text = json.dumps(value, default=str, allow_nan=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 # ------------------------------------------------------------------------------------------- assets
@@ -267,7 +274,7 @@ def _model(request: Request, user: UserInfo, name: str) -> Response:
         "challenger": {"slot": scores.challenger.numerai_model, "rounds": chall_rounds},
         "validation": {
             "version": deployed.version if deployed else None,
-            "per_era_corr": (deployed.scores.get("per_era_corr") or []) if deployed else [],
+            "per_era_corr": [num(v) for v in deployed.scores.get("per_era_corr") or []] if deployed else [],
         },
     }
     return _render(
@@ -283,7 +290,7 @@ def _model(request: Request, user: UserInfo, name: str) -> Response:
         h2h=views.head_to_head(champ_rounds, chall_rounds) if chall_rounds else [],
         champ_rounds=list(reversed(champ_rounds)),
         runs=run_rows,
-        charts_json=json.dumps(charts, default=str),
+        charts_json=script_json(charts),
     )
 
 

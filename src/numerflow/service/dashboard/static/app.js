@@ -192,13 +192,18 @@
     b.disabled = true;
     out.textContent = "Checking…";
     try {
-      const results = await api("POST", `/api/datasets/${encodeURIComponent(version)}/check`);
+      const report = await api("POST", `/api/datasets/${encodeURIComponent(version)}/check`);
       out.textContent = "";
+      const head = document.createElement("p");
+      head.className = report.ok ? "ok" : "bad";
+      head.textContent = `${report.ok ? "✓ checks passed" : "✗ checks found errors"}: ` +
+        `${report.errors} error(s), ${report.warnings} warning(s), ${report.issues.length} note(s) in all`;
+      out.appendChild(head);
       const ul = document.createElement("ul");
-      results.forEach((r) => {
+      report.issues.forEach((i) => {
         const li = document.createElement("li");
-        li.className = r.ok ? "ok" : "bad";
-        li.textContent = `${r.ok ? "✓" : "✗"} ${r.file}` + (r.issues.length ? `: ${r.issues.map((i) => `${i.severity}: ${i.message}`).join("; ")}` : ": no issues");
+        li.className = i.severity === "error" ? "bad" : i.severity === "warning" ? "warn" : "ok";
+        li.textContent = `${i.severity} · ${i.file} · ${i.check}: ${i.message}`;
         ul.appendChild(li);
       });
       out.appendChild(ul);

@@ -1,0 +1,79 @@
+"""The dashboard's HTTP behaviour without a browser: every page needs a login, the login form cannot be
+used to send a user off-site, pages carry their security headers, assets are served locally and cached."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import httpx
+import pytest
+from dashboard_seed import PASSWORD
+
+PAGES = ["/", "/models/ridge_a", "/rounds", "/jobs", "/data", "/settings"]
+
+
+def _login(client: httpx.Client, username: str, next_path: str = "/") -> httpx.Response:
+    form = client.get("/login")
+    token = re.search(r'name="login_token" value="([^"]+)"', form.text)
+    assert token is not None
+    return client.post(
+        "/login",
+        data={"username": username, "password": PASSWORD, "login_token": token.group(1), "next": next_path},
+    )
+
+
+@pytest.fixture
+def client(dashboard: tuple[str, Any]) -> Any:
+    with httpx.Client(base_url=dashboard[0], follow_redirects=False, timeout=30) as c:
+        yield c
+
+
+def test_every_page_sends_strangers_to_the_login_page(client: httpx.Client) -> None:
+    for path in PAGES:
+        r = client.get(path)
+        assert r.status_code == 303, path
+        assert r.headers["location"] == f"/login?next={path}"
+    assert client.post("/logout").headers["location"] == "/"  # no session: nothing to log out
+
+
+@pytest.mark.parametrize("target", ["//evil.example/x", "https://evil.example/", "/\\evil.example"])
+def test_login_never_redirects_off_site(client: httpx.Client, target: str) -> None:
+    r = _login(client, "read_user", target)
+    assert r.status_code == 303
+    assert r.headers["location"] == "/"
+
+
+def test_pages_render_with_security_headers_and_unknown_model_is_404(client: httpx.Client) -> None:
+    r = _login(client, "read_user", "/rounds")
+    assert r.headers["location"] == "/rounds"
+    for path in PAGES:
+        page = client.get(path)
+        assert page.status_code == 200, path
+        assert "script-src 'self'" in page.headers["content-security-policy"]
+        assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+        assert page.headers["cache-control"] == "no-store"
+        assert "https://" not in page.text.split("</head>")[0]  # nothing loaded from elsewhere
+    missing = client.get("/models/no_such_model")
+    assert missing.status_code == 404
+    assert "no model named &#39;no_such_model&#39;" in missing.text
+
+
+def test_plotly_and_static_files_are_served_locally_and_cached(client: httpx.Client) -> None:
+    js = client.get("/vendor/plotly.min.js")
+    assert js.status_code == 200 and len(js.content) > 1_000_000
+    assert "max-age" in js.headers["cache-control"]
+    for name in ("app.js", "app.css"):
+        r = client.get(f"/static/{name}")
+        assert r.status_code == 200 and "max-age" in r.headers["cache-control"]
+
+
+def test_logout_needs_the_sessions_csrf_token(client: httpx.Client) -> None:
+    _login(client, "read_user")
+    assert client.post("/logout", data={"csrf_token": "forged"}).headers["location"] == "/"
+    assert client.get("/").status_code == 200  # still logged in
+    token = re.search(r'name="csrf-token" content="([^"]+)"', client.get("/").text)
+    assert token is not None
+    r = client.post("/logout", data={"csrf_token": token.group(1)})
+    assert r.headers["location"] == "/login"
+    assert client.get("/").status_code == 303
