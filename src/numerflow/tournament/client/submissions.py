@@ -134,7 +134,7 @@ class SubmissionsMixin(ClientCore):
         last: ApiError | None = None
         for attempt in range(1, attempts + 1):
             if attempt > 1:
-                self.transport._sleep(backoff_delay(attempt - 2, self.transport.backoff_s))
+                self.transport.sleep(backoff_delay(attempt - 2, self.transport.backoff_s))
             try:  # nothing can be created before create_submission: any failure here is safe to retry
                 filename = self._put_file(path.name, body, model_id)
             except ApiAuthError:
@@ -188,7 +188,7 @@ class SubmissionsMixin(ClientCore):
             left = deadline - time.monotonic()
             if left <= 0:
                 return None
-            self.transport._sleep(min(delay, left))
+            self.transport.sleep(min(delay, left))
             delay = min(delay * 2, 5.0)
 
     def _put_file(self, filename: str, body: bytes, model_id: str) -> str:

@@ -97,7 +97,7 @@ class Transport:
         self.retries = retries
         self.backoff_s = backoff_s
         self.session = session or requests.Session()
-        self._sleep = sleep
+        self.sleep = sleep
 
     # -- retry loop ---------------------------------------------------------------------------------
     def with_retries(self, what: str, attempt_fn: Callable[[], T], *, resend_after_sent: bool = True) -> T:
@@ -123,7 +123,7 @@ class Transport:
                         self.retries,
                         delay,
                     )
-                    self._sleep(delay)
+                    self.sleep(delay)
         assert last is not None
         raise ApiUnavailableError(
             f"{what}: {last.message} after {self.retries} attempts to {self.url}; "
