@@ -163,7 +163,7 @@ def test_train_promote_round_scores_and_serving_end_to_end(
         perf = c.get("/api/performance/sim_model_1", headers=op).json()
         assert perf[0]["round"] == 1000 and perf[0]["corr"] is not None
         assert row["corr"] == pytest.approx(perf[0]["corr"]) and row["scores_round"] == 1000
-        assert row["cumulative_corr"] == [pytest.approx(perf[0]["corr"], abs=1e-6)]
+        assert row["cumulative_corr"] == [pytest.approx(perf[0]["corr"], abs=1e-4)]
         assert row["stake_nmr"] is not None
         scores = c.get("/api/models/ridge/scores", headers=op).json()
         assert scores["champion"]["numerai_model"] == "sim_model_1"

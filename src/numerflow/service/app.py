@@ -119,11 +119,13 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     from numerflow.service.routers import accounts, events, schedules, system, webhooks
     from numerflow.service.routers import jobs as jobs_router
 
-    routers = [m.router for m in (system, accounts, jobs_router, schedules, webhooks, events)]
-    for name in ("models", "tournament", "data", "overview"):
+    # the hottest read routes first: FastAPI tries routes in order
+    routers = []
+    for name in ("overview", "models", "tournament", "data"):
         module_name = f"numerflow.service.routers.{name}"
         if importlib.util.find_spec(module_name) is not None:
             routers.append(importlib.import_module(module_name).router)
+    routers += [m.router for m in (system, accounts, jobs_router, schedules, webhooks, events)]
     for router in routers:
         app.include_router(router, responses=ERROR_RESPONSES)
     app.state.api_routes = [entry for router in routers for entry in route_scopes(router)]

@@ -101,8 +101,14 @@ class JobContext:
 
     def log(self, line: str, level: str = "INFO") -> None:
         with session_scope(self.engine) as s:
-            s.add(JobLog(job_id=self.job_id, level=level[:8], line=line[:10_000]))
-            s.execute(update(Job).where(Job.id == self.job_id).values(updated_at=datetime.now(UTC)))
+            row = JobLog(job_id=self.job_id, level=level[:8], line=line[:10_000])
+            s.add(row)
+            s.flush()
+            entry = {"id": row.id, "job_id": self.job_id, "at": row.at.isoformat(), "level": row.level}
+            entry["line"] = row.line
+        manager = _LOCAL_MANAGERS.get(self.settings.database_url)
+        if manager is not None:
+            manager.publish_log(entry)
 
 
 # managers living in this process, by database URL: a job on the local (threaded) Dask worker publishes
@@ -262,12 +268,16 @@ class JobManager:
         self._last_published: set[tuple[Any, ...]] = set()
         self.on_finished: list[Callable[[dict[str, Any]], None]] = []  # e.g. clear the overview cache
         self._finished_seen: set[int] = set()
+        self._logs_published: set[int] = set()
         _LOCAL_MANAGERS[settings.database_url] = self
 
     # ------------------------------------------------------------------------------------ lifecycle
 
     def start(self) -> int:
         """Mark jobs left behind by a stopped service as interrupted; returns how many."""
+        nf_logger = logging.getLogger("numerflow")
+        if nf_logger.getEffectiveLevel() > logging.INFO:  # jobs keep their INFO lines as job logs
+            nf_logger.setLevel(logging.INFO)
         now = datetime.now(UTC)
         with session_scope(self.engine) as s:
             n = s.execute(
@@ -351,6 +361,16 @@ class JobManager:
             self._last_published.add(key)
         self.bus.publish("job", job=_event_job(info))
         return True
+
+    def publish_log(self, entry: dict[str, Any]) -> None:
+        """Publish a job log line once (the poller skips lines published here)."""
+        with self._lock:
+            if entry["id"] <= self._seen_log_id or entry["id"] in self._logs_published:
+                return
+            if len(self._logs_published) > 5000:
+                self._logs_published.clear()
+            self._logs_published.add(entry["id"])
+        self.bus.publish("job_log", **entry)
 
     def _finished(self, info: dict[str, Any]) -> None:
         for listener in list(self.on_finished):
@@ -466,9 +486,12 @@ class JobManager:
                 self._finished_seen.add(info["id"])
                 self._finished(info)
         for line in lines:
-            self.bus.publish("job_log", **line)
-            self._seen_log_id = line["id"]
-            published += 1
+            with self._lock:
+                fresh = line["id"] not in self._logs_published
+                self._seen_log_id = line["id"]
+            if fresh:
+                self.bus.publish("job_log", **line)
+                published += 1
         for job_id in queued:
             if job_id not in self._dispatched:
                 try:

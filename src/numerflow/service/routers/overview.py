@@ -24,4 +24,9 @@ async def get_overview(request: Request, _: Principal = Depends(require_read)) -
     body = cache.peek()
     if body is None:
         body = await run_in_threadpool(cache.get)
-    return Response(body, media_type="application/json")
+    if "gzip" in request.headers.get("accept-encoding", ""):
+        packed = cache.gzipped(body)
+        if packed is not None:
+            headers = {"Content-Encoding": "gzip", "Vary": "Accept-Encoding"}
+            return Response(packed, media_type="application/json", headers=headers)
+    return Response(body, media_type="application/json", headers={"Vary": "Accept-Encoding"})
