@@ -37,6 +37,7 @@ def main() -> None:
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--era-stride", type=int, default=1, help="1 = every train era (204 by default)")
     ap.add_argument("--feature-set", default="all", help="'all' = every feature (780 by default)")
+    ap.add_argument("--threads", type=int, default=1, help="LightGBM threads")
     ap.add_argument("--peer", action="store_true", help="also time the same folds with bare lightgbm.train")
     args = ap.parse_args()
 
@@ -48,7 +49,7 @@ def main() -> None:
 
     args.workdir.mkdir(parents=True, exist_ok=True)
     data_dir = ensure_data(args.workdir, args.eras, args.rows, args.features)
-    config = write_config(args.workdir, args.trees)
+    config = write_config(args.workdir, args.trees, args.threads)
     config.write_text(
         config.read_text()
         + f"""
@@ -62,6 +63,7 @@ params.learning_rate = 0.01
 params.max_depth = 5
 params.num_leaves = 31
 params.colsample_bytree = 0.1
+params.n_jobs = {args.threads}
 """
     )
     settings = load_settings(config)
@@ -82,7 +84,8 @@ params.colsample_bytree = 0.1
     print(
         f"\nData: synthetic v5.3, {len(np.unique(result.era))} train eras (era_stride {args.era_stride}) "
         f"= {n_rows:,} rows x {n_feats} '{args.feature_set}' features "
-        f"(of {args.features}); LightGBM {args.trees} trees; {result.splitter.scheme}, "
+        f"(of {args.features}); LightGBM {args.trees} trees, {args.threads} thread(s); "
+        f"{result.splitter.scheme}, "
         f"{result.splitter.n_splits} folds, embargo {result.splitter.gap} eras. {platform.node()}, "
         f"{os.cpu_count()} cores (shared), {datetime.now(UTC):%Y-%m-%d}.\n"
     )
@@ -105,7 +108,8 @@ params.colsample_bytree = 0.1
     print(f"Out-of-fold CORR {result.summary['mean']:+.4f}, sharpe {result.summary['sharpe']:+.2f}.")
     print(
         f"\nCommand: `.venv/bin/python benchmarks/bench_cv.py --workdir {args.workdir} --trees {args.trees} "
-        f"--era-stride {args.era_stride} --feature-set {args.feature_set}{' --peer' if args.peer else ''}`"
+        f"--era-stride {args.era_stride} --feature-set {args.feature_set} --threads {args.threads}"
+        f"{' --peer' if args.peer else ''}`"
     )
 
 
@@ -129,6 +133,7 @@ def _peer(args: argparse.Namespace, data_dir: Path) -> float:
         "feature_fraction": 0.1,
         "max_bin": 5,
         "verbosity": -1,
+        "num_threads": args.threads,
     }
     splitter = EraSplitter("walk_forward", n_splits=args.folds, target_horizon="target")
     for train, test in splitter.split(groups=data.era_labels[data.era]):

@@ -49,7 +49,7 @@ def ensure_data(workdir: Path, eras: int, rows: int, features: int) -> Path:
     return folder
 
 
-def write_config(workdir: Path, trees: int) -> Path:
+def write_config(workdir: Path, trees: int, threads: int = 1) -> Path:
     config = workdir / "bench_train.toml"
     config.write_text(
         f"""[paths]
@@ -69,6 +69,7 @@ params.learning_rate = 0.01
 params.max_depth = 5
 params.num_leaves = 31
 params.colsample_bytree = 0.1
+params.n_jobs = {threads}
 
 [models.ridge]
 algorithm = "ridge"
@@ -81,25 +82,26 @@ era_stride = 4
     return config
 
 
-def measured(argv: list[str]) -> tuple[float, float, str]:
-    """(seconds, peak RSS in MB, stdout) of a child process run through a one-child wrapper."""
+def measured(argv: list[str]) -> tuple[float, float, float]:
+    """(wall seconds, CPU seconds, peak RSS in MB) of a child process run through a one-child wrapper."""
     wrapper = (
         "import resource, subprocess, sys, time, json\n"
         "t = time.perf_counter()\n"
         "p = subprocess.run(sys.argv[1:], capture_output=True, text=True)\n"
         "dt = time.perf_counter() - t\n"
-        "rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024\n"
-        "info = {'rc': p.returncode, 's': dt, 'rss': rss, 'out': p.stdout[-4000:], 'err': p.stderr[-4000:]}\n"
+        "ru = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+        "rss, cpu = ru.ru_maxrss / 1024, ru.ru_utime + ru.ru_stime\n"
+        "info = {'rc': p.returncode, 's': dt, 'cpu': cpu, 'rss': rss, 'err': p.stderr[-4000:]}\n"
         "print(json.dumps(info))\n"
     )
     res = subprocess.run([PY, "-c", wrapper, *argv], capture_output=True, text=True, check=True)
     info = json.loads(res.stdout.strip().splitlines()[-1])
     if info["rc"] != 0:
         raise SystemExit(f"{' '.join(argv)} failed:\n{info['err']}")
-    return info["s"], info["rss"], info["out"]
+    return info["s"], info["cpu"], info["rss"]
 
 
-def peer(data_dir: str, trees: int, score: bool) -> None:
+def peer(data_dir: str, trees: int, score: bool, threads: int) -> None:
     """The direct way: pyarrow → numpy int8 → lightgbm.train (→ predict validation → CORR)."""
     import lightgbm as lgb
     import numpy as np
@@ -129,6 +131,7 @@ def peer(data_dir: str, trees: int, score: bool) -> None:
         "feature_fraction": 0.1,
         "max_bin": 5,
         "verbosity": -1,
+        "num_threads": threads,
     }
     booster = lgb.train(params, lgb.Dataset(X, label=y), num_boost_round=trees)
     booster.save_model(str(Path(data_dir).parent.parent / "peer_model.txt"))
@@ -149,27 +152,29 @@ def main() -> None:
     ap.add_argument("--eras", type=int, default=240)
     ap.add_argument("--rows", type=int, default=5000)
     ap.add_argument("--features", type=int, default=780)
+    ap.add_argument("--threads", type=int, default=1, help="LightGBM threads, the same on both sides")
     ap.add_argument("--peer", choices=["fit", "score"], help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.peer:
-        peer(str(args.workdir / "data" / "v5.3"), args.trees, args.peer == "score")
+        peer(str(args.workdir / "data" / "v5.3"), args.trees, args.peer == "score", args.threads)
         return
 
     args.workdir.mkdir(parents=True, exist_ok=True)
     data = ensure_data(args.workdir, args.eras, args.rows, args.features)
-    config = write_config(args.workdir, args.trees)
+    config = write_config(args.workdir, args.trees, args.threads)
     numerflow = str(Path(PY).parent / "numerflow")
     me = [PY, str(Path(__file__).resolve()), "--workdir", str(args.workdir), "--trees", str(args.trees)]
+    me += ["--threads", str(args.threads)]
 
     rows = []
-    t_nf, rss_nf, _ = measured([numerflow, "--config", str(config), "train", "example"])
-    rows.append(("`numerflow train example` (load, fit, score, save, record)", t_nf, rss_nf))
-    t_peer, rss_peer, _ = measured([*me, "--peer", "fit"])
-    rows.append(("peer: pyarrow → int8 numpy → `lightgbm.train` → save", t_peer, rss_peer))
-    t_peer2, rss_peer2, _ = measured([*me, "--peer", "score"])
-    rows.append(("peer + predict validation + CORR", t_peer2, rss_peer2))
-    t_ridge, rss_ridge, _ = measured([numerflow, "--config", str(config), "train", "ridge"])
-    rows.append(("`numerflow train ridge` (baseline)", t_ridge, rss_ridge))
+    t_nf, cpu_nf, rss_nf = measured([numerflow, "--config", str(config), "train", "example"])
+    rows.append(("`numerflow train example` (load, fit, score, save, record)", t_nf, cpu_nf, rss_nf))
+    t_peer, cpu_peer, rss_peer = measured([*me, "--peer", "fit"])
+    rows.append(("peer: pyarrow → int8 numpy → `lightgbm.train` → save", t_peer, cpu_peer, rss_peer))
+    t_peer2, cpu_peer2, rss_peer2 = measured([*me, "--peer", "score"])
+    rows.append(("peer + predict validation + CORR", t_peer2, cpu_peer2, rss_peer2))
+    t_ridge, cpu_ridge, rss_ridge = measured([numerflow, "--config", str(config), "train", "ridge"])
+    rows.append(("`numerflow train ridge` (baseline)", t_ridge, cpu_ridge, rss_ridge))
 
     def manifest(name: str) -> dict:
         versions = sorted(
@@ -186,17 +191,19 @@ def main() -> None:
         f"(every 4th used: {ex['train_eras']} eras, "
         f"{ex['train_rows']:,} rows) x {len(ex['features'])} features ('medium' of {spec['n_features']}), "
         f"validation {spec['n_validation_eras']} eras x {spec['rows_per_era']:,} rows. "
-        f"LightGBM {args.trees} trees. {platform.node()}, {os.cpu_count()} cores (shared), "
+        f"LightGBM {args.trees} trees, {args.threads} thread(s). "
+        f"{platform.node()}, {os.cpu_count()} cores (shared), "
         f"{datetime.now(UTC):%Y-%m-%d}.\n"
     )
-    print("| run | wall s | peak RSS MB |")
-    print("|---|---:|---:|")
-    for label, t, rss in rows:
-        print(f"| {label} | {t:.1f} | {rss:,.0f} |")
+    print("| run | wall s | CPU s | peak RSS MB |")
+    print("|---|---:|---:|---:|")
+    for label, t, cpu, rss in rows:
+        print(f"| {label} | {t:.1f} | {cpu:.1f} | {rss:,.0f} |")
     print(
-        f"\n`numerflow train` vs peer fit: time {100 * (t_nf / t_peer - 1):+.1f}%, "
-        f"peak memory {100 * (rss_nf / rss_peer - 1):+.1f}%; "
-        f"vs peer fit+score: time {100 * (t_nf / t_peer2 - 1):+.1f}%, "
+        f"\n`numerflow train` vs peer fit: wall {100 * (t_nf / t_peer - 1):+.1f}%, "
+        f"CPU {100 * (cpu_nf / cpu_peer - 1):+.1f}%, peak memory {100 * (rss_nf / rss_peer - 1):+.1f}%; "
+        f"vs peer fit+score: wall {100 * (t_nf / t_peer2 - 1):+.1f}%, "
+        f"CPU {100 * (cpu_nf / cpu_peer2 - 1):+.1f}%, "
         f"memory {100 * (rss_nf / rss_peer2 - 1):+.1f}%\n"
     )
     print("| model (validation eras) | CORR mean | CORR sharpe | max drawdown | MMC mean | BMC mean |")
@@ -209,7 +216,7 @@ def main() -> None:
         )
     print(
         "\nCommand: `.venv/bin/python benchmarks/bench_train.py "
-        f"--workdir {args.workdir} --trees {args.trees}`"
+        f"--workdir {args.workdir} --trees {args.trees} --threads {args.threads}`"
     )
 
 
