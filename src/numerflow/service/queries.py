@@ -68,19 +68,29 @@ def final_scores(
         stmt = stmt.where(Score.numerai_model.in_(slots))
     if min_round is not None:
         stmt = stmt.where(Score.round_number >= min_round)
-    out: dict[str, dict[int, dict[str, Any]]] = defaultdict(dict)
+    out: dict[str, dict[int, dict[str, Any]]] = {}
     days: dict[tuple[str, int, str], int] = {}
-    for slot, rnd, metric, day, value, resolved in session.execute(stmt):
-        kind = _kind(metric)
+    kinds = _kind_cache
+    isfinite = math.isfinite
+    # Core rows (no ORM): this loop is the overview's hot spot
+    for slot, rnd, metric, day, value, resolved in session.connection().execute(stmt).all():
+        kind = kinds.get(metric) or _kind(metric)
         if kind == "other":
             continue
         key = (slot, rnd, kind)
-        if days.get(key, -1) > day:
+        seen = days.get(key)
+        if seen is not None and seen > day:
             continue
         days[key] = day
-        row = out[slot].setdefault(rnd, {"corr": None, "mmc": None, "bmc": None, "fnc": None, "day": 0})
-        row[kind] = num(value)
-        row["day"] = max(row["day"], day)
+        per_slot = out.get(slot)
+        if per_slot is None:
+            per_slot = out[slot] = {}
+        row = per_slot.get(rnd)
+        if row is None:
+            row = per_slot[rnd] = {"corr": None, "mmc": None, "bmc": None, "fnc": None, "day": 0}
+        row[kind] = value if value is None or isfinite(value) else None
+        if day > row["day"]:
+            row["day"] = day
         row["resolved"] = bool(resolved)
     return out
 
@@ -106,7 +116,8 @@ def overview(settings: Settings, engine: Engine) -> dict[str, Any]:
         min_round = max(last_scored - SPARK_ROUNDS + 1, 0)
         scores = final_scores(s, min_round=min_round)
         payouts: dict[str, tuple[int, float | None, float | None, str]] = {}
-        for slot, rnd, at_risk, amount, status in s.execute(
+        conn = s.connection()
+        for slot, rnd, at_risk, amount, status in conn.execute(
             select(
                 Payout.numerai_model,
                 Payout.round_number,
@@ -118,7 +129,7 @@ def overview(settings: Settings, engine: Engine) -> dict[str, Any]:
             if slot not in payouts or payouts[slot][0] < rnd:
                 payouts[slot] = (rnd, num(at_risk), num(amount), status)
         stakes: dict[str, float] = {}
-        for slot, to_nmr in s.execute(
+        for slot, to_nmr in conn.execute(
             select(StakeChange.numerai_model, StakeChange.to_nmr)
             .where(StakeChange.status == "requested")
             .order_by(StakeChange.id)
@@ -126,7 +137,7 @@ def overview(settings: Settings, engine: Engine) -> dict[str, Any]:
             stakes[slot] = num(to_nmr)
         submissions: dict[str, tuple[str, str, int | None, str]] = {}
         if current is not None:
-            for slot, status, model_name, version, error in s.execute(
+            for slot, status, model_name, version, error in conn.execute(
                 select(
                     Submission.numerai_model,
                     Submission.status,
@@ -137,7 +148,7 @@ def overview(settings: Settings, engine: Engine) -> dict[str, Any]:
             ):
                 submissions[slot] = (status, model_name, version, error)
         staged: dict[str, dict[str, int]] = defaultdict(dict)
-        for name, version, stage in s.execute(
+        for name, version, stage in conn.execute(
             select(ModelVersion.name, ModelVersion.version, ModelVersion.stage).where(
                 ModelVersion.stage != ""
             )
