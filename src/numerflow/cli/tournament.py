@@ -31,7 +31,7 @@ def _print_report(report: RoundReport) -> None:
         console.print(f"{where}{report.note or 'nothing to do'}", soft_wrap=True)
         return
     table = Table(title=f"round {report.round_number}", title_justify="left")
-    for col in ("numerai model", "model", "status", "submission", "rows", "seconds"):
+    for col in ("numerai model", "model", "status", "submission", "rows", "seconds"):  # id shortened
         table.add_column(col, overflow="fold")
     for o in report.outcomes:
         style = _STATUS_STYLE.get(o.status, "")
@@ -39,7 +39,7 @@ def _print_report(report: RoundReport) -> None:
             o.numerai_model,
             o.model_ref,
             f"[{style}]{o.status}[/]" if style else o.status,
-            o.submission_id,
+            o.submission_id[:8],
             str(o.rows or ""),
             f"{o.seconds:.2f}",
         )
