@@ -214,3 +214,20 @@ def test_a_model_another_run_is_submitting_is_left_alone(project: Project, cli) 
     code, out, _ = cli("round", "run")
     assert code == 1 and "busy" in out and "another run is submitting sim_model_2" in out
     assert per_model(project, number) == Counter({"sim_model_1": 1})
+
+
+def test_round_records_on_postgresql_too(project: Project, pg_url: str) -> None:
+    """The same round with its records in a real PostgreSQL (the models come from the trained registry)."""
+    from numerflow.modeling.registry import deployed_models
+    from numerflow.store import open_database
+
+    deps = deployed_models(project.engine(), project.settings)
+    pg = open_database(pg_url)
+    first = run_round(project.settings, pg, project.client(), deployments=deps)
+    again = run_round(project.settings, pg, project.client(), deployments=deps)
+    assert first.ok and len(first.submitted) == 2
+    assert {o.status for o in again.outcomes} == {"already"}
+    with session_scope(pg) as s:
+        rows = list(s.scalars(select(Submission)))
+        assert sorted(r.numerai_model for r in rows) == SLOTS and {r.status for r in rows} == {"confirmed"}
+    assert per_model(project, first.round_number) == Counter(dict.fromkeys(SLOTS, 1))
