@@ -1,9 +1,9 @@
 """Browser tests of the dashboard: headless Chromium (Playwright) against the real service under uvicorn.
 
-One seeded project per test session (see seed.py: real data from the simulator, real models, real rounds
-and scores), one service on a free port, one browser; each test gets a fresh browser context (no cookies).
-All e2e tests share the xdist group "dashboard", so under ``pytest -n 2 --dist loadgroup`` the seed is
-built once.
+One seeded project per test session (dashboard_seed.py: real data from the simulator, real models, real
+rounds and scores), one service on a free port, one browser; each test gets a fresh browser context (no
+cookies). Every e2e module marks itself ``xdist_group("dashboard")``, so under ``pytest -n 2 --dist
+loadgroup`` the seed is built once.
 """
 
 from __future__ import annotations
@@ -19,13 +19,6 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from dashboard_seed import Seeded, seed_project
 from dashboard_server import CHROMIUM_ARGS, serve
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if Path(str(item.fspath)).parent == Path(__file__).parent:
-            item.add_marker(pytest.mark.xdist_group("dashboard"))
-            item.add_marker(pytest.mark.browser)
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from dashboard_seed import PASSWORD, Seeded
 from dashboard_server import login
 from playwright.sync_api import expect
@@ -12,6 +13,8 @@ from playwright.sync_api import expect
 from numerflow.modeling import registry
 from numerflow.store import open_database
 from numerflow.tournament.performance import performance_table
+
+pytestmark = [pytest.mark.xdist_group("dashboard"), pytest.mark.browser]
 
 
 def _engine(seeded: Seeded) -> Any:

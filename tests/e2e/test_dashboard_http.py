@@ -10,6 +10,8 @@ import httpx
 import pytest
 from dashboard_seed import PASSWORD
 
+pytestmark = [pytest.mark.xdist_group("dashboard"), pytest.mark.browser]
+
 PAGES = ["/", "/models/ridge_a", "/rounds", "/jobs", "/data", "/settings"]
 
 
