@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -29,7 +30,7 @@ else:
     import pandas as pd
 cols = json.load(open(cols_file))
 base = psutil.Process().memory_info().rss
-t0 = time.perf_counter()
+t0, c0 = time.perf_counter(), time.process_time()
 if mode == "numerflow":
     ds = load_dataset(path, features="medium", targets=["target"])
     shape, nbytes = ds.X.shape, ds.X.nbytes
@@ -40,10 +41,10 @@ else:  # pandas, then the int8 matrix a model needs
     df = pd.read_parquet(path, columns=["era", *cols, "target"])
     X = df[cols].to_numpy(np.int8)
     shape, nbytes = X.shape, X.nbytes
-secs = time.perf_counter() - t0
+secs, cpu = time.perf_counter() - t0, time.process_time() - c0
 # VmHWM: this process's peak RSS (ru_maxrss would carry the parent's peak across fork+exec)
 peak = next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith("VmHWM:"))
-print(json.dumps({"secs": secs, "peak": peak, "base": base, "shape": shape, "nbytes": nbytes}))
+print(json.dumps({"secs": secs, "cpu": cpu, "peak": peak, "base": base, "shape": shape, "nbytes": nbytes}))
 """
 
 MODES = {
@@ -104,18 +105,21 @@ def main() -> None:
     size_mb = train.stat().st_size / 2**20
     print(f"\nfile: {train} ({size_mb:.0f} MiB), {args.eras} eras x {args.rows_per_era} rows; "
           f"medium set = {f} features; int8 matrix = {matrix / 2**20:.0f} MiB\n")  # fmt: skip
-    print(f"| loader | wall s (median of {args.repeats}) | peak RSS MiB | peak RSS / int8 matrix "
+    print(f"| loader | wall s (median of {args.repeats}) | CPU s | peak RSS MiB | peak RSS / int8 matrix "
           "| (peak − RSS before load) / matrix |")  # fmt: skip
-    print("|---|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|")
     for mode, label in MODES.items():
         runs = results[mode]
         wall = statistics.median(r["secs"] for r in runs)
         peak = max(r["peak"] for r in runs)
         grown = max(r["peak"] - r["base"] for r in runs)
-        print(f"| {label} | {wall:.2f} | {peak / 2**20:.0f} | {peak / matrix:.2f}× | {grown / matrix:.2f}× |")
+        cpu = statistics.median(r["cpu"] for r in runs)
+        ratios = f"{peak / matrix:.2f}× | {grown / matrix:.2f}×"
+        print(f"| {label} | {wall:.2f} | {cpu:.2f} | {peak / 2**20:.0f} | {ratios} |")
     ours = statistics.median(r["secs"] for r in results["numerflow"])
     peer = statistics.median(r["secs"] for r in results["pandas"])
-    print(f"\nnumerflow / pandas wall time: {ours / peer:.2f}")
+    load = f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+    print(f"\nnumerflow / pandas wall time: {ours / peer:.2f}; {load}")
     cmd = " ".join(["benchmarks/bench_load.py", *sys.argv[1:]])
     print(f"\ncommand: `.venv/bin/python {cmd}`")
 

@@ -12,6 +12,7 @@ hand-written generator costs. Prints a Markdown table and the command.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
@@ -47,32 +48,35 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="numerflow-bench-synth-"))
     try:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         generate_dataset(
             tmp / "ours", n_eras=args.eras, rows_per_era=args.rows_per_era, n_features=args.features
         )
-        ours = time.perf_counter() - t0
+        ours, ours_cpu = time.perf_counter() - t0, time.process_time() - c0
         rows = (args.eras + 1) * args.rows_per_era  # + the live era
         values = rows * args.features
         size = sum(p.stat().st_size for p in (tmp / "ours").iterdir()) / 2**20
         print(
             f"\n{rows:,} rows x {args.features} features ({args.eras} eras + live), {size:.0f} MiB written\n"
         )
-        print("| generator | seconds | rows x features per second |")
-        print("|---|---:|---:|")
+        print("| generator | wall s | CPU s | rows x features per wall second | per CPU second |")
+        print("|---|---:|---:|---:|---:|")
         print(
-            f"| numerflow `generate_dataset` (all 10 files, signal, 7 targets) | {ours:.1f} | "
-            f"{values / ours / 1e6:.1f} M |"
+            f"| numerflow `generate_dataset` (10 files, signal, 7 targets) | {ours:.1f} | {ours_cpu:.1f} | "
+            f"{values / ours / 1e6:.1f} M | {values / ours_cpu / 1e6:.1f} M |"
         )
         if not args.skip_peer:
             (tmp / "peer").mkdir()
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             naive_writer(tmp / "peer", args.eras + 1, args.rows_per_era, args.features)
-            peer = time.perf_counter() - t0
-            rate = values / peer / 1e6
-            print(f"| peer: numpy + pandas rank + to_parquet (features only) | {peer:.1f} | {rate:.1f} M |")
+            peer, peer_cpu = time.perf_counter() - t0, time.process_time() - c0
+            print(
+                f"| peer: numpy + pandas rank + to_parquet (features only) | {peer:.1f} | {peer_cpu:.1f} | "
+                f"{values / peer / 1e6:.1f} M | {values / peer_cpu / 1e6:.1f} M |"
+            )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    print(f"\nload average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"\ncommand: `.venv/bin/python {' '.join(['benchmarks/bench_synth.py', *sys.argv[1:]])}`")
 
 
