@@ -153,6 +153,9 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=5000)
     ap.add_argument("--features", type=int, default=780)
     ap.add_argument("--threads", type=int, default=1, help="LightGBM threads, the same on both sides")
+    ap.add_argument(
+        "--skip-ridge", action="store_true", help="reuse the newest ridge baseline already trained"
+    )
     ap.add_argument("--peer", choices=["fit", "score"], help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.peer:
@@ -173,8 +176,9 @@ def main() -> None:
     rows.append(("peer: pyarrow → int8 numpy → `lightgbm.train` → save", t_peer, cpu_peer, rss_peer))
     t_peer2, cpu_peer2, rss_peer2 = measured([*me, "--peer", "score"])
     rows.append(("peer + predict validation + CORR", t_peer2, cpu_peer2, rss_peer2))
-    t_ridge, cpu_ridge, rss_ridge = measured([numerflow, "--config", str(config), "train", "ridge"])
-    rows.append(("`numerflow train ridge` (baseline)", t_ridge, cpu_ridge, rss_ridge))
+    if not args.skip_ridge:
+        t_ridge, cpu_ridge, rss_ridge = measured([numerflow, "--config", str(config), "train", "ridge"])
+        rows.append(("`numerflow train ridge` (baseline)", t_ridge, cpu_ridge, rss_ridge))
 
     def manifest(name: str) -> dict:
         versions = sorted(
@@ -216,7 +220,8 @@ def main() -> None:
         )
     print(
         "\nCommand: `.venv/bin/python benchmarks/bench_train.py "
-        f"--workdir {args.workdir} --trees {args.trees} --threads {args.threads}`"
+        f"--workdir {args.workdir} --trees {args.trees} --threads {args.threads}"
+        f"{' --skip-ridge' if args.skip_ridge else ''}`"
     )
 
 
