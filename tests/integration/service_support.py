@@ -44,12 +44,13 @@ class Service:
         return self.app.state.engine
 
 
-def start_service(settings: Settings, *, background: bool = True) -> Service:
+def start_service(settings: Settings, *, background: bool = True, users: bool = False) -> Service:
+    """The app with a token per scope (and, with ``users``, a user per role; argon2 takes a moment)."""
     app = create_app(settings, background=background)
     tokens = {}
     for scope in accounts.SCOPES:
         _, tokens[scope] = accounts.create_token(app.state.engine, f"test-{scope}", scope)
-    for scope in accounts.SCOPES:
+    for scope in accounts.SCOPES if users else ():
         if accounts.get_user(app.state.engine, f"user_{scope}") is None:
             accounts.create_user(app.state.engine, f"user_{scope}", PASSWORD, scope)
     client = TestClient(app)

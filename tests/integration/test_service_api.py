@@ -23,7 +23,7 @@ def svc(tmp_path: Path, db_url: str) -> Iterator[Service]:
     settings = make_settings(tmp_path, db_url)
     settings.numerai.public_id = SecretStr(NUMERAI_PUBLIC)
     settings.numerai.secret_key = SecretStr(NUMERAI_SECRET)
-    service = start_service(settings, background=False)
+    service = start_service(settings, background=False, users=True)
     yield service
     stop_service(service)
 

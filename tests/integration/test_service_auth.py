@@ -40,7 +40,7 @@ def _path(path: str) -> str:
 
 @pytest.fixture
 def svc(tmp_path: Path, db_url: str) -> Iterator[Service]:
-    service = start_service(make_settings(tmp_path, db_url), background=False)
+    service = start_service(make_settings(tmp_path, db_url), background=False, users=True)
     yield service
     stop_service(service)
 

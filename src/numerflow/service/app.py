@@ -36,6 +36,8 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute, APIWebSocketRoute
+from sqlalchemy.exc import DataError as SADataError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from numerflow import __version__
@@ -197,6 +199,17 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return JSONResponse({"detail": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(DBAPIError)
+    async def _database_error(request: Request, exc: DBAPIError) -> JSONResponse:
+        # a safety net: inputs are validated before they reach the database, so these are rare
+        first = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else type(exc).__name__
+        if isinstance(exc, IntegrityError):
+            return JSONResponse({"detail": f"conflicts with what is stored: {first}"}, status_code=409)
+        if isinstance(exc, SADataError):
+            return JSONResponse({"detail": f"a value does not fit the database: {first}"}, status_code=422)
+        log.error("database error on %s %s: %s", request.method, request.url.path, first)
+        return JSONResponse({"detail": "the database is unavailable; try again shortly"}, status_code=503)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -58,7 +58,11 @@ def _kind(name: str) -> str:
 
 
 def final_scores(
-    session: Session, *, slots: list[str] | None = None, min_round: int | None = None
+    session: Session,
+    *,
+    slots: list[str] | None = None,
+    min_round: int | None = None,
+    max_round: int | None = None,
 ) -> dict[str, dict[int, dict[str, Any]]]:
     """slot → round → {corr, mmc, bmc, fnc, day, resolved}: each metric's value on its latest day."""
     stmt = select(
@@ -68,6 +72,8 @@ def final_scores(
         stmt = stmt.where(Score.numerai_model.in_(slots))
     if min_round is not None:
         stmt = stmt.where(Score.round_number >= min_round)
+    if max_round is not None:
+        stmt = stmt.where(Score.round_number <= max_round)
     out: dict[str, dict[int, dict[str, Any]]] = {}
     days: dict[tuple[str, int, str], int] = {}
     kinds = _kind_cache

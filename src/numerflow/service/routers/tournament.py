@@ -130,7 +130,7 @@ def get_round(
     counts: dict[str, int] = defaultdict(int)
     for s in subs:
         counts[s.status] += 1
-    scores = final_scores(session, min_round=number)
+    scores = final_scores(session, min_round=number, max_round=number)
     payouts = session.scalars(
         select(Payout).where(Payout.round_number == number).order_by(Payout.numerai_model)
     )
