@@ -34,8 +34,9 @@ def register(app: typer.Typer) -> None:
         app = create_app(settings)
         bind_host = host or settings.service.host
         bind_port = settings.service.port if port is None else port
+        url = f"http://{bind_host}:{bind_port}"
         console.print(
-            f"numerflow service on http://{bind_host}:{bind_port}/ (API docs at /docs); Ctrl-C stops it"
+            f"numerflow service on {url}/ (dashboard), API schema {url}/api/openapi.json; Ctrl-C stops it"
         )
         uvicorn.run(app, host=bind_host, port=bind_port, log_level="warning", access_log=False)
 
