@@ -312,7 +312,8 @@ def main() -> None:
 
     cmd = "python benchmarks/bench_service.py " + " ".join(sys.argv[1:])
     print(
-        f"\n{datetime.now(UTC):%Y-%m-%d} · {platform.machine()} · {os.cpu_count()} cores (shared) · "
+        f"\n{datetime.now(UTC):%Y-%m-%d} · {platform.machine()} · {os.cpu_count()} cores "
+        f"(shared; load average {os.getloadavg()[0]:.1f} at the end) · "
         f"{args.models} slots x {args.rounds} rounds · {args.concurrency} connections x {args.seconds:.0f} s"
     )
     print("\n| database | endpoint | req/s | p50 ms | p99 ms | note |\n|---|---|---:|---:|---:|---|")
