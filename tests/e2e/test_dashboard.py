@@ -21,6 +21,15 @@ def _engine(seeded: Seeded) -> Any:
     return open_database(seeded.settings().database_url)
 
 
+def _start_job(page: Any) -> int:
+    """Press Start on the Jobs page; returns the id of the job row that appears."""
+    rows = page.locator("#jobs-body tr")
+    before = rows.count()
+    page.click("#start-job-button")
+    expect(rows).to_have_count(before + 1)
+    return int(rows.first.get_attribute("data-id"))
+
+
 def test_bad_login_is_refused(page: Any, dashboard: tuple[str, Any]) -> None:
     base, _ = dashboard
     page.goto(f"{base}/rounds")
@@ -147,9 +156,7 @@ def test_start_a_job_and_watch_its_progress_arrive_live(
     page.evaluate("window.notReloaded = true")
     page.select_option("#job-kind", "train")
     page.select_option("#job-model", "lgbm_b")
-    page.click("#start-job-button")
-    row = page.locator("#jobs-body tr").first
-    job_id = int(row.get_attribute("data-id"))
+    job_id = _start_job(page)
     page.wait_for_selector(f'#job-{job_id}[data-status="succeeded"]', timeout=60_000)
     assert page.evaluate("window.notReloaded") is True  # everything arrived over the WebSocket
     seen = page.evaluate(f"window.numerflow.seen[{job_id}]")
@@ -194,3 +201,33 @@ def test_data_and_settings_pages(page: Any, dashboard: tuple[str, Any], seeded: 
     page.reload()
     assert "from-the-browser" in page.inner_text("#tokens")
     assert token not in page.content()
+
+
+def test_a_failed_job_can_be_retried_and_a_running_one_cancelled(
+    page: Any, dashboard: tuple[str, Any]
+) -> None:
+    base, _ = dashboard
+    login(page, base, "operate_user", next_path="/jobs")
+    page.wait_for_selector("#live.on")
+    page.select_option("#job-kind", "download")
+    page.fill("#start-job input[name=version]", "v0.1")  # a version the server does not offer
+    first = _start_job(page)
+    failed = page.locator(f'#job-{first}[data-status="failed"]')
+    failed.wait_for(timeout=60_000)
+    assert "v0.1" in failed.locator(".message").inner_text()  # the reason, shown live
+    failed.locator("button.retry").click()
+    retry = page.locator(f'#jobs-body tr[data-id="{first + 1}"]')
+    retry.wait_for()
+    expect(retry).to_have_attribute("data-status", "failed", timeout=60_000)
+    assert page.request.get(f"{base}/api/jobs/{first + 1}").json()["retry_of"] == first
+
+    page.select_option("#job-kind", "tune")
+    page.select_option("#job-model", "lgbm_b")
+    page.fill("#start-job input[name=trials]", "500")
+    tune_id = _start_job(page)
+    tune = page.locator(f'#jobs-body tr[data-id="{tune_id}"]')
+    expect(tune).to_have_attribute("data-status", "running", timeout=60_000)
+    tune.locator("button.cancel").click()
+    expect(tune).to_have_attribute("data-status", "cancelled", timeout=90_000)
+    expect(tune.locator("button.retry")).to_be_visible()
+    assert page.request.get(f"{base}/api/jobs/{tune_id}").json()["status"] == "cancelled"
