@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -173,3 +174,41 @@ def test_cli_users_and_tokens(project_dir: Path, cli, monkeypatch: pytest.Monkey
         assert client.get("/api/me", headers={"Authorization": f"Bearer {token}"}).status_code == 401
     code, _, err = cli("tokens", "revoke", "nf_nothere")
     assert code == 1 and "no API token" in err
+
+
+def test_overview_follows_writes_made_outside_the_service(svc: Service) -> None:
+    """A perf sync run from the CLI (another process) reaches the overview within about a second."""
+    from datetime import UTC, datetime
+
+    from numerflow.store import session_scope
+    from numerflow.store.tables.tournament import Payout, Round, Score
+
+    c, h = svc.client, svc.auth("read")
+    assert c.get("/api/overview", headers=h).json()["models"] == []
+    with session_scope(svc.engine) as s:
+        s.add(Round(number=7, status="open", first_seen_at=datetime.now(UTC)))
+        for rnd, value in ((5, 0.02), (6, -0.01)):
+            s.add(Score(numerai_model="outside", round_number=rnd, day=20, metric="canon_corr", value=value))
+            s.add(
+                Score(numerai_model="outside", round_number=rnd, day=20, metric="canon_mmc", value=value / 2)
+            )
+        s.add(
+            Payout(
+                numerai_model="outside", round_number=6, at_risk_nmr=5.0, payout_nmr=-0.04, status="settled"
+            )
+        )
+    deadline = time.monotonic() + 10
+    while True:
+        doc = c.get("/api/overview", headers=h).json()
+        if doc["models"] or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert doc["current_round"] == 7 and doc["last_scored_round"] == 6
+    (row,) = doc["models"]
+    assert row["numerai_model"] == "outside" and row["round_status"] == "pending"
+    assert row["corr"] == pytest.approx(-0.01) and row["mmc"] == pytest.approx(-0.005)
+    assert row["cumulative_corr"] == [pytest.approx(0.02), pytest.approx(0.01)]
+    assert row["payout_nmr"] == pytest.approx(-0.04) and row["stake_nmr"] == 5.0
+    # gzip for clients that take it, the same document
+    raw = c.get("/api/overview", headers={**h, "Accept-Encoding": "gzip"})
+    assert raw.headers["content-encoding"] == "gzip" and raw.json()["models"] == doc["models"]

@@ -2,8 +2,9 @@
 
 The overview (every model slot with its deployed version, today's round status, latest CORR/MMC/BMC,
 payout, stake and a cumulative-CORR sparkline) takes six small queries, all bounded by the newest
-``SPARK_ROUNDS`` rounds; :class:`OverviewCache` keeps the encoded answer for ``ttl_s`` seconds (and is
-cleared whenever a job finishes), so a busy dashboard costs the database one overview per second at most.
+``SPARK_ROUNDS`` rounds; :class:`OverviewCache` keeps the encoded answer (plain and gzipped) and checks
+once per ``ttl_s`` seconds with one cheap fingerprint query whether anything it reads changed, so a busy
+dashboard costs the database one fingerprint per second and one overview per change.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from numerflow.config import Settings
 from numerflow.store import session_scope
-from numerflow.store.tables.modeling import ModelVersion
+from numerflow.store.tables.modeling import ModelVersion, StageEvent
 from numerflow.store.tables.service import Job
 from numerflow.store.tables.tournament import Payout, Round, Score, StakeChange, Submission
 
@@ -222,12 +223,37 @@ def overview(settings: Settings, engine: Engine) -> dict[str, Any]:
     }
 
 
-class OverviewCache:
-    """The encoded overview, recomputed at most once per ``ttl_s``.
+def data_fingerprint(engine: Engine) -> tuple[Any, ...]:
+    """A cheap summary of everything the overview reads: when it is unchanged, so is the overview."""
 
-    After ``ttl_s`` the old answer is still served while one background thread recomputes it (so a busy
-    dashboard never queues behind the database); after :meth:`clear` (something changed: a job finished,
-    a version was promoted) the next request waits for a fresh one.
+    def one(column: Any, *where: Any) -> Any:
+        return select(column).where(*where).scalar_subquery()
+
+    stmt = select(
+        one(func.count(Score.id)),
+        one(func.max(Score.synced_at)),
+        one(func.max(Payout.synced_at)),
+        one(func.max(Submission.updated_at)),
+        one(func.count(Submission.id)),
+        one(func.max(Round.id)),
+        one(func.max(Round.completed_at)),
+        one(func.count(Round.id), Round.status == "open"),
+        one(func.max(StakeChange.id)),
+        one(func.max(ModelVersion.id)),
+        one(func.max(StageEvent.id)),
+        one(func.count(Job.id), Job.status.in_(("queued", "running"))),
+    )
+    with engine.connect() as conn:
+        return tuple(conn.execute(stmt).one())
+
+
+class OverviewCache:
+    """The encoded overview, refreshed at most once per ``ttl_s``.
+
+    After ``ttl_s`` the old answer is still served while one background thread refreshes it (so a busy
+    dashboard never queues behind the database); the refresh recomputes only when
+    :func:`data_fingerprint` changed. After :meth:`clear` (this process changed something: a job finished
+    or started, a version was promoted) the next request waits for a freshly computed one.
     """
 
     def __init__(self, settings: Settings, engine: Engine, ttl_s: float = 1.0) -> None:
@@ -238,6 +264,7 @@ class OverviewCache:
         self._gzip: bytes | None = None
         self._until = 0.0
         self._valid = False
+        self._fingerprint: tuple[Any, ...] | None = None
         self._lock = threading.Lock()
 
     def clear(self) -> None:
@@ -264,7 +291,10 @@ class OverviewCache:
 
     def _refresh_locked(self) -> None:
         try:
-            self._compute()
+            if self._valid and data_fingerprint(self.engine) == self._fingerprint:
+                self._until = time.monotonic() + self.ttl_s  # nothing changed: keep the answer
+            else:
+                self._compute()
         except Exception:  # keep serving the previous answer; the next request tries again
             logging.getLogger(__name__).exception("overview refresh failed")
         finally:
@@ -272,6 +302,7 @@ class OverviewCache:
 
     def _compute(self) -> bytes:
         self._valid = True  # a clear() during the computation makes the result stale at once
+        self._fingerprint = data_fingerprint(self.engine)
         doc = overview(self.settings, self.engine)
         body = json.dumps(doc, separators=(",", ":"), allow_nan=False, default=str).encode()
         self._gzip = gzip.compress(body, 5)  # browsers take it gzipped: a quarter of the bytes, made once
