@@ -231,3 +231,34 @@ def test_a_failed_job_can_be_retried_and_a_running_one_cancelled(
     expect(tune).to_have_attribute("data-status", "cancelled", timeout=90_000)
     expect(tune.locator("button.retry")).to_be_visible()
     assert page.request.get(f"{base}/api/jobs/{tune_id}").json()["status"] == "cancelled"
+
+
+def test_overview_follows_a_promotion_made_elsewhere(
+    page: Any, browser: Any, dashboard: tuple[str, Any], seeded: Seeded
+) -> None:
+    base, _ = dashboard
+    login(page, base, "read_user")
+    page.wait_for_selector("#live.on")
+    page.evaluate("window.notReloaded = true")
+    deployed = page.locator('#overview-table tr[data-slot="sim_model_1"] td.deployed')
+    assert deployed.inner_text() == "v1"
+    other = browser.new_context()  # an operator in another browser, through the REST API
+    try:
+        csrf = other.request.post(
+            f"{base}/api/auth/login", data={"username": "operate_user", "password": PASSWORD}
+        ).json()["csrf_token"]
+
+        def call(path: str, body: dict[str, Any] | None = None) -> None:
+            r = other.request.post(f"{base}{path}", data=body or {}, headers={"X-CSRF-Token": csrf})
+            assert r.ok, r.text()
+
+        call("/api/models/ridge_a/promote", {"version": 2, "stage": "champion"})
+        expect(deployed).to_have_text("v2", timeout=30_000)  # the page refreshed itself on the event
+        assert page.evaluate("window.notReloaded") is None
+        call("/api/models/ridge_a/rollback")
+        call("/api/models/ridge_a/promote", {"version": 2, "stage": "challenger"})
+    finally:
+        other.close()
+    engine = _engine(seeded)
+    assert registry.champion(engine, "ridge_a").version == 1
+    assert registry.challenger(engine, "ridge_a").version == 2
