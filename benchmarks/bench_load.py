@@ -36,7 +36,7 @@ if mode == "numerflow":
     shape, nbytes = ds.X.shape, ds.X.nbytes
 elif mode == "pandas":
     df = pd.read_parquet(path, columns=["era", *cols, "target"])
-    shape, nbytes = (len(df), len(cols)), int(df[cols].memory_usage(index=False).sum())
+    shape, nbytes = (len(df), len(cols)), len(df) * len(cols)
 else:  # pandas, then the int8 matrix a model needs
     df = pd.read_parquet(path, columns=["era", *cols, "target"])
     X = df[cols].to_numpy(np.int8)

@@ -227,17 +227,10 @@ def _as_str_array(arr: pa.ChunkedArray | pa.Array) -> np.ndarray:
         arr = arr.combine_chunks()
     if pa.types.is_dictionary(arr.type):
         return _as_str_array(arr.dictionary)[_np_view(arr.indices)]
-    large = pa.types.is_large_string(arr.type)
-    if (large or pa.types.is_string(arr.type)) and arr.null_count == 0 and len(arr) > 1000:
-        off_type = np.int64 if large else np.int32
-        offsets = np.frombuffer(arr.buffers()[1], dtype=off_type)[arr.offset : arr.offset + len(arr) + 1]
-        widths = np.diff(offsets)
-        if widths.size and widths.min() == widths.max() and widths[0] > 0:
-            w = int(widths[0])
-            data = np.frombuffer(arr.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
-            if data.max(initial=0) < 128:  # ASCII: bytes are characters
-                # widen each byte to a UCS-4 code point: the buffer of a numpy "U{w}" array
-                return data.reshape(-1, w).astype(np.uint32).view(f"U{w}").ravel()
+    if (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)) and len(arr) > 1000:
+        raw = _fixed_ascii(arr)
+        if raw is not None:  # widen each byte to a UCS-4 code point: the buffer of a numpy "U{w}" array
+            return raw.astype(np.uint32).view(f"U{raw.shape[1]}").ravel()
         import pyarrow.compute as pc
 
         encoded = pc.dictionary_encode(arr)
@@ -387,7 +380,8 @@ def _scan_head(pf: pq.ParquetFile, with_dtype: bool) -> tuple[np.ndarray, np.nda
             for chunk in table.column("data_type").chunks:
                 codes, labels = _codes_and_labels(chunk)
                 interned = np.array(
-                    [dtype_values.setdefault(str(v), str(v)) for v in labels] + [None], dtype=object
+                    [None if v is None else dtype_values.setdefault(str(v), str(v)) for v in labels],
+                    dtype=object,
                 )
                 row_dtype[at : at + len(chunk)] = interned[codes]
                 at += len(chunk)
