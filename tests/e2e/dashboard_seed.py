@@ -52,7 +52,7 @@ def write_config(root: Path, api_url: str, db_url: str) -> Path:
         f'[numerai]\napi_url = "{api_url}"\ntimeout_s = 5.0\nretries = 3\nbackoff_s = 0.01\n\n'
         "[service]\nround_watcher = false\n\n"
         '[schedules.weekly_retrain]\ncron = "0 6 * * 6"\njob = "train"\nargs = { model = "ridge_a" }\n\n'
-        '[schedules.daily_sync]\ncron = "30 */6 * * *"\njob = "perf_sync"\n\n'
+        '[schedules.daily_sync]\ncron = "30 */6 * * *"\njob = "perf_sync"\nenabled = false\n\n'
     )
     for name, body in MODELS.items():
         text += f"[models.{name}]\n{body}\n"
