@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -29,7 +30,8 @@ class FakeNumerai(ThreadingHTTPServer):
     """listDatasets / dataset / rounds over GraphQL, files with Content-Length, HEAD and Range/206.
 
     ``faults[name]`` is a queue of faults for the next GETs of that file: "503", "drop" (sends the
-    headers and half the body, then hangs up), "ignore_range" (answers 200 with the whole file).
+    headers and half the body, then hangs up), "ignore_range" (answers 200 with the whole file),
+    "hang" (answers only after 1.5 s).
     """
 
     daemon_threads = True
@@ -41,6 +43,9 @@ class FakeNumerai(ThreadingHTTPServer):
         self.round = 100
         self.faults: dict[str, list[str]] = {}
         self.log: list[tuple[str, str, str | None]] = []  # (method, file, Range header)
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass  # a client that gave up (timeout) leaves a broken pipe behind: expected here
 
     @property
     def url(self) -> str:
@@ -112,6 +117,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_error(404)
             return
         fault = None if head or not srv.faults.get(name) else srv.faults[name].pop(0)
+        if fault == "hang":  # slower than the client's timeout, then the answer nobody waits for
+            time.sleep(1.5)
         if fault == "503":
             self.send_response(503)
             self.send_header("Content-Length", "0")
@@ -232,6 +239,13 @@ def test_retries_5xx_and_resumes_a_dropped_connection_with_range(
     half = (synthetic_dir / "train.parquet").stat().st_size // 2
     assert ranges[2] == ranges[3]  # resumed where the connection dropped (whole 64 KiB chunks kept)
     assert 0 < _offset(ranges[2]) <= half
+
+
+def test_a_hanging_server_times_out_and_is_retried(server: FakeNumerai, tmp_path: Path) -> None:
+    server.faults["features.json"] = ["hang"]
+    [path] = download_files(_client(server.url), tmp_path, VERSION, ["features.json"], **_fast(timeout_s=0.5))
+    assert path.read_bytes() == server.files["features.json"]
+    assert len(server.gets("features.json")) == 2
 
 
 def test_server_ignoring_range_does_not_corrupt_the_file(
