@@ -189,8 +189,9 @@ def screenshots(browser: Any, base: str, out_dir: Path) -> list[Path]:
     page.select_option("#job-kind", "train")
     page.select_option("#job-model", "lgbm_b")
     page.click("#start-job-button")
-    page.wait_for_selector('#jobs-body tr[data-status="running"]', timeout=60_000)
-    page.wait_for_timeout(400)
+    page.wait_for_selector(
+        '#jobs-body tr[data-status="running"] .bar span:not([style*="width: 0%"])', timeout=60_000
+    )
     shot("jobs")
     page.wait_for_selector('#jobs-body tr[data-status="succeeded"]', timeout=60_000)
     page.goto(f"{base}/data")
