@@ -212,3 +212,25 @@ def test_overview_follows_writes_made_outside_the_service(svc: Service) -> None:
     # gzip for clients that take it, the same document
     raw = c.get("/api/overview", headers={**h, "Accept-Encoding": "gzip"})
     assert raw.headers["content-encoding"] == "gzip" and raw.json()["models"] == doc["models"]
+
+
+def test_outside_writes_become_live_events(tmp_path: Path, sqlite_url: str) -> None:
+    from numerflow.store import session_scope
+    from numerflow.store.tables.tournament import Round, Score
+
+    svc = start_service(make_settings(tmp_path, sqlite_url))  # with the background watchers
+    try:
+        with svc.client.websocket_connect("/ws/events", headers=svc.auth("read")) as ws:
+            assert ws.receive_json()["type"] == "hello"
+            time.sleep(2.5)  # let the watcher take its first look
+            with session_scope(svc.engine) as s:
+                s.add(Round(number=3, status="open"))
+                s.add(Score(numerai_model="cli_slot", round_number=2, day=1, metric="canon_corr", value=0.01))
+            seen = {}
+            while not {"scores", "round"} <= set(seen):
+                event = ws.receive_json()
+                seen[event["type"]] = event
+            assert seen["round"]["round"] == 3 and seen["round"]["status"] == "open"
+            assert seen["scores"]["source"] == "database"
+    finally:
+        stop_service(svc)

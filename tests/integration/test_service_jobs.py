@@ -133,7 +133,8 @@ def test_train_promote_round_scores_and_serving_end_to_end(
             # the webhook starts the round (then a performance sync); both run on Dask
             r = c.post("/api/webhooks/round-open", headers={"X-Webhook-Secret": HOOK_SECRET})
             assert r.status_code == 202 and r.json()["status"] == "started"
-            events = _events_until(ws, lambda e: e["type"] == "scores")
+            # the performance sync job's own "scores" event (the data watcher may add one of its own)
+            events = _events_until(ws, lambda e: e["type"] == "scores" and e.get("job_id") is not None)
             assert any(e["type"] == "round" and e["round"] == 1000 for e in events)
         jobs = c.get("/api/jobs", headers=op).json()
         round_job = next(j for j in jobs if j["kind"] == "round")

@@ -46,7 +46,7 @@ from numerflow.errors import AuthError, NumerflowError
 from numerflow.service.auth import RequireScope, SessionSigner, load_session_secret
 from numerflow.service.events import EventBus
 from numerflow.service.jobs import JobManager
-from numerflow.service.queries import OverviewCache
+from numerflow.service.queries import DataWatcher, OverviewCache
 from numerflow.service.scheduler import RoundWatcher, Scheduler
 from numerflow.service.schemas import ERROR_RESPONSES
 from numerflow.store import open_database
@@ -55,6 +55,7 @@ log = logging.getLogger(__name__)
 
 DASHBOARD_MODULE = "numerflow.service.dashboard"
 POLL_INTERVAL_S = 0.5
+DATA_WATCH_S = 2.0
 SCHEDULE_TICK_S = 15.0
 
 API_DESCRIPTION = """numerflow's control room over HTTP.
@@ -73,6 +74,8 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     jobs = JobManager(settings, engine, bus)
     scheduler = Scheduler(settings, engine, jobs)
     watcher = RoundWatcher(settings, engine, jobs, bus)
+    overview_cache = OverviewCache(settings, engine)
+    data_watcher = DataWatcher(engine, bus.publish, overview_cache.clear)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -81,6 +84,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
         tasks: list[asyncio.Task[None]] = []
         if background:
             tasks.append(asyncio.create_task(_every(POLL_INTERVAL_S, jobs.poll_once, "job poller")))
+            tasks.append(asyncio.create_task(_every(DATA_WATCH_S, data_watcher.check, "data watcher")))
             if settings.schedules:
                 tasks.append(asyncio.create_task(_every(SCHEDULE_TICK_S, scheduler.tick, "scheduler")))
             if watcher.enabled:
@@ -113,8 +117,8 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     app.state.jobs = jobs
     app.state.scheduler = scheduler
     app.state.watcher = watcher
-    app.state.overview = OverviewCache(settings, engine)
-    jobs.on_finished.append(lambda _info: app.state.overview.clear())
+    app.state.overview = overview_cache
+    jobs.on_finished.append(lambda _info: overview_cache.clear())
     app.state.signer = SessionSigner(load_session_secret(settings), settings.service.session_max_age_s)
     _install_error_handlers(app)
 

@@ -312,3 +312,34 @@ class OverviewCache:
     def gzipped(self, body: bytes) -> bytes | None:
         """The gzip form of ``body`` when it is the current answer."""
         return self._gzip if body is self._body else None
+
+
+class DataWatcher:
+    """Turns changes made outside this process (a CLI ``perf sync`` or ``round run``) into events."""
+
+    def __init__(self, engine: Engine, publish: Any, on_change: Any = None) -> None:
+        self.engine = engine
+        self.publish = publish  # EventBus.publish
+        self.on_change = on_change
+        self.last: tuple[Any, ...] | None = None
+
+    def check(self) -> None:
+        fp = data_fingerprint(self.engine)
+        last, self.last = self.last, fp
+        if last is None or fp == last:
+            return
+        if fp[0:3] != last[0:3]:  # scores or payouts
+            self.publish("scores", source="database")
+        if fp[3:8] != last[3:8]:  # submissions or rounds
+            with session_scope(self.engine) as s:
+                row = s.execute(
+                    select(Round.number, Round.status).order_by(Round.number.desc()).limit(1)
+                ).first()
+            self.publish(
+                "round",
+                source="database",
+                round=row.number if row else None,
+                status=row.status if row else None,
+            )
+        if self.on_change is not None:
+            self.on_change()
