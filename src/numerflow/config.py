@@ -357,6 +357,9 @@ max_stake_change_nmr = 10.0    # guard rail: largest stake change per round
 host = "127.0.0.1"
 port = 8000
 dask_scheduler = ""            # empty: a local Dask cluster; or tcp://host:8786
+local_threads = 2              # threads of the local Dask worker that runs jobs
+round_watcher = true           # with Numerai keys: run each new round, then sync performance
+# the round-open webhook is enabled by NUMERFLOW_WEBHOOK_SECRET (header X-Webhook-Secret)
 
 # [schedules.weekly_retrain]   # example: cron-style schedules run by `numerflow serve`
 # cron = "0 6 * * 1"
