@@ -36,6 +36,10 @@ def test_health_is_open_and_everything_else_is_not(svc: Service) -> None:
     assert c.get("/api/openapi.json").status_code == 401
     doc = c.get("/api/openapi.json", headers=svc.auth("read")).json()
     assert "/api/overview" in doc["paths"] and "/api/jobs" in doc["paths"]
+    assert doc["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    assert doc["paths"]["/api/jobs"]["post"]["x-required-scope"] == "operate"
+    assert doc["paths"]["/api/tokens"]["get"]["x-required-scope"] == "admin"
+    assert doc["paths"]["/api/health"]["get"]["security"] == []
     assert c.get("/docs").status_code == 404 and c.get("/openapi.json").status_code == 404
 
 

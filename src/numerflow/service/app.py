@@ -135,8 +135,36 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     for router in routers:
         app.include_router(router, responses=ERROR_RESPONSES)
     app.state.api_routes = [entry for router in routers for entry in route_scopes(router)]
+    _document_security(app)
     _include_dashboard(app)
     return app
+
+
+def _document_security(app: FastAPI) -> None:
+    """Declare the bearer scheme and each operation's scope (``x-required-scope``) in the OpenAPI document."""
+    plain_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = plain_openapi()
+        schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+        schemes["bearer"] = {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "an API token (nf_...) from `numerflow tokens create`; the dashboard's session "
+            "cookie works too, with the X-CSRF-Token header on unsafe methods",
+        }
+        for method, path, scope in app.state.api_routes:
+            operation = schema.get("paths", {}).get(path, {}).get(method.lower())
+            if operation is not None:
+                operation["security"] = [{"bearer": []}] if scope else []
+                if scope:
+                    operation["x-required-scope"] = scope
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def route_scopes(router: APIRouter) -> list[tuple[str, str, str | None]]:
