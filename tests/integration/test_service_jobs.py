@@ -34,6 +34,17 @@ def _spin(ctx: JobContext) -> dict[str, Any]:
     return {"steps": 600}
 
 
+@job_kind("test_odd_values")
+def _odd(ctx: JobContext) -> dict[str, Any]:
+    """A workload whose result and log hold what JSON and PostgreSQL refuse (NaN, NUL)."""
+    import logging
+
+    import numpy as np
+
+    logging.getLogger("numerflow.tests").info("a line with a NUL \x00 inside")
+    return {"corr": float("nan"), "sharpe": np.float32(1.5), "note": "nul\x00here", "when": time.gmtime(0)}
+
+
 def _wait_job(svc: Service, job_id: int, statuses: tuple[str, ...], timeout_s: float = 60) -> dict[str, Any]:
     deadline = time.monotonic() + timeout_s
     while True:
@@ -309,3 +320,16 @@ def test_bad_cron_is_a_config_error(tmp_path: Path, sqlite_url: str) -> None:
     settings.schedules["weekly"] = ScheduleSpec(cron="0 6 * * 1", job="train", args={"model": "ghost"})
     with pytest.raises(ConfigError, match=r"schedules\.weekly: train job: no model named 'ghost'"):
         create_app(settings)
+
+
+def test_results_and_logs_the_database_refuses_are_cleaned(tmp_path: Path, db_url: str) -> None:
+    svc = start_service(make_settings(tmp_path, db_url))
+    try:
+        job = svc.app.state.jobs.submit("test_odd_values", created_by="test")
+        done = _wait_job(svc, job["id"], ("succeeded", "failed"))
+        assert done["status"] == "succeeded", done["error"]
+        assert done["result"]["corr"] is None and done["result"]["sharpe"] == 1.5
+        assert done["result"]["note"] == "nulhere"
+        assert any(line["line"] == "a line with a NUL  inside" for line in done["logs"])
+    finally:
+        stop_service(svc)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import threading
 import time
 import traceback
@@ -76,7 +77,7 @@ class JobContext:
         if fraction is not None:
             values["progress"] = max(0.0, min(1.0, float(fraction)))
         if message is not None:
-            values["message"] = str(message)[:500]
+            values["message"] = _clean(str(message)[:500])
         with session_scope(self.engine) as s:
             s.execute(update(Job).where(Job.id == self.job_id, Job.status == "running").values(**values))
             job = s.get(Job, self.job_id)
@@ -84,8 +85,10 @@ class JobContext:
         if info is not None:
             _publish_local(self.settings.database_url, info)
         # stop on a cancel, and also when the job is no longer ours to run (the service stopped: interrupted)
-        if info is None or info["cancel_requested"] or info["status"] != "running":
-            raise JobCancelled()
+        if info is None or info["cancel_requested"]:
+            raise JobCancelled("cancelled at the user's request")
+        if info["status"] != "running":
+            raise JobCancelled(f"stopped: the job is {info['status']} (the service stopped)")
 
     def callback(self, *args: Any, **kwargs: Any) -> None:
         """A lenient progress callback: numbers are a fraction (or done, total), text is a message."""
@@ -101,7 +104,7 @@ class JobContext:
 
     def log(self, line: str, level: str = "INFO") -> None:
         with session_scope(self.engine) as s:
-            row = JobLog(job_id=self.job_id, level=level[:8], line=line[:10_000])
+            row = JobLog(job_id=self.job_id, level=level[:8], line=_clean(line[:10_000]))
             s.add(row)
             s.flush()
             entry = {"id": row.id, "job_id": self.job_id, "at": row.at.isoformat(), "level": row.level}
@@ -187,9 +190,9 @@ def execute_job(job_id: int, settings: Settings) -> str:
         ctx.log(f"{kind} started with {_public_args(args)}")
         result = fn(ctx)
         ctx.log(f"{kind} finished")
-    except JobCancelled:
+    except JobCancelled as exc:
         status = "cancelled"
-        ctx.log("cancelled at the user's request", "WARNING")
+        ctx.log(str(exc) or "cancelled", "WARNING")
     except NumerflowError as exc:
         status, error = "failed", exc.message
         ctx.log(exc.message, "ERROR")
@@ -199,9 +202,28 @@ def execute_job(job_id: int, settings: Settings) -> str:
         log.exception("job %s (%s) crashed", job_id, kind)
     finally:
         nf_logger.removeHandler(handler)
+    try:
+        _finish(engine, job_id, args, status, error, result)
+    except Exception as exc:  # never leave a finished job "running": record why its end could not be saved
+        log.exception("job %s: could not record its end", job_id)
+        _finish(
+            engine, job_id, args, "failed", f"could not record the result: {type(exc).__name__}: {exc}", None
+        )
+        return "failed"
+    return status
+
+
+def _finish(
+    engine: Engine, job_id: int, args: dict[str, Any], status: str, error: str | None, result: Any
+) -> None:
     now = datetime.now(UTC)
     with session_scope(engine) as s:
-        values: dict[str, Any] = {"status": status, "error": error, "finished_at": now, "updated_at": now}
+        values: dict[str, Any] = {
+            "status": status,
+            "error": _clean(error) if error is not None else None,
+            "finished_at": now,
+            "updated_at": now,
+        }
         if status == "succeeded":
             values.update(progress=1.0, result=_jsonable(result or {}))
         done = s.execute(
@@ -210,7 +232,11 @@ def execute_job(job_id: int, settings: Settings) -> str:
         if done and status == "succeeded":
             for follow in args.get("then") or []:
                 s.add(Job(kind=str(follow), args={}, trigger=f"after:{job_id}", created_by=f"job {job_id}"))
-    return status
+
+
+def _clean(text: str) -> str:
+    """Text the database takes (PostgreSQL refuses NUL characters)."""
+    return text.replace("\x00", "")
 
 
 def _public_args(args: dict[str, Any]) -> str:
@@ -222,11 +248,15 @@ def _jsonable(value: Any) -> Any:
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_jsonable(v) for v in value]
-    if isinstance(value, str | int | float | bool) or value is None:
+    if hasattr(value, "item") and not isinstance(value, str | bytes):
+        value = value.item()  # numpy scalars
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None  # JSON (and PostgreSQL) have no NaN
+    if isinstance(value, str):
+        return _clean(value)
+    if isinstance(value, int | bool) or value is None:
         return value
-    if hasattr(value, "item"):
-        return value.item()
-    return str(value)
+    return _clean(str(value))
 
 
 def job_dict(job: Job) -> dict[str, Any]:
