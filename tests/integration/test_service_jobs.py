@@ -333,3 +333,20 @@ def test_results_and_logs_the_database_refuses_are_cleaned(tmp_path: Path, db_ur
         assert any(line["line"] == "a line with a NUL  inside" for line in done["logs"])
     finally:
         stop_service(svc)
+
+
+def test_unreachable_dask_scheduler_is_a_clear_error(tmp_path: Path, sqlite_url: str) -> None:
+    import socket
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        address = f"tcp://127.0.0.1:{sock.getsockname()[1]}"
+    settings = make_settings(tmp_path, sqlite_url, dask_scheduler=address)
+    svc = start_service(settings, background=False)
+    try:
+        r = svc.client.post("/api/jobs", headers=svc.auth("operate"), json={"kind": "perf_sync"})
+        assert r.status_code == 422 and "cannot reach the Dask scheduler" in r.json()["detail"]
+        (job,) = svc.client.get("/api/jobs", headers=svc.auth("read")).json()
+        assert job["status"] == "failed" and address in job["error"]
+    finally:
+        stop_service(svc)

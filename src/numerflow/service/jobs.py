@@ -359,7 +359,7 @@ class JobManager:
                 address = self.settings.service.dask_scheduler
                 if address:
                     try:
-                        self._client = Client(address, timeout=10, set_as_default=False)
+                        self._client = Client(address, timeout=5, set_as_default=False)
                     except OSError as exc:
                         raise ConfigError(
                             f"service.dask_scheduler: cannot reach the Dask scheduler at {address!r} "
@@ -433,7 +433,17 @@ class JobManager:
             s.flush()
             info = job_dict(job)
         self.publish_job(info)
-        self.dispatch(info["id"])
+        try:
+            self.dispatch(info["id"])
+        except NumerflowError as exc:  # e.g. the Dask scheduler is unreachable: say so on the job too
+            now = datetime.now(UTC)
+            with session_scope(self.engine) as s:
+                s.execute(
+                    update(Job)
+                    .where(Job.id == info["id"], Job.status == "queued")
+                    .values(status="failed", error=exc.message, finished_at=now, updated_at=now)
+                )
+            raise
         return info
 
     def dispatch(self, job_id: int) -> None:
