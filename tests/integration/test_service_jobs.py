@@ -350,3 +350,22 @@ def test_unreachable_dask_scheduler_is_a_clear_error(tmp_path: Path, sqlite_url:
         assert job["status"] == "failed" and address in job["error"]
     finally:
         stop_service(svc)
+
+
+def test_jobs_run_on_a_dask_scheduler_given_by_address(tmp_path: Path, sqlite_url: str) -> None:
+    """``[service] dask_scheduler``: the job travels over TCP (pickled) to a separately started cluster."""
+    from distributed import LocalCluster
+
+    with LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=False, protocol="tcp", dashboard_address=":0"
+    ) as cluster:
+        assert cluster.scheduler_address.startswith("tcp://")
+        settings = make_settings(tmp_path, sqlite_url, dask_scheduler=cluster.scheduler_address)
+        svc = start_service(settings)
+        try:
+            job = svc.app.state.jobs.submit("test_odd_values", created_by="test")
+            done = _wait_job(svc, job["id"], ("succeeded", "failed"))
+            assert done["status"] == "succeeded", done["error"]
+            assert svc.app.state.jobs.client().scheduler.address == cluster.scheduler_address
+        finally:
+            stop_service(svc)
