@@ -42,7 +42,13 @@ def _odd(ctx: JobContext) -> dict[str, Any]:
     import numpy as np
 
     logging.getLogger("numerflow.tests").info("a line with a NUL \x00 inside")
-    return {"corr": float("nan"), "sharpe": np.float32(1.5), "note": "nul\x00here", "when": time.gmtime(0)}
+    return {
+        "corr": float("nan"),
+        "sharpe": np.float32(1.5),
+        "note": "nul\x00here",
+        "when": time.gmtime(0),
+        "per_era": np.array([0.01, np.nan, 0.03]),  # what a CV job returns
+    }
 
 
 def _wait_job(svc: Service, job_id: int, statuses: tuple[str, ...], timeout_s: float = 60) -> dict[str, Any]:
@@ -330,6 +336,7 @@ def test_results_and_logs_the_database_refuses_are_cleaned(tmp_path: Path, db_ur
         assert done["status"] == "succeeded", done["error"]
         assert done["result"]["corr"] is None and done["result"]["sharpe"] == 1.5
         assert done["result"]["note"] == "nulhere"
+        assert done["result"]["per_era"] == [0.01, None, 0.03]
         assert any(line["line"] == "a line with a NUL  inside" for line in done["logs"])
     finally:
         stop_service(svc)

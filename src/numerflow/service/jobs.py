@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import threading
 import time
 import traceback
@@ -244,19 +243,18 @@ def _public_args(args: dict[str, Any]) -> str:
 
 
 def _jsonable(value: Any) -> Any:
+    """A job result the database takes: JSON-safe (numpy arrays and scalars, NaN → None), no NUL."""
+    from numerflow.modeling.registry import jsonable
+
+    return _without_nul(jsonable(value))
+
+
+def _without_nul(value: Any) -> Any:
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if hasattr(value, "item") and not isinstance(value, str | bytes):
-        value = value.item()  # numpy scalars
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None  # JSON (and PostgreSQL) have no NaN
-    if isinstance(value, str):
-        return _clean(value)
-    if isinstance(value, int | bool) or value is None:
-        return value
-    return _clean(str(value))
+        return {_clean(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]
+    return _clean(value) if isinstance(value, str) else value
 
 
 def job_dict(job: Job) -> dict[str, Any]:
