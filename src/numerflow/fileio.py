@@ -29,14 +29,25 @@ def atomic_path(dest: Path | str, *, suffix: str = ".part") -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, dest)
-        _fsync_dir(dest.parent)
+        replace_durably(tmp, dest)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+
+
+def replace_durably(src: Path | str, dest: Path | str) -> Path:
+    """Fsync ``src``, rename it onto ``dest`` (same folder, atomic) and fsync the folder.
+
+    For a temporary file you already wrote yourself (a resumable download's ``.partial``, say);
+    :func:`atomic_path` does the same for a temporary file it makes for you.
+    """
+    dest = Path(dest)
+    with open(src, "rb+") as fh:
+        os.fsync(fh.fileno())
+    os.replace(src, dest)
+    _fsync_dir(dest.parent)
+    return dest
 
 
 def atomic_write_bytes(dest: Path | str, data: bytes) -> Path:

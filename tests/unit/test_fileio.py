@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from numerflow.fileio import atomic_path, atomic_write_text, sha256_file
+from numerflow.fileio import atomic_path, atomic_write_text, replace_durably, sha256_file
 
 
 def test_atomic_write_replaces_whole_file(tmp_path: Path) -> None:
@@ -33,3 +33,13 @@ def test_sha256_matches_hashlib(tmp_path: Path) -> None:
     path = tmp_path / "blob"
     path.write_bytes(data)
     assert sha256_file(path) == hashlib.sha256(data).hexdigest()
+
+
+def test_replace_durably_moves_a_written_partial_over_the_old_file(tmp_path: Path) -> None:
+    dest = tmp_path / "live.parquet"
+    dest.write_text("old")
+    partial = tmp_path / ".live.parquet.partial"
+    partial.write_text("new")
+    assert replace_durably(partial, dest) == dest
+    assert dest.read_text() == "new"
+    assert [p.name for p in tmp_path.iterdir()] == ["live.parquet"]

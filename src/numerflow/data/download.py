@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import random
 import re
 import time
@@ -29,7 +28,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 import requests
 
 from numerflow.errors import DataError, DownloadError
-from numerflow.fileio import sha256_file
+from numerflow.fileio import replace_durably, sha256_file
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -163,10 +162,7 @@ def _download_one(
         url, partial, remote_name, refresh_url=lambda: source.dataset_url(remote_name, round_number)
     )
     _verify_content(partial, remote_name, cleanup=True)
-    with open(partial, "rb+") as fh:
-        os.fsync(fh.fileno())
-    os.replace(partial, dest)
-    _fsync_dir(dest.parent)
+    replace_durably(partial, dest)
     log.info("%s: downloaded to %s (%d bytes)", remote_name, dest, dest.stat().st_size)
     return dest, True
 
@@ -309,15 +305,6 @@ class _UrlExpired(Exception):
 def _short(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return text[:200]
-
-
-def _fsync_dir(folder: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 # ------------------------------------------------------------------------------------------ manifest
