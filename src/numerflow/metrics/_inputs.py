@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from numerflow.errors import DataError
@@ -36,6 +38,44 @@ def check_dropped(n_valid: int, n_rows: int, era: int, column: int, what: str) -
             f"have NaN in {what}; Numerai refuses to score when more than "
             f"{100 * MAX_FILTERED_RATIO:.0f}% are dropped — fill or remove them first"
         )
+
+
+def score_era_block(
+    out_row: np.ndarray,
+    pb: np.ndarray,
+    others: tuple[np.ndarray, ...],
+    rows_ok: np.ndarray,
+    score: Callable[..., np.ndarray],
+    *,
+    era: int,
+    min_rows: int,
+    skipped: list[int],
+    what: str,
+) -> None:
+    """Score one era's (n, k) predictions ``pb`` into ``out_row`` (k,) with Numerai's NaN rules.
+
+    ``score(block, *others)`` scores each column of a NaN-free block against the other per-row inputs.
+    An era where ``rows_ok`` holds everywhere and ``pb`` has no NaN is scored in one call; otherwise each
+    column is scored on the rows where it and ``rows_ok`` hold (refused when more than 20% are dropped,
+    see :func:`check_dropped`, which names ``what``). Eras with fewer than ``min_rows`` rows left are
+    appended to ``skipped`` and keep their NaN.
+    """
+    n = len(pb)
+    p_nan = np.isnan(pb)
+    if rows_ok.all() and not p_nan.any():
+        if n < min_rows:
+            skipped.append(era)
+            return
+        out_row[:] = score(pb, *others)
+        return
+    for j in range(pb.shape[1]):
+        valid = rows_ok & ~p_nan[:, j]
+        n_valid = int(valid.sum())
+        check_dropped(n_valid, n, era, j, what)
+        if n_valid < min_rows:
+            skipped.append(era)
+            continue
+        out_row[j] = score(pb[valid, j : j + 1], *(o[valid] for o in others))[0]
 
 
 def pearson_cols(t: np.ndarray, p: np.ndarray) -> np.ndarray:

@@ -10,9 +10,11 @@ highest ``p⊥`` and divides by 2k. Constant predictions score 0; a constant met
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
-from numerflow.metrics._inputs import as_1d, as_2d, check_dropped, top_bottom_index
+from numerflow.metrics._inputs import as_1d, as_2d, score_era_block, top_bottom_index
 from numerflow.metrics.eras import MIN_ERA_ROWS, EraIndex, report_skipped
 from numerflow.metrics.rank import gauss_block
 
@@ -59,28 +61,15 @@ def correlation_contribution(
     k = p2.shape[1]
     out = np.full((idx.n_eras, k), np.nan)
     skipped: list[int] = []
+    score = partial(contribution_block, top_bottom=top_bottom)
+    what = "the predictions, the meta model or the target"
     for e, sl in idx.slices():
-        n = sl.stop - sl.start
-        if n == 0:
+        if sl.stop == sl.start:
             continue
         pb, mb, tb = ps[sl], ms[sl], ts[sl]
         mt_ok = ~np.isnan(mb) & ~np.isnan(tb)
-        p_nan = np.isnan(pb)
-        if mt_ok.all() and not p_nan.any():
-            if n < min_rows:
-                skipped.append(e)
-                continue
-            out[e] = contribution_block(pb, mb, tb, top_bottom=top_bottom)
-            continue
-        for j in range(k):
-            valid = mt_ok & ~p_nan[:, j]
-            n_valid = int(valid.sum())
-            check_dropped(n_valid, n, e, j, "the predictions, the meta model or the target")
-            if n_valid < min_rows:
-                skipped.append(e)
-                continue
-            out[e, j] = contribution_block(pb[valid, j : j + 1], mb[valid], tb[valid], top_bottom=top_bottom)[
-                0
-            ]
+        score_era_block(
+            out[e], pb, (mb, tb), mt_ok, score, era=e, min_rows=min_rows, skipped=skipped, what=what
+        )
     report_skipped("correlation_contribution", sorted(set(skipped)))
     return out

@@ -11,15 +11,16 @@ than ``min_rows`` valid rows give NaN and are logged as skipped.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 
 from numerflow.metrics._inputs import (
     as_1d,
     as_2d,
-    check_dropped,
     pearson_cols,
     pearson_rows,
+    score_era_block,
     top_bottom_index,
 )
 from numerflow.metrics.eras import MIN_ERA_ROWS, EraIndex, report_skipped
@@ -56,9 +57,10 @@ def numerai_corr(
     k = p2.shape[1]
     out = np.full((idx.n_eras, k), np.nan)
     skipped: list[int] = []
+    score = partial(corr_block, target_pow15=target_pow15, top_bottom=top_bottom)
+    what = "the target or the predictions"
     for e, sl in idx.slices():
-        n = sl.stop - sl.start
-        if n == 0:
+        if sl.stop == sl.start:
             continue
         pb, tb = ps[sl], ts[sl]
         t_nan = np.isnan(tb)
@@ -66,23 +68,9 @@ def numerai_corr(
             skipped.append(e)
             continue
         tc = tb - (tb.mean() if not t_nan.any() else np.nanmean(tb))
-        p_nan = np.isnan(pb)
-        if not t_nan.any() and not p_nan.any():
-            if n < min_rows:
-                skipped.append(e)
-                continue
-            out[e] = corr_block(pb, tc, target_pow15=target_pow15, top_bottom=top_bottom)
-            continue
-        for j in range(k):
-            valid = ~t_nan & ~p_nan[:, j]
-            n_valid = int(valid.sum())
-            check_dropped(n_valid, n, e, j, "the target or the predictions")
-            if n_valid < min_rows:
-                skipped.append(e)
-                continue
-            out[e, j] = corr_block(
-                pb[valid, j : j + 1], tc[valid], target_pow15=target_pow15, top_bottom=top_bottom
-            )[0]
+        score_era_block(
+            out[e], pb, (tc,), ~t_nan, score, era=e, min_rows=min_rows, skipped=skipped, what=what
+        )
     report_skipped("numerai_corr", sorted(set(skipped)))
     return out
 
