@@ -174,6 +174,25 @@ def record_submission(engine: Engine, tournament: int, number: int, slot: str, *
         row.updated_at = utcnow()
 
 
+def record_validated(
+    engine: Engine, tournament: int, number: int, slot: str, path: Path, rows: int, **values: Any
+) -> None:
+    """Record a predictions file that passed validation (status ``predicted``, its path, hash and rows),
+    before it is uploaded; the round job and ``numerflow submit`` both call this."""
+    record_submission(
+        engine,
+        tournament,
+        number,
+        slot,
+        status="predicted",
+        error="",
+        file_path=str(path),
+        file_sha256=sha256_file(path),
+        rows=rows,
+        **values,
+    )
+
+
 IN_FLIGHT = ("predicted", "uploaded")
 CLAIM_TTL_S = 600.0
 
@@ -332,18 +351,7 @@ def _submit_one(
         path = write_predictions(out_dir / f"{slot}.csv", dataset.ids, predict(dep, dataset))
         stage = "validate"
         check = validate_predictions(path, dataset.ids)
-        record_submission(
-            engine,
-            tournament,
-            number,
-            slot,
-            status="predicted",
-            error="",
-            file_path=str(path),
-            file_sha256=sha256_file(path),
-            rows=check.rows,
-            **common,
-        )
+        record_validated(engine, tournament, number, slot, path, check.rows, **common)
         stage = "upload"
         result = client.submit(path, model_id, round_number=number)
         record_submission(

@@ -8,10 +8,9 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
 
-from numerflow.fileio import sha256_file
 from numerflow.store.base import utcnow
 from numerflow.tournament.client import UploadResult
-from numerflow.tournament.round import fetch_live, record_submission
+from numerflow.tournament.round import fetch_live, record_submission, record_validated
 from numerflow.tournament.validation import PredictionsCheck, validate_predictions
 
 if TYPE_CHECKING:
@@ -53,18 +52,7 @@ def submit_file(
         live_path = fetch_live(settings, engine, client, number)
     check = validate_predictions(path, live_ids(live_path))
     tournament = client.tournament_id
-    record_submission(
-        engine,
-        tournament,
-        number,
-        slot,
-        status="predicted",
-        error="",
-        file_path=str(path),
-        file_sha256=sha256_file(path),
-        rows=check.rows,
-        numerai_model_id=model_id,
-    )
+    record_validated(engine, tournament, number, slot, path, check.rows, numerai_model_id=model_id)
     result = client.submit(path, model_id, round_number=number, replace=replace)
     record_submission(
         engine,
