@@ -22,7 +22,10 @@ SMALL: dict[str, Any] = {"rows_per_era": 100, "n_features": 12, "n_eras": 16, "s
 
 
 def make_world(base: Path) -> Path:
-    from numerflow.data.synthetic import generate_dataset
+    """The original strong world (signal 1.0, no era regime), explicitly: the tests check that a model with
+    the planted signal scores clearly positive on one 100-row live era, which the realistic default cannot
+    show at that size."""
+    from numerflow.data.synthetic import LEGACY_ERA_REGIME, LEGACY_SIGNAL, generate_dataset
 
     return generate_dataset(
         base / "v5.3",
@@ -30,6 +33,8 @@ def make_world(base: Path) -> Path:
         rows_per_era=SMALL["rows_per_era"],
         n_features=SMALL["n_features"],
         seed=SMALL["seed"],
+        signal=LEGACY_SIGNAL,
+        era_regime=LEGACY_ERA_REGIME,
     )
 
 

@@ -60,3 +60,20 @@ def test_bad_inputs_are_one_line_errors(project_dir: Path, cli, synthetic_dir: P
     code, _, err = cli("data", "synth", "--out", project_dir / "x", "--eras", 5, "--validation-eras", 4)
     assert code == 1 and "at least one train" in err
     assert "Traceback" not in err
+    code, _, err = cli("data", "synth", "--out", project_dir / "x", "--signal", -1)
+    assert code == 2 and "--signal" in err
+
+
+def test_synth_signal_is_saved_for_the_world_and_the_simulator(project_dir: Path, cli) -> None:
+    import json
+
+    from numerflow.data.synthetic import DEFAULT_SIGNAL, SyntheticWorld
+
+    for name, extra, expected in (("weak", [], DEFAULT_SIGNAL), ("strong", ["--signal", 1.5], 1.5)):
+        out_dir = project_dir / name
+        code, _, err = cli(
+            "data", "synth", "--out", out_dir, "--eras", 12, "--rows-per-era", 20, "--features", 8, *extra
+        )
+        assert code == 0, err
+        assert json.loads((out_dir / "synthetic_spec.json").read_text())["signal"] == expected
+        assert SyntheticWorld.from_dir(out_dir).spec.signal == expected

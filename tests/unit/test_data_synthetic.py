@@ -12,6 +12,11 @@ import pytest
 
 from numerflow.data.synthetic import (
     BENCHMARK_COLUMNS,
+    DEFAULT_ERA_REGIME,
+    DEFAULT_SIGNAL,
+    LEGACY_ERA_REGIME,
+    LEGACY_SIGNAL,
+    SPEC_FILENAME,
     TARGET_COLUMNS,
     SyntheticWorld,
     generate_dataset,
@@ -32,12 +37,22 @@ FILES = [
 ]
 
 
+BIGGER = {"n_eras": 50, "rows_per_era": 2000, "n_features": 20, "seed": 3}
+
+
 @pytest.fixture(scope="module")
 def bigger(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """More rows per era, so per-era statistics are sharp enough to see the planted structure."""
+    """More rows per era and, explicitly, the original strong world (signal 1.0, no era regime), so per-era
+    statistics are sharp enough to see the planted structure (drift, shared noise) on 20 features."""
     return generate_dataset(
-        tmp_path_factory.mktemp("bigger"), n_eras=50, rows_per_era=2000, n_features=20, seed=3
+        tmp_path_factory.mktemp("bigger"), **BIGGER, signal=LEGACY_SIGNAL, era_regime=LEGACY_ERA_REGIME
     )
+
+
+@pytest.fixture(scope="module")
+def realistic(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same world at the default (realistic) signal strength."""
+    return generate_dataset(tmp_path_factory.mktemp("realistic"), **BIGGER)
 
 
 def _features(df: pd.DataFrame) -> list[str]:
@@ -129,17 +144,43 @@ def test_same_seed_same_data_other_seed_other_data(tmp_path: Path) -> None:
     assert not np.array_equal(ta[_features(ta)].to_numpy(), tc[_features(tc)].to_numpy())
 
 
-def test_planted_signal_is_learnable_out_of_sample(bigger: Path) -> None:
-    train = pd.read_parquet(bigger / "train.parquet")
-    val = pd.read_parquet(bigger / "validation.parquet")
+def _linear_validation(folder: Path) -> pd.DataFrame:
+    """Least squares on train, applied to the validation eras: one row per era with the model's
+    correlation with the target and with the meta model."""
+    train = pd.read_parquet(folder / "train.parquet")
+    val = pd.read_parquet(folder / "validation.parquet")
     val = val[val["data_type"] == "validation"]
+    meta = pd.read_parquet(folder / "meta_model.parquet")["numerai_meta_model"]
     feats = _features(train)
     x, y = train[feats].to_numpy(np.float64) - 2, train["target"].to_numpy(np.float64) - 0.5
     w = np.linalg.lstsq(x, y, rcond=None)[0]
-    val = val.assign(pred=(val[feats].to_numpy(np.float64) - 2) @ w)
-    per_era = val.groupby("era").apply(lambda g: np.corrcoef(g["pred"], g["target"])[0, 1])
+    val = val.assign(pred=(val[feats].to_numpy(np.float64) - 2) @ w, meta=meta.reindex(val.index))
+    return val.groupby("era").apply(
+        lambda g: pd.Series(
+            {
+                "corr": np.corrcoef(g["pred"], g["target"])[0, 1],
+                "meta": np.corrcoef(g["pred"], g["meta"])[0, 1],
+            }
+        )
+    )
+
+
+def test_planted_signal_is_learnable_out_of_sample(bigger: Path) -> None:
+    per_era = _linear_validation(bigger)["corr"]
     assert per_era.mean() > 0.05
     assert (per_era > 0).mean() > 0.7
+
+
+def test_default_signal_is_numerai_like_weak_but_learnable(realistic: Path, bigger: Path) -> None:
+    """At the default strength a linear model scores like a good Numerai model (CORR a few hundredths,
+    positive in most eras, far from the strong world's) and resembles the meta model without copying it."""
+    spec = json.loads((realistic / SPEC_FILENAME).read_text())
+    assert (spec["signal"], spec["era_regime"]) == (DEFAULT_SIGNAL, DEFAULT_ERA_REGIME)
+    weak, strong = _linear_validation(realistic), _linear_validation(bigger)
+    assert 0.01 < weak["corr"].mean() < 0.06
+    assert (weak["corr"] > 0).mean() > 0.6
+    assert weak["corr"].mean() < 0.5 * strong["corr"].mean()
+    assert 0.3 < weak["meta"].mean() < 0.9
 
 
 def test_signal_drifts_some_features_help_in_some_eras_and_hurt_in_others(bigger: Path) -> None:
@@ -194,3 +235,27 @@ def test_bad_inputs_are_clear_errors(tmp_path: Path) -> None:
     (tmp_path / "synthetic_spec.json").write_text("{nope")
     with pytest.raises(DataError, match="not a valid synthetic spec"):
         SyntheticWorld.from_dir(tmp_path)
+    with pytest.raises(DataError, match=r"signal >= 0 \(got signal=-0.5\)"):
+        generate_dataset(tmp_path / "x", signal=-0.5)
+    with pytest.raises(DataError, match=r"era_regime >= 0 \(got era_regime=nan\)"):
+        generate_dataset(tmp_path / "x", era_regime=float("nan"))
+
+
+def test_spec_without_signal_rebuilds_the_original_strong_world(tmp_path: Path) -> None:
+    """Folders written before the signal knobs existed keep drawing the same data (signal 1.0, no regime)."""
+    old = generate_dataset(
+        tmp_path / "old", n_eras=12, rows_per_era=60, n_features=12, signal=1.0, era_regime=0.0
+    )
+    spec = json.loads((old / SPEC_FILENAME).read_text())
+    del spec["signal"], spec["era_regime"]
+    (old / SPEC_FILENAME).write_text(json.dumps(spec))
+    world = SyntheticWorld.from_dir(old)
+    assert (world.spec.signal, world.spec.era_regime) == (LEGACY_SIGNAL, LEGACY_ERA_REGIME)
+    train = pd.read_parquet(old / "train.parquet")
+    first = train[train["era"] == "0003"]
+    drawn = world.make_era(3, 60, seed=-1000, data_type="train")
+    pd.testing.assert_frame_equal(drawn, first, check_like=False)
+    default = generate_dataset(tmp_path / "new", n_eras=12, rows_per_era=60, n_features=12)
+    assert SyntheticWorld.from_dir(default).spec.signal == DEFAULT_SIGNAL
+    new_train = pd.read_parquet(default / "train.parquet")
+    assert not new_train["target"].equals(train["target"])

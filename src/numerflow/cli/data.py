@@ -48,9 +48,15 @@ def register(app: typer.Typer) -> None:
         ),
         test_eras: int = typer.Option(4, "--test-eras", min=0, help="Test eras (NaN targets) at the end."),
         seed: int = typer.Option(0, "--seed", help="Same seed, same data."),
+        signal: float | None = typer.Option(
+            None,
+            "--signal",
+            min=0.0,
+            help="Strength of the planted signal (default 0.25: Numerai-like CORR ~0.03; 1.0 = very easy).",
+        ),
     ) -> None:
         """Write synthetic data in Numerai's v5 layout (features.json, train/validation/live, ...)."""
-        from numerflow.data.synthetic import generate_dataset
+        from numerflow.data.synthetic import DEFAULT_SIGNAL, generate_dataset
 
         t0 = time.perf_counter()
         with console.status(f"generating {eras} eras x {rows_per_era} rows x {features} features"):
@@ -62,6 +68,7 @@ def register(app: typer.Typer) -> None:
                 n_validation_eras=validation_eras,
                 n_test_eras=test_eras,
                 seed=seed,
+                signal=DEFAULT_SIGNAL if signal is None else signal,
             )
         secs = time.perf_counter() - t0
         size = sum(p.stat().st_size for p in path.iterdir() if p.is_file())
