@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from numerflow.data.catalog import FEATURES_JSON, FeatureCatalog, features_json_for
+from numerflow.data.load import id_column
 from numerflow.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -172,15 +173,6 @@ def _open(path: Path, report: CheckReport) -> pq.ParquetFile | None:
         return None
 
 
-def _id_column(pf: pq.ParquetFile) -> str | None:
-    names = pf.schema_arrow.names
-    if "id" in names:
-        return "id"
-    meta = pf.schema_arrow.pandas_metadata or {}
-    idx = [c for c in meta.get("index_columns", []) if isinstance(c, str) and c in names]
-    return idx[0] if len(idx) == 1 else None
-
-
 def _check_prediction_file(path: Path, column: str, report: CheckReport) -> None:
     pf = _open(path, report)
     if pf is None:
@@ -214,7 +206,7 @@ def _check_main_file(path: Path, catalog: FeatureCatalog | None, report: CheckRe
     report.files.append(summary)
 
     # schema and dtypes
-    id_col = _id_column(pf)
+    id_col = id_column(pf)
     if id_col is None:
         report.add("error", name, "schema", "no 'id' column (Numerai files are indexed by id)")
     if "era" not in cols:

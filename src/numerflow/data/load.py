@@ -114,7 +114,8 @@ def open_parquet(path: Path, read_dictionary: list[str] | None = None) -> pq.Par
         ) from None
 
 
-def _index_column(path: Path, pf: pq.ParquetFile) -> str:
+def id_column(pf: pq.ParquetFile) -> str | None:
+    """The file's id column: ``id``, or the one pandas index column it was written with; else None."""
     names = pf.schema_arrow.names
     if "id" in names:
         return "id"
@@ -122,7 +123,14 @@ def _index_column(path: Path, pf: pq.ParquetFile) -> str:
     index_cols = [c for c in meta.get("index_columns", []) if isinstance(c, str)]
     if len(index_cols) == 1 and index_cols[0] in names:
         return index_cols[0]
-    raise DataError(f"{path}: has no 'id' column; Numerai files are indexed by id")
+    return None
+
+
+def _index_column(path: Path, pf: pq.ParquetFile) -> str:
+    col = id_column(pf)
+    if col is None:
+        raise DataError(f"{path}: has no 'id' column; Numerai files are indexed by id")
+    return col
 
 
 def _select_features(
