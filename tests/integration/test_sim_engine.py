@@ -270,3 +270,25 @@ def test_start_refuses_a_bad_accounts_file(world: Path, tmp_path: Path) -> None:
         start(tmp_path / "s5", world, default_account={"public_id": "A$B"})
     with pytest.raises(ConfigError, match="accounts file not found"):
         start(tmp_path / "s3", world, accounts_file=tmp_path / "missing.toml")
+
+
+def test_generated_data_and_every_round_inherit_the_signal_strength(tmp_path: Path) -> None:
+    """Without --data the simulator generates its world at the realistic default (or the strength asked
+    for); the spec it saves is what each round's live era is drawn from, also after a restart."""
+    from sim_support import SMALL
+
+    from numerflow.data.synthetic import DEFAULT_SIGNAL, SyntheticWorld
+    from numerflow.simulator import TournamentEngine
+
+    for name, options, expected in (("default", {}, DEFAULT_SIGNAL), ("strong", {"signal": 2.0}, 2.0)):
+        state = tmp_path / name
+        engine = TournamentEngine(state, **SMALL, **options)
+        number = engine.current_round()["number"]
+        assert SyntheticWorld.from_dir(engine.data_dir).spec.signal == expected
+        assert engine.world.spec.signal == expected
+        live = pd.read_parquet(engine._round_files(number) / "live.parquet")
+        assert len(live) == SMALL["rows_per_era"]
+        engine.close()
+        again = TournamentEngine(state)  # a restart keeps the saved settings and data
+        assert again.world.spec.signal == expected and again.rows_per_era == SMALL["rows_per_era"]
+        again.close()

@@ -90,10 +90,13 @@ def serve(
     clock_speed: float | None = typer.Option(None, "--clock-speed", help="Sim seconds per real second."),
     seed: int = typer.Option(0, "--seed", help="Seed of the synthetic world and the fault dice."),
     rows_per_era: int = typer.Option(
-        500, "--rows-per-era", help="Rows per generated era (and per live era)."
+        5000, "--rows-per-era", help="Rows per generated era and per live era (Numerai's live: ~6,700)."
     ),
     n_features: int = typer.Option(60, "--features", help="Features of the generated data."),
     n_eras: int = typer.Option(60, "--eras", help="Historical eras of the generated data."),
+    signal: float | None = typer.Option(
+        None, "--signal", min=0.0, help="Signal strength of the generated data (default: Numerai-like)."
+    ),
     accounts: Path | None = typer.Option(
         None, "--accounts", help="TOML/JSON file of extra accounts and models."
     ),
@@ -161,6 +164,7 @@ def serve(
         rows_per_era=rows_per_era,
         n_features=n_features,
         n_eras=n_eras,
+        signal=signal,
         data_dir=data,
         auto_rounds=auto_rounds,
         round_window_hours=window_hours,

@@ -76,6 +76,7 @@ class EngineBase:
     rows_per_era: int
     n_features: int
     n_eras: int
+    signal: float | None
     payout: PayoutConfig
     clock: SimClock
     _db: Engine

@@ -48,12 +48,15 @@ class DatasetsMixin(EngineBase):
                     "'numerflow data synth' (or leave --data out to generate it)"
                 )
             log.info("generating synthetic data in %s", self.data_dir)
+            # the signal strength is saved in the spec, so the live eras of every round inherit it
+            strength = {} if self.signal is None else {"signal": float(self.signal)}
             generate_dataset(
                 self.data_dir,
                 n_eras=self.n_eras,
                 rows_per_era=self.rows_per_era,
                 n_features=self.n_features,
                 seed=self.seed,
+                **strength,
             )
         csv = self.data_dir / "validation_example_preds.csv"
         if not csv.exists() and (self.data_dir / "validation_example_preds.parquet").exists():

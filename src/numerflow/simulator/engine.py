@@ -83,9 +83,10 @@ class TournamentEngine(DatasetsMixin, SubmissionsMixin, PerformanceMixin, Stakes
         clock_speed: float = 1.0,
         accounts_file: Path | str | None = None,
         faults: FaultConfig | None = None,
-        rows_per_era: int = 500,
+        rows_per_era: int = 5000,
         n_features: int = 60,
         n_eras: int = 60,
+        signal: float | None = None,
         data_dir: Path | str | None = None,
         auto_rounds: bool = True,
         round_window_hours: float = 1.0,
@@ -117,6 +118,7 @@ class TournamentEngine(DatasetsMixin, SubmissionsMixin, PerformanceMixin, Stakes
                     "rows_per_era": rows_per_era,
                     "n_features": n_features,
                     "n_eras": n_eras,
+                    "signal": signal,
                     "data_dir": str(Path(data_dir).resolve()) if data_dir else None,
                     "payout": asdict(payout or PayoutConfig()),
                 }
@@ -128,6 +130,8 @@ class TournamentEngine(DatasetsMixin, SubmissionsMixin, PerformanceMixin, Stakes
         self.rows_per_era = int(saved["rows_per_era"])
         self.n_features = int(saved["n_features"])
         self.n_eras = int(saved["n_eras"])
+        # None (also in states saved before the knob): generate_dataset's realistic default
+        self.signal = saved.get("signal")
         self.payout = PayoutConfig(**saved["payout"])
         self.data_dir = Path(saved["data_dir"]) if saved["data_dir"] else self.state_dir / "data" / "v5.3"
         self._world: Any = None

@@ -88,14 +88,15 @@ def start_simulator(
     clock_speed: float = 1.0,
     accounts_file: Path | str | None = None,
     faults: FaultConfig | None = None,
-    rows_per_era: int = 500,
+    rows_per_era: int = 5000,
     n_features: int = 60,
     **engine_options: Any,
 ) -> RunningSimulator:
     """Start a simulator keeping its state in ``state_dir`` and serving on ``host:port`` (0 = a free port).
 
     ``engine_options`` go to :class:`TournamentEngine` (``n_eras``, ``data_dir``, ``auto_rounds``,
-    ``round_window_hours``, ``payout``, ``first_round``).
+    ``round_window_hours``, ``payout``, ``first_round``, ``signal``). Eras of 5,000 rows by default, near
+    Numerai's ~6,700-row live eras, so per-round scores have a realistic spread (tests pass small sizes).
     """
     engine = TournamentEngine(
         state_dir,
