@@ -14,6 +14,7 @@ from numerflow.metrics import (
     ScoringInputs,
     churn,
     correlation_with,
+    drawdown,
     era_codes,
     numerai_corr,
     pearson_per_era,
@@ -36,6 +37,16 @@ def test_summary_follows_numerais_notebooks() -> None:
     assert out["autocorr"] == pytest.approx(clean.autocorr())
     assert out["calmar"] == pytest.approx(out["mean"] / 0.05)
     assert out["n_eras"] == 7
+
+
+def test_drawdown_per_era_matches_the_summary_and_pandas() -> None:
+    s = np.column_stack([[-0.01, 0.03, 0.02, -0.04, -0.01, 0.05, 0.01], np.full(7, 0.01)])
+    dd = drawdown(s)
+    assert dd.shape == s.shape
+    cum = pd.DataFrame(s).cumsum()
+    np.testing.assert_allclose(dd, (cum.cummax() - cum).to_numpy())
+    np.testing.assert_allclose(dd.max(axis=0), summarize(s)["max_drawdown"])
+    assert (dd[:, 1] == 0).all()  # always rising: never below its best
 
 
 def test_summary_last_n_and_columns() -> None:

@@ -14,7 +14,7 @@ from numerflow.metrics.payout import CURRENT_RULE, EARLIER_RULE, round_returns, 
 from numerflow.metrics.rank import gaussianize, tie_kept_rank
 from numerflow.metrics.registry import METRICS, ScoringInputs, score_frame
 from numerflow.metrics.scores import per_era_scores
-from numerflow.metrics.summary import max_drawdown, summarize
+from numerflow.metrics.summary import drawdown, max_drawdown, summarize
 
 __all__ = [
     "CURRENT_RULE",
@@ -27,6 +27,7 @@ __all__ = [
     "churn",
     "correlation_contribution",
     "correlation_with",
+    "drawdown",
     "era_codes",
     "feature_exposure",
     "feature_neutral_corr",

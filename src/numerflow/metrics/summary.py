@@ -15,9 +15,14 @@ import numpy as np
 SUMMARY_KEYS = ("mean", "std", "sharpe", "max_drawdown", "autocorr", "calmar", "n_eras")
 
 
+def drawdown(per_era: np.ndarray) -> np.ndarray:
+    """How far the cumulative score is below its running max, per era (>= 0); same shape, along axis 0."""
+    cum = np.cumsum(per_era, axis=0)
+    return np.maximum.accumulate(cum, axis=0) - cum
+
+
 def max_drawdown(s: np.ndarray) -> float:
-    cum = np.cumsum(s)
-    return float(np.max(np.maximum.accumulate(cum) - cum)) if len(cum) else float("nan")
+    return float(np.max(drawdown(s))) if len(s) else float("nan")
 
 
 def _ratio(a: float, b: float) -> float:

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from numerflow.fileio import atomic_write_text
+from numerflow.metrics import drawdown
 from numerflow.report.scoring import ValidationScores
 
 if TYPE_CHECKING:
@@ -73,9 +74,8 @@ def _charts(scores: ValidationScores) -> list[tuple[str, go.Figure]]:
             )
         cum.update_layout(title="Cumulative CORR and MMC (dotted)")
     charts.append(("cumulative", cum))
-    c = _cumsum(pe["corr"])
-    drawdown = -(np.maximum.accumulate(c, axis=0) - c)
-    charts.append(("drawdown", _line_figure("CORR drawdown", eras, cols, drawdown, "drawdown")))
+    below = -drawdown(np.nan_to_num(pe["corr"], nan=0.0))
+    charts.append(("drawdown", _line_figure("CORR drawdown", eras, cols, below, "drawdown")))
     bars = go.Figure()
     for j, col in enumerate(cols):
         bars.add_trace(go.Bar(x=list(eras), y=pe["corr"][:, j].tolist(), name=col))
