@@ -66,15 +66,15 @@ def register(app: typer.Typer) -> None:
         """Score predictions on validation data (CORR, MMC, BMC, FNC, sharpe, drawdown, exposure, payout)."""
         from rich.table import Table
 
-        from numerflow.report import score_validation, write_html_report
+        from numerflow.data.download import local_path
+        from numerflow.report import files_beside, score_validation, write_html_report
 
         if data is None:
             settings = state(ctx).settings
-            data = settings.data_dir / settings.numerai.data_version / "validation.parquet"
-        if meta_model is None and (data.parent / "meta_model.parquet").is_file():
-            meta_model = data.parent / "meta_model.parquet"
-        if benchmarks is None and (data.parent / "validation_benchmark_models.parquet").is_file():
-            benchmarks = data.parent / "validation_benchmark_models.parquet"
+            data = local_path(settings.data_dir, settings.numerai.data_version, "validation.parquet")
+        meta_beside, benchmarks_beside = files_beside(data)
+        meta_model = meta_model or meta_beside
+        benchmarks = benchmarks or benchmarks_beside
         feature_set = None if features.lower() == "none" else features
         with console.status("scoring..."):
             scores = score_validation(

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from numerflow.data.catalog import features_json_for
 from numerflow.data.load import Dataset, load_dataset
 from numerflow.errors import DataError
 from numerflow.metrics import (
@@ -83,6 +84,12 @@ def read_table(path: Path | str, what: str) -> pd.DataFrame:
     return frame
 
 
+def files_beside(data: Path) -> tuple[Path | None, Path | None]:
+    """The meta model and benchmark files Numerai ships beside ``data`` (None where there is none)."""
+    meta, bench = data.parent / META_MODEL_FILE, data.parent / BENCHMARKS_FILE
+    return (meta if meta.is_file() else None), (bench if bench.is_file() else None)
+
+
 def prediction_columns(frame: pd.DataFrame, source: str) -> list[str]:
     cols = [c for c in frame.columns if c not in _NON_PREDICTION and pd.api.types.is_numeric_dtype(frame[c])]
     if not cols:
@@ -109,7 +116,7 @@ def _load_data(data: Dataset | Path | str, target: str, features: str | list[str
     else:
         path = Path(data)
         feats: str | list[str] | None = features
-        if isinstance(features, str) and not (path.parent / "features.json").exists():
+        if isinstance(features, str) and not features_json_for(path).exists():
             log.warning("%s: no features.json beside it; FNC and exposure are left out", path)
             feats = None
         ds = load_dataset(path, features=feats, targets=[target])
