@@ -13,6 +13,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from numerflow.errors import NumerflowError
+
 _CHUNK = 1 << 20
 
 
@@ -23,8 +25,15 @@ def atomic_path(dest: Path | str, *, suffix: str = ".part") -> Iterator[Path]:
     On any exception (Ctrl-C included) the temporary file is removed and ``dest`` is untouched.
     """
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=suffix, dir=dest.parent)
+    if dest.is_dir():
+        raise NumerflowError(f"{dest}: is a folder; give a file path to write to")
+    ensure_dir(dest.parent)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=suffix, dir=dest.parent)
+    except OSError as exc:
+        raise NumerflowError(
+            f"{dest}: cannot write here ({exc.strerror or exc}); choose a writable folder"
+        ) from None
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -34,6 +43,20 @@ def atomic_path(dest: Path | str, *, suffix: str = ".part") -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+
+
+def ensure_dir(folder: Path | str) -> Path:
+    """Create ``folder`` (and its parents); a path that cannot be a folder is a one-line error."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise NumerflowError(f"{folder}: is a file, not a folder; give a folder path") from None
+    except OSError as exc:
+        raise NumerflowError(
+            f"{folder}: cannot create this folder ({exc.strerror or exc}); choose a writable location"
+        ) from None
+    return folder
 
 
 def replace_durably(src: Path | str, dest: Path | str) -> Path:

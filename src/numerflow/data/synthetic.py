@@ -51,7 +51,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from numerflow.errors import DataError
-from numerflow.fileio import atomic_path, atomic_write_text
+from numerflow.fileio import atomic_path, atomic_write_text, ensure_dir
 
 log = logging.getLogger(__name__)
 
@@ -601,7 +601,7 @@ def generate_dataset(
             f"synthetic data needs signal >= 0 (got signal={signal}); the default is {DEFAULT_SIGNAL}"
         )
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    ensure_dir(out)
     spec = SyntheticSpec(
         seed=seed,
         n_features=n_features,

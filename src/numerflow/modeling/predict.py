@@ -58,11 +58,9 @@ def data_path(settings: Settings, data: Path | str) -> Path:
 
 def load_for(model: LoadedModel, path: Path, *, data_type: str | None = None) -> Dataset:
     """The columns ``model`` needs from ``path``; a feature the file lacks is a ModelError naming it."""
-    import pyarrow.parquet as pq
+    from numerflow.data.load import load_dataset, open_parquet
 
-    from numerflow.data.load import load_dataset
-
-    present = set(pq.read_schema(path).names)
+    present = set(open_parquet(path).schema_arrow.names)
     needed = model.required_features()
     missing = [f for f in needed if f not in present]
     if missing:

@@ -1,0 +1,79 @@
+"""A hostile user at the command line: every bad input is one clear error line and a non-zero exit.
+
+Each test is a case that used to end in a Python traceback (or an unclear message) and what the user
+sees now. Nothing half-written may be left behind.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+def _one_clear_line(code: int, err: str, *needles: str) -> None:
+    assert code != 0
+    assert "Traceback" not in err
+    lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1, err
+    for needle in needles:
+        assert needle in err, err
+
+
+@pytest.fixture
+def project(project_dir: Path, synthetic_dir: Path, cli) -> Path:
+    """A project whose data folder holds the shared synthetic dataset as v5.3, with a ridge model."""
+    import shutil
+
+    data = project_dir / "data" / "v5.3"
+    shutil.copytree(synthetic_dir, data)
+    (project_dir / "numerflow.toml").write_text(
+        '[numerai]\ndata_version = "v5.3"\n\n'
+        '[models.ridge]\nalgorithm = "ridge"\nparams = { alpha = 1.0 }\nfeatures = "small"\n'
+    )
+    return project_dir
+
+
+@pytest.fixture
+def trained(project: Path, cli) -> Path:
+    code, _, err = cli("train", "ridge")
+    assert code == 0, err
+    return project
+
+
+def test_synth_into_a_file_or_an_impossible_folder(project_dir: Path, cli) -> None:
+    (project_dir / "taken").write_text("x")
+    code, _, err = cli("data", "synth", "--out", str(project_dir / "taken"), "--eras", "6")
+    _one_clear_line(code, err, "taken", "is a file, not a folder")
+    assert (project_dir / "taken").read_text() == "x"
+
+    code, _, err = cli("data", "synth", "--out", "/proc/numerflow-qa/x", "--eras", "6")
+    _one_clear_line(code, err, "/proc/numerflow-qa", "cannot create this folder")
+
+
+@pytest.mark.parametrize("content", [b"", b"not parquet at all", b'{"feature_sets": {}}'])
+def test_predict_on_a_corrupt_or_wrong_type_file(trained: Path, cli, content: bytes) -> None:
+    bad = trained / "bad.parquet"
+    bad.write_bytes(content)
+    code, _, err = cli("predict", "ridge", "--data", str(bad), "-o", "p.csv")
+    _one_clear_line(code, err, "bad.parquet", "not a readable parquet file")
+    assert not (trained / "p.csv").exists()
+
+
+def test_predict_out_to_a_folder_or_under_a_file(trained: Path, cli) -> None:
+    code, _, err = cli("predict", "ridge", "--data", "validation", "-o", str(trained))
+    _one_clear_line(code, err, "is a folder; give a file path")
+    assert not list(trained.glob(".*.part"))
+    assert not list(trained.parent.glob(f".{trained.name}.*"))
+
+    code, _, err = cli("predict", "ridge", "--data", "validation", "-o", "numerflow.toml/p.csv")
+    _one_clear_line(code, err, "numerflow.toml", "is a file, not a folder")
+
+
+def test_report_out_where_it_cannot_be_written(trained: Path, cli) -> None:
+    code, _, err = cli("predict", "ridge", "--data", "validation", "-o", "v.csv")
+    assert code == 0, err
+    code, _, err = cli("report", "v.csv", "--features", "none", "-o", "/proc/numerflow-qa/r.html")
+    _one_clear_line(code, err, "/proc/numerflow-qa", "cannot create this folder")
+    code, _, err = cli("report", "v.csv", "--features", "none", "-o", str(trained / "data"))
+    _one_clear_line(code, err, "is a folder")
