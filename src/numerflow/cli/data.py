@@ -95,16 +95,14 @@ def register(app: typer.Typer) -> None:
         """Download dataset files (resumable, verified, recorded in the manifest)."""
         from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
-        from numerflow.data.download import download_files
+        from numerflow.data.download import download_for_project
 
         try:
             from numerflow.tournament.client import NumeraiClient
         except ImportError:  # pragma: no cover - the tournament room ships it
             raise DataError("the Numerai client (numerflow.tournament.client) is not installed") from None
         st = state(ctx)
-        settings = st.settings
-        version = version or settings.numerai.data_version
-        source = NumeraiClient.from_settings(settings)
+        source = NumeraiClient.from_settings(st.settings)
         with Progress(
             "[progress.description]{task.description}",
             BarColumn(),
@@ -120,16 +118,13 @@ def register(app: typer.Typer) -> None:
                     tasks[name] = bar.add_task(name, total=total)
                 bar.update(tasks[name], completed=done, total=total)
 
-            paths = download_files(
+            paths = download_for_project(
+                st.settings,
                 source,
-                settings.data_dir,
-                version,
                 files or None,
+                version=version,
                 engine=st.engine,
                 round_num=round_num,
-                timeout_s=settings.numerai.timeout_s,
-                retries=settings.numerai.retries,
-                backoff_s=settings.numerai.backoff_s,
                 progress=progress,
                 force=force,
             )

@@ -33,6 +33,8 @@ from numerflow.fileio import replace_durably, sha256_file
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
+    from numerflow.config import Settings
+
 log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[str, int, int | None], None]  # (file, bytes done, total bytes or None)
@@ -130,6 +132,34 @@ def download_files(
     finally:
         fetcher.close()
     return out
+
+
+def download_for_project(
+    settings: Settings,
+    source: DatasetSource,
+    files: Sequence[str] | None = None,
+    *,
+    version: str | None = None,
+    engine: Engine | None = None,
+    round_num: int | None = None,
+    progress: ProgressCallback | None = None,
+    force: bool = False,
+) -> list[Path]:
+    """:func:`download_files` into the project's data folder, with its ``[numerai]`` data version (unless
+    ``version`` is given), timeout, retries and backoff: the CLI and the round job call this."""
+    return download_files(
+        source,
+        settings.data_dir,
+        version or settings.numerai.data_version,
+        files,
+        engine=engine,
+        round_num=round_num,
+        timeout_s=settings.numerai.timeout_s,
+        retries=settings.numerai.retries,
+        backoff_s=settings.numerai.backoff_s,
+        progress=progress,
+        force=force,
+    )
 
 
 def _download_one(

@@ -82,20 +82,9 @@ class RoundReport:
 def fetch_live(settings: Settings, engine: Engine, client: NumeraiClient, round_number: int) -> Path:
     """This round's ``live.parquet``, downloaded once (verified, resumable, recorded) by the data layer
     into ``<data_dir>/<version>/rounds/<N>/``."""
-    from numerflow.data.download import download_files
+    from numerflow.data.download import download_for_project
 
-    version = settings.numerai.data_version
-    paths = download_files(
-        client,
-        settings.data_dir,
-        version,
-        ["live.parquet"],
-        engine=engine,
-        round_num=round_number,
-        timeout_s=settings.numerai.timeout_s,
-        retries=settings.numerai.retries,
-        backoff_s=settings.numerai.backoff_s,
-    )
+    paths = download_for_project(settings, client, ["live.parquet"], engine=engine, round_num=round_number)
     return Path(paths[0])
 
 
