@@ -77,3 +77,22 @@ def test_report_out_where_it_cannot_be_written(trained: Path, cli) -> None:
     _one_clear_line(code, err, "/proc/numerflow-qa", "cannot create this folder")
     code, _, err = cli("report", "v.csv", "--features", "none", "-o", str(trained / "data"))
     _one_clear_line(code, err, "is a folder")
+
+
+@pytest.mark.parametrize(
+    ("url", "needles"),
+    [
+        ("sqlite:////proc/numerflow-qa/db.sqlite", ("/proc/numerflow-qa", "cannot create the folder")),
+        ("sqlite:///numerflow.toml/db.sqlite", ("numerflow.toml", "cannot create the folder")),
+        ("sqlite:///numerflow.toml", ("migration failed (file is not a database)",)),
+        ("mysql://someone@somewhere/db", ("mysql://someone@somewhere/db", "not installed")),
+    ],
+)
+def test_database_url_that_cannot_work(
+    project: Path, cli, monkeypatch: pytest.MonkeyPatch, url: str, needles: tuple[str, ...]
+) -> None:
+    before = (project / "numerflow.toml").read_bytes()
+    monkeypatch.setenv("NUMERFLOW_DATABASE_URL", url)
+    code, _, err = cli("models", "list")
+    _one_clear_line(code, err, *needles)
+    assert (project / "numerflow.toml").read_bytes() == before

@@ -37,7 +37,14 @@ def make_engine(url: str) -> Engine:
         raise StoreError(f"database url {url!r} is not a valid SQLAlchemy URL") from None
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            folder = Path(parsed.database).parent
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(
+                    f"database url {url!r}: cannot create the folder {folder} ({exc.strerror or exc}); "
+                    "set database.url or NUMERFLOW_DATABASE_URL to a writable place"
+                ) from None
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
         @event.listens_for(engine, "connect")
@@ -55,7 +62,9 @@ def make_engine(url: str) -> Engine:
         return create_engine(parsed, pool_pre_ping=True, pool_size=10, max_overflow=20)
     except ModuleNotFoundError as exc:
         raise StoreError(
-            f"database url needs the driver '{exc.name}'; install it with pip install 'numerflow[postgres]'"
+            f"database url {parsed.render_as_string(hide_password=True)!r} needs the Python driver "
+            f"'{exc.name}', which is not installed; numerflow supports sqlite:///PATH and "
+            "postgresql+psycopg://USER@HOST/DB"
         ) from None
 
 
@@ -79,7 +88,11 @@ def migrate(engine: Engine) -> None:
             f"{str(exc.orig).strip().splitlines()[0]}; check database.url or NUMERFLOW_DATABASE_URL"
         ) from None
     except SQLAlchemyError as exc:
-        raise StoreError(f"database migration failed: {exc}") from None
+        cause = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        raise StoreError(
+            f"database {engine.url.render_as_string(hide_password=True)}: migration failed "
+            f"({cause[0] if cause else type(exc).__name__}); check that database.url is a numerflow database"
+        ) from None
 
 
 def open_database(url: str) -> Engine:
