@@ -20,7 +20,15 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from numerflow.errors import ConfigError
 
@@ -61,6 +69,21 @@ class NumeraiSettings(_Section):
     secrets_file: Path | None = None
     public_id: SecretStr | None = Field(None, exclude=True)
     secret_key: SecretStr | None = Field(None, exclude=True)
+
+    @field_validator("api_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        from urllib.parse import urlsplit
+
+        try:
+            parts = urlsplit(value)
+            ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+            parts.port  # noqa: B018 - raises on a port that is not a number
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ValueError(f"must be an http(s) URL like {DEFAULT_API_URL}")
+        return value
 
 
 class NeutralizeSpec(_Section):

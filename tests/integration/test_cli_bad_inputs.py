@@ -96,3 +96,15 @@ def test_database_url_that_cannot_work(
     code, _, err = cli("models", "list")
     _one_clear_line(code, err, *needles)
     assert (project / "numerflow.toml").read_bytes() == before
+
+
+@pytest.mark.parametrize("url", ["notaurl", "ftp://example.com", "http://[::1", "http://host:port/"])
+def test_api_url_that_is_not_http_is_refused_before_any_call(
+    project: Path, cli, monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    monkeypatch.setenv("NUMERFLOW_API_URL", url)
+    monkeypatch.setenv("NUMERAI_PUBLIC_ID", "SIMPUBLICID")
+    monkeypatch.setenv("NUMERAI_SECRET_KEY", "SIMSECRETKEY")
+    code, _, err = cli("stake", "show")
+    _one_clear_line(code, err, "numerai.api_url", "must be an http(s) URL", repr(url))
+    assert "attempts" not in err  # refused up front, not retried as a connection error
