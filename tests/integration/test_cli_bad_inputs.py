@@ -108,3 +108,16 @@ def test_api_url_that_is_not_http_is_refused_before_any_call(
     code, _, err = cli("stake", "show")
     _one_clear_line(code, err, "numerai.api_url", "must be an http(s) URL", repr(url))
     assert "attempts" not in err  # refused up front, not retried as a connection error
+
+
+def test_api_host_that_does_not_resolve_says_so(
+    project_dir: Path, cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (project_dir / "numerflow.toml").write_text(
+        '[numerai]\napi_url = "http://numerflow-qa.invalid/"\ntimeout_s = 2.0\nretries = 1\nbackoff_s = 0.0\n'
+    )
+    monkeypatch.setenv("NUMERAI_PUBLIC_ID", "SIMPUBLICID")
+    monkeypatch.setenv("NUMERAI_SECRET_KEY", "SIMSECRETKEY")
+    code, _, err = cli("stake", "show")
+    _one_clear_line(code, err, "cannot resolve the host of http://numerflow-qa.invalid/", "numerai.api_url")
+    assert "HTTPConnectionPool" not in err

@@ -227,12 +227,22 @@ def _connection_message(exc: requests.exceptions.ConnectionError) -> str:
         return "the server closed the connection"
     if "Connection reset" in text:
         return "connection reset"
-    return f"connection error: {text[:200]}"
+    if "NameResolutionError" in text or "Name or service not known" in text or "Failed to resolve" in text:
+        host = getattr(getattr(exc, "request", None), "url", None) or "the API host"
+        return f"cannot resolve the host of {host} (no DNS answer: offline, or a typo in the URL)"
+    reason = text.rsplit("(Caused by ", 1)[-1].rstrip(")")
+    return f"connection error: {reason[:300]}"
 
 
 def _maybe_sent(exc: requests.exceptions.ConnectionError) -> bool:
     """False only when the connection was never made (refused / name not resolved)."""
     text = str(exc)
     return not any(
-        s in text for s in ("Connection refused", "NewConnectionError", "Name or service not known")
+        s in text
+        for s in (
+            "Connection refused",
+            "NewConnectionError",
+            "Name or service not known",
+            "NameResolutionError",
+        )
     )
