@@ -120,19 +120,17 @@ def _tune(ctx: JobContext) -> dict[str, Any]:
 
 @job_kind("download")
 def _download(ctx: JobContext) -> dict[str, Any]:
-    from numerflow.data.download import download_files
+    from numerflow.data.download import download_for_project
     from numerflow.tournament.client import NumeraiClient
 
     version = ctx.args.get("version") or ctx.settings.numerai.data_version
     ctx.progress(0.0, f"downloading {version}")
-    paths = download_files(
+    paths = download_for_project(
+        ctx.settings,
         NumeraiClient.from_settings(ctx.settings),
-        ctx.settings.data_dir,
-        version,
         ctx.args.get("files"),
+        version=version,
         engine=ctx.engine,
-        timeout_s=ctx.settings.numerai.timeout_s,
-        retries=ctx.settings.numerai.retries,
         progress=ctx.callback,
     )
     return {"version": version, "files": [str(p) for p in paths]}
