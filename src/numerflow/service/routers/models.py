@@ -6,7 +6,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
@@ -34,25 +34,16 @@ from numerflow.service.schemas import (
 from numerflow.store.tables.modeling import ModelVersion
 from numerflow.store.tables.tournament import Score
 
+if TYPE_CHECKING:
+    from numerflow.modeling.registry import VersionInfo
+
 router = APIRouter(tags=["models"])
 MAX_UPLOAD_BYTES = 1 << 30
 
 
-def _version_out(v: Any) -> VersionOut:
-    return VersionOut(
-        name=v.name,
-        version=v.version,
-        kind=v.kind,
-        algorithm=v.algorithm,
-        manifest_sha256=v.manifest_sha256,
-        data_version=v.data_version,
-        targets=list(v.targets),
-        n_features=v.n_features,
-        params=dict(v.params),
-        scores=dict(v.scores),
-        stage=v.stage or "",
-        created_at=v.created_at,
-    )
+def _version_out(info: VersionInfo) -> VersionOut:
+    """The registry's :class:`VersionInfo` as the API shape (the row mapping lives in registry)."""
+    return VersionOut.model_validate(info, from_attributes=True)
 
 
 def _summaries(settings: Settings, session: Session, only: str | None = None) -> list[ModelSummary]:
@@ -241,10 +232,7 @@ def list_runs(
 ) -> list[RunOut]:
     from numerflow.modeling import registry
 
-    return [
-        RunOut(**{k: getattr(r, k) for k in RunOut.model_fields})
-        for r in registry.list_runs(engine, model, limit)
-    ]
+    return [RunOut.model_validate(r, from_attributes=True) for r in registry.list_runs(engine, model, limit)]
 
 
 @router.post(

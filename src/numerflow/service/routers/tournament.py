@@ -33,20 +33,7 @@ RoundNumber = Annotated[int, Path(ge=0, le=2_147_483_647)]
 
 
 def _submission_out(r: Submission) -> SubmissionOut:
-    return SubmissionOut(
-        round_number=r.round_number,
-        numerai_model=r.numerai_model,
-        model_name=r.model_name,
-        model_version=r.model_version,
-        status=r.status,
-        file_sha256=r.file_sha256,
-        rows=r.rows,
-        error=r.error,
-        submission_id=r.submission_id,
-        attempts=r.attempts,
-        updated_at=r.updated_at,
-        confirmed_at=r.confirmed_at,
-    )
+    return SubmissionOut.model_validate(r, from_attributes=True)
 
 
 def _round_out(r: Round, counts: dict[str, int]) -> RoundOut:
