@@ -30,6 +30,7 @@ def register_config(app: typer.Typer) -> None:
         from rich.table import Table
 
         from numerflow.cli.context import state
+        from numerflow.store.db import redacted_url
 
         settings = state(ctx).settings
         table = Table(title=f"settings from {settings.source or 'defaults'}", show_header=True)
@@ -37,16 +38,10 @@ def register_config(app: typer.Typer) -> None:
         table.add_column("value")
         table.add_row("paths.data_dir", str(settings.data_dir))
         table.add_row("paths.artifacts_dir", str(settings.artifacts_dir))
-        table.add_row("database.url", _hide_password(settings.database_url))
+        table.add_row("database.url", redacted_url(settings.database_url))
         table.add_row("numerai.api_url", settings.numerai.api_url)
         table.add_row("numerai.data_version", settings.numerai.data_version)
         table.add_row("numerai keys", "set" if settings.numerai_keys() else "not set")
         table.add_row("models", ", ".join(settings.models) or "none")
         table.add_row("schedules", ", ".join(settings.schedules) or "none")
         console.print(table)
-
-
-def _hide_password(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)

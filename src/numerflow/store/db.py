@@ -16,7 +16,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -27,6 +27,15 @@ log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
+
+
+def redacted_url(url: str | URL) -> str:
+    """``url`` with its password hidden, for messages and pages; a string SQLAlchemy cannot parse shows
+    its scheme only."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return str(url).split(":", 1)[0] + ":…"
 
 
 def make_engine(url: str) -> Engine:
@@ -62,7 +71,7 @@ def make_engine(url: str) -> Engine:
         return create_engine(parsed, pool_pre_ping=True, pool_size=10, max_overflow=20)
     except ModuleNotFoundError as exc:
         raise StoreError(
-            f"database url {parsed.render_as_string(hide_password=True)!r} needs the Python driver "
+            f"database url {redacted_url(parsed)!r} needs the Python driver "
             f"'{exc.name}', which is not installed; numerflow supports sqlite:///PATH and "
             "postgresql+psycopg://USER@HOST/DB"
         ) from None
@@ -84,13 +93,13 @@ def migrate(engine: Engine) -> None:
             command.upgrade(cfg, "heads")
     except OperationalError as exc:
         raise StoreError(
-            f"cannot reach the database at {engine.url.render_as_string(hide_password=True)}: "
+            f"cannot reach the database at {redacted_url(engine.url)}: "
             f"{str(exc.orig).strip().splitlines()[0]}; check database.url or NUMERFLOW_DATABASE_URL"
         ) from None
     except SQLAlchemyError as exc:
         cause = str(getattr(exc, "orig", None) or exc).strip().splitlines()
         raise StoreError(
-            f"database {engine.url.render_as_string(hide_password=True)}: migration failed "
+            f"database {redacted_url(engine.url)}: migration failed "
             f"({cause[0] if cause else type(exc).__name__}); check that database.url is a numerflow database"
         ) from None
 

@@ -34,6 +34,7 @@ from numerflow.service.auth import csrf_token, end_session, optional_user, start
 from numerflow.service.dashboard import views
 from numerflow.service.queries import num
 from numerflow.store import session_scope
+from numerflow.store.db import redacted_url
 from numerflow.store.tables.modeling import Run
 
 log = logging.getLogger(__name__)
@@ -374,15 +375,5 @@ def _settings(request: Request, user: UserInfo) -> Response:
         service=settings.service,
         numerai_url=settings.numerai.api_url,
         has_keys=settings.numerai_keys() is not None,
-        database=_redacted_url(settings.database_url),
+        database=redacted_url(settings.database_url),
     )
-
-
-def _redacted_url(url: str) -> str:
-    """The database URL without a password."""
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not a URL SQLAlchemy can parse: show its scheme only
-        return url.split(":", 1)[0] + ":…"
