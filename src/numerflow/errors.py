@@ -26,6 +26,13 @@ Anything else that escapes is a bug.
 from __future__ import annotations
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of ``exc``'s message (its type name when the message is empty): third-party
+    errors quoted inside a one-line NumerflowError message."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 class NumerflowError(Exception):
     """Base of every error numerflow raises for the user to read."""
 

@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 
 from numerflow.data.catalog import FEATURES_JSON, FeatureCatalog, features_json_for
 from numerflow.data.load import id_column
-from numerflow.errors import DataError
+from numerflow.errors import DataError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +166,7 @@ def _open(path: Path, report: CheckReport) -> pq.ParquetFile | None:
         _ = pf.metadata.num_rows
         return pf
     except (pa.ArrowException, OSError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        first = first_line(exc)
         report.add(
             "error", path.name, "readable", f"not a readable parquet file ({first}); download it again"
         )

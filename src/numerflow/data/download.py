@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import requests
 
-from numerflow.errors import DataError, DownloadError
+from numerflow.errors import DataError, DownloadError, first_line
 from numerflow.fileio import replace_durably, sha256_file
 
 if TYPE_CHECKING:
@@ -207,7 +207,7 @@ def _verify_content(path: Path, remote_name: str, *, cleanup: bool = False) -> N
         try:
             pq.ParquetFile(path).metadata  # noqa: B018 - reads and checks the footer
         except (pa.ArrowException, OSError) as exc:
-            problem = f"its parquet footer is unreadable ({str(exc).strip().splitlines()[0]})"
+            problem = f"its parquet footer is unreadable ({first_line(exc)})"
     elif remote_name.endswith(".json"):
         try:
             json.loads(path.read_text(encoding="utf-8"))
@@ -333,8 +333,7 @@ class _UrlExpired(Exception):
 
 
 def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text[:200]
+    return first_line(exc)[:200]
 
 
 # ------------------------------------------------------------------------------------------ manifest

@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 
-from numerflow.errors import ConfigError, ModelError
+from numerflow.errors import ConfigError, ModelError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +161,7 @@ class LightGBMRegressor(_NativeRegressor):
         try:
             self.booster_ = lgb.train(core, dataset, num_boost_round=rounds)
         except lgb.basic.LightGBMError as exc:
-            first = str(exc).strip().splitlines()[0].split(" at /")[0]
+            first = first_line(exc).split(" at /")[0]
             raise ModelError(f"lightgbm refused the parameters: {first}") from None
 
     def _predict(self, X: np.ndarray) -> np.ndarray:
@@ -201,7 +201,7 @@ class XGBoostRegressor(_NativeRegressor):
         try:
             model.fit(X, y, sample_weight=w, verbose=False)
         except xgb.core.XGBoostError as exc:
-            raise ModelError(f"xgboost refused the parameters: {str(exc).splitlines()[0]}") from None
+            raise ModelError(f"xgboost refused the parameters: {first_line(exc)}") from None
         self.booster_ = model.get_booster()
 
     def _predict(self, X: np.ndarray) -> np.ndarray:

@@ -20,7 +20,7 @@ import pandas as pd
 
 from numerflow.data.catalog import features_json_for
 from numerflow.data.load import Dataset, load_dataset
-from numerflow.errors import DataError
+from numerflow.errors import DataError, first_line
 from numerflow.metrics import (
     CURRENT_RULE,
     MAX_FILTERED_RATIO,
@@ -67,7 +67,7 @@ def read_table(path: Path | str, what: str) -> pd.DataFrame:
         else:
             frame = pd.read_csv(path)
     except Exception as exc:  # pandas/pyarrow raise many types for a bad file
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        first = first_line(exc)
         raise DataError(f"{path}: cannot read the {what} file ({first}); expected CSV or parquet") from None
     if "id" in frame.columns:
         frame = frame.set_index("id")

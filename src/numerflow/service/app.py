@@ -42,7 +42,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from numerflow import __version__
 from numerflow.config import Settings, load_settings
-from numerflow.errors import AuthError, NumerflowError
+from numerflow.errors import AuthError, NumerflowError, first_line
 from numerflow.service.auth import RequireScope, SessionSigner, load_session_secret
 from numerflow.service.events import EventBus
 from numerflow.service.jobs import JobManager
@@ -235,7 +235,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DBAPIError)
     async def _database_error(request: Request, exc: DBAPIError) -> JSONResponse:
         # a safety net: inputs are validated before they reach the database, so these are rare
-        first = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else type(exc).__name__
+        first = first_line(exc.orig) if exc.orig is not None else type(exc).__name__
         if isinstance(exc, IntegrityError):
             return JSONResponse({"detail": f"conflicts with what is stored: {first}"}, status_code=409)
         if isinstance(exc, SADataError):

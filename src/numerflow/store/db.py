@@ -20,7 +20,7 @@ from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from numerflow.errors import StoreError
+from numerflow.errors import StoreError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -94,13 +94,13 @@ def migrate(engine: Engine) -> None:
     except OperationalError as exc:
         raise StoreError(
             f"cannot reach the database at {redacted_url(engine.url)}: "
-            f"{str(exc.orig).strip().splitlines()[0]}; check database.url or NUMERFLOW_DATABASE_URL"
+            f"{first_line(exc.orig)}; check database.url or NUMERFLOW_DATABASE_URL"
         ) from None
     except SQLAlchemyError as exc:
-        cause = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        cause = first_line(getattr(exc, "orig", None) or exc)
         raise StoreError(
             f"database {redacted_url(engine.url)}: migration failed "
-            f"({cause[0] if cause else type(exc).__name__}); check that database.url is a numerflow database"
+            f"({cause}); check that database.url is a numerflow database"
         ) from None
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from numerflow.errors import SubmissionError
+from numerflow.errors import SubmissionError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ def _read_parquet(path: Path) -> pd.DataFrame:
     try:
         frame = pd.read_parquet(path)
     except Exception as exc:  # pyarrow raises many types for a damaged file
-        raise SubmissionError(f"{path}: cannot read the parquet file: {str(exc).splitlines()[0]}") from None
+        raise SubmissionError(f"{path}: cannot read the parquet file: {first_line(exc)}") from None
     if "id" not in frame.columns and frame.index.name == "id":
         frame = frame.reset_index()
     if list(frame.columns) != list(HEADER):
