@@ -118,7 +118,10 @@ def main() -> None:
         print(f"| {label} | {wall:.2f} | {cpu:.2f} | {peak / 2**20:.0f} | {ratios} |")
     ours = statistics.median(r["secs"] for r in results["numerflow"])
     peer = statistics.median(r["secs"] for r in results["pandas"])
-    load = f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+    import pyarrow as pa
+
+    pool = pa.default_memory_pool().backend_name
+    load = f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; Arrow memory pool {pool}"
     print(f"\nnumerflow / pandas wall time: {ours / peer:.2f}; {load}")
     cmd = " ".join(["benchmarks/bench_load.py", *sys.argv[1:]])
     print(f"\ncommand: `.venv/bin/python {cmd}`")

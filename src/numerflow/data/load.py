@@ -10,8 +10,10 @@ which returns float32 with NaN there.
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -29,8 +31,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_BATCH_BYTES = 8 << 20  # feature bytes read per call: bounds the transient buffers
+_BATCH_BYTES = 2 << 20  # feature bytes read per call: bounds the transient buffers
 _TRANSPOSE_COLS = 64
+_RELEASE_BYTES = 16 << 20  # give freed memory back to the OS before touching a block of X this big
 EraSelection = tuple[str | int, str | int] | Sequence[str | int] | None
 
 
@@ -305,11 +308,22 @@ def load_dataset(
             raise DataError(f"{path}: no rows of data_type '{data_type}' (it has: {', '.join(present)})")
         row_mask &= row_dtype == data_type
     selected = np.flatnonzero(row_mask)
+    del row_mask
     n = len(selected)
+    # re-code the selected eras 0..E-1 with a lookup table (np.unique would sort a copy of every row);
+    # done before the read, so no per-row planning array is alive when the matrix is full
+    sel_era = row_era[selected]
+    del row_era
+    present = np.flatnonzero(np.bincount(sel_era, minlength=len(era_labels_all)))
+    remap = np.zeros(len(era_labels_all), dtype=np.int32)
+    remap[present] = np.arange(len(present), dtype=np.int32)
+    era_codes = remap[sel_era]
+    del sel_era
+    era_labels = era_labels_all[present]
+    row_types = None if row_dtype is None else row_dtype[selected]
+    del row_dtype
 
-    # 2. preallocate, then fill from the row groups that hold selected rows
-    X = np.empty((n, len(feat_names)), dtype=np.float32 if missing_as_nan else np.int8)
-    y = np.empty((n, len(target_names)), dtype=np.float32)
+    # 2. plan the reads: row groups holding selected rows, a few columns at a time
     starts = np.cumsum([0] + [pf.metadata.row_group(i).num_rows for i in range(pf.num_row_groups)])
     tasks: list[_Task] = []
     out = 0
@@ -321,36 +335,37 @@ def load_dataset(
         take = slice(None) if len(local) == starts[g + 1] - starts[g] else local
         rows = slice(out, out + len(local))
         tasks.append(_Task(g, [id_col, *target_names], 0, take, rows, is_target=True))
-        step = int(np.clip(_BATCH_BYTES // max(int(starts[g + 1] - starts[g]), 1), 16, 512))
+        step = int(np.clip(_BATCH_BYTES // max(int(starts[g + 1] - starts[g]), 1), 8, 512))
         for j0 in range(0, len(feat_names), step):
             tasks.append(_Task(g, feat_names[j0 : j0 + step], j0, take, rows))
         out += len(local)
+    del selected
+
+    # 3. preallocate, then fill; the reader gets the only reference to the file, so the parsed footer
+    #    (~25 MB for 1,560 columns x 10 row groups) is freed once the last batch is read
+    X = np.empty((n, len(feat_names)), dtype=np.float32 if missing_as_nan else np.int8)
+    y = np.empty((n, len(target_names)), dtype=np.float32)
     id_sink = _IdSink(n)
+    reader = [pf]
+    del pf, schema
     try:
-        _run_tasks(pf, tasks, X, y, id_sink)
+        _run_tasks(reader, tasks, X, y, id_sink)
     except (pa.ArrowException, OSError) as exc:
         raise DataError(f"{path}: a row group is unreadable ({exc}); the file may be corrupt") from None
-    ids = id_sink.values
-    # re-code the selected eras 0..E-1 with a lookup table (np.unique would sort a copy of every row)
-    sel_era = row_era[selected]
-    present = np.flatnonzero(np.bincount(sel_era, minlength=len(era_labels_all)))
-    remap = np.zeros(len(era_labels_all), dtype=np.int32)
-    remap[present] = np.arange(len(present), dtype=np.int32)
-    era_codes = remap[sel_era]
-    del sel_era
-    era_labels = era_labels_all[present]
+    finally:
+        reader.clear()
     if missing_as_nan and feat_names:
         _mark_missing_eras(X, era_codes, len(era_labels))
     log.info("loaded %s: %d rows x %d features, %d eras", path.name, n, len(feat_names), len(era_labels))
     return Dataset(
         X=X,
         feature_names=feat_names,
-        ids=ids,
+        ids=id_sink.values,
         era=era_codes,
         era_labels=era_labels,
         targets=y,
         target_names=target_names,
-        data_type=None if row_dtype is None else row_dtype[selected],
+        data_type=row_types,
     )
 
 
@@ -480,22 +495,29 @@ def _read(pf: pq.ParquetFile, task: _Task) -> pa.Table:
 
 
 def _run_tasks(
-    pf: pq.ParquetFile, tasks: list[_Task], X: np.ndarray, y: np.ndarray, id_sink: _IdSink
+    reader: list[pq.ParquetFile], tasks: list[_Task], X: np.ndarray, y: np.ndarray, id_sink: _IdSink
 ) -> None:
-    """Read column batches of row groups, prefetching the next batch while copying the current one."""
+    """Read column batches of row groups, prefetching the next batch while copying the current one.
+
+    ``reader`` holds the only reference to the file; it is emptied as soon as the last batch is read.
+    """
     if not tasks:
         return
-    # columns are gathered 64 at a time, then written into X with one transposing copy: cache-friendly,
-    # unlike writing single strided columns
+    # columns are gathered a few dozen at a time, then written into X with one transposing copy:
+    # cache-friendly, unlike writing single strided columns
     buf = np.empty((_TRANSPOSE_COLS, max(t.rows.stop - t.rows.start for t in tasks)), dtype=np.int8)
     with ThreadPoolExecutor(max_workers=1) as pool:
-        future = pool.submit(_read, pf, tasks[0])
+        future = pool.submit(_read, reader[0], tasks[0])
         for i, task in enumerate(tasks):
             table = future.result()
             if i + 1 < len(tasks):
-                nxt = tasks[i + 1]
-                future = pool.submit(_read, pf, nxt)
-            if task.is_target:  # the ids, then the targets
+                future = pool.submit(_read, reader[0], tasks[i + 1])
+            else:  # all read: free the parsed footer
+                reader.clear()
+                _release_memory()
+            if task.is_target:  # a new row group: its block of X is about to be touched
+                if (task.rows.stop - task.rows.start) * X.shape[1] * X.itemsize >= _RELEASE_BYTES:
+                    _release_memory()
                 ids = table.column(task.columns[0]).combine_chunks()
                 take = task.take
                 id_sink.put(task.rows, ids, take)
@@ -516,6 +538,29 @@ def _run_tasks(
                 j0 = task.j0 + s0
                 X[task.rows, j0 : j0 + len(names)] = buf[: len(names), :n_rows].T
             del table
+
+
+def _release_memory() -> None:
+    """Hand freed memory back to the OS: pages Arrow's pool keeps for reuse, and freed heap pages
+    (decoder threads' malloc arenas) that glibc keeps until trimmed. Called before each block of X is
+    first touched, so the peak holds the matrix and not the leftovers of the blocks before it."""
+    pa.default_memory_pool().release_unused()
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim``, or None on other C libraries and platforms."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return None
 
 
 def _mark_missing_eras(X: np.ndarray, era: np.ndarray, n_eras: int) -> None:
