@@ -98,7 +98,7 @@ def final_scores(
         row[kind] = value if value is None or isfinite(value) else None
         if day > row["day"]:
             row["day"] = day
-        row["resolved"] = bool(resolved)
+        row["resolved"] = row.get("resolved", False) or bool(resolved)  # any row, whatever the row order
     return out
 
 
