@@ -121,3 +121,43 @@ def test_api_host_that_does_not_resolve_says_so(
     code, _, err = cli("stake", "show")
     _one_clear_line(code, err, "cannot resolve the host of http://numerflow-qa.invalid/", "numerai.api_url")
     assert "HTTPConnectionPool" not in err
+
+
+def test_sim_serve_with_a_bad_state_or_data_folder_leaves_no_state(
+    project_dir: Path, synthetic_dir: Path, cli
+) -> None:
+    state = project_dir / "simstate"
+    not_a_folder = synthetic_dir / "train.parquet"
+    code, _, err = cli("sim", "serve", "--port", "0", "--state", str(state), "--data", str(not_a_folder))
+    _one_clear_line(code, err, "train.parquet", "not a dataset folder", "numerflow data synth")
+    assert not state.exists()  # a later start with a good --data is not stuck with this one
+
+    code, _, err = cli("sim", "serve", "--port", "0", "--state", "/proc/numerflow-qa/sim")
+    _one_clear_line(code, err, "/proc/numerflow-qa", "cannot create this folder")
+
+    code, _, err = cli("sim", "serve", "--port", "0", "--state", str(not_a_folder))
+    _one_clear_line(code, err, "train.parquet", "is a file, not a folder")
+
+
+@pytest.mark.parametrize("days", ["nan", "inf", "1e9"])
+def test_sim_advance_by_an_impossible_number_of_days(project_dir: Path, cli, days: str) -> None:
+    code, _, err = cli("sim", "advance", days, "--url", "http://127.0.0.1:1/")
+    _one_clear_line(code, err, "cannot advance by", "only moves forward, 0 to 3650 days")
+
+
+def test_simulator_api_refuses_to_advance_by_a_billion_days(tmp_path: Path, synthetic_dir: Path) -> None:
+    from numerflow.errors import ConfigError
+    from numerflow.simulator.engine import TournamentEngine
+
+    engine = TournamentEngine(tmp_path / "state", data_dir=synthetic_dir, auto_rounds=False)
+    try:
+        before = engine.status()
+        with pytest.raises(ConfigError, match="only moves forward, 0 to 3650 days"):
+            engine.advance(1e9)
+        with pytest.raises(ConfigError, match="only moves forward, 0 to 3650 days"):
+            engine.advance(float("nan"))
+        after = engine.status()
+        assert (after["rounds"], after["latest_round"]) == (before["rounds"], before["latest_round"])
+        assert after["sim_time"][:10] == before["sim_time"][:10]  # the clock did not jump
+    finally:
+        engine.close()

@@ -231,8 +231,8 @@ def advance(
 ) -> None:
     """Move the simulator's clock (rounds open, close, score and resolve on the way)."""
     target = url or _default_url(ctx)
-    if days < 0:
-        raise NumerflowError(f"cannot advance by {days} days; the clock only moves forward")
+    if not 0 <= days <= 3650:  # NaN fails this too; the simulator refuses the same
+        raise NumerflowError(f"cannot advance by {days} days; the clock only moves forward, 0 to 3650 days")
     if open_round:
         result = _admin(target, "open_round", {})
     elif close_round:

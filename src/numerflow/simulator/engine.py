@@ -38,6 +38,7 @@ from numerflow.errors import (
     ConfigError,
     NotFoundError,
 )
+from numerflow.fileio import ensure_dir
 from numerflow.simulator import state as db
 from numerflow.simulator.clock import DAY, SimClock, close_time_for, next_open_time, score_times
 from numerflow.simulator.common import (
@@ -70,6 +71,7 @@ from numerflow.simulator.submissions import SubmissionsMixin
 from numerflow.simulator.validation import validate_predictions
 
 log = logging.getLogger(__name__)
+MAX_ADVANCE_DAYS = 3650  # ten years of rounds in one call; more would hold the simulator for hours
 
 
 class TournamentEngine(DatasetsMixin, SubmissionsMixin, PerformanceMixin, StakesMixin):
@@ -100,8 +102,9 @@ class TournamentEngine(DatasetsMixin, SubmissionsMixin, PerformanceMixin, Stakes
             raise ConfigError(f"clock speed must be > 0 (got {clock_speed})")
         if round_window_hours <= 0:
             raise ConfigError(f"round window must be > 0 hours (got {round_window_hours})")
-        self.state_dir = Path(state_dir).resolve()
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        if data_dir is not None and not Path(data_dir).is_dir():
+            raise ConfigError(f"{data_dir}: not a dataset folder; make one with 'numerflow data synth --out'")
+        self.state_dir = ensure_dir(Path(state_dir).resolve())
         self._lock = threading.RLock()
         self._db = db.open_state(self.state_dir)
         self.faults = faults or FaultConfig()
@@ -412,8 +415,10 @@ class TournamentEngine(DatasetsMixin, SubmissionsMixin, PerformanceMixin, Stakes
 
     def advance(self, days: float) -> dict[str, Any]:
         """Move the clock ``days`` forward, processing every open, close, score and resolve on the way."""
-        if days < 0:
-            raise ConfigError(f"cannot advance by {days} days: the clock only moves forward")
+        if not 0 <= days <= MAX_ADVANCE_DAYS:  # NaN fails this too
+            raise ConfigError(
+                f"cannot advance by {days} days: the clock only moves forward, 0 to {MAX_ADVANCE_DAYS} days"
+            )
         with self._lock:
             self.sync()
             target = self.clock.now() + days * DAY
