@@ -102,7 +102,9 @@ def run_demo(options: DemoOptions) -> Iterator[tuple[str, dict[str, Any]]]:
                 f"{workdir}: exists and was not made by 'numerflow demo'; pass another --dir or remove it"
             )
         shutil.rmtree(workdir)
-    workdir.mkdir(parents=True)
+    from numerflow.fileio import ensure_dir
+
+    ensure_dir(workdir)
     (workdir / ".numerflow-demo").write_text("made by numerflow demo; safe to delete\n")
 
     with start_simulator(

@@ -161,3 +161,8 @@ def test_simulator_api_refuses_to_advance_by_a_billion_days(tmp_path: Path, synt
         assert after["sim_time"][:10] == before["sim_time"][:10]  # the clock did not jump
     finally:
         engine.close()
+
+
+def test_demo_in_a_folder_that_cannot_be_made(project_dir: Path, cli) -> None:
+    code, _, err = cli("demo", "--dir", "/proc/numerflow-qa/demo")
+    _one_clear_line(code, err, "/proc/numerflow-qa", "cannot create this folder")
