@@ -166,3 +166,20 @@ def test_simulator_api_refuses_to_advance_by_a_billion_days(tmp_path: Path, synt
 def test_demo_in_a_folder_that_cannot_be_made(project_dir: Path, cli) -> None:
     code, _, err = cli("demo", "--dir", "/proc/numerflow-qa/demo")
     _one_clear_line(code, err, "/proc/numerflow-qa", "cannot create this folder")
+
+
+def test_serve_on_a_port_or_host_it_cannot_listen_on(project: Path, cli) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, _, err = cli("serve", "--host", "127.0.0.1", "--port", str(port))
+        _one_clear_line(code, err, f"cannot listen on 127.0.0.1:{port}", "Address already in use")
+
+    code, _, err = cli("serve", "--host", "numerflow-qa.invalid", "--port", "0")
+    _one_clear_line(code, err, "cannot listen on numerflow-qa.invalid:0")
+
+    code, _, err = cli("serve", "--port", "99999")
+    assert code == 2 and "Traceback" not in err and "65535" in err

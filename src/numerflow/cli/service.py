@@ -18,7 +18,7 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         host: str | None = typer.Option(None, "--host", help="Address to listen on (default: service.host)."),
         port: int | None = typer.Option(
-            None, "--port", help="Port (default: service.port; 0 picks a free one)."
+            None, "--port", min=0, max=65535, help="Port (default: service.port; 0 picks a free one)."
         ),
     ) -> None:
         """Run the REST API, WebSocket events, jobs, scheduler and dashboard."""
@@ -34,6 +34,7 @@ def register(app: typer.Typer) -> None:
         app = create_app(settings)
         bind_host = host or settings.service.host
         bind_port = settings.service.port if port is None else port
+        _check_can_listen(bind_host, bind_port)
         url = f"http://{bind_host}:{bind_port}"
         console.print(
             f"numerflow service on {url}/ (dashboard), API schema {url}/api/openapi.json; Ctrl-C stops it"
@@ -124,3 +125,19 @@ def register(app: typer.Typer) -> None:
 
         info = revoke_token(state(ctx).engine, token)
         console.print(f"revoked token {info.id} ({info.name!r})")
+
+
+def _check_can_listen(host: str, port: int) -> None:
+    """Fail with one line before starting anything when ``host:port`` cannot be listened on."""
+    import socket
+
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+    except (OSError, OverflowError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise ConfigError(
+            f"cannot listen on {host}:{port} ({reason}); pick another --host/--port or service.host/port"
+        ) from None
