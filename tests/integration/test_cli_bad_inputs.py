@@ -183,3 +183,21 @@ def test_serve_on_a_port_or_host_it_cannot_listen_on(project: Path, cli) -> None
 
     code, _, err = cli("serve", "--port", "99999")
     assert code == 2 and "Traceback" not in err and "65535" in err
+
+
+def test_cv_with_zero_folds_says_folds_not_embargo(project: Path, cli) -> None:
+    code, _, err = cli("cv", "ridge", "--folds", "0")
+    _one_clear_line(code, err, "cv.folds must be at least 2 (got 0)")
+
+
+@pytest.mark.parametrize("timeout", ["nan", "-1", "inf"])
+def test_tune_with_a_timeout_that_is_not_a_time(project: Path, cli, timeout: str) -> None:
+    code, _, err = cli("tune", "ridge", "-n", "1", "--timeout", timeout)
+    _one_clear_line(code, err, "tune timeout must be a number of seconds above 0")
+
+
+def test_tune_whose_trials_fail_shows_the_reason_without_a_traceback(project: Path, cli) -> None:
+    with (project / "numerflow.toml").open("a") as fh:
+        fh.write("cv = { embargo_eras = 1000 }\n")
+    code, _, err = cli("tune", "ridge", "-n", "1")
+    _one_clear_line(code, err, "no training eras left after an embargo of 1000 eras")

@@ -546,7 +546,7 @@ def cross_validate_model(
     cv = spec.cv
     splitter = EraSplitter(
         scheme=scheme or cv.scheme,  # type: ignore[arg-type]
-        n_splits=folds or cv.folds,
+        n_splits=cv.folds if folds is None else folds,
         embargo_eras=embargo_eras if embargo_eras is not None else cv.embargo_eras,
         target_horizon=targets,
     )

@@ -148,7 +148,10 @@ def tune_model(
     hashes = files.hashes(files.need(files.train), files.features_json)
     fp = fingerprint(settings, name, hashes)
     study_name = f"numerflow.{name}.{objective}.{fp[:12]}"
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if timeout_s is not None and not 0 < timeout_s < math.inf:  # NaN fails this too
+        raise ConfigError(f"tune timeout must be a number of seconds above 0 (got {timeout_s})")
+    # ERROR: a failing trial's warning carries a traceback; the error itself is raised to the caller
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     storage = optuna.storages.RDBStorage(optuna_url(engine))
     study = optuna.create_study(
         study_name=study_name,
