@@ -201,3 +201,20 @@ def test_tune_whose_trials_fail_shows_the_reason_without_a_traceback(project: Pa
         fh.write("cv = { embargo_eras = 1000 }\n")
     code, _, err = cli("tune", "ridge", "-n", "1")
     _one_clear_line(code, err, "no training eras left after an embargo of 1000 eras")
+
+
+def test_promote_refuses_a_version_whose_files_are_gone_or_changed(trained: Path, cli) -> None:
+    import shutil
+
+    code, _, err = cli("train", "ridge")
+    assert code == 0, err
+    code, _, err = cli("models", "promote", "ridge@2")
+    assert code == 0, err
+    (trained / "artifacts" / "ridge" / "1" / "manifest.json").write_text("{}")
+    code, _, err = cli("models", "promote", "ridge@1")
+    _one_clear_line(code, err, "manifest.json", "does not match")
+    shutil.rmtree(trained / "artifacts" / "ridge" / "1")
+    code, _, err = cli("models", "promote", "ridge@1")
+    _one_clear_line(code, err, "ridge@1 not found")
+    code, out, _ = cli("models", "show", "ridge@2")
+    assert code == 0 and "stage=champion" in out  # the good champion kept its stage

@@ -281,6 +281,10 @@ def register(app: typer.Typer) -> None:
         name, version = parse_ref(ref)
         if version is None:
             raise NotFoundError(f"give the version to promote, e.g. {name}@2")
+        from numerflow.modeling.predict import load_version
+
+        # never deploy a version whose files are gone or changed: the round would fail later
+        load_version(state(ctx).settings, state(ctx).engine, f"{name}@{version}")
         info = promote(state(ctx).engine, name, version, stage)
         console.print(f"{info.ref} is now the {stage} of {name}")
 
