@@ -96,6 +96,10 @@ def test_model_page_draws_its_charts_offline(page: Any, dashboard: tuple[str, An
     scored = [p for p in performance_table(_engine(seeded), "sim_model_1") if p.corr is not None]
     assert page.locator("#chart-rounds g.trace.bars").count() == 3  # CORR, MMC, BMC
     assert page.locator("#chart-rounds g.trace.bars").first.locator("g.point").count() == len(scored)
+    # round axes are labelled with whole round numbers, never "1,000.5"
+    for chart in ("chart-rounds", "chart-cumulative", "chart-h2h"):
+        ticks = page.locator(f"#{chart} .xtick text").all_text_contents()
+        assert ticks and all(t.isdigit() for t in ticks), (chart, ticks)
     champion = registry.champion(_engine(seeded), "ridge_a")
     assert champion is not None
     report = page.locator("#validation-report")

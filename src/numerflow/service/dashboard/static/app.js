@@ -245,6 +245,8 @@
       xaxis: { gridcolor: "#eee" }, yaxis: { gridcolor: "#eee", zerolinecolor: "#999" },
     }, extra || {});
     const cfg = { displayModeBar: false, responsive: true, staticPlot: false };
+    // round numbers are labels, not quantities: a categorical axis never shows ticks like "1,000.5"
+    const roundAxis = { type: "category", categoryorder: "category ascending", title: { text: "round" }, gridcolor: "#eee" };
     const rounds = data.champion.rounds;
     const x = rounds.map((r) => r.round);
     const series = (key) => rounds.map((r) => r[key]);
@@ -253,11 +255,11 @@
     if (rounds.length) {
       Plotly.newPlot("chart-rounds", ["corr", "mmc", "bmc"].map((k, i) => ({
         type: "bar", name: k.toUpperCase(), x, y: series(k), marker: { color: ["#2f6feb", "#bf8700", "#8250df"][i] },
-      })), layout({ barmode: "group" }), cfg);
+      })), layout({ barmode: "group", xaxis: roundAxis }), cfg);
       Plotly.newPlot("chart-cumulative", [
         { type: "scatter", mode: "lines+markers", name: "CORR", x, y: cum(series("corr")), line: { color: "#2f6feb" } },
         { type: "scatter", mode: "lines+markers", name: "MMC", x, y: cum(series("mmc")), line: { color: "#bf8700" } },
-      ], layout(), cfg);
+      ], layout({ xaxis: roundAxis }), cfg);
     } else {
       none("#chart-rounds", "No round scores yet.");
       none("#chart-cumulative", "No round scores yet.");
@@ -274,7 +276,7 @@
         const rs = data[side].rounds;
         return { type: "scatter", mode: "lines+markers", name: `${side} (${data[side].slot})`, x: rs.map((r) => r.round), y: cum(rs.map((r) => r.corr)), line: { color } };
       };
-      Plotly.newPlot("chart-h2h", [line("champion", "#2f6feb"), line("challenger", "#cf222e")], layout({ height: 220 }), cfg);
+      Plotly.newPlot("chart-h2h", [line("champion", "#2f6feb"), line("challenger", "#cf222e")], layout({ height: 220, xaxis: roundAxis }), cfg);
     }
     document.body.dataset.charts = "drawn";
   }
