@@ -82,9 +82,11 @@ max_stake_change_nmr = 10.0
 class DemoOptions:
     workdir: Path
     seed: int = 0
-    n_eras: int = 120
-    rows_per_era: int = 400
-    n_features: int = 60
+    # eras of a few thousand rows and few features: the realistic synthetic signal (CORR ~0.03, sharpe ~1)
+    # is visible in the validation report and in the round's scores, and the demo stays at 2-3 minutes
+    n_eras: int = 80
+    rows_per_era: int = 2000
+    n_features: int = 24
 
 
 def run_demo(options: DemoOptions) -> Iterator[tuple[str, dict[str, Any]]]:
