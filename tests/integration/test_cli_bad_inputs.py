@@ -218,3 +218,26 @@ def test_promote_refuses_a_version_whose_files_are_gone_or_changed(trained: Path
     _one_clear_line(code, err, "ridge@1 not found")
     code, out, _ = cli("models", "show", "ridge@2")
     assert code == 0 and "stage=champion" in out  # the good champion kept its stage
+
+
+def test_synth_far_bigger_than_memory_is_refused_up_front(project_dir: Path, cli) -> None:
+    out = project_dir / "huge"
+    code, _, err = cli(
+        "data", "synth", "--out", str(out), "--eras", "1000000000", "--rows-per-era", "1000000"
+    )
+    _one_clear_line(code, err, "GiB as int8, more than this machine's", "use fewer eras, rows or features")
+    assert not out.exists()
+
+
+def test_sim_first_start_that_fails_does_not_pin_its_settings(tmp_path: Path) -> None:
+    from numerflow.errors import DataError
+    from numerflow.simulator.engine import TournamentEngine
+
+    state = tmp_path / "state"
+    with pytest.raises(DataError, match="more than this machine's"):
+        TournamentEngine(state, rows_per_era=100_000_000, n_eras=100_000, auto_rounds=False)
+    engine = TournamentEngine(state, rows_per_era=20, n_eras=8, n_features=5, auto_rounds=False)
+    try:
+        assert (engine.rows_per_era, engine.n_eras, engine.n_features) == (20, 8, 5)
+    finally:
+        engine.close()

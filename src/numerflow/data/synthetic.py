@@ -40,6 +40,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import zlib
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -561,6 +562,14 @@ def _str_array(value: str, n: int) -> pa.Array:
     return pa.array(np.full(n, value, dtype=object), type=pa.string())
 
 
+def _physical_memory() -> int:
+    """Bytes of RAM on this machine (0 when the OS does not say)."""
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return 0
+
+
 def generate_dataset(
     out_dir: Path | str,
     *,
@@ -599,6 +608,14 @@ def generate_dataset(
     if not (math.isfinite(signal) and signal >= 0):
         raise DataError(
             f"synthetic data needs signal >= 0 (got signal={signal}); the default is {DEFAULT_SIGNAL}"
+        )
+    matrix_bytes = (n_eras + 1) * rows_per_era * n_features  # int8, as numerflow loads it
+    memory = _physical_memory()
+    if memory and matrix_bytes > memory:
+        raise DataError(
+            f"synthetic data of {n_eras} eras x {rows_per_era} rows x {n_features} features is "
+            f"{matrix_bytes / 2**30:,.1f} GiB as int8, more than this machine's {memory / 2**30:,.1f} GiB "
+            "of memory; use fewer eras, rows or features"
         )
     out = Path(out_dir)
     ensure_dir(out)

@@ -115,6 +115,7 @@ class TournamentEngine(DatasetsMixin, SubmissionsMixin, PerformanceMixin, Stakes
         self.first_round = first_round
         with self._db.begin() as conn:
             saved = self._meta_get(conn, "settings")
+            first_start = saved is None
             if saved is None:
                 saved = {
                     "seed": seed,
@@ -138,7 +139,14 @@ class TournamentEngine(DatasetsMixin, SubmissionsMixin, PerformanceMixin, Stakes
         self.payout = PayoutConfig(**saved["payout"])
         self.data_dir = Path(saved["data_dir"]) if saved["data_dir"] else self.state_dir / "data" / "v5.3"
         self._world: Any = None
-        self._ensure_data()
+        try:
+            self._ensure_data()
+        except BaseException:
+            if first_start:  # forget settings that never made a world, so the next start can fix them
+                with self._db.begin() as conn:
+                    conn.execute(delete(db.meta).where(db.meta.c.key == "settings"))
+            self._db.dispose()
+            raise
         with self._db.begin() as conn:
             started = self._meta_get(conn, "sim_now")
             self.clock = SimClock(float(started) if started is not None else time.time(), clock_speed)
