@@ -241,3 +241,18 @@ def test_sim_first_start_that_fails_does_not_pin_its_settings(tmp_path: Path) ->
         assert (engine.rows_per_era, engine.n_eras, engine.n_features) == (20, 8, 5)
     finally:
         engine.close()
+
+
+def test_data_list_remote_of_a_version_the_server_lacks(
+    project_dir: Path, synthetic_dir: Path, cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from numerflow.simulator.server import start_simulator
+
+    with start_simulator(
+        project_dir / "sim", data_dir=synthetic_dir, rows_per_era=200, n_features=40, n_eras=60
+    ) as sim:
+        (project_dir / "numerflow.toml").write_text(
+            f'[numerai]\napi_url = "{sim.url}"\nretries = 1\nbackoff_s = 0.0\n'
+        )
+        code, _, err = cli("data", "list", "--remote", "--version", "v99")
+        _one_clear_line(code, err, "data version 'v99' is not offered by the server", "v5.3")

@@ -195,6 +195,13 @@ def register(app: typer.Typer) -> None:
             from numerflow.tournament.client import NumeraiClient
 
             offered = available_datasets(NumeraiClient.from_settings(st.settings))
+            if version is not None and version not in offered:
+                from numerflow.errors import NotFoundError
+
+                raise NotFoundError(
+                    f"data version '{version}' is not offered by the server "
+                    f"(it has: {', '.join(offered) or 'none'}); pass one of those to --version"
+                )
             for v, names in offered.items():
                 if version is None or v == version:
                     console.print(f"[bold]{v}[/]: {', '.join(names)}")
@@ -203,8 +210,9 @@ def register(app: typer.Typer) -> None:
 
         rows = list_local(st.engine, version)
         if not rows:
+            which = f" of version {version}" if version else ""
             console.print(
-                f"no downloaded files in {st.settings.data_dir}; run [bold]numerflow data download[/]"
+                f"no downloaded files{which} in {st.settings.data_dir}; run [bold]numerflow data download[/]"
             )
             return
         table = Table(title=f"downloaded data in {st.settings.data_dir}", title_justify="left")
