@@ -256,3 +256,19 @@ def test_data_list_remote_of_a_version_the_server_lacks(
         )
         code, _, err = cli("data", "list", "--remote", "--version", "v99")
         _one_clear_line(code, err, "data version 'v99' is not offered by the server", "v5.3")
+
+
+def test_report_on_a_predictions_file_with_a_word_or_no_rows(trained: Path, cli) -> None:
+    code, _, err = cli("predict", "ridge", "--data", "validation", "-o", "v.csv")
+    assert code == 0, err
+    lines = (trained / "v.csv").read_text().splitlines()
+    first_id = lines[1].split(",")[0]
+    lines[1] = f"{first_id},abc"
+    (trained / "word.csv").write_text("\n".join(lines) + "\n")
+    code, _, err = cli("report", "word.csv", "--features", "none", "-o", "r.html")
+    _one_clear_line(code, err, "word.csv", "'abc'", first_id, "not a number")
+
+    (trained / "empty.csv").write_text("id,prediction\n")
+    code, _, err = cli("report", "empty.csv", "--features", "none", "-o", "r.html")
+    _one_clear_line(code, err, "empty.csv", "no rows after the header")
+    assert not (trained / "r.html").exists()

@@ -92,6 +92,17 @@ def files_beside(data: Path) -> tuple[Path | None, Path | None]:
 
 def prediction_columns(frame: pd.DataFrame, source: str) -> list[str]:
     cols = [c for c in frame.columns if c not in _NON_PREDICTION and pd.api.types.is_numeric_dtype(frame[c])]
+    if not cols and len(frame) == 0:
+        raise DataError(f"{source}: has no rows after the header; write one prediction per id")
+    candidates = [c for c in frame.columns if c not in _NON_PREDICTION]
+    if not cols and candidates:
+        column = frame[candidates[0]]
+        bad = column[pd.to_numeric(column, errors="coerce").isna() & column.notna()]
+        if len(bad):
+            raise DataError(
+                f"{source}: column '{candidates[0]}' holds {str(bad.iloc[0])!r} (id {bad.index[0]}), "
+                "not a number; write every prediction as a number"
+            )
     if not cols:
         raise DataError(
             f"{source}: no numeric prediction column (columns: {', '.join(map(str, frame.columns))})"
