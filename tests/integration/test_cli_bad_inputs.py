@@ -272,3 +272,14 @@ def test_report_on_a_predictions_file_with_a_word_or_no_rows(trained: Path, cli)
     code, _, err = cli("report", "empty.csv", "--features", "none", "-o", "r.html")
     _one_clear_line(code, err, "empty.csv", "no rows after the header")
     assert not (trained / "r.html").exists()
+
+
+def test_predict_live_after_a_download_uses_the_newest_round(trained: Path, cli) -> None:
+    data = trained / "data" / "v5.3"
+    for n in (7, 12):
+        (data / "rounds" / str(n)).mkdir(parents=True)
+    (data / "live.parquet").rename(data / "rounds" / "12" / "live.parquet")
+    (data / "rounds" / "7" / "live.parquet").write_bytes(b"an old, broken round")
+    code, out, err = cli("predict", "ridge", "-o", "p.csv")  # --data live by default
+    assert code == 0, err
+    assert "wrote" in out and len((trained / "p.csv").read_text().splitlines()) > 1

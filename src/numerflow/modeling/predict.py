@@ -47,6 +47,10 @@ def load_version(settings: Settings, engine: Engine, ref: str) -> LoadedModel:
 def data_path(settings: Settings, data: Path | str) -> Path:
     files = data_files(settings)
     if str(data) == "live":
+        if not files.live.is_file():  # `numerflow data download` keeps live files per round
+            rounds = [p for p in (files.folder / "rounds").glob("*/live.parquet") if p.parent.name.isdigit()]
+            if rounds:
+                return max(rounds, key=lambda p: int(p.parent.name))
         return files.need(files.live)
     if str(data) == "validation":
         return files.need(files.validation)
