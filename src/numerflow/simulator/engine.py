@@ -102,7 +102,8 @@ class TournamentEngine(DatasetsMixin, SubmissionsMixin, PerformanceMixin, Stakes
             raise ConfigError(f"clock speed must be > 0 (got {clock_speed})")
         if round_window_hours <= 0:
             raise ConfigError(f"round window must be > 0 hours (got {round_window_hours})")
-        if data_dir is not None and not Path(data_dir).is_dir():
+        if data_dir is not None and Path(data_dir).exists() and not Path(data_dir).is_dir():
+            # a folder that does not exist yet is fine: the simulator generates its data there
             raise ConfigError(f"{data_dir}: not a dataset folder; make one with 'numerflow data synth --out'")
         self.state_dir = ensure_dir(Path(state_dir).resolve())
         self._lock = threading.RLock()
