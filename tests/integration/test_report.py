@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -133,30 +134,38 @@ def test_html_report_renders_its_charts_with_the_network_blocked(
     )
     page_path = write_html_report(scores, tmp_path / "r.html")
     requests: list[str] = []
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=chromium_path,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
-        page = browser.new_page()
-        page.route(
-            "**/*",
-            lambda route: (
-                requests.append(route.request.url),
-                route.continue_() if route.request.url.startswith("file:") else route.abort(),
-            ),
-        )
-        page.goto(page_path.as_uri())
-        page.wait_for_selector("#chart-cumulative .main-svg")
-        n_plots = page.evaluate("document.querySelectorAll('.js-plotly-plot').length")
-        n_traces = page.evaluate("document.getElementById('chart-cumulative').data.length")
-        browser.close()
+
+    def render() -> tuple[int, int]:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(
+                executable_path=chromium_path,
+                args=[
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                ],
+            )
+            page = browser.new_page()
+            page.route(
+                "**/*",
+                lambda route: (
+                    requests.append(route.request.url),
+                    route.continue_() if route.request.url.startswith("file:") else route.abort(),
+                ),
+            )
+            page.goto(page_path.as_uri())
+            page.wait_for_selector("#chart-cumulative .main-svg")
+            n_plots = page.evaluate("document.querySelectorAll('.js-plotly-plot').length")
+            n_traces = page.evaluate("document.getElementById('chart-cumulative').data.length")
+            browser.close()
+        return n_plots, n_traces
+
+    # Playwright's sync API refuses a thread with a running asyncio loop; a fresh thread never has one,
+    # whatever an earlier test on this xdist worker left behind.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        n_plots, n_traces = pool.submit(render).result()
     assert n_plots == 5
     assert n_traces == 4  # CORR and MMC for each of the two columns
     assert all(url.startswith("file:") for url in requests)
