@@ -283,3 +283,23 @@ def test_predict_live_after_a_download_uses_the_newest_round(trained: Path, cli)
     code, out, err = cli("predict", "ridge", "-o", "p.csv")  # --data live by default
     assert code == 0, err
     assert "wrote" in out and len((trained / "p.csv").read_text().splitlines()) > 1
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        ("id,prediction\n", "no rows after the header"),
+        ("id,prediction\na,0.5\nb,1.7\nc,0.2\n", "outside [0, 1]"),
+        ("id,prediction\na,0.5\na,0.6\n", "id a appears 2 times"),
+    ],
+)
+def test_submit_refuses_a_bad_local_file_before_keys_or_network(
+    project: Path, cli, monkeypatch: pytest.MonkeyPatch, content: str, needle: str
+) -> None:
+    monkeypatch.delenv("NUMERAI_PUBLIC_ID", raising=False)
+    monkeypatch.delenv("NUMERAI_SECRET_KEY", raising=False)
+    monkeypatch.setenv("NUMERFLOW_API_URL", "http://numerflow-qa.invalid/")
+    (project / "bad.csv").write_text(content)
+    code, _, err = cli("submit", "some_model", "bad.csv")
+    _one_clear_line(code, err, "bad.csv", needle)
+    assert "key" not in err.lower() and "resolve" not in err

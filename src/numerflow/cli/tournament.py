@@ -160,7 +160,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Validate a predictions file exactly as Numerai would (and stricter), then upload it once."""
         from numerflow.tournament.submit import submit_file
+        from numerflow.tournament.validation import validate_predictions
 
+        validate_predictions(file, None)  # a bad local file is refused before keys or the network
         st = state(ctx)
         check, result = submit_file(
             st.settings, st.engine, _client(ctx), model, file, live_path=live, replace=replace

@@ -44,7 +44,11 @@ def submit_file(
     live_path: Path | None = None,
     replace: bool = False,
 ) -> tuple[PredictionsCheck, UploadResult]:
-    """Refuse a bad file before anything is uploaded; then upload it at most once for this round."""
+    """Refuse a bad file before anything is uploaded; then upload it at most once for this round.
+
+    The file is checked locally first (everything but the live ids), so a bad file is refused before any
+    key is needed or any call is made."""
+    validate_predictions(path, None)
     slot = resolve_slot(settings, model)
     model_id = client.model_id(slot)
     number = client.current_round()

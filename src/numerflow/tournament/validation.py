@@ -104,8 +104,11 @@ def _read_parquet(path: Path) -> pd.DataFrame:
     return frame.astype({"id": str, "prediction": object})
 
 
-def check_predictions(frame: pd.DataFrame, live_ids: Iterable[str], *, where: str) -> PredictionsCheck:
-    """Check parsed ``id``/``prediction`` columns against the round's live ids (see module doc)."""
+def check_predictions(frame: pd.DataFrame, live_ids: Iterable[str] | None, *, where: str) -> PredictionsCheck:
+    """Check parsed ``id``/``prediction`` columns against the round's live ids (see module doc).
+
+    ``live_ids=None`` runs every check that needs no live data (the local check done before any network
+    call); the live-id checks are then skipped."""
     ids = frame["id"].astype(str).str.strip().to_numpy()
     lines = np.arange(len(frame)) + 2  # header is line 1
 
@@ -122,7 +125,7 @@ def check_predictions(frame: pd.DataFrame, live_ids: Iterable[str], *, where: st
             "all; keep one prediction per id"
         )
 
-    live = pd.Index(pd.Series(list(live_ids), dtype=str))
+    live = pd.Index(pd.Series(list(live_ids if live_ids is not None else ids), dtype=str))
     in_live = live.get_indexer(ids) >= 0
     if not in_live.all():
         bad = np.flatnonzero(~in_live)
@@ -180,8 +183,10 @@ def check_predictions(frame: pd.DataFrame, live_ids: Iterable[str], *, where: st
     )
 
 
-def validate_predictions(path: Path | str, live_ids: Iterable[str]) -> PredictionsCheck:
-    """Read ``path`` and run every check; SubmissionError on the first problem."""
+def validate_predictions(path: Path | str, live_ids: Iterable[str] | None) -> PredictionsCheck:
+    """Read ``path`` and run every check; SubmissionError on the first problem.
+
+    ``live_ids=None``: only the checks that need no live data (no network, no keys)."""
     path = Path(path)
     frame = read_predictions(path)
     result = check_predictions(frame, live_ids, where=str(path))
