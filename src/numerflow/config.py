@@ -182,6 +182,8 @@ class Settings(_Section):
 
     # where the settings came from; not a config key
     source: Path | None = Field(None, exclude=True)
+    # "section.key" -> the environment variable that set it (ENV_OVERRIDES); not a config key
+    from_env: dict[str, str] = Field(default_factory=dict, exclude=True)
 
     @model_validator(mode="after")
     def _ensembles_resolve(self) -> Settings:
@@ -301,11 +303,13 @@ def load_settings(path: Path | str | None = None, *, env: dict[str, str] | None 
             raise ConfigError(f"{source}: cannot read config file: {exc}") from None
     where = str(source) if source else "settings"
 
+    from_env: dict[str, str] = {}
     for var, (section, key) in ENV_OVERRIDES.items():
         if env.get(var):
             if not isinstance(raw.get(section, {}), dict):
                 raise ConfigError(f"{where}: [{section}] must be a table")
             raw.setdefault(section, {})[key] = env[var]
+            from_env[f"{section}.{key}"] = var
     numerai = raw.setdefault("numerai", {}) if isinstance(raw.get("numerai", {}), dict) else None
     if numerai is None:
         raise ConfigError(f"{where}: [numerai] must be a table")
@@ -319,8 +323,12 @@ def load_settings(path: Path | str | None = None, *, env: dict[str, str] | None 
     try:
         settings = Settings.model_validate(raw)
     except ValidationError as exc:
+        loc = ".".join(str(p) for p in exc.errors()[0]["loc"][:2])
+        if loc in from_env:  # the bad value came from the environment, not from the file
+            where = f"environment variable {from_env[loc]}"
         raise ConfigError(_format_validation_error(exc, where)) from None
     settings.source = source
+    settings.from_env = from_env
 
     secrets: dict[str, str] = {}
     if settings.numerai.secrets_file is not None:

@@ -303,3 +303,29 @@ def test_submit_refuses_a_bad_local_file_before_keys_or_network(
     code, _, err = cli("submit", "some_model", "bad.csv")
     _one_clear_line(code, err, "bad.csv", needle)
     assert "key" not in err.lower() and "resolve" not in err
+
+
+def test_a_bad_api_url_in_the_environment_names_the_variable_not_the_file(
+    project: Path, cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NUMERFLOW_API_URL", "notaurl")
+    code, _, err = cli("stake", "show")
+    _one_clear_line(code, err, "environment variable NUMERFLOW_API_URL", "must be an http(s) URL", "notaurl")
+    assert "numerflow.toml" not in err
+
+
+@pytest.mark.parametrize(
+    ("data_dir", "needles"),
+    [
+        ("/proc/numerflow-qa/data", ("cannot create the data folder /proc/numerflow-qa/data",)),
+        ("numerflow.toml", ("numerflow.toml is a file, not a folder",)),
+    ],
+)
+def test_a_bad_data_dir_in_the_environment_names_the_variable_not_the_database(
+    project: Path, cli, monkeypatch: pytest.MonkeyPatch, data_dir: str, needles: tuple[str, ...]
+) -> None:
+    monkeypatch.delenv("NUMERFLOW_DATABASE_URL", raising=False)
+    monkeypatch.setenv("NUMERFLOW_DATA_DIR", data_dir)
+    code, _, err = cli("models", "list")
+    _one_clear_line(code, err, "environment variable NUMERFLOW_DATA_DIR", *needles)
+    assert "database url" not in err

@@ -9,7 +9,8 @@ import typer
 from rich.console import Console
 from sqlalchemy.engine import Engine
 
-from numerflow.config import Settings, load_settings
+from numerflow.config import CONFIG_FILENAME, Settings, load_settings
+from numerflow.errors import ConfigError
 
 console = Console()
 err_console = Console(stderr=True)
@@ -30,7 +31,28 @@ class CliState:
     def engine(self) -> Engine:
         from numerflow.store import open_database
 
-        return open_database(self.settings.database_url)
+        settings = self.settings
+        if not settings.database.url:  # the SQLite file lives in the data folder: say so if that is bad
+            _check_data_dir(settings)
+        return open_database(settings.database_url)
+
+
+def _check_data_dir(settings: Settings) -> None:
+    """A data folder that cannot be made is a ConfigError naming where it was set, not a database error."""
+    var = settings.from_env.get("paths.data_dir")
+    where = f"environment variable {var}" if var else f"{settings.source or CONFIG_FILENAME}: paths.data_dir"
+    folder = settings.data_dir
+    if folder.is_dir():
+        return
+    if folder.exists():
+        raise ConfigError(f"{where}: {folder} is a file, not a folder; point it at a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"{where}: cannot create the data folder {folder} ({exc.strerror or exc}); "
+            "point it at a writable folder"
+        ) from None
 
 
 def state(ctx: typer.Context) -> CliState:
