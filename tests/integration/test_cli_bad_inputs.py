@@ -329,3 +329,15 @@ def test_a_bad_data_dir_in_the_environment_names_the_variable_not_the_database(
     code, _, err = cli("models", "list")
     _one_clear_line(code, err, "environment variable NUMERFLOW_DATA_DIR", *needles)
     assert "database url" not in err
+
+
+def test_load_info_era_range_is_compared_as_numbers(project: Path, cli) -> None:
+    train = str(project / "data" / "v5.3" / "train.parquet")
+    code, _, err = cli("data", "load-info", train, "--eras", "9999..10000")
+    _one_clear_line(code, err, "no eras between 9999 and 10000")
+    assert "comes after" not in err
+    code, _, err = cli("data", "load-info", train, "--eras", "10000..9999")
+    _one_clear_line(code, err, "the first era comes after the last")
+    code, out, err = cli("data", "load-info", train, "--eras", "2..5")  # labels are 0001.., not padded here
+    assert code == 0, err
+    assert "4 eras 0002..0005" in out

@@ -214,9 +214,14 @@ def _selected_eras(path: Path, labels: np.ndarray, eras: EraSelection, era_strid
             )
         if isinstance(eras, tuple) and len(eras) == 2:
             first, last = _era_label(eras[0]), _era_label(eras[1])
-            if first > last:
+            numeric = first.isdigit() and last.isdigit()  # "9999".."10000" is a range, not text order
+            if (int(first) > int(last)) if numeric else (first > last):
                 raise DataError(f"era range {first}..{last} is empty: the first era comes after the last")
-            keep = (labels >= first) & (labels <= last)
+            if numeric and len(labels) and all(str(v).isdigit() for v in labels):
+                nums = labels.astype(np.int64)
+                keep = (nums >= int(first)) & (nums <= int(last))
+            else:
+                keep = (labels >= first) & (labels <= last)
             if not keep.any():
                 raise DataError(f"{path}: no eras between {first} and {last} (the file has {span})")
         else:
