@@ -341,3 +341,33 @@ def test_load_info_era_range_is_compared_as_numbers(project: Path, cli) -> None:
     code, out, err = cli("data", "load-info", train, "--eras", "2..5")  # labels are 0001.., not padded here
     assert code == 0, err
     assert "4 eras 0002..0005" in out
+
+
+@pytest.mark.parametrize("args", [("-5",), ("-5", "--yes"), ("--yes", "-0.5")])
+def test_stake_set_to_a_negative_amount_says_stakes_cannot_be_negative(
+    project: Path, cli, monkeypatch: pytest.MonkeyPatch, args: tuple[str, ...]
+) -> None:
+    monkeypatch.delenv("NUMERAI_PUBLIC_ID", raising=False)
+    monkeypatch.delenv("NUMERAI_SECRET_KEY", raising=False)
+    monkeypatch.setenv("NUMERFLOW_API_URL", "http://numerflow-qa.invalid/")
+    code, _, err = cli("stake", "set", "some_model", *args)
+    _one_clear_line(code, err, "is negative", "can't be negative")
+    assert "No such option" not in err and "resolve" not in err  # refused before any call
+
+
+def test_stake_amounts_print_as_plain_decimals(
+    project_dir: Path, synthetic_dir: Path, cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from numerflow.simulator.server import start_simulator
+
+    monkeypatch.setenv("NUMERAI_PUBLIC_ID", "SIMPUBLICID")
+    monkeypatch.setenv("NUMERAI_SECRET_KEY", "SIMSECRETKEY")
+    with start_simulator(
+        project_dir / "sim", data_dir=synthetic_dir, rows_per_era=200, n_features=40, n_eras=60
+    ) as sim:
+        (project_dir / "numerflow.toml").write_text(
+            f'[numerai]\napi_url = "{sim.url}"\nretries = 1\nbackoff_s = 0.0\n'
+        )
+        code, _, err = cli("stake", "set", "sim_model_1", "1e30", "--yes")
+        _one_clear_line(code, err, "1000000000000000000000000000000 NMR")
+        assert "E+" not in err

@@ -233,24 +233,27 @@ def register(app: typer.Typer) -> None:
         views = show_stakes(st.engine, _client(ctx), list(model or []) or None)
         table = Table("numerai model", "stake (NMR)", "changed this round (NMR)")
         for v in views:
-            table.add_row(v.numerai_model, str(v.stake_nmr), str(v.changed_this_round_nmr))
+            table.add_row(v.numerai_model, f"{v.stake_nmr:f}", f"{v.changed_this_round_nmr:f}")
         console.print(table)
         console.print(f"max change per round: {st.settings.tournament.max_stake_change_nmr:g} NMR")
 
-    @stake.command("set")
+    # ignore_unknown_options: "-5" reaches AMOUNT (and is refused as negative) instead of click's
+    # "No such option: -5"
+    @stake.command("set", context_settings={"ignore_unknown_options": True})
     def stake_set(
         ctx: typer.Context,
         model: str = typer.Argument(..., help="Numerai model name."),
-        amount: str = typer.Argument(..., help="New stake in NMR."),
+        amount: str = typer.Argument(..., help="New total stake in NMR (0 or more)."),
         yes: bool = typer.Option(False, "--yes", help="Really change it (without it nothing is sent)."),
     ) -> None:
         """Set a model's stake to AMOUNT NMR, within tournament.max_stake_change_nmr per round."""
         from numerflow.tournament.stakes import parse_amount, set_stake
 
+        value = parse_amount(amount)  # a bad amount is refused before keys or the network
         st = state(ctx)
-        result = set_stake(st.settings, st.engine, _client(ctx), model, parse_amount(amount), confirmed=yes)
+        result = set_stake(st.settings, st.engine, _client(ctx), model, value, confirmed=yes)
         console.print(
-            f"{model}: stake change {result.from_nmr} -> {result.to_nmr} NMR requested in round "
+            f"{model}: stake change {result.from_nmr:f} -> {result.to_nmr:f} NMR requested in round "
             f"{result.round_number} ({result.server_status or 'accepted'})",
             soft_wrap=True,
         )

@@ -48,8 +48,13 @@ def parse_amount(text: str) -> Decimal:
         value = Decimal(str(text))
     except InvalidOperation:
         raise StakeError(f"stake amount {text!r} is not a number; give NMR like 12.5") from None
-    if not value.is_finite() or value < 0:
-        raise StakeError(f"stake amount {text!r} must be a number >= 0")
+    if not value.is_finite():
+        raise StakeError(f"stake amount {text!r} is not a finite number; give NMR like 12.5")
+    if value < 0:
+        raise StakeError(
+            f"stake amount {text!r} is negative; a stake can't be negative: give the new total (0 or more) "
+            "NMR, not a change"
+        )
     return value
 
 
@@ -129,25 +134,26 @@ def set_stake(
     tournament = client.tournament_id
     delta = amount - current
     if delta == 0:
-        raise StakeError(f"{slot}: the stake is already {current} NMR; nothing to change")
+        raise StakeError(f"{slot}: the stake is already {current:f} NMR; nothing to change")
 
     limits = settings.tournament
     used = changed_in_round(engine, tournament, slot, rnd)
     reason = ""
     if not confirmed:
         reason = (
-            f"{slot}: changing the stake from {current} to {amount} NMR needs --yes (nothing was changed)"
+            f"{slot}: changing the stake from {current:f} to {amount:f} NMR needs --yes (nothing was changed)"
         )
     elif limits.max_stake_nmr is not None and amount > Decimal(str(limits.max_stake_nmr)):
         reason = (
-            f"{slot}: {amount} NMR is above tournament.max_stake_nmr = {limits.max_stake_nmr}; "
+            f"{slot}: {amount:f} NMR is above tournament.max_stake_nmr = {limits.max_stake_nmr}; "
             "raise it in numerflow.toml to go higher"
         )
     elif used + abs(delta) > Decimal(str(limits.max_stake_change_nmr)):
         left = max(Decimal(str(limits.max_stake_change_nmr)) - used, Decimal(0))
         reason = (
-            f"{slot}: a change of {abs(delta)} NMR is more than the {left} NMR still allowed in round {rnd} "
-            f"(tournament.max_stake_change_nmr = {limits.max_stake_change_nmr}, {used} NMR already moved)"
+            f"{slot}: a change of {abs(delta):f} NMR is more than the {left:f} NMR still allowed "
+            f"in round {rnd} (tournament.max_stake_change_nmr = {limits.max_stake_change_nmr}, "
+            f"{used:f} NMR already moved)"
         )
     if reason:
         _record(engine, tournament, slot, rnd, current, amount, status="refused", reason=reason)
