@@ -135,20 +135,11 @@ def run_demo(options: DemoOptions) -> Iterator[tuple[str, dict[str, Any]]]:
 
 def _data_steps(settings, engine) -> Iterator[tuple[str, dict[str, Any]]]:
     from numerflow.data.checks import check_dataset
-    from numerflow.data.download import download_files
+    from numerflow.data.download import download_for_project
     from numerflow.tournament.client import NumeraiClient
 
     client = NumeraiClient.from_settings(settings)
-    paths = download_files(
-        client,
-        settings.data_dir,
-        settings.numerai.data_version,
-        DOWNLOAD_FILES,
-        engine=engine,
-        timeout_s=settings.numerai.timeout_s,
-        retries=settings.numerai.retries,
-        backoff_s=settings.numerai.backoff_s,
-    )
+    paths = download_for_project(settings, client, DOWNLOAD_FILES, engine=engine)
     yield "download", {"files": [(p.name, p.stat().st_size) for p in paths]}
     train = settings.data_dir / settings.numerai.data_version / "train.parquet"
     report = check_dataset(train)
@@ -169,7 +160,7 @@ def _model_steps(settings, engine, workdir: Path) -> Iterator[tuple[str, dict[st
         yield "train", {"model": result.version.ref, "seconds": result.duration_s, "scores": result.scores}
 
     cv = cross_validate_model(settings, "lgbm", engine=engine)
-    yield "cv", {"model": "lgbm", "folds": cv.folds, "summary": cv.summary}
+    yield "cv", {"model": "lgbm", "result": cv}
 
     folder = settings.data_dir / settings.numerai.data_version
     validation = folder / "validation.parquet"

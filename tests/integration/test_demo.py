@@ -25,7 +25,7 @@ def test_demo_runs_every_step_once(tmp_path: Path) -> None:
     assert not steps["check"]["report"].errors
 
     assert steps["train"]["model"] == "blend@1"  # the last of lgbm, ridge, blend
-    assert len(steps["cv"]["folds"]) == 5
+    assert len(steps["cv"]["result"].folds) == 5
 
     html = Path(steps["report"]["html"]).read_text()
     assert "Plotly.newPlot" in html

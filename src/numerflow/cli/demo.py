@@ -30,38 +30,24 @@ def _show(step: str, payload: dict[str, Any]) -> None:
             f"{len(report.warnings)} warning(s)"
         )
     elif step == "train":
-        from numerflow.cli.modeling import _scores_table
+        from numerflow.cli.modeling import scores_table
 
-        console.print(
-            _scores_table(
-                f"trained {payload['model']} in {payload['seconds']:.1f}s",
-                [(payload["model"], payload["scores"])],
-            )
-        )
+        model = payload["model"]
+        title = f"trained {model} in {payload['seconds']:.1f}s"
+        console.print(scores_table(title, [(model, payload["scores"])]))
     elif step == "cv":
-        table = Table(*[str(k) for k in payload["folds"][0]], title=f"era CV of {payload['model']}")
-        for fold in payload["folds"]:
-            table.add_row(*[f"{v:.4f}" if isinstance(v, float) else str(v) for v in fold.values()])
-        console.print(table)
+        from numerflow.cli.modeling import cv_table
+
+        console.print(cv_table(payload["model"], payload["result"]))
     elif step == "report":
-        summary = payload["summary"]
-        table = Table("model", "CORR", "sharpe", "MMC", "BMC", "FNC", "max DD", "payout", title="validation")
-        for name, row in summary.iterrows():
-            table.add_row(
-                str(name),
-                *(
-                    f"{row.get(col, float('nan')):+.4f}"
-                    for col in ("corr_mean", "corr_sharpe", "mmc_mean", "bmc_mean", "fnc_mean")
-                ),
-                f"{row.get('corr_max_drawdown', float('nan')):.4f}",
-                f"{100 * row.get('payout_return', float('nan')):+.1f}%",
-            )
-        console.print(table)
+        from numerflow.cli.report import summary_table
+
+        console.print(summary_table(payload["summary"], "validation"))
         console.print(f"HTML report: {payload['html']}")
     elif step == "round":
-        from numerflow.cli.tournament import _print_report
+        from numerflow.cli.tournament import print_round_report
 
-        _print_report(payload["report"])
+        print_round_report(payload["report"])
         again = payload["again"]
         console.print(f"second run of the same round: {again.note or 'submitted again (bug!)'}")
     elif step == "perf":

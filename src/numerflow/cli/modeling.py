@@ -88,7 +88,7 @@ def _bar() -> Iterator[Any]:
         yield update
 
 
-def _scores_table(title: str, rows: list[tuple[str, dict[str, Any]]]) -> Table:
+def scores_table(title: str, rows: list[tuple[str, dict[str, Any]]]) -> Table:
     """Metrics down, models across: stays readable in a narrow terminal."""
     table = _table(title)
     table.add_column("metric", no_wrap=True)
@@ -97,6 +97,48 @@ def _scores_table(title: str, rows: list[tuple[str, dict[str, Any]]]) -> Table:
     for key, label in HEADLINE:
         if any(scores.get(key) is not None for _, scores in rows):
             table.add_row(label, *(_fmt(scores.get(key)) for _, scores in rows))
+    return table
+
+
+def cv_table(name: str, result: Any) -> Table:
+    """Per-fold CORR and sharpe of an era CV, and the out-of-fold line."""
+    table = _table(
+        f"{name}: {result.splitter.scheme} CV, {result.splitter.n_splits} folds, "
+        f"embargo {result.splitter.gap} eras"
+    )
+    for col in (
+        "fold",
+        "train eras",
+        "test eras",
+        "n train",
+        "n test",
+        "CORR",
+        "sharpe",
+        "s",
+    ):
+        table.add_column(col, justify="right", no_wrap=True, min_width=9 if "eras" in col else None)
+    for f in result.folds:
+        table.add_row(
+            str(f["fold"]),
+            f["train_eras"],
+            f["test_eras"],
+            f"{f['n_train']:,}",
+            f"{f['n_test']:,}",
+            _fmt(f["corr_mean"]),
+            _fmt(f["corr_sharpe"]),
+            f"{f['seconds']:.1f}",
+        )
+    s = result.summary
+    table.add_row(
+        "all",
+        "",
+        "",
+        "",
+        f"{int(result.oof.shape[0] - (result.oof != result.oof).sum()):,}",
+        _fmt(s["mean"]),
+        _fmt(s["sharpe"]),
+        "",
+    )
     return table
 
 
@@ -117,7 +159,7 @@ def register(app: typer.Typer) -> None:
             result = train_model(settings, name, engine=engine, progress=update)
         rows = [(m.version.ref + (" (reused)" if m.reused else ""), m.scores) for m in result.members]
         rows.append((result.version.ref, result.scores))
-        console.print(_scores_table("validation scores", rows))
+        console.print(scores_table("validation scores", rows))
         stage = f" ({result.version.stage})" if result.version.stage else ""
         console.print(
             f"saved [bold]{result.version.ref}[/]{stage} in {result.version.path} ({result.duration_s:.1f}s)"
@@ -149,44 +191,9 @@ def register(app: typer.Typer) -> None:
                 folds=folds,
                 embargo_eras=embargo,
             )
-        table = _table(
-            f"{name}: {result.splitter.scheme} CV, {result.splitter.n_splits} folds, "
-            f"embargo {result.splitter.gap} eras"
-        )
-        for col in (
-            "fold",
-            "train eras",
-            "test eras",
-            "n train",
-            "n test",
-            "CORR",
-            "sharpe",
-            "s",
-        ):
-            table.add_column(col, justify="right", no_wrap=True, min_width=9 if "eras" in col else None)
-        for f in result.folds:
-            table.add_row(
-                str(f["fold"]),
-                f["train_eras"],
-                f["test_eras"],
-                f"{f['n_train']:,}",
-                f"{f['n_test']:,}",
-                _fmt(f["corr_mean"]),
-                _fmt(f["corr_sharpe"]),
-                f"{f['seconds']:.1f}",
-            )
-        s = result.summary
-        table.add_row(
-            "all",
-            "",
-            "",
-            "",
-            f"{int(result.oof.shape[0] - (result.oof != result.oof).sum()):,}",
-            _fmt(s["mean"]),
-            _fmt(s["sharpe"]),
-            "",
-        )
+        table = cv_table(name, result)
         console.print(table)
+        s = result.summary
         console.print(
             f"out-of-fold CORR {s['mean']:+.4f}, sharpe {s['sharpe']:+.3f}, max drawdown "
             f"{s['max_drawdown']:.4f} over {int(s['n_eras'])} eras (run {result.run_id})"

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+from rich.table import Table
 
 from numerflow.cli.context import console, state
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 _TABLE = (
     ("CORR", "corr_mean"),
@@ -32,6 +37,18 @@ def _fmt(value: float, key: str) -> str:
     if key == "corr_sharpe":
         return f"{value:.2f}"
     return f"{value:+.4f}" if key.endswith("_mean") else f"{value:.4f}"
+
+
+def summary_table(summary: pd.DataFrame, title: str) -> Table:
+    """The report's numbers: metrics down, prediction columns across."""
+    table = Table(title=title)
+    table.add_column("metric")
+    for name in summary.index:
+        table.add_column(str(name), justify="right")
+    for label, key in _TABLE:
+        if key in summary.columns:
+            table.add_row(label, *[_fmt(float(v), key) for v in summary[key]])
+    return table
 
 
 def register(app: typer.Typer) -> None:
@@ -64,8 +81,6 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(Path("report.html"), "--out", "-o", help="Where to write the HTML report."),
     ) -> None:
         """Score predictions on validation data (CORR, MMC, BMC, FNC, sharpe, drawdown, exposure, payout)."""
-        from rich.table import Table
-
         from numerflow.data.download import local_path
         from numerflow.report import files_beside, score_validation, write_html_report
 
@@ -87,14 +102,7 @@ def register(app: typer.Typer) -> None:
                 features=feature_set,
             )
         summary = scores.summary
-        table = Table(title=f"{predictions.name} on {data.name} ({target})")
-        table.add_column("metric")
-        for name in summary.index:
-            table.add_column(str(name), justify="right")
-        for label, key in _TABLE:
-            if key in summary.columns:
-                table.add_row(label, *[_fmt(float(v), key) for v in summary[key]])
-        console.print(table)
+        console.print(summary_table(summary, f"{predictions.name} on {data.name} ({target})"))
         for note in scores.notes:
             console.print(f"[dim]{note}[/]")
         written = write_html_report(scores, out, title=f"{predictions.name} — validation report")

@@ -23,7 +23,7 @@ def _client(ctx: typer.Context) -> NumeraiClient:
     return NumeraiClient.from_settings(state(ctx).settings)
 
 
-def _print_report(report: RoundReport) -> None:
+def print_round_report(report: RoundReport) -> None:
     from rich.table import Table
 
     if report.round_number is None or not report.outcomes:
@@ -115,7 +115,7 @@ def register(app: typer.Typer) -> None:
 
         st = state(ctx)
         report = run_round(st.settings, st.engine, _client(ctx), live_path=live)
-        _print_report(report)
+        print_round_report(report)
         if report.failed:
             raise typer.Exit(1)
 
@@ -136,7 +136,7 @@ def register(app: typer.Typer) -> None:
             st.engine,
             _client(ctx),
             interval_s=interval,
-            on_report=_print_report,
+            on_report=print_round_report,
             on_error=lambda exc: err_console.print(f"[yellow]round watch:[/] {exc}", highlight=False),
         )
         console.print(f"watching for rounds every {watcher.interval_s:g}s; Ctrl-C stops")
