@@ -368,7 +368,7 @@ algorithm = "lightgbm"         # lightgbm | xgboost | ridge | elasticnet | rando
 params = { n_estimators = 2000, learning_rate = 0.01, max_depth = 5, num_leaves = 31, colsample_bytree = 0.1 }
 features = "small"             # a feature set from features.json, or a list of feature names
 targets = ["target"]           # several targets make a target ensemble
-era_stride = 4                 # train on every 4th era to save memory
+era_stride = 4                 # train on every Nth era to save memory
 # neutralize = { proportion = 0.5, features = "all" }
 # numerai_model = "my_model"   # the Numerai model slot this model submits to
 
