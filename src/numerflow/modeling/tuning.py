@@ -4,9 +4,9 @@ The objective is the out-of-fold validation of :func:`~numerflow.modeling.traini
 ``corr`` (mean per-era CORR), ``sharpe`` (its sharpe) or ``payout`` (the final stake of a simulated
 payout on the per-era CORR alone, since the train eras have no meta model to give MMC). Each trial reports
 the running mean CORR after every fold, so the median pruner stops weak trials early. The study lives in
-the project database (Optuna's own tables; see :func:`optuna_url`), named after the model, the objective and a
-hash of the spec and data, so running ``tune`` again resumes it. The best parameters are trained into a
-new model version.
+the project database (Optuna's own tables; see :func:`~numerflow.store.queries.tuning.optuna_url`), named
+after the model, the objective and a hash of the spec and data, so running ``tune`` again resumes it.
+The best parameters are trained into a new model version.
 
 The search space is a default per algorithm, or the model's ``tune.space``: ``{param = [low, high]}``
 (ints give an integer range, floats a uniform one, a third element ``"log"`` a log scale) or
@@ -20,14 +20,10 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
-
 from numerflow.errors import ConfigError
 from numerflow.modeling import registry
 from numerflow.modeling.specs import data_files, fingerprint
-from numerflow.store import session_scope
-from numerflow.store.base import utcnow
-from numerflow.store.tables.modeling import TuningStudy
+from numerflow.store.queries.tuning import optuna_url, record_study
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -238,27 +234,6 @@ def study_trials(storage: Any, study_name: str) -> list[Any]:
         return []
 
 
-def optuna_url(engine: Engine) -> str:
-    """Where Optuna keeps the studies: the project database, apart from our own Alembic version table.
-
-    Optuna runs its own Alembic with a table also named ``alembic_version``; sharing ours would break both.
-    PostgreSQL: the same database, schema ``optuna``. SQLite: the file ``<db>.optuna`` beside it (SQLite
-    has no schemas).
-    """
-    from sqlalchemy import text
-
-    url = engine.url
-    if url.get_backend_name() == "postgresql":
-        with engine.begin() as conn:
-            conn.execute(text("CREATE SCHEMA IF NOT EXISTS optuna"))
-        return url.update_query_dict({"options": "-csearch_path=optuna"}).render_as_string(
-            hide_password=False
-        )
-    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
-        return url.set(database=f"{url.database}.optuna").render_as_string(hide_password=False)
-    return url.render_as_string(hide_password=False)
-
-
 def _record_study(
     engine: Engine,
     name: str,
@@ -269,13 +244,13 @@ def _record_study(
     best_params: dict[str, Any],
     version: registry.VersionInfo | None,
 ) -> None:
-    with session_scope(engine) as s:
-        row = s.scalars(select(TuningStudy).where(TuningStudy.study_name == study_name)).first()
-        if row is None:
-            row = TuningStudy(model_name=name, study_name=study_name, objective=objective, best_params={})
-            s.add(row)
-        row.n_trials = n_trials
-        row.best_value = best_value
-        row.best_params = registry.jsonable(best_params)
-        row.best_version = None if version is None else version.version
-        row.updated_at = utcnow()
+    record_study(
+        engine,
+        name,
+        study_name,
+        objective,
+        n_trials,
+        best_value,
+        best_params,
+        None if version is None else version.version,
+    )

@@ -1,0 +1,1 @@
+"""Query functions by concern: every SELECT, INSERT, UPDATE and DELETE the rooms need."""
