@@ -212,7 +212,16 @@ def tune_model(
         scores={"best_value": study.best_value, "best_params": best_params, "objective": objective},
         data_hashes=hashes,
     )
-    _record_study(engine, name, study_name, objective, len(states), study.best_value, best_params, version)
+    record_study(
+        engine,
+        name,
+        study_name,
+        objective,
+        len(states),
+        study.best_value,
+        best_params,
+        None if version is None else version.version,
+    )
     return TuneResult(
         study_name,
         objective,
@@ -232,25 +241,3 @@ def study_trials(storage: Any, study_name: str) -> list[Any]:
         return list(optuna.load_study(study_name=study_name, storage=storage).trials)
     except KeyError:
         return []
-
-
-def _record_study(
-    engine: Engine,
-    name: str,
-    study_name: str,
-    objective: str,
-    n_trials: int,
-    best_value: float,
-    best_params: dict[str, Any],
-    version: registry.VersionInfo | None,
-) -> None:
-    record_study(
-        engine,
-        name,
-        study_name,
-        objective,
-        n_trials,
-        best_value,
-        best_params,
-        None if version is None else version.version,
-    )
