@@ -59,7 +59,6 @@ def _cell(text: str, code: bool = False) -> str:
 def render_cli() -> str:
     """docs/cli.md: every command of ``numerflow``, its usage, arguments and options."""
     import typer
-    from typer._click.core import Context
 
     from numerflow.cli.main import app
 
@@ -78,7 +77,7 @@ def render_cli() -> str:
     index: list[str] = []
 
     def walk(command: Any, parent: Any) -> None:
-        ctx = Context(command, info_name=command.name if parent else "numerflow", parent=parent)
+        ctx = command.context_class(command, info_name=command.name if parent else "numerflow", parent=parent)
         path = ctx.command_path
         anchor = path.replace(" ", "-")
         subcommands = command.list_commands(ctx) if hasattr(command, "list_commands") else []

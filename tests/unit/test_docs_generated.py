@@ -57,7 +57,6 @@ def test_generation_is_deterministic(gen_docs: ModuleType) -> None:
 
 def test_every_command_and_option_is_in_the_cli_reference(gen_docs: ModuleType) -> None:
     import typer
-    from typer._click.core import Context
 
     from numerflow.cli.main import app
 
@@ -65,7 +64,7 @@ def test_every_command_and_option_is_in_the_cli_reference(gen_docs: ModuleType) 
     missing = []
 
     def walk(command, parent) -> None:  # type: ignore[no-untyped-def]
-        ctx = Context(command, info_name=command.name if parent else "numerflow", parent=parent)
+        ctx = command.context_class(command, info_name=command.name if parent else "numerflow", parent=parent)
         if f"## {ctx.command_path}\n" not in text:
             missing.append(ctx.command_path)
         for param in command.get_params(ctx):
