@@ -58,7 +58,9 @@ from numerflow.simulator.common import (
 )
 from numerflow.simulator.datasets import DatasetsMixin
 from numerflow.simulator.faults import FaultConfig, FaultDice
+from numerflow.simulator.leaderboard import LeaderboardMixin
 from numerflow.simulator.performance import PerformanceMixin
+from numerflow.simulator.profiles import ProfilesMixin
 from numerflow.simulator.scoring import (
     SCORE_NAMES,
     PayoutConfig,
@@ -74,7 +76,9 @@ log = logging.getLogger(__name__)
 MAX_ADVANCE_DAYS = 3650  # ten years of rounds in one call; more would hold the simulator for hours
 
 
-class TournamentEngine(DatasetsMixin, SubmissionsMixin, PerformanceMixin, StakesMixin):
+class TournamentEngine(
+    DatasetsMixin, SubmissionsMixin, PerformanceMixin, StakesMixin, LeaderboardMixin, ProfilesMixin
+):
     """A simulated Numerai tournament (classic, tournament 8; Signals submissions are accepted unscored)."""
 
     def __init__(

@@ -35,8 +35,9 @@ from graphql import (
 )
 
 from numerflow.errors import NotFoundError, NumerflowError
-from numerflow.simulator.common import NOT_OPEN, dec
+from numerflow.simulator.common import CLASSIC, NOT_OPEN, dec
 from numerflow.simulator.engine import TournamentEngine
+from numerflow.simulator.profiles import compute_choices
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,14 @@ PRIVATE_FIELDS = frozenset(
         "createDiagnostics",
         "v2ChangeStake",
         "releaseStake",
+        "submissionDownloadAuth",
+        "setUserBio",
+        "setUserLink",
+        "setSubmissionWebhook",
+        "computePickleUploadAuth",
+        "computePickleDataVersions",
+        "computePickleDockerImages",
+        "createComputePickleUpload",
     }
 )
 
@@ -430,7 +439,7 @@ class Root:
             "id": m["id"],
             "username": m["name"],
             "startDate": engine.shown(m["inserted_at"]),
-            "bio": None,
+            "bio": engine.profile(m["id"]).get("bio"),
             "nmrStaked": m["stake"],
             "stakeValue": m["stake"] if stake > 0 else None,
             "dailyModelPerformances": lambda _info: engine.reputation(m["id"]),
@@ -588,3 +597,62 @@ class Root:
     ) -> dict[str, Any]:
         ctx: Context = info.context
         return ctx.engine.release_stake(ctx.account(), modelId, amount, bool(drain))
+
+    # ---------------------------------------------------------------- leaderboards, pipeline (public)
+    def v2Leaderboard(self, info: Any, limit: int, offset: int) -> list[dict[str, Any]]:
+        return info.context.engine.leaderboard(limit, offset)
+
+    def accountLeaderboard(
+        self, info: Any, limit: int, offset: int, tournament: int | None = None
+    ) -> list[dict[str, Any]]:
+        if tournament not in (None, CLASSIC):
+            return []  # the simulator's accounts compete in Classic only
+        return info.context.engine.account_leaderboard(limit, offset)
+
+    def pipelineStatus(self, info: Any, tournament: str, date: str | None = None) -> dict[str, Any]:
+        return info.context.engine.pipeline_status(date, tournament)
+
+    # ---------------------------------------------------------------- profile, downloads (private)
+    def setUserBio(self, info: Any, value: str, modelId: str | None = None) -> bool:
+        ctx: Context = info.context
+        return ctx.engine.set_bio(ctx.account(), modelId, value)
+
+    def setUserLink(
+        self, info: Any, linkUrl: str, linkText: str | None = None, modelId: str | None = None
+    ) -> bool:
+        ctx: Context = info.context
+        return ctx.engine.set_link(ctx.account(), modelId, linkText, linkUrl)
+
+    def setSubmissionWebhook(self, info: Any, modelId: str, newSubmissionWebhook: str | None = None) -> str:
+        ctx: Context = info.context
+        return ctx.engine.set_submission_webhook(ctx.account(), modelId, newSubmissionWebhook)
+
+    def submissionDownloadAuth(self, info: Any, id: str | None = None) -> dict[str, str]:
+        ctx: Context = info.context
+        found = ctx.engine.submission_download(ctx.account(), id)
+        return {"filename": found["filename"], "url": ctx.base_url + found["url_path"]}
+
+    # ---------------------------------------------------------------- Model Upload (private)
+    def computePickleUploadAuth(self, info: Any, filename: str, modelId: str | None = None) -> dict[str, str]:
+        return _upload(info, "compute_pickle", filename, modelId)
+
+    def computePickleDataVersions(self, info: Any) -> list[dict[str, str]]:
+        return compute_choices("data")
+
+    def computePickleDockerImages(self, info: Any) -> list[dict[str, str]]:
+        return compute_choices("image")
+
+    def createComputePickleUpload(
+        self,
+        info: Any,
+        filename: str,
+        tournament: int | None = None,
+        modelId: str | None = None,
+        dataVersionId: str | None = None,
+        dockerImageId: str | None = None,
+    ) -> dict[str, Any]:
+        ctx: Context = info.context
+        upload_id = ctx.engine.create_compute_upload(
+            ctx.account(), filename, modelId, dataVersionId, dockerImageId
+        )
+        return {"id": upload_id}
