@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +109,19 @@ def top_level_fields(doc: DocumentNode) -> list[str]:
     return names
 
 
+@lru_cache(maxsize=512)
+def _checked(query: str) -> tuple[DocumentNode | None, list[str], list[str]]:
+    """(document, top-level fields, validation messages) of a query text. Clients send the same few
+    texts over and over (numerapi's are constants), so parsing and validating happen once per text."""
+    sch = schema()
+    try:
+        doc = parse(query)
+    except GraphQLError as exc:
+        return None, [], [exc.message]
+    doc = _fix_variable_types(doc, sch)
+    return doc, top_level_fields(doc), [p.message for p in validate(sch, doc)]
+
+
 def run_query(
     engine: TournamentEngine,
     query: str,
@@ -119,15 +132,9 @@ def run_query(
 ) -> tuple[dict[str, Any], list[str]]:
     """Execute one GraphQL request; returns (response body, top-level field names of the operation)."""
     sch = schema()
-    try:
-        doc = parse(query)
-    except GraphQLError as exc:
-        return {"errors": [{"message": exc.message}], "data": None}, []
-    doc = _fix_variable_types(doc, sch)
-    fields = top_level_fields(doc)
-    problems = validate(sch, doc)
-    if problems:
-        return {"errors": [{"message": p.message} for p in problems], "data": None}, fields
+    doc, fields, problems = _checked(query)
+    if doc is None or problems:
+        return {"errors": [{"message": p} for p in problems], "data": None}, fields
     ctx = Context(engine=engine, authorization=authorization, base_url=base_url)
     if PRIVATE_FIELDS.intersection(fields):
         try:
