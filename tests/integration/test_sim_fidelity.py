@@ -261,3 +261,38 @@ def test_late_uploads_are_scored_never_staked(sim: RunningSimulator, tmp_path: P
     stake_before = Decimal("10")
     assert api.stake_get("sim_model_2") == stake_before  # never paid or burned
     assert all(p["modelName"] != "sim_model_2" for p in api.pending_model_payouts()["actual"])
+
+
+def test_a_crowd_makes_the_field_and_the_meta_model(world: Path, tmp_path: Path, monkeypatch) -> None:
+    """With a crowd, every round has the crowd's submissions, the meta model is their consensus, the
+    user's percentile and rank are among them all, and the crowd takes nothing from the payouts."""
+    from numerflow.simulator.crowd import CROWD_FILE
+
+    for sim in running(tmp_path / "state", world, monkeypatch, crowd=6):
+        api = napi()
+        models = api.get_models()
+        assert sorted(models) == [f"sim_model_{i}" for i in range(1, 6)]  # the crowd is not yours
+        number = api.get_current_round()
+        assert len(sim.engine.all_submissions(number)) == 6
+        _submit_and_score(sim, api, tmp_path, ["sim_model_1"])
+
+        hidden = sim.engine.state_dir / "rounds" / str(number) / "hidden"
+        crowd = pd.read_parquet(hidden / CROWD_FILE)
+        meta = pd.read_parquet(hidden / "targets.parquet")["numerai_meta_model"]
+        assert crowd.shape[1] == 6
+        # the meta model is the crowd's mean, ranked (the saved crowd is float32: allow a near-tie swap)
+        assert crowd.mean(axis=1).rank().corr(meta.rank()) > 0.999
+
+        board = api.get_leaderboard(limit=50)
+        assert {e["username"] for e in board} >= {f"crowd_{j:03d}" for j in range(1, 7)} | {"sim_model_1"}
+        ranked = [e for e in board if e["corr20V2Rep"] is not None]
+        assert len(ranked) == 7 and [e["rank"] for e in ranked] == list(range(1, 8))
+        mine = api.daily_model_performances("sim_model_1")[-1]
+        assert 1 <= mine["corrRank"] <= 7
+        final = api.submission_scores(models["sim_model_1"], display_name="canon_corr", day=20)[0]
+        assert final["percentile"] in {(k - 0.5) / 7 for k in range(1, 8)}  # among the 7 submissions
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            perf = api.round_model_performances_v2(models["sim_model_1"])[0]
+        assert Decimal(perf["atRisk"]) == Decimal("10")  # the crowd's zero stakes change no payout
+        assert all(api.stake_get(f"crowd_{j:03d}") is None for j in range(1, 7))

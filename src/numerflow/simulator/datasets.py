@@ -100,7 +100,10 @@ class DatasetsMixin(EngineBase):
         frame = world.make_era(era_number, n_rows, seed=self.seed * 100_003 + number)
         targets = [c for c in frame.columns if c.startswith("target")]
         hidden = frame[["era", *targets]].copy()
-        hidden["numerai_meta_model"] = world.meta_model(frame).astype(np.float32)
+        meta = world.meta_model(frame)
+        if getattr(self, "crowd", 0) > 0:  # the meta model is the crowd's consensus (crowd.py)
+            meta = self._crowd_hidden(frame, meta, number)  # type: ignore[attr-defined]
+        hidden["numerai_meta_model"] = meta.astype(np.float32)
         bench = world.benchmark(frame).astype(np.float32)
         hidden["benchmark"] = bench
         folder = self._round_dir(number)
