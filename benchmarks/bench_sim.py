@@ -5,12 +5,13 @@ A live era of ROWS rows × FEATURES int8 features (Numerai: ~6,700 × 2,748). Me
 * first start (synthetic data generated) and a restart on the same state;
 * numerapi ``get_current_round`` latency over HTTP (p50 / p95 of N calls), one client and ``--clients``
   concurrent clients (one process each, N calls each);
-* a round with 5 models: live.parquet download, 5 × ``upload_predictions`` (PUT + validation +
+* a round with 5 models (plus ``--crowd`` simulated participants): live.parquet download,
+  5 × ``upload_predictions`` (PUT + validation +
   create_submission), the close (20 days × CORR/MMC/BMC/FNC for the 5 submissions), resolve;
 * the scoring of one day for the 5 submissions with numerai-tools 0.7 (``numerai_corr``,
   ``correlation_contribution`` twice, ``feature_neutral_corr``) vs the simulator's ``score_submissions``.
 
-    .venv/bin/python benchmarks/bench_sim.py [--rows 6700 --features 2748 --calls 200 --clients 16]
+    .venv/bin/python benchmarks/bench_sim.py [--rows 6700 --features 2748 --clients 16 --crowd 100]
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ def main() -> None:
     parser.add_argument("--features", type=int, default=2748)
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--crowd", type=int, default=0, help="simulated participants submitting every round")
     args = parser.parse_args()
 
     import numerapi
@@ -63,7 +65,7 @@ def main() -> None:
 
     rows: list[tuple[str, str]] = []
     base = Path(tempfile.mkdtemp(prefix="bench_sim_"))
-    size = {"rows_per_era": args.rows, "n_features": args.features, "n_eras": 8}
+    size = {"rows_per_era": args.rows, "n_features": args.features, "n_eras": 8, "crowd": args.crowd}
 
     t = time.perf_counter()
     sim = start_simulator(base / "state", **size)
@@ -124,10 +126,24 @@ def main() -> None:
 
         t = time.perf_counter()
         sim.engine.close_round()
-        rows.append(("close: 5 submissions × 20 days × CORR/MMC/BMC/FNC", f"{time.perf_counter() - t:.2f} s"))
+        rows.append(
+            (
+                f"close: {5 + args.crowd} submissions (5 + crowd {args.crowd}) × 20 days × CORR/MMC/BMC/FNC",
+                f"{time.perf_counter() - t:.2f} s",
+            )
+        )
         t = time.perf_counter()
         sim.engine.resolve_all()
         rows.append(("resolve (payouts into stakes)", f"{time.perf_counter() - t:.2f} s"))
+        t = time.perf_counter()
+        board = api.get_leaderboard(limit=50)
+        api.daily_model_performances("sim_model_1")
+        rows.append(
+            (
+                f"get_leaderboard + daily_model_performances ({len(board)} models on the board)",
+                f"{time.perf_counter() - t:.2f} s",
+            )
+        )
         n_scores = len(api.submission_scores(models["sim_model_1"]))
         rows.append(("score rows per model after resolve", str(n_scores)))
 
@@ -177,7 +193,7 @@ def main() -> None:
         print(f"| {name} | {value} |")
     print(
         f"\n```sh\n.venv/bin/python benchmarks/bench_sim.py --rows {args.rows} --features {args.features}"
-        f" --calls {args.calls} --clients {args.clients}\n```"
+        f" --calls {args.calls} --clients {args.clients} --crowd {args.crowd}\n```"
     )
 
 
