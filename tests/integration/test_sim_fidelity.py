@@ -143,6 +143,18 @@ def test_numerai_score_names_leaderboards_reputation_and_ranks(sim: RunningSimul
         perf = api.round_model_performances_v2(models["sim_model_1"])
     day20 = [s for s in perf[0]["submissionScores"] if s["day"] == 20]
     assert {s["displayName"] for s in day20} == set(SHOWN)
+    # the deprecated round_model_performances(username) passes the model's name as its id
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        by_name = api.round_model_performances("sim_model_1")
+
+    def values(rounds: list[dict]) -> list:
+        out = []
+        for r in rounds:
+            out.append((r["roundNumber"], [(s["displayName"], s["value"]) for s in r["submissionScores"]]))
+        return out
+
+    assert values(by_name) == values(perf)
 
     # reputation and ranks: real numbers over the models that were scored, rank 1 = best
     finals = {

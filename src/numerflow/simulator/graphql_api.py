@@ -394,7 +394,14 @@ class Root:
         tournament: int | None = None,
     ) -> list[dict[str, Any]]:
         engine: TournamentEngine = info.context.engine
-        engine.model(modelId)
+        try:
+            modelId = engine.model(modelId)["id"]
+        except NotFoundError:
+            # numerapi's deprecated round_model_performances(username) passes a model name here
+            named = engine.model_by_name(modelId)
+            if named is None:
+                raise
+            modelId = named["id"]
         out = []
         for perf in engine.round_performances(modelId):
             r = perf["round"]
