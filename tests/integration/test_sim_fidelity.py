@@ -308,3 +308,21 @@ def test_a_crowd_makes_the_field_and_the_meta_model(world: Path, tmp_path: Path,
             perf = api.round_model_performances_v2(models["sim_model_1"])[0]
         assert Decimal(perf["atRisk"]) == Decimal("10")  # the crowd's zero stakes change no payout
         assert all(api.stake_get(f"crowd_{j:03d}") is None for j in range(1, 7))
+
+
+def test_staking_v3_describes_rounds_and_refuses_what_needs_a_chain(
+    sim: RunningSimulator, tmp_path: Path
+) -> None:
+    api = napi()
+    config = api.v3_stake_config()
+    assert config["paused"] is True and config["address"] is None
+    number = _submit_and_score(sim, api, tmp_path, ["sim_model_1"])
+    r = api.v3_stake_round(number)
+    assert r["resolved"] is True and r["state"] == "RESOLVED" and r["tournamentId"] == "8"
+    assert Decimal(r["totalStaked"]) == Decimal("10") and r["totalPayout"] is not None
+    assert api.v3_stake_round(r["roundId"])["roundId"] == r["roundId"]
+    sub = api.submission_ids(api.get_models()["sim_model_1"])[0]["id"]
+    with pytest.raises(ValueError, match=r"staking v3 .* is not simulated"):
+        api.v3_stake_auth(sub, "0xabc", max_amount=1)
+    with pytest.raises(ValueError, match=r"staking v3 .* is not simulated"):
+        api.v3_stake_claim(number, api.get_models()["sim_model_1"], "0xabc")

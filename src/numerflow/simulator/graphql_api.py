@@ -34,7 +34,7 @@ from graphql import (
     visit,
 )
 
-from numerflow.errors import NotFoundError, NumerflowError
+from numerflow.errors import ApiError, NotFoundError, NumerflowError
 from numerflow.simulator.common import CLASSIC, NOT_OPEN, dec
 from numerflow.simulator.engine import TournamentEngine
 from numerflow.simulator.profiles import compute_choices
@@ -65,7 +65,15 @@ PRIVATE_FIELDS = frozenset(
         "computePickleDataVersions",
         "computePickleDockerImages",
         "createComputePickleUpload",
+        "v3StakeConfig",
+        "v3StakeRound",
+        "v3StakeAuth",
+        "v3StakeClaim",
     }
+)
+NO_CHAIN = (
+    "staking v3 (on-chain) is not simulated: the simulator has no chain, signatures or claims; "
+    "stake with stake_increase / stake_set / stake_drain"
 )
 
 
@@ -670,3 +678,40 @@ class Root:
             ctx.account(), filename, modelId, dataVersionId, dockerImageId
         )
         return {"id": upload_id}
+
+    # ---------------------------------------------------------------- staking v3 (private)
+    def v3StakeConfig(self, info: Any) -> dict[str, Any]:
+        """No contract: no addresses, and paused (nothing can be staked on chain here)."""
+        keys = ("address", "authorizationSigner", "nmrAddress", "owner", "pendingOwner", "serviceWallet")
+        return {**dict.fromkeys(keys), "paused": True}
+
+    def v3StakeRound(self, info: Any, roundId: str) -> dict[str, Any]:
+        """A round as staking v3 describes it (by its id or its number), from the simulator's books."""
+        engine: TournamentEngine = info.context.engine
+        r = next((x for x in engine.rounds() if roundId in (x["id"], str(x["number"]))), None)
+        if r is None:
+            raise NotFoundError(f"Round {roundId} not found")
+        paid = engine.round_payout_totals(int(r["number"]))
+        return {
+            "roundId": r["id"],
+            "tournamentId": str(r["tournament"]),
+            "openTime": engine.shown(r["open_time"]),
+            "closeTime": engine.shown(r["close_time"]),
+            "resolveTime": engine.shown(r["resolve_time"]),
+            "resolved": bool(r["resolved"]),
+            "state": r["status"],
+            "payoutFactor": r["payout_factor"],
+            "stakeThreshold": str(r["config"]["stake_threshold"]),
+            "stakeCap": None,
+            "totalStaked": r["total_at_risk"],
+            "totalPayout": paid["payout"] if r["resolved"] else None,
+            "remainingPayout": "0" if r["resolved"] else None,  # settled into stakes at resolution
+            "remainingBurn": "0" if r["resolved"] else None,
+            "merkleRoot": None,
+        }
+
+    def v3StakeAuth(self, info: Any, submissionId: str, staker: str, maxAmount: str) -> dict[str, Any]:
+        raise ApiError(NO_CHAIN)
+
+    def v3StakeClaim(self, info: Any, roundId: str, modelId: str, staker: str) -> dict[str, Any]:
+        raise ApiError(NO_CHAIN)

@@ -134,6 +134,16 @@ class LeaderboardMixin(EngineBase):
                         sums[window] += dec(payout or "0")
         return out
 
+    def round_payout_totals(self, number: int) -> dict[str, str]:
+        """NMR paid out (``payout``, net of burns) in a round so far, settled payouts only."""
+        with self._lock, self._db.connect() as conn:
+            amounts = conn.execute(
+                select(db.payouts.c.payout)
+                .where(db.payouts.c.round_number == number)
+                .where(db.payouts.c.settled.is_(True))
+            ).scalars()
+            return {"payout": money(sum((dec(a or "0") for a in amounts), Decimal(0)))}
+
     def _classic_models(self) -> list[dict[str, Any]]:
         q = (
             select(db.models, db.accounts.c.username.label("account"))
