@@ -4,7 +4,8 @@ leaderboards are computed against a field, and the meta model is the crowd's rea
 ``crowd=N`` (an engine setting, kept in the state) adds N accounts ``crowd_001``.. each with one Classic
 model of the same name. Member ``j`` has a seeded skill: its prediction for a row is
 ``a_j·z(final target) + b_j·z(the world's consensus signal) + noise``, ranked into (0, 1), with
-``a_j`` in [0, 0.12] (so its CORR is Numerai-like, a few hundredths) and ``b_j`` in [0.3, 1.0]. The round's
+``a_j`` in [0, 0.03] and ``b_j`` in [0.3, 1.0]: at the default signal a member scores a CORR of about
+0.015-0.05 (mean 0.03) and the meta model about 0.06. The round's
 meta model is the mean of the crowd's ranked predictions, ranked (the crowd carries no stake in the
 simulator: its members' stakes are 0, so payouts and the payout factor are untouched; a stake-weighted
 meta model would weigh them equally anyway).
@@ -45,7 +46,7 @@ def crowd_predictions(
     preds = np.empty((n, n_members), dtype=np.float64)
     for j in range(n_members):
         skill = np.random.default_rng([seed, 53, j])
-        a, b = skill.uniform(0.0, 0.12), skill.uniform(0.3, 1.0)
+        a, b = skill.uniform(0.0, 0.03), skill.uniform(0.3, 1.0)
         noise = np.random.default_rng([seed, 59, number, j]).standard_normal(n)
         preds[:, j] = _rank01(a * zt + b * zc + noise)
     meta = _rank01(preds.mean(axis=1)).astype(np.float64)
