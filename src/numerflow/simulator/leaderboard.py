@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from numerflow.simulator import state as db
 from numerflow.simulator.clock import DAY
@@ -40,6 +40,14 @@ class LeaderboardMixin(EngineBase):
         """Stored score -> reputation (rows: scoring times so far, ascending; columns: model ids)."""
         self.sync()
         now = self.clock.now()
+        with self._lock, self._db.connect() as conn:
+            revealed = conn.execute(
+                select(func.count(), func.max(db.scores.c.score_time)).where(db.scores.c.score_time <= now)
+            ).one()
+        key = (int(revealed[0]), revealed[1])
+        cached = getattr(self, "_reputation_cache", None)
+        if cached is not None and cached[0] == key:
+            return cached[1]  # nothing new revealed since: the same table
         q = (
             select(
                 db.scores.c.model_id,
@@ -73,6 +81,7 @@ class LeaderboardMixin(EngineBase):
             too_old = (times[:, None] - first.to_numpy()[None, :]) > YEAR
             wide = wide.mask(too_old)
             out[stored] = wide.T.groupby(level="model_id").mean().T
+        self._reputation_cache = (key, out)
         return out
 
     @staticmethod
