@@ -3,13 +3,15 @@
 A live era of ROWS rows × FEATURES int8 features (Numerai: ~6,700 × 2,748). Measures, in one run:
 
 * first start (synthetic data generated) and a restart on the same state;
-* numerapi ``get_current_round`` latency over HTTP (p50 / p95 of N calls);
-* a round with 5 models: live.parquet download, 5 × ``upload_predictions`` (PUT + validation +
+* numerapi ``get_current_round`` latency over HTTP (p50 / p95 of N calls), one client and ``--clients``
+  concurrent clients (one process each, N calls each);
+* a round with 5 models (plus ``--crowd`` simulated participants): live.parquet download,
+  5 × ``upload_predictions`` (PUT + validation +
   create_submission), the close (20 days × CORR/MMC/BMC/FNC for the 5 submissions), resolve;
 * the scoring of one day for the 5 submissions with numerai-tools 0.7 (``numerai_corr``,
   ``correlation_contribution`` twice, ``feature_neutral_corr``) vs the simulator's ``score_submissions``.
 
-    .venv/bin/python benchmarks/bench_sim.py [--rows 6700 --features 2748 --calls 200]
+    .venv/bin/python benchmarks/bench_sim.py [--rows 6700 --features 2748 --clients 16 --crowd 100]
 """
 
 from __future__ import annotations
@@ -26,11 +28,33 @@ import numpy as np
 import pandas as pd
 
 
+def _point_at(url: str) -> None:
+    import numerapi.base_api
+
+    numerapi.base_api.API_TOURNAMENT_URL = url
+
+
+def _client(calls: int) -> list[float]:
+    """One numerapi client: ``calls`` sequential get_current_round; their latencies."""
+    import numerapi
+
+    api = numerapi.NumerAPI("SIMPUBLICID", "SIMSECRETKEY", show_progress_bars=False)
+    api.get_current_round()  # warm the connection path before timing
+    out = []
+    for _ in range(calls):
+        t0 = time.perf_counter()
+        api.get_current_round()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=6700)
     parser.add_argument("--features", type=int, default=2748)
     parser.add_argument("--calls", type=int, default=200)
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--crowd", type=int, default=0, help="simulated participants submitting every round")
     args = parser.parse_args()
 
     import numerapi
@@ -41,7 +65,7 @@ def main() -> None:
 
     rows: list[tuple[str, str]] = []
     base = Path(tempfile.mkdtemp(prefix="bench_sim_"))
-    size = {"rows_per_era": args.rows, "n_features": args.features, "n_eras": 8}
+    size = {"rows_per_era": args.rows, "n_features": args.features, "n_eras": 8, "crowd": args.crowd}
 
     t = time.perf_counter()
     sim = start_simulator(base / "state", **size)
@@ -67,6 +91,21 @@ def main() -> None:
             )
         )
 
+        from concurrent.futures import ProcessPoolExecutor
+
+        t = time.perf_counter()
+        # one process per client (as separate scripts would be), so the clients do not share our GIL
+        with ProcessPoolExecutor(args.clients, initializer=_point_at, initargs=(sim.url,)) as pool:
+            all_lat = [x for lats in pool.map(_client, [args.calls] * args.clients) for x in lats]
+        wall = time.perf_counter() - t
+        q = statistics.quantiles(all_lat, n=20)
+        rows.append(
+            (
+                f"numerapi get_current_round, {args.clients} concurrent clients × {args.calls} calls",
+                f"p50 {1000 * q[9]:.1f} ms, p95 {1000 * q[18]:.1f} ms ({len(all_lat) / wall:.0f} calls/s)",
+            )
+        )
+
         t = time.perf_counter()
         live_path = api.download_dataset("v5.3/live.parquet", str(base / "live.parquet"))
         rows.append(
@@ -87,10 +126,24 @@ def main() -> None:
 
         t = time.perf_counter()
         sim.engine.close_round()
-        rows.append(("close: 5 submissions × 20 days × CORR/MMC/BMC/FNC", f"{time.perf_counter() - t:.2f} s"))
+        rows.append(
+            (
+                f"close: {5 + args.crowd} submissions (5 + crowd {args.crowd}) × 20 days × CORR/MMC/BMC/FNC",
+                f"{time.perf_counter() - t:.2f} s",
+            )
+        )
         t = time.perf_counter()
         sim.engine.resolve_all()
         rows.append(("resolve (payouts into stakes)", f"{time.perf_counter() - t:.2f} s"))
+        t = time.perf_counter()
+        board = api.get_leaderboard(limit=50)
+        api.daily_model_performances("sim_model_1")
+        rows.append(
+            (
+                f"get_leaderboard + daily_model_performances ({len(board)} models on the board)",
+                f"{time.perf_counter() - t:.2f} s",
+            )
+        )
         n_scores = len(api.submission_scores(models["sim_model_1"]))
         rows.append(("score rows per model after resolve", str(n_scores)))
 
@@ -140,7 +193,7 @@ def main() -> None:
         print(f"| {name} | {value} |")
     print(
         f"\n```sh\n.venv/bin/python benchmarks/bench_sim.py --rows {args.rows} --features {args.features}"
-        f" --calls {args.calls}\n```"
+        f" --calls {args.calls} --clients {args.clients} --crowd {args.crowd}\n```"
     )
 
 

@@ -62,8 +62,9 @@ def test_lists_and_downloads_datasets(sim: RunningSimulator, world: Path, tmp_pa
     )
     assert Path(pinned).read_bytes() == Path(tmp_path / "live.parquet").read_bytes()
 
-    with pytest.raises(ValueError, match=r"the requested file does not exist: v4\.3/meta_model\.parquet"):
-        api.download_dataset("v4.3/meta_model.parquet", str(tmp_path / "mm.parquet"))
+    # v4.3 serves only its meta model (Numerai's notebooks still download it); nothing else of v4.3
+    with pytest.raises(ValueError, match=r"the requested file does not exist: v4\.3/train\.parquet"):
+        api.download_dataset("v4.3/train.parquet", str(tmp_path / "t.parquet"))
 
 
 SMALL_ERAS = 16

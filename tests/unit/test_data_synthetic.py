@@ -18,6 +18,7 @@ from numerflow.data.synthetic import (
     LEGACY_SIGNAL,
     SPEC_FILENAME,
     TARGET_COLUMNS,
+    SyntheticSpec,
     SyntheticWorld,
     generate_dataset,
 )
@@ -259,3 +260,135 @@ def test_spec_without_signal_rebuilds_the_original_strong_world(tmp_path: Path) 
     assert SyntheticWorld.from_dir(default).spec.signal == DEFAULT_SIGNAL
     new_train = pd.read_parquet(default / "train.parquet")
     assert not new_train["target"].equals(train["target"])
+
+
+V53_SETS = {
+    "small",
+    "medium",
+    "all",
+    "v2_equivalent_features",
+    "v3_equivalent_features",
+    "fncv3_features",
+    "intelligence",
+    "charisma",
+    "strength",
+    "dexterity",
+    "constitution",
+    "wisdom",
+    "agility",
+    "serenity",
+    "sunshine",
+    "rain",
+    "midnight",
+    "faith",
+    "quantum",
+}
+V53_NAMES = [
+    "agnes",
+    "alpha",
+    "bravo",
+    "caroline",
+    "charlie",
+    "claudia",
+    "cyrusd",
+    "delta",
+    "echo",
+    "ender",
+    "jasper",
+    "jeremy",
+    "ralph",
+    "rowan",
+    "sam",
+    "teager2b",
+    "tyler",
+    "victor",
+    "waldo",
+    "xerxes",
+]
+
+
+def test_v53_layout_has_19_sets_and_41_targets(synthetic_dir: Path) -> None:
+    meta = json.loads((synthetic_dir / "features.json").read_text())
+    assert set(meta["feature_sets"]) == V53_SETS
+    assert meta["targets"] == ["target"] + [f"target_{n}_{d}" for n in V53_NAMES for d in (20, 60)]
+    assert len(meta["targets"]) == 41
+    train = pd.read_parquet(synthetic_dir / "train.parquet")
+    assert [c for c in train.columns if c.startswith("target")] == meta["targets"]
+    assert set(np.unique(train["target_teager2b_20"])) == {0.0, 0.25, 0.5, 0.75, 1.0}
+
+
+def test_set_sizes_scale_like_numerais(tmp_path: Path) -> None:
+    """At Numerai's full size the sets have Numerai's sizes; at a smaller size, proportionally smaller."""
+    full = SyntheticWorld(SyntheticSpec(n_features=3555)).features_json()["feature_sets"]
+    sizes = {k: len(v) for k, v in full.items()}
+    assert sizes["small"] == 42 and sizes["medium"] == 780 and sizes["all"] == 3555
+    assert (sizes["rain"], sizes["quantum"], sizes["faith"], sizes["fncv3_features"]) == (666, 807, 372, 400)
+    assert set(full["small"]) <= set(full["medium"]) and not set(full["medium"]) & set(full["quantum"])
+    small = json.loads(
+        (
+            generate_dataset(tmp_path / "s", n_eras=12, rows_per_era=50, n_features=355) / "features.json"
+        ).read_text()
+    )["feature_sets"]
+    assert (len(small["small"]), len(small["medium"]), len(small["quantum"]), len(small["rain"])) == (
+        5,
+        78,
+        81,
+        67,
+    )
+
+
+def test_older_versions_have_their_own_features_and_targets(synthetic_dir: Path) -> None:
+    world = SyntheticWorld.from_dir(synthetic_dir)
+    v52, v50 = world.features_json("v5.2"), world.features_json("v5.0")
+    assert "quantum" not in v52["feature_sets"] and "faith" in v52["feature_sets"]
+    assert "faith" not in v50["feature_sets"]
+    assert len(v50["feature_sets"]["all"]) < len(v52["feature_sets"]["all"]) < len(world.feature_names)
+    assert world.version_features("v5.2") == v52["feature_sets"]["all"]
+    assert len(v52["targets"]) == 41 and len(v50["targets"]) == 37
+    assert "target_ender_20" not in v50["targets"]
+    with pytest.raises(DataError, match=r"no data version 'v9\.9'"):
+        world.version_features("v9.9")
+
+
+def test_targets_are_correlated_like_numerais(realistic: Path) -> None:
+    """Other 20D targets correlate ~0.6-0.8 with ender_20, 60D ones ~0.3-0.5 (Numerai: .66-.80, .36-.46)."""
+    train = pd.read_parquet(realistic / "train.parquet").dropna()
+    c = train[[c for c in train.columns if c.startswith("target_")]].corr()["target_ender_20"]
+    others20 = c[[f"target_{n}_20" for n in V53_NAMES if n != "ender"]]
+    all60 = c[[f"target_{n}_60" for n in V53_NAMES]]
+    assert others20.min() > 0.55 and others20.max() < 0.85, others20.describe()
+    assert all60.min() > 0.2 and all60.max() < 0.6, all60.describe()
+    assert c["target_ender_60"] > all60.drop("target_ender_60").mean()  # same name, overlapping window
+
+
+def test_scripts_picking_rain_and_teager2b_work(synthetic_dir: Path) -> None:
+    from numerflow.data.load import load_dataset
+
+    ds = load_dataset(synthetic_dir / "train.parquet", features="rain", targets=["target_teager2b_20"])
+    rain = json.loads((synthetic_dir / "features.json").read_text())["feature_sets"]["rain"]
+    assert ds.feature_names == rain and ds.X.dtype == np.int8
+    assert np.isin(ds.target("target_teager2b_20"), [0, 0.25, 0.5, 0.75, 1]).all()
+
+
+def test_spec_without_layout_rebuilds_the_legacy_three_target_world(tmp_path: Path) -> None:
+    """Folders written before the v5.3 layout keep their 7 targets and 14 sets, and draw the same eras."""
+    from numerflow.data.synthetic import LEGACY_TARGET_COLUMNS
+
+    spec = SyntheticSpec(n_features=12, n_eras=12, rows_per_era=60, layout="legacy")
+    world = SyntheticWorld(spec)
+    assert world.target_columns == LEGACY_TARGET_COLUMNS and len(LEGACY_TARGET_COLUMNS) == 7
+    raw = {k: v for k, v in json.loads(json.dumps(spec.__dict__)).items() if k != "layout"}
+    (tmp_path / SPEC_FILENAME).write_text(json.dumps(raw))
+    loaded = SyntheticWorld.from_dir(tmp_path)
+    assert loaded.spec.layout == "legacy" and len(loaded.features_json()["feature_sets"]) == 14
+    pd.testing.assert_frame_equal(loaded.make_era(5, 60, seed=1), world.make_era(5, 60, seed=1))
+
+
+def test_legacy_world_draws_exactly_what_the_code_before_the_v53_layout_drew() -> None:
+    """The hash was taken with the generator as it was before the v5.3 layout (same spec, era and seed)."""
+    import hashlib
+
+    world = SyntheticWorld(SyntheticSpec(n_features=30, seed=4, aux_nan_eras=6, layout="legacy"))
+    era = world.make_era(5, 80, seed=2)
+    digest = hashlib.sha256(pd.util.hash_pandas_object(era).to_numpy().tobytes()).hexdigest()[:16]
+    assert digest == "7e529ed423161aae"

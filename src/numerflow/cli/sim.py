@@ -132,6 +132,11 @@ def serve(
     fault_create: float = typer.Option(
         0.0, "--fault-create-error", help="Share of create_submission calls recorded, then answered 504."
     ),
+    crowd: int | None = typer.Option(
+        None,
+        "--crowd",
+        help="Simulated participants submitting every round (their mean is the meta model; kept; default 0).",
+    ),
 ) -> None:
     """Serve the simulator in the foreground until Ctrl-C (state is kept in the state folder)."""
     import uvicorn
@@ -175,6 +180,7 @@ def serve(
             "secret_key": secret_key,
             "models": [m.strip() for m in model_names.split(",") if m.strip()] if model_names else None,
         },
+        crowd=crowd,
     )
     bind_host = host or sim.host
     bind_port = sim.port if port is None else port

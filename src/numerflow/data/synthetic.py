@@ -33,6 +33,16 @@ explicitly.
 
 Some features are missing (all 2, as in Numerai's files) in the earliest eras; the auxiliary targets
 (``target_jasper_*``) are NaN in the earliest eras.
+
+The layout is v5.3's: ``features.json`` has the 19 feature sets (small, medium, all, the 8 groups, the
+v2/v3/fncv3 equivalents, sunshine, rain, midnight, faith and quantum) sized like Numerai's in proportion
+(small 42 and medium 780 of 3,555 at full size), and 41 targets (``target`` = ``target_ender_20`` plus 20
+names x 20D/60D). Every named target has its own weights on top of the shared planted signal and shares
+idiosyncratic noise with the others (all targets, its horizon, its name), so 20D targets correlate about
+0.6-0.8 with each other and 20D with 60D about 0.3-0.5, as Numerai's do. :meth:`SyntheticWorld.features_json`
+also describes the older versions (v5.0-v5.2: fewer features, no quantum/faith, no ender/jasper in v5.0/5.1
+whose ``target`` is cyrusd_20). Spec files written before this layout load as ``layout="legacy"`` (3 target
+names, 14 sets) and rebuild the same data.
 """
 
 from __future__ import annotations
@@ -69,11 +79,69 @@ GROUP_NAMES = (
 )
 # relative sizes of the groups in Numerai v5 (they do not cover every feature there; here they do)
 _GROUP_WEIGHTS = np.array([35, 290, 135, 51, 335, 140, 145, 95], dtype=float)
-TARGET_NAMES = ("ender", "cyrusd", "jasper")  # jasper is the auxiliary one, NaN in early eras
-AUX_TARGET_NAMES = ("jasper",)
+# the 20 named targets of v5.2/v5.3, each as _20 and _60 (41 columns with ``target``)
+TARGET_NAMES = (
+    "agnes",
+    "alpha",
+    "bravo",
+    "caroline",
+    "charlie",
+    "claudia",
+    "cyrusd",
+    "delta",
+    "echo",
+    "ender",
+    "jasper",
+    "jeremy",
+    "ralph",
+    "rowan",
+    "sam",
+    "teager2b",
+    "tyler",
+    "victor",
+    "waldo",
+    "xerxes",
+)
+# worlds written before the v5.3 layout (spec without ``layout``) have these three only
+LEGACY_TARGET_NAMES = ("ender", "cyrusd", "jasper")
+AUX_TARGET_NAMES = ("jasper",)  # NaN in the earliest eras
 HORIZONS = {20: 4, 60: 12}  # target days -> eras of overlap
 MAIN_TARGET = "target_ender_20"
-TARGET_COLUMNS = ["target"] + [f"target_{n}_{d}" for n in TARGET_NAMES for d in HORIZONS]
+LAYOUT = "v5.3"  # the layout new worlds are written in
+LEGACY_LAYOUT = "legacy"
+
+
+def target_columns(names: tuple[str, ...] | list[str]) -> list[str]:
+    """``["target", "target_<name>_20", "target_<name>_60", ...]``."""
+    return ["target"] + [f"target_{n}_{d}" for n in names for d in HORIZONS]
+
+
+TARGET_COLUMNS = target_columns(TARGET_NAMES)
+LEGACY_TARGET_COLUMNS = target_columns(LEGACY_TARGET_NAMES)
+
+# Numerai's data versions: features in ``all`` (a prefix of this world's features: each version added
+# features at the end), feature sets it has, targets it lacks and what its ``target`` column is.
+FULL_FEATURES = 3555  # v5.3
+VERSION_FEATURES = {"v5.0": 2376, "v5.1": 2562, "v5.2": 2748, "v5.3": 3555}
+VERSION_TARGET_ALIAS = {
+    "v5.0": "target_cyrusd_20",
+    "v5.1": "target_cyrusd_20",
+    "v5.2": MAIN_TARGET,
+    "v5.3": MAIN_TARGET,
+}
+VERSION_MISSING_TARGETS = {"v5.0": ("ender", "jasper"), "v5.1": ("ender", "jasper")}
+# selection sets at Numerai's full size (small and medium are picked from the v5.2 features)
+_SELECTION_SIZES = {"small": 42, "medium": 780}
+# other sets: (size at full size, version that introduced it); picked among that version's features
+_EXTRA_SETS = {
+    "v2_equivalent_features": (304, "v5.0"),
+    "v3_equivalent_features": (1000, "v5.0"),
+    "fncv3_features": (400, "v5.0"),
+    "sunshine": (325, "v5.0"),
+    "rain": (666, "v5.0"),
+    "midnight": (244, "v5.0"),
+    "faith": (372, "v5.1"),
+}
 BENCHMARK_COLUMNS = ["v53_lgbm_ender20", "v53_lgbm_ender60", "v53_lgbm_cyrusd20"]
 # strength of the planted signal: realistic by default; 1.0 is the original (too easy) world
 DEFAULT_SIGNAL = 0.25
@@ -207,6 +275,7 @@ class SyntheticSpec:
     aux_nan_eras: int = 0  # auxiliary targets are NaN in eras 1..this
     signal: float = DEFAULT_SIGNAL  # scale of the planted signal against the noise (1.0 = the original)
     era_regime: float = DEFAULT_ERA_REGIME  # spread of the per-era multiplier of the planted signal
+    layout: str = LAYOUT  # "v5.3": 41 targets, 19 feature sets; "legacy": 7 targets, 14 sets
 
     @property
     def live_era(self) -> int:
@@ -221,7 +290,13 @@ class SyntheticWorld:
         f = spec.n_features
         rng = np.random.default_rng([spec.seed, 7919, f])
         self.feature_names = feature_names(f)
-        self.target_columns = list(TARGET_COLUMNS)
+        if spec.layout not in (LAYOUT, LEGACY_LAYOUT):
+            raise DataError(
+                f"synthetic spec: unknown layout '{spec.layout}' (known: {LAYOUT}, {LEGACY_LAYOUT})"
+            )
+        self.target_names = TARGET_NAMES if spec.layout == LAYOUT else LEGACY_TARGET_NAMES
+        self.target_columns = target_columns(self.target_names)
+        self._shocks: dict[tuple[str, int], np.ndarray] = {}
         # groups: a random partition of the features, sized like Numerai's
         order = rng.permutation(f)
         props = _GROUP_WEIGHTS / _GROUP_WEIGHTS.sum()
@@ -241,7 +316,7 @@ class SyntheticWorld:
         base[drifting] *= 0.2
         self.base = _unit(base)
         self.name_weights = {
-            name: _unit(rng.standard_normal(f) * (rng.random(f) < 0.3) + 1e-9) for name in TARGET_NAMES
+            name: _unit(rng.standard_normal(f) * (rng.random(f) < 0.3) + 1e-9) for name in self.target_names
         }
         self.drifting = drifting
         self.drift_amp = np.where(drifting, rng.uniform(0.5, 1.0, f), 0.0)
@@ -265,6 +340,7 @@ class SyntheticWorld:
                 # written before the knobs: the original strength, no era regime
                 raw.setdefault("signal", LEGACY_SIGNAL)
                 raw.setdefault("era_regime", LEGACY_ERA_REGIME)
+                raw.setdefault("layout", LEGACY_LAYOUT)  # written before the v5.3 layout: 3 target names
             return cls(SyntheticSpec(**raw))
         except FileNotFoundError:
             raise DataError(
@@ -272,17 +348,31 @@ class SyntheticWorld:
             ) from None
         except (json.JSONDecodeError, TypeError) as exc:
             raise DataError(f"{spec_path}: not a valid synthetic spec ({exc}); regenerate the data") from None
+        except DataError as exc:
+            raise DataError(f"{spec_path}: {exc.message}; regenerate the data") from None
 
     # ----------------------------------------------------------------- planted signal
     def drift(self, era_number: int) -> np.ndarray:
         return self.drift_amp * np.sin(2 * np.pi * era_number / self.drift_period + self.drift_phase)
 
     def _shock(self, name: str, week: int) -> np.ndarray:
-        """The random weight shock of ``week``: shared by every target whose window covers that week."""
+        """The random weight shock of ``week``: shared by every target whose window covers that week.
+
+        Cached: neighbouring eras and both horizons reuse the same weeks (a pure function of the seed)."""
+        cached = self._shocks.get((name, week))
+        if cached is not None:
+            return cached
         f = self.spec.n_features
-        common = np.random.default_rng([self.spec.seed, 31, week]).standard_normal(f)
+        common = self._shocks.get(("", week))
+        if common is None:
+            common = np.random.default_rng([self.spec.seed, 31, week]).standard_normal(f)
         own = np.random.default_rng([self.spec.seed, 37, week, zlib.crc32(name.encode())]).standard_normal(f)
-        return (0.8 * common + 0.6 * own) / math.sqrt(f)
+        out = (0.8 * common + 0.6 * own) / math.sqrt(f)
+        if len(self._shocks) > 2048:
+            self._shocks.clear()
+        self._shocks[("", week)] = common
+        self._shocks[(name, week)] = out
+        return out
 
     def regime(self, era_number: int, horizon: int) -> float:
         """The era's multiplier of the planted signal for a target of ``horizon`` eras (mean 1)."""
@@ -332,25 +422,28 @@ class SyntheticWorld:
         # idiosyncratic noise: shared by all targets, by targets of one horizon, by one name; own
         idio_common = rng.standard_normal(n)
         idio_horizon = {days: rng.standard_normal(n) for days in HORIZONS}
-        out = np.empty((n, len(TARGET_COLUMNS)), dtype=np.float32)
-        keys = [(name, days, horizon) for name in TARGET_NAMES for days, horizon in HORIZONS.items()]
+        columns = self.target_columns
+        out = np.empty((n, len(columns)), dtype=np.float32)
+        keys = [(name, days, horizon) for name in self.target_names for days, horizon in HORIZONS.items()]
         weights = np.stack([self.target_weights(name, h, era_number) for name, _, h in keys], axis=1)
         lins = xs @ weights.astype(np.float32)  # one matrix product for every target
-        for name in TARGET_NAMES:
+        regimes = {h: self.regime(era_number, h) for h in HORIZONS.values()}
+        planted_nl = self.c_nl * nl
+        for k, name in enumerate(self.target_names):
             idio_name = rng.standard_normal(n)
-            for days, horizon in HORIZONS.items():
-                lin = _z(lins[:, keys.index((name, days, horizon))])
+            for j, (days, horizon) in enumerate(HORIZONS.items()):
+                lin = _z(lins[:, 2 * k + j])
                 idio = 0.5 * idio_common + 0.6 * idio_horizon[days] + 0.35 * idio_name
                 idio += 0.3 * rng.standard_normal(n)
-                score = self.c_lin * lin + self.c_nl * nl
+                score = self.c_lin * lin + planted_nl
                 if self.spec.era_regime != 0:
-                    score = self.regime(era_number, horizon) * score
+                    score = regimes[horizon] * score
                 score = score + idio
-                col = TARGET_COLUMNS.index(f"target_{name}_{days}")
+                col = 1 + 2 * k + j
                 out[:, col] = _bin_targets(score)
                 if name in AUX_TARGET_NAMES and era_number <= self.spec.aux_nan_eras:
                     out[:, col] = np.nan
-        out[:, 0] = out[:, TARGET_COLUMNS.index(MAIN_TARGET)]
+        out[:, 0] = out[:, columns.index(MAIN_TARGET)]
         return out
 
     def _block(
@@ -428,11 +521,69 @@ class SyntheticWorld:
         return self._model_preds(*self._frame_inputs(frame), "example")
 
     # ----------------------------------------------------------------- features.json
-    def features_json(self) -> dict:
+    def features_json(self, version: str | None = None) -> dict:
+        """``{"feature_sets": ..., "targets": ...}`` of this world, as data ``version`` has it (default: the
+        world's own layout, v5.3: 19 sets, 41 targets; a legacy world: its 14 sets and 7 targets)."""
+        if self.spec.layout == LEGACY_LAYOUT:
+            if version not in (None, LAYOUT):
+                raise DataError(f"a synthetic world of the legacy layout has no data version {version}")
+            return self._legacy_features_json()
+        version = version or LAYOUT
+        keep = set(self.version_features(version))
+        sets = {k: [n for n in v if n in keep] for k, v in self._v53_sets().items()}
+        if version in ("v5.0",):
+            del sets["faith"]
+        if version != "v5.3":
+            del sets["quantum"]
+        return {"feature_sets": sets, "targets": self.version_targets(version)}
+
+    def version_features(self, version: str) -> list[str]:
+        """The features data ``version`` has: a prefix of this world's (each version added features)."""
+        if version not in VERSION_FEATURES:
+            known = ", ".join(VERSION_FEATURES)
+            raise DataError(f"no data version '{version}' in a synthetic world (known: {known})")
+        f = self.spec.n_features
+        if version == LAYOUT or self.spec.layout == LEGACY_LAYOUT:
+            return list(self.feature_names)
+        return self.feature_names[: _scaled(f, VERSION_FEATURES[version], lo=1)]
+
+    def version_targets(self, version: str) -> list[str]:
+        """The target columns data ``version`` has (v5.0/v5.1: no ender, no jasper)."""
+        missing = {f"target_{n}_{d}" for n in VERSION_MISSING_TARGETS.get(version, ()) for d in HORIZONS}
+        return [c for c in self.target_columns if c not in missing]
+
+    def _v53_sets(self) -> dict[str, list[str]]:
+        f = self.spec.n_features
+        names = self.feature_names
+        rng = np.random.default_rng([self.spec.seed, 4243, f])
+        # medium/small favour the informative features a little, as Numerai's selections do; both are
+        # picked among the v5.2 features (v5.3's medium is v5.2's), small inside medium
+        strength = np.abs(self.base) + 0.3 * rng.random(f)
+        pool = _scaled(f, VERSION_FEATURES["v5.2"], lo=1)
+        ranked = [i for i in np.argsort(-strength, kind="stable") if i < pool]
+        n_medium = min(pool, max(_scaled(f, _SELECTION_SIZES["medium"]), min(pool, 3)))
+        n_small = min(n_medium, max(_scaled(f, _SELECTION_SIZES["small"]), min(n_medium, 5, f // 8), 1))
+        medium = sorted(ranked[:n_medium])
+        small = sorted(ranked[:n_small])
+        sets: dict[str, list[str]] = {
+            "small": [names[i] for i in small],
+            "medium": [names[i] for i in medium],
+            "all": list(names),
+        }
+        for g, group in enumerate(GROUP_NAMES):
+            sets[group] = [names[i] for i in range(f) if self.group_of[i] == g]
+        for key, (size, since) in _EXTRA_SETS.items():
+            among = _scaled(f, VERSION_FEATURES[since], lo=1)
+            pick = np.sort(rng.choice(among, size=min(among, _scaled(f, size, lo=1)), replace=False))
+            sets[key] = [names[i] for i in pick]
+        first_new = _scaled(f, VERSION_FEATURES["v5.2"], lo=1)
+        sets["quantum"] = list(names[first_new:])  # the features v5.3 added
+        return sets
+
+    def _legacy_features_json(self) -> dict:
         f = self.spec.n_features
         names = self.feature_names
         rng = np.random.default_rng([self.spec.seed, 4242, f])
-        # medium/small favour the informative features a little, as Numerai's selections do
         strength = np.abs(self.base) + 0.3 * rng.random(f)
         ranked = [names[i] for i in np.argsort(-strength, kind="stable")]
         medium = sorted(ranked[: max(1, f // 2)], key=names.index)
@@ -448,6 +599,11 @@ class SyntheticWorld:
             pick = np.sort(rng.choice(f, size=max(1, round(f * frac)), replace=False))
             sets[key] = [names[i] for i in pick]
         return {"feature_sets": sets, "targets": list(self.target_columns)}
+
+
+def _scaled(n_features: int, full_size: int, lo: int = 0) -> int:
+    """``full_size`` (a count at Numerai's 3,555 features) scaled to a world of ``n_features``."""
+    return min(n_features, max(lo, round(n_features * full_size / FULL_FEATURES)))
 
 
 def make_ids(seed: int, era_number: int, draw: int, n_rows: int) -> np.ndarray:
@@ -638,7 +794,7 @@ def generate_dataset(
     atomic_write_text(out / "features.json", json.dumps(world.features_json(), indent=1))
 
     main_cols = [("era", pa.string()), ("data_type", pa.string())]
-    main_cols += [(n, pa.int8()) for n in names] + [(t, pa.float32()) for t in TARGET_COLUMNS]
+    main_cols += [(n, pa.int8()) for n in names] + [(t, pa.float32()) for t in world.target_columns]
     main_schema = _schema(main_cols)
     bench_schema = _schema([("era", pa.string()), *((b, pa.float32()) for b in BENCHMARK_COLUMNS)])
     meta_schema = _schema(

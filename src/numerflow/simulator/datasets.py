@@ -1,4 +1,13 @@
-"""Dataset files: the synthetic data served as v5.3/v5.2, and each round's live files drawn lazily."""
+"""Dataset files: the synthetic data served as v5.3 and the older versions, each round's live files drawn
+lazily.
+
+The world's own files are v5.3's. v5.0-v5.2 are served with their own features (a prefix of v5.3's: no
+``quantum`` set, and in v5.0 no ``faith``) and targets (v5.0/v5.1: no ender/jasper, ``target`` is
+``target_cyrusd_20``): column projections of v5.3's files made on first request under
+``<state_dir>/versions/<version>/``. ``v4.3/meta_model.parquet`` (which Numerai's notebooks still download,
+pinned with ``round_num=842``) is served, unlisted, whatever the round. A world made before the v5.3 layout
+serves v5.3 and v5.2 with the same files, as before.
+"""
 
 from __future__ import annotations
 
@@ -22,6 +31,14 @@ from numerflow.simulator.common import (
     STATIC_FILES,
     EngineBase,
 )
+
+OWN_VERSION = "v5.3"
+OLDER_VERSIONS = ("v5.2", "v5.1", "v5.0")
+# unlisted files still served: version -> files
+PINNED_FILES = {"v4.3": ("meta_model.parquet",)}
+_PROJECTED = frozenset(
+    {"features.json", "train.parquet", "validation.parquet", "live.parquet"}
+)  # the other files have no feature or target columns and are served as they are
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +100,10 @@ class DatasetsMixin(EngineBase):
         frame = world.make_era(era_number, n_rows, seed=self.seed * 100_003 + number)
         targets = [c for c in frame.columns if c.startswith("target")]
         hidden = frame[["era", *targets]].copy()
-        hidden["numerai_meta_model"] = world.meta_model(frame).astype(np.float32)
+        meta = world.meta_model(frame)
+        if getattr(self, "crowd", 0) > 0:  # the meta model is the crowd's consensus (crowd.py)
+            meta = self._crowd_hidden(frame, meta, number)  # type: ignore[attr-defined]
+        hidden["numerai_meta_model"] = meta.astype(np.float32)
         bench = world.benchmark(frame).astype(np.float32)
         hidden["benchmark"] = bench
         folder = self._round_dir(number)
@@ -111,17 +131,52 @@ class DatasetsMixin(EngineBase):
         return np.asarray(frame.index.astype(str))
 
     # ------------------------------------------------------------------ datasets
+    def served_versions(self) -> tuple[str, ...]:
+        """Data versions listed: v5.3 and the older ones (a legacy world: v5.3 and v5.2, same files)."""
+        if getattr(self.world.spec, "layout", "legacy") == "legacy":
+            return DATA_VERSIONS
+        return (OWN_VERSION, *OLDER_VERSIONS)
+
     def list_datasets(self, round_num: int | None = None) -> list[str]:
         self.sync()
         if round_num:
             self._round_or_error(round_num)
         names = [
             f"{v}/{f}"
-            for v in DATA_VERSIONS
+            for v in self.served_versions()
             for f in (*STATIC_FILES, *ROUND_FILES)
             if f in ROUND_FILES or (self.data_dir / f).exists()
         ]
         return sorted(names)
+
+    def _projected(self, version: str, name: str, source: Path, folder: Path) -> Path:
+        """``source`` (a v5.3 file) as data ``version`` has it, made once in ``folder``."""
+        if getattr(self.world.spec, "layout", "legacy") == "legacy" or version == OWN_VERSION:
+            return source
+        if name not in _PROJECTED:
+            return source
+        out = folder / version / name
+        if out.is_file():
+            return out
+        with self._lock:
+            if out.is_file():
+                return out
+            world = self.world
+            if name == "features.json":
+                import json
+
+                atomic_write_bytes(out, json.dumps(world.features_json(version), indent=1).encode())
+                return out
+            from numerflow.data.synthetic import VERSION_TARGET_ALIAS
+
+            targets = [t for t in world.version_targets(version) if t != "target"]
+            columns = ["era", "data_type", *world.version_features(version), "target", *targets]
+            frame = pd.read_parquet(source, columns=columns)
+            alias = VERSION_TARGET_ALIAS[version]
+            frame["target"] = frame[alias]
+            with atomic_path(out) as tmp:
+                frame.to_parquet(tmp)
+        return out
 
     def _round_or_error(self, number: int) -> dict[str, Any]:
         with self._db.connect() as conn:
@@ -134,7 +189,12 @@ class DatasetsMixin(EngineBase):
         """(local path, URL path) of a dataset file; NotFoundError if there is no such file."""
         self.sync()
         version, _, name = filename.partition("/")
-        if version not in DATA_VERSIONS or name not in (*STATIC_FILES, *ROUND_FILES):
+        if name in PINNED_FILES.get(version, ()):
+            path = self.data_dir / name
+            if not path.exists():
+                raise NotFoundError(f"the requested file does not exist: {filename}")
+            return path, f"files/{version}/{name}"
+        if version not in self.served_versions() or name not in (*STATIC_FILES, *ROUND_FILES):
             raise NotFoundError(f"the requested file does not exist: {filename}")
         if name in ROUND_FILES:
             with self._lock:
@@ -142,21 +202,35 @@ class DatasetsMixin(EngineBase):
             if r is None:
                 raise NotFoundError(f"the requested file does not exist: {filename} (no round yet)")
             number = int(r["number"])
-            return self._round_files(number) / name, f"files/round/{number}/{version}/{name}"
+            folder = self._round_files(number)
+            path = self._projected(version, name, folder / name, folder)
+            return path, f"files/round/{number}/{version}/{name}"
         path = self.data_dir / name
         if not path.exists():
             raise NotFoundError(f"the requested file does not exist: {filename}")
-        return path, f"files/{version}/{name}"
+        return self._projected(version, name, path, self.state_dir / "versions"), f"files/{version}/{name}"
 
     def file_for_url(self, parts: list[str]) -> Path:
         """Map a ``/files/...`` URL path back to a file (only the files the listing offers)."""
-        if len(parts) == 2 and parts[0] in DATA_VERSIONS and parts[1] in STATIC_FILES:
+        versions = self.served_versions()
+        if len(parts) == 2 and parts[1] in PINNED_FILES.get(parts[0], ()):
             path = self.data_dir / parts[1]
-        elif len(parts) == 4 and parts[0] == "round" and parts[1].isdigit() and parts[3] in ROUND_FILES:
+        elif len(parts) == 2 and parts[0] in versions and parts[1] in STATIC_FILES:
+            path = self._projected(parts[0], parts[1], self.data_dir / parts[1], self.state_dir / "versions")
+        elif (
+            len(parts) == 4
+            and parts[0] == "round"
+            and parts[1].isdigit()
+            and parts[2] in versions
+            and parts[3] in ROUND_FILES
+        ):
             try:
-                path = self._round_files(int(parts[1])) / parts[3]
+                folder = self._round_files(int(parts[1]))
             except NotFoundError:
                 raise NotFoundError("no such file") from None
+            path = self._projected(parts[2], parts[3], folder / parts[3], folder)
+        elif len(parts) >= 2 and parts[0] == "submissions" and ".." not in parts:
+            return self.submission_file("/".join(parts[1:]))  # type: ignore[attr-defined]
         else:
             raise NotFoundError("no such file")
         if not path.is_file():

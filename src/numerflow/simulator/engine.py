@@ -56,9 +56,12 @@ from numerflow.simulator.common import (
     money,
     sha,
 )
+from numerflow.simulator.crowd import CrowdMixin
 from numerflow.simulator.datasets import DatasetsMixin
 from numerflow.simulator.faults import FaultConfig, FaultDice
+from numerflow.simulator.leaderboard import LeaderboardMixin
 from numerflow.simulator.performance import PerformanceMixin
+from numerflow.simulator.profiles import ProfilesMixin
 from numerflow.simulator.scoring import (
     SCORE_NAMES,
     PayoutConfig,
@@ -74,7 +77,15 @@ log = logging.getLogger(__name__)
 MAX_ADVANCE_DAYS = 3650  # ten years of rounds in one call; more would hold the simulator for hours
 
 
-class TournamentEngine(DatasetsMixin, SubmissionsMixin, PerformanceMixin, StakesMixin):
+class TournamentEngine(
+    DatasetsMixin,
+    SubmissionsMixin,
+    PerformanceMixin,
+    StakesMixin,
+    LeaderboardMixin,
+    ProfilesMixin,
+    CrowdMixin,
+):
     """A simulated Numerai tournament (classic, tournament 8; Signals submissions are accepted unscored)."""
 
     def __init__(
@@ -95,9 +106,13 @@ class TournamentEngine(DatasetsMixin, SubmissionsMixin, PerformanceMixin, Stakes
         payout: PayoutConfig | None = None,
         first_round: int = 1000,
         default_account: dict[str, Any] | None = None,
+        crowd: int | None = None,
     ) -> None:
         """``default_account`` overrides the account seeded on first start (keys: username, public_id,
-        secret_key, available_nmr, models = list of names, stake); ``accounts_file`` adds more."""
+        secret_key, available_nmr, models = list of names, stake); ``accounts_file`` adds more.
+        ``crowd``: simulated participants submitting every round (crowd.py); kept in the state."""
+        if crowd is not None and crowd < 0:
+            raise ConfigError(f"crowd must be >= 0 simulated participants (got {crowd})")
         if clock_speed <= 0:
             raise ConfigError(f"clock speed must be > 0 (got {clock_speed})")
         if round_window_hours <= 0:
@@ -131,6 +146,9 @@ class TournamentEngine(DatasetsMixin, SubmissionsMixin, PerformanceMixin, Stakes
             elif payout is not None:
                 saved["payout"] = asdict(payout)
                 self._meta_set(conn, "settings", saved)
+            if crowd is not None and saved.get("crowd") != crowd:
+                saved["crowd"] = crowd
+                self._meta_set(conn, "settings", saved)
         self.seed = int(saved["seed"])
         self.rows_per_era = int(saved["rows_per_era"])
         self.n_features = int(saved["n_features"])
@@ -138,6 +156,7 @@ class TournamentEngine(DatasetsMixin, SubmissionsMixin, PerformanceMixin, Stakes
         # None (also in states saved before the knob): generate_dataset's realistic default
         self.signal = saved.get("signal")
         self.payout = PayoutConfig(**saved["payout"])
+        self.crowd = int(saved.get("crowd") or 0)
         self.data_dir = Path(saved["data_dir"]) if saved["data_dir"] else self.state_dir / "data" / "v5.3"
         self._world: Any = None
         try:
@@ -421,6 +440,7 @@ class TournamentEngine(DatasetsMixin, SubmissionsMixin, PerformanceMixin, Stakes
                 )
             )
         log.info("round %d opened (era %04d)", number, era_number)
+        self._on_round_open(number, t)
 
     def advance(self, days: float) -> dict[str, Any]:
         """Move the clock ``days`` forward, processing every open, close, score and resolve on the way."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +34,10 @@ from graphql import (
     visit,
 )
 
-from numerflow.errors import NotFoundError, NumerflowError
-from numerflow.simulator.common import NOT_OPEN, dec
+from numerflow.errors import ApiError, NotFoundError, NumerflowError
+from numerflow.simulator.common import CLASSIC, NOT_OPEN, dec
 from numerflow.simulator.engine import TournamentEngine
+from numerflow.simulator.profiles import compute_choices
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,23 @@ PRIVATE_FIELDS = frozenset(
         "createDiagnostics",
         "v2ChangeStake",
         "releaseStake",
+        "submissionDownloadAuth",
+        "setUserBio",
+        "setUserLink",
+        "setSubmissionWebhook",
+        "computePickleUploadAuth",
+        "computePickleDataVersions",
+        "computePickleDockerImages",
+        "createComputePickleUpload",
+        "v3StakeConfig",
+        "v3StakeRound",
+        "v3StakeAuth",
+        "v3StakeClaim",
     }
+)
+NO_CHAIN = (
+    "staking v3 (on-chain) is not simulated: the simulator has no chain, signatures or claims; "
+    "stake with stake_increase / stake_set / stake_drain"
 )
 
 
@@ -100,6 +117,19 @@ def top_level_fields(doc: DocumentNode) -> list[str]:
     return names
 
 
+@lru_cache(maxsize=512)
+def _checked(query: str) -> tuple[DocumentNode | None, list[str], list[str]]:
+    """(document, top-level fields, validation messages) of a query text. Clients send the same few
+    texts over and over (numerapi's are constants), so parsing and validating happen once per text."""
+    sch = schema()
+    try:
+        doc = parse(query)
+    except GraphQLError as exc:
+        return None, [], [exc.message]
+    doc = _fix_variable_types(doc, sch)
+    return doc, top_level_fields(doc), [p.message for p in validate(sch, doc)]
+
+
 def run_query(
     engine: TournamentEngine,
     query: str,
@@ -110,15 +140,9 @@ def run_query(
 ) -> tuple[dict[str, Any], list[str]]:
     """Execute one GraphQL request; returns (response body, top-level field names of the operation)."""
     sch = schema()
-    try:
-        doc = parse(query)
-    except GraphQLError as exc:
-        return {"errors": [{"message": exc.message}], "data": None}, []
-    doc = _fix_variable_types(doc, sch)
-    fields = top_level_fields(doc)
-    problems = validate(sch, doc)
-    if problems:
-        return {"errors": [{"message": p.message} for p in problems], "data": None}, fields
+    doc, fields, problems = _checked(query)
+    if doc is None or problems:
+        return {"errors": [{"message": p} for p in problems], "data": None}, fields
     ctx = Context(engine=engine, authorization=authorization, base_url=base_url)
     if PRIVATE_FIELDS.intersection(fields):
         try:
@@ -378,7 +402,14 @@ class Root:
         tournament: int | None = None,
     ) -> list[dict[str, Any]]:
         engine: TournamentEngine = info.context.engine
-        engine.model(modelId)
+        try:
+            modelId = engine.model(modelId)["id"]
+        except NotFoundError:
+            # numerapi's deprecated round_model_performances(username) passes a model name here
+            named = engine.model_by_name(modelId)
+            if named is None:
+                raise
+            modelId = named["id"]
         out = []
         for perf in engine.round_performances(modelId):
             r = perf["round"]
@@ -430,7 +461,7 @@ class Root:
             "id": m["id"],
             "username": m["name"],
             "startDate": engine.shown(m["inserted_at"]),
-            "bio": None,
+            "bio": engine.profile(m["id"]).get("bio"),
             "nmrStaked": m["stake"],
             "stakeValue": m["stake"] if stake > 0 else None,
             "dailyModelPerformances": lambda _info: engine.reputation(m["id"]),
@@ -588,3 +619,99 @@ class Root:
     ) -> dict[str, Any]:
         ctx: Context = info.context
         return ctx.engine.release_stake(ctx.account(), modelId, amount, bool(drain))
+
+    # ---------------------------------------------------------------- leaderboards, pipeline (public)
+    def v2Leaderboard(self, info: Any, limit: int, offset: int) -> list[dict[str, Any]]:
+        return info.context.engine.leaderboard(limit, offset)
+
+    def accountLeaderboard(
+        self, info: Any, limit: int, offset: int, tournament: int | None = None
+    ) -> list[dict[str, Any]]:
+        if tournament not in (None, CLASSIC):
+            return []  # the simulator's accounts compete in Classic only
+        return info.context.engine.account_leaderboard(limit, offset)
+
+    def pipelineStatus(self, info: Any, tournament: str, date: str | None = None) -> dict[str, Any]:
+        return info.context.engine.pipeline_status(date, tournament)
+
+    # ---------------------------------------------------------------- profile, downloads (private)
+    def setUserBio(self, info: Any, value: str, modelId: str | None = None) -> bool:
+        ctx: Context = info.context
+        return ctx.engine.set_bio(ctx.account(), modelId, value)
+
+    def setUserLink(
+        self, info: Any, linkUrl: str, linkText: str | None = None, modelId: str | None = None
+    ) -> bool:
+        ctx: Context = info.context
+        return ctx.engine.set_link(ctx.account(), modelId, linkText, linkUrl)
+
+    def setSubmissionWebhook(self, info: Any, modelId: str, newSubmissionWebhook: str | None = None) -> str:
+        ctx: Context = info.context
+        return ctx.engine.set_submission_webhook(ctx.account(), modelId, newSubmissionWebhook)
+
+    def submissionDownloadAuth(self, info: Any, id: str | None = None) -> dict[str, str]:
+        ctx: Context = info.context
+        found = ctx.engine.submission_download(ctx.account(), id)
+        return {"filename": found["filename"], "url": ctx.base_url + found["url_path"]}
+
+    # ---------------------------------------------------------------- Model Upload (private)
+    def computePickleUploadAuth(self, info: Any, filename: str, modelId: str | None = None) -> dict[str, str]:
+        return _upload(info, "compute_pickle", filename, modelId)
+
+    def computePickleDataVersions(self, info: Any) -> list[dict[str, str]]:
+        return compute_choices("data")
+
+    def computePickleDockerImages(self, info: Any) -> list[dict[str, str]]:
+        return compute_choices("image")
+
+    def createComputePickleUpload(
+        self,
+        info: Any,
+        filename: str,
+        tournament: int | None = None,
+        modelId: str | None = None,
+        dataVersionId: str | None = None,
+        dockerImageId: str | None = None,
+    ) -> dict[str, Any]:
+        ctx: Context = info.context
+        upload_id = ctx.engine.create_compute_upload(
+            ctx.account(), filename, modelId, dataVersionId, dockerImageId
+        )
+        return {"id": upload_id}
+
+    # ---------------------------------------------------------------- staking v3 (private)
+    def v3StakeConfig(self, info: Any) -> dict[str, Any]:
+        """No contract: no addresses, and paused (nothing can be staked on chain here)."""
+        keys = ("address", "authorizationSigner", "nmrAddress", "owner", "pendingOwner", "serviceWallet")
+        return {**dict.fromkeys(keys), "paused": True}
+
+    def v3StakeRound(self, info: Any, roundId: str) -> dict[str, Any]:
+        """A round as staking v3 describes it (by its id or its number), from the simulator's books."""
+        engine: TournamentEngine = info.context.engine
+        r = next((x for x in engine.rounds() if roundId in (x["id"], str(x["number"]))), None)
+        if r is None:
+            raise NotFoundError(f"Round {roundId} not found")
+        paid = engine.round_payout_totals(int(r["number"]))
+        return {
+            "roundId": r["id"],
+            "tournamentId": str(r["tournament"]),
+            "openTime": engine.shown(r["open_time"]),
+            "closeTime": engine.shown(r["close_time"]),
+            "resolveTime": engine.shown(r["resolve_time"]),
+            "resolved": bool(r["resolved"]),
+            "state": r["status"],
+            "payoutFactor": r["payout_factor"],
+            "stakeThreshold": str(r["config"]["stake_threshold"]),
+            "stakeCap": None,
+            "totalStaked": r["total_at_risk"],
+            "totalPayout": paid["payout"] if r["resolved"] else None,
+            "remainingPayout": "0" if r["resolved"] else None,  # settled into stakes at resolution
+            "remainingBurn": "0" if r["resolved"] else None,
+            "merkleRoot": None,
+        }
+
+    def v3StakeAuth(self, info: Any, submissionId: str, staker: str, maxAmount: str) -> dict[str, Any]:
+        raise ApiError(NO_CHAIN)
+
+    def v3StakeClaim(self, info: Any, roundId: str, modelId: str, staker: str) -> dict[str, Any]:
+        raise ApiError(NO_CHAIN)

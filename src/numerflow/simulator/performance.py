@@ -5,7 +5,6 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-import numpy as np
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
@@ -16,10 +15,8 @@ from numerflow.simulator.common import (
     dec,
     money,
 )
-from numerflow.simulator.scoring import (
-    ALIASES,
-    PayoutConfig,
-)
+from numerflow.simulator.score_names import SHOWN, displayed_as, names_of
+from numerflow.simulator.scoring import PayoutConfig
 
 
 class PerformanceMixin(EngineBase):
@@ -75,11 +72,12 @@ class PerformanceMixin(EngineBase):
             .where(db.scores.c.model_id == str(model_id))
             .where(db.scores.c.score_time <= now)
         )
+        shown_as: str | None = None
         if display_name:
-            name = ALIASES.get(display_name.lower())
-            if name is None:
+            shown_as = displayed_as(display_name)
+            if shown_as is None:
                 return []
-            q = q.where(db.scores.c.display_name == name)
+            q = q.where(db.scores.c.display_name == SHOWN[shown_as])
         if day is not None:
             q = q.where(db.scores.c.day == day)
         with self._lock, self._db.connect() as conn:
@@ -87,6 +85,12 @@ class PerformanceMixin(EngineBase):
                 dict(r)
                 for r in conn.execute(q.order_by(db.scores.c.round_number, db.scores.c.day)).mappings()
             ]
+        # every stored score under each name Numerai shows it as (or only the name asked for)
+        rows = [
+            {**r, "display_name": shown}
+            for r in rows
+            for shown in ([shown_as] if shown_as else names_of(r["display_name"]))
+        ]
         for r in rows:
             r["is_resolved"] = bool(r["resolved"]) and r["day"] == N_SCORE_DAYS
         if resolved is not None:
@@ -146,7 +150,7 @@ class PerformanceMixin(EngineBase):
                         named.get("canon_corr", {}).get("value"),
                         named.get("canon_mmc", {}).get("value"),
                     )
-                    for name, s in named.items():
+                    for name, s in ((n, s) for stored, s in named.items() for n in names_of(stored)):
                         scores.append(
                             {
                                 "date": self.shown(s["score_time"]),
@@ -195,30 +199,3 @@ class PerformanceMixin(EngineBase):
                     )
                     pending.append({**entry, "payoutNmr": latest, "payoutValue": latest})
         return {"actual": actual, "pending": pending}
-
-    def reputation(self, model_id: str) -> list[dict[str, Any]]:
-        """Daily reputation: the mean final-or-latest score over the model's rounds scored so far."""
-        rows = self.submission_scores(model_id)
-        dates = sorted({r["score_time"] for r in rows})
-        out: list[dict[str, Any]] = []
-        for t in dates[-60:]:
-            latest: dict[tuple[int, str], float] = {}
-            for r in rows:
-                if r["score_time"] <= t and r["value"] is not None:
-                    latest[(r["round_number"], r["display_name"])] = r["value"]
-
-            def rep(name: str, latest: dict[tuple[int, str], float] = latest) -> float | None:
-                vals = [v for (_, n), v in latest.items() if n == name]
-                return float(np.mean(vals)) if vals else None
-
-            out.append(
-                {
-                    "date": self.shown(t),
-                    "corrRep": rep("canon_corr"),
-                    "mmcRep": rep("canon_mmc"),
-                    "fncRep": rep("canon_fnc"),
-                    "fncV3Rep": rep("canon_fnc"),
-                    "bmcRep": rep("canon_bmc"),
-                }
-            )
-        return out

@@ -20,6 +20,7 @@ from numerflow.errors import (
     SubmissionError,
 )
 from numerflow.fileio import atomic_write_bytes, sha256_file
+from numerflow.simulator import extra_state as xdb
 from numerflow.simulator import state as db
 from numerflow.simulator.common import (
     CLASSIC,
@@ -101,14 +102,22 @@ class SubmissionsMixin(EngineBase):
         source: str | None = None,
         trigger_id: str | None = None,
     ) -> dict[str, Any]:
-        """Validate the uploaded file for the open round and record it as the model's submission."""
+        """Validate the uploaded file for the open round and record it as the model's submission.
+
+        Between rounds (after a round's window closed, before the next opens) the upload is accepted
+        late for the round that just closed, as Numerai does: marked late, scored when made (if the model
+        has no on-time submission in that round), never staked, so never paid or burned."""
         with self._lock:
             self.sync()
             model = self.model(model_id, account["id"])
             upload = self._stored_upload(account, key, model["id"], "submission")
             current = self.current_round()
-            if current is None:
-                raise ApiError(NOT_OPEN)
+            late = current is None
+            if late:
+                current = self._late_round()
+                if current is None:
+                    raise ApiError(NOT_OPEN)
+            assert current is not None
             number = int(current["number"])
             path = self.state_dir / "uploads" / key
             validate_predictions(path.read_bytes(), self.live_ids(number), name=upload["filename"])
@@ -129,8 +138,96 @@ class SubmissionsMixin(EngineBase):
                         trigger_id=trigger_id,
                     )
                 )
-            log.info("submission %s for %s in round %d", sub_id, model["name"], number)
-            return {"id": sub_id, "round_number": number}
+                if late:
+                    conn.execute(
+                        insert(xdb.late_submissions).values(submission_id=sub_id, round_number=number)
+                    )
+            if late:
+                self._score_late(current, model["id"], sub_id, path, upload["filename"])
+            log.info("submission %s for %s in round %d%s", sub_id, model["name"], number, " (late)" * late)
+            return {"id": sub_id, "round_number": number, "late": late}
+
+    def _late_round(self) -> dict[str, Any] | None:
+        """The round a late upload goes to: the latest one, closed and not yet resolved."""
+        with self._db.connect() as conn:
+            row = (
+                conn.execute(select(db.rounds).order_by(db.rounds.c.number.desc()).limit(1))
+                .mappings()
+                .first()
+            )
+        if row is None or not row["closed"] or row["resolved"]:
+            return None
+        return self._round_view(dict(row))
+
+    def _late_ids(self, conn: Any, model_id: str | None = None) -> set[str]:
+        q = select(xdb.late_submissions.c.submission_id)
+        if model_id is not None:
+            q = q.join(db.submissions, db.submissions.c.id == xdb.late_submissions.c.submission_id).where(
+                db.submissions.c.model_id == model_id
+            )
+        return set(conn.execute(q).scalars())
+
+    def _score_late(self, r: dict[str, Any], model_id: str, sub_id: str, path: Path, filename: str) -> None:
+        """Score a late submission for all 20 days (revealed at the round's scoring times), with its
+        percentile among the round's scored submissions; no payout row, so it is never staked."""
+        from numerflow.simulator.common import N_SCORE_DAYS
+        from numerflow.simulator.scoring import SCORE_NAMES, daily_targets, percentiles, score_submissions
+
+        number = int(r["number"])
+        with self._db.connect() as conn:
+            on_time = conn.execute(
+                select(db.submissions.c.id)
+                .where(db.submissions.c.round_number == number)
+                .where(db.submissions.c.model_id == model_id)
+                .where(db.submissions.c.id.notin_(self._late_ids(conn)))
+            ).first()
+            others = conn.execute(
+                select(db.scores.c.display_name, db.scores.c.day, db.scores.c.value).where(
+                    db.scores.c.round_number == number
+                )
+            ).all()
+        if on_time is not None:
+            log.info("late submission %s not scored: the model's on-time submission counts", sub_id)
+            return
+        folder = self._round_files(number)
+        live = pd.read_parquet(folder / "live.parquet")
+        hidden = pd.read_parquet(folder / "hidden" / "targets.parquet").reindex(live.index)
+        preds = validate_predictions(path.read_bytes(), live.index.to_numpy(), name=filename)
+        # the same daily targets as the round's on-time scoring (same seed)
+        rng = np.random.default_rng([self.seed, number, 20])
+        target = hidden[r["config"]["target"]].to_numpy(dtype=np.float64)
+        days = daily_targets(target, N_SCORE_DAYS, rng)
+        scores = score_submissions(
+            preds[:, None],
+            live[list(self.world.feature_names)].to_numpy(dtype=np.float64),
+            days,
+            hidden["numerai_meta_model"].to_numpy(dtype=np.float64),
+            hidden["benchmark"].to_numpy(dtype=np.float64),
+        )
+        seen: dict[tuple[str, int], list[float]] = {}
+        for name, day, value in others:
+            if value is not None:
+                seen.setdefault((name, day), []).append(float(value))
+        rows = []
+        for name in SCORE_NAMES:
+            for d in range(N_SCORE_DAYS):
+                value = float(scores[name][d, 0])
+                field = np.array([*seen.get((name, d + 1), []), value])
+                pct = float(percentiles(field)[-1]) if np.isfinite(value) else float("nan")
+                rows.append(
+                    {
+                        "submission_id": sub_id,
+                        "model_id": model_id,
+                        "round_number": number,
+                        "day": d + 1,
+                        "display_name": name,
+                        "value": value if np.isfinite(value) else None,
+                        "percentile": pct if np.isfinite(pct) else None,
+                        "score_time": r["score_times"][d],
+                    }
+                )
+        with self._db.begin() as conn:
+            conn.execute(insert(db.scores), rows)
 
     def create_signals_submission(
         self, account: dict[str, Any], key: str, model_id: str | None
@@ -192,51 +289,18 @@ class SubmissionsMixin(EngineBase):
             return diag_id
 
     def _diagnose(self, path: Path, name: str) -> dict[str, Any]:
-        from numerflow.metrics.summary import summarize
+        from numerflow.data.catalog import FeatureCatalog
+        from numerflow.simulator.diagnostics import diagnose
 
-        val = pd.read_parquet(self.data_dir / "validation.parquet")
-        val = val[val["data_type"] == "validation"]
-        meta = pd.read_parquet(self.data_dir / "meta_model.parquet").reindex(val.index)["numerai_meta_model"]
-        bench = pd.read_parquet(self.data_dir / "validation_benchmark_models.parquet").reindex(val.index)
-        preds = validate_predictions(path.read_bytes(), val.index.to_numpy(), name=name)
-        era = val["era"].to_numpy()
-        target = val["target"].to_numpy(dtype=np.float64)
-        features = val[list(self.world.feature_names)].to_numpy(dtype=np.float64)
-        from numerflow.metrics.contribution import correlation_contribution
-        from numerflow.metrics.corr import numerai_corr
-        from numerflow.metrics.fnc import feature_neutral_corr
-
-        corr = numerai_corr(preds, target, era)[:, 0]
-        mmc = correlation_contribution(preds, meta.to_numpy(dtype=np.float64), target, era)[:, 0]
-        bmc = correlation_contribution(
-            preds, bench["v53_lgbm_ender20"].to_numpy(dtype=np.float64), target, era
-        )[:, 0]
-        fnc = feature_neutral_corr(preds, features, target, era)[:, 0]
-        eras = np.unique(era)
-        sc, sm = summarize(corr), summarize(mmc)
-        return {
-            "erasAcceptedCount": len(eras),
-            "validationCorrMean": float(sc["mean"]),
-            "validationCorrStd": float(sc["std"]),
-            "validationCorrSharpe": float(sc["sharpe"]),
-            "validationMaxDrawdown": float(sc["max_drawdown"]),
-            "validationMmcMean": float(sm["mean"]),
-            "validationMmcStd": float(sm["std"]),
-            "validationMmcSharpe": float(sm["sharpe"]),
-            "validationBmcMean": float(np.nanmean(bmc)),
-            "validationFeatureNeutralCorrMean": float(np.nanmean(fnc)),
-            "validationCorrPlusMmcMean": float(np.nanmean(corr + mmc)),
-            "perEraDiagnostics": [
-                {
-                    "era": str(e),
-                    "validationCorr": float(corr[i]),
-                    "validationMmc": float(mmc[i]),
-                    "validationBmc": float(bmc[i]),
-                    "validationFeatureNeutralCorr": float(fnc[i]),
-                }
-                for i, e in enumerate(eras)
-            ],
-        }
+        sets = FeatureCatalog.load(self.data_dir / "features.json").feature_sets
+        return diagnose(
+            path.read_bytes(),
+            name,
+            self.data_dir,
+            list(self.world.feature_names),
+            sets.get("fncv3_features"),
+            self.payout,
+        )
 
     def diagnostics(
         self, account: dict[str, Any], model_id: str | None, diag_id: str | None
@@ -274,11 +338,17 @@ class SubmissionsMixin(EngineBase):
                     .order_by(db.submissions.c.inserted_at)
                 ).mappings()
             ]
-        last_of_round: dict[int, str] = {}
+            late = self._late_ids(conn, model["id"])
+        # the last on-time submission of a round counts; a late one only when there is none on time
+        last_of_round: dict[int, tuple[bool, str]] = {}
         for r in rows:
-            last_of_round[r["round_number"]] = r["id"]
+            r["late"] = r["id"] in late
+            key = (not r["late"], r["id"])
+            prev = last_of_round.get(r["round_number"])
+            if prev is None or key[0] >= prev[0]:
+                last_of_round[r["round_number"]] = key
         for r in rows:
-            r["selected"] = last_of_round[r["round_number"]] == r["id"]
+            r["selected"] = last_of_round[r["round_number"]][1] == r["id"]
         return rows
 
     def all_submissions(self, round_number: int | None = None) -> list[dict[str, Any]]:

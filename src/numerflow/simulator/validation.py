@@ -32,8 +32,17 @@ def _read(data: bytes, name: str) -> pd.DataFrame:
         raise SubmissionError(f"{name}: not a readable CSV or parquet file ({first})") from None
 
 
-def validate_predictions(data: bytes, live_ids: np.ndarray, *, name: str = "predictions") -> np.ndarray:
-    """The predictions aligned to ``live_ids`` (float64); SubmissionError saying what is wrong otherwise."""
+def validate_predictions(
+    data: bytes,
+    live_ids: np.ndarray,
+    *,
+    name: str = "predictions",
+    ids_of: str = "live",
+    source: str = "this round's live.parquet",
+) -> np.ndarray:
+    """The predictions aligned to ``live_ids`` (float64); SubmissionError saying what is wrong otherwise.
+
+    ``ids_of`` / ``source`` name the rows expected in messages (diagnostics: the validation eras)."""
     frame = _read(data, name)
     columns = [str(c) for c in frame.columns]
     if columns != HEADER:
@@ -45,21 +54,22 @@ def validate_predictions(data: bytes, live_ids: np.ndarray, *, name: str = "pred
     if ids.isna().any():
         row = int(np.flatnonzero(ids.isna().to_numpy())[0]) + 2
         raise SubmissionError(f"{name}: line {row} has an empty id; every row needs an id")
-    ids = ids.astype(str)
-    live = pd.Index(np.asarray(live_ids).astype(str))
+    # plain object arrays: membership tests on arrow-backed strings are many times slower
+    ids = pd.Series(ids.astype(str).to_numpy(dtype=object), dtype=object)
+    live = pd.Index(np.asarray(live_ids).astype(str).astype(object), dtype=object)
     in_live = ids.isin(live)
     dup = ids[in_live & ids.duplicated(keep=False)]
     if len(dup):
         raise SubmissionError(
             f"{name}: id {dup.iloc[0]} appears {int((ids == dup.iloc[0]).sum())} times; "
-            "each live id must appear once"
+            f"each {ids_of} id must appear once"
         )
     present = live.isin(ids[in_live])
     if not present.all():
         missing = live[~present]
         raise SubmissionError(
-            f"{name}: {len(missing)} of {len(live)} live ids are missing (first: {missing[0]}); "
-            "predict every row of this round's live.parquet"
+            f"{name}: {len(missing)} of {len(live)} {ids_of} ids are missing (first: {missing[0]}); "
+            f"predict every row of {source}"
         )
     values = pd.to_numeric(frame["prediction"], errors="coerce")
     bad_text = values.isna() & frame["prediction"].notna()

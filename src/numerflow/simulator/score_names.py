@@ -1,0 +1,58 @@
+"""The score names the simulator shows, as Numerai's API spells them, in one table.
+
+The engine stores four scores per submission and day (``canon_corr``, ``canon_mmc``, ``canon_bmc``,
+``canon_fnc``: see scoring.py). Numerai returns the same numbers under several names (``v2_corr20`` and
+``canon_corr`` are both the payout CORR on ``target_ender_20``; ``mmc`` and ``canon_mmc`` both MMC against
+the meta model; ...), and clients filter on any of them. :data:`SHOWN` maps every name the simulator emits
+to the stored score it shows; nothing else in the simulator spells a display name.
+
+Names Numerai has but the simulator does not compute (``tc``, deprecated; ``corj60``, on a target it does not
+score; ``fnc_v4``, Signals' FNC) are not emitted: a client filtering on them finds nothing rather than a
+number that means something else. (At merge this table can be pointed at ``numerflow.metrics.names``.)
+"""
+
+from __future__ import annotations
+
+# display name (as Numerai returns it) -> stored score; in the order rows are emitted
+SHOWN: dict[str, str] = {
+    "canon_corr": "canon_corr",
+    "v2_corr20": "canon_corr",
+    "corr20": "canon_corr",
+    "canon_mmc": "canon_mmc",
+    "mmc": "canon_mmc",
+    "canon_bmc": "canon_bmc",
+    "bmc": "canon_bmc",
+    "canon_fnc": "canon_fnc",
+    "fnc_v3": "canon_fnc",
+}
+# other spellings clients use when filtering (case-insensitive) -> the display name answered
+_FILTER_SPELLINGS: dict[str, str] = {
+    "corr": "corr20",
+    "corr20v2": "v2_corr20",
+    "corr20_v2": "v2_corr20",
+    "fnc": "fnc_v3",
+    "fncv3": "fnc_v3",
+}
+
+# reputation fields of dailyModelPerformances / the leaderboards -> stored score (None: not computed)
+REPUTATION: dict[str, str | None] = {
+    "corr": "canon_corr",
+    "mmc": "canon_mmc",
+    "fnc": "canon_fnc",
+    "fncV3": "canon_fnc",
+    "bmc": "canon_bmc",
+    "tc": None,
+}
+
+
+def displayed_as(name: str) -> str | None:
+    """The display name a filter asks for (``"CORR20"`` -> ``"corr20"``), or None if no such score."""
+    low = name.strip().lower()
+    if low in SHOWN:
+        return low
+    return _FILTER_SPELLINGS.get(low)
+
+
+def names_of(stored: str) -> list[str]:
+    """Every display name a stored score is shown under (``canon_corr`` -> canon_corr, v2_corr20, corr20)."""
+    return [shown for shown, s in SHOWN.items() if s == stored]
