@@ -305,34 +305,25 @@ def _validate(model: LoadedModel, files: DataFiles) -> dict[str, Any]:
     target = (
         str(model.manifest.get("targets", ["target"])[0]) if model.kind == "model" else _first_target(model)
     )
-    columns = model.required_features()
+    catalog = load_catalog(files)
+    fnc: list[str] = []
+    if "fncv3_features" in catalog.feature_sets:
+        fnc = list(catalog.features("fncv3_features"))
+    columns = list(dict.fromkeys([*model.required_features(), *fnc]))
     from numerflow.data.load import load_dataset
+    from numerflow.modeling.scoring import score_predictions
 
     val = load_dataset(files.validation, features=columns, targets=[target], data_type="validation")
     if val.X.shape[0] == 0:
         return {}
-    preds = model.predict(val)
-    catalog = load_catalog(files)
-    fnc = None
-    if "fncv3_features" in catalog.feature_sets:
-        fnc = [f for f in catalog.features("fncv3_features") if f in val.feature_names]
-    from numerflow.modeling.scoring import score_predictions
-
-    if fnc:
-        val_fnc = load_dataset(files.validation, features=fnc, targets=[target], data_type="validation")
-        scores = score_predictions(
-            preds, val, target, meta_model_path=files.meta_model, benchmark_path=files.validation_benchmark
-        )
-        scores.update(
-            {
-                k: v
-                for k, v in score_predictions(preds, val_fnc, target, fnc_features=fnc).items()
-                if k.startswith("fnc") or k.startswith("max_feature")
-            }
-        )
-        return scores
+    fnc = [f for f in fnc if f in val.feature_names]
     return score_predictions(
-        preds, val, target, meta_model_path=files.meta_model, benchmark_path=files.validation_benchmark
+        model.predict(val),
+        val,
+        target,
+        meta_model_path=files.meta_model,
+        benchmark_path=files.validation_benchmark,
+        fnc_features=fnc or None,
     )
 
 
