@@ -11,7 +11,14 @@ from numerflow.metrics.eras import MAX_FILTERED_RATIO, MIN_ERA_ROWS, EraIndex, e
 from numerflow.metrics.exposure import feature_exposure, max_feature_exposure, mean_feature_exposure
 from numerflow.metrics.fnc import feature_neutral_corr
 from numerflow.metrics.neutralize import neutralize
-from numerflow.metrics.payout import CURRENT_RULE, EARLIER_RULE, PRESETS, PayoutRule, simulate_payout
+from numerflow.metrics.payout import (
+    CURRENT_RULE,
+    EARLIER_RULE,
+    PRESETS,
+    PayoutRule,
+    payout_rule,
+    simulate_payout,
+)
 from numerflow.metrics.rank import gaussianize, tie_kept_rank
 from numerflow.metrics.registry import METRICS, ScoringInputs, score_frame
 from numerflow.metrics.scores import per_era_scores
@@ -43,6 +50,7 @@ __all__ = [
     "mean_feature_exposure",
     "neutralize",
     "numerai_corr",
+    "payout_rule",
     "pearson_per_era",
     "per_era_scores",
     "score_frame",

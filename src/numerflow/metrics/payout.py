@@ -11,7 +11,7 @@ open at once), so read the path as the return on a stake re-committed each round
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -70,6 +70,12 @@ class PayoutRule:
         """Stake after each round, compounding the payouts: same shape as ``corr`` ((R,) or (R, k))."""
         return stake * np.cumprod(1.0 + self.returns(corr, mmc, factor), axis=0)
 
+    @classmethod
+    def from_dict(cls, values: dict[str, object]) -> PayoutRule:
+        """The rule from a saved dict (other keys are ignored; missing ones take the defaults)."""
+        names = ("w_corr", "w_mmc", "clip", "stake_threshold")
+        return cls(**{k: float(values[k]) for k in names if k in values})  # type: ignore[arg-type]
+
     def describe(self) -> str:
         return f"stake·clip(pf·({self.w_corr:g}·CORR + {self.w_mmc:g}·MMC), ±{self.clip:g})"
 
@@ -79,12 +85,15 @@ EARLIER_RULE = PayoutRule(w_corr=0.5, w_mmc=2.0)
 PRESETS: dict[str, PayoutRule] = {"current": CURRENT_RULE, "2024": EARLIER_RULE}
 
 
-def preset(name: str) -> PayoutRule:
-    """The named rule (``current`` or ``2024``); one clear line for an unknown name."""
-    try:
-        return PRESETS[name]
-    except KeyError:
-        raise ConfigError(f"unknown payout rule {name!r}; known: {', '.join(PRESETS)}") from None
+def payout_rule(name: str = "current", **overrides: float | None) -> PayoutRule:
+    """The named rule (``current`` or ``2024``) with the ``overrides`` that are not None.
+
+    One clear line for an unknown name or a bad value (see :class:`PayoutRule`).
+    """
+    if name not in PRESETS:
+        raise ConfigError(f"unknown payout rule {name!r}; known: {', '.join(PRESETS)}")
+    changes = {k: float(v) for k, v in overrides.items() if v is not None}
+    return replace(PRESETS[name], **changes) if changes else PRESETS[name]
 
 
 def simulate_payout(

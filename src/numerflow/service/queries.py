@@ -34,7 +34,7 @@ KINDS = ("corr", "mmc", "bmc", "fnc")
 
 
 def metric_kind(name: str) -> str:
-    """corr | mmc | bmc | fnc | other, from Numerai's score name (canon_corr, v2_corr20, mmc, ...)."""
+    """corr | mmc | bmc | fnc, or the name's own kind, from Numerai's score name (numerflow.metrics.names)."""
     from numerflow.tournament.performance import metric_kind as kind_of
 
     return kind_of(name)
@@ -82,7 +82,7 @@ def final_scores(
     # Core rows (no ORM): this loop is the overview's hot spot
     for slot, rnd, metric, day, value, resolved in session.connection().execute(stmt).all():
         kind = kinds.get(metric) or _kind(metric)
-        if kind == "other":
+        if kind not in KINDS:  # tc, corr60, ...: kept in the database, not in this table
             continue
         key = (slot, rnd, kind)
         seen = days.get(key)

@@ -9,16 +9,14 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
+from numerflow.metrics.names import canonical
+from numerflow.metrics.payout import PayoutRule
 from numerflow.simulator import state as db
 from numerflow.simulator.common import (
     N_SCORE_DAYS,
     EngineBase,
     dec,
     money,
-)
-from numerflow.simulator.scoring import (
-    ALIASES,
-    PayoutConfig,
 )
 
 
@@ -28,13 +26,12 @@ class PerformanceMixin(EngineBase):
     def _day_payout(
         self, config: dict[str, Any], factor: Decimal, at_risk: Decimal, corr: Any, mmc: Any
     ) -> Decimal:
-        pcfg = PayoutConfig(**{k: config[k] for k in ("w_corr", "w_mmc", "clip", "stake_threshold")})
-        frac = pcfg.payout_fraction(
+        frac = PayoutRule.from_dict(config).returns(
             float("nan") if corr is None else float(corr),
             float("nan") if mmc is None else float(mmc),
             float(factor),
         )
-        return (at_risk * Decimal(repr(frac))).quantize(Decimal("0.00000001"))
+        return (at_risk * Decimal(repr(float(frac)))).quantize(Decimal("0.00000001"))
 
     def _final_scores(self, conn: Connection, number: int, model_id: str, upto: float) -> dict[str, Any]:
         rows = conn.execute(
@@ -76,7 +73,7 @@ class PerformanceMixin(EngineBase):
             .where(db.scores.c.score_time <= now)
         )
         if display_name:
-            name = ALIASES.get(display_name.lower())
+            name = canonical(display_name)
             if name is None:
                 return []
             q = q.where(db.scores.c.display_name == name)

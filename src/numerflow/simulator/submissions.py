@@ -192,39 +192,37 @@ class SubmissionsMixin(EngineBase):
             return diag_id
 
     def _diagnose(self, path: Path, name: str) -> dict[str, Any]:
-        from numerflow.metrics.summary import summarize
+        from numerflow.metrics.validation import benchmark_column, validation_scores
 
         val = pd.read_parquet(self.data_dir / "validation.parquet")
         val = val[val["data_type"] == "validation"]
         meta = pd.read_parquet(self.data_dir / "meta_model.parquet").reindex(val.index)["numerai_meta_model"]
         bench = pd.read_parquet(self.data_dir / "validation_benchmark_models.parquet").reindex(val.index)
+        bench_col = benchmark_column([c for c in bench.columns if c not in ("era", "data_type")])
         preds = validate_predictions(path.read_bytes(), val.index.to_numpy(), name=name)
         era = val["era"].to_numpy()
-        target = val["target"].to_numpy(dtype=np.float64)
-        features = val[list(self.world.feature_names)].to_numpy(dtype=np.float64)
-        from numerflow.metrics.contribution import correlation_contribution
-        from numerflow.metrics.corr import numerai_corr
-        from numerflow.metrics.fnc import feature_neutral_corr
-
-        corr = numerai_corr(preds, target, era)[:, 0]
-        mmc = correlation_contribution(preds, meta.to_numpy(dtype=np.float64), target, era)[:, 0]
-        bmc = correlation_contribution(
-            preds, bench["v53_lgbm_ender20"].to_numpy(dtype=np.float64), target, era
-        )[:, 0]
-        fnc = feature_neutral_corr(preds, features, target, era)[:, 0]
+        scores = validation_scores(
+            preds,
+            val["target"].to_numpy(dtype=np.float64),
+            era,
+            meta_model=meta.to_numpy(dtype=np.float64),
+            benchmark=bench[bench_col].to_numpy(dtype=np.float64),
+            features=val[list(self.world.feature_names)].to_numpy(dtype=np.float64),
+        )
+        corr, mmc, bmc, fnc = (scores.per_era[k][:, 0] for k in ("corr", "mmc", "bmc", "fnc"))
         eras = np.unique(era)
-        sc, sm = summarize(corr), summarize(mmc)
+        sc = scores.column(0)
         return {
             "erasAcceptedCount": len(eras),
-            "validationCorrMean": float(sc["mean"]),
-            "validationCorrStd": float(sc["std"]),
-            "validationCorrSharpe": float(sc["sharpe"]),
-            "validationMaxDrawdown": float(sc["max_drawdown"]),
-            "validationMmcMean": float(sm["mean"]),
-            "validationMmcStd": float(sm["std"]),
-            "validationMmcSharpe": float(sm["sharpe"]),
-            "validationBmcMean": float(np.nanmean(bmc)),
-            "validationFeatureNeutralCorrMean": float(np.nanmean(fnc)),
+            "validationCorrMean": sc["corr_mean"],
+            "validationCorrStd": sc["corr_std"],
+            "validationCorrSharpe": sc["corr_sharpe"],
+            "validationMaxDrawdown": sc["corr_max_drawdown"],
+            "validationMmcMean": sc["mmc_mean"],
+            "validationMmcStd": sc["mmc_std"],
+            "validationMmcSharpe": sc["mmc_sharpe"],
+            "validationBmcMean": sc["bmc_mean"],
+            "validationFeatureNeutralCorrMean": sc["fnc_mean"],
             "validationCorrPlusMmcMean": float(np.nanmean(corr + mmc)),
             "perEraDiagnostics": [
                 {
