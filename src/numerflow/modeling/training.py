@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -486,11 +486,15 @@ def _model_fit_predict(
     from numerflow.modeling.artifacts import neutralize_and_rank
     from numerflow.modeling.features import select_columns
 
-    X = _matrix(model, data)
+    X = None if model.stable else _matrix(model, data)
 
     def fit_predict(train_rows: np.ndarray, test_rows: np.ndarray) -> np.ndarray:
-        estimators = _fit_targets(model, X, data, rows=train_rows, params=params)
-        preds = _blend(model, estimators, X[test_rows], data.era[test_rows])
+        fold_model, fold_X = model, X
+        if fold_X is None:  # stable:N features, chosen on this fold's train eras only (no look at the test)
+            fold_model = replace(model, features=_stable_in(model, data, train_rows))
+            fold_X = _matrix(fold_model, data)
+        estimators = _fit_targets(fold_model, fold_X, data, rows=train_rows, params=params)
+        preds = _blend(fold_model, estimators, fold_X[test_rows], data.era[test_rows])
         if model.neutralize:
             feats = select_columns(
                 data.X[test_rows], data.feature_names, model.neutralize["features"], what="data"
@@ -499,6 +503,16 @@ def _model_fit_predict(
         return preds
 
     return fit_predict
+
+
+def _stable_in(model: ResolvedModel, data: Dataset, rows: np.ndarray) -> list[str]:
+    """The ``stable:N`` features of ``model`` chosen on ``rows`` only, against its first target."""
+    from numerflow.modeling.features import select_columns, select_stable
+
+    assert model.stable is not None
+    base, n = model.stable
+    X = select_columns(data.X[rows], data.feature_names, base, what="data")
+    return select_stable(X, base, data.target(model.targets[0])[rows], data.era[rows], n)
 
 
 def cross_validate_model(
@@ -530,7 +544,7 @@ def cross_validate_model(
         neutral = settings.model(n).neutralize
         if settings.model(n).ensemble is not None and neutral is not None:
             ens_neutral[n] = _feature_list(catalog, neutral.features, f"models.{n}.neutralize.features")
-    columns = list(dict.fromkeys(c for r in resolved.values() for c in r.columns()))
+    columns = list(dict.fromkeys(c for r in resolved.values() for c in r.columns(for_cv=True)))
     columns = list(dict.fromkeys(columns + [f for fs in ens_neutral.values() for f in fs]))
     stride = min(settings.model(n).era_stride for n in order)
     data = load_dataset(files.need(files.train), features=columns, targets=targets, era_stride=stride)
