@@ -156,6 +156,7 @@ def serve(
     from numerflow.simulator import FaultConfig, TournamentEngine
     from numerflow.simulator.app import create_app
 
+    rule = payout_rule(rule_name, w_corr=w_corr, w_mmc=w_mmc, clip=clip, stake_threshold=threshold)
     settings = state(ctx).settings
     sim = settings.sim
     folder = state_dir or (sim.data_dir if sim.data_dir.is_absolute() else settings.base_dir / sim.data_dir)
@@ -185,7 +186,7 @@ def serve(
         data_dir=data,
         auto_rounds=auto_rounds,
         round_window_hours=window_hours,
-        payout=payout_rule(rule_name, w_corr=w_corr, w_mmc=w_mmc, clip=clip, stake_threshold=threshold),
+        payout=rule,
         rest_at_risk=rest_at_risk,
         default_account={
             "username": username,
