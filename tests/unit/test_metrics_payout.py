@@ -36,7 +36,7 @@ def test_payout_is_vectorised_clipped_and_nan_pays_nothing() -> None:
 
 
 def test_a_bad_rule_is_one_clear_line() -> None:
-    with pytest.raises(ConfigError, match="clip = -0.05"):
+    with pytest.raises(ConfigError, match=r"clip = -0\.05"):
         PayoutRule(clip=-0.05)
     with pytest.raises(ConfigError, match="unknown payout rule 'classic'; known: current, 2024"):
         payout_rule("classic")
