@@ -89,6 +89,11 @@ def test_other_corr_names_never_overwrite_corr_whatever_the_row_order(sqlite_url
             s.add(Score(tournament=8, numerai_model="m", round_number=7, day=20, metric=metric, value=value))
     (row,) = performance_table(engine, "m")
     assert row.corr == pytest.approx(0.02) and row.mmc == pytest.approx(0.001)
+    from numerflow.service.queries import final_scores  # the dashboard's copy of the table agrees
+
+    with session_scope(engine) as s:
+        final = final_scores(s)["m"][7]
+    assert final["corr"] == pytest.approx(0.02) and final["mmc"] == pytest.approx(0.001)
 
 
 def test_the_name_table_is_exact_and_one_for_everyone() -> None:

@@ -24,6 +24,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from numerflow.config import Settings
+from numerflow.metrics.names import preference
 from numerflow.store import session_scope
 from numerflow.store.tables.modeling import ModelVersion, StageEvent
 from numerflow.store.tables.service import Job
@@ -76,7 +77,7 @@ def final_scores(
     if max_round is not None:
         stmt = stmt.where(Score.round_number <= max_round)
     out: dict[str, dict[int, dict[str, Any]]] = {}
-    days: dict[tuple[str, int, str], int] = {}
+    days: dict[tuple[str, int, str], tuple[int, int]] = {}
     kinds = _kind_cache
     isfinite = math.isfinite
     # Core rows (no ORM): this loop is the overview's hot spot
@@ -85,10 +86,11 @@ def final_scores(
         if kind not in KINDS:  # tc, corr60, ...: kept in the database, not in this table
             continue
         key = (slot, rnd, kind)
+        rank = (day, -preference(metric))  # the latest day; on one day, Numerai's canonical name
         seen = days.get(key)
-        if seen is not None and seen > day:
+        if seen is not None and seen > rank:
             continue
-        days[key] = day
+        days[key] = rank
         per_slot = out.get(slot)
         if per_slot is None:
             per_slot = out[slot] = {}
