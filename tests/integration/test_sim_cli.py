@@ -95,3 +95,10 @@ def test_cli_refuses_bad_input(tmp_path: Path, cli) -> None:
     assert code == 1 and "NAME=VALUE" in err
     code, _, err = cli("sim", "serve", "--state", str(tmp_path / "s"), "--clock-speed", "0")
     assert code == 2 and "clock speed must be > 0" in err
+
+
+def test_serve_refuses_an_unknown_payout_rule_in_one_line(tmp_path: Path, cli) -> None:
+    code, _, err = cli("sim", "serve", "--state", tmp_path / "state", "--payout-rule", "classic")
+    assert code != 0
+    assert "unknown payout rule 'classic'; known: current, 2024" in err
+    assert "Traceback" not in err and not (tmp_path / "state").exists()

@@ -12,9 +12,10 @@ import pandas as pd
 import pytest
 from sim_support import live_ids, make_world, napi, random_predictions, running, start, write_predictions
 
+from numerflow.metrics import EARLIER_RULE, PayoutRule
 from numerflow.metrics.contribution import correlation_contribution
 from numerflow.metrics.corr import numerai_corr
-from numerflow.simulator import PayoutConfig, RunningSimulator
+from numerflow.simulator import DEFAULT_REST_AT_RISK, RunningSimulator
 from numerflow.simulator.score_names import SHOWN
 
 
@@ -94,14 +95,18 @@ def test_scores_are_revealed_day_by_day_and_match_numerai_metrics(
 
 @pytest.mark.filterwarnings("ignore:`round_model_performances_v2` is deprecated:DeprecationWarning")
 @pytest.mark.parametrize(
-    "payout",
-    [PayoutConfig(), PayoutConfig(w_corr=2.0, w_mmc=0.0, clip=0.5, stake_threshold=5.0)],
-    ids=["default", "custom"],
+    ("payout", "rest"),
+    [
+        (PayoutRule(), None),
+        (EARLIER_RULE, 0.0),
+        (PayoutRule(w_corr=2.0, w_mmc=0.0, clip=0.5, stake_threshold=5.0), 0.0),
+    ],
+    ids=["default", "2024-alone", "custom-alone"],
 )
 def test_payout_follows_the_formula_and_lands_in_the_stake(
-    world: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, payout: PayoutConfig
+    world: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, payout: PayoutRule, rest: float | None
 ) -> None:
-    for sim in running(tmp_path / "state", world, monkeypatch, payout=payout):
+    for sim in running(tmp_path / "state", world, monkeypatch, payout=payout, rest_at_risk=rest):
         api = napi()
         models = api.get_models()
         number = api.get_current_round()
@@ -114,8 +119,12 @@ def test_payout_follows_the_formula_and_lands_in_the_stake(
 
         payouts = {p["modelName"]: p for p in api.pending_model_payouts()["actual"]}
         assert set(payouts) == {"sim_model_1", "sim_model_2"}
-        total_at_risk = Decimal("20")  # two models staked 10 NMR each took part
-        factor = min(1.0, payout.stake_threshold / float(total_at_risk))
+        # two models staked 10 NMR each took part, beside the rest of the tournament
+        total_at_risk = 20 + (DEFAULT_REST_AT_RISK if rest is None else rest)
+        factor = min(1.0, payout.stake_threshold / total_at_risk)
+        assert factor == pytest.approx(payout.payout_factor(total_at_risk))
+        if rest is None:
+            assert factor < 0.5  # like Numerai's today: payouts well inside the clip
         for name in ("sim_model_1", "sim_model_2"):
             final = {
                 r["displayName"]: r["value"]

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 from sim_support import live_ids, make_world, napi, random_predictions, running, write_predictions
 
-from numerflow.simulator import RunningSimulator
+from numerflow.simulator import DEFAULT_REST_AT_RISK, RunningSimulator
 from numerflow.simulator.score_names import SHOWN
 
 
@@ -319,7 +319,9 @@ def test_staking_v3_describes_rounds_and_refuses_what_needs_a_chain(
     number = _submit_and_score(sim, api, tmp_path, ["sim_model_1"])
     r = api.v3_stake_round(number)
     assert r["resolved"] is True and r["state"] == "RESOLVED" and r["tournamentId"] == "8"
-    assert Decimal(r["totalStaked"]) == Decimal("10") and r["totalPayout"] is not None
+    # the tournament's total: our 10 NMR plus the rest of the tournament's stake (the payout factor's input)
+    assert Decimal(r["totalStaked"]) == Decimal("10") + Decimal(str(DEFAULT_REST_AT_RISK))
+    assert r["totalPayout"] is not None
     assert api.v3_stake_round(r["roundId"])["roundId"] == r["roundId"]
     sub = api.submission_ids(api.get_models()["sim_model_1"])[0]["id"]
     with pytest.raises(ValueError, match=r"staking v3 .* is not simulated"):

@@ -66,7 +66,7 @@ def test_payout_compounds_clipped_scores() -> None:
     r1 = 0.75 * 0.02 + 2.25 * 0.01
     expected = 100.0 * np.cumprod([1 + r1, 1 - 0.0075, 1 + 0.05])  # third round clipped at +5%
     np.testing.assert_allclose(path, expected)
-    earlier = simulate_payout(corr, mmc, stake=100.0, **EARLIER_RULE)
+    earlier = simulate_payout(corr, mmc, stake=100.0, rule=EARLIER_RULE)
     assert earlier[0] == pytest.approx(100.0 * (1 + 0.5 * 0.02 + 2.0 * 0.01))
     halved = simulate_payout(corr, mmc, stake=100.0, payout_factor=0.5)
     assert halved[0] == pytest.approx(100.0 * (1 + r1 / 2))

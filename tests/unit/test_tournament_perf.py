@@ -20,7 +20,11 @@ from numerflow.tournament.performance import metric_kind, performance_table
         ("canon_bmc", "bmc"),
         ("fnc_v3", "fnc"),
         ("canon_fnc", "fnc"),
-        ("tc", "other"),
+        ("tc", "tc"),  # Numerai's own names keep their own kind: never folded into CORR
+        ("corr60", "corr60"),
+        ("corj60", "corj60"),
+        ("cwmm", "cwmm"),
+        ("brand_new_corr_score", "brand_new_corr_score"),
     ],
 )
 def test_metric_names_map_to_kinds(name: str, kind: str) -> None:
@@ -74,3 +78,32 @@ def test_table_takes_the_latest_day_and_accumulates_corr_and_mmc(sqlite_url: str
     assert (rows[0].payout_nmr, rows[0].payout_status, rows[0].resolved) == (0.3, "settled", True)
     assert (rows[1].payout_nmr, rows[1].payout_status) == (None, "")
     assert {r.numerai_model for r in performance_table(engine)} == {"m", "other"}
+
+
+@pytest.mark.parametrize("order", [1, -1], ids=["canonical-first", "canonical-last"])
+def test_other_corr_names_never_overwrite_corr_whatever_the_row_order(sqlite_url: str, order: int) -> None:
+    engine = open_database(sqlite_url)
+    rows = [("canon_corr", 0.02), ("v2_corr20", 0.9), ("corr60", -0.5), ("cwmm", 0.7), ("canon_mmc", 0.001)]
+    with session_scope(engine) as s:
+        for metric, value in rows[::order]:
+            s.add(Score(tournament=8, numerai_model="m", round_number=7, day=20, metric=metric, value=value))
+    (row,) = performance_table(engine, "m")
+    assert row.corr == pytest.approx(0.02) and row.mmc == pytest.approx(0.001)
+    from numerflow.service.queries import final_scores  # the dashboard's copy of the table agrees
+
+    with session_scope(engine) as s:
+        final = final_scores(s)["m"][7]
+    assert final["corr"] == pytest.approx(0.02) and final["mmc"] == pytest.approx(0.001)
+
+
+def test_the_name_table_is_exact_and_one_for_everyone() -> None:
+    from numerflow.metrics.names import KINDS, SCORE_NAMES, canonical, preference, score_kind
+    from numerflow.simulator.scoring import SCORE_NAMES as SIM_STORED
+
+    assert SIM_STORED == ("canon_corr", "canon_mmc", "canon_bmc", "canon_fnc")
+    asked = ("V2_CORR20", "mmc", "bmc", "fnc_v3")
+    assert tuple(canonical(n) for n in asked) == SIM_STORED
+    assert canonical("corr60") == "canon_corr60" and canonical("unheard_of") is None
+    assert len(SCORE_NAMES) == sum(len(v) for v in KINDS.values())  # no name in two kinds
+    assert preference("canon_corr") < preference("v2_corr20") < preference("unheard_of")
+    assert all(score_kind(name) != "corr" for name in ("corr60", "corj60", "cort20", "cwmm", "mcwnm"))

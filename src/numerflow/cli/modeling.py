@@ -23,6 +23,7 @@ HEADLINE = [
     ("corr_sharpe", "CORR sharpe"),
     ("corr_max_drawdown", "CORR max DD"),
     ("mmc_mean", "MMC"),
+    ("mmc_eras", "MMC eras"),
     ("bmc_mean", "BMC"),
     ("fnc_mean", "FNC"),
     ("max_feature_exposure_mean", "max feat. exp."),

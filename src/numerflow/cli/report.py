@@ -18,11 +18,12 @@ _TABLE = (
     ("CORR", "corr_mean"),
     ("CORR sharpe", "corr_sharpe"),
     ("MMC", "mmc_mean"),
+    ("MMC eras", "mmc_eras"),
     ("BMC", "bmc_mean"),
     ("FNC", "fnc_mean"),
     ("max drawdown", "corr_max_drawdown"),
-    ("exposure", "max_feature_exposure"),
-    ("payout", "payout_return"),
+    ("exposure", "max_feature_exposure_mean"),
+    ("payout", "payout_final"),
     ("eras", "n_eras"),
 )
 
@@ -30,10 +31,10 @@ _TABLE = (
 def _fmt(value: float, key: str) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
-    if key == "n_eras":
+    if key.endswith("eras"):
         return str(int(value))
-    if key == "payout_return":
-        return f"{100 * value:+.1f}%"
+    if key == "payout_final":  # the stake of 1 at the end: show the return
+        return f"{100 * (value - 1):+.1f}%"
     if key == "corr_sharpe":
         return f"{value:.2f}"
     return f"{value:+.4f}" if key.endswith("_mean") else f"{value:.4f}"

@@ -112,11 +112,27 @@ def serve(
         True, "--auto-rounds/--manual-rounds", help="Open rounds Tue–Sat 13:00."
     ),
     window_hours: float = typer.Option(1.0, "--round-window-hours", help="How long a round stays open."),
-    w_corr: float = typer.Option(0.75, "--corr-multiplier", help="Payout weight of CORR."),
-    w_mmc: float = typer.Option(2.25, "--mmc-multiplier", help="Payout weight of MMC."),
-    clip: float = typer.Option(0.05, "--payout-clip", help="Payout clip per round (fraction of stake)."),
-    threshold: float = typer.Option(
-        72000.0, "--stake-threshold", help="payout_factor = min(1, this / at risk)."
+    rule_name: str = typer.Option(
+        "current",
+        "--payout-rule",
+        help="Numerai's payout rule: current (0.75·CORR + 2.25·MMC) or 2024 (0.5/2).",
+    ),
+    w_corr: float | None = typer.Option(
+        None, "--corr-multiplier", help="Payout weight of CORR (overrides the rule)."
+    ),
+    w_mmc: float | None = typer.Option(
+        None, "--mmc-multiplier", help="Payout weight of MMC (overrides the rule)."
+    ),
+    clip: float | None = typer.Option(
+        None, "--payout-clip", help="Payout clip per round, fraction of stake."
+    ),
+    threshold: float | None = typer.Option(
+        None, "--stake-threshold", help="payout_factor = min(1, this / total at risk); Classic: 72000."
+    ),
+    rest_at_risk: float | None = typer.Option(
+        None,
+        "--rest-at-risk",
+        help="NMR the rest of the tournament has at risk, counted in the payout factor (default 300000).",
     ),
     fault_5xx: float = typer.Option(0.0, "--fault-5xx", help="Share of requests answered 503."),
     fault_slow: float = typer.Option(0.0, "--fault-slow", help="Share of answers delayed --fault-slow-s."),
@@ -141,9 +157,11 @@ def serve(
     """Serve the simulator in the foreground until Ctrl-C (state is kept in the state folder)."""
     import uvicorn
 
-    from numerflow.simulator import FaultConfig, PayoutConfig, TournamentEngine
+    from numerflow.metrics.payout import payout_rule
+    from numerflow.simulator import FaultConfig, TournamentEngine
     from numerflow.simulator.app import create_app
 
+    rule = payout_rule(rule_name, w_corr=w_corr, w_mmc=w_mmc, clip=clip, stake_threshold=threshold)
     settings = state(ctx).settings
     sim = settings.sim
     folder = state_dir or (sim.data_dir if sim.data_dir.is_absolute() else settings.base_dir / sim.data_dir)
@@ -173,7 +191,8 @@ def serve(
         data_dir=data,
         auto_rounds=auto_rounds,
         round_window_hours=window_hours,
-        payout=PayoutConfig(w_corr=w_corr, w_mmc=w_mmc, clip=clip, stake_threshold=threshold),
+        payout=rule,
+        rest_at_risk=rest_at_risk,
         default_account={
             "username": username,
             "public_id": public_id,

@@ -739,6 +739,7 @@ def generate_dataset(
     signal: float = DEFAULT_SIGNAL,
     era_regime: float = DEFAULT_ERA_REGIME,
     row_group_rows: int = 100_000,
+    layout: str = LAYOUT,
 ) -> Path:
     """Write a synthetic dataset in Numerai's v5 layout, flat in ``out_dir``; returns ``out_dir``.
 
@@ -746,6 +747,7 @@ def generate_dataset(
     ``n_test_eras`` test eras (NaN targets) in validation.parquet; live.parquet holds era ``n_eras + 1``.
     ``signal`` scales the planted signal (default :data:`DEFAULT_SIGNAL`, realistic; larger is easier);
     ``era_regime`` is the spread of its per-era multiplier (0 = every era alike; 1.0 and 0 = the original).
+    ``layout`` is :data:`LAYOUT` (v5.3: 19 sets, 41 targets) or :data:`LEGACY_LAYOUT` (the first world's 7).
     """
     if n_validation_eras is None:
         n_validation_eras = max(1, n_eras // 4)
@@ -788,6 +790,7 @@ def generate_dataset(
         aux_nan_eras=max(1, n_eras // 6),
         signal=float(signal),
         era_regime=float(era_regime),
+        layout=layout,
     )
     world = SyntheticWorld(spec)
     names = world.feature_names

@@ -50,13 +50,14 @@ def correlation_contribution(
     *,
     top_bottom: int | None = None,
     min_rows: int = MIN_ERA_ROWS,
+    codes: bool = False,
 ) -> np.ndarray:
     """MMC (``meta`` = meta model) or BMC (``meta`` = benchmark model) per era and column: (E, k)."""
     p2 = as_2d(preds)
     n_rows = len(p2)
     m = as_1d(meta, n_rows, "meta")
     t = as_1d(target, n_rows, "target")
-    idx = EraIndex.build(era)
+    idx = EraIndex.build(era, codes=codes)
     ps, ms, ts = idx.take(p2), idx.take(m), idx.take(t)
     k = p2.shape[1]
     out = np.full((idx.n_eras, k), np.nan)

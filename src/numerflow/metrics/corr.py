@@ -48,11 +48,12 @@ def numerai_corr(
     target_pow15: bool = True,
     top_bottom: int | None = None,
     min_rows: int = MIN_ERA_ROWS,
+    codes: bool = False,
 ) -> np.ndarray:
     """Numerai's CORR per era and column: (E, k)."""
     p2 = as_2d(preds)
     t = as_1d(target, len(p2), "target")
-    idx = EraIndex.build(era)
+    idx = EraIndex.build(era, codes=codes)
     ps, ts = idx.take(p2), idx.take(t)
     k = p2.shape[1]
     out = np.full((idx.n_eras, k), np.nan)
@@ -82,6 +83,7 @@ def _paired(
     block_fn: Callable[[np.ndarray, np.ndarray], float],
     what: str,
     min_rows: int,
+    codes: bool = False,
 ) -> np.ndarray:
     """Per era and column j, ``block_fn(a_j, b_j)`` over rows where both are not NaN."""
     a2 = as_2d(a, "a")
@@ -89,7 +91,7 @@ def _paired(
     b2 = b_arr.reshape(-1, 1) if b_arr.ndim == 1 else b_arr
     if len(b2) != len(a2) or b2.shape[1] not in (1, a2.shape[1]):
         raise ValueError(f"shapes {a2.shape} and {b_arr.shape} do not pair up")
-    idx = EraIndex.build(era)
+    idx = EraIndex.build(era, codes=codes)
     as_, bs = idx.take(a2), idx.take(b2)
     k = a2.shape[1]
     out = np.full((idx.n_eras, k), np.nan)
@@ -110,17 +112,22 @@ def _paired(
 
 
 def pearson_per_era(
-    a: np.ndarray, b: np.ndarray, era: np.ndarray, *, min_rows: int = MIN_ERA_ROWS
+    a: np.ndarray, b: np.ndarray, era: np.ndarray, *, min_rows: int = MIN_ERA_ROWS, codes: bool = False
 ) -> np.ndarray:
     """Plain pearson correlation per era of each column of ``a`` with ``b`` (one column, or paired): (E, k).
 
     Rows where either side is NaN are dropped per pair.
     """
-    return _paired(a, b, era, lambda x, y: pearson_cols(y, x[:, None])[0], "pearson_per_era", min_rows)
+    return _paired(a, b, era, lambda x, y: pearson_cols(y, x[:, None])[0], "pearson_per_era", min_rows, codes)
 
 
 def correlation_with(
-    preds: np.ndarray, other: np.ndarray, era: np.ndarray, *, min_rows: int = MIN_ERA_ROWS
+    preds: np.ndarray,
+    other: np.ndarray,
+    era: np.ndarray,
+    *,
+    min_rows: int = MIN_ERA_ROWS,
+    codes: bool = False,
 ) -> np.ndarray:
     """Correlation with the meta model, a benchmark or another submission, per era: (E, k).
 
@@ -130,7 +137,7 @@ def correlation_with(
     def block(x: np.ndarray, y: np.ndarray) -> float:
         return float(pearson_cols(y, gauss_pow_block(x[:, None]))[0])
 
-    return _paired(preds, other, era, block, "correlation_with", min_rows)
+    return _paired(preds, other, era, block, "correlation_with", min_rows, codes)
 
 
 def churn(

@@ -34,16 +34,29 @@ def era_codes(labels: np.ndarray | list) -> tuple[np.ndarray, np.ndarray]:
     return codes.astype(np.int32, copy=False), uniques
 
 
-def as_codes(era: np.ndarray | list) -> tuple[np.ndarray, int]:
-    """Integer codes and the number of eras for ``era`` (codes 0..E-1 are used as they are)."""
+def as_codes(era: np.ndarray | list, *, codes: bool = False) -> tuple[np.ndarray, int]:
+    """Integer codes and the number of eras for ``era``.
+
+    Era values are labels (``"0575"``, ``575`` ...): E is the number of distinct labels and codes follow
+    their sorted order, so eras 575..600 give 26 rows. Only with ``codes=True`` are non-negative integers
+    taken as codes 0..E-1 as they are (E = max + 1; absent codes stay as empty eras), as a
+    :class:`~numerflow.data.load.Dataset`'s ``era`` is.
+    """
     arr = np.asarray(era)
     if arr.ndim != 1:
         raise ValueError(f"era must be 1-D, got shape {arr.shape}")
-    if arr.dtype.kind in "iu" and (arr.size == 0 or arr.min() >= 0):
-        codes = arr.astype(np.int64, copy=False)
-        return codes, int(codes.max()) + 1 if codes.size else 0
-    codes, uniques = era_codes(arr)
-    return codes, len(uniques)
+    is_int = arr.dtype.kind in "iu"
+    if codes:
+        if not is_int or (arr.size and arr.min() < 0):
+            raise ValueError(f"codes=True needs non-negative integer era codes, got dtype {arr.dtype}")
+        out = arr.astype(np.int64, copy=False)
+        return out, int(out.max()) + 1 if out.size else 0
+    if is_int and arr.size and arr.min() >= 0 and arr.max() <= 4 * arr.size + 100_000:
+        present = np.bincount(arr) > 0  # labels in sorted order, in O(n)
+        remap = np.cumsum(present) - 1
+        return remap[arr].astype(np.int64, copy=False), int(present.sum())
+    out, uniques = era_codes(arr)
+    return out.astype(np.int64, copy=False), len(uniques)
 
 
 @dataclass(frozen=True)
@@ -55,14 +68,15 @@ class EraIndex:
     n_rows: int
 
     @classmethod
-    def build(cls, era: np.ndarray | list) -> EraIndex:
-        codes, n_eras = as_codes(era)
-        in_order = codes.size < 2 or bool(np.all(codes[1:] >= codes[:-1]))
-        order = None if in_order else np.argsort(codes, kind="stable")
-        counts = np.bincount(codes, minlength=n_eras) if codes.size else np.zeros(n_eras, np.int64)
+    def build(cls, era: np.ndarray | list, *, codes: bool = False) -> EraIndex:
+        """Group rows by era label (by code when ``codes=True``, see :func:`as_codes`)."""
+        rows, n_eras = as_codes(era, codes=codes)
+        in_order = rows.size < 2 or bool(np.all(rows[1:] >= rows[:-1]))
+        order = None if in_order else np.argsort(rows, kind="stable")
+        counts = np.bincount(rows, minlength=n_eras) if rows.size else np.zeros(n_eras, np.int64)
         bounds = np.zeros(n_eras + 1, dtype=np.int64)
         np.cumsum(counts, out=bounds[1:])
-        return cls(order=order, bounds=bounds, n_rows=int(codes.size))
+        return cls(order=order, bounds=bounds, n_rows=int(rows.size))
 
     @property
     def n_eras(self) -> int:

@@ -34,12 +34,17 @@ def exposure_block(xb: np.ndarray, fb: np.ndarray) -> np.ndarray:
 
 
 def feature_exposure(
-    preds: np.ndarray, features: np.ndarray, era: np.ndarray, *, min_rows: int = MIN_ERA_ROWS
+    preds: np.ndarray,
+    features: np.ndarray,
+    era: np.ndarray,
+    *,
+    min_rows: int = MIN_ERA_ROWS,
+    codes: bool = False,
 ) -> np.ndarray:
     """Per-era correlation of each prediction column with each feature: (E, k, f)."""
     p2 = as_2d(preds)
     f = check_features(features, len(p2))
-    idx = EraIndex.build(era)
+    idx = EraIndex.build(era, codes=codes)
     ps, fs = idx.take(p2), idx.take(f)
     k, nf = p2.shape[1], f.shape[1]
     out = np.full((idx.n_eras, k, nf), np.nan)
@@ -62,7 +67,7 @@ def feature_exposure(
     return out
 
 
-def _reduce(exposures: np.ndarray, fn: Callable[..., np.ndarray]) -> np.ndarray:
+def reduce_exposures(exposures: np.ndarray, fn: Callable[..., np.ndarray]) -> np.ndarray:
     a = np.abs(exposures)
     has = ~np.isnan(a).all(axis=2)
     out = np.full(a.shape[:2], np.nan)
@@ -71,14 +76,26 @@ def _reduce(exposures: np.ndarray, fn: Callable[..., np.ndarray]) -> np.ndarray:
 
 
 def max_feature_exposure(
-    preds: np.ndarray, features: np.ndarray, era: np.ndarray, *, min_rows: int = MIN_ERA_ROWS
+    preds: np.ndarray,
+    features: np.ndarray,
+    era: np.ndarray,
+    *,
+    min_rows: int = MIN_ERA_ROWS,
+    codes: bool = False,
 ) -> np.ndarray:
     """Per era, the largest |correlation| of each column with any feature: (E, k)."""
-    return _reduce(feature_exposure(preds, features, era, min_rows=min_rows), np.nanmax)
+    exposures = feature_exposure(preds, features, era, min_rows=min_rows, codes=codes)
+    return reduce_exposures(exposures, np.nanmax)
 
 
 def mean_feature_exposure(
-    preds: np.ndarray, features: np.ndarray, era: np.ndarray, *, min_rows: int = MIN_ERA_ROWS
+    preds: np.ndarray,
+    features: np.ndarray,
+    era: np.ndarray,
+    *,
+    min_rows: int = MIN_ERA_ROWS,
+    codes: bool = False,
 ) -> np.ndarray:
     """Per era, the mean |correlation| of each column with the features: (E, k)."""
-    return _reduce(feature_exposure(preds, features, era, min_rows=min_rows), np.nanmean)
+    exposures = feature_exposure(preds, features, era, min_rows=min_rows, codes=codes)
+    return reduce_exposures(exposures, np.nanmean)

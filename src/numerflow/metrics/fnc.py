@@ -38,12 +38,13 @@ def feature_neutral_corr(
     *,
     top_bottom: int | None = None,
     min_rows: int = MIN_ERA_ROWS,
+    codes: bool = False,
 ) -> np.ndarray:
     """FNC per era and column: (E, k)."""
     p2 = as_2d(preds)
     t = as_1d(target, len(p2), "target")
     f = check_features(features, len(p2))
-    idx = EraIndex.build(era)
+    idx = EraIndex.build(era, codes=codes)
     ps, fs, ts = idx.take(p2), idx.take(f), idx.take(t)
     k = p2.shape[1]
     out = np.full((idx.n_eras, k), np.nan)

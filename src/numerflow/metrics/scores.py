@@ -26,6 +26,7 @@ def per_era_scores(
     benchmark: np.ndarray | None = None,
     target_pow15: bool = True,
     min_rows: int = MIN_ERA_ROWS,
+    codes: bool = False,
 ) -> dict[str, np.ndarray]:
     """``{"corr": (E, k), "mmc": (E, k) if meta_model, "bmc": (E, k) if benchmark}``."""
     p2 = as_2d(preds)
@@ -37,11 +38,11 @@ def per_era_scores(
         if arr is not None
     }
     if np.isnan(p2).any() or np.isnan(t).any() or any(np.isnan(r).any() for r in refs.values()):
-        out = {"corr": numerai_corr(p2, t, era, target_pow15=target_pow15, min_rows=min_rows)}
+        out = {"corr": numerai_corr(p2, t, era, target_pow15=target_pow15, min_rows=min_rows, codes=codes)}
         for name, ref in refs.items():
-            out[name] = correlation_contribution(p2, ref, t, era, min_rows=min_rows)
+            out[name] = correlation_contribution(p2, ref, t, era, min_rows=min_rows, codes=codes)
         return out
-    idx = EraIndex.build(era)
+    idx = EraIndex.build(era, codes=codes)
     ps, ts = idx.take(p2), idx.take(t)
     rs = {name: idx.take(r) for name, r in refs.items()}
     k = p2.shape[1]

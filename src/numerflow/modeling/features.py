@@ -9,6 +9,7 @@ time in float32, so the whole matrix is never copied to float64.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -116,8 +117,10 @@ def stability_scores(X: np.ndarray, target: np.ndarray, era: np.ndarray) -> tupl
         block = X[keep, start : start + step].astype(np.float32)
         cols.append(pearson_per_era(block, target[keep], era[keep]))
     per_era = np.concatenate(cols, axis=1) if cols else per_era
-    mean = np.nanmean(per_era, axis=0)
-    std = np.nanstd(per_era, axis=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a feature constant in every era: NaN, not chosen
+        mean = np.nanmean(per_era, axis=0)
+        std = np.nanstd(per_era, axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
         sharpe = np.where(std > 0, mean / std, 0.0)
     return mean, np.nan_to_num(sharpe)

@@ -1,8 +1,11 @@
-"""Scores of predictions on a dataset, from the metrics room: per era, then summarized.
+"""Validation scores of a model's predictions on a Dataset: the data-aware side of the one rule.
 
-``score_predictions`` gives a flat dict (``corr_mean``, ``corr_sharpe``, ``mmc_mean``, ``bmc_mean``,
-``fnc_mean``, ``max_feature_exposure_mean``, ``payout_final``, ...) for the registry and the CLI table.
-Meta model and benchmark columns are joined by id when their files are present.
+``score_predictions`` reads the meta model and benchmark columns by id from their files and hands plain
+arrays to :func:`numerflow.metrics.validation_scores`, the function ``numerflow report`` and the
+simulator's diagnostics use too. The flat dict it returns (``corr_mean``, ``corr_sharpe``, ``mmc_mean``,
+``mmc_eras``, ``bmc_mean``, ``fnc_mean``, ``max_feature_exposure_mean``, ``payout_final``, ...) is what the
+registry stores and the CLI and the dashboard show. MMC is scored on the eras the meta model covers
+(Numerai's ``meta_model.parquet`` covers only the later validation eras) and ``mmc_eras`` says how many.
 """
 
 from __future__ import annotations
@@ -13,24 +16,23 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from numerflow.metrics import CURRENT_RULE, PayoutRule, benchmark_column, numerai_corr, validation_scores
+
 if TYPE_CHECKING:
     from numerflow.data.load import Dataset
 
 log = logging.getLogger(__name__)
 
-MAIN_BENCHMARK_PREFIX = "v5"
+META_MODEL_COLUMN = "numerai_meta_model"
 
 
 def per_era_corr(preds: np.ndarray, target: np.ndarray, era: np.ndarray) -> np.ndarray:
-    """Numerai CORR per era (E,), eras with no target left out as NaN."""
-    from numerflow.metrics.corr import numerai_corr
-
+    """Numerai CORR per era that has a target, in era order (eras are labels or codes alike)."""
     keep = ~np.isnan(target)
-    out = np.full(int(era.max()) + 1 if era.size else 0, np.nan)
-    if keep.any():
-        scores = numerai_corr(preds[keep], target[keep], era[keep])[:, 0]
-        out[: scores.shape[0]] = scores
-    return out
+    if not keep.any():
+        return np.zeros(0)
+    scores = numerai_corr(preds[keep], target[keep], era[keep])[:, 0]
+    return scores[~np.isnan(scores)]
 
 
 def summary_of(per_era: np.ndarray) -> dict[str, float]:
@@ -39,9 +41,13 @@ def summary_of(per_era: np.ndarray) -> dict[str, float]:
     return {k: float(v) for k, v in summarize(per_era).items()}
 
 
-def _column_by_id(path: Path, ids: np.ndarray, prefer: str | None = None) -> np.ndarray | None:
-    """One numeric column of a parquet file keyed by id, aligned to ``ids`` (None when absent)."""
-    if not path.is_file():
+def reference_by_id(path: Path | None, ids: np.ndarray, prefer: str | None = None) -> np.ndarray | None:
+    """A reference model's column of a parquet file aligned to ``ids``, NaN where it has no value.
+
+    The column is ``prefer`` when the file has it, else the benchmark on the payout target (see
+    :func:`numerflow.metrics.benchmark_column`). None when there is no file or no such column.
+    """
+    if path is None or not path.is_file():
         return None
     import pyarrow.parquet as pq
 
@@ -49,15 +55,11 @@ def _column_by_id(path: Path, ids: np.ndarray, prefer: str | None = None) -> np.
     cols = [n for n in schema.names if n not in ("id", "era", "data_type", "__index_level_0__")]
     if not cols:
         return None
-    column = prefer if prefer in cols else cols[0]
-    table = pq.read_table(path, columns=["id", column] if "id" in schema.names else [column])
-    frame = table.to_pandas()
-    if "id" in frame.columns:
+    column = prefer if prefer in cols else benchmark_column(cols)
+    frame = pq.read_table(path, columns=["id", column] if "id" in schema.names else [column]).to_pandas()
+    if "id" in frame.columns:  # a plain column; otherwise pandas metadata made it the index
         frame = frame.set_index("id")
-    series = frame[column].reindex(ids)
-    if series.notna().mean() < 0.8:  # mostly other eras: not comparable
-        return None
-    return series.to_numpy(dtype=np.float64)
+    return frame[column].reindex(ids).to_numpy(dtype=np.float64)
 
 
 def score_predictions(
@@ -68,49 +70,28 @@ def score_predictions(
     meta_model_path: Path | None = None,
     benchmark_path: Path | None = None,
     fnc_features: list[str] | None = None,
+    rule: PayoutRule = CURRENT_RULE,
 ) -> dict[str, Any]:
     """The full metrics set of ``preds`` on ``data`` against ``target``, summarized over eras."""
-    from numerflow.metrics.payout import simulate_payout
-    from numerflow.metrics.registry import ScoringInputs, score_frame
-
     t = data.target(target).astype(np.float64)
-    keep = ~np.isnan(t)
-    if not keep.any():
+    if not (~np.isnan(t)).any():
         return {}
-    ids = np.asarray(data.ids)[keep]
-    era = data.era[keep]
-    p = np.asarray(preds, dtype=np.float64)[keep]
-    meta = _column_by_id(meta_model_path, ids, "numerai_meta_model") if meta_model_path else None
-    bench = _column_by_id(benchmark_path, ids) if benchmark_path else None
+    ids = np.asarray(data.ids)
     feats = None
     if fnc_features:
         from numerflow.modeling.features import select_columns
 
-        feats = select_columns(data.X[keep], data.feature_names, fnc_features, what="the validation data")
-    meta_ok = meta is not None and not np.isnan(meta).any()
-    bench_ok = bench is not None and not np.isnan(bench).any()
-    inputs = ScoringInputs(
-        preds=p,
-        era=era,
-        target=t[keep],
-        meta_model=meta if meta_ok else None,
-        benchmark=bench if bench_ok else None,
+        feats = select_columns(data.X, data.feature_names, fnc_features, what="the validation data")
+    scores = validation_scores(
+        preds,
+        t,
+        data.era,
+        codes=True,
+        meta_model=reference_by_id(meta_model_path, ids, META_MODEL_COLUMN),
+        benchmark=reference_by_id(benchmark_path, ids),
         features=feats,
+        rule=rule,
     )
-    names = ["corr", "mmc", "bmc", "fnc", "max_feature_exposure", "corr_with_meta_model"]
-    per_era = score_frame(names, inputs, skip_missing=True)
-    out: dict[str, Any] = {"target": target, "n_rows": int(keep.sum())}
-    for name, values in per_era.items():
-        summary = summary_of(values[:, 0])
-        out[f"{name}_mean"] = summary["mean"]
-        if name in ("corr", "mmc", "bmc", "fnc"):
-            out[f"{name}_std"] = summary["std"]
-            out[f"{name}_sharpe"] = summary["sharpe"]
-            out[f"{name}_max_drawdown"] = summary["max_drawdown"]
-    out["n_eras"] = int(np.sum(~np.isnan(per_era["corr"][:, 0])))
-    if "mmc" in per_era:
-        c, m = per_era["corr"][:, 0], per_era["mmc"][:, 0]
-        path = simulate_payout(np.nan_to_num(c), np.nan_to_num(m))
-        out["payout_final"] = float(path[-1]) if path.size else float("nan")
-    out["per_era_corr"] = [None if np.isnan(v) else float(v) for v in per_era["corr"][:, 0]]
+    out: dict[str, Any] = {"target": target, "n_rows": int((~np.isnan(t)).sum()), **scores.column(0)}
+    out["per_era_corr"] = [None if np.isnan(v) else float(v) for v in scores.per_era["corr"][:, 0]]
     return out

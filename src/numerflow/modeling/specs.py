@@ -100,10 +100,16 @@ class ResolvedModel:
     target_weights: list[float]
     groups: dict[str, list[str]] = field(default_factory=dict)
     neutralize: dict[str, Any] | None = None
+    #: for ``stable:N`` features: (the candidate set, N). ``features`` holds the N chosen on all the
+    #: train eras (for the final fit); cross-validation chooses again inside each fold's train eras.
+    stable: tuple[list[str], int] | None = None
 
-    def columns(self) -> list[str]:
-        """Every feature column to load (model features, group members, neutralization features)."""
-        names = list(self.features)
+    def columns(self, *, for_cv: bool = False) -> list[str]:
+        """Every feature column to load (model features, group members, neutralization features).
+
+        ``for_cv``: also every ``stable:N`` candidate, since each fold chooses its own N.
+        """
+        names = list(self.features) + (list(self.stable[0]) if for_cv and self.stable else [])
         for members in self.groups.values():
             names += members
         if self.neutralize:
@@ -147,8 +153,10 @@ def resolve_model(
                 + (" ..." if len(known_targets) > 8 else "")
             )
     selection = spec.features
+    stable = None
     if isinstance(selection, str) and selection.startswith("stable:"):
-        features = _stable_set(selection, spec.targets[0], catalog, where, stable_picker)
+        base, n = stable = _stable_base(selection, catalog, where)
+        features = base[:n] if stable_picker is None else stable_picker(base, spec.targets[0], n)
     else:
         features = _feature_names(catalog, selection, f"{where}.features")
     if not features:
@@ -165,26 +173,18 @@ def resolve_model(
             "features": _feature_names(catalog, spec.neutralize.features, f"{where}.neutralize.features"),
         }
     weights = list(spec.target_weights or [1.0] * len(spec.targets))
-    return ResolvedModel(name, spec, features, list(spec.targets), weights, groups, neutral)
+    return ResolvedModel(name, spec, features, list(spec.targets), weights, groups, neutral, stable)
 
 
-def _stable_set(
-    selection: str,
-    target: str,
-    catalog: FeatureCatalog,
-    where: str,
-    picker: Callable[[list[str], str, int], list[str]] | None,
-) -> list[str]:
+def _stable_base(selection: str, catalog: FeatureCatalog, where: str) -> tuple[list[str], int]:
+    """The candidates and N of ``stable:N[:SET]`` (without a picker, only the names are checked)."""
     parts = selection.split(":")
     if len(parts) not in (2, 3) or not parts[1].isdigit() or int(parts[1]) < 1:
         raise ConfigError(
             f"{where}.features: '{selection}' is not a stable feature set; write 'stable:N' or 'stable:N:SET'"
         )
-    n = int(parts[1])
     base = _feature_names(catalog, parts[2] if len(parts) == 3 else "all", f"{where}.features")
-    if picker is None:
-        return base[:n]  # only names are being checked; training passes a picker
-    return picker(base, target, n)
+    return base, int(parts[1])
 
 
 def stable_picker(

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -305,34 +305,25 @@ def _validate(model: LoadedModel, files: DataFiles) -> dict[str, Any]:
     target = (
         str(model.manifest.get("targets", ["target"])[0]) if model.kind == "model" else _first_target(model)
     )
-    columns = model.required_features()
+    catalog = load_catalog(files)
+    fnc: list[str] = []
+    if "fncv3_features" in catalog.feature_sets:
+        fnc = list(catalog.features("fncv3_features"))
+    columns = list(dict.fromkeys([*model.required_features(), *fnc]))
     from numerflow.data.load import load_dataset
+    from numerflow.modeling.scoring import score_predictions
 
     val = load_dataset(files.validation, features=columns, targets=[target], data_type="validation")
     if val.X.shape[0] == 0:
         return {}
-    preds = model.predict(val)
-    catalog = load_catalog(files)
-    fnc = None
-    if "fncv3_features" in catalog.feature_sets:
-        fnc = [f for f in catalog.features("fncv3_features") if f in val.feature_names]
-    from numerflow.modeling.scoring import score_predictions
-
-    if fnc:
-        val_fnc = load_dataset(files.validation, features=fnc, targets=[target], data_type="validation")
-        scores = score_predictions(
-            preds, val, target, meta_model_path=files.meta_model, benchmark_path=files.validation_benchmark
-        )
-        scores.update(
-            {
-                k: v
-                for k, v in score_predictions(preds, val_fnc, target, fnc_features=fnc).items()
-                if k.startswith("fnc") or k.startswith("max_feature")
-            }
-        )
-        return scores
+    fnc = [f for f in fnc if f in val.feature_names]
     return score_predictions(
-        preds, val, target, meta_model_path=files.meta_model, benchmark_path=files.validation_benchmark
+        model.predict(val),
+        val,
+        target,
+        meta_model_path=files.meta_model,
+        benchmark_path=files.validation_benchmark,
+        fnc_features=fnc or None,
     )
 
 
@@ -495,11 +486,15 @@ def _model_fit_predict(
     from numerflow.modeling.artifacts import neutralize_and_rank
     from numerflow.modeling.features import select_columns
 
-    X = _matrix(model, data)
+    X = None if model.stable else _matrix(model, data)
 
     def fit_predict(train_rows: np.ndarray, test_rows: np.ndarray) -> np.ndarray:
-        estimators = _fit_targets(model, X, data, rows=train_rows, params=params)
-        preds = _blend(model, estimators, X[test_rows], data.era[test_rows])
+        fold_model, fold_X = model, X
+        if fold_X is None:  # stable:N features, chosen on this fold's train eras only (no look at the test)
+            fold_model = replace(model, features=_stable_in(model, data, train_rows))
+            fold_X = _matrix(fold_model, data)
+        estimators = _fit_targets(fold_model, fold_X, data, rows=train_rows, params=params)
+        preds = _blend(fold_model, estimators, fold_X[test_rows], data.era[test_rows])
         if model.neutralize:
             feats = select_columns(
                 data.X[test_rows], data.feature_names, model.neutralize["features"], what="data"
@@ -508,6 +503,16 @@ def _model_fit_predict(
         return preds
 
     return fit_predict
+
+
+def _stable_in(model: ResolvedModel, data: Dataset, rows: np.ndarray) -> list[str]:
+    """The ``stable:N`` features of ``model`` chosen on ``rows`` only, against its first target."""
+    from numerflow.modeling.features import select_columns, select_stable
+
+    assert model.stable is not None
+    base, n = model.stable
+    X = select_columns(data.X[rows], data.feature_names, base, what="data")
+    return select_stable(X, base, data.target(model.targets[0])[rows], data.era[rows], n)
 
 
 def cross_validate_model(
@@ -539,7 +544,7 @@ def cross_validate_model(
         neutral = settings.model(n).neutralize
         if settings.model(n).ensemble is not None and neutral is not None:
             ens_neutral[n] = _feature_list(catalog, neutral.features, f"models.{n}.neutralize.features")
-    columns = list(dict.fromkeys(c for r in resolved.values() for c in r.columns()))
+    columns = list(dict.fromkeys(c for r in resolved.values() for c in r.columns(for_cv=True)))
     columns = list(dict.fromkeys(columns + [f for fs in ens_neutral.values() for f in fs]))
     stride = min(settings.model(n).era_stride for n in order)
     data = load_dataset(files.need(files.train), features=columns, targets=targets, era_stride=stride)

@@ -10,7 +10,6 @@ Numerai's files, so MMC is scored on the eras it covers; the same holds for benc
 from __future__ import annotations
 
 import logging
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,14 +23,9 @@ from numerflow.errors import DataError, first_line
 from numerflow.metrics import (
     CURRENT_RULE,
     MAX_FILTERED_RATIO,
-    correlation_contribution,
-    correlation_with,
-    feature_neutral_corr,
-    max_feature_exposure,
-    mean_feature_exposure,
-    numerai_corr,
-    simulate_payout,
-    summarize,
+    PayoutRule,
+    benchmark_column,
+    validation_scores,
 )
 
 log = logging.getLogger(__name__)
@@ -142,10 +136,11 @@ def _load_data(data: Dataset | Path | str, target: str, features: str | list[str
 def _reference(
     ref: pd.Series | pd.DataFrame | Path | str | None,
     column: str | None,
-    default_column: str | None,
     ids: np.ndarray,
     what: str,
+    prefer: str | None = None,
 ) -> tuple[np.ndarray | None, str | None]:
+    """A reference model's column aligned to ``ids`` (NaN where it has no value), and its name."""
     if ref is None:
         return None, None
     if isinstance(ref, pd.Series):
@@ -155,31 +150,14 @@ def _reference(
     else:
         frame, source = read_table(ref, what), str(ref)
     cols = prediction_columns(frame, source)
-    payout_like = [c for c in cols if "ender20" in c]  # the benchmark on Numerai's payout target
-    name = column or (default_column if default_column in cols else (payout_like or cols)[0])
-    if name not in frame.columns:
-        raise DataError(f"{source}: no column '{name}' (it has: {', '.join(cols)})")
+    try:
+        name = prefer if column is None and prefer in cols else benchmark_column(cols, column)
+    except KeyError as exc:
+        raise DataError(f"{source}: {exc.args[0]}") from None
     values = frame[name].reindex(ids).to_numpy(dtype=np.float64)
     if np.isnan(values).all():
         raise DataError(f"{source}: none of its ids are in the scored data; is it for another data version?")
     return values, name
-
-
-def _covered(values: np.ndarray, era: np.ndarray) -> np.ndarray:
-    """Rows in eras where ``values`` has at least one value (eras it does not cover are left out)."""
-    has = np.zeros(int(era.max()) + 1, dtype=bool)
-    has[era[~np.isnan(values)]] = True
-    return has[era]
-
-
-def _masked_contribution(
-    preds: np.ndarray, ref: np.ndarray, target: np.ndarray, era: np.ndarray, n_eras: int
-) -> np.ndarray:
-    rows = _covered(ref, era)
-    out = np.full((n_eras, preds.shape[1]), np.nan)
-    scores = correlation_contribution(preds[rows], ref[rows], target[rows], era[rows])
-    out[: len(scores)] = scores
-    return out
 
 
 def _check_era_coverage(
@@ -209,9 +187,9 @@ def score_validation(
     benchmark: pd.Series | pd.DataFrame | Path | str | None = None,
     benchmark_column: str | None = None,
     features: str | list[str] | None = "fncv3_features",
-    payout_rule: dict[str, float] | None = None,
+    payout_rule: PayoutRule = CURRENT_RULE,
 ) -> ValidationScores:
-    """Score every prediction column against ``data``; see the module docstring."""
+    """Score every prediction column against ``data`` with :func:`numerflow.metrics.validation_scores`."""
     source = str(predictions) if not isinstance(predictions, pd.DataFrame) else "predictions"
     frame = predictions if isinstance(predictions, pd.DataFrame) else read_table(predictions, "predictions")
     if isinstance(predictions, pd.DataFrame) and frame.index.name != "id" and "id" in frame.columns:
@@ -220,73 +198,29 @@ def score_validation(
     ds = _load_data(data, target, features)
     ids = np.asarray(ds.ids).astype(str)
     preds = _aligned(frame[columns], ids, source, required=True).to_numpy(dtype=np.float64)
-    t = ds.target(target).astype(np.float64)
-    era = ds.era
-    n_eras = ds.n_eras
-    _check_era_coverage(preds, columns, era, np.asarray(ds.era_labels), source)
-    per_era: dict[str, np.ndarray] = {"corr": numerai_corr(preds, t, era)}
-    notes: list[str] = []
-    if meta_model is not None:
-        m, m_name = _reference(meta_model, None, META_MODEL_COLUMN, ids, "meta model")
-        per_era["mmc"] = _masked_contribution(preds, m, t, era, n_eras)
-        rows = _covered(m, era)
-        cw = correlation_with(preds[rows], m[rows], era[rows])
-        per_era["corr_with_meta_model"] = np.vstack([cw, np.full((n_eras - len(cw), len(columns)), np.nan)])
-        notes.append(f"MMC against {m_name} on {int(np.sum(~np.isnan(per_era['mmc'][:, 0])))} eras")
-    if benchmark is not None:
-        b, b_name = _reference(benchmark, benchmark_column, None, ids, "benchmark")
-        per_era["bmc"] = _masked_contribution(preds, b, t, era, n_eras)
-        notes.append(f"BMC against {b_name}")
-    if ds.X.shape[1]:
-        per_era["fnc"] = feature_neutral_corr(preds, ds.X, t, era)
-        per_era["max_feature_exposure"] = max_feature_exposure(preds, ds.X, era)
-        per_era["mean_feature_exposure"] = mean_feature_exposure(preds, ds.X, era)
-        notes.append(f"FNC and exposure against {ds.X.shape[1]} features")
-    rule = payout_rule or CURRENT_RULE
-    mmc_for_payout = np.nan_to_num(per_era.get("mmc", np.zeros_like(per_era["corr"])), nan=0.0)
-    path = simulate_payout(per_era["corr"], mmc_for_payout, **rule)
-    per_era["payout"] = path
-    summary = _summary(columns, per_era, path)
-    notes.append(
-        f"payout simulated as stake·clip({rule['w_corr']}·CORR + {rule['w_mmc']}·MMC, ±{rule['clip']}) "
-        "compounded per era" + ("" if "mmc" in per_era else " (no meta model: MMC taken as 0)")
+    _check_era_coverage(preds, columns, ds.era, np.asarray(ds.era_labels), source)
+    meta, m_name = _reference(meta_model, None, ids, "meta model", prefer=META_MODEL_COLUMN)
+    bench, b_name = _reference(benchmark, benchmark_column, ids, "benchmark")
+    scores = validation_scores(
+        preds,
+        ds.target(target),
+        ds.era,
+        codes=True,
+        meta_model=meta,
+        benchmark=bench,
+        features=ds.X if ds.X.shape[1] else None,
+        rule=payout_rule,
+        names=(str(m_name), str(b_name)),
     )
+    summary = pd.DataFrame(scores.summary, index=pd.Index(columns, name="prediction"))
     return ValidationScores(
         columns=columns,
         eras=np.asarray(ds.era_labels),
-        per_era=per_era,
+        per_era=scores.per_era,
         summary=summary,
-        notes=notes,
-        payout_path=path,
+        notes=scores.notes,
+        payout_path=scores.payout_path,
     )
-
-
-def _summary(columns: list[str], per_era: dict[str, np.ndarray], payout_path: np.ndarray) -> pd.DataFrame:
-    table: dict[str, np.ndarray] = {}
-    for name in ("corr", "mmc", "bmc", "fnc"):
-        if name not in per_era:
-            continue
-        s = summarize(per_era[name])
-        keys = (
-            ("mean", "std", "sharpe", "max_drawdown", "autocorr", "calmar")
-            if name == "corr"
-            else (
-                "mean",
-                "std",
-                "sharpe",
-                "max_drawdown",
-            )
-        )
-        for key in keys:
-            table[f"{name}_{key}"] = np.asarray(s[key])
-    for name in ("max_feature_exposure", "mean_feature_exposure", "corr_with_meta_model"):
-        if name in per_era:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)  # a column with no scored era: NaN
-                table[name] = np.nanmean(per_era[name], axis=0)
-    table["payout_return"] = payout_path[-1] - 1.0 if len(payout_path) else np.full(len(columns), np.nan)
-    table["n_eras"] = np.sum(~np.isnan(per_era["corr"]), axis=0)
-    return pd.DataFrame(table, index=pd.Index(columns, name="prediction"))
 
 
 def validation_report(

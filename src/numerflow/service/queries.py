@@ -24,6 +24,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from numerflow.config import Settings
+from numerflow.metrics.names import preference
 from numerflow.store import session_scope
 from numerflow.store.tables.modeling import ModelVersion, StageEvent
 from numerflow.store.tables.service import Job
@@ -34,7 +35,7 @@ KINDS = ("corr", "mmc", "bmc", "fnc")
 
 
 def metric_kind(name: str) -> str:
-    """corr | mmc | bmc | fnc | other, from Numerai's score name (canon_corr, v2_corr20, mmc, ...)."""
+    """corr | mmc | bmc | fnc, or the name's own kind, from Numerai's score name (numerflow.metrics.names)."""
     from numerflow.tournament.performance import metric_kind as kind_of
 
     return kind_of(name)
@@ -76,19 +77,20 @@ def final_scores(
     if max_round is not None:
         stmt = stmt.where(Score.round_number <= max_round)
     out: dict[str, dict[int, dict[str, Any]]] = {}
-    days: dict[tuple[str, int, str], int] = {}
+    days: dict[tuple[str, int, str], tuple[int, int]] = {}
     kinds = _kind_cache
     isfinite = math.isfinite
     # Core rows (no ORM): this loop is the overview's hot spot
     for slot, rnd, metric, day, value, resolved in session.connection().execute(stmt).all():
         kind = kinds.get(metric) or _kind(metric)
-        if kind == "other":
+        if kind not in KINDS:  # tc, corr60, ...: kept in the database, not in this table
             continue
         key = (slot, rnd, kind)
+        rank = (day, -preference(metric))  # the latest day; on one day, Numerai's canonical name
         seen = days.get(key)
-        if seen is not None and seen > day:
+        if seen is not None and seen > rank:
             continue
-        days[key] = day
+        days[key] = rank
         per_slot = out.get(slot)
         if per_slot is None:
             per_slot = out[slot] = {}

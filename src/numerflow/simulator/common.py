@@ -17,8 +17,8 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from numerflow.metrics.payout import PayoutRule
 from numerflow.simulator.clock import SimClock
-from numerflow.simulator.scoring import PayoutConfig
 
 CLASSIC, SIGNALS = 8, 11
 
@@ -77,7 +77,8 @@ class EngineBase:
     n_features: int
     n_eras: int
     signal: float | None
-    payout: PayoutConfig
+    payout: PayoutRule
+    rest_at_risk: float
     clock: SimClock
     _db: Engine
     _lock: threading.RLock

@@ -20,9 +20,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from numerflow.metrics.payout import PayoutRule
 from numerflow.simulator.validation import validate_predictions
-
-BENCHMARK = "v53_lgbm_ender20"
 
 
 def diagnose(
@@ -31,14 +30,12 @@ def diagnose(
     data_dir: Path,
     feature_names: list[str],
     fncv3_features: list[str] | None,
-    payout: Any,
+    payout: PayoutRule,
 ) -> dict[str, Any]:
     """Numerai's diagnostics fields for a predictions file over the validation eras of ``data_dir``."""
-    from numerflow.metrics.contribution import correlation_contribution
-    from numerflow.metrics.corr import numerai_corr
-    from numerflow.metrics.exposure import max_feature_exposure
     from numerflow.metrics.fnc import feature_neutral_corr
     from numerflow.metrics.summary import max_drawdown
+    from numerflow.metrics.validation import benchmark_column, validation_scores
 
     val = pd.read_parquet(data_dir / "validation.parquet")
     val = val[val["data_type"] == "validation"]
@@ -62,18 +59,27 @@ def diagnose(
     features = val[feature_names].to_numpy(dtype=np.float64)
     both = preds[:, None] if example is None else np.column_stack([preds, example])
 
-    corr_both = numerai_corr(both, target, era)
-    corr = corr_both[:, 0]
-    mmc_both = correlation_contribution(both, meta.to_numpy(dtype=np.float64), target, era)
-    mmc = mmc_both[:, 0]
-    bmc = correlation_contribution(preds, bench[BENCHMARK].to_numpy(dtype=np.float64), target, era)[:, 0]
-    fnc = feature_neutral_corr(preds, features, target, era)[:, 0]
+    # the one validation scoring rule (metrics.validation): MMC/BMC on the eras the references cover
+    scores = validation_scores(
+        both,
+        target,
+        era,
+        meta_model=meta.to_numpy(dtype=np.float64),
+        benchmark=bench[
+            benchmark_column([c for c in bench.columns if c not in ("era", "data_type")])
+        ].to_numpy(dtype=np.float64),
+        features=features,
+        rule=payout,
+    )
+    corr_both, mmc_both = scores.per_era["corr"], scores.per_era["mmc"]
+    corr, mmc, bmc = corr_both[:, 0], mmc_both[:, 0], scores.per_era["bmc"][:, 0]
+    fnc = scores.per_era["fnc"][:, 0]
+    exposure = scores.per_era["max_feature_exposure"][:, 0]
     fnc_v3 = (
         feature_neutral_corr(preds, val[fncv3_features].to_numpy(dtype=np.float64), target, era)[:, 0]
         if fncv3_features
         else np.full_like(corr, np.nan)
     )
-    exposure = max_feature_exposure(preds, features, era)[:, 0]
     eras = np.unique(era)
     with_example = None
     if example is not None:

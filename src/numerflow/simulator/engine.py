@@ -39,6 +39,7 @@ from numerflow.errors import (
     NotFoundError,
 )
 from numerflow.fileio import ensure_dir
+from numerflow.metrics.payout import PayoutRule
 from numerflow.simulator import state as db
 from numerflow.simulator.clock import DAY, SimClock, close_time_for, next_open_time, score_times
 from numerflow.simulator.common import (
@@ -63,8 +64,8 @@ from numerflow.simulator.leaderboard import LeaderboardMixin
 from numerflow.simulator.performance import PerformanceMixin
 from numerflow.simulator.profiles import ProfilesMixin
 from numerflow.simulator.scoring import (
+    DEFAULT_REST_AT_RISK,
     SCORE_NAMES,
-    PayoutConfig,
     daily_targets,
     percentiles,
     score_submissions,
@@ -103,16 +104,21 @@ class TournamentEngine(
         data_dir: Path | str | None = None,
         auto_rounds: bool = True,
         round_window_hours: float = 1.0,
-        payout: PayoutConfig | None = None,
+        payout: PayoutRule | None = None,
+        rest_at_risk: float | None = None,
         first_round: int = 1000,
         default_account: dict[str, Any] | None = None,
         crowd: int | None = None,
     ) -> None:
         """``default_account`` overrides the account seeded on first start (keys: username, public_id,
         secret_key, available_nmr, models = list of names, stake); ``accounts_file`` adds more.
-        ``crowd``: simulated participants submitting every round (crowd.py); kept in the state."""
+        ``crowd``: simulated participants submitting every round (crowd.py); kept in the state.
+        ``payout`` is the payout rule and ``rest_at_risk`` the NMR the rest of the tournament has at risk
+        (default :data:`DEFAULT_REST_AT_RISK`); both are kept in the state folder."""
         if crowd is not None and crowd < 0:
             raise ConfigError(f"crowd must be >= 0 simulated participants (got {crowd})")
+        if rest_at_risk is not None and not (0 <= rest_at_risk < float("inf")):
+            raise ConfigError(f"rest of the tournament's stake must be ≥ 0 NMR (got {rest_at_risk})")
         if clock_speed <= 0:
             raise ConfigError(f"clock speed must be > 0 (got {clock_speed})")
         if round_window_hours <= 0:
@@ -140,11 +146,15 @@ class TournamentEngine(
                     "n_eras": n_eras,
                     "signal": signal,
                     "data_dir": str(Path(data_dir).resolve()) if data_dir else None,
-                    "payout": asdict(payout or PayoutConfig()),
+                    "payout": asdict(payout or PayoutRule()),
+                    "rest_at_risk": DEFAULT_REST_AT_RISK if rest_at_risk is None else rest_at_risk,
                 }
                 self._meta_set(conn, "settings", saved)
-            elif payout is not None:
-                saved["payout"] = asdict(payout)
+            elif payout is not None or rest_at_risk is not None:
+                if payout is not None:
+                    saved["payout"] = asdict(payout)
+                if rest_at_risk is not None:
+                    saved["rest_at_risk"] = rest_at_risk
                 self._meta_set(conn, "settings", saved)
             if crowd is not None and saved.get("crowd") != crowd:
                 saved["crowd"] = crowd
@@ -155,8 +165,10 @@ class TournamentEngine(
         self.n_eras = int(saved["n_eras"])
         # None (also in states saved before the knob): generate_dataset's realistic default
         self.signal = saved.get("signal")
-        self.payout = PayoutConfig(**saved["payout"])
         self.crowd = int(saved.get("crowd") or 0)
+        self.payout = PayoutRule.from_dict(saved["payout"])
+        # states saved before the setting had none: their rounds paid with the simulator's stakes alone
+        self.rest_at_risk = float(saved.get("rest_at_risk", 0.0))
         self.data_dir = Path(saved["data_dir"]) if saved["data_dir"] else self.state_dir / "data" / "v5.3"
         self._world: Any = None
         try:
@@ -422,7 +434,7 @@ class TournamentEngine(
         era_number = int(self.world.spec.n_eras) + 1 + (number - self.first_round)
         close = close_time_for(t, self.round_window_hours)
         times = score_times(close, N_SCORE_DAYS)
-        config = {**asdict(self.payout), "target": PAYOUT_TARGET}
+        config = {**asdict(self.payout), "rest_at_risk": self.rest_at_risk, "target": PAYOUT_TARGET}
         with self._db.begin() as conn:
             conn.execute(
                 insert(db.rounds).values(
@@ -613,8 +625,8 @@ class TournamentEngine(
                 m = conn.execute(select(db.models).where(db.models.c.id == s["model_id"])).mappings().one()
                 pending = self._pending_release(conn, s["model_id"])
                 at_risk[s["model_id"]] = max(Decimal(0), dec(m["stake"]) - pending)
-            total = sum(at_risk.values(), Decimal(0))
-            factor = min(Decimal(1), dec(config["stake_threshold"]) / total) if total > 0 else Decimal(1)
+            total = sum(at_risk.values(), Decimal(0)) + dec(config.get("rest_at_risk", 0))
+            factor = dec(PayoutRule.from_dict(config).payout_factor(float(total)))
             for s in selected:
                 conn.execute(
                     insert(db.payouts).values(
@@ -691,7 +703,7 @@ class TournamentEngine(
                 "submissions": n_subs,
                 "faults": self.faults.to_dict(),
                 "fault_counts": dict(self.fault_counts),
-                "payout": asdict(self.payout),
+                "payout": {**asdict(self.payout), "rest_at_risk": self.rest_at_risk},
                 "state_dir": str(self.state_dir),
             }
 

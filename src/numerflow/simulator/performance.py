@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
+from numerflow.metrics.payout import PayoutRule
 from numerflow.simulator import state as db
 from numerflow.simulator.common import (
     N_SCORE_DAYS,
@@ -16,7 +17,6 @@ from numerflow.simulator.common import (
     money,
 )
 from numerflow.simulator.score_names import SHOWN, displayed_as, names_of
-from numerflow.simulator.scoring import PayoutConfig
 
 
 class PerformanceMixin(EngineBase):
@@ -25,13 +25,12 @@ class PerformanceMixin(EngineBase):
     def _day_payout(
         self, config: dict[str, Any], factor: Decimal, at_risk: Decimal, corr: Any, mmc: Any
     ) -> Decimal:
-        pcfg = PayoutConfig(**{k: config[k] for k in ("w_corr", "w_mmc", "clip", "stake_threshold")})
-        frac = pcfg.payout_fraction(
+        frac = PayoutRule.from_dict(config).returns(
             float("nan") if corr is None else float(corr),
             float("nan") if mmc is None else float(mmc),
             float(factor),
         )
-        return (at_risk * Decimal(repr(frac))).quantize(Decimal("0.00000001"))
+        return (at_risk * Decimal(repr(float(frac)))).quantize(Decimal("0.00000001"))
 
     def _final_scores(self, conn: Connection, number: int, model_id: str, upto: float) -> dict[str, Any]:
         rows = conn.execute(

@@ -8,23 +8,28 @@ to the stored score it shows; nothing else in the simulator spells a display nam
 
 Names Numerai has but the simulator does not compute (``tc``, deprecated; ``corj60``, on a target it does not
 score; ``fnc_v4``, Signals' FNC) are not emitted: a client filtering on them finds nothing rather than a
-number that means something else. (At merge this table can be pointed at ``numerflow.metrics.names``.)
+number that means something else. Which kind a name is comes from ``numerflow.metrics.names``, the one
+table of Numerai's score names.
 """
 
 from __future__ import annotations
 
-# display name (as Numerai returns it) -> stored score; in the order rows are emitted
-SHOWN: dict[str, str] = {
-    "canon_corr": "canon_corr",
-    "v2_corr20": "canon_corr",
-    "corr20": "canon_corr",
-    "canon_mmc": "canon_mmc",
-    "mmc": "canon_mmc",
-    "canon_bmc": "canon_bmc",
-    "bmc": "canon_bmc",
-    "canon_fnc": "canon_fnc",
-    "fnc_v3": "canon_fnc",
-}
+from numerflow.metrics.names import canonical
+
+# the display names the simulator emits, as Numerai returns them, in the order rows are emitted
+EMITTED: tuple[str, ...] = (
+    "canon_corr",
+    "v2_corr20",
+    "corr20",
+    "canon_mmc",
+    "mmc",
+    "canon_bmc",
+    "bmc",
+    "canon_fnc",
+    "fnc_v3",
+)
+# display name -> the stored score it shows (the canonical name of its kind in numerflow.metrics.names)
+SHOWN: dict[str, str] = {name: str(canonical(name)) for name in EMITTED}
 # other spellings clients use when filtering (case-insensitive) -> the display name answered
 _FILTER_SPELLINGS: dict[str, str] = {
     "corr": "corr20",

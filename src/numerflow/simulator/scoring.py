@@ -5,56 +5,27 @@ simulator draws each day's partial target as a blend of the round's final (hidde
 fades out: day ``d`` keeps ``sqrt(d/20)`` of the final target's signal, and day 20 *is* the final target.
 
 Metrics per day and submission: ``canon_corr`` (CORR on the payout target), ``canon_mmc`` (against the
-meta model), ``canon_bmc`` (against the benchmark model) and ``canon_fnc`` (feature-neutral CORR).
+meta model), ``canon_bmc`` (against the benchmark model) and ``canon_fnc`` (feature-neutral CORR), the
+canonical names of :mod:`numerflow.metrics.names`; the payout rule is :class:`numerflow.metrics.PayoutRule`.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
 
 from numerflow.metrics.contribution import correlation_contribution
 from numerflow.metrics.corr import numerai_corr
-from numerflow.metrics.neutralize import neutralize
-from numerflow.metrics.rank import gaussianize
+from numerflow.metrics.fnc import feature_neutral_corr
+from numerflow.metrics.names import KINDS, MAIN_KINDS
 
-SCORE_NAMES = ("canon_corr", "canon_mmc", "canon_bmc", "canon_fnc")
-# names clients may filter by (case-insensitive) -> the stored name
-ALIASES = {
-    "corr": "canon_corr",
-    "corr20": "canon_corr",
-    "corr20v2": "canon_corr",
-    "v2_corr20": "canon_corr",
-    "canon_corr": "canon_corr",
-    "mmc": "canon_mmc",
-    "canon_mmc": "canon_mmc",
-    "bmc": "canon_bmc",
-    "canon_bmc": "canon_bmc",
-    "fnc": "canon_fnc",
-    "fnc_v3": "canon_fnc",
-    "fncv3": "canon_fnc",
-    "canon_fnc": "canon_fnc",
-}
+SCORE_NAMES = tuple(KINDS[kind][0] for kind in MAIN_KINDS)  # canon_corr, canon_mmc, canon_bmc, canon_fnc
+#: NMR at risk in the rest of the tournament, added to the simulator's own stakes when the payout factor
+#: is computed: Numerai's total stake is several hundred thousand NMR, far above its 72,000 threshold,
+#: so its payout factor is well below 1 (72,000 / 300,000 ≈ 0.24). 0 gives a factor of 1 for small stakes.
+DEFAULT_REST_AT_RISK = 300_000.0
 _CUTS = np.array([0.05, 0.25, 0.75, 0.95])
 _BINS = np.array([0.0, 0.25, 0.5, 0.75, 1.0])
-
-
-@dataclass(frozen=True)
-class PayoutConfig:
-    """Payout = stake · clip(payout_factor · (w_corr·CORR + w_mmc·MMC), ±clip)."""
-
-    w_corr: float = 0.75
-    w_mmc: float = 2.25
-    clip: float = 0.05
-    stake_threshold: float = 72000.0  # payout_factor = min(1, threshold / total NMR at risk)
-
-    def payout_fraction(self, corr: float, mmc: float, payout_factor: float) -> float:
-        if not np.isfinite(corr) or not np.isfinite(mmc):
-            return 0.0
-        raw = payout_factor * (self.w_corr * corr + self.w_mmc * mmc)
-        return float(np.clip(raw, -self.clip, self.clip))
 
 
 def daily_targets(final: np.ndarray, n_days: int, rng: np.random.Generator) -> list[np.ndarray]:
@@ -79,18 +50,14 @@ def score_submissions(
     benchmark: np.ndarray,
 ) -> dict[str, np.ndarray]:
     """Scores of ``preds`` (n × k submissions) for each day: name -> array (days × k)."""
-    n = preds.shape[0]
-    era = np.zeros(n, dtype=np.int32)
-    g = gaussianize(preds, era)
-    r = neutralize(g, features.astype(np.float64), era)
-    std = r.std(axis=0)
-    neutral = np.divide(r, std, out=np.full_like(r, np.nan), where=std > 0)
+    era = np.zeros(preds.shape[0], dtype=np.int32)  # the round's live era
+    feats = features.astype(np.float64)
     out = {name: np.empty((len(day_targets), preds.shape[1])) for name in SCORE_NAMES}
     for d, t in enumerate(day_targets):
         out["canon_corr"][d] = numerai_corr(preds, t, era)[0]
         out["canon_mmc"][d] = correlation_contribution(preds, meta, t, era)[0]
         out["canon_bmc"][d] = correlation_contribution(preds, benchmark, t, era)[0]
-        out["canon_fnc"][d] = numerai_corr(neutral, t, era)[0]
+        out["canon_fnc"][d] = feature_neutral_corr(preds, feats, t, era)[0]
     return out
 
 

@@ -18,6 +18,8 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from numerflow.errors import NumerflowError
+from numerflow.metrics.names import preference
+from numerflow.metrics.names import score_kind as metric_kind
 from numerflow.store import session_scope
 from numerflow.store.base import utcnow
 from numerflow.store.tables.tournament import Payout, Score
@@ -27,15 +29,6 @@ if TYPE_CHECKING:
     from numerflow.tournament.client import NumeraiClient
 
 log = logging.getLogger(__name__)
-
-
-def metric_kind(name: str) -> str:
-    """Map Numerai's score names (canon_corr, v2_corr20, mmc, fnc_v3, ...) to corr|mmc|bmc|fnc|other."""
-    low = name.lower()
-    for kind in ("mmc", "bmc", "fnc"):
-        if kind in low:
-            return kind
-    return "corr" if "corr" in low else "other"
 
 
 @dataclass(frozen=True)
@@ -167,22 +160,23 @@ def performance_table(engine: Engine, slot: str | None = None, tournament: int =
             qp = qp.where(Payout.numerai_model == slot)
         payouts = {(p.numerai_model, p.round_number): p for p in s.scalars(qp)}
 
-    latest: dict[tuple[str, int], dict[str, tuple[int, float | None]]] = {}
+    latest: dict[tuple[str, int], dict[str, tuple[int, int, float | None]]] = {}
     resolved: dict[tuple[str, int], bool] = {}
     days: dict[tuple[str, int], int] = {}
     for sc in scores:
         key = (sc.numerai_model, sc.round_number)
         kind = metric_kind(sc.metric)
         have = latest.setdefault(key, {})
-        if kind not in have or sc.day >= have[kind][0]:
-            have[kind] = (sc.day, sc.value)
+        rank = (sc.day, -preference(sc.metric))  # the latest day; on one day, the canonical name
+        if kind not in have or rank >= have[kind][:2]:
+            have[kind] = (*rank, sc.value)
         days[key] = max(days.get(key, 0), sc.day)
         resolved[key] = resolved.get(key, False) or sc.resolved
     keys = sorted(set(latest) | set(payouts), key=lambda k: (k[0], k[1]))
     out: list[PerfRow] = []
     cum: dict[str, list[float]] = {}
     for key in keys:
-        vals = {k: v for k, (_, v) in latest.get(key, {}).items()}
+        vals = {k: v for k, (_, _, v) in latest.get(key, {}).items()}
         c = cum.setdefault(key[0], [0.0, 0.0])
         c[0] += vals.get("corr") or 0.0
         c[1] += vals.get("mmc") or 0.0

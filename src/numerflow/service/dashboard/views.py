@@ -30,6 +30,7 @@ VALIDATION_ROWS: tuple[tuple[str, str, str], ...] = (
     ("corr_max_drawdown", "CORR max drawdown", "{:.4f}"),
     ("mmc_mean", "MMC mean", "{:+.4f}"),
     ("mmc_sharpe", "MMC sharpe", "{:+.2f}"),
+    ("mmc_eras", "MMC on eras (meta model covers)", "{:d}"),
     ("bmc_mean", "BMC mean", "{:+.4f}"),
     ("bmc_sharpe", "BMC sharpe", "{:+.2f}"),
     ("fnc_mean", "FNC mean", "{:+.4f}"),

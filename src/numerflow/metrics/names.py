@@ -1,0 +1,56 @@
+"""Numerai's score names, in one exact table: which kind of score each name is.
+
+Numerai's API names the same score several ways across its history and endpoints (``displayName`` of
+``submissionScores``: ``canon_corr``, ``v2_corr20``, ``mmc``, ``fnc_v3`` ...; the website's CORR20V2,
+CORJ60 ...). :data:`SCORE_NAMES` maps each known name (lower case) to its kind:
+``corr`` (the 20-day payout CORR), ``mmc``, ``bmc``, ``fnc``, or a kind of its own (``corr60``,
+``cort20``, ``tc``, ``cwmm`` ...). A name is matched exactly, never by substring: ``corr60`` or
+``cwmm`` is not CORR, and a name not in the table keeps its own name (:func:`score_kind`).
+
+Within a kind, the names come in order of preference (the canonical score first): where one round
+reports two names of the same kind on the same day, :func:`preference` says which one to show.
+"""
+
+from __future__ import annotations
+
+#: kind -> Numerai's names for it, preferred first (all lower case)
+KINDS: dict[str, tuple[str, ...]] = {
+    "corr": ("canon_corr", "v2_corr20", "corr20v2", "corr20", "corr"),
+    "mmc": ("canon_mmc", "mmc", "mmc20", "v2_mmc20"),
+    "bmc": ("canon_bmc", "bmc", "bmc20"),
+    "fnc": ("canon_fnc", "fnc_v3", "fncv3", "fnc", "fnc_v4", "fncv4"),
+    "corr60": ("canon_corr60", "corr60", "v2_corr60"),
+    "corj60": ("corj60",),  # CORR on jerome_60
+    "cort20": ("cort20",),  # CORR on teager_20
+    "tc": ("canon_tc", "tc"),
+    "cwmm": ("cwmm",),
+    "mcwnm": ("mcwnm",),
+    "apcwnm": ("apcwnm",),
+    "ic": ("ic", "icv2"),
+    "ric": ("ric",),
+    "alpha": ("alpha",),
+    "mpc": ("mpc",),
+}
+#: Numerai's score name (lower case) -> its kind
+SCORE_NAMES: dict[str, str] = {name: kind for kind, names in KINDS.items() for name in names}
+#: The kinds a round's performance row shows (CORR, MMC, BMC, FNC).
+MAIN_KINDS = ("corr", "mmc", "bmc", "fnc")
+
+
+def score_kind(name: str) -> str:
+    """The kind of Numerai's score ``name`` (case-insensitive); an unknown name is its own kind."""
+    low = name.strip().lower()
+    return SCORE_NAMES.get(low, low)
+
+
+def preference(name: str) -> int:
+    """Rank of ``name`` among its kind's names (0 = canonical); unknown names rank after known ones."""
+    low = name.strip().lower()
+    kind = SCORE_NAMES.get(low)
+    return KINDS[kind].index(low) if kind is not None else len(SCORE_NAMES)
+
+
+def canonical(name: str) -> str | None:
+    """The canonical name of the kind ``name`` belongs to (``v2_corr20`` -> ``canon_corr``), or None."""
+    kind = SCORE_NAMES.get(name.strip().lower())
+    return KINDS[kind][0] if kind is not None else None
