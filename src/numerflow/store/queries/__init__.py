@@ -1,0 +1,1 @@
+"""Query functions grouped by concern: one module per room that needs SQL of its own."""
