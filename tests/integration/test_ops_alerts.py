@@ -4,16 +4,12 @@ SQLite and PostgreSQL. A missed round checked five times raises exactly one aler
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from email import message_from_bytes
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
+from ops_support import Mailbox, Receiver, http_receiver, smtp_server
 from pydantic import SecretStr
 
 from numerflow.config import EmailChannel, Settings
@@ -25,76 +21,16 @@ from numerflow.store.tables import StakeChange, Submission
 CLOSE = datetime(2026, 3, 7, 14, 0, tzinfo=UTC)  # a round's staking close (Saturday)
 
 
-@dataclass
-class Receiver:
-    """An HTTP server on 127.0.0.1 that records every POST and answers with ``statuses`` in turn
-    (200 once they run out)."""
-
-    statuses: list[int] = field(default_factory=list)
-    bodies: list[dict[str, Any]] = field(default_factory=list)
-    url: str = ""
-
-    def answer(self) -> int:
-        return self.statuses.pop(0) if self.statuses else 200
-
-
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    rec = Receiver()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length", 0))
-            rec.bodies.append(json.loads(self.rfile.read(length)))
-            status = rec.answer()
-            self.send_response(status)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    rec.url = f"http://127.0.0.1:{server.server_address[1]}/hooks/T000/B000"
-    try:
+    with http_receiver() as rec:
         yield rec
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-@dataclass
-class Mailbox:
-    messages: list[Any] = field(default_factory=list)
-    port: int = 0
 
 
 @pytest.fixture
 def mailbox() -> Iterator[Mailbox]:
-    import socket
-
-    from aiosmtpd.controller import Controller
-
-    box = Mailbox()
-
-    class Handler:
-        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-            box.messages.append(
-                (envelope.mail_from, list(envelope.rcpt_tos), message_from_bytes(envelope.content))
-            )
-            return "250 OK"
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        box.port = s.getsockname()[1]
-    controller = Controller(Handler(), hostname="127.0.0.1", port=box.port)
-    controller.start()
-    try:
+    with smtp_server() as box:
         yield box
-    finally:
-        controller.stop()
 
 
 def make_settings(
