@@ -98,3 +98,24 @@ def test_a_backup_schedule_with_bad_args_is_a_config_error(tmp_path: Path, sqlit
     settings.schedules["b"] = ScheduleSpec(cron="0 2 * * *", job="backup", args={"format": "zip"})
     with pytest.raises(ConfigError, match=r"schedules\.b: backup job: args\.format"):
         create_app(settings)
+
+
+def test_a_data_check_with_errors_raises_one_alert(
+    tmp_path: Path, sqlite_url: str, receiver: Receiver
+) -> None:
+    settings = make_settings(tmp_path, sqlite_url)
+    settings.alerts.webhook_url = SecretStr(receiver.url)
+    folder = settings.data_dir / "v5.3"
+    folder.mkdir(parents=True)
+    (folder / "train.parquet").write_text("not parquet")
+    svc = start_service(settings, background=False)
+    try:
+        for _ in range(2):
+            r = svc.client.post("/api/datasets/v5.3/check", headers=svc.auth("operate"))
+            assert r.status_code == 200 and r.json()["errors"] == 1
+        (alert,) = svc.client.get("/api/alerts", headers=svc.auth("read")).json()
+        assert alert["event"] == "data_check" and alert["count"] == 2
+        assert "train.parquet: not a readable parquet file" in alert["message"]
+        assert [b["event"] for b in receiver.bodies] == ["data_check"]
+    finally:
+        stop_service(svc)
