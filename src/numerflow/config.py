@@ -490,6 +490,26 @@ round_watcher = true           # with Numerai keys: run each new round, then syn
 # cron = "0 6 * * 1"
 # job = "train"
 # args = { model = "lgbm_small" }
+
+[backup]
+dir = "backups"                # `numerflow backup create` writes snapshots here
+format = "tar.gz"              # dir | tar.gz | tar.zst (needs the zstandard module)
+keep_daily = 7                 # retention: the newest snapshot of each of the last 7 days ...
+keep_weekly = 4                # ... and of each of the last 4 weeks
+# [schedules.nightly_backup]   # example: a snapshot every night
+# cron = "30 2 * * *"
+# job = "backup"
+
+[alerts]
+enabled = true                 # the service warns of missed rounds, failed jobs, drawdowns, old backups
+round_check_before_h = 6.0     # warn this long before a round closes when a model has not submitted
+# The webhook URL (Slack, Discord or any JSON receiver) is a secret: NUMERFLOW_ALERT_WEBHOOK_URL in the
+# environment or the secrets file. E-mail: an [alerts.email] table (host, port, sender, to); its login
+# NUMERFLOW_SMTP_USER / NUMERFLOW_SMTP_PASSWORD comes from the environment or the secrets file too.
+# [alerts.email]
+# host = "smtp.example.com"
+# sender = "numerflow@example.com"
+# to = ["me@example.com"]
 """
 
 
