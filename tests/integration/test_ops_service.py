@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from ops_support import Receiver, http_receiver
 from pydantic import SecretStr
-from service_support import Service, make_settings, start_service, stop_service
+from service_support import PASSWORD, Service, make_settings, start_service, stop_service
 
 from numerflow.config import ScheduleSpec
 from numerflow.errors import ModelError
@@ -108,7 +108,7 @@ def test_a_data_check_with_errors_raises_one_alert(
     folder = settings.data_dir / "v5.3"
     folder.mkdir(parents=True)
     (folder / "train.parquet").write_text("not parquet")
-    svc = start_service(settings, background=False)
+    svc = start_service(settings, background=False, users=True)
     try:
         for _ in range(2):
             r = svc.client.post("/api/datasets/v5.3/check", headers=svc.auth("operate"))
@@ -117,5 +117,12 @@ def test_a_data_check_with_errors_raises_one_alert(
         assert alert["event"] == "data_check" and alert["count"] == 2
         assert "train.parquet: not a readable parquet file" in alert["message"]
         assert [b["event"] for b in receiver.bodies] == ["data_check"]
+        # the dashboard's alerts page lists it for a logged-in reader
+        assert svc.client.get("/alerts", follow_redirects=False).status_code == 303
+        r = svc.client.post("/api/auth/login", json={"username": "user_read", "password": PASSWORD})
+        assert r.status_code == 200
+        page = svc.client.get("/alerts")
+        assert page.status_code == 200 and 'data-key="data_check:v5.3:' in page.text
+        assert "data check found 1 error(s)" in page.text and "webhook: sent" in page.text
     finally:
         stop_service(svc)
