@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from numerflow import __version__
 from numerflow.config import Settings
@@ -618,13 +619,10 @@ def _restore(
 def _check_target(settings: Settings, target: Engine, *, force: bool) -> None:
     if force:
         return
-    try:
-        live = q.nonempty_tables(target)
-    except Exception as exc:
-        raise BackupError(
-            f"cannot read the target database {redacted_url(target.url)}: {first_line(exc)}; "
-            "check database.url or NUMERFLOW_DATABASE_URL"
-        ) from None
+    if target.dialect.name == "sqlite" and not _sqlite_path(target).exists():
+        live: list[str] = []  # nothing there yet (and connecting would create the file)
+    else:
+        live = _live_tables(target)
     if live:
         raise BackupError(
             f"the target database {redacted_url(target.url)} is live (rows in {', '.join(live[:3])}"
@@ -636,6 +634,16 @@ def _check_target(settings: Settings, target: Engine, *, force: bool) -> None:
             f"the artifacts folder {folder} is not empty; restore into an empty project, or pass --force "
             "(the old folder is kept beside it)"
         )
+
+
+def _live_tables(target: Engine) -> list[str]:
+    try:
+        return q.nonempty_tables(target)
+    except SQLAlchemyError as exc:
+        raise BackupError(
+            f"cannot read the target database {redacted_url(target.url)}: {first_line(exc)}; "
+            "check database.url or NUMERFLOW_DATABASE_URL"
+        ) from None
 
 
 def _extract(path: Path, dest: Path) -> None:
