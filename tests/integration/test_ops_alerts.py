@@ -213,3 +213,38 @@ def test_periodic_checks_drawdown_stakes_backups_and_api(tmp_path: Path, sqlite_
     counts = {a.event: a.count for a in list_alerts(engine)}
     assert counts == {"drawdown": 3, "stake_change": 2, "backup_stale": 2, "api_unreachable": 2}
     assert all(a.deliveries == {} for a in list_alerts(engine))
+
+
+def test_a_failed_scheduled_backup_raises_backup_failed(
+    tmp_path: Path, sqlite_url: str, receiver: Receiver
+) -> None:
+    from numerflow.errors import NumerflowError
+    from numerflow.ops.backup import scheduled_backup
+
+    settings = make_settings(tmp_path, sqlite_url, receiver, None)
+    settings.backup.dir = tmp_path / "not-a-folder"
+    settings.backup.dir.write_text("a file where the backups should go")
+    engine = open_database(sqlite_url)
+    when = datetime(2026, 3, 9, 2, 30, tzinfo=UTC)
+    for _ in range(2):  # the job retried the same day: one alert
+        with pytest.raises(NumerflowError, match="is a file, not a folder"):
+            scheduled_backup(settings, engine, now=when)
+    assert [b["key"] for b in receiver.bodies] == ["backup_failed:2026-03-09"]
+    assert "is a file, not a folder" in receiver.bodies[0]["message"]
+
+
+def test_alerts_test_and_list_from_the_cli(
+    project_dir: Path, cli, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (project_dir / "numerflow.toml").write_text("[alerts]\nwebhook_backoff_s = 0\n")
+    code, _, err = cli("alerts", "test")
+    assert code == 2 and "no alert channel is configured" in err and len(err.strip().splitlines()) == 1
+    monkeypatch.setenv("NUMERFLOW_ALERT_WEBHOOK_URL", receiver.url)
+    code, out, err = cli("alerts", "test")
+    assert code == 0 and "webhook: sent" in out, err
+    assert [b["title"] for b in receiver.bodies] == ["test alert"]
+    receiver.statuses = [400]
+    code, out, _ = cli("alerts", "test")
+    assert code == 1 and "webhook: failed: webhook refused: HTTP 400" in out
+    code, out, _ = cli("alerts", "list")
+    assert code == 0 and out.count("test alert") == 2 and receiver.url not in out

@@ -220,7 +220,7 @@ def send_test_alert(settings: Settings, engine: Engine, *, now: datetime | None 
     row = q.record_alert(
         engine,
         key=f"test:{now.isoformat()}",
-        event="job_failed",
+        event="test",
         severity="info",
         title="test alert",
         message="numerflow can reach this channel",
