@@ -456,3 +456,6 @@ def test_with_data_copies_the_listed_files(project_dir: Path, synthetic_dir: Pat
         data / "features.json"
     ).read_bytes()
     assert os.stat(full / "manifest.json").st_size > 0
+    with session_scope(open_database(f"sqlite:///{project_dir / 't.db'}")) as s:
+        (row,) = s.scalars(select(DatasetFile)).all()
+    assert row.path == str(project_dir / "t" / "data" / "v5.3" / "features.json")  # where the file now is

@@ -142,6 +142,7 @@ def create_backup(
             "database": {"dialect": dialect, "revisions": revisions},
             "artifact_versions": artifacts,
             "artifacts_dir": str(settings.artifacts_dir),
+            "data_dir": str(settings.data_dir),
             "with_data": with_data,
             "data_missing": data_missing,
             "members": members,
@@ -593,9 +594,12 @@ def _restore(
             migrate(target)
             report.tables = q.table_counts(target)
 
-        old_dir = manifest.get("artifacts_dir")
-        if old_dir and old_dir != str(artifacts_dir):
-            q.rebase_artifact_paths(target, old_dir, str(artifacts_dir))
+        old_artifacts, old_data = manifest.get("artifacts_dir"), manifest.get("data_dir")
+        q.rebase_paths(
+            target,
+            artifacts=(old_artifacts, str(artifacts_dir)) if old_artifacts else None,
+            data=(old_data, str(settings.data_dir)) if old_data else None,
+        )
         if staged_artifacts is not None:
             if artifacts_dir.exists():
                 if any(artifacts_dir.iterdir()):

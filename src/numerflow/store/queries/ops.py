@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 
 from numerflow.store.base import utcnow
 from numerflow.store.db import alembic_config, session_scope
-from numerflow.store.tables import Base, DatasetFile, ModelVersion, StakeChange, Submission
+from numerflow.store.tables import Base, DatasetFile, ModelVersion, Round, StakeChange, Submission
 from numerflow.store.tables.ops import Alert
 
 _BATCH = 1000
@@ -106,15 +106,29 @@ def copy_all_rows(source: Engine, target: Engine, *, replace: bool = False) -> d
     return counts
 
 
-def rebase_artifact_paths(engine: Engine, old_dir: str, new_dir: str) -> int:
-    """Point ``model_versions.path`` under ``old_dir`` at the same version under ``new_dir`` (a project
-    restored into another folder). Returns the rows changed."""
-    old = old_dir.rstrip("/") + "/"
+def rebase_paths(engine: Engine, *, artifacts: tuple[str, str] | None, data: tuple[str, str] | None) -> int:
+    """A project restored into another folder: point the stored paths under the old artifacts folder
+    (``model_versions.path``) and the old data folder (``dataset_files.path``, ``rounds.live_path``,
+    ``submissions.file_path``) at the same files under the new ones. Returns the rows changed."""
+    targets = []
+    if artifacts is not None:
+        targets.append((ModelVersion.path, *artifacts))
+    if data is not None:
+        targets += [(DatasetFile.path, *data), (Round.live_path, *data), (Submission.file_path, *data)]
     changed = 0
     with session_scope(engine) as s:
-        for row in s.scalars(select(ModelVersion).where(ModelVersion.path.startswith(old, autoescape=True))):
-            row.path = new_dir.rstrip("/") + "/" + row.path[len(old) :]
-            changed += 1
+        for column, old_dir, new_dir in targets:
+            if old_dir == new_dir:
+                continue
+            old, new = old_dir.rstrip("/") + "/", new_dir.rstrip("/") + "/"
+            rows = s.execute(select(column.class_.id, column).where(column.startswith(old, autoescape=True)))
+            for row_id, value in rows.all():
+                s.execute(
+                    update(column.class_)
+                    .where(column.class_.id == row_id)
+                    .values({column.key: new + value[len(old) :]})
+                )
+                changed += 1
     return changed
 
 
