@@ -459,3 +459,25 @@ def test_with_data_copies_the_listed_files(project_dir: Path, synthetic_dir: Pat
     with session_scope(open_database(f"sqlite:///{project_dir / 't.db'}")) as s:
         (row,) = s.scalars(select(DatasetFile)).all()
     assert row.path == str(project_dir / "t" / "data" / "v5.3" / "features.json")  # where the file now is
+
+
+@pytest.mark.postgres
+def test_force_restore_rolls_a_live_postgres_back(
+    pg_url: str, project_dir: Path, synthetic_dir: Path, cli
+) -> None:
+    config = write_project(project_dir / "p", pg_url, synthetic_dir)
+    assert cli("--config", config, "train", "ridge")[0] == 0
+    seed_tournament_rows(pg_url)
+    before, reg = views(cli, config), registry(pg_url)
+    assert cli("--config", config, "backup", "create")[0] == 0
+    (snap,) = list((config.parent / "backups").iterdir())
+    assert cli("--config", config, "train", "lgbm")[0] == 0  # the project moves on after the snapshot
+    assert len(registry(pg_url)) == 2
+
+    code, _, err = cli("--config", config, "backup", "restore", snap)
+    assert code == 1 and "is live" in err
+    code, _, err = cli("--config", config, "backup", "restore", snap, "--force")
+    assert code == 0, err
+    assert registry(pg_url) == reg and views(cli, config) == before
+    assert cli("--config", config, "train", "lgbm")[0] == 0  # and it carries on: ids do not clash
+    assert [f"{r['name']}@{r['version']}" for r in registry(pg_url)] == ["ridge@1", "lgbm@1"]
