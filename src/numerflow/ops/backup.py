@@ -308,7 +308,7 @@ def _pack(staging: Path, dest: Path, fmt: str) -> None:
     files = [MANIFEST, *sorted(name for name in rest if name != MANIFEST)]
     with open(dest, "wb") as raw:
         if fmt == "tar.gz":
-            with tarfile.open(fileobj=raw, mode="w:gz") as tar:
+            with tarfile.open(fileobj=raw, mode="w:gz", compresslevel=6) as tar:
                 for name in files:
                     tar.add(staging / name, arcname=name, recursive=False)
         else:
