@@ -36,12 +36,13 @@ def _wait_job(svc: Service, job_id: int, timeout_s: float = 60) -> dict[str, Any
         time.sleep(0.1)
 
 
-def _wait_alert(svc: Service, key: str, timeout_s: float = 30) -> dict[str, Any]:
+def _wait_alert(svc: Service, key: str, count: int = 1, timeout_s: float = 30) -> dict[str, Any]:
+    """The alert ``key`` once it was sent and seen ``count`` times (alerts are sent in the background)."""
     deadline = time.monotonic() + timeout_s
     while True:
         rows = svc.client.get("/api/alerts", headers=svc.auth("read")).json()
         found = [r for r in rows if r["key"] == key]
-        if found and found[0]["deliveries"]:
+        if found and found[0]["deliveries"] and found[0]["count"] >= count:
             return found[0]
         assert time.monotonic() < deadline, f"no alert {key}: {rows}"
         time.sleep(0.1)
@@ -113,7 +114,8 @@ def test_a_data_check_with_errors_raises_one_alert(
         for _ in range(2):
             r = svc.client.post("/api/datasets/v5.3/check", headers=svc.auth("operate"))
             assert r.status_code == 200 and r.json()["errors"] == 1
-        (alert,) = svc.client.get("/api/alerts", headers=svc.auth("read")).json()
+        key = svc.client.get("/api/alerts", headers=svc.auth("read")).json()[0]["key"]
+        alert = _wait_alert(svc, key, count=2)
         assert alert["event"] == "data_check" and alert["count"] == 2
         assert "train.parquet: not a readable parquet file" in alert["message"]
         assert [b["event"] for b in receiver.bodies] == ["data_check"]

@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import smtplib
 import ssl
+import threading
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -86,7 +87,9 @@ def emit(
         details=details or {},
         now=now,
     )
-    pending = [name for name in channel_names(cfg) if new or row.deliveries.get(name) != "sent"]
+    # a new alert goes to every channel; a known one only to the channels whose last attempt failed (a
+    # channel with no result yet is being tried by whoever created the alert)
+    pending = [n for n in channel_names(cfg) if new or str(row.deliveries.get(n, "")).startswith("failed")]
     if not pending:
         return row
     results: dict[str, str] = {}
@@ -102,6 +105,21 @@ def emit(
     if new:
         log.warning("alert: %s: %s", title, message)
     return row
+
+
+def in_background(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> threading.Thread:
+    """Run an alert function (``job_failed``, ``data_check_failed``...) on a daemon thread, so a slow or
+    unreachable channel (retries with backoff) never holds up the service's job poller or a request."""
+
+    def run() -> None:
+        try:
+            fn(*args, **kwargs)
+        except Exception:
+            log.exception("alert %s failed", getattr(fn, "__name__", fn))
+
+    thread = threading.Thread(target=run, name="numerflow-alert", daemon=True)
+    thread.start()
+    return thread
 
 
 def channel_names(cfg: AlertsSettings) -> list[str]:

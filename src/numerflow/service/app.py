@@ -125,7 +125,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     app.state.watcher = watcher
     app.state.overview = overview_cache
     jobs.on_finished.append(lambda _info: overview_cache.clear())
-    jobs.on_finished.append(lambda info: alerts.job_failed(settings, engine, info))
+    jobs.on_finished.append(lambda info: alerts.in_background(alerts.job_failed, settings, engine, info))
     app.state.monitor = monitor
     app.state.signer = SessionSigner(load_session_secret(settings), settings.service.session_max_age_s)
     _install_error_handlers(app)

@@ -59,19 +59,21 @@ async def check_version(
         raise NotFoundError(f"no data version '{version}' in {settings.data_dir}; download it first")
     result = await run_in_threadpool(_check_folder, version, folder)
     if result.errors:
-        await run_in_threadpool(_alert, settings, request.app.state.engine, version, folder, result)
+        _alert(settings, request.app.state.engine, version, result)
     return result
 
 
-def _alert(settings: Settings, engine: Any, version: str, folder: Path, result: DataCheckOut) -> None:
-    """One data_check alert per distinct set of errors (the same errors checked again raise nothing)."""
+def _alert(settings: Settings, engine: Any, version: str, result: DataCheckOut) -> None:
+    """One data_check alert per distinct set of errors (the same errors checked again raise nothing),
+    sent in the background."""
     import hashlib
 
     from numerflow.ops import alerts
 
     errors = [f"{i.file}: {i.message}" for i in result.issues if i.severity == "error"]
     digest = hashlib.sha256("\n".join(sorted(errors)).encode()).hexdigest()[:16]
-    alerts.data_check_failed(settings, engine, key=f"{version}:{digest}", errors=errors, where=str(folder))
+    key = f"{version}:{digest}"
+    alerts.in_background(alerts.data_check_failed, settings, engine, key=key, errors=errors, where=version)
 
 
 def _check_folder(version: str, folder: Path) -> DataCheckOut:
