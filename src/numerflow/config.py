@@ -202,6 +202,7 @@ class EmailChannel(_Section):
     sender: str = Field(min_length=3, pattern=r"^[^@\s]+@[^@\s]+$")
     to: list[str] = Field(min_length=1)
     starttls: Literal["auto", "always", "never"] = "auto"
+    ca_file: Path | None = None  # a PEM bundle to trust instead of the system's (a self-signed server)
     timeout_s: float = Field(20.0, gt=0)
     username: SecretStr | None = Field(None, exclude=True)
     password: SecretStr | None = Field(None, exclude=True)
@@ -426,6 +427,8 @@ def load_settings(path: Path | str | None = None, *, env: dict[str, str] | None 
     if webhook:
         settings.alerts.webhook_url = SecretStr(webhook)
     if settings.alerts.email is not None:
+        if settings.alerts.email.ca_file is not None:
+            settings.alerts.email.ca_file = _absolute(settings.alerts.email.ca_file, settings.base_dir)
         user = env.get("NUMERFLOW_SMTP_USER") or secrets.get("NUMERFLOW_SMTP_USER")
         password = env.get("NUMERFLOW_SMTP_PASSWORD") or secrets.get("NUMERFLOW_SMTP_PASSWORD")
         if user:

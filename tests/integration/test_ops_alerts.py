@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from ops_support import Mailbox, Receiver, http_receiver, smtp_server
+from ops_support import Mailbox, Receiver, http_receiver, self_signed_cert, smtp_server
 from pydantic import SecretStr
 
 from numerflow.config import EmailChannel, Settings
@@ -248,3 +248,21 @@ def test_alerts_test_and_list_from_the_cli(
     assert code == 1 and "webhook: failed: webhook refused: HTTP 400" in out
     code, out, _ = cli("alerts", "list")
     assert code == 0 and out.count("test alert") == 2 and receiver.url not in out
+
+
+def test_email_over_starttls_with_the_login_from_the_secrets(tmp_path: Path, sqlite_url: str) -> None:
+    cert, key = self_signed_cert(tmp_path)
+    engine = open_database(sqlite_url)
+    with smtp_server(tls=(cert, key), login=("bot", "s3cret")) as box:
+        settings = make_settings(tmp_path, sqlite_url, None, box)
+        email = settings.alerts.email
+        assert email is not None
+        email.ca_file, email.username, email.password = cert, SecretStr("bot"), SecretStr("s3cret")
+        row = alerts.emit(settings, engine, "job_failed", key="job_failed:1", title="job 1 failed")
+        assert row is not None and row.deliveries == {"email": "sent"}
+        assert box.tls_sessions == [True] and box.logins == ["bot"]
+
+        email.ca_file = None  # the system's CAs do not know this server: refused, recorded
+        row = alerts.emit(settings, engine, "job_failed", key="job_failed:2", title="job 2 failed")
+        assert row is not None and "CERTIFICATE_VERIFY_FAILED" in row.deliveries["email"]
+        assert len(box.messages) == 1

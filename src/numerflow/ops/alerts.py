@@ -218,7 +218,12 @@ def _starttls(smtp: smtplib.SMTP, mail: EmailChannel, context: ssl.SSLContext | 
         return
     if not offered:
         raise DeliveryError(f"SMTP {mail.host}:{mail.port} does not offer STARTTLS ([alerts.email] starttls)")
-    smtp.starttls(context=context or ssl.create_default_context())
+    if context is None:
+        try:
+            context = ssl.create_default_context(cafile=str(mail.ca_file) if mail.ca_file else None)
+        except (OSError, ssl.SSLError) as exc:
+            raise DeliveryError(f"[alerts.email] ca_file {mail.ca_file}: {first_line(exc)}") from None
+    smtp.starttls(context=context)
     smtp.ehlo()
 
 
