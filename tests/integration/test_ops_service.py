@@ -75,6 +75,20 @@ def test_scheduled_backup_and_failed_job_alert(tmp_path: Path, db_url: str, rece
         snap = Path(job["result"]["snapshot"])
         assert snap.parent == settings.backup_dir and verify_backup(snap).members >= 2
         assert [s.path for s in list_backups(settings.backup_dir)] == [snap]
+        # and on demand through the API (operate scope); a bad format is a 422 naming it
+        r = svc.client.post("/api/jobs", headers=svc.auth("operate"), json={"kind": "backup"})
+        assert r.status_code == 202, r.text
+        second = _wait_job(svc, r.json()["id"])
+        assert second["status"] == "succeeded"
+        # retention keeps the newest snapshot of each day: the same day's first one is pruned
+        assert second["result"]["removed"] == [str(snap)]
+        assert [str(s.path) for s in list_backups(settings.backup_dir)] == [second["result"]["snapshot"]]
+        bad = {"kind": "backup", "args": {"format": "zip"}}
+        r = svc.client.post("/api/jobs", headers=svc.auth("operate"), json=bad)
+        assert r.status_code == 422 and "format" in r.text
+        assert (
+            svc.client.post("/api/jobs", headers=svc.auth("read"), json={"kind": "backup"}).status_code == 403
+        )
 
         failed = svc.app.state.jobs.submit("test_ops_fail", created_by="test")
         assert _wait_job(svc, failed["id"])["status"] == "failed"
