@@ -166,6 +166,8 @@ def test_periodic_checks_drawdown_stakes_backups_and_api(tmp_path: Path, sqlite_
     for _ in range(3):
         row = alerts.check_drawdown(settings, engine, "slot_a", series, now=now)
         assert row is not None and row.key == "drawdown:slot_a:2"
+    recovered = [*series, (5, 0.07)]  # a new peak: nothing now
+    assert alerts.check_drawdown(settings, engine, "slot_a", recovered, now=now) is None
     # stake changes since the service started, each once
     with session_scope(engine) as s:
         s.add(

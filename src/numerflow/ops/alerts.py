@@ -41,7 +41,7 @@ from tenacity import (
 )
 
 from numerflow.config import ALERT_EVENTS, AlertsSettings, EmailChannel, Settings
-from numerflow.errors import ConfigError, NumerflowError, first_line
+from numerflow.errors import ConfigError, first_line
 from numerflow.store.queries import ops as q
 from numerflow.store.queries.ops import AlertRow
 
@@ -51,8 +51,13 @@ SEVERITIES = ("info", "warning", "critical")
 _DISCORD_MAX = 2000
 
 
-class DeliveryError(NumerflowError):
-    """A channel could not deliver an alert (kept inside this module: it is recorded, never raised out)."""
+class DeliveryError(Exception):
+    """A channel could not deliver an alert. Internal to this module: it is recorded on the alert and
+    logged, never raised to a caller (so it is not a NumerflowError)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
 
 
 # ------------------------------------------------------------------------------------------- emit
@@ -328,20 +333,19 @@ def check_drawdown(
     *,
     now: datetime | None = None,
 ) -> AlertRow | None:
-    """``series``: (round, cumulative CORR) in round order. Alert once per drawdown episode (keyed by the
-    round of the peak) when the cumulative score has fallen ``drawdown_threshold`` below its peak."""
-    peak_round, peak, worst = None, float("-inf"), None
-    episode: tuple[int, float, float, int] | None = None
+    """``series``: (round, cumulative CORR) in round order. While the latest cumulative score is
+    ``drawdown_threshold`` or more below its running peak, alert once for this drawdown (keyed by the round
+    of the peak: a recovery to a new peak and a later fall is a new alert)."""
+    peak_round: int | None = None
+    peak = float("-inf")
+    last: tuple[int, float] | None = None
     for rnd, value in series:
         if value > peak:
             peak_round, peak = rnd, value
-        drop = peak - value
-        if peak_round is not None and drop >= settings.alerts.drawdown_threshold:
-            worst = (peak_round, peak, value, rnd)
-            episode = worst
-    if episode is None:
+        last = (rnd, value)
+    if last is None or peak_round is None or peak - last[1] < settings.alerts.drawdown_threshold:
         return None
-    peak_round, peak, value, rnd = episode
+    rnd, value = last
     return emit(
         settings,
         engine,
