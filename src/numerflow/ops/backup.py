@@ -290,10 +290,14 @@ def _copy_data(data_dir: Path, rows: list[dict[str, Any]], dest: Path) -> list[s
         src = Path(row["path"])
         if not src.is_absolute():
             src = data_dir / src
-        try:
-            rel = src.resolve().relative_to(data_dir.resolve())
-        except ValueError:
-            rel = Path(row["version"]) / str(row["round_number"]) / row["filename"]
+        rel = _under(src, data_dir)
+        if rel is None:  # recorded outside the data folder: keep the <version>/[<round>/]<file> layout
+            parts = [
+                row["version"],
+                *([str(row["round_number"])] if row["round_number"] else []),
+                row["filename"],
+            ]
+            rel = Path(*parts)
         if not src.is_file():
             missing.append(str(src))
             log.warning("%s: in the download manifest but not on disk; left out of the snapshot", src)
@@ -301,6 +305,16 @@ def _copy_data(data_dir: Path, rows: list[dict[str, Any]], dest: Path) -> list[s
         ensure_dir((dest / rel).parent)
         shutil.copyfile(src, dest / rel)
     return missing
+
+
+def _under(path: Path, folder: Path) -> Path | None:
+    """``path`` relative to ``folder`` (as written, then with links resolved), or None."""
+    for p, f in ((path, folder), (path.resolve(), folder.resolve())):
+        try:
+            return p.relative_to(f)
+        except ValueError:
+            continue
+    return None
 
 
 def _pack(staging: Path, dest: Path, fmt: str) -> None:
