@@ -139,7 +139,7 @@ def create_backup(
             "format": FORMAT_VERSION,
             "numerflow_version": __version__,
             "created_at": now.isoformat(),
-            "database": {"dialect": dialect, "revisions": revisions},
+            "database": {"dialect": dialect, "revisions": revisions, "code_heads": q.code_heads(engine)},
             "artifact_versions": artifacts,
             "artifacts_dir": str(settings.artifacts_dir),
             "data_dir": str(settings.data_dir),
