@@ -165,9 +165,72 @@ class ServiceSettings(_Section):
 
 class ScheduleSpec(_Section):
     cron: str
-    job: Literal["train", "cv", "tune", "download", "round", "perf_sync"]
+    job: Literal["train", "cv", "tune", "download", "round", "perf_sync", "backup"]
     args: dict[str, Any] = Field(default_factory=dict)
     enabled: bool = True
+
+
+class BackupSettings(_Section):
+    """``[backup]``: where ``numerflow backup create`` writes snapshots and how many it keeps."""
+
+    dir: Path = Path("backups")
+    format: Literal["dir", "tar.gz", "tar.zst"] = "tar.gz"
+    keep_daily: int = Field(7, ge=0, le=3660)  # the newest snapshot of each of the last N days with one
+    keep_weekly: int = Field(4, ge=0, le=520)  # ... and of each of the last M ISO weeks with one
+
+
+AlertEvent = Literal[
+    "round_missed",
+    "round_failed",
+    "job_failed",
+    "drawdown",
+    "stake_change",
+    "data_check",
+    "api_unreachable",
+    "backup_failed",
+    "backup_stale",
+]
+ALERT_EVENTS: tuple[str, ...] = AlertEvent.__args__  # type: ignore[attr-defined]
+
+
+class EmailChannel(_Section):
+    """``[alerts.email]``: SMTP with STARTTLS when the server offers it. The login (``NUMERFLOW_SMTP_USER``,
+    ``NUMERFLOW_SMTP_PASSWORD``) comes from the environment or the 0600 secrets file, never from here."""
+
+    host: str
+    port: int = Field(587, ge=1, le=65535)
+    sender: str = Field(min_length=3, pattern=r"^[^@\s]+@[^@\s]+$")
+    to: list[str] = Field(min_length=1)
+    starttls: Literal["auto", "always", "never"] = "auto"
+    ca_file: Path | None = None  # a PEM bundle to trust instead of the system's (a self-signed server)
+    timeout_s: float = Field(20.0, gt=0)
+    username: SecretStr | None = Field(None, exclude=True)
+    password: SecretStr | None = Field(None, exclude=True)
+
+    @field_validator("to")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        for addr in value:
+            if "@" not in addr or any(c.isspace() for c in addr):
+                raise ValueError(f"{addr!r} is not an e-mail address")
+        return value
+
+
+class AlertsSettings(_Section):
+    """``[alerts]``: which events raise an alert, their thresholds, and the channels. The webhook URL is a
+    secret: ``NUMERFLOW_ALERT_WEBHOOK_URL`` from the environment or the 0600 secrets file."""
+
+    enabled: bool = True
+    events: list[AlertEvent] = Field(default_factory=lambda: list(ALERT_EVENTS))
+    round_check_before_h: float = Field(6.0, gt=0)  # warn this long before a round closes for submissions
+    drawdown_threshold: float = Field(0.1, gt=0)  # cumulative CORR lost from its peak, in score units
+    api_unreachable_min: float = Field(30.0, gt=0)
+    backup_max_age_days: float = Field(2.0, gt=0)
+    webhook_timeout_s: float = Field(10.0, gt=0)
+    webhook_attempts: int = Field(4, ge=1, le=20)
+    webhook_backoff_s: float = Field(1.0, ge=0)
+    email: EmailChannel | None = None
+    webhook_url: SecretStr | None = Field(None, exclude=True)
 
 
 class Settings(_Section):
@@ -179,6 +242,8 @@ class Settings(_Section):
     sim: SimSettings = Field(default_factory=SimSettings)
     service: ServiceSettings = Field(default_factory=ServiceSettings)
     schedules: dict[str, ScheduleSpec] = Field(default_factory=dict)
+    backup: BackupSettings = Field(default_factory=BackupSettings)
+    alerts: AlertsSettings = Field(default_factory=AlertsSettings)
 
     # where the settings came from; not a config key
     source: Path | None = Field(None, exclude=True)
@@ -205,6 +270,17 @@ class Settings(_Section):
     @property
     def artifacts_dir(self) -> Path:
         return _absolute(self.paths.artifacts_dir, self.base_dir)
+
+    @property
+    def backup_dir(self) -> Path:
+        return _absolute(self.backup.dir, self.base_dir)
+
+    @property
+    def secrets_path(self) -> Path | None:
+        """The 0600 secrets file (``numerai.secrets_file``), absolute; None when none is configured."""
+        if self.numerai.secrets_file is None:
+            return None
+        return _absolute(self.numerai.secrets_file, self.base_dir)
 
     @property
     def database_url(self) -> str:
@@ -313,6 +389,15 @@ def load_settings(path: Path | str | None = None, *, env: dict[str, str] | None 
     numerai = raw.setdefault("numerai", {}) if isinstance(raw.get("numerai", {}), dict) else None
     if numerai is None:
         raise ConfigError(f"{where}: [numerai] must be a table")
+    alerts_raw = raw.get("alerts", {})
+    if isinstance(alerts_raw, dict):
+        for key in ("webhook_url", "username", "password"):
+            if key in alerts_raw or key in (alerts_raw.get("email") or {}):
+                raise ConfigError(
+                    f"{where}: alerts: '{key}' is a secret and must not be written in the config file; set "
+                    "NUMERFLOW_ALERT_WEBHOOK_URL / NUMERFLOW_SMTP_USER / NUMERFLOW_SMTP_PASSWORD in the "
+                    "environment or in the 0600 numerai.secrets_file"
+                )
     for key in ("public_id", "secret_key"):
         if key in numerai:
             raise ConfigError(
@@ -338,6 +423,18 @@ def load_settings(path: Path | str | None = None, *, env: dict[str, str] | None 
     if pub and sec:
         settings.numerai.public_id = SecretStr(pub)
         settings.numerai.secret_key = SecretStr(sec)
+    webhook = env.get("NUMERFLOW_ALERT_WEBHOOK_URL") or secrets.get("NUMERFLOW_ALERT_WEBHOOK_URL")
+    if webhook:
+        settings.alerts.webhook_url = SecretStr(webhook)
+    if settings.alerts.email is not None:
+        if settings.alerts.email.ca_file is not None:
+            settings.alerts.email.ca_file = _absolute(settings.alerts.email.ca_file, settings.base_dir)
+        user = env.get("NUMERFLOW_SMTP_USER") or secrets.get("NUMERFLOW_SMTP_USER")
+        password = env.get("NUMERFLOW_SMTP_PASSWORD") or secrets.get("NUMERFLOW_SMTP_PASSWORD")
+        if user:
+            settings.alerts.email.username = SecretStr(user)
+        if password:
+            settings.alerts.email.password = SecretStr(password)
     return settings
 
 
@@ -396,6 +493,26 @@ round_watcher = true           # with Numerai keys: run each new round, then syn
 # cron = "0 6 * * 1"
 # job = "train"
 # args = { model = "lgbm_small" }
+
+[backup]
+dir = "backups"                # `numerflow backup create` writes snapshots here
+format = "tar.gz"              # dir | tar.gz | tar.zst (needs the zstandard module)
+keep_daily = 7                 # retention: the newest snapshot of each of the last 7 days ...
+keep_weekly = 4                # ... and of each of the last 4 weeks
+# [schedules.nightly_backup]   # example: a snapshot every night
+# cron = "30 2 * * *"
+# job = "backup"
+
+[alerts]
+enabled = true                 # the service warns of missed rounds, failed jobs, drawdowns, old backups
+round_check_before_h = 6.0     # warn this long before a round closes when a model has not submitted
+# The webhook URL (Slack, Discord or any JSON receiver) is a secret: NUMERFLOW_ALERT_WEBHOOK_URL in the
+# environment or the secrets file. E-mail: an [alerts.email] table (host, port, sender, to); its login
+# NUMERFLOW_SMTP_USER / NUMERFLOW_SMTP_PASSWORD comes from the environment or the secrets file too.
+# [alerts.email]
+# host = "smtp.example.com"
+# sender = "numerflow@example.com"
+# to = ["me@example.com"]
 """
 
 

@@ -19,6 +19,7 @@ Anything else that escapes is a bug.
     │   └── ApiAuthError                missing or rejected Numerai API keys               (exit 1, 401)
     ├── StakeError                      a stake change was refused by a guard rail        (exit 1, 409)
     ├── ConflictError                   clashes with the current state (duplicate, finished job) (exit 1, 409)
+    ├── BackupError                     a snapshot is missing, damaged or not restorable  (exit 1, 409)
     └── AuthError                       numerflow service credentials missing or invalid  (exit 1, 401)
         └── ForbiddenError              credentials valid but lacking the scope           (exit 1, 403)
 """
@@ -101,6 +102,10 @@ class StakeError(NumerflowError):
 
 
 class ConflictError(NumerflowError):
+    http_status = 409
+
+
+class BackupError(NumerflowError):
     http_status = 409
 
 

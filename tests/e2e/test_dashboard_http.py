@@ -12,7 +12,7 @@ from dashboard_seed import PASSWORD
 
 pytestmark = [pytest.mark.xdist_group("dashboard"), pytest.mark.browser]
 
-PAGES = ["/", "/models/ridge_a", "/rounds", "/jobs", "/data", "/settings"]
+PAGES = ["/", "/models/ridge_a", "/rounds", "/jobs", "/data", "/alerts", "/settings"]
 
 
 def _login(client: httpx.Client, username: str, next_path: str = "/") -> httpx.Response:

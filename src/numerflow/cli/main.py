@@ -16,6 +16,7 @@ from rich.markup import escape
 
 from numerflow import __version__
 from numerflow.cli import data, demo, init, modeling, report, service, sim, tournament
+from numerflow.cli import ops as ops_cli
 from numerflow.cli.context import CliState, err_console
 from numerflow.errors import NumerflowError
 
@@ -53,6 +54,7 @@ def root(
 
 for _module in (init, data, report, modeling, sim, tournament, service, demo):
     _module.register(app)
+ops_cli.register(app)
 
 
 def run(argv: list[str] | None = None) -> int:

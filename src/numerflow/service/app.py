@@ -43,9 +43,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from numerflow import __version__
 from numerflow.config import Settings, load_settings
 from numerflow.errors import AuthError, NumerflowError, first_line
+from numerflow.ops import alerts
 from numerflow.service.auth import RequireScope, SessionSigner, load_session_secret
 from numerflow.service.events import EventBus
 from numerflow.service.jobs import JobManager
+from numerflow.service.monitor import OpsMonitor
 from numerflow.service.queries import DataWatcher, OverviewCache
 from numerflow.service.scheduler import RoundWatcher, Scheduler
 from numerflow.service.schemas import ERROR_RESPONSES
@@ -57,6 +59,7 @@ DASHBOARD_MODULE = "numerflow.service.dashboard"
 POLL_INTERVAL_S = 0.5
 DATA_WATCH_S = 2.0
 SCHEDULE_TICK_S = 15.0
+ALERT_TICK_S = 60.0
 
 API_DESCRIPTION = """numerflow's control room over HTTP.
 
@@ -76,6 +79,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     watcher = RoundWatcher(settings, engine, jobs, bus)
     overview_cache = OverviewCache(settings, engine)
     data_watcher = DataWatcher(engine, bus.publish, overview_cache.clear)
+    monitor = OpsMonitor(settings, engine)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -90,6 +94,8 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
             if watcher.enabled:
                 interval = settings.tournament.poll_interval_s
                 tasks.append(asyncio.create_task(_every(interval, watcher.check_once, "round watcher")))
+            if settings.alerts.enabled:
+                tasks.append(asyncio.create_task(_every(ALERT_TICK_S, monitor.tick, "alerts monitor")))
         app.state.tasks = tasks
         try:
             yield
@@ -119,11 +125,14 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     app.state.watcher = watcher
     app.state.overview = overview_cache
     jobs.on_finished.append(lambda _info: overview_cache.clear())
+    jobs.on_finished.append(lambda info: alerts.in_background(alerts.job_failed, settings, engine, info))
+    app.state.monitor = monitor
     app.state.signer = SessionSigner(load_session_secret(settings), settings.service.session_max_age_s)
     _install_error_handlers(app)
 
     from numerflow.service.routers import accounts, events, schedules, system, webhooks
     from numerflow.service.routers import jobs as jobs_router
+    from numerflow.service.routers import ops as ops_router
 
     # the hottest read routes first: FastAPI tries routes in order
     routers = []
@@ -131,7 +140,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
         module_name = f"numerflow.service.routers.{name}"
         if importlib.util.find_spec(module_name) is not None:
             routers.append(importlib.import_module(module_name).router)
-    routers += [m.router for m in (system, accounts, jobs_router, schedules, webhooks, events)]
+    routers += [m.router for m in (system, accounts, jobs_router, schedules, webhooks, events, ops_router)]
     for router in routers:
         app.include_router(router, responses=ERROR_RESPONSES)
     app.state.api_routes = [entry for router in routers for entry in route_scopes(router)]

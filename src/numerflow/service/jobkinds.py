@@ -45,6 +45,11 @@ class NoArgs(_Args):
     pass
 
 
+class BackupArgs(_Args):
+    format: Literal["dir", "tar.gz", "tar.zst"] | None = None  # None: [backup] format
+    with_data: bool = False
+
+
 ARGS: dict[str, type[_Args]] = {
     "train": ModelArgs,
     "cv": ModelArgs,
@@ -52,6 +57,7 @@ ARGS: dict[str, type[_Args]] = {
     "download": DownloadArgs,
     "round": RoundArgs,
     "perf_sync": NoArgs,
+    "backup": BackupArgs,
 }
 
 
@@ -150,3 +156,13 @@ def _perf_sync(ctx: JobContext) -> dict[str, Any]:
 
     ctx.progress(0.0, "syncing performance")
     return _as_result(sync_performance(ctx.settings, ctx.engine))
+
+
+@job_kind("backup")
+def _backup(ctx: JobContext) -> dict[str, Any]:
+    from numerflow.ops.backup import scheduled_backup
+
+    ctx.progress(0.0, "writing a snapshot")
+    return scheduled_backup(
+        ctx.settings, ctx.engine, fmt=ctx.args.get("format"), with_data=bool(ctx.args.get("with_data"))
+    )

@@ -8,10 +8,10 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from numerflow.service.deps import Name, Text
-from numerflow.service.jobkinds import DownloadArgs, ModelArgs, NoArgs, RoundArgs, TuneArgs
+from numerflow.service.jobkinds import BackupArgs, DownloadArgs, ModelArgs, NoArgs, RoundArgs, TuneArgs
 
 Scope = Literal["read", "operate", "admin"]
-JobKind = Literal["train", "cv", "tune", "download", "round", "perf_sync"]
+JobKind = Literal["train", "cv", "tune", "download", "round", "perf_sync", "backup"]
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled", "interrupted"]
 
 
@@ -125,8 +125,14 @@ class PerfSyncJobIn(_In):
     args: NoArgs = Field(default_factory=NoArgs)
 
 
+class BackupJobIn(_In):
+    kind: Literal["backup"]
+    args: BackupArgs = Field(default_factory=BackupArgs)
+
+
 JobIn = Annotated[
-    TrainJobIn | CvJobIn | TuneJobIn | DownloadJobIn | RoundJobIn | PerfSyncJobIn, Field(discriminator="kind")
+    TrainJobIn | CvJobIn | TuneJobIn | DownloadJobIn | RoundJobIn | PerfSyncJobIn | BackupJobIn,
+    Field(discriminator="kind"),
 ]
 
 

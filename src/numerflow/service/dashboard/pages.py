@@ -42,9 +42,10 @@ log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
 LOGIN_COOKIE = "numerflow_login"
-JOB_KINDS = ("train", "cv", "tune", "download", "round", "perf_sync")
+JOB_KINDS = ("train", "cv", "tune", "download", "round", "perf_sync", "backup")
 NAV = (("overview", "/", "Overview"), ("rounds", "/rounds", "Rounds"), ("jobs", "/jobs", "Jobs"),
-       ("data", "/data", "Data"), ("settings", "/settings", "Settings"))  # fmt: skip
+       ("data", "/data", "Data"), ("alerts", "/alerts", "Alerts"),
+       ("settings", "/settings", "Settings"))  # fmt: skip
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
@@ -350,6 +351,27 @@ def _data(request: Request, user: UserInfo) -> Response:
         unmanaged=unmanaged,
         data_dir=settings.data_dir,
         configured_version=settings.numerai.data_version,
+    )
+
+
+@router.get("/alerts")
+def alerts_page(request: Request) -> Response:
+    return _guarded(request, "alerts", lambda user: _alerts(request, user))
+
+
+def _alerts(request: Request, user: UserInfo) -> Response:
+    from numerflow.ops.alerts import channel_names
+    from numerflow.store.queries.ops import list_alerts
+
+    settings = request.app.state.settings
+    return _render(
+        request,
+        "alerts.html",
+        user,
+        "alerts",
+        alerts=list_alerts(request.app.state.engine, limit=100),
+        channels=channel_names(settings.alerts),
+        enabled=settings.alerts.enabled,
     )
 
 

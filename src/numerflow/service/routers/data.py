@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -48,12 +49,31 @@ def list_datasets(
     summary="Run the data checks on a downloaded version (files, schema, eras, targets, drift)",
 )
 async def check_version(
-    version: Name, settings: Settings = Depends(get_settings), _: Principal = Depends(require_operate)
+    request: Request,
+    version: Name,
+    settings: Settings = Depends(get_settings),
+    _: Principal = Depends(require_operate),
 ) -> DataCheckOut:
     folder = settings.data_dir / version
     if version.startswith(".") or not folder.is_dir():
         raise NotFoundError(f"no data version '{version}' in {settings.data_dir}; download it first")
-    return await run_in_threadpool(_check_folder, version, folder)
+    result = await run_in_threadpool(_check_folder, version, folder)
+    if result.errors:
+        _alert(settings, request.app.state.engine, version, result)
+    return result
+
+
+def _alert(settings: Settings, engine: Any, version: str, result: DataCheckOut) -> None:
+    """One data_check alert per distinct set of errors (the same errors checked again raise nothing),
+    sent in the background."""
+    import hashlib
+
+    from numerflow.ops import alerts
+
+    errors = [f"{i.file}: {i.message}" for i in result.issues if i.severity == "error"]
+    digest = hashlib.sha256("\n".join(sorted(errors)).encode()).hexdigest()[:16]
+    key = f"{version}:{digest}"
+    alerts.in_background(alerts.data_check_failed, settings, engine, key=key, errors=errors, where=version)
 
 
 def _check_folder(version: str, folder: Path) -> DataCheckOut:

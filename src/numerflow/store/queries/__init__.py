@@ -1,1 +1,1 @@
-"""Query functions by concern: every SELECT, INSERT, UPDATE and DELETE the rooms need."""
+"""Query functions by concern, one module per room that needs SQL: every SELECT, INSERT, UPDATE and DELETE."""

@@ -3,10 +3,12 @@
 from numerflow.store.base import Base
 from numerflow.store.tables.data import DatasetFile
 from numerflow.store.tables.modeling import ModelVersion, Run, StageEvent, TuningStudy
+from numerflow.store.tables.ops import Alert
 from numerflow.store.tables.service import ApiToken, Job, JobLog, ScheduleState, User
 from numerflow.store.tables.tournament import Payout, Round, Score, StakeChange, Submission
 
 __all__ = [
+    "Alert",
     "ApiToken",
     "Base",
     "DatasetFile",
