@@ -25,6 +25,7 @@ metrics room's rule object.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -103,7 +104,7 @@ def round_return(corr: np.ndarray, mmc: np.ndarray, model: PayoutModel) -> np.nd
             continue
         # one call per run of equal payout factors (a history may change it round by round)
         cuts = [lo, *(k for k in range(lo + 1, hi) if pf[k] != pf[k - 1]), hi]
-        for a, b in zip(cuts[:-1], cuts[1:], strict=True):
+        for a, b in itertools.pairwise(cuts):
             out[a:b] = round_returns(
                 corr[a:b],
                 mmc[a:b],
@@ -113,6 +114,20 @@ def round_return(corr: np.ndarray, mmc: np.ndarray, model: PayoutModel) -> np.nd
                 clip=rule["clip"],
             )
     return out
+
+
+def payout_parts(corr: np.ndarray, mmc: np.ndarray, model: PayoutModel) -> pd.DataFrame:
+    """``pf·w_corr·CORR`` and ``pf·w_mmc·MMC`` per round (before the clip): what each score adds to the
+    payout. Beside :func:`round_return` so the rule stays in one place."""
+    corr = np.asarray(corr, dtype=np.float64)
+    mmc = np.nan_to_num(np.asarray(mmc, dtype=np.float64))
+    n = corr.shape[0]
+    pf = model.factor(n)
+    w_corr, w_mmc = np.zeros(n), np.zeros(n)
+    starts = [s for s, _ in model.rules] + [n]
+    for (start, rule), end in zip(model.rules, starts[1:], strict=False):
+        w_corr[start:end], w_mmc[start:end] = rule["w_corr"], rule["w_mmc"]
+    return pd.DataFrame({"CORR": pf * w_corr * corr, "MMC": pf * w_mmc * mmc})
 
 
 def to_micro(nmr: float | str | Decimal) -> int:
@@ -207,7 +222,7 @@ def run_ledger(
         i = t - lag  # the round resolving now
         if 0 <= i < n:
             credit(int(payout[i]))
-            for step, amt in [p for p in pending if p[0] == t]:
+            for _step, amt in [p for p in pending if p[0] == t]:
                 wallet += amt
             pending[:] = [p for p in pending if p[0] != t]
             balance[i] = stake + wallet + sum(a for _, a in pending)

@@ -1,0 +1,148 @@
+"""The stake plan for the account: histories in, a plan out, and (only when confirmed) the changes made
+through the hardened stake path (:func:`numerflow.tournament.stakes.set_stake`: guard rails, audit rows).
+
+History per Numerai model slot: its settled live payouts (``perf sync``) when it has at least
+``portfolio.min_rounds`` of them, else the saved backtest of the ``[models.NAME]`` deployed to that slot.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from numerflow.errors import NumerflowError, PortfolioError
+from numerflow.portfolio.allocation import METHODS, PlanRules, StakePlan, plan_stakes
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from numerflow.config import Settings
+    from numerflow.tournament.client import NumeraiClient
+    from numerflow.tournament.stakes import StakeChangeResult
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AccountPlan:
+    plan: StakePlan
+    sources: dict[str, str]  # slot -> "live (N rounds)" / "backtest of NAME"
+    applied: list[StakeChangeResult] = field(default_factory=list)
+    refused: dict[str, str] = field(default_factory=dict)
+
+
+def live_returns(engine: Engine, tournament: int = 8) -> pd.DataFrame:
+    from numerflow.portfolio.risk import returns_from_live
+    from numerflow.store.queries.portfolio import settled_payouts
+
+    return returns_from_live(settled_payouts(engine, tournament))
+
+
+def account_histories(
+    settings: Settings, engine: Engine, slots: list[str]
+) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Per-round returns per slot (live if long enough, else the deployed model's backtest)."""
+    from numerflow.portfolio.backtest import backtest_returns, saved_backtests
+
+    live = live_returns(engine)
+    saved = set(saved_backtests(settings.artifacts_dir))
+    cols: dict[str, pd.Series] = {}
+    sources: dict[str, str] = {}
+    for slot in slots:
+        if slot in live and live[slot].notna().sum() >= settings.portfolio.min_rounds:
+            s = live[slot].dropna()
+            cols[slot] = pd.Series(s.to_numpy(), index=[str(i) for i in s.index])
+            sources[slot] = f"live ({len(s)} rounds)"
+            continue
+        names = [n for n, spec in settings.models.items() if spec.numerai_model == slot and n in saved]
+        if names:
+            returns, _, _ = backtest_returns(settings.artifacts_dir, names[:1])
+            cols[slot] = returns[names[0]]
+            sources[slot] = f"backtest of {names[0]}"
+        else:
+            n_live = int(live[slot].notna().sum()) if slot in live else 0
+            cols[slot] = pd.Series(dtype=float)
+            sources[slot] = f"live ({n_live} rounds), no backtest"
+    # live and backtest rounds are different calendars: align by position from the end
+    n = max((len(s) for s in cols.values()), default=0)
+    frame = pd.DataFrame(
+        {k: pd.Series([float("nan")] * (n - len(s)) + list(s.to_numpy())) for k, s in cols.items()}
+    )
+    return frame, sources
+
+
+def plan_rules(settings: Settings, budget: float) -> PlanRules:
+    from numerflow.modeling.splitters import DEFAULT_HORIZON_DAYS
+    from numerflow.portfolio.ledger import resolve_lag_for
+
+    p, t = settings.portfolio, settings.tournament
+    maxes = [v for v in (p.max_stake_nmr, t.max_stake_nmr) if v is not None]
+    return PlanRules(
+        budget=budget,
+        min_stake=p.min_stake_nmr,
+        max_stake=min(maxes) if maxes else None,
+        max_change=t.max_stake_change_nmr,
+        min_rounds=p.min_rounds,
+        drawdown_cut=p.drawdown_cut,
+        drawdown_keep=p.drawdown_keep,
+        kelly_fraction=p.kelly_fraction,
+        overlap=resolve_lag_for(DEFAULT_HORIZON_DAYS),
+    )
+
+
+def _budget(text: str | None, current: dict[str, float]) -> float:
+    if text is None:
+        return float(sum(current.values()))
+    try:
+        value = float(text)
+    except ValueError:
+        raise PortfolioError(f"--budget {text!r} is not a number; give NMR like 100") from None
+    if not value >= 0 or value == float("inf"):
+        raise PortfolioError(f"--budget {text!r} must be 0 or more NMR")
+    return value
+
+
+def make_plan(
+    settings: Settings,
+    engine: Engine,
+    client: NumeraiClient,
+    *,
+    budget: str | None = None,
+    method: str = "risk-parity",
+) -> AccountPlan:
+    """A plan for every model slot of the account (checked before anything is sent)."""
+    if method not in METHODS:  # before any network call
+        raise PortfolioError(f"method {method!r} is unknown; use one of {', '.join(METHODS)}")
+    if budget is not None:
+        _budget(budget, {})
+    slots = sorted(client.models())
+    current = {slot: float(client.stake_value(slot)) for slot in slots}
+    returns, sources = account_histories(settings, engine, slots)
+    plan = plan_stakes(returns, current, method, plan_rules(settings, _budget(budget, current)))
+    return AccountPlan(plan, sources)
+
+
+def apply_plan(
+    settings: Settings, engine: Engine, client: NumeraiClient, account: AccountPlan, *, confirmed: bool
+) -> AccountPlan:
+    """Ask for each ``this_round`` stake through ``set_stake`` (guard rails, audit rows); without
+    ``confirmed`` nothing is sent."""
+    from numerflow.tournament.stakes import set_stake
+
+    if not confirmed:
+        return account
+    for slot, row in account.plan.table.iterrows():
+        new = Decimal(str(row["this_round"])).quantize(Decimal("0.000001"))
+        cur = Decimal(str(row["current"])).quantize(Decimal("0.000001"))
+        if new == cur:
+            continue
+        try:
+            account.applied.append(set_stake(settings, engine, client, str(slot), new, confirmed=True))
+        except NumerflowError as exc:
+            account.refused[str(slot)] = exc.message
+            log.warning("%s: stake plan change refused: %s", slot, exc.message)
+    return account
