@@ -9,8 +9,9 @@ Methods (``--method``):
 
 Then, in order: models with fewer than ``min_rounds`` rounds of history get nothing; the drawdown rule
 cuts a model whose drawdown is past ``drawdown_cut`` to ``drawdown_keep`` of its current stake; every stake
-is capped at ``kelly_fraction`` × its Kelly stake (per-round Kelly ``Σ⁻¹μ`` divided by the number of rounds
-at risk at once, since each overlapping round stakes the whole amount); stakes below ``min_stake`` drop to
+is capped at ``kelly_fraction`` × its own Kelly stake (per-round ``μ/σ²`` divided by the number of rounds
+at risk at once, since each overlapping round stakes the whole amount; the ``kelly`` method uses the joint
+``Σ⁻¹μ``); stakes below ``min_stake`` drop to
 0 and above ``max_stake`` are cut; finally each change is limited to ``max_change`` per round (the
 tournament's guard rail): ``this_round`` is what may be asked now, ``target`` where the plan is heading.
 """
@@ -153,7 +154,9 @@ def plan_stakes(returns: pd.DataFrame, current: dict[str, float], method: str, r
         if target.sum() > rules.budget:
             target *= rules.budget / target.sum()
         w = target / rules.budget if rules.budget else target
-    cap = rules.kelly_fraction * kelly * rules.budget
+    # the cap is each model's own Kelly stake (μ/σ²), so a diversifier isn't capped to 0 by its neighbours
+    own = np.maximum(mu, 0.0) / np.maximum(np.diag(cov), 1e-18) / max(rules.overlap, 1)
+    cap = rules.kelly_fraction * own * rules.budget
     for k, n in enumerate(eligible):
         if target[k] > cap[k] + 1e-12:
             target[k] = cap[k]
