@@ -70,33 +70,44 @@ def print_backtest(result: BacktestResult) -> None:
 
 def print_risk(report: RiskReport) -> None:
     pm = report.per_model
-    t = _table(
-        f"risk per round and per 4 weeks (losses as % of stake; bootstrap {report.settings['n_boot']} × "
-        f"{report.settings['block']}-round blocks, seed {report.settings['seed']})"
+    st = report.settings
+    tables = (
+        (
+            "per round (losses as % of stake)",
+            [
+                ("mean", "mean"),
+                ("burn_share", "burn"),
+                ("var95_round", "VaR95"),
+                ("cvar95_round", "CVaR95"),
+                ("var99_round", "VaR99"),
+                ("cvar99_round", "CVaR99"),
+            ],
+        ),
+        (
+            f"per 4 weeks (bootstrap: {st['n_boot']} draws of {st['block']}-round blocks, seed {st['seed']})",
+            [
+                ("var95_4w", "VaR95"),
+                ("cvar95_4w", "CVaR95"),
+                ("cvar95_4w_boot", "CVaR95 bs"),
+                ("cvar99_4w_boot", "CVaR99 bs"),
+                ("p_quarter_loss", f"P(-{st['loss_pct']:.0%}/qtr)"),
+                ("corr_meta", "ρ meta"),
+                ("corr_benchmark", "ρ bench"),
+            ],
+        ),
     )
-    cols = [
-        ("mean", "mean"),
-        ("burn_share", "burn %"),
-        ("var95_round", "VaR95"),
-        ("cvar95_round", "CVaR95"),
-        ("var99_round", "VaR99"),
-        ("var95_4w", "VaR95 4w"),
-        ("cvar95_4w_boot", "CVaR95 4w boot"),
-        ("cvar99_4w_boot", "CVaR99 4w boot"),
-        ("p_quarter_loss", f"P(-{report.settings['loss_pct']:.0%} qtr)"),
-        ("corr_meta", "ρ meta"),
-        ("corr_benchmark", "ρ bench"),
-    ]
-    t.add_column("model", no_wrap=True)
-    for _, label in cols:
-        t.add_column(label, justify="right")
-    for name, row in pm.iterrows():
-        cells = []
-        for key, _ in cols:
-            v = row[key]
-            cells.append(_num(v, 2) if key.startswith("corr") else (f"{v:.1%}" if v == v else "-"))
-        t.add_row(str(name), *cells)
-    console.print(t)
+    for title, cols in tables:
+        t = _table(title)
+        t.add_column("model", no_wrap=True)
+        for _, label in cols:
+            t.add_column(label, justify="right", no_wrap=True)
+        for name, row in pm.iterrows():
+            cells = []
+            for key, _ in cols:
+                v = row[key]
+                cells.append(_num(v, 2) if key.startswith("corr") else (f"{v:.1%}" if v == v else "-"))
+            t.add_row(str(name), *cells)
+        console.print(t)
     if report.correlation.shape[1] > 1:
         c = _table("correlation of payouts")
         c.add_column("")
@@ -115,22 +126,22 @@ def print_risk(report: RiskReport) -> None:
 
 def print_plan(account: AccountPlan) -> None:
     plan = account.plan
-    t = _table(f"stake plan ({plan.method})")
-    for col in ("model", "history", "mean", "vol", "drawdown", "current", "target", "this round", "why"):
-        t.add_column(col, justify="left" if col in ("model", "history", "why") else "right", overflow="fold")
+    t = _table(f"stake plan ({plan.method}, NMR)")
+    for col in ("model", "mean", "vol", "DD", "now", "target", "this round", "why"):
+        t.add_column(col, justify="left" if col in ("model", "why") else "right", no_wrap=col != "why")
     for name, row in plan.table.iterrows():
         t.add_row(
             str(name),
-            account.sources.get(str(name), ""),
             f"{row['mean']:+.2%}" if row["mean"] == row["mean"] else "-",
             f"{row['vol']:.2%}" if row["vol"] == row["vol"] else "-",
             f"{row['drawdown']:.0%}" if row["drawdown"] == row["drawdown"] else "-",
             f"{row['current']:g}",
-            f"{row['target']:g}",
-            f"{row['this_round']:g}",
+            f"{row['target']:.2f}",
+            f"{row['this_round']:.2f}",
             row["reason"],
         )
     console.print(t)
+    console.print("history: " + "; ".join(f"{k}: {v}" for k, v in account.sources.items()), soft_wrap=True)
     c = _table("current vs proposed (NMR, on the history)")
     c.add_column("figure")
     c.add_column("current", justify="right")
