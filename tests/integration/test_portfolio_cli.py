@@ -13,7 +13,7 @@ from sqlalchemy import select
 from tournament_support import Project, Trained, make_project, train_once
 
 from numerflow.store import session_scope
-from numerflow.store.tables import StakeChange
+from numerflow.store.tables import Payout, StakeChange
 
 MODELS = """
 [models.ridge]
@@ -184,3 +184,44 @@ def test_stake_plan_without_history_is_one_line(sim_project: Project, cli) -> No
     code, _, err = cli("stake", "plan", "--apply", "--yes")
     assert code == 2 and "no model has 60 rounds of history" in " ".join(err.split())
     assert _stake_rows(sim_project) == []
+
+
+def _settled(project: Project, slot: str, payouts: list[float], at_risk: float = 10.0) -> None:
+    """Settled live payouts as ``perf sync`` stores them (the drawdown rule's input)."""
+    with session_scope(project.engine()) as s:
+        for k, p in enumerate(payouts):
+            s.add(
+                Payout(
+                    numerai_model=slot,
+                    round_number=900 + k,
+                    at_risk_nmr=at_risk,
+                    payout_nmr=p,
+                    status="settled",
+                )
+            )
+
+
+def test_the_round_job_applies_the_drawdown_rule_only_when_enabled(sim_project: Project, cli) -> None:
+    from numerflow.tournament.round import run_round
+
+    # sim_model_1 made +10% then lost 3 x 5%: 13.6% below its peak; sim_model_2 only gained
+    _settled(sim_project, "sim_model_1", [1.0, -0.5, -0.5, -0.5])
+    _settled(sim_project, "sim_model_2", [0.2, 0.3])
+    client = sim_project.client()
+    assert client.stake_value("sim_model_1") == 10
+    report = run_round(sim_project.settings, sim_project.engine(), client)
+    assert report.ok and report.stake_cuts == [] and _stake_rows(sim_project) == []  # off by default
+
+    with sim_project.config.open("a") as fh:
+        fh.write("[portfolio]\ndrawdown_rule_enabled = true\ndrawdown_cut = 0.1\ndrawdown_keep = 0.2\n")
+    sim_project.sim.engine.open_round()
+    code, out, err = cli("round", "run")
+    assert code == 0, err
+    out = " ".join(out.split())
+    # 10 -> 2 NMR would move 8; tournament.max_stake_change_nmr = 5 allows 10 -> 5 in this round
+    assert "drawdown rule: sim_model_1 at 13.6% below its peak: stake 10" in out and "-> 5" in out
+    # a decrease is a release: the server keeps 10 at risk until it is paid out, the request is recorded
+    with session_scope(sim_project.engine()) as s:
+        rows = list(s.scalars(select(StakeChange)))
+    assert [(r.numerai_model, r.status, r.to_nmr) for r in rows] == [("sim_model_1", "requested", 5.0)]
+    assert "drawdown rule: live drawdown 13.6% > portfolio.drawdown_cut 10%" in rows[0].reason

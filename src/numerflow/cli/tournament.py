@@ -52,6 +52,12 @@ def print_round_report(report: RoundReport) -> None:
     console.print(summary if not failed else f"[red]{summary}[/]", soft_wrap=True)
     if report.note:
         console.print(report.note, soft_wrap=True)
+    for cut in report.stake_cuts:
+        console.print(
+            f"drawdown rule: {cut.slot} at {cut.drawdown:.1%} below its peak: stake {cut.from_nmr:f} -> "
+            f"{cut.to_nmr:f} NMR {cut.status}",
+            soft_wrap=True,
+        )
 
 
 def print_performance(rows: list[PerfRow]) -> None:

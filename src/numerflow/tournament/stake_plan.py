@@ -146,3 +146,51 @@ def apply_plan(
             account.refused[str(slot)] = exc.message
             log.warning("%s: stake plan change refused: %s", slot, exc.message)
     return account
+
+
+@dataclass(frozen=True)
+class DrawdownCut:
+    slot: str
+    drawdown: float
+    from_nmr: Decimal
+    to_nmr: Decimal
+    status: str  # requested | refused: <why>
+
+
+def apply_drawdown_rule(settings: Settings, engine: Engine, client: NumeraiClient) -> list[DrawdownCut]:
+    """When ``portfolio.drawdown_rule_enabled``: cut the stake of every slot whose live drawdown (settled
+    payouts) is past ``portfolio.drawdown_cut`` to ``drawdown_keep`` of it, at most
+    ``tournament.max_stake_change_nmr`` this round, through ``set_stake`` (recorded with the reason)."""
+    from numerflow.portfolio.allocation import drawdown_now
+    from numerflow.tournament.stakes import set_stake
+
+    cfg = settings.portfolio
+    if not cfg.drawdown_rule_enabled or cfg.drawdown_cut is None:
+        return []
+    live = live_returns(engine, client.tournament_id)
+    slots = client.models()
+    cuts = []
+    for slot in sorted(set(live.columns) & set(slots)):
+        series = live[slot].dropna().to_numpy(dtype=float)
+        if series.size < 2:
+            continue
+        dd = drawdown_now(series)
+        if dd <= cfg.drawdown_cut:
+            continue
+        current = client.stake_value(slot)
+        step = Decimal(str(settings.tournament.max_stake_change_nmr))
+        target = max(current * Decimal(str(cfg.drawdown_keep)), current - step).quantize(Decimal("0.000001"))
+        if target >= current:
+            continue
+        why = (
+            f"drawdown rule: live drawdown {dd:.1%} > portfolio.drawdown_cut {cfg.drawdown_cut:.0%}; "
+            f"cut towards {cfg.drawdown_keep:.0%} of the stake"
+        )
+        try:
+            set_stake(settings, engine, client, slot, target, confirmed=True, why=why)
+            status = "requested"
+        except NumerflowError as exc:
+            status = f"refused: {exc.message}"
+        log.warning("%s: %s (%s -> %s NMR): %s", slot, why, current, target, status)
+        cuts.append(DrawdownCut(slot, dd, current, target, status))
+    return cuts
