@@ -88,7 +88,8 @@ url = "sqlite:///{args.workdir / "bench.db"}"
 algorithm = "lightgbm"
 features = "all"
 targets = ["target"]
-params = {{ n_estimators = {args.trees}, learning_rate = 0.05, num_leaves = 31, colsample_bytree = 0.1, n_jobs = 1 }}
+params = {{ n_estimators = {args.trees}, learning_rate = 0.05, num_leaves = 31, colsample_bytree = 0.1 }}
+params.n_jobs = 1
 cv = {{ scheme = "walk_forward", folds = {args.folds} }}
 """
     )
@@ -122,8 +123,8 @@ cv = {{ scheme = "walk_forward", folds = {args.folds} }}
         f"{s['max_drawdown_pct']:.1%}, burning rounds {s['burn_share']:.0%}."
     )
     print(
-        f"\nCommand: `.venv/bin/python benchmarks/bench_portfolio.py --workdir {args.workdir} --eras {args.eras} "
-        f"--rows {args.rows} --features {args.features} --trees {args.trees}`"
+        f"\nCommand: `.venv/bin/python benchmarks/bench_portfolio.py --workdir {args.workdir} "
+        f"--eras {args.eras} --rows {args.rows} --features {args.features} --trees {args.trees}`"
     )
 
 
