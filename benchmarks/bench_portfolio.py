@@ -88,7 +88,10 @@ url = "sqlite:///{args.workdir / "bench.db"}"
 algorithm = "lightgbm"
 features = "all"
 targets = ["target"]
-params = {{ n_estimators = {args.trees}, learning_rate = 0.05, num_leaves = 31, colsample_bytree = 0.1 }}
+params.n_estimators = {args.trees}
+params.learning_rate = 0.05
+params.num_leaves = 31
+params.colsample_bytree = 0.1
 params.n_jobs = 1
 cv = {{ scheme = "walk_forward", folds = {args.folds} }}
 """
