@@ -194,3 +194,76 @@ def apply_drawdown_rule(settings: Settings, engine: Engine, client: NumeraiClien
         log.warning("%s: %s (%s -> %s NMR): %s", slot, why, current, target, status)
         cuts.append(DrawdownCut(slot, dd, current, target, status))
     return cuts
+
+
+def _finite(v: object) -> object:
+    if isinstance(v, float) and (v != v or v in (float("inf"), float("-inf"))):
+        return None
+    return v
+
+
+def portfolio_view(settings: Settings, engine: Engine, *, max_points: int = 400) -> dict[str, object]:
+    """What the dashboard's "Risk & stakes" page and ``GET /api/portfolio`` show: saved backtests (summary,
+    equity curve, payout distribution), settled live payouts (equity), the risk report of the backtests
+    and the correlation of their payouts. JSON-ready (no NaN)."""
+    import numpy as np
+
+    from numerflow.portfolio.backtest import backtest_returns, load_backtest, saved_backtests
+    from numerflow.portfolio.risk import FOUR_WEEKS, risk_report
+
+    names = saved_backtests(settings.artifacts_dir)
+    backtests, equity, distribution = [], {}, {}
+    for name in names:
+        doc, per_era, ledger = load_backtest(settings.artifacts_dir, name)
+        prov = doc["provenance"]
+        backtests.append(
+            {
+                "model": name,
+                "from_era": prov["from_era"],
+                "to_era": prov["to_era"],
+                "retrain_every": prov["retrain_every"],
+                **{k: _finite(float(v)) for k, v in doc["summary"].items()},
+            }
+        )
+        step = max(1, len(ledger) // max_points)
+        equity[name] = {
+            "x": ledger["round"].astype(str).tolist()[::step],
+            "y": [float(v) for v in ledger["balance"].to_numpy()[::step]],
+        }
+        distribution[name] = [
+            float(v) for v in ledger["return"].to_numpy(dtype=float)[:: int(prov["rounds_per_era"])]
+        ]
+    live = live_returns(engine)
+    live_equity = {
+        str(slot): {
+            "x": [str(i) for i in live[slot].dropna().index],
+            "y": np.cumsum(live[slot].dropna()).tolist(),
+        }
+        for slot in live.columns
+    }
+    risk: list[dict[str, object]] = []
+    corr: dict[str, object] = {"models": [], "matrix": []}
+    notes: list[str] = []
+    if names:
+        returns, meta, bench = backtest_returns(settings.artifacts_dir, names)
+        enough = [n for n in names if returns[n].notna().sum() >= FOUR_WEEKS]
+        if len(enough) < len(names):
+            notes.append(f"too short for risk figures: {', '.join(n for n in names if n not in enough)}")
+        if enough:
+            report = risk_report(returns[enough], meta=meta, benchmark=bench)
+            for model, row in report.per_model.iterrows():
+                risk.append({"model": str(model), **{k: _finite(float(v)) for k, v in row.items()}})
+            c = report.correlation
+            corr = {
+                "models": [str(m) for m in c.columns],
+                "matrix": [[_finite(float(v)) for v in r] for r in c.to_numpy()],
+            }
+    return {
+        "backtests": backtests,
+        "equity": equity,
+        "live_equity": live_equity,
+        "distribution": distribution,
+        "risk": risk,
+        "correlation": corr,
+        "notes": notes,
+    }

@@ -281,8 +281,49 @@
     document.body.dataset.charts = "drawn";
   }
 
+  // the "Risk & stakes" page: equity curves, live equity, payout distribution, correlation heatmap
+  function drawRisk() {
+    const holder = $("#risk-data");
+    if (!holder || !window.Plotly) return;
+    const data = JSON.parse(holder.textContent);
+    const layout = (extra) => Object.assign({
+      margin: { l: 48, r: 12, t: 8, b: 36 }, height: 260, font: { size: 11, family: "system-ui, sans-serif" },
+      legend: { orientation: "h", y: 1.12 }, paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
+      xaxis: { gridcolor: "#eee" }, yaxis: { gridcolor: "#eee", zerolinecolor: "#999" },
+    }, extra || {});
+    const cfg = { displayModeBar: false, responsive: true };
+    const none = (id, text) => { const el = $(id); if (el) { el.classList.add("none"); el.textContent = text; } };
+    const models = Object.keys(data.equity || {});
+    if (!$("#chart-equity")) return;
+    if (models.length) {
+      Plotly.newPlot("chart-equity", models.map((m) => ({
+        type: "scatter", mode: "lines", name: m, x: data.equity[m].x.map((_, i) => i + 1), y: data.equity[m].y,
+      })), layout({ xaxis: { title: { text: "round of the backtest" }, gridcolor: "#eee" } }), cfg);
+      Plotly.newPlot("chart-distribution", models.map((m) => ({
+        type: "histogram", name: m, x: data.distribution[m], opacity: 0.6, nbinsx: 30,
+      })), layout({ barmode: "overlay", xaxis: { tickformat: ".1%", gridcolor: "#eee" } }), cfg);
+    } else {
+      none("#chart-equity", "No backtests yet.");
+      none("#chart-distribution", "No backtests yet.");
+    }
+    const slots = Object.keys(data.live_equity || {});
+    if (slots.length) {
+      Plotly.newPlot("chart-live", slots.map((s) => ({
+        type: "scatter", mode: "lines+markers", name: s, x: data.live_equity[s].x, y: data.live_equity[s].y,
+      })), layout({ xaxis: { type: "category", title: { text: "round" }, gridcolor: "#eee" }, yaxis: { tickformat: ".1%", gridcolor: "#eee" } }), cfg);
+    } else none("#chart-live", "No settled live payouts yet (numerflow perf sync).");
+    const c = data.correlation || { models: [] };
+    if (c.models.length > 1) {
+      Plotly.newPlot("chart-correlation", [{
+        type: "heatmap", x: c.models, y: c.models, z: c.matrix, zmin: -1, zmax: 1, colorscale: "RdBu", reversescale: true,
+      }], layout({ margin: { l: 80, r: 12, t: 8, b: 60 } }), cfg);
+    } else none("#chart-correlation", "Needs two or more backtests.");
+    document.body.dataset.charts = "drawn";
+  }
+
   document.addEventListener("DOMContentLoaded", () => {
     connect();
     drawCharts();
+    drawRisk();
   });
 })();
