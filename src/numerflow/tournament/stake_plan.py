@@ -214,7 +214,7 @@ def portfolio_view(settings: Settings, engine: Engine, *, max_points: int = 400)
     names = saved_backtests(settings.artifacts_dir)
     backtests, equity, distribution = [], {}, {}
     for name in names:
-        doc, per_era, ledger = load_backtest(settings.artifacts_dir, name)
+        doc, _per_era, ledger = load_backtest(settings.artifacts_dir, name)
         prov = doc["provenance"]
         backtests.append(
             {

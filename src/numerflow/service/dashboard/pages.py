@@ -43,8 +43,9 @@ HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
 LOGIN_COOKIE = "numerflow_login"
 JOB_KINDS = ("train", "cv", "tune", "download", "round", "perf_sync")
-NAV = (("overview", "/", "Overview"), ("rounds", "/rounds", "Rounds"), ("risk", "/risk", "Risk & stakes"),
-       ("jobs", "/jobs", "Jobs"), ("data", "/data", "Data"), ("settings", "/settings", "Settings"))  # fmt: skip
+NAV = (("overview", "/", "Overview"), ("rounds", "/rounds", "Rounds"),
+       ("risk", "/risk", "Risk & stakes"), ("jobs", "/jobs", "Jobs"), ("data", "/data", "Data"),
+       ("settings", "/settings", "Settings"))  # fmt: skip
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
