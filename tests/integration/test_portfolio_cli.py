@@ -225,3 +225,30 @@ def test_the_round_job_applies_the_drawdown_rule_only_when_enabled(sim_project: 
         rows = list(s.scalars(select(StakeChange)))
     assert [(r.numerai_model, r.status, r.to_nmr) for r in rows] == [("sim_model_1", "requested", 5.0)]
     assert "drawdown rule: live drawdown 13.6% > portfolio.drawdown_cut 10%" in rows[0].reason
+
+
+def test_risk_on_live_payouts_from_the_store(project: Path, cli) -> None:
+    from numerflow.config import load_settings
+    from numerflow.store import open_database
+
+    engine = open_database(load_settings(project / "numerflow.toml").database_url)
+    with session_scope(engine) as s:
+        for k in range(30):
+            for slot, payout in (("slot_a", 0.2 if k % 3 else -0.3), ("slot_b", 0.1 if k % 2 else -0.1)):
+                s.add(Payout(numerai_model=slot, round_number=800 + k, at_risk_nmr=10.0, payout_nmr=payout,
+                             status="settled"))  # fmt: skip
+        s.add(
+            Payout(
+                numerai_model="slot_a", round_number=900, at_risk_nmr=10.0, payout_nmr=None, status="pending"
+            )
+        )
+    code, out, err = cli("risk", "--live")
+    assert code == 0, err
+    out = " ".join(out.split())
+    assert "slot_a" in out and "slot_b" in out and "account" in out
+    # slot_a: 20 rounds at +2%, 10 at -3%: burns a third of its rounds; VaR95 per round = 3% of the stake
+    assert "slot_a +0.33% 33.3% 3.0% 3.0%" in out
+    code, _, err = cli("risk", "--live", "slot_c")
+    assert code == 2 and "no settled live payouts for 'slot_c'; models with some: slot_a, slot_b" in " ".join(
+        err.split()
+    )

@@ -49,6 +49,12 @@ def print_backtest(result: BacktestResult) -> None:
             "mean CORR / MMC / BMC / FNC",
             " / ".join(_num(pe[c].mean()) for c in ("corr", "mmc", "bmc", "fnc")),
         ),
+        (
+            "max feature exposure: mean / last 20 eras",
+            f"{pe['max_exposure'].mean():.3f} / {pe['max_exposure'].tail(20).mean():.3f}"
+            if pe["max_exposure"].notna().any()
+            else "-",
+        ),
         ("final balance", f"{s['final_nmr']:.2f} NMR"),
         ("total return", _pct(s["total_return"])),
         ("annualised return", _pct(s["annual_return"])),
@@ -105,7 +111,12 @@ def print_risk(report: RiskReport) -> None:
             cells = []
             for key, _ in cols:
                 v = row[key]
-                cells.append(_num(v, 2) if key.startswith("corr") else (f"{v:.1%}" if v == v else "-"))
+                if key.startswith("corr"):
+                    cells.append(_num(v, 2))
+                elif v != v:
+                    cells.append("-")
+                else:
+                    cells.append(f"{v:+.2%}" if key == "mean" else f"{v:.1%}")
             t.add_row(str(name), *cells)
         console.print(t)
     if report.correlation.shape[1] > 1:

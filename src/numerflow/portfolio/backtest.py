@@ -122,7 +122,8 @@ def _per_era_scores(
     from numerflow.metrics.registry import ScoringInputs, score_frame
 
     n_eras = int(era.max()) + 1
-    out = {k: np.full(n_eras, np.nan) for k in ("corr", "mmc", "bmc", "fnc", "meta_corr", "bench_corr")}
+    keys = ("corr", "mmc", "bmc", "fnc", "max_exposure", "meta_corr", "bench_corr")
+    out = {k: np.full(n_eras, np.nan) for k in keys}
     keep = ~np.isnan(target)
     # the meta model's and the benchmark's own CORR: the market each era was (risk's regime view)
     for key, ref in (("meta_corr", meta), ("bench_corr", bench)):
@@ -135,13 +136,15 @@ def _per_era_scores(
         ("mmc", {"meta_model": meta}, keep & ~np.isnan(meta)),
         ("bmc", {"benchmark": bench}, keep & ~np.isnan(bench)),
         ("fnc", {"features": fnc_X}, keep if fnc_X is not None else np.zeros_like(keep)),
+        ("max_feature_exposure", {"features": fnc_X}, keep if fnc_X is not None else np.zeros_like(keep)),
     ):
         if not ok.any():
             continue
         args = {k: v[ok] for k, v in extra.items()}
         inputs = ScoringInputs(preds=preds[ok], era=era[ok], target=target[ok], **args)
         scores = score_frame([name], inputs)[name][:, 0]
-        out[name][: scores.shape[0]] = scores
+        key = "max_exposure" if name == "max_feature_exposure" else name
+        out[key][: scores.shape[0]] = scores
         # eras only partly covered by the meta model / benchmark are not comparable
         if name in ("mmc", "bmc"):
             covered = np.bincount(era[ok], minlength=n_eras) == np.bincount(era[keep], minlength=n_eras)
@@ -197,7 +200,8 @@ def _load_all(settings: Settings, name: str) -> tuple[Dataset, Any, str, dict[st
 
 
 def era_range(labels: np.ndarray, first: str | None, last: str | None, gap: int) -> tuple[str, str]:
-    """The test eras asked for, checked against the data; the default starts after a third of the eras."""
+    """The test eras asked for, checked against the data; by default from the era after the embargo plus a
+    third of the eras, to the last era with targets."""
     labels = np.asarray(labels)
     if labels.shape[0] < gap + 3:
         raise PortfolioError(
@@ -214,7 +218,8 @@ def era_range(labels: np.ndarray, first: str | None, last: str | None, gap: int)
             )
         return label
 
-    default_first = labels[max(gap + 1, labels.shape[0] // 3)]
+    # by default the first block trains on a third of the eras (at least 4) beyond the embargo
+    default_first = labels[min(labels.shape[0] - 1, gap + max(4, labels.shape[0] // 3))]
     a = pick(first, str(default_first), "--from")
     b = pick(last, str(labels[-1]), "--to")
     if a > b:
