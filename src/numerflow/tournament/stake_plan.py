@@ -267,3 +267,32 @@ def portfolio_view(settings: Settings, engine: Engine, *, max_points: int = 400)
         "correlation": corr,
         "notes": notes,
     }
+
+
+def plan_json(account: AccountPlan) -> dict[str, object]:
+    """An account plan as JSON (the API's answer and the dashboard's table)."""
+    rows = [
+        {"model": str(m), **{k: _finite(v.item() if hasattr(v, "item") else v) for k, v in r.items()}}
+        for m, r in account.plan.table.iterrows()
+    ]
+    compare = {
+        str(k): {"current": _finite(float(r["current"])), "proposed": _finite(float(r["proposed"]))}
+        for k, r in account.plan.compare.iterrows()
+    }
+    return {
+        "method": account.plan.method,
+        "rows": rows,
+        "compare": compare,
+        "sources": account.sources,
+        "notes": account.plan.notes,
+        "applied": [
+            {
+                "model": r.numerai_model,
+                "from_nmr": str(r.from_nmr),
+                "to_nmr": str(r.to_nmr),
+                "round": r.round_number,
+            }
+            for r in account.applied
+        ],
+        "refused": account.refused,
+    }

@@ -321,6 +321,42 @@
     document.body.dataset.charts = "drawn";
   }
 
+  // the stake plan on the "Risk & stakes" page: preview, then apply (confirmed) through POST /api/portfolio/plan
+  const planForm = $("#plan-form");
+  if (planForm) {
+    const esc = (v) => String(v == null ? "—" : v).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+    const pct = (v, d) => (v == null ? "—" : `${(100 * v).toFixed(d)}%`);
+    const nmr = (v) => (v == null ? "—" : Number(v).toFixed(2));
+    const show = (out) => {
+      const rows = out.rows.map((r) => `<tr data-model="${esc(r.model)}"><td><b>${esc(r.model)}</b><br><span class="muted small">${esc(out.sources[r.model])}</span></td>`
+        + `<td class="num">${pct(r.mean, 2)}</td><td class="num">${pct(r.vol, 2)}</td><td class="num">${pct(r.drawdown, 0)}</td>`
+        + `<td class="num">${nmr(r.current)}</td><td class="num target">${nmr(r.target)}</td><td class="num this-round">${nmr(r.this_round)}</td><td>${esc(r.reason)}</td></tr>`).join("");
+      const cmp = Object.entries(out.compare).map(([k, v]) => `<tr><th>${esc(k.replace(/_/g, " "))}</th><td class="num">${nmr(v.current)}</td><td class="num">${nmr(v.proposed)}</td></tr>`).join("");
+      const done = out.applied.map((a) => `<li>${esc(a.model)}: ${esc(a.from_nmr)} → ${esc(a.to_nmr)} NMR requested</li>`).join("")
+        + Object.entries(out.refused).map(([m, why]) => `<li class="bad">${esc(m)}: ${esc(why)}</li>`).join("");
+      $("#plan-result").innerHTML = `<table class="grid" id="plan-table"><thead><tr><th>Model</th><th class="num">Mean</th><th class="num">Vol.</th><th class="num">Drawdown</th><th class="num">Now</th><th class="num">Target</th><th class="num">This round</th><th>Why</th></tr></thead><tbody>${rows}</tbody></table>`
+        + `<table class="kv" id="plan-compare"><tr><th></th><th class="num">current</th><th class="num">proposed</th></tr>${cmp}</table>`
+        + (done ? `<ul id="plan-applied">${done}</ul>` : "");
+    };
+    const send = async (apply) => {
+      const f = new FormData(planForm);
+      const body = { method: f.get("method"), apply };
+      if (f.get("budget")) body.budget = f.get("budget");
+      try {
+        const out = await api("POST", "/api/portfolio/plan", body);
+        show(out);
+        const applyBtn = $("#plan-apply");
+        if (applyBtn) applyBtn.disabled = apply;
+        toast(apply ? "Stake changes requested" : "Plan ready");
+      } catch (e) { toast(e.message, true); }
+    };
+    planForm.addEventListener("submit", (ev) => { ev.preventDefault(); send(false); });
+    const applyBtn = $("#plan-apply");
+    if (applyBtn) applyBtn.addEventListener("click", () => {
+      if (window.confirm("Ask Numerai for this round's stakes of the plan?")) send(true);
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", () => {
     connect();
     drawCharts();
