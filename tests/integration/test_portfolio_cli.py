@@ -204,7 +204,7 @@ def _settled(project: Project, slot: str, payouts: list[float], at_risk: float =
 def test_the_round_job_applies_the_drawdown_rule_only_when_enabled(sim_project: Project, cli) -> None:
     from numerflow.tournament.round import run_round
 
-    # sim_model_1 made +10% then lost 3 x 5%: 13.6% below its peak; sim_model_2 only gained
+    # sim_model_1 made +10% then lost 3 x 5%: 1 - 0.95^3 = 14.3% below its peak; sim_model_2 only gained
     _settled(sim_project, "sim_model_1", [1.0, -0.5, -0.5, -0.5])
     _settled(sim_project, "sim_model_2", [0.2, 0.3])
     client = sim_project.client()
@@ -219,12 +219,12 @@ def test_the_round_job_applies_the_drawdown_rule_only_when_enabled(sim_project: 
     assert code == 0, err
     out = " ".join(out.split())
     # 10 -> 2 NMR would move 8; tournament.max_stake_change_nmr = 5 allows 10 -> 5 in this round
-    assert "drawdown rule: sim_model_1 at 13.6% below its peak: stake 10" in out and "-> 5" in out
+    assert "drawdown rule: sim_model_1 at 14.3% below its peak: stake 10" in out and "-> 5" in out
     # a decrease is a release: the server keeps 10 at risk until it is paid out, the request is recorded
     with session_scope(sim_project.engine()) as s:
         rows = list(s.scalars(select(StakeChange)))
     assert [(r.numerai_model, r.status, r.to_nmr) for r in rows] == [("sim_model_1", "requested", 5.0)]
-    assert "drawdown rule: live drawdown 13.6% > portfolio.drawdown_cut 10%" in rows[0].reason
+    assert "drawdown rule: live drawdown 14.3% > portfolio.drawdown_cut 10%" in rows[0].reason
 
 
 def test_risk_on_live_payouts_from_the_store(project: Path, cli) -> None:

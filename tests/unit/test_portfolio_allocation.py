@@ -71,8 +71,8 @@ def test_constraints_kelly_cap_min_max_change_and_young_models() -> None:
 def test_the_drawdown_rule_proposes_a_cut() -> None:
     r = returns()
     r["wild"] = 0.01
-    r.loc[250:, "wild"] = -0.01  # a good model, but its last 50 rounds lost: 14% below its peak now
-    assert drawdown_now(r["wild"].to_numpy()) == pytest.approx(0.5 / 3.5)
+    r.loc[250:, "wild"] = -0.01  # a good model, but its last 50 rounds lost: 1 - 0.99^50 below its peak now
+    assert drawdown_now(r["wild"].to_numpy()) == pytest.approx(1 - 0.99**50)
     plan = plan_stakes(
         r,
         {"calm": 40, "wild": 40, "loser": 0},

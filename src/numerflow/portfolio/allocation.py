@@ -8,7 +8,7 @@ Methods (``--method``):
 * ``kelly``: the fractional-Kelly stakes themselves (may leave part of the budget unstaked).
 
 Then, in order: models with fewer than ``min_rounds`` rounds of history get nothing; the drawdown rule
-cuts a model whose drawdown is past ``drawdown_cut`` to ``drawdown_keep`` of its current stake; every stake
+cuts a model whose drawdown (of its compounded returns) is past ``drawdown_cut`` to ``drawdown_keep`` of its current stake; every stake
 is capped at ``kelly_fraction`` × its own Kelly stake (per-round ``μ/σ²`` divided by the number of rounds
 at risk at once, since each overlapping round stakes the whole amount; the ``kelly`` method uses the joint
 ``Σ⁻¹μ``); stakes below ``min_stake`` drop to
@@ -81,9 +81,9 @@ def _kelly(mu: np.ndarray, cov: np.ndarray, overlap: int) -> np.ndarray:
 
 
 def drawdown_now(returns: np.ndarray) -> float:
-    """How far the cumulative return is below its peak at the end of the history (a fraction)."""
-    equity = 1.0 + np.concatenate([[0.0], np.cumsum(returns)])
-    return float((np.max(equity) - equity[-1]) / np.max(equity))
+    """How far the compounded equity is below its peak at the end of the history (a fraction, 0..1)."""
+    equity = np.concatenate([[1.0], np.cumprod(1.0 + np.asarray(returns, dtype=np.float64))])
+    return float(1.0 - equity[-1] / np.max(equity))
 
 
 def _figures(stakes: np.ndarray, x: np.ndarray, mu: np.ndarray, cov: np.ndarray) -> dict[str, float]:
