@@ -8,8 +8,8 @@ Methods (``--method``):
 * ``kelly``: the fractional-Kelly stakes themselves (may leave part of the budget unstaked).
 
 Then, in order: models with fewer than ``min_rounds`` rounds of history get nothing; the drawdown rule
-cuts a model whose drawdown (of its compounded returns) is past ``drawdown_cut`` to ``drawdown_keep`` of its current stake; every stake
-is capped at ``kelly_fraction`` × its own Kelly stake (per-round ``μ/σ²`` divided by the number of rounds
+cuts a model whose drawdown (of its compounded returns) is past ``drawdown_cut`` to ``drawdown_keep`` of
+its current stake; every stake is capped at ``kelly_fraction`` × its own Kelly stake (per-round ``μ/σ²`` divided by the number of rounds
 at risk at once, since each overlapping round stakes the whole amount; the ``kelly`` method uses the joint
 ``Σ⁻¹μ``); stakes below ``min_stake`` drop to
 0 and above ``max_stake`` are cut; finally each change is limited to ``max_change`` per round (the
