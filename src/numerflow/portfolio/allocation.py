@@ -9,11 +9,11 @@ Methods (``--method``):
 
 Then, in order: models with fewer than ``min_rounds`` rounds of history get nothing; the drawdown rule
 cuts a model whose drawdown (of its compounded returns) is past ``drawdown_cut`` to ``drawdown_keep`` of
-its current stake; every stake is capped at ``kelly_fraction`` × its own Kelly stake (per-round ``μ/σ²`` divided by the number of rounds
-at risk at once, since each overlapping round stakes the whole amount; the ``kelly`` method uses the joint
-``Σ⁻¹μ``); stakes below ``min_stake`` drop to
-0 and above ``max_stake`` are cut; finally each change is limited to ``max_change`` per round (the
-tournament's guard rail): ``this_round`` is what may be asked now, ``target`` where the plan is heading.
+its current stake; every stake is capped at ``kelly_fraction`` × its own Kelly stake (per-round ``μ/σ²``
+divided by the number of rounds at risk at once, since each overlapping round stakes the whole amount;
+the ``kelly`` method uses the joint ``Σ⁻¹μ``); stakes below ``min_stake`` drop to 0 and above
+``max_stake`` are cut; finally each change is limited to ``max_change`` per round (the tournament's guard
+rail): ``this_round`` is what may be asked now, ``target`` where the plan is heading.
 """
 
 from __future__ import annotations
