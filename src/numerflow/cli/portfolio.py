@@ -246,29 +246,11 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, "--seed", help="Seed of the block bootstrap."),
     ) -> None:
         """VaR/CVaR, quarterly loss odds, correlations and regimes of models' payouts."""
-        from numerflow.portfolio.risk import risk_report
+        from numerflow.tournament.stake_plan import account_risk
 
         st = state(ctx)
-        meta = bench = None
-        if live:
-            from numerflow.tournament.stake_plan import live_returns
-
-            returns = live_returns(st.engine)
-            if models:
-                missing = [m for m in models if m not in returns]
-                if missing:
-                    from numerflow.errors import PortfolioError
-
-                    known = ", ".join(map(str, returns.columns)) or "none (run 'numerflow perf sync')"
-                    raise PortfolioError(
-                        f"no settled live payouts for {missing[0]!r}; models with some: {known}"
-                    )
-                returns = returns[list(models)]
-        else:
-            from numerflow.portfolio.backtest import backtest_returns
-
-            returns, meta, bench = backtest_returns(st.settings.artifacts_dir, list(models or []))
-        print_risk(risk_report(returns, meta=meta, benchmark=bench, loss_pct=loss, seed=seed))
+        engine = st.engine if live else None
+        print_risk(account_risk(st.settings, engine, list(models or []), live=live, loss_pct=loss, seed=seed))
 
     @app.command()
     def attribution(

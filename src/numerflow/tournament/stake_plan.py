@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
     from numerflow.config import Settings
+    from numerflow.portfolio.risk import RiskReport
     from numerflow.tournament.client import NumeraiClient
     from numerflow.tournament.stakes import StakeChangeResult
 
@@ -296,3 +297,32 @@ def plan_json(account: AccountPlan) -> dict[str, object]:
         ],
         "refused": account.refused,
     }
+
+
+def account_risk(
+    settings: Settings,
+    engine: Engine | None,
+    models: list[str],
+    *,
+    live: bool = False,
+    loss_pct: float = 0.10,
+    seed: int = 0,
+) -> RiskReport:
+    """The risk report of saved backtests (default: all of them) or, with ``live``, of settled payouts."""
+    from numerflow.portfolio.backtest import backtest_returns
+    from numerflow.portfolio.risk import risk_report
+
+    meta = bench = None
+    if live:
+        if engine is None:
+            raise PortfolioError("live risk needs the database (numerflow perf sync fills it)")
+        returns = live_returns(engine)
+        missing = [m for m in models if m not in returns]
+        if missing:
+            known = ", ".join(map(str, returns.columns)) or "none (run 'numerflow perf sync')"
+            raise PortfolioError(f"no settled live payouts for {missing[0]!r}; models with some: {known}")
+        if models:
+            returns = returns[list(models)]
+    else:
+        returns, meta, bench = backtest_returns(settings.artifacts_dir, list(models))
+    return risk_report(returns, meta=meta, benchmark=bench, loss_pct=loss_pct, seed=seed)
