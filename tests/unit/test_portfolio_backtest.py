@@ -26,7 +26,7 @@ def test_the_embargo_is_in_era_numbers_when_eras_are_strided() -> None:
 
 
 def test_a_block_without_training_eras_names_the_first_possible_era() -> None:
-    with pytest.raises(PortfolioError, match="no training eras before it .* start the backtest at era 0006"):
+    with pytest.raises(PortfolioError, match=r"no training eras before it .* start the backtest at era 0006"):
         WalkForward("0003", "0030", retrain_every=5, gap=4).era_folds(LABELS)
 
 
