@@ -15,10 +15,13 @@ pytestmark = [pytest.mark.xdist_group("dashboard"), pytest.mark.browser]
 
 @pytest.fixture(scope="module")
 def backtests(seeded: Seeded) -> dict[str, Any]:
+    from numerflow.portfolio.attribution import attribute_backtest
     from numerflow.portfolio.backtest import run_backtest
 
     settings = seeded.settings()
-    return {name: run_backtest(settings, name, retrain_every=5) for name in ("ridge_a", "lgbm_b")}
+    out = {name: run_backtest(settings, name, retrain_every=5) for name in ("ridge_a", "lgbm_b")}
+    attribute_backtest(settings, "ridge_a")  # saved beside the backtest: the page's attribution chart
+    return out
 
 
 def test_risk_page_shows_backtests_risk_and_charts(
@@ -34,7 +37,7 @@ def test_risk_page_shows_backtests_risk_and_charts(
         risk_row = page.locator(f'#risk-table tr[data-model="{name}"]')
         assert risk_row.count() == 1 and risk_row.locator("td.var95").inner_text().endswith("%")
     assert page.locator('#risk-table tr[data-model="account"]').count() == 1
-    for chart in ("#chart-equity", "#chart-distribution", "#chart-correlation"):
+    for chart in ("#chart-equity", "#chart-distribution", "#chart-correlation", "#chart-attribution"):
         assert page.locator(f"{chart} .main-svg").count() >= 1, chart
     # the live chart: a plot when the seed has settled payouts, else the hint
     live = page.locator("#chart-live")
@@ -47,6 +50,7 @@ def test_risk_page_shows_backtests_risk_and_charts(
     assert doc["correlation"]["models"] == sorted(backtests)
     ridge = next(b for b in doc["backtests"] if b["model"] == "ridge_a")
     assert ridge["final_nmr"] == pytest.approx(backtests["ridge_a"].ledger.summary["final_nmr"])
+    assert set(doc["attribution"]) == {"ridge_a"} and "(residual)" in doc["attribution"]["ridge_a"]["groups"]
 
 
 def test_an_operate_user_previews_and_applies_a_plan_within_the_guard_rails(

@@ -10,7 +10,9 @@ adds the 1.5 power and centres the target); it is the share between groups that 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -90,7 +92,8 @@ def era_attribution(
 def attribute_backtest(
     settings: Settings, name: str, *, last_n: int = 0, against: str | None = None, n_drivers: int = 3
 ) -> Attribution:
-    """Attribution of a saved backtest (its predictions, per-era scores and ledger)."""
+    """Attribution of a saved backtest (its predictions, per-era scores and ledger); over the whole
+    backtest (``last_n=0``) the totals are saved beside it for the dashboard."""
     from numerflow.data.load import load_dataset
     from numerflow.modeling.specs import data_files, load_catalog
     from numerflow.portfolio.backtest import load_backtest, payout_model_for
@@ -170,4 +173,32 @@ def attribute_backtest(
                 f"the backtests of {name!r} and {against!r} share no eras; run them on the same range"
             )
         versus = pd.DataFrame({name: a.loc[common], against: b.loc[common]})
-    return Attribution(name, len(frame), frame, total, pp, drivers, versus, against)
+    result = Attribution(name, len(frame), frame, total, pp, drivers, versus, against)
+    if not last_n:
+        save_attribution(settings.artifacts_dir, result)
+    return result
+
+
+ATTRIBUTION_FILE = "attribution.json"
+
+
+def save_attribution(artifacts_dir: Path, att: Attribution) -> Path:
+    """The per-group and CORR/MMC totals beside the backtest (the dashboard's attribution chart)."""
+    from numerflow.fileio import atomic_write_text
+
+    groups = att.groups.mean()
+    doc = {
+        "model": att.model_name,
+        "n_eras": att.n_eras,
+        "groups": {str(k): float(v) for k, v in groups.items()},
+        "score": float(att.total.mean()),
+        "payout_parts": {str(k): float(v) for k, v in att.payout_parts.mean().items()},
+    }
+    path = Path(artifacts_dir) / "backtests" / att.model_name / ATTRIBUTION_FILE
+    atomic_write_text(path, json.dumps(doc, indent=1, sort_keys=True))
+    return path
+
+
+def load_attribution(artifacts_dir: Path, name: str) -> dict[str, object] | None:
+    path = Path(artifacts_dir) / "backtests" / name / ATTRIBUTION_FILE
+    return json.loads(path.read_text()) if path.is_file() else None

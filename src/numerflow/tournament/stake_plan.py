@@ -234,6 +234,9 @@ def portfolio_view(settings: Settings, engine: Engine, *, max_points: int = 400)
         distribution[name] = [
             float(v) for v in ledger["return"].to_numpy(dtype=float)[:: int(prov["rounds_per_era"])]
         ]
+    from numerflow.portfolio.attribution import load_attribution
+
+    attribution = {n: a for n in names if (a := load_attribution(settings.artifacts_dir, n)) is not None}
     live = live_returns(engine)
     live_equity = {
         str(slot): {
@@ -266,6 +269,7 @@ def portfolio_view(settings: Settings, engine: Engine, *, max_points: int = 400)
         "distribution": distribution,
         "risk": risk,
         "correlation": corr,
+        "attribution": attribution,
         "notes": notes,
     }
 

@@ -318,6 +318,14 @@
         type: "heatmap", x: c.models, y: c.models, z: c.matrix, zmin: -1, zmax: 1, colorscale: "RdBu", reversescale: true,
       }], layout({ margin: { l: 80, r: 12, t: 8, b: 60 } }), cfg);
     } else none("#chart-correlation", "Needs two or more backtests.");
+    const att = data.attribution || {};
+    const attModels = Object.keys(att);
+    if (attModels.length) {
+      const groups = Object.keys(att[attModels[0]].groups);
+      Plotly.newPlot("chart-attribution", attModels.map((m) => ({
+        type: "bar", name: m, x: groups, y: groups.map((g) => att[m].groups[g]),
+      })), layout({ barmode: "group" }), cfg);
+    } else none("#chart-attribution", "Run numerflow attribution MODEL to see which feature groups drove a backtest.");
     document.body.dataset.charts = "drawn";
   }
 
