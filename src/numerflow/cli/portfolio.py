@@ -213,7 +213,9 @@ def register(app: typer.Typer) -> None:
     def backtest(
         ctx: typer.Context,
         name: str = typer.Argument(..., help="A model from [models] in numerflow.toml."),
-        first: str | None = typer.Option(None, "--from", help="First era to trade (default: after a third)."),
+        first: str | None = typer.Option(
+            None, "--from", help="First era to trade (default: once a third of the eras can train)."
+        ),
         last: str | None = typer.Option(
             None, "--to", help="Last era to trade (default: the last with targets)."
         ),

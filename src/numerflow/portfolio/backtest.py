@@ -250,6 +250,8 @@ def run_backtest(
         raise PortfolioError(f"--retrain-every {retrain_every} must be 1 era or more")
     if rounds_per_era < 1:
         raise PortfolioError(f"rounds per era {rounds_per_era} must be 1 or more")
+    if not stake_nmr > 0 or stake_nmr == float("inf"):  # before any fitting
+        raise PortfolioError(f"--stake {stake_nmr:g} NMR must be more than 0")
     data, (resolved, ens_neutral, files), target, hashes, fnc, extra = _load_all(settings, name)
     targets = [t for r in resolved.values() for t in r.targets]
     gap = embargo_eras if embargo_eras is not None else default_embargo(targets)
