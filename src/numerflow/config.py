@@ -149,7 +149,7 @@ class PortfolioSettings(_Section):
 
     total_at_risk_nmr: float = Field(90_000.0, gt=0)  # pf = min(1, payout_threshold_nmr / this)
     payout_threshold_nmr: float = Field(72_000.0, gt=0)
-    payout_rules: str = "current:0"  # "earlier:0,current:N": the rule of each period, by round index
+    payout_rules: str = "current:0"  # "earlier:0,current:N": each period's rule, from era N on
     compounding: bool = True
     rounds_per_era: int = Field(5, ge=1)  # daily rounds a weekly era stands for
     min_rounds: int = Field(60, ge=1)  # no stake on a model with fewer rounds of history

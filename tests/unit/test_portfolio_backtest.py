@@ -39,3 +39,16 @@ def test_era_range_defaults_and_errors() -> None:
         era_range(LABELS, None, "0031", 4)
     with pytest.raises(PortfolioError, match="the data has 5 eras; a backtest needs more than the 4-era"):
         era_range(LABELS[:5], None, None, 4)
+
+
+def test_payout_rule_periods_start_at_era_numbers_in_a_backtest() -> None:
+    from numerflow.metrics.payout import CURRENT_RULE, EARLIER_RULE
+    from numerflow.portfolio.backtest import _rules_by_era
+    from numerflow.portfolio.ledger import PayoutModel, rule_periods
+
+    model = PayoutModel(rules=rule_periods("earlier:0,current:22", 0))
+    eras = ["0019", "0020", "0021", "0022", "0023"]
+    assert _rules_by_era(model, eras, 5).rules == ((0, EARLIER_RULE), (15, CURRENT_RULE))
+    # a period that starts before the backtest covers it from its first round
+    later = PayoutModel(rules=rule_periods("earlier:0,current:5", 0))
+    assert _rules_by_era(later, eras, 5).rules == ((0, CURRENT_RULE),)

@@ -301,7 +301,9 @@ def run_backtest(
     corr_r = np.repeat(per_era["corr"].to_numpy(), rounds_per_era)
     mmc_r = np.repeat(np.nan_to_num(per_era["mmc"].to_numpy()), rounds_per_era)
     labels = [f"{e}.{k + 1}" for e in per_era["era"] for k in range(rounds_per_era)]
-    payout = payout or payout_model_for(settings, max(horizon_days(t) for t in targets))
+    if payout is None:
+        payout = payout_model_for(settings, max(horizon_days(t) for t in targets))
+        payout = _rules_by_era(payout, per_era["era"].tolist(), rounds_per_era)
     ledger = run_ledger(corr_r, mmc_r, stake_nmr=stake_nmr, model=payout, rounds=labels)
     spec = settings.model(name)
     provenance = {
@@ -329,6 +331,21 @@ def run_backtest(
     if save:
         result.path = save_backtest(settings.artifacts_dir, result)
     return result
+
+
+def _rules_by_era(model: PayoutModel, eras: list[str], rounds_per_era: int) -> PayoutModel:
+    """In a backtest, ``portfolio.payout_rules`` starts are era numbers ("earlier:0,current:1100": the
+    current rule from era 1100 on): turn them into the ledger's round indices."""
+    from dataclasses import replace
+
+    from numerflow.modeling.splitters import _era_numbers
+
+    numbers = _era_numbers(np.asarray(eras))
+    rules = []
+    for start, rule in model.rules:
+        first = int(np.searchsorted(numbers, start)) * rounds_per_era
+        rules = [r for r in rules if r[0] != first] + [(first, rule)]  # a later period starting at once wins
+    return replace(model, rules=tuple(rules))
 
 
 def _payout_dict(model: PayoutModel) -> dict[str, Any]:
