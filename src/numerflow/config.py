@@ -144,6 +144,23 @@ class TournamentSettings(_Section):
     confirm_wait_s: float | None = Field(None, ge=0)  # None: 3 x numerai.timeout_s
 
 
+class PortfolioSettings(_Section):
+    """``[portfolio]``: how backtests pay out and the stake plan's rules (docs/portfolio.md)."""
+
+    total_at_risk_nmr: float = Field(90_000.0, gt=0)  # pf = min(1, payout_threshold_nmr / this)
+    payout_threshold_nmr: float = Field(72_000.0, gt=0)
+    payout_rules: str = "current:0"  # "earlier:0,current:N": each period's rule, from era N on
+    compounding: bool = True
+    rounds_per_era: int = Field(5, ge=1)  # daily rounds a weekly era stands for
+    min_rounds: int = Field(60, ge=1)  # no stake on a model with fewer rounds of history
+    min_stake_nmr: float = Field(0.0, ge=0)
+    max_stake_nmr: float | None = Field(None, ge=0)
+    kelly_fraction: float = Field(0.5, gt=0, le=1)
+    drawdown_cut: float | None = Field(0.25, gt=0, lt=1)  # propose a cut past this drawdown
+    drawdown_keep: float = Field(0.5, ge=0, le=1)  # ... down to this share of the stake
+    drawdown_rule_enabled: bool = False  # the round job applies the cut (within the guard rails)
+
+
 class SimSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8765, ge=0, le=65535)
@@ -239,6 +256,7 @@ class Settings(_Section):
     numerai: NumeraiSettings = Field(default_factory=NumeraiSettings)
     models: dict[str, ModelSpec] = Field(default_factory=dict)
     tournament: TournamentSettings = Field(default_factory=TournamentSettings)
+    portfolio: PortfolioSettings = Field(default_factory=PortfolioSettings)
     sim: SimSettings = Field(default_factory=SimSettings)
     service: ServiceSettings = Field(default_factory=ServiceSettings)
     schedules: dict[str, ScheduleSpec] = Field(default_factory=dict)

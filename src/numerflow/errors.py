@@ -18,6 +18,7 @@ Anything else that escapes is a bug.
     │   ├── ApiUnavailableError         connection errors / timeouts / 5xx after retries  (exit 1, 503)
     │   └── ApiAuthError                missing or rejected Numerai API keys               (exit 1, 401)
     ├── StakeError                      a stake change was refused by a guard rail        (exit 1, 409)
+    ├── PortfolioError                  a backtest, risk or stake-plan input can't be used (exit 2, 422)
     ├── ConflictError                   clashes with the current state (duplicate, finished job) (exit 1, 409)
     ├── BackupError                     a snapshot is missing, damaged or not restorable  (exit 1, 409)
     └── AuthError                       numerflow service credentials missing or invalid  (exit 1, 401)
@@ -99,6 +100,14 @@ class ApiAuthError(ApiError):
 
 class StakeError(NumerflowError):
     http_status = 409
+
+
+class PortfolioError(NumerflowError):
+    """Bad input to the portfolio room: too little history, a budget below the minimum stakes, an unknown
+    method, an era range outside the data. Nothing is staked."""
+
+    exit_code = 2
+    http_status = 422
 
 
 class ConflictError(NumerflowError):

@@ -13,12 +13,9 @@ ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 README = ROOT / "README.md"
 
-# Pages the README links that other branches are writing: a link to one is dead only once it exists
+# Pages the README links that another branch is still writing: a link to one is dead only once it exists
 # and then loses its target. Remove an entry once its page is merged.
-WRITTEN_ELSEWHERE = {
-    "docs/operations.md",  # branch with ops/ (backup, restore, alerts)
-    "docs/portfolio.md",  # branch with portfolio/ (backtests, stake allocation)
-}
+WRITTEN_ELSEWHERE: set[str] = set()
 
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 

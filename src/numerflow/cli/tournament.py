@@ -1,4 +1,4 @@
-"""Tournament commands: ``round run|watch``, ``submit``, ``perf`` + ``perf sync``, ``stake show|set``."""
+"""Tournament commands: ``round run|watch``, ``submit``, ``perf`` + ``perf sync``, ``stake show|set|plan``."""
 
 from __future__ import annotations
 
@@ -52,6 +52,12 @@ def print_round_report(report: RoundReport) -> None:
     console.print(summary if not failed else f"[red]{summary}[/]", soft_wrap=True)
     if report.note:
         console.print(report.note, soft_wrap=True)
+    for cut in report.stake_cuts:
+        console.print(
+            f"drawdown rule: {cut.slot} at {cut.drawdown:.1%} below its peak: stake {cut.from_nmr:f} -> "
+            f"{cut.to_nmr:f} NMR {cut.status}",
+            soft_wrap=True,
+        )
 
 
 def print_performance(rows: list[PerfRow]) -> None:
@@ -257,3 +263,34 @@ def register(app: typer.Typer) -> None:
             f"{result.round_number} ({result.server_status or 'accepted'})",
             soft_wrap=True,
         )
+
+    @stake.command("plan")
+    def stake_plan(
+        ctx: typer.Context,
+        budget: str | None = typer.Option(None, "--budget", help="NMR to split (default: the stakes now)."),
+        method: str = typer.Option("risk-parity", "--method", help="risk-parity, mean-variance or kelly."),
+        apply: bool = typer.Option(False, "--apply", help="Ask for this round's stakes (needs --yes)."),
+        yes: bool = typer.Option(False, "--yes", help="Really change the stakes."),
+    ) -> None:
+        """Split the stake budget across the account's models from their backtest or live payouts."""
+        from numerflow.cli.portfolio import print_plan
+        from numerflow.tournament.stake_plan import apply_plan, make_plan
+
+        st = state(ctx)
+        client = _client(ctx)
+        account = make_plan(st.settings, st.engine, client, budget=budget, method=method)
+        print_plan(account)
+        if not apply:
+            return
+        if not yes:
+            console.print("nothing was changed: add --yes to ask for these stakes", soft_wrap=True)
+            return
+        account = apply_plan(st.settings, st.engine, client, account, confirmed=True)
+        for r in account.applied:
+            console.print(
+                f"{r.numerai_model}: stake {r.from_nmr:f} -> {r.to_nmr:f} NMR requested", soft_wrap=True
+            )
+        for slot, why in account.refused.items():
+            err_console.print(f"[red]{slot}:[/] {why}", highlight=False, soft_wrap=True)
+        if account.refused:
+            raise typer.Exit(1)

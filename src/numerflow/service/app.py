@@ -136,7 +136,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
 
     # the hottest read routes first: FastAPI tries routes in order
     routers = []
-    for name in ("overview", "models", "tournament", "data"):
+    for name in ("overview", "models", "tournament", "data", "portfolio"):
         module_name = f"numerflow.service.routers.{name}"
         if importlib.util.find_spec(module_name) is not None:
             routers.append(importlib.import_module(module_name).router)

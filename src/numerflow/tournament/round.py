@@ -64,6 +64,7 @@ class RoundReport:
     outcomes: list[ModelOutcome] = field(default_factory=list)
     note: str = ""  # why nothing was done (no round open, no deployed model)
     seconds: float = 0.0
+    stake_cuts: list[Any] = field(default_factory=list)  # the drawdown rule's cuts (stake_plan.DrawdownCut)
 
     @property
     def ok(self) -> bool:
@@ -310,6 +311,10 @@ def run_round(
 
     status = "complete" if report.ok else "partial"
     _round_row(engine, tournament, number, status=status, completed_at=utcnow() if report.ok else None)
+    if settings.portfolio.drawdown_rule_enabled:  # the stake plan's drawdown rule (docs/portfolio.md)
+        from numerflow.tournament.stake_plan import apply_drawdown_rule
+
+        report.stake_cuts = apply_drawdown_rule(settings, engine, client)
     report.seconds = time.perf_counter() - start
     return report
 

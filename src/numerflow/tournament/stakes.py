@@ -126,8 +126,10 @@ def set_stake(
     amount: Decimal,
     *,
     confirmed: bool,
+    why: str = "",
 ) -> StakeChangeResult:
-    """Move the stake of ``slot`` to ``amount`` NMR; StakeError when a guard rail says no."""
+    """Move the stake of ``slot`` to ``amount`` NMR; StakeError when a guard rail says no. ``why`` (e.g. the
+    stake plan's drawdown rule) is recorded as the reason of an accepted change."""
     model_id = client.model_id(slot)
     current = client.stake_value(slot)
     rnd = _round_for_limits(engine, client)
@@ -165,6 +167,16 @@ def set_stake(
         _record(engine, tournament, slot, rnd, current, amount, status="failed", reason=str(exc))
         raise
     server_status = str(answer.get("status") or "")
-    _record(engine, tournament, slot, rnd, current, amount, status="requested", server_status=server_status)
+    _record(
+        engine,
+        tournament,
+        slot,
+        rnd,
+        current,
+        amount,
+        status="requested",
+        server_status=server_status,
+        reason=why,
+    )
     log.info("%s: stake change %s -> %s NMR requested (%s)", slot, current, amount, server_status or "ok")
     return StakeChangeResult(slot, current, amount, rnd, server_status)

@@ -43,8 +43,9 @@ HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
 LOGIN_COOKIE = "numerflow_login"
 JOB_KINDS = ("train", "cv", "tune", "download", "round", "perf_sync", "backup")
-NAV = (("overview", "/", "Overview"), ("rounds", "/rounds", "Rounds"), ("jobs", "/jobs", "Jobs"),
-       ("data", "/data", "Data"), ("alerts", "/alerts", "Alerts"),
+NAV = (("overview", "/", "Overview"), ("rounds", "/rounds", "Rounds"),
+       ("risk", "/risk", "Risk & stakes"), ("jobs", "/jobs", "Jobs"), ("data", "/data", "Data"),
+       ("alerts", "/alerts", "Alerts"),
        ("settings", "/settings", "Settings"))  # fmt: skip
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -305,6 +306,18 @@ def _rounds(request: Request, user: UserInfo) -> Response:
     with session_scope(request.app.state.engine) as session:
         slots, rows = views.rounds_grid(session, limit=30)
     return _render(request, "rounds.html", user, "rounds", slots=slots, rows=rows)
+
+
+@router.get("/risk")
+def risk(request: Request) -> Response:
+    return _guarded(request, "risk", lambda user: _risk(request, user))
+
+
+def _risk(request: Request, user: UserInfo) -> Response:
+    from numerflow.tournament.stake_plan import portfolio_view
+
+    view = portfolio_view(request.app.state.settings, request.app.state.engine)
+    return _render(request, "risk.html", user, "risk", view=view, charts_json=script_json(view))
 
 
 @router.get("/jobs")

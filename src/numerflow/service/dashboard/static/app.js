@@ -281,8 +281,93 @@
     document.body.dataset.charts = "drawn";
   }
 
+  // the "Risk & stakes" page: equity curves, live equity, payout distribution, correlation heatmap
+  function drawRisk() {
+    const holder = $("#risk-data");
+    if (!holder || !window.Plotly) return;
+    const data = JSON.parse(holder.textContent);
+    const layout = (extra) => Object.assign({
+      margin: { l: 48, r: 12, t: 8, b: 36 }, height: 260, font: { size: 11, family: "system-ui, sans-serif" },
+      legend: { orientation: "h", y: 1.12 }, paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
+      xaxis: { gridcolor: "#eee" }, yaxis: { gridcolor: "#eee", zerolinecolor: "#999" },
+    }, extra || {});
+    const cfg = { displayModeBar: false, responsive: true };
+    const none = (id, text) => { const el = $(id); if (el) { el.classList.add("none"); el.textContent = text; } };
+    const models = Object.keys(data.equity || {});
+    if (!$("#chart-equity")) return;
+    if (models.length) {
+      Plotly.newPlot("chart-equity", models.map((m) => ({
+        type: "scatter", mode: "lines", name: m, x: data.equity[m].x.map((_, i) => i + 1), y: data.equity[m].y,
+      })), layout({ xaxis: { title: { text: "round of the backtest" }, gridcolor: "#eee" } }), cfg);
+      Plotly.newPlot("chart-distribution", models.map((m) => ({
+        type: "histogram", name: m, x: data.distribution[m], opacity: 0.6, nbinsx: 30,
+      })), layout({ barmode: "overlay", xaxis: { tickformat: ".1%", gridcolor: "#eee" } }), cfg);
+    } else {
+      none("#chart-equity", "No backtests yet.");
+      none("#chart-distribution", "No backtests yet.");
+    }
+    const slots = Object.keys(data.live_equity || {});
+    if (slots.length) {
+      Plotly.newPlot("chart-live", slots.map((s) => ({
+        type: "scatter", mode: "lines+markers", name: s, x: data.live_equity[s].x, y: data.live_equity[s].y,
+      })), layout({ xaxis: { type: "category", title: { text: "round" }, gridcolor: "#eee" }, yaxis: { tickformat: ".1%", gridcolor: "#eee" } }), cfg);
+    } else none("#chart-live", "No settled live payouts yet (numerflow perf sync).");
+    const c = data.correlation || { models: [] };
+    if (c.models.length > 1) {
+      Plotly.newPlot("chart-correlation", [{
+        type: "heatmap", x: c.models, y: c.models, z: c.matrix, zmin: -1, zmax: 1, colorscale: "RdBu", reversescale: true,
+      }], layout({ margin: { l: 80, r: 12, t: 8, b: 60 } }), cfg);
+    } else none("#chart-correlation", "Needs two or more backtests.");
+    const att = data.attribution || {};
+    const attModels = Object.keys(att);
+    if (attModels.length) {
+      const groups = Object.keys(att[attModels[0]].groups);
+      Plotly.newPlot("chart-attribution", attModels.map((m) => ({
+        type: "bar", name: m, x: groups, y: groups.map((g) => att[m].groups[g]),
+      })), layout({ barmode: "group" }), cfg);
+    } else none("#chart-attribution", "Run numerflow attribution MODEL to see which feature groups drove a backtest.");
+    document.body.dataset.charts = "drawn";
+  }
+
+  // the stake plan on the "Risk & stakes" page: preview, then apply (confirmed) through POST /api/portfolio/plan
+  const planForm = $("#plan-form");
+  if (planForm) {
+    const esc = (v) => String(v == null ? "—" : v).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+    const pct = (v, d) => (v == null ? "—" : `${(100 * v).toFixed(d)}%`);
+    const nmr = (v) => (v == null ? "—" : Number(v).toFixed(2));
+    const show = (out) => {
+      const rows = out.rows.map((r) => `<tr data-model="${esc(r.model)}"><td><b>${esc(r.model)}</b><br><span class="muted small">${esc(out.sources[r.model])}</span></td>`
+        + `<td class="num">${pct(r.mean, 2)}</td><td class="num">${pct(r.vol, 2)}</td><td class="num">${pct(r.drawdown, 0)}</td>`
+        + `<td class="num">${nmr(r.current)}</td><td class="num target">${nmr(r.target)}</td><td class="num this-round">${nmr(r.this_round)}</td><td>${esc(r.reason)}</td></tr>`).join("");
+      const cmp = Object.entries(out.compare).map(([k, v]) => `<tr><th>${esc(k.replace(/_/g, " "))}</th><td class="num">${nmr(v.current)}</td><td class="num">${nmr(v.proposed)}</td></tr>`).join("");
+      const done = out.applied.map((a) => `<li>${esc(a.model)}: ${esc(a.from_nmr)} → ${esc(a.to_nmr)} NMR requested</li>`).join("")
+        + Object.entries(out.refused).map(([m, why]) => `<li class="bad">${esc(m)}: ${esc(why)}</li>`).join("");
+      $("#plan-result").innerHTML = `<table class="grid" id="plan-table"><thead><tr><th>Model</th><th class="num">Mean</th><th class="num">Vol.</th><th class="num">Drawdown</th><th class="num">Now</th><th class="num">Target</th><th class="num">This round</th><th>Why</th></tr></thead><tbody>${rows}</tbody></table>`
+        + `<table class="kv" id="plan-compare"><tr><th></th><th class="num">current</th><th class="num">proposed</th></tr>${cmp}</table>`
+        + (done ? `<ul id="plan-applied">${done}</ul>` : "");
+    };
+    const send = async (apply) => {
+      const f = new FormData(planForm);
+      const body = { method: f.get("method"), apply };
+      if (f.get("budget")) body.budget = f.get("budget");
+      try {
+        const out = await api("POST", "/api/portfolio/plan", body);
+        show(out);
+        const applyBtn = $("#plan-apply");
+        if (applyBtn) applyBtn.disabled = apply;
+        toast(apply ? "Stake changes requested" : "Plan ready");
+      } catch (e) { toast(e.message, true); }
+    };
+    planForm.addEventListener("submit", (ev) => { ev.preventDefault(); send(false); });
+    const applyBtn = $("#plan-apply");
+    if (applyBtn) applyBtn.addEventListener("click", () => {
+      if (window.confirm("Ask Numerai for this round's stakes of the plan?")) send(true);
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", () => {
     connect();
     drawCharts();
+    drawRisk();
   });
 })();

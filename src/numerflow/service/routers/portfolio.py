@@ -1,0 +1,48 @@
+"""``GET /api/portfolio``: backtests, live equity, risk figures and payout correlations (the "Risk & stakes"
+page's data; see :func:`numerflow.tournament.stake_plan.portfolio_view`). ``POST /api/portfolio/plan``
+(operate): the stake plan, and with ``apply`` this round's changes through the hardened stake path."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, ConfigDict, Field
+
+from numerflow.service.accounts import Principal
+from numerflow.service.auth import require_operate, require_read
+
+router = APIRouter(tags=["portfolio"])
+
+
+@router.get("/api/portfolio", summary="Saved backtests, live equity, risk figures and payout correlations")
+async def get_portfolio(request: Request, _: Principal = Depends(require_read)) -> dict[str, Any]:
+    from numerflow.tournament.stake_plan import portfolio_view
+
+    return await run_in_threadpool(portfolio_view, request.app.state.settings, request.app.state.engine)
+
+
+class PlanIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    budget: str | None = Field(None, max_length=32, description="NMR to split (default: the stakes now)")
+    method: str = Field("risk-parity", max_length=32, description="risk-parity, mean-variance or kelly")
+    apply: bool = Field(False, description="ask for this round's stakes through the guard rails")
+
+
+@router.post(
+    "/api/portfolio/plan",
+    summary="A stake plan for the account's models; with apply=true, this round's changes are requested",
+)
+def post_plan(body: PlanIn, request: Request, _: Principal = Depends(require_operate)) -> dict[str, Any]:
+    from numerflow.tournament.client import NumeraiClient
+    from numerflow.tournament.stake_plan import apply_plan, make_plan, plan_json
+
+    settings, engine = request.app.state.settings, request.app.state.engine
+    client = NumeraiClient.from_settings(settings)
+    account = make_plan(settings, engine, client, budget=body.budget, method=body.method)
+    if body.apply:
+        account = apply_plan(settings, engine, client, account, confirmed=True)
+        request.app.state.overview.clear()
+    return plan_json(account)
