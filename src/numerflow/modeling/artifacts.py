@@ -20,7 +20,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
+# (name, version) -> the manifest sha256 the database recorded for that version
+MemberHashes = Callable[[str, int], "str | None"]
 _REF = re.compile(r"^(?P<name>[A-Za-z0-9_.\-]+)(?:@(?P<version>\d+))?$")
 
 
@@ -227,8 +229,15 @@ def load_model(
     version: int | None = None,
     *,
     expected_sha256: str | None = None,
+    member_sha256: MemberHashes | None = None,
 ) -> LoadedModel:
-    """Load ``name@version`` (the newest on disk when ``version`` is None), checking every hash."""
+    """Load ``name@version`` (the newest on disk when ``version`` is None), checking every hash.
+
+    ``expected_sha256`` is the manifest hash the database recorded for this version; ``member_sha256``
+    gives the recorded hash of an ensemble's member (``(name, version) -> sha256``), so that every member
+    passes the same check as a direct load. A member's hash written in the ensemble's manifest at training
+    time is checked too.
+    """
     from numerflow.modeling.estimators import load_estimator
 
     artifacts_dir = Path(artifacts_dir)
@@ -247,10 +256,30 @@ def load_model(
     model = LoadedModel(name=name, version=version, manifest=manifest, folder=folder)
     if manifest.get("kind") == "ensemble":
         for member in manifest["members"]:
-            loaded = load_model(artifacts_dir, member["name"], int(member["version"]))
+            loaded = _load_member(artifacts_dir, model.ref, member, member_sha256)
             model.members.append((loaded, float(member["weight"])))
         return model
     n_in = len(manifest["features"]) + 6 * len(manifest.get("feature_groups") or {})
     for entry in manifest["estimators"]:
         model.estimators.append(load_estimator(manifest["algorithm"], folder / entry["file"], n_in))
     return model
+
+
+def _load_member(
+    artifacts_dir: Path, ensemble: str, member: dict[str, Any], member_sha256: MemberHashes | None
+) -> LoadedModel:
+    """One member of ``ensemble``, its manifest checked against the database's hash and the ensemble's."""
+    name, version = str(member["name"]), int(member["version"])
+    recorded = member.get("manifest_sha256") or None
+    expected = member_sha256(name, version) if member_sha256 is not None else None
+    if recorded and expected and recorded != expected:
+        raise ArtifactIntegrityError(
+            f"ensemble {ensemble}: member {name}@{version} is recorded in the database with another "
+            "manifest hash than the ensemble was trained with; retrain the ensemble"
+        )
+    try:
+        return load_model(
+            artifacts_dir, name, version, expected_sha256=expected or recorded, member_sha256=member_sha256
+        )
+    except ArtifactIntegrityError as exc:
+        raise ArtifactIntegrityError(f"ensemble {ensemble}, member {name}@{version}: {exc}") from None
