@@ -163,7 +163,13 @@ class ServiceSettings(_Section):
     local_threads: int = Field(2, ge=1, le=64)  # threads of the local Dask worker
     round_watcher: bool = True  # watch for new rounds (needs Numerai keys); run each, then sync performance
     session_max_age_s: int = Field(43200, ge=60)
-    cookie_secure: bool = False  # set true behind HTTPS
+    cookie_secure: bool = False  # always mark cookies Secure (they are anyway on an https request)
+    # proxies (peer IP addresses) whose X-Forwarded-Proto / X-Forwarded-For are believed
+    trusted_proxies: list[str] = Field(default_factory=list)
+    # failed logins before a lockout: this many per username, four times as many per client address
+    login_max_failures: int = Field(5, ge=1, le=1000)
+    login_lockout_s: int = Field(900, ge=1)  # also the window the failures are counted in
+    max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024)  # larger request bodies get 413
 
 
 class ScheduleSpec(_Section):

@@ -401,7 +401,7 @@ def test_the_local_clusters_dashboard_is_off_or_on_loopback_only(
     before = _listening(me.net_connections(kind="inet"))
     jobs = JobManager(settings, engine, EventBus())
     try:
-        client = jobs.client()
+        jobs.client()
         opened = _listening(me.net_connections(kind="inet")) - before
         assert opened and all(ip == "127.0.0.1" for ip, _ in opened), opened  # never 0.0.0.0 or ::
         port = jobs._cluster.scheduler.http_server.port

@@ -7,9 +7,10 @@ Hooks for the dashboard (``numerflow.service.dashboard``, owned by the dashboard
   that is called too (e.g. to mount ``/static``). A failing import of an existing module is raised.
 - ``request.app.state`` holds ``settings``, ``engine`` (SQLAlchemy), ``bus`` (:class:`EventBus`), ``jobs``
   (:class:`JobManager`: ``submit``/``cancel``/``retry``), ``scheduler`` and ``signer``.
-- Login for pages (``service/auth.py``): ``numerflow.service.accounts.authenticate(engine, user, password)``
-  then ``start_session(request, response, user)`` sets the signed HttpOnly SameSite=Lax cookie and returns
-  the CSRF token; ``end_session(response)`` logs out. ``Depends(current_user)`` (401 when not logged in) or
+- Login for pages (``service/auth.py``): ``log_in(request, response, user, password)`` checks the login
+  limits and the password, stores a server-side session and sets the signed HttpOnly SameSite=Lax cookie
+  (``Secure`` over https), returning the user and the CSRF token; ``end_session(request, response)``
+  revokes the session (and closes its WebSockets). ``Depends(current_user)`` (401 when not logged in) or
   ``Depends(optional_user)`` (None → redirect to /login) give the :class:`UserInfo` (``username``,
   ``role`` = read|operate|admin). Forms carry ``csrf_token(request)`` in a hidden ``csrf_token`` field and
   the handler calls ``verify_csrf(request, form_value)``; JavaScript ``fetch`` calls to ``/api/...`` with the
@@ -42,9 +43,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from numerflow import __version__
 from numerflow.config import Settings, load_settings
-from numerflow.errors import AuthError, NumerflowError, first_line
-from numerflow.service.auth import RequireScope, SessionSigner, load_session_secret
-from numerflow.service.events import EventBus
+from numerflow.errors import AuthError, NumerflowError, RateLimitedError, first_line
+from numerflow.service.auth import LoginLimiter, RequireScope, SessionSigner, load_session_secret
+from numerflow.service.events import EventBus, LiveSockets
 from numerflow.service.jobs import JobManager
 from numerflow.service.queries import DataWatcher, OverviewCache
 from numerflow.service.scheduler import RoundWatcher, Scheduler
@@ -57,6 +58,7 @@ DASHBOARD_MODULE = "numerflow.service.dashboard"
 POLL_INTERVAL_S = 0.5
 DATA_WATCH_S = 2.0
 SCHEDULE_TICK_S = 15.0
+WS_RECHECK_S = 5.0  # an open WebSocket re-checks its credentials this often (revocation by the CLI)
 
 API_DESCRIPTION = """numerflow's control room over HTTP.
 
@@ -120,6 +122,10 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     app.state.overview = overview_cache
     jobs.on_finished.append(lambda _info: overview_cache.clear())
     app.state.signer = SessionSigner(load_session_secret(settings), settings.service.session_max_age_s)
+    service = settings.service
+    app.state.login_limiter = LoginLimiter(service.login_max_failures, service.login_lockout_s)
+    app.state.sockets = LiveSockets()
+    app.state.ws_recheck_s = WS_RECHECK_S
     _install_error_handlers(app)
 
     from numerflow.service.routers import accounts, events, schedules, system, webhooks
@@ -217,6 +223,8 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(NumerflowError)
     async def _numerflow_error(request: Request, exc: NumerflowError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if type(exc) is AuthError else None
+        if isinstance(exc, RateLimitedError):
+            headers = {"Retry-After": str(exc.retry_after_s)}
         return JSONResponse({"detail": exc.message}, status_code=exc.http_status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
