@@ -40,16 +40,25 @@ MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
 # (name, version) -> the manifest sha256 the database recorded for that version
 MemberHashes = Callable[[str, int], "str | None"]
-_REF = re.compile(r"^(?P<name>[A-Za-z0-9_.\-]+)(?:@(?P<version>\d+))?$")
+# ASCII digits only: ``\d`` would take full-width '１２' as 12
+_REF = re.compile(r"^(?P<name>[A-Za-z0-9_.\-]+)(?:@(?P<version>[0-9]+))?$")
+MAX_VERSION = 2_147_483_647  # what the database's integer column holds
 
 
 def parse_ref(ref: str) -> tuple[str, int | None]:
-    """``"name@3"`` → ("name", 3); ``"name"`` → ("name", None)."""
+    """``"name@3"`` → ("name", 3); ``"name"`` → ("name", None). A version is 1..MAX_VERSION."""
     match = _REF.match(ref.strip())
     if not match:
         raise NotFoundError(f"'{ref}' is not a model reference; write NAME or NAME@VERSION (e.g. lgbm@3)")
-    version = match.group("version")
-    return match.group("name"), int(version) if version else None
+    name, version = match.group("name"), match.group("version")
+    if version is None:
+        return name, None
+    if len(version.lstrip("0")) > len(str(MAX_VERSION)) or not 1 <= int(version) <= MAX_VERSION:
+        raise NotFoundError(
+            f"'{ref.strip()}': there is no version {version}; versions are numbered from 1 "
+            f"(list them with numerflow models list {name})"
+        )
+    return name, int(version)
 
 
 def version_dir(artifacts_dir: Path, name: str, version: int) -> Path:
@@ -60,7 +69,11 @@ def versions_on_disk(artifacts_dir: Path, name: str) -> list[int]:
     folder = Path(artifacts_dir) / name
     if not folder.is_dir():
         return []
-    return sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit() and (p / MANIFEST).is_file())
+    return sorted(
+        int(p.name)
+        for p in folder.iterdir()
+        if p.name.isascii() and p.name.isdigit() and (p / MANIFEST).is_file()
+    )
 
 
 @contextlib.contextmanager

@@ -176,7 +176,7 @@ def _stable_set(
     picker: Callable[[list[str], str, int], list[str]] | None,
 ) -> list[str]:
     parts = selection.split(":")
-    if len(parts) not in (2, 3) or not parts[1].isdigit() or int(parts[1]) < 1:
+    if len(parts) not in (2, 3) or not (parts[1].isascii() and parts[1].isdigit()) or int(parts[1]) < 1:
         raise ConfigError(
             f"{where}.features: '{selection}' is not a stable feature set; write 'stable:N' or 'stable:N:SET'"
         )

@@ -132,8 +132,9 @@ def list_tokens(engine: Engine, *, include_revoked: bool = True) -> list[TokenIn
 def revoke_token(engine: Engine, ident: int | str) -> TokenInfo:
     """Revoke a token by id, or by its shown prefix (``nf_XXXXXXX``)."""
     with session_scope(engine) as s:
-        if isinstance(ident, int) or (isinstance(ident, str) and ident.isdigit()):
-            row = s.get(ApiToken, int(ident))
+        if isinstance(ident, int) or (isinstance(ident, str) and ident.isascii() and ident.isdigit()):
+            number = int(ident) if len(str(ident)) <= 10 else 0
+            row = s.get(ApiToken, number) if 1 <= number <= 2_147_483_647 else None
         else:
             rows = list(s.scalars(select(ApiToken).where(ApiToken.prefix == ident)))
             if len(rows) > 1:
