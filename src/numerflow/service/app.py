@@ -30,21 +30,32 @@ import contextlib
 import importlib
 import importlib.util
 import logging
+import re
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute, APIWebSocketRoute
 from sqlalchemy.exc import DataError as SADataError
 from sqlalchemy.exc import DBAPIError, IntegrityError
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from numerflow import __version__
 from numerflow.config import Settings, load_settings
 from numerflow.errors import AuthError, NumerflowError, RateLimitedError, first_line
-from numerflow.service.auth import LoginLimiter, RequireScope, SessionSigner, load_session_secret
+from numerflow.service.auth import (
+    LoginLimiter,
+    RequireScope,
+    SessionSigner,
+    authenticate,
+    cached_principal,
+    load_session_secret,
+)
 from numerflow.service.events import EventBus, LiveSockets
 from numerflow.service.jobs import JobManager
 from numerflow.service.queries import DataWatcher, OverviewCache
@@ -127,6 +138,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     app.state.sockets = LiveSockets()
     app.state.ws_recheck_s = WS_RECHECK_S
     _install_error_handlers(app)
+    app.add_middleware(BodyGuard, max_bytes=settings.service.max_body_bytes)
 
     from numerflow.service.routers import accounts, events, schedules, system, webhooks
     from numerflow.service.routers import jobs as jobs_router
@@ -255,3 +267,82 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
         return JSONResponse({"detail": "internal error; see the service log"}, status_code=500)
+
+
+# routes that answer without credentials (they authenticate in their own way, or not at all)
+OPEN_PATHS = frozenset({"/api/health", "/api/auth/login", "/api/webhooks/round-open"})
+# uploads streamed to disk by the route itself, which has its own larger limit
+_UPLOAD_PATH = re.compile(r"^/api/models/[^/]+/predict$")
+
+
+class BodyGuard:
+    """ASGI middleware: request bodies are limited in size, and checked for credentials before any of
+    the body is read.
+
+    A ``Content-Length`` over the limit (``[service] max_body_bytes``; the predict upload, which the route
+    streams to disk, has its own ``MAX_UPLOAD_BYTES``) is answered 413 before reading; a chunked body is
+    counted as it streams and cut off at the limit. A request with a body to a protected ``/api/`` route
+    is authenticated first (401/403 without reading the body); the route still checks the scope.
+    """
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        from numerflow.service.routers.models import MAX_UPLOAD_BYTES
+
+        path: str = scope["path"]
+        limit = max(MAX_UPLOAD_BYTES, self.max_bytes) if _UPLOAD_PATH.match(path) else self.max_bytes
+        headers = Headers(scope=scope)
+        length = headers.get("content-length")
+        if length is not None and not (length.isascii() and length.isdigit()):
+            await _refuse(scope, receive, send, 400, f"Content-Length {length[:40]!r} is not a number")
+            return
+        if length is not None and int(length) > limit:
+            await _refuse(scope, receive, send, 413, _too_large(limit))
+            return
+        has_body = (length is not None and int(length) > 0) or "transfer-encoding" in headers
+        if has_body and path.startswith("/api/") and path not in OPEN_PATHS:
+            request = Request(scope)
+            try:
+                if cached_principal(request) is None:
+                    await run_in_threadpool(authenticate, request, check_csrf=True)
+            except NumerflowError as exc:
+                headers_out = {"WWW-Authenticate": "Bearer"} if type(exc) is AuthError else None
+                await _refuse(scope, receive, send, exc.http_status, exc.message, headers_out)
+                return
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise StarletteHTTPException(413, detail=_too_large(limit))
+            return message
+
+        await self.app(scope, counted, send)
+
+
+def _too_large(limit: int) -> str:
+    return (
+        f"the request body is larger than {limit:,} bytes; send less "
+        "(or raise [service] max_body_bytes in numerflow.toml)"
+    )
+
+
+async def _refuse(
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    status: int,
+    detail: str,
+    headers: dict[str, str] | None = None,
+) -> None:
+    response = JSONResponse({"detail": detail}, status_code=status, headers=headers)
+    await response(scope, receive, send)

@@ -26,19 +26,25 @@ class ModelArgs(_Args):
 
 
 class TuneArgs(ModelArgs):
-    trials: int = Field(20, ge=1, le=10_000)
+    trials: int = Field(20, ge=1, le=10_000, strict=True)  # strict: JSON true is not 1 trial
 
 
-FileName = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9_./-]+$")]
+# A dataset file named relative to its version folder: segments of letters, digits, _ . - that do not start
+# with a dot, so no absolute path, no "." or ".." and nothing hidden can leave <data_dir>/<version>.
+_SEGMENT = r"[A-Za-z0-9_-][A-Za-z0-9_.-]*"
+FileName = Annotated[
+    str, StringConstraints(min_length=1, max_length=255, pattern=rf"^{_SEGMENT}(/{_SEGMENT})*$")
+]
 
 
 class DownloadArgs(_Args):
-    version: str | None = Field(None, max_length=32, pattern=r"^[A-Za-z0-9_.-]+$")
+    # a data version such as v5.3: one folder name, not "." or ".."
+    version: str | None = Field(None, max_length=32, pattern=rf"^{_SEGMENT}$")
     files: list[FileName] | None = Field(None, max_length=100)
 
 
 class RoundArgs(_Args):
-    round: int | None = Field(None, ge=1, le=1_000_000)
+    round: int | None = Field(None, ge=1, le=1_000_000, strict=True)
 
 
 class NoArgs(_Args):

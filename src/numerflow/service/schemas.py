@@ -261,7 +261,8 @@ class ModelScores(BaseModel):
 
 
 class PromoteIn(_In):
-    version: int = Field(ge=1, le=2_147_483_647)
+    # strict: JSON true is not version 1, nor "2" or 2.0 version 2
+    version: int = Field(ge=1, le=2_147_483_647, strict=True)
     stage: Literal["champion", "challenger"] = "champion"
 
 
