@@ -55,10 +55,13 @@ def test_download_job_args_that_stay_inside_are_accepted(svc: Service) -> None:
     assert validate_args(svc.app.state.settings, "download", args) == args
 
 
-@pytest.mark.parametrize("version", [True, "1", 1.0, [1]])
+@pytest.mark.parametrize("version", [True, False, "1", 1.5, [1]])
 def test_promote_takes_a_version_number_not_something_like_one(svc: Service, version: Any) -> None:
     r = svc.client.post("/api/models/ridge/promote", headers=svc.auth("operate"), json={"version": version})
     assert r.status_code == 422 and r.json()["detail"].startswith("body.version"), r.text
+    # 1.0 is an integer to JSON Schema: it passes validation (and finds no such model version here)
+    r = svc.client.post("/api/models/ridge/promote", headers=svc.auth("operate"), json={"version": 1.0})
+    assert r.status_code == 404
 
 
 @pytest.mark.parametrize("args", [{"model": "ridge", "trials": True}, {"model": "ridge", "trials": "5"}])

@@ -9,11 +9,21 @@ from __future__ import annotations
 import dataclasses
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationError
 
 from numerflow.config import Settings
 from numerflow.errors import ConfigError, NotFoundError
 from numerflow.service.jobs import JobContext, job_kind
+
+
+def _json_number(value: Any) -> Any:
+    if isinstance(value, bool | str):
+        raise ValueError("must be a JSON number, not a boolean or a string")
+    return value
+
+
+# A JSON integer: 3 or 3.0 (JSON Schema's "integer"), never true (which plain pydantic takes as 1) or "3".
+JsonInt = Annotated[int, BeforeValidator(_json_number)]
 
 
 class _Args(BaseModel):
@@ -26,7 +36,7 @@ class ModelArgs(_Args):
 
 
 class TuneArgs(ModelArgs):
-    trials: int = Field(20, ge=1, le=10_000, strict=True)  # strict: JSON true is not 1 trial
+    trials: JsonInt = Field(20, ge=1, le=10_000)
 
 
 # A dataset file named relative to its version folder: segments of letters, digits, _ . - that do not start
@@ -44,7 +54,7 @@ class DownloadArgs(_Args):
 
 
 class RoundArgs(_Args):
-    round: int | None = Field(None, ge=1, le=1_000_000, strict=True)
+    round: JsonInt | None = Field(None, ge=1, le=1_000_000)
 
 
 class NoArgs(_Args):
