@@ -332,3 +332,31 @@ def test_cookies_are_secure_over_https(tmp_path: Path, sqlite_url: str) -> None:
         assert "; secure" in proxied.headers["set-cookie"].lower()
     finally:
         stop_service(svc)
+
+
+def test_the_dashboard_login_form_shares_the_lockout(tmp_path: Path, sqlite_url: str) -> None:
+    import re
+
+    settings = make_settings(tmp_path, sqlite_url, login_max_failures=2)
+    svc = start_service(settings, background=False, users=True)
+    now = [0.0]
+    svc.app.state.login_limiter.clock = lambda: now[0]
+
+    def form_login(password: str):
+        token = re.search(r'name="login_token" value="([^"]+)"', svc.client.get("/login").text)
+        assert token is not None
+        data = {"username": "user_read", "password": password, "login_token": token.group(1), "next": "/"}
+        return svc.client.post("/login", data=data, follow_redirects=False)
+
+    try:
+        assert form_login("wrong password").status_code == 401
+        assert _login(svc.client, "user_read", "wrong password").status_code == 401  # the API counts too
+        page = form_login(PASSWORD)
+        assert page.status_code == 429 and page.headers["Retry-After"] == "900"
+        assert "Too many failed logins" in page.text and SESSION_COOKIE not in page.headers.get(
+            "set-cookie", ""
+        )
+        now[0] += 900
+        assert form_login(PASSWORD).status_code == 303
+    finally:
+        stop_service(svc)
