@@ -434,7 +434,8 @@ def test_impossible_stake_amounts_are_refused_before_anything_is_stored(
         settings = load_settings(config)
         engine = open_database(settings.database_url)
         client = NumeraiClient.from_settings(settings)
-        for amount in (Decimal("Infinity"), Decimal("1e999"), Decimal("-1")):  # the library entry point
+        # the library entry point checks again (a float too)
+        for amount in (Decimal("Infinity"), Decimal("1e999"), Decimal("-1"), float("inf"), float("nan")):
             with pytest.raises(StakeError):
                 set_stake(settings, engine, client, "sim_model_1", amount, confirmed=True)
         with session_scope(engine) as s:

@@ -149,7 +149,8 @@ def set_stake(
     confirmed: bool,
 ) -> StakeChangeResult:
     """Move the stake of ``slot`` to ``amount`` NMR; StakeError when a guard rail says no."""
-    amount = check_amount(Decimal(amount))  # an impossible amount is refused before anything is stored
+    # an impossible amount is refused before anything is stored (a float is taken as its shortest repr)
+    amount = check_amount(amount if isinstance(amount, Decimal) else Decimal(str(amount)))
     model_id = client.model_id(slot)
     current = client.stake_value(slot)
     rnd = _round_for_limits(engine, client)
