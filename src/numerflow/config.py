@@ -172,12 +172,21 @@ class ServiceSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     dask_scheduler: str = ""  # empty: a local cluster started with the service
+    # the local cluster's Dask dashboard (no auth: it shows workers, memory, folders): off when empty;
+    # "127.0.0.1:8787" (or ":8787", which binds 127.0.0.1 too) to turn it on
+    dask_dashboard: str = Field("", pattern=r"^$|^[A-Za-z0-9_.\-\[\]:]*:\d{1,5}$")
     webhook_secret: SecretStr | None = None
     session_secret_file: Path | None = None  # default: <data_dir>/.session_secret (0600, made on first use)
     local_threads: int = Field(2, ge=1, le=64)  # threads of the local Dask worker
     round_watcher: bool = True  # watch for new rounds (needs Numerai keys); run each, then sync performance
     session_max_age_s: int = Field(43200, ge=60)
-    cookie_secure: bool = False  # set true behind HTTPS
+    cookie_secure: bool = False  # always mark cookies Secure (they are anyway on an https request)
+    # proxies (peer IP addresses) whose X-Forwarded-Proto / X-Forwarded-For are believed
+    trusted_proxies: list[str] = Field(default_factory=list)
+    # failed logins before a lockout: this many per username, four times as many per client address
+    login_max_failures: int = Field(5, ge=1, le=1000)
+    login_lockout_s: int = Field(900, ge=1)  # also the window the failures are counted in
+    max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024)  # larger request bodies get 413
 
 
 class ScheduleSpec(_Section):
@@ -504,6 +513,7 @@ host = "127.0.0.1"
 port = 8000
 dask_scheduler = ""            # empty: a local Dask cluster; or tcp://host:8786
 local_threads = 2              # threads of the local Dask worker that runs jobs
+dask_dashboard = ""            # the local cluster's dashboard (no auth): off; "127.0.0.1:8787" to turn on
 round_watcher = true           # with Numerai keys: run each new round, then sync performance
 # the round-open webhook is enabled by NUMERFLOW_WEBHOOK_SECRET (header X-Webhook-Secret)
 

@@ -22,7 +22,8 @@ Anything else that escapes is a bug.
     ├── ConflictError                   clashes with the current state (duplicate, finished job) (exit 1, 409)
     ├── BackupError                     a snapshot is missing, damaged or not restorable  (exit 1, 409)
     └── AuthError                       numerflow service credentials missing or invalid  (exit 1, 401)
-        └── ForbiddenError              credentials valid but lacking the scope           (exit 1, 403)
+        ├── ForbiddenError              credentials valid but lacking the scope           (exit 1, 403)
+        └── RateLimitedError            too many failed logins: locked out for a while    (exit 1, 429)
 """
 
 from __future__ import annotations
@@ -124,3 +125,13 @@ class AuthError(NumerflowError):
 
 class ForbiddenError(AuthError):
     http_status = 403
+
+
+class RateLimitedError(AuthError):
+    """Too many failed logins for a user or from an address; ``retry_after_s`` is the lockout left."""
+
+    http_status = 429
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s

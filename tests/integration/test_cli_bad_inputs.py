@@ -371,3 +371,73 @@ def test_stake_amounts_print_as_plain_decimals(
         code, _, err = cli("stake", "set", "sim_model_1", "1e30", "--yes")
         _one_clear_line(code, err, "1000000000000000000000000000000 NMR")
         assert "E+" not in err
+
+
+@pytest.mark.parametrize(
+    "command", [("predict", "--out", "p.csv"), ("models", "show"), ("models", "promote")]
+)
+@pytest.mark.parametrize("version", ["99999999999999999999", "2147483648", "0", "9" * 5000])
+def test_a_version_too_large_for_the_database_is_one_line(
+    trained: Path, cli, command: tuple[str, ...], version: str
+) -> None:
+    args = [command[0], *command[1:2]] if command[0] == "models" else ["predict"]
+    rest = list(command[1:]) if command[0] == "predict" else []
+    code, _, err = cli(*args, f"ridge@{version}", *rest)
+    _one_clear_line(code, err, "there is no version", "numerflow models list ridge")
+    assert not (trained / "p.csv").exists()
+
+
+@pytest.mark.parametrize("typed", ["１２", "١٢", "ridge@１"])
+def test_numbers_in_non_ascii_digits_are_refused(trained: Path, cli, typed: str) -> None:
+    if "@" in typed:
+        code, _, err = cli("models", "show", typed)
+        _one_clear_line(code, err, "is not a model reference")
+    else:
+        code, _, err = cli("sim", "advance", typed)
+        _one_clear_line(code, err, repr(typed), "non-ASCII digits")
+        code, _, err = cli("stake", "set", "some_model", typed, "--yes")
+        _one_clear_line(code, err, "non-ASCII digits")
+
+
+def test_impossible_stake_amounts_are_refused_before_anything_is_stored(
+    project_dir: Path, synthetic_dir: Path, cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from decimal import Decimal
+
+    from sqlalchemy import func, select
+
+    from numerflow.config import load_settings
+    from numerflow.errors import StakeError
+    from numerflow.simulator.server import start_simulator
+    from numerflow.store import open_database, session_scope
+    from numerflow.store.tables.tournament import StakeChange
+    from numerflow.tournament.client import NumeraiClient
+    from numerflow.tournament.stakes import set_stake
+
+    monkeypatch.setenv("NUMERAI_PUBLIC_ID", "SIMPUBLICID")
+    monkeypatch.setenv("NUMERAI_SECRET_KEY", "SIMSECRETKEY")
+    with start_simulator(
+        project_dir / "sim", data_dir=synthetic_dir, rows_per_era=200, n_features=40, n_eras=60
+    ) as sim:
+        config = project_dir / "numerflow.toml"
+        config.write_text(f'[numerai]\napi_url = "{sim.url}"\nretries = 1\nbackoff_s = 0.0\n')
+        for amount, needle in [
+            ("1e999", "more than all the NMR there is"),
+            ("11000000.5", "more than all the NMR there is"),
+            ("inf", "not a number"),
+            ("NaN", "not a number"),
+            ("1e99999", "not a number"),
+            ("0.0000000000000000001", "more than 18 decimals"),
+        ]:
+            code, _, err = cli("stake", "set", "sim_model_1", amount, "--yes")
+            _one_clear_line(code, err, needle)
+        settings = load_settings(config)
+        engine = open_database(settings.database_url)
+        client = NumeraiClient.from_settings(settings)
+        # the library entry point checks again (a float too)
+        for amount in (Decimal("Infinity"), Decimal("1e999"), Decimal("-1"), float("inf"), float("nan")):
+            with pytest.raises(StakeError):
+                set_stake(settings, engine, client, "sim_model_1", amount, confirmed=True)
+        with session_scope(engine) as s:
+            assert s.scalar(select(func.count()).select_from(StakeChange)) == 0
+        assert client.stake_value("sim_model_1") == 10

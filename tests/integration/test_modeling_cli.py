@@ -293,3 +293,108 @@ def test_ctrl_c_or_kill_mid_fit_leaves_no_artifact(
         rows = conn.execute(text("select status from runs")).all()
         versions = conn.execute(text("select count(*) from model_versions")).scalar()
     assert [r[0] for r in rows] == ["interrupted"] and versions == 0
+
+
+def _rewrite_version(project: Path, name: str, version: int, edit) -> None:
+    """An attacker with write access to the artifacts and the database: ``edit(folder)`` changes files,
+    then every hash is made to agree (the manifest's file hashes and the manifest hash in the registry),
+    so that only numerflow's other checks can stop the load."""
+    from sqlalchemy import update
+
+    from numerflow.modeling.artifacts import MANIFEST, write_manifest
+    from numerflow.store import session_scope
+    from numerflow.store.tables.modeling import ModelVersion
+
+    folder = project.parent / "artifacts" / name / str(version)
+    edit(folder)
+    manifest = json.loads((folder / MANIFEST).read_text())
+    manifest.pop("files")
+    sha = write_manifest(folder, manifest)
+    engine = open_database(load_settings(project).database_url)
+    with session_scope(engine) as s:
+        s.execute(
+            update(ModelVersion)
+            .where(ModelVersion.name == name, ModelVersion.version == version)
+            .values(manifest_sha256=sha)
+        )
+    engine.dispose()
+
+
+def _plant_code_in_skops(path: Path, marker: Path) -> None:
+    """Add an attribute to a saved scikit-learn model whose loading calls numpy's ``runstring``:
+    trusted by a ``numpy.*`` prefix, it would run ``marker.write_text(...)`` inside ``skops.io.load``."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as zf:
+        parts = {n: zf.read(n) for n in zf.namelist()}
+    schema = json.loads(parts["schema.json"])
+
+    def node(value: object, ident: int) -> dict:
+        return {
+            "__class__": type(value).__name__,
+            "__module__": "builtins",
+            "__loader__": "JsonNode",
+            "content": json.dumps(value),
+            "is_json": True,
+            "__id__": ident,
+        }
+
+    empty = {"__class__": "list", "__module__": "builtins", "__loader__": "ListNode", "content": []}
+    empty["__id__"] = 2
+    scope = {"__class__": "dict", "__module__": "builtins", "__loader__": "DictNode", "content": {}}
+    scope |= {"key_types": empty, "__id__": 3}
+    code = f"open({str(marker)!r}, 'w').write('ran')"
+    args = {"__class__": "tuple", "__module__": "builtins", "__loader__": "TupleNode", "__id__": 4}
+    args["content"] = [node(code, 1), scope]
+    evil = {
+        "__class__": "runstring",
+        "__module__": "numpy.testing._private.utils",
+        "__loader__": "ConstructorFromReduceNode",
+        "content": args,
+        "__id__": 5,
+    }
+    target = schema["content"]  # the attributes of the saved object
+    target["content"]["evil_"] = evil
+    target["key_types"]["content"].append(target["key_types"]["content"][0])
+    parts["schema.json"] = json.dumps(schema).encode()
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in parts.items():
+            zf.writestr(name, data)
+
+
+def test_a_crafted_skops_file_naming_a_numpy_function_is_refused_before_it_runs(
+    project: Path, cli, tmp_path: Path
+) -> None:
+    assert cli("train", "ridge")[0] == 0
+    marker = tmp_path / "ran"
+    _rewrite_version(project, "ridge", 1, lambda d: _plant_code_in_skops(d / "model_0.skops", marker))
+    code, _, err = cli("predict", "ridge@1", "--out", project.parent / "p.csv")
+    assert code == 1
+    assert "numpy.testing._private.utils.runstring" in err and "not written by numerflow" in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not marker.exists()  # the code never ran
+    assert not (project.parent / "p.csv").exists()
+
+
+def test_an_ensemble_member_rewritten_with_its_manifest_is_refused_through_the_ensemble(
+    project: Path, cli
+) -> None:
+    assert cli("train", "blend")[0] == 0
+    folder = project.parent / "artifacts" / "ridge" / "1"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["features"] = list(reversed(manifest["features"]))  # a silent column shift...
+    from numerflow.modeling.artifacts import write_manifest
+
+    write_manifest(folder, {k: v for k, v in manifest.items() if k != "files"})  # ...with hashes to match
+    code, _, err = cli("predict", "ridge@1", "--out", project.parent / "direct.csv")
+    assert code == 1 and "does not match the hash recorded in the database" in err
+    code, _, err = cli("predict", "blend@1", "--out", project.parent / "blend.csv")
+    assert code == 1 and "member ridge@1" in err and "does not match the hash recorded" in err
+    assert len(err.strip().splitlines()) == 1
+    assert not (project.parent / "blend.csv").exists()
+
+    # the registry rewritten as well: the hash the ensemble was trained with still refuses the member
+    _rewrite_version(project, "ridge", 1, lambda folder: None)
+    assert cli("predict", "ridge@1", "--out", project.parent / "direct.csv")[0] == 0
+    code, _, err = cli("predict", "blend@1", "--out", project.parent / "blend.csv")
+    assert code == 1 and "member ridge@1" in err and "another manifest hash" in err

@@ -376,3 +376,39 @@ def test_jobs_run_on_a_dask_scheduler_given_by_address(tmp_path: Path, sqlite_ur
             assert svc.app.state.jobs.client().scheduler.address == cluster.scheduler_address
         finally:
             stop_service(svc)
+
+
+def _listening(pid_sockets: Any) -> set[tuple[str, int]]:
+    return {(c.laddr.ip, c.laddr.port) for c in pid_sockets if c.status == "LISTEN"}
+
+
+@pytest.mark.parametrize("dashboard", ["", ":0", "127.0.0.1:0"])
+def test_the_local_clusters_dashboard_is_off_or_on_loopback_only(
+    tmp_path: Path, sqlite_url: str, dashboard: str
+) -> None:
+    """The Dask dashboard has no authentication (``/json/identity.json`` shows workers, memory, folders):
+    the cluster the service starts never listens on 0.0.0.0, and has no dashboard unless configured."""
+    import httpx
+    import psutil
+
+    from numerflow.service.events import EventBus
+    from numerflow.service.jobs import JobManager
+    from numerflow.store import open_database
+
+    settings = make_settings(tmp_path, sqlite_url, dask_dashboard=dashboard)
+    engine = open_database(sqlite_url)
+    me = psutil.Process()
+    before = _listening(me.net_connections(kind="inet"))
+    jobs = JobManager(settings, engine, EventBus())
+    try:
+        jobs.client()
+        opened = _listening(me.net_connections(kind="inet")) - before
+        assert opened and all(ip == "127.0.0.1" for ip, _ in opened), opened  # never 0.0.0.0 or ::
+        port = jobs._cluster.scheduler.http_server.port
+        # what the hostile pass read from 0.0.0.0: now only from this machine
+        assert httpx.get(f"http://127.0.0.1:{port}/json/identity.json", timeout=10).status_code == 200
+        if dashboard:  # the pages asked for, on the loopback interface
+            assert httpx.get(f"http://127.0.0.1:{port}/status", timeout=10).status_code == 200
+    finally:
+        jobs.close()
+        engine.dispose()

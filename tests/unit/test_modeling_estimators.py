@@ -109,3 +109,42 @@ def test_good_example_params_pass() -> None:
         },
         "models.lgbm",
     )
+
+
+SKOPS_VARIANTS = [
+    ("ridge", {}),
+    ("ridge", {"alpha": 3.0, "solver": "lsqr"}),
+    ("elasticnet", {}),
+    ("elasticnet", {"selection": "random", "random_state": 1}),
+    ("random_forest", {"n_estimators": 3}),
+    ("random_forest", {"n_estimators": 3, "max_features": 0.5, "max_depth": 4, "random_state": 0}),
+    ("extra_trees", {"n_estimators": 3}),
+    ("extra_trees", {"n_estimators": 3, "bootstrap": True, "max_samples": 0.5, "random_state": 0}),
+]
+
+
+@pytest.mark.parametrize(("algorithm", "params"), SKOPS_VARIANTS)
+@pytest.mark.parametrize("weighted", [False, True])
+def test_skops_trust_list_is_exactly_what_our_models_save(
+    algorithm: str, params: dict, weighted: bool, planted, tmp_path: Path
+) -> None:
+    import skops.io as sio
+
+    from numerflow.modeling.estimators import SKLEARN_ALGORITHMS, SKOPS_TRUSTED_TYPES
+
+    assert algorithm in SKLEARN_ALGORITHMS
+    X, y, era = planted
+    est = make_estimator(algorithm, params)
+    est.fit(X[:600], y[:600], era=era[:600], sample_weight=np.ones(600) if weighted else None)
+    path = tmp_path / "model.skops"
+    est.save_native(path)
+    assert set(sio.get_untrusted_types(file=path)) <= SKOPS_TRUSTED_TYPES  # nothing else is needed
+    loaded = load_estimator(algorithm, path, X.shape[1])
+    assert np.allclose(loaded.predict(X[600:700]), est.predict(X[600:700]))
+
+
+def test_every_scikit_learn_algorithm_is_checked_against_the_skops_trust_list() -> None:
+    from numerflow.modeling.estimators import SKLEARN_ALGORITHMS
+
+    assert set(SKLEARN_ALGORITHMS) == {a for a in ALGORITHMS if a not in ("lightgbm", "xgboost")}
+    assert {a for a, _ in SKOPS_VARIANTS} == set(SKLEARN_ALGORITHMS)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import typer
@@ -18,7 +19,7 @@ from numerflow import __version__
 from numerflow.cli import data, demo, init, modeling, portfolio, report, service, sim, tournament
 from numerflow.cli import ops as ops_cli
 from numerflow.cli.context import CliState, err_console
-from numerflow.errors import NumerflowError
+from numerflow.errors import ConfigError, NumerflowError
 
 app = typer.Typer(
     name="numerflow",
@@ -57,9 +58,25 @@ for _module in (init, data, report, modeling, portfolio, sim, tournament, servic
 ops_cli.register(app)
 
 
+def _refuse_non_ascii_numbers(argv: list[str]) -> None:
+    """Python reads full-width '１２' (and other scripts' digits) as 12; a number typed that way is almost
+    always a slip of the keyboard's input mode. Refuse it, naming the argument, instead of guessing."""
+    for arg in argv:
+        value = arg.split("=", 1)[1] if arg.startswith("--") and "=" in arg else arg
+        value = value.strip()
+        if value.isascii():
+            continue
+        try:
+            Decimal(value)
+        except InvalidOperation:
+            continue
+        raise ConfigError(f"argument {value!r} is a number written with non-ASCII digits; type it with 0-9")
+
+
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code; tests call this in-process."""
     try:
+        _refuse_non_ascii_numbers(list(sys.argv[1:] if argv is None else argv))
         app(args=argv, prog_name="numerflow", standalone_mode=True)
     except SystemExit as exc:  # click's own exits: --help, usage errors, typer.Exit
         code = exc.code

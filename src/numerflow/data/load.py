@@ -214,10 +214,11 @@ def _selected_eras(path: Path, labels: np.ndarray, eras: EraSelection, era_strid
             )
         if isinstance(eras, tuple) and len(eras) == 2:
             first, last = _era_label(eras[0]), _era_label(eras[1])
-            numeric = first.isdigit() and last.isdigit()  # "9999".."10000" is a range, not text order
+            # "9999".."10000" is a range, not text order (ASCII digits: full-width '１２' is text)
+            numeric = all(x.isascii() and x.isdigit() for x in (first, last))
             if (int(first) > int(last)) if numeric else (first > last):
                 raise DataError(f"era range {first}..{last} is empty: the first era comes after the last")
-            if numeric and len(labels) and all(str(v).isdigit() for v in labels):
+            if numeric and len(labels) and all(str(v).isascii() and str(v).isdigit() for v in labels):
                 nums = labels.astype(np.int64)
                 keep = (nums >= int(first)) & (nums <= int(last))
             else:

@@ -20,7 +20,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,16 +38,27 @@ log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
-_REF = re.compile(r"^(?P<name>[A-Za-z0-9_.\-]+)(?:@(?P<version>\d+))?$")
+# (name, version) -> the manifest sha256 the database recorded for that version
+MemberHashes = Callable[[str, int], "str | None"]
+# ASCII digits only: ``\d`` would take full-width '１２' as 12
+_REF = re.compile(r"^(?P<name>[A-Za-z0-9_.\-]+)(?:@(?P<version>[0-9]+))?$")
+MAX_VERSION = 2_147_483_647  # what the database's integer column holds
 
 
 def parse_ref(ref: str) -> tuple[str, int | None]:
-    """``"name@3"`` → ("name", 3); ``"name"`` → ("name", None)."""
+    """``"name@3"`` → ("name", 3); ``"name"`` → ("name", None). A version is 1..MAX_VERSION."""
     match = _REF.match(ref.strip())
     if not match:
         raise NotFoundError(f"'{ref}' is not a model reference; write NAME or NAME@VERSION (e.g. lgbm@3)")
-    version = match.group("version")
-    return match.group("name"), int(version) if version else None
+    name, version = match.group("name"), match.group("version")
+    if version is None:
+        return name, None
+    if len(version.lstrip("0")) > len(str(MAX_VERSION)) or not 1 <= int(version) <= MAX_VERSION:
+        raise NotFoundError(
+            f"'{ref.strip()}': there is no version {version}; versions are numbered from 1 "
+            f"(list them with numerflow models list {name})"
+        )
+    return name, int(version)
 
 
 def version_dir(artifacts_dir: Path, name: str, version: int) -> Path:
@@ -58,7 +69,11 @@ def versions_on_disk(artifacts_dir: Path, name: str) -> list[int]:
     folder = Path(artifacts_dir) / name
     if not folder.is_dir():
         return []
-    return sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit() and (p / MANIFEST).is_file())
+    return sorted(
+        int(p.name)
+        for p in folder.iterdir()
+        if p.name.isascii() and p.name.isdigit() and (p / MANIFEST).is_file()
+    )
 
 
 @contextlib.contextmanager
@@ -227,8 +242,15 @@ def load_model(
     version: int | None = None,
     *,
     expected_sha256: str | None = None,
+    member_sha256: MemberHashes | None = None,
 ) -> LoadedModel:
-    """Load ``name@version`` (the newest on disk when ``version`` is None), checking every hash."""
+    """Load ``name@version`` (the newest on disk when ``version`` is None), checking every hash.
+
+    ``expected_sha256`` is the manifest hash the database recorded for this version; ``member_sha256``
+    gives the recorded hash of an ensemble's member (``(name, version) -> sha256``), so that every member
+    passes the same check as a direct load. A member's hash written in the ensemble's manifest at training
+    time is checked too.
+    """
     from numerflow.modeling.estimators import load_estimator
 
     artifacts_dir = Path(artifacts_dir)
@@ -247,10 +269,30 @@ def load_model(
     model = LoadedModel(name=name, version=version, manifest=manifest, folder=folder)
     if manifest.get("kind") == "ensemble":
         for member in manifest["members"]:
-            loaded = load_model(artifacts_dir, member["name"], int(member["version"]))
+            loaded = _load_member(artifacts_dir, model.ref, member, member_sha256)
             model.members.append((loaded, float(member["weight"])))
         return model
     n_in = len(manifest["features"]) + 6 * len(manifest.get("feature_groups") or {})
     for entry in manifest["estimators"]:
         model.estimators.append(load_estimator(manifest["algorithm"], folder / entry["file"], n_in))
     return model
+
+
+def _load_member(
+    artifacts_dir: Path, ensemble: str, member: dict[str, Any], member_sha256: MemberHashes | None
+) -> LoadedModel:
+    """One member of ``ensemble``, its manifest checked against the database's hash and the ensemble's."""
+    name, version = str(member["name"]), int(member["version"])
+    recorded = member.get("manifest_sha256") or None
+    expected = member_sha256(name, version) if member_sha256 is not None else None
+    if recorded and expected and recorded != expected:
+        raise ArtifactIntegrityError(
+            f"ensemble {ensemble}: member {name}@{version} is recorded in the database with another "
+            "manifest hash than the ensemble was trained with; retrain the ensemble"
+        )
+    try:
+        return load_model(
+            artifacts_dir, name, version, expected_sha256=expected or recorded, member_sha256=member_sha256
+        )
+    except ArtifactIntegrityError as exc:
+        raise ArtifactIntegrityError(f"ensemble {ensemble}, member {name}@{version}: {exc}") from None

@@ -22,12 +22,19 @@ from typing import Any, ClassVar
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 
-from numerflow.errors import ConfigError, ModelError, first_line
+from numerflow.errors import ArtifactIntegrityError, ConfigError, ModelError, first_line
 
 log = logging.getLogger(__name__)
 
 ALGORITHMS = ("lightgbm", "xgboost", "ridge", "elasticnet", "random_forest", "extra_trees")
 LINEAR = ("ridge", "elasticnet")
+SKLEARN_ALGORITHMS = ("ridge", "elasticnet", "random_forest", "extra_trees")
+
+# The exact types, beyond skops' own safe defaults, that our scikit-learn models hold when saved: what
+# ``skops.io.get_untrusted_types`` reports for a saved model of every algorithm in SKLEARN_ALGORITHMS
+# (tests/unit/test_modeling_estimators.py checks this list against freshly saved files). Nothing is
+# trusted by module prefix: ``numpy.*`` alone lets a crafted file name a function that runs code on load.
+SKOPS_TRUSTED_TYPES = frozenset({"sklearn.tree._tree.Tree"})
 
 
 def _as_matrix(X: Any) -> np.ndarray:
@@ -279,13 +286,18 @@ class SklearnRegressor(_NativeRegressor):
     def load_native(cls, path: Path, n_features: int, algorithm: str = "ridge") -> SklearnRegressor:
         import skops.io as sio
 
-        untrusted = sio.get_untrusted_types(file=path)
-        allowed = [t for t in untrusted if t.startswith("sklearn.") or t.startswith("numpy.")]
-        rejected = sorted(set(untrusted) - set(allowed))
+        try:
+            untrusted = sio.get_untrusted_types(file=path)
+        except Exception as exc:  # a file skops cannot even read is no model of ours
+            raise ModelError(f"{path}: not a readable skops model file ({first_line(exc)})") from None
+        rejected = sorted(set(untrusted) - SKOPS_TRUSTED_TYPES)
         if rejected:
-            raise ModelError(f"{path}: refusing to load unexpected types {', '.join(rejected)}")
+            raise ArtifactIntegrityError(
+                f"{path}: refusing to load types numerflow never saves ({', '.join(rejected)}); "
+                "the file was not written by numerflow: delete it and retrain the model"
+            )
         est = cls(algorithm=algorithm)
-        est.model_ = sio.load(path, trusted=allowed)
+        est.model_ = sio.load(path, trusted=sorted(set(untrusted)))
         est.n_features_in_ = n_features
         return est
 

@@ -16,7 +16,7 @@ import numpy as np
 from numerflow.errors import DataError, ModelError
 from numerflow.fileio import atomic_path
 from numerflow.modeling import registry
-from numerflow.modeling.artifacts import LoadedModel, load_model, parse_ref
+from numerflow.modeling.artifacts import LoadedModel, MemberHashes, load_model, parse_ref
 from numerflow.modeling.specs import data_files
 
 if TYPE_CHECKING:
@@ -38,10 +38,27 @@ def resolve_version(engine: Engine, ref: str) -> registry.VersionInfo:
     return registry.get_version(engine, name, version)
 
 
+def recorded_hashes(engine: Engine) -> MemberHashes:
+    """``(name, version) -> manifest sha256`` as the registry recorded it: an ensemble's members are
+    checked against the database as a direct load is (a member the registry lacks is refused)."""
+
+    def lookup(name: str, version: int) -> str | None:
+        return registry.get_version(engine, name, version).manifest_sha256 or None
+
+    return lookup
+
+
 def load_version(settings: Settings, engine: Engine, ref: str) -> LoadedModel:
-    """Load ``ref`` from the artifacts folder, checking the manifest hash recorded in the database too."""
+    """Load ``ref`` from the artifacts folder, checking the manifest hashes recorded in the database too
+    (an ensemble's members' included)."""
     info = resolve_version(engine, ref)
-    return load_model(settings.artifacts_dir, info.name, info.version, expected_sha256=info.manifest_sha256)
+    return load_model(
+        settings.artifacts_dir,
+        info.name,
+        info.version,
+        expected_sha256=info.manifest_sha256,
+        member_sha256=recorded_hashes(engine),
+    )
 
 
 def data_path(settings: Settings, data: Path | str) -> Path:

@@ -179,7 +179,7 @@ def resolve_model(
 def _stable_base(selection: str, catalog: FeatureCatalog, where: str) -> tuple[list[str], int]:
     """The candidates and N of ``stable:N[:SET]`` (without a picker, only the names are checked)."""
     parts = selection.split(":")
-    if len(parts) not in (2, 3) or not parts[1].isdigit() or int(parts[1]) < 1:
+    if len(parts) not in (2, 3) or not (parts[1].isascii() and parts[1].isdigit()) or int(parts[1]) < 1:
         raise ConfigError(
             f"{where}.features: '{selection}' is not a stable feature set; write 'stable:N' or 'stable:N:SET'"
         )

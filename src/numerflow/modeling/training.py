@@ -371,6 +371,7 @@ def _train_ensemble(
                     "name": m.version.name,
                     "version": m.version.version,
                     "weight": float(spec.ensemble[m.version.name]),
+                    "manifest_sha256": m.version.manifest_sha256,
                 }
                 for m in members
             ],
@@ -387,7 +388,12 @@ def _train_ensemble(
             for m in members:
                 loaded.members.append(
                     (
-                        load_model(settings.artifacts_dir, m.version.name, m.version.version),
+                        load_model(
+                            settings.artifacts_dir,
+                            m.version.name,
+                            m.version.version,
+                            expected_sha256=m.version.manifest_sha256,
+                        ),
                         spec.ensemble[m.version.name],
                     )
                 )

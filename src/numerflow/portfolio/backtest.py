@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -118,37 +118,40 @@ def _per_era_scores(
     bench: np.ndarray,
     fnc_X: np.ndarray | None,
 ) -> dict[str, np.ndarray]:
-    """CORR/MMC/BMC/FNC per era code (NaN where the era lacks the input)."""
-    from numerflow.metrics.registry import ScoringInputs, score_frame
+    """CORR/MMC/BMC/FNC per era code (NaN where the era lacks the input), by the one validation scoring
+    rule (metrics.validation: MMC and BMC on the eras the meta model / benchmark cover)."""
+    from numerflow.metrics.corr import numerai_corr
+    from numerflow.metrics.validation import validation_scores
 
     n_eras = int(era.max()) + 1
-    keys = ("corr", "mmc", "bmc", "fnc", "max_exposure", "meta_corr", "bench_corr")
-    out = {k: np.full(n_eras, np.nan) for k in keys}
     keep = ~np.isnan(target)
+    scores = validation_scores(
+        preds[keep],
+        target[keep],
+        era[keep],
+        codes=True,
+        meta_model=meta[keep] if (~np.isnan(meta[keep])).any() else None,
+        benchmark=bench[keep] if (~np.isnan(bench[keep])).any() else None,
+        features=None if fnc_X is None else fnc_X[keep],
+    )
+    out: dict[str, np.ndarray] = {}
+    for key, name in (("corr", "corr"), ("mmc", "mmc"), ("bmc", "bmc"), ("fnc", "fnc")):
+        out[key] = np.full(n_eras, np.nan)
+        if name in scores.per_era:
+            got = scores.per_era[name][:, 0]
+            out[key][: got.shape[0]] = got
+    out["max_exposure"] = np.full(n_eras, np.nan)
+    if "max_feature_exposure" in scores.per_era:
+        got = scores.per_era["max_feature_exposure"][:, 0]
+        out["max_exposure"][: got.shape[0]] = got
     # the meta model's and the benchmark's own CORR: the market each era was (risk's regime view)
     for key, ref in (("meta_corr", meta), ("bench_corr", bench)):
+        out[key] = np.full(n_eras, np.nan)
         ok = keep & ~np.isnan(ref)
         if ok.any():
-            got = score_frame(["corr"], ScoringInputs(preds=ref[ok], era=era[ok], target=target[ok]))["corr"]
-            out[key][: got.shape[0]] = got[:, 0]
-    for name, extra, ok in (
-        ("corr", {}, keep),
-        ("mmc", {"meta_model": meta}, keep & ~np.isnan(meta)),
-        ("bmc", {"benchmark": bench}, keep & ~np.isnan(bench)),
-        ("fnc", {"features": fnc_X}, keep if fnc_X is not None else np.zeros_like(keep)),
-        ("max_feature_exposure", {"features": fnc_X}, keep if fnc_X is not None else np.zeros_like(keep)),
-    ):
-        if not ok.any():
-            continue
-        args = {k: v[ok] for k, v in extra.items()}
-        inputs = ScoringInputs(preds=preds[ok], era=era[ok], target=target[ok], **args)
-        scores = score_frame([name], inputs)[name][:, 0]
-        key = "max_exposure" if name == "max_feature_exposure" else name
-        out[key][: scores.shape[0]] = scores
-        # eras only partly covered by the meta model / benchmark are not comparable
-        if name in ("mmc", "bmc"):
-            covered = np.bincount(era[ok], minlength=n_eras) == np.bincount(era[keep], minlength=n_eras)
-            out[name][~covered] = np.nan
+            got = numerai_corr(ref[ok], target[ok], era[ok], codes=True)
+            got = got[:, 0] if got.ndim == 2 else got
+            out[key][: got.shape[0]] = got
     return out
 
 
@@ -354,7 +357,7 @@ def _payout_dict(model: PayoutModel) -> dict[str, Any]:
         "total_at_risk_nmr": model.total_at_risk_nmr,
         "threshold_nmr": model.threshold_nmr,
         "payout_factors": list(model.payout_factors) if model.payout_factors else None,
-        "rules": [[start, dict(rule)] for start, rule in model.rules],
+        "rules": [[start, asdict(rule)] for start, rule in model.rules],
         "compounding": model.compounding,
     }
 

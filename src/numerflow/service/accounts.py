@@ -12,12 +12,12 @@ import hmac
 import re
 import secrets
 import threading
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from cachetools import TTLCache
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
@@ -44,6 +44,7 @@ class Principal:
     scope: str
     token_id: int | None = None
     via_cookie: bool = False
+    session: str | None = None  # the sha256 of the session id, for a logged-in user
 
     def allows(self, scope: str) -> bool:
         return SCOPES.index(self.scope) >= SCOPES.index(scope)
@@ -131,8 +132,9 @@ def list_tokens(engine: Engine, *, include_revoked: bool = True) -> list[TokenIn
 def revoke_token(engine: Engine, ident: int | str) -> TokenInfo:
     """Revoke a token by id, or by its shown prefix (``nf_XXXXXXX``)."""
     with session_scope(engine) as s:
-        if isinstance(ident, int) or (isinstance(ident, str) and ident.isdigit()):
-            row = s.get(ApiToken, int(ident))
+        if isinstance(ident, int) or (isinstance(ident, str) and ident.isascii() and ident.isdigit()):
+            number = int(ident) if len(str(ident)) <= 10 else 0
+            row = s.get(ApiToken, number) if 1 <= number <= 2_147_483_647 else None
         else:
             rows = list(s.scalars(select(ApiToken).where(ApiToken.prefix == ident)))
             if len(rows) > 1:
@@ -147,8 +149,14 @@ def revoke_token(engine: Engine, ident: int | str) -> TokenInfo:
     return info
 
 
-_cache: dict[str, tuple[float, Principal]] = {}
+_cache: TTLCache[tuple[str, str], Principal] = TTLCache(maxsize=10_000, ttl=TOKEN_CACHE_TTL_S)
 _cache_lock = threading.Lock()
+
+
+def engine_key(engine: Engine) -> str:
+    """A cache key for a database: its URL (password hidden). Not ``id(engine)``, which Python reuses
+    for a new engine once the old one is gone."""
+    return engine.url.render_as_string(hide_password=True)
 
 
 def clear_token_cache() -> None:
@@ -160,10 +168,8 @@ def cached_token(engine: Engine, token: str) -> Principal | None:
     """The principal of a token verified within the last TOKEN_CACHE_TTL_S seconds, else None."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
-    hit = _cache.get(f"{id(engine)}:{hash_token(token)}")
-    if hit is not None and hit[0] > time.monotonic():
-        return hit[1]
-    return None
+    with _cache_lock:
+        return _cache.get((engine_key(engine), hash_token(token)))
 
 
 def verify_token(engine: Engine, token: str) -> Principal:
@@ -171,12 +177,11 @@ def verify_token(engine: Engine, token: str) -> Principal:
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         raise AuthError("invalid API token; create one with 'numerflow tokens create'")
     digest = hash_token(token)
-    now = time.monotonic()
-    key = f"{id(engine)}:{digest}"
+    key = (engine_key(engine), digest)
     with _cache_lock:
         hit = _cache.get(key)
-    if hit is not None and hit[0] > now:
-        return hit[1]
+    if hit is not None:
+        return hit
     with session_scope(engine) as s:
         row = s.scalars(select(ApiToken).where(ApiToken.token_hash == digest)).first()
         # the lookup is by hash; compare again in constant time so a near-miss leaks nothing by timing
@@ -189,9 +194,7 @@ def verify_token(engine: Engine, token: str) -> Principal:
             row.last_used_at = at
         principal = Principal(kind="token", name=row.name, scope=row.scope, token_id=row.id)
     with _cache_lock:
-        if len(_cache) > 10_000:
-            _cache.clear()
-        _cache[key] = (now + TOKEN_CACHE_TTL_S, principal)
+        _cache[key] = principal
     return principal
 
 

@@ -7,9 +7,10 @@ Hooks for the dashboard (``numerflow.service.dashboard``, owned by the dashboard
   that is called too (e.g. to mount ``/static``). A failing import of an existing module is raised.
 - ``request.app.state`` holds ``settings``, ``engine`` (SQLAlchemy), ``bus`` (:class:`EventBus`), ``jobs``
   (:class:`JobManager`: ``submit``/``cancel``/``retry``), ``scheduler`` and ``signer``.
-- Login for pages (``service/auth.py``): ``numerflow.service.accounts.authenticate(engine, user, password)``
-  then ``start_session(request, response, user)`` sets the signed HttpOnly SameSite=Lax cookie and returns
-  the CSRF token; ``end_session(response)`` logs out. ``Depends(current_user)`` (401 when not logged in) or
+- Login for pages (``service/auth.py``): ``log_in(request, response, user, password)`` checks the login
+  limits and the password, stores a server-side session and sets the signed HttpOnly SameSite=Lax cookie
+  (``Secure`` over https), returning the user and the CSRF token; ``end_session(request, response)``
+  revokes the session (and closes its WebSockets). ``Depends(current_user)`` (401 when not logged in) or
   ``Depends(optional_user)`` (None → redirect to /login) give the :class:`UserInfo` (``username``,
   ``role`` = read|operate|admin). Forms carry ``csrf_token(request)`` in a hidden ``csrf_token`` field and
   the handler calls ``verify_csrf(request, form_value)``; JavaScript ``fetch`` calls to ``/api/...`` with the
@@ -29,23 +30,34 @@ import contextlib
 import importlib
 import importlib.util
 import logging
+import re
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute, APIWebSocketRoute
 from sqlalchemy.exc import DataError as SADataError
 from sqlalchemy.exc import DBAPIError, IntegrityError
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from numerflow import __version__
 from numerflow.config import Settings, load_settings
-from numerflow.errors import AuthError, NumerflowError, first_line
+from numerflow.errors import AuthError, NumerflowError, RateLimitedError, first_line
 from numerflow.ops import alerts
-from numerflow.service.auth import RequireScope, SessionSigner, load_session_secret
-from numerflow.service.events import EventBus
+from numerflow.service.auth import (
+    LoginLimiter,
+    RequireScope,
+    SessionSigner,
+    authenticate,
+    cached_principal,
+    load_session_secret,
+)
+from numerflow.service.events import EventBus, LiveSockets
 from numerflow.service.jobs import JobManager
 from numerflow.service.monitor import OpsMonitor
 from numerflow.service.queries import DataWatcher, OverviewCache
@@ -60,6 +72,7 @@ POLL_INTERVAL_S = 0.5
 DATA_WATCH_S = 2.0
 SCHEDULE_TICK_S = 15.0
 ALERT_TICK_S = 60.0
+WS_RECHECK_S = 5.0  # an open WebSocket re-checks its credentials this often (revocation by the CLI)
 
 API_DESCRIPTION = """numerflow's control room over HTTP.
 
@@ -128,7 +141,12 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     jobs.on_finished.append(lambda info: alerts.in_background(alerts.job_failed, settings, engine, info))
     app.state.monitor = monitor
     app.state.signer = SessionSigner(load_session_secret(settings), settings.service.session_max_age_s)
+    service = settings.service
+    app.state.login_limiter = LoginLimiter(service.login_max_failures, service.login_lockout_s)
+    app.state.sockets = LiveSockets()
+    app.state.ws_recheck_s = WS_RECHECK_S
     _install_error_handlers(app)
+    app.add_middleware(BodyGuard, max_bytes=settings.service.max_body_bytes)
 
     from numerflow.service.routers import accounts, events, schedules, system, webhooks
     from numerflow.service.routers import jobs as jobs_router
@@ -226,6 +244,8 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(NumerflowError)
     async def _numerflow_error(request: Request, exc: NumerflowError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if type(exc) is AuthError else None
+        if isinstance(exc, RateLimitedError):
+            headers = {"Retry-After": str(exc.retry_after_s)}
         return JSONResponse({"detail": exc.message}, status_code=exc.http_status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
@@ -256,3 +276,82 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
         return JSONResponse({"detail": "internal error; see the service log"}, status_code=500)
+
+
+# routes that answer without credentials (they authenticate in their own way, or not at all)
+OPEN_PATHS = frozenset({"/api/health", "/api/auth/login", "/api/webhooks/round-open"})
+# uploads streamed to disk by the route itself, which has its own larger limit
+_UPLOAD_PATH = re.compile(r"^/api/models/[^/]+/predict$")
+
+
+class BodyGuard:
+    """ASGI middleware: request bodies are limited in size, and checked for credentials before any of
+    the body is read.
+
+    A ``Content-Length`` over the limit (``[service] max_body_bytes``; the predict upload, which the route
+    streams to disk, has its own ``MAX_UPLOAD_BYTES``) is answered 413 before reading; a chunked body is
+    counted as it streams and cut off at the limit. A request with a body to a protected ``/api/`` route
+    is authenticated first (401/403 without reading the body); the route still checks the scope.
+    """
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        from numerflow.service.routers.models import MAX_UPLOAD_BYTES
+
+        path: str = scope["path"]
+        limit = max(MAX_UPLOAD_BYTES, self.max_bytes) if _UPLOAD_PATH.match(path) else self.max_bytes
+        headers = Headers(scope=scope)
+        length = headers.get("content-length")
+        if length is not None and not (length.isascii() and length.isdigit()):
+            await _refuse(scope, receive, send, 400, f"Content-Length {length[:40]!r} is not a number")
+            return
+        if length is not None and int(length) > limit:
+            await _refuse(scope, receive, send, 413, _too_large(limit))
+            return
+        has_body = (length is not None and int(length) > 0) or "transfer-encoding" in headers
+        if has_body and path.startswith("/api/") and path not in OPEN_PATHS:
+            request = Request(scope)
+            try:
+                if cached_principal(request) is None:
+                    await run_in_threadpool(authenticate, request, check_csrf=True)
+            except NumerflowError as exc:
+                headers_out = {"WWW-Authenticate": "Bearer"} if type(exc) is AuthError else None
+                await _refuse(scope, receive, send, exc.http_status, exc.message, headers_out)
+                return
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise StarletteHTTPException(413, detail=_too_large(limit))
+            return message
+
+        await self.app(scope, counted, send)
+
+
+def _too_large(limit: int) -> str:
+    return (
+        f"the request body is larger than {limit:,} bytes; send less "
+        "(or raise [service] max_body_bytes in numerflow.toml)"
+    )
+
+
+async def _refuse(
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    status: int,
+    detail: str,
+    headers: dict[str, str] | None = None,
+) -> None:
+    response = JSONResponse({"detail": detail}, status_code=status, headers=headers)
+    await response(scope, receive, send)

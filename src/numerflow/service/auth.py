@@ -1,11 +1,19 @@
-"""Authentication for the API and the dashboard: bearer tokens, the session cookie and CSRF.
+"""Authentication for the API and the dashboard: bearer tokens, server-side sessions, CSRF, login limits.
 
 API clients send ``Authorization: Bearer nf_...``. Browsers log in (``POST /api/auth/login`` or the
-dashboard's login form calling :func:`start_session`) and get a signed session cookie (itsdangerous,
-HttpOnly, SameSite=Lax, ``Secure`` when ``service.cookie_secure``). The cookie carries the username and a
-per-session CSRF token; every unsafe request authenticated by the cookie must present that token, in the
-``X-CSRF-Token`` header (JavaScript) or a ``csrf_token`` form field (HTML forms, checked with
+dashboard's login form, both through :func:`log_in`) and get a signed session cookie (itsdangerous,
+HttpOnly, SameSite=Lax, ``Secure`` on an https request or when ``service.cookie_secure``). The cookie
+carries a random session id and a per-session CSRF token; the session lives in the database
+(``web_sessions``, only the id's sha256), so logout (:func:`end_session`) revokes it for good, and the
+WebSockets it opened are closed. Every unsafe request authenticated by the cookie must present the CSRF
+token, in the ``X-CSRF-Token`` header (JavaScript) or a ``csrf_token`` form field (HTML forms, checked with
 :func:`verify_csrf`).
+
+Failed logins are counted per username and per client address (:class:`LoginLimiter`, in memory, an
+injectable clock): past ``service.login_max_failures`` (four times as many per address) within
+``service.login_lockout_s`` the login answers 429 with ``Retry-After``, the right password included.
+Behind a reverse proxy, list it in ``service.trusted_proxies`` so that its ``X-Forwarded-For`` and
+``X-Forwarded-Proto`` are believed (and nobody else's).
 
 Dependencies for routes:
 - ``Depends(RequireScope("read" | "operate" | "admin"))`` → :class:`Principal` (token or cookie);
@@ -16,14 +24,19 @@ Dependencies for routes:
 
 from __future__ import annotations
 
+import hashlib
 import hmac
+import math
 import os
 import secrets
 import threading
 import time
+from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from cachetools import TTLCache
 from fastapi import Request, WebSocket
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
@@ -31,24 +44,33 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy.engine import Engine
 
 from numerflow.config import Settings
-from numerflow.errors import AuthError, ConfigError, ForbiddenError
+from numerflow.errors import AuthError, ConfigError, ForbiddenError, RateLimitedError
 from numerflow.fileio import atomic_write_text
-from numerflow.service.accounts import SCOPES, Principal, UserInfo, cached_token, get_user, verify_token
+from numerflow.service import accounts
+from numerflow.service.accounts import SCOPES, Principal, UserInfo, cached_token, engine_key, verify_token
+from numerflow.store import sessions as session_store
+from numerflow.store.base import utcnow
 
 SESSION_COOKIE = "numerflow_session"
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-_USER_CACHE_TTL_S = 2.0
+# a session looked up in the database is trusted for this long; logout in this process forgets it at
+# once, a user disabled from another process (the CLI) loses the session within it
+SESSION_CACHE_TTL_S = 2.0
 
 
 def load_session_secret(settings: Settings) -> str:
-    """The key that signs session cookies: from ``service.session_secret_file`` or a 0600 file made once."""
+    """The key that signs session cookies: from ``service.session_secret_file`` or a 0600 file made once.
+
+    A secret file other users can read (any group/other permission bit) is refused with the chmod to run.
+    """
     configured = settings.service.session_secret_file
     path = Path(configured) if configured else settings.data_dir / ".session_secret"
     if not path.is_absolute():
         path = settings.base_dir / path
     if path.is_file():
+        _check_private(path)
         secret = path.read_text().strip()
         if len(secret) < 32:
             raise ConfigError(
@@ -64,8 +86,18 @@ def load_session_secret(settings: Settings) -> str:
     return secret
 
 
+def _check_private(path: Path) -> None:
+    if os.name != "posix":
+        return
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        raise ConfigError(
+            f"{path}: the session secret is readable by other users (mode {mode:04o}); run: chmod 600 {path}"
+        )
+
+
 class SessionSigner:
-    """Signs and reads the session cookie's payload ``{"u": username, "c": csrf}``."""
+    """Signs and reads the session cookie's payload ``{"s": session id, "c": csrf}``."""
 
     def __init__(self, secret: str, max_age_s: int) -> None:
         self._ser = URLSafeTimedSerializer(secret, salt="numerflow-session")
@@ -81,7 +113,7 @@ class SessionSigner:
             return None
         if (
             not isinstance(data, dict)
-            or not isinstance(data.get("u"), str)
+            or not isinstance(data.get("s"), str)
             or not isinstance(data.get("c"), str)
         ):
             return None
@@ -92,24 +124,193 @@ def _app_state(conn: Request | WebSocket) -> Any:
     return conn.app.state
 
 
-def start_session(request: Request, response: Response, user: UserInfo) -> str:
-    """Set the session cookie for ``user`` on ``response``; returns the session's CSRF token."""
+# -------------------------------------------------------------------------------- proxies and https
+
+
+def _forwarded_by_trusted_proxy(conn: Request | WebSocket) -> bool:
+    peer = conn.client.host if conn.client else ""
+    return bool(peer) and peer in _app_state(conn).settings.service.trusted_proxies
+
+
+def client_address(conn: Request | WebSocket) -> str:
+    """The caller's address: the peer, or behind a trusted proxy the last untrusted X-Forwarded-For hop."""
+    peer = conn.client.host if conn.client else ""
+    if _forwarded_by_trusted_proxy(conn):
+        trusted = _app_state(conn).settings.service.trusted_proxies
+        hops = [h.strip() for h in conn.headers.get("x-forwarded-for", "").split(",") if h.strip()]
+        for hop in reversed(hops):
+            if hop not in trusted:
+                return hop
+    return peer
+
+
+def is_https(conn: Request | WebSocket) -> bool:
+    """Whether the browser reached us over TLS: the request's scheme, or a trusted proxy's word."""
+    if conn.url.scheme in ("https", "wss"):
+        return True
+    if _forwarded_by_trusted_proxy(conn):
+        proto = conn.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
+        return proto in ("https", "wss")
+    return False
+
+
+def secure_cookies(conn: Request | WebSocket) -> bool:
+    """Mark cookies ``Secure``: always with ``service.cookie_secure``, else on an https request."""
+    return bool(_app_state(conn).settings.service.cookie_secure) or is_https(conn)
+
+
+# ------------------------------------------------------------------------------------ login limits
+
+
+class LoginLimiter:
+    """Failed logins per username and per client address; past the limit, a lockout with Retry-After.
+
+    ``clock`` (seconds, monotonic) is injectable: tests move it instead of waiting. Counts live in this
+    process's memory (one service process; a restart forgets them).
+    """
+
+    def __init__(
+        self, max_failures: int, lockout_s: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.max_failures = max_failures
+        self.max_failures_per_address = 4 * max_failures
+        self.lockout_s = float(lockout_s)
+        self.clock = clock
+        self._failures: TTLCache[tuple[str, str], list[float]] = TTLCache(
+            maxsize=100_000, ttl=self.lockout_s, timer=self._now
+        )
+        self._locked: TTLCache[tuple[str, str], float] = TTLCache(
+            maxsize=100_000, ttl=self.lockout_s, timer=self._now
+        )
+        self._lock = threading.Lock()
+
+    def _now(self) -> float:
+        return self.clock()
+
+    def check(self, username: str, address: str) -> None:
+        """RateLimitedError (429) while the username or the address is locked out."""
+        now = self._now()
+        with self._lock:
+            until = max(self._locked.get(("user", username), 0.0), self._locked.get(("addr", address), 0.0))
+        if until > now:
+            wait = max(1, math.ceil(until - now))
+            raise RateLimitedError(f"too many failed logins; try again in {wait} s", retry_after_s=wait)
+
+    def failure(self, username: str, address: str) -> None:
+        now = self._now()
+        with self._lock:
+            for key, limit in (
+                (("user", username), self.max_failures),
+                (("addr", address), self.max_failures_per_address),
+            ):
+                times = [t for t in self._failures.get(key, []) if t > now - self.lockout_s] + [now]
+                if len(times) >= limit:
+                    self._locked[key] = now + self.lockout_s
+                    self._failures.pop(key, None)
+                else:
+                    self._failures[key] = times
+
+    def success(self, username: str) -> None:
+        with self._lock:
+            self._failures.pop(("user", username), None)
+
+
+# ----------------------------------------------------------------------------------------- sessions
+
+
+def session_key(session_id: str) -> str:
+    """What the database stores for a session id: its sha256."""
+    return hashlib.sha256(session_id.encode("utf-8")).hexdigest()
+
+
+_sessions: TTLCache[tuple[str, str], session_store.LiveSession | None] = TTLCache(
+    maxsize=10_000, ttl=SESSION_CACHE_TTL_S
+)
+_sessions_lock = threading.Lock()
+_MISSING = object()
+
+
+def _cached_session(engine: Engine, id_hash: str) -> Any:
+    with _sessions_lock:
+        return _sessions.get((engine_key(engine), id_hash), _MISSING)
+
+
+def _live_session(engine: Engine, id_hash: str) -> session_store.LiveSession | None:
+    hit = _cached_session(engine, id_hash)
+    if hit is not _MISSING:
+        return hit  # type: ignore[no-any-return]
+    found = session_store.live_session(engine, id_hash, now=utcnow())
+    with _sessions_lock:
+        _sessions[(engine_key(engine), id_hash)] = found
+    return found
+
+
+def clear_user_cache() -> None:
+    """Forget every cached session lookup (after a user is disabled or changed in this process)."""
+    with _sessions_lock:
+        _sessions.clear()
+
+
+def log_in(request: Request, response: Response, username: str, password: str) -> tuple[UserInfo, str]:
+    """Check the login limits and the password, then start a session; returns the user and CSRF token.
+
+    Blocking (argon2 and the database): call it from a thread in async code.
+    """
     state = _app_state(request)
-    csrf = secrets.token_urlsafe(24)
+    limiter: LoginLimiter = state.login_limiter
+    address = client_address(request)
+    limiter.check(username, address)
+    try:
+        user = accounts.authenticate(state.engine, username, password)
+    except AuthError:
+        limiter.failure(username, address)
+        raise
+    limiter.success(username)
+    return user, start_session(request, response, user)
+
+
+def start_session(request: Request, response: Response, user: UserInfo) -> str:
+    """Store a new session for ``user`` and set its cookie on ``response``; returns its CSRF token."""
+    state = _app_state(request)
+    session_id, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
+    now = utcnow()
+    session_store.create_session(
+        state.engine,
+        session_key(session_id),
+        user.id,
+        now=now,
+        expires_at=now + timedelta(seconds=state.signer.max_age_s),
+    )
     response.set_cookie(
         SESSION_COOKIE,
-        state.signer.dumps({"u": user.username, "c": csrf}),
+        state.signer.dumps({"s": session_id, "c": csrf}),
         max_age=state.signer.max_age_s,
         httponly=True,
         samesite="lax",
-        secure=state.settings.service.cookie_secure,
+        secure=secure_cookies(request),
         path="/",
     )
     return csrf
 
 
-def end_session(response: Response) -> None:
-    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax")
+def end_session(request: Request, response: Response) -> None:
+    """Log out: revoke the cookie's session in the database, close its WebSockets, clear the cookie.
+
+    Blocking (the database): call it from a thread in async code.
+    """
+    state = _app_state(request)
+    payload = session_payload(request)
+    if payload is not None:
+        id_hash = session_key(payload["s"])
+        session_store.revoke_session(state.engine, id_hash, now=utcnow())
+        with _sessions_lock:
+            _sessions.pop((engine_key(state.engine), id_hash), None)
+        sockets = getattr(state, "sockets", None)
+        if sockets is not None:
+            sockets.revoke(session=id_hash)
+    response.delete_cookie(
+        SESSION_COOKIE, path="/", httponly=True, samesite="lax", secure=secure_cookies(request)
+    )
 
 
 def session_payload(conn: Request | WebSocket) -> dict[str, Any] | None:
@@ -119,48 +320,32 @@ def session_payload(conn: Request | WebSocket) -> dict[str, Any] | None:
     return _app_state(conn).signer.loads(raw)
 
 
-_user_cache: dict[tuple[int, str], tuple[float, UserInfo | None]] = {}
-_user_lock = threading.Lock()
+def _user_of(live: session_store.LiveSession) -> UserInfo:
+    return UserInfo(
+        id=live.user_id,
+        username=live.username,
+        role=live.role,
+        created_at=live.user_created_at,
+        disabled=False,
+    )
 
 
-def _lookup_user(engine: Engine, username: str) -> UserInfo | None:
-    key = (id(engine), username)
-    now = time.monotonic()
-    with _user_lock:
-        hit = _user_cache.get(key)
-    if hit is not None and hit[0] > now:
-        return hit[1]
-    user = get_user(engine, username)
-    with _user_lock:
-        if len(_user_cache) > 10_000:
-            _user_cache.clear()
-        _user_cache[key] = (now + _USER_CACHE_TTL_S, user)
-    return user
-
-
-def clear_user_cache() -> None:
-    with _user_lock:
-        _user_cache.clear()
-
-
-def _cookie_user(conn: Request | WebSocket) -> UserInfo | None:
+def _cookie_session(conn: Request | WebSocket) -> session_store.LiveSession | None:
     payload = session_payload(conn)
     if payload is None:
         return None
-    user = _lookup_user(_app_state(conn).engine, payload["u"])
-    if user is None or user.disabled:
-        return None
-    return user
+    return _live_session(_app_state(conn).engine, session_key(payload["s"]))
 
 
 def optional_user(request: Request) -> UserInfo | None:
     """The logged-in user from the session cookie, or None."""
-    return _cookie_user(request)
+    live = _cookie_session(request)
+    return _user_of(live) if live is not None else None
 
 
 def current_user(request: Request) -> UserInfo:
     """The logged-in user from the session cookie; 401 when there is none (or it expired)."""
-    user = _cookie_user(request)
+    user = optional_user(request)
     if user is None:
         raise AuthError("not logged in; log in at /login")
     return user
@@ -171,7 +356,7 @@ def csrf_token(request: Request) -> str:
     payload = session_payload(request)
     if payload is None:
         raise AuthError("not logged in; log in at /login")
-    return payload["c"]
+    return str(payload["c"])
 
 
 def verify_csrf(request: Request, submitted: str | None) -> None:
@@ -192,17 +377,21 @@ def bearer_token(conn: Request | WebSocket) -> str | None:
     return value.strip()
 
 
+def _session_principal(live: session_store.LiveSession) -> Principal:
+    return Principal(kind="user", name=live.username, scope=live.role, via_cookie=True, session=live.id_hash)
+
+
 def authenticate(conn: Request | WebSocket, *, check_csrf: bool) -> Principal:
     """Who is calling: a bearer token first, else the session cookie (with CSRF on unsafe methods)."""
     token = bearer_token(conn)
     if token is not None:
         return verify_token(_app_state(conn).engine, token)
-    user = _cookie_user(conn)
-    if user is None:
+    live = _cookie_session(conn)
+    if live is None:
         raise AuthError("authentication required: send 'Authorization: Bearer <token>' or log in")
     if check_csrf and isinstance(conn, Request) and conn.method not in _SAFE_METHODS:
         verify_csrf(conn, conn.headers.get(CSRF_HEADER))
-    return Principal(kind="user", name=user.username, scope=user.role, via_cookie=True)
+    return _session_principal(live)
 
 
 def cached_principal(request: Request) -> Principal | None:
@@ -217,13 +406,12 @@ def cached_principal(request: Request) -> Principal | None:
     payload = session_payload(request)
     if payload is None:
         return None
-    hit = _user_cache.get((id(state.engine), payload["u"]))
-    if hit is None or hit[0] <= time.monotonic() or hit[1] is None or hit[1].disabled:
+    live = _cached_session(state.engine, session_key(payload["s"]))
+    if live is _MISSING or live is None:
         return None
     if request.method not in _SAFE_METHODS:
         verify_csrf(request, request.headers.get(CSRF_HEADER))
-    user = hit[1]
-    return Principal(kind="user", name=user.username, scope=user.role, via_cookie=True)
+    return _session_principal(live)
 
 
 class RequireScope:

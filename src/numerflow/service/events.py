@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -63,3 +64,46 @@ class EventBus:
             yield queue
         finally:
             self._subscribers.discard(queue)
+
+
+class LiveSockets:
+    """Open WebSockets by the credential that opened them, so that revoking it closes them at once.
+
+    A socket registers in its event loop and gets an :class:`asyncio.Event`; :meth:`revoke` (callable from
+    any thread: the routes that revoke a token or end a session run in the thread pool) sets the events of
+    every socket opened with that API token or that session. Revocation from another process (the CLI)
+    is caught by each socket's periodic re-check instead.
+    """
+
+    def __init__(self) -> None:
+        self._open: dict[int, tuple[tuple[str, Any], asyncio.AbstractEventLoop, asyncio.Event]] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _key(token_id: int | None, session: str | None) -> tuple[str, Any]:
+        return ("token", token_id) if token_id is not None else ("session", session)
+
+    def register(self, *, token_id: int | None, session: str | None) -> asyncio.Event:
+        """Call from the socket's event loop; the event is set when its credential is revoked."""
+        revoked = asyncio.Event()
+        with self._lock:
+            self._open[id(revoked)] = (self._key(token_id, session), asyncio.get_running_loop(), revoked)
+        return revoked
+
+    def unregister(self, revoked: asyncio.Event) -> None:
+        with self._lock:
+            self._open.pop(id(revoked), None)
+
+    def revoke(self, *, token_id: int | None = None, session: str | None = None) -> int:
+        """Close every socket opened with this token or session; returns how many."""
+        key = self._key(token_id, session)
+        with self._lock:
+            hits = [(loop, ev) for k, loop, ev in self._open.values() if k == key]
+        for loop, ev in hits:
+            with contextlib.suppress(RuntimeError):  # loop closing during shutdown
+                loop.call_soon_threadsafe(ev.set)
+        return len(hits)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._open)

@@ -9,11 +9,21 @@ from __future__ import annotations
 import dataclasses
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationError
 
 from numerflow.config import Settings
 from numerflow.errors import ConfigError, NotFoundError
 from numerflow.service.jobs import JobContext, job_kind
+
+
+def _json_number(value: Any) -> Any:
+    if isinstance(value, bool | str):
+        raise ValueError("must be a JSON number, not a boolean or a string")
+    return value
+
+
+# A JSON integer: 3 or 3.0 (JSON Schema's "integer"), never true (which plain pydantic takes as 1) or "3".
+JsonInt = Annotated[int, BeforeValidator(_json_number)]
 
 
 class _Args(BaseModel):
@@ -26,19 +36,25 @@ class ModelArgs(_Args):
 
 
 class TuneArgs(ModelArgs):
-    trials: int = Field(20, ge=1, le=10_000)
+    trials: JsonInt = Field(20, ge=1, le=10_000)
 
 
-FileName = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9_./-]+$")]
+# A dataset file named relative to its version folder: segments of letters, digits, _ . - that do not start
+# with a dot, so no absolute path, no "." or ".." and nothing hidden can leave <data_dir>/<version>.
+_SEGMENT = r"[A-Za-z0-9_-][A-Za-z0-9_.-]*"
+FileName = Annotated[
+    str, StringConstraints(min_length=1, max_length=255, pattern=rf"^{_SEGMENT}(/{_SEGMENT})*$")
+]
 
 
 class DownloadArgs(_Args):
-    version: str | None = Field(None, max_length=32, pattern=r"^[A-Za-z0-9_.-]+$")
+    # a data version such as v5.3: one folder name, not "." or ".."
+    version: str | None = Field(None, max_length=32, pattern=rf"^{_SEGMENT}$")
     files: list[FileName] | None = Field(None, max_length=100)
 
 
 class RoundArgs(_Args):
-    round: int | None = Field(None, ge=1, le=1_000_000)
+    round: JsonInt | None = Field(None, ge=1, le=1_000_000)
 
 
 class NoArgs(_Args):

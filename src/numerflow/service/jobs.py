@@ -365,12 +365,20 @@ class JobManager:
                             "start it or leave the key empty for a local cluster"
                         ) from None
                 else:
+                    # Dask's HTTP servers have no authentication (/json/identity.json shows workers,
+                    # memory, folders) and start even with the dashboard off: every one listens on the
+                    # loopback interface only (a bare ":port" too), the scheduler's dashboard pages only
+                    # when [service] dask_dashboard asks for them
+                    dashboard = self.settings.service.dask_dashboard
+                    if dashboard.startswith(":"):
+                        dashboard = "127.0.0.1" + dashboard
                     self._cluster = LocalCluster(
                         n_workers=1,
                         threads_per_worker=self.settings.service.local_threads,
                         processes=False,
-                        dashboard_address=":0",  # any free port: never clashes with another cluster
-                        worker_dashboard_address=":0",
+                        dashboard_address=dashboard or "127.0.0.1:0",
+                        worker_dashboard_address="127.0.0.1:0",
+                        scheduler_kwargs={"dashboard": bool(dashboard)},
                     )
                     self._client = Client(self._cluster, set_as_default=False)
                 log.info("jobs run on Dask at %s", self._client.scheduler.address)

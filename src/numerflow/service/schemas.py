@@ -8,7 +8,15 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from numerflow.service.deps import Name, Text
-from numerflow.service.jobkinds import BackupArgs, DownloadArgs, ModelArgs, NoArgs, RoundArgs, TuneArgs
+from numerflow.service.jobkinds import (
+    BackupArgs,
+    DownloadArgs,
+    JsonInt,
+    ModelArgs,
+    NoArgs,
+    RoundArgs,
+    TuneArgs,
+)
 
 Scope = Literal["read", "operate", "admin"]
 JobKind = Literal["train", "cv", "tune", "download", "round", "perf_sync", "backup"]
@@ -267,7 +275,7 @@ class ModelScores(BaseModel):
 
 
 class PromoteIn(_In):
-    version: int = Field(ge=1, le=2_147_483_647)
+    version: JsonInt = Field(ge=1, le=2_147_483_647)  # JSON true is not version 1, nor "2" version 2
     stage: Literal["champion", "challenger"] = "champion"
 
 

@@ -95,13 +95,21 @@ def load_live(path: Path) -> Dataset:
     return load_dataset(path, features="all", targets="none")
 
 
-def model_predictor(settings: Settings) -> Predictor:
-    """Predicts with the saved artifact of a deployment (hash checked against the registry's)."""
+def model_predictor(settings: Settings, engine: Engine | None = None) -> Predictor:
+    """Predicts with the saved artifact of a deployment (hashes checked against the registry's, an
+    ensemble's members' included when ``engine`` is given)."""
     from numerflow.modeling.artifacts import load_model
+    from numerflow.modeling.predict import recorded_hashes
+
+    members = recorded_hashes(engine) if engine is not None else None
 
     def predict(dep: Deployment, dataset: Dataset) -> np.ndarray:
         model = load_model(
-            settings.artifacts_dir, dep.model_name, dep.version, expected_sha256=dep.manifest_sha256 or None
+            settings.artifacts_dir,
+            dep.model_name,
+            dep.version,
+            expected_sha256=dep.manifest_sha256 or None,
+            member_sha256=members,
         )
         return model.predict(dataset)
 
@@ -300,7 +308,7 @@ def run_round(
         live_sha256=sha256_file(live_path),
         live_rows=len(dataset.ids),
     )
-    predict = predict or model_predictor(settings)
+    predict = predict or model_predictor(settings, engine)
     out_dir = settings.data_dir / "submissions" / str(number)
     for i, dep in enumerate(pending):
         tell(0.1 + 0.9 * i / len(pending), f"round {number}: {dep.numerai_model}")

@@ -136,11 +136,14 @@ def apply_plan(
 
     if not confirmed:
         return account
+    step = Decimal(str(settings.tournament.max_stake_change_nmr))
     for slot, row in account.plan.table.iterrows():
         new = Decimal(str(row["this_round"])).quantize(Decimal("0.000001"))
-        cur = Decimal(str(row["current"])).quantize(Decimal("0.000001"))
-        if new == cur:
+        exact = Decimal(str(row["current"]))
+        if new == exact.quantize(Decimal("0.000001")):
             continue
+        # rounding to micro-NMR must not push a full step past the guard rail by a few 1e-8 NMR
+        new = min(max(new, exact - step), exact + step)
         try:
             account.applied.append(set_stake(settings, engine, client, str(slot), new, confirmed=True))
         except NumerflowError as exc:

@@ -8,8 +8,9 @@ for is recorded in ``stake_changes``, refused ones included, with the reason.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_DOWN, Decimal
 from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
@@ -43,18 +44,38 @@ class StakeChangeResult:
     server_status: str
 
 
+# a plain decimal in ASCII digits: Decimal() alone takes full-width '１２' as 12, 'Infinity' and 'NaN'
+_AMOUNT = re.compile(r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]{1,4})?$")
+MAX_STAKE_NMR = Decimal(11_000_000)  # NMR's total supply: no stake can be larger
+NMR_DECIMALS = 18
+
+
 def parse_amount(text: str) -> Decimal:
-    try:
-        value = Decimal(str(text))
-    except InvalidOperation:
-        raise StakeError(f"stake amount {text!r} is not a number; give NMR like 12.5") from None
+    """A stake amount typed by the user, checked by :func:`check_amount`."""
+    text = str(text).strip()
+    if not _AMOUNT.match(text):
+        raise StakeError(f"stake amount {text!r} is not a number; give NMR in digits like 12.5")
+    return check_amount(Decimal(text), text)
+
+
+def check_amount(value: Decimal, text: str | None = None) -> Decimal:
+    """Refuse (StakeError, before anything is stored) an amount that is not finite, negative, more
+    than NMR's total supply, or finer than NMR's 18 decimals."""
+    shown = repr(text) if text is not None else f"{value}"
     if not value.is_finite():
-        raise StakeError(f"stake amount {text!r} is not a finite number; give NMR like 12.5")
+        raise StakeError(f"stake amount {shown} is not a finite number; give NMR like 12.5")
     if value < 0:
         raise StakeError(
-            f"stake amount {text!r} is negative; a stake can't be negative: give the new total (0 or more) "
+            f"stake amount {shown} is negative; a stake can't be negative: give the new total (0 or more) "
             "NMR, not a change"
         )
+    if value > MAX_STAKE_NMR:
+        raise StakeError(
+            f"stake amount {value:f} NMR is more than all the NMR there is ({MAX_STAKE_NMR:f}); "
+            "give the new total stake in NMR"
+        )
+    if value != value.quantize(Decimal(1).scaleb(-NMR_DECIMALS), rounding=ROUND_DOWN):
+        raise StakeError(f"stake amount {shown} has more than {NMR_DECIMALS} decimals, finer than NMR allows")
     return value
 
 
@@ -130,6 +151,8 @@ def set_stake(
 ) -> StakeChangeResult:
     """Move the stake of ``slot`` to ``amount`` NMR; StakeError when a guard rail says no. ``why`` (e.g. the
     stake plan's drawdown rule) is recorded as the reason of an accepted change."""
+    # an impossible amount is refused before anything is stored (a float is taken as its shortest repr)
+    amount = check_amount(amount if isinstance(amount, Decimal) else Decimal(str(amount)))
     model_id = client.model_id(slot)
     current = client.stake_value(slot)
     rnd = _round_for_limits(engine, client)

@@ -27,10 +27,17 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
 
 from numerflow import __version__
-from numerflow.errors import AuthError, NumerflowError
+from numerflow.errors import AuthError, NumerflowError, RateLimitedError
 from numerflow.service import accounts
 from numerflow.service.accounts import Principal, UserInfo
-from numerflow.service.auth import csrf_token, end_session, optional_user, start_session, verify_csrf
+from numerflow.service.auth import (
+    csrf_token,
+    end_session,
+    log_in,
+    optional_user,
+    secure_cookies,
+    verify_csrf,
+)
 from numerflow.service.dashboard import views
 from numerflow.service.queries import num
 from numerflow.store import session_scope
@@ -190,7 +197,7 @@ def _login_form(request: Request, next_url: str, error: str = "", status: int = 
         max_age=3600,
         httponly=True,
         samesite="strict",
-        secure=request.app.state.settings.service.cookie_secure,
+        secure=secure_cookies(request),
         path="/login",
     )
     return response
@@ -209,13 +216,15 @@ async def login_submit(request: Request) -> Response:
         return _login_form(request, next_url, "Enter your username and password.", 401)
     from fastapi.concurrency import run_in_threadpool
 
+    response = RedirectResponse(next_url, status_code=303)
     try:
-        user = await run_in_threadpool(accounts.authenticate, request.app.state.engine, username, password)
+        user, _ = await run_in_threadpool(log_in, request, response, username, password)
     except AuthError as exc:
         log.info("dashboard login refused for %r", username)
-        return _login_form(request, next_url, exc.message.capitalize() + ".", 401)
-    response = RedirectResponse(next_url, status_code=303)
-    start_session(request, response, user)
+        page = _login_form(request, next_url, exc.message.capitalize() + ".", exc.http_status)
+        if isinstance(exc, RateLimitedError):
+            page.headers["Retry-After"] = str(exc.retry_after_s)
+        return page
     response.delete_cookie(LOGIN_COOKIE, path="/login")
     log.info("dashboard login: %s (%s)", user.username, user.role)
     return response
@@ -229,7 +238,9 @@ async def logout(request: Request) -> Response:
     except NumerflowError:
         return RedirectResponse("/", status_code=303)
     response = RedirectResponse("/login", status_code=303)
-    end_session(response)
+    from fastapi.concurrency import run_in_threadpool
+
+    await run_in_threadpool(end_session, request, response)
     return response
 
 

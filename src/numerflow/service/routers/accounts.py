@@ -10,9 +10,9 @@ from numerflow.service.accounts import Principal
 from numerflow.service.auth import (
     clear_user_cache,
     end_session,
+    log_in,
     require_admin,
     require_read,
-    start_session,
 )
 from numerflow.service.deps import DbInt, get_engine
 from numerflow.service.schemas import LoginIn, LoginOut, TokenCreated, TokenIn, TokenOut, UserIn, UserOut
@@ -20,18 +20,19 @@ from numerflow.service.schemas import LoginIn, LoginOut, TokenCreated, TokenIn, 
 router = APIRouter(tags=["auth"])
 
 
-@router.post("/api/auth/login", response_model=LoginOut, summary="Log in; sets the session cookie")
-def login(
-    body: LoginIn, request: Request, response: Response, engine: Engine = Depends(get_engine)
-) -> LoginOut:
-    user = accounts.authenticate(engine, body.username, body.password)
-    csrf = start_session(request, response, user)
+@router.post(
+    "/api/auth/login",
+    response_model=LoginOut,
+    summary="Log in; sets the session cookie (429 with Retry-After after too many failures)",
+)
+def login(body: LoginIn, request: Request, response: Response) -> LoginOut:
+    user, csrf = log_in(request, response, body.username, body.password)
     return LoginOut(username=user.username, role=user.role, csrf_token=csrf)  # type: ignore[arg-type]
 
 
-@router.post("/api/auth/logout", status_code=204, summary="Log out; clears the session cookie")
-def logout(response: Response, _: Principal = Depends(require_read)) -> Response:
-    end_session(response)
+@router.post("/api/auth/logout", status_code=204, summary="Log out; revokes the session, clears the cookie")
+def logout(request: Request, response: Response, _: Principal = Depends(require_read)) -> Response:
+    end_session(request, response)
     response.status_code = 204
     return response
 
@@ -55,9 +56,14 @@ def create_token(
 
 @router.delete("/api/tokens/{token_id}", response_model=TokenOut, summary="Revoke a token")
 def revoke_token(
-    token_id: DbInt, engine: Engine = Depends(get_engine), _: Principal = Depends(require_admin)
+    token_id: DbInt,
+    request: Request,
+    engine: Engine = Depends(get_engine),
+    _: Principal = Depends(require_admin),
 ) -> TokenOut:
-    return TokenOut(**accounts.revoke_token(engine, token_id).__dict__)
+    info = accounts.revoke_token(engine, token_id)
+    request.app.state.sockets.revoke(token_id=info.id)  # its open WebSockets close now
+    return TokenOut(**info.__dict__)
 
 
 @router.get("/api/users", response_model=list[UserOut], summary="Dashboard users")

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from numerflow.config import Settings
-from numerflow.errors import DataError, NotFoundError
+from numerflow.errors import DataError, NotFoundError, NumerflowError
 from numerflow.service.accounts import Principal
 from numerflow.service.auth import require_operate, require_read
 from numerflow.service.deps import Name, get_engine, get_session, get_settings
@@ -267,6 +267,13 @@ async def predict(
     return Response(body, media_type="text/csv")
 
 
+def _unplaced(text: str, path: Path) -> str:
+    """``text`` with the upload's temporary path (and folder) replaced: the server's paths stay private."""
+    for p in (path, path.resolve(), path.parent.resolve(), path.parent):
+        text = text.replace(str(p), "the uploaded file" if p.name == path.name else "(upload)")
+    return text
+
+
 def _predict_csv(settings: Settings, engine: Engine, ref: str, path: Path) -> str:
     import pyarrow as pa
 
@@ -275,11 +282,15 @@ def _predict_csv(settings: Settings, engine: Engine, ref: str, path: Path) -> st
     model = load_version(settings, engine, ref)
     try:
         dataset = load_for(model, path)
+        preds = model.predict(dataset)
     except (pa.ArrowException, OSError) as exc:
         raise DataError(
-            f"the uploaded file is not a readable parquet file ({exc}); send a .parquet"
+            f"the uploaded file is not a readable parquet file ({_unplaced(str(exc), path)}); send a .parquet"
         ) from None
-    preds = model.predict(dataset)
+    except NumerflowError as exc:  # the same message, without the server's temporary path
+        exc.message = _unplaced(exc.message, path)
+        exc.args = (exc.message,)
+        raise
     lines = ["id,prediction"]
     lines.extend(f"{i},{p:.10g}" for i, p in zip(dataset.ids, preds, strict=True))
     return "\n".join(lines) + "\n"

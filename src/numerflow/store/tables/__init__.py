@@ -4,7 +4,7 @@ from numerflow.store.base import Base
 from numerflow.store.tables.data import DatasetFile
 from numerflow.store.tables.modeling import ModelVersion, Run, StageEvent, TuningStudy
 from numerflow.store.tables.ops import Alert
-from numerflow.store.tables.service import ApiToken, Job, JobLog, ScheduleState, User
+from numerflow.store.tables.service import ApiToken, Job, JobLog, ScheduleState, User, WebSession
 from numerflow.store.tables.tournament import Payout, Round, Score, StakeChange, Submission
 
 __all__ = [
@@ -25,4 +25,5 @@ __all__ = [
     "Submission",
     "TuningStudy",
     "User",
+    "WebSession",
 ]

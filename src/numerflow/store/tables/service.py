@@ -89,3 +89,17 @@ class ScheduleState(Base):
     cron: Mapped[str] = mapped_column(String(128))
     last_fired_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_job_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class WebSession(Base):
+    """A dashboard login. The cookie carries the session id (signed); only its sha256 is stored, so a
+    database leak gives nobody a session. Logout sets ``revoked_at``; a session past ``expires_at`` or
+    revoked, or whose user is disabled, no longer authenticates."""
+
+    __tablename__ = "web_sessions"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
