@@ -50,11 +50,13 @@ def _print_status(status: dict[str, Any]) -> None:
     table = Table(show_header=False, box=None)
     for key in (
         "sim_time",
+        "sim_calendar_time",
         "clock_speed",
         "current_round",
         "latest_round",
         "latest_round_status",
         "latest_round_closes",
+        "next_round_opens",
         "rounds",
         "rounds_resolved",
         "submissions",
@@ -88,6 +90,12 @@ def serve(
         help="Serve this synthetic dataset (made by 'numerflow data synth') instead of generating one.",
     ),
     clock_speed: float | None = typer.Option(None, "--clock-speed", help="Sim seconds per real second."),
+    start: str | None = typer.Option(
+        None,
+        "--start",
+        help="Calendar time a new state starts at, ISO-8601 UTC (e.g. 2026-11-24T12:00:00Z; default now). "
+        "A state folder that already has a clock keeps it.",
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed of the synthetic world and the fault dice."),
     rows_per_era: int = typer.Option(
         5000, "--rows-per-era", help="Rows per generated era and per live era (Numerai's live: ~6,700)."
@@ -168,6 +176,7 @@ def serve(
         data_dir=data,
         auto_rounds=auto_rounds,
         round_window_hours=window_hours,
+        start=start,
         payout=PayoutConfig(w_corr=w_corr, w_mmc=w_mmc, clip=clip, stake_threshold=threshold),
         default_account={
             "username": username,

@@ -22,7 +22,9 @@ import threading
 import time
 import tomllib
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -40,7 +42,15 @@ from numerflow.errors import (
 )
 from numerflow.fileio import ensure_dir
 from numerflow.simulator import state as db
-from numerflow.simulator.clock import DAY, SimClock, close_time_for, next_open_time, score_times
+from numerflow.simulator.clock import (
+    DAY,
+    SimClock,
+    close_time_for,
+    iso,
+    next_open_time,
+    parse_start,
+    score_times,
+)
 from numerflow.simulator.common import (
     CLASSIC,
     DEFAULT_AVAILABLE_NMR,
@@ -95,9 +105,16 @@ class TournamentEngine(DatasetsMixin, SubmissionsMixin, PerformanceMixin, Stakes
         payout: PayoutConfig | None = None,
         first_round: int = 1000,
         default_account: dict[str, Any] | None = None,
+        start: float | str | datetime | None = None,
+        monotonic: Callable[[], float] | None = None,
     ) -> None:
         """``default_account`` overrides the account seeded on first start (keys: username, public_id,
-        secret_key, available_nmr, models = list of names, stake); ``accounts_file`` adds more."""
+        secret_key, available_nmr, models = list of names, stake); ``accounts_file`` adds more.
+
+        ``start`` pins the sim time of a new state (epoch seconds, an aware datetime or ISO-8601 text;
+        default: now); a state that already has a clock keeps it. ``monotonic`` replaces
+        ``time.monotonic`` as the clock's source of elapsed time (a constant freezes it between
+        :meth:`advance` calls)."""
         if clock_speed <= 0:
             raise ConfigError(f"clock speed must be > 0 (got {clock_speed})")
         if round_window_hours <= 0:
@@ -105,6 +122,7 @@ class TournamentEngine(DatasetsMixin, SubmissionsMixin, PerformanceMixin, Stakes
         if data_dir is not None and Path(data_dir).exists() and not Path(data_dir).is_dir():
             # a folder that does not exist yet is fine: the simulator generates its data there
             raise ConfigError(f"{data_dir}: not a dataset folder; make one with 'numerflow data synth --out'")
+        start_at = parse_start(start) if start is not None else None
         self.state_dir = ensure_dir(Path(state_dir).resolve())
         self._lock = threading.RLock()
         self._db = db.open_state(self.state_dir)
@@ -150,7 +168,16 @@ class TournamentEngine(DatasetsMixin, SubmissionsMixin, PerformanceMixin, Stakes
             raise
         with self._db.begin() as conn:
             started = self._meta_get(conn, "sim_now")
-            self.clock = SimClock(float(started) if started is not None else time.time(), clock_speed)
+            if started is not None and start_at is not None and abs(float(started) - start_at) > 1.0:
+                log.warning(
+                    "clock start %s ignored: the state in %s already has its clock at %s",
+                    iso(start_at),
+                    self.state_dir,
+                    iso(float(started)),
+                )
+            if started is None:
+                started = start_at if start_at is not None else time.time()
+            self.clock = SimClock(float(started), clock_speed, monotonic=monotonic)
             self._seed_accounts(conn, accounts_file, default_account or {})
             self._schedule_from = float(self._meta_get(conn, "schedule_from") or 0.0)
             if started is None:
@@ -507,9 +534,7 @@ class TournamentEngine(DatasetsMixin, SubmissionsMixin, PerformanceMixin, Stakes
                 ).mappings()
                 events += [(c["due_time"], 2, ("release", dict(c))) for c in releases]
             if self.auto_rounds and latest is not None:
-                nxt = next_open_time(
-                    max(latest["open_time"], latest["close_time"] - 1.0, self._schedule_from)
-                )
+                nxt = self._next_open(latest)
                 if nxt <= target:
                     events.append((nxt, 3, ("open", nxt)))
             if not events:
@@ -524,6 +549,20 @@ class TournamentEngine(DatasetsMixin, SubmissionsMixin, PerformanceMixin, Stakes
                 self._apply_release(payload)
             else:
                 self._open_round_at(when)
+
+    def _next_open(self, latest: dict[str, Any]) -> float:
+        """When the round after ``latest`` opens on the calendar: the first Tue–Sat 13:00 after it opened
+        (and no earlier than an hour before it closes, nor than a schedule restart)."""
+        return next_open_time(max(latest["open_time"], latest["close_time"] - 1.0, self._schedule_from))
+
+    def next_round_opens(self) -> float | None:
+        """Sim time the next round opens (None with ``auto_rounds`` off or before any round)."""
+        self.sync()
+        with self._lock:
+            latest = self._latest_round()
+            if not self.auto_rounds or latest is None:
+                return None
+            return self._next_open(latest)
 
     # ------------------------------------------------------------------ scoring and payouts
     def _selected(self, conn: Connection, number: int) -> list[dict[str, Any]]:
@@ -666,6 +705,9 @@ class TournamentEngine(DatasetsMixin, SubmissionsMixin, PerformanceMixin, Stakes
                 "latest_round": view["number"] if view else None,
                 "latest_round_status": view["status"] if view else None,
                 "latest_round_closes": self.shown(view["close_time"]) if view else None,
+                "next_round_opens": self.shown(self._next_open(latest))
+                if latest and self.auto_rounds
+                else None,
                 "rounds": n_rounds,
                 "rounds_resolved": n_resolved,
                 "submissions": n_subs,
@@ -677,8 +719,6 @@ class TournamentEngine(DatasetsMixin, SubmissionsMixin, PerformanceMixin, Stakes
 
 
 def _iso(t: float) -> str:
-    from numerflow.simulator.clock import iso
-
     return iso(t)
 
 
