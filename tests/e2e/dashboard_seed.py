@@ -70,6 +70,7 @@ def seed_project(root: Path, db_url: str | None = None, *, rounds: int = 4) -> S
     from numerflow.service import accounts
     from numerflow.simulator import DEFAULT_PUBLIC_ID, DEFAULT_SECRET_KEY, start_simulator
     from numerflow.store import open_database
+    from numerflow.store.queries.downloads import DatasetManifest
     from numerflow.tournament.client import NumeraiClient
     from numerflow.tournament.performance import sync_performance
     from numerflow.tournament.round import run_round
@@ -83,7 +84,7 @@ def seed_project(root: Path, db_url: str | None = None, *, rounds: int = 4) -> S
     settings = seeded.settings()
     engine = open_database(settings.database_url)
     client = NumeraiClient.from_settings(settings)
-    download_files(client, settings.data_dir, settings.numerai.data_version, engine=engine)
+    download_files(client, settings.data_dir, settings.numerai.data_version, manifest=DatasetManifest(engine))
     t_data = time.perf_counter()
     for name in MODELS:
         train_model(settings, name, engine=engine)

@@ -140,6 +140,9 @@ def serve(
     fault_create: float = typer.Option(
         0.0, "--fault-create-error", help="Share of create_submission calls recorded, then answered 504."
     ),
+    fault_head: float = typer.Option(
+        0.0, "--fault-refuse-head", help="Share of file HEADs refused with 403 (as presigned S3 URLs do)."
+    ),
 ) -> None:
     """Serve the simulator in the foreground until Ctrl-C (state is kept in the state folder)."""
     import uvicorn
@@ -159,6 +162,7 @@ def serve(
         drop_download_rate=fault_drop,
         upload_fail_rate=fault_put,
         create_error_rate=fault_create,
+        refuse_head_rate=fault_head,
     )
     console.print(
         f"preparing the simulator in [bold]{folder}[/] (synthetic data is generated on first start)"

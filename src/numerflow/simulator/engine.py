@@ -22,6 +22,7 @@ import threading
 import time
 import tomllib
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict
 from datetime import datetime
@@ -67,7 +68,7 @@ from numerflow.simulator.common import (
     sha,
 )
 from numerflow.simulator.datasets import DatasetsMixin
-from numerflow.simulator.faults import FaultConfig, FaultDice
+from numerflow.simulator.faults import FaultConfig, FaultDice, FaultScript
 from numerflow.simulator.performance import PerformanceMixin
 from numerflow.simulator.scoring import (
     SCORE_NAMES,
@@ -129,6 +130,10 @@ class TournamentEngine(DatasetsMixin, SubmissionsMixin, PerformanceMixin, Stakes
         self.faults = faults or FaultConfig()
         self.fault_counts: dict[str, int] = {}
         self.dice = FaultDice(seed)
+        self.fault_script = FaultScript()
+        self.extra_listing: dict[str, str] = {}
+        # what the file server and the upload route were asked, newest last (the tests read it)
+        self.requests: deque[dict[str, Any]] = deque(maxlen=10_000)
         self.auto_rounds = auto_rounds
         self.round_window_hours = float(round_window_hours)
         self.first_round = first_round
@@ -215,6 +220,16 @@ class TournamentEngine(DatasetsMixin, SubmissionsMixin, PerformanceMixin, Stakes
             self.faults = faults
             log.info("faults set: %s", faults.to_dict())
             return faults
+
+    def list_extra(self, names: dict[str, str]) -> None:
+        """Fault switch: list extra dataset names (a hostile server's), each served as the real file
+        ``"<version>/<file>"`` it maps to; an empty mapping lists only the real files again."""
+        for name, real in names.items():
+            if not isinstance(name, str) or not isinstance(real, str) or not name:
+                raise ConfigError(f"extra listing {name!r} -> {real!r}: both must be non-empty names")
+            self.dataset_path(real)  # NotFoundError unless it is a real file
+        with self._lock:
+            self.extra_listing = dict(names)
 
     def close(self) -> None:
         with self._lock, self._db.begin() as conn:
