@@ -11,8 +11,9 @@ Routes:
   FaultConfig), ``/_sim/script`` (GET the pending scripted faults, POST ``{"target": "train.parquet",
   "faults": ["503", "drop"]}`` or ``{"clear": true}``), ``/_sim/listing`` (POST ``{"extra": {"v5.3/../x.json":
   "v5.3/features.json"}}``: hostile names in listDatasets), ``/_sim/republish`` (POST ``{"path":
-  "v5.3/train.parquet"}``: a new version of a file), ``/_sim/requests`` (GET the file and upload
-  requests seen), ``/_sim/submissions`` (GET, ``?round=N``): control; never subject to faults.
+  "v5.3/train.parquet"}``: a new version of a file), ``/_sim/requests`` (GET the requests seen:
+  GraphQL POSTs with their root fields, file GET/HEADs, upload PUTs), ``/_sim/submissions`` (GET,
+  ``?round=N``): control; never subject to faults.
 """
 
 from __future__ import annotations
@@ -170,7 +171,11 @@ def create_app(engine: TournamentEngine) -> Starlette:
         failed = await faults_before("graphql")
         if failed is not None:
             return failed
-        scripted = engine.fault_script.pop(*_root_fields(body["query"]), "graphql")
+        roots = _root_fields(body["query"])
+        engine.requests.append(
+            {"method": "POST", "fields": roots, "authorization": "authorization" in request.headers}
+        )
+        scripted = engine.fault_script.pop(*roots, "graphql")
         early = await scripted_before(scripted, "graphql")
         if early is not None:
             return early
