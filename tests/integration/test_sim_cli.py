@@ -100,3 +100,6 @@ def test_cli_refuses_bad_input(tmp_path: Path, cli) -> None:
     assert code == 1 and "NAME=VALUE" in err
     code, _, err = cli("sim", "serve", "--state", str(tmp_path / "s"), "--clock-speed", "0")
     assert code == 2 and "clock speed must be > 0" in err
+    code, _, err = cli("sim", "serve", "--state", str(tmp_path / "s2"), "--start", "next tuesday")
+    assert code == 2 and "clock start 'next tuesday': not an ISO-8601 time" in err
+    assert not (tmp_path / "s2").exists()

@@ -426,9 +426,10 @@ class _Fetcher:
         complete partial file and the version (validator) of what it holds."""
         self._validator = remote.validator if remote else None
         self._partial = _partial_file(dest, self._validator)
-        for old in dest.parent.glob(f".{glob.escape(dest.name)}.*partial"):  # other versions' leftovers
-            if old != self._partial:
-                old.unlink(missing_ok=True)
+        if fcntl is not None:  # under the file's lock: no other run is writing any of them
+            for old in dest.parent.glob(f".{glob.escape(dest.name)}.*partial"):  # other versions' leftovers
+                if old != self._partial:
+                    old.unlink(missing_ok=True)
         last = "no attempt made"
         refreshed = False
         for attempt in range(self.retries):
