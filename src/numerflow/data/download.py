@@ -407,6 +407,9 @@ class _Fetcher:
                             return _Remote.from_headers(got.headers, size)
                         if got.status_code == 200:
                             return _Remote.from_headers(got.headers, _int(got.headers.get("Content-Length")))
+                        empty = re.fullmatch(r"bytes \*/0", got.headers.get("Content-Range", ""))
+                        if got.status_code == 416 and empty:  # not even one byte: an empty file
+                            return _Remote.from_headers(got.headers, 0)
                         if got.status_code not in _RETRY_STATUS:
                             return None  # refused (an expired URL?): the download itself will say
             except (requests.ConnectionError, requests.Timeout):
