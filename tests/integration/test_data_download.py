@@ -402,3 +402,34 @@ def test_download_from_the_simulator_through_its_random_faults(tmp_path: Path) -
     assert report.ok, report.errors
     live = load_dataset(paths[3], features="medium", targets="none")
     assert live.n_eras == 1 and len(live) > 0 and live.X.dtype.name == "int8"
+
+
+def test_two_data_download_processes_at_once_download_the_file_once(
+    sim: RunningSimulator, project_dir: Path
+) -> None:
+    """Two ``numerflow data download`` processes: the second starts while the first's GET is in flight
+    (the simulator holds it 1.5 s), waits for the first's lock, then finds the file done."""
+    import os
+    import subprocess
+    import sys
+
+    (project_dir / "numerflow.toml").write_text(
+        f'[paths]\ndata_dir = "{project_dir / "data"}"\n\n'
+        f'[numerai]\napi_url = "{sim.url}"\ntimeout_s = 30.0\nretries = 2\nbackoff_s = 0.01\n'
+    )
+    script(sim, "live.parquet", "hang")
+    cmd = [sys.executable, "-m", "numerflow.cli.main", "data", "download", "live.parquet"]
+    env = {**os.environ, "COLUMNS": "200"}
+    first = subprocess.Popen(cmd, cwd=project_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120  # waits for the first GET to be in flight; times nothing
+    while not any(r["status"] is None for r in gets(sim, "live.parquet")):
+        assert first.poll() is None and time.monotonic() < deadline, first.communicate()
+        time.sleep(0.02)
+    second = subprocess.run(cmd, cwd=project_dir, env=env, capture_output=True, text=True, timeout=300)
+    _, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err
+    assert second.returncode == 0, second.stderr
+    live = project_dir / "data" / VERSION / "rounds" / "1000" / "live.parquet"
+    assert str(live) in second.stdout.replace("\n", "")
+    assert live.read_bytes() == served(sim, "live.parquet")
+    assert len(gets(sim, "live.parquet")) == 1  # one download; the second run reused it
