@@ -408,7 +408,8 @@ def test_two_data_download_processes_at_once_download_the_file_once(
     sim: RunningSimulator, project_dir: Path
 ) -> None:
     """Two ``numerflow data download`` processes: the second starts while the first's GET is in flight
-    (the simulator holds it 1.5 s), waits for the first's lock, then finds the file done."""
+    (the simulator holds it 10 s, longer than a process takes to start), waits for the first's lock, then
+    finds the file done. (Were it slower to start than that, it would find the file done all the same.)"""
     import os
     import subprocess
     import sys
@@ -417,6 +418,7 @@ def test_two_data_download_processes_at_once_download_the_file_once(
         f'[paths]\ndata_dir = "{project_dir / "data"}"\n\n'
         f'[numerai]\napi_url = "{sim.url}"\ntimeout_s = 30.0\nretries = 2\nbackoff_s = 0.01\n'
     )
+    _admin(sim, "faults", {"hang_s": 10.0})
     script(sim, "live.parquet", "hang")
     cmd = [sys.executable, "-m", "numerflow.cli.main", "data", "download", "live.parquet"]
     env = {**os.environ, "COLUMNS": "200"}
