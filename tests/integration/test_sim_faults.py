@@ -164,6 +164,19 @@ def test_faults_from_the_cli_and_bad_switches(sim: RunningSimulator, cli) -> Non
     assert code == 0 and not sim.engine.faults.any
     assert numerapi.NumerAPI(show_progress_bars=False).get_current_round() == 1000
 
+    code, out, _ = cli("sim", "script", "rounds", "503", "html", "--url", sim.url)
+    assert code == 0 and "rounds" in out and "503 html" in out
+    body = {"query": ROUND_QUERY, "variables": {"tournament": 8}}
+    assert requests.post(sim.url, json=body, timeout=30).status_code == 503
+    code, out, _ = cli("sim", "script", "--url", sim.url)
+    assert code == 0 and "rounds" in out and "html" in out and "503" not in out
+    code, out, _ = cli("sim", "script", "--clear", "--url", sim.url)
+    assert code == 0 and "no scripted faults queued" in out
+    code, _, err = cli("sim", "script", "upload", "swap", "--url", sim.url)
+    assert code == 2 and "only applies to a dataset file" in err
+    code, _, err = cli("sim", "script", "upload", "--url", sim.url)
+    assert code == 1 and "name the faults to queue for upload" in err
+
 
 def test_scripted_faults_are_used_in_order_and_bad_ones_refused(
     sim: RunningSimulator, tmp_path: Path

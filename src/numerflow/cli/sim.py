@@ -1,4 +1,4 @@
-"""``numerflow sim serve|advance|faults|status``: the local Numerai-compatible simulator."""
+"""``numerflow sim serve|advance|faults|script|status``: the local Numerai-compatible simulator."""
 
 from __future__ import annotations
 
@@ -286,3 +286,40 @@ def faults(
         console.print(f"{key:20} {value:g}")
     if result.get("fault_counts"):
         console.print("injected: " + ", ".join(f"{k}={v}" for k, v in sorted(result["fault_counts"].items())))
+
+
+@sim_app.command("script")
+def script(
+    ctx: typer.Context,
+    target: str | None = typer.Argument(
+        None,
+        help="What fails: a dataset file (train.parquet), upload, graphql, or a GraphQL field "
+        "(create_submission).",
+    ),
+    faults: list[str] = typer.Argument(
+        None,
+        metavar="[FAULT]...",
+        help="In order, one per request: 503 (any code), hang, hang+500, after+504, drop, html, "
+        "ignore_range, swap.",
+    ),
+    clear: bool = typer.Option(False, "--clear", help="Drop every queued fault first."),
+    url: str | None = typer.Option(None, "--url", help="Simulator URL (default from [sim] host/port)."),
+) -> None:
+    """Queue exact faults for the next requests to one target of a running simulator (none: show them)."""
+    from numerflow.simulator.faults import FaultScript
+
+    endpoint = url or _default_url(ctx)
+    if target is not None and not faults:
+        raise NumerflowError(
+            f"name the faults to queue for {target}, e.g. 'numerflow sim script {target} 503'"
+        )
+    payload: dict[str, Any] = {"clear": True} if clear else {}
+    if target is not None:
+        FaultScript().push(target, list(faults))  # refuse bad ones before sending
+        payload.update(target=target, faults=list(faults))
+    result = _admin(endpoint, "script", payload) if payload else _admin(endpoint, "script")
+    pending = result.get("pending") or {}
+    for name, queued in sorted(pending.items()):
+        console.print(f"{name:24} {' '.join(queued)}", highlight=False)
+    if not pending:
+        console.print("no scripted faults queued")
