@@ -168,13 +168,13 @@ def create_app(engine: TournamentEngine) -> Starlette:
             return JSONResponse(
                 {"errors": [{"message": "Body must be JSON with a 'query' string"}], "data": None}
             )
-        failed = await faults_before("graphql")
-        if failed is not None:
-            return failed
         roots = _root_fields(body["query"])
         engine.requests.append(
             {"method": "POST", "fields": roots, "authorization": "authorization" in request.headers}
         )
+        failed = await faults_before("graphql")
+        if failed is not None:
+            return failed
         scripted = engine.fault_script.pop(*roots, "graphql")
         early = await scripted_before(scripted, "graphql")
         if early is not None:
