@@ -1,10 +1,18 @@
 """Shared fixtures: throwaway databases (SQLite and a real PostgreSQL), Chromium, the CLI runner.
 
 Under CI=true, tests that need PostgreSQL or Chromium fail instead of skipping when either is missing.
+
+The ``postgres`` and ``browser`` markers follow from the fixtures a test uses, never from hand-written
+marks: a test that reaches PostgreSQL (``pg_url``, ``pg_admin_dsn``, or the ``postgres`` case of
+``db_url``) is marked ``postgres``; one that uses ``chromium_path`` (directly or through ``page`` and
+``browser``) is marked ``browser``. A hand-written mark that the fixtures do not back is reported by
+tests/unit/test_markers.py, so ``-m "not browser"`` never hides an httpx test and ``-m postgres`` never
+misses one.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import uuid
@@ -16,6 +24,37 @@ import pytest
 IN_CI = os.environ.get("CI", "").lower() == "true"
 PG_ADMIN_DSN = os.environ.get("NUMERFLOW_TEST_PG", "host=127.0.0.1 port=5432 user=postgres dbname=postgres")
 CHROMIUM = os.environ.get("NUMERFLOW_TEST_CHROMIUM", "/usr/bin/chromium")
+
+
+def needed_markers(item: pytest.Item) -> set[str]:
+    """The resource markers ``item`` needs, from the fixtures it uses (and db_url's parameter)."""
+    names = set(getattr(item, "fixturenames", ()))
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    needs = set()
+    if names & {"pg_url", "pg_admin_dsn"} or params.get("db_url") == "postgres":
+        needs.add("postgres")
+    if "chromium_path" in names:
+        needs.add("browser")
+    return needs
+
+
+RESOURCE_MARKERS = ("postgres", "browser")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    wrong = []
+    report = {}
+    for item in items:
+        needs = needed_markers(item)
+        for name in RESOURCE_MARKERS:
+            marked = item.get_closest_marker(name) is not None
+            if name in needs and not marked:
+                item.add_marker(name)
+            elif marked and name not in needs:
+                wrong.append(f"{item.nodeid} is marked {name} but uses no {name} fixture")
+        report[item.nodeid] = sorted(m for m in RESOURCE_MARKERS if item.get_closest_marker(m))
+    if os.environ.get("NUMERFLOW_MARKER_REPORT"):  # read by tests/unit/test_markers.py
+        Path(os.environ["NUMERFLOW_MARKER_REPORT"]).write_text(json.dumps({"items": report, "wrong": wrong}))
 
 
 def _unavailable(what: str) -> None:

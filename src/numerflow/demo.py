@@ -136,10 +136,11 @@ def run_demo(options: DemoOptions) -> Iterator[tuple[str, dict[str, Any]]]:
 def _data_steps(settings, engine) -> Iterator[tuple[str, dict[str, Any]]]:
     from numerflow.data.checks import check_dataset
     from numerflow.data.download import download_for_project
+    from numerflow.store.queries.downloads import DatasetManifest
     from numerflow.tournament.client import NumeraiClient
 
     client = NumeraiClient.from_settings(settings)
-    paths = download_for_project(settings, client, DOWNLOAD_FILES, engine=engine)
+    paths = download_for_project(settings, client, DOWNLOAD_FILES, manifest=DatasetManifest(engine))
     yield "download", {"files": [(p.name, p.stat().st_size) for p in paths]}
     train = settings.data_dir / settings.numerai.data_version / "train.parquet"
     report = check_dataset(train)

@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 
 PASSWORD = "correct horse battery"
 SIM_SIZE = {"rows_per_era": 120, "n_features": 16, "n_eras": 30, "seed": 11}
+CALENDAR_START = "2026-11-30T08:00:00Z"  # a Monday morning whatever the day the suite runs
 MODELS = {
     "ridge_a": (
         'algorithm = "ridge"\nparams = { alpha = 1.0 }\nfeatures = "all"\n'
@@ -69,6 +70,7 @@ def seed_project(root: Path, db_url: str | None = None, *, rounds: int = 4) -> S
     from numerflow.service import accounts
     from numerflow.simulator import DEFAULT_PUBLIC_ID, DEFAULT_SECRET_KEY, start_simulator
     from numerflow.store import open_database
+    from numerflow.store.queries.downloads import DatasetManifest
     from numerflow.tournament.client import NumeraiClient
     from numerflow.tournament.performance import sync_performance
     from numerflow.tournament.round import run_round
@@ -76,13 +78,13 @@ def seed_project(root: Path, db_url: str | None = None, *, rounds: int = 4) -> S
     t0 = time.perf_counter()
     root.mkdir(parents=True, exist_ok=True)
     db_url = db_url or f"sqlite:///{root / 'numerflow.db'}"
-    sim = start_simulator(root / "sim", **SIM_SIZE)
+    sim = start_simulator(root / "sim", start=CALENDAR_START, **SIM_SIZE)
     env = {"NUMERAI_PUBLIC_ID": DEFAULT_PUBLIC_ID, "NUMERAI_SECRET_KEY": DEFAULT_SECRET_KEY}
     seeded = Seeded(root, write_config(root, sim.url, db_url), env, sim)
     settings = seeded.settings()
     engine = open_database(settings.database_url)
     client = NumeraiClient.from_settings(settings)
-    download_files(client, settings.data_dir, settings.numerai.data_version, engine=engine)
+    download_files(client, settings.data_dir, settings.numerai.data_version, manifest=DatasetManifest(engine))
     t_data = time.perf_counter()
     for name in MODELS:
         train_model(settings, name, engine=engine)

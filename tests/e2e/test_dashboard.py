@@ -14,7 +14,7 @@ from numerflow.modeling import registry
 from numerflow.store import open_database
 from numerflow.tournament.performance import performance_table
 
-pytestmark = [pytest.mark.xdist_group("dashboard"), pytest.mark.browser]
+pytestmark = [pytest.mark.xdist_group("dashboard")]  # browser/postgres follow from fixtures (conftest)
 
 
 def _engine(seeded: Seeded) -> Any:

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from dashboard_seed import PASSWORD
 
-pytestmark = [pytest.mark.xdist_group("dashboard"), pytest.mark.browser]
+pytestmark = [pytest.mark.xdist_group("dashboard")]  # browser/postgres follow from fixtures (conftest)
 
 PAGES = ["/", "/models/ridge_a", "/rounds", "/jobs", "/data", "/alerts", "/settings"]
 

@@ -17,10 +17,9 @@ from numerflow.service import accounts
 from numerflow.store import open_database
 from numerflow.tournament.performance import performance_table, sync_performance
 
-pytestmark = [pytest.mark.xdist_group("dashboard"), pytest.mark.browser]
+pytestmark = [pytest.mark.xdist_group("dashboard")]  # browser/postgres follow from fixtures (conftest)
 
 
-@pytest.mark.postgres
 def test_dashboard_on_postgresql(page: Any, seeded: Seeded, pg_url: str, tmp_path: Path) -> None:
     settings = seeded.settings()
     settings.database.url = pg_url

@@ -18,7 +18,16 @@ import pytest
 
 from numerflow.simulator import DEFAULT_PUBLIC_ID, DEFAULT_SECRET_KEY, RunningSimulator, start_simulator
 
-SMALL: dict[str, Any] = {"rows_per_era": 100, "n_features": 12, "n_eras": 16, "seed": 3}
+# Every simulator in the tests starts at this calendar time, whatever the day the suite runs: a Monday
+# morning, when the round opened at start is the only one until Tuesday 13:00 (it closes at 09:00).
+CALENDAR_START = "2026-11-30T08:00:00Z"
+SMALL: dict[str, Any] = {
+    "rows_per_era": 100,
+    "n_features": 12,
+    "n_eras": 16,
+    "seed": 3,
+    "start": CALENDAR_START,
+}
 
 
 def make_world(base: Path) -> Path:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sim_support import CALENDAR_START
 
 
 def _one_clear_line(code: int, err: str, *needles: str) -> None:
@@ -149,7 +150,9 @@ def test_simulator_api_refuses_to_advance_by_a_billion_days(tmp_path: Path, synt
     from numerflow.errors import ConfigError
     from numerflow.simulator.engine import TournamentEngine
 
-    engine = TournamentEngine(tmp_path / "state", data_dir=synthetic_dir, auto_rounds=False)
+    engine = TournamentEngine(
+        tmp_path / "state", data_dir=synthetic_dir, auto_rounds=False, start=CALENDAR_START
+    )
     try:
         before = engine.status()
         with pytest.raises(ConfigError, match="only moves forward, 0 to 3650 days"):
@@ -249,7 +252,12 @@ def test_data_list_remote_of_a_version_the_server_lacks(
     from numerflow.simulator.server import start_simulator
 
     with start_simulator(
-        project_dir / "sim", data_dir=synthetic_dir, rows_per_era=200, n_features=40, n_eras=60
+        project_dir / "sim",
+        data_dir=synthetic_dir,
+        rows_per_era=200,
+        n_features=40,
+        n_eras=60,
+        start=CALENDAR_START,
     ) as sim:
         (project_dir / "numerflow.toml").write_text(
             f'[numerai]\napi_url = "{sim.url}"\nretries = 1\nbackoff_s = 0.0\n'
@@ -363,7 +371,12 @@ def test_stake_amounts_print_as_plain_decimals(
     monkeypatch.setenv("NUMERAI_PUBLIC_ID", "SIMPUBLICID")
     monkeypatch.setenv("NUMERAI_SECRET_KEY", "SIMSECRETKEY")
     with start_simulator(
-        project_dir / "sim", data_dir=synthetic_dir, rows_per_era=200, n_features=40, n_eras=60
+        project_dir / "sim",
+        data_dir=synthetic_dir,
+        rows_per_era=200,
+        n_features=40,
+        n_eras=60,
+        start=CALENDAR_START,
     ) as sim:
         (project_dir / "numerflow.toml").write_text(
             f'[numerai]\napi_url = "{sim.url}"\nretries = 1\nbackoff_s = 0.0\n'

@@ -126,7 +126,6 @@ def test_cli_report_prints_the_table_and_writes_an_offline_html(
         assert chart in page
 
 
-@pytest.mark.browser
 def test_html_report_renders_its_charts_with_the_network_blocked(
     synthetic_dir: Path, two_models: Path, tmp_path: Path, chromium_path: str
 ):

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 from pydantic import SecretStr
 from service_support import Service, make_settings, start_service, stop_service
+from sim_support import CALENDAR_START
 
 from numerflow.config import ModelSpec, ScheduleSpec, Settings
 from numerflow.errors import ConfigError
@@ -75,7 +76,12 @@ def _events_until(ws: Any, done: Any, limit: int = 500) -> list[dict[str, Any]]:
 def sim_settings(tmp_path: Path, db_url: str) -> Iterator[tuple[Settings, RunningSimulator]]:
     settings = make_settings(tmp_path, db_url, webhook_secret=SecretStr(HOOK_SECRET))
     with start_simulator(
-        tmp_path / "sim", rows_per_era=100, n_features=20, n_eras=40, data_dir=tmp_path / "sim-data" / "v5.3"
+        tmp_path / "sim",
+        rows_per_era=100,
+        n_features=20,
+        n_eras=40,
+        data_dir=tmp_path / "sim-data" / "v5.3",
+        start=CALENDAR_START,
     ) as sim:
         settings.numerai.api_url = sim.url
         settings.numerai.public_id = SecretStr(DEFAULT_PUBLIC_ID)

@@ -123,8 +123,13 @@ def test_current_round_between_rounds_and_next_round(sim: RunningSimulator) -> N
     }
     assert api.list_rounds(status="open") == []
 
-    sim.engine.advance(3)  # at least one Tue–Sat 13:00 falls in any 3 days
-    assert api.get_current_round() > 1000
+    # the clock starts Monday 08:00 (CALENDAR_START): three days on it is Thursday 08:00; the Tuesday
+    # and Wednesday rounds opened at 13:00 and closed an hour later, so none is open now
+    sim.engine.advance(3)
+    assert api.check_round_open() is False
+    assert [r["number"] for r in api.list_rounds()][:3] == [1002, 1001, 1000]
+    sim.engine.advance(5.5 / 24)  # Thursday 13:30: the Thursday round is open
+    assert api.get_current_round() == 1003
     assert api.check_round_open() is True
 
 

@@ -18,7 +18,7 @@ from sim_support import SMALL, make_world, napi
 
 def _serve(state: Path, world: Path, *extra: str) -> tuple[subprocess.Popen[str], str]:
     cmd = [sys.executable, "-m", "numerflow.cli.main", "sim", "serve", "--port", "0", "--state", str(state)]
-    cmd += ["--data", str(world), "--seed", str(SMALL["seed"]), *extra]
+    cmd += ["--data", str(world), "--seed", str(SMALL["seed"]), "--start", SMALL["start"], *extra]
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     assert proc.stdout is not None
@@ -62,10 +62,15 @@ def test_serve_advance_status_and_restart(tmp_path: Path, monkeypatch: pytest.Mo
         assert code == 0
         with pytest.raises(ValueError, match="Current round not open"):
             api.get_current_round()
+        # --start is Monday 08:00: Thursday 08:00 is between rounds (Tue and Wed closed at 14:00)
         code, out, _ = cli("sim", "advance", "3", "--url", url)
+        assert code == 0 and api.check_round_open() is False
+        code, out, _ = cli("sim", "status", "--url", url)
+        assert code == 0 and "2026-12-03T08:" in out  # the calendar time, pinned by --start
+        code, out, _ = cli("sim", "advance", str(5.5 / 24), "--url", url)  # Thursday 13:30
         assert code == 0
         opened = api.get_current_round()
-        assert opened > 1000
+        assert opened == 1003
         code, out, _ = cli("sim", "advance", "--open-round", "--url", url)
         assert code == 0
         after = api.get_current_round()
@@ -95,6 +100,9 @@ def test_cli_refuses_bad_input(tmp_path: Path, cli) -> None:
     assert code == 1 and "NAME=VALUE" in err
     code, _, err = cli("sim", "serve", "--state", str(tmp_path / "s"), "--clock-speed", "0")
     assert code == 2 and "clock speed must be > 0" in err
+    code, _, err = cli("sim", "serve", "--state", str(tmp_path / "s2"), "--start", "next tuesday")
+    assert code == 2 and "clock start 'next tuesday': not an ISO-8601 time" in err
+    assert not (tmp_path / "s2").exists()
 
 
 def test_serve_refuses_an_unknown_payout_rule_in_one_line(tmp_path: Path, cli) -> None:

@@ -163,3 +163,58 @@ def test_faults_from_the_cli_and_bad_switches(sim: RunningSimulator, cli) -> Non
     code, _, _ = cli("sim", "faults", "--reset", "--url", sim.url)
     assert code == 0 and not sim.engine.faults.any
     assert numerapi.NumerAPI(show_progress_bars=False).get_current_round() == 1000
+
+    code, out, _ = cli("sim", "script", "rounds", "503", "html", "--url", sim.url)
+    assert code == 0 and "rounds" in out and "503 html" in out
+    body = {"query": ROUND_QUERY, "variables": {"tournament": 8}}
+    assert requests.post(sim.url, json=body, timeout=30).status_code == 503
+    code, out, _ = cli("sim", "script", "--url", sim.url)
+    assert code == 0 and "rounds" in out and "html" in out and "503" not in out
+    code, out, _ = cli("sim", "script", "--clear", "--url", sim.url)
+    assert code == 0 and "no scripted faults queued" in out
+    code, _, err = cli("sim", "script", "upload", "swap", "--url", sim.url)
+    assert code == 2 and "only applies to a dataset file" in err
+    code, _, err = cli("sim", "script", "upload", "--url", sim.url)
+    assert code == 1 and "name the faults to queue for upload" in err
+
+
+def test_scripted_faults_are_used_in_order_and_bad_ones_refused(
+    sim: RunningSimulator, tmp_path: Path
+) -> None:
+    """numerapi itself against scripted faults: each queued fault is used by one request, in order."""
+    url = sim.url + "_sim/script"
+    for bad, said in (
+        ({"target": "train.parquet", "faults": ["teapot"]}, "use a status code (503), hang"),
+        ({"target": "upload", "faults": ["swap"]}, "only applies to a dataset file"),
+        ({"target": "graphql", "faults": "503"}, "'faults' must be a list"),
+    ):
+        resp = requests.post(url, json=bad, timeout=30)
+        assert resp.status_code >= 400 and said in resp.json()["error"], resp.text
+    resp = requests.post(url, json={"target": "rounds", "faults": ["503", "html"]}, timeout=30)
+    assert resp.json() == {"pending": {"rounds": ["503", "html"]}}
+    body = {"query": ROUND_QUERY, "variables": {"tournament": 8}}
+    first = requests.post(sim.url, json=body, timeout=30)
+    second = requests.post(sim.url, json=body, timeout=30)
+    third = requests.post(sim.url, json=body, timeout=30)
+    assert (first.status_code, second.headers["content-type"].split(";")[0]) == (503, "text/html")
+    assert third.json() == {"data": {"rounds": [{"number": 1000}]}}
+    assert requests.get(url, timeout=30).json() == {"pending": {}}
+    asked = [r for r in requests.get(sim.url + "_sim/requests", timeout=30).json() if r["method"] == "POST"]
+    assert [r["fields"] for r in asked] == [["rounds"]] * 3
+
+    # a file server answering like S3: HEAD refused, a ranged GET still works; ETag/If-Range honoured
+    api = napi()
+    path = api.download_dataset("v5.3/features.json", str(tmp_path / "features.json"))
+    _set_faults(sim, refuse_head_rate=1.0)
+    file_url = requests.post(
+        sim.url, json={"query": 'query { dataset(filename: "v5.3/features.json") }'}, timeout=30
+    ).json()["data"]["dataset"]
+    assert requests.head(file_url, timeout=30).status_code == 403
+    one = requests.get(file_url, headers={"Range": "bytes=0-0"}, timeout=30)
+    size = Path(path).stat().st_size
+    assert one.status_code == 206 and one.headers["content-range"] == f"bytes 0-0/{size}"
+    tag = one.headers["etag"]
+    same = requests.get(file_url, headers={"Range": "bytes=1-", "If-Range": tag}, timeout=30)
+    other = requests.get(file_url, headers={"Range": "bytes=1-", "If-Range": '"another"'}, timeout=30)
+    assert (same.status_code, len(same.content)) == (206, size - 1)
+    assert (other.status_code, len(other.content)) == (200, size)  # another version: the whole file

@@ -26,6 +26,7 @@ from numerflow.simulator import (
 )
 
 SIM_SIZE = {"rows_per_era": 150, "n_features": 30, "n_eras": 40, "seed": 7}
+CALENDAR_START = "2026-11-30T08:00:00Z"  # a Monday morning whatever the day (see sim_support.py)
 MODELS = {
     "ridge_a": ('algorithm = "ridge"\nparams = { alpha = 1.0 }\nfeatures = "all"\n', "sim_model_1"),
     "lgbm_b": (
@@ -111,7 +112,12 @@ class Project:
 
     def start_sim(self, faults: FaultConfig | None = None, port: int = 0) -> RunningSimulator:
         self.sim = start_simulator(
-            self.root / "sim", faults=faults, port=port, data_dir=self.trained.data_dir / "v5.3", **SIM_SIZE
+            self.root / "sim",
+            faults=faults,
+            port=port,
+            data_dir=self.trained.data_dir / "v5.3",
+            start=CALENDAR_START,
+            **SIM_SIZE,
         )
         write_config(
             self.config,

@@ -25,8 +25,6 @@ SHARED = frozenset({"__init__", "config", "errors", "fileio", "retry"})
 # (module path under src/numerflow, room it imports) -> why it is allowed for now. Each entry is a debt
 # with a plan; the test fails when an entry is no longer needed, so it is removed when the debt is paid.
 ALLOWED_EXCEPTIONS: dict[tuple[str, str], str] = {
-    # moved on branch trust-ci: download's SQL goes to store/queries; remove this entry at merge
-    ("data/download.py", "store"): "records downloaded files in the dataset_files table",
     # the SQL is in store/queries/{registry,tuning}.py; left: train/predict/tune to receive the registry
     # from their callers (cli, service, tournament) instead of importing it
     ("modeling/registry.py", "store"): "re-exports store/queries/registry.py under its old import path",

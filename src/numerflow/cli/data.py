@@ -96,6 +96,7 @@ def register(app: typer.Typer) -> None:
         from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
         from numerflow.data.download import download_for_project
+        from numerflow.store.queries.downloads import DatasetManifest
 
         try:
             from numerflow.tournament.client import NumeraiClient
@@ -123,7 +124,7 @@ def register(app: typer.Typer) -> None:
                 source,
                 files or None,
                 version=version,
-                engine=st.engine,
+                manifest=DatasetManifest(st.engine),
                 round_num=round_num,
                 progress=progress,
                 force=force,
@@ -207,8 +208,9 @@ def register(app: typer.Typer) -> None:
                     console.print(f"[bold]{v}[/]: {', '.join(names)}")
             return
         from numerflow.data.download import list_local
+        from numerflow.store.queries.downloads import DatasetManifest
 
-        rows = list_local(st.engine, version)
+        rows = list_local(DatasetManifest(st.engine), version)
         if not rows:
             which = f" of version {version}" if version else ""
             console.print(

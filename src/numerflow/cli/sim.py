@@ -1,4 +1,4 @@
-"""``numerflow sim serve|advance|faults|status``: the local Numerai-compatible simulator."""
+"""``numerflow sim serve|advance|faults|script|status``: the local Numerai-compatible simulator."""
 
 from __future__ import annotations
 
@@ -50,11 +50,13 @@ def _print_status(status: dict[str, Any]) -> None:
     table = Table(show_header=False, box=None)
     for key in (
         "sim_time",
+        "sim_calendar_time",
         "clock_speed",
         "current_round",
         "latest_round",
         "latest_round_status",
         "latest_round_closes",
+        "next_round_opens",
         "rounds",
         "rounds_resolved",
         "submissions",
@@ -88,6 +90,12 @@ def serve(
         help="Serve this synthetic dataset (made by 'numerflow data synth') instead of generating one.",
     ),
     clock_speed: float | None = typer.Option(None, "--clock-speed", help="Sim seconds per real second."),
+    start: str | None = typer.Option(
+        None,
+        "--start",
+        help="Calendar time a new state starts at, ISO-8601 UTC (e.g. 2026-11-24T12:00:00Z; default now). "
+        "A state folder that already has a clock keeps it.",
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed of the synthetic world and the fault dice."),
     rows_per_era: int = typer.Option(
         5000, "--rows-per-era", help="Rows per generated era and per live era (Numerai's live: ~6,700)."
@@ -153,6 +161,9 @@ def serve(
         "--crowd",
         help="Simulated participants submitting every round (their mean is the meta model; kept; default 0).",
     ),
+    fault_head: float = typer.Option(
+        0.0, "--fault-refuse-head", help="Share of file HEADs refused with 403 (as presigned S3 URLs do)."
+    ),
 ) -> None:
     """Serve the simulator in the foreground until Ctrl-C (state is kept in the state folder)."""
     import uvicorn
@@ -174,6 +185,7 @@ def serve(
         drop_download_rate=fault_drop,
         upload_fail_rate=fault_put,
         create_error_rate=fault_create,
+        refuse_head_rate=fault_head,
     )
     console.print(
         f"preparing the simulator in [bold]{folder}[/] (synthetic data is generated on first start)"
@@ -193,6 +205,7 @@ def serve(
         round_window_hours=window_hours,
         payout=rule,
         rest_at_risk=rest_at_risk,
+        start=start,
         default_account={
             "username": username,
             "public_id": public_id,
@@ -298,3 +311,40 @@ def faults(
         console.print(f"{key:20} {value:g}")
     if result.get("fault_counts"):
         console.print("injected: " + ", ".join(f"{k}={v}" for k, v in sorted(result["fault_counts"].items())))
+
+
+@sim_app.command("script")
+def script(
+    ctx: typer.Context,
+    target: str | None = typer.Argument(
+        None,
+        help="What fails: a dataset file (train.parquet), upload, graphql, or a GraphQL field "
+        "(create_submission).",
+    ),
+    faults: list[str] = typer.Argument(
+        None,
+        metavar="[FAULT]...",
+        help="In order, one per request: 503 (any code), hang, hang+500, after+504, drop, html, "
+        "ignore_range, swap.",
+    ),
+    clear: bool = typer.Option(False, "--clear", help="Drop every queued fault first."),
+    url: str | None = typer.Option(None, "--url", help="Simulator URL (default from [sim] host/port)."),
+) -> None:
+    """Queue exact faults for the next requests to one target of a running simulator (none: show them)."""
+    from numerflow.simulator.faults import FaultScript
+
+    endpoint = url or _default_url(ctx)
+    if target is not None and not faults:
+        raise NumerflowError(
+            f"name the faults to queue for {target}, e.g. 'numerflow sim script {target} 503'"
+        )
+    payload: dict[str, Any] = {"clear": True} if clear else {}
+    if target is not None:
+        FaultScript().push(target, list(faults))  # refuse bad ones before sending
+        payload.update(target=target, faults=list(faults))
+    result = _admin(endpoint, "script", payload) if payload else _admin(endpoint, "script")
+    pending = result.get("pending") or {}
+    for name, queued in sorted(pending.items()):
+        console.print(f"{name:24} {' '.join(queued)}", highlight=False)
+    if not pending:
+        console.print("no scripted faults queued")

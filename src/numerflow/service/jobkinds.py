@@ -143,6 +143,7 @@ def _tune(ctx: JobContext) -> dict[str, Any]:
 @job_kind("download")
 def _download(ctx: JobContext) -> dict[str, Any]:
     from numerflow.data.download import download_for_project
+    from numerflow.store.queries.downloads import DatasetManifest
     from numerflow.tournament.client import NumeraiClient
 
     version = ctx.args.get("version") or ctx.settings.numerai.data_version
@@ -152,7 +153,7 @@ def _download(ctx: JobContext) -> dict[str, Any]:
         NumeraiClient.from_settings(ctx.settings),
         ctx.args.get("files"),
         version=version,
-        engine=ctx.engine,
+        manifest=DatasetManifest(ctx.engine),
         progress=ctx.callback,
     )
     return {"version": version, "files": [str(p) for p in paths]}

@@ -2,11 +2,18 @@
 
 Routes:
 - ``POST /``: GraphQL (see graphql_api.py); always HTTP 200 unless a fault says otherwise.
-- ``GET|HEAD /files/...``: dataset files with Content-Length, ``Accept-Ranges`` and ``Range`` -> 206.
+- ``GET|HEAD /files/...``: dataset files with Content-Length, ``Accept-Ranges``, ``ETag`` and
+  ``Last-Modified``; ``Range`` -> 206, unless an ``If-Range`` names another version of the file (-> 200,
+  the whole current file, as S3 does).
 - ``PUT /uploads/<key>``: stores an upload for a key handed out by an ``*UploadAuth`` call.
 - ``/_sim/status`` (GET), ``/_sim/advance`` (POST ``{"days": N}``), ``/_sim/open_round``,
   ``/_sim/close_round``, ``/_sim/resolve_all`` (POST), ``/_sim/faults`` (GET, POST a partial
-  FaultConfig), ``/_sim/submissions`` (GET, ``?round=N``): control; never subject to faults.
+  FaultConfig), ``/_sim/script`` (GET the pending scripted faults, POST ``{"target": "train.parquet",
+  "faults": ["503", "drop"]}`` or ``{"clear": true}``), ``/_sim/listing`` (POST ``{"extra": {"v5.3/../x.json":
+  "v5.3/features.json"}}``: hostile names in listDatasets), ``/_sim/republish`` (POST ``{"path":
+  "v5.3/train.parquet"}``: a new version of a file), ``/_sim/requests`` (GET the requests seen:
+  GraphQL POSTs with their root fields, file GET/HEADs, upload PUTs), ``/_sim/submissions`` (GET,
+  ``?round=N``): control; never subject to faults.
 """
 
 from __future__ import annotations
@@ -14,6 +21,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Callable
+from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +35,8 @@ from starlette.types import Receive, Scope, Send
 
 from numerflow.errors import NotFoundError, NumerflowError
 from numerflow.simulator.engine import TournamentEngine
-from numerflow.simulator.faults import FaultConfig
-from numerflow.simulator.graphql_api import run_query
+from numerflow.simulator.faults import FaultConfig, ScriptedFault
+from numerflow.simulator.graphql_api import run_query, top_level_fields
 
 log = logging.getLogger(__name__)
 _CHUNK = 256 * 1024
@@ -38,17 +47,60 @@ class DroppedConnection(Exception):
     """Raised mid-body on purpose: the server drops the connection (fault ``drop_download_rate``)."""
 
 
+_PROXY_PAGE = b"<html><body><h1>502 Bad Gateway</h1>a proxy's error page (simulated fault)</body></html>"
+
+
+def _html_page() -> Response:
+    return Response(_PROXY_PAGE, status_code=200, media_type="text/html")
+
+
+def _status_page(status: int) -> Response:
+    return PlainTextResponse(f"{status} (simulated fault)", status_code=status)
+
+
+class TruncatedResponse(Response):
+    """Sends the headers of ``body`` and its first half, then drops the connection."""
+
+    def __init__(self, body: bytes, status_code: int = 200, media_type: str = "application/json") -> None:
+        super().__init__(status_code=status_code, media_type=media_type)
+        self.full = body
+        self.headers["content-length"] = str(len(body))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        half = self.full[: len(self.full) // 2]
+        await send({"type": "http.response.body", "body": half, "more_body": True})
+        raise DroppedConnection("dropped an answer halfway on purpose")
+
+
+def file_validators(path: Path) -> tuple[str, str]:
+    """(ETag, Last-Modified) of a served file: a new version of the file has new ones."""
+    st = path.stat()
+    return f'"{st.st_size:x}-{st.st_mtime_ns:x}"', formatdate(st.st_mtime, usegmt=True)
+
+
 class FileResponse(Response):
-    """A file or a byte range of it, streamed; optionally cut off halfway."""
+    """A file or a byte range of it, streamed; optionally cut off halfway (then ``on_drop`` runs)."""
 
     def __init__(
-        self, path: Path, start: int, end: int, size: int, *, partial: bool, head: bool, drop: bool
+        self,
+        path: Path,
+        start: int,
+        end: int,
+        size: int,
+        *,
+        partial: bool,
+        head: bool,
+        drop: bool,
+        on_drop: Callable[[], Any] | None = None,
     ) -> None:
         super().__init__(status_code=206 if partial else 200)
         self.path, self.start, self.end, self.drop, self.head = path, start, end, drop, head
+        self.on_drop = on_drop
         self.headers["content-length"] = str(end - start)
         self.headers["accept-ranges"] = "bytes"
         self.headers["content-type"] = "application/octet-stream"
+        self.headers["etag"], self.headers["last-modified"] = file_validators(path)
         if partial:
             self.headers["content-range"] = f"bytes {start}-{end - 1}/{size}"
 
@@ -68,12 +120,28 @@ class FileResponse(Response):
                 pos += len(chunk)
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
         if self.drop:
+            if self.on_drop is not None:  # before the client can see the cut and try again
+                await anyio.to_thread.run_sync(self.on_drop)
             raise DroppedConnection(f"dropped the download of {self.path.name} at byte {stop} on purpose")
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 def create_app(engine: TournamentEngine) -> Starlette:
     """The ASGI app serving ``engine``."""
+
+    async def scripted_before(fault: ScriptedFault | None, where: str) -> Response | None:
+        """The part of a scripted fault that comes before the request is done (or instead of it)."""
+        if fault is None:
+            return None
+        engine.count_fault(f"scripted_{fault.kind}")
+        log.info("scripted fault %s for a %s request", fault.kind, where)
+        if fault.hang:
+            await asyncio.sleep(engine.faults.hang_s)
+        if fault.kind == "html":
+            return _html_page()
+        if fault.status is not None and not fault.run:
+            return _status_page(fault.status)
+        return None
 
     async def faults_before(kind: str) -> Response | None:
         f = engine.faults
@@ -100,9 +168,17 @@ def create_app(engine: TournamentEngine) -> Starlette:
             return JSONResponse(
                 {"errors": [{"message": "Body must be JSON with a 'query' string"}], "data": None}
             )
+        roots = _root_fields(body["query"])
+        engine.requests.append(
+            {"method": "POST", "fields": roots, "authorization": "authorization" in request.headers}
+        )
         failed = await faults_before("graphql")
         if failed is not None:
             return failed
+        scripted = engine.fault_script.pop(*roots, "graphql")
+        early = await scripted_before(scripted, "graphql")
+        if early is not None:
+            return early
         variables = body.get("variables") if isinstance(body.get("variables"), dict) else None
         result, fields = await anyio.to_thread.run_sync(
             lambda: run_query(
@@ -121,6 +197,10 @@ def create_app(engine: TournamentEngine) -> Starlette:
             engine.count_fault("create_error")
             log.info("fault: create_submission recorded, answering 504")
             return PlainTextResponse("504 Gateway Time-out (simulated fault)", status_code=504)
+        if scripted is not None and scripted.kind == "drop":
+            return TruncatedResponse(JSONResponse(result).body)
+        if scripted is not None and scripted.status is not None:  # after+NNN: done, then the error
+            return _status_page(scripted.status)
         return JSONResponse(result)
 
     async def index(request: Request) -> Response:
@@ -128,21 +208,49 @@ def create_app(engine: TournamentEngine) -> Starlette:
 
     async def files(request: Request) -> Response:
         head = request.method == "HEAD"
+        parts = request.path_params["path"].split("/")
+        entry: dict[str, Any] = {
+            "method": request.method,
+            "file": parts[-1],
+            "path": "/".join(parts),
+            "range": request.headers.get("range"),
+            "if_range": request.headers.get("if-range"),
+            "status": None,  # filled in when answered (a hanging answer is seen at once, unanswered)
+            "fault": None,
+        }
+        engine.requests.append(entry)
+
+        def done(response: Response, fault: str | None = None) -> Response:
+            entry.update(status=response.status_code, fault=fault)
+            return response
+
         failed = await faults_before("file")
         if failed is not None:
-            return failed
+            return done(failed, "rate")
+        if head and engine.dice.hit(engine.faults.refuse_head_rate):
+            engine.count_fault("refuse_head")  # a presigned S3 GET URL: HEAD is another signature
+            return done(Response(status_code=403), "refuse_head")
+        scripted = None if head else engine.fault_script.pop(parts[-1])
+        early = await scripted_before(scripted, "file")
+        if early is not None:
+            return done(early, scripted.kind if scripted else None)
         try:
-            path = engine.file_for_url(request.path_params["path"].split("/"))
+            path = engine.file_for_url(parts)
         except NotFoundError:
-            return PlainTextResponse("404 Not Found", status_code=404)
+            return done(PlainTextResponse("404 Not Found", status_code=404))
         size = path.stat().st_size
         start, end, partial = 0, size, False
         header = request.headers.get("range")
+        if_range = request.headers.get("if-range")
+        if header and if_range is not None and if_range.strip() not in file_validators(path):
+            header = None  # the client's part is of another version: the whole current file (200)
+        if scripted is not None and scripted.kind == "ignore_range":
+            header = None
         if header:
             m = _RANGE.match(header.strip())
             if m is None or (not m.group(1) and not m.group(2)):
-                return PlainTextResponse(
-                    "416 Range Not Satisfiable", 416, {"content-range": f"bytes */{size}"}
+                return done(
+                    PlainTextResponse("416 Range Not Satisfiable", 416, {"content-range": f"bytes */{size}"})
                 )
             if m.group(1):
                 start = int(m.group(1))
@@ -150,20 +258,36 @@ def create_app(engine: TournamentEngine) -> Starlette:
             else:
                 start = max(0, size - int(m.group(2)))
             if start >= size or start >= end:
-                return PlainTextResponse(
-                    "416 Range Not Satisfiable", 416, {"content-range": f"bytes */{size}"}
+                return done(
+                    PlainTextResponse("416 Range Not Satisfiable", 416, {"content-range": f"bytes */{size}"})
                 )
             partial = True
         drop = not head and engine.dice.hit(engine.faults.drop_download_rate)
         if drop:
             engine.count_fault("drop_download")
-        return FileResponse(path, start, end, size, partial=partial, head=head, drop=drop)
+        on_drop = None
+        if scripted is not None and scripted.kind in ("drop", "swap"):
+            drop = True
+            if scripted.kind == "swap":
+                on_drop = lambda: engine.republish(parts)  # noqa: E731
+        response = FileResponse(
+            path, start, end, size, partial=partial, head=head, drop=drop, on_drop=on_drop
+        )
+        return done(response, scripted.kind if scripted else ("drop" if drop else None))
 
     async def upload(request: Request) -> Response:
+        entry: dict[str, Any] = {"method": "PUT", "path": request.url.path, "status": None, "fault": None}
+        engine.requests.append(entry)
         failed = await faults_before("upload")
         if failed is not None:
+            entry.update(status=failed.status_code, fault="rate")
             return failed
         data = await request.body()
+        scripted = engine.fault_script.pop("upload")
+        early = await scripted_before(scripted, "upload")
+        if early is not None:
+            entry.update(status=early.status_code, fault=scripted.kind if scripted else None)
+            return early
         if engine.dice.hit(engine.faults.upload_fail_rate):
             engine.count_fault("upload_fail")
             log.info("fault: upload PUT refused")
@@ -173,7 +297,16 @@ def create_app(engine: TournamentEngine) -> Starlette:
         try:
             await anyio.to_thread.run_sync(engine.store_upload, request.path_params["key"], data)
         except NotFoundError as exc:
+            entry.update(status=403)
             return PlainTextResponse(f"403 Forbidden: {exc.message}", status_code=403)
+        kind = scripted.kind if scripted else None
+        if scripted is not None and scripted.kind == "drop":
+            entry.update(status=200, fault=kind)
+            return TruncatedResponse(b"OK", media_type="text/plain")
+        if scripted is not None and scripted.status is not None:  # after+NNN: stored, then the error
+            entry.update(status=scripted.status, fault=kind)
+            return _status_page(scripted.status)
+        entry.update(status=200, fault=kind)
         return Response(status_code=200)
 
     # -------------------------------------------------------------- admin
@@ -206,6 +339,16 @@ def create_app(engine: TournamentEngine) -> Starlette:
     return Starlette(routes=routes)
 
 
+def _root_fields(query: str) -> list[str]:
+    """The root fields a GraphQL query calls (to aim scripted faults at one), [] if it does not parse."""
+    from graphql import GraphQLError, parse
+
+    try:
+        return top_level_fields(parse(query))
+    except GraphQLError:
+        return []
+
+
 def _admin(
     engine: TournamentEngine, action: str, method: str, payload: dict[str, Any], request: Request
 ) -> Any:
@@ -217,6 +360,29 @@ def _admin(
                 FaultConfig.from_dict(payload, base=None if payload.pop("reset", False) else engine.faults)
             )
         return {"faults": engine.faults.to_dict(), "fault_counts": dict(engine.fault_counts)}
+    if action == "script":
+        if method == "POST":
+            if payload.get("clear"):
+                engine.fault_script.clear()
+            if "target" in payload:
+                faults = payload.get("faults")
+                if not isinstance(faults, list):
+                    raise NumerflowError('\'faults\' must be a list like ["503", "drop"]')
+                engine.fault_script.push(payload["target"], faults)
+        return {"pending": engine.fault_script.pending()}
+    if action == "requests":
+        return list(engine.requests)
+    if action == "listing" and method == "POST":
+        extra = payload.get("extra", {})
+        if not isinstance(extra, dict):
+            raise NumerflowError("'extra' must map listed names to real files (\"v5.3/features.json\")")
+        engine.list_extra(extra)
+        return {"extra": engine.extra_listing}
+    if action == "republish" and method == "POST":
+        version, _, name = str(payload.get("path", "")).partition("/")
+        _, url = engine.dataset_path(f"{version}/{name}")
+        engine.republish(url.removeprefix("files/").split("/"))
+        return {"republished": f"{version}/{name}"}
     if action == "submissions":
         number = request.query_params.get("round")
         rows = engine.all_submissions(int(number) if number else None)

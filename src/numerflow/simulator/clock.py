@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+
+from numerflow.errors import ConfigError
 
 DAY = 86400.0
 HOUR = 3600.0
@@ -21,15 +24,22 @@ OPEN_HOUR = 13
 
 
 class SimClock:
-    """Sim time = ``base_sim + (monotonic() - base_mono) * speed``; thread-safe."""
+    """Sim time = ``base_sim + (monotonic() - base_mono) * speed``; thread-safe.
 
-    def __init__(self, start: float, speed: float = 1.0) -> None:
+    ``monotonic`` is the source of elapsed real time (``time.monotonic`` by default); a test passes a
+    constant to freeze the clock so that only :meth:`advance` moves it.
+    """
+
+    def __init__(
+        self, start: float, speed: float = 1.0, *, monotonic: Callable[[], float] | None = None
+    ) -> None:
         if speed <= 0:
             raise ValueError("clock speed must be > 0")
         self._lock = threading.Lock()
         self._speed = float(speed)
+        self._monotonic = monotonic or time.monotonic
         self._base_sim = float(start)
-        self._base_mono = time.monotonic()
+        self._base_mono = self._monotonic()
 
     @property
     def speed(self) -> float:
@@ -37,14 +47,14 @@ class SimClock:
 
     def now(self) -> float:
         with self._lock:
-            return self._base_sim + (time.monotonic() - self._base_mono) * self._speed
+            return self._base_sim + (self._monotonic() - self._base_mono) * self._speed
 
     def advance(self, seconds: float) -> float:
         if seconds < 0:
             raise ValueError("the clock only moves forward")
         with self._lock:
             self._base_sim += seconds
-            return self._base_sim + (time.monotonic() - self._base_mono) * self._speed
+            return self._base_sim + (self._monotonic() - self._base_mono) * self._speed
 
     def shown(self, t: float | None) -> str | None:
         """ISO-8601 UTC text of sim time ``t`` as the client should see it (mapped onto the wall clock)."""
@@ -52,6 +62,26 @@ class SimClock:
             return None
         wall = time.time() + (t - self.now())
         return iso(wall)
+
+
+def parse_start(value: float | int | str | datetime) -> float:
+    """A clock start as sim seconds: epoch seconds, an aware datetime, or ISO-8601 text (UTC if no zone)."""
+    if isinstance(value, bool):
+        raise ConfigError(f"clock start {value!r}: expected an ISO-8601 time like 2026-11-24T13:00:00Z")
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise ConfigError(
+                f"clock start '{value}': not an ISO-8601 time; use e.g. 2026-11-24T13:00:00Z"
+            ) from None
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value.timestamp()
+    raise ConfigError(f"clock start {value!r}: expected an ISO-8601 time like 2026-11-24T13:00:00Z")
 
 
 def iso(t: float) -> str:

@@ -83,6 +83,7 @@ class EngineBase:
     _db: Engine
     _lock: threading.RLock
     _world: Any
+    extra_listing: dict[str, str]  # listed name -> the real "<version>/<file>" it serves (fault switch)
 
     def sync(self) -> None:
         raise NotImplementedError

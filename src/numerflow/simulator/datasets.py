@@ -147,7 +147,7 @@ class DatasetsMixin(EngineBase):
             for f in (*STATIC_FILES, *ROUND_FILES)
             if f in ROUND_FILES or (self.data_dir / f).exists()
         ]
-        return sorted(names)
+        return sorted(names) + list(self.extra_listing)
 
     def _projected(self, version: str, name: str, source: Path, folder: Path) -> Path:
         """``source`` (a v5.3 file) as data ``version`` has it, made once in ``folder``."""
@@ -188,6 +188,7 @@ class DatasetsMixin(EngineBase):
     def dataset_path(self, filename: str, round_num: int | None = None) -> tuple[Path, str]:
         """(local path, URL path) of a dataset file; NotFoundError if there is no such file."""
         self.sync()
+        filename = self.extra_listing.get(filename, filename)
         version, _, name = filename.partition("/")
         if name in PINNED_FILES.get(version, ()):
             path = self.data_dir / name
@@ -210,8 +211,39 @@ class DatasetsMixin(EngineBase):
             raise NotFoundError(f"the requested file does not exist: {filename}")
         return self._projected(version, name, path, self.state_dir / "versions"), f"files/{version}/{name}"
 
+    def _republished(self, parts: list[str]) -> Path:
+        """Where a new version of the file behind a ``/files/...`` URL is kept once published."""
+        if parts[0] == "round":  # one version for every data version of a round's file
+            return self.state_dir / "republished" / "round" / parts[1] / parts[3]
+        return self.state_dir / "republished" / parts[1]
+
+    def republish(self, parts: list[str]) -> Path:
+        """Publish a new version of a served file (the ``swap`` fault): same name and data, new bytes.
+
+        A parquet file gets its rows in reverse order, a JSON file another layout, any other file a
+        trailing newline. Only the file server sees it: scoring keeps reading the original."""
+        import json
+
+        import pyarrow.parquet as pq
+
+        current = self.file_for_url(parts)
+        new = self._republished(parts)
+        if current.suffix == ".parquet":
+            table = pq.read_table(current)
+            with atomic_path(new) as tmp:
+                pq.write_table(table.take(list(range(table.num_rows - 1, -1, -1))), tmp)
+        elif current.suffix == ".json":
+            text = current.read_text(encoding="utf-8")
+            indent = None if text.startswith("{\n") else 1
+            atomic_write_bytes(new, json.dumps(json.loads(text), indent=indent).encode())
+        else:
+            atomic_write_bytes(new, current.read_bytes() + b"\n")
+        log.info("published a new version of %s", "/".join(parts))
+        return new
+
     def file_for_url(self, parts: list[str]) -> Path:
-        """Map a ``/files/...`` URL path back to a file (only the files the listing offers)."""
+        """Map a ``/files/...`` URL path back to a file (only the files the listing offers); a version
+        published since (:meth:`republish`) replaces the original."""
         versions = self.served_versions()
         if len(parts) == 2 and parts[1] in PINNED_FILES.get(parts[0], ()):
             path = self.data_dir / parts[1]
@@ -235,4 +267,5 @@ class DatasetsMixin(EngineBase):
             raise NotFoundError("no such file")
         if not path.is_file():
             raise NotFoundError("no such file")
-        return path
+        newer = self._republished(parts)
+        return newer if newer.is_file() else path

@@ -22,7 +22,10 @@ import threading
 import time
 import tomllib
 import uuid
+from collections import deque
+from collections.abc import Callable
 from dataclasses import asdict
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -41,7 +44,15 @@ from numerflow.errors import (
 from numerflow.fileio import ensure_dir
 from numerflow.metrics.payout import PayoutRule
 from numerflow.simulator import state as db
-from numerflow.simulator.clock import DAY, SimClock, close_time_for, next_open_time, score_times
+from numerflow.simulator.clock import (
+    DAY,
+    SimClock,
+    close_time_for,
+    iso,
+    next_open_time,
+    parse_start,
+    score_times,
+)
 from numerflow.simulator.common import (
     CLASSIC,
     DEFAULT_AVAILABLE_NMR,
@@ -59,7 +70,7 @@ from numerflow.simulator.common import (
 )
 from numerflow.simulator.crowd import CrowdMixin
 from numerflow.simulator.datasets import DatasetsMixin
-from numerflow.simulator.faults import FaultConfig, FaultDice
+from numerflow.simulator.faults import FaultConfig, FaultDice, FaultScript
 from numerflow.simulator.leaderboard import LeaderboardMixin
 from numerflow.simulator.performance import PerformanceMixin
 from numerflow.simulator.profiles import ProfilesMixin
@@ -109,12 +120,19 @@ class TournamentEngine(
         first_round: int = 1000,
         default_account: dict[str, Any] | None = None,
         crowd: int | None = None,
+        start: float | str | datetime | None = None,
+        monotonic: Callable[[], float] | None = None,
     ) -> None:
         """``default_account`` overrides the account seeded on first start (keys: username, public_id,
         secret_key, available_nmr, models = list of names, stake); ``accounts_file`` adds more.
         ``crowd``: simulated participants submitting every round (crowd.py); kept in the state.
         ``payout`` is the payout rule and ``rest_at_risk`` the NMR the rest of the tournament has at risk
-        (default :data:`DEFAULT_REST_AT_RISK`); both are kept in the state folder."""
+        (default :data:`DEFAULT_REST_AT_RISK`); both are kept in the state folder.
+
+        ``start`` pins the sim time of a new state (epoch seconds, an aware datetime or ISO-8601 text;
+        default: now); a state that already has a clock keeps it. ``monotonic`` replaces
+        ``time.monotonic`` as the clock's source of elapsed time (a constant freezes it between
+        :meth:`advance` calls)."""
         if crowd is not None and crowd < 0:
             raise ConfigError(f"crowd must be >= 0 simulated participants (got {crowd})")
         if rest_at_risk is not None and not (0 <= rest_at_risk < float("inf")):
@@ -126,12 +144,17 @@ class TournamentEngine(
         if data_dir is not None and Path(data_dir).exists() and not Path(data_dir).is_dir():
             # a folder that does not exist yet is fine: the simulator generates its data there
             raise ConfigError(f"{data_dir}: not a dataset folder; make one with 'numerflow data synth --out'")
+        start_at = parse_start(start) if start is not None else None
         self.state_dir = ensure_dir(Path(state_dir).resolve())
         self._lock = threading.RLock()
         self._db = db.open_state(self.state_dir)
         self.faults = faults or FaultConfig()
         self.fault_counts: dict[str, int] = {}
         self.dice = FaultDice(seed)
+        self.fault_script = FaultScript()
+        self.extra_listing: dict[str, str] = {}
+        # what the file server and the upload route were asked, newest last (the tests read it)
+        self.requests: deque[dict[str, Any]] = deque(maxlen=10_000)
         self.auto_rounds = auto_rounds
         self.round_window_hours = float(round_window_hours)
         self.first_round = first_round
@@ -181,7 +204,16 @@ class TournamentEngine(
             raise
         with self._db.begin() as conn:
             started = self._meta_get(conn, "sim_now")
-            self.clock = SimClock(float(started) if started is not None else time.time(), clock_speed)
+            if started is not None and start_at is not None and abs(float(started) - start_at) > 1.0:
+                log.warning(
+                    "clock start %s ignored: the state in %s already has its clock at %s",
+                    iso(start_at),
+                    self.state_dir,
+                    iso(float(started)),
+                )
+            if started is None:
+                started = start_at if start_at is not None else time.time()
+            self.clock = SimClock(float(started), clock_speed, monotonic=monotonic)
             self._seed_accounts(conn, accounts_file, default_account or {})
             self._schedule_from = float(self._meta_get(conn, "schedule_from") or 0.0)
             if started is None:
@@ -219,6 +251,16 @@ class TournamentEngine(
             self.faults = faults
             log.info("faults set: %s", faults.to_dict())
             return faults
+
+    def list_extra(self, names: dict[str, str]) -> None:
+        """Fault switch: list extra dataset names (a hostile server's), each served as the real file
+        ``"<version>/<file>"`` it maps to; an empty mapping lists only the real files again."""
+        for name, real in names.items():
+            if not isinstance(name, str) or not isinstance(real, str) or not name:
+                raise ConfigError(f"extra listing {name!r} -> {real!r}: both must be non-empty names")
+            self.dataset_path(real)  # NotFoundError unless it is a real file
+        with self._lock:
+            self.extra_listing = dict(names)
 
     def close(self) -> None:
         with self._lock, self._db.begin() as conn:
@@ -539,9 +581,7 @@ class TournamentEngine(
                 ).mappings()
                 events += [(c["due_time"], 2, ("release", dict(c))) for c in releases]
             if self.auto_rounds and latest is not None:
-                nxt = next_open_time(
-                    max(latest["open_time"], latest["close_time"] - 1.0, self._schedule_from)
-                )
+                nxt = self._next_open(latest)
                 if nxt <= target:
                     events.append((nxt, 3, ("open", nxt)))
             if not events:
@@ -556,6 +596,20 @@ class TournamentEngine(
                 self._apply_release(payload)
             else:
                 self._open_round_at(when)
+
+    def _next_open(self, latest: dict[str, Any]) -> float:
+        """When the round after ``latest`` opens on the calendar: the first Tue–Sat 13:00 after it opened
+        (and no earlier than an hour before it closes, nor than a schedule restart)."""
+        return next_open_time(max(latest["open_time"], latest["close_time"] - 1.0, self._schedule_from))
+
+    def next_round_opens(self) -> float | None:
+        """Sim time the next round opens (None with ``auto_rounds`` off or before any round)."""
+        self.sync()
+        with self._lock:
+            latest = self._latest_round()
+            if not self.auto_rounds or latest is None:
+                return None
+            return self._next_open(latest)
 
     # ------------------------------------------------------------------ scoring and payouts
     def _selected(self, conn: Connection, number: int) -> list[dict[str, Any]]:
@@ -698,6 +752,9 @@ class TournamentEngine(
                 "latest_round": view["number"] if view else None,
                 "latest_round_status": view["status"] if view else None,
                 "latest_round_closes": self.shown(view["close_time"]) if view else None,
+                "next_round_opens": self.shown(self._next_open(latest))
+                if latest and self.auto_rounds
+                else None,
                 "rounds": n_rounds,
                 "rounds_resolved": n_resolved,
                 "submissions": n_subs,
@@ -709,8 +766,6 @@ class TournamentEngine(
 
 
 def _iso(t: float) -> str:
-    from numerflow.simulator.clock import iso
-
     return iso(t)
 
 

@@ -84,8 +84,11 @@ def fetch_live(settings: Settings, engine: Engine, client: NumeraiClient, round_
     """This round's ``live.parquet``, downloaded once (verified, resumable, recorded) by the data layer
     into ``<data_dir>/<version>/rounds/<N>/``."""
     from numerflow.data.download import download_for_project
+    from numerflow.store.queries.downloads import DatasetManifest
 
-    paths = download_for_project(settings, client, ["live.parquet"], engine=engine, round_num=round_number)
+    paths = download_for_project(
+        settings, client, ["live.parquet"], manifest=DatasetManifest(engine), round_num=round_number
+    )
     return Path(paths[0])
 
 
