@@ -17,8 +17,9 @@ import os
 import re
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from numerapi import utils
@@ -47,6 +48,7 @@ mutation($filename: String! $tournament: Int! $modelId: String $triggerId: Strin
                     source: "numerflow" dataDatestamp: $dataDatestamp) { id }
 }
 """
+_NEVER = datetime.min.replace(tzinfo=UTC)
 _TRANSIENT_WORDS = re.compile(r"internal|temporar|try again|unavailable|timed? ?out", re.IGNORECASE)
 
 
@@ -72,28 +74,44 @@ class UploadResult:
     attempts: int  # upload attempts made (0 when already submitted)
 
 
+def _utc(text: str | None) -> datetime | None:
+    """``insertedAt`` as an aware UTC datetime (a time without an offset is taken as UTC), or None."""
+    if not text:
+        return None
+    when = utils.parse_datetime_string(text)
+    if when is None:
+        return None
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
+def parse_submissions(items: list[dict[str, Any]], tournament_id: int) -> list[SubmissionInfo]:
+    """The ``submissions`` of a ``model`` answer, sorted by round then ``insertedAt`` (oldest first)."""
+    out = []
+    for item in items:
+        rnd = item.get("round") or {}
+        out.append(
+            SubmissionInfo(
+                id=item.get("id"),
+                filename=str(item.get("filename") or ""),
+                round_number=int(rnd.get("number") or 0),
+                tournament=int(rnd.get("tournament") or tournament_id),
+                selected=bool(item.get("selected", True)),
+                inserted_at=_utc(item.get("insertedAt")),
+            )
+        )
+    # a submission without insertedAt sorts first in its round (an aware minimum: mixing naive and
+    # aware datetimes in one sort raises TypeError)
+    out.sort(key=lambda s: (s.round_number, s.inserted_at or _NEVER))
+    return out
+
+
 class SubmissionsMixin(ClientCore):
     def submissions(self, model_id: str) -> list[SubmissionInfo]:
         """Every submission of the model, oldest first, with the round each belongs to."""
         data = self.raw_query(_MODEL_SUBMISSIONS, {"modelId": model_id}, authorization=True)["data"]["model"]
         if data is None:
             raise ApiError(f"model: the account has no model with id {model_id!r}")
-        out = []
-        for item in data.get("submissions") or []:
-            rnd = item.get("round") or {}
-            inserted = item.get("insertedAt")
-            out.append(
-                SubmissionInfo(
-                    id=item.get("id"),
-                    filename=str(item.get("filename") or ""),
-                    round_number=int(rnd.get("number") or 0),
-                    tournament=int(rnd.get("tournament") or self.tournament_id),
-                    selected=bool(item.get("selected", True)),
-                    inserted_at=utils.parse_datetime_string(inserted) if inserted else None,
-                )
-            )
-        out.sort(key=lambda s: (s.round_number, s.inserted_at or datetime.min))
-        return out
+        return parse_submissions(data.get("submissions") or [], self.tournament_id)
 
     def round_submissions(self, model_id: str, round_number: int) -> list[SubmissionInfo]:
         return [
