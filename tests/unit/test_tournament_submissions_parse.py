@@ -21,7 +21,11 @@ def _item(sid: str, inserted: str | None, rnd: int = 842) -> dict:
 
 def test_a_submission_without_inserted_at_sorts_first_in_its_round() -> None:
     subs = parse_submissions(
-        [_item("late", "2026-01-01T13:10:00Z"), _item("unknown", None), _item("early", "2026-01-01T13:05:00Z")],
+        [
+            _item("late", "2026-01-01T13:10:00Z"),
+            _item("unknown", None),
+            _item("early", "2026-01-01T13:05:00Z"),
+        ],
         8,
     )
     assert [s.id for s in subs] == ["unknown", "early", "late"]
