@@ -13,19 +13,20 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sqlalchemy import or_, select, update
+from sqlalchemy import select
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
 
 from numerflow.errors import ApiError, NumerflowError
 from numerflow.fileio import atomic_path, sha256_file
+from numerflow.liveness import Clock, Heartbeat, Holder, holder_is_dead, this_process
 from numerflow.store import session_scope
 from numerflow.store.base import utcnow
+from numerflow.store.claims import ClaimHolder, beat_claims, claim_slot_row
 from numerflow.store.tables.tournament import Round, Submission
 from numerflow.tournament.validation import validate_predictions
 
@@ -182,52 +183,71 @@ def record_validated(
     )
 
 
-IN_FLIGHT = ("predicted", "uploaded")
-CLAIM_TTL_S = 600.0
+CLAIM_STALE_S = 15.0
 
 
 class _Busy(NumerflowError):
     """Another run holds this model slot for this round."""
 
 
-def claim_slot(engine: Engine, tournament: int, number: int, slot: str, ttl_s: float = CLAIM_TTL_S) -> bool:
-    """Take the slot for this run: False while another run is in flight with it (updated < ``ttl_s`` ago).
+def claim_slot(
+    engine: Engine,
+    tournament: int,
+    number: int,
+    slot: str,
+    holder: Holder | None = None,
+    *,
+    stale_s: float = CLAIM_STALE_S,
+    now: datetime | None = None,
+) -> bool:
+    """Take the slot for ``holder`` (default: a new holder in this process): False while another run that
+    is alive holds it (see :mod:`numerflow.liveness`: a heartbeat younger than ``stale_s``, and a pid that
+    still exists when it is on this host). Two runs at once (the service's watcher and a manual
+    ``round run``) thus never upload the same model in parallel, and a killed run frees it at once."""
+    holder = holder or this_process()
+    return _claim(engine, tournament, number, slot, holder, stale_s, now or utcnow()) is None
 
-    Two runs at once (the service's watcher and a manual ``round run``) thus never upload the same model
-    in parallel; a run that died mid-way holds the slot for at most ``ttl_s``.
-    """
-    now = utcnow()
-    stale = now - timedelta(seconds=ttl_s)
-    where = (
-        Submission.tournament == tournament,
-        Submission.round_number == number,
-        Submission.numerai_model == slot,
+
+def _claim(
+    engine: Engine, tournament: int, number: int, slot: str, holder: Holder, stale_s: float, now: datetime
+) -> ClaimHolder | None:
+    def is_dead(pid: int | None, host: str | None, heartbeat_at: datetime | None) -> bool:
+        return holder_is_dead(pid, host, heartbeat_at, now=now, stale_s=stale_s)
+
+    return claim_slot_row(
+        engine,
+        tournament,
+        number,
+        slot,
+        token=holder.token,
+        pid=holder.pid,
+        host=holder.host,
+        now=now,
+        is_dead=is_dead,
     )
-    try:
-        with session_scope(engine) as s:
-            if s.scalar(select(Submission.id).where(*where)) is None:
-                s.add(
-                    Submission(
-                        tournament=tournament,
-                        round_number=number,
-                        numerai_model=slot,
-                        status="predicted",
-                        created_at=now,
-                        updated_at=now,
-                    )
-                )
-                return True  # committed on leaving the block; a concurrent insert loses on the unique key
-            done = s.execute(
-                update(Submission)
-                .where(*where, or_(Submission.status.not_in(IN_FLIGHT), Submission.updated_at < stale))
-                .values(status="predicted", error="", updated_at=now)
-            )
-            return done.rowcount == 1
-    except IntegrityError:
-        return False
+
+
+def _busy_message(slot: str, number: int, other: ClaimHolder, now: datetime) -> str:
+    who = ""
+    if other.pid is not None:
+        who = f" (pid {other.pid} on {other.host or 'an unknown host'}"
+        if other.heartbeat_at is not None:
+            who += f", alive {max((now - other.heartbeat_at).total_seconds(), 0):.0f}s ago"
+        who += ")"
+    return (
+        f"another run is submitting {slot} for round {number}{who}; it is left to finish "
+        "(run again if it stops: a dead run frees the slot at once)"
+    )
 
 
 # ------------------------------------------------------------------------------------------ the job
+@dataclass(frozen=True)
+class _Claim:
+    holder: Holder
+    stale_s: float
+    clock: Clock
+
+
 def run_round(
     settings: Settings,
     engine: Engine,
@@ -237,11 +257,14 @@ def run_round(
     deployments: list[Deployment] | None = None,
     live_path: Path | None = None,
     progress: Callable[[float, str], None] | None = None,
+    clock: Clock = utcnow,
 ) -> RoundReport:
     """Submit every deployed model for the open round, at most once each; see the module doc.
 
     ``client`` defaults to ``NumeraiClient.from_settings(settings)``; ``predict(deployment, dataset)``
     to the saved artifact of each deployment; ``progress(fraction, message)`` is told of each step.
+    Each model slot is claimed by this run (this process's pid and host, a token of its own) and the
+    claim's heartbeat is refreshed every ``tournament.claim_stale_s / 4`` seconds while the run works.
     """
     start = time.perf_counter()
     if client is None:
@@ -301,11 +324,13 @@ def run_round(
     )
     predict = predict or model_predictor(settings)
     out_dir = settings.data_dir / "submissions" / str(number)
-    for i, dep in enumerate(pending):
-        tell(0.1 + 0.9 * i / len(pending), f"round {number}: {dep.numerai_model}")
-        report.outcomes.append(
-            _submit_one(engine, client, dep, dataset, predict, out_dir, number, tournament, slots)
-        )
+    claim = _Claim(this_process(), settings.tournament.claim_stale_s, clock)
+    with Heartbeat(lambda now: beat_claims(engine, claim.holder.token, now), claim.stale_s / 4, clock):
+        for i, dep in enumerate(pending):
+            tell(0.1 + 0.9 * i / len(pending), f"round {number}: {dep.numerai_model}")
+            report.outcomes.append(
+                _submit_one(engine, client, dep, dataset, predict, out_dir, number, tournament, slots, claim)
+            )
     tell(1.0, f"round {number}: {len(report.failed)} failed")
 
     status = "complete" if report.ok else "partial"
@@ -324,6 +349,7 @@ def _submit_one(
     number: int,
     tournament: int,
     slots: dict[str, str],
+    claim: _Claim,
 ) -> ModelOutcome:
     t0 = time.perf_counter()
     slot, ref = dep.numerai_model, f"{dep.model_name}@{dep.version}"
@@ -335,8 +361,10 @@ def _submit_one(
             known = ", ".join(sorted(slots)) or "none"
             raise NumerflowError(f"the Numerai account has no model slot {slot!r} (known: {known})")
         common["numerai_model_id"] = model_id
-        if not claim_slot(engine, tournament, number, slot):
-            raise _Busy(f"another run is submitting {slot} for round {number}; try again in a few minutes")
+        now = claim.clock()
+        other = _claim(engine, tournament, number, slot, claim.holder, claim.stale_s, now)
+        if other is not None:
+            raise _Busy(_busy_message(slot, number, other, now))
         path = write_predictions(out_dir / f"{slot}.csv", dataset.ids, predict(dep, dataset))
         stage = "validate"
         check = validate_predictions(path, dataset.ids)
