@@ -121,6 +121,14 @@ def create_app(engine: TournamentEngine) -> Starlette:
             engine.count_fault("create_error")
             log.info("fault: create_submission recorded, answering 504")
             return PlainTextResponse("504 Gateway Time-out (simulated fault)", status_code=504)
+        if (
+            {"v2ChangeStake", "releaseStake"} & set(fields)
+            and "errors" not in result
+            and engine.dice.hit(engine.faults.stake_error_rate)
+        ):
+            engine.count_fault("stake_error")
+            log.info("fault: stake change applied, answering 504")
+            return PlainTextResponse("504 Gateway Time-out (simulated fault)", status_code=504)
         return JSONResponse(result)
 
     async def index(request: Request) -> Response:

@@ -10,6 +10,8 @@ Every rate is a probability in [0, 1] drawn per request. Admin routes (``/_sim/.
 - ``upload_fail_rate``: that share of upload PUTs answer ``403`` and store nothing (numerapi never checks).
 - ``create_error_rate``: that share of ``create_submission`` calls records the submission and then answers
   ``504 Gateway Time-out``: the ambiguous failure where a blind retry submits twice.
+- ``stake_error_rate``: that share of stake changes (``v2ChangeStake``, ``releaseStake``) is applied and then
+  answered ``504 Gateway Time-out``: the client cannot know whether its stake moved.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ _RATES = (
     "drop_download_rate",
     "upload_fail_rate",
     "create_error_rate",
+    "stake_error_rate",
 )
 
 
@@ -40,6 +43,7 @@ class FaultConfig:
     drop_download_rate: float = 0.0
     upload_fail_rate: float = 0.0
     create_error_rate: float = 0.0
+    stake_error_rate: float = 0.0
 
     def __post_init__(self) -> None:
         for name in _RATES:

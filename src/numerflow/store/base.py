@@ -58,7 +58,8 @@ class Money(TypeDecorator[Decimal]):
 
     PostgreSQL stores it as ``NUMERIC(36, 18)``. SQLite has no exact decimal type (its NUMERIC turns
     ``0.1`` into a double), so there it is stored as text; sums are done in Python on Decimals.
-    A float, NaN or infinity is refused: amounts arrive as Decimal or as text.
+    Amounts should arrive as Decimal (or text); a float is taken by its shortest repr (``0.1`` is
+    ``Decimal("0.1")``, not 0.1000000000000000055…). NaN and infinities are refused.
     """
 
     impl = Numeric(36, MONEY_PLACES, asdecimal=True)
@@ -69,12 +70,10 @@ class Money(TypeDecorator[Decimal]):
             return dialect.type_descriptor(String(64))
         return dialect.type_descriptor(Numeric(36, MONEY_PLACES, asdecimal=True))
 
-    def process_bind_param(self, value: Decimal | int | str | None, dialect):  # type: ignore[override]
+    def process_bind_param(self, value: Decimal | float | int | str | None, dialect):  # type: ignore[override]
         if value is None:
             return None
-        if isinstance(value, float):
-            raise TypeError("an NMR amount must be a Decimal, not a float (floats lose digits)")
-        amount = Decimal(value)
+        amount = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
         if not amount.is_finite():
             raise ValueError(f"an NMR amount must be finite, not {value}")
         amount = amount.quantize(_QUANTUM, context=_MONEY_CTX)

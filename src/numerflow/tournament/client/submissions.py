@@ -25,8 +25,8 @@ import pandas as pd
 from numerapi import utils
 
 from numerflow.errors import ApiAuthError, ApiError, ApiUnavailableError
+from numerflow.retry import Transient, retry_call
 from numerflow.tournament.client.core import ClientCore
-from numerflow.tournament.client.transport import backoff_delay
 
 log = logging.getLogger(__name__)
 
@@ -149,21 +149,20 @@ class SubmissionsMixin(ClientCore):
         known = {s.key for s in before}
         body = data if data is not None else path.read_bytes()
 
-        last: ApiError | None = None
-        for attempt in range(1, attempts + 1):
-            if attempt > 1:
-                self.transport.sleep(backoff_delay(attempt - 2, self.transport.backoff_s))
+        tries = 0
+
+        def one_upload() -> UploadResult:
+            nonlocal tries
+            tries += 1
             try:  # nothing can be created before create_submission: any failure here is safe to retry
                 filename = self._put_file(path.name, body, model_id)
             except ApiAuthError:
                 raise
             except ApiError as exc:
-                last = exc
-                log.warning("upload attempt %d: %s; nothing was submitted; retrying", attempt, exc.message)
-                continue
+                raise Transient(f"{exc.message}; nothing was submitted", sent=False) from None
             try:
                 sub_id = self._create(filename, model_id)
-                return UploadResult(sub_id, round_number, already_submitted=False, attempts=attempt)
+                return UploadResult(sub_id, round_number, already_submitted=False, attempts=tries)
             except ApiAuthError:
                 raise
             except ApiError as exc:
@@ -172,21 +171,28 @@ class SubmissionsMixin(ClientCore):
                 new = self._wait_for_new(model_id, round_number, known, wait)
                 if new is not None:
                     log.warning("%s; the submission was created anyway (%s)", exc.message, new.key)
-                    return UploadResult(new.key, round_number, already_submitted=False, attempts=attempt)
+                    return UploadResult(new.key, round_number, already_submitted=False, attempts=tries)
                 if not ambiguous:
                     raise
-                last = exc
-                log.warning(
-                    "upload attempt %d: %s; no submission appeared within %.1fs; retrying",
-                    attempt,
-                    exc.message,
-                    wait,
-                )
-        assert last is not None
-        raise ApiUnavailableError(
-            f"upload of {path.name} for round {round_number} failed {attempts} times ({last.message}); "
-            "no submission was made, run it again"
-        )
+                # the server's list shows nothing new after waiting: as if it was never sent
+                raise Transient(
+                    f"{exc.message}; no submission appeared within {wait:.1f}s", sent=False
+                ) from None
+
+        try:
+            return retry_call(
+                one_upload,
+                attempts=attempts,
+                base_s=self.transport.backoff_s,
+                idempotent=False,
+                what=f"upload of {path.name}",
+                sleep=self.transport.sleep,
+            )
+        except Transient as exc:
+            raise ApiUnavailableError(
+                f"upload of {path.name} for round {round_number} failed {attempts} times ({exc.message}); "
+                "no submission was made, run it again"
+            ) from None
 
     @property
     def confirm_wait_s(self) -> float:
