@@ -84,3 +84,34 @@ def test_a_dead_holder_on_this_host_frees_the_slot_at_once(db_url: str) -> None:
     assert claim_slot(engine, 8, 9, "m", Holder(proc.pid, this_host()), stale_s=600, now=t0)
     # same instant, heartbeat fresh: the pid alone says the holder is dead
     assert claim_slot(engine, 8, 9, "m", stale_s=600, now=t0) is True
+
+
+def test_money_migration_keeps_existing_amounts_and_reads_them_as_decimal(db_url: str) -> None:
+    """A database made before 0005 (Float columns, rows in them) upgrades in place."""
+    from decimal import Decimal
+
+    from alembic import command
+    from sqlalchemy import text
+
+    from numerflow.store.db import alembic_config, make_engine
+
+    engine = make_engine(db_url)
+    with engine.begin() as conn:
+        cfg = alembic_config(engine)
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0003_tournament")
+        conn.execute(
+            text(
+                "INSERT INTO stake_changes (tournament, numerai_model, round_number, from_nmr, to_nmr, "
+                "delta_nmr, status, reason, server_status, requested_at) "
+                "VALUES (8, 'm', 1, 10.0, 12.5, 2.5, 'requested', '', '', CURRENT_TIMESTAMP)"
+            )
+        )
+    migrate(engine)
+    with session_scope(engine) as s:
+        from numerflow.store.tables import StakeChange
+
+        row = s.query(StakeChange).one()
+        assert (row.from_nmr, row.to_nmr, row.delta_nmr) == (Decimal(10), Decimal("12.5"), Decimal("2.5"))
+        assert isinstance(row.to_nmr, Decimal)
+    engine.dispose()
