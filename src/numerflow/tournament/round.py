@@ -421,34 +421,52 @@ def _submit_one(
 
 # ------------------------------------------------------------------------------------------ watch
 class RoundWatcher:
-    """Waits for rounds and runs them: every ``interval_s``, or at once when :meth:`trigger` is called
-    (the service's webhook). Errors are logged and the loop goes on; :meth:`stop` ends it."""
+    """The one round watcher (the CLI's ``round watch`` and the service's): every ``interval_s``, or at
+    once when :meth:`trigger` is called (the service's webhook), it asks the API which round is open.
+
+    - ``on_change(number, is_open)`` is told when the round or its open state changes (the service
+      publishes a ``round`` event);
+    - for an open round, ``act(number)`` does the work and its result goes to ``on_result``: the CLI
+      runs the round itself (:func:`round_runner`), the service starts a round job once per round;
+    - errors are logged, counted and told to ``on_error``; the loop goes on until :meth:`stop`.
+
+    ``clock`` (UTC now) decides whether a round still takes submissions; tests inject it.
+    """
 
     def __init__(
         self,
-        settings: Settings,
-        engine: Engine,
-        client: NumeraiClient,
+        client: NumeraiClient | Callable[[], NumeraiClient],
+        act: Callable[[int], Any],
         *,
-        interval_s: float | None = None,
-        predict: Predictor | None = None,
-        on_report: Callable[[RoundReport], None] | None = None,
+        interval_s: float,
+        on_change: Callable[[int | None, bool], None] | None = None,
+        on_result: Callable[[Any], None] | None = None,
         on_error: Callable[[Exception], None] | None = None,
+        clock: Clock = utcnow,
+        enabled: bool = True,
     ) -> None:
-        self.settings = settings
-        self.engine = engine
-        self.client = client
-        self.interval_s = interval_s if interval_s is not None else settings.tournament.poll_interval_s
-        self.predict = predict
-        self.on_report = on_report
+        self._client = client
+        self.act = act
+        self.interval_s = interval_s
+        self.on_change = on_change
+        self.on_result = on_result
         self.on_error = on_error
-        self._wake = threading.Event()
-        self._stop = threading.Event()
+        self.clock = clock
+        self.enabled = enabled
+        self.last: tuple[int | None, bool] | None = None
         self.runs = 0
         self.errors = 0
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+
+    @property
+    def client(self) -> NumeraiClient:
+        if callable(self._client) and not hasattr(self._client, "current_round_info"):
+            self._client = self._client()  # made on first use (the service may start without keys)
+        return self._client  # type: ignore[return-value]
 
     def trigger(self) -> None:
-        """Run now instead of waiting for the next poll (e.g. a new-round webhook arrived)."""
+        """Look now instead of waiting for the next poll (e.g. a new-round webhook arrived)."""
         self._wake.set()
 
     def stop(self) -> None:
@@ -459,9 +477,21 @@ class RoundWatcher:
     def stopped(self) -> bool:
         return self._stop.is_set()
 
-    def run_once(self) -> RoundReport | None:
+    def check_once(self) -> Any | None:
+        """Look once: ``act``'s result for an open round, None when none is open or on an error."""
+        from numerflow.tournament.client.rounds import is_open
+
         try:
-            report = run_round(self.settings, self.engine, self.client, predict=self.predict)
+            info = self.client.current_round_info()
+            number = None if info is None else info.number
+            open_now = is_open(info, self.clock())
+            if self.last != (number, open_now):
+                self.last = (number, open_now)
+                if self.on_change is not None:
+                    self.on_change(number, open_now)
+            if number is None or not open_now:
+                return None
+            result = self.act(number)
         except Exception as exc:  # keep watching whatever happened
             self.errors += 1
             if isinstance(exc, NumerflowError):
@@ -473,15 +503,31 @@ class RoundWatcher:
             return None
         finally:
             self.runs += 1
-        if self.on_report:
-            self.on_report(report)
-        return report
+        if self.on_result is not None:
+            self.on_result(result)
+        return result
 
     def run(self, *, max_runs: int | None = None) -> None:
-        """Loop until :meth:`stop` (or ``max_runs`` runs)."""
+        """Loop until :meth:`stop` (or ``max_runs`` checks)."""
         while not self._stop.is_set():
-            self.run_once()
+            self.check_once()
             if max_runs is not None and self.runs >= max_runs:
                 break
             self._wake.wait(self.interval_s)
             self._wake.clear()
+
+
+def round_runner(
+    settings: Settings,
+    engine: Engine,
+    client: NumeraiClient,
+    *,
+    predict: Predictor | None = None,
+    clock: Clock = utcnow,
+) -> Callable[[int], RoundReport]:
+    """``act`` for a watcher that runs each open round itself (``round watch``)."""
+
+    def act(_number: int) -> RoundReport:
+        return run_round(settings, engine, client, predict=predict, clock=clock)
+
+    return act
