@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -145,13 +145,23 @@ def test_an_upload_longer_than_the_stale_time_keeps_its_claim_by_its_heartbeat(p
     assert db_statuses(project) == dict.fromkeys(SLOTS, "confirmed")
 
 
-def test_a_run_killed_mid_upload_frees_its_slot_for_the_next_run_at_once(project: Project, cli) -> None:
+KILL_POINTS = {
+    "claimed": lambda r: r.status == "predicted",  # slot taken, predicting
+    "validated": lambda r: r.status == "predicted" and bool(r.file_sha256),  # about to upload
+    "uploaded": lambda r: r.status == "uploaded",  # uploaded, not confirmed yet
+}
+
+
+@pytest.mark.parametrize("point", list(KILL_POINTS))
+def test_a_run_killed_mid_upload_frees_its_slot_for_the_next_run_at_once(
+    project: Project, cli, point: str
+) -> None:
     prefetch_live(project)
     number = project.sim.engine.current_round()["number"]
     project.sim.engine.set_faults(FaultConfig(slow_rate=1.0, slow_s=0.5))  # a slow upload
     proc = round_run(project)
     try:
-        mid_upload = _wait_for_claim(project, proc)
+        mid_upload = _wait_for_claim(project, proc, KILL_POINTS[point])
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=60)
@@ -170,14 +180,14 @@ def test_a_run_killed_mid_upload_frees_its_slot_for_the_next_run_at_once(project
     assert db_statuses(project) == dict.fromkeys(SLOTS, "confirmed")
 
 
-def _wait_for_claim(project: Project, proc: subprocess.Popen[str]) -> bool:
-    """Until ``proc`` holds a slot with a validated file about to be uploaded (or it exits)."""
+def _wait_for_claim(project: Project, proc: subprocess.Popen[str], at: Callable[[Submission], bool]) -> bool:
+    """Until ``proc`` holds a slot whose row is ``at`` the kill point (or it exits)."""
     deadline = time.monotonic() + 120
     engine = project.engine()
     while time.monotonic() < deadline and proc.poll() is None:
         with session_scope(engine) as s:
             rows = s.scalars(select(Submission).where(Submission.claim_pid == proc.pid)).all()
-            if any(r.status in ("predicted", "uploaded") and r.file_sha256 for r in rows):
+            if any(at(r) for r in rows):
                 return True
         time.sleep(0.02)
     return False
