@@ -191,3 +191,29 @@ def _wait_for_claim(project: Project, proc: subprocess.Popen[str], at: Callable[
                 return True
         time.sleep(0.02)
     return False
+
+
+def test_numerflow_submit_leaves_a_slot_a_round_run_holds_alone(
+    project: Project, cli, tmp_path: Path
+) -> None:
+    """``numerflow submit`` takes the same claim as the round job: while a live run holds the slot it is
+    refused with one line (nothing uploaded); once the slot is free it goes in once."""
+    from numerflow.tournament.round import claim_slot
+
+    number = project.sim.engine.current_round()["number"]
+    ids = [str(i) for i in project.sim.engine.live_ids(number)]
+    path = tmp_path / "preds.csv"
+    path.write_text(
+        "id,prediction\n" + "".join(f"{i},{0.01 + 0.98 * (k % 97) / 97:.6f}\n" for k, i in enumerate(ids))
+    )
+    assert claim_slot(project.engine(), 8, number, "sim_model_1")  # a round run mid-upload
+    code, _, err = cli("submit", "sim_model_1", str(path))
+    assert code == 1 and "another run is submitting sim_model_1" in err
+    assert project.sim_submissions(number) == []
+
+    with session_scope(project.engine()) as s:
+        s.scalars(select(Submission)).one().status = "failed"  # that run ended
+    code, _, err = cli("submit", "sim_model_1", str(path))
+    assert code == 0, err
+    assert per_model(project, number) == Counter({"sim_model_1": 1})
+    assert db_statuses(project) == {"sim_model_1": "confirmed"}

@@ -205,12 +205,14 @@ def claim_slot(
     still exists when it is on this host). Two runs at once (the service's watcher and a manual
     ``round run``) thus never upload the same model in parallel, and a killed run frees it at once."""
     holder = holder or this_process()
-    return _claim(engine, tournament, number, slot, holder, stale_s, now or utcnow()) is None
+    return take_slot(engine, tournament, number, slot, holder, stale_s, now or utcnow()) is None
 
 
-def _claim(
+def take_slot(
     engine: Engine, tournament: int, number: int, slot: str, holder: Holder, stale_s: float, now: datetime
 ) -> ClaimHolder | None:
+    """Take the slot for ``holder``: None when taken, else the live holder that keeps it."""
+
     def is_dead(pid: int | None, host: str | None, heartbeat_at: datetime | None) -> bool:
         return holder_is_dead(pid, host, heartbeat_at, now=now, stale_s=stale_s)
 
@@ -227,7 +229,7 @@ def _claim(
     )
 
 
-def _busy_message(slot: str, number: int, other: ClaimHolder, now: datetime) -> str:
+def busy_message(slot: str, number: int, other: ClaimHolder, now: datetime) -> str:
     who = ""
     if other.pid is not None:
         who = f" (pid {other.pid} on {other.host or 'an unknown host'}"
@@ -362,9 +364,9 @@ def _submit_one(
             raise NumerflowError(f"the Numerai account has no model slot {slot!r} (known: {known})")
         common["numerai_model_id"] = model_id
         now = claim.clock()
-        other = _claim(engine, tournament, number, slot, claim.holder, claim.stale_s, now)
+        other = take_slot(engine, tournament, number, slot, claim.holder, claim.stale_s, now)
         if other is not None:
-            raise _Busy(_busy_message(slot, number, other, now))
+            raise _Busy(busy_message(slot, number, other, now))
         path = write_predictions(out_dir / f"{slot}.csv", dataset.ids, predict(dep, dataset))
         stage = "validate"
         check = validate_predictions(path, dataset.ids)
