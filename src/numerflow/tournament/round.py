@@ -4,6 +4,14 @@
 all call it). It is idempotent: a model slot whose submission for the round is confirmed in the database
 is not touched again, and the client refuses to create a second submission when the server already has
 one. One model failing does not stop the others; the :class:`RoundReport` says which failed and why.
+
+Two runs at once (the service's job, a manual ``round run``, ``numerflow submit``) never work on the same
+model slot together: each run claims a slot before predicting it, as this process (pid, host, a token of
+its own) with a heartbeat refreshed on a background thread while it works. Another run takes the slot
+over only when the holder is dead: its pid is gone on this host (``kill -9``: at once) or its heartbeat
+is older than ``tournament.claim_stale_s`` (see :mod:`numerflow.liveness`).
+
+:class:`RoundWatcher` is the one watcher, behind ``round watch`` and the service's scheduler.
 """
 
 from __future__ import annotations
