@@ -142,6 +142,9 @@ class TournamentSettings(_Section):
     upload_timeout_s: float = Field(600.0, gt=0)
     # after create_submission's answer is lost: how long to watch for the submission before resending
     confirm_wait_s: float | None = Field(None, ge=0)  # None: 3 x numerai.timeout_s
+    # a run's claim on a model slot is refreshed every claim_stale_s / 4; another run takes the slot over
+    # when the heartbeat is older than this, or at once when the holder's pid is gone on this host
+    claim_stale_s: float = Field(15.0, ge=1.0)
 
 
 class PortfolioSettings(_Section):

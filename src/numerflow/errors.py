@@ -16,6 +16,7 @@ Anything else that escapes is a bug.
     ├── SubmissionError                 a predictions file would be refused by Numerai    (exit 1, 422)
     ├── ApiError                        the Numerai API (or the simulator) said no        (exit 1, 502)
     │   ├── ApiUnavailableError         connection errors / timeouts / 5xx after retries  (exit 1, 503)
+    │   │   └── ApiOutcomeUnknownError  a mutation may have reached the server; not resent   (exit 1, 503)
     │   └── ApiAuthError                missing or rejected Numerai API keys               (exit 1, 401)
     ├── StakeError                      a stake change was refused by a guard rail        (exit 1, 409)
     ├── PortfolioError                  a backtest, risk or stake-plan input can't be used (exit 2, 422)
@@ -93,6 +94,11 @@ class ApiError(NumerflowError):
 
 class ApiUnavailableError(ApiError):
     http_status = 503
+
+
+class ApiOutcomeUnknownError(ApiUnavailableError):
+    """A mutation (a submission, a stake change) was sent and its answer lost (timeout, dropped connection,
+    5xx): it may have been done. It is never resent blindly; the caller reads the state back to settle."""
 
 
 class ApiAuthError(ApiError):

@@ -20,7 +20,7 @@ from numerflow.config import ModelSpec, ScheduleSpec, Settings
 from numerflow.errors import ConfigError
 from numerflow.service.app import create_app
 from numerflow.service.jobs import JobContext, job_kind
-from numerflow.service.scheduler import RoundWatcher, Scheduler
+from numerflow.service.scheduler import Scheduler, make_round_watcher
 from numerflow.simulator import DEFAULT_PUBLIC_ID, DEFAULT_SECRET_KEY, RunningSimulator, start_simulator
 
 HOOK_SECRET = "round-hook-secret-0123"
@@ -281,7 +281,7 @@ def test_round_watcher_starts_each_open_round_once(sim_settings: tuple[Settings,
     svc = start_service(settings, background=False)  # no background watcher: this test drives one itself
     settings.service.round_watcher = True
     try:
-        watcher = RoundWatcher(settings, svc.engine, svc.app.state.jobs, svc.app.state.bus)
+        watcher = make_round_watcher(settings, svc.engine, svc.app.state.jobs, svc.app.state.bus)
         assert watcher.enabled
         first = watcher.check_once()
         assert first is not None and first["kind"] == "round" and first["args"]["round"] == 1000

@@ -137,7 +137,7 @@ def test_perf_sync_pulls_scores_and_payouts_and_perf_shows_them(project: Project
         for r in project.client().round_performances(project.client().model_id("sim_model_1"))
     }
     for p in payouts:
-        assert p.payout_nmr == pytest.approx(float(server[p.round_number].payout_settled))
+        assert p.payout_nmr == server[p.round_number].payout_settled  # exact: Decimal end to end
     final_corr = [
         sc.value
         for sc in scores

@@ -20,7 +20,7 @@ from numerflow.fileio import sha256_file
 from numerflow.simulator import FaultConfig
 from numerflow.store import session_scope
 from numerflow.store.tables import Round, Submission
-from numerflow.tournament.round import RoundWatcher, run_round
+from numerflow.tournament.round import RoundWatcher, round_runner, run_round
 
 SLOTS = sorted(slot for _, slot in MODELS.values())
 
@@ -176,8 +176,9 @@ def test_watch_runs_each_new_round_and_keeps_going_after_errors(project: Project
     settings = project.settings
     project.sim.engine.set_faults(FaultConfig(http_5xx_rate=1.0))  # the first checks all fail
     reports = []
+    client = project.client()
     watcher = RoundWatcher(
-        settings, project.engine(), project.client(), interval_s=0.1, on_report=reports.append
+        client, round_runner(settings, project.engine(), client), interval_s=0.1, on_result=reports.append
     )
     thread = threading.Thread(target=watcher.run, daemon=True)
     thread.start()

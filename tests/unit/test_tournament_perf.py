@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 
 from numerflow.store import open_database, session_scope
@@ -75,7 +77,7 @@ def test_table_takes_the_latest_day_and_accumulates_corr_and_mmc(sqlite_url: str
     assert [(r.round_number, r.day) for r in rows] == [(100, 2), (101, 1)]
     assert rows[0].corr == pytest.approx(0.02) and rows[0].mmc == pytest.approx(0.002)
     assert rows[1].cum_corr == pytest.approx(-0.01) and rows[1].cum_mmc == pytest.approx(0.006)
-    assert (rows[0].payout_nmr, rows[0].payout_status, rows[0].resolved) == (0.3, "settled", True)
+    assert (rows[0].payout_nmr, rows[0].payout_status, rows[0].resolved) == (Decimal("0.3"), "settled", True)
     assert (rows[1].payout_nmr, rows[1].payout_status) == (None, "")
     assert {r.numerai_model for r in performance_table(engine)} == {"m", "other"}
 

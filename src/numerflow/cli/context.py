@@ -34,7 +34,11 @@ class CliState:
         settings = self.settings
         if not settings.database.url:  # the SQLite file lives in the data folder: say so if that is bad
             _check_data_dir(settings)
-        return open_database(settings.database_url)
+        engine = open_database(settings.database_url)
+        from numerflow.modeling.registry import interrupt_dead_runs
+
+        interrupt_dead_runs(engine, once=True)  # runs a killed process left "running"
+        return engine
 
 
 def _check_data_dir(settings: Settings) -> None:

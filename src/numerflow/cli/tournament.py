@@ -134,15 +134,18 @@ def register(app: typer.Typer) -> None:
         max_runs: int | None = typer.Option(None, "--max-runs", min=1, help="Stop after this many checks."),
     ) -> None:
         """Wait for each new round and run it; keeps going after errors. Ctrl-C stops."""
-        from numerflow.tournament.round import RoundWatcher
+        from numerflow.tournament.round import RoundWatcher, round_runner
 
         st = state(ctx)
+        client = _client(ctx)
         watcher = RoundWatcher(
-            st.settings,
-            st.engine,
-            _client(ctx),
-            interval_s=interval,
-            on_report=print_round_report,
+            client,
+            round_runner(st.settings, st.engine, client),
+            interval_s=interval if interval is not None else st.settings.tournament.poll_interval_s,
+            on_change=lambda number, is_open: console.print(
+                f"round {number} is open" if is_open else "no round is open for submissions", highlight=False
+            ),
+            on_result=print_round_report,
             on_error=lambda exc: err_console.print(f"[yellow]round watch:[/] {exc}", highlight=False),
         )
         console.print(f"watching for rounds every {watcher.interval_s:g}s; Ctrl-C stops")

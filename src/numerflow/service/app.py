@@ -61,7 +61,7 @@ from numerflow.service.events import EventBus, LiveSockets
 from numerflow.service.jobs import JobManager
 from numerflow.service.monitor import OpsMonitor
 from numerflow.service.queries import DataWatcher, OverviewCache
-from numerflow.service.scheduler import RoundWatcher, Scheduler
+from numerflow.service.scheduler import Scheduler, make_round_watcher
 from numerflow.service.schemas import ERROR_RESPONSES
 from numerflow.store import open_database
 
@@ -89,7 +89,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     bus = EventBus()
     jobs = JobManager(settings, engine, bus)
     scheduler = Scheduler(settings, engine, jobs)
-    watcher = RoundWatcher(settings, engine, jobs, bus)
+    watcher = make_round_watcher(settings, engine, jobs, bus)
     overview_cache = OverviewCache(settings, engine)
     data_watcher = DataWatcher(engine, bus.publish, overview_cache.clear)
     monitor = OpsMonitor(settings, engine)

@@ -318,6 +318,9 @@ class JobManager:
         self._seen_at = now
         if n:
             log.warning("%d job(s) were left running by a stopped service; marked interrupted", n)
+        from numerflow.modeling.registry import interrupt_dead_runs
+
+        interrupt_dead_runs(self.engine)  # and the runs those jobs (or a killed CLI) left running
         return n
 
     def close(self) -> None:

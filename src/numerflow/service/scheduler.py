@@ -5,29 +5,40 @@ croniter. When a schedule's next firing after its last one (or after the service
 never fired) has passed, one job is submitted and the time is saved in ``schedule_state``: a firing missed
 while the service was down happens once on restart, never several times.
 
-The round watcher asks the Numerai API (or ``numerflow sim``) every ``tournament.poll_interval_s``
-whether a round is open; for each newly opened round it submits a ``round`` job followed by ``perf_sync``
-(at most once per round, recorded in ``schedule_state`` as ``round:<N>``) and publishes ``round`` events
-when the round opens or closes. ``POST /api/webhooks/round-open`` does the same at once.
+The round watcher (the one :class:`numerflow.tournament.round.RoundWatcher`, also behind ``round
+watch``) asks the Numerai API (or ``numerflow sim``) every ``tournament.poll_interval_s`` whether a round
+is open; for each newly opened round it submits a ``round`` job followed by ``perf_sync`` (at most once
+per round, recorded in ``schedule_state`` as ``round:<N>``) and publishes ``round`` events when the
+round opens or closes. ``POST /api/webhooks/round-open`` does the same at once.
+
+Firings and round jobs are claimed before they are submitted (insert-or-nothing and compare-and-swap on
+``schedule_state`` rows, see ``store/schedule.py``): two schedulers at once never submit one twice.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from datetime import UTC, datetime
 from typing import Any
 
 from croniter import croniter
-from sqlalchemy import select
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
 
 from numerflow.config import Settings
-from numerflow.errors import ConfigError, NumerflowError
+from numerflow.errors import ConfigError, ConflictError, NumerflowError
+from numerflow.liveness import Clock, utcnow
 from numerflow.service.events import EventBus
 from numerflow.service.jobs import ACTIVE, JobManager
-from numerflow.store import session_scope
-from numerflow.store.tables.service import Job, ScheduleState
+from numerflow.store.schedule import (
+    claim_state,
+    latest_job_of_kind,
+    read_state,
+    schedule_states,
+    set_state_job,
+    unclaim_state,
+)
+from numerflow.tournament.round import RoundWatcher
 
 log = logging.getLogger(__name__)
 
@@ -57,11 +68,7 @@ class Scheduler:
         self.started_at = datetime.now(UTC)
 
     def _state(self) -> dict[str, tuple[str, datetime | None, int | None]]:
-        with session_scope(self.engine) as s:
-            return {
-                r.name: (r.cron, r.last_fired_at, r.last_job_id)
-                for r in s.scalars(select(ScheduleState).where(ScheduleState.name.not_like("round:%")))
-            }
+        return {r.name: (r.cron, r.last_fired_at, r.last_job_id) for r in schedule_states(self.engine)}
 
     def next_fire(self, name: str, state: dict[str, Any] | None = None) -> datetime | None:
         spec = self.settings.schedules[name]
@@ -91,97 +98,128 @@ class Scheduler:
         return out
 
     def tick(self, now: datetime | None = None) -> list[int]:
-        """Submit one job for every schedule that is due; returns the new job ids."""
+        """Submit one job for every schedule that is due; returns the new job ids.
+
+        Each firing is claimed first (a compare-and-swap on the schedule's row), then submitted: of two
+        schedulers ticking at once exactly one fires it. A job that cannot be submitted gives the firing
+        back, so the next tick tries again."""
         from numerflow.service.jobkinds import validate_args
 
         now = now or datetime.now(UTC)
-        state = self._state()
+        rows = {r.name: r for r in schedule_states(self.engine)}
+        state = {name: (r.cron, r.last_fired_at, r.last_job_id) for name, r in rows.items()}
         fired: list[int] = []
         for name, spec in self.settings.schedules.items():
             when = self.next_fire(name, state)
             if when is None or when > now:
                 continue
             args = validate_args(self.settings, spec.job, spec.args)
-            info = self.jobs.submit(spec.job, args, created_by=f"schedule:{name}", trigger="schedule")
-            with session_scope(self.engine) as s:
-                row = s.get(ScheduleState, name)
-                if row is None:
-                    row = ScheduleState(name=name, cron=spec.cron)
-                    s.add(row)
-                row.cron, row.last_fired_at, row.last_job_id = spec.cron, now, info["id"]
+            seen = rows.get(name)
+            if not claim_state(self.engine, name, spec.cron, seen, now):
+                log.info("schedule %s: fired by another scheduler", name)
+                continue
+            try:
+                info = self.jobs.submit(spec.job, args, created_by=f"schedule:{name}", trigger="schedule")
+            except BaseException:
+                unclaim_state(self.engine, name, now, seen)
+                raise
+            set_state_job(self.engine, name, now, info["id"])
             log.info("schedule %s fired job %s (%s)", name, info["id"], spec.job)
             fired.append(info["id"])
         return fired
 
 
+ROUND_MUTEX = "round:active"  # schedule_state row held while a round job is being started
+
+
 def start_round_job(
-    engine: Engine, jobs: JobManager, *, round_number: int | None, trigger: str
+    engine: Engine,
+    jobs: JobManager,
+    *,
+    round_number: int | None,
+    trigger: str,
+    wait_s: float = 10.0,
 ) -> tuple[dict[str, Any], bool]:
     """Submit a round job (then perf_sync) unless one is already queued or running, or this round was
-    already started. Returns (job, created)."""
-    with session_scope(engine) as s:
-        active = s.scalars(
-            select(Job).where(Job.kind == "round", Job.status.in_(ACTIVE)).order_by(Job.id.desc())
-        ).first()
+    already started. Returns (job, created).
+
+    Atomic across threads and processes: the starter first takes the ``round:active`` row (compare-and-
+    swap), and a known round's ``round:<N>`` row is inserted-or-nothing, so two starters at once (the
+    watcher and the webhook, two service processes) make one job. The loser waits (at most ``wait_s``)
+    for the winner's job and returns it."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        active = latest_job_of_kind(engine, "round", ACTIVE)
         if active is not None:
-            return jobs.get(active.id), False
-        if round_number is not None:
-            marker = s.get(ScheduleState, f"round:{round_number}")
+            return jobs.get(active), False
+        marker_name = f"round:{round_number}" if round_number is not None else None
+        if marker_name is not None:
+            marker = read_state(engine, marker_name)
             if marker is not None and marker.last_job_id is not None:
                 return jobs.get(marker.last_job_id), False
-    args: dict[str, Any] = {"then": ["perf_sync"]}
-    if round_number is not None:
-        args["round"] = round_number
-    info = jobs.submit("round", args, created_by=trigger, trigger=trigger)
-    if round_number is not None:
-        try:
-            with session_scope(engine) as s:
-                s.add(
-                    ScheduleState(
-                        name=f"round:{round_number}",
-                        cron="round",
-                        last_fired_at=datetime.now(UTC),
-                        last_job_id=info["id"],
-                    )
-                )
-        except IntegrityError:
-            pass
+        seen = read_state(engine, ROUND_MUTEX)
+        starting = seen is not None and seen.last_job_id is None and seen.last_fired_at is not None
+        if starting and time.monotonic() < deadline:
+            time.sleep(0.05)  # another starter is between its claim and its job: wait for the job
+            continue
+        now = datetime.now(UTC)
+        if claim_state(engine, ROUND_MUTEX, "round", seen, now):
+            break
+        if time.monotonic() >= deadline:
+            raise ConflictError("another round job is being started; try again in a moment")
+    marker_claimed = False
+    try:
+        if marker_name is not None:
+            marker = read_state(engine, marker_name)
+            if marker is None:
+                marker_claimed = claim_state(engine, marker_name, "round", None, now)
+            elif marker.last_job_id is not None:  # started (and finished) before
+                set_state_job(engine, ROUND_MUTEX, now, marker.last_job_id)
+                return jobs.get(marker.last_job_id), False
+        args: dict[str, Any] = {"then": ["perf_sync"]}
+        if round_number is not None:
+            args["round"] = round_number
+        info = jobs.submit("round", args, created_by=trigger, trigger=trigger)
+    except BaseException:
+        unclaim_state(engine, ROUND_MUTEX, now, seen)
+        if marker_claimed and marker_name is not None:
+            unclaim_state(engine, marker_name, now, None)
+        raise
+    set_state_job(engine, ROUND_MUTEX, now, info["id"])
+    if marker_name is not None:
+        marker = read_state(engine, marker_name)
+        if marker is not None and marker.last_fired_at is not None:
+            set_state_job(engine, marker_name, marker.last_fired_at, info["id"])
     return info, True
 
 
-class RoundWatcher:
-    """Polls the tournament API for round changes; starts each new round's job once."""
+def make_round_watcher(
+    settings: Settings, engine: Engine, jobs: JobManager, bus: EventBus, *, clock: Clock = utcnow
+) -> RoundWatcher:
+    """The service's round watcher: the one :class:`~numerflow.tournament.round.RoundWatcher`, whose
+    action for an open round is to start its round job once, and which publishes ``round`` events.
+    Enabled by ``service.round_watcher`` when Numerai keys are set."""
 
-    def __init__(self, settings: Settings, engine: Engine, jobs: JobManager, bus: EventBus) -> None:
-        self.settings = settings
-        self.engine = engine
-        self.jobs = jobs
-        self.bus = bus
-        self.last: tuple[int, bool] | None = None
-        self._client: Any = None
+    def client() -> Any:
+        from numerflow.tournament.client import NumeraiClient
 
-    @property
-    def enabled(self) -> bool:
-        return self.settings.service.round_watcher and self.settings.numerai_keys() is not None
+        return NumeraiClient.from_settings(settings)
 
-    def check_once(self) -> dict[str, Any] | None:
-        """Look once; returns the round job started (or found), or None."""
-        if self._client is None:
-            from numerflow.tournament.client import NumeraiClient
-
-            self._client = NumeraiClient.from_settings(self.settings)
-        try:
-            number = int(self._client.current_round())
-            is_open = bool(self._client.round_is_open())
-        except NumerflowError as exc:
-            log.warning("round watcher: %s", exc.message)
-            return None
-        if self.last != (number, is_open):
-            self.bus.publish("round", round=number, open=is_open)
-            self.last = (number, is_open)
-        if not is_open:
-            return None
-        info, created = start_round_job(self.engine, self.jobs, round_number=number, trigger="watcher")
+    def act(number: int) -> dict[str, Any]:
+        info, created = start_round_job(engine, jobs, round_number=number, trigger="watcher")
         if created:
             log.info("round %s is open: started job %s", number, info["id"])
         return info
+
+    def on_change(number: int | None, is_open: bool) -> None:
+        if number is not None:
+            bus.publish("round", round=number, open=is_open)
+
+    return RoundWatcher(
+        client,
+        act,
+        interval_s=settings.tournament.poll_interval_s,
+        on_change=on_change,
+        clock=clock,
+        enabled=settings.service.round_watcher and settings.numerai_keys() is not None,
+    )

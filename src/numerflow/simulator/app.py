@@ -197,6 +197,14 @@ def create_app(engine: TournamentEngine) -> Starlette:
             engine.count_fault("create_error")
             log.info("fault: create_submission recorded, answering 504")
             return PlainTextResponse("504 Gateway Time-out (simulated fault)", status_code=504)
+        if (
+            {"v2ChangeStake", "releaseStake"} & set(fields)
+            and "errors" not in result
+            and engine.dice.hit(engine.faults.stake_error_rate)
+        ):
+            engine.count_fault("stake_error")
+            log.info("fault: stake change applied, answering 504")
+            return PlainTextResponse("504 Gateway Time-out (simulated fault)", status_code=504)
         if scripted is not None and scripted.kind == "drop":
             return TruncatedResponse(JSONResponse(result).body)
         if scripted is not None and scripted.status is not None:  # after+NNN: done, then the error

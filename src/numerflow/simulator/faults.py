@@ -12,6 +12,8 @@ Every rate is a probability in [0, 1] drawn per request. Admin routes (``/_sim/.
   ``504 Gateway Time-out``: the ambiguous failure where a blind retry submits twice.
 - ``refuse_head_rate``: that share of file HEADs answer ``403`` (presigned S3 GET URLs, which Numerai
   hands out, refuse HEAD): a client must learn the size another way.
+- ``stake_error_rate``: that share of stake changes (``v2ChangeStake``, ``releaseStake``) is applied and then
+  answered ``504 Gateway Time-out``: the client cannot know whether its stake moved.
 
 Scripted faults (:class:`FaultScript`) are exact where rates are random: a queue of faults per target,
 each used by the next request to that target, in order. A target is a dataset file's name
@@ -48,6 +50,7 @@ _RATES = (
     "upload_fail_rate",
     "create_error_rate",
     "refuse_head_rate",
+    "stake_error_rate",
 )
 
 
@@ -62,6 +65,7 @@ class FaultConfig:
     upload_fail_rate: float = 0.0
     create_error_rate: float = 0.0
     refuse_head_rate: float = 0.0
+    stake_error_rate: float = 0.0
 
     def __post_init__(self) -> None:
         for name in _RATES:

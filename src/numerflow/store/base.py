@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import decimal
 from datetime import UTC, datetime
+from decimal import Decimal
 
-from sqlalchemy import DateTime, MetaData
+from sqlalchemy import DateTime, MetaData, Numeric, String
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
@@ -38,6 +40,49 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+MONEY_PLACES = 18  # NMR is an 18-decimal token
+_MONEY_CTX = decimal.Context(prec=60)
+_QUANTUM = Decimal(1).scaleb(-MONEY_PLACES)
+
+
+def plain_decimal(value: Decimal) -> Decimal:
+    """``value`` without trailing zeros and never in exponent form (``100``, not ``1E+2``)."""
+    value = value.normalize(_MONEY_CTX)
+    return value.quantize(Decimal(1)) if value.as_tuple().exponent > 0 else value  # type: ignore[operator]
+
+
+class Money(TypeDecorator[Decimal]):
+    """An NMR amount: exact to 18 decimals, read back as a ``Decimal`` (never a float).
+
+    PostgreSQL stores it as ``NUMERIC(36, 18)``. SQLite has no exact decimal type (its NUMERIC turns
+    ``0.1`` into a double), so there it is stored as text; sums are done in Python on Decimals.
+    Amounts should arrive as Decimal (or text); a float is taken by its shortest repr (``0.1`` is
+    ``Decimal("0.1")``, not 0.1000000000000000055…). NaN and infinities are refused.
+    """
+
+    impl = Numeric(36, MONEY_PLACES, asdecimal=True)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect):  # type: ignore[override]
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(String(64))
+        return dialect.type_descriptor(Numeric(36, MONEY_PLACES, asdecimal=True))
+
+    def process_bind_param(self, value: Decimal | float | int | str | None, dialect):  # type: ignore[override]
+        if value is None:
+            return None
+        amount = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+        if not amount.is_finite():
+            raise ValueError(f"an NMR amount must be finite, not {value}")
+        amount = amount.quantize(_QUANTUM, context=_MONEY_CTX)
+        return format(amount, "f") if dialect.name == "sqlite" else amount
+
+    def process_result_value(self, value: object, dialect):  # type: ignore[override]
+        if value is None:
+            return None
+        return plain_decimal(Decimal(str(value)))
 
 
 def utcnow() -> datetime:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select
@@ -50,8 +51,8 @@ class PerfRow:
     fnc: float | None
     cum_corr: float
     cum_mmc: float
-    at_risk_nmr: float | None
-    payout_nmr: float | None
+    at_risk_nmr: Decimal | None
+    payout_nmr: Decimal | None
     payout_status: str  # pending | settled | ""
     resolved: bool
 
@@ -130,8 +131,8 @@ def sync_performance(
                 settled = perf.payout_settled is not None
                 amount = perf.payout_settled if settled else perf.payout_pending
                 values = {
-                    "at_risk_nmr": None if perf.at_risk is None else float(perf.at_risk),
-                    "payout_nmr": None if amount is None else float(amount),
+                    "at_risk_nmr": perf.at_risk,  # Decimal from the API to NUMERIC: no float on the way
+                    "payout_nmr": amount,
                     "status": "settled" if settled else "pending",
                     "resolve_time": perf.resolve_time,
                 }

@@ -4,6 +4,14 @@
 all call it). It is idempotent: a model slot whose submission for the round is confirmed in the database
 is not touched again, and the client refuses to create a second submission when the server already has
 one. One model failing does not stop the others; the :class:`RoundReport` says which failed and why.
+
+Two runs at once (the service's job, a manual ``round run``, ``numerflow submit``) never work on the same
+model slot together: each run claims a slot before predicting it, as this process (pid, host, a token of
+its own) with a heartbeat refreshed on a background thread while it works. Another run takes the slot
+over only when the holder is dead: its pid is gone on this host (``kill -9``: at once) or its heartbeat
+is older than ``tournament.claim_stale_s`` (see :mod:`numerflow.liveness`).
+
+:class:`RoundWatcher` is the one watcher, behind ``round watch`` and the service's scheduler.
 """
 
 from __future__ import annotations
@@ -13,19 +21,20 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sqlalchemy import or_, select, update
+from sqlalchemy import select
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
 
 from numerflow.errors import ApiError, NumerflowError
 from numerflow.fileio import atomic_path, sha256_file
+from numerflow.liveness import Clock, Heartbeat, Holder, holder_is_dead, this_process
 from numerflow.store import session_scope
 from numerflow.store.base import utcnow
+from numerflow.store.claims import ClaimHolder, beat_claims, claim_slot_row
 from numerflow.store.tables.tournament import Round, Submission
 from numerflow.tournament.validation import validate_predictions
 
@@ -194,52 +203,73 @@ def record_validated(
     )
 
 
-IN_FLIGHT = ("predicted", "uploaded")
-CLAIM_TTL_S = 600.0
+CLAIM_STALE_S = 15.0
 
 
 class _Busy(NumerflowError):
     """Another run holds this model slot for this round."""
 
 
-def claim_slot(engine: Engine, tournament: int, number: int, slot: str, ttl_s: float = CLAIM_TTL_S) -> bool:
-    """Take the slot for this run: False while another run is in flight with it (updated < ``ttl_s`` ago).
+def claim_slot(
+    engine: Engine,
+    tournament: int,
+    number: int,
+    slot: str,
+    holder: Holder | None = None,
+    *,
+    stale_s: float = CLAIM_STALE_S,
+    now: datetime | None = None,
+) -> bool:
+    """Take the slot for ``holder`` (default: a new holder in this process): False while another run that
+    is alive holds it (see :mod:`numerflow.liveness`: a heartbeat younger than ``stale_s``, and a pid that
+    still exists when it is on this host). Two runs at once (the service's watcher and a manual
+    ``round run``) thus never upload the same model in parallel, and a killed run frees it at once."""
+    holder = holder or this_process()
+    return take_slot(engine, tournament, number, slot, holder, stale_s, now or utcnow()) is None
 
-    Two runs at once (the service's watcher and a manual ``round run``) thus never upload the same model
-    in parallel; a run that died mid-way holds the slot for at most ``ttl_s``.
-    """
-    now = utcnow()
-    stale = now - timedelta(seconds=ttl_s)
-    where = (
-        Submission.tournament == tournament,
-        Submission.round_number == number,
-        Submission.numerai_model == slot,
+
+def take_slot(
+    engine: Engine, tournament: int, number: int, slot: str, holder: Holder, stale_s: float, now: datetime
+) -> ClaimHolder | None:
+    """Take the slot for ``holder``: None when taken, else the live holder that keeps it."""
+
+    def is_dead(pid: int | None, host: str | None, heartbeat_at: datetime | None) -> bool:
+        return holder_is_dead(pid, host, heartbeat_at, now=now, stale_s=stale_s)
+
+    return claim_slot_row(
+        engine,
+        tournament,
+        number,
+        slot,
+        token=holder.token,
+        pid=holder.pid,
+        host=holder.host,
+        now=now,
+        is_dead=is_dead,
     )
-    try:
-        with session_scope(engine) as s:
-            if s.scalar(select(Submission.id).where(*where)) is None:
-                s.add(
-                    Submission(
-                        tournament=tournament,
-                        round_number=number,
-                        numerai_model=slot,
-                        status="predicted",
-                        created_at=now,
-                        updated_at=now,
-                    )
-                )
-                return True  # committed on leaving the block; a concurrent insert loses on the unique key
-            done = s.execute(
-                update(Submission)
-                .where(*where, or_(Submission.status.not_in(IN_FLIGHT), Submission.updated_at < stale))
-                .values(status="predicted", error="", updated_at=now)
-            )
-            return done.rowcount == 1
-    except IntegrityError:
-        return False
+
+
+def busy_message(slot: str, number: int, other: ClaimHolder, now: datetime) -> str:
+    who = ""
+    if other.pid is not None:
+        who = f" (pid {other.pid} on {other.host or 'an unknown host'}"
+        if other.heartbeat_at is not None:
+            who += f", alive {max((now - other.heartbeat_at).total_seconds(), 0):.0f}s ago"
+        who += ")"
+    return (
+        f"another run is submitting {slot} for round {number}{who}; it is left to finish "
+        "(run again if it stops: a dead run frees the slot at once)"
+    )
 
 
 # ------------------------------------------------------------------------------------------ the job
+@dataclass(frozen=True)
+class _Claim:
+    holder: Holder
+    stale_s: float
+    clock: Clock
+
+
 def run_round(
     settings: Settings,
     engine: Engine,
@@ -249,11 +279,14 @@ def run_round(
     deployments: list[Deployment] | None = None,
     live_path: Path | None = None,
     progress: Callable[[float, str], None] | None = None,
+    clock: Clock = utcnow,
 ) -> RoundReport:
     """Submit every deployed model for the open round, at most once each; see the module doc.
 
     ``client`` defaults to ``NumeraiClient.from_settings(settings)``; ``predict(deployment, dataset)``
     to the saved artifact of each deployment; ``progress(fraction, message)`` is told of each step.
+    Each model slot is claimed by this run (this process's pid and host, a token of its own) and the
+    claim's heartbeat is refreshed every ``tournament.claim_stale_s / 4`` seconds while the run works.
     """
     start = time.perf_counter()
     if client is None:
@@ -313,11 +346,13 @@ def run_round(
     )
     predict = predict or model_predictor(settings, engine)
     out_dir = settings.data_dir / "submissions" / str(number)
-    for i, dep in enumerate(pending):
-        tell(0.1 + 0.9 * i / len(pending), f"round {number}: {dep.numerai_model}")
-        report.outcomes.append(
-            _submit_one(engine, client, dep, dataset, predict, out_dir, number, tournament, slots)
-        )
+    claim = _Claim(this_process(), settings.tournament.claim_stale_s, clock)
+    with Heartbeat(lambda now: beat_claims(engine, claim.holder.token, now), claim.stale_s / 4, clock):
+        for i, dep in enumerate(pending):
+            tell(0.1 + 0.9 * i / len(pending), f"round {number}: {dep.numerai_model}")
+            report.outcomes.append(
+                _submit_one(engine, client, dep, dataset, predict, out_dir, number, tournament, slots, claim)
+            )
     tell(1.0, f"round {number}: {len(report.failed)} failed")
 
     status = "complete" if report.ok else "partial"
@@ -340,6 +375,7 @@ def _submit_one(
     number: int,
     tournament: int,
     slots: dict[str, str],
+    claim: _Claim,
 ) -> ModelOutcome:
     t0 = time.perf_counter()
     slot, ref = dep.numerai_model, f"{dep.model_name}@{dep.version}"
@@ -351,8 +387,10 @@ def _submit_one(
             known = ", ".join(sorted(slots)) or "none"
             raise NumerflowError(f"the Numerai account has no model slot {slot!r} (known: {known})")
         common["numerai_model_id"] = model_id
-        if not claim_slot(engine, tournament, number, slot):
-            raise _Busy(f"another run is submitting {slot} for round {number}; try again in a few minutes")
+        now = claim.clock()
+        other = take_slot(engine, tournament, number, slot, claim.holder, claim.stale_s, now)
+        if other is not None:
+            raise _Busy(busy_message(slot, number, other, now))
         path = write_predictions(out_dir / f"{slot}.csv", dataset.ids, predict(dep, dataset))
         stage = "validate"
         check = validate_predictions(path, dataset.ids)
@@ -409,34 +447,52 @@ def _submit_one(
 
 # ------------------------------------------------------------------------------------------ watch
 class RoundWatcher:
-    """Waits for rounds and runs them: every ``interval_s``, or at once when :meth:`trigger` is called
-    (the service's webhook). Errors are logged and the loop goes on; :meth:`stop` ends it."""
+    """The one round watcher (the CLI's ``round watch`` and the service's): every ``interval_s``, or at
+    once when :meth:`trigger` is called (the service's webhook), it asks the API which round is open.
+
+    - ``on_change(number, is_open)`` is told when the round or its open state changes (the service
+      publishes a ``round`` event);
+    - for an open round, ``act(number)`` does the work and its result goes to ``on_result``: the CLI
+      runs the round itself (:func:`round_runner`), the service starts a round job once per round;
+    - errors are logged, counted and told to ``on_error``; the loop goes on until :meth:`stop`.
+
+    ``clock`` (UTC now) decides whether a round still takes submissions; tests inject it.
+    """
 
     def __init__(
         self,
-        settings: Settings,
-        engine: Engine,
-        client: NumeraiClient,
+        client: NumeraiClient | Callable[[], NumeraiClient],
+        act: Callable[[int], Any],
         *,
-        interval_s: float | None = None,
-        predict: Predictor | None = None,
-        on_report: Callable[[RoundReport], None] | None = None,
+        interval_s: float,
+        on_change: Callable[[int | None, bool], None] | None = None,
+        on_result: Callable[[Any], None] | None = None,
         on_error: Callable[[Exception], None] | None = None,
+        clock: Clock = utcnow,
+        enabled: bool = True,
     ) -> None:
-        self.settings = settings
-        self.engine = engine
-        self.client = client
-        self.interval_s = interval_s if interval_s is not None else settings.tournament.poll_interval_s
-        self.predict = predict
-        self.on_report = on_report
+        self._client = client
+        self.act = act
+        self.interval_s = interval_s
+        self.on_change = on_change
+        self.on_result = on_result
         self.on_error = on_error
-        self._wake = threading.Event()
-        self._stop = threading.Event()
+        self.clock = clock
+        self.enabled = enabled
+        self.last: tuple[int | None, bool] | None = None
         self.runs = 0
         self.errors = 0
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+
+    @property
+    def client(self) -> NumeraiClient:
+        if callable(self._client) and not hasattr(self._client, "current_round_info"):
+            self._client = self._client()  # made on first use (the service may start without keys)
+        return self._client  # type: ignore[return-value]
 
     def trigger(self) -> None:
-        """Run now instead of waiting for the next poll (e.g. a new-round webhook arrived)."""
+        """Look now instead of waiting for the next poll (e.g. a new-round webhook arrived)."""
         self._wake.set()
 
     def stop(self) -> None:
@@ -447,9 +503,21 @@ class RoundWatcher:
     def stopped(self) -> bool:
         return self._stop.is_set()
 
-    def run_once(self) -> RoundReport | None:
+    def check_once(self) -> Any | None:
+        """Look once: ``act``'s result for an open round, None when none is open or on an error."""
+        from numerflow.tournament.client.rounds import is_open
+
         try:
-            report = run_round(self.settings, self.engine, self.client, predict=self.predict)
+            info = self.client.current_round_info()
+            number = None if info is None else info.number
+            open_now = is_open(info, self.clock())
+            if self.last != (number, open_now):
+                self.last = (number, open_now)
+                if self.on_change is not None:
+                    self.on_change(number, open_now)
+            if number is None or not open_now:
+                return None
+            result = self.act(number)
         except Exception as exc:  # keep watching whatever happened
             self.errors += 1
             if isinstance(exc, NumerflowError):
@@ -461,15 +529,31 @@ class RoundWatcher:
             return None
         finally:
             self.runs += 1
-        if self.on_report:
-            self.on_report(report)
-        return report
+        if self.on_result is not None:
+            self.on_result(result)
+        return result
 
     def run(self, *, max_runs: int | None = None) -> None:
-        """Loop until :meth:`stop` (or ``max_runs`` runs)."""
+        """Loop until :meth:`stop` (or ``max_runs`` checks)."""
         while not self._stop.is_set():
-            self.run_once()
+            self.check_once()
             if max_runs is not None and self.runs >= max_runs:
                 break
             self._wake.wait(self.interval_s)
             self._wake.clear()
+
+
+def round_runner(
+    settings: Settings,
+    engine: Engine,
+    client: NumeraiClient,
+    *,
+    predict: Predictor | None = None,
+    clock: Clock = utcnow,
+) -> Callable[[int], RoundReport]:
+    """``act`` for a watcher that runs each open round itself (``round watch``)."""
+
+    def act(_number: int) -> RoundReport:
+        return run_round(settings, engine, client, predict=predict, clock=clock)
+
+    return act

@@ -2,7 +2,15 @@
 
 Guard rails from ``[tournament]``: ``max_stake_change_nmr`` (the most the stake of one model may move in
 one round, all changes of that round added up) and ``max_stake_nmr`` (a ceiling). Every change asked
-for is recorded in ``stake_changes``, refused ones included, with the reason.
+for is recorded in ``stake_changes``, refused ones included, with the reason. Amounts are Decimals from
+the command line to the database (``NUMERIC``), never floats.
+
+A change whose answer was lost after it was sent (timeout, 5xx: ``ApiOutcomeUnknownError``) is never
+sent again. It is recorded as ``unknown`` and counts toward the round's limit until it is settled by
+reading the stake back: the stake shows the new amount → ``requested`` (it was done); it still shows the
+old amount → ``failed`` (it was not). A release (a decrease) is paid only when the rounds at risk
+resolve, so it may stay ``unknown``, and counted, until then. Unknown changes are settled again at every
+``stake show`` / ``stake set``.
 """
 
 from __future__ import annotations
@@ -13,10 +21,10 @@ from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 from typing import TYPE_CHECKING
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.engine import Engine
 
-from numerflow.errors import NumerflowError, StakeError
+from numerflow.errors import ApiOutcomeUnknownError, NumerflowError, StakeError
 from numerflow.store import session_scope
 from numerflow.store.tables.tournament import Round, StakeChange
 
@@ -88,18 +96,51 @@ def _round_for_limits(engine: Engine, client: NumeraiClient) -> int:
         return int(s.scalar(select(func.max(Round.number))) or 0)
 
 
+COUNTED = ("requested", "unknown")  # changes that (may) have moved the stake
+
+
 def changed_in_round(engine: Engine, tournament: int, slot: str, round_number: int) -> Decimal:
-    """NMR moved (in absolute value) for ``slot`` in ``round_number`` by changes the server accepted."""
+    """NMR moved (in absolute value) for ``slot`` in ``round_number`` by changes the server accepted, and
+    by changes whose outcome is not known yet."""
     with session_scope(engine) as s:
         rows = s.scalars(
             select(StakeChange.delta_nmr).where(
                 StakeChange.tournament == tournament,
                 StakeChange.numerai_model == slot,
                 StakeChange.round_number == round_number,
-                StakeChange.status == "requested",
+                StakeChange.status.in_(COUNTED),
             )
         ).all()
-    return sum((abs(Decimal(str(v))) for v in rows), Decimal(0))
+    return sum((abs(v) for v in rows), Decimal(0))
+
+
+def settle_unknown(engine: Engine, tournament: int, slot: str, stake_now: Decimal) -> int:
+    """Settle ``slot``'s changes of unknown outcome against the stake read now; how many were settled."""
+    settled = 0
+    with session_scope(engine) as s:
+        rows = s.scalars(
+            select(StakeChange).where(
+                StakeChange.tournament == tournament,
+                StakeChange.numerai_model == slot,
+                StakeChange.status == "unknown",
+            )
+        ).all()
+        for row in rows:
+            if stake_now == row.to_nmr:
+                status, note = "requested", f"settled: the stake read back is {stake_now:f} NMR (it was done)"
+            elif stake_now == row.from_nmr and row.delta_nmr > 0:
+                status, note = "failed", f"settled: the stake read back is still {stake_now:f} NMR (not done)"
+            else:
+                continue  # a release not paid yet, or the stake moved otherwise: still counted
+            done = s.execute(
+                update(StakeChange)
+                .where(StakeChange.id == row.id, StakeChange.status == "unknown")
+                .values(status=status, reason=f"{row.reason}; {note}"[:2000])
+            )
+            settled += int(done.rowcount or 0)
+    if settled:
+        log.info("%s: %d stake change(s) of unknown outcome settled", slot, settled)
+    return settled
 
 
 def show_stakes(engine: Engine, client: NumeraiClient, slots: list[str] | None = None) -> list[StakeView]:
@@ -111,11 +152,13 @@ def show_stakes(engine: Engine, client: NumeraiClient, slots: list[str] | None =
         if slot not in models:
             known = ", ".join(sorted(models)) or "none"
             raise NumerflowError(f"the Numerai account has no model {slot!r} (known: {known})")
+        stake = client.stake_value(slot)
+        settle_unknown(engine, client.tournament_id, slot, stake)
         out.append(
             StakeView(
                 slot,
                 models[slot],
-                client.stake_value(slot),
+                stake,
                 changed_in_round(engine, client.tournament_id, slot, round_number),
             )
         )
@@ -131,9 +174,9 @@ def _record(
                 tournament=tournament,
                 numerai_model=slot,
                 round_number=rnd,
-                from_nmr=float(old),
-                to_nmr=float(new),
-                delta_nmr=float(new - old),
+                from_nmr=old,
+                to_nmr=new,
+                delta_nmr=new - old,
                 **kw,
             )
         )
@@ -157,6 +200,7 @@ def set_stake(
     current = client.stake_value(slot)
     rnd = _round_for_limits(engine, client)
     tournament = client.tournament_id
+    settle_unknown(engine, tournament, slot, current)
     delta = amount - current
     if delta == 0:
         raise StakeError(f"{slot}: the stake is already {current:f} NMR; nothing to change")
@@ -186,6 +230,10 @@ def set_stake(
 
     try:
         answer = client.change_stake(model_id, delta)
+    except ApiOutcomeUnknownError as exc:
+        # sent, answer lost: never resent; counted toward the limit until the stake read back settles it
+        _record(engine, tournament, slot, rnd, current, amount, status="unknown", reason=str(exc))
+        return _settle_now(engine, client, tournament, slot, rnd, current, amount, exc)
     except NumerflowError as exc:
         _record(engine, tournament, slot, rnd, current, amount, status="failed", reason=str(exc))
         raise
@@ -203,3 +251,39 @@ def set_stake(
     )
     log.info("%s: stake change %s -> %s NMR requested (%s)", slot, current, amount, server_status or "ok")
     return StakeChangeResult(slot, current, amount, rnd, server_status)
+
+
+def _settle_now(
+    engine: Engine,
+    client: NumeraiClient,
+    tournament: int,
+    slot: str,
+    rnd: int,
+    current: Decimal,
+    amount: Decimal,
+    exc: ApiOutcomeUnknownError,
+) -> StakeChangeResult:
+    """Read the stake back after a lost answer: the result when it shows the change was done, else a
+    StakeError saying what is known (not done, or not known yet and counted toward the limit)."""
+    try:
+        stake_now = client.stake_value(slot)
+    except NumerflowError as read_exc:
+        raise StakeError(
+            f"{slot}: the stake change to {amount:f} NMR was sent but its answer was lost ({exc.message}), "
+            f"and reading the stake back failed ({read_exc}); it is not sent again and counts toward "
+            "the round's limit until `numerflow stake show` can read it"
+        ) from None
+    settle_unknown(engine, tournament, slot, stake_now)
+    if stake_now == amount:
+        log.info("%s: stake change %s -> %s NMR done (answer lost, read back)", slot, current, amount)
+        return StakeChangeResult(slot, current, amount, rnd, "settled by reading the stake back")
+    if stake_now == current and amount > current:
+        raise StakeError(
+            f"{slot}: the stake change to {amount:f} NMR was sent but its answer was lost ({exc.message}); "
+            f"the stake read back is still {current:f} NMR, so it was not done; run it again"
+        ) from None
+    raise StakeError(
+        f"{slot}: the stake change to {amount:f} NMR was sent but its answer was lost ({exc.message}); "
+        f"the stake reads {stake_now:f} NMR (a release is paid when its rounds resolve), so it is not sent "
+        "again and counts toward the round's limit until it settles"
+    ) from None

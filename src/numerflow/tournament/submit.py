@@ -8,9 +8,18 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
 
+from numerflow.errors import ConflictError, NumerflowError
+from numerflow.liveness import Heartbeat, this_process
 from numerflow.store.base import utcnow
+from numerflow.store.claims import beat_claims
 from numerflow.tournament.client import UploadResult
-from numerflow.tournament.round import fetch_live, record_submission, record_validated
+from numerflow.tournament.round import (
+    busy_message,
+    fetch_live,
+    record_submission,
+    record_validated,
+    take_slot,
+)
 from numerflow.tournament.validation import PredictionsCheck, validate_predictions
 
 if TYPE_CHECKING:
@@ -56,8 +65,20 @@ def submit_file(
         live_path = fetch_live(settings, engine, client, number)
     check = validate_predictions(path, live_ids(live_path))
     tournament = client.tournament_id
-    record_validated(engine, tournament, number, slot, path, check.rows, numerai_model_id=model_id)
-    result = client.submit(path, model_id, round_number=number, replace=replace)
+    # the same claim as the round job: a `round run` (or another submit) working on this slot is left
+    # to finish, and this upload holds the slot, heartbeat and all, until it is recorded
+    holder, stale_s, now = this_process(), settings.tournament.claim_stale_s, utcnow()
+    other = take_slot(engine, tournament, number, slot, holder, stale_s, now)
+    if other is not None:
+        raise ConflictError(busy_message(slot, number, other, now))
+    try:
+        with Heartbeat(lambda at: beat_claims(engine, holder.token, at), stale_s / 4):
+            record_validated(engine, tournament, number, slot, path, check.rows, numerai_model_id=model_id)
+            result = client.submit(path, model_id, round_number=number, replace=replace)
+    except BaseException as exc:  # frees the slot at once, with the reason
+        reason = str(exc) if isinstance(exc, NumerflowError) else f"{type(exc).__name__}: {exc}"
+        record_submission(engine, tournament, number, slot, status="failed", error=f"upload: {reason}")
+        raise
     record_submission(
         engine,
         tournament,

@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.engine import Engine
 
 from numerflow.errors import NotFoundError
+from numerflow.liveness import holder_is_dead, this_process
 from numerflow.store.base import utcnow
 from numerflow.store.db import session_scope
 from numerflow.store.tables.modeling import ModelVersion, Run, StageEvent
@@ -277,10 +278,13 @@ class RunRecorder:
     def start(self) -> RunRecorder:
         self._t0 = time.perf_counter()
         with session_scope(self.engine) as s:
+            holder = this_process()
             row = Run(
                 kind=self.kind,
                 model_name=self.model_name,
                 status="running",
+                holder_pid=holder.pid,
+                holder_host=holder.host,
                 params=jsonable(self.params),
                 data_hashes={},
                 scores={},
@@ -312,6 +316,46 @@ class RunRecorder:
             row.error = error[:2000]
             row.finished_at = utcnow()
             row.duration_s = time.perf_counter() - self._t0
+
+
+_checked_urls: set[str] = set()
+
+
+def interrupt_dead_runs(engine: Engine, *, once: bool = False) -> int:
+    """Mark ``interrupted`` every run left ``running`` by a process that is gone (``kill -9``, a crash, a
+    stopped service): its pid no longer exists on this host. Runs held on another host, and rows from
+    before holders were recorded, are left as they are. Returns how many were marked; with ``once``, only
+    the first call per database in this process does the work (the CLI calls it on opening the registry).
+    """
+    key = engine.url.render_as_string(hide_password=False)
+    if once and key in _checked_urls:
+        return 0
+    _checked_urls.add(key)
+    now = utcnow()
+    with session_scope(engine) as s:
+        running = s.execute(
+            select(Run.id, Run.holder_pid, Run.holder_host).where(
+                Run.status == "running", Run.holder_pid.is_not(None)
+            )
+        ).all()
+        dead = [
+            (run_id, pid, host)
+            for run_id, pid, host in running
+            if holder_is_dead(pid, host, None, now=now, stale_s=None)
+        ]
+        for run_id, pid, host in dead:
+            s.execute(
+                update(Run)
+                .where(Run.id == run_id, Run.status == "running")
+                .values(
+                    status="interrupted",
+                    finished_at=now,
+                    error=f"the process running it (pid {pid} on {host}) stopped before it finished",
+                )
+            )
+    if dead:
+        log.warning("%d run(s) left running by a stopped process; marked interrupted", len(dead))
+    return len(dead)
 
 
 def jsonable(value: Any) -> Any:

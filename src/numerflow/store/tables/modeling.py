@@ -64,6 +64,9 @@ class Run(Base):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     duration_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # the process that runs it: a run left ``running`` by a process that is gone becomes ``interrupted``
+    holder_pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    holder_host: Mapped[str] = mapped_column(String(255), default="")
 
 
 class TuningStudy(Base):

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 
 from sqlalchemy import Float, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from numerflow.store.base import Base, UTCDateTime, utcnow
+from numerflow.store.base import Base, Money, UTCDateTime, utcnow
 
 
 class Round(Base):
@@ -33,6 +34,9 @@ class Submission(Base):
     """One model slot's submission for one round; retried runs update the same row.
 
     ``status``: predicted | uploaded | confirmed | failed | invalid. ``submission_id`` is Numerai's.
+    While a run works on the slot (predicted | uploaded) it is that run's claim: ``claim_token`` (unique
+    to the run), ``claim_pid`` and ``claim_host`` say who holds it, ``heartbeat_at`` when it last said it
+    was alive (see ``numerflow.liveness``).
     """
 
     __tablename__ = "submissions"
@@ -55,6 +59,10 @@ class Submission(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    claim_token: Mapped[str] = mapped_column(String(64), default="", index=True)
+    claim_pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    claim_host: Mapped[str] = mapped_column(String(255), default="")
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class Score(Base):
@@ -86,8 +94,8 @@ class Payout(Base):
     tournament: Mapped[int] = mapped_column(Integer, default=8)
     numerai_model: Mapped[str] = mapped_column(String(128), index=True)
     round_number: Mapped[int] = mapped_column(Integer, index=True)
-    at_risk_nmr: Mapped[float | None] = mapped_column(Float, nullable=True)
-    payout_nmr: Mapped[float | None] = mapped_column(Float, nullable=True)
+    at_risk_nmr: Mapped[Decimal | None] = mapped_column(Money, nullable=True)
+    payout_nmr: Mapped[Decimal | None] = mapped_column(Money, nullable=True)
     status: Mapped[str] = mapped_column(String(16))  # pending | settled
     resolve_time: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     synced_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
@@ -102,10 +110,11 @@ class StakeChange(Base):
     tournament: Mapped[int] = mapped_column(Integer, default=8)
     numerai_model: Mapped[str] = mapped_column(String(128), index=True)
     round_number: Mapped[int] = mapped_column(Integer, default=0)
-    from_nmr: Mapped[float] = mapped_column(Float)
-    to_nmr: Mapped[float] = mapped_column(Float)
-    delta_nmr: Mapped[float] = mapped_column(Float)
-    status: Mapped[str] = mapped_column(String(16))  # requested | refused | failed
+    from_nmr: Mapped[Decimal] = mapped_column(Money)
+    to_nmr: Mapped[Decimal] = mapped_column(Money)
+    delta_nmr: Mapped[Decimal] = mapped_column(Money)
+    # requested | refused | failed | unknown (sent, answer lost: counts toward the limit until settled)
+    status: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str] = mapped_column(Text, default="")
     server_status: Mapped[str] = mapped_column(String(64), default="")
     requested_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

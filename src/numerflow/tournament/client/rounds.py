@@ -28,6 +28,21 @@ class RoundInfo:
     close_staking_time: datetime | None
 
 
+def is_open(info: RoundInfo | None, now: datetime) -> bool:
+    """Whether the round ``info`` (None: the server named none) takes submissions at ``now``.
+
+    The server decides: between rounds it answers "Current round not open for submissions". When it
+    still names a round, its staking close is compared with ``now``, unless the server's clock runs ahead
+    of ours (a simulator on a fast clock), in which case the server's word stands.
+    """
+    if info is None:
+        return False
+    server_ahead = info.open_time is not None and info.open_time > now
+    if info.close_staking_time is not None and not server_ahead:
+        return now < info.close_staking_time
+    return True
+
+
 def _utc(value: str | None) -> datetime | None:
     parsed = utils.parse_datetime_string(value) if value else None
     if parsed is not None and parsed.tzinfo is None:
@@ -67,21 +82,10 @@ class RoundsMixin(ClientCore):
             )
         return info.number
 
-    def round_is_open(self) -> bool:
-        """True while the current round takes submissions.
-
-        The server decides: between rounds it answers "Current round not open for submissions". When it
-        still names a round, its staking close is compared with our clock, unless its clock runs ahead of
-        ours (a simulator on a fast clock), in which case the server's word stands.
-        """
-        info = self.current_round_info()
-        if info is None:
-            return False
-        now = datetime.now(UTC)
-        server_ahead = info.open_time is not None and info.open_time > now
-        if info.close_staking_time is not None and not server_ahead:
-            return now < info.close_staking_time
-        return True
+    def round_is_open(self, now: datetime | None = None) -> bool:
+        """True while the current round takes submissions (see :func:`is_open`; ``now`` defaults to
+        the clock)."""
+        return is_open(self.current_round_info(), now or datetime.now(UTC))
 
     def check_round_open(self) -> bool:
         """numerapi's name for :meth:`round_is_open` (numerapi's own raises KeyError on network errors)."""

@@ -17,15 +17,16 @@ import os
 import re
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from numerapi import utils
 
 from numerflow.errors import ApiAuthError, ApiError, ApiUnavailableError
+from numerflow.retry import Transient, retry_call
 from numerflow.tournament.client.core import ClientCore
-from numerflow.tournament.client.transport import backoff_delay
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ mutation($filename: String! $tournament: Int! $modelId: String $triggerId: Strin
                     source: "numerflow" dataDatestamp: $dataDatestamp) { id }
 }
 """
+_NEVER = datetime.min.replace(tzinfo=UTC)
 _TRANSIENT_WORDS = re.compile(r"internal|temporar|try again|unavailable|timed? ?out", re.IGNORECASE)
 
 
@@ -72,28 +74,44 @@ class UploadResult:
     attempts: int  # upload attempts made (0 when already submitted)
 
 
+def _utc(text: str | None) -> datetime | None:
+    """``insertedAt`` as an aware UTC datetime (a time without an offset is taken as UTC), or None."""
+    if not text:
+        return None
+    when = utils.parse_datetime_string(text)
+    if when is None:
+        return None
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
+def parse_submissions(items: list[dict[str, Any]], tournament_id: int) -> list[SubmissionInfo]:
+    """The ``submissions`` of a ``model`` answer, sorted by round then ``insertedAt`` (oldest first)."""
+    out = []
+    for item in items:
+        rnd = item.get("round") or {}
+        out.append(
+            SubmissionInfo(
+                id=item.get("id"),
+                filename=str(item.get("filename") or ""),
+                round_number=int(rnd.get("number") or 0),
+                tournament=int(rnd.get("tournament") or tournament_id),
+                selected=bool(item.get("selected", True)),
+                inserted_at=_utc(item.get("insertedAt")),
+            )
+        )
+    # a submission without insertedAt sorts first in its round (an aware minimum: mixing naive and
+    # aware datetimes in one sort raises TypeError)
+    out.sort(key=lambda s: (s.round_number, s.inserted_at or _NEVER))
+    return out
+
+
 class SubmissionsMixin(ClientCore):
     def submissions(self, model_id: str) -> list[SubmissionInfo]:
         """Every submission of the model, oldest first, with the round each belongs to."""
         data = self.raw_query(_MODEL_SUBMISSIONS, {"modelId": model_id}, authorization=True)["data"]["model"]
         if data is None:
             raise ApiError(f"model: the account has no model with id {model_id!r}")
-        out = []
-        for item in data.get("submissions") or []:
-            rnd = item.get("round") or {}
-            inserted = item.get("insertedAt")
-            out.append(
-                SubmissionInfo(
-                    id=item.get("id"),
-                    filename=str(item.get("filename") or ""),
-                    round_number=int(rnd.get("number") or 0),
-                    tournament=int(rnd.get("tournament") or self.tournament_id),
-                    selected=bool(item.get("selected", True)),
-                    inserted_at=utils.parse_datetime_string(inserted) if inserted else None,
-                )
-            )
-        out.sort(key=lambda s: (s.round_number, s.inserted_at or datetime.min))
-        return out
+        return parse_submissions(data.get("submissions") or [], self.tournament_id)
 
     def round_submissions(self, model_id: str, round_number: int) -> list[SubmissionInfo]:
         return [
@@ -131,21 +149,20 @@ class SubmissionsMixin(ClientCore):
         known = {s.key for s in before}
         body = data if data is not None else path.read_bytes()
 
-        last: ApiError | None = None
-        for attempt in range(1, attempts + 1):
-            if attempt > 1:
-                self.transport.sleep(backoff_delay(attempt - 2, self.transport.backoff_s))
+        tries = 0
+
+        def one_upload() -> UploadResult:
+            nonlocal tries
+            tries += 1
             try:  # nothing can be created before create_submission: any failure here is safe to retry
                 filename = self._put_file(path.name, body, model_id)
             except ApiAuthError:
                 raise
             except ApiError as exc:
-                last = exc
-                log.warning("upload attempt %d: %s; nothing was submitted; retrying", attempt, exc.message)
-                continue
+                raise Transient(f"{exc.message}; nothing was submitted", sent=False) from None
             try:
                 sub_id = self._create(filename, model_id)
-                return UploadResult(sub_id, round_number, already_submitted=False, attempts=attempt)
+                return UploadResult(sub_id, round_number, already_submitted=False, attempts=tries)
             except ApiAuthError:
                 raise
             except ApiError as exc:
@@ -154,21 +171,28 @@ class SubmissionsMixin(ClientCore):
                 new = self._wait_for_new(model_id, round_number, known, wait)
                 if new is not None:
                     log.warning("%s; the submission was created anyway (%s)", exc.message, new.key)
-                    return UploadResult(new.key, round_number, already_submitted=False, attempts=attempt)
+                    return UploadResult(new.key, round_number, already_submitted=False, attempts=tries)
                 if not ambiguous:
                     raise
-                last = exc
-                log.warning(
-                    "upload attempt %d: %s; no submission appeared within %.1fs; retrying",
-                    attempt,
-                    exc.message,
-                    wait,
-                )
-        assert last is not None
-        raise ApiUnavailableError(
-            f"upload of {path.name} for round {round_number} failed {attempts} times ({last.message}); "
-            "no submission was made, run it again"
-        )
+                # the server's list shows nothing new after waiting: as if it was never sent
+                raise Transient(
+                    f"{exc.message}; no submission appeared within {wait:.1f}s", sent=False
+                ) from None
+
+        try:
+            return retry_call(
+                one_upload,
+                attempts=attempts,
+                base_s=self.transport.backoff_s,
+                idempotent=False,
+                what=f"upload of {path.name}",
+                sleep=self.transport.sleep,
+            )
+        except Transient as exc:
+            raise ApiUnavailableError(
+                f"upload of {path.name} for round {round_number} failed {attempts} times ({exc.message}); "
+                "no submission was made, run it again"
+            ) from None
 
     @property
     def confirm_wait_s(self) -> float:

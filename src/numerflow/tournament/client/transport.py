@@ -4,11 +4,13 @@ numerapi posts with no timeout, retries only 5xx, and turns every other failure 
 die with ``KeyError: 'data'``. :class:`Transport` does the POST itself and either returns the parsed
 GraphQL answer or raises a :class:`~numerflow.errors.ApiError` carrying the server's own message:
 
-- connection errors, timeouts, HTTP 5xx/429 and unparsable bodies are retried (``retries`` attempts in
-  all, exponential backoff with jitter); when they never clear it raises ApiUnavailableError;
+- connection errors, timeouts, HTTP 5xx/429 and unparsable bodies are retried through the one policy of
+  :mod:`numerflow.retry` (``retries`` attempts in all, exponential backoff with jitter); when they never
+  clear it raises ApiUnavailableError;
 - a mutation (``create_submission``, stake changes) is not resent after the request may have reached the
   server (timeout, dropped connection, 5xx): sending it twice could do it twice. Only failures where
-  nothing was sent (connection refused, connect timeout) are retried; the caller decides the rest;
+  nothing was sent (connection refused, connect timeout) are retried; otherwise it raises
+  ApiOutcomeUnknownError and the caller reads the state back to settle it;
 - GraphQL ``errors`` (HTTP 200 or 4xx) become ApiError with the message, ApiAuthError for auth problems.
 """
 
@@ -16,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import re
 import time
 from collections.abc import Callable
@@ -24,32 +25,20 @@ from typing import Any, TypeVar
 
 import requests
 
-from numerflow.errors import ApiAuthError, ApiError, ApiUnavailableError
+from numerflow.errors import ApiAuthError, ApiError, ApiOutcomeUnknownError, ApiUnavailableError
+from numerflow.retry import Transient, backoff_delay, retry_call
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-MAX_BACKOFF_S = 30.0
+__all__ = ["Transport", "backoff_delay", "graphql_error_message", "is_auth_message", "operation_name"]
 _AUTH_WORDS = re.compile(
     r"\b(auth\w*|unauthori[sz]ed|forbidden|token|api keys?|credentials?|permission|not logged in|login)\b",
     re.IGNORECASE,
 )
 
 
-class _Transient(Exception):
-    """A failure worth another attempt; ``sent`` says whether the request may have reached the server."""
-
-    def __init__(self, message: str, *, sent: bool) -> None:
-        super().__init__(message)
-        self.message = message
-        self.sent = sent
-
-
-def backoff_delay(attempt: int, base_s: float, *, rng: random.Random | None = None) -> float:
-    """Exponential backoff with jitter: ``base * 2**attempt`` scaled by a random factor in [0.5, 1.0]."""
-    rng = rng or random
-    return min(MAX_BACKOFF_S, base_s * (2**attempt)) * rng.uniform(0.5, 1.0)
+_Transient = Transient  # the name this module's attempts raise; the policy is numerflow.retry
 
 
 def graphql_error_message(errors: Any) -> str:
@@ -99,36 +88,29 @@ class Transport:
         self.session = session or requests.Session()
         self.sleep = sleep
 
-    # -- retry loop ---------------------------------------------------------------------------------
+    # -- retry policy -------------------------------------------------------------------------------
     def with_retries(self, what: str, attempt_fn: Callable[[], T], *, resend_after_sent: bool = True) -> T:
-        """Call ``attempt_fn`` until it stops raising ``_Transient``; ApiUnavailableError if it never does."""
-        last: _Transient | None = None
-        for attempt in range(self.retries):
-            try:
-                return attempt_fn()
-            except _Transient as exc:
-                last = exc
-                if exc.sent and not resend_after_sent:
-                    raise ApiUnavailableError(
-                        f"{what}: {exc.message}; the request may have reached the server, so it was not "
-                        "sent again (check its effect before retrying)"
-                    ) from None
-                if attempt + 1 < self.retries:
-                    delay = backoff_delay(attempt, self.backoff_s)
-                    log.warning(
-                        "%s: %s (attempt %d of %d, retrying in %.2fs)",
-                        what,
-                        exc.message,
-                        attempt + 1,
-                        self.retries,
-                        delay,
-                    )
-                    self.sleep(delay)
-        assert last is not None
-        raise ApiUnavailableError(
-            f"{what}: {last.message} after {self.retries} attempts to {self.url}; "
-            "check the connection or numerai.api_url and try again"
-        )
+        """``attempt_fn`` under the one retry policy (:mod:`numerflow.retry`); ApiOutcomeUnknownError when a
+        non-idempotent request may have reached the server, ApiUnavailableError when it never clears."""
+        try:
+            return retry_call(
+                attempt_fn,
+                attempts=self.retries,
+                base_s=self.backoff_s,
+                idempotent=resend_after_sent,
+                what=what,
+                sleep=self.sleep,
+            )
+        except Transient as exc:
+            if exc.sent and not resend_after_sent:
+                raise ApiOutcomeUnknownError(
+                    f"{what}: {exc.message}; the request may have reached the server, so it was not "
+                    "sent again (check its effect before retrying)"
+                ) from None
+            raise ApiUnavailableError(
+                f"{what}: {exc.message} after {self.retries} attempts to {self.url}; "
+                "check the connection or numerai.api_url and try again"
+            ) from None
 
     # -- GraphQL ------------------------------------------------------------------------------------
     def post_graphql(

@@ -9,7 +9,7 @@ from alembic import op
 
 from numerflow.store.base import UTCDateTime
 
-revision = "0007_sessions"
+revision = "0009_sessions"
 down_revision = "0004_service"
 branch_labels = None
 depends_on = None

@@ -1,0 +1,219 @@
+"""Once only, under real concurrency: two ``round run`` processes at the same moment, and a run killed
+with SIGKILL in the middle of its upload.
+
+What a user would notice: the service's watcher and a manual ``round run`` started together still make
+exactly one submission per model, on SQLite and on PostgreSQL; and after a run is killed (OOM killer,
+``kill -9``, a reboot) the next ``round run`` goes ahead at once instead of refusing for ten minutes.
+Everything is real: separate OS processes running the CLI, numerapi over HTTP to ``numerflow sim``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import insert, select
+from tournament_support import MODELS, Project, Trained, make_project, train_once
+
+from numerflow.simulator import FaultConfig
+from numerflow.store import open_database, session_scope
+from numerflow.store.tables import ModelVersion, Submission
+
+SLOTS = sorted(slot for _, slot in MODELS.values())
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
+    return train_once(tmp_path_factory.mktemp("once_trained"))
+
+
+@pytest.fixture
+def project(tmp_path: Path, trained: Trained, monkeypatch: pytest.MonkeyPatch) -> Iterator[Project]:
+    yield from make_project(tmp_path, trained, monkeypatch)
+
+
+def per_model(project: Project, round_number: int) -> Counter[str]:
+    return Counter(s["model_name"] for s in project.sim_submissions(round_number))
+
+
+def use_database(project: Project, url: str) -> None:
+    """Point the project at ``url``; a fresh database gets the trained registry copied in."""
+    sqlite = open_database(f"sqlite:///{project.root / 'numerflow.db'}")
+    text = project.config.read_text()
+    start = text.index('url = "sqlite:///')
+    end = text.index("\n", start)
+    project.config.write_text(text[:start] + f'url = "{url}"' + text[end:])
+    if url.startswith("sqlite"):
+        return
+    cols = [c.name for c in ModelVersion.__table__.columns]
+    with session_scope(sqlite) as s:
+        rows = [{c: getattr(r, c) for c in cols} for r in s.scalars(select(ModelVersion))]
+    with session_scope(open_database(url)) as s:
+        s.execute(insert(ModelVersion), rows)
+
+
+def round_run(project: Project) -> subprocess.Popen[str]:
+    """``numerflow round run`` as its own OS process (this checkout's code, via PYTHONPATH)."""
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    env = {
+        **os.environ,
+        "COLUMNS": "200",
+        "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]),
+    }
+    cmd = [sys.executable, "-m", "numerflow.cli.main", "--config", str(project.config), "round", "run"]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def prefetch_live(project: Project) -> None:
+    """Download this round's live file once before the runs start. Two runs downloading the same file at
+    the same moment share one ``.partial`` today (data/download.py, fixed separately); this test is about
+    the submission claim, so it starts from a cached live file."""
+    from numerflow.tournament.round import fetch_live
+
+    number = project.sim.engine.current_round()["number"]
+    fetch_live(project.settings, project.engine(), project.client(), number)
+
+
+def db_statuses(project: Project) -> dict[str, str]:
+    with session_scope(project.engine()) as s:
+        return {r.numerai_model: r.status for r in s.scalars(select(Submission))}
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_two_round_runs_started_together_submit_each_model_once(
+    project: Project, backend: str, request: pytest.FixtureRequest
+) -> None:
+    if backend == "postgres":
+        use_database(project, request.getfixturevalue("pg_url"))
+    prefetch_live(project)
+    number = project.sim.engine.current_round()["number"]
+    # every answer a little slow, so both processes are inside the upload at the same time
+    project.sim.engine.set_faults(FaultConfig(slow_rate=1.0, slow_s=0.3))
+    procs = [round_run(project), round_run(project)]
+    results = [p.communicate(timeout=300) for p in procs]
+    outs = "\n".join(out + err for out, err in results)
+    for proc, (out, err) in zip(procs, results, strict=True):
+        assert proc.returncode in (0, 1), out + err  # 1: some model was busy in the other run
+        assert "Traceback" not in out + err
+    assert per_model(project, number) == Counter(dict.fromkeys(SLOTS, 1)), outs
+    assert db_statuses(project) == dict.fromkeys(SLOTS, "confirmed"), outs
+
+    project.sim.engine.set_faults(FaultConfig())
+    again = round_run(project)
+    out, err = again.communicate(timeout=300)
+    assert again.returncode == 0 and "every model already submitted" in out, out + err
+    assert per_model(project, number) == Counter(dict.fromkeys(SLOTS, 1))
+
+
+def test_an_upload_longer_than_the_stale_time_keeps_its_claim_by_its_heartbeat(project: Project) -> None:
+    """The claim goes stale after 1 s, each model's upload takes several seconds: the holder's heartbeat,
+    refreshed during the upload, keeps another run from taking the slot (today's fixed expiry let a
+    second run in mid-upload)."""
+    from numerflow.tournament.round import claim_slot
+
+    text = project.config.read_text().replace("[tournament]\n", "[tournament]\nclaim_stale_s = 1.0\n")
+    text = text.replace("timeout_s = 1.0", "timeout_s = 5.0")  # slow answers, not timeouts
+    project.config.write_text(text)
+    prefetch_live(project)
+    number = project.sim.engine.current_round()["number"]
+    project.sim.engine.set_faults(FaultConfig(slow_rate=1.0, slow_s=1.5))  # ~6 s per model's upload
+    proc = round_run(project)
+    engine = project.engine()
+    held: Submission | None = None
+    deadline = time.monotonic() + 180
+    while held is None and time.monotonic() < deadline and proc.poll() is None:
+        with session_scope(engine) as s:
+            for row in s.scalars(select(Submission).where(Submission.claim_pid == proc.pid)):
+                beat_for = (row.heartbeat_at - row.created_at).total_seconds() if row.heartbeat_at else 0
+                if row.status in ("predicted", "uploaded") and row.file_sha256 and beat_for > 1.5:
+                    held = row  # claimed more than 1.5 s ago, still uploading, still beating
+        time.sleep(0.02)
+    assert held is not None, "the run never held a claim past its stale time"
+    taken = claim_slot(engine, 8, number, held.numerai_model, stale_s=1.0)
+    out, err = proc.communicate(timeout=180)
+    assert taken is False
+    assert proc.returncode == 0, out + err
+    project.sim.engine.set_faults(FaultConfig())
+    assert per_model(project, number) == Counter(dict.fromkeys(SLOTS, 1))
+    assert db_statuses(project) == dict.fromkeys(SLOTS, "confirmed")
+
+
+KILL_POINTS = {
+    "claimed": lambda r: r.status == "predicted",  # slot taken, predicting
+    "validated": lambda r: r.status == "predicted" and bool(r.file_sha256),  # about to upload
+    "uploaded": lambda r: r.status == "uploaded",  # uploaded, not confirmed yet
+}
+
+
+@pytest.mark.parametrize("point", list(KILL_POINTS))
+def test_a_run_killed_mid_upload_frees_its_slot_for_the_next_run_at_once(
+    project: Project, cli, point: str
+) -> None:
+    prefetch_live(project)
+    number = project.sim.engine.current_round()["number"]
+    project.sim.engine.set_faults(FaultConfig(slow_rate=1.0, slow_s=0.5))  # a slow upload
+    proc = round_run(project)
+    try:
+        mid_upload = _wait_for_claim(project, proc, KILL_POINTS[point])
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    assert mid_upload, "the run never reached an upload"
+    project.sim.engine.set_faults(FaultConfig())
+
+    # the killed run's claim is still in the database, heartbeat fresh: its dead pid frees it
+    with session_scope(project.engine()) as s:
+        held = [r for r in s.scalars(select(Submission)) if r.claim_pid == proc.pid]
+        assert held and held[0].status in ("predicted", "uploaded")
+    code, out, err = cli("round", "run")
+    assert code == 0, out + err
+    assert "busy" not in out and "another run" not in out
+    assert per_model(project, number) == Counter(dict.fromkeys(SLOTS, 1))
+    assert db_statuses(project) == dict.fromkeys(SLOTS, "confirmed")
+
+
+def _wait_for_claim(project: Project, proc: subprocess.Popen[str], at: Callable[[Submission], bool]) -> bool:
+    """Until ``proc`` holds a slot whose row is ``at`` the kill point (or it exits)."""
+    deadline = time.monotonic() + 120
+    engine = project.engine()
+    while time.monotonic() < deadline and proc.poll() is None:
+        with session_scope(engine) as s:
+            rows = s.scalars(select(Submission).where(Submission.claim_pid == proc.pid)).all()
+            if any(at(r) for r in rows):
+                return True
+        time.sleep(0.02)
+    return False
+
+
+def test_numerflow_submit_leaves_a_slot_a_round_run_holds_alone(
+    project: Project, cli, tmp_path: Path
+) -> None:
+    """``numerflow submit`` takes the same claim as the round job: while a live run holds the slot it is
+    refused with one line (nothing uploaded); once the slot is free it goes in once."""
+    from numerflow.tournament.round import claim_slot
+
+    number = project.sim.engine.current_round()["number"]
+    ids = [str(i) for i in project.sim.engine.live_ids(number)]
+    path = tmp_path / "preds.csv"
+    path.write_text(
+        "id,prediction\n" + "".join(f"{i},{0.01 + 0.98 * (k % 97) / 97:.6f}\n" for k, i in enumerate(ids))
+    )
+    assert claim_slot(project.engine(), 8, number, "sim_model_1")  # a round run mid-upload
+    code, _, err = cli("submit", "sim_model_1", str(path))
+    assert code == 1 and "another run is submitting sim_model_1" in err
+    assert project.sim_submissions(number) == []
+
+    with session_scope(project.engine()) as s:
+        s.scalars(select(Submission)).one().status = "failed"  # that run ended
+    code, _, err = cli("submit", "sim_model_1", str(path))
+    assert code == 0, err
+    assert per_model(project, number) == Counter({"sim_model_1": 1})
+    assert db_statuses(project) == {"sim_model_1": "confirmed"}
