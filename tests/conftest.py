@@ -27,11 +27,12 @@ CHROMIUM = os.environ.get("NUMERFLOW_TEST_CHROMIUM", "/usr/bin/chromium")
 
 
 def needed_markers(item: pytest.Item) -> set[str]:
-    """The resource markers ``item`` needs, from the fixtures it uses (and db_url's parameter)."""
+    """The resource markers ``item`` needs, from the fixtures it uses (and a ``postgres`` parameter, as
+    ``db_url`` has or a test that reaches ``pg_url`` through ``request.getfixturevalue``)."""
     names = set(getattr(item, "fixturenames", ()))
     params = getattr(getattr(item, "callspec", None), "params", {})
     needs = set()
-    if names & {"pg_url", "pg_admin_dsn"} or params.get("db_url") == "postgres":
+    if names & {"pg_url", "pg_admin_dsn"} or "postgres" in params.values():
         needs.add("postgres")
     if "chromium_path" in names:
         needs.add("browser")

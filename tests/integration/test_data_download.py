@@ -343,7 +343,8 @@ def test_a_file_that_changed_on_the_server_is_downloaded_again(
 
 def test_unknown_version_or_file_is_a_clear_error(sim: RunningSimulator, tmp_path: Path) -> None:
     with pytest.raises(
-        DataError, match=r"data version 'v9\.9' is not offered by the server \(it has: v5\.3, v5\.2\)"
+        DataError,
+        match=r"data version 'v9\.9' is not offered by the server \(it has: v5\.3, v5\.2, v5\.1, v5\.0\)",
     ):
         download_files(_client(sim.url), tmp_path, "v9.9", None, **_fast())
     with pytest.raises(DataError, match=r"'v5\.3/nope\.parquet' is not offered by the server; available: "):

@@ -131,14 +131,14 @@ def views(cli, config: Path) -> dict[str, str]:
 
 
 @pytest.fixture
-def make_pg_db(request: pytest.FixtureRequest) -> Iterator[Callable[[], str]]:
+def make_pg_db(pg_admin_dsn: str) -> Iterator[Callable[[], str]]:
     """Another empty PostgreSQL database per call (the target of a restore), dropped afterwards."""
     import psycopg
 
     made: list[str] = []
 
     def make() -> str:
-        dsn = request.getfixturevalue("pg_admin_dsn")
+        dsn = pg_admin_dsn
         name = f"numerflow_test_{uuid.uuid4().hex[:12]}"
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
@@ -149,7 +149,7 @@ def make_pg_db(request: pytest.FixtureRequest) -> Iterator[Callable[[], str]]:
     dispose_all()
     if not made:
         return
-    with psycopg.connect(request.getfixturevalue("pg_admin_dsn"), autocommit=True) as conn:
+    with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
         for name in made:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
@@ -171,7 +171,6 @@ def _target_url(kind: str, root: Path, make_pg_db: Callable[[], str]) -> str:
     return f"sqlite:///{root / 'restored.db'}" if kind == "sqlite" else make_pg_db()
 
 
-@pytest.mark.postgres
 @pytest.mark.parametrize("fmt", ["tar.gz", "dir"])
 def test_restore_gives_an_identical_project(
     source: Path, cli, db_url: str, fmt: str, make_pg_db: Callable[[], str]
@@ -213,7 +212,6 @@ def test_restore_gives_an_identical_project(
         _nothing_restored(lite)
 
 
-@pytest.mark.postgres
 def test_sqlite_snapshot_restores_into_postgres(
     project_dir: Path, synthetic_dir: Path, cli, make_pg_db: Callable[[], str]
 ) -> None:
@@ -361,7 +359,6 @@ def test_bad_snapshot_paths_are_one_line(project_dir: Path, cli) -> None:
     assert not (project_dir / "backups").exists() or not list((project_dir / "backups").iterdir())
 
 
-@pytest.mark.postgres
 def test_pg_dump_missing_names_the_package(pg_url: str, project_dir: Path, cli, monkeypatch) -> None:
     config = write_project(project_dir, pg_url)
     monkeypatch.setenv("PATH", str(project_dir / "empty-bin"))
@@ -461,7 +458,6 @@ def test_with_data_copies_the_listed_files(project_dir: Path, synthetic_dir: Pat
     assert row.path == str(project_dir / "t" / "data" / "v5.3" / "features.json")  # where the file now is
 
 
-@pytest.mark.postgres
 def test_force_restore_rolls_a_live_postgres_back(
     pg_url: str, project_dir: Path, synthetic_dir: Path, cli
 ) -> None:

@@ -54,7 +54,6 @@ def receiver() -> Iterator[Receiver]:
         yield rec
 
 
-@pytest.mark.postgres
 def test_scheduled_backup_and_failed_job_alert(tmp_path: Path, db_url: str, receiver: Receiver) -> None:
     settings = make_settings(tmp_path, db_url)
     settings.backup.dir = tmp_path / "backups"

@@ -155,9 +155,9 @@ def test_stake_plan_applies_only_with_yes_and_within_the_guard_rails(sim_project
     rows = _stake_rows(sim_project)
     assert rows and all(status == "requested" for _, status, _ in rows)
     for slot, _, to in rows:
-        assert float(client.stake_value(slot)) == pytest.approx(to)
+        assert float(client.stake_value(slot)) == pytest.approx(float(to))
         assert (
-            abs(to - float(before.get(slot, client.stake_value(slot)))) <= 5.0 + 1e-9
+            abs(float(to) - float(before.get(slot, client.stake_value(slot)))) <= 5.0 + 1e-9
         )  # max_stake_change_nmr
 
 

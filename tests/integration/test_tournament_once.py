@@ -86,7 +86,7 @@ def db_statuses(project: Project) -> dict[str, str]:
         return {r.numerai_model: r.status for r in s.scalars(select(Submission))}
 
 
-@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_two_round_runs_started_together_submit_each_model_once(
     project: Project, backend: str, request: pytest.FixtureRequest
 ) -> None:

@@ -4,12 +4,13 @@ page's data; see :func:`numerflow.tournament.stake_plan.portfolio_view`). ``POST
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
+from numerflow.errors import ConflictError, PortfolioError
 from numerflow.service.accounts import Principal
 from numerflow.service.auth import require_operate, require_read
 
@@ -26,8 +27,15 @@ async def get_portfolio(request: Request, _: Principal = Depends(require_read)) 
 class PlanIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    budget: str | None = Field(None, max_length=32, description="NMR to split (default: the stakes now)")
-    method: str = Field("risk-parity", max_length=32, description="risk-parity, mean-variance or kelly")
+    budget: str | None = Field(
+        None,
+        max_length=32,
+        pattern=r"^[0-9]{1,8}(\.[0-9]{1,18})?$",
+        description="NMR to split (default: the stakes now)",
+    )
+    method: Literal["risk-parity", "mean-variance", "kelly"] = Field(
+        "risk-parity", description="risk-parity, mean-variance or kelly"
+    )
     apply: bool = Field(False, description="ask for this round's stakes through the guard rails")
 
 
@@ -41,7 +49,12 @@ def post_plan(body: PlanIn, request: Request, _: Principal = Depends(require_ope
 
     settings, engine = request.app.state.settings, request.app.state.engine
     client = NumeraiClient.from_settings(settings)
-    account = make_plan(settings, engine, client, budget=body.budget, method=body.method)
+    try:
+        account = make_plan(settings, engine, client, budget=body.budget, method=body.method)
+    except PortfolioError as exc:
+        # the request itself is valid (the schema says so): what refuses it is the project's state
+        # (too little history, a budget below the minimum stakes): 409 with the same one line
+        raise ConflictError(exc.message) from None
     if body.apply:
         account = apply_plan(settings, engine, client, account, confirmed=True)
         request.app.state.overview.clear()

@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 
 from numerflow.store.base import utcnow
 from numerflow.store.db import alembic_config, session_scope
+from numerflow.store.queries.registry import jsonable
 from numerflow.store.tables import Base, DatasetFile, ModelVersion, Round, StakeChange, Submission
 from numerflow.store.tables.ops import Alert
 
@@ -196,7 +197,7 @@ def record_alert(
                 severity=severity,
                 title=title[:255],
                 message=message,
-                details=details,
+                details=jsonable(details),
                 deliveries={},
                 count=1,
                 created_at=now,
