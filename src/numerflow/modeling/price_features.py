@@ -1,0 +1,287 @@
+"""Price features for Signals: per ticker over time, then standardised and ranked within each date.
+
+The input is a long frame of daily prices (``numerai_ticker``, ``date``, ``close`` and, for the volume
+features, ``volume``), as :func:`numerflow.data.prices_synthetic.synth_prices` writes it or as
+:func:`numerflow.data.prices.map_to_universe` returns it. The output is Numerai's Signals layout: one row
+per (``numerai_ticker``, ``date``) on which the ticker traded, and ``feature_*`` columns.
+
+How it is computed, and why it cannot look ahead:
+
+* the prices are pivoted onto a **pinned calendar**, a date x ticker panel whose rows are the calendar's
+  dates (Monday-Friday by default, from the first to the last date; pass ``calendar`` to pin it yourself).
+  A missing day is filled from the ticker's *previous* close (at most ``ffill_limit`` days), never from a
+  later one;
+* every per-ticker feature is a **trailing** window over the panel's rows up to and including t, computed
+  for all tickers at once with cumulative sums (a window's sum is ``cumsum[t] - cumsum[t-w]``), so there is
+  no Python loop over tickers and nothing after row t enters row t. A window with a missing value is NaN;
+* the cross-sectional step (z-score and rank) uses only the row of date t.
+
+``tests/unit/test_price_features.py`` plants a price spike after a date and checks that no feature on or
+before that date moves.
+
+Features (``w`` in trading days):
+
+=============================  ==========================================================================
+``ret_{5,20,60,120,250}d``     log return over w days (momentum; ``ret_5d`` is the short-term reversal one)
+``vol_{20,60}d``               standard deviation of daily log returns over w days (ddof 1)
+``ma_gap_{20,50,200}d``        close / simple moving average over w days - 1
+``rsi_14d``                    Cutler's RSI: 100 * sum of gains / (sum of gains + sum of losses) over 14 days
+``volume_ratio_20_60d``        log(mean volume over 20 days / mean volume over 60 days)
+``dollar_volume_20d``          log of the mean of close x volume over 20 days
+=============================  ==========================================================================
+
+Each becomes ``feature_<name>`` (float32: the value standardised within the date, clipped to +-5) and
+``feature_<name>_rank`` (int8: the within-date quintile 0..4 of the value, 2 where the value is missing,
+as Numerai's int8 features mark a missing value).
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from numerflow.errors import DataError
+
+log = logging.getLogger(__name__)
+
+RETURN_HORIZONS = (5, 20, 60, 120, 250)
+VOL_WINDOWS = (20, 60)
+MA_WINDOWS = (20, 50, 200)
+RSI_WINDOW = 14
+VOLUME_WINDOWS = (20, 60)
+ZSCORE_CLIP = 5.0
+N_BINS = 5
+MISSING_BIN = 2
+
+
+def feature_names(*, volume: bool = True) -> list[str]:
+    """The raw feature names, in output order."""
+    names = [f"ret_{h}d" for h in RETURN_HORIZONS]
+    names += [f"vol_{w}d" for w in VOL_WINDOWS]
+    names += [f"ma_gap_{w}d" for w in MA_WINDOWS]
+    names.append(f"rsi_{RSI_WINDOW}d")
+    if volume:
+        names += [
+            f"volume_ratio_{VOLUME_WINDOWS[0]}_{VOLUME_WINDOWS[1]}d",
+            f"dollar_volume_{VOLUME_WINDOWS[0]}d",
+        ]
+    return names
+
+
+def pinned_calendar(prices: pd.DataFrame) -> pd.DatetimeIndex:
+    """Monday-to-Friday dates from the first to the last date in ``prices``."""
+    dates = pd.to_datetime(prices["date"])
+    return pd.bdate_range(dates.min(), dates.max(), name="date")
+
+
+def price_panels(
+    prices: pd.DataFrame,
+    calendar: pd.DatetimeIndex | None = None,
+    *,
+    fields: Sequence[str] = ("close", "volume"),
+    ffill_limit: int = 5,
+) -> tuple[pd.DatetimeIndex, pd.Index, dict[str, np.ndarray], np.ndarray]:
+    """Pivot ``prices`` onto ``calendar`` x tickers: (calendar, tickers, {field: float64 panel}, observed).
+
+    ``observed`` marks the cells that had a row in ``prices``. Rows on dates outside the calendar are left
+    out. ``close`` is forward-filled over at most ``ffill_limit`` missing days; ``volume`` is not filled."""
+    for column in ("numerai_ticker", "date", *fields):
+        if column not in prices.columns:
+            raise DataError(
+                f"price data: no column {column!r}; price features need numerai_ticker, date, close"
+            )
+    if prices.duplicated(["numerai_ticker", "date"]).any():
+        raise DataError(
+            "price data: duplicate (numerai_ticker, date) rows; run the price checks and fix them"
+        )
+    calendar = pinned_calendar(prices) if calendar is None else pd.DatetimeIndex(calendar, name="date")
+    tickers_cat = pd.Categorical(prices["numerai_ticker"])
+    tickers = pd.Index(tickers_cat.categories, name="numerai_ticker")
+    row = calendar.get_indexer(pd.to_datetime(prices["date"]).to_numpy())
+    col = tickers_cat.codes.astype(np.int64)
+    keep = (row >= 0) & (col >= 0)
+    row, col = row[keep], col[keep]
+    shape = (len(calendar), len(tickers))
+    observed = np.zeros(shape, dtype=bool)
+    observed[row, col] = True
+    panels: dict[str, np.ndarray] = {}
+    for name in fields:
+        panel = np.full(shape, np.nan)
+        panel[row, col] = prices[name].to_numpy(np.float64)[keep]
+        if name == "close":
+            panel = _ffill(panel, ffill_limit)
+        panels[name] = panel
+    return calendar, tickers, panels, observed
+
+
+def _ffill(panel: np.ndarray, limit: int) -> np.ndarray:
+    """Forward-fill NaNs down each column, over at most ``limit`` rows (only from earlier rows)."""
+    t = np.arange(panel.shape[0])[:, None]
+    last = np.where(~np.isnan(panel), t, -1)
+    np.maximum.accumulate(last, axis=0, out=last)
+    ok = (last >= 0) & (t - last <= limit)
+    cols = np.broadcast_to(np.arange(panel.shape[1]), panel.shape)
+    return np.where(ok, panel[np.maximum(last, 0), cols], np.nan)
+
+
+def _cumsums(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    valid = ~np.isnan(x)
+    s = np.zeros((x.shape[0] + 1, x.shape[1]))
+    n = np.zeros((x.shape[0] + 1, x.shape[1]), dtype=np.int32)
+    np.cumsum(np.where(valid, x, 0.0), axis=0, out=s[1:])
+    np.cumsum(valid, axis=0, out=n[1:])
+    return s, n
+
+
+def rolling_sum(x: np.ndarray, window: int) -> np.ndarray:
+    """Trailing sum over ``window`` rows down each column; NaN where the window is short or has a NaN."""
+    s, n = _cumsums(x)
+    return _window(s, n, window)
+
+
+def _window(s: np.ndarray, n: np.ndarray, window: int) -> np.ndarray:
+    out = np.full((s.shape[0] - 1, s.shape[1]), np.nan)
+    if window <= out.shape[0]:
+        total = s[window:] - s[:-window]
+        full = (n[window:] - n[:-window]) == window
+        out[window - 1 :] = np.where(full, total, np.nan)
+    return out
+
+
+def rolling_mean(x: np.ndarray, window: int) -> np.ndarray:
+    return rolling_sum(x, window) / window
+
+
+def rolling_std(x: np.ndarray, window: int) -> np.ndarray:
+    """Trailing sample standard deviation (ddof 1), from the window's sum and sum of squares."""
+    total = rolling_sum(x, window)
+    squares = rolling_sum(x * x, window)
+    var = (squares - total * total / window) / (window - 1)
+    return np.sqrt(np.maximum(var, 0.0))
+
+
+def lag(x: np.ndarray, periods: int) -> np.ndarray:
+    """``x`` shifted down ``periods`` rows (row t holds row t - periods); NaN at the top."""
+    out = np.full_like(x, np.nan)
+    if periods < x.shape[0]:
+        out[periods:] = x[: x.shape[0] - periods]
+    return out
+
+
+def raw_features(close: np.ndarray, volume: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Every raw feature as a date x ticker float64 panel, from trailing windows only."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_close = np.log(np.where(close > 0, close, np.nan))
+        daily = log_close - lag(log_close, 1)
+        out: dict[str, np.ndarray] = {}
+        for h in RETURN_HORIZONS:
+            out[f"ret_{h}d"] = log_close - lag(log_close, h)
+        for w in VOL_WINDOWS:
+            out[f"vol_{w}d"] = rolling_std(daily, w)
+        for w in MA_WINDOWS:
+            out[f"ma_gap_{w}d"] = close / rolling_mean(close, w) - 1.0
+        change = close - lag(close, 1)
+        gains = rolling_sum(np.where(np.isnan(change), np.nan, np.maximum(change, 0.0)), RSI_WINDOW)
+        losses = rolling_sum(np.where(np.isnan(change), np.nan, np.maximum(-change, 0.0)), RSI_WINDOW)
+        moved = gains + losses
+        out[f"rsi_{RSI_WINDOW}d"] = np.where(moved > 0, 100.0 * gains / moved, 50.0)
+        out[f"rsi_{RSI_WINDOW}d"][np.isnan(moved)] = np.nan
+        if volume is not None:
+            short, long_ = VOLUME_WINDOWS
+            out[f"volume_ratio_{short}_{long_}d"] = np.log(
+                rolling_mean(volume, short) / rolling_mean(volume, long_)
+            )
+            out[f"dollar_volume_{short}d"] = np.log(rolling_mean(close * volume, short))
+    return out
+
+
+def zscore_by_date(x: np.ndarray, clip: float = ZSCORE_CLIP) -> np.ndarray:
+    """Each row standardised over its non-NaN values (ddof 0), clipped to +-clip; float32."""
+    finite = np.where(np.isinf(x), np.nan, x)
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a date where every value is NaN stays NaN
+        mean = np.nanmean(finite, axis=1, keepdims=True)
+        std = np.nanstd(finite, axis=1, keepdims=True)
+        z = (finite - mean) / np.where(std > 0, std, np.nan)
+    return np.clip(z, -clip, clip).astype(np.float32)
+
+
+def rank_by_date(x: np.ndarray) -> np.ndarray:
+    """Each row's values as percentile ranks in (0, 1] (ties averaged, NaN stays NaN), like pandas'
+    ``rank(pct=True)``."""
+    finite = np.where(np.isinf(x), np.nan, x)
+    return pd.DataFrame(finite).rank(axis=1, pct=True).to_numpy()
+
+
+def bin_ranks(pct: np.ndarray, n_bins: int = N_BINS) -> np.ndarray:
+    """Percentile ranks in (0, 1] to int8 bins 0..n_bins-1; NaN to :data:`MISSING_BIN`."""
+    bins = np.ceil(np.nan_to_num(pct, nan=0.0) * n_bins) - 1
+    bins = np.clip(bins, 0, n_bins - 1).astype(np.int8)
+    bins[np.isnan(pct)] = MISSING_BIN
+    return bins
+
+
+def price_features(
+    prices: pd.DataFrame,
+    calendar: pd.DatetimeIndex | None = None,
+    *,
+    start: str | pd.Timestamp | None = None,
+    ffill_limit: int = 5,
+) -> pd.DataFrame:
+    """Signals-layout features: ``numerai_ticker``, ``date`` and ``feature_*`` (float32 z-scores and int8
+    quintiles), one row per ticker and calendar date on which the ticker had a price, from ``start`` on
+    (the warm-up rows before it are still used by the trailing windows). Sorted by (date, ticker)."""
+    has_volume = "volume" in prices.columns
+    fields = ("close", "volume") if has_volume else ("close",)
+    calendar, tickers, panels, observed = price_panels(
+        prices, calendar, fields=fields, ffill_limit=ffill_limit
+    )
+    raw = raw_features(panels["close"], panels.get("volume"))
+    del panels
+    if start is not None:
+        observed[calendar < pd.Timestamp(start)] = False
+    rows, cols = np.nonzero(observed)
+    out: dict[str, object] = {
+        "numerai_ticker": pd.Categorical.from_codes(cols.astype(np.int32), categories=tickers),
+        "date": calendar.values[rows],
+    }
+    for name in feature_names(volume=has_volume):
+        values = raw.pop(name)
+        out[f"feature_{name}"] = zscore_by_date(values)[rows, cols]
+        out[f"feature_{name}_rank"] = bin_ranks(rank_by_date(values))[rows, cols]
+        del values
+    frame = pd.DataFrame(out)
+    log.info("price features: %d rows x %d features", len(frame), frame.shape[1] - 2)
+    return frame
+
+
+def forward_returns(
+    prices: pd.DataFrame,
+    calendar: pd.DatetimeIndex | None = None,
+    *,
+    horizon: int = 20,
+    lag_days: int = 2,
+) -> pd.DataFrame:
+    """The *target* side, which looks ahead on purpose: the log return from ``t + lag_days`` to
+    ``t + lag_days + horizon`` per ticker and date (Numerai's Signals targets are such returns, 20 or 60
+    days with a 2-day lag, then neutralised and binned). Columns ``numerai_ticker``, ``date``,
+    ``target_return_<horizon>``; rows where it is unknown are left out."""
+    calendar, tickers, panels, observed = price_panels(prices, calendar, fields=("close",))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_close = np.log(panels["close"])
+    ahead = np.full_like(log_close, np.nan)
+    steps = lag_days + horizon
+    if steps < len(calendar):
+        ahead[:-steps] = log_close[steps:] - log_close[lag_days : len(calendar) - horizon]
+    rows, cols = np.nonzero(observed & ~np.isnan(ahead))
+    return pd.DataFrame(
+        {
+            "numerai_ticker": pd.Categorical.from_codes(cols.astype(np.int32), categories=tickers),
+            "date": calendar.values[rows],
+            f"target_return_{horizon}": ahead[rows, cols].astype(np.float32),
+        }
+    )
