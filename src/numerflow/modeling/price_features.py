@@ -14,7 +14,8 @@ How it is computed, and why it cannot look ahead:
 * every per-ticker feature is a **trailing** window over the panel's rows up to and including t, computed
   for all tickers at once with cumulative sums (a window's sum is ``cumsum[t] - cumsum[t-w]``), so there is
   no Python loop over tickers and nothing after row t enters row t. A window with a missing value is NaN;
-* the cross-sectional step (z-score and rank) uses only the row of date t.
+* the cross-sectional step (z-score and rank) uses only the row of date t, and in it only the tickers
+  that have a price on t (a forward-filled close feeds later windows, not date t's cross-section).
 
 ``tests/unit/test_price_features.py`` plants a price spike after a date and checks that no feature on or
 before that date moves.
@@ -242,6 +243,7 @@ def price_features(
     )
     raw = raw_features(panels["close"], panels.get("volume"))
     del panels
+    traded = observed.copy()
     if start is not None:
         observed[calendar < pd.Timestamp(start)] = False
     rows, cols = np.nonzero(observed)
@@ -251,6 +253,7 @@ def price_features(
     }
     for name in feature_names(volume=has_volume):
         values = raw.pop(name)
+        values[~traded] = np.nan  # the cross-section of date t is the tickers with a price on t
         out[f"feature_{name}"] = zscore_by_date(values)[rows, cols]
         out[f"feature_{name}_rank"] = bin_ranks(rank_by_date(values))[rows, cols]
         del values
