@@ -15,6 +15,7 @@ from numerflow.modeling.price_features import (
     feature_names,
     forward_returns,
     price_features,
+    rank_by_date,
     rolling_std,
     rolling_sum,
 )
@@ -164,3 +165,13 @@ def test_bins_and_bad_input() -> None:
     with pytest.raises(DataError, match="duplicate \\(numerai_ticker, date\\) rows"):
         price_features(pd.concat([frame, frame]))
     assert "feature_volume_ratio_20_60d" not in price_features(frame).columns  # no volume: no volume features
+
+
+def test_ranks_within_dates_equal_pandas_with_ties_nan_and_inf() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 5, (60, 40)).astype(np.float64)  # many ties
+    x[rng.random(x.shape) < 0.2] = np.nan
+    x[0] = np.nan
+    x[1, 3] = np.inf
+    expected = pd.DataFrame(np.where(np.isinf(x), np.nan, x)).rank(axis=1, pct=True).to_numpy()
+    np.testing.assert_allclose(rank_by_date(x), expected, rtol=0, atol=1e-15)

@@ -129,40 +129,64 @@ def _ffill(panel: np.ndarray, limit: int) -> np.ndarray:
     return np.where(ok, panel[np.maximum(last, 0), cols], np.nan)
 
 
-def _cumsums(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    valid = ~np.isnan(x)
-    s = np.zeros((x.shape[0] + 1, x.shape[1]))
-    n = np.zeros((x.shape[0] + 1, x.shape[1]), dtype=np.int32)
-    np.cumsum(np.where(valid, x, 0.0), axis=0, out=s[1:])
-    np.cumsum(valid, axis=0, out=n[1:])
-    return s, n
+class Trailing:
+    """Trailing-window sums of one date x ticker panel from its cumulative sums, computed once and shared by
+    every window: a window's sum is ``cumsum[t] - cumsum[t - w]``. A window that is short (the first w-1
+    rows) or holds a NaN gives NaN."""
+
+    def __init__(self, x: np.ndarray) -> None:
+        valid = ~np.isnan(x)
+        self._x = np.where(valid, x, 0.0)
+        self._s = _cumsum0(self._x)
+        self._n = _cumsum0(valid.astype(np.int32))
+        self._s2: np.ndarray | None = None
+
+    def _window(self, cum: np.ndarray, window: int) -> np.ndarray:
+        out = np.full((cum.shape[0] - 1, cum.shape[1]), np.nan)
+        if window <= out.shape[0]:
+            tail = out[window - 1 :]
+            np.subtract(cum[window:], cum[:-window], out=tail)
+            tail[(self._n[window:] - self._n[:-window]) != window] = np.nan
+        return out
+
+    def sum(self, window: int) -> np.ndarray:
+        return self._window(self._s, window)
+
+    def mean(self, window: int) -> np.ndarray:
+        out = self.sum(window)
+        out /= window
+        return out
+
+    def std(self, window: int) -> np.ndarray:
+        """Sample standard deviation (ddof 1), from the window's sum and sum of squares."""
+        if self._s2 is None:
+            self._s2 = _cumsum0(self._x * self._x)
+        total = self.sum(window)
+        var = self._window(self._s2, window)
+        var -= total * total / window
+        var /= window - 1
+        np.maximum(var, 0.0, out=var)
+        return np.sqrt(var, out=var)
+
+
+def _cumsum0(x: np.ndarray) -> np.ndarray:
+    out = np.zeros((x.shape[0] + 1, x.shape[1]), dtype=np.float64 if x.dtype.kind == "f" else np.int32)
+    np.cumsum(x, axis=0, out=out[1:])
+    return out
 
 
 def rolling_sum(x: np.ndarray, window: int) -> np.ndarray:
     """Trailing sum over ``window`` rows down each column; NaN where the window is short or has a NaN."""
-    s, n = _cumsums(x)
-    return _window(s, n, window)
-
-
-def _window(s: np.ndarray, n: np.ndarray, window: int) -> np.ndarray:
-    out = np.full((s.shape[0] - 1, s.shape[1]), np.nan)
-    if window <= out.shape[0]:
-        total = s[window:] - s[:-window]
-        full = (n[window:] - n[:-window]) == window
-        out[window - 1 :] = np.where(full, total, np.nan)
-    return out
+    return Trailing(x).sum(window)
 
 
 def rolling_mean(x: np.ndarray, window: int) -> np.ndarray:
-    return rolling_sum(x, window) / window
+    return Trailing(x).mean(window)
 
 
 def rolling_std(x: np.ndarray, window: int) -> np.ndarray:
-    """Trailing sample standard deviation (ddof 1), from the window's sum and sum of squares."""
-    total = rolling_sum(x, window)
-    squares = rolling_sum(x * x, window)
-    var = (squares - total * total / window) / (window - 1)
-    return np.sqrt(np.maximum(var, 0.0))
+    """Trailing sample standard deviation (ddof 1)."""
+    return Trailing(x).std(window)
 
 
 def lag(x: np.ndarray, periods: int) -> np.ndarray:
@@ -177,26 +201,29 @@ def raw_features(close: np.ndarray, volume: np.ndarray | None = None) -> dict[st
     """Every raw feature as a date x ticker float64 panel, from trailing windows only."""
     with np.errstate(divide="ignore", invalid="ignore"):
         log_close = np.log(np.where(close > 0, close, np.nan))
-        daily = log_close - lag(log_close, 1)
         out: dict[str, np.ndarray] = {}
         for h in RETURN_HORIZONS:
             out[f"ret_{h}d"] = log_close - lag(log_close, h)
+        daily = Trailing(log_close - lag(log_close, 1))
         for w in VOL_WINDOWS:
-            out[f"vol_{w}d"] = rolling_std(daily, w)
+            out[f"vol_{w}d"] = daily.std(w)
+        del daily
+        prices = Trailing(close)
         for w in MA_WINDOWS:
-            out[f"ma_gap_{w}d"] = close / rolling_mean(close, w) - 1.0
+            out[f"ma_gap_{w}d"] = close / prices.mean(w) - 1.0
+        del prices
         change = close - lag(close, 1)
-        gains = rolling_sum(np.where(np.isnan(change), np.nan, np.maximum(change, 0.0)), RSI_WINDOW)
-        losses = rolling_sum(np.where(np.isnan(change), np.nan, np.maximum(-change, 0.0)), RSI_WINDOW)
+        gains = Trailing(np.where(np.isnan(change), np.nan, np.maximum(change, 0.0))).sum(RSI_WINDOW)
+        losses = Trailing(np.where(np.isnan(change), np.nan, np.maximum(-change, 0.0))).sum(RSI_WINDOW)
         moved = gains + losses
-        out[f"rsi_{RSI_WINDOW}d"] = np.where(moved > 0, 100.0 * gains / moved, 50.0)
-        out[f"rsi_{RSI_WINDOW}d"][np.isnan(moved)] = np.nan
+        rsi = np.where(moved > 0, 100.0 * gains / moved, 50.0)
+        rsi[np.isnan(moved)] = np.nan
+        out[f"rsi_{RSI_WINDOW}d"] = rsi
         if volume is not None:
             short, long_ = VOLUME_WINDOWS
-            out[f"volume_ratio_{short}_{long_}d"] = np.log(
-                rolling_mean(volume, short) / rolling_mean(volume, long_)
-            )
-            out[f"dollar_volume_{short}d"] = np.log(rolling_mean(close * volume, short))
+            shares = Trailing(volume)
+            out[f"volume_ratio_{short}_{long_}d"] = np.log(shares.mean(short) / shares.mean(long_))
+            out[f"dollar_volume_{short}d"] = np.log(Trailing(close * volume).mean(short))
     return out
 
 
@@ -212,10 +239,26 @@ def zscore_by_date(x: np.ndarray, clip: float = ZSCORE_CLIP) -> np.ndarray:
 
 
 def rank_by_date(x: np.ndarray) -> np.ndarray:
-    """Each row's values as percentile ranks in (0, 1] (ties averaged, NaN stays NaN), like pandas'
-    ``rank(pct=True)``."""
-    finite = np.where(np.isinf(x), np.nan, x)
-    return pd.DataFrame(finite).rank(axis=1, pct=True).to_numpy()
+    """Each row's values as percentile ranks in (0, 1] (ties averaged, NaN and inf stay NaN), the numbers
+    of pandas' ``rank(axis=1, pct=True)``, from one ``argsort`` of the whole panel."""
+    values = np.where(np.isinf(x), np.nan, x)
+    order = np.argsort(values, axis=1, kind="stable")  # NaN last
+    ordered = np.take_along_axis(values, order, axis=1)
+    n_cols = values.shape[1]
+    position = np.broadcast_to(np.arange(n_cols, dtype=np.float64), values.shape)
+    # tie groups: a group starts where the sorted value changes; average rank = (first + last) / 2 + 1
+    starts = np.ones(values.shape, dtype=bool)
+    starts[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+    first = np.maximum.accumulate(np.where(starts, position, 0.0), axis=1)
+    ends = np.ones(values.shape, dtype=bool)
+    ends[:, :-1] = starts[:, 1:]
+    last = np.minimum.accumulate(np.where(ends, position, n_cols)[:, ::-1], axis=1)[:, ::-1]
+    counts = (~np.isnan(values)).sum(axis=1, keepdims=True)
+    pct = ((first + last) / 2.0 + 1.0) / np.where(counts > 0, counts, 1)
+    pct[np.isnan(ordered)] = np.nan
+    out = np.empty_like(pct)
+    np.put_along_axis(out, order, pct, axis=1)
+    return out
 
 
 def bin_ranks(pct: np.ndarray, n_bins: int = N_BINS) -> np.ndarray:
