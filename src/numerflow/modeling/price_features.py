@@ -95,10 +95,6 @@ def price_panels(
             raise DataError(
                 f"price data: no column {column!r}; price features need numerai_ticker, date, close"
             )
-    if prices.duplicated(["numerai_ticker", "date"]).any():
-        raise DataError(
-            "price data: duplicate (numerai_ticker, date) rows; run the price checks and fix them"
-        )
     calendar = pinned_calendar(prices) if calendar is None else pd.DatetimeIndex(calendar, name="date")
     tickers_cat = pd.Categorical(prices["numerai_ticker"])
     tickers = pd.Index(tickers_cat.categories, name="numerai_ticker")
@@ -107,8 +103,13 @@ def price_panels(
     keep = (row >= 0) & (col >= 0)
     row, col = row[keep], col[keep]
     shape = (len(calendar), len(tickers))
-    observed = np.zeros(shape, dtype=bool)
-    observed[row, col] = True
+    cells = np.bincount(row * shape[1] + col, minlength=shape[0] * shape[1])
+    if (cells > 1).any():
+        raise DataError(
+            "price data: duplicate (numerai_ticker, date) rows; run the price checks and fix them"
+        )
+    observed = (cells == 1).reshape(shape)
+    del cells
     panels: dict[str, np.ndarray] = {}
     for name in fields:
         panel = np.full(shape, np.nan)
@@ -171,7 +172,7 @@ class Trailing:
 
 def _cumsum0(x: np.ndarray) -> np.ndarray:
     out = np.zeros((x.shape[0] + 1, x.shape[1]), dtype=np.float64 if x.dtype.kind == "f" else np.int32)
-    np.cumsum(x, axis=0, out=out[1:])
+    np.add.accumulate(x, axis=0, out=out[1:])  # several times faster than np.cumsum down axis 0
     return out
 
 
@@ -242,7 +243,7 @@ def rank_by_date(x: np.ndarray) -> np.ndarray:
     """Each row's values as percentile ranks in (0, 1] (ties averaged, NaN and inf stay NaN), the numbers
     of pandas' ``rank(axis=1, pct=True)``, from one ``argsort`` of the whole panel."""
     values = np.where(np.isinf(x), np.nan, x)
-    order = np.argsort(values, axis=1, kind="stable")  # NaN last
+    order = np.argsort(values, axis=1)  # NaN last; the order within ties does not matter
     ordered = np.take_along_axis(values, order, axis=1)
     n_cols = values.shape[1]
     position = np.broadcast_to(np.arange(n_cols, dtype=np.float64), values.shape)
