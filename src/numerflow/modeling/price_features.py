@@ -246,17 +246,22 @@ def rank_by_date(x: np.ndarray) -> np.ndarray:
     order = np.argsort(values, axis=1)  # NaN last; the order within ties does not matter
     ordered = np.take_along_axis(values, order, axis=1)
     n_cols = values.shape[1]
+    missing = np.isnan(ordered)
+    counts = n_cols - missing.sum(axis=1, keepdims=True)
     position = np.broadcast_to(np.arange(n_cols, dtype=np.float64), values.shape)
-    # tie groups: a group starts where the sorted value changes; average rank = (first + last) / 2 + 1
+    # tie groups: a group starts where the sorted value changes (NaN != NaN, so NaNs never tie)
     starts = np.ones(values.shape, dtype=bool)
-    starts[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
-    first = np.maximum.accumulate(np.where(starts, position, 0.0), axis=1)
-    ends = np.ones(values.shape, dtype=bool)
-    ends[:, :-1] = starts[:, 1:]
-    last = np.minimum.accumulate(np.where(ends, position, n_cols)[:, ::-1], axis=1)[:, ::-1]
-    counts = (~np.isnan(values)).sum(axis=1, keepdims=True)
-    pct = ((first + last) / 2.0 + 1.0) / np.where(counts > 0, counts, 1)
-    pct[np.isnan(ordered)] = np.nan
+    np.not_equal(ordered[:, 1:], ordered[:, :-1], out=starts[:, 1:])
+    if starts.all():  # no ties (the usual case for continuous features): rank = position + 1
+        pct = position + 1.0
+    else:  # average rank of a tie group = (first + last position) / 2 + 1
+        first = np.maximum.accumulate(np.where(starts, position, 0.0), axis=1)
+        ends = np.ones(values.shape, dtype=bool)
+        ends[:, :-1] = starts[:, 1:]
+        last = np.minimum.accumulate(np.where(ends, position, n_cols)[:, ::-1], axis=1)[:, ::-1]
+        pct = (first + last) / 2.0 + 1.0
+    pct /= np.where(counts > 0, counts, 1)
+    pct[missing] = np.nan
     out = np.empty_like(pct)
     np.put_along_axis(out, order, pct, axis=1)
     return out
@@ -290,7 +295,7 @@ def price_features(
     traded = observed.copy()
     if start is not None:
         observed[calendar < pd.Timestamp(start)] = False
-    rows, cols = np.nonzero(observed)
+    rows, cols = np.nonzero(observed)  # row-major: the same order as boolean indexing with observed
     out: dict[str, object] = {
         "numerai_ticker": pd.Categorical.from_codes(cols.astype(np.int32), categories=tickers),
         "date": calendar.values[rows],
@@ -298,8 +303,8 @@ def price_features(
     for name in feature_names(volume=has_volume):
         values = raw.pop(name)
         values[~traded] = np.nan  # the cross-section of date t is the tickers with a price on t
-        out[f"feature_{name}"] = zscore_by_date(values)[rows, cols]
-        out[f"feature_{name}_rank"] = bin_ranks(rank_by_date(values))[rows, cols]
+        out[f"feature_{name}"] = zscore_by_date(values)[observed]
+        out[f"feature_{name}_rank"] = bin_ranks(rank_by_date(values))[observed]
         del values
     frame = pd.DataFrame(out)
     log.info("price features: %d rows x %d features", len(frame), frame.shape[1] - 2)
