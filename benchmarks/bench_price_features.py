@@ -98,11 +98,7 @@ def _ours(prices: pd.DataFrame) -> pd.DataFrame:
 
 
 def _measured(job: str, path: str, n_tickers: int, keep: bool) -> dict[str, Any]:
-    prices = pd.read_parquet(path)
-    if n_tickers < prices["numerai_ticker"].cat.categories.size:
-        names = prices["numerai_ticker"].cat.categories[:n_tickers]
-        prices = prices[prices["numerai_ticker"].isin(names)].reset_index(drop=True)
-        prices["numerai_ticker"] = prices["numerai_ticker"].cat.remove_unused_categories()
+    prices = pd.read_parquet(_sized(path, n_tickers))
     t0, c0 = time.perf_counter(), time.process_time()
     out = _ours(prices) if job == "ours" else pandas_peer(prices)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
@@ -115,10 +111,20 @@ def _measured(job: str, path: str, n_tickers: int, keep: bool) -> dict[str, Any]
     return result
 
 
-def _synth(path: str, n_tickers: int) -> None:
+def _sized(path: str, n_tickers: int) -> str:
+    return str(Path(path).with_name(f"prices-{n_tickers}.parquet"))
+
+
+def _synth(path: str, n_tickers: int, sub: int) -> None:
+    """All tickers to one file, the first ``sub`` of them to another (so a small run reads a small file)."""
     from numerflow.data.prices_synthetic import synth_prices, write_prices
 
-    write_prices(synth_prices(n_tickers, start=START, end=END, seed=0), path)
+    prices = synth_prices(n_tickers, start=START, end=END, seed=0)
+    write_prices(prices, _sized(path, n_tickers))
+    names = prices["numerai_ticker"].cat.categories[:sub]
+    subset = prices[prices["numerai_ticker"].isin(names)].reset_index(drop=True)
+    subset["numerai_ticker"] = subset["numerai_ticker"].cat.remove_unused_categories()
+    write_prices(subset, _sized(path, sub))
 
 
 def _in_child(ctx: mp.context.BaseContext, fn: Any, *args: Any) -> Any:
@@ -159,11 +165,11 @@ def main() -> None:
     try:
         path = str(tmp / "prices.parquet")
         t0 = time.perf_counter()
-        _in_child(ctx, _synth, path, args.tickers)
+        sub = min(args.peer_tickers, args.tickers)
+        _in_child(ctx, _synth, path, args.tickers, sub)
         synth_wall = time.perf_counter() - t0
         n_days = len(pd.bdate_range(START, END))
         rows = []
-        sub = min(args.peer_tickers, args.tickers)
         ours_sub = _in_child(ctx, _measured, "ours", path, sub, True)
         peer_sub = _in_child(ctx, _measured, "peer", path, sub, True)
         rows.append(("numerflow `price_features` (date x ticker panel)", sub, ours_sub))

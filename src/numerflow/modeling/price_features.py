@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -198,34 +198,46 @@ def lag(x: np.ndarray, periods: int) -> np.ndarray:
     return out
 
 
-def raw_features(close: np.ndarray, volume: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """Every raw feature as a date x ticker float64 panel, from trailing windows only."""
+def iter_raw_features(
+    close: np.ndarray, volume: np.ndarray | None = None
+) -> Iterator[tuple[str, np.ndarray]]:
+    """Each raw feature as (name, date x ticker float64 panel), in :func:`feature_names` order, from
+    trailing windows only. One at a time, so a caller that consumes them in turn holds a few panels, not
+    all of them."""
     with np.errstate(divide="ignore", invalid="ignore"):
         log_close = np.log(np.where(close > 0, close, np.nan))
-        out: dict[str, np.ndarray] = {}
         for h in RETURN_HORIZONS:
-            out[f"ret_{h}d"] = log_close - lag(log_close, h)
+            yield f"ret_{h}d", log_close - lag(log_close, h)
         daily = Trailing(log_close - lag(log_close, 1))
+        del log_close
         for w in VOL_WINDOWS:
-            out[f"vol_{w}d"] = daily.std(w)
+            yield f"vol_{w}d", daily.std(w)
         del daily
         prices = Trailing(close)
         for w in MA_WINDOWS:
-            out[f"ma_gap_{w}d"] = close / prices.mean(w) - 1.0
+            yield f"ma_gap_{w}d", close / prices.mean(w) - 1.0
         del prices
         change = close - lag(close, 1)
         gains = Trailing(np.where(np.isnan(change), np.nan, np.maximum(change, 0.0))).sum(RSI_WINDOW)
         losses = Trailing(np.where(np.isnan(change), np.nan, np.maximum(-change, 0.0))).sum(RSI_WINDOW)
+        del change
         moved = gains + losses
         rsi = np.where(moved > 0, 100.0 * gains / moved, 50.0)
         rsi[np.isnan(moved)] = np.nan
-        out[f"rsi_{RSI_WINDOW}d"] = rsi
+        del gains, losses, moved
+        yield f"rsi_{RSI_WINDOW}d", rsi
+        del rsi
         if volume is not None:
             short, long_ = VOLUME_WINDOWS
             shares = Trailing(volume)
-            out[f"volume_ratio_{short}_{long_}d"] = np.log(shares.mean(short) / shares.mean(long_))
-            out[f"dollar_volume_{short}d"] = np.log(Trailing(close * volume).mean(short))
-    return out
+            yield f"volume_ratio_{short}_{long_}d", np.log(shares.mean(short) / shares.mean(long_))
+            del shares
+            yield f"dollar_volume_{short}d", np.log(Trailing(close * volume).mean(short))
+
+
+def raw_features(close: np.ndarray, volume: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Every raw feature as a date x ticker float64 panel (all at once: see :func:`iter_raw_features`)."""
+    return dict(iter_raw_features(close, volume))
 
 
 def zscore_by_date(x: np.ndarray, clip: float = ZSCORE_CLIP) -> np.ndarray:
@@ -290,8 +302,6 @@ def price_features(
     calendar, tickers, panels, observed = price_panels(
         prices, calendar, fields=fields, ffill_limit=ffill_limit
     )
-    raw = raw_features(panels["close"], panels.get("volume"))
-    del panels
     traded = observed.copy()
     if start is not None:
         observed[calendar < pd.Timestamp(start)] = False
@@ -300,13 +310,12 @@ def price_features(
         "numerai_ticker": pd.Categorical.from_codes(cols.astype(np.int32), categories=tickers),
         "date": calendar.values[rows],
     }
-    for name in feature_names(volume=has_volume):
-        values = raw.pop(name)
+    for name, values in iter_raw_features(panels["close"], panels.get("volume")):
         values[~traded] = np.nan  # the cross-section of date t is the tickers with a price on t
         out[f"feature_{name}"] = zscore_by_date(values)[observed]
         out[f"feature_{name}_rank"] = bin_ranks(rank_by_date(values))[observed]
         del values
-    frame = pd.DataFrame(out)
+    frame = pd.DataFrame(out, copy=False)  # the columns are fresh arrays: no second copy
     log.info("price features: %d rows x %d features", len(frame), frame.shape[1] - 2)
     return frame
 
