@@ -39,7 +39,6 @@ as Numerai's int8 features mark a missing value).
 from __future__ import annotations
 
 import logging
-import warnings
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -57,6 +56,7 @@ VOLUME_WINDOWS = (20, 60)
 ZSCORE_CLIP = 5.0
 N_BINS = 5
 MISSING_BIN = 2
+_BLOCK_DATES = 128  # dates per block in the cross-sectional step
 
 
 def feature_names(*, volume: bool = True) -> list[str]:
@@ -241,14 +241,20 @@ def raw_features(close: np.ndarray, volume: np.ndarray | None = None) -> dict[st
 
 
 def zscore_by_date(x: np.ndarray, clip: float = ZSCORE_CLIP) -> np.ndarray:
-    """Each row standardised over its non-NaN values (ddof 0), clipped to +-clip; float32."""
-    finite = np.where(np.isinf(x), np.nan, x)
-    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # a date where every value is NaN stays NaN
-        mean = np.nanmean(finite, axis=1, keepdims=True)
-        std = np.nanstd(finite, axis=1, keepdims=True)
-        z = (finite - mean) / np.where(std > 0, std, np.nan)
-    return np.clip(z, -clip, clip).astype(np.float32)
+    """Each row standardised over its finite values (ddof 0), clipped to +-clip; float32. A row with no
+    spread (or no values) is NaN."""
+    valid = np.isfinite(x)
+    counts = valid.sum(axis=1, keepdims=True)
+    filled = np.where(valid, x, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = filled.sum(axis=1, keepdims=True) / counts
+        np.subtract(filled, mean, out=filled)
+        filled[~valid] = 0.0
+        std = np.sqrt(np.einsum("ij,ij->i", filled, filled)[:, None] / counts)
+        filled /= np.where(std > 0, std, np.nan)
+    filled[~valid] = np.nan
+    np.clip(filled, -clip, clip, out=filled)
+    return filled.astype(np.float32)
 
 
 def rank_by_date(x: np.ndarray) -> np.ndarray:
@@ -310,10 +316,18 @@ def price_features(
         "numerai_ticker": pd.Categorical.from_codes(cols.astype(np.int32), categories=tickers),
         "date": calendar.values[rows],
     }
+    # the cross-sectional step a block of dates at a time: the temporaries stay small (and in cache)
+    blocks = [slice(i, min(i + _BLOCK_DATES, len(calendar))) for i in range(0, len(calendar), _BLOCK_DATES)]
+    ends = np.cumsum([0] + [int(observed[b].sum()) for b in blocks])
     for name, values in iter_raw_features(panels["close"], panels.get("volume")):
         values[~traded] = np.nan  # the cross-section of date t is the tickers with a price on t
-        out[f"feature_{name}"] = zscore_by_date(values)[observed]
-        out[f"feature_{name}_rank"] = bin_ranks(rank_by_date(values))[observed]
+        z = np.empty(len(rows), dtype=np.float32)
+        q = np.empty(len(rows), dtype=np.int8)
+        for block, lo, hi in zip(blocks, ends[:-1], ends[1:], strict=True):
+            chunk, keep = values[block], observed[block]
+            z[lo:hi] = zscore_by_date(chunk)[keep]
+            q[lo:hi] = bin_ranks(rank_by_date(chunk))[keep]
+        out[f"feature_{name}"], out[f"feature_{name}_rank"] = z, q
         del values
     frame = pd.DataFrame(out, copy=False)  # the columns are fresh arrays: no second copy
     log.info("price features: %d rows x %d features", len(frame), frame.shape[1] - 2)
