@@ -8,7 +8,7 @@ to a parquet file; then every measured run is a fresh process (multiprocessing "
 file and builds the same features, so wall time, CPU time and peak RSS (``ru_maxrss``, the input frame
 included) are each run's own.
 
-The peer computes the same 12 raw features the way one writes them by hand in pandas: on the long frame
+The peer computes the same 13 raw features the way one writes them by hand in pandas: on the long frame
 sorted by (ticker, date), ``groupby(ticker).shift/diff/rolling(w).mean/std/sum``, then per date
 ``groupby(date).transform(mean, std)`` for the z-score and ``groupby(date).rank(pct=True)`` for the
 quintiles. Both are run on the first ``--peer-tickers`` tickers (the peer is slow and memory-hungry on a
@@ -186,7 +186,7 @@ def main() -> None:
 
         print(
             f"\nsynthetic prices: {args.tickers:,} tickers x {n_days:,} trading days ({START}..{END}), "
-            f"generated in {synth_wall:.1f} s; 24 feature columns (12 float32 z-scores + 12 int8 quintiles)\n"
+            f"generated in {synth_wall:.1f} s; 26 feature columns (13 float32 z-scores + 13 int8 quintiles)\n"
         )
         print("| implementation | tickers | rows | wall s | CPU s | peak RSS GiB |")
         print("|---|---:|---:|---:|---:|---:|")

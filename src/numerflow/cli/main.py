@@ -15,7 +15,7 @@ from rich.logging import RichHandler
 from rich.markup import escape
 
 from numerflow import __version__
-from numerflow.cli import data, demo, init, modeling, report, service, sim, tournament
+from numerflow.cli import data, demo, init, modeling, report, service, signals, sim, tournament
 from numerflow.cli.context import CliState, err_console
 from numerflow.errors import NumerflowError
 
@@ -51,7 +51,7 @@ def root(
     ctx.obj = CliState(config_path=config)
 
 
-for _module in (init, data, report, modeling, sim, tournament, service, demo):
+for _module in (init, data, report, modeling, sim, tournament, service, demo, signals):
     _module.register(app)
 
 

@@ -52,7 +52,7 @@ BLOOMBERG_TO_ISO: dict[str, str] = {
 class PriceColumns:
     """The data's column name for each of our fields (``volume``, ``open``, ``high``, ``low`` optional)."""
 
-    ticker: str = "ticker"
+    ticker: str = "ticker"  # a file without it but with numerai_ticker uses that
     date: str = "date"
     open: str = "open"
     high: str = "high"
@@ -118,18 +118,29 @@ def _files(path: Path) -> list[Path]:
 
 def _read_one(path: Path, cols: PriceColumns) -> pd.DataFrame:
     wanted = {getattr(cols, f.name): f.name for f in fields(cols)}
+    # with the default ticker column, a file in Numerai's layout (numerai_ticker) needs no mapping
+    fallback = cols.ticker == "ticker"
+
+    def keep(column: str) -> bool:
+        return column in wanted or (fallback and column == "numerai_ticker")
+
     try:
         if path.name.endswith(".parquet"):
-            present = set(pq.read_schema(path).names)
-            frame = pd.read_parquet(path, columns=[c for c in wanted if c in present])
+            present = pq.read_schema(path).names
+            frame = pd.read_parquet(path, columns=[c for c in present if keep(c)])
         elif path.name.endswith(SUFFIXES):
-            frame = pd.read_csv(path, usecols=lambda c: c in wanted)
+            frame = pd.read_csv(path, usecols=keep)
         else:
             raise DataError(f"{path}: not a .csv, .csv.gz or .parquet file")
     except DataError:
         raise
     except Exception as exc:
         raise DataError(f"{path}: cannot read it as price data ({first_line(exc)})") from None
+    if "numerai_ticker" in frame.columns and "numerai_ticker" not in wanted:
+        if "ticker" in frame.columns:
+            frame = frame.drop(columns=["numerai_ticker"])
+        else:
+            frame = frame.rename(columns={"numerai_ticker": "ticker"})
     for name in REQUIRED_FIELDS:
         column = getattr(cols, name)
         if column not in frame.columns:
@@ -358,3 +369,64 @@ def _convert_bloomberg(ticker: str) -> str:
     symbol, _, code = ticker.rpartition(" ")
     iso = BLOOMBERG_TO_ISO.get(code.upper()) if symbol else None
     return f"{symbol} {iso}" if iso else ""
+
+
+@dataclass
+class PriceReport:
+    """What :func:`read_checked_prices` found: the rows (mapped when a universe was given), the findings,
+    and the mapping report."""
+
+    path: Path
+    prices: pd.DataFrame
+    issues: list[Issue]
+    mapping: MappingReport | None = None
+
+    @property
+    def errors(self) -> list[Issue]:
+        return [i for i in self.issues if i.severity == "error"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def read_universe(path: Path | str) -> pd.DataFrame:
+    """A ticker universe: a parquet or CSV file with a ``numerai_ticker`` column (Numerai's live file, or
+    ``universe.parquet`` written by ``numerflow signals prices synth``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(
+            f"{path}: no such universe file; give Numerai's Signals live file or a universe.parquet"
+        )
+    try:
+        universe = pd.read_parquet(path) if path.name.endswith(".parquet") else pd.read_csv(path)
+    except Exception as exc:
+        raise DataError(f"{path}: cannot read it as a ticker universe ({first_line(exc)})") from None
+    if "numerai_ticker" not in universe.columns:
+        raise DataError(f"{path}: no 'numerai_ticker' column; a universe lists Numerai's tickers in it")
+    return universe
+
+
+def read_checked_prices(
+    path: Path | str,
+    columns: PriceColumns | Mapping[str, str] | None = None,
+    *,
+    universe: Path | str | None = None,
+    split_threshold: float = 0.5,
+    max_gap_days: int = 5,
+    stale_days: int = 10,
+) -> PriceReport:
+    """Load a price file or folder, check it, and (with ``universe``) map it to Numerai's tickers."""
+    path = Path(path)
+    prices = load_prices(path, columns)
+    issues = check_prices(
+        prices,
+        source=path.name,
+        split_threshold=split_threshold,
+        max_gap_days=max_gap_days,
+        stale_days=stale_days,
+    )
+    mapping = None
+    if universe is not None:
+        prices, mapping = map_to_universe(prices, read_universe(universe))
+    return PriceReport(path=path, prices=prices, issues=issues, mapping=mapping)

@@ -271,3 +271,18 @@ def write_prices(prices: pd.DataFrame, dest: Path | str) -> Path:
     with atomic_path(dest) as tmp:
         prices.to_parquet(tmp, index=False)
     return dest
+
+
+def write_synthetic_prices(
+    out: Path | str, n_tickers: int, *, start: str, end: str, seed: int = 0
+) -> tuple[Path, Path, int]:
+    """Write ``prices.parquet`` (daily OHLCV) and ``universe.parquet`` (the tickers' ids, country, sector)
+    into the folder ``out``; returns both paths and the number of price rows."""
+    universe = make_universe(n_tickers, seed=seed)
+    prices = synth_prices(n_tickers, start=start, end=end, seed=seed, universe=universe)
+    folder = ensure_dir(out)
+    prices_path = write_prices(prices, folder / "prices.parquet")
+    universe_path = folder / "universe.parquet"
+    with atomic_path(universe_path) as tmp:
+        universe.to_parquet(tmp, index=False)
+    return prices_path, universe_path, len(prices)

@@ -39,12 +39,15 @@ as Numerai's int8 features mark a missing value).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from numerflow.errors import DataError
+from numerflow.data.prices import PriceColumns, PriceReport, read_checked_prices
+from numerflow.errors import DataCheckError, DataError
+from numerflow.fileio import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -360,3 +363,31 @@ def forward_returns(
             f"target_return_{horizon}": ahead[rows, cols].astype(np.float32),
         }
     )
+
+
+def features_from_price_file(
+    path: Path | str,
+    out: Path | str,
+    *,
+    columns: PriceColumns | Mapping[str, str] | None = None,
+    universe: Path | str | None = None,
+    start: str | None = None,
+) -> tuple[PriceReport, pd.DataFrame]:
+    """Read and check a price file or folder, map it to Numerai's tickers (with ``universe``; without one
+    the data's tickers are taken as ``numerai_ticker``s), build the features and write them to ``out``
+    (parquet, atomically). Data check errors stop it before anything is written."""
+    report = read_checked_prices(path, columns, universe=universe)
+    if not report.ok:
+        first = report.errors[0]
+        raise DataCheckError(
+            f"{report.path}: {len(report.errors)} price check error(s); first: {first.message}; "
+            "run 'numerflow signals prices check' for the list"
+        )
+    prices = report.prices
+    if "numerai_ticker" not in prices.columns:
+        prices = prices.rename(columns={"ticker": "numerai_ticker"})
+    features = price_features(prices, start=start)
+    dest = Path(out)
+    with atomic_path(dest) as tmp:
+        features.to_parquet(tmp, index=False)
+    return report, features
