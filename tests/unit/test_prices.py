@@ -196,9 +196,12 @@ def test_checks_give_one_line_per_problem_and_ticker() -> None:
     frame = pd.concat([frame, frame[(frame["ticker"] == a) & (frame["date"] == day)]], ignore_index=True)
     frame.loc[(frame["ticker"] == b) & (frame["date"] == day), "close"] = 0.0
     frame = frame[~((frame["ticker"] == c) & frame["date"].between("2022-03-01", "2022-03-20"))]
+    d_close = frame.loc[(frame["ticker"] == d) & (frame["date"] == "2022-04-01"), "close"].iloc[0]
+    frame.loc[(frame["ticker"] == d) & (frame["date"] == "2022-03-31"), "close"] = d_close
     later = (frame["ticker"] == d) & (frame["date"] >= "2022-04-01")
     frame.loc[later, ["open", "high", "low", "close"]] /= 4.0  # an unadjusted 4:1 split
     frame = frame[~((frame["ticker"] == e) & (frame["date"] > "2022-05-15"))]
+    frame.loc[(frame["ticker"] == f) & (frame["date"] == "2022-01-31"), "close"] = 20.0
     frame.loc[(frame["ticker"] == f) & frame["date"].between("2022-02-01", "2022-02-28"), "close"] = 10.0
     frame.loc[(frame["ticker"] == a) & (frame["date"] == "2022-03-01"), "low"] = 1e9
 
@@ -209,9 +212,9 @@ def test_checks_give_one_line_per_problem_and_ticker() -> None:
         f"error high_below_low {a}: 1 rows with high below low, first on 2022-03-01",
         f"error non_positive {b}: 1 rows with a zero or negative price, first on 2022-02-01",
         f"warning gaps {c}: 1 gaps of more than 5 trading days, the first after 2022-02-28 (14 days missing)",
-        f"warning splits {d}: 1 jumps over 50% (unadjusted split?), the first on 2022-04-01 (x0.259)",
+        f"warning splits {d}: 1 jumps over 50% (unadjusted split?), the first on 2022-04-01 (x0.25)",
         # a close pinned at 10 for a month jumps in and out of it; and it is stale
-        f"warning splits {f}: 2 jumps over 50% (unadjusted split?), the first on 2022-02-01 (x0.495)",
+        f"warning splits {f}: 2 jumps over 50% (unadjusted split?), the first on 2022-02-01 (x0.5)",
         f"warning stale {e}: ends on 2022-05-13, 34 trading days before the last date 2022-06-30",
         f"warning stale {f}: 1 runs of an unchanged close for 10+ days, the first from 2022-02-01 (20 days)",
     ]

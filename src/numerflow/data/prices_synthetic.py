@@ -12,8 +12,9 @@ factor draws and over ticker *chunks*, which bound the memory):
 * systematic part: ``beta_i * market_t + country_t[c(i)] + sector_t[s(i)] + sum_k load_ik * style_tk``,
   where the market, country, sector and style factor returns are Gaussian with their own volatilities;
 * idiosyncratic noise ``sigma_i * eps_ti``;
-* volatility regimes: every factor and noise term is multiplied by ``regime_t``, a slow log-AR(1) process
-  (calm years and turbulent months, as in real markets);
+* volatility regimes: every factor and noise term (and the planted part below, so that its strength
+  against the noise does not depend on the regime) is multiplied by ``regime_t``, a slow log-AR(1)
+  process (calm years and turbulent months, as in real markets);
 * planted predictability, small against the noise and drifting over time:
   - *momentum*: an expected return ``mu_ti``, a persistent AR(1) process (half-life of months), is part
     of the return, so past returns over weeks to months forecast future ones;
@@ -94,10 +95,10 @@ class PriceWorld:
     idio_vol: tuple[float, float] = (0.012, 0.035)  # lognormal-ish spread of sigma_i between these
     regime_persistence: float = 0.995
     regime_vol: float = 0.06  # innovation sd of log(regime) per day
-    momentum: float = 0.0006  # sd of the planted expected return mu (a fraction of idio vol)
+    momentum: float = 0.0008  # sd of the planted expected return mu per day (vs idio vol ~0.02)
     momentum_persistence: float = 0.99  # AR(1) of mu per day (half-life ~ 70 trading days)
-    reversal: float = 0.010  # sd of the transient price deviation u
-    reversal_persistence: float = 0.8  # AR(1) of u per day (half-life ~ 3 days)
+    reversal: float = 0.015  # sd of the transient price deviation u
+    reversal_persistence: float = 0.9  # AR(1) of u per day (half-life ~ 7 days)
     low_vol: float = 0.02  # expected return per unit of (sigma_i - mean sigma), per day
     drift_period_days: float = 750.0  # period of the strengths' sine waves (about 3 years)
 
@@ -218,6 +219,7 @@ def synth_prices(
         expected[0] = 0.0
         expected[1:] = mu[:-1]  # known at t-1, realised at t
         expected -= world.low_vol * strengths[:, [2]] * sigma_c[a:b]
+        expected *= regime[:, None]  # the planted part scales with the regime, like the noise it hides in
         ret = systematic + noise + expected
         del systematic, noise, innov, mu, expected
         # transient deviation: short-term reversal
