@@ -204,6 +204,7 @@ def test_checks_give_one_line_per_problem_and_ticker() -> None:
     frame.loc[(frame["ticker"] == f) & (frame["date"] == "2022-01-31"), "close"] = 20.0
     frame.loc[(frame["ticker"] == f) & frame["date"].between("2022-02-01", "2022-02-28"), "close"] = 10.0
     frame.loc[(frame["ticker"] == a) & (frame["date"] == "2022-03-01"), "low"] = 1e9
+    frame.loc[(frame["ticker"] == e) & frame["date"].between("2022-04-04", "2022-04-20"), "close"] = np.nan
 
     issues = check_prices(frame, source="my.csv")
     lines = [f"{i.severity} {i.check} {i.message}" for i in issues]
@@ -212,6 +213,9 @@ def test_checks_give_one_line_per_problem_and_ticker() -> None:
         f"error high_below_low {a}: 1 rows with high below low, first on 2022-03-01",
         f"error non_positive {b}: 1 rows with a zero or negative price, first on 2022-02-01",
         f"warning gaps {c}: 1 gaps of more than 5 trading days, the first after 2022-02-28 (14 days missing)",
+        # 13 days without a close are a gap for the sequence checks, and a finding of their own
+        f"warning gaps {e}: 1 gaps of more than 5 trading days, the first after 2022-04-01 (13 days missing)",
+        f"warning missing_close {e}: 13 rows without a close, first on 2022-04-04",
         f"warning splits {d}: 1 jumps over 50% (unadjusted split?), the first on 2022-04-01 (x0.25)",
         # a close pinned at 10 for a month jumps in and out of it; and it is stale
         f"warning splits {f}: 2 jumps over 50% (unadjusted split?), the first on 2022-02-01 (x0.5)",

@@ -228,12 +228,24 @@ def check_prices(
                 f"{ticker}: {len(dates)} rows with high below low, first on {_day(dates.iloc[0])}",
             )
 
+    no_close = df["close"].isna()
+    for ticker, dates in df.loc[no_close].groupby("ticker", sort=True)["date"]:
+        add(
+            "warning",
+            "missing_close",
+            f"{ticker}: {len(dates)} rows without a close, first on {_day(dates.iloc[0])}",
+        )
+    # the sequence checks below look at the usable closes only (a missing or bad one counts as a gap)
+    df = df.loc[df["close"].notna() & (df["close"] > 0)].reset_index(drop=True)
+    if df.empty:
+        issues.sort(key=lambda i: (i.severity != "error", i.check, i.message))
+        return issues
     same = df["ticker"].to_numpy()[1:] == df["ticker"].to_numpy()[:-1]
     dates = df["date"].to_numpy().astype("datetime64[D]")
     bdays = np.busday_count(dates[:-1], dates[1:])  # Monday-Friday days from one row to the next
     close = df["close"].to_numpy()
     with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(same & (close[:-1] > 0) & (close[1:] > 0), close[1:] / close[:-1], 1.0)
+        ratio = np.where(same, close[1:] / close[:-1], 1.0)
     tickers = df["ticker"].to_numpy()
 
     missing_days = bdays - 1
@@ -265,7 +277,7 @@ def check_prices(
     )
 
     # stale: runs of an unchanged close
-    unchanged = same & (ratio == 1.0)
+    unchanged = same & (close[1:] == close[:-1])
     run_id = np.cumsum(~np.concatenate([[False], unchanged]))
     run_len = pd.Series(run_id).map(pd.Series(run_id).value_counts()).to_numpy()
     starts = np.concatenate([[True], ~unchanged]) & (run_len >= stale_days)
