@@ -4,7 +4,7 @@
   ticker and date, with the user's column names mapped to ours by :class:`PriceColumns`. A file that cannot
   be read or lacks a column is one :class:`~numerflow.errors.DataError` line naming the file and column.
 * :func:`check_prices` lists the problems, one :class:`~numerflow.data.checks.Issue` per problem and ticker:
-  duplicate (ticker, date) rows, negative or zero prices, high below low, gaps of more than
+  duplicate (ticker, date) rows, negative or zero prices, high below low, empty closes, gaps of more than
   ``max_gap_days`` trading days, jumps bigger than ``split_threshold`` (likely unadjusted splits), stale
   series (the same close for ``stale_days`` days in a row, or the series ends more than ``stale_days``
   trading days before the last date in the data).
