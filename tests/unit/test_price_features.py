@@ -162,6 +162,8 @@ def test_bins_and_bad_input() -> None:
     frame = pd.DataFrame({"numerai_ticker": ["A US"], "date": [pd.Timestamp("2024-01-02")], "close": [1.0]})
     with pytest.raises(DataError, match="no column 'numerai_ticker'"):
         price_features(frame.drop(columns=["numerai_ticker"]))
+    with pytest.raises(DataError, match="no rows"):
+        price_features(frame.iloc[:0])
     with pytest.raises(DataError, match="duplicate \\(numerai_ticker, date\\) rows"):
         price_features(pd.concat([frame, frame]))
     assert "feature_volume_ratio_20_60d" not in price_features(frame).columns  # no volume: no volume features

@@ -98,6 +98,8 @@ def price_panels(
             raise DataError(
                 f"price data: no column {column!r}; price features need numerai_ticker, date, close"
             )
+    if prices.empty:
+        raise DataError("price data: no rows; price features need at least one ticker and date")
     calendar = pinned_calendar(prices) if calendar is None else pd.DatetimeIndex(calendar, name="date")
     tickers_cat = pd.Categorical(prices["numerai_ticker"])
     tickers = pd.Index(tickers_cat.categories, name="numerai_ticker")
