@@ -6,7 +6,8 @@ Hooks for the dashboard (``numerflow.service.dashboard``, owned by the dashboard
   includes it (no prefix; pages at ``/``, ``/models/...``, ``/login``...). If it also has ``mount(app)``,
   that is called too (e.g. to mount ``/static``). A failing import of an existing module is raised.
 - ``request.app.state`` holds ``settings``, ``engine`` (SQLAlchemy), ``bus`` (:class:`EventBus`), ``jobs``
-  (:class:`JobManager`: ``submit``/``cancel``/``retry``), ``scheduler`` and ``signer``.
+  (:class:`JobManager`: ``submit``/``cancel``/``retry``), ``scheduler``, ``elector`` (leader election)
+  and ``signer``.
 - Login for pages (``service/auth.py``): ``numerflow.service.accounts.authenticate(engine, user, password)``
   then ``start_session(request, response, user)`` sets the signed HttpOnly SameSite=Lax cookie and returns
   the CSRF token; ``end_session(response)`` logs out. ``Depends(current_user)`` (401 when not logged in) or
@@ -19,7 +20,8 @@ Hooks for the dashboard (``numerflow.service.dashboard``, owned by the dashboard
 
 Background work started by the lifespan (``background=True``): jobs left running by a stopped service
 are marked ``interrupted``; a poller publishes job changes as events; the cron scheduler and the round
-watcher run as asyncio tasks. Dask starts on the first job.
+watcher run as asyncio tasks, and tick only on the replica elected leader
+(:mod:`numerflow.service.leader`). Dask starts on the first job.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from numerflow.errors import AuthError, NumerflowError, first_line
 from numerflow.service.auth import RequireScope, SessionSigner, load_session_secret
 from numerflow.service.events import EventBus
 from numerflow.service.jobs import JobManager
+from numerflow.service.leader import campaign_interval, leader_only, make_elector
 from numerflow.service.queries import DataWatcher, OverviewCache
 from numerflow.service.scheduler import RoundWatcher, Scheduler
 from numerflow.service.schemas import ERROR_RESPONSES
@@ -76,6 +79,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     watcher = RoundWatcher(settings, engine, jobs, bus)
     overview_cache = OverviewCache(settings, engine)
     data_watcher = DataWatcher(engine, bus.publish, overview_cache.clear)
+    elector = make_elector(engine, lease_s=settings.service.leader_lease_s)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -85,11 +89,16 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
         if background:
             tasks.append(asyncio.create_task(_every(POLL_INTERVAL_S, jobs.poll_once, "job poller")))
             tasks.append(asyncio.create_task(_every(DATA_WATCH_S, data_watcher.check, "data watcher")))
+            # several replicas may share the database: only the elected leader ticks (service/leader.py)
+            await asyncio.to_thread(elector.campaign)
+            tasks.append(asyncio.create_task(_every(campaign_interval(elector), elector.campaign, "leader")))
             if settings.schedules:
-                tasks.append(asyncio.create_task(_every(SCHEDULE_TICK_S, scheduler.tick, "scheduler")))
+                tick = leader_only(elector, scheduler.tick)
+                tasks.append(asyncio.create_task(_every(SCHEDULE_TICK_S, tick, "scheduler")))
             if watcher.enabled:
                 interval = settings.tournament.poll_interval_s
-                tasks.append(asyncio.create_task(_every(interval, watcher.check_once, "round watcher")))
+                check = leader_only(elector, watcher.check_once)
+                tasks.append(asyncio.create_task(_every(interval, check, "round watcher")))
         app.state.tasks = tasks
         try:
             yield
@@ -99,6 +108,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+            await asyncio.to_thread(elector.resign)
             await asyncio.to_thread(jobs.close)
 
     app = FastAPI(
@@ -117,6 +127,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     app.state.jobs = jobs
     app.state.scheduler = scheduler
     app.state.watcher = watcher
+    app.state.elector = elector
     app.state.overview = overview_cache
     jobs.on_finished.append(lambda _info: overview_cache.clear())
     app.state.signer = SessionSigner(load_session_secret(settings), settings.service.session_max_age_s)

@@ -3,7 +3,7 @@
 from numerflow.store.base import Base
 from numerflow.store.tables.data import DatasetFile
 from numerflow.store.tables.modeling import ModelVersion, Run, StageEvent, TuningStudy
-from numerflow.store.tables.service import ApiToken, Job, JobLog, ScheduleState, User
+from numerflow.store.tables.service import ApiToken, Job, JobLog, LeaderLease, ScheduleState, User
 from numerflow.store.tables.tournament import Payout, Round, Score, StakeChange, Submission
 
 __all__ = [
@@ -12,6 +12,7 @@ __all__ = [
     "DatasetFile",
     "Job",
     "JobLog",
+    "LeaderLease",
     "ModelVersion",
     "Payout",
     "Round",

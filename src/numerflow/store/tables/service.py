@@ -89,3 +89,16 @@ class ScheduleState(Base):
     cron: Mapped[str] = mapped_column(String(128))
     last_fired_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_job_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class LeaderLease(Base):
+    """Who leads the replicas on SQLite (PostgreSQL uses an advisory lock instead): ``holder`` leads until
+    ``expires_at`` unless it renews; ``term`` grows by one each time the lease changes hands."""
+
+    __tablename__ = "leader_leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128), default="")
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    term: Mapped[int] = mapped_column(Integer, default=0)
+    acquired_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
