@@ -50,6 +50,7 @@ from numerflow.service.events import EventBus
 from numerflow.service.jobs import JobManager
 from numerflow.service.leader import campaign_interval, leader_only, make_elector
 from numerflow.service.queries import DataWatcher, OverviewCache
+from numerflow.service.relay import make_relay
 from numerflow.service.scheduler import RoundWatcher, Scheduler
 from numerflow.service.schemas import ERROR_RESPONSES
 from numerflow.store import open_database
@@ -73,12 +74,12 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     """Build the service. ``background=False`` skips the poller, scheduler and round watcher (tests)."""
     settings = settings or load_settings()
     engine = open_database(settings.database_url)
-    bus = EventBus()
+    bus = EventBus(make_relay(settings, engine))  # events reach every replica (service/relay.py)
     jobs = JobManager(settings, engine, bus)
     scheduler = Scheduler(settings, engine, jobs)
     watcher = RoundWatcher(settings, engine, jobs, bus)
     overview_cache = OverviewCache(settings, engine)
-    data_watcher = DataWatcher(engine, bus.publish, overview_cache.clear)
+    data_watcher = DataWatcher(engine, bus.publish_local, overview_cache.clear)
     elector = make_elector(engine, lease_s=settings.service.leader_lease_s)
 
     @contextlib.asynccontextmanager
@@ -109,6 +110,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
             await asyncio.to_thread(elector.resign)
+            await asyncio.to_thread(bus.close)
             await asyncio.to_thread(jobs.close)
 
     app = FastAPI(
