@@ -42,6 +42,8 @@ ENV_OVERRIDES: dict[str, tuple[str, str]] = {
     "NUMERFLOW_DATABASE_URL": ("database", "url"),
     "NUMERFLOW_API_URL": ("numerai", "api_url"),
     "NUMERFLOW_DATA_VERSION": ("numerai", "data_version"),
+    "NUMERFLOW_REDIS_URL": ("service", "redis_url"),
+    "NUMERFLOW_DASK_SCHEDULER": ("service", "dask_scheduler"),
 }
 
 Algorithm = Literal["lightgbm", "xgboost", "ridge", "elasticnet", "random_forest", "extra_trees"]
