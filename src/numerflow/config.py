@@ -163,12 +163,9 @@ class ServiceSettings(_Section):
     round_watcher: bool = True  # watch for new rounds (needs Numerai keys); run each, then sync performance
     session_max_age_s: int = Field(43200, ge=60)
     cookie_secure: bool = False  # set true behind HTTPS
-    # several replicas on one database: one leader runs the round watcher and the schedules; a dead
-    # leader is replaced within this many seconds (SQLite lease; PostgreSQL's advisory lock is faster)
-    leader_lease_s: float = Field(10.0, ge=1.0, le=300.0)
-    # events reach every replica's /ws/events through Redis pub/sub when set (redis://host:6379/0);
-    # otherwise through PostgreSQL LISTEN/NOTIFY on PostgreSQL, or within the one process on SQLite
-    redis_url: SecretStr | None = None
+    # replicas on one database: a dead leader (round watcher, schedules) is replaced within this time
+    leader_lease_s: float = Field(10.0, ge=1.0, le=300.0)  # seconds before a dead leader is replaced
+    redis_url: SecretStr | None = None  # redis://host:6379/0: events to all replicas (else PG NOTIFY)
 
 
 class ScheduleSpec(_Section):

@@ -152,13 +152,16 @@ class RedisRelay(_ThreadedRelay):
 
     def _listen(self) -> None:
         client = self._redis.Redis.from_url(self.url, socket_connect_timeout=2, socket_timeout=None)
-        pubsub = client.pubsub(ignore_subscribe_messages=True)
+        pubsub = client.pubsub()
         try:
             pubsub.subscribe(self.channel)
-            self.listening.set()
             while not self._stop.is_set():
                 message = pubsub.get_message(timeout=POLL_S)
-                if message is not None and message.get("type") == "message":
+                if message is None:
+                    continue
+                if message.get("type") == "subscribe":  # Redis confirmed: from now on nothing is missed
+                    self.listening.set()
+                elif message.get("type") == "message":
                     self._received(message["data"])
         finally:
             with contextlib.suppress(Exception):
