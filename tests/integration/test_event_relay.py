@@ -124,3 +124,21 @@ def test_sqlite_without_redis_has_no_relay_and_a_bad_redis_url_is_one_clear_erro
     settings.service.redis_url = "http://127.0.0.1:6379"  # type: ignore[assignment]
     with pytest.raises(ConfigError, match=r"service.redis_url must start with redis://"):
         create_app(settings, background=False)
+
+
+def test_the_relay_is_chosen_from_the_config_and_the_environment(tmp_path: Path, sqlite_url: str) -> None:
+    from numerflow.config import load_settings
+    from numerflow.store import open_database
+
+    config = tmp_path / "numerflow.toml"
+    config.write_text(f'[database]\nurl = "{sqlite_url}"\n')
+    engine = open_database(sqlite_url)
+    assert make_relay(load_settings(config, env={}), engine) is None
+    settings = load_settings(config, env={"NUMERFLOW_REDIS_URL": REDIS_URL})
+    assert settings.from_env["service.redis_url"] == "NUMERFLOW_REDIS_URL"
+    assert REDIS_URL not in repr(settings.service)  # a secret: never shown
+    relay = make_relay(settings, engine)
+    assert isinstance(relay, RedisRelay) and relay.url == REDIS_URL
+    assert relay.channel.startswith("numerflow_events_")
+    other = make_relay(settings, open_database(f"sqlite:///{tmp_path / 'other.db'}"))
+    assert other is not None and other.channel != relay.channel  # one channel per project
