@@ -25,6 +25,7 @@ from sqlalchemy import select
 
 from numerflow.modeling import registry
 from numerflow.service import accounts
+from numerflow.service.dashboard.pages import plotly_url
 from numerflow.store import open_database, session_scope
 from numerflow.store.tables.service import Job, ScheduleState
 
@@ -58,8 +59,11 @@ def _nginx_conf(tmp: Path, port: int, upstreams: list[int]) -> Path:
     shutil.copy(ROOT / "deploy" / "nginx" / "numerflow-proxy.conf", tmp / "numerflow-proxy.conf")
     servers = "\n".join(f"        server 127.0.0.1:{p} max_fails=1 fail_timeout=2s;" for p in upstreams)
     conf = tmp / "nginx.conf"
+    # as root, nginx's workers would switch to "nobody", who cannot write into pytest's 0700 tmp folders
+    user = "user root;" if os.geteuid() == 0 else ""
     conf.write_text(
         f"""
+{user}
 daemon off;
 pid {tmp}/nginx.pid;
 error_log {tmp}/logs/error.log warn;
@@ -213,6 +217,16 @@ def test_replicas_behind_nginx_survive_the_leader_being_killed(cluster: dict[str
     assert len(leaders) == 1
     leader = leaders[0]
     survivor = next(p for p in ports if p != leader)
+
+    # nginx: the content-hashed plotly.js bundle passes gzipped and is then served from nginx's cache;
+    # a body over the 2 MB limit never reaches a replica
+    bundle = f"http://127.0.0.1:{ngx}{plotly_url()}"
+    first = httpx.get(bundle, headers={"Accept-Encoding": "gzip"})
+    again = httpx.get(bundle, headers={"Accept-Encoding": "gzip"})
+    assert first.status_code == 200 and first.headers["content-encoding"] == "gzip"
+    assert again.headers["x-cache-status"] == "HIT" and again.content == first.content
+    too_big = httpx.post(f"http://127.0.0.1:{ngx}/api/jobs", content=b"x" * 3_000_000, headers=auth)
+    assert too_big.status_code == 413
 
     stack = contextlib.ExitStack()
     # clients through nginx land on both replicas (least_conn); each hears a promotion made through nginx
