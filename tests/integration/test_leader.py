@@ -189,3 +189,29 @@ def test_a_leader_whose_connection_is_cut_steps_down(pg_url: str) -> None:
     finally:
         leader.resign()
         standby.resign()
+
+
+def test_two_services_on_one_sqlite_database_elect_one_leader_and_hand_over_on_shutdown(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    import time
+
+    from service_support import make_settings, start_service, stop_service
+
+    settings = make_settings(tmp_path, sqlite_url, leader_lease_s=1.0)
+    services = [start_service(settings), start_service(settings)]  # background work on: electors run
+    try:
+        flags = [svc.client.get("/api/health").json()["leader"] for svc in services]
+        assert sorted(flags) == [False, True], flags
+        leader, standby = (services[0], services[1]) if flags[0] else (services[1], services[0])
+        stop_service(leader)  # a clean stop gives the lease up at once
+        services.remove(leader)
+        deadline = time.monotonic() + 60  # the standby campaigns every lease_s / 3
+        while not standby.client.get("/api/health").json()["leader"]:
+            assert time.monotonic() < deadline, "the standby never took over"
+            time.sleep(0.1)
+        info = lease_info(standby.engine, "service")
+        assert info is not None and info.holder == standby.app.state.elector.holder
+    finally:
+        for svc in services:
+            stop_service(svc)
