@@ -42,6 +42,8 @@ ENV_OVERRIDES: dict[str, tuple[str, str]] = {
     "NUMERFLOW_DATABASE_URL": ("database", "url"),
     "NUMERFLOW_API_URL": ("numerai", "api_url"),
     "NUMERFLOW_DATA_VERSION": ("numerai", "data_version"),
+    "NUMERFLOW_REDIS_URL": ("service", "redis_url"),
+    "NUMERFLOW_DASK_SCHEDULER": ("service", "dask_scheduler"),
 }
 
 Algorithm = Literal["lightgbm", "xgboost", "ridge", "elasticnet", "random_forest", "extra_trees"]
@@ -190,6 +192,9 @@ class ServiceSettings(_Section):
     login_max_failures: int = Field(5, ge=1, le=1000)
     login_lockout_s: int = Field(900, ge=1)  # also the window the failures are counted in
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024)  # larger request bodies get 413
+    # replicas on one database: a dead leader (round watcher, schedules) is replaced within this time
+    leader_lease_s: float = Field(10.0, ge=1.0, le=300.0)  # seconds before a dead leader is replaced
+    redis_url: SecretStr | None = None  # redis://host:6379/0: events to all replicas (else PG NOTIFY)
 
 
 class ScheduleSpec(_Section):

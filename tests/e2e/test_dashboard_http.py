@@ -3,12 +3,16 @@ used to send a user off-site, pages carry their security headers, assets are ser
 
 from __future__ import annotations
 
+import hashlib
 import re
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from dashboard_seed import PASSWORD
+
+import numerflow
 
 pytestmark = [pytest.mark.xdist_group("dashboard")]  # browser/postgres follow from fixtures (conftest)
 
@@ -62,9 +66,29 @@ def test_pages_render_with_security_headers_and_unknown_model_is_404(client: htt
 
 
 def test_plotly_and_static_files_are_served_locally_and_cached(client: httpx.Client) -> None:
-    js = client.get("/vendor/plotly.min.js")
-    assert js.status_code == 200 and len(js.content) > 1_000_000
-    assert "max-age" in js.headers["cache-control"]
+    _login(client, "read_user")
+    page = client.get("/models/ridge_a").text
+    found = re.search(r'<script src="(/vendor/plotly-basic\.([0-9a-f]{16})\.min\.js)"', page)
+    assert found is not None, "the model page links the vendored bundle by its content hash"
+    url, digest = found.groups()
+    vendored = (Path(numerflow.__file__).parent / "service/dashboard/vendor/plotly-basic.min.js").read_bytes()
+    assert hashlib.sha256(vendored).hexdigest().startswith(digest)
+
+    zipped = client.get(url, headers={"Accept-Encoding": "gzip"})  # httpx decodes it
+    assert zipped.status_code == 200 and zipped.headers["content-encoding"] == "gzip"
+    assert zipped.content == vendored
+    assert int(zipped.headers["content-length"]) < len(vendored) // 2  # what went over the wire
+    assert zipped.headers["cache-control"] == "public, max-age=31536000, immutable"
+    assert zipped.headers["vary"] == "Accept-Encoding"
+    assert zipped.headers["content-type"].startswith("text/javascript")
+    plain = client.get(url, headers={"Accept-Encoding": "identity"})
+    assert "content-encoding" not in plain.headers and plain.content == vendored
+    refused = client.get(url, headers={"Accept-Encoding": "gzip;q=0"})
+    assert "content-encoding" not in refused.headers
+    again = client.get(url, headers={"If-None-Match": zipped.headers["etag"]})
+    assert again.status_code == 304 and again.content == b""
+    assert client.get("/vendor/plotly-basic.0123456789abcdef.min.js").status_code == 404  # a stale hash
+    assert client.get("/vendor/plotly.min.js").status_code == 404  # the 4.8 MB bundle is gone
     for name in ("app.js", "app.css"):
         r = client.get(f"/static/{name}")
         assert r.status_code == 200 and "max-age" in r.headers["cache-control"]

@@ -6,7 +6,8 @@ Hooks for the dashboard (``numerflow.service.dashboard``, owned by the dashboard
   includes it (no prefix; pages at ``/``, ``/models/...``, ``/login``...). If it also has ``mount(app)``,
   that is called too (e.g. to mount ``/static``). A failing import of an existing module is raised.
 - ``request.app.state`` holds ``settings``, ``engine`` (SQLAlchemy), ``bus`` (:class:`EventBus`), ``jobs``
-  (:class:`JobManager`: ``submit``/``cancel``/``retry``), ``scheduler`` and ``signer``.
+  (:class:`JobManager`: ``submit``/``cancel``/``retry``), ``scheduler``, ``elector`` (leader election)
+  and ``signer``.
 - Login for pages (``service/auth.py``): ``log_in(request, response, user, password)`` checks the login
   limits and the password, stores a server-side session and sets the signed HttpOnly SameSite=Lax cookie
   (``Secure`` over https), returning the user and the CSRF token; ``end_session(request, response)``
@@ -20,7 +21,8 @@ Hooks for the dashboard (``numerflow.service.dashboard``, owned by the dashboard
 
 Background work started by the lifespan (``background=True``): jobs left running by a stopped service
 are marked ``interrupted``; a poller publishes job changes as events; the cron scheduler and the round
-watcher run as asyncio tasks. Dask starts on the first job.
+watcher run as asyncio tasks, and tick only on the replica elected leader
+(:mod:`numerflow.service.leader`). Dask starts on the first job.
 """
 
 from __future__ import annotations
@@ -59,8 +61,10 @@ from numerflow.service.auth import (
 )
 from numerflow.service.events import EventBus, LiveSockets
 from numerflow.service.jobs import JobManager
+from numerflow.service.leader import campaign_interval, leader_only, make_elector
 from numerflow.service.monitor import OpsMonitor
 from numerflow.service.queries import DataWatcher, OverviewCache
+from numerflow.service.relay import make_relay
 from numerflow.service.scheduler import Scheduler, make_round_watcher
 from numerflow.service.schemas import ERROR_RESPONSES
 from numerflow.store import open_database
@@ -86,13 +90,14 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     """Build the service. ``background=False`` skips the poller, scheduler and round watcher (tests)."""
     settings = settings or load_settings()
     engine = open_database(settings.database_url)
-    bus = EventBus()
+    bus = EventBus(make_relay(settings, engine))  # events reach every replica (service/relay.py)
     jobs = JobManager(settings, engine, bus)
     scheduler = Scheduler(settings, engine, jobs)
     watcher = make_round_watcher(settings, engine, jobs, bus)
     overview_cache = OverviewCache(settings, engine)
-    data_watcher = DataWatcher(engine, bus.publish, overview_cache.clear)
+    data_watcher = DataWatcher(engine, bus.publish_local, overview_cache.clear)
     monitor = OpsMonitor(settings, engine)
+    elector = make_elector(engine, lease_s=settings.service.leader_lease_s)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -102,13 +107,19 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
         if background:
             tasks.append(asyncio.create_task(_every(POLL_INTERVAL_S, jobs.poll_once, "job poller")))
             tasks.append(asyncio.create_task(_every(DATA_WATCH_S, data_watcher.check, "data watcher")))
+            # several replicas may share the database: only the elected leader ticks (service/leader.py)
+            await asyncio.to_thread(elector.campaign)
+            tasks.append(asyncio.create_task(_every(campaign_interval(elector), elector.campaign, "leader")))
             if settings.schedules:
-                tasks.append(asyncio.create_task(_every(SCHEDULE_TICK_S, scheduler.tick, "scheduler")))
+                tick = leader_only(elector, scheduler.tick)
+                tasks.append(asyncio.create_task(_every(SCHEDULE_TICK_S, tick, "scheduler")))
             if watcher.enabled:
                 interval = settings.tournament.poll_interval_s
-                tasks.append(asyncio.create_task(_every(interval, watcher.check_once, "round watcher")))
-            if settings.alerts.enabled:
-                tasks.append(asyncio.create_task(_every(ALERT_TICK_S, monitor.tick, "alerts monitor")))
+                check = leader_only(elector, watcher.check_once)
+                tasks.append(asyncio.create_task(_every(interval, check, "round watcher")))
+            if settings.alerts.enabled:  # one replica checks (alerts are deduplicated by key anyway)
+                alert_tick = leader_only(elector, monitor.tick)
+                tasks.append(asyncio.create_task(_every(ALERT_TICK_S, alert_tick, "alerts monitor")))
         app.state.tasks = tasks
         try:
             yield
@@ -118,6 +129,8 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+            await asyncio.to_thread(elector.resign)
+            await asyncio.to_thread(bus.close)
             await asyncio.to_thread(jobs.close)
 
     app = FastAPI(
@@ -136,6 +149,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     app.state.jobs = jobs
     app.state.scheduler = scheduler
     app.state.watcher = watcher
+    app.state.elector = elector
     app.state.overview = overview_cache
     jobs.on_finished.append(lambda _info: overview_cache.clear())
     jobs.on_finished.append(lambda info: alerts.in_background(alerts.job_failed, settings, engine, info))

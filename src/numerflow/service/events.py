@@ -4,6 +4,11 @@ Publishers may be on any thread (:meth:`EventBus.publish` hops onto the event lo
 has a bounded queue; a subscriber too slow to keep up loses its oldest events rather than slowing others.
 
 Event shape: ``{"type": "job" | "job_log" | "round" | "scores", "at": ISO time, ...fields}``.
+
+Several replicas: :meth:`EventBus.publish` also hands the event to a relay (:mod:`numerflow.service.relay`:
+Redis pub/sub or PostgreSQL LISTEN/NOTIFY), and every other replica delivers it to its own subscribers.
+Events each replica derives from the database itself (the job poller, the data watcher) go through
+:meth:`EventBus.publish_local`, so they are not delivered twice.
 """
 
 from __future__ import annotations
@@ -12,30 +17,57 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 
 QUEUE_SIZE = 1000
 
 
+class Relay(Protocol):
+    """Carries events between replicas (see :mod:`numerflow.service.relay`)."""
+
+    def start(self, deliver: Callable[[dict[str, Any]], None]) -> None: ...
+
+    def send(self, event: dict[str, Any]) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class EventBus:
-    def __init__(self) -> None:
+    def __init__(self, relay: Relay | None = None) -> None:
         self._subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.relay = relay
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
+        if self.relay is not None:
+            self.relay.start(self._to_loop)
+
+    def close(self) -> None:
+        """Stop the relay (the service's shutdown)."""
+        if self.relay is not None:
+            self.relay.close()
 
     @property
     def subscriber_count(self) -> int:
         return len(self._subscribers)
 
     def publish(self, event_type: str, **fields: Any) -> None:
-        """Send an event to every subscriber; callable from any thread."""
+        """Send an event to every subscriber of every replica; callable from any thread."""
         event = {"type": event_type, "at": datetime.now(UTC).isoformat(), **fields}
+        self._to_loop(event)
+        if self.relay is not None:
+            self.relay.send(event)
+
+    def publish_local(self, event_type: str, **fields: Any) -> None:
+        """Send an event to this replica's subscribers only: for what every replica sees for itself."""
+        self._to_loop({"type": event_type, "at": datetime.now(UTC).isoformat(), **fields})
+
+    def _to_loop(self, event: dict[str, Any]) -> None:
         loop = self._loop
         if loop is None or loop.is_closed():
             return

@@ -398,7 +398,7 @@ class JobManager:
             if len(self._last_published) > 5000:
                 self._last_published.clear()
             self._last_published.add(key)
-        self.bus.publish("job", job=_event_job(info))
+        self.bus.publish_local("job", job=_event_job(info))  # every replica polls the jobs
         return True
 
     def publish_log(self, entry: dict[str, Any]) -> None:
@@ -409,7 +409,7 @@ class JobManager:
             if len(self._logs_published) > 5000:
                 self._logs_published.clear()
             self._logs_published.add(entry["id"])
-        self.bus.publish("job_log", **entry)
+        self.bus.publish_local("job_log", **entry)
 
     def _finished(self, info: dict[str, Any]) -> None:
         for listener in list(self.on_finished):
@@ -419,9 +419,11 @@ class JobManager:
             return
         result = info.get("result") or {}
         if info["kind"] == "round":
-            self.bus.publish("round", round=result.get("round_number"), job_id=info["id"], report=result)
+            self.bus.publish_local(
+                "round", round=result.get("round_number"), job_id=info["id"], report=result
+            )
         elif info["kind"] == "perf_sync":
-            self.bus.publish(
+            self.bus.publish_local(
                 "scores", job_id=info["id"], scores=result.get("scores"), payouts=result.get("payouts")
             )
 
@@ -539,7 +541,7 @@ class JobManager:
                 fresh = line["id"] not in self._logs_published
                 self._seen_log_id = line["id"]
             if fresh:
-                self.bus.publish("job_log", **line)
+                self.bus.publish_local("job_log", **line)
                 published += 1
         for job_id in queued:
             if job_id not in self._dispatched:

@@ -50,6 +50,7 @@ class Health(BaseModel):
     status: str
     version: str
     database: str
+    leader: bool = False  # this replica runs the round watcher and the schedules (service/leader.py)
 
 
 class Me(BaseModel):

@@ -10,19 +10,21 @@ logout with the session's CSRF token).
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import hmac
 import json
 import logging
 import secrets
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
 
@@ -71,11 +73,32 @@ templates.env.filters["when"] = views.fmt_time
 templates.env.globals["sparkline"] = views.sparkline
 
 
-@cache
-def plotly_js_path() -> Path:
-    import plotly
+VENDOR_DIR = HERE / "vendor"
+PLOTLY_FILE = "plotly-basic.min.js"  # plotly.js-basic-dist-min from npm: see vendor/README.md
+IMMUTABLE = "public, max-age=31536000, immutable"
 
-    return Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+
+@dataclass(frozen=True)
+class VendoredAsset:
+    """A vendored file held in memory with its gzip form; ``digest`` names it in its URL."""
+
+    body: bytes
+    gzipped: bytes
+    digest: str
+    media_type: str = "text/javascript; charset=utf-8"
+
+
+@cache
+def plotly_asset() -> VendoredAsset:
+    body = (VENDOR_DIR / PLOTLY_FILE).read_bytes()
+    return VendoredAsset(
+        body=body, gzipped=gzip.compress(body, 9, mtime=0), digest=hashlib.sha256(body).hexdigest()[:16]
+    )
+
+
+def plotly_url() -> str:
+    """The bundle's URL: its content hash is in the name, so browsers keep it until it changes."""
+    return f"/vendor/plotly-basic.{plotly_asset().digest}.min.js"
 
 
 @cache
@@ -84,13 +107,11 @@ def asset_version() -> str:
     digest = hashlib.sha256(__version__.encode())
     for path in sorted(STATIC_DIR.iterdir()):
         digest.update(path.name.encode() + path.read_bytes())
-    import plotly
-
-    digest.update(plotly.__version__.encode())
     return digest.hexdigest()[:10]
 
 
 templates.env.globals["asset_v"] = asset_version
+templates.env.globals["plotly_url"] = plotly_url
 
 
 # ------------------------------------------------------------------------------------------- helpers
@@ -166,14 +187,36 @@ def script_json(value: Any) -> str:
 # ------------------------------------------------------------------------------------------- assets
 
 
-@router.get("/vendor/plotly.min.js")
-def plotly_js() -> FileResponse:
-    """plotly.js from the installed plotly package: the dashboard needs no network connection."""
-    return FileResponse(
-        plotly_js_path(),
-        media_type="text/javascript",
-        headers={"Cache-Control": "public, max-age=604800, immutable"},
-    )
+@router.get("/vendor/plotly-basic.{digest}.min.js")
+def plotly_js(request: Request, digest: str) -> Response:
+    """The vendored plotly.js bundle, gzip-compressed for browsers that accept it, cached as immutable.
+
+    Only the current hash is served: a page from an older release asks for a name that no longer
+    exists and gets a 404 instead of a script that may not match it."""
+    asset = plotly_asset()
+    if not hmac.compare_digest(digest, asset.digest):
+        return Response("not found", status_code=404, media_type="text/plain")
+    headers = {
+        "Cache-Control": IMMUTABLE,
+        "ETag": f'"{asset.digest}"',
+        "Vary": "Accept-Encoding",
+        "X-Content-Type-Options": "nosniff",
+    }
+    if request.headers.get("if-none-match") == headers["ETag"]:
+        return Response(status_code=304, headers=headers)
+    if _accepts_gzip(request.headers.get("accept-encoding", "")):
+        headers["Content-Encoding"] = "gzip"
+        return Response(asset.gzipped, media_type=asset.media_type, headers=headers)
+    return Response(asset.body, media_type=asset.media_type, headers=headers)
+
+
+def _accepts_gzip(accept_encoding: str) -> bool:
+    """Whether ``Accept-Encoding`` allows gzip (``gzip`` or ``*``, not refused with ``q=0``)."""
+    for part in accept_encoding.lower().split(","):
+        coding, _, params = part.partition(";")
+        if coding.strip() in ("gzip", "*"):
+            return params.replace(" ", "") not in ("q=0", "q=0.0", "q=0.00", "q=0.000")
+    return False
 
 
 # ------------------------------------------------------------------------------------------- login

@@ -24,7 +24,8 @@ def health(request: Request) -> Health:
         db = "ok"
     except SQLAlchemyError:
         db = "unreachable"
-    return Health(status="ok" if db == "ok" else "degraded", version=__version__, database=db)
+    leader = bool(getattr(request.app.state, "elector", None) and request.app.state.elector.is_leader)
+    return Health(status="ok" if db == "ok" else "degraded", version=__version__, database=db, leader=leader)
 
 
 @router.get("/api/openapi.json", summary="This API's OpenAPI document", include_in_schema=False)

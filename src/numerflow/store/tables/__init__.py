@@ -4,7 +4,15 @@ from numerflow.store.base import Base
 from numerflow.store.tables.data import DatasetFile
 from numerflow.store.tables.modeling import ModelVersion, Run, StageEvent, TuningStudy
 from numerflow.store.tables.ops import Alert
-from numerflow.store.tables.service import ApiToken, Job, JobLog, ScheduleState, User, WebSession
+from numerflow.store.tables.service import (
+    ApiToken,
+    Job,
+    JobLog,
+    LeaderLease,
+    ScheduleState,
+    User,
+    WebSession,
+)
 from numerflow.store.tables.tournament import Payout, Round, Score, StakeChange, Submission
 
 __all__ = [
@@ -14,6 +22,7 @@ __all__ = [
     "DatasetFile",
     "Job",
     "JobLog",
+    "LeaderLease",
     "ModelVersion",
     "Payout",
     "Round",

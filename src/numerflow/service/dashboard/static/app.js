@@ -279,6 +279,7 @@
       Plotly.newPlot("chart-h2h", [line("champion", "#2f6feb"), line("challenger", "#cf222e")], layout({ height: 220, xaxis: roundAxis }), cfg);
     }
     document.body.dataset.charts = "drawn";
+    if (window.performance && performance.mark) performance.mark("numerflow:charts-drawn");  // for benchmarks
   }
 
   // the "Risk & stakes" page: equity curves, live equity, payout distribution, correlation heatmap

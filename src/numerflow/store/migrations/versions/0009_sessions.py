@@ -1,6 +1,6 @@
 """service: web_sessions (server-side dashboard sessions, revoked at logout)
 
-Revision ID: 0007_sessions
+Revision ID: 0009_sessions
 Revises: 0004_service
 """
 
