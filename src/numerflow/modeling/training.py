@@ -25,7 +25,8 @@ from numerflow import __version__
 from numerflow.errors import ConfigError, ModelError
 from numerflow.modeling import registry
 from numerflow.modeling.artifacts import LoadedModel, rank_average, staged_version, write_manifest
-from numerflow.modeling.estimators import file_suffix, make_estimator
+from numerflow.modeling.estimators import RowView, file_suffix, make_estimator
+from numerflow.modeling.memory import check_fit_memory, feature_set_sizes, fit_shape
 from numerflow.modeling.specs import (
     DataFiles,
     ResolvedModel,
@@ -105,7 +106,7 @@ def _fit_targets(
         idx = idx[~np.isnan(y[idx])]
         if idx.shape[0] == 0:
             raise ModelError(f"models.{model.name}: target '{target}' has no values in the training eras")
-        Xs = X if idx.shape[0] == X.shape[0] else X[idx]
+        Xs = X if idx.shape[0] == X.shape[0] else RowView(X, idx)  # a fold: no copy of the rows
         est = make_estimator(str(model.spec.algorithm), params if params is not None else model.spec.params)
         est.fit(Xs, y[idx], era=data.era[idx])
         fitted.append(est)
@@ -168,6 +169,14 @@ def train_model(
             log.info("reusing %s (same spec and data)", found.ref)
             return TrainResult(found, found.scores, reused=True)
 
+    check_fit_memory(
+        f"models.{name}",
+        files.need(files.train),
+        fit_shape([model], used_params),
+        era_stride=spec.era_stride,
+        validation_path=files.validation,
+        feature_sets=feature_set_sizes(catalog),
+    )
     run = registry.RunRecorder(
         engine, kind, name, {"params": used_params, "spec": spec.model_dump(mode="json")}
     )
@@ -499,7 +508,7 @@ def _model_fit_predict(
 
     def fit_predict(train_rows: np.ndarray, test_rows: np.ndarray) -> np.ndarray:
         estimators = _fit_targets(model, X, data, rows=train_rows, params=params)
-        preds = _blend(model, estimators, X[test_rows], data.era[test_rows])
+        preds = _blend(model, estimators, RowView(X, test_rows), data.era[test_rows])
         if model.neutralize:
             feats = select_columns(
                 data.X[test_rows], data.feature_names, model.neutralize["features"], what="data"
@@ -542,6 +551,14 @@ def cross_validate_model(
     columns = list(dict.fromkeys(c for r in resolved.values() for c in r.columns()))
     columns = list(dict.fromkeys(columns + [f for fs in ens_neutral.values() for f in fs]))
     stride = min(settings.model(n).era_stride for n in order)
+    check_fit_memory(
+        f"models.{name}",
+        files.need(files.train),
+        fit_shape(list(resolved.values()), params, loaded_columns=len(columns)),
+        era_stride=stride,
+        cv=True,
+        feature_sets=feature_set_sizes(catalog),
+    )
     data = load_dataset(files.need(files.train), features=columns, targets=targets, era_stride=stride)
     cv = spec.cv
     splitter = EraSplitter(
