@@ -531,8 +531,13 @@ def cross_validate_model(
     params: dict[str, Any] | None = None,
     on_fold: Callable[[int, float], None] | None = None,
     record: bool = True,
+    dask: str | None = None,
 ) -> CVResult:
-    """Era CV of model ``name`` on the train data; ensembles blend their members' out-of-fold ranks."""
+    """Era CV of model ``name`` on the train data; ensembles blend their members' out-of-fold ranks.
+
+    ``dask``: a scheduler address; the folds then run as tasks on its workers, each loading its own eras
+    (:mod:`numerflow.modeling.distributed`); the result is the same as here.
+    """
     from numerflow.data.load import load_dataset
     from numerflow.modeling.scoring import per_era_corr, summary_of
 
@@ -551,15 +556,23 @@ def cross_validate_model(
     columns = list(dict.fromkeys(c for r in resolved.values() for c in r.columns()))
     columns = list(dict.fromkeys(columns + [f for fs in ens_neutral.values() for f in fs]))
     stride = min(settings.model(n).era_stride for n in order)
-    check_fit_memory(
-        f"models.{name}",
-        files.need(files.train),
-        fit_shape(list(resolved.values()), params, loaded_columns=len(columns)),
-        era_stride=stride,
-        cv=True,
-        feature_sets=feature_set_sizes(catalog),
+    client = None
+    if dask:  # the folds run on the cluster: here only eras, ids and targets are loaded
+        from numerflow.modeling.distributed import connect
+
+        client = connect(dask)
+    else:
+        check_fit_memory(
+            f"models.{name}",
+            files.need(files.train),
+            fit_shape(list(resolved.values()), params, loaded_columns=len(columns)),
+            era_stride=stride,
+            cv=True,
+            feature_sets=feature_set_sizes(catalog),
+        )
+    data = load_dataset(
+        files.need(files.train), features=None if client else columns, targets=targets, era_stride=stride
     )
-    data = load_dataset(files.need(files.train), features=columns, targets=targets, era_stride=stride)
     cv = spec.cv
     splitter = EraSplitter(
         scheme=scheme or cv.scheme,  # type: ignore[arg-type]
@@ -576,6 +589,23 @@ def cross_validate_model(
             train_rows, test_rows
         )
 
+    fold_fn = fit_predict
+    if client is not None:
+        from numerflow.modeling.distributed import cluster_fit_predict
+
+        fold_fn = cluster_fit_predict(
+            client,
+            settings,
+            name,
+            resolved,
+            ens_neutral,
+            params,
+            files.train,
+            columns,
+            targets,
+            data,
+            splitter,
+        )
     run = None
     if record and engine is not None:
         run = registry.RunRecorder(
@@ -592,7 +622,7 @@ def cross_validate_model(
     hashes = files.hashes(files.train, files.features_json)
     try:
         oof, fold_rows = era_cv(
-            fit_predict,
+            fold_fn,
             data.era,
             data.era_labels,
             data.target(main_target),
@@ -608,6 +638,9 @@ def cross_validate_model(
         if run:
             run.finish(status="failed", data_hashes=hashes, error=str(exc))
         raise
+    finally:
+        if client is not None:
+            client.close()
     tested = ~np.isnan(oof)
     per_era = per_era_corr(oof[tested], data.target(main_target)[tested], data.era[tested])
     per_era = per_era[~np.isnan(per_era)]
