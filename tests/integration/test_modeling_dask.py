@@ -68,7 +68,8 @@ def test_cv_on_the_cluster_survives_a_killed_worker_and_equals_a_local_run(proje
         lambda: cross_validate_model(settings, "slow", engine=engine, dask=cluster.address)
     )
     killed = kill_a_worker_running(cluster, "numerflow-cv-slow-fold")
-    thread.join()
+    thread.join(timeout=600)  # a guard against a hang, not a timing assertion
+    assert not thread.is_alive(), "the run on the cluster did not finish"
     assert "error" not in box, box.get("error")
     remote = box["result"]
     assert killed in cluster.workers and cluster.workers[killed].poll() is not None
@@ -97,7 +98,8 @@ def test_tune_trials_on_the_cluster_share_the_study_and_survive_a_killed_worker(
         )
     )
     kill_a_worker_running(cluster, "numerflow-tune-slow-trial")
-    thread.join()
+    thread.join(timeout=600)  # a guard against a hang, not a timing assertion
+    assert not thread.is_alive(), "the run on the cluster did not finish"
     assert "error" not in box, box.get("error")
     result = box["result"]
     study = optuna.load_study(study_name=result.study_name, storage=optuna_url(engine))

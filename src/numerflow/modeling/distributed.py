@@ -159,8 +159,6 @@ def optimize_on_cluster(
     progress: Callable[[str, float, float], None] | None = None,
 ) -> None:
     """Run ``n_trials`` trials of the study as tasks; each task runs one trial (its folds in order)."""
-    from distributed import as_completed
-
     remote = worker_settings(settings)
     futures = [
         client.submit(
@@ -177,11 +175,11 @@ def optimize_on_cluster(
         )
         for i in range(n_trials)
     ]
-    done = 0
     try:
-        for future in as_completed(futures):
+        # in order, not as_completed: a result lost with a killed worker and computed again elsewhere can
+        # slip past as_completed (it waited forever here); Future.result follows the key to its new home
+        for done, future in enumerate(futures, start=1):
             number, value = future.result()
-            done += 1
             if progress:
                 progress(f"{name}: trial {number} {objective} {value:+.4f}", done, n_trials)
     except BaseException:
