@@ -165,6 +165,8 @@ def tune_model(
         pruner=make_pruner(),
     )
     client = None
+    if dask and timeout_s is not None:
+        raise ConfigError("tune: --timeout does not work with --dask yet; give --trials only")
     if dask:
         from numerflow.modeling.distributed import connect
 
