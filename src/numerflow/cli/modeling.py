@@ -143,6 +143,12 @@ def cv_table(name: str, result: Any) -> Table:
     return table
 
 
+DASK_HELP = (
+    "Run the folds (cv) or trials (tune) on this Dask scheduler's workers, e.g. tcp://HOST:8786 "
+    "(default: [service] dask_scheduler; empty: here). Workers read the data at the same path."
+)
+
+
 def register(app: typer.Typer) -> None:
     """Attach this module's commands to the root app."""
 
@@ -177,6 +183,7 @@ def register(app: typer.Typer) -> None:
         embargo: int | None = typer.Option(
             None, "--embargo", help="Gap in eras between train and test (default: from the target horizon)."
         ),
+        dask: str | None = typer.Option(None, "--dask", help=DASK_HELP),
     ) -> None:
         """Era cross-validation on the train data: a per-fold table and the overall scores."""
         from numerflow.modeling.training import cross_validate_model
@@ -191,6 +198,7 @@ def register(app: typer.Typer) -> None:
                 scheme=scheme,
                 folds=folds,
                 embargo_eras=embargo,
+                dask=dask or st.settings.service.dask_scheduler or None,
             )
         table = cv_table(name, result)
         console.print(table)
@@ -209,6 +217,7 @@ def register(app: typer.Typer) -> None:
             None, help="corr, sharpe or payout (default: the model's tune.objective)."
         ),
         timeout: float | None = typer.Option(None, help="Stop starting new trials after this many seconds."),
+        dask: str | None = typer.Option(None, "--dask", help=DASK_HELP),
     ) -> None:
         """Tune parameters with Optuna on the era CV; the study resumes; best params become a new version."""
         from numerflow.modeling.tuning import tune_model
@@ -223,6 +232,7 @@ def register(app: typer.Typer) -> None:
                 objective=objective,
                 timeout_s=timeout,
                 progress=update,
+                dask=dask or st.settings.service.dask_scheduler or None,
             )
         console.print(
             f"study [bold]{result.study_name}[/]: {result.n_trials} trials in total "

@@ -275,18 +275,9 @@ def load_dataset(
     ``data_type`` keeps rows of one type (validation.parquet holds "validation" and "test").
     """
     path = Path(path)
-    # era and data_type come back dictionary-encoded as the file stores them: no string decoding, and
-    # no pyarrow.compute (its first use alone costs ~40 MB of resident memory)
-    for read_dictionary in (["era", "data_type"], ["era"], None):
-        try:
-            pf = open_parquet(path, read_dictionary=read_dictionary)
-            break
-        except KeyError:  # no data_type (or no era) column; a missing era is reported below
-            continue
+    pf = _open_numerai(path)
     schema = pf.schema_arrow
     names = schema.names
-    if "era" not in names:
-        raise DataError(f"{path}: has no 'era' column; is it a Numerai data file?")
     id_col = _index_column(path, pf)
     feat_names = _select_features(path, names, features, catalog)
     target_names = _select_targets(path, names, targets)
@@ -294,25 +285,11 @@ def load_dataset(
 
     # 1. the era (and data_type) column of the whole file, a row group at a time: cheap, and tells us
     #    which rows to read
-    try:
-        row_era_raw, era_dict, row_dtype = _scan_head(pf, "data_type" in names)
-    except (pa.ArrowException, OSError) as exc:
-        raise DataError(f"{path}: cannot read the era column ({exc}); the file may be truncated") from None
-    order = np.argsort(era_dict, kind="stable")
-    era_labels_all = era_dict[order]
-    rank = np.empty(len(order), dtype=np.int32)
-    rank[order] = np.arange(len(order), dtype=np.int32)
-    row_era = rank[row_era_raw]
-    del row_era_raw
+    row_era, era_labels_all, row_dtype = _row_eras(path, pf, "data_type" in names)
     keep_era = _selected_eras(path, era_labels_all, eras, era_stride)
     row_mask = keep_era[row_era]
     if data_type is not None:
-        if row_dtype is None:
-            raise DataError(f"{path}: has no 'data_type' column to select '{data_type}' rows from")
-        present = sorted(set(np.unique(row_dtype).tolist()))
-        if data_type not in present:
-            raise DataError(f"{path}: no rows of data_type '{data_type}' (it has: {', '.join(present)})")
-        row_mask &= row_dtype == data_type
+        row_mask &= _type_mask(path, row_dtype, data_type)
     selected = np.flatnonzero(row_mask)
     del row_mask
     n = len(selected)
@@ -373,6 +350,64 @@ def load_dataset(
         target_names=target_names,
         data_type=row_types,
     )
+
+
+def _open_numerai(path: Path) -> pq.ParquetFile:
+    """Open a Numerai data file; era and data_type come back dictionary-encoded as the file stores them:
+    no string decoding, and no pyarrow.compute (its first use alone costs ~40 MB of resident memory)."""
+    pf = None
+    for read_dictionary in (["era", "data_type"], ["era"], None):
+        try:
+            pf = open_parquet(path, read_dictionary=read_dictionary)
+            break
+        except KeyError:  # no data_type (or no era) column; a missing era is reported below
+            continue
+    assert pf is not None  # the last attempt reads no dictionary, so it cannot raise KeyError
+    if "era" not in pf.schema_arrow.names:
+        raise DataError(f"{path}: has no 'era' column; is it a Numerai data file?")
+    return pf
+
+
+def _row_eras(
+    path: Path, pf: pq.ParquetFile, with_dtype: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Per row: a code into the sorted era labels; the labels; data_type per row (or None)."""
+    try:
+        row_era_raw, era_dict, row_dtype = _scan_head(pf, with_dtype)
+    except (pa.ArrowException, OSError) as exc:
+        raise DataError(f"{path}: cannot read the era column ({exc}); the file may be truncated") from None
+    order = np.argsort(era_dict, kind="stable")
+    rank = np.empty(len(order), dtype=np.int32)
+    rank[order] = np.arange(len(order), dtype=np.int32)
+    return rank[row_era_raw], era_dict[order], row_dtype
+
+
+def _type_mask(path: Path, row_dtype: np.ndarray | None, data_type: str) -> np.ndarray:
+    if row_dtype is None:
+        raise DataError(f"{path}: has no 'data_type' column to select '{data_type}' rows from")
+    present = sorted(set(np.unique(row_dtype).tolist()))
+    if data_type not in present:
+        raise DataError(f"{path}: no rows of data_type '{data_type}' (it has: {', '.join(present)})")
+    return row_dtype == data_type
+
+
+def count_rows(
+    path: Path | str,
+    *,
+    eras: EraSelection = None,
+    era_stride: int = 1,
+    data_type: str | None = None,
+) -> int:
+    """How many rows :func:`load_dataset` would load with these arguments, from the era column alone
+    (no feature is read): what a memory estimate needs before loading."""
+    path = Path(path)
+    pf = _open_numerai(path)
+    names = pf.schema_arrow.names
+    row_era, labels, row_dtype = _row_eras(path, pf, data_type is not None and "data_type" in names)
+    keep = _selected_eras(path, labels, eras, era_stride)[row_era]
+    if data_type is not None:
+        keep &= _type_mask(path, row_dtype, data_type)
+    return int(np.count_nonzero(keep))
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ ever pickled.
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 from typing import Any, ClassVar
@@ -37,7 +38,48 @@ SKLEARN_ALGORITHMS = ("ridge", "elasticnet", "random_forest", "extra_trees")
 SKOPS_TRUSTED_TYPES = frozenset({"sklearn.tree._tree.Tree"})
 
 
-def _as_matrix(X: Any) -> np.ndarray:
+class RowView:
+    """Rows ``rows`` of ``X``, not copied: a CV fold of the int8 matrix.
+
+    LightGBM reads it a block of rows at a time; the other estimators take a copy of the rows
+    (``np.asarray``).
+    """
+
+    def __init__(self, X: np.ndarray, rows: np.ndarray) -> None:
+        self.X = X
+        self.rows = np.asarray(rows)
+        if self.rows.dtype == bool:
+            self.rows = np.flatnonzero(self.rows)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (int(self.rows.shape[0]), int(self.X.shape[1]))
+
+    @property
+    def ndim(self) -> int:
+        return 2
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.X.dtype
+
+    def __len__(self) -> int:
+        return int(self.rows.shape[0])
+
+    def block(self, start: int, stop: int) -> np.ndarray:
+        return self.X[self.rows[start:stop]]
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        out = self.X[self.rows]
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+
+Matrix = np.ndarray | RowView
+
+
+def _as_matrix(X: Any) -> Matrix:
+    if isinstance(X, RowView):
+        return X
     X = np.asarray(X)
     if X.ndim != 2:
         raise ModelError(f"expected a 2-D feature matrix, got shape {X.shape}")
@@ -58,6 +100,8 @@ class _NativeRegressor(RegressorMixin, BaseEstimator):
 
     algorithm: ClassVar[str] = ""
     file_suffix: ClassVar[str] = ""
+    #: True when ``_fit``/``_predict`` read a :class:`RowView` block by block; else they get a copy
+    reads_row_views: ClassVar[bool] = False
 
     def __init__(self, params: dict[str, Any] | None = None) -> None:
         self.params = params
@@ -72,7 +116,7 @@ class _NativeRegressor(RegressorMixin, BaseEstimator):
         era: Any = None,
         sample_weight: Any = None,
     ) -> _NativeRegressor:
-        X = _as_matrix(X)
+        X = self._matrix(X)
         y = _as_target(y, X.shape[0])
         if era is not None:
             era = np.asarray(era)
@@ -85,8 +129,12 @@ class _NativeRegressor(RegressorMixin, BaseEstimator):
         self._fit(X, y, None if sample_weight is None else np.asarray(sample_weight, dtype=np.float32))
         return self
 
-    def predict(self, X: Any) -> np.ndarray:
+    def _matrix(self, X: Any) -> Matrix:
         X = _as_matrix(X)
+        return X if self.reads_row_views or not isinstance(X, RowView) else np.asarray(X)
+
+    def predict(self, X: Any) -> np.ndarray:
+        X = self._matrix(X)
         n_in = getattr(self, "n_features_in_", None)
         if n_in is None:
             raise ModelError(f"{type(self).__name__} is not fitted yet; call fit first")
@@ -94,10 +142,10 @@ class _NativeRegressor(RegressorMixin, BaseEstimator):
             raise ModelError(f"model was fitted on {n_in} features but got {X.shape[1]}")
         return np.asarray(self._predict(X), dtype=np.float64).reshape(-1)
 
-    def _fit(self, X: np.ndarray, y: np.ndarray, w: np.ndarray | None) -> None:  # pragma: no cover
+    def _fit(self, X: Any, y: np.ndarray, w: np.ndarray | None) -> None:  # pragma: no cover
         raise NotImplementedError
 
-    def _predict(self, X: np.ndarray) -> np.ndarray:  # pragma: no cover
+    def _predict(self, X: Any) -> np.ndarray:  # pragma: no cover
         raise NotImplementedError
 
     def save_native(self, path: Path) -> None:  # pragma: no cover
@@ -139,12 +187,76 @@ def _lightgbm_param_names() -> set[str]:
     return names
 
 
+#: float32 bytes per block of rows handed to LightGBM (Dataset construction and prediction)
+BLOCK_BYTES = 32 << 20
+
+
+def _lgb_sequence() -> tuple[type, type]:
+    import lightgbm as lgb
+
+    class RowBlocks(lgb.Sequence):
+        """The int8 matrix (or a fold of it) as float32 blocks of rows: LightGBM bins a block at a time."""
+
+        def __init__(self, X: Matrix) -> None:
+            self.view = X if isinstance(X, RowView) else None
+            self.X = X.X if isinstance(X, RowView) else X
+            n_cols = max(int(self.X.shape[1]), 1)
+            self.batch_size = max(1, BLOCK_BYTES // (4 * n_cols))
+
+        def __len__(self) -> int:
+            return len(self.view) if self.view is not None else int(self.X.shape[0])
+
+        def __getitem__(self, idx: Any) -> np.ndarray:
+            if isinstance(idx, slice):
+                start, stop, _ = idx.indices(len(self))
+                block = self.view.block(start, stop) if self.view is not None else self.X[start:stop]
+                return block.astype(np.float32)
+            # a single row, for LightGBM's bin sample, which it wants in float64
+            row = self.view.rows[idx] if self.view is not None else idx
+            return self.X[row].astype(np.float64)
+
+        def rows(self, positions: np.ndarray) -> np.ndarray:
+            """Rows at ``positions`` (sorted), int8."""
+            return self.X[self.view.rows[positions] if self.view is not None else positions]
+
+    class Int8Dataset(lgb.Dataset):
+        """A Dataset over :class:`RowBlocks` whose bin sample is taken from the int8 rows column by
+        column: the non-zero values of each column as float64 with their row numbers, what LightGBM's
+        C++ sampling holds too, instead of its Python default (every sampled row as float64, then the
+        same again per column)."""
+
+        def _Dataset__sample(  # overrides lightgbm's private Dataset.__sample
+            self, *, seqs: list[Any], total_nrow: int
+        ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+            indices = self._create_sample_indices(total_nrow=total_nrow)
+            sample = seqs[0].rows(indices).T.copy()  # (columns, samples) int8: one byte a cell
+            values, rows = [], []
+            for col in sample:
+                nonzero = np.flatnonzero(col).astype(np.int32)
+                values.append(col[nonzero].astype(np.float64))
+                rows.append(nonzero)
+            return values, rows
+
+    return RowBlocks, Int8Dataset
+
+
+def _row_blocks(X: Matrix) -> Any:
+    """``X`` as LightGBM float32 row blocks (the class is built on first use: lightgbm loads lazily)."""
+    return _lgb_classes()[0](X)
+
+
+@functools.cache
+def _lgb_classes() -> tuple[type, type]:
+    return _lgb_sequence()
+
+
 class LightGBMRegressor(_NativeRegressor):
     """LightGBM gradient boosting. ``params`` take scikit-learn names (n_estimators, colsample_bytree...)
     or LightGBM's own; the int8 matrix goes to LightGBM as it is."""
 
     algorithm = "lightgbm"
     file_suffix = ".txt"
+    reads_row_views = True
 
     def _core_params(self) -> tuple[dict[str, Any], int]:
         params = self._params()
@@ -160,19 +272,32 @@ class LightGBMRegressor(_NativeRegressor):
             core["bagging_freq"] = 1
         return core, rounds
 
-    def _fit(self, X: np.ndarray, y: np.ndarray, w: np.ndarray | None) -> None:
+    def _fit(self, X: Matrix, y: np.ndarray, w: np.ndarray | None) -> None:
         import lightgbm as lgb
 
         core, rounds = self._core_params()
-        dataset = lgb.Dataset(X, label=y, weight=w, params={"max_bin": core["max_bin"], "verbosity": -1})
+        data: Any = X
+        if isinstance(X, RowView) or X.dtype not in (np.float32, np.float64):
+            # lightgbm turns any other dtype into a float32 copy of the whole matrix (4x int8): give it
+            # float32 blocks of rows instead
+            data = [_row_blocks(X)]
+        dataset_class = lgb.Dataset if isinstance(data, np.ndarray) else _lgb_classes()[1]
+        dataset = dataset_class(data, label=y, weight=w, params={"max_bin": core["max_bin"], "verbosity": -1})
         try:
             self.booster_ = lgb.train(core, dataset, num_boost_round=rounds)
         except lgb.basic.LightGBMError as exc:
             first = first_line(exc).split(" at /")[0]
             raise ModelError(f"lightgbm refused the parameters: {first}") from None
 
-    def _predict(self, X: np.ndarray) -> np.ndarray:
-        return self.booster_.predict(X)
+    def _predict(self, X: Matrix) -> np.ndarray:
+        if not isinstance(X, RowView) and X.dtype in (np.float32, np.float64):
+            return self.booster_.predict(X)
+        blocks = _row_blocks(X)
+        out = np.empty(len(blocks), dtype=np.float64)
+        for start in range(0, len(blocks), blocks.batch_size):
+            stop = min(start + blocks.batch_size, len(blocks))
+            out[start:stop] = self.booster_.predict(blocks[start:stop])
+        return out
 
     def save_native(self, path: Path) -> None:
         self.booster_.save_model(str(path))

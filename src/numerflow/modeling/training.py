@@ -25,7 +25,8 @@ from numerflow import __version__
 from numerflow.errors import ConfigError, ModelError
 from numerflow.modeling import registry
 from numerflow.modeling.artifacts import LoadedModel, rank_average, staged_version, write_manifest
-from numerflow.modeling.estimators import file_suffix, make_estimator
+from numerflow.modeling.estimators import RowView, file_suffix, make_estimator
+from numerflow.modeling.memory import check_fit_memory, feature_set_sizes, fit_shape
 from numerflow.modeling.specs import (
     DataFiles,
     ResolvedModel,
@@ -105,7 +106,7 @@ def _fit_targets(
         idx = idx[~np.isnan(y[idx])]
         if idx.shape[0] == 0:
             raise ModelError(f"models.{model.name}: target '{target}' has no values in the training eras")
-        Xs = X if idx.shape[0] == X.shape[0] else X[idx]
+        Xs = X if idx.shape[0] == X.shape[0] else RowView(X, idx)  # a fold: no copy of the rows
         est = make_estimator(str(model.spec.algorithm), params if params is not None else model.spec.params)
         est.fit(Xs, y[idx], era=data.era[idx])
         fitted.append(est)
@@ -168,6 +169,14 @@ def train_model(
             log.info("reusing %s (same spec and data)", found.ref)
             return TrainResult(found, found.scores, reused=True)
 
+    check_fit_memory(
+        f"models.{name}",
+        files.need(files.train),
+        fit_shape([model], used_params),
+        era_stride=spec.era_stride,
+        validation_path=files.validation,
+        feature_sets=feature_set_sizes(catalog),
+    )
     run = registry.RunRecorder(
         engine, kind, name, {"params": used_params, "spec": spec.model_dump(mode="json")}
     )
@@ -500,7 +509,7 @@ def _model_fit_predict(
             fold_model = replace(model, features=_stable_in(model, data, train_rows))
             fold_X = _matrix(fold_model, data)
         estimators = _fit_targets(fold_model, fold_X, data, rows=train_rows, params=params)
-        preds = _blend(fold_model, estimators, fold_X[test_rows], data.era[test_rows])
+        preds = _blend(fold_model, estimators, RowView(fold_X, test_rows), data.era[test_rows])
         if model.neutralize:
             feats = select_columns(
                 data.X[test_rows], data.feature_names, model.neutralize["features"], what="data"
@@ -533,8 +542,13 @@ def cross_validate_model(
     params: dict[str, Any] | None = None,
     on_fold: Callable[[int, float], None] | None = None,
     record: bool = True,
+    dask: str | None = None,
 ) -> CVResult:
-    """Era CV of model ``name`` on the train data; ensembles blend their members' out-of-fold ranks."""
+    """Era CV of model ``name`` on the train data; ensembles blend their members' out-of-fold ranks.
+
+    ``dask``: a scheduler address; the folds then run as tasks on its workers, each loading its own eras
+    (:mod:`numerflow.modeling.distributed`); the result is the same as here.
+    """
     from numerflow.data.load import load_dataset
     from numerflow.modeling.scoring import per_era_corr, summary_of
 
@@ -553,7 +567,23 @@ def cross_validate_model(
     columns = list(dict.fromkeys(c for r in resolved.values() for c in r.columns(for_cv=True)))
     columns = list(dict.fromkeys(columns + [f for fs in ens_neutral.values() for f in fs]))
     stride = min(settings.model(n).era_stride for n in order)
-    data = load_dataset(files.need(files.train), features=columns, targets=targets, era_stride=stride)
+    client = None
+    if dask:  # the folds run on the cluster: here only eras, ids and targets are loaded
+        from numerflow.modeling.distributed import connect
+
+        client = connect(dask)
+    else:
+        check_fit_memory(
+            f"models.{name}",
+            files.need(files.train),
+            fit_shape(list(resolved.values()), params, loaded_columns=len(columns)),
+            era_stride=stride,
+            cv=True,
+            feature_sets=feature_set_sizes(catalog),
+        )
+    data = load_dataset(
+        files.need(files.train), features=None if client else columns, targets=targets, era_stride=stride
+    )
     cv = spec.cv
     splitter = EraSplitter(
         scheme=scheme or cv.scheme,  # type: ignore[arg-type]
@@ -570,6 +600,23 @@ def cross_validate_model(
             train_rows, test_rows
         )
 
+    fold_fn = fit_predict
+    if client is not None:
+        from numerflow.modeling.distributed import cluster_fit_predict
+
+        fold_fn = cluster_fit_predict(
+            client,
+            settings,
+            name,
+            resolved,
+            ens_neutral,
+            params,
+            files.train,
+            columns,
+            targets,
+            data,
+            splitter,
+        )
     run = None
     if record and engine is not None:
         run = registry.RunRecorder(
@@ -586,7 +633,7 @@ def cross_validate_model(
     hashes = files.hashes(files.train, files.features_json)
     try:
         oof, fold_rows = era_cv(
-            fit_predict,
+            fold_fn,
             data.era,
             data.era_labels,
             data.target(main_target),
@@ -602,6 +649,9 @@ def cross_validate_model(
         if run:
             run.finish(status="failed", data_hashes=hashes, error=str(exc))
         raise
+    finally:
+        if client is not None:
+            client.close()
     tested = ~np.isnan(oof)
     per_era = per_era_corr(oof[tested], data.target(main_target)[tested], data.era[tested])
     per_era = per_era[~np.isnan(per_era)]

@@ -124,11 +124,16 @@ def tune_model(
     timeout_s: float | None = None,
     progress: Progress | None = None,
     train_best: bool = True,
+    dask: str | None = None,
 ) -> TuneResult:
-    """Run ``n_trials`` more trials of the model's study, then train the best parameters as a new version."""
+    """Run ``n_trials`` more trials of the model's study, then train the best parameters as a new version.
+
+    ``dask``: a scheduler address; the trials then run as tasks on its workers (see
+    :mod:`numerflow.modeling.distributed`), sharing the study through the project database.
+    """
     import optuna
 
-    from numerflow.modeling.training import cross_validate_model, train_model
+    from numerflow.modeling.training import train_model
 
     spec = settings.model(name)
     where = f"models.{name}"
@@ -148,47 +153,59 @@ def tune_model(
         raise ConfigError(f"tune timeout must be a number of seconds above 0 (got {timeout_s})")
     # ERROR: a failing trial's warning carries a traceback; the error itself is raised to the caller
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    storage = optuna.storages.RDBStorage(optuna_url(engine))
+    storage_url = optuna_url(engine)
+    storage = optuna.storages.RDBStorage(storage_url)
+    seed = len(study_trials(storage, study_name))
     study = optuna.create_study(
         study_name=study_name,
         storage=storage,
         direction="maximize",
         load_if_exists=True,
-        sampler=optuna.samplers.TPESampler(seed=len(study_trials(storage, study_name))),
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1),
+        sampler=optuna.samplers.TPESampler(seed=seed),
+        pruner=make_pruner(),
     )
+    client = None
+    if dask and timeout_s is not None:
+        raise ConfigError("tune: --timeout does not work with --dask yet; give --trials only")
+    if dask:
+        from numerflow.modeling.distributed import connect
+
+        client = connect(dask)
     run = registry.RunRecorder(
         engine,
         "tune",
         name,
-        {"objective": objective, "space": space, "trials": n_trials, "study": study_name},
+        {"objective": objective, "space": space, "trials": n_trials, "study": study_name, "dask": dask},
     ).start()
     done = [0]
 
     def trial_fn(trial: optuna.Trial) -> float:
-        params = dict(spec.params)
-        for key, bounds in space.items():
-            params[key] = _suggest(trial, key, list(bounds), where)
-        fold_means: list[float] = []
-
-        def on_fold(k: int, mean_corr: float) -> None:
-            fold_means.append(mean_corr)
-            finite = [m for m in fold_means if math.isfinite(m)]
-            trial.report(sum(finite) / len(finite) if finite else 0.0, k)
-            if trial.should_prune():
-                raise optuna.TrialPruned()
-
-        result = cross_validate_model(settings, name, params=params, on_fold=on_fold, record=False)
+        value = run_trial(trial, settings, name, space, objective)
         done[0] += 1
         if progress:
-            progress(
-                f"{name}: trial {trial.number} {objective} {result.summary['mean']:+.4f}", done[0], n_trials
-            )
-        value = objective_value(objective, result.summary, result.per_era)
-        return value if math.isfinite(value) else -1e9
+            progress(f"{name}: trial {trial.number} {objective} {value:+.4f}", done[0], n_trials)
+        return value
 
     try:
-        study.optimize(trial_fn, n_trials=n_trials, timeout=timeout_s, catch=())
+        if client is not None:
+            from numerflow.modeling.distributed import optimize_on_cluster
+
+            with client:
+                optimize_on_cluster(
+                    client,
+                    settings,
+                    name,
+                    study_name=study_name,
+                    storage_url=storage_url,
+                    space=space,
+                    objective=objective,
+                    n_trials=n_trials,
+                    seed=seed,
+                    progress=progress,
+                )
+            study = optuna.load_study(study_name=study_name, storage=storage)
+        else:
+            study.optimize(trial_fn, n_trials=n_trials, timeout=timeout_s, catch=())
     except KeyboardInterrupt:
         run.finish(status="interrupted", data_hashes=hashes, error="interrupted; run tune again to resume")
         raise
@@ -232,6 +249,39 @@ def tune_model(
         best_params,
         version,
     )
+
+
+def make_pruner() -> Any:
+    """The median pruner every trial of a study uses, here or on a Dask worker."""
+    import optuna
+
+    return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
+
+
+def run_trial(
+    trial: Any, settings: Settings, name: str, space: dict[str, list[Any]], objective: str
+) -> float:
+    """One trial: suggest the parameters, run the era CV (reporting each fold for pruning), its value."""
+    import optuna
+
+    from numerflow.modeling.training import cross_validate_model
+
+    spec = settings.model(name)
+    params = dict(spec.params)
+    for key, bounds in space.items():
+        params[key] = _suggest(trial, key, list(bounds), f"models.{name}")
+    fold_means: list[float] = []
+
+    def on_fold(k: int, mean_corr: float) -> None:
+        fold_means.append(mean_corr)
+        finite = [m for m in fold_means if math.isfinite(m)]
+        trial.report(sum(finite) / len(finite) if finite else 0.0, k)
+        if trial.should_prune():
+            raise optuna.TrialPruned()
+
+    result = cross_validate_model(settings, name, params=params, on_fold=on_fold, record=False)
+    value = objective_value(objective, result.summary, result.per_era)
+    return value if math.isfinite(value) else -1e9
 
 
 def study_trials(storage: Any, study_name: str) -> list[Any]:

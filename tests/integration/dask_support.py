@@ -1,0 +1,115 @@
+"""A real Dask cluster on 127.0.0.1 for tests: ``dask scheduler`` and ``dask worker`` processes.
+
+Workers run without a nanny, so ``kill -9`` of one is a machine lost, not a restart; they inherit the
+environment (PYTHONPATH), so they import the numerflow under test.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DASK = str(Path(sys.executable).with_name("dask"))
+READY_DEADLINE_S = 120  # only a guard against a hang; nothing is asserted about time
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Cluster:
+    address: str
+    scheduler: subprocess.Popen
+    workers: dict[str, subprocess.Popen] = field(default_factory=dict)
+    logs: Path | None = None
+
+    def kill_worker(self, name: str) -> None:
+        proc = self.workers[name]
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def _start_worker(address: str, name: str, logs: Path) -> subprocess.Popen:
+    log = (logs / f"{name}.log").open("wb")
+    return subprocess.Popen(
+        [
+            DASK,
+            "worker",
+            address,
+            "--name",
+            name,
+            "--nthreads",
+            "1",
+            "--no-nanny",
+            "--no-dashboard",
+            "--host",
+            "127.0.0.1",
+            "--memory-limit",
+            "0",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+@contextlib.contextmanager
+def local_cluster(logs: Path, n_workers: int = 2) -> Iterator[Cluster]:
+    """Start a scheduler and ``n_workers`` one-thread workers; stop them all on exit."""
+    from distributed import Client
+
+    logs.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    scheduler = subprocess.Popen(
+        [DASK, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+        stdout=(logs / "scheduler.log").open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    cluster = Cluster(address, scheduler, logs=logs)
+    try:
+        for i in range(n_workers):
+            cluster.workers[f"w{i}"] = _start_worker(address, f"w{i}", logs)
+        with Client(address, timeout=READY_DEADLINE_S) as client:
+            client.wait_for_workers(n_workers, timeout=READY_DEADLINE_S)
+        yield cluster
+    finally:
+        for proc in [*cluster.workers.values(), scheduler]:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in [*cluster.workers.values(), scheduler]:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def kill_a_worker_running(cluster: Cluster, key_prefix: str) -> str:
+    """Wait until some worker is running a task whose key starts with ``key_prefix``, kill -9 it, and
+    return its name. Polls the scheduler's state; no sleep decides anything."""
+    from distributed import Client
+
+    deadline = time.monotonic() + READY_DEADLINE_S
+    with Client(cluster.address, timeout=READY_DEADLINE_S) as client:
+        while time.monotonic() < deadline:
+            info = client.scheduler_info()["workers"]
+            for addr, keys in client.processing().items():
+                if any(str(k).startswith(key_prefix) for k in keys):
+                    name = str(info[addr]["name"])
+                    cluster.kill_worker(name)
+                    return name
+            time.sleep(0.05)
+    raise AssertionError(f"no task {key_prefix}* was seen running on a worker")

@@ -1,0 +1,126 @@
+"""CV and tuning on a real Dask cluster (a ``dask scheduler`` and two ``dask worker`` processes on
+127.0.0.1), including a worker killed with SIGKILL while it runs a task."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from dask_support import kill_a_worker_running, local_cluster
+
+from numerflow.config import load_settings
+from numerflow.errors import ConfigError
+from numerflow.modeling.registry import list_runs
+from numerflow.modeling.training import cross_validate_model
+from numerflow.modeling.tuning import objective_value, tune_model
+from numerflow.store import open_database
+
+pytestmark = pytest.mark.slow
+
+# enough trees that a fold takes a while on one thread, so a worker can be killed in the middle of one
+MODELS = """
+[models.slow]
+algorithm = "lightgbm"
+params = { n_estimators = 150, num_leaves = 16, learning_rate = 0.02, min_child_samples = 5 }
+features = "all"
+targets = ["target_ender_20"]
+cv = { folds = 3, scheme = "walk_forward" }
+tune = { space = { num_leaves = [4, 16] } }
+"""
+
+
+@pytest.fixture
+def project(project_dir: Path, synthetic_dir: Path) -> Path:
+    (project_dir / "data").mkdir()
+    (project_dir / "data" / "v5.3").symlink_to(synthetic_dir, target_is_directory=True)
+    config = project_dir / "numerflow.toml"
+    config.write_text('[paths]\ndata_dir = "data"\nartifacts_dir = "artifacts"\n' + MODELS)
+    return config
+
+
+@pytest.fixture
+def cluster(tmp_path: Path):
+    with local_cluster(tmp_path / "dask-logs", n_workers=2) as c:
+        yield c
+
+
+def _in_thread(fn: Any) -> tuple[threading.Thread, dict[str, Any]]:
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["result"] = fn()
+        except BaseException as exc:  # handed to the test thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    return thread, box
+
+
+def test_cv_on_the_cluster_survives_a_killed_worker_and_equals_a_local_run(project: Path, cluster) -> None:
+    settings = load_settings(project)
+    engine = open_database(settings.database_url)
+    thread, box = _in_thread(
+        lambda: cross_validate_model(settings, "slow", engine=engine, dask=cluster.address)
+    )
+    killed = kill_a_worker_running(cluster, "numerflow-cv-slow-fold")
+    thread.join(timeout=600)  # a guard against a hang, not a timing assertion
+    assert not thread.is_alive(), "the run on the cluster did not finish"
+    assert "error" not in box, box.get("error")
+    remote = box["result"]
+    assert killed in cluster.workers and cluster.workers[killed].poll() is not None
+
+    local = cross_validate_model(settings, "slow", engine=engine)
+    np.testing.assert_array_equal(remote.oof, local.oof)  # same rows, same order, same seeds: same numbers
+    assert [f["corr_mean"] for f in remote.folds] == [f["corr_mean"] for f in local.folds]
+    assert remote.summary == local.summary
+    runs = [r for r in list_runs(engine, "slow", 10) if r.kind == "cv"]
+    assert len(runs) == 2 and all(r.status == "ok" for r in runs)
+    assert runs[-1].scores["summary"]["mean"] == pytest.approx(remote.summary["mean"])
+
+
+def test_tune_trials_on_the_cluster_share_the_study_and_survive_a_killed_worker(
+    project: Path, cluster
+) -> None:
+    import optuna
+
+    from numerflow.store.queries.tuning import optuna_url
+
+    settings = load_settings(project)
+    engine = open_database(settings.database_url)
+    thread, box = _in_thread(
+        lambda: tune_model(
+            settings, "slow", engine=engine, n_trials=3, dask=cluster.address, train_best=False
+        )
+    )
+    kill_a_worker_running(cluster, "numerflow-tune-slow-trial")
+    thread.join(timeout=600)  # a guard against a hang, not a timing assertion
+    assert not thread.is_alive(), "the run on the cluster did not finish"
+    assert "error" not in box, box.get("error")
+    result = box["result"]
+    study = optuna.load_study(study_name=result.study_name, storage=optuna_url(engine))
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(complete) == 3  # the killed trial's task ran again on the other worker
+    assert result.best_value == max(t.value for t in complete)
+    # a trial's value is a plain CV with its parameters: the same number on this machine
+    best = max(complete, key=lambda t: t.value)
+    params = {**settings.model("slow").params, **best.params}
+    local = cross_validate_model(settings, "slow", params=params, record=False)
+    assert best.value == objective_value(result.objective, local.summary, local.per_era)
+    runs = [r for r in list_runs(engine, "slow", 10) if r.kind == "tune"]
+    assert runs and runs[0].status == "ok" and runs[0].scores["best_value"] == pytest.approx(best.value)
+
+
+def test_an_unreachable_scheduler_is_one_line(project: Path, cli) -> None:
+    from dask_support import free_port
+
+    code, _, err = cli("cv", "slow", "--dask", f"tcp://127.0.0.1:{free_port()}")
+    assert code != 0
+    lines = [line for line in err.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and "cannot reach the Dask scheduler at tcp://127.0.0.1:" in lines[0], err
+    with pytest.raises(ConfigError, match="give a scheduler address like tcp://HOST:8786"):
+        cross_validate_model(load_settings(project), "slow", dask="127.0.0.1:8786", record=False)
