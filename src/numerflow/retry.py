@@ -9,10 +9,9 @@ turn into its own error. The rule, :func:`may_retry`: a step that is not idempot
 submission, change a stake) is never resent once it may have reached the server; doing it twice could
 do it twice. Only failures where nothing was sent (connection refused, connect timeout) are retried.
 
-Used by the tournament client's transport (GraphQL posts and upload PUTs) and its checked upload. For a
-download: raise ``Transient(message, sent=False)`` from each attempt (a GET is idempotent, so ``sent``
-does not matter there), call ``retry_call(attempt, attempts=n, base_s=b, idempotent=True, what=name)``
-and turn the final ``Transient`` into a ``DownloadError``.
+Used by the tournament client's transport (GraphQL posts and upload PUTs), its checked upload and the
+dataset downloads (data/download.py: each attempt raises ``Transient(message, sent=False)``, a GET being
+idempotent, and the final ``Transient`` becomes a ``DownloadError``).
 """
 
 from __future__ import annotations

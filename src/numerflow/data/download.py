@@ -2,7 +2,7 @@
 
 For every file: ask the source for a URL, learn what the server has (size and version: ``HEAD``, or a
 ranged ``GET`` of one byte where HEAD is refused, as presigned S3 URLs do), then GET it with timeouts,
-retrying connection errors, timeouts and 5xx with exponential backoff and jitter, resuming a partial
+retrying connection errors, timeouts and 5xx under the one retry policy (numerflow.retry), resuming a partial
 file with ``Range`` + ``If-Range`` (a server whose file changed answers 200 with the whole new file and
 the download starts over; a 206 must start at the right offset), verifying that a parquet footer (or
 JSON) is readable, then moving it into place atomically.
@@ -30,9 +30,7 @@ import hashlib
 import json
 import logging
 import os
-import random
 import re
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -43,6 +41,7 @@ import requests
 
 from numerflow.errors import DataError, DownloadError, first_line
 from numerflow.fileio import atomic_write_bytes, replace_durably, sha256_file
+from numerflow.retry import Transient, retry_call
 
 try:
     import fcntl
@@ -389,71 +388,78 @@ class _Fetcher:
         """The server's size and version of the file at ``url``, or None if it will not say.
 
         HEAD first; where HEAD is refused (presigned S3 GET URLs answer 403) a GET of the first byte
-        (``Range: bytes=0-0``; the size is in ``Content-Range``). Connection errors and 5xx are retried."""
-        for attempt in range(self.retries):
+        (``Range: bytes=0-0``; the size is in ``Content-Range``). Connection errors and 5xx are retried
+        under the one retry policy (numerflow.retry)."""
+
+        def ask() -> _Remote | None:
             try:
                 resp = self.session.head(url, timeout=self.timeout_s, allow_redirects=True)
                 if resp.status_code == 200:
                     return _Remote.from_headers(resp.headers, _int(resp.headers.get("Content-Length")))
-                if resp.status_code not in _RETRY_STATUS:
-                    log.debug("HEAD %s answered %d; asking for its first byte", url, resp.status_code)
-                    got = self.session.get(
-                        url, headers={"Range": "bytes=0-0"}, stream=True, timeout=self.timeout_s
-                    )
-                    with contextlib.closing(got):
-                        if got.status_code == 206:
-                            m = _CONTENT_RANGE.match(got.headers.get("Content-Range", ""))
-                            size = int(m.group(3)) if m and m.group(3) != "*" else None
-                            return _Remote.from_headers(got.headers, size)
-                        if got.status_code == 200:
-                            return _Remote.from_headers(got.headers, _int(got.headers.get("Content-Length")))
-                        empty = re.fullmatch(r"bytes \*/0", got.headers.get("Content-Range", ""))
-                        if got.status_code == 416 and empty:  # not even one byte: an empty file
-                            return _Remote.from_headers(got.headers, 0)
-                        if got.status_code not in _RETRY_STATUS:
-                            return None  # refused (an expired URL?): the download itself will say
-            except (requests.ConnectionError, requests.Timeout):
-                pass
-            if attempt + 1 < self.retries:
-                self._sleep(attempt)
-        return None
+                if resp.status_code in _RETRY_STATUS:
+                    raise Transient(f"HEAD answered {resp.status_code}", sent=False)
+                log.debug("HEAD %s answered %d; asking for its first byte", url, resp.status_code)
+                got = self.session.get(
+                    url, headers={"Range": "bytes=0-0"}, stream=True, timeout=self.timeout_s
+                )
+                with contextlib.closing(got):
+                    if got.status_code == 206:
+                        m = _CONTENT_RANGE.match(got.headers.get("Content-Range", ""))
+                        size = int(m.group(3)) if m and m.group(3) != "*" else None
+                        return _Remote.from_headers(got.headers, size)
+                    if got.status_code == 200:
+                        return _Remote.from_headers(got.headers, _int(got.headers.get("Content-Length")))
+                    empty = re.fullmatch(r"bytes \*/0", got.headers.get("Content-Range", ""))
+                    if got.status_code == 416 and empty:  # not even one byte: an empty file
+                        return _Remote.from_headers(got.headers, 0)
+                    if got.status_code in _RETRY_STATUS:
+                        raise Transient(f"a ranged GET answered {got.status_code}", sent=False)
+                    return None  # refused (an expired URL?): the download itself will say
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                raise Transient(first_line(exc), sent=False) from None
 
-    def _sleep(self, attempt: int) -> None:
-        delay = self.backoff_s * (2**attempt) * (0.5 + random.random())
-        time.sleep(min(delay, 60.0))
+        try:
+            return retry_call(ask, attempts=self.retries, base_s=self.backoff_s, idempotent=True, what=url)
+        except Transient:
+            return None
 
     def fetch(
         self, url: str, dest: Path, remote: _Remote | None, name: str, refresh_url: Callable[[], str]
     ) -> tuple[Path, str | None]:
         """Download into the partial file of ``dest`` (resuming one of the same version); returns the
-        complete partial file and the version (validator) of what it holds."""
+        complete partial file and the version (validator) of what it holds. Attempts follow the one retry
+        policy (numerflow.retry); an expired link is asked for again once, within the attempt."""
         self._validator = remote.validator if remote else None
         self._partial = _partial_file(dest, self._validator)
         if fcntl is not None:  # under the file's lock: no other run is writing any of them
             for old in dest.parent.glob(f".{glob.escape(dest.name)}.*partial"):  # other versions' leftovers
                 if old != self._partial:
                     old.unlink(missing_ok=True)
-        last = "no attempt made"
-        refreshed = False
-        for attempt in range(self.retries):
+        link = {"url": url, "refreshed": False}
+
+        def attempt() -> None:
             try:
-                self._attempt(url, dest, name)
-                return self._partial, self._validator
-            except _Retryable as exc:
-                last = str(exc)
-                log.warning("%s: attempt %d/%d failed: %s", name, attempt + 1, self.retries, last)
+                try:
+                    self._attempt(link["url"], dest, name)
+                except _UrlExpired:
+                    if link["refreshed"]:
+                        raise
+                    link["refreshed"], link["url"] = True, refresh_url()
+                    self._attempt(link["url"], dest, name)
             except _UrlExpired as exc:
-                if refreshed:
-                    raise DownloadError(f"{name}: the server refused the download ({exc})") from None
-                refreshed, url = True, refresh_url()
-                continue
-            if attempt + 1 < self.retries:
-                self._sleep(attempt)
-        size = self._partial.stat().st_size if self._partial.exists() else 0
-        raise DownloadError(
-            f"{name}: download failed after {self.retries} attempts ({last}); "
-            f"{size} bytes are kept, run the command again to resume"
-        )
+                raise DownloadError(f"{name}: the server refused the download ({exc})") from None
+            except _Retryable as exc:
+                raise Transient(str(exc), sent=False) from None
+
+        try:
+            retry_call(attempt, attempts=self.retries, base_s=self.backoff_s, idempotent=True, what=name)
+        except Transient as exc:
+            size = self._partial.stat().st_size if self._partial.exists() else 0
+            raise DownloadError(
+                f"{name}: download failed after {self.retries} attempts ({exc.message}); "
+                f"{size} bytes are kept, run the command again to resume"
+            ) from None
+        return self._partial, self._validator
 
     def _attempt(self, url: str, dest: Path, name: str) -> None:
         partial = self._partial
