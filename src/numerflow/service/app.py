@@ -149,6 +149,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     app.add_middleware(BodyGuard, max_bytes=settings.service.max_body_bytes)
 
     from numerflow.service.routers import accounts, events, schedules, system, webhooks
+    from numerflow.service.routers import config as config_router
     from numerflow.service.routers import jobs as jobs_router
     from numerflow.service.routers import ops as ops_router
 
@@ -159,6 +160,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
         if importlib.util.find_spec(module_name) is not None:
             routers.append(importlib.import_module(module_name).router)
     routers += [m.router for m in (system, accounts, jobs_router, schedules, webhooks, events, ops_router)]
+    routers.append(config_router.router)
     for router in routers:
         app.include_router(router, responses=ERROR_RESPONSES)
     app.state.api_routes = [entry for router in routers for entry in route_scopes(router)]
