@@ -7,8 +7,6 @@ import getpass
 import sys
 
 import typer
-from rich import box
-from rich.table import Table
 
 from numerflow.cli.context import console, state
 
@@ -86,20 +84,15 @@ def config_history(
     if not rows:
         console.print("no configuration changes recorded")
         return
-    table = Table(title="configuration changes", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1))
-    for col in ("id", "when (UTC)", "who", "via", "key", "old", "new"):
-        table.add_column(col)
-    for r in rows:
-        table.add_row(
-            str(r.id),
-            f"{r.changed_at:%Y-%m-%d %H:%M:%S}",
-            r.actor,
-            r.via,
-            r.key,
-            r.old_value or "-",
-            r.new_value or "-",
+    for r in rows:  # one line per change: easy to read and to grep
+        old = "(not set)" if r.old_value is None else r.old_value
+        new = "(not set)" if r.new_value is None else r.new_value
+        console.print(
+            f"#{r.id} {r.changed_at:%Y-%m-%d %H:%M:%S} {r.actor} ({r.via}) {r.key}: {old} -> {new}",
+            soft_wrap=True,
+            highlight=False,
+            markup=False,
         )
-    console.print(table)
 
 
 def register(app: typer.Typer) -> None:

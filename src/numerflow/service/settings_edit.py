@@ -86,7 +86,10 @@ def config_view(running: Settings) -> dict[str, Any]:
     for key, help_text in GUARD_RAILS:
         section, field = key.split(".")
         value = getattr(getattr(settings, section), field)
-        rails.append({"key": key, "value": value, "help": help_text})
+        text = (
+            "" if value is None else ("true" if value is True else "false" if value is False else str(value))
+        )
+        rails.append({"key": key, "value": value, "text": text, "help": help_text})
     email = settings.alerts.email
     alerts = {
         "enabled": settings.alerts.enabled,
