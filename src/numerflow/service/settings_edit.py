@@ -22,6 +22,7 @@ from numerflow.ops.config_edit import SECRET_KEYS, config_path, file_sha256
 
 # keys read once when the service starts
 RESTART_PREFIXES = ("paths", "database", "service", "numerai", "tournament.poll_interval_s", "sim")
+LIVE_KEYS = frozenset({"numerai.secrets_file"})  # under a restart prefix, yet taken live
 
 GUARD_RAILS: tuple[tuple[str, str], ...] = (
     ("tournament.max_stake_change_nmr", "largest stake change per round (NMR)"),
@@ -40,6 +41,8 @@ def restart_needed(changed: list[str], boot: Settings) -> list[str]:
     out = []
     for key in changed:
         head = key.split(".")[0]
+        if key in LIVE_KEYS:
+            continue
         if any(key == p or key.startswith(f"{p}.") for p in RESTART_PREFIXES):
             out.append(key)
         elif head == "schedules" and not boot.schedules:
@@ -62,6 +65,9 @@ def take_live(state: Any, new: Settings, changed: list[str]) -> list[str]:
         if name in RESTART_PREFIXES:  # keep what the running parts were built with
             continue
         object.__setattr__(current, name, getattr(new, name))
+    for key in LIVE_KEYS:
+        section, field = key.split(".")
+        object.__setattr__(getattr(current, section), field, getattr(getattr(new, section), field))
     overview = getattr(state, "overview", None)
     if overview is not None:
         overview.clear()
