@@ -103,6 +103,15 @@ def parse_value(text: str) -> Any:
     return text
 
 
+def table_text(value: dict[str, Any]) -> str:
+    """The body of a ``[table]`` as this module writes it (nested tables inline): what the Settings page
+    shows in a model's text box, and reads back with :func:`parse_value`."""
+    doc = tomlkit.document()
+    for k, v in value.items():
+        doc[k] = _item(v, as_table=False)
+    return tomlkit.dumps(doc).strip()
+
+
 def config_path(settings: Settings) -> Path:
     """The file an edit writes: the one the settings came from, else ``./numerflow.toml``."""
     return settings.source or (Path.cwd() / CONFIG_FILENAME).resolve()

@@ -15,10 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import tomlkit
-
 from numerflow.config import ALERT_EVENTS, Settings, load_settings
-from numerflow.ops.config_edit import SECRET_KEYS, config_path, file_sha256
+from numerflow.ops.config_edit import SECRET_KEYS, config_path, file_sha256, table_text
 
 # keys read once when the service starts
 RESTART_PREFIXES = ("paths", "database", "service", "numerai", "tournament.poll_interval_s", "sim")
@@ -74,17 +72,13 @@ def take_live(state: Any, new: Settings, changed: list[str]) -> list[str]:
     return later
 
 
-def _toml_body(value: dict[str, Any]) -> str:
-    return tomlkit.dumps(value).strip()
-
-
 def config_view(running: Settings) -> dict[str, Any]:
     """What the Settings page and ``GET /api/config`` show: the file as it is now (which may be ahead of
     the running service until a restart), never a secret's value."""
     path = config_path(running)
     settings = load_settings(path)
     models = {
-        name: _toml_body(spec.model_dump(mode="json", exclude_defaults=True, exclude_none=True))
+        name: table_text(spec.model_dump(mode="json", exclude_defaults=True, exclude_none=True))
         for name, spec in sorted(settings.models.items())
     }
     schedules = {name: spec.model_dump(mode="json") for name, spec in sorted(settings.schedules.items())}
