@@ -207,3 +207,34 @@ def test_cli_config_set_validates_writes_and_audits(project_dir: Path, sqlite_ur
         ("models.ridge_a.params", "cli", '{"alpha": 3.0}'),
         ("portfolio.drawdown_cut", "cli", "0.3"),
     ]
+
+
+def test_cli_secret_from_stdin_and_no_config_file(
+    project_dir: Path, sqlite_url: str, cli, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    import io
+
+    code, out, err = cli("config", "set", "tournament.max_stake_nmr", "5")
+    assert code == 2
+    assert err.startswith("error: no numerflow.toml is in use")
+    assert not (project_dir / "data").exists()  # nothing was created
+
+    path = _project(project_dir, sqlite_url)
+    secrets = project_dir / "keys.secret"
+    secrets.write_text("# my keys\nNUMERAI_PUBLIC_ID=PUB\n", encoding="utf-8")
+    secrets.chmod(0o600)
+    assert cli("config", "set", "numerai.secrets_file", "keys.secret")[0] == 0
+    monkeypatch.setattr("sys.stdin", io.StringIO("SEKRIT-KEY-42\n"))
+    code, out, err = cli("config", "set", "numerai.secret_key", "-")
+    assert code == 0, err
+    assert "numerai.secret_key: (not set) -> (secret)" in out
+    assert "SEKRIT" not in out + path.read_text(encoding="utf-8")
+    assert (
+        secrets.read_text(encoding="utf-8")
+        == "# my keys\nNUMERAI_PUBLIC_ID=PUB\nNUMERAI_SECRET_KEY=SEKRIT-KEY-42\n"
+    )
+    assert stat.S_IMODE(secrets.stat().st_mode) == 0o600
+    assert load_settings(path, env={}).numerai_keys() == ("PUB", "SEKRIT-KEY-42")
+    code, out, err = cli("config", "history", "--key", "numerai")
+    assert "SEKRIT" not in out
+    assert "numerai.secret_key" in out and "numerai.secrets_file" in out

@@ -24,10 +24,11 @@ def _actor() -> str:
 
 
 def _apply(ctx: typer.Context, changes: list) -> None:  # type: ignore[type-arg]
-    from numerflow.ops.config_edit import apply_changes
+    from numerflow.ops.config_edit import apply_changes, config_path
     from numerflow.service.scheduler import check_schedules
 
     st = state(ctx)
+    config_path(st.settings)  # no config file: say so before opening a database
     result = apply_changes(st.settings, st.engine, changes, actor=_actor(), via="cli", check=check_schedules)
     if not result.changed:
         console.print("nothing changed", highlight=False)

@@ -113,8 +113,13 @@ def table_text(value: dict[str, Any]) -> str:
 
 
 def config_path(settings: Settings) -> Path:
-    """The file an edit writes: the one the settings came from, else ``./numerflow.toml``."""
-    return settings.source or (Path.cwd() / CONFIG_FILENAME).resolve()
+    """The file an edit writes: the one the settings were read from."""
+    if settings.source is None:
+        raise ConfigError(
+            f"no {CONFIG_FILENAME} is in use (the settings are the defaults and the environment): run "
+            f"'numerflow init' to write one, then restart the service in its folder or with --config"
+        )
+    return settings.source
 
 
 def file_sha256(path: Path) -> str:
@@ -160,7 +165,7 @@ def apply_changes(
     if not changes:
         raise ConfigError("nothing to change: give at least one key")
     path = config_path(settings)
-    if not path.is_file():
+    if not path.is_file():  # removed since it was read
         raise ConfigError(f"{path}: config file not found; run 'numerflow init' to write one first")
     with _locked(path):
         before = path.read_bytes()
