@@ -238,3 +238,42 @@ def test_cli_secret_from_stdin_and_no_config_file(
     code, out, err = cli("config", "history", "--key", "numerai")
     assert "SEKRIT" not in out
     assert "numerai.secret_key" in out and "numerai.secrets_file" in out
+
+
+def test_a_write_that_fails_leaves_the_file_and_the_audit_untouched(
+    project_dir: Path, sqlite_url: str, cli
+) -> None:  # type: ignore[no-untyped-def]
+    path = _project(project_dir, sqlite_url)
+    before = path.read_bytes()
+    # the oldest kept copy cannot be shifted: a folder with something in it sits where .5 would go
+    path.with_name("numerflow.toml.4").write_text("old")
+    (path.with_name("numerflow.toml.5") / "x").mkdir(parents=True)
+    code, _, err = cli("config", "set", "tournament.max_stake_change_nmr", "1.5")
+    assert code == 2
+    assert "numerflow.toml is unchanged and nothing was recorded" in err
+    assert path.read_bytes() == before
+    assert list_changes(open_database(sqlite_url)) == []
+
+
+def test_a_session_cookie_needs_the_csrf_token(project_dir: Path, sqlite_url: str) -> None:
+    from service_support import PASSWORD
+
+    path = _project(project_dir, sqlite_url)
+    before = path.read_bytes()
+    service = start_service(load_settings(path), background=False, users=True)
+    try:
+        c = service.client
+        login = c.post("/api/auth/login", json={"username": "user_admin", "password": PASSWORD})
+        assert login.status_code == 200
+        change = {"changes": [{"key": "tournament.max_stake_change_nmr", "value": 1}]}
+        refused = c.put("/api/config", json=change)  # the cookie alone, as a forged cross-site form would
+        assert refused.status_code == 403
+        assert path.read_bytes() == before
+        ok = c.put("/api/config", json=change, headers={"X-CSRF-Token": login.json()["csrf_token"]})
+        assert ok.status_code == 200, ok.text
+        audit = c.get("/api/config/audit").json()
+        assert [(a["actor"], a["via"], a["key"]) for a in audit] == [
+            ("user_admin", "dashboard", "tournament.max_stake_change_nmr")
+        ]
+    finally:
+        stop_service(service)

@@ -229,17 +229,24 @@ def apply_changes(
             _row(when, actor, via, key, "secret", None, HIDDEN if value else None, sha_after, None)
             for key, (_, value) in secrets.items()
         ]
-        with engine.begin() as conn:
-            record_changes(conn, rows)
-            if secrets:
-                assert secrets_path is not None
-                _write_secrets(secrets_path, {var: value for var, value in secrets.values()})
-            if file_changes:
-                _keep_previous(path, before)
-                mode = stat.S_IMODE(path.stat().st_mode)
-                with atomic_path(path) as tmp:
-                    tmp.write_text(new_text, encoding="utf-8")
-                    os.chmod(tmp, mode)
+        try:
+            with engine.begin() as conn:  # the audit rows commit only once the files are written
+                record_changes(conn, rows)
+                if secrets:
+                    assert secrets_path is not None
+                    _write_secrets(secrets_path, {var: value for var, value in secrets.values()})
+                if file_changes:
+                    _keep_previous(path, before)
+                    mode = stat.S_IMODE(path.stat().st_mode)
+                    with atomic_path(path) as tmp:
+                        tmp.write_text(new_text, encoding="utf-8")
+                        os.chmod(tmp, mode)
+        except OSError as exc:
+            where = exc.filename or path
+            raise ConfigError(
+                f"{where}: cannot write ({exc.strerror or exc}); {path.name} is unchanged and nothing was "
+                "recorded: check the folder's permissions and free space"
+            ) from None
         final = load_settings(path, env=env)
     overridden = {k: v for k, v in final.from_env.items() if any(k == c[0] for c in file_changes)}
     return EditResult(
