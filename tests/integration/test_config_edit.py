@@ -277,3 +277,21 @@ def test_a_session_cookie_needs_the_csrf_token(project_dir: Path, sqlite_url: st
         ]
     finally:
         stop_service(service)
+
+
+def test_a_change_on_disk_is_taken_live_by_every_replica(svc: tuple[Service, Path], caplog) -> None:  # type: ignore[no-untyped-def]
+    """Another replica (or a hand edit) changed the shared file: this replica's watcher takes it live;
+    a file that no longer validates is logged and the running settings kept."""
+    service, path = svc
+    watcher = service.app.state.config_watcher
+    assert watcher.check() == []  # unchanged
+    text = path.read_text(encoding="utf-8")
+    rail = "max_stake_change_nmr = 10.0"
+    path.write_text(text.replace(rail, "max_stake_change_nmr = 4.0"), encoding="utf-8")
+    assert watcher.check() == ["tournament.max_stake_change_nmr"]
+    assert service.app.state.settings.tournament.max_stake_change_nmr == 4.0
+    path.write_text(text.replace(rail, "max_stake_change_nmr = -1"), encoding="utf-8")
+    assert watcher.check() == []
+    assert service.app.state.settings.tournament.max_stake_change_nmr == 4.0
+    assert "config changed on disk but is not valid" in caplog.text
+    assert "tournament.max_stake_change_nmr: Input should be greater than or equal to 0" in caplog.text

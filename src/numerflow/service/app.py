@@ -63,6 +63,7 @@ from numerflow.service.monitor import OpsMonitor
 from numerflow.service.queries import DataWatcher, OverviewCache
 from numerflow.service.scheduler import Scheduler, make_round_watcher
 from numerflow.service.schemas import ERROR_RESPONSES
+from numerflow.service.settings_edit import ConfigWatcher
 from numerflow.store import open_database
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,7 @@ POLL_INTERVAL_S = 0.5
 DATA_WATCH_S = 2.0
 SCHEDULE_TICK_S = 15.0
 ALERT_TICK_S = 60.0
+CONFIG_WATCH_S = 5.0  # numerflow.toml changed on disk (another replica's edit, or by hand): take it live
 WS_RECHECK_S = 5.0  # an open WebSocket re-checks its credentials this often (revocation by the CLI)
 
 API_DESCRIPTION = """numerflow's control room over HTTP.
@@ -109,6 +111,9 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
                 tasks.append(asyncio.create_task(_every(interval, watcher.check_once, "round watcher")))
             if settings.alerts.enabled:
                 tasks.append(asyncio.create_task(_every(ALERT_TICK_S, monitor.tick, "alerts monitor")))
+            if settings.source is not None:
+                check = app.state.config_watcher.check
+                tasks.append(asyncio.create_task(_every(CONFIG_WATCH_S, check, "config watcher")))
         app.state.tasks = tasks
         try:
             yield
@@ -140,6 +145,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     jobs.on_finished.append(lambda _info: overview_cache.clear())
     jobs.on_finished.append(lambda info: alerts.in_background(alerts.job_failed, settings, engine, info))
     app.state.monitor = monitor
+    app.state.config_watcher = ConfigWatcher(app.state)
     app.state.signer = SessionSigner(load_session_secret(settings), settings.service.session_max_age_s)
     service = settings.service
     app.state.login_limiter = LoginLimiter(service.login_max_failures, service.login_lockout_s)

@@ -8,15 +8,20 @@ thresholds and channels apply from the next tick or request. What was fixed when
 (the database, folders, the HTTP server, login limits, Dask, the Numerai client, the poll interval, and
 which background loops run) needs a restart: those keys are returned so the caller can say so.
 
-Other replicas of the service read the file only when they start: restart them too.
+Every replica also watches the file (:class:`ConfigWatcher`, every few seconds): an edit saved through
+another replica sharing the file, or by hand, is taken live the same way.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from numerflow.config import ALERT_EVENTS, Settings, load_settings
+from numerflow.errors import NumerflowError
 from numerflow.ops.config_edit import SECRET_KEYS, config_path, file_sha256, table_text
+
+log = logging.getLogger(__name__)
 
 # keys read once when the service starts
 RESTART_PREFIXES = ("paths", "database", "service", "numerai", "tournament.poll_interval_s", "sim")
@@ -115,3 +120,52 @@ def config_view(running: Settings) -> dict[str, Any]:
         "secrets": secrets,
         "secrets_file": str(settings.secrets_path) if settings.secrets_path else None,
     }
+
+
+def changed_keys(old: Settings, new: Settings) -> list[str]:
+    """The keys whose values differ (``models.NAME`` / ``schedules.NAME`` as a whole, otherwise
+    ``section.field``), secrets not included."""
+    before, after = old.model_dump(mode="json"), new.model_dump(mode="json")
+    out = []
+    for section in Settings.model_fields:
+        a, b = before.get(section), after.get(section)
+        if a == b or not isinstance(a, dict) or not isinstance(b, dict):
+            continue
+        out += [f"{section}.{k}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    return out
+
+
+class ConfigWatcher:
+    """Takes ``numerflow.toml`` live when it changes on disk: an edit saved through another replica, or by
+    hand. A file that no longer validates is logged once and the running settings are kept."""
+
+    def __init__(self, state: Any) -> None:
+        self.state = state
+        source = state.settings.source
+        self.sha = file_sha256(source) if source is not None else ""
+
+    def check(self) -> list[str]:
+        """Reload when the file changed; returns the keys taken (or needing a restart)."""
+        from numerflow.service.scheduler import check_schedules
+
+        settings: Settings = self.state.settings
+        if settings.source is None:
+            return []
+        sha = file_sha256(settings.source)
+        if sha == self.sha:
+            return []
+        self.sha = sha
+        try:
+            new = load_settings(settings.source)
+            check_schedules(new)
+        except NumerflowError as exc:
+            log.warning("config changed on disk but is not valid; keeping the running settings: %s", exc)
+            return []
+        keys = changed_keys(settings, new)
+        later = take_live(self.state, new, keys)
+        live = [k for k in keys if k not in later]
+        if live:
+            log.info("config changed on disk: applied %s", ", ".join(live))
+        if later:
+            log.warning("config changed on disk: restart the service for %s to take effect", ", ".join(later))
+        return keys
