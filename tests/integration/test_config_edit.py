@@ -12,6 +12,7 @@ import pytest
 from service_support import Service, start_service, stop_service
 
 from numerflow.config import load_settings
+from numerflow.ops.config_edit import parse_value
 from numerflow.store import open_database
 from numerflow.store.queries.config_audit import list_changes
 
@@ -295,3 +296,52 @@ def test_a_change_on_disk_is_taken_live_by_every_replica(svc: tuple[Service, Pat
     assert service.app.state.settings.tournament.max_stake_change_nmr == 4.0
     assert "config changed on disk but is not valid" in caplog.text
     assert "tournament.max_stake_change_nmr: Input should be greater than or equal to 0" in caplog.text
+
+
+def test_the_dashboard_forms_edit_models_schedules_and_alert_channels(svc: tuple[Service, Path]) -> None:
+    """The bodies the Settings page's forms send (app.js): a model as TOML text, a schedule with args, the
+    alert channels; then removing a model and a secret."""
+    service, path = svc
+    body = 'algorithm = "ridge"\nparams = { alpha = 2.0 }\nfeatures = "small"\ndescription = "edited"'
+    response = _put(
+        service,
+        {"key": "models.ridge_a", "text": body},
+        {"key": "models.ridge_b", "text": 'algorithm = "ridge"'},
+        {"key": "models.blend", "text": "ensemble = { ridge_a = 0.5, ridge_b = 0.5 }"},
+        {"key": "schedules.weekly", "value": {"cron": "0 6 * * 1", "job": "train", "enabled": True}},
+        {"key": "schedules.weekly.args", "text": '{ model = "ridge_a" }'},
+        {"key": "alerts.enabled", "value": True},
+        {"key": "alerts.events", "value": ["round_missed", "job_failed"]},
+        {"key": "alerts.email", "value": {"host": "127.0.0.1", "port": 2525, "sender": "nf@example.com",
+                                          "to": ["me@example.com"], "starttls": "never"}},
+    )  # fmt: skip
+    assert response.status_code == 200, response.text
+    settings = load_settings(path)
+    assert settings.models["ridge_a"].params == {"alpha": 2.0}
+    assert settings.models["ridge_a"].description == "edited"
+    assert settings.models["blend"].ensemble == {"ridge_a": 0.5, "ridge_b": 0.5}
+    assert settings.schedules["weekly"].args == {"model": "ridge_a"}
+    assert settings.alerts.events == ["round_missed", "job_failed"]
+    assert settings.alerts.email is not None and settings.alerts.email.port == 2525
+    assert "[models.ridge_a]" in path.read_text(encoding="utf-8")
+    # the page shows each model back as the text it reads
+    view = service.client.get("/api/config", headers=service.auth()).json()
+    shown = parse_value(view["models"]["ridge_a"])
+    assert shown == parse_value(body)  # the text box reads back as what was saved
+    assert view["schedules"]["weekly"]["args"] == {"model": "ridge_a"}
+    # a schedule whose args name an unknown model is refused by the scheduler's own check
+    bad = _put(service, {"key": "schedules.weekly.args", "text": '{ model = "nope" }'})
+    assert bad.status_code == 422
+    assert bad.json()["detail"].startswith("schedules.weekly: ")
+    # a model an ensemble still uses cannot be removed; the ensemble first, then the model
+    refused = _put(service, {"key": "models.ridge_b", "unset": True})
+    assert refused.status_code == 422
+    assert "models.blend.ensemble: member 'ridge_b' is not a model in [models]" in refused.json()["detail"]
+    ok = _put(service, {"key": "models.blend", "unset": True}, {"key": "models.ridge_b", "unset": True})
+    assert ok.status_code == 200, ok.text
+    assert sorted(load_settings(path).models) == ["ridge_a"]
+    # a secret set and removed again
+    assert _put(service, {"key": "alerts.email.password", "value": "pw-123456"}).status_code == 200
+    assert "NUMERFLOW_SMTP_PASSWORD=pw-123456" in path.with_name("numerflow.secrets").read_text()
+    assert _put(service, {"key": "alerts.email.password", "unset": True}).status_code == 200
+    assert "NUMERFLOW_SMTP_PASSWORD" not in path.with_name("numerflow.secrets").read_text()
