@@ -85,6 +85,9 @@ def test_a_bad_value_is_422_with_the_config_message_and_nothing_is_written(
     response = _put(service, {"key": "schedules.nightly", "value": {"cron": "61 * * * *", "job": "backup"}})
     assert response.status_code == 422
     assert "schedules.nightly.cron: '61 * * * *' is not a valid cron expression" in response.json()["detail"]
+    response = _put(service, {"key": "source", "text": '"/etc/passwd"'})
+    assert response.status_code == 422
+    assert response.json()["detail"].startswith("source: [source] is not a section of numerflow.toml")
     assert path.read_bytes() == before
     assert not path.with_name("numerflow.toml.1").exists()
     assert list_changes(service.engine) == []

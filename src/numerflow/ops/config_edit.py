@@ -58,6 +58,8 @@ SECRET_KEYS: dict[str, str] = {
 # secret-valued keys that load_settings still accepts in the file: their values are never shown either
 _SECRET_IN_FILE = frozenset({"service.webhook_secret"})
 DEFAULT_SECRETS_FILE = "numerflow.secrets"
+# the tables a config file has (Settings' fields, less where the settings came from)
+SECTIONS: tuple[str, ...] = tuple(f for f in Settings.model_fields if f not in ("source", "from_env"))
 KEEP_PREVIOUS = 5
 HIDDEN = "(secret)"
 _KEY_PART = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
@@ -185,6 +187,11 @@ def apply_changes(
         for change in changes:
             parts = split_key(change.key)
             key = ".".join(parts)
+            if parts[0] not in SECTIONS:
+                raise ConfigError(
+                    f"{key}: [{parts[0]}] is not a section of {path.name} "
+                    f"(sections: {', '.join(SECTIONS)}); check its spelling"
+                )
             if key in SECRET_KEYS:
                 secrets[key] = (SECRET_KEYS[key], _secret_value(key, change))
                 continue
