@@ -11,9 +11,18 @@ import typer
 from numerflow.cli.context import console, state
 
 config_app = typer.Typer(
-    help="Change numerflow.toml (validated, previous file kept, audited) and the secrets file.",
-    no_args_is_help=True,
+    help="Show the effective settings (no subcommand), or change numerflow.toml (validated, previous file "
+    "kept, audited) and the secrets file.",
+    invoke_without_command=True,
 )
+
+
+def config_main(ctx: typer.Context) -> None:
+    """Validate the config and show the effective settings (keys are never shown); or set, unset, history."""
+    if ctx.invoked_subcommand is None:
+        from numerflow.cli.init import config_show
+
+        config_show(ctx)
 
 
 def _actor() -> str:
@@ -98,6 +107,7 @@ def config_history(
 
 def register(app: typer.Typer) -> None:
     """Attach this module's commands to the root app."""
+    config_app.callback()(config_main)
     config_app.command("set")(config_set)
     config_app.command("unset")(config_unset)
     config_app.command("history")(config_history)
