@@ -111,9 +111,9 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
                 tasks.append(asyncio.create_task(_every(interval, watcher.check_once, "round watcher")))
             if settings.alerts.enabled:
                 tasks.append(asyncio.create_task(_every(ALERT_TICK_S, monitor.tick, "alerts monitor")))
-            if settings.source is not None:
-                check = app.state.config_watcher.check
-                tasks.append(asyncio.create_task(_every(CONFIG_WATCH_S, check, "config watcher")))
+            if settings.source is not None:  # every replica, not only the leader: each holds its settings
+                config_check = app.state.config_watcher.check
+                tasks.append(asyncio.create_task(_every(CONFIG_WATCH_S, config_check, "config watcher")))
         app.state.tasks = tasks
         try:
             yield
