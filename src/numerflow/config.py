@@ -14,6 +14,7 @@ the key and what is wrong.
 
 from __future__ import annotations
 
+import copy
 import os
 import stat
 import tomllib
@@ -395,7 +396,6 @@ def _read_secrets_file(path: Path) -> dict[str, str]:
 
 def load_settings(path: Path | str | None = None, *, env: dict[str, str] | None = None) -> Settings:
     """Read settings from ``path`` (or ``./numerflow.toml`` when it exists) and the environment."""
-    env = dict(os.environ if env is None else env)
     source: Path | None = None
     raw: dict[str, Any] = {}
     if path is not None:
@@ -412,6 +412,17 @@ def load_settings(path: Path | str | None = None, *, env: dict[str, str] | None 
             raise ConfigError(f"{source}: not valid TOML: {exc}") from None
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{source}: cannot read config file: {exc}") from None
+    return settings_from_raw(raw, source, env=env)
+
+
+def settings_from_raw(
+    raw: dict[str, Any], source: Path | None, *, env: dict[str, str] | None = None
+) -> Settings:
+    """Validate the parsed TOML ``raw`` of the file ``source`` (plus the environment and the secrets file)
+    exactly as :func:`load_settings` does: the same checks and the same one-line errors naming ``source``.
+    ``numerflow config set`` and the dashboard's Settings page validate an edit through this too."""
+    env = dict(os.environ if env is None else env)
+    raw = copy.deepcopy(raw)
     where = str(source) if source else "settings"
 
     from_env: dict[str, str] = {}

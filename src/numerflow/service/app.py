@@ -67,6 +67,7 @@ from numerflow.service.queries import DataWatcher, OverviewCache
 from numerflow.service.relay import make_relay
 from numerflow.service.scheduler import Scheduler, make_round_watcher
 from numerflow.service.schemas import ERROR_RESPONSES
+from numerflow.service.settings_edit import ConfigWatcher
 from numerflow.store import open_database
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,7 @@ POLL_INTERVAL_S = 0.5
 DATA_WATCH_S = 2.0
 SCHEDULE_TICK_S = 15.0
 ALERT_TICK_S = 60.0
+CONFIG_WATCH_S = 5.0  # numerflow.toml changed on disk (another replica's edit, or by hand): take it live
 WS_RECHECK_S = 5.0  # an open WebSocket re-checks its credentials this often (revocation by the CLI)
 
 API_DESCRIPTION = """numerflow's control room over HTTP.
@@ -120,6 +122,9 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
             if settings.alerts.enabled:  # one replica checks (alerts are deduplicated by key anyway)
                 alert_tick = leader_only(elector, monitor.tick)
                 tasks.append(asyncio.create_task(_every(ALERT_TICK_S, alert_tick, "alerts monitor")))
+            if settings.source is not None:  # every replica, not only the leader: each holds its settings
+                config_check = app.state.config_watcher.check
+                tasks.append(asyncio.create_task(_every(CONFIG_WATCH_S, config_check, "config watcher")))
         app.state.tasks = tasks
         try:
             yield
@@ -154,6 +159,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     jobs.on_finished.append(lambda _info: overview_cache.clear())
     jobs.on_finished.append(lambda info: alerts.in_background(alerts.job_failed, settings, engine, info))
     app.state.monitor = monitor
+    app.state.config_watcher = ConfigWatcher(app.state)
     app.state.signer = SessionSigner(load_session_secret(settings), settings.service.session_max_age_s)
     service = settings.service
     app.state.login_limiter = LoginLimiter(service.login_max_failures, service.login_lockout_s)
@@ -163,6 +169,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     app.add_middleware(BodyGuard, max_bytes=settings.service.max_body_bytes)
 
     from numerflow.service.routers import accounts, events, schedules, system, webhooks
+    from numerflow.service.routers import config as config_router
     from numerflow.service.routers import jobs as jobs_router
     from numerflow.service.routers import ops as ops_router
 
@@ -173,6 +180,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
         if importlib.util.find_spec(module_name) is not None:
             routers.append(importlib.import_module(module_name).router)
     routers += [m.router for m in (system, accounts, jobs_router, schedules, webhooks, events, ops_router)]
+    routers.append(config_router.router)
     for router in routers:
         app.include_router(router, responses=ERROR_RESPONSES)
     app.state.api_routes = [entry for router in routers for entry in route_scopes(router)]

@@ -453,11 +453,16 @@ def _settings(request: Request, user: UserInfo) -> Response:
     tokens = accounts.list_tokens(engine) if user.role == "admin" else []
     users = accounts.list_users(engine) if user.role == "admin" else []
     settings = request.app.state.settings
+    config, config_error, audit = _config_for(user, settings, engine)
     return _render(
         request,
         "settings.html",
         user,
         "settings",
+        config=config,
+        config_error=config_error,
+        audit=audit,
+        job_kinds=JOB_KINDS,
         schedules=schedules,
         tokens=tokens,
         users=users,
@@ -466,3 +471,18 @@ def _settings(request: Request, user: UserInfo) -> Response:
         has_keys=settings.numerai_keys() is not None,
         database=redacted_url(settings.database_url),
     )
+
+
+def _config_for(user: UserInfo, settings: Any, engine: Any) -> tuple[dict[str, Any] | None, str, list[Any]]:
+    """For admins: the editable configuration (as the file is now), or the error reading it, and the
+    newest audit entries. Others see neither."""
+    if user.role != "admin":
+        return None, "", []
+    from numerflow.service.settings_edit import config_view
+    from numerflow.store.queries.config_audit import list_changes
+
+    audit = list_changes(engine, limit=30)
+    try:
+        return config_view(settings), "", audit
+    except NumerflowError as exc:
+        return None, exc.message, audit

@@ -1,6 +1,7 @@
 """All tables, one module per room that owns them. Importing this registers them on ``Base.metadata``."""
 
 from numerflow.store.base import Base
+from numerflow.store.tables.config_audit import ConfigChange
 from numerflow.store.tables.data import DatasetFile
 from numerflow.store.tables.modeling import ModelVersion, Run, StageEvent, TuningStudy
 from numerflow.store.tables.ops import Alert
@@ -19,6 +20,7 @@ __all__ = [
     "Alert",
     "ApiToken",
     "Base",
+    "ConfigChange",
     "DatasetFile",
     "Job",
     "JobLog",

@@ -234,6 +234,73 @@
     } catch (e) { toast(e.message, true); }
   });
 
+  // ---------------------------------------------------------------------------------- configuration
+  // every form below sends PUT /api/config; the answer's message says whether a restart is needed
+  const configBox = $("#config");
+  async function saveConfig(changes) {
+    if (!changes.length) { toast("Nothing changed"); return; }
+    const body = { changes };
+    if (configBox && configBox.dataset.sha) body.expect_sha256 = configBox.dataset.sha;
+    try {
+      const out = await api("PUT", "/api/config", body);
+      if (configBox) configBox.dataset.sha = out.sha256;
+      const result = $("#config-result");
+      if (result) { result.textContent = out.message; result.hidden = false; }
+      toast(out.message);
+      await refreshAudit();
+      $$("#guard-rails input").forEach((i) => { i.dataset.initial = i.value; });
+    } catch (e) { toast(e.message, true); }
+  }
+  async function refreshAudit() {
+    const tbody = $("#config-audit tbody");
+    if (!tbody) return;
+    const rows = await api("GET", "/api/config/audit?limit=30");
+    tbody.replaceChildren(...rows.map((a) => {
+      const tr = document.createElement("tr");
+      const when = a.changed_at.replace("T", " ").slice(0, 16);
+      [when, a.actor, a.via, a.key, a.old_value === null ? "—" : a.old_value, a.new_value === null ? "—" : a.new_value]
+        .forEach((text, i) => { const td = document.createElement("td"); td.textContent = text; if (i >= 3) td.className = "mono small"; tr.appendChild(td); });
+      return tr;
+    }));
+  }
+  const onSubmit = (form, build) => form && form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    let changes;
+    try { changes = build(new FormData(form)); } catch (e) { toast(e.message, true); return; }
+    saveConfig(changes);
+  });
+  onSubmit($("#guard-rails"), () => $$("#guard-rails input")
+    .filter((i) => i.value.trim() !== i.dataset.initial)
+    .map((i) => (i.value.trim() === "" ? { key: i.name, unset: true } : { key: i.name, text: i.value })));
+  $$(".secret-form").forEach((form) => onSubmit(form, (f) => [{ key: form.dataset.key, value: f.get("value") }]));
+  $$(".model-form").forEach((form) => onSubmit(form, (f) => {
+    const key = form.dataset.key || `models.${f.get("name")}`;
+    return [{ key, text: f.get("text") }];
+  }));
+  onSubmit($("#schedule-form"), (f) => {
+    const args = (f.get("args") || "").trim();
+    const changes = [{ key: `schedules.${f.get("name")}`, value: { cron: f.get("cron"), job: f.get("job"), enabled: f.get("enabled") === "on" } }];
+    if (args) changes.push({ key: `schedules.${f.get("name")}.args`, text: args });
+    return changes;
+  });
+  onSubmit($("#alerts-form"), (f) => {
+    const changes = [
+      { key: "alerts.enabled", value: f.get("enabled") === "on" },
+      { key: "alerts.events", value: f.getAll("event") },
+    ];
+    const host = (f.get("host") || "").trim();
+    if (!host) changes.push({ key: "alerts.email", unset: true });
+    else changes.push({ key: "alerts.email", value: {
+      host, port: Number(f.get("port")) || f.get("port"), sender: f.get("sender"), starttls: f.get("starttls"),
+      to: String(f.get("to") || "").split(",").map((s) => s.trim()).filter(Boolean),
+    } });
+    return changes;
+  });
+  onSubmit($("#any-key"), (f) => {
+    const text = String(f.get("text") || "");
+    return [text.trim() === "" ? { key: f.get("key"), unset: true } : { key: f.get("key"), text }];
+  });
+
   // ---------------------------------------------------------------------------------- charts
   function drawCharts() {
     const holder = $("#chart-data");
