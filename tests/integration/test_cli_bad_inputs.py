@@ -228,7 +228,7 @@ def test_synth_far_bigger_than_memory_is_refused_up_front(project_dir: Path, cli
     code, _, err = cli(
         "data", "synth", "--out", str(out), "--eras", "1000000000", "--rows-per-era", "1000000"
     )
-    _one_clear_line(code, err, "GiB as int8, more than this machine's", "use fewer eras, rows or features")
+    _one_clear_line(code, err, "GiB on disk, more than this machine's", "use fewer eras, rows or features")
     assert not out.exists()
 
 
