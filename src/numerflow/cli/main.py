@@ -17,6 +17,7 @@ from rich.markup import escape
 
 from numerflow import __version__
 from numerflow.cli import data, demo, init, modeling, portfolio, report, service, sim, tournament
+from numerflow.cli import features as features_cli
 from numerflow.cli import ops as ops_cli
 from numerflow.cli.context import CliState, err_console
 from numerflow.errors import ConfigError, NumerflowError
@@ -56,6 +57,7 @@ def root(
 for _module in (init, data, report, modeling, portfolio, sim, tournament, service, demo):
     _module.register(app)
 ops_cli.register(app)
+features_cli.register(app)
 
 
 def _refuse_non_ascii_numbers(argv: list[str]) -> None:

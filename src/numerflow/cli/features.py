@@ -1,0 +1,59 @@
+"""Feature store commands: ``numerflow features cache list|clear``. Thin: parse, call modeling/, print."""
+
+from __future__ import annotations
+
+import typer
+
+from numerflow.cli.context import console, state
+
+
+def cache_list(ctx: typer.Context) -> None:
+    """List the cached engineered features: data file, rows, groups, size, status."""
+    from rich.table import Table
+
+    from numerflow.modeling.featurestore import FeatureStore
+
+    store = FeatureStore.for_settings(state(ctx).settings)
+    entries = store.entries()
+    if not entries:
+        console.print(f"no cached engineered features in {store.folder}")
+        return
+    table = Table("entry", "data file", "rows", "eras", "groups", "MiB", "created", "status")
+    for e in entries:
+        table.add_row(
+            e.path.name,
+            e.source,
+            f"{e.n_rows:,}",
+            str(e.n_eras),
+            str(len(e.groups)),
+            f"{e.size / 2**20:.1f}",
+            e.created_at,
+            e.status,
+        )
+    console.print(table)
+    console.print(f"{len(entries)} entries, {sum(e.size for e in entries) / 2**20:.1f} MiB in {store.folder}")
+
+
+def cache_clear(
+    ctx: typer.Context,
+    stale: bool = typer.Option(
+        False, "--stale", help="Remove only entries whose data file changed or is gone (and damaged ones)."
+    ),
+) -> None:
+    """Remove cached engineered features (they are computed again on next use)."""
+    from numerflow.modeling.featurestore import FeatureStore
+
+    store = FeatureStore.for_settings(state(ctx).settings)
+    removed = store.clear(stale_only=stale)
+    size = sum(e.size for e in removed) / 2**20
+    console.print(f"removed {len(removed)} entries ({size:.1f} MiB) from {store.folder}")
+
+
+def register(app: typer.Typer) -> None:
+    """Attach ``numerflow features`` to the root app."""
+    features = typer.Typer(help="Engineered features and their on-disk store.", no_args_is_help=True)
+    cache = typer.Typer(help="The feature store: cached engineered features.", no_args_is_help=True)
+    cache.command("list")(cache_list)
+    cache.command("clear")(cache_clear)
+    features.add_typer(cache, name="cache")
+    app.add_typer(features, name="features")
