@@ -7,31 +7,28 @@ import typer
 from numerflow.cli.context import console, state
 
 
-def cache_list(ctx: typer.Context) -> None:
-    """List the cached engineered features: data file, rows, groups, size, status."""
-    from rich.table import Table
+def _say(line: str) -> None:
+    console.print(line, soft_wrap=True, highlight=False)
 
+
+def cache_list(ctx: typer.Context) -> None:
+    """List the cached engineered features: status, rows, eras, groups, size, created, data file."""
     from numerflow.modeling.featurestore import FeatureStore
 
     store = FeatureStore.for_settings(state(ctx).settings)
     entries = store.entries()
     if not entries:
-        console.print(f"no cached engineered features in {store.folder}")
+        _say(f"no cached engineered features in {store.folder}")
         return
-    table = Table("entry", "data file", "rows", "eras", "groups", "MiB", "created", "status")
     for e in entries:
-        table.add_row(
-            e.path.name,
-            e.source,
-            f"{e.n_rows:,}",
-            str(e.n_eras),
-            str(len(e.groups)),
-            f"{e.size / 2**20:.1f}",
-            e.created_at,
-            e.status,
+        console.print(
+            f"{e.path.name}  {e.status:<7}  {e.n_rows:>10,} rows  {e.n_eras:>5} eras  "
+            f"{len(e.groups)} groups  {e.size / 2**20:8.1f} MiB  {e.created_at}  {e.source}",
+            soft_wrap=True,
+            highlight=False,
         )
-    console.print(table)
-    console.print(f"{len(entries)} entries, {sum(e.size for e in entries) / 2**20:.1f} MiB in {store.folder}")
+    total = sum(e.size for e in entries) / 2**20
+    _say(f"{len(entries)} entries, {total:.1f} MiB in {store.folder}")
 
 
 def cache_clear(
@@ -46,7 +43,7 @@ def cache_clear(
     store = FeatureStore.for_settings(state(ctx).settings)
     removed = store.clear(stale_only=stale)
     size = sum(e.size for e in removed) / 2**20
-    console.print(f"removed {len(removed)} entries ({size:.1f} MiB) from {store.folder}")
+    _say(f"removed {len(removed)} entries ({size:.1f} MiB) from {store.folder}")
 
 
 def register(app: typer.Typer) -> None:
