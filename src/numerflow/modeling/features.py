@@ -18,6 +18,7 @@ from numerflow.errors import ModelError
 
 log = logging.getLogger(__name__)
 
+# changing these, or how group_stats computes them: bump featurestore.STORE_FORMAT (cached entries)
 STATS = ("mean", "std", "skew")
 _CHUNK_CELLS = 2_000_000  # float32 cells per working block (8 MB)
 

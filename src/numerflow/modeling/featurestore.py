@@ -125,7 +125,14 @@ class FeatureStore:
                 return values
         values = group_stats(data.X, data.feature_names, groups, data.era).astype(np.float16)
         n_eras = int(np.count_nonzero(np.bincount(data.era, minlength=1)))
-        about = {"source": str(source.resolve()), "groups": list(groups), "n_eras": n_eras}
+        st = source.stat()
+        about = {
+            "source": str(source.resolve()),
+            "source_size": st.st_size,
+            "source_mtime_ns": st.st_mtime_ns,
+            "groups": list(groups),
+            "n_eras": n_eras,
+        }
         _write(path, values, columns, {**key, **about})
         self.computed += 1
         log.info("feature store: computed %d engineered features of %s into %s", len(columns), source, path)
@@ -145,7 +152,7 @@ class FeatureStore:
                 out.append(Entry(path, "?", "?", [], 0, 0, size, "?", "damaged"))
                 continue
             source = Path(str(meta.get("source", "")))
-            fresh = source.is_file() and file_hash(source) == meta.get("source_sha256")
+            fresh = source.is_file() and _unchanged(source, meta)
             out.append(
                 Entry(
                     path,
@@ -170,6 +177,15 @@ class FeatureStore:
             entry.path.unlink(missing_ok=True)
             removed.append(entry)
         return removed
+
+
+def _unchanged(source: Path, meta: dict) -> bool:
+    """Whether ``source`` is still the file an entry was computed from (size and mtime as then: no need to
+    hash a 7 GB file again; otherwise its sha256 decides)."""
+    st = source.stat()
+    if (st.st_size, st.st_mtime_ns) == (meta.get("source_size"), meta.get("source_mtime_ns")):
+        return True
+    return file_hash(source) == meta.get("source_sha256")
 
 
 def _digest(values: np.ndarray) -> str:
