@@ -1048,7 +1048,9 @@ def _write_split(
             k: _ParquetOut(w, schemas[k], row_group_rows, range(3, 3 + n_feat) if k == "main" else None)
             for k, w in writers.items()
         }
-        pool = stack.enter_context(ThreadPoolExecutor(max_workers=workers, thread_name_prefix="synth"))
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="synth")
+        # on an error or Ctrl-C: drop the eras not started, wait for the few running, then remove the files
+        stack.callback(pool.shutdown, wait=True, cancel_futures=True)
         ahead: deque[Future[_EraBlock]] = deque()
         todo = iter(plan)
 
