@@ -223,12 +223,12 @@ def test_promote_refuses_a_version_whose_files_are_gone_or_changed(trained: Path
     assert code == 0 and "stage=champion" in out  # the good champion kept its stage
 
 
-def test_synth_far_bigger_than_memory_is_refused_up_front(project_dir: Path, cli) -> None:
+def test_synth_far_bigger_than_the_disk_is_refused_up_front(project_dir: Path, cli) -> None:
     out = project_dir / "huge"
     code, _, err = cli(
         "data", "synth", "--out", str(out), "--eras", "1000000000", "--rows-per-era", "1000000"
     )
-    _one_clear_line(code, err, "GiB as int8, more than this machine's", "use fewer eras, rows or features")
+    _one_clear_line(code, err, "GiB on disk, more than this machine's", "use fewer eras, rows or features")
     assert not out.exists()
 
 

@@ -40,13 +40,21 @@ def register(app: typer.Typer) -> None:
     @data.command("synth")
     def synth(
         out: Path = typer.Option(..., "--out", help="Folder to write the dataset into."),
-        eras: int = typer.Option(120, "--eras", min=3, help="Historical eras (train + validation + test)."),
-        rows_per_era: int = typer.Option(500, "--rows-per-era", min=5, help="Rows in every era."),
-        features: int = typer.Option(60, "--features", min=1, help="Number of features."),
+        eras: int | None = typer.Option(
+            None, "--eras", min=3, help="Historical eras (train + validation + test); default 120."
+        ),
+        rows_per_era: int | None = typer.Option(
+            None, "--rows-per-era", min=5, help="Rows in every era; default 500."
+        ),
+        features: int | None = typer.Option(
+            None, "--features", min=1, help="Number of features; default 60."
+        ),
         validation_eras: int | None = typer.Option(
             None, "--validation-eras", min=1, help="Validation eras (default: a quarter of --eras)."
         ),
-        test_eras: int = typer.Option(4, "--test-eras", min=0, help="Test eras (NaN targets) at the end."),
+        test_eras: int | None = typer.Option(
+            None, "--test-eras", min=0, help="Test eras (NaN targets) at the end; default 4."
+        ),
         seed: int = typer.Option(0, "--seed", help="Same seed, same data."),
         signal: float | None = typer.Option(
             None,
@@ -54,25 +62,66 @@ def register(app: typer.Typer) -> None:
             min=0.0,
             help="Strength of the planted signal (default 0.25: Numerai-like CORR ~0.03; 1.0 = very easy).",
         ),
+        preset: str | None = typer.Option(
+            None,
+            "--preset",
+            help="Numerai's shape: numerai-full (2.75 M train + 4.13 M validation rows, 3,555 features) "
+            "or numerai-medium (a quarter of the rows); sets eras, rows and features.",
+        ),
+        scale: float = typer.Option(
+            1.0, "--scale", help="With --preset: keep this fraction of every era's rows (0.01 = 1%)."
+        ),
+        workers: int | None = typer.Option(
+            None, "--workers", min=1, help="Threads drawing eras (default: up to 4, one per core)."
+        ),
     ) -> None:
         """Write synthetic data in Numerai's v5 layout (features.json, train/validation/live, ...)."""
-        from numerflow.data.synthetic import DEFAULT_SIGNAL, generate_dataset
+        from numerflow.data.synthetic import DEFAULT_SIGNAL, generate_dataset, generate_preset, preset_plan
 
+        strength = DEFAULT_SIGNAL if signal is None else signal
         t0 = time.perf_counter()
-        with console.status(f"generating {eras} eras x {rows_per_era} rows x {features} features"):
-            path = generate_dataset(
-                out,
-                n_eras=eras,
-                rows_per_era=rows_per_era,
-                n_features=features,
-                n_validation_eras=validation_eras,
-                n_test_eras=test_eras,
-                seed=seed,
-                signal=DEFAULT_SIGNAL if signal is None else signal,
-            )
+        if preset is not None:
+            given = [
+                flag
+                for flag, value in (
+                    ("--eras", eras),
+                    ("--rows-per-era", rows_per_era),
+                    ("--features", features),
+                    ("--validation-eras", validation_eras),
+                    ("--test-eras", test_eras),
+                )
+                if value is not None
+            ]
+            if given:
+                raise DataError(
+                    f"--preset {preset} sets eras, rows and features itself; drop {', '.join(given)} "
+                    "(or use --scale to keep a fraction of the rows)"
+                )
+            spec, rows, live = preset_plan(preset, scale)
+            n_rows, n_eras, n_features = sum(rows) + live, spec.n_eras, spec.n_features
+            label = f"{preset}: {n_eras} eras, {n_rows:,} rows x {n_features} features"
+            with console.status(f"generating {label}"):
+                path = generate_preset(out, preset, scale=scale, seed=seed, signal=strength, workers=workers)
+        else:
+            if scale != 1.0:
+                raise DataError(f"--scale {scale} needs --preset; without one, give --rows-per-era instead")
+            n_eras, per_era, n_features = eras or 120, rows_per_era or 500, features or 60
+            n_rows = (n_eras + 1) * per_era
+            with console.status(f"generating {n_eras} eras x {per_era} rows x {n_features} features"):
+                path = generate_dataset(
+                    out,
+                    n_eras=n_eras,
+                    rows_per_era=per_era,
+                    n_features=n_features,
+                    n_validation_eras=validation_eras,
+                    n_test_eras=4 if test_eras is None else test_eras,
+                    seed=seed,
+                    signal=strength,
+                    workers=workers,
+                )
         secs = time.perf_counter() - t0
         size = sum(p.stat().st_size for p in path.iterdir() if p.is_file())
-        rate = (eras + 1) * rows_per_era * features / secs
+        rate = n_rows * n_features / secs
         console.print(
             f"wrote {len(list(path.iterdir()))} files ({_human(size)}) to {path} in {secs:.1f}s "
             f"({rate / 1e6:.1f}M feature values/s); check it with [bold]numerflow data check {path}[/]"

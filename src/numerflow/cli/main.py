@@ -17,6 +17,7 @@ from rich.markup import escape
 
 from numerflow import __version__
 from numerflow.cli import data, demo, init, modeling, portfolio, report, service, signals, sim, tournament
+from numerflow.cli import features as features_cli
 from numerflow.cli import ops as ops_cli
 from numerflow.cli import settings as settings_cli
 from numerflow.cli.context import CliState, err_console
@@ -58,6 +59,7 @@ for _module in (init, data, report, modeling, portfolio, sim, tournament, servic
     _module.register(app)
 ops_cli.register(app)
 settings_cli.register(app)
+features_cli.register(app)
 
 
 def _refuse_non_ascii_numbers(argv: list[str]) -> None:

@@ -51,6 +51,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import zlib
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -382,11 +383,14 @@ class SyntheticWorld:
         draws = [float(np.random.default_rng([self.spec.seed, 41, w]).standard_normal()) for w in weeks]
         return 1.0 + self.spec.era_regime * sum(draws) / math.sqrt(horizon)
 
-    def target_weights(self, name: str, horizon: int, era_number: int) -> np.ndarray:
+    def target_weights(
+        self, name: str, horizon: int, era_number: int, drift: np.ndarray | None = None
+    ) -> np.ndarray:
+        """``drift`` is ``self.drift(era_number)`` when the caller already has it (one per era)."""
         base = _unit(self.base + 0.45 * self.name_weights[name])
         weeks = range(era_number, era_number + horizon)
         shocks = sum(self._shock(name, w) for w in weeks) / math.sqrt(horizon)
-        return base + self.drift(era_number) + shocks
+        return base + (self.drift(era_number) if drift is None else drift) + shocks
 
     # ----------------------------------------------------------------- drawing eras
     def _features(self, era_number: int, n_rows: int, rng: np.random.Generator) -> np.ndarray:
@@ -395,15 +399,22 @@ class SyntheticWorld:
         factors = rng.standard_normal((len(GROUP_NAMES), n_rows), dtype=np.float32)
         raw = rng.standard_normal((f, n_rows), dtype=np.float32)
         raw *= np.sqrt(1.0 - self.loading**2)[:, None]
-        raw += self.loading[:, None] * factors[self.group_of]
+        loaded = np.take(factors, self.group_of, axis=0)
+        loaded *= self.loading[:, None]
+        raw += loaded
+        del loaded
         kth = [int(n_rows * k / 5) for k in range(1, 5)]
         if n_rows >= 5:
-            thresholds = np.partition(raw, kth, axis=1)[:, kth]
+            # the same order statistics as np.partition(raw, kth), but numpy's SIMD sort is about twice
+            # as fast as its introselect on rows of a few thousand values
+            thresholds = np.sort(raw, axis=1)[:, kth]
         else:
             thresholds = np.quantile(raw, [0.2, 0.4, 0.6, 0.8], axis=1).T
         out = np.zeros((f, n_rows), dtype=np.int8)
+        above = np.empty((f, n_rows), dtype=bool)
         for k in range(4):
-            out += raw >= thresholds[:, k : k + 1]
+            np.greater_equal(raw, thresholds[:, k : k + 1], out=above)
+            out += above.view(np.int8)
         if era_number <= self.spec.missing_feature_eras and len(self.missing_features):
             out[self.missing_features] = 2
         return out
@@ -425,7 +436,8 @@ class SyntheticWorld:
         columns = self.target_columns
         out = np.empty((n, len(columns)), dtype=np.float32)
         keys = [(name, days, horizon) for name in self.target_names for days, horizon in HORIZONS.items()]
-        weights = np.stack([self.target_weights(name, h, era_number) for name, _, h in keys], axis=1)
+        drift = self.drift(era_number)
+        weights = np.stack([self.target_weights(name, h, era_number, drift) for name, _, h in keys], axis=1)
         lins = xs @ weights.astype(np.float32)  # one matrix product for every target
         regimes = {h: self.regime(era_number, h) for h in HORIZONS.values()}
         planted_nl = self.c_nl * nl
@@ -449,11 +461,19 @@ class SyntheticWorld:
     def _block(
         self, era_number: int, n_rows: int, draw: int, *, with_targets: bool = True
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        ids, xt, _, targets = self._draw(era_number, n_rows, draw, with_targets=with_targets)
+        return ids, xt, targets
+
+    def _draw(
+        self, era_number: int, n_rows: int, draw: int, *, with_targets: bool = True
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+        """ids, (f, n) int8 features, their (n, f) standardized float32 copy, targets (or None)."""
         rng = np.random.default_rng([self.spec.seed, 2, era_number, draw])
         xt = self._features(era_number, n_rows, rng)
         ids = make_ids(self.spec.seed, era_number, draw, n_rows)
-        targets = self._targets(era_number, self._standardized(xt), rng) if with_targets else None
-        return ids, xt, targets
+        xs = self._standardized(xt)
+        targets = self._targets(era_number, xs, rng) if with_targets else None
+        return ids, xt, xs, targets
 
     def make_era(
         self, era_number: int, n_rows: int, seed: int = 0, *, data_type: str = "live"
@@ -681,23 +701,52 @@ def _np_name(t: pa.DataType) -> str:
 
 
 class _ParquetOut:
-    """Append blocks of whole eras; flush a row group once ``row_group_rows`` are pending."""
+    """Append blocks of whole eras; flush a row group once ``row_group_rows`` are pending.
 
-    def __init__(self, writer: pq.ParquetWriter, schema: pa.Schema, row_group_rows: int) -> None:
+    With ``int8_columns`` (the schema positions of the features), each block's features arrive as one
+    (f, n) int8 array and are copied into a preallocated (f, row_group_rows + one era) buffer, so a
+    pending row group costs its int8 cells once (no per-era arrays, no concatenation copy)."""
+
+    def __init__(
+        self,
+        writer: pq.ParquetWriter,
+        schema: pa.Schema,
+        row_group_rows: int,
+        int8_columns: range | None = None,
+    ) -> None:
         self.writer, self.schema, self.row_group_rows = writer, schema, row_group_rows
+        self.int8_columns = int8_columns
         self.pending: list[list[pa.Array]] = []
         self.n_pending = 0
+        self.buffer: np.ndarray | None = None
 
-    def add(self, arrays: list[pa.Array]) -> None:
+    def add(self, arrays: list[pa.Array], xt: np.ndarray | None = None) -> None:
+        n = len(arrays[0])
+        if self.int8_columns is not None:
+            assert xt is not None and xt.shape == (len(self.int8_columns), n)
+            need = self.n_pending + n
+            if self.buffer is None or self.buffer.shape[1] < need:
+                grown = np.empty((xt.shape[0], max(need, self.row_group_rows + n)), dtype=np.int8)
+                if self.buffer is not None:
+                    grown[:, : self.n_pending] = self.buffer[:, : self.n_pending]
+                self.buffer = grown
+            self.buffer[:, self.n_pending : need] = xt
         self.pending.append(arrays)
-        self.n_pending += len(arrays[0])
+        self.n_pending += n
         if self.n_pending >= self.row_group_rows:
             self.flush()
 
     def flush(self) -> None:
         if not self.pending:
             return
-        cols = [pa.concat_arrays([blk[i] for blk in self.pending]) for i in range(len(self.schema))]
+        others = [pa.concat_arrays([blk[i] for blk in self.pending]) for i in range(len(self.pending[0]))]
+        if self.int8_columns is None:
+            cols = others
+        else:
+            assert self.buffer is not None
+            m, first = self.n_pending, self.int8_columns.start
+            feats = [pa.array(self.buffer[j, :m], type=pa.int8()) for j in range(len(self.int8_columns))]
+            cols = others[:first] + feats + others[first:]
         table = pa.Table.from_arrays(cols, schema=self.schema)
         self.writer.write_table(table, row_group_size=max(self.n_pending, 1))
         self.pending, self.n_pending = [], 0
@@ -707,22 +756,123 @@ def _writer(path: Path, schema: pa.Schema) -> pq.ParquetWriter:
     return pq.ParquetWriter(path, schema, compression="snappy", use_dictionary=True, write_statistics=["era"])
 
 
-def _feature_arrays(xt: np.ndarray) -> list[pa.Array]:
-    """One Arrow array per feature, as zero-copy slices of a single array over the (f, n) block."""
-    flat = pa.array(np.ascontiguousarray(xt).ravel(), type=pa.int8())
-    n = xt.shape[1]
-    return [flat.slice(j * n, n) for j in range(xt.shape[0])]
-
-
 def _str_array(value: str, n: int) -> pa.Array:
     return pa.array(np.full(n, value, dtype=object), type=pa.string())
 
 
-def _physical_memory() -> int:
-    """Bytes of RAM on this machine (0 when the OS does not say)."""
+# --------------------------------------------------------------------------- Numerai-shaped presets
+@dataclass(frozen=True)
+class Preset:
+    """A dataset of Numerai's shape: eras, rows per era, features, sets and targets.
+
+    Rows per era follow v5.3: train eras grow from about 2,300 rows (the earliest) to about 6,000, validation
+    eras hold about 6,200 and the test eras about 7,100. ``row_fraction`` scales every era's rows (the
+    ``numerai-medium`` preset keeps a quarter, like training on every 4th era)."""
+
+    name: str
+    description: str
+    train_eras: int = 574  # 0001-0574
+    validation_eras: int = 647  # 0575-1221
+    test_eras: int = 13  # 1222-1234, NaN targets
+    train_rows: int = 2_746_268
+    validation_rows: int = 4_036_034
+    test_rows: int = 92_026
+    live_rows: int = 6_720
+    n_features: int = FULL_FEATURES
+    row_fraction: float = 1.0
+
+    @property
+    def n_eras(self) -> int:
+        return self.train_eras + self.validation_eras + self.test_eras
+
+
+PRESETS = {
+    "numerai-full": Preset(
+        "numerai-full",
+        "Numerai v5.3's full shape: 2.75 M train rows (eras 0001-0574), 4.13 M validation rows "
+        "(0575-1234, the last 13 test), 3,555 features, 19 sets, 41 targets",
+    ),
+    "numerai-medium": Preset(
+        "numerai-medium",
+        "the full shape with a quarter of every era's rows (0.69 M train, 1.03 M validation rows): "
+        "every era, feature, set and target of numerai-full",
+        row_fraction=0.25,
+    ),
+}
+_MIN_ERA_ROWS = 5  # the generator's smallest era (per-era quintiles)
+
+
+def _apportion(weights: np.ndarray, total: int) -> np.ndarray:
+    """Integers proportional to ``weights`` that sum to ``total`` exactly (largest remainder)."""
+    exact = weights / weights.sum() * total
+    out = np.floor(exact).astype(np.int64)
+    short = total - int(out.sum())
+    if short > 0:
+        out[np.argsort(-(exact - out), kind="stable")[:short]] += 1
+    return out
+
+
+def preset_plan(name: str, scale: float = 1.0) -> tuple[Preset, list[int], int]:
+    """``(preset, rows of every historical era, live rows)`` of preset ``name`` with rows scaled by ``scale``.
+
+    Eras, features, feature sets and targets do not scale; each era keeps at least 5 rows, so a tiny
+    ``scale`` (0.001) still has every era of the full shape."""
+    preset = PRESETS.get(name)
+    if preset is None:
+        raise DataError(f"unknown synthetic preset '{name}' (known: {', '.join(PRESETS)})")
+    if not (math.isfinite(scale) and 0 < scale <= 1):
+        raise DataError(f"synthetic preset scale must be in (0, 1] (got {scale}); 0.01 keeps 1% of the rows")
+    frac = preset.row_fraction * scale
+    t = np.linspace(0.0, 1.0, preset.train_eras)
+    # v5.3's train eras: ~2,314 rows at first, ~6,009 at most, mean ~4,784 (a square-root ramp has that mean)
+    train = _apportion(2314.0 + 3695.0 * np.sqrt(t), round(preset.train_rows * frac))
+    val = _apportion(
+        np.linspace(5800.0, 6700.0, preset.validation_eras), round(preset.validation_rows * frac)
+    )
+    test = _apportion(np.ones(preset.test_eras), round(preset.test_rows * frac))
+    rows = np.maximum(np.concatenate([train, val, test]), _MIN_ERA_ROWS)
+    return preset, [int(r) for r in rows], max(_MIN_ERA_ROWS, round(preset.live_rows * frac))
+
+
+def generate_preset(
+    out_dir: Path | str,
+    name: str,
+    *,
+    scale: float = 1.0,
+    seed: int = 0,
+    signal: float = DEFAULT_SIGNAL,
+    workers: int | None = None,
+) -> Path:
+    """Write the preset ``name`` (see :data:`PRESETS`) with every era's rows scaled by ``scale``."""
+    preset, rows, live_rows = preset_plan(name, scale)
+    return generate_dataset(
+        out_dir,
+        n_eras=preset.n_eras,
+        era_rows=rows,
+        n_features=preset.n_features,
+        n_validation_eras=preset.validation_eras,
+        n_test_eras=preset.test_eras,
+        live_rows=live_rows,
+        seed=seed,
+        signal=signal,
+        workers=workers,
+    )
+
+
+# --------------------------------------------------------------------------- writing files
+# a feature value costs at least this many bytes on disk (dictionary + RLE/bit-packing + snappy of 5
+# levels); the generator refuses a dataset whose lower bound does not fit on the disk
+_DISK_BYTES_PER_CELL = 0.3
+
+
+def _free_disk(path: Path) -> int:
+    """Free bytes on the disk holding ``path`` (or its nearest existing parent); 0 when unknown."""
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
     try:
-        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
-    except (ValueError, OSError, AttributeError):
+        return int(shutil.disk_usage(probe).free)
+    except OSError:
         return 0
 
 
@@ -740,23 +890,38 @@ def generate_dataset(
     era_regime: float = DEFAULT_ERA_REGIME,
     row_group_rows: int = 100_000,
     layout: str = LAYOUT,
+    era_rows: list[int] | None = None,
+    workers: int | None = None,
 ) -> Path:
     """Write a synthetic dataset in Numerai's v5 layout, flat in ``out_dir``; returns ``out_dir``.
 
     ``n_eras`` historical eras: train (``0001``..), then ``n_validation_eras`` validation eras, then
     ``n_test_eras`` test eras (NaN targets) in validation.parquet; live.parquet holds era ``n_eras + 1``.
+    Every era has ``rows_per_era`` rows, or ``era_rows[i]`` rows for era ``i + 1`` when given.
     ``signal`` scales the planted signal (default :data:`DEFAULT_SIGNAL`, realistic; larger is easier);
     ``era_regime`` is the spread of its per-era multiplier (0 = every era alike; 1.0 and 0 = the original).
     ``layout`` is :data:`LAYOUT` (v5.3: 19 sets, 41 targets) or :data:`LEGACY_LAYOUT` (the first world's 7).
+
+    Memory is bounded whatever the size: eras are drawn one at a time by ``workers`` threads (default:
+    up to 4, one per core) a few eras ahead of the writer, and each file holds at most one pending row
+    group (``row_group_rows`` rows plus an era) before it is written out.
     """
     if n_validation_eras is None:
         n_validation_eras = max(1, n_eras // 4)
     n_train = n_eras - n_validation_eras - n_test_eras
-    if n_features < 1 or rows_per_era < 5 or n_test_eras < 0 or n_validation_eras < 1 or n_train < 1:
+    if era_rows is not None and len(era_rows) != n_eras:
+        raise DataError(f"synthetic data: era_rows has {len(era_rows)} entries for {n_eras} eras")
+    smallest = min(era_rows, default=rows_per_era) if era_rows is not None else rows_per_era
+    total_rows = sum(era_rows) if era_rows is not None else rows_per_era * n_eras
+
+    def rows_of(era_number: int) -> int:
+        return era_rows[era_number - 1] if era_rows is not None else rows_per_era
+
+    if n_features < 1 or smallest < 5 or n_test_eras < 0 or n_validation_eras < 1 or n_train < 1:
         raise DataError(
             f"synthetic data needs n_features >= 1, rows_per_era >= 5 and at least one train and one "
             f"validation era (got eras={n_eras}, validation={n_validation_eras}, test={n_test_eras}, "
-            f"rows_per_era={rows_per_era}, features={n_features})"
+            f"rows_per_era={smallest}, features={n_features})"
         )
     if not (math.isfinite(era_regime) and era_regime >= 0):
         raise DataError(
@@ -767,25 +932,27 @@ def generate_dataset(
         raise DataError(
             f"synthetic data needs signal >= 0 (got signal={signal}); the default is {DEFAULT_SIGNAL}"
         )
-    matrix_bytes = (n_eras + 1) * rows_per_era * n_features  # int8, as numerflow loads it
-    memory = _physical_memory()
-    if memory and matrix_bytes > memory:
-        raise DataError(
-            f"synthetic data of {n_eras} eras x {rows_per_era} rows x {n_features} features is "
-            f"{matrix_bytes / 2**30:,.1f} GiB as int8, more than this machine's {memory / 2**30:,.1f} GiB "
-            "of memory; use fewer eras, rows or features"
-        )
+    live_n = live_rows or round(total_rows / n_eras)
     out = Path(out_dir)
+    # the files are written era by era, so memory does not limit the size; the disk does
+    disk_bytes = (total_rows + live_n) * n_features * _DISK_BYTES_PER_CELL
+    free = _free_disk(out)
+    if free and disk_bytes > free:
+        raise DataError(
+            f"synthetic data of {n_eras} eras x {total_rows / n_eras:,.0f} rows x {n_features} features "
+            f"needs at least {disk_bytes / 2**30:,.1f} GiB on disk, more than this machine's "
+            f"{free / 2**30:,.1f} GiB free under {out}; use fewer eras, rows or features"
+        )
     ensure_dir(out)
     spec = SyntheticSpec(
         seed=seed,
         n_features=n_features,
         n_eras=n_eras,
-        rows_per_era=rows_per_era,
+        rows_per_era=round(total_rows / n_eras),
         n_train_eras=n_train,
         n_validation_eras=n_validation_eras,
         n_test_eras=n_test_eras,
-        live_rows=live_rows or rows_per_era,
+        live_rows=live_n,
         missing_feature_eras=max(1, n_eras // 8),
         aux_nan_eras=max(1, n_eras // 6),
         signal=float(signal),
@@ -807,7 +974,7 @@ def generate_dataset(
 
     def eras(first: int, last: int, data_type_of) -> Iterator[tuple[int, str, int]]:
         for e in range(first, last + 1):
-            yield e, data_type_of(e), rows_per_era
+            yield e, data_type_of(e), rows_of(e)
 
     plans = {
         "train": list(eras(1, n_train, lambda e: "train")),
@@ -816,6 +983,7 @@ def generate_dataset(
         ),
         "live": [(spec.live_era, "live", spec.live_rows)],
     }
+    n_workers = max(1, workers if workers is not None else min(4, os.cpu_count() or 1))
     for split, plan in plans.items():
         paths = {
             "main": out / f"{split}.parquet",
@@ -825,56 +993,106 @@ def generate_dataset(
             paths["pred"] = out / f"{split}_example_preds.parquet"
         if split == "validation":
             paths["meta"] = out / "meta_model.parquet"
-        _write_split(world, plan, paths, main_schema, bench_schema, meta_schema, pred_schema, row_group_rows)
+        schemas = {"main": main_schema, "bench": bench_schema, "meta": meta_schema, "pred": pred_schema}
+        _write_split(world, plan, paths, schemas, row_group_rows, n_workers)
     atomic_write_text(out / SPEC_FILENAME, json.dumps(asdict(spec), indent=1))
     log.info(
-        "synthetic dataset: %d eras x %d rows x %d features in %s", n_eras, rows_per_era, n_features, out
+        "synthetic dataset: %d eras x %d rows x %d features in %s", n_eras, spec.rows_per_era, n_features, out
     )
     return out
+
+
+@dataclass
+class _EraBlock:
+    """One era drawn and scored, ready to append: ids, (f, n) int8 features, targets, other models."""
+
+    era_number: int
+    data_type: str
+    ids: np.ndarray
+    xt: np.ndarray
+    targets: np.ndarray
+    preds: dict[str, np.ndarray]
+
+
+def _draw_era(
+    world: SyntheticWorld, era_number: int, data_type: str, n_rows: int, kinds: list[str]
+) -> _EraBlock:
+    """Draw era ``era_number`` and every model's predictions for it (runs in a worker thread: numpy's
+    random draws, sort and matrix products release the GIL)."""
+    ids, xt, xs, targets = world._draw(era_number, n_rows, 0)
+    assert targets is not None
+    if data_type in ("test", "live"):
+        targets = np.full_like(targets, np.nan)
+    era_numbers = np.full(n_rows, era_number)
+    preds = {kind: world._model_preds(xs, era_numbers, ids, kind) for kind in kinds}
+    return _EraBlock(era_number, data_type, ids, xt, targets, preds)
 
 
 def _write_split(
     world: SyntheticWorld,
     plan: list[tuple[int, str, int]],
     paths: dict[str, Path],
-    main_schema: pa.Schema,
-    bench_schema: pa.Schema,
-    meta_schema: pa.Schema,
-    pred_schema: pa.Schema,
+    schemas: dict[str, pa.Schema],
     row_group_rows: int,
+    workers: int,
 ) -> None:
     import contextlib
+    from collections import deque
+    from concurrent.futures import Future, ThreadPoolExecutor
 
     with contextlib.ExitStack() as stack:
         tmps = {k: stack.enter_context(atomic_path(p)) for k, p in paths.items()}
-        schemas = {"main": main_schema, "bench": bench_schema, "meta": meta_schema, "pred": pred_schema}
         writers = {k: stack.enter_context(_writer(tmps[k], schemas[k])) for k in tmps}
-        outs = {k: _ParquetOut(w, schemas[k], row_group_rows) for k, w in writers.items()}
-        for era_number, data_type, n_rows in plan:
-            ids, xt, targets = world._block(era_number, n_rows, 0)
-            assert targets is not None
-            if data_type in ("test", "live"):
-                targets = np.full_like(targets, np.nan)
-            label = era_label(era_number)
-            id_arr = pa.array(ids, type=pa.string())
-            era_arr = _str_array(label, n_rows)
-            outs["main"].add(
-                [
-                    id_arr,
-                    era_arr,
-                    _str_array(data_type, n_rows),
-                    *_feature_arrays(xt),
-                    *(pa.array(targets[:, k], type=pa.float32()) for k in range(targets.shape[1])),
-                ]
-            )
-            xs = world._standardized(xt)
-            era_numbers = np.full(n_rows, era_number)
-            bench = [pa.array(world._model_preds(xs, era_numbers, ids, b)) for b in BENCHMARK_COLUMNS]
-            outs["bench"].add([id_arr, era_arr, *bench])
-            if "pred" in outs:
-                outs["pred"].add([id_arr, pa.array(world._model_preds(xs, era_numbers, ids, "example"))])
-            if "meta" in outs and data_type == "validation":
-                meta = pa.array(world._model_preds(xs, era_numbers, ids, "meta"))
-                outs["meta"].add([id_arr, era_arr, _str_array(data_type, n_rows), meta])
+        n_feat = len(world.feature_names)
+        outs = {
+            k: _ParquetOut(w, schemas[k], row_group_rows, range(3, 3 + n_feat) if k == "main" else None)
+            for k, w in writers.items()
+        }
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="synth")
+        # on an error or Ctrl-C: drop the eras not started, wait for the few running, then remove the files
+        stack.callback(pool.shutdown, wait=True, cancel_futures=True)
+        ahead: deque[Future[_EraBlock]] = deque()
+        todo = iter(plan)
+
+        def submit() -> None:
+            item = next(todo, None)
+            if item is not None:
+                era_number, data_type, n_rows = item
+                kinds = list(BENCHMARK_COLUMNS)
+                if "pred" in outs:
+                    kinds.append("example")
+                if "meta" in outs and data_type == "validation":
+                    kinds.append("meta")
+                ahead.append(pool.submit(_draw_era, world, era_number, data_type, n_rows, kinds))
+
+        for _ in range(workers + 1):  # a bounded number of eras in flight: memory does not grow with size
+            submit()
+        while ahead:
+            block = ahead.popleft().result()
+            submit()
+            _append_era(outs, block)
         for o in outs.values():
             o.flush()
+
+
+def _append_era(outs: dict[str, _ParquetOut], block: _EraBlock) -> None:
+    n_rows = block.ids.shape[0]
+    label = era_label(block.era_number)
+    id_arr = pa.array(block.ids, type=pa.string())
+    era_arr = _str_array(label, n_rows)
+    targets = block.targets
+    outs["main"].add(
+        [
+            id_arr,
+            era_arr,
+            _str_array(block.data_type, n_rows),
+            *(pa.array(targets[:, k], type=pa.float32()) for k in range(targets.shape[1])),
+        ],
+        block.xt,
+    )
+    outs["bench"].add([id_arr, era_arr, *(pa.array(block.preds[b]) for b in BENCHMARK_COLUMNS)])
+    if "pred" in outs:
+        outs["pred"].add([id_arr, pa.array(block.preds["example"])])
+    if "meta" in outs and "meta" in block.preds:
+        meta = pa.array(block.preds["meta"])
+        outs["meta"].add([id_arr, era_arr, _str_array(block.data_type, n_rows), meta])

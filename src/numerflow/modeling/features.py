@@ -18,6 +18,7 @@ from numerflow.errors import ModelError
 
 log = logging.getLogger(__name__)
 
+# changing these, or how group_stats computes them: bump featurestore.STORE_FORMAT (cached entries)
 STATS = ("mean", "std", "skew")
 _CHUNK_CELLS = 2_000_000  # float32 cells per working block (8 MB)
 
@@ -93,12 +94,24 @@ def model_matrix(
     groups: dict[str, list[str]] | None,
     *,
     what: str = "the data",
+    engineered: np.ndarray | None = None,
 ) -> np.ndarray:
-    """The matrix a model sees: its features by name (int8), plus group statistics when it uses them."""
+    """The matrix a model sees: its features by name (int8), plus group statistics when it uses them.
+
+    The group statistics enter at float16 precision, whether computed here or passed in as ``engineered``
+    (the feature store's float16 values, :mod:`numerflow.modeling.featurestore`): a model sees the same
+    numbers at training, where the store serves them, and at prediction, where they are computed."""
     base = select_columns(X, feature_names, features, what=what)
     if not groups:
         return base
-    extra = group_stats(X, feature_names, groups, era)
+    extra = (
+        group_stats(X, feature_names, groups, era).astype(np.float16) if engineered is None else engineered
+    )
+    if extra.shape != (base.shape[0], 6 * len(groups)):
+        raise ModelError(
+            f"engineered features of shape {extra.shape} do not fit {base.shape[0]} rows and "
+            f"{len(groups)} groups; clear the feature store with 'numerflow features cache clear'"
+        )
     combined = np.empty((base.shape[0], base.shape[1] + extra.shape[1]), dtype=np.float32)
     combined[:, : base.shape[1]] = base
     combined[:, base.shape[1] :] = extra

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -113,10 +114,44 @@ def _fit_targets(
     return fitted
 
 
-def _matrix(model: ResolvedModel, data: Dataset) -> np.ndarray:
+#: where the rows of a Dataset come from: (data file, the rows of the Dataset read from it), in order
+Sources = list[tuple[Path, slice]]
+
+
+def _matrix(model: ResolvedModel, data: Dataset, engineered: np.ndarray | None = None) -> np.ndarray:
     from numerflow.modeling.features import model_matrix
 
-    return model_matrix(data.X, data.feature_names, model.features, data.era, model.groups or None)
+    return model_matrix(
+        data.X, data.feature_names, model.features, data.era, model.groups or None, engineered=engineered
+    )
+
+
+def _engineered(
+    settings: Settings, model: ResolvedModel, data: Dataset, sources: Sources | None
+) -> np.ndarray | None:
+    """The group statistics of ``model`` for ``data`` from the feature store (computed once per data file
+    and spec); None when the model has none or the rows' files are not known (then they are computed)."""
+    if not model.groups or not sources:
+        return None
+    from numerflow.modeling.featurestore import FeatureStore
+
+    store = FeatureStore.for_settings(settings)
+    parts = [store.group_stats(path, _rows(data, rows), model.groups) for path, rows in sources]
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def _rows(data: Dataset, rows: slice) -> Dataset:
+    """A view of ``rows`` of ``data`` (no copy of the matrix)."""
+    if rows == slice(None):
+        return data
+    return replace(
+        data,
+        X=data.X[rows],
+        ids=data.ids[rows],
+        era=data.era[rows],
+        targets=data.targets[rows],
+        data_type=None if data.data_type is None else data.data_type[rows],
+    )
 
 
 def _blend(model: ResolvedModel, estimators: list[Any], X: np.ndarray, era: np.ndarray) -> np.ndarray:
@@ -221,10 +256,12 @@ def _train_single(
     steps = 3.0 + len(model.targets)
     progress(f"{model.name}: loading train data", 0, steps)
     train = _load(files.train, model, model.targets, era_stride=spec.era_stride)
+    sources: Sources = [(files.train, slice(0, len(train)))]
     if spec.train_on_validation:
         extra = _load(files.need(files.validation), model, model.targets, data_type="validation")
+        sources.append((files.validation, slice(len(train), None)))
         train = _concat(train, extra)
-    X = _matrix(model, train)
+    X = _matrix(model, train, _engineered(settings, model, train, sources))
     estimators = []
     for i, target in enumerate(model.targets):
         progress(f"{model.name}: fitting {spec.algorithm} on {target}", 1 + i, steps)
@@ -496,18 +533,21 @@ def era_cv(
 
 
 def _model_fit_predict(
-    model: ResolvedModel, data: Dataset, params: dict[str, Any] | None = None
+    model: ResolvedModel,
+    data: Dataset,
+    params: dict[str, Any] | None = None,
+    engineered: np.ndarray | None = None,
 ) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     from numerflow.modeling.artifacts import neutralize_and_rank
     from numerflow.modeling.features import select_columns
 
-    X = None if model.stable else _matrix(model, data)
+    X = None if model.stable else _matrix(model, data, engineered)
 
     def fit_predict(train_rows: np.ndarray, test_rows: np.ndarray) -> np.ndarray:
         fold_model, fold_X = model, X
         if fold_X is None:  # stable:N features, chosen on this fold's train eras only (no look at the test)
             fold_model = replace(model, features=_stable_in(model, data, train_rows))
-            fold_X = _matrix(fold_model, data)
+            fold_X = _matrix(fold_model, data, engineered)
         estimators = _fit_targets(fold_model, fold_X, data, rows=train_rows, params=params)
         preds = _blend(fold_model, estimators, RowView(fold_X, test_rows), data.era[test_rows])
         if model.neutralize:
@@ -595,8 +635,10 @@ def cross_validate_model(
     if params is not None and spec.ensemble is not None:
         raise ConfigError(f"models.{name} is an ensemble; tune its members instead")
 
+    sources: Sources = [(files.train, slice(None))]
+
     def fit_predict(train_rows: np.ndarray, test_rows: np.ndarray) -> np.ndarray:
-        return _ensemble_fit_predict(settings, name, resolved, data, params, ens_neutral)(
+        return _ensemble_fit_predict(settings, name, resolved, data, params, ens_neutral, sources)(
             train_rows, test_rows
         )
 
@@ -671,15 +713,18 @@ def _ensemble_fit_predict(
     data: Dataset,
     params: dict[str, Any] | None,
     ens_neutral: dict[str, list[str]],
+    sources: Sources | None = None,
 ) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """``sources``: the data files ``data``'s rows come from, so engineered features come from the store."""
     spec = settings.model(name)
     if spec.ensemble is None:
-        return _model_fit_predict(resolved[name], data, params)
+        model = resolved[name]
+        return _model_fit_predict(model, data, params, _engineered(settings, model, data, sources))
 
     def fit_predict(train_rows: np.ndarray, test_rows: np.ndarray) -> np.ndarray:
         cols, weights = [], []
         for member, weight in spec.ensemble.items():  # type: ignore[union-attr]
-            member_fp = _ensemble_fit_predict(settings, member, resolved, data, None, ens_neutral)
+            member_fp = _ensemble_fit_predict(settings, member, resolved, data, None, ens_neutral, sources)
             cols.append(member_fp(train_rows, test_rows))
             weights.append(weight)
         preds = rank_average(cols, weights, data.era[test_rows])

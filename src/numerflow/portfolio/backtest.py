@@ -184,11 +184,13 @@ def _load_all(settings: Settings, name: str) -> tuple[Dataset, Any, str, dict[st
     columns = list(dict.fromkeys(columns + [f for fs in ens_neutral.values() for f in fs] + fnc))
     stride = min(settings.model(n).era_stride for n in order)
     data = load_dataset(files.need(files.train), features=columns, targets=targets, era_stride=stride)
+    sources = [(files.train, slice(0, len(data)))]  # for the feature store
     if files.validation.is_file():
         val = load_dataset(
             files.validation, features=columns, targets=targets, era_stride=stride, data_type="validation"
         )
         if val.X.shape[0]:
+            sources.append((files.validation, slice(len(data), None)))
             data = _concat(data, val)
     main_target = resolved[order[0]].targets[0]
     hashes = files.hashes(
@@ -199,7 +201,7 @@ def _load_all(settings: Settings, name: str) -> tuple[Dataset, Any, str, dict[st
         files.folder / "train_benchmark_models.parquet",
         files.validation_benchmark,
     )
-    return data, (resolved, ens_neutral, files), main_target, hashes, fnc, {"era_stride": stride}
+    return data, (resolved, ens_neutral, files, sources), main_target, hashes, fnc, {"era_stride": stride}
 
 
 def era_range(labels: np.ndarray, first: str | None, last: str | None, gap: int) -> tuple[str, str]:
@@ -255,13 +257,13 @@ def run_backtest(
         raise PortfolioError(f"rounds per era {rounds_per_era} must be 1 or more")
     if not stake_nmr > 0 or stake_nmr == float("inf"):  # before any fitting
         raise PortfolioError(f"--stake {stake_nmr:g} NMR must be more than 0")
-    data, (resolved, ens_neutral, files), target, hashes, fnc, extra = _load_all(settings, name)
+    data, (resolved, ens_neutral, files, sources), target, hashes, fnc, extra = _load_all(settings, name)
     targets = [t for r in resolved.values() for t in r.targets]
     gap = embargo_eras if embargo_eras is not None else default_embargo(targets)
     first, last = era_range(data.era_labels, first_era, last_era, gap)
     schedule = WalkForward(first, last, retrain_every, gap)
     schedule.era_folds(data.era_labels)  # checked (and counted) before any fitting
-    fit_predict = _ensemble_fit_predict(settings, name, resolved, data, None, ens_neutral)
+    fit_predict = _ensemble_fit_predict(settings, name, resolved, data, None, ens_neutral, sources)
     y = data.target(target)
     oof, folds = era_cv(fit_predict, data.era, data.era_labels, y, schedule, progress=progress)  # type: ignore[arg-type]
 
