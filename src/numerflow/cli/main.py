@@ -16,7 +16,7 @@ from rich.logging import RichHandler
 from rich.markup import escape
 
 from numerflow import __version__
-from numerflow.cli import data, demo, init, modeling, portfolio, report, service, sim, tournament
+from numerflow.cli import data, demo, export, init, modeling, portfolio, report, service, sim, tournament
 from numerflow.cli import ops as ops_cli
 from numerflow.cli.context import CliState, err_console
 from numerflow.errors import ConfigError, NumerflowError
@@ -53,7 +53,7 @@ def root(
     ctx.obj = CliState(config_path=config)
 
 
-for _module in (init, data, report, modeling, portfolio, sim, tournament, service, demo):
+for _module in (init, data, report, modeling, portfolio, sim, tournament, service, demo, export):
     _module.register(app)
 ops_cli.register(app)
 
