@@ -16,6 +16,7 @@ failure of any step leaves nothing written. numerflow itself never unpickles any
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 import tempfile
@@ -49,6 +50,7 @@ IMAGE_VERSIONS = {
     "3.12": {"cloudpickle": "3.1.1", "numpy": "2.1.3", "pandas": "2.3.1", "scikit-learn": "1.6.1"},
 }
 _ALGORITHM_PACKAGE = {"lightgbm": "lightgbm", "xgboost": "xgboost"}
+_DISTRIBUTIONS = {"xgboost": ("xgboost", "xgboost-cpu")}  # the names a package may be installed under
 
 
 def docker_image(python: str) -> str:
@@ -84,17 +86,43 @@ def required_packages(model: LoadedModel) -> dict[str, str]:
         names.append(_ALGORITHM_PACKAGE.get(algorithm, "scikit-learn"))
     found = {}
     for name in dict.fromkeys(names):
-        try:
-            found[name] = version(name)
-        except PackageNotFoundError:
-            found[name] = "?"
+        found[name] = "?"
+        for dist in _DISTRIBUTIONS.get(name, (name,)):
+            try:
+                found[name] = version(dist)
+                break
+            except PackageNotFoundError:
+                continue
     return found
+
+
+# the manifest keys LoadedModel.predict reads; the rest (scores, data file hashes, paths) stays home
+_RUNTIME_KEYS = (
+    "kind",
+    "algorithm",
+    "features",
+    "feature_groups",
+    "neutralize",
+    "target_weights",
+    "data_version",
+)
+
+
+def runtime_copy(model: LoadedModel) -> LoadedModel:
+    """``model`` with only what prediction needs: no folder path, no scores or data hashes."""
+    return dataclasses.replace(
+        model,
+        manifest={k: model.manifest[k] for k in _RUNTIME_KEYS if k in model.manifest},
+        folder=Path(model.ref),
+        members=[(runtime_copy(m), w) for m, w in model.members],
+    )
 
 
 def predict_function(model: LoadedModel) -> Callable[[Any], Any]:
     """``predict(live_features) -> DataFrame`` (index: the live ids, column ``prediction``) of ``model``;
     the same computation as ``numerflow predict``."""
     needed = model.required_features()
+    model = runtime_copy(model)
 
     def predict(live_features: Any) -> Any:
         from types import SimpleNamespace
