@@ -116,3 +116,18 @@ def test_upload_refused_for_an_unknown_numerai_model_uploads_nothing(project: Pr
         project.sim.engine.compute_uploads(m["id"])
         for m in project.sim.engine.models_of(project.sim.engine.account_by_username("sim_user")["id"])
     )
+
+
+def test_upload_of_a_changed_artifact_uploads_nothing(project: Project, cli) -> None:
+    live = project.trained.data_dir / "v5.3" / "live.parquet"
+    model_file = project.trained.artifacts_dir / "lgbm_b" / "1" / "model_0.txt"
+    saved = model_file.read_bytes()
+    try:
+        model_file.write_bytes(saved + b"\n")
+        code, _, err = cli("export", "lgbm_b", "--upload", "--out", "y.pkl", "--data", str(live))
+    finally:
+        model_file.write_bytes(saved)
+    assert code != 0 and "model_0.txt" in err and len(err.strip().splitlines()) == 1
+    assert not (project.root / "y.pkl").exists()
+    model_id = project.sim.engine.model_by_name("sim_model_2")["id"]
+    assert project.sim.engine.compute_uploads(model_id) == []
