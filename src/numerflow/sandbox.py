@@ -13,14 +13,17 @@ not exactly a DataFrame, empty, any NaN, first column outside [0, 1]); ``strict`
 checks before an export (a ``prediction`` column and exactly the input's ids). The output is written with
 ``to_csv()`` including the index, as numerai-predict posts it.
 
-Limits: an address-space limit (``RLIMIT_AS``, Numerai's 4 GB) set in the child before it starts, a
-wall-clock timeout (Numerai's 10 minutes), one thread for the numeric libraries (Numerai's 1 CPU), a clean
-environment and a temporary working folder.
+Limits: an address-space limit (``RLIMIT_AS``, Numerai's 4 GB) that the child sets on itself before it
+imports or loads anything (no ``preexec_fn``: the simulator calling this is multi-threaded), a wall-clock
+timeout (Numerai's 10 minutes) after which the child's whole process group is killed, one thread for the
+numeric libraries (Numerai's 1 CPU), a clean environment and a temporary working folder.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -78,40 +81,42 @@ def run_pickle(
         args.append("--block-numerflow")
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "PYTHONHASHSEED": "0"}
     env.update(dict.fromkeys(_THREAD_VARS, "1"))
-
-    def limit() -> None:  # runs in the child between fork and exec
-        if memory_bytes is not None:
-            import resource
-
-            resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
-
+    if memory_bytes is not None:
+        args += ["--memory-bytes", str(int(memory_bytes))]
     with tempfile.TemporaryDirectory(prefix="numerflow-sandbox-") as cwd:
         env["HOME"] = cwd
+        proc = subprocess.Popen(
+            args,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            errors="replace",
+            start_new_session=True,  # its own process group: a timeout ends whatever it started too
+        )
         try:
-            proc = subprocess.run(
-                args,
-                cwd=cwd,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                text=True,
-                errors="replace",
-                timeout=timeout_s,
-                preexec_fn=limit,
+            _, stderr = proc.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            _, stderr = proc.communicate()
+            return SandboxResult(
+                False, f"timed out after {timeout_s:g} s (the limit)", stderr[-_TAIL:], None, None
             )
-        except subprocess.TimeoutExpired as exc:
-            tail = _text(exc.stderr)[-_TAIL:]
-            return SandboxResult(False, f"timed out after {timeout_s:g} s (the limit)", tail, None, None)
-    log = proc.stderr[-_TAIL:]
+        finally:
+            if proc.poll() is None:  # interrupted (Ctrl-C): leave no child behind
+                _kill_group(proc)
+    log = stderr[-_TAIL:]
     if proc.returncode == 0 and output_csv.is_file():
         return SandboxResult(True, "ok", log, 0, output_csv)
     return SandboxResult(False, _failure_line(proc.returncode, log), log, proc.returncode, None)
 
 
-def _text(value: bytes | str | None) -> str:
-    if value is None:
-        return ""
-    return value.decode(errors="replace") if isinstance(value, bytes) else value
+def _kill_group(proc: subprocess.Popen[str]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
 
 
 def _failure_line(returncode: int, log: str) -> str:
@@ -158,7 +163,12 @@ def _child(argv: list[str]) -> None:
     parser.add_argument("--output", required=True)
     parser.add_argument("--strict", action="store_true")
     parser.add_argument("--block-numerflow", action="store_true")
+    parser.add_argument("--memory-bytes", type=int)
     opts = parser.parse_args(argv)
+    if opts.memory_bytes:  # before anything is imported or loaded
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_AS, (opts.memory_bytes, opts.memory_bytes))
     if opts.block_numerflow:
         _block_numerflow()
 

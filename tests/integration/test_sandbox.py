@@ -117,6 +117,26 @@ def test_time_limit(pickles, synthetic_dir: Path, tmp_path: Path) -> None:
     assert not result.ok and "timed out after 2 s" in result.message
 
 
+def test_a_timeout_ends_what_the_function_started(synthetic_dir: Path, tmp_path: Path) -> None:
+    pid_file = tmp_path / "grandchild.pid"
+
+    def spawns(live):
+        import subprocess
+        import time
+
+        child = subprocess.Popen(["sleep", "300"])
+        Path(pid_file).write_text(str(child.pid))
+        time.sleep(300)
+
+    pkl = tmp_path / "spawns.pkl"
+    pkl.write_bytes(cloudpickle.dumps(spawns))
+    result = _run(pkl, synthetic_dir / "live.parquet", tmp_path, timeout_s=20)
+    assert not result.ok and "timed out" in result.message
+    status = Path(f"/proc/{pid_file.read_text()}/status")
+    # gone, or a zombie waiting for init to reap it: either way no longer running
+    assert not status.exists() or "State:\tZ" in status.read_text()
+
+
 def test_two_arguments_get_the_benchmark_models(pickles, synthetic_dir: Path, tmp_path: Path) -> None:
     live = synthetic_dir / "live.parquet"
     bench = tmp_path / "bench.parquet"
