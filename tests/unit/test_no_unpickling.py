@@ -15,9 +15,13 @@ MODULES = {"pickle", "cloudpickle", "dill", "joblib", "pd", "pandas", "_pickle"}
 def unpickling_calls(tree: ast.AST) -> list[tuple[int, str]]:
     found = []
     for node in ast.walk(tree):
-        if isinstance(node, ast.Attribute) and node.attr in LOADERS and isinstance(node.value, ast.Name):
-            if node.value.id in MODULES:
-                found.append((node.lineno, f"{node.value.id}.{node.attr}"))
+        if (
+            isinstance(node, ast.Attribute)
+            and node.attr in LOADERS
+            and isinstance(node.value, ast.Name)
+            and node.value.id in MODULES
+        ):
+            found.append((node.lineno, f"{node.value.id}.{node.attr}"))
         if isinstance(node, ast.ImportFrom) and node.module in MODULES:
             found += [
                 (node.lineno, f"from {node.module} import {a.name}") for a in node.names if a.name in LOADERS
