@@ -132,9 +132,8 @@ def predict_function(model: LoadedModel) -> Callable[[Any], Any]:
 
         missing = [c for c in needed if c not in live_features.columns]
         if missing:
-            raise KeyError(
-                f"the live data has no feature {missing[0]!r} (and {len(missing) - 1} more missing)"
-            )
+            more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+            raise KeyError(f"the live data has no feature {missing[0]!r}{more} that this model needs")
         X = live_features[needed].fillna(2).to_numpy(dtype=numpy.int8)
         if "era" in live_features.columns:
             era = numpy.unique(live_features["era"].astype(str).to_numpy(), return_inverse=True)[1]
