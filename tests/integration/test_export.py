@@ -114,3 +114,8 @@ def test_live_data_without_a_feature_fails_the_check_run(project: Path, cli, syn
     code, _, err = cli("export", "lgbm@1", "--out", "e.pkl", "--data", str(root / "broken_live.parquet"))
     assert code != 0 and manifest["features"][0] in err and len(err.strip().splitlines()) == 1
     assert not (root / "e.pkl").exists()
+    # an exported function meeting such a file on Numerai fails with the feature's name in its message
+    code, _, err = cli("export", "lgbm@1", "--out", "f.pkl")
+    assert code == 0, err
+    result = run_pickle(root / "f.pkl", root / "broken_live.parquet", root / "out.csv")
+    assert not result.ok and manifest["features"][0] in result.message and "KeyError" in result.message
