@@ -266,3 +266,44 @@ def test_create_refused_by_the_server_is_reported_with_its_message(
     with pytest.raises(ApiError, match=r"12 of \d+ live ids are missing"):
         client_for(sim).submit(preds, model)
     assert len(calls(sim, "create_submission")) == 1 and stored(sim) == []
+
+
+# ------------------------------------------------------------------------------------------ model upload
+def test_model_upload_retries_a_failed_put_and_creates_once(
+    sim: RunningSimulator, model: str, tmp_path: Path
+) -> None:
+    pkl = tmp_path / "model.pkl"
+    pkl.write_bytes(b"\x80\x05stored, never loaded by this test")
+    script(sim, "upload", "500")
+    upload_id = client_for(sim).model_upload(
+        str(pkl), model_id=model, data_version="v5.3", docker_image="Python 3.11"
+    )
+    [stored_upload] = sim.engine.compute_uploads(model)
+    assert stored_upload["id"] == upload_id and stored_upload["docker_image"] == "Python 3.11"
+    assert [p["status"] for p in puts(sim)] == [500, 200]
+    assert len(calls(sim, "createComputePickleUpload")) == 1
+
+
+def test_model_upload_never_creates_after_a_failed_put(
+    sim: RunningSimulator, model: str, tmp_path: Path
+) -> None:
+    """numerapi's model_upload ignores the PUT status and registers a pickle that was never stored."""
+    pkl = tmp_path / "model.pkl"
+    pkl.write_bytes(b"\x80\x05x")
+    script(sim, "upload", "403")
+    with pytest.raises(ApiError, match=r"upload model\.pkl: the upload URL answered HTTP 403"):
+        client_for(sim).model_upload(str(pkl), model_id=model)
+    assert calls(sim, "createComputePickleUpload") == [] and sim.engine.compute_uploads(model) == []
+
+
+@pytest.mark.parametrize(("option", "value"), [("data_version", "v9.9"), ("docker_image", "Python 2.7")])
+def test_model_upload_names_an_unknown_choice_and_uploads_nothing(
+    sim: RunningSimulator, model: str, tmp_path: Path, option: str, value: str
+) -> None:
+    from numerflow.errors import ConfigError
+
+    pkl = tmp_path / "model.pkl"
+    pkl.write_bytes(b"\x80\x05x")
+    with pytest.raises(ConfigError, match=value.replace(".", r"\.")) as info:
+        client_for(sim).model_upload(str(pkl), model_id=model, **{option: value})
+    assert "offers" in info.value.message and puts(sim) == [] and sim.engine.compute_uploads(model) == []

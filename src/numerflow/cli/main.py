@@ -16,7 +16,19 @@ from rich.logging import RichHandler
 from rich.markup import escape
 
 from numerflow import __version__
-from numerflow.cli import data, demo, init, modeling, portfolio, report, service, signals, sim, tournament
+from numerflow.cli import (
+    data,
+    demo,
+    export,
+    init,
+    modeling,
+    portfolio,
+    report,
+    service,
+    signals,
+    sim,
+    tournament,
+)
 from numerflow.cli import features as features_cli
 from numerflow.cli import ops as ops_cli
 from numerflow.cli import settings as settings_cli
@@ -55,7 +67,7 @@ def root(
     ctx.obj = CliState(config_path=config)
 
 
-for _module in (init, data, report, modeling, portfolio, sim, tournament, service, demo, signals):
+for _module in (init, data, report, modeling, portfolio, sim, tournament, service, demo, signals, export):
     _module.register(app)
 ops_cli.register(app)
 settings_cli.register(app)

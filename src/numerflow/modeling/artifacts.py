@@ -29,6 +29,9 @@ import numpy as np
 
 from numerflow.errors import ArtifactIntegrityError, ModelError, NotFoundError
 from numerflow.fileio import atomic_write_text, sha256_file
+from numerflow.metrics.neutralize import neutralize
+from numerflow.metrics.rank import tie_kept_rank
+from numerflow.modeling.features import model_matrix, select_columns
 
 if TYPE_CHECKING:
     from numerflow.data.load import Dataset
@@ -146,8 +149,6 @@ def read_manifest(folder: Path, *, expected_sha256: str | None = None) -> dict[s
 
 def rank_average(columns: list[np.ndarray], weights: list[float], era: np.ndarray) -> np.ndarray:
     """Weighted average of per-era ranks of each column, ranked again per era into (0, 1)."""
-    from numerflow.metrics.rank import tie_kept_rank
-
     total = float(sum(weights))
     stacked = np.column_stack(columns)
     ranks = tie_kept_rank(stacked, era)
@@ -159,9 +160,6 @@ def neutralize_and_rank(
     preds: np.ndarray, features: np.ndarray, era: np.ndarray, proportion: float
 ) -> np.ndarray:
     """Neutralize ``preds`` against ``features`` by ``proportion`` per era, then rank into (0, 1)."""
-    from numerflow.metrics.neutralize import neutralize
-    from numerflow.metrics.rank import tie_kept_rank
-
     neutral = neutralize(preds.astype(np.float64), features, era, proportion=proportion)
     return tie_kept_rank(np.asarray(neutral).reshape(-1), era)
 
@@ -201,8 +199,6 @@ class LoadedModel:
 
     def raw_predict(self, dataset: Dataset) -> np.ndarray:
         """Predictions before the final neutralization (one column averaged over targets/members)."""
-        from numerflow.modeling.features import model_matrix
-
         what = f"the data (model {self.ref} was trained on {self.manifest.get('data_version', '?')})"
         if self.kind == "ensemble":
             cols = [member.predict(dataset) for member, _ in self.members]
@@ -217,15 +213,11 @@ class LoadedModel:
         )
         cols = [est.predict(X) for est in self.estimators]
         if len(cols) == 1:
-            from numerflow.metrics.rank import tie_kept_rank
-
             return tie_kept_rank(cols[0], dataset.era)
         return rank_average(cols, list(self.manifest.get("target_weights") or [1.0] * len(cols)), dataset.era)
 
     def predict(self, dataset: Dataset) -> np.ndarray:
         """Per-era ranked predictions in (0, 1), one per row of ``dataset``."""
-        from numerflow.modeling.features import select_columns
-
         if dataset.X.shape[0] == 0:
             raise ModelError(f"{self.ref}: the data has no rows to predict")
         preds = self.raw_predict(dataset)

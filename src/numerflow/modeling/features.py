@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from numerflow.errors import ModelError
+from numerflow.metrics.rank import tie_kept_rank
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +59,6 @@ def group_stats(
     X: np.ndarray, feature_names: Sequence[str], groups: dict[str, list[str]], era: np.ndarray
 ) -> np.ndarray:
     """(n, 6·G) float32: mean, std, skew of each group's values per row, then their per-era ranks."""
-    from numerflow.metrics.rank import tie_kept_rank
-
     n = X.shape[0]
     out = np.empty((n, 6 * len(groups)), dtype=np.float32)
     for g, (group, members) in enumerate(groups.items()):

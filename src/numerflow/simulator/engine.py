@@ -68,6 +68,7 @@ from numerflow.simulator.common import (
     money,
     sha,
 )
+from numerflow.simulator.compute import ComputeMixin
 from numerflow.simulator.crowd import CrowdMixin
 from numerflow.simulator.datasets import DatasetsMixin
 from numerflow.simulator.faults import FaultConfig, FaultDice, FaultScript
@@ -97,6 +98,7 @@ class TournamentEngine(
     LeaderboardMixin,
     ProfilesMixin,
     CrowdMixin,
+    ComputeMixin,
 ):
     """A simulated Numerai tournament (classic, tournament 8; Signals submissions are accepted unscored)."""
 
@@ -495,6 +497,7 @@ class TournamentEngine(
             )
         log.info("round %d opened (era %04d)", number, era_number)
         self._on_round_open(number, t)
+        self._run_compute(number, t)  # Model Upload pickles (compute.py)
 
     def advance(self, days: float) -> dict[str, Any]:
         """Move the clock ``days`` forward, processing every open, close, score and resolve on the way."""

@@ -29,7 +29,7 @@ late_submissions = Table(
     Column("round_number", Integer, nullable=False, index=True),
 )
 
-# Model Upload (Numerai Compute) pickles: stored, not run (yet)
+# Model Upload (Numerai Compute) pickles; the newest of a model runs at each round open (compute.py)
 compute_uploads = Table(
     "compute_uploads",
     metadata,
@@ -42,4 +42,19 @@ compute_uploads = Table(
     Column("inserted_at", Float, nullable=False),
     Column("sha256", String, nullable=False),
     Column("size", Integer, nullable=False),
+)
+
+# one run of a model's newest pickle at a round open (a Numerai Compute "trigger")
+compute_runs = Table(
+    "compute_runs",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("upload_id", String, nullable=False, index=True),
+    Column("model_id", String, nullable=False, index=True),
+    Column("round_number", Integer, nullable=False),
+    Column("status", String, nullable=False),  # success | failed
+    Column("description", Text),  # one line: what happened
+    Column("log", Text),  # the child's stderr tail (the traceback), shown to the model's owner
+    Column("started_at", Float, nullable=False),
+    Column("submission_id", String),
 )

@@ -291,6 +291,42 @@ def _model(engine: TournamentEngine, m: dict[str, Any], account_id: str) -> dict
         "submissions": submissions,
         "latestSubmissions": latest,
         "v2Stake": {"status": "confirmed" if stake > 0 else None, "txHash": None, "value": m["stake"]},
+        "computePickleUpload": lambda _info: _compute_pickle(engine, m["id"]),
+    }
+
+
+def _compute_pickle(engine: TournamentEngine, model_id: str) -> dict[str, Any] | None:
+    """The model's active pickle and its runs (owner only: models are reached through the account)."""
+    found = engine.compute_pickle(model_id)
+    if found is None:
+        return None
+    up, runs = found["upload"], found["runs"]
+
+    def trigger(r: dict[str, Any]) -> dict[str, Any]:
+        at = engine.shown(r["started_at"])
+        final = "succeeded" if r["status"] == "success" else "failed"
+        return {
+            "id": r["id"],
+            "roundNumber": r["round_number"],
+            "status": final,
+            "submissionId": r["submission_id"],
+            "log": r["log"],
+            "statuses": [
+                {"status": "pending", "description": None, "insertedAt": at},
+                {"status": "running", "description": None, "insertedAt": at},
+                {"status": final, "description": r["description"], "insertedAt": at},
+            ],
+        }
+
+    return {
+        "id": up["id"],
+        "filename": up["filename"],
+        "dataVersion": up["data_version"],
+        "dockerImage": up["docker_image"],
+        "insertedAt": engine.shown(up["inserted_at"]),
+        "validationStatus": "valid" if not runs or runs[0]["status"] == "success" else "invalid",
+        "triggerStatus": None if not runs else ("succeeded" if runs[0]["status"] == "success" else "failed"),
+        "triggers": [trigger(r) for r in runs],
     }
 
 

@@ -3,8 +3,9 @@ status, downloading a past submission, and Model Upload (Numerai Compute) pickle
 
 Model Upload: ``computePickleUploadAuth`` hands out an upload URL like any other upload, and
 ``createComputePickleUpload`` records the stored file with its data version and docker image (both chosen
-from :data:`COMPUTE_DATA_VERSIONS` / :data:`COMPUTE_DOCKER_IMAGES`, by name or id). The simulator keeps the
-pickle; it does not run it (it never unpickles anything).
+from :data:`COMPUTE_DATA_VERSIONS` / :data:`COMPUTE_DOCKER_IMAGES`, by name or id). The newest pickle of a
+model runs at each round open in a sandboxed child process (compute.py); the simulator process itself never
+unpickles anything.
 """
 
 from __future__ import annotations

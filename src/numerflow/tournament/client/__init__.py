@@ -1,13 +1,15 @@
 """The Numerai client: numerapi with timeouts, retries, real errors and checked, once-only uploads.
 
 Grouped by concern, one module each: ``transport`` (the wire), ``core`` (credentials and numerapi's
-``raw_query``), ``rounds``, ``datasets``, ``account``, ``submissions``, ``performance`` and ``stakes``.
+``raw_query``), ``rounds``, ``datasets``, ``account``, ``submissions``, ``performance``, ``stakes``
+and ``compute`` (Model Upload).
 :class:`NumeraiClient` puts them together; it is also the data layer's ``DatasetSource``.
 """
 
 from __future__ import annotations
 
 from numerflow.tournament.client.account import AccountMixin
+from numerflow.tournament.client.compute import ComputeMixin
 from numerflow.tournament.client.core import ClientCore
 from numerflow.tournament.client.datasets import DatasetsMixin
 from numerflow.tournament.client.performance import PerformanceMixin, RoundPerformance, ScoreRow
@@ -18,7 +20,14 @@ from numerflow.tournament.client.transport import Transport
 
 
 class NumeraiClient(
-    RoundsMixin, DatasetsMixin, AccountMixin, SubmissionsMixin, PerformanceMixin, StakesMixin, ClientCore
+    RoundsMixin,
+    DatasetsMixin,
+    AccountMixin,
+    SubmissionsMixin,
+    PerformanceMixin,
+    StakesMixin,
+    ComputeMixin,
+    ClientCore,
 ):
     """``NumeraiClient(api_url, public_id, secret_key, *, timeout_s, retries, backoff_s)``; see the
     modules above for what each group of methods does. ``NumeraiClient.from_settings(settings)``."""

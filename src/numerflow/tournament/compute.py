@@ -1,0 +1,79 @@
+"""Model Upload (Numerai Compute): export a model version as a checked pickle and upload it, once.
+
+The export is :func:`numerflow.modeling.export.export_model` (checked in a clean child process before
+anything is written); the upload is the client's ``model_upload`` (checked PUT, one create) for the
+Numerai model the version submits to (``numerai_model`` of ``[models.NAME]``, or the one given).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from numerflow.errors import ConfigError
+from numerflow.modeling.artifacts import parse_ref
+from numerflow.modeling.export import ExportResult, export_model
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from numerflow.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class UploadResult:
+    export: ExportResult
+    numerai_model: str
+    upload_id: str
+
+
+def numerai_slot(settings: Settings, ref: str, numerai_model: str | None) -> str:
+    """The Numerai model a Model Upload of ``ref`` goes to."""
+    if numerai_model:
+        return numerai_model
+    name, _ = parse_ref(ref)
+    spec = settings.models.get(name)
+    if spec is None or not spec.numerai_model:
+        raise ConfigError(
+            f"model {name}: no Numerai model to upload to; set numerai_model in [models.{name}] "
+            "or pass --numerai-model"
+        )
+    return spec.numerai_model
+
+
+def export_and_upload(
+    settings: Settings,
+    engine: Engine,
+    ref: str,
+    out: Path | str,
+    *,
+    python: str | None = None,
+    data_version: str | None = None,
+    data: Path | str = "live",
+    numerai_model: str | None = None,
+    client: Any = None,
+) -> UploadResult:
+    """Export ``ref`` to ``out`` (checked) and upload it with its data version and docker image."""
+    from numerflow.tournament.client import NumeraiClient
+
+    slot = numerai_slot(settings, ref, numerai_model)
+    own = client is None
+    client = client or NumeraiClient.from_settings(settings)
+    try:
+        model_id = client.model_id(slot)  # before exporting: a wrong slot fails fast
+        result = export_model(settings, engine, ref, out, python=python, data_version=data_version, data=data)
+        upload_id = client.model_upload(
+            str(result.path),
+            model_id=model_id,
+            data_version=result.data_version,
+            docker_image=result.docker_image,
+        )
+    finally:
+        if own:
+            client.close()
+    log.info("uploaded %s to Numerai model %s (upload %s)", result.ref, slot, upload_id)
+    return UploadResult(export=result, numerai_model=slot, upload_id=upload_id)
