@@ -69,6 +69,7 @@ from numerflow.simulator.scoring import (
     percentiles,
     score_submissions,
 )
+from numerflow.simulator.signals import DEFAULT_SIGNALS_TICKERS, SignalsMixin
 from numerflow.simulator.stakes import StakesMixin
 from numerflow.simulator.submissions import SubmissionsMixin
 from numerflow.simulator.validation import validate_predictions
@@ -85,6 +86,7 @@ class TournamentEngine(
     LeaderboardMixin,
     ProfilesMixin,
     CrowdMixin,
+    SignalsMixin,
 ):
     """A simulated Numerai tournament (classic, tournament 8; Signals submissions are accepted unscored)."""
 
@@ -107,10 +109,18 @@ class TournamentEngine(
         first_round: int = 1000,
         default_account: dict[str, Any] | None = None,
         crowd: int | None = None,
+        signals_tickers: int | None = None,
+        signals_dir: Path | str | None = None,
     ) -> None:
         """``default_account`` overrides the account seeded on first start (keys: username, public_id,
         secret_key, available_nmr, models = list of names, stake); ``accounts_file`` adds more.
-        ``crowd``: simulated participants submitting every round (crowd.py); kept in the state."""
+        ``crowd``: simulated participants submitting every round (crowd.py); kept in the state.
+        ``signals_tickers``: size of the Signals universe (signals.py, made on first use in ``signals_dir``,
+        by default ``<state_dir>/signals``); kept in the state."""
+        if signals_tickers is not None and signals_tickers < 100:
+            raise ConfigError(
+                f"signals_tickers must be >= 100 (Signals needs 100 tickers; got {signals_tickers})"
+            )
         if crowd is not None and crowd < 0:
             raise ConfigError(f"crowd must be >= 0 simulated participants (got {crowd})")
         if clock_speed <= 0:
@@ -146,6 +156,9 @@ class TournamentEngine(
             elif payout is not None:
                 saved["payout"] = asdict(payout)
                 self._meta_set(conn, "settings", saved)
+            if signals_tickers is not None and saved.get("signals_tickers") != signals_tickers:
+                saved["signals_tickers"] = signals_tickers
+                self._meta_set(conn, "settings", saved)
             if crowd is not None and saved.get("crowd") != crowd:
                 saved["crowd"] = crowd
                 self._meta_set(conn, "settings", saved)
@@ -157,6 +170,8 @@ class TournamentEngine(
         self.signal = saved.get("signal")
         self.payout = PayoutConfig(**saved["payout"])
         self.crowd = int(saved.get("crowd") or 0)
+        self.signals_tickers = int(saved.get("signals_tickers") or DEFAULT_SIGNALS_TICKERS)
+        self.signals_dir = Path(signals_dir).resolve() if signals_dir else self.state_dir / "signals"
         self.data_dir = Path(saved["data_dir"]) if saved["data_dir"] else self.state_dir / "data" / "v5.3"
         self._world: Any = None
         try:
@@ -634,6 +649,7 @@ class TournamentEngine(
                 .values(closed=True, payout_factor=money(factor), total_at_risk=money(total))
             )
         log.info("round %d closed: %d submissions scored", number, len(selected))
+        self._score_signals_round(r)
 
     def _resolve_round(self, r: dict[str, Any]) -> None:
         number = int(r["number"])
@@ -644,9 +660,8 @@ class TournamentEngine(
                 conn.execute(select(db.payouts).where(db.payouts.c.round_number == number)).mappings().all()
             ):
                 final = self._final_scores(conn, number, p["model_id"], r["resolve_time"])
-                amount = self._day_payout(
-                    config, factor, dec(p["at_risk"]), final.get("canon_corr"), final.get("canon_mmc")
-                )
+                cfg, pf, (a, b) = self.payout_terms(conn, number, p["model_id"], config, factor)
+                amount = self._day_payout(cfg, pf, dec(p["at_risk"]), final.get(a), final.get(b))
                 conn.execute(
                     update(db.payouts)
                     .where(db.payouts.c.round_number == number)

@@ -35,7 +35,7 @@ from graphql import (
 )
 
 from numerflow.errors import ApiError, NotFoundError, NumerflowError
-from numerflow.simulator.common import CLASSIC, NOT_OPEN, dec
+from numerflow.simulator.common import CLASSIC, NOT_OPEN, SIGNALS, dec
 from numerflow.simulator.engine import TournamentEngine
 from numerflow.simulator.profiles import compute_choices
 
@@ -305,7 +305,7 @@ class Root:
 
     # ---------------------------------------------------------------- public
     def listDatasets(self, info: Any, round: int | None = None, tournament: int | None = None) -> list[str]:
-        return info.context.engine.list_datasets(round)
+        return info.context.engine.list_datasets(round, tournament)
 
     def dataset(
         self, info: Any, filename: str, round: int | None = None, tournament: int | None = None
@@ -414,6 +414,7 @@ class Root:
         for perf in engine.round_performances(modelId):
             r = perf["round"]
             cfg = r["config"]
+            pay = perf["config"]  # the model's tournament's payout rule (Signals: Alpha and MPC)
             out.append(
                 {
                     "atRisk": perf["atRisk"],
@@ -426,10 +427,10 @@ class Root:
                             "displayName": n,
                             "multiplier": mult,
                         }
-                        for n, mult in (("canon_corr", cfg["w_corr"]), ("canon_mmc", cfg["w_mmc"]))
+                        for n, mult in zip(perf["weighted"], (pay["w_corr"], pay["w_mmc"]), strict=True)
                     ],
-                    "corrMultiplier": cfg["w_corr"],
-                    "mmcMultiplier": cfg["w_mmc"],
+                    "corrMultiplier": pay["w_corr"],
+                    "mmcMultiplier": pay["w_mmc"],
                     "roundPayoutFactor": r["payout_factor"],
                     "roundNumber": r["number"],
                     "roundOpenTime": engine.shown(r["open_time"]),
@@ -466,6 +467,23 @@ class Root:
             "stakeValue": m["stake"] if stake > 0 else None,
             "dailyModelPerformances": lambda _info: engine.reputation(m["id"]),
         }
+
+    def v2SignalsProfile(self, info: Any, modelName: str) -> dict[str, Any]:
+        engine: TournamentEngine = info.context.engine
+        m = engine.model_by_name(modelName, SIGNALS)
+        if m is None:
+            raise NotFoundError(f"No Signals model named {modelName}")
+        return {
+            "id": m["id"],
+            "username": m["name"],
+            "startDate": engine.shown(m["inserted_at"]),
+            "bio": engine.profile(m["id"]).get("bio"),
+            "nmrStaked": m["stake"],
+            "dailyModelPerformances": lambda _info: engine.signals_daily_performances(m["id"]),
+        }
+
+    def signalsLeaderboard(self, info: Any, limit: int, offset: int) -> list[dict[str, Any]]:
+        return info.context.engine.signals_leaderboard(limit, offset)
 
     # ---------------------------------------------------------------- private
     def account(self, info: Any) -> dict[str, Any]:

@@ -139,16 +139,18 @@ class PerformanceMixin(EngineBase):
                 by_day: dict[int, dict[str, Any]] = {}
                 for s in score_rows:
                     by_day.setdefault(s["day"], {})[s["display_name"]] = dict(s)
-                factor = dec(r["payout_factor"] or "1")
+                cfg, factor, (a, b) = self.payout_terms(  # type: ignore[attr-defined]
+                    conn, number, model_id, r["config"], dec(r["payout_factor"] or "1")
+                )
                 at_risk = dec(payout["at_risk"]) if payout else Decimal(0)
                 scores: list[dict[str, Any]] = []
                 for day_no, named in sorted(by_day.items()):
                     pending = self._day_payout(
-                        r["config"],
+                        cfg,
                         factor,
                         at_risk,
-                        named.get("canon_corr", {}).get("value"),
-                        named.get("canon_mmc", {}).get("value"),
+                        named.get(a, {}).get("value"),
+                        named.get(b, {}).get("value"),
                     )
                     for name, s in ((n, s) for stored, s in named.items() for n in names_of(stored)):
                         scores.append(
@@ -165,6 +167,8 @@ class PerformanceMixin(EngineBase):
                 out.append(
                     {
                         "round": r,
+                        "config": cfg,
+                        "weighted": (a, b),
                         "atRisk": money(at_risk) if payout else None,
                         "submissionScores": scores,
                         "payout": payout,

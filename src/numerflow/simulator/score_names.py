@@ -24,6 +24,9 @@ SHOWN: dict[str, str] = {
     "bmc": "canon_bmc",
     "canon_fnc": "canon_fnc",
     "fnc_v3": "canon_fnc",
+    # Signals (signals.py)
+    "alpha": "alpha",
+    "mpc": "mpc",
 }
 # other spellings clients use when filtering (case-insensitive) -> the display name answered
 _FILTER_SPELLINGS: dict[str, str] = {
@@ -32,6 +35,7 @@ _FILTER_SPELLINGS: dict[str, str] = {
     "corr20_v2": "v2_corr20",
     "fnc": "fnc_v3",
     "fncv3": "fnc_v3",
+    "meta_portfolio_contribution": "mpc",
 }
 
 # reputation fields of dailyModelPerformances / the leaderboards -> stored score (None: not computed)

@@ -29,7 +29,7 @@ from numerflow.simulator.common import (
     SIGNALS,
     EngineBase,
 )
-from numerflow.simulator.validation import validate_predictions, validate_signals
+from numerflow.simulator.validation import validate_predictions
 
 log = logging.getLogger(__name__)
 
@@ -244,7 +244,10 @@ class SubmissionsMixin(EngineBase):
             if current is None:
                 raise ApiError(NOT_OPEN)
             path = self.state_dir / "uploads" / key
-            n_rows = validate_signals(path.read_bytes(), name=upload["filename"])
+            number = int(current["number"])
+            _, n_rows, invalid = self.check_signals_upload(  # type: ignore[attr-defined]
+                path.read_bytes(), upload["filename"], number
+            )
             sub_id = str(uuid.uuid4())
             with self._db.begin() as conn:
                 conn.execute(
@@ -260,6 +263,14 @@ class SubmissionsMixin(EngineBase):
                         n_rows=n_rows,
                         source="numerapi",
                     )
+                )
+                self._save_signals_report(conn, sub_id, n_rows, invalid)  # type: ignore[attr-defined]
+            if invalid:
+                log.info(
+                    "Signals submission %s: %d tickers outside the round's universe dropped (first: %s)",
+                    sub_id,
+                    len(invalid),
+                    invalid[0],
                 )
             return {"id": sub_id, "firstEffectiveDate": self.shown(current["close_time"])}
 

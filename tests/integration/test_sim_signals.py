@@ -1,0 +1,238 @@
+"""Numerai Signals against the simulator with unmodified numerapi ``SignalsAPI`` over HTTP: the universe and
+the v2.1 files, uploads refused with numerai-tools' own messages, Alpha/MPC scores (numerai-tools parity),
+payouts with the Signals rule, daily performances and the leaderboard."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import numerapi
+import numpy as np
+import pandas as pd
+import pytest
+from numerai_tools import scoring as nt
+from numerai_tools import submissions as nts
+from sim_support import make_world, running
+
+from numerflow.simulator import RunningSimulator
+from numerflow.simulator.signals import SIGNALS_PAYOUT
+from numerflow.simulator.signals_world import FEATURES
+
+N_TICKERS = 200
+ACCOUNTS = (
+    '[[accounts]]\nusername = "sig"\npublic_id = "SIGPUB"\nsecret_key = "SIGSEC"\navailable_nmr = 500\n'
+    '[[accounts.models]]\nname = "sig_good"\ntournament = 11\nstake = 100\n'
+    '[[accounts.models]]\nname = "sig_example"\ntournament = 11\nstake = 50\n'
+    '[[accounts.models]]\nname = "sig_random"\ntournament = 11\nstake = 0\n'
+)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_world(tmp_path_factory.mktemp("sim_world"))
+
+
+@pytest.fixture(scope="module")
+def signals_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("signals_world")  # made by the first simulator that needs it
+
+
+@pytest.fixture
+def sim(
+    world: Path, signals_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[RunningSimulator]:
+    accounts = tmp_path / "accounts.toml"
+    accounts.write_text(ACCOUNTS)
+    monkeypatch.chdir(tmp_path)  # numerapi downloads into the working folder by default
+    yield from running(
+        tmp_path / "state",
+        world,
+        monkeypatch,
+        accounts_file=accounts,
+        signals_tickers=N_TICKERS,
+        signals_dir=signals_dir,
+    )
+
+
+def _api() -> numerapi.SignalsAPI:
+    return numerapi.SignalsAPI("SIGPUB", "SIGSEC", show_progress_bars=False)
+
+
+def _universe(sim: RunningSimulator) -> pd.DataFrame:
+    return sim.engine.signals_universe(sim.engine.current_round()["number"])
+
+
+def test_universe_and_v2_1_files(sim: RunningSimulator, tmp_path: Path) -> None:
+    api = _api()
+    names = api.list_datasets()
+    for name in ("train", "validation", "live", "train_neutralizer", "validation_sample_weights"):
+        assert f"signals/v2.1/{name}.parquet" in names
+    assert "signals/v1.0/live.parquet" in names
+    assert not [n for n in names if n.startswith("v5")]  # Classic's files are Classic's
+    assert "v5.3/train.parquet" in numerapi.NumerAPI().list_datasets()
+
+    tickers = api.ticker_universe()
+    assert len(tickers) == N_TICKERS == len(set(tickers))
+    assert all(len(t.split(" ")) == 2 and len(t.split(" ")[1]) == 2 for t in tickers)  # "SYMBOL CC"
+
+    train = pd.read_parquet(
+        api.download_dataset("signals/v2.1/train.parquet", str(tmp_path / "train.parquet"))
+    )
+    features = [c for c in train.columns if c.startswith("feature_")]
+    assert features == list(FEATURES) and len(features) == 23
+    assert {"target", "target_chili_60", "target_factor_feat_neutral_20"} <= set(train.columns)
+    assert 0.40 < train["target_chili_60"].mean() < 0.45  # skewed, as Numerai's
+    assert isinstance(train["date"].iloc[0], str) and train["date"].is_monotonic_increasing
+
+    live = pd.read_parquet(api.download_dataset("signals/v2.1/live.parquet", str(tmp_path / "live.parquet")))
+    assert sorted(live["numerai_ticker"]) == sorted(tickers)
+    assert live["date"].nunique() == 1 and not [c for c in live.columns if c.startswith("target")]
+    neutral = pd.read_parquet(
+        api.download_dataset("signals/v2.1/validation_neutralizer.parquet", str(tmp_path / "n.parquet"))
+    )
+    assert {"numerai_ticker", "date"} < set(neutral.columns) and neutral.filter(like="neutralizer_").shape[
+        1
+    ] > 0
+
+
+def _refusal(api: numerapi.SignalsAPI, model_id: str, frame: pd.DataFrame, universe: pd.DataFrame) -> str:
+    """The simulator's message for ``frame`` and numerai-tools' own, which must be the same."""
+    with pytest.raises(AssertionError) as theirs:
+        nts.validate_submission_signals(universe, frame.copy())
+    with pytest.raises(ValueError) as ours:
+        api.upload_predictions(df=frame, model_id=model_id)
+    assert str(ours.value) == str(theirs.value)
+    return str(ours.value)
+
+
+def test_uploads_are_checked_with_numerai_tools_rules(sim: RunningSimulator) -> None:
+    api = _api()
+    model_id = api.get_models()["sig_random"]
+    universe = _universe(sim)
+    tickers = universe["numerai_ticker"]
+    good = pd.DataFrame({"numerai_ticker": tickers, "signal": np.linspace(0.01, 0.99, len(tickers))})
+
+    made_up = pd.DataFrame({"numerai_ticker": ["NOPE US", "ZZZZ JP"], "signal": [0.5, 0.6]})
+    sub_id = api.upload_predictions(df=pd.concat([good, made_up]), model_id=model_id)
+    report = sim.engine.signals_report(sub_id)
+    assert report == {"kept": len(tickers), "invalid_tickers": ["NOPE US", "ZZZZ JP"]}
+
+    by_bloomberg = pd.DataFrame({"bloomberg_ticker": universe["bloomberg_ticker"], "signal": good["signal"]})
+    assert api.upload_predictions(df=by_bloomberg, model_id=model_id)
+    dated = good.assign(date="2023-01-02")[["numerai_ticker", "date", "signal"]]
+    assert api.upload_predictions(df=dated, model_id=model_id)
+
+    nan = good.copy()
+    nan.loc[3, "signal"] = np.nan
+    duplicate = pd.concat([good, good.head(1)])
+    over = good.assign(signal=good["signal"] + 0.5)
+    messages = [
+        _refusal(api, model_id, good.head(99), universe),
+        _refusal(api, model_id, nan, universe),
+        _refusal(api, model_id, duplicate, universe),
+        _refusal(api, model_id, over, universe),
+        _refusal(api, model_id, good.assign(signal=0.5), universe),
+        _refusal(api, model_id, good.rename(columns={"signal": "score"}), universe),
+        _refusal(api, model_id, made_up, universe),
+    ]
+    assert [m.split(":")[0] for m in messages] == [
+        "invalid_submission_ids",
+        "invalid_submission_values",
+        "invalid_submission_ids",
+        "invalid_submission_values",
+        "invalid_submission_values",
+        "invalid_submission_headers",
+        "invalid_submission_ids",
+    ]
+    assert len(sim.engine.all_submissions()) == 3
+
+
+def _hidden(sim: RunningSimulator, number: int) -> tuple[pd.Series, pd.DataFrame, pd.Series]:
+    """The round's final target, neutralizers and sample weights, from the simulator's world files."""
+    engine = sim.engine
+    date = engine.signals_live_date(number)
+    panel = engine._signals_panel(date=date).set_index("numerai_ticker")
+    neut = (
+        engine._signals_side("neutralizers.parquet", date=date)
+        .set_index("numerai_ticker")
+        .drop(columns="date")
+    )
+    weights = engine._signals_side("sample_weights.parquet", date=date).set_index("numerai_ticker")
+    return panel["target_chili_60"].astype(float), neut, weights["sample_weights"]
+
+
+def test_scores_payouts_performances_and_leaderboard(sim: RunningSimulator) -> None:
+    api = _api()
+    models = api.get_models()
+    number = sim.engine.current_round()["number"]
+    universe = _universe(sim)
+    target, neut, weights = _hidden(sim, number)
+    rng = np.random.default_rng(5)
+    noise = rng.random(len(target))
+    subs = {
+        # a planted edge: the hidden target plus noise (Alpha clearly positive)
+        "sig_good": target.reindex(universe["numerai_ticker"]).to_numpy() + noise,
+        "sig_example": None,
+        "sig_random": rng.random(len(target)),
+    }
+    frames: dict[str, pd.DataFrame] = {}
+    for name, values in subs.items():
+        if values is None:
+            frame = pd.read_parquet(
+                api.download_dataset("signals/v2.1/live_example_preds.parquet", "ex.parquet")
+            )
+        else:
+            ranked = pd.Series(values).rank(pct=True).to_numpy() * 0.98 + 0.01
+            frame = pd.DataFrame({"numerai_ticker": universe["numerai_ticker"], "signal": ranked})
+        frames[name] = frame.head(len(frame) - 10 * (name == "sig_random"))  # missing tickers: filled 0.5
+        api.upload_predictions(df=frames[name], model_id=models[name])
+
+    sim.engine.resolve_all()
+
+    # Alpha and MPC as numerai-tools computes them on the final (day 20) target
+    cleaned = pd.DataFrame(
+        {
+            name: nts.clean_submission(universe, f, "numerai_ticker", "signal", rank_and_fill=True)
+            for name, f in frames.items()
+        }
+    )
+    stakes = pd.Series({"sig_good": 100.0, "sig_example": 50.0, "sig_random": 0.0})
+    alpha = nt.alpha(cleaned, neut, weights, target)
+    mpc = nt.meta_portfolio_contribution(cleaned, stakes, neut, weights, target)
+    for name in subs:
+        scores = api.submission_scores(models[name])
+        final = {s["displayName"]: s["value"] for s in scores if s["day"] == 20}
+        assert final["alpha"] == pytest.approx(alpha[name], abs=1e-10)
+        assert final["mpc"] == pytest.approx(mpc[name], abs=1e-10)
+    assert alpha["sig_good"] > max(0.0, alpha["sig_example"], alpha["sig_random"])
+
+    # payouts: stake · clip(pf · (0.3·Alpha + 0.8·MPC), ±0.017), pf = 1 (150 NMR at risk < 36,000)
+    paid: dict[str, Decimal] = {}
+    for name, stake in (("sig_good", 100), ("sig_example", 50)):
+        perf = api.round_model_performances_v2(models[name])
+        (entry,) = [p for p in perf if p["roundNumber"] == number]
+        assert {m["displayName"]: m["multiplier"] for m in entry["payoutMultipliers"]} == {
+            "alpha": 0.3,
+            "mpc": 0.8,
+        }
+        settled = paid[name] = Decimal(str(entry["submissionScores"][-1]["payoutSettled"]))
+        expected = stake * np.clip(
+            0.3 * alpha[name] + 0.8 * mpc[name], -SIGNALS_PAYOUT.clip, SIGNALS_PAYOUT.clip
+        )
+        assert float(settled) == pytest.approx(expected, abs=1e-8)
+        profile = api.raw_query(
+            f'query {{ v2SignalsProfile(modelName: "{name}") {{ nmrStaked }} }}', authorization=False
+        )
+        assert Decimal(profile["data"]["v2SignalsProfile"]["nmrStaked"]) == stake + settled
+    assert paid["sig_good"] > 0
+
+    daily = api.daily_model_performances("sig_good")
+    assert daily and daily[-1]["corrRep"] == pytest.approx(alpha["sig_good"], abs=1e-10)
+    assert daily[-1]["corrRank"] == 1 and daily[-1]["mmcRep"] == pytest.approx(mpc["sig_good"], abs=1e-10)
+
+    board = api.get_leaderboard()
+    assert board[0]["username"] == "sig_good"
+    assert [row["rank"] for row in board] == [1, 2, 3]
+    assert Decimal(board[0]["nmrStaked"]) == 100 + paid["sig_good"]
