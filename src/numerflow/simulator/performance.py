@@ -15,7 +15,7 @@ from numerflow.simulator.common import (
     dec,
     money,
 )
-from numerflow.simulator.score_names import SHOWN, displayed_as, names_of
+from numerflow.simulator.score_names import ALL_SHOWN, displayed_as, names_of
 from numerflow.simulator.scoring import PayoutConfig
 
 
@@ -77,7 +77,7 @@ class PerformanceMixin(EngineBase):
             shown_as = displayed_as(display_name)
             if shown_as is None:
                 return []
-            q = q.where(db.scores.c.display_name == SHOWN[shown_as])
+            q = q.where(db.scores.c.display_name == ALL_SHOWN[shown_as])
         if day is not None:
             q = q.where(db.scores.c.day == day)
         with self._lock, self._db.connect() as conn:
