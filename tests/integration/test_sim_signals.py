@@ -236,3 +236,83 @@ def test_scores_payouts_performances_and_leaderboard(sim: RunningSimulator) -> N
     assert board[0]["username"] == "sig_good"
     assert [row["rank"] for row in board] == [1, 2, 3]
     assert Decimal(board[0]["nmrStaked"]) == 100 + paid["sig_good"]
+
+
+CRYPTO_ACCOUNTS = (
+    '[[accounts]]\nusername = "coin"\npublic_id = "COINPUB"\nsecret_key = "COINSEC"\navailable_nmr = 50\n'
+    '[[accounts.models]]\nname = "coin_good"\ntournament = 12\nstake = 10\n'
+    '[[accounts.models]]\nname = "coin_noise"\ntournament = 12\nstake = 5\n'
+)
+
+
+def test_crypto_files_uploads_mmc_payouts_and_leaderboard(
+    world: Path, signals_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    accounts = tmp_path / "accounts.toml"
+    accounts.write_text(CRYPTO_ACCOUNTS)
+    monkeypatch.chdir(tmp_path)
+    for sim in running(
+        tmp_path / "state", world, monkeypatch, accounts_file=accounts, signals_dir=signals_dir
+    ):
+        api = numerapi.CryptoAPI("COINPUB", "COINSEC", show_progress_bars=False)
+        names = api.list_datasets()
+        assert set(names) == {
+            "crypto/v2.0/train.parquet",
+            "crypto/v2.0/train_targets.parquet",
+            "crypto/v2.0/live.parquet",
+            "crypto/v2.0/live_universe.parquet",
+        }
+        universe = pd.read_parquet(api.download_dataset("crypto/v2.0/live_universe.parquet", "u.parquet"))
+        assert {"BTC", "ETH", "NMR"} <= set(universe["symbol"]) and len(universe) == 300
+        train = pd.read_parquet(api.download_dataset("crypto/v2.0/train.parquet", "t.parquet"))
+        assert train.index.names == ["symbol", "date"]
+        features = [c for c in train.columns if c.startswith("feature_")]
+        assert len(features) == 22 and set(np.unique(train[features].dropna())) <= {0.0, 0.25, 0.5, 0.75, 1.0}
+        assert {"target_binned_return_20", "target_binned_return_60"} <= set(train.columns)
+
+        models = api.get_models()
+        number = sim.engine.current_round()["number"]
+        live = sim.engine._crypto_panel(date=sim.engine.crypto_live_date(number)).set_index("symbol")
+        target = live["target_binned_return_20"].reindex(universe["symbol"]).astype(float)
+        rng = np.random.default_rng(3)
+        frames = {
+            "coin_good": pd.DataFrame(
+                {
+                    "symbol": universe["symbol"],
+                    "signal": (target.rank(pct=True) + rng.random(300)).rank(pct=True).to_numpy() * 0.98,
+                }
+            ),
+            "coin_noise": pd.DataFrame({"symbol": universe["symbol"], "signal": rng.random(300)}),
+        }
+        extra = pd.DataFrame({"symbol": ["NOTACOIN"], "signal": [0.5]})
+        sub_id = api.upload_predictions(
+            df=pd.concat([frames["coin_good"], extra]), model_id=models["coin_good"]
+        )
+        assert sim.engine.signals_report(sub_id)["invalid_tickers"] == ["NOTACOIN"]
+        api.upload_predictions(df=frames["coin_noise"], model_id=models["coin_noise"])
+        for bad in (frames["coin_noise"].head(99), frames["coin_noise"].rename(columns={"symbol": "ticker"})):
+            with pytest.raises(AssertionError) as theirs:
+                nts.validate_submission_crypto(universe, bad.copy())
+            with pytest.raises(ValueError) as ours:
+                api.upload_predictions(df=bad, model_id=models["coin_noise"])
+            assert str(ours.value) == str(theirs.value)
+
+        sim.engine.resolve_all()
+        cleaned = pd.DataFrame(
+            {
+                name: nts.clean_submission(universe, f, "symbol", "signal", rank_and_fill=True)
+                for name, f in frames.items()
+            }
+        )
+        target.index = cleaned.index
+        mmc = nt.correlation_contribution(cleaned, cleaned.mean(axis=1), target)
+        for name, stake in (("coin_good", 10), ("coin_noise", 5)):
+            scores = api.submission_scores(models[name])
+            final = {s["displayName"]: s["value"] for s in scores if s["day"] == 20}
+            assert final["canon_mmc"] == pytest.approx(mmc[name], abs=1e-10)
+            (perf,) = api.round_model_performances_v2(models[name])
+            settled = float(perf["submissionScores"][-1]["payoutSettled"])
+            assert settled == pytest.approx(stake * np.clip(mmc[name], -0.05, 0.05), abs=1e-8)
+        board = api.get_leaderboard()
+        assert [row["rank"] for row in board] == [1, 2]
+        assert {row["username"] for row in board} == {"coin_good", "coin_noise"}

@@ -57,6 +57,7 @@ from numerflow.simulator.common import (
     sha,
 )
 from numerflow.simulator.crowd import CrowdMixin
+from numerflow.simulator.crypto import CryptoMixin
 from numerflow.simulator.datasets import DatasetsMixin
 from numerflow.simulator.faults import FaultConfig, FaultDice
 from numerflow.simulator.leaderboard import LeaderboardMixin
@@ -87,6 +88,7 @@ class TournamentEngine(
     ProfilesMixin,
     CrowdMixin,
     SignalsMixin,
+    CryptoMixin,
 ):
     """A simulated Numerai tournament (classic, tournament 8; Signals submissions are accepted unscored)."""
 
@@ -650,6 +652,7 @@ class TournamentEngine(
             )
         log.info("round %d closed: %d submissions scored", number, len(selected))
         self._score_signals_round(r)
+        self._score_crypto_round(r)
 
     def _resolve_round(self, r: dict[str, Any]) -> None:
         number = int(r["number"])

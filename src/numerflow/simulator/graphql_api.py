@@ -485,6 +485,9 @@ class Root:
     def signalsLeaderboard(self, info: Any, limit: int, offset: int) -> list[dict[str, Any]]:
         return info.context.engine.signals_leaderboard(limit, offset)
 
+    def cryptosignalsLeaderboard(self, info: Any, limit: int, offset: int) -> list[dict[str, Any]]:
+        return info.context.engine.crypto_leaderboard(limit, offset)
+
     # ---------------------------------------------------------------- private
     def account(self, info: Any) -> dict[str, Any]:
         ctx: Context = info.context

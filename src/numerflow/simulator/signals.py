@@ -43,7 +43,7 @@ from numerflow.errors import NotFoundError, SubmissionError
 from numerflow.fileio import atomic_path, atomic_write_bytes
 from numerflow.metrics.signals import alpha, meta_portfolio_contribution
 from numerflow.simulator import state as db
-from numerflow.simulator.common import N_SCORE_DAYS, SIGNALS, EngineBase, dec, money
+from numerflow.simulator.common import CRYPTO, N_SCORE_DAYS, SIGNALS, EngineBase, dec, money
 from numerflow.simulator.scoring import PayoutConfig, daily_targets, percentiles
 from numerflow.simulator.signals_world import ALPHA_TARGET, FEATURES, TARGETS, SignalsSpec, build_world
 
@@ -90,19 +90,27 @@ def _read(data: bytes, name: str) -> pd.DataFrame:
 
 
 def validate_signals_submission(
-    frame: pd.DataFrame, universe: pd.DataFrame
+    frame: pd.DataFrame,
+    universe: pd.DataFrame,
+    *,
+    id_cols: list[str] | None = None,
+    drop_dates: bool = True,
 ) -> tuple[str, str, pd.DataFrame, list[str]]:
     """numerai-tools' ``validate_submission_signals``, its messages word for word (as SubmissionError):
-    (id column, signal column, the rows of universe tickers, the tickers dropped as outside it)."""
-    frame = frame.drop(columns=["data_type"], errors="ignore")
-    for col in frame.columns:
-        if col in DATE_COLS:
-            frame = frame.drop(columns=col)
-            break
+    (id column, signal column, the rows of universe tickers, the tickers dropped as outside it).
+
+    Crypto's ``validate_submission_crypto`` is the same with ``id_cols=["symbol"], drop_dates=False``."""
+    id_cols = ID_COLS if id_cols is None else id_cols
+    if drop_dates:
+        frame = frame.drop(columns=["data_type"], errors="ignore")
+        for col in frame.columns:
+            if col in DATE_COLS:
+                frame = frame.drop(columns=col)
+                break
     columns = [str(c) for c in frame.columns]
-    if len(columns) != 2 or columns[0] not in ID_COLS or columns[1] not in PRED_COLS:
+    if len(columns) != 2 or columns[0] not in id_cols or columns[1] not in PRED_COLS:
         raise SubmissionError(
-            f"invalid_submission_headers: headers must be one of {ID_COLS} and one of {PRED_COLS}"
+            f"invalid_submission_headers: headers must be one of {id_cols} and one of {PRED_COLS}"
         )
     id_col, pred_col = columns
     if frame[id_col].isna().any():
@@ -384,6 +392,9 @@ class SignalsMixin(EngineBase):
         """(payout config, payout factor, (score × w_corr, score × w_mmc)) of a model's round: Classic's
         from the round, Signals' own rule and factor for a Signals model."""
         tournament = conn.execute(select(db.models.c.tournament).where(db.models.c.id == model_id)).scalar()
+        if tournament == CRYPTO:
+            cfg, pf = self._crypto_terms(conn, number)  # type: ignore[attr-defined]
+            return cfg, pf, ("canon_corr", "canon_mmc")
         if tournament != SIGNALS:
             return config, factor, ("canon_corr", "canon_mmc")
         saved = _meta_read(conn, f"signals_round:{number}") or {}
