@@ -65,3 +65,34 @@ def test_nan_inputs_are_refused_with_the_input_named() -> None:
     bad[0, 0] = np.nan
     with pytest.raises(ValueError, match="predictions contains NaN"):
         alpha(bad, NEUTRALIZERS, WEIGHTS, TARGET)
+
+
+def test_churn_and_turnover_match_numerai_tools() -> None:
+    from numerai_tools import signals as nts
+
+    from numerflow.metrics.signals import churn, portfolio_weights, turnover
+
+    rng = np.random.default_rng(7)
+    n, m = 300, 8
+    idx = pd.Index([f"T{i:05d} US" for i in range(n)], name="numerai_ticker")
+    cur, prev = rng.random(n), rng.random(n)
+    cur = 0.7 * cur + 0.3 * prev
+    neut = [rng.standard_normal((n, m)) / np.sqrt(n) for _ in range(2)]
+    weights = [rng.random(n) + 0.1 for _ in range(2)]
+    theirs = nts.calculate_max_churn_and_turnover(
+        pd.Series(cur, index=idx, name="signal"),
+        pd.DataFrame(neut[0], index=idx),
+        pd.Series(weights[0], index=idx),
+        {"d1": pd.Series(prev, index=idx, name="signal")},
+        {"d1": pd.DataFrame(neut[1], index=idx)},
+        {"d1": pd.Series(weights[1], index=idx)},
+    )
+    ranked = [(pd.Series(x).rank().to_numpy() - 0.5) / n for x in (cur, prev)]  # clean_submission's ranks
+    ours = (
+        churn(ranked[0], ranked[1]),
+        turnover(
+            portfolio_weights(ranked[0], neut[0], weights[0]),
+            portfolio_weights(ranked[1], neut[1], weights[1]),
+        ),
+    )
+    np.testing.assert_allclose(ours, theirs, atol=1e-10, rtol=0)

@@ -90,3 +90,21 @@ def meta_portfolio_contribution(
     norm = np.sqrt(np.sum(u**2))
     residual = wc - np.outer(u, (wc.T @ u) / (u @ u))
     return residual.T @ t / norm / MPC_SCALE
+
+
+def churn(s1: np.ndarray, s2: np.ndarray) -> float:
+    """1 - Spearman correlation of two signals on the same tickers (numerai-tools' ``signals.churn``)."""
+    a, b = _matrix(s1, "signal")[:, 0], _matrix(s2, "previous signal")[:, 0]
+    return float(1.0 - stats.spearmanr(a, b).statistic)
+
+
+def portfolio_weights(signal: np.ndarray, neutralizers: np.ndarray, sample_weights: np.ndarray) -> np.ndarray:
+    """A signal's neutral weights, centered and L1-normalized (``center_and_normalize=True``)."""
+    w = neutral_weights(signal, neutralizers, sample_weights)[:, 0]
+    w = w - w.mean()
+    return w / np.abs(w).sum()
+
+
+def turnover(w1: np.ndarray, w2: np.ndarray) -> float:
+    """Half the total absolute change between two portfolios' weights (numerai-tools' ``turnover``)."""
+    return float(np.abs(np.asarray(w1, dtype=np.float64) - np.asarray(w2, dtype=np.float64)).sum() / 2)
