@@ -163,79 +163,105 @@ def _hidden(sim: RunningSimulator, number: int) -> tuple[pd.Series, pd.DataFrame
     return panel["target_chili_60"].astype(float), neut, weights["sample_weights"]
 
 
-def test_scores_payouts_performances_and_leaderboard(sim: RunningSimulator) -> None:
-    api = _api()
+def _submit(sim: RunningSimulator, api: numerapi.SignalsAPI, seed: int) -> dict[str, pd.DataFrame]:
+    """This round's uploads: sig_good (the hidden target plus noise: a planted edge, the same noise every
+    round), sig_example (the round's example predictions), sig_random (new noise each round, 10 tickers
+    short: filled with 0.5)."""
     models = api.get_models()
     number = sim.engine.current_round()["number"]
     universe = _universe(sim)
-    target, neut, weights = _hidden(sim, number)
-    rng = np.random.default_rng(5)
-    noise = rng.random(len(target))
-    subs = {
-        # a planted edge: the hidden target plus noise (Alpha clearly positive)
-        "sig_good": target.reindex(universe["numerai_ticker"]).to_numpy() + noise,
-        "sig_example": None,
-        "sig_random": rng.random(len(target)),
+    target = _hidden(sim, number)[0].reindex(universe["numerai_ticker"]).to_numpy()
+    values = {
+        "sig_good": target + np.random.default_rng(5).random(len(target)),
+        "sig_random": np.random.default_rng(seed).random(len(target)),
     }
-    frames: dict[str, pd.DataFrame] = {}
-    for name, values in subs.items():
-        if values is None:
-            frame = pd.read_parquet(
-                api.download_dataset("signals/v2.1/live_example_preds.parquet", "ex.parquet")
-            )
+    frames = {}
+    for name in ("sig_good", "sig_example", "sig_random"):
+        if name == "sig_example":
+            path = api.download_dataset("signals/v2.1/live_example_preds.parquet", f"ex{number}.parquet")
+            frame = pd.read_parquet(path)
         else:
-            ranked = pd.Series(values).rank(pct=True).to_numpy() * 0.98 + 0.01
+            ranked = pd.Series(values[name]).rank(pct=True).to_numpy() * 0.98 + 0.01
             frame = pd.DataFrame({"numerai_ticker": universe["numerai_ticker"], "signal": ranked})
-        frames[name] = frame.head(len(frame) - 10 * (name == "sig_random"))  # missing tickers: filled 0.5
+        frames[name] = frame.head(len(frame) - 10 * (name == "sig_random"))
         api.upload_predictions(df=frames[name], model_id=models[name])
+    return frames
 
-    sim.engine.resolve_all()
 
-    # Alpha and MPC as numerai-tools computes them on the final (day 20) target
+def _numerai_scores(sim: RunningSimulator, number: int, frames: dict[str, pd.DataFrame], stakes: pd.Series):
+    """Alpha and MPC as numerai-tools computes them on the round's final target."""
+    universe = sim.engine.signals_universe(number)
+    target, neut, weights = _hidden(sim, number)
     cleaned = pd.DataFrame(
         {
             name: nts.clean_submission(universe, f, "numerai_ticker", "signal", rank_and_fill=True)
             for name, f in frames.items()
         }
     )
-    stakes = pd.Series({"sig_good": 100.0, "sig_example": 50.0, "sig_random": 0.0})
     alpha = nt.alpha(cleaned, neut, weights, target)
-    mpc = nt.meta_portfolio_contribution(cleaned, stakes, neut, weights, target)
-    for name in subs:
-        scores = api.submission_scores(models[name])
-        final = {s["displayName"]: s["value"] for s in scores if s["day"] == 20}
-        assert final["alpha"] == pytest.approx(alpha[name], abs=1e-10)
-        assert final["mpc"] == pytest.approx(mpc[name], abs=1e-10)
+    mpc = nt.meta_portfolio_contribution(cleaned, stakes, neut, weights, target) if stakes.sum() > 0 else None
+    return alpha, mpc
+
+
+def test_scores_churn_gate_payouts_performances_and_leaderboard(sim: RunningSimulator) -> None:
+    api = _api()
+    models = api.get_models()
+    first = sim.engine.current_round()["number"]
+    frames_first = _submit(sim, api, seed=1)
+    second = sim.engine.open_round()  # closes the first round (scored now), opens the next
+    frames_second = _submit(sim, api, seed=2)
+    sim.engine.resolve_all()
+
+    # the churn/turnover gate: nothing at risk without a submission the week before; new noise churns
+    for name in models:
+        gate = sim.engine.signals_gate(first, models[name])
+        assert gate["gated"] and gate["reason"] == "no submission in the previous week"
+    good, rand = (sim.engine.signals_gate(second, models[n]) for n in ("sig_good", "sig_random"))
+    assert not good["gated"] and good["churn"] < 0.15 and good["turnover"] < 0.25
+    assert rand["gated"] and rand["churn"] >= 0.15
+    example_gated = sim.engine.signals_gate(second, models["sig_example"])["gated"]
+
+    stakes = pd.Series({"sig_good": 100.0, "sig_example": 0.0 if example_gated else 50.0, "sig_random": 0.0})
+    alpha, mpc = _numerai_scores(sim, second, frames_second, stakes)
+    alpha_first, mpc_first = _numerai_scores(sim, first, frames_first, stakes * 0)
+    assert mpc_first is None  # nothing staked: no meta portfolio
+    for name in models:
+        final = {
+            (s["roundNumber"], s["displayName"]): s["value"]
+            for s in api.submission_scores(models[name])
+            if s["day"] == 20
+        }
+        assert final[(second, "alpha")] == pytest.approx(alpha[name], abs=1e-10)
+        assert final[(second, "mpc")] == pytest.approx(mpc[name], abs=1e-10)
+        assert final[(first, "alpha")] == pytest.approx(alpha_first[name], abs=1e-10)
+        assert final[(first, "mpc")] is None
     assert alpha["sig_good"] > max(0.0, alpha["sig_example"], alpha["sig_random"])
 
-    # payouts: stake · clip(pf · (0.3·Alpha + 0.8·MPC), ±0.017), pf = 1 (150 NMR at risk < 36,000)
-    paid: dict[str, Decimal] = {}
-    for name, stake in (("sig_good", 100), ("sig_example", 50)):
-        perf = api.round_model_performances_v2(models[name])
-        (entry,) = [p for p in perf if p["roundNumber"] == number]
-        assert {m["displayName"]: m["multiplier"] for m in entry["payoutMultipliers"]} == {
-            "alpha": 0.3,
-            "mpc": 0.8,
-        }
-        settled = paid[name] = Decimal(str(entry["submissionScores"][-1]["payoutSettled"]))
-        expected = stake * np.clip(
-            0.3 * alpha[name] + 0.8 * mpc[name], -SIGNALS_PAYOUT.clip, SIGNALS_PAYOUT.clip
-        )
-        assert float(settled) == pytest.approx(expected, abs=1e-8)
-        profile = api.raw_query(
-            f'query {{ v2SignalsProfile(modelName: "{name}") {{ nmrStaked }} }}', authorization=False
-        )
-        assert Decimal(profile["data"]["v2SignalsProfile"]["nmrStaked"]) == stake + settled
-    assert paid["sig_good"] > 0
+    # payouts: stake · clip(pf · (0.3·Alpha + 0.8·MPC), ±0.017), pf = 1 (at most 150 NMR at risk < 36,000)
+    perf = {p["roundNumber"]: p for p in api.round_model_performances_v2(models["sig_good"])}
+    assert Decimal(perf[first]["atRisk"]) == 0 and Decimal(perf[second]["atRisk"]) == 100
+    assert {m["displayName"]: m["multiplier"] for m in perf[second]["payoutMultipliers"]} == {
+        "alpha": 0.3,
+        "mpc": 0.8,
+    }
+    assert Decimal(str(perf[first]["submissionScores"][-1]["payoutSettled"])) == 0
+    paid = Decimal(str(perf[second]["submissionScores"][-1]["payoutSettled"]))
+    raw = 0.3 * alpha["sig_good"] + 0.8 * mpc["sig_good"]
+    assert float(paid) == pytest.approx(
+        100 * np.clip(raw, -SIGNALS_PAYOUT.clip, SIGNALS_PAYOUT.clip), abs=1e-8
+    )
+    assert paid > 0
+    profile = api.raw_query('query { v2SignalsProfile(modelName: "sig_good") { nmrStaked } }')
+    assert Decimal(profile["data"]["v2SignalsProfile"]["nmrStaked"]) == 100 + paid
 
+    # reputation: the mean of the rounds' final scores; ranks among the Signals models
     daily = api.daily_model_performances("sig_good")
-    assert daily and daily[-1]["corrRep"] == pytest.approx(alpha["sig_good"], abs=1e-10)
+    assert daily[-1]["corrRep"] == pytest.approx((alpha["sig_good"] + alpha_first["sig_good"]) / 2, abs=1e-10)
     assert daily[-1]["corrRank"] == 1 and daily[-1]["mmcRep"] == pytest.approx(mpc["sig_good"], abs=1e-10)
 
     board = api.get_leaderboard()
-    assert board[0]["username"] == "sig_good"
-    assert [row["rank"] for row in board] == [1, 2, 3]
-    assert Decimal(board[0]["nmrStaked"]) == 100 + paid["sig_good"]
+    assert board[0]["username"] == "sig_good" and [row["rank"] for row in board] == [1, 2, 3]
+    assert Decimal(str(board[0]["nmrStaked"])) == 100 + paid
 
 
 CRYPTO_ACCOUNTS = (

@@ -15,12 +15,16 @@
   tickers filled with 0.5) and scored every scoring day against that day's partial ``target_chili_60``
   (scoring.daily_targets) with :mod:`numerflow.metrics.signals`: ``alpha`` and ``mpc`` (against the
   stake-weighted portfolio of the round's staked submissions).
+* **The churn/turnover gate** (Numerai's): a model with no submission in the week before, or whose signal
+  has a churn (1 - Spearman) >= 15% or a turnover (of its centered, L1-normalized neutral weights) >= 25%
+  against any of its last 5 submissions, has nothing at risk in the round (still scored);
+  :meth:`SignalsMixin.signals_gate` says why.
 * **Payouts**: ``stake · clip(pf · (0.3·Alpha + 0.8·MPC), ±0.017)`` with ``pf = min(1, 36,000 / Signals NMR
   at risk)`` (:data:`SIGNALS_PAYOUT`), settled when the round resolves.
 
 Simplifications, said plainly: Signals rounds are the simulator's rounds (same numbers and calendar as
-Classic, 20 scoring days rather than Numerai's 60-day Alpha/MPC window); no churn/turnover gate; the
-informational scores (CORRv4, FNCv4, ICv2, RIC) are not computed.
+Classic, 20 scoring days rather than Numerai's 60-day Alpha/MPC window); the informational scores (CORRv4,
+FNCv4, ICv2, RIC) and the neutral-churn penalty of numerai-tools 0.7.1 are not computed.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ from sqlalchemy.engine import Connection
 
 from numerflow.errors import NotFoundError, SubmissionError
 from numerflow.fileio import atomic_path, atomic_write_bytes
-from numerflow.metrics.signals import alpha, meta_portfolio_contribution
+from numerflow.metrics.signals import alpha, churn, meta_portfolio_contribution, portfolio_weights, turnover
 from numerflow.simulator import state as db
 from numerflow.simulator.common import CRYPTO, N_SCORE_DAYS, SIGNALS, EngineBase, dec, money
 from numerflow.simulator.scoring import PayoutConfig, daily_targets, percentiles
@@ -72,6 +76,8 @@ PRED_COLS = ["prediction", "signal"]
 DATE_COLS = ("friday_date", "date")
 MIN_TICKERS = 100
 EXAMPLE_FEATURE = "feature_momentum_52w_less_4w_factor"
+# the churn/turnover gate (stake -> 0 for the round, the submission is still scored)
+CHURN_LIMIT, TURNOVER_LIMIT, GATE_HISTORY, GATE_WEEK = 0.15, 0.25, 5, 7 * 86400.0
 
 
 def _read(data: bytes, name: str) -> pd.DataFrame:
@@ -327,6 +333,13 @@ class SignalsMixin(EngineBase):
         )
         with self._db.connect() as conn:
             at_risk = {s["model_id"]: self._signals_at_risk(conn, s["model_id"]) for s in selected}
+            gates = {
+                s["model_id"]: self._churn_gate(conn, s, preds[:, k], neut, weights)
+                for k, s in enumerate(selected)
+            }
+        for model_id, gate in gates.items():
+            if gate["gated"]:
+                at_risk[model_id] = Decimal(0)
         stakes = np.array([float(at_risk[s["model_id"]]) for s in selected])
         rng = np.random.default_rng([self.seed, number, SIGNALS])
         days = daily_targets(panel[ALPHA_TARGET].to_numpy(np.float64), N_SCORE_DAYS, rng)
@@ -379,7 +392,68 @@ class SignalsMixin(EngineBase):
                 f"signals_round:{number}",
                 {"payout_factor": money(factor), "total_at_risk": money(total)},
             )
+            for model_id, gate in gates.items():
+                _meta_put(conn, f"signals_gate:{number}:{model_id}", gate)
         log.info("round %d: %d Signals submissions scored", number, len(selected))
+
+    def _churn_gate(
+        self, conn: Connection, sub: dict[str, Any], signal: np.ndarray, neut: np.ndarray, weights: np.ndarray
+    ) -> dict[str, Any]:
+        """Numerai's gate: no submission in the week before, or a max churn >= 15% or max turnover >= 25%
+        against any of the model's last 5 (selected) submissions -> nothing at risk this round."""
+        number = int(sub["round_number"])
+        rows = conn.execute(
+            select(db.submissions)
+            .where(db.submissions.c.model_id == sub["model_id"])
+            .where(db.submissions.c.round_number < number)
+            .order_by(db.submissions.c.round_number.desc(), db.submissions.c.inserted_at.desc())
+        ).mappings()
+        history: dict[int, dict[str, Any]] = {}
+        for r in rows:
+            history.setdefault(int(r["round_number"]), dict(r))  # the round's last one
+        previous = list(history.values())[:GATE_HISTORY]
+        recent = [p for p in previous if p["inserted_at"] >= sub["inserted_at"] - GATE_WEEK]
+        if not recent:
+            return {
+                "gated": True,
+                "reason": "no submission in the previous week",
+                "churn": 1.0,
+                "turnover": 1.0,
+            }
+        weights_now = portfolio_weights(signal, neut, weights)
+        order = self.signals_universe(number)["numerai_ticker"]
+        churns, turnovers = [], []
+        for p in previous:
+            p_number = int(p["round_number"])
+            p_signal = self.check_signals_upload(
+                (self.state_dir / "uploads" / p["key"]).read_bytes(), p["filename"], p_number
+            )[0]
+            p_date = self.signals_live_date(p_number)
+            p_neut = self._signals_side("neutralizers.parquet", date=p_date).set_index("numerai_ticker")
+            p_w = self._signals_side("sample_weights.parquet", date=p_date).set_index("numerai_ticker")
+            churns.append(churn(signal, p_signal))
+            turnovers.append(
+                turnover(
+                    weights_now,
+                    portfolio_weights(
+                        p_signal,
+                        p_neut.reindex(order).drop(columns="date").to_numpy(np.float64),
+                        p_w.reindex(order)["sample_weights"].to_numpy(np.float64),
+                    ),
+                )
+            )
+        worst_churn, worst_turnover = max(churns), max(turnovers)
+        gated = worst_churn >= CHURN_LIMIT or worst_turnover >= TURNOVER_LIMIT
+        reason = (
+            f"max churn {worst_churn:.3f} (limit {CHURN_LIMIT}), max turnover {worst_turnover:.3f} "
+            f"(limit {TURNOVER_LIMIT}) against the last {len(previous)} submissions"
+        )
+        return {"gated": gated, "reason": reason, "churn": worst_churn, "turnover": worst_turnover}
+
+    def signals_gate(self, number: int, model_id: str) -> dict[str, Any] | None:
+        """The churn/turnover gate of a model's Signals submission in a closed round (None: not scored)."""
+        with self._lock, self._db.connect() as conn:
+            return _meta_read(conn, f"signals_gate:{number}:{model_id}")
 
     def _signals_at_risk(self, conn: Connection, model_id: str) -> Decimal:
         stake = dec(conn.execute(select(db.models.c.stake).where(db.models.c.id == model_id)).scalar_one())
