@@ -163,6 +163,27 @@ def build_world(folder: Path | str, n_tickers: int, seed: int) -> SignalsSpec:
     close = prices.pivot(index="date", columns="numerai_ticker", values="close").to_numpy(np.float64)
     volume = prices.pivot(index="date", columns="numerai_ticker", values="volume").to_numpy(np.float64)
     del prices
+    panel, neutralizers, weights, live = world_frames(close, volume, days, universe, seed)
+    with atomic_path(folder / "panel.parquet") as tmp:
+        panel.to_parquet(tmp, index=False)
+    with atomic_path(folder / "neutralizers.parquet") as tmp:
+        neutralizers.to_parquet(tmp, index=False)
+    with atomic_path(folder / "sample_weights.parquet") as tmp:
+        weights.to_parquet(tmp, index=False)
+    with atomic_path(folder / "universe.parquet") as tmp:
+        universe.to_parquet(tmp, index=False)
+    spec = SignalsSpec(n_tickers, seed, tuple(live))
+    atomic_write_bytes(folder / SPEC, json.dumps(spec.__dict__).encode())
+    log.info("signals world: %d tickers, %d feature dates", n_tickers, panel["date"].nunique())
+    return spec
+
+
+def world_frames(
+    close: np.ndarray, volume: np.ndarray, days: pd.DatetimeIndex, universe: pd.DataFrame, seed: int
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, list[str]]:
+    """(panel, neutralizers, sample weights, live dates) from close and volume panels (days × tickers, in
+    the universe's order). Features on a date use prices up to that date only; targets use later ones."""
+    n_tickers = close.shape[1]
     rng = np.random.default_rng([seed, 11])
     lr = np.log(close)
     ret = np.vstack([np.full((1, n_tickers), np.nan), np.diff(lr, axis=0)])
@@ -285,18 +306,12 @@ def build_world(folder: Path | str, n_tickers: int, seed: int) -> SignalsSpec:
         neutralizers.reshape(-1, neutralizers.shape[2]).astype(np.float64),
         columns=[f"neutralizer_{j:03d}" for j in range(neutralizers.shape[2])],
     )
-    with atomic_path(folder / "panel.parquet") as tmp:
-        panel.to_parquet(tmp, index=False)
-    with atomic_path(folder / "neutralizers.parquet") as tmp:
-        pd.concat([keys, neut], axis=1).to_parquet(tmp, index=False)
-    with atomic_path(folder / "sample_weights.parquet") as tmp:
-        keys.assign(sample_weights=weights.ravel()).to_parquet(tmp, index=False)
-    with atomic_path(folder / "universe.parquet") as tmp:
-        universe.to_parquet(tmp, index=False)
-    spec = SignalsSpec(n_tickers, seed, tuple(d.strftime("%Y-%m-%d") for d in live))
-    atomic_write_bytes(folder / SPEC, json.dumps(spec.__dict__).encode())
-    log.info("signals world: %d tickers, %d feature dates", n_tickers, n_dates)
-    return spec
+    return (
+        panel,
+        pd.concat([keys, neut], axis=1),
+        keys.assign(sample_weights=weights.ravel()),
+        [d.strftime("%Y-%m-%d") for d in live],
+    )
 
 
 def load_spec(folder: Path) -> SignalsSpec:
