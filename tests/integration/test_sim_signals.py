@@ -73,6 +73,12 @@ def test_universe_and_v2_1_files(sim: RunningSimulator, tmp_path: Path) -> None:
     assert not [n for n in names if n.startswith("v5")]  # Classic's files are Classic's
     assert "v5.3/train.parquet" in numerapi.NumerAPI().list_datasets()
 
+    (current,) = api.list_rounds(status="open")
+    payout = {c["displayName"]: c for c in current["roundScoreConfigs"] if c["isPayout"]}
+    assert {k: v["defaultMultiplier"] for k, v in payout.items()} == {"alpha": 0.3, "mpc": 0.8}
+    assert payout["alpha"]["clipThreshold"] == 0.017 and payout["alpha"]["universe"] == "signals"
+    assert float(current["stakeThreshold"]) == 36000 and current["target"] == "target_chili_60"
+
     tickers = api.ticker_universe()
     assert len(tickers) == N_TICKERS == len(set(tickers))
     assert all(len(t.split(" ")) == 2 and len(t.split(" ")[1]) == 2 for t in tickers)  # "SYMBOL CC"

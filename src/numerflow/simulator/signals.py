@@ -474,6 +474,24 @@ class SignalsMixin(EngineBase):
         saved = _meta_read(conn, f"signals_round:{number}") or {}
         return asdict(SIGNALS_PAYOUT), dec(saved.get("payout_factor", "1")), SIGNALS_SCORES  # type: ignore[return-value]
 
+    def tournament_round_terms(
+        self, r: dict[str, Any], tournament: int
+    ) -> tuple[dict[str, Any], tuple[tuple[str, float, bool], ...], str | None]:
+        """A round as Signals (11) or Crypto (12) shows it: (config with target, (score, multiplier,
+        is payout) rows, payout factor once the round closed)."""
+        from numerflow.simulator.crypto import CRYPTO_PAYOUT
+        from numerflow.simulator.crypto import TARGET as CRYPTO_TARGET
+
+        with self._lock, self._db.connect() as conn:
+            if tournament == CRYPTO:
+                saved = _meta_read(conn, f"crypto_round:{r['number']}") or {}
+                cfg = {**asdict(CRYPTO_PAYOUT), "target": CRYPTO_TARGET}
+                return cfg, (("canon_mmc", 1.0, True), ("canon_corr", 0.0, False)), saved.get("payout_factor")
+            saved = _meta_read(conn, f"signals_round:{r['number']}") or {}
+        cfg = {**asdict(SIGNALS_PAYOUT), "target": ALPHA_TARGET}
+        rows = (("alpha", SIGNALS_PAYOUT.w_corr, True), ("mpc", SIGNALS_PAYOUT.w_mmc, True))
+        return cfg, rows, saved.get("payout_factor")
+
     # ------------------------------------------------------------------ profile and leaderboard
     def _signals_reputation(self) -> dict[str, pd.DataFrame]:
         table = self.reputation_table()  # type: ignore[attr-defined]
