@@ -113,7 +113,7 @@ def _refusal(api: numerapi.SignalsAPI, model_id: str, frame: pd.DataFrame, unive
     return str(ours.value)
 
 
-def test_uploads_are_checked_with_numerai_tools_rules(sim: RunningSimulator) -> None:
+def test_uploads_are_checked_with_numerai_tools_rules(sim: RunningSimulator, tmp_path: Path) -> None:
     api = _api()
     model_id = api.get_models()["sig_random"]
     universe = _universe(sim)
@@ -129,6 +129,9 @@ def test_uploads_are_checked_with_numerai_tools_rules(sim: RunningSimulator) -> 
     assert api.upload_predictions(df=by_bloomberg, model_id=model_id)
     dated = good.assign(date="2023-01-02")[["numerai_ticker", "date", "signal"]]
     assert api.upload_predictions(df=dated, model_id=model_id)
+    parquet = tmp_path / "signals.parquet"
+    good.rename(columns={"signal": "prediction"}).to_parquet(parquet, index=False)
+    assert api.upload_predictions(str(parquet), model_id=model_id)
 
     nan = good.copy()
     nan.loc[3, "signal"] = np.nan
@@ -152,7 +155,7 @@ def test_uploads_are_checked_with_numerai_tools_rules(sim: RunningSimulator) -> 
         "invalid_submission_headers",
         "invalid_submission_ids",
     ]
-    assert len(sim.engine.all_submissions()) == 3
+    assert len(sim.engine.all_submissions()) == 4
 
 
 def _hidden(sim: RunningSimulator, number: int) -> tuple[pd.Series, pd.DataFrame, pd.Series]:
