@@ -262,7 +262,7 @@ def test_other_accounts_models_are_not_yours(
         '[[accounts.models]]\nname = "alice_classic"\nstake = 2\n'
         '[[accounts.models]]\nname = "alice_signals"\ntournament = 11\n'
     )
-    for sim in running(tmp_path / "state", world, monkeypatch, accounts_file=accounts):
+    for sim in running(tmp_path / "state", world, monkeypatch, accounts_file=accounts, signals_tickers=150):
         alice = napi("ALICEPUB", "ALICESEC")
         assert alice.get_models() == {"alice_classic": alice.get_models()["alice_classic"]}
         assert alice.get_account()["availableNmr"] == Decimal("50")
@@ -273,12 +273,12 @@ def test_other_accounts_models_are_not_yours(
 
         signals = numerapi.SignalsAPI("ALICEPUB", "ALICESEC", show_progress_bars=False)
         signals_id = signals.get_models()["alice_signals"]
-        tickers = pd.DataFrame(
-            {"numerai_ticker": [f"T{i:03d} US" for i in range(120)], "signal": np.linspace(0.01, 0.99, 120)}
-        )
+        monkeypatch.chdir(tmp_path)  # ticker_universe() downloads into the working folder
+        universe = signals.ticker_universe()[:120]
+        tickers = pd.DataFrame({"numerai_ticker": universe, "signal": np.linspace(0.01, 0.99, 120)})
         sub_id = signals.upload_predictions(df=tickers, model_id=signals_id)
         assert [s["id"] for s in signals.submission_ids(signals_id)] == [sub_id]
-        with pytest.raises(ValueError, match="at least 100"):
+        with pytest.raises(ValueError, match="Not enough stocks submitted"):
             signals.upload_predictions(df=tickers.head(50), model_id=signals_id)
         assert len(sim.engine.all_submissions()) == 1
 

@@ -108,5 +108,5 @@ def test_cli_refuses_bad_input(tmp_path: Path, cli) -> None:
 def test_serve_refuses_an_unknown_payout_rule_in_one_line(tmp_path: Path, cli) -> None:
     code, _, err = cli("sim", "serve", "--state", tmp_path / "state", "--payout-rule", "classic")
     assert code != 0
-    assert "unknown payout rule 'classic'; known: current, 2024" in err
+    assert "unknown payout rule 'classic'; known: current, 2024, signals, crypto" in err
     assert "Traceback" not in err and not (tmp_path / "state").exists()

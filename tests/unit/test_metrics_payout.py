@@ -9,11 +9,20 @@ from numerflow.errors import ConfigError
 from numerflow.metrics import CURRENT_RULE, EARLIER_RULE, PRESETS, PayoutRule, payout_rule
 
 
-def test_presets_are_numerais_current_and_2024_rules() -> None:
+def test_presets_are_numerais_current_2024_signals_and_crypto_rules() -> None:
     assert (CURRENT_RULE.w_corr, CURRENT_RULE.w_mmc, CURRENT_RULE.clip) == (0.75, 2.25, 0.05)
     assert (EARLIER_RULE.w_corr, EARLIER_RULE.w_mmc, EARLIER_RULE.clip) == (0.5, 2.0, 0.05)
     assert CURRENT_RULE.stake_threshold == EARLIER_RULE.stake_threshold == 72000.0
-    assert PRESETS == {"current": CURRENT_RULE, "2024": EARLIER_RULE}
+    assert set(PRESETS) == {"current", "2024", "signals", "crypto"}
+    assert PRESETS["current"] is CURRENT_RULE and PRESETS["2024"] is EARLIER_RULE
+    signals, crypto = PRESETS["signals"], PRESETS["crypto"]  # 0.3·Alpha + 0.8·MPC; MMC only
+    assert (signals.w_corr, signals.w_mmc, signals.clip, signals.stake_threshold) == (
+        0.3,
+        0.8,
+        0.017,
+        36000.0,
+    )
+    assert (crypto.w_corr, crypto.w_mmc, crypto.clip, crypto.stake_threshold) == (0.0, 1.0, 0.05, 10000.0)
     assert payout_rule("2024", w_mmc=3.0, clip=None) == PayoutRule(w_corr=0.5, w_mmc=3.0)
 
 
@@ -38,7 +47,9 @@ def test_payout_is_vectorised_clipped_and_nan_pays_nothing() -> None:
 def test_a_bad_rule_is_one_clear_line() -> None:
     with pytest.raises(ConfigError, match=r"clip = -0\.05"):
         PayoutRule(clip=-0.05)
-    with pytest.raises(ConfigError, match="unknown payout rule 'classic'; known: current, 2024"):
+    with pytest.raises(
+        ConfigError, match="unknown payout rule 'classic'; known: current, 2024, signals, crypto"
+    ):
         payout_rule("classic")
     saved = {"w_corr": 1.0, "w_mmc": 2.0, "clip": 0.1, "stake_threshold": 5.0, "target": "x"}
     assert PayoutRule.from_dict(saved) == PayoutRule(1.0, 2.0, 0.1, 5.0)  # other keys of a saved config

@@ -164,6 +164,12 @@ def serve(
     fault_head: float = typer.Option(
         0.0, "--fault-refuse-head", help="Share of file HEADs refused with 403 (as presigned S3 URLs do)."
     ),
+    signals_tickers: int | None = typer.Option(
+        None,
+        "--signals-tickers",
+        min=100,
+        help="Tickers in the Signals universe (made on first Signals use; kept; default 500).",
+    ),
 ) -> None:
     """Serve the simulator in the foreground until Ctrl-C (state is kept in the state folder)."""
     import uvicorn
@@ -213,6 +219,7 @@ def serve(
             "models": [m.strip() for m in model_names.split(",") if m.strip()] if model_names else None,
         },
         crowd=crowd,
+        signals_tickers=signals_tickers,
     )
     bind_host = host or sim.host
     bind_port = sim.port if port is None else port

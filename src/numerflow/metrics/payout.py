@@ -82,7 +82,16 @@ class PayoutRule:
 
 CURRENT_RULE = PayoutRule()
 EARLIER_RULE = PayoutRule(w_corr=0.5, w_mmc=2.0)
-PRESETS: dict[str, PayoutRule] = {"current": CURRENT_RULE, "2024": EARLIER_RULE}
+#: Signals since 2025-09: 0.3·Alpha + 0.8·MPC (the two slots of the rule), clip ±0.017, threshold 36,000
+SIGNALS_RULE = PayoutRule(w_corr=0.3, w_mmc=0.8, clip=0.017, stake_threshold=36000.0)
+#: Crypto: MMC only, clip ±0.05, threshold 10,000
+CRYPTO_RULE = PayoutRule(w_corr=0.0, w_mmc=1.0, clip=0.05, stake_threshold=10000.0)
+PRESETS: dict[str, PayoutRule] = {
+    "current": CURRENT_RULE,
+    "2024": EARLIER_RULE,
+    "signals": SIGNALS_RULE,
+    "crypto": CRYPTO_RULE,
+}
 
 
 def payout_rule(name: str = "current", **overrides: float | None) -> PayoutRule:

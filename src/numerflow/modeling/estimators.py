@@ -15,7 +15,6 @@ ever pickled.
 
 from __future__ import annotations
 
-import functools
 import logging
 from pathlib import Path
 from typing import Any, ClassVar
@@ -245,9 +244,15 @@ def _row_blocks(X: Matrix) -> Any:
     return _lgb_classes()[0](X)
 
 
-@functools.cache
+_LGB_CLASSES: list[tuple[type, type]] = []
+
+
 def _lgb_classes() -> tuple[type, type]:
-    return _lgb_sequence()
+    # a plain module-level cache, not functools.cache: an lru_cache wrapper pickles by reference, and the
+    # Numerai Compute export (modeling/export.py) carries this module by value into a world without numerflow
+    if not _LGB_CLASSES:
+        _LGB_CLASSES.append(_lgb_sequence())
+    return _LGB_CLASSES[0]
 
 
 class LightGBMRegressor(_NativeRegressor):

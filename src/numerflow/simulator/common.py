@@ -21,6 +21,7 @@ from numerflow.metrics.payout import PayoutRule
 from numerflow.simulator.clock import SimClock
 
 CLASSIC, SIGNALS = 8, 11
+CRYPTO = 12
 
 DATA_VERSIONS = ("v5.3", "v5.2")
 STATIC_FILES = (

@@ -26,8 +26,10 @@ from numerflow.errors import (
 from numerflow.fileio import atomic_path, atomic_write_bytes
 from numerflow.simulator import state as db
 from numerflow.simulator.common import (
+    CRYPTO,
     DATA_VERSIONS,
     ROUND_FILES,
+    SIGNALS,
     STATIC_FILES,
     EngineBase,
 )
@@ -137,10 +139,14 @@ class DatasetsMixin(EngineBase):
             return DATA_VERSIONS
         return (OWN_VERSION, *OLDER_VERSIONS)
 
-    def list_datasets(self, round_num: int | None = None) -> list[str]:
+    def list_datasets(self, round_num: int | None = None, tournament: int | None = None) -> list[str]:
         self.sync()
         if round_num:
             self._round_or_error(round_num)
+        if tournament == SIGNALS:
+            return self.signals_datasets()  # type: ignore[attr-defined]
+        if tournament == CRYPTO:
+            return self.crypto_datasets()  # type: ignore[attr-defined]
         names = [
             f"{v}/{f}"
             for v in self.served_versions()
@@ -189,6 +195,14 @@ class DatasetsMixin(EngineBase):
         """(local path, URL path) of a dataset file; NotFoundError if there is no such file."""
         self.sync()
         filename = self.extra_listing.get(filename, filename)
+        if filename.startswith(("signals/", "crypto/")):
+            with self._lock:
+                r = self._round_or_error(round_num) if round_num else self._latest_round()
+            if r is None:
+                raise NotFoundError(f"the requested file does not exist: {filename} (no round yet)")
+            if filename.startswith("crypto/"):
+                return self.crypto_dataset_path(filename, int(r["number"]))  # type: ignore[attr-defined]
+            return self.signals_dataset_path(filename, int(r["number"]))  # type: ignore[attr-defined]
         version, _, name = filename.partition("/")
         if name in PINNED_FILES.get(version, ()):
             path = self.data_dir / name
@@ -245,6 +259,9 @@ class DatasetsMixin(EngineBase):
         """Map a ``/files/...`` URL path back to a file (only the files the listing offers); a version
         published since (:meth:`republish`) replaces the original."""
         versions = self.served_versions()
+        other = self.signals_file_for_url(parts) or self.crypto_file_for_url(parts)  # type: ignore[attr-defined]
+        if other is not None:
+            return other
         if len(parts) == 2 and parts[1] in PINNED_FILES.get(parts[0], ()):
             path = self.data_dir / parts[1]
         elif len(parts) == 2 and parts[0] in versions and parts[1] in STATIC_FILES:

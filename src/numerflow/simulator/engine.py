@@ -70,6 +70,7 @@ from numerflow.simulator.common import (
 )
 from numerflow.simulator.compute import ComputeMixin
 from numerflow.simulator.crowd import CrowdMixin
+from numerflow.simulator.crypto import CryptoMixin
 from numerflow.simulator.datasets import DatasetsMixin
 from numerflow.simulator.faults import FaultConfig, FaultDice, FaultScript
 from numerflow.simulator.leaderboard import LeaderboardMixin
@@ -82,6 +83,7 @@ from numerflow.simulator.scoring import (
     percentiles,
     score_submissions,
 )
+from numerflow.simulator.signals import DEFAULT_SIGNALS_TICKERS, SignalsMixin
 from numerflow.simulator.stakes import StakesMixin
 from numerflow.simulator.submissions import SubmissionsMixin
 from numerflow.simulator.validation import validate_predictions
@@ -99,6 +101,8 @@ class TournamentEngine(
     ProfilesMixin,
     CrowdMixin,
     ComputeMixin,
+    SignalsMixin,
+    CryptoMixin,
 ):
     """A simulated Numerai tournament (classic, tournament 8; Signals submissions are accepted unscored)."""
 
@@ -124,6 +128,8 @@ class TournamentEngine(
         crowd: int | None = None,
         start: float | str | datetime | None = None,
         monotonic: Callable[[], float] | None = None,
+        signals_tickers: int | None = None,
+        signals_dir: Path | str | None = None,
     ) -> None:
         """``default_account`` overrides the account seeded on first start (keys: username, public_id,
         secret_key, available_nmr, models = list of names, stake); ``accounts_file`` adds more.
@@ -134,7 +140,14 @@ class TournamentEngine(
         ``start`` pins the sim time of a new state (epoch seconds, an aware datetime or ISO-8601 text;
         default: now); a state that already has a clock keeps it. ``monotonic`` replaces
         ``time.monotonic`` as the clock's source of elapsed time (a constant freezes it between
-        :meth:`advance` calls)."""
+        :meth:`advance` calls).
+        ``signals_tickers``: size of the Signals universe (signals.py, made on first use in ``signals_dir``,
+        by default ``<state_dir>/signals``); kept in the state."""
+        if signals_tickers is not None and signals_tickers < 100:
+            raise ConfigError(
+                f"signals_tickers must be >= 100 (Signals needs 100 tickers; got {signals_tickers})"
+            )
+
         if crowd is not None and crowd < 0:
             raise ConfigError(f"crowd must be >= 0 simulated participants (got {crowd})")
         if rest_at_risk is not None and not (0 <= rest_at_risk < float("inf")):
@@ -181,6 +194,9 @@ class TournamentEngine(
                 if rest_at_risk is not None:
                     saved["rest_at_risk"] = rest_at_risk
                 self._meta_set(conn, "settings", saved)
+            if signals_tickers is not None and saved.get("signals_tickers") != signals_tickers:
+                saved["signals_tickers"] = signals_tickers
+                self._meta_set(conn, "settings", saved)
             if crowd is not None and saved.get("crowd") != crowd:
                 saved["crowd"] = crowd
                 self._meta_set(conn, "settings", saved)
@@ -194,6 +210,8 @@ class TournamentEngine(
         self.payout = PayoutRule.from_dict(saved["payout"])
         # states saved before the setting had none: their rounds paid with the simulator's stakes alone
         self.rest_at_risk = float(saved.get("rest_at_risk", 0.0))
+        self.signals_tickers = int(saved.get("signals_tickers") or DEFAULT_SIGNALS_TICKERS)
+        self.signals_dir = Path(signals_dir).resolve() if signals_dir else self.state_dir / "signals"
         self.data_dir = Path(saved["data_dir"]) if saved["data_dir"] else self.state_dir / "data" / "v5.3"
         self._world: Any = None
         try:
@@ -703,6 +721,8 @@ class TournamentEngine(
                 .values(closed=True, payout_factor=money(factor), total_at_risk=money(total))
             )
         log.info("round %d closed: %d submissions scored", number, len(selected))
+        self._score_signals_round(r)
+        self._score_crypto_round(r)
 
     def _resolve_round(self, r: dict[str, Any]) -> None:
         number = int(r["number"])
@@ -713,9 +733,8 @@ class TournamentEngine(
                 conn.execute(select(db.payouts).where(db.payouts.c.round_number == number)).mappings().all()
             ):
                 final = self._final_scores(conn, number, p["model_id"], r["resolve_time"])
-                amount = self._day_payout(
-                    config, factor, dec(p["at_risk"]), final.get("canon_corr"), final.get("canon_mmc")
-                )
+                cfg, pf, (a, b) = self.payout_terms(conn, number, p["model_id"], config, factor)
+                amount = self._day_payout(cfg, pf, dec(p["at_risk"]), final.get(a), final.get(b))
                 conn.execute(
                     update(db.payouts)
                     .where(db.payouts.c.round_number == number)

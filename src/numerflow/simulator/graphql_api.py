@@ -35,7 +35,7 @@ from graphql import (
 )
 
 from numerflow.errors import ApiError, NotFoundError, NumerflowError
-from numerflow.simulator.common import CLASSIC, NOT_OPEN, dec
+from numerflow.simulator.common import CLASSIC, CRYPTO, NOT_OPEN, SIGNALS, dec
 from numerflow.simulator.engine import TournamentEngine
 from numerflow.simulator.profiles import compute_choices
 
@@ -189,16 +189,21 @@ def _guard(info: Any) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------- shapes
-def _round(engine: TournamentEngine, r: dict[str, Any]) -> dict[str, Any]:
+def _round(engine: TournamentEngine, r: dict[str, Any], tournament: int | None = None) -> dict[str, Any]:
     cfg = r["config"]
     shown = engine.shown
     configs = []
-    for name, mult, payout in (
+    scores: tuple[tuple[str, float, bool], ...] = (
         ("canon_corr", cfg["w_corr"], True),
         ("canon_mmc", cfg["w_mmc"], True),
         ("canon_bmc", 0.0, False),
         ("canon_fnc", 0.0, False),
-    ):
+    )
+    universe, factor = "classic", r["payout_factor"]
+    if tournament in (SIGNALS, CRYPTO):  # their own payout rule, target and payout factor (signals.py)
+        cfg, scores, factor = engine.tournament_round_terms(r, tournament)
+        universe = "signals" if tournament == SIGNALS else "crypto"
+    for name, mult, payout in scores:
         configs.append(
             {
                 "id": f"{r['number']}-{name}",
@@ -211,7 +216,7 @@ def _round(engine: TournamentEngine, r: dict[str, Any]) -> dict[str, Any]:
                 "totalScoreDays": 20,
                 "returnsLagDays": 2,
                 "dataDelayDays": 2,
-                "universe": "classic",
+                "universe": universe,
                 "isCanonScore": True,
                 "isPayout": payout,
                 "scoringStart": shown(r["score_times"][0]),
@@ -221,12 +226,12 @@ def _round(engine: TournamentEngine, r: dict[str, Any]) -> dict[str, Any]:
                 "defaultMultiplier": mult,
                 "clipThreshold": cfg["clip"],
                 "stakeThreshold": cfg["stake_threshold"],
-                "payoutFactor": float(r["payout_factor"]) if r["payout_factor"] else None,
+                "payoutFactor": float(factor) if factor else None,
             }
         )
     return {
         "id": r["id"],
-        "tournament": r["tournament"],
+        "tournament": tournament if tournament in (SIGNALS, CRYPTO) else r["tournament"],
         "number": r["number"],
         "target": cfg["target"],
         "openTime": shown(r["open_time"]),
@@ -236,7 +241,7 @@ def _round(engine: TournamentEngine, r: dict[str, Any]) -> dict[str, Any]:
         "resolveTime": shown(r["resolve_time"]),
         "resolvedGeneral": bool(r["resolved"]),
         "resolvedStaking": bool(r["resolved"]),
-        "payoutFactor": r["payout_factor"],
+        "payoutFactor": factor,
         "stakeThreshold": str(cfg["stake_threshold"]),
         "dataDatestamp": int((shown(r["open_time"]) or "")[:10].replace("-", "")),
         "status": r["status"],
@@ -341,7 +346,7 @@ class Root:
 
     # ---------------------------------------------------------------- public
     def listDatasets(self, info: Any, round: int | None = None, tournament: int | None = None) -> list[str]:
-        return info.context.engine.list_datasets(round)
+        return info.context.engine.list_datasets(round, tournament)
 
     def dataset(
         self, info: Any, filename: str, round: int | None = None, tournament: int | None = None
@@ -364,7 +369,7 @@ class Root:
             current = engine.current_round()
             if current is None:
                 raise NotFoundError(NOT_OPEN)
-            return [_round(engine, current)]
+            return [_round(engine, current, tournament)]
         rows = engine.rounds()
         if number is not None:
             rows = [r for r in rows if r["number"] == number]
@@ -374,7 +379,7 @@ class Root:
             rows = [r for r in rows if r["config"]["target"] == target]
         if limit is not None:
             rows = rows[: max(0, limit)]
-        return [_round(engine, r) for r in rows]
+        return [_round(engine, r, tournament) for r in rows]
 
     def accountProfile(self, info: Any, username: str, tournament: int | None = None) -> dict[str, Any]:
         engine: TournamentEngine = info.context.engine
@@ -450,6 +455,7 @@ class Root:
         for perf in engine.round_performances(modelId):
             r = perf["round"]
             cfg = r["config"]
+            pay = perf["config"]  # the model's tournament's payout rule (Signals: Alpha and MPC)
             out.append(
                 {
                     "atRisk": perf["atRisk"],
@@ -462,10 +468,10 @@ class Root:
                             "displayName": n,
                             "multiplier": mult,
                         }
-                        for n, mult in (("canon_corr", cfg["w_corr"]), ("canon_mmc", cfg["w_mmc"]))
+                        for n, mult in zip(perf["weighted"], (pay["w_corr"], pay["w_mmc"]), strict=True)
                     ],
-                    "corrMultiplier": cfg["w_corr"],
-                    "mmcMultiplier": cfg["w_mmc"],
+                    "corrMultiplier": pay["w_corr"],
+                    "mmcMultiplier": pay["w_mmc"],
                     "roundPayoutFactor": r["payout_factor"],
                     "roundNumber": r["number"],
                     "roundOpenTime": engine.shown(r["open_time"]),
@@ -502,6 +508,26 @@ class Root:
             "stakeValue": m["stake"] if stake > 0 else None,
             "dailyModelPerformances": lambda _info: engine.reputation(m["id"]),
         }
+
+    def v2SignalsProfile(self, info: Any, modelName: str) -> dict[str, Any]:
+        engine: TournamentEngine = info.context.engine
+        m = engine.model_by_name(modelName, SIGNALS)
+        if m is None:
+            raise NotFoundError(f"No Signals model named {modelName}")
+        return {
+            "id": m["id"],
+            "username": m["name"],
+            "startDate": engine.shown(m["inserted_at"]),
+            "bio": engine.profile(m["id"]).get("bio"),
+            "nmrStaked": m["stake"],
+            "dailyModelPerformances": lambda _info: engine.signals_daily_performances(m["id"]),
+        }
+
+    def signalsLeaderboard(self, info: Any, limit: int, offset: int) -> list[dict[str, Any]]:
+        return info.context.engine.signals_leaderboard(limit, offset)
+
+    def cryptosignalsLeaderboard(self, info: Any, limit: int, offset: int) -> list[dict[str, Any]]:
+        return info.context.engine.crypto_leaderboard(limit, offset)
 
     # ---------------------------------------------------------------- private
     def account(self, info: Any) -> dict[str, Any]:

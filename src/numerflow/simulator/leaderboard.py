@@ -25,7 +25,7 @@ from sqlalchemy import func, select
 
 from numerflow.simulator import state as db
 from numerflow.simulator.clock import DAY
-from numerflow.simulator.common import CLASSIC, EngineBase, dec, money
+from numerflow.simulator.common import CLASSIC, SIGNALS, EngineBase, dec, money
 from numerflow.simulator.score_names import REPUTATION
 
 YEAR = 365 * DAY
@@ -57,7 +57,7 @@ class LeaderboardMixin(EngineBase):
                 db.scores.c.score_time,
             )
             .join(db.models, db.models.c.id == db.scores.c.model_id)
-            .where(db.models.c.tournament == CLASSIC)
+            .where(db.models.c.tournament.in_((CLASSIC, SIGNALS)))
             .where(db.scores.c.score_time <= now)
         )
         with self._lock, self._db.connect() as conn:
@@ -69,7 +69,8 @@ class LeaderboardMixin(EngineBase):
         frame["value"] = pd.to_numeric(frame["value"], errors="coerce")
         times = np.sort(frame["score_time"].unique())
         out: dict[str, pd.DataFrame] = {}
-        for stored in sorted({s for s in REPUTATION.values() if s}):
+        # Classic's reputations, and Signals' Alpha and MPC (signals.py): each model has only its own kind
+        for stored in sorted({s for s in REPUTATION.values() if s} | {"alpha", "mpc"}):
             rows = frame[frame["name"] == stored]
             if rows.empty:
                 continue

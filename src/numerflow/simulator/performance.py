@@ -16,7 +16,7 @@ from numerflow.simulator.common import (
     dec,
     money,
 )
-from numerflow.simulator.score_names import SHOWN, displayed_as, names_of
+from numerflow.simulator.score_names import ALL_SHOWN, displayed_as, names_of
 
 
 class PerformanceMixin(EngineBase):
@@ -76,7 +76,7 @@ class PerformanceMixin(EngineBase):
             shown_as = displayed_as(display_name)
             if shown_as is None:
                 return []
-            q = q.where(db.scores.c.display_name == SHOWN[shown_as])
+            q = q.where(db.scores.c.display_name == ALL_SHOWN[shown_as])
         if day is not None:
             q = q.where(db.scores.c.day == day)
         with self._lock, self._db.connect() as conn:
@@ -138,16 +138,18 @@ class PerformanceMixin(EngineBase):
                 by_day: dict[int, dict[str, Any]] = {}
                 for s in score_rows:
                     by_day.setdefault(s["day"], {})[s["display_name"]] = dict(s)
-                factor = dec(r["payout_factor"] or "1")
+                cfg, factor, (a, b) = self.payout_terms(  # type: ignore[attr-defined]
+                    conn, number, model_id, r["config"], dec(r["payout_factor"] or "1")
+                )
                 at_risk = dec(payout["at_risk"]) if payout else Decimal(0)
                 scores: list[dict[str, Any]] = []
                 for day_no, named in sorted(by_day.items()):
                     pending = self._day_payout(
-                        r["config"],
+                        cfg,
                         factor,
                         at_risk,
-                        named.get("canon_corr", {}).get("value"),
-                        named.get("canon_mmc", {}).get("value"),
+                        named.get(a, {}).get("value"),
+                        named.get(b, {}).get("value"),
                     )
                     for name, s in ((n, s) for stored, s in named.items() for n in names_of(stored)):
                         scores.append(
@@ -164,6 +166,8 @@ class PerformanceMixin(EngineBase):
                 out.append(
                     {
                         "round": r,
+                        "config": cfg,
+                        "weighted": (a, b),
                         "atRisk": money(at_risk) if payout else None,
                         "submissionScores": scores,
                         "payout": payout,

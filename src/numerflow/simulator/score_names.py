@@ -30,6 +30,9 @@ EMITTED: tuple[str, ...] = (
 )
 # display name -> the stored score it shows (the canonical name of its kind in numerflow.metrics.names)
 SHOWN: dict[str, str] = {name: str(canonical(name)) for name in EMITTED}
+# Signals' scores (signals.py), shown under their own names
+SIGNALS_SHOWN: dict[str, str] = {"alpha": "alpha", "mpc": "mpc"}
+ALL_SHOWN: dict[str, str] = {**SHOWN, **SIGNALS_SHOWN}
 # other spellings clients use when filtering (case-insensitive) -> the display name answered
 _FILTER_SPELLINGS: dict[str, str] = {
     "corr": "corr20",
@@ -37,6 +40,7 @@ _FILTER_SPELLINGS: dict[str, str] = {
     "corr20_v2": "v2_corr20",
     "fnc": "fnc_v3",
     "fncv3": "fnc_v3",
+    "meta_portfolio_contribution": "mpc",
 }
 
 # reputation fields of dailyModelPerformances / the leaderboards -> stored score (None: not computed)
@@ -53,11 +57,11 @@ REPUTATION: dict[str, str | None] = {
 def displayed_as(name: str) -> str | None:
     """The display name a filter asks for (``"CORR20"`` -> ``"corr20"``), or None if no such score."""
     low = name.strip().lower()
-    if low in SHOWN:
+    if low in ALL_SHOWN:
         return low
     return _FILTER_SPELLINGS.get(low)
 
 
 def names_of(stored: str) -> list[str]:
     """Every display name a stored score is shown under (``canon_corr`` -> canon_corr, v2_corr20, corr20)."""
-    return [shown for shown, s in SHOWN.items() if s == stored]
+    return [shown for shown, s in ALL_SHOWN.items() if s == stored]

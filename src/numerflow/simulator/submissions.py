@@ -24,12 +24,13 @@ from numerflow.simulator import extra_state as xdb
 from numerflow.simulator import state as db
 from numerflow.simulator.common import (
     CLASSIC,
+    CRYPTO,
     NOT_OPEN,
     SAFE,
     SIGNALS,
     EngineBase,
 )
-from numerflow.simulator.validation import validate_predictions, validate_signals
+from numerflow.simulator.validation import validate_predictions
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ class SubmissionsMixin(EngineBase):
     ) -> dict[str, str]:
         self.sync()
         model = self.model(model_id, account["id"]) if (model_id or kind != "diagnostics") else None
-        if kind == "submission" and model is not None and model["tournament"] != CLASSIC:
+        if kind == "submission" and model is not None and model["tournament"] not in (CLASSIC, CRYPTO):
             raise ApiError(
                 f"Model {model['name']} is not a Numerai Classic model (tournament {model['tournament']})"
             )
@@ -111,6 +112,8 @@ class SubmissionsMixin(EngineBase):
             self.sync()
             model = self.model(model_id, account["id"])
             upload = self._stored_upload(account, key, model["id"], "submission")
+            if model["tournament"] == CRYPTO:
+                return self._create_crypto_submission(model, key, upload["filename"], source, trigger_id)
             current = self.current_round()
             late = current is None
             if late:
@@ -229,6 +232,36 @@ class SubmissionsMixin(EngineBase):
         with self._db.begin() as conn:
             conn.execute(insert(db.scores), rows)
 
+    def _create_crypto_submission(
+        self, model: dict[str, Any], key: str, filename: str, source: str | None, trigger_id: str | None
+    ) -> dict[str, Any]:
+        """A Crypto submission (tournament 12) for the open round, checked as Numerai does (crypto.py)."""
+        current = self.current_round()
+        if current is None:
+            raise ApiError(NOT_OPEN)
+        number = int(current["number"])
+        path = self.state_dir / "uploads" / key
+        _, n_rows, invalid = self.check_crypto_upload(path.read_bytes(), filename, number)  # type: ignore[attr-defined]
+        sub_id = str(uuid.uuid4())
+        with self._db.begin() as conn:
+            conn.execute(
+                insert(db.submissions).values(
+                    id=sub_id,
+                    model_id=model["id"],
+                    round_number=number,
+                    tournament=CRYPTO,
+                    key=key,
+                    filename=filename,
+                    inserted_at=self.clock.now(),
+                    sha256=sha256_file(path),
+                    n_rows=n_rows,
+                    source=source,
+                    trigger_id=trigger_id,
+                )
+            )
+            self._save_signals_report(conn, sub_id, n_rows, invalid)  # type: ignore[attr-defined]
+        return {"id": sub_id, "round_number": number, "late": False}
+
     def create_signals_submission(
         self, account: dict[str, Any], key: str, model_id: str | None
     ) -> dict[str, Any]:
@@ -244,7 +277,10 @@ class SubmissionsMixin(EngineBase):
             if current is None:
                 raise ApiError(NOT_OPEN)
             path = self.state_dir / "uploads" / key
-            n_rows = validate_signals(path.read_bytes(), name=upload["filename"])
+            number = int(current["number"])
+            _, n_rows, invalid = self.check_signals_upload(  # type: ignore[attr-defined]
+                path.read_bytes(), upload["filename"], number
+            )
             sub_id = str(uuid.uuid4())
             with self._db.begin() as conn:
                 conn.execute(
@@ -260,6 +296,14 @@ class SubmissionsMixin(EngineBase):
                         n_rows=n_rows,
                         source="numerapi",
                     )
+                )
+                self._save_signals_report(conn, sub_id, n_rows, invalid)  # type: ignore[attr-defined]
+            if invalid:
+                log.info(
+                    "Signals submission %s: %d tickers outside the round's universe dropped (first: %s)",
+                    sub_id,
+                    len(invalid),
+                    invalid[0],
                 )
             return {"id": sub_id, "firstEffectiveDate": self.shown(current["close_time"])}
 

@@ -94,22 +94,3 @@ def validate_predictions(
             "a constant submission cannot be scored"
         )
     return kept.reindex(live).to_numpy(dtype=float)
-
-
-def validate_signals(data: bytes, *, name: str = "signals") -> int:
-    """Signals: a ticker column, a ``signal`` column in (0, 1), >= 100 distinct tickers; returns rows."""
-    frame = _read(data, name)
-    tickers = [
-        c for c in ("numerai_ticker", "bloomberg_ticker", "cusip", "sedol", "composite_figi") if c in frame
-    ]
-    if not tickers or "signal" not in frame:
-        raise SubmissionError(f"{name}: needs a ticker column (e.g. numerai_ticker) and a 'signal' column")
-    col = frame[tickers[0]]
-    if col.duplicated().any():
-        raise SubmissionError(f"{name}: ticker {col[col.duplicated()].iloc[0]} appears more than once")
-    if col.nunique() < 100:
-        raise SubmissionError(f"{name}: only {col.nunique()} tickers; Signals needs at least 100")
-    signal = pd.to_numeric(frame["signal"], errors="coerce")
-    if signal.isna().any() or ((signal <= 0) | (signal >= 1)).any():
-        raise SubmissionError(f"{name}: every signal must be a number strictly between 0 and 1")
-    return len(frame)

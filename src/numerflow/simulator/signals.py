@@ -1,0 +1,610 @@
+"""Numerai Signals (tournament 11) in the simulator: files, uploads, scores, payouts, profile, leaderboard.
+
+* **Files.** The world (signals_world.py) is made on first use under ``signals_dir`` (by default
+  ``<state_dir>/signals``), ``signals_tickers`` tickers. Served as Numerai's v2.1 layout:
+  ``signals/v2.1/{train,validation}.parquet``, ``{train,validation}_neutralizer.parquet``,
+  ``{train,validation}_sample_weights.parquet``, ``validation_example_preds.{parquet,csv}`` and, per round,
+  ``live.parquet`` and ``live_example_preds.{parquet,csv}`` (the round's live date: one trading day of the
+  world's live period, round after round); ``signals/v1.0/live.parquet`` too, which numerapi's
+  ``SignalsAPI.ticker_universe()`` reads. As on Numerai there is no live neutralizer or weights file.
+* **Uploads** are checked with numerai-tools' rules and exact messages (``validate_submission_signals``:
+  header, NaN ids, duplicates, at least 100 universe tickers, NaN, range, constant); tickers outside the
+  round's universe are dropped and reported (:meth:`SignalsMixin.signals_report`).
+* **Scores.** At the round's close each model's last submission is cleaned as Numerai does
+  (``clean_submission``: mapped to ``numerai_ticker``, left-joined to the universe, tie-kept ranked, missing
+  tickers filled with 0.5) and scored every scoring day against that day's partial ``target_chili_60``
+  (scoring.daily_targets) with :mod:`numerflow.metrics.signals`: ``alpha`` and ``mpc`` (against the
+  stake-weighted portfolio of the round's staked submissions).
+* **The churn/turnover gate** (Numerai's): a model with no submission in the week before, or whose signal
+  has a churn (1 - Spearman) >= 15% or a turnover (of its centered, L1-normalized neutral weights) >= 25%
+  against any of its last 5 submissions, has nothing at risk in the round (still scored);
+  :meth:`SignalsMixin.signals_gate` says why.
+* **Payouts**: ``stake · clip(pf · (0.3·Alpha + 0.8·MPC), ±0.017)`` with ``pf = min(1, 36,000 / Signals NMR
+  at risk)`` (:data:`SIGNALS_PAYOUT`), settled when the round resolves.
+
+Simplifications, said plainly: Signals rounds are the simulator's rounds (same numbers and calendar as
+Classic, 20 scoring days rather than Numerai's 60-day Alpha/MPC window); the informational scores (CORRv4,
+FNCv4, ICv2, RIC) and the neutral-churn penalty of numerai-tools 0.7.1 are not computed.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from dataclasses import asdict
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from sqlalchemy import delete, insert, select
+from sqlalchemy.engine import Connection
+
+from numerflow.errors import NotFoundError, SubmissionError
+from numerflow.fileio import atomic_path, atomic_write_bytes
+from numerflow.metrics.payout import SIGNALS_RULE
+from numerflow.metrics.signals import alpha, churn, meta_portfolio_contribution, portfolio_weights, turnover
+from numerflow.simulator import state as db
+from numerflow.simulator.common import CRYPTO, N_SCORE_DAYS, SIGNALS, EngineBase, dec, money
+from numerflow.simulator.scoring import daily_targets, percentiles
+from numerflow.simulator.signals_world import ALPHA_TARGET, FEATURES, TARGETS, SignalsSpec, build_world
+
+log = logging.getLogger(__name__)
+
+#: Numerai Signals' payout rule since the 2025-09-02 rounds (Alpha ×0.3, MPC ×0.8, clip ±0.017, 36,000 NMR).
+SIGNALS_PAYOUT = SIGNALS_RULE  # the one payout rule (metrics.payout)
+SIGNALS_SCORES = ("alpha", "mpc")
+DEFAULT_SIGNALS_TICKERS = 500
+V21 = "signals/v2.1"
+V10_LIVE = "signals/v1.0/live.parquet"
+STATIC = (
+    "train.parquet",
+    "validation.parquet",
+    "train_neutralizer.parquet",
+    "validation_neutralizer.parquet",
+    "train_sample_weights.parquet",
+    "validation_sample_weights.parquet",
+    "validation_example_preds.parquet",
+    "validation_example_preds.csv",
+)
+ROUND = ("live.parquet", "live_example_preds.parquet", "live_example_preds.csv")
+ID_COLS = ["ticker", "sedol", "bloomberg_ticker", "composite_figi", "numerai_ticker"]
+PRED_COLS = ["prediction", "signal"]
+DATE_COLS = ("friday_date", "date")
+MIN_TICKERS = 100
+EXAMPLE_FEATURE = "feature_momentum_52w_less_4w_factor"
+# the churn/turnover gate (stake -> 0 for the round, the submission is still scored)
+CHURN_LIMIT, TURNOVER_LIMIT, GATE_HISTORY, GATE_WEEK = 0.15, 0.25, 5, 7 * 86400.0
+
+
+def _read(data: bytes, name: str) -> pd.DataFrame:
+    if not data:
+        raise SubmissionError(
+            f"{name}: the uploaded file is empty; upload a CSV with header numerai_ticker,signal"
+        )
+    try:
+        if data[:4] == b"PAR1":
+            frame = pd.read_parquet(io.BytesIO(data))
+            return frame.reset_index() if frame.index.name in ID_COLS else frame
+        return pd.read_csv(io.BytesIO(data), dtype={c: str for c in ID_COLS})
+    except Exception as exc:  # pandas raises many kinds on garbage
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise SubmissionError(f"{name}: not a readable CSV or parquet file ({first})") from None
+
+
+def validate_signals_submission(
+    frame: pd.DataFrame,
+    universe: pd.DataFrame,
+    *,
+    id_cols: list[str] | None = None,
+    drop_dates: bool = True,
+) -> tuple[str, str, pd.DataFrame, list[str]]:
+    """numerai-tools' ``validate_submission_signals``, its messages word for word (as SubmissionError):
+    (id column, signal column, the rows of universe tickers, the tickers dropped as outside it).
+
+    Crypto's ``validate_submission_crypto`` is the same with ``id_cols=["symbol"], drop_dates=False``."""
+    id_cols = ID_COLS if id_cols is None else id_cols
+    if drop_dates:
+        frame = frame.drop(columns=["data_type"], errors="ignore")
+        for col in frame.columns:
+            if col in DATE_COLS:
+                frame = frame.drop(columns=col)
+                break
+    columns = [str(c) for c in frame.columns]
+    if len(columns) != 2 or columns[0] not in id_cols or columns[1] not in PRED_COLS:
+        raise SubmissionError(
+            f"invalid_submission_headers: headers must be one of {id_cols} and one of {PRED_COLS}"
+        )
+    id_col, pred_col = columns
+    if frame[id_col].isna().any():
+        raise SubmissionError(
+            f"invalid_submission_ids: Submission must not contain NaNs in the {id_col} column."
+        )
+    ids = frame[id_col].astype(str)
+    known = set(universe[id_col].dropna().astype(str)) if id_col in universe else set()
+    live = frame.assign(**{id_col: ids})[ids.isin(known).to_numpy()].sort_values(id_col)
+    if live[id_col].duplicated().any():
+        raise SubmissionError(f"invalid_submission_ids: Duplicates detected in {id_col} for live period.")
+    if len(live) < MIN_TICKERS:
+        raise SubmissionError(
+            "invalid_submission_ids: Not enough stocks submitted."
+            " Are you using the latest live ids or live universe?"
+        )
+    invalid = sorted(set(ids) - set(live[id_col]))
+    values = pd.to_numeric(live[pred_col], errors="coerce")
+    if values.isna().any():
+        raise SubmissionError("invalid_submission_values: submission must not contain NaNs")
+    lo, hi = float(values.min()), float(values.max())
+    if not ((lo >= 0 or np.isclose(lo, 0)) and (hi <= 1 or np.isclose(hi, 1))):
+        raise SubmissionError("invalid_submission_values: values must be between 0 and 1 exclusive")
+    if np.isclose(0, values.std()):
+        raise SubmissionError("invalid_submission_values: submission must have non-zero standard deviation")
+    return id_col, pred_col, live.assign(**{pred_col: values}), invalid
+
+
+def clean_signal(universe: pd.DataFrame, live: pd.DataFrame, id_col: str, pred_col: str) -> np.ndarray:
+    """numerai-tools' ``clean_submission(..., dst_id_col="numerai_ticker", rank_and_fill=True)`` as a vector
+    aligned to ``universe`` (sorted by numerai_ticker): tie-kept ranks, 0.5 for the tickers not submitted."""
+    by_id = live.drop_duplicates(id_col).set_index(id_col)[pred_col]
+    raw = universe[id_col].astype(str).map(by_id).to_numpy(dtype=np.float64)
+    ok = np.isfinite(raw)
+    out = np.full(len(raw), 0.5)
+    out[ok] = (stats.rankdata(raw[ok]) - 0.5) / ok.sum()
+    return out
+
+
+class SignalsMixin(EngineBase):
+    """Tournament 11: the Signals files, checked uploads, Alpha/MPC scores, payouts, profile, leaderboard."""
+
+    signals_tickers: int
+    signals_dir: Path
+    first_round: int
+
+    # ------------------------------------------------------------------ the world and its files
+    def signals_spec(self) -> SignalsSpec:
+        with self._lock:
+            spec = getattr(self, "_signals_spec", None)
+            if spec is None:
+                spec = build_world(self.signals_dir, self.signals_tickers, self.seed)
+                self._signals_spec = spec
+            return spec
+
+    def _signals_panel(self, date: str | None = None, split: str | None = None) -> pd.DataFrame:
+        self.signals_spec()
+        filters: list[tuple[str, str, str]] = []
+        if date is not None:
+            filters.append(("date", "==", date))
+        if split is not None:
+            filters.append(("split", "==", split))
+        return pd.read_parquet(self.signals_dir / "panel.parquet", filters=filters or None)
+
+    def _signals_side(self, name: str, date: str | None = None, split: str | None = None) -> pd.DataFrame:
+        """Rows of ``neutralizers.parquet`` or ``sample_weights.parquet`` for a date or a split."""
+        frame = pd.read_parquet(self.signals_dir / name, filters=[("date", "==", date)] if date else None)
+        if split is not None:
+            dates = set(self._signals_panel(split=split)["date"].unique())
+            frame = frame[frame["date"].isin(dates)]
+        return frame.reset_index(drop=True)
+
+    def signals_live_date(self, number: int) -> str:
+        dates = self.signals_spec().live_dates
+        return dates[(number - self.first_round) % len(dates)]
+
+    def _signals_static(self, name: str) -> Path:
+        out = self.signals_dir / "files" / name
+        if out.is_file():
+            return out
+        with self._lock:
+            if out.is_file():
+                return out
+            split = "train" if name.startswith("train") else "validation"
+            if name in ("train.parquet", "validation.parquet"):
+                frame = self._signals_panel(split=split)
+                frame = frame[["numerai_ticker", "composite_figi", "date", *FEATURES, *TARGETS]]
+            elif name.endswith("_neutralizer.parquet"):
+                frame = self._signals_side("neutralizers.parquet", split=split)
+            elif name.endswith("_sample_weights.parquet"):
+                frame = self._signals_side("sample_weights.parquet", split=split)
+            else:
+                panel = self._signals_panel(split="validation")
+                frame = _example(panel)
+                if name.endswith(".csv"):
+                    atomic_write_bytes(out, frame.to_csv(index=False).encode())
+                    return out
+            with atomic_path(out) as tmp:
+                frame.to_parquet(tmp, index=False)
+        return out
+
+    def signals_universe(self, number: int) -> pd.DataFrame:
+        """The round's universe (numerai_ticker, bloomberg_ticker, composite_figi), by numerai_ticker."""
+        date = self.signals_live_date(number)
+        tickers = self._signals_panel(date=date)[["numerai_ticker", "composite_figi"]]
+        ids = pd.read_parquet(
+            self.signals_dir / "universe.parquet", columns=["numerai_ticker", "bloomberg_ticker"]
+        )
+        out = tickers.merge(ids, on="numerai_ticker", how="left").sort_values("numerai_ticker")
+        return out.reset_index(drop=True)[["numerai_ticker", "bloomberg_ticker", "composite_figi"]]
+
+    def _signals_round_file(self, number: int, name: str) -> Path:
+        folder = self.state_dir / "rounds" / str(number) / "signals"
+        out = folder / name.replace("/", "_")
+        if out.is_file():
+            return out
+        with self._lock:
+            if out.is_file():
+                return out
+            date = self.signals_live_date(number)
+            panel = self._signals_panel(date=date).sort_values("numerai_ticker").reset_index(drop=True)
+            if name == "live.parquet":
+                frame = panel[["numerai_ticker", "composite_figi", "date", *FEATURES]]
+            elif name == V10_LIVE:
+                universe = self.signals_universe(number)
+                frame = universe.assign(date=date, data_type="live")
+            else:
+                frame = _example(panel)[["numerai_ticker", "signal"]]
+                if name.endswith(".csv"):
+                    atomic_write_bytes(out, frame.to_csv(index=False).encode())
+                    return out
+            with atomic_path(out) as tmp:
+                frame.to_parquet(tmp, index=False)
+        return out
+
+    def signals_datasets(self) -> list[str]:
+        return sorted([*(f"{V21}/{n}" for n in (*STATIC, *ROUND)), V10_LIVE])
+
+    def signals_dataset_path(self, filename: str, number: int) -> tuple[Path, str]:
+        """(local path, URL path) of a Signals file for round ``number``; NotFoundError otherwise."""
+        if filename == V10_LIVE:
+            return self._signals_round_file(number, V10_LIVE), f"files/round/{number}/{V10_LIVE}"
+        version, _, name = filename.rpartition("/")
+        if version == V21 and name in STATIC:
+            return self._signals_static(name), f"files/{V21}/{name}"
+        if version == V21 and name in ROUND:
+            return self._signals_round_file(number, name), f"files/round/{number}/{V21}/{name}"
+        raise NotFoundError(f"the requested file does not exist: {filename}")
+
+    def signals_file_for_url(self, parts: list[str]) -> Path | None:
+        """The file of a ``/files/...`` URL path if it is a Signals one (None if it is not)."""
+        if len(parts) == 3 and "/".join(parts[:2]) == V21 and parts[2] in STATIC:
+            return self._signals_static(parts[2])
+        if len(parts) == 5 and parts[0] == "round" and parts[1].isdigit() and parts[2] == "signals":
+            name = "/".join(parts[2:])
+            if name == V10_LIVE or (name.startswith(V21 + "/") and parts[4] in ROUND):
+                self._round_or_error(int(parts[1]))  # type: ignore[attr-defined]
+                return self.signals_dataset_path(name, int(parts[1]))[0]
+        return None
+
+    # ------------------------------------------------------------------ uploads
+    def check_signals_upload(self, data: bytes, name: str, number: int) -> tuple[np.ndarray, int, list[str]]:
+        """(cleaned signal aligned to the round's universe, rows kept, tickers dropped) or SubmissionError."""
+        universe = self.signals_universe(number)
+        id_col, pred_col, live, invalid = validate_signals_submission(_read(data, name), universe)
+        return clean_signal(universe, live, id_col, pred_col), len(live), invalid
+
+    def _save_signals_report(self, conn: Connection, sub_id: str, kept: int, invalid: list[str]) -> None:
+        _meta_put(conn, f"signals_report:{sub_id}", {"kept": kept, "invalid_tickers": invalid})
+
+    def signals_report(self, sub_id: str) -> dict[str, Any]:
+        """What a Signals upload kept: ``kept`` universe tickers, ``invalid_tickers`` dropped."""
+        with self._lock, self._db.connect() as conn:
+            report = _meta_read(conn, f"signals_report:{sub_id}")
+        if report is None:
+            raise NotFoundError(f"no Signals submission {sub_id}")
+        return report
+
+    # ------------------------------------------------------------------ scores and payouts
+    def _signals_selected(self, conn: Connection, number: int) -> list[dict[str, Any]]:
+        rows = conn.execute(
+            select(db.submissions)
+            .where(db.submissions.c.round_number == number)
+            .where(db.submissions.c.tournament == SIGNALS)
+            .order_by(db.submissions.c.inserted_at)
+        ).mappings()
+        last: dict[str, dict[str, Any]] = {}
+        for r in rows:
+            last[r["model_id"]] = dict(r)
+        return list(last.values())
+
+    def _score_signals_round(self, r: dict[str, Any]) -> None:
+        """Score the round's Signals submissions (all scoring days) and record their stakes at risk."""
+        number = int(r["number"])
+        with self._db.connect() as conn:
+            selected = self._signals_selected(conn, number)
+        if not selected:
+            return
+        times = json.loads(r["score_times"]) if isinstance(r["score_times"], str) else r["score_times"]
+        date = self.signals_live_date(number)
+        universe = self.signals_universe(number)
+        panel = self._signals_panel(date=date).set_index("numerai_ticker").reindex(universe["numerai_ticker"])
+        neut = self._signals_side("neutralizers.parquet", date=date).set_index("numerai_ticker")
+        neut = neut.reindex(universe["numerai_ticker"]).drop(columns="date").to_numpy(np.float64)
+        weights = self._signals_side("sample_weights.parquet", date=date).set_index("numerai_ticker")
+        weights = weights.reindex(universe["numerai_ticker"])["sample_weights"].to_numpy(np.float64)
+        preds = np.column_stack(
+            [
+                self.check_signals_upload(
+                    (self.state_dir / "uploads" / s["key"]).read_bytes(), s["filename"], number
+                )[0]
+                for s in selected
+            ]
+        )
+        with self._db.connect() as conn:
+            at_risk = {s["model_id"]: self._signals_at_risk(conn, s["model_id"]) for s in selected}
+            gates = {
+                s["model_id"]: self._churn_gate(conn, s, preds[:, k], neut, weights)
+                for k, s in enumerate(selected)
+            }
+        for model_id, gate in gates.items():
+            if gate["gated"]:
+                at_risk[model_id] = Decimal(0)
+        stakes = np.array([float(at_risk[s["model_id"]]) for s in selected])
+        rng = np.random.default_rng([self.seed, number, SIGNALS])
+        days = daily_targets(panel[ALPHA_TARGET].to_numpy(np.float64), N_SCORE_DAYS, rng)
+        scores = {
+            "alpha": np.empty((N_SCORE_DAYS, len(selected))),
+            "mpc": np.empty((N_SCORE_DAYS, len(selected))),
+        }
+        for d, target in enumerate(days):
+            scores["alpha"][d] = alpha(preds, neut, weights, target)
+            scores["mpc"][d] = (
+                meta_portfolio_contribution(preds, stakes, neut, weights, target)
+                if stakes.sum() > 0
+                else np.nan
+            )
+        rows = []
+        for name in SIGNALS_SCORES:
+            for d in range(N_SCORE_DAYS):
+                pct = percentiles(scores[name][d])
+                for k, s in enumerate(selected):
+                    value = float(scores[name][d, k])
+                    rows.append(
+                        {
+                            "submission_id": s["id"],
+                            "model_id": s["model_id"],
+                            "round_number": number,
+                            "day": d + 1,
+                            "display_name": name,
+                            "value": value if np.isfinite(value) else None,
+                            "percentile": float(pct[k]) if np.isfinite(pct[k]) else None,
+                            "score_time": times[d],
+                        }
+                    )
+        total = sum(at_risk.values(), Decimal(0))
+        factor = min(Decimal(1), dec(SIGNALS_PAYOUT.stake_threshold) / total) if total > 0 else Decimal(1)
+        with self._db.begin() as conn:
+            for s in selected:
+                conn.execute(
+                    insert(db.payouts).values(
+                        model_id=s["model_id"],
+                        round_number=number,
+                        submission_id=s["id"],
+                        at_risk=money(at_risk[s["model_id"]]),
+                        payout=None,
+                        settled=False,
+                    )
+                )
+            conn.execute(insert(db.scores), rows)
+            _meta_put(
+                conn,
+                f"signals_round:{number}",
+                {"payout_factor": money(factor), "total_at_risk": money(total)},
+            )
+            for model_id, gate in gates.items():
+                _meta_put(conn, f"signals_gate:{number}:{model_id}", gate)
+        log.info("round %d: %d Signals submissions scored", number, len(selected))
+
+    def _churn_gate(
+        self, conn: Connection, sub: dict[str, Any], signal: np.ndarray, neut: np.ndarray, weights: np.ndarray
+    ) -> dict[str, Any]:
+        """Numerai's gate: no submission in the week before, or a max churn >= 15% or max turnover >= 25%
+        against any of the model's last 5 (selected) submissions -> nothing at risk this round."""
+        number = int(sub["round_number"])
+        rows = conn.execute(
+            select(db.submissions)
+            .where(db.submissions.c.model_id == sub["model_id"])
+            .where(db.submissions.c.round_number < number)
+            .order_by(db.submissions.c.round_number.desc(), db.submissions.c.inserted_at.desc())
+        ).mappings()
+        history: dict[int, dict[str, Any]] = {}
+        for r in rows:
+            history.setdefault(int(r["round_number"]), dict(r))  # the round's last one
+        previous = list(history.values())[:GATE_HISTORY]
+        recent = [p for p in previous if p["inserted_at"] >= sub["inserted_at"] - GATE_WEEK]
+        if not recent:
+            return {
+                "gated": True,
+                "reason": "no submission in the previous week",
+                "churn": 1.0,
+                "turnover": 1.0,
+            }
+        weights_now = portfolio_weights(signal, neut, weights)
+        order = self.signals_universe(number)["numerai_ticker"]
+        churns, turnovers = [], []
+        for p in previous:
+            p_number = int(p["round_number"])
+            p_signal = self.check_signals_upload(
+                (self.state_dir / "uploads" / p["key"]).read_bytes(), p["filename"], p_number
+            )[0]
+            p_date = self.signals_live_date(p_number)
+            p_neut = self._signals_side("neutralizers.parquet", date=p_date).set_index("numerai_ticker")
+            p_w = self._signals_side("sample_weights.parquet", date=p_date).set_index("numerai_ticker")
+            churns.append(churn(signal, p_signal))
+            turnovers.append(
+                turnover(
+                    weights_now,
+                    portfolio_weights(
+                        p_signal,
+                        p_neut.reindex(order).drop(columns="date").to_numpy(np.float64),
+                        p_w.reindex(order)["sample_weights"].to_numpy(np.float64),
+                    ),
+                )
+            )
+        worst_churn, worst_turnover = max(churns), max(turnovers)
+        gated = worst_churn >= CHURN_LIMIT or worst_turnover >= TURNOVER_LIMIT
+        reason = (
+            f"max churn {worst_churn:.3f} (limit {CHURN_LIMIT}), max turnover {worst_turnover:.3f} "
+            f"(limit {TURNOVER_LIMIT}) against the last {len(previous)} submissions"
+        )
+        return {"gated": gated, "reason": reason, "churn": worst_churn, "turnover": worst_turnover}
+
+    def signals_gate(self, number: int, model_id: str) -> dict[str, Any] | None:
+        """The churn/turnover gate of a model's Signals submission in a closed round (None: not scored)."""
+        with self._lock, self._db.connect() as conn:
+            return _meta_read(conn, f"signals_gate:{number}:{model_id}")
+
+    def _signals_at_risk(self, conn: Connection, model_id: str) -> Decimal:
+        stake = dec(conn.execute(select(db.models.c.stake).where(db.models.c.id == model_id)).scalar_one())
+        pending = self._pending_release(conn, model_id)  # type: ignore[attr-defined]
+        return max(Decimal(0), stake - pending)
+
+    def payout_terms(
+        self, conn: Connection, number: int, model_id: str, config: dict[str, Any], factor: Decimal
+    ) -> tuple[dict[str, Any], Decimal, tuple[str, str]]:
+        """(payout config, payout factor, (score × w_corr, score × w_mmc)) of a model's round: Classic's
+        from the round, Signals' own rule and factor for a Signals model."""
+        tournament = conn.execute(select(db.models.c.tournament).where(db.models.c.id == model_id)).scalar()
+        if tournament == CRYPTO:
+            cfg, pf = self._crypto_terms(conn, number)  # type: ignore[attr-defined]
+            return cfg, pf, ("canon_corr", "canon_mmc")
+        if tournament != SIGNALS:
+            return config, factor, ("canon_corr", "canon_mmc")
+        saved = _meta_read(conn, f"signals_round:{number}") or {}
+        return asdict(SIGNALS_PAYOUT), dec(saved.get("payout_factor", "1")), SIGNALS_SCORES  # type: ignore[return-value]
+
+    def tournament_round_terms(
+        self, r: dict[str, Any], tournament: int
+    ) -> tuple[dict[str, Any], tuple[tuple[str, float, bool], ...], str | None]:
+        """A round as Signals (11) or Crypto (12) shows it: (config with target, (score, multiplier,
+        is payout) rows, payout factor once the round closed)."""
+        from numerflow.simulator.crypto import CRYPTO_PAYOUT
+        from numerflow.simulator.crypto import TARGET as CRYPTO_TARGET
+
+        with self._lock, self._db.connect() as conn:
+            if tournament == CRYPTO:
+                saved = _meta_read(conn, f"crypto_round:{r['number']}") or {}
+                cfg = {**asdict(CRYPTO_PAYOUT), "target": CRYPTO_TARGET}
+                return cfg, (("canon_mmc", 1.0, True), ("canon_corr", 0.0, False)), saved.get("payout_factor")
+            saved = _meta_read(conn, f"signals_round:{r['number']}") or {}
+        cfg = {**asdict(SIGNALS_PAYOUT), "target": ALPHA_TARGET}
+        rows = (("alpha", SIGNALS_PAYOUT.w_corr, True), ("mpc", SIGNALS_PAYOUT.w_mmc, True))
+        return cfg, rows, saved.get("payout_factor")
+
+    # ------------------------------------------------------------------ profile and leaderboard
+    def _signals_reputation(self) -> dict[str, pd.DataFrame]:
+        table = self.reputation_table()  # type: ignore[attr-defined]
+        return {name: table[name] for name in SIGNALS_SCORES if name in table}
+
+    def signals_daily_performances(self, model_id: str) -> list[dict[str, Any]]:
+        """v2SignalsProfile.dailyModelPerformances: Alpha reputation as corrRep/corrRank, MPC's as
+        mmcRep/mmcRank (ranks among the Signals models that day); fields not computed are null."""
+        reps = self._signals_reputation()
+        if "alpha" not in reps or model_id not in reps["alpha"].columns:
+            return []
+        a = reps["alpha"]
+        m = reps.get("mpc")
+        out = []
+        a_rank = a.rank(axis=1, ascending=False, method="min")
+        m_rank = m.rank(axis=1, ascending=False, method="min") if m is not None else None
+        for t in a[model_id].dropna().index:
+            entry: dict[str, Any] = {
+                k: None
+                for k in (
+                    "corr20dRep",
+                    "corr20dRank",
+                    "corr60Rep",
+                    "corr60Rank",
+                    "icRep",
+                    "icRank",
+                    "tcRep",
+                    "tcRank",
+                    "mmc20dRep",
+                    "mmc20dRank",
+                )
+            }
+            entry.update(
+                date=self.shown(float(t)),
+                corrRep=_num(a.at[t, model_id]),
+                corrRank=_int(a_rank.at[t, model_id]),
+                mmcRep=_num(m.at[t, model_id]) if m is not None and model_id in m.columns else None,
+                mmcRank=_int(m_rank.at[t, model_id])
+                if m_rank is not None and model_id in m_rank.columns
+                else None,
+            )
+            out.append(entry)
+        return out
+
+    def signals_leaderboard(self, limit: int, offset: int) -> list[dict[str, Any]]:
+        """signalsLeaderboard: Signals models by Alpha reputation, best first (none yet: last, by name)."""
+        self.sync()
+        reps = self._signals_reputation()
+        with self._lock, self._db.connect() as conn:
+            models = [
+                dict(r)
+                for r in conn.execute(select(db.models).where(db.models.c.tournament == SIGNALS)).mappings()
+            ]
+        a, m = reps.get("alpha"), reps.get("mpc")
+
+        def last(frame: pd.DataFrame | None, model_id: str, row: int = -1) -> float | None:
+            if frame is None or model_id not in frame.columns or len(frame) < -row:
+                return None
+            return _num(frame[model_id].iloc[row])
+
+        rows = []
+        for mdl in models:
+            rows.append(
+                {
+                    "username": mdl["name"],
+                    "nmrStaked": money(dec(mdl["stake"])),
+                    "today": last(a, mdl["id"]),
+                    "prev": last(a, mdl["id"], -2),
+                    "mmc": last(m, mdl["id"]),
+                    "sharpe": None,
+                    "icRank": None,
+                    "icRep": None,
+                    "tcRep": None,
+                    "tcRank": None,
+                }
+            )
+        for key, rank_key in (("today", "rank"), ("prev", "prevRank"), ("mmc", "mmcRank")):
+            scored = sorted((r for r in rows if r[key] is not None), key=lambda r: -r[key])
+            for i, r in enumerate(scored):
+                r[rank_key] = i + 1
+            for r in rows:
+                r.setdefault(rank_key, None)
+        rows.sort(key=lambda r: (r["rank"] is None, r["rank"] or 0, r["username"]))
+        for r in rows:
+            r.pop("prev")
+        return rows[max(0, offset) : max(0, offset) + max(0, limit)]
+
+
+def _example(panel: pd.DataFrame) -> pd.DataFrame:
+    """Example predictions: the rank of 52-week-less-4-week momentum within each date, in (0, 1)."""
+    ranked = panel.groupby("date", observed=True)[EXAMPLE_FEATURE].rank(pct=True).fillna(0.5)
+    return pd.DataFrame(
+        {
+            "numerai_ticker": panel["numerai_ticker"],
+            "date": panel["date"],
+            "signal": ranked.clip(0.001, 0.999),
+        }
+    )
+
+
+def _meta_put(conn: Connection, key: str, value: Any) -> None:
+    conn.execute(delete(db.meta).where(db.meta.c.key == key))
+    conn.execute(insert(db.meta).values(key=key, value=json.dumps(value)))
+
+
+def _meta_read(conn: Connection, key: str) -> Any:
+    row = conn.execute(select(db.meta.c.value).where(db.meta.c.key == key)).first()
+    return None if row is None else json.loads(row[0])
+
+
+def _num(value: Any) -> float | None:
+    return float(value) if value is not None and np.isfinite(value) else None
+
+
+def _int(value: Any) -> int | None:
+    return int(value) if value is not None and np.isfinite(value) else None

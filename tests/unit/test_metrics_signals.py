@@ -1,0 +1,98 @@
+"""Signals' Alpha and MPC (metrics/signals.py) against numerai-tools, the yardstick, to 1e-10."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from numerai_tools import scoring as nt
+
+from numerflow.metrics.signals import alpha, meta_portfolio_contribution, neutral_weights
+
+# the test vector of the Signals reference (numerai-tools 0.7.2)
+PREDS = np.array([[1, 1], [2, 2], [3, 1], [4, 2], [5, 1]], dtype=float)
+STAKES = np.array([0.6, 0.4])
+NEUTRALIZERS = np.array([[1, 5], [2, 4], [3, 3], [4, 2], [5, 1]], dtype=float)
+WEIGHTS = np.array([3, 2, 1, 2, 3], dtype=float)
+TARGET = np.array([1, 2, 3, 2, 1], dtype=float)
+
+
+def _frames(preds, neutralizers, weights, target):
+    idx = pd.Index([f"T{i:05d} US" for i in range(len(target))])
+    p = pd.DataFrame(preds, index=idx, columns=[f"s{j}" for j in range(preds.shape[1])])
+    n = pd.DataFrame(neutralizers, index=idx)
+    return p, n, pd.Series(weights, index=idx), pd.Series(target, index=idx)
+
+
+def test_mpc_matches_the_reference_test_vector() -> None:
+    mpc = meta_portfolio_contribution(PREDS, STAKES, NEUTRALIZERS, WEIGHTS, TARGET)
+    np.testing.assert_allclose(mpc, [-0.0015800688, 0.0023701031], atol=1e-10)
+    p, n, v, t = _frames(PREDS, NEUTRALIZERS, WEIGHTS, TARGET)
+    theirs = nt.meta_portfolio_contribution(p, pd.Series(STAKES, index=p.columns), n, v, t)
+    np.testing.assert_allclose(mpc, theirs.to_numpy(), atol=1e-10, rtol=0)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_alpha_mpc_and_weights_match_numerai_tools(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n, k, m = 400, 5, 12
+    preds = rng.random((n, k))
+    preds[:, 1] = np.round(preds[:, 1] * 4) / 4  # ties
+    neutralizers = rng.standard_normal((n, m)) / np.sqrt(n)
+    weights = rng.random(n) + 0.1
+    target = np.round(rng.random(n) * 4) / 4
+    stakes = rng.random(k) * 100
+    p, nn, v, t = _frames(preds, neutralizers, weights, target)
+    np.testing.assert_allclose(
+        neutral_weights(preds, neutralizers, weights),
+        nt.generate_neutralized_weights(p, nn, v).to_numpy(),
+        atol=1e-10,
+        rtol=0,
+    )
+    np.testing.assert_allclose(
+        alpha(preds, neutralizers, weights, target), nt.alpha(p, nn, v, t).to_numpy(), atol=1e-10, rtol=0
+    )
+    np.testing.assert_allclose(
+        meta_portfolio_contribution(preds, stakes, neutralizers, weights, target),
+        nt.meta_portfolio_contribution(p, pd.Series(stakes, index=p.columns), nn, v, t).to_numpy(),
+        atol=1e-10,
+        rtol=0,
+    )
+
+
+def test_nan_inputs_are_refused_with_the_input_named() -> None:
+    bad = PREDS.copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(ValueError, match="predictions contains NaN"):
+        alpha(bad, NEUTRALIZERS, WEIGHTS, TARGET)
+
+
+def test_churn_and_turnover_match_numerai_tools() -> None:
+    from numerai_tools import signals as nts
+
+    from numerflow.metrics.signals import churn, portfolio_weights, turnover
+
+    rng = np.random.default_rng(7)
+    n, m = 300, 8
+    idx = pd.Index([f"T{i:05d} US" for i in range(n)], name="numerai_ticker")
+    cur, prev = rng.random(n), rng.random(n)
+    cur = 0.7 * cur + 0.3 * prev
+    neut = [rng.standard_normal((n, m)) / np.sqrt(n) for _ in range(2)]
+    weights = [rng.random(n) + 0.1 for _ in range(2)]
+    theirs = nts.calculate_max_churn_and_turnover(
+        pd.Series(cur, index=idx, name="signal"),
+        pd.DataFrame(neut[0], index=idx),
+        pd.Series(weights[0], index=idx),
+        {"d1": pd.Series(prev, index=idx, name="signal")},
+        {"d1": pd.DataFrame(neut[1], index=idx)},
+        {"d1": pd.Series(weights[1], index=idx)},
+    )
+    ranked = [(pd.Series(x).rank().to_numpy() - 0.5) / n for x in (cur, prev)]  # clean_submission's ranks
+    ours = (
+        churn(ranked[0], ranked[1]),
+        turnover(
+            portfolio_weights(ranked[0], neut[0], weights[0]),
+            portfolio_weights(ranked[1], neut[1], weights[1]),
+        ),
+    )
+    np.testing.assert_allclose(ours, theirs, atol=1e-10, rtol=0)
