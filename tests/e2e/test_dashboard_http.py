@@ -71,7 +71,8 @@ def test_plotly_and_static_files_are_served_locally_and_cached(client: httpx.Cli
     found = re.search(r'<script src="(/vendor/plotly-basic\.([0-9a-f]{16})\.min\.js)"', page)
     assert found is not None, "the model page links the vendored bundle by its content hash"
     url, digest = found.groups()
-    vendored = (Path(numerflow.__file__).parent / "service/dashboard/vendor/plotly-basic.min.js").read_bytes()
+    vendor = Path(numerflow.__file__).parent / "service/dashboard/vendor"
+    vendored = (vendor / "plotly-basic.min.js").read_bytes()
     assert hashlib.sha256(vendored).hexdigest().startswith(digest)
 
     zipped = client.get(url, headers={"Accept-Encoding": "gzip"})  # httpx decodes it

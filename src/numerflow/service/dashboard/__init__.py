@@ -1,7 +1,7 @@
 """The web dashboard: overview, model, rounds, jobs, data and settings pages for logged-in users.
 
 ``create_app`` includes :data:`router` (the pages, ``/login``, ``/logout``, the plotly.js bundle at
-``/vendor/plotly-basic.<hash>.min.js``) and calls :func:`mount` (``/static``: the dashboard's CSS and
+``/vendor/plotly-cartesian.<hash>.min.js``) and calls :func:`mount` (``/static``: the dashboard's CSS and
 JavaScript). Everything is served by the service itself, so the dashboard works with no network; plotly.js
 is the partial bundle vendored in ``vendor/`` (scatter and bar only), gzip-compressed, with its content
 hash in its URL.

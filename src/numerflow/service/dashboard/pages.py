@@ -74,7 +74,8 @@ templates.env.globals["sparkline"] = views.sparkline
 
 
 VENDOR_DIR = HERE / "vendor"
-PLOTLY_FILE = "plotly-basic.min.js"  # plotly.js-basic-dist-min from npm: see vendor/README.md
+# plotly.js partial bundles from npm (see vendor/README.md): each page loads the smallest that draws it
+PLOTLY_BUNDLES = {"basic": "plotly-basic.min.js", "cartesian": "plotly-cartesian.min.js"}
 IMMUTABLE = "public, max-age=31536000, immutable"
 
 
@@ -89,16 +90,17 @@ class VendoredAsset:
 
 
 @cache
-def plotly_asset() -> VendoredAsset:
-    body = (VENDOR_DIR / PLOTLY_FILE).read_bytes()
+def plotly_asset(bundle: str = "basic") -> VendoredAsset:
+    body = (VENDOR_DIR / PLOTLY_BUNDLES[bundle]).read_bytes()
     return VendoredAsset(
         body=body, gzipped=gzip.compress(body, 9, mtime=0), digest=hashlib.sha256(body).hexdigest()[:16]
     )
 
 
-def plotly_url() -> str:
-    """The bundle's URL: its content hash is in the name, so browsers keep it until it changes."""
-    return f"/vendor/plotly-basic.{plotly_asset().digest}.min.js"
+def plotly_url(bundle: str = "basic") -> str:
+    """A bundle's URL: its content hash is in the name, so browsers keep it until it changes. ``basic``
+    (scatter, bar: the model page) or ``cartesian`` (also histogram and heatmap: the Risk & stakes page)."""
+    return f"/vendor/plotly-{bundle}.{plotly_asset(bundle).digest}.min.js"
 
 
 @cache
@@ -187,13 +189,15 @@ def script_json(value: Any) -> str:
 # ------------------------------------------------------------------------------------------- assets
 
 
-@router.get("/vendor/plotly-basic.{digest}.min.js")
-def plotly_js(request: Request, digest: str) -> Response:
-    """The vendored plotly.js bundle, gzip-compressed for browsers that accept it, cached as immutable.
+@router.get("/vendor/plotly-{bundle}.{digest}.min.js")
+def plotly_js(request: Request, bundle: str, digest: str) -> Response:
+    """A vendored plotly.js bundle, gzip-compressed for browsers that accept it, cached as immutable.
 
     Only the current hash is served: a page from an older release asks for a name that no longer
     exists and gets a 404 instead of a script that may not match it."""
-    asset = plotly_asset()
+    if bundle not in PLOTLY_BUNDLES:
+        return Response("not found", status_code=404, media_type="text/plain")
+    asset = plotly_asset(bundle)
     if not hmac.compare_digest(digest, asset.digest):
         return Response("not found", status_code=404, media_type="text/plain")
     headers = {
