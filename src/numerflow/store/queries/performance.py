@@ -138,12 +138,18 @@ def score_rows(
 
 
 def top_scored_round(
-    session: Session, *, slot: str | None = None, tournament: int | None = None
+    session: Session,
+    *,
+    slot: str | None = None,
+    slots: Sequence[str] | None = None,
+    tournament: int | None = None,
 ) -> int | None:
-    """The newest round with a score (of ``slot``, of ``tournament``), or None."""
+    """The newest round with a score (of ``slot`` or one of ``slots``, of ``tournament``), or None."""
     stmt = select(func.max(Score.round_number))
     if slot is not None:
         stmt = stmt.where(Score.numerai_model == slot)
+    if slots is not None:
+        stmt = stmt.where(Score.numerai_model.in_(slots))
     if tournament is not None:
         stmt = stmt.where(Score.tournament == tournament)
     return session.scalar(stmt)

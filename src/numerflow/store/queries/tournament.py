@@ -6,6 +6,7 @@ Each takes the caller's session and returns ORM rows (or plain counts); the call
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from decimal import Decimal
 
 from sqlalchemy import func, select
@@ -14,9 +15,14 @@ from sqlalchemy.orm import Session
 from numerflow.store.tables.tournament import Payout, Round, StakeChange, Submission
 
 
+def latest_rounds(session: Session, limit: int) -> list[Round]:
+    """The newest ``limit`` rounds, newest first."""
+    return list(session.scalars(select(Round).order_by(Round.number.desc()).limit(limit)))
+
+
 def recent_rounds(session: Session, limit: int) -> list[tuple[Round, dict[str, int]]]:
     """The newest ``limit`` rounds, newest first, each with its submission count per status."""
-    rounds = list(session.scalars(select(Round).order_by(Round.number.desc()).limit(limit)))
+    rounds = latest_rounds(session, limit)
     counts: dict[int, dict[str, int]] = defaultdict(dict)
     if rounds:
         for number, status, n in session.execute(
@@ -34,12 +40,19 @@ def round_by_number(session: Session, number: int) -> Round | None:
 
 
 def submissions(
-    session: Session, *, round_number: int | None = None, slot: str | None = None, limit: int | None = None
+    session: Session,
+    *,
+    round_number: int | None = None,
+    round_numbers: Sequence[int] | None = None,
+    slot: str | None = None,
+    limit: int | None = None,
 ) -> list[Submission]:
-    """Submissions, newest round first, then by slot; filtered by round and slot."""
+    """Submissions, newest round first, then by slot; filtered by round(s) and slot."""
     stmt = select(Submission).order_by(Submission.round_number.desc(), Submission.numerai_model)
     if round_number is not None:
         stmt = stmt.where(Submission.round_number == round_number)
+    if round_numbers is not None:
+        stmt = stmt.where(Submission.round_number.in_(round_numbers))
     if slot is not None:
         stmt = stmt.where(Submission.numerai_model == slot)
     if limit is not None:
@@ -48,12 +61,19 @@ def submissions(
 
 
 def payouts(
-    session: Session, *, round_number: int | None = None, slot: str | None = None, limit: int | None = None
+    session: Session,
+    *,
+    round_number: int | None = None,
+    round_numbers: Sequence[int] | None = None,
+    slot: str | None = None,
+    limit: int | None = None,
 ) -> list[Payout]:
-    """Payouts, newest round first, then by slot; filtered by round and slot."""
+    """Payouts, newest round first, then by slot; filtered by round(s) and slot."""
     stmt = select(Payout).order_by(Payout.round_number.desc(), Payout.numerai_model)
     if round_number is not None:
         stmt = stmt.where(Payout.round_number == round_number)
+    if round_numbers is not None:
+        stmt = stmt.where(Payout.round_number.in_(round_numbers))
     if slot is not None:
         stmt = stmt.where(Payout.numerai_model == slot)
     if limit is not None:
