@@ -1,17 +1,20 @@
-"""Reads of rounds, submissions, payouts and stake changes for the REST resources and the dashboard.
-
-Each takes the caller's session and returns ORM rows (or plain counts); the caller renders them.
-"""
+"""Rounds, submissions, payouts and stake changes: the reads of the REST resources and the dashboard
+(in the caller's session, returning ORM rows the caller renders), and the writes of the round job and
+of stake changes (each in its own transaction)."""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from numerflow.store.base import utcnow
+from numerflow.store.db import session_scope
 from numerflow.store.tables.tournament import Payout, Round, StakeChange, Submission
 
 
@@ -112,3 +115,111 @@ def stake_changes(session: Session, slot: str) -> list[StakeChange]:
             select(StakeChange).where(StakeChange.numerai_model == slot).order_by(StakeChange.id.desc())
         )
     )
+
+
+# ------------------------------------------------------------------------------ writes of the round job
+def upsert_round(engine: Engine, tournament: int, number: int, **values: Any) -> None:
+    """Create the round row (status ``open``) if missing, then set ``values`` on it."""
+    with session_scope(engine) as s:
+        row = s.scalar(select(Round).where(Round.tournament == tournament, Round.number == number))
+        if row is None:
+            row = Round(tournament=tournament, number=number, status="open")
+            s.add(row)
+        for key, value in values.items():
+            setattr(row, key, value)
+
+
+def confirmed_submissions(engine: Engine, tournament: int, number: int) -> dict[str, Submission]:
+    """slot → its confirmed submission to round ``number`` (detached rows)."""
+    with session_scope(engine) as s:
+        rows = s.scalars(
+            select(Submission).where(
+                Submission.tournament == tournament,
+                Submission.round_number == number,
+                Submission.status == "confirmed",
+            )
+        ).all()
+        return {r.numerai_model: r for r in rows}
+
+
+def upsert_submission(engine: Engine, tournament: int, number: int, slot: str, **values: Any) -> None:
+    """Create the slot's submission row for the round (status ``predicted``) if missing, then set
+    ``values`` on it and stamp ``updated_at``."""
+    with session_scope(engine) as s:
+        row = s.scalar(
+            select(Submission).where(
+                Submission.tournament == tournament,
+                Submission.round_number == number,
+                Submission.numerai_model == slot,
+            )
+        )
+        if row is None:
+            row = Submission(
+                tournament=tournament, round_number=number, numerai_model=slot, status="predicted"
+            )
+            s.add(row)
+        for key, value in values.items():
+            setattr(row, key, value)
+        row.updated_at = utcnow()
+
+
+def newest_round_number(engine: Engine) -> int:
+    """The newest round number recorded, 0 when none."""
+    with session_scope(engine) as s:
+        return int(s.scalar(select(func.max(Round.number))) or 0)
+
+
+# ---------------------------------------------------------------------------------------- stake changes
+def stake_deltas(
+    engine: Engine, tournament: int, slot: str, round_number: int, statuses: Sequence[str]
+) -> list[Decimal]:
+    """The deltas of ``slot``'s stake changes in ``round_number`` with one of ``statuses``."""
+    with session_scope(engine) as s:
+        return list(
+            s.scalars(
+                select(StakeChange.delta_nmr).where(
+                    StakeChange.tournament == tournament,
+                    StakeChange.numerai_model == slot,
+                    StakeChange.round_number == round_number,
+                    StakeChange.status.in_(statuses),
+                )
+            ).all()
+        )
+
+
+def settle_stake_changes(
+    engine: Engine,
+    tournament: int,
+    slot: str,
+    decide: Callable[[StakeChange], tuple[str, str] | None],
+) -> int:
+    """For each of ``slot``'s changes of ``unknown`` outcome, ``decide`` gives (status, note) or None
+    (leave it); the row moves from ``unknown`` to that status with the note appended to its reason.
+    Returns how many moved."""
+    settled = 0
+    with session_scope(engine) as s:
+        rows = s.scalars(
+            select(StakeChange).where(
+                StakeChange.tournament == tournament,
+                StakeChange.numerai_model == slot,
+                StakeChange.status == "unknown",
+            )
+        ).all()
+        for row in rows:
+            decision = decide(row)
+            if decision is None:
+                continue
+            status, note = decision
+            done = s.execute(
+                update(StakeChange)
+                .where(StakeChange.id == row.id, StakeChange.status == "unknown")
+                .values(status=status, reason=f"{row.reason}; {note}"[:2000])
+            )
+            settled += int(done.rowcount or 0)
+    return settled
+
+
+def add_stake_change(engine: Engine, **values: Any) -> None:
+    """Insert one stake change row."""
+    with session_scope(engine) as s:
+        s.add(StakeChange(**values))
