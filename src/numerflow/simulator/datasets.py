@@ -29,7 +29,7 @@ from numerflow.simulator.common import (
     DATA_VERSIONS,
     ROUND_FILES,
     STATIC_FILES,
-    EngineBase,
+    SimEngineBase,
 )
 
 OWN_VERSION = "v5.3"
@@ -43,7 +43,7 @@ _PROJECTED = frozenset(
 log = logging.getLogger(__name__)
 
 
-class DatasetsMixin(EngineBase):
+class SimDatasets(SimEngineBase):
     """Dataset listing, URLs and files; round files drawn on first use."""
 
     # ------------------------------------------------------------------ data

@@ -68,12 +68,12 @@ from numerflow.simulator.common import (
     money,
     sha,
 )
-from numerflow.simulator.crowd import CrowdMixin
-from numerflow.simulator.datasets import DatasetsMixin
+from numerflow.simulator.crowd import SimCrowd
+from numerflow.simulator.datasets import SimDatasets
 from numerflow.simulator.faults import FaultConfig, FaultDice, FaultScript
-from numerflow.simulator.leaderboard import LeaderboardMixin
-from numerflow.simulator.performance import PerformanceMixin
-from numerflow.simulator.profiles import ProfilesMixin
+from numerflow.simulator.leaderboard import SimLeaderboard
+from numerflow.simulator.performance import SimPerformance
+from numerflow.simulator.profiles import SimProfiles
 from numerflow.simulator.scoring import (
     DEFAULT_REST_AT_RISK,
     SCORE_NAMES,
@@ -81,8 +81,8 @@ from numerflow.simulator.scoring import (
     percentiles,
     score_submissions,
 )
-from numerflow.simulator.stakes import StakesMixin
-from numerflow.simulator.submissions import SubmissionsMixin
+from numerflow.simulator.stakes import SimStakes
+from numerflow.simulator.submissions import SimSubmissions
 from numerflow.simulator.validation import validate_predictions
 
 log = logging.getLogger(__name__)
@@ -90,13 +90,13 @@ MAX_ADVANCE_DAYS = 3650  # ten years of rounds in one call; more would hold the 
 
 
 class TournamentEngine(
-    DatasetsMixin,
-    SubmissionsMixin,
-    PerformanceMixin,
-    StakesMixin,
-    LeaderboardMixin,
-    ProfilesMixin,
-    CrowdMixin,
+    SimDatasets,
+    SimSubmissions,
+    SimPerformance,
+    SimStakes,
+    SimLeaderboard,
+    SimProfiles,
+    SimCrowd,
 ):
     """A simulated Numerai tournament (classic, tournament 8; Signals submissions are accepted unscored)."""
 
