@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -42,6 +42,24 @@ def round_by_number(session: Session, number: int) -> Round | None:
     return session.scalars(select(Round).where(Round.number == number).order_by(Round.id)).first()
 
 
+def _by_round_and_slot(
+    table: type[Submission] | type[Payout],
+    round_number: int | None,
+    round_numbers: Sequence[int] | None,
+    slot: str | None,
+    limit: int | None,
+) -> Select[Any]:
+    """Rows of ``table`` (submissions or payouts), newest round first, then by slot; filtered."""
+    stmt = select(table).order_by(table.round_number.desc(), table.numerai_model)
+    if round_number is not None:
+        stmt = stmt.where(table.round_number == round_number)
+    if round_numbers is not None:
+        stmt = stmt.where(table.round_number.in_(round_numbers))
+    if slot is not None:
+        stmt = stmt.where(table.numerai_model == slot)
+    return stmt.limit(limit) if limit is not None else stmt
+
+
 def submissions(
     session: Session,
     *,
@@ -51,16 +69,7 @@ def submissions(
     limit: int | None = None,
 ) -> list[Submission]:
     """Submissions, newest round first, then by slot; filtered by round(s) and slot."""
-    stmt = select(Submission).order_by(Submission.round_number.desc(), Submission.numerai_model)
-    if round_number is not None:
-        stmt = stmt.where(Submission.round_number == round_number)
-    if round_numbers is not None:
-        stmt = stmt.where(Submission.round_number.in_(round_numbers))
-    if slot is not None:
-        stmt = stmt.where(Submission.numerai_model == slot)
-    if limit is not None:
-        stmt = stmt.limit(limit)
-    return list(session.scalars(stmt))
+    return list(session.scalars(_by_round_and_slot(Submission, round_number, round_numbers, slot, limit)))
 
 
 def payouts(
@@ -72,16 +81,7 @@ def payouts(
     limit: int | None = None,
 ) -> list[Payout]:
     """Payouts, newest round first, then by slot; filtered by round(s) and slot."""
-    stmt = select(Payout).order_by(Payout.round_number.desc(), Payout.numerai_model)
-    if round_number is not None:
-        stmt = stmt.where(Payout.round_number == round_number)
-    if round_numbers is not None:
-        stmt = stmt.where(Payout.round_number.in_(round_numbers))
-    if slot is not None:
-        stmt = stmt.where(Payout.numerai_model == slot)
-    if limit is not None:
-        stmt = stmt.limit(limit)
-    return list(session.scalars(stmt))
+    return list(session.scalars(_by_round_and_slot(Payout, round_number, round_numbers, slot, limit)))
 
 
 def latest_at_risk(session: Session) -> dict[str, Decimal | None]:
