@@ -1,6 +1,6 @@
-"""SQL lives in store/: no module outside it builds a query (sqlalchemy's select, insert, update, delete,
-text). The simulator keeps its own state database on the other side
-of the wire (it may not import store/) and is the one exception."""
+"""SQL lives in store/: no module outside it imports sqlalchemy's query builders (select, insert,
+update, delete, text). The simulator keeps its own state database on the other side of the wire (it may
+not import store/) and is the one exception."""
 
 from __future__ import annotations
 
