@@ -4,7 +4,9 @@
 (``submissionScores``) and its per-round payouts (``v2RoundModelPerformances``) and upserts them into
 ``scores`` and ``payouts``; running it again only refreshes what changed. ``performance_table`` reads
 the database back: one row per slot and round with the latest CORR/MMC/BMC/FNC, the payout, and the
-cumulative CORR and MMC over the rounds so far.
+cumulative CORR and MMC over the rounds so far. Its per-round rule (:func:`final_scores`: which day and
+which score name win, when a round is resolved) is the one the CLI, the monitor, the REST API and the
+dashboard all read; the SQL is in ``store/queries/performance.py``.
 """
 
 from __future__ import annotations
