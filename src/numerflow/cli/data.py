@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -77,28 +80,11 @@ def synth(
     )
 
 
-@data.command("download")
-def download(
-    ctx: typer.Context,
-    files: list[str] = typer.Argument(None, help="Files like train.parquet (default: all of the version)."),
-    version: str | None = typer.Option(
-        None, "--version", help="Data version (default: numerai.data_version)."
-    ),
-    round_num: int | None = typer.Option(None, "--round", help="Round of the live files (default: current)."),
-    force: bool = typer.Option(False, "--force", help="Download again even when a cached copy matches."),
-) -> None:
-    """Download dataset files (resumable, verified, recorded in the manifest)."""
+@contextlib.contextmanager
+def _download_bars() -> Iterator[Callable[[str, int, int | None], None]]:
+    """A progress callback (file, bytes done, total) drawing one transient bar per file."""
     from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
-    from numerflow.data.download import download_for_project
-    from numerflow.store.queries.downloads import DatasetManifest
-
-    try:
-        from numerflow.tournament.client import NumeraiClient
-    except ImportError:  # pragma: no cover - the tournament room ships it
-        raise DataError("the Numerai client (numerflow.tournament.client) is not installed") from None
-    st = state(ctx)
-    source = NumeraiClient.from_settings(st.settings)
     with Progress(
         "[progress.description]{task.description}",
         BarColumn(),
@@ -114,6 +100,30 @@ def download(
                 tasks[name] = bar.add_task(name, total=total)
             bar.update(tasks[name], completed=done, total=total)
 
+        yield progress
+
+
+@data.command("download")
+def download(
+    ctx: typer.Context,
+    files: list[str] = typer.Argument(None, help="Files like train.parquet (default: all of the version)."),
+    version: str | None = typer.Option(
+        None, "--version", help="Data version (default: numerai.data_version)."
+    ),
+    round_num: int | None = typer.Option(None, "--round", help="Round of the live files (default: current)."),
+    force: bool = typer.Option(False, "--force", help="Download again even when a cached copy matches."),
+) -> None:
+    """Download dataset files (resumable, verified, recorded in the manifest)."""
+    from numerflow.data.download import download_for_project
+    from numerflow.store.queries.downloads import DatasetManifest
+
+    try:
+        from numerflow.tournament.client import NumeraiClient
+    except ImportError:  # pragma: no cover - the tournament room ships it
+        raise DataError("the Numerai client (numerflow.tournament.client) is not installed") from None
+    st = state(ctx)
+    source = NumeraiClient.from_settings(st.settings)
+    with _download_bars() as progress:
         paths = download_for_project(
             st.settings,
             source,
@@ -128,6 +138,35 @@ def download(
         console.print(f"{p}  {_human(p.stat().st_size)}", soft_wrap=True, highlight=False)
 
 
+def _print_check(path: Path, report: Any) -> None:
+    """The data check report as tables: files, issues, the worst drift and the verdict."""
+    from rich.table import Table
+
+    files = Table(title=f"data check: {path}", title_justify="left")
+    for col in ("file", "rows", "eras", "first", "last", "features", "targets"):
+        files.add_column(col, justify="right" if col not in ("file", "first", "last") else "left")
+    for f in report.files:
+        files.add_row(
+            f.file, f"{f.rows:,}", str(f.eras or ""), f.first_era, f.last_era, str(f.features or ""),
+            str(f.targets or ""),
+        )  # fmt: skip
+    if report.files:
+        console.print(files)
+    if report.issues:
+        issues = Table(show_header=True)
+        for col in ("severity", "file", "check", "finding"):
+            issues.add_column(col, overflow="fold")
+        for i in report.issues:
+            style = _SEVERITY_STYLE[i.severity]
+            issues.add_row(f"[{style}]{i.severity}[/]", i.file, i.check, i.message)
+        console.print(issues)
+    if report.drift:
+        worst = ", ".join(f"{f} {psi:.3f}" for f, psi in report.drift[:3])
+        console.print(f"train-vs-live drift (PSI), worst: {worst}")
+    counts = f"{len(report.errors)} errors, {len(report.warnings)} warnings"
+    console.print(f"[green]ok[/]: {counts}" if report.ok else f"[red]failed[/]: {counts}")
+
+
 @data.command("check")
 def check(
     ctx: typer.Context,
@@ -137,8 +176,6 @@ def check(
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Check schema, dtypes, ranges, ids, eras, NaN rates, targets and train-vs-live drift."""
-    from rich.table import Table
-
     from numerflow.data.checks import check_dataset, report_to_json
 
     if path is None:
@@ -148,34 +185,30 @@ def check(
     if as_json:
         console.print_json(report_to_json(report))
     else:
-        files = Table(title=f"data check: {path}", title_justify="left")
-        for col in ("file", "rows", "eras", "first", "last", "features", "targets"):
-            files.add_column(col, justify="right" if col not in ("file", "first", "last") else "left")
-        for f in report.files:
-            files.add_row(
-                f.file, f"{f.rows:,}", str(f.eras or ""), f.first_era, f.last_era, str(f.features or ""),
-                str(f.targets or ""),
-            )  # fmt: skip
-        if report.files:
-            console.print(files)
-        if report.issues:
-            issues = Table(show_header=True)
-            for col in ("severity", "file", "check", "finding"):
-                issues.add_column(col, overflow="fold")
-            for i in report.issues:
-                style = _SEVERITY_STYLE[i.severity]
-                issues.add_row(f"[{style}]{i.severity}[/]", i.file, i.check, i.message)
-            console.print(issues)
-        if report.drift:
-            worst = ", ".join(f"{f} {psi:.3f}" for f, psi in report.drift[:3])
-            console.print(f"train-vs-live drift (PSI), worst: {worst}")
-        counts = f"{len(report.errors)} errors, {len(report.warnings)} warnings"
-        console.print(f"[green]ok[/]: {counts}" if report.ok else f"[red]failed[/]: {counts}")
+        _print_check(path, report)
     if not report.ok:
         first = report.errors[0]
         raise DataCheckError(
             f"{path}: {len(report.errors)} data check error(s); first: {first.file}: {first.message}"
         )
+
+
+def _print_remote(settings: Any, version: str | None) -> None:
+    """The versions and files the server offers (only ``version``'s when given)."""
+    from numerflow.data.catalog import available_datasets
+    from numerflow.tournament.client import NumeraiClient
+
+    offered = available_datasets(NumeraiClient.from_settings(settings))
+    if version is not None and version not in offered:
+        from numerflow.errors import NotFoundError
+
+        raise NotFoundError(
+            f"data version '{version}' is not offered by the server "
+            f"(it has: {', '.join(offered) or 'none'}); pass one of those to --version"
+        )
+    for v, names in offered.items():
+        if version is None or v == version:
+            console.print(f"[bold]{v}[/]: {', '.join(names)}")
 
 
 @data.command("list")
@@ -189,20 +222,7 @@ def list_files(
 
     st = state(ctx)
     if remote:
-        from numerflow.data.catalog import available_datasets
-        from numerflow.tournament.client import NumeraiClient
-
-        offered = available_datasets(NumeraiClient.from_settings(st.settings))
-        if version is not None and version not in offered:
-            from numerflow.errors import NotFoundError
-
-            raise NotFoundError(
-                f"data version '{version}' is not offered by the server "
-                f"(it has: {', '.join(offered) or 'none'}); pass one of those to --version"
-            )
-        for v, names in offered.items():
-            if version is None or v == version:
-                console.print(f"[bold]{v}[/]: {', '.join(names)}")
+        _print_remote(st.settings, version)
         return
     from numerflow.data.download import list_local
     from numerflow.store.queries.downloads import DatasetManifest
