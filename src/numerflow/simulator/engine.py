@@ -27,6 +27,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +57,7 @@ from numerflow.simulator.rounds import MAX_ADVANCE_DAYS, SimRounds
 from numerflow.simulator.scoring import (
     DEFAULT_REST_AT_RISK,
 )
-from numerflow.simulator.stakes import SimStakes
+from numerflow.simulator.stakes import SimStakeBook
 from numerflow.simulator.submissions import SimSubmissions
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,6 @@ class TournamentEngine(
     SimDatasets,
     SimSubmissions,
     SimPerformance,
-    SimStakes,
     SimLeaderboard,
     SimProfiles,
     SimCrowd,
@@ -124,6 +124,7 @@ class TournamentEngine(
         self.state_dir = ensure_dir(Path(state_dir).resolve())
         self._lock = threading.RLock()
         self._db = db.open_state(self.state_dir)
+        self.stake_book = SimStakeBook(self)
         self.faults = faults or FaultConfig()
         self.fault_counts: dict[str, int] = {}
         self.dice = FaultDice(seed)
@@ -243,6 +244,26 @@ class TournamentEngine(
         with self._lock, self._db.begin() as conn:
             self._meta_set(conn, "sim_now", self.clock.now())
         self._db.dispose()
+
+    # ------------------------------------------------------------------ stakes (stakes.py)
+    def stake_change(
+        self, account: dict[str, Any], model_id: str | None, value: str, kind: str
+    ) -> dict[str, Any]:
+        return self.stake_book.stake_change(account, model_id, value, kind)
+
+    def release_stake(
+        self, account: dict[str, Any], model_id: str | None, amount: str | None, drain: bool
+    ) -> dict[str, Any]:
+        return self.stake_book.release_stake(account, model_id, amount, drain)
+
+    def stake_changes(self, model_id: str) -> list[dict[str, Any]]:
+        return self.stake_book.stake_changes(model_id)
+
+    def _pending_release(self, conn: Connection, model_id: str) -> Decimal:
+        return self.stake_book.pending_release(conn, model_id)
+
+    def _apply_release(self, change: dict[str, Any]) -> None:
+        self.stake_book.apply_release(change)
 
     # ------------------------------------------------------------------ accounts (accounts.py)
     def authenticate(self, header: str | None) -> dict[str, Any]:

@@ -1,16 +1,21 @@
-"""Stakes: increases from the wallet at once, releases paid when the last round at risk resolves, drains."""
+"""Stakes: increases from the wallet at once, releases paid when the last round at risk resolves, drains.
+
+:class:`SimStakeBook` is one object of the engine (``engine.stake_book``); the engine forwards its public
+stake methods to it and reads the pending releases through it when a round closes or resolves."""
 
 from __future__ import annotations
 
+import threading
 import uuid
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
 from numerflow.errors import StakeError
 from numerflow.simulator import state as db
+from numerflow.simulator.clock import SimClock
 from numerflow.simulator.common import (
     SimEngineBase,
     dec,
@@ -18,10 +23,36 @@ from numerflow.simulator.common import (
 )
 
 
-class SimStakes(SimEngineBase):
-    """Stake increases, releases and drains."""
+class SimStakeBook:
+    """Stake increases, releases and drains, kept in the engine's state database."""
 
-    def _pending_release(self, conn: Connection, model_id: str) -> Decimal:
+    def __init__(self, engine: SimEngineBase) -> None:
+        self._engine = engine
+
+    # what the book uses of the engine: its database, lock and clock, and its model lookup
+    @property
+    def _db(self) -> Engine:
+        return self._engine._db
+
+    @property
+    def _lock(self) -> threading.RLock:
+        return self._engine._lock
+
+    @property
+    def clock(self) -> SimClock:
+        return self._engine.clock
+
+    def sync(self) -> None:
+        self._engine.sync()
+
+    def shown(self, t: float | None) -> str | None:
+        return self._engine.shown(t)
+
+    def model(self, model_id: str | None, account_id: str | None = None) -> dict[str, Any]:
+        return self._engine.model(model_id, account_id)
+
+    def pending_release(self, conn: Connection, model_id: str) -> Decimal:
+        """NMR of ``model_id``'s releases not paid yet."""
         rows = conn.execute(
             select(db.stake_changes.c.amount)
             .where(db.stake_changes.c.model_id == model_id)
@@ -29,7 +60,8 @@ class SimStakes(SimEngineBase):
         ).scalars()
         return sum((dec(a) for a in rows), Decimal(0))
 
-    def _apply_release(self, change: dict[str, Any]) -> None:
+    def apply_release(self, change: dict[str, Any]) -> None:
+        """Pay a due release (or drain) back to the account's wallet."""
         with self._db.begin() as conn:
             m = conn.execute(select(db.models).where(db.models.c.id == change["model_id"])).mappings().one()
             stake = dec(m["stake"])
@@ -123,7 +155,7 @@ class SimStakes(SimEngineBase):
             stake = dec(
                 conn.execute(select(db.models.c.stake).where(db.models.c.id == model["id"])).scalar_one()
             )
-            free = stake - self._pending_release(conn, model["id"])
+            free = stake - self.pending_release(conn, model["id"])
             if drain:
                 amount = free
             assert amount is not None
