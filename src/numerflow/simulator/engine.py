@@ -10,11 +10,11 @@ are scored for all 20 days at once against the hidden targets; each day's scores
 scoring time (Tue–Sat, from 3 days after close). The round resolves at its 20th score: payouts are added
 to the stakes. On first start the engine opens a round at once so there is something to submit to.
 
-This module holds the engine's state and settings. Its parts live beside it: rounds on the clock
-(rounds.py), closing and resolving a round (round_scoring.py), datasets.py, submissions.py,
-performance.py, stakes.py, leaderboard.py, profiles.py and crowd.py; accounts and models are one
-:class:`~numerflow.simulator.accounts.SimAccounts` object the engine forwards to; shared state in
-common.py.
+This module holds the engine's state and settings and is the one façade the GraphQL layer and the tests
+call. Accounts and models (accounts.py, ``engine.accounts``) and stakes (stakes.py,
+``engine.stake_book``) are objects it forwards to; the other parts are mixed in from beside it: rounds
+on the clock (rounds.py), closing and resolving a round (round_scoring.py), datasets.py,
+submissions.py, performance.py, leaderboard.py, profiles.py and crowd.py; shared state in common.py.
 """
 
 from __future__ import annotations
