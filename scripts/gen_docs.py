@@ -69,8 +69,9 @@ def render_cli() -> str:
         GENERATED,
         "",
         "Every `numerflow` command with its arguments and options, as `numerflow COMMAND --help` shows them.",
-        "`--config`, `-v` and `--version` belong to the root command and come before the subcommand:",
-        "`numerflow -v --config demo/numerflow.toml perf`. Back to the [README](../README.md).",
+        "`--config`/`-c` and `-v` are accepted before the subcommand and on every command",
+        "(`numerflow perf --config demo/numerflow.toml -v`); `--version` is the root's only.",
+        "Back to the [README](../README.md).",
         "",
     ]
     sections: list[str] = []

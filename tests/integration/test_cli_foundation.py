@@ -37,3 +37,39 @@ def test_version_and_unknown_command(cli) -> None:
     assert code == 0 and out.startswith("numerflow ")
     code, _, err = cli("no-such-command")
     assert code == 2 and "No such command" in err
+
+
+def test_every_command_takes_config_and_verbose_as_users_type_them() -> None:
+    import typer
+
+    from numerflow.cli.main import app
+
+    missing = []
+
+    def walk(command, path: str) -> None:  # type: ignore[no-untyped-def]
+        opts = {opt for param in command.params for opt in getattr(param, "opts", ())}
+        if not {"--config", "-c", "-v"} <= opts:
+            missing.append(path)
+        for name, sub in getattr(command, "commands", {}).items():
+            walk(sub, f"{path} {name}")
+
+    root = typer.main.get_command(app)
+    walk(root, "numerflow")
+    assert len(getattr(root, "commands", {})) > 10 and not missing, f"without --config/-v: {missing}"
+
+
+def test_config_and_verbose_after_the_command_take_effect(cli, project_dir: Path) -> None:
+    import logging
+
+    (project_dir / "elsewhere.toml").write_text('[numerai]\ndata_version = "v5.0"\n')
+    before = logging.getLogger().level
+    try:
+        code, out, _ = cli("config", "--config", "elsewhere.toml", "-v")
+        assert code == 0 and "v5.0" in out
+        assert logging.getLogger().getEffectiveLevel() == logging.INFO
+    finally:
+        logging.getLogger().setLevel(before)
+    code, out, _ = cli("-c", "elsewhere.toml", "config")
+    assert code == 0 and "v5.0" in out
+    code, _, err = cli("perf", "sync", "-c", "missing.toml")
+    assert code == 2 and "missing.toml" in err and len(err.strip().splitlines()) == 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -125,7 +126,7 @@ def sim_project(tmp_path: Path, trained: Trained, monkeypatch: pytest.MonkeyPatc
         shutil.rmtree(trained.artifacts_dir / "backtests", ignore_errors=True)
 
 
-def _stake_rows(project: Project) -> list[tuple[str, str, float]]:
+def _stake_rows(project: Project) -> list[tuple[str, str, Decimal]]:
     with session_scope(project.engine()) as s:
         return [
             (r.numerai_model, r.status, r.to_nmr)
@@ -155,10 +156,8 @@ def test_stake_plan_applies_only_with_yes_and_within_the_guard_rails(sim_project
     rows = _stake_rows(sim_project)
     assert rows and all(status == "requested" for _, status, _ in rows)
     for slot, _, to in rows:
-        assert float(client.stake_value(slot)) == pytest.approx(float(to))
-        assert (
-            abs(float(to) - float(before.get(slot, client.stake_value(slot)))) <= 5.0 + 1e-9
-        )  # max_stake_change_nmr
+        assert client.stake_value(slot) == to  # Decimal NMR on both sides: exact
+        assert abs(to - before.get(slot, client.stake_value(slot))) <= 5  # max_stake_change_nmr
 
 
 @pytest.mark.parametrize(

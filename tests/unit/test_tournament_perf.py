@@ -91,7 +91,7 @@ def test_other_corr_names_never_overwrite_corr_whatever_the_row_order(sqlite_url
             s.add(Score(tournament=8, numerai_model="m", round_number=7, day=20, metric=metric, value=value))
     (row,) = performance_table(engine, "m")
     assert row.corr == pytest.approx(0.02) and row.mmc == pytest.approx(0.001)
-    from numerflow.service.queries import final_scores  # the dashboard's copy of the table agrees
+    from numerflow.tournament.performance import final_scores  # what the dashboard reads: the same rule
 
     with session_scope(engine) as s:
         final = final_scores(s)["m"][7]
@@ -109,3 +109,22 @@ def test_the_name_table_is_exact_and_one_for_everyone() -> None:
     assert len(SCORE_NAMES) == sum(len(v) for v in KINDS.values())  # no name in two kinds
     assert preference("canon_corr") < preference("v2_corr20") < preference("unheard_of")
     assert all(score_kind(name) != "corr" for name in ("corr60", "corj60", "cort20", "cwmm", "mcwnm"))
+
+
+def test_one_rule_for_latest_day_and_resolved(sqlite_url: str) -> None:
+    """The CLI table and /api/performance read one function: the day is the latest day of CORR/MMC/BMC/FNC
+    (a later tc row does not move it) and a round is resolved when a score row or a settled payout says so."""
+    engine = open_database(sqlite_url)
+    with session_scope(engine) as s:
+        s.add(Score(tournament=8, numerai_model="m", round_number=5, day=3, metric="canon_corr", value=0.1))
+        s.add(Score(tournament=8, numerai_model="m", round_number=5, day=9, metric="tc", value=0.2))
+        s.add(Score(tournament=8, numerai_model="m", round_number=6, day=2, metric="canon_corr", value=0.1))
+        s.add(
+            Payout(
+                tournament=8, numerai_model="m", round_number=5, at_risk_nmr=1, payout_nmr=0, status="settled"
+            )
+        )
+    rows = performance_table(engine, "m")
+    assert [(r.round_number, r.day, r.resolved) for r in rows] == [(5, 3, True), (6, 2, False)]
+    (last,) = performance_table(engine, "m", last_rounds=1)
+    assert last.round_number == 6 and last.cum_corr == pytest.approx(0.1)

@@ -19,6 +19,7 @@ err_console = Console(stderr=True)
 @dataclass
 class CliState:
     config_path: Path | None = None
+    verbose: int = 0
     _settings: Settings | None = field(default=None, repr=False)
 
     @property

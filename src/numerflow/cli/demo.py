@@ -58,19 +58,21 @@ def _show(step: str, payload: dict[str, Any]) -> None:
         print_performance(payload["rows"])
 
 
-def register(app: typer.Typer) -> None:
-    @app.command()
-    def demo(
-        workdir: Path = typer.Option(Path("demo"), "--dir", help="Folder for the demo project (emptied)."),
-        seed: int = typer.Option(0, "--seed", help="Seed of the synthetic world."),
-    ) -> None:
-        """Run the whole job offline: download, train, validate, submit, score, report."""
-        from numerflow.demo import DemoOptions, run_demo
+def demo(
+    workdir: Path = typer.Option(Path("demo"), "--dir", help="Folder for the demo project (emptied)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the synthetic world."),
+) -> None:
+    """Run the whole job offline: download, train, validate, submit, score, report."""
+    from numerflow.demo import DemoOptions, run_demo
 
-        for step, payload in run_demo(DemoOptions(workdir=workdir, seed=seed)):
-            _show(step, payload)
-        console.rule()
-        console.print(
-            f"done. Look around with [bold]numerflow --config {workdir}/numerflow.toml models list[/] "
-            f"or [bold]numerflow --config {workdir}/numerflow.toml serve[/]"
-        )
+    for step, payload in run_demo(DemoOptions(workdir=workdir, seed=seed)):
+        _show(step, payload)
+    console.rule()
+    console.print(
+        f"done. Look around with [bold]numerflow --config {workdir}/numerflow.toml models list[/] "
+        f"or [bold]numerflow --config {workdir}/numerflow.toml serve[/]"
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(demo)

@@ -1,7 +1,10 @@
 """The ``numerflow`` command: the root app, global options, and error rendering.
 
 Each room's commands live in their own module under cli/ and are attached here by ``register(app)``.
-A :class:`~numerflow.errors.NumerflowError` becomes one red line on stderr and its exit code.
+``--config``/``-c`` and ``-v`` are accepted before the subcommand and on every command as well
+(``numerflow perf --config x.toml -v``): :class:`RootGroup` adds them to every command of the tree once,
+when the click command is built. A :class:`~numerflow.errors.NumerflowError` becomes one red line on
+stderr and its exit code.
 """
 
 from __future__ import annotations
@@ -10,10 +13,12 @@ import logging
 import sys
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.logging import RichHandler
 from rich.markup import escape
+from typer.core import TyperGroup
 
 from numerflow import __version__
 from numerflow.cli import (
@@ -32,11 +37,72 @@ from numerflow.cli import (
 from numerflow.cli import features as features_cli
 from numerflow.cli import ops as ops_cli
 from numerflow.cli import settings as settings_cli
-from numerflow.cli.context import CliState, err_console
+from numerflow.cli.context import CliState, err_console, state
 from numerflow.errors import ConfigError, NumerflowError
+
+CONFIG_HELP = "Config file (default: ./numerflow.toml when present)."
+VERBOSE_HELP = "More log output (-vv for debug)."
+
+
+def _log_level(verbose: int) -> int:
+    return logging.WARNING - 10 * min(verbose, 2)
+
+
+def _set_config(ctx: typer.Context, value: Path | None) -> None:
+    if value is not None and not ctx.resilient_parsing:
+        cli_state = state(ctx)
+        cli_state.config_path, cli_state._settings = value, None
+
+
+def _add_verbose(ctx: typer.Context, value: int) -> None:
+    if value and not ctx.resilient_parsing:
+        cli_state = state(ctx)
+        cli_state.verbose += value
+        logging.getLogger().setLevel(_log_level(cli_state.verbose))
+
+
+_common = typer.Typer()
+
+
+@_common.command()
+def _common_options(
+    config: Path | None = typer.Option(
+        None, "--config", "-c", help=CONFIG_HELP, expose_value=False, is_eager=True, callback=_set_config
+    ),
+    verbose: int = typer.Option(
+        0,
+        "--verbose",
+        "-v",
+        count=True,
+        help=VERBOSE_HELP,
+        expose_value=False,
+        is_eager=True,
+        callback=_add_verbose,
+    ),
+) -> None:
+    """Holds the two options every command takes, built by Typer like any other option."""
+
+
+def add_common_options(command: Any) -> None:
+    """Give ``command`` and every command below it ``--config`` and ``-v`` (once each)."""
+    if not any("--config" in getattr(p, "opts", ()) for p in command.params):
+        command.params.extend(typer.main.get_command(_common).params)
+    for sub in getattr(command, "commands", {}).values():
+        add_common_options(sub)
+
+
+class RootGroup(TyperGroup):
+    """The root ``numerflow`` group: every command below it also takes ``--config`` and ``-v``."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        for sub in self.commands.values():
+            add_common_options(sub)
+
 
 app = typer.Typer(
     name="numerflow",
+    cls=RootGroup,
     help="Take part in the Numerai tournament end to end: data, models, scores, rounds, stakes, dashboard.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -54,17 +120,16 @@ def _version(value: bool) -> None:
 @app.callback()
 def root(
     ctx: typer.Context,
-    config: Path | None = typer.Option(
-        None, "--config", "-c", help="Config file (default: ./numerflow.toml when present)."
-    ),
-    verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="More log output (-vv for debug)."),
+    config: Path | None = typer.Option(None, "--config", "-c", help=CONFIG_HELP),
+    verbose: int = typer.Option(0, "--verbose", "-v", count=True, help=VERBOSE_HELP),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show version."),
 ) -> None:
-    level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(
-        level=level, format="%(message)s", handlers=[RichHandler(console=err_console, show_path=False)]
+        level=_log_level(verbose),
+        format="%(message)s",
+        handlers=[RichHandler(console=err_console, show_path=False)],
     )
-    ctx.obj = CliState(config_path=config)
+    ctx.obj = CliState(config_path=config, verbose=verbose)
 
 
 for _module in (init, data, report, modeling, portfolio, sim, tournament, service, demo, signals, export):

@@ -149,216 +149,217 @@ DASK_HELP = (
 )
 
 
+def train(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="A model from [models] in numerflow.toml."),
+) -> None:
+    """Train a model (ensembles reuse trained members), score it on validation, save a version."""
+    from numerflow.modeling.training import train_model
+
+    st = state(ctx)
+    settings, engine = st.settings, st.engine
+    with _progress() as update:
+        result = train_model(settings, name, engine=engine, progress=update)
+    rows = [(m.version.ref + (" (reused)" if m.reused else ""), m.scores) for m in result.members]
+    rows.append((result.version.ref, result.scores))
+    console.print(scores_table("validation scores", rows))
+    stage = f" ({result.version.stage})" if result.version.stage else ""
+    console.print(
+        f"saved [bold]{result.version.ref}[/]{stage} in {result.version.path} ({result.duration_s:.1f}s)"
+    )
+
+
+def cv(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="A model from [models]."),
+    scheme: str | None = typer.Option(None, help="walk_forward or blocked (default: the model's cv.scheme)."),
+    folds: int | None = typer.Option(None, help="Number of folds (default: the model's cv.folds)."),
+    embargo: int | None = typer.Option(
+        None, "--embargo", help="Gap in eras between train and test (default: from the target horizon)."
+    ),
+    dask: str | None = typer.Option(None, "--dask", help=DASK_HELP),
+) -> None:
+    """Era cross-validation on the train data: a per-fold table and the overall scores."""
+    from numerflow.modeling.training import cross_validate_model
+
+    st = state(ctx)
+    with _progress() as update:
+        result = cross_validate_model(
+            st.settings,
+            name,
+            engine=st.engine,
+            progress=update,
+            scheme=scheme,
+            folds=folds,
+            embargo_eras=embargo,
+            dask=dask or st.settings.service.dask_scheduler or None,
+        )
+    table = cv_table(name, result)
+    console.print(table)
+    s = result.summary
+    console.print(
+        f"out-of-fold CORR {s['mean']:+.4f}, sharpe {s['sharpe']:+.3f}, max drawdown "
+        f"{s['max_drawdown']:.4f} over {int(s['n_eras'])} eras (run {result.run_id})"
+    )
+
+
+def tune(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="A model from [models] (not an ensemble)."),
+    trials: int = typer.Option(20, "--trials", "-n", min=1, help="Trials to run in this call."),
+    objective: str | None = typer.Option(
+        None, help="corr, sharpe or payout (default: the model's tune.objective)."
+    ),
+    timeout: float | None = typer.Option(None, help="Stop starting new trials after this many seconds."),
+    dask: str | None = typer.Option(None, "--dask", help=DASK_HELP),
+) -> None:
+    """Tune parameters with Optuna on the era CV; the study resumes; best params become a new version."""
+    from numerflow.modeling.tuning import tune_model
+
+    st = state(ctx)
+    with _progress() as update:
+        result = tune_model(
+            st.settings,
+            name,
+            engine=st.engine,
+            n_trials=trials,
+            objective=objective,
+            timeout_s=timeout,
+            progress=update,
+            dask=dask or st.settings.service.dask_scheduler or None,
+        )
+    console.print(
+        f"study [bold]{result.study_name}[/]: {result.n_trials} trials in total "
+        f"({result.n_complete} complete, {result.n_pruned} pruned); best {result.objective} "
+        f"{result.best_value:+.4f}"
+    )
+    console.print(f"best params: {json.dumps(result.best_params, sort_keys=True)}")
+    if result.version is not None:
+        console.print(f"saved [bold]{result.version.ref}[/] with the best params")
+
+
+@models_app.command("list")
+def models_list(ctx: typer.Context, name: str | None = typer.Argument(None, help="Only this model.")) -> None:
+    """Every saved version with its stage and headline validation scores."""
+    from numerflow.modeling.registry import list_versions
+
+    st = state(ctx)
+    table = _table("model versions")
+    for col in ("version", "stage", "algorithm", "CORR", "sharpe", "MMC", "created"):
+        table.add_column(col, no_wrap=True, justify="right" if col in ("CORR", "sharpe", "MMC") else "left")
+    for v in list_versions(st.engine, name):
+        table.add_row(
+            v.ref,
+            v.stage or "",
+            f"{v.algorithm} ({v.data_version})" if v.kind == "model" else v.algorithm,
+            _fmt(v.scores.get("corr_mean")),
+            _fmt(v.scores.get("corr_sharpe"), 2),
+            _fmt(v.scores.get("mmc_mean")),
+            v.created_at.strftime("%m-%d %H:%M"),
+        )
+    console.print(table)
+
+
+@models_app.command("show")
+def models_show(ctx: typer.Context, ref: str = typer.Argument(..., help="NAME or NAME@VERSION.")) -> None:
+    """A version's manifest (checked against its files) and scores."""
+    from numerflow.modeling.predict import load_version, resolve_version
+
+    st = state(ctx)
+    info = resolve_version(st.engine, ref)
+    model = load_version(st.settings, st.engine, info.ref)
+    manifest = dict(model.manifest)
+    feats = manifest.pop("features", None)
+    console.print(f"[bold]{info.ref}[/] stage={info.stage or '-'} path={info.path} (files verified)")
+    if feats is not None:
+        manifest["features"] = (
+            f"{len(feats)} features: {', '.join(feats[:5])}{' ...' if len(feats) > 5 else ''}"
+        )
+    console.print_json(json.dumps(manifest, default=str))
+
+
+@models_app.command("promote")
+def models_promote(
+    ctx: typer.Context,
+    ref: str = typer.Argument(..., help="NAME@VERSION."),
+    stage: str = typer.Option("champion", help="champion or challenger."),
+) -> None:
+    """Make a version the champion (or challenger) of its model."""
+    from numerflow.errors import NotFoundError
+    from numerflow.modeling.artifacts import parse_ref
+    from numerflow.modeling.registry import promote
+
+    name, version = parse_ref(ref)
+    if version is None:
+        raise NotFoundError(f"give the version to promote, e.g. {name}@2")
+    from numerflow.modeling.predict import load_version
+
+    # never deploy a version whose files are gone or changed: the round would fail later
+    load_version(state(ctx).settings, state(ctx).engine, f"{name}@{version}")
+    info = promote(state(ctx).engine, name, version, stage)
+    console.print(f"{info.ref} is now the {stage} of {name}")
+
+
+@models_app.command("rollback")
+def models_rollback(ctx: typer.Context, name: str = typer.Argument(..., help="Model name.")) -> None:
+    """Put the previous champion back."""
+    from numerflow.modeling.registry import rollback
+
+    info = rollback(state(ctx).engine, name)
+    console.print(f"rolled back: {info.ref} is the champion of {name} again")
+
+
+def runs(
+    ctx: typer.Context,
+    model: str | None = typer.Option(None, "--model", "-m", help="Only runs of this model."),
+    limit: int = typer.Option(30, help="How many, newest first."),
+) -> None:
+    """Train, CV and tuning runs: parameters, outcome, scores and duration."""
+    from numerflow.modeling.registry import list_runs
+
+    table = _table("runs")
+    for col in ("id", "kind", "model", "version", "status", "CORR", "sharpe", "seconds", "started"):
+        table.add_column(col, no_wrap=col in ("kind", "model", "status"))
+    for r in list_runs(state(ctx).engine, model, limit):
+        scores = r.scores.get("summary", r.scores) if isinstance(r.scores, dict) else {}
+        corr = scores.get("corr_mean", scores.get("mean"))
+        sharpe = scores.get("corr_sharpe", scores.get("sharpe"))
+        status = r.status if not r.error else f"{r.status}: {r.error[:40]}"
+        table.add_row(
+            str(r.id),
+            r.kind,
+            r.model_name,
+            "" if r.version is None else str(r.version),
+            status,
+            _fmt(corr),
+            _fmt(sharpe, 2),
+            "" if r.duration_s is None else f"{r.duration_s:.1f}",
+            r.started_at.strftime("%m-%d %H:%M"),
+        )
+    console.print(table)
+
+
+def predict(
+    ctx: typer.Context,
+    ref: str = typer.Argument(..., help="NAME (its champion) or NAME@VERSION."),
+    data: str = typer.Option("live", "--data", help="live, validation or a parquet path."),
+    out: Path = typer.Option(Path("predictions.csv"), "--out", "-o", help="CSV to write (id,prediction)."),
+) -> None:
+    """Write predictions of a saved version as id,prediction in (0, 1)."""
+    from numerflow.modeling.predict import predict_to_file
+
+    st = state(ctx)
+    written = predict_to_file(st.settings, st.engine, ref, data, out)
+    n = sum(1 for _ in written.open()) - 1
+    console.print(f"wrote {n:,} predictions of {ref} to {written}")
+
+
 def register(app: typer.Typer) -> None:
     """Attach this module's commands to the root app."""
-
-    @app.command()
-    def train(
-        ctx: typer.Context,
-        name: str = typer.Argument(..., help="A model from [models] in numerflow.toml."),
-    ) -> None:
-        """Train a model (ensembles reuse trained members), score it on validation, save a version."""
-        from numerflow.modeling.training import train_model
-
-        st = state(ctx)
-        settings, engine = st.settings, st.engine
-        with _progress() as update:
-            result = train_model(settings, name, engine=engine, progress=update)
-        rows = [(m.version.ref + (" (reused)" if m.reused else ""), m.scores) for m in result.members]
-        rows.append((result.version.ref, result.scores))
-        console.print(scores_table("validation scores", rows))
-        stage = f" ({result.version.stage})" if result.version.stage else ""
-        console.print(
-            f"saved [bold]{result.version.ref}[/]{stage} in {result.version.path} ({result.duration_s:.1f}s)"
-        )
-
-    @app.command()
-    def cv(
-        ctx: typer.Context,
-        name: str = typer.Argument(..., help="A model from [models]."),
-        scheme: str | None = typer.Option(
-            None, help="walk_forward or blocked (default: the model's cv.scheme)."
-        ),
-        folds: int | None = typer.Option(None, help="Number of folds (default: the model's cv.folds)."),
-        embargo: int | None = typer.Option(
-            None, "--embargo", help="Gap in eras between train and test (default: from the target horizon)."
-        ),
-        dask: str | None = typer.Option(None, "--dask", help=DASK_HELP),
-    ) -> None:
-        """Era cross-validation on the train data: a per-fold table and the overall scores."""
-        from numerflow.modeling.training import cross_validate_model
-
-        st = state(ctx)
-        with _progress() as update:
-            result = cross_validate_model(
-                st.settings,
-                name,
-                engine=st.engine,
-                progress=update,
-                scheme=scheme,
-                folds=folds,
-                embargo_eras=embargo,
-                dask=dask or st.settings.service.dask_scheduler or None,
-            )
-        table = cv_table(name, result)
-        console.print(table)
-        s = result.summary
-        console.print(
-            f"out-of-fold CORR {s['mean']:+.4f}, sharpe {s['sharpe']:+.3f}, max drawdown "
-            f"{s['max_drawdown']:.4f} over {int(s['n_eras'])} eras (run {result.run_id})"
-        )
-
-    @app.command()
-    def tune(
-        ctx: typer.Context,
-        name: str = typer.Argument(..., help="A model from [models] (not an ensemble)."),
-        trials: int = typer.Option(20, "--trials", "-n", min=1, help="Trials to run in this call."),
-        objective: str | None = typer.Option(
-            None, help="corr, sharpe or payout (default: the model's tune.objective)."
-        ),
-        timeout: float | None = typer.Option(None, help="Stop starting new trials after this many seconds."),
-        dask: str | None = typer.Option(None, "--dask", help=DASK_HELP),
-    ) -> None:
-        """Tune parameters with Optuna on the era CV; the study resumes; best params become a new version."""
-        from numerflow.modeling.tuning import tune_model
-
-        st = state(ctx)
-        with _progress() as update:
-            result = tune_model(
-                st.settings,
-                name,
-                engine=st.engine,
-                n_trials=trials,
-                objective=objective,
-                timeout_s=timeout,
-                progress=update,
-                dask=dask or st.settings.service.dask_scheduler or None,
-            )
-        console.print(
-            f"study [bold]{result.study_name}[/]: {result.n_trials} trials in total "
-            f"({result.n_complete} complete, {result.n_pruned} pruned); best {result.objective} "
-            f"{result.best_value:+.4f}"
-        )
-        console.print(f"best params: {json.dumps(result.best_params, sort_keys=True)}")
-        if result.version is not None:
-            console.print(f"saved [bold]{result.version.ref}[/] with the best params")
-
-    @models_app.command("list")
-    def models_list(
-        ctx: typer.Context, name: str | None = typer.Argument(None, help="Only this model.")
-    ) -> None:
-        """Every saved version with its stage and headline validation scores."""
-        from numerflow.modeling.registry import list_versions
-
-        st = state(ctx)
-        table = _table("model versions")
-        for col in ("version", "stage", "algorithm", "CORR", "sharpe", "MMC", "created"):
-            table.add_column(
-                col, no_wrap=True, justify="right" if col in ("CORR", "sharpe", "MMC") else "left"
-            )
-        for v in list_versions(st.engine, name):
-            table.add_row(
-                v.ref,
-                v.stage or "",
-                f"{v.algorithm} ({v.data_version})" if v.kind == "model" else v.algorithm,
-                _fmt(v.scores.get("corr_mean")),
-                _fmt(v.scores.get("corr_sharpe"), 2),
-                _fmt(v.scores.get("mmc_mean")),
-                v.created_at.strftime("%m-%d %H:%M"),
-            )
-        console.print(table)
-
-    @models_app.command("show")
-    def models_show(ctx: typer.Context, ref: str = typer.Argument(..., help="NAME or NAME@VERSION.")) -> None:
-        """A version's manifest (checked against its files) and scores."""
-        from numerflow.modeling.predict import load_version, resolve_version
-
-        st = state(ctx)
-        info = resolve_version(st.engine, ref)
-        model = load_version(st.settings, st.engine, info.ref)
-        manifest = dict(model.manifest)
-        feats = manifest.pop("features", None)
-        console.print(f"[bold]{info.ref}[/] stage={info.stage or '-'} path={info.path} (files verified)")
-        if feats is not None:
-            manifest["features"] = (
-                f"{len(feats)} features: {', '.join(feats[:5])}{' ...' if len(feats) > 5 else ''}"
-            )
-        console.print_json(json.dumps(manifest, default=str))
-
-    @models_app.command("promote")
-    def models_promote(
-        ctx: typer.Context,
-        ref: str = typer.Argument(..., help="NAME@VERSION."),
-        stage: str = typer.Option("champion", help="champion or challenger."),
-    ) -> None:
-        """Make a version the champion (or challenger) of its model."""
-        from numerflow.errors import NotFoundError
-        from numerflow.modeling.artifacts import parse_ref
-        from numerflow.modeling.registry import promote
-
-        name, version = parse_ref(ref)
-        if version is None:
-            raise NotFoundError(f"give the version to promote, e.g. {name}@2")
-        from numerflow.modeling.predict import load_version
-
-        # never deploy a version whose files are gone or changed: the round would fail later
-        load_version(state(ctx).settings, state(ctx).engine, f"{name}@{version}")
-        info = promote(state(ctx).engine, name, version, stage)
-        console.print(f"{info.ref} is now the {stage} of {name}")
-
-    @models_app.command("rollback")
-    def models_rollback(ctx: typer.Context, name: str = typer.Argument(..., help="Model name.")) -> None:
-        """Put the previous champion back."""
-        from numerflow.modeling.registry import rollback
-
-        info = rollback(state(ctx).engine, name)
-        console.print(f"rolled back: {info.ref} is the champion of {name} again")
+    app.command()(train)
+    app.command()(cv)
+    app.command()(tune)
 
     app.add_typer(models_app, name="models")
-
-    @app.command()
-    def runs(
-        ctx: typer.Context,
-        model: str | None = typer.Option(None, "--model", "-m", help="Only runs of this model."),
-        limit: int = typer.Option(30, help="How many, newest first."),
-    ) -> None:
-        """Train, CV and tuning runs: parameters, outcome, scores and duration."""
-        from numerflow.modeling.registry import list_runs
-
-        table = _table("runs")
-        for col in ("id", "kind", "model", "version", "status", "CORR", "sharpe", "seconds", "started"):
-            table.add_column(col, no_wrap=col in ("kind", "model", "status"))
-        for r in list_runs(state(ctx).engine, model, limit):
-            scores = r.scores.get("summary", r.scores) if isinstance(r.scores, dict) else {}
-            corr = scores.get("corr_mean", scores.get("mean"))
-            sharpe = scores.get("corr_sharpe", scores.get("sharpe"))
-            status = r.status if not r.error else f"{r.status}: {r.error[:40]}"
-            table.add_row(
-                str(r.id),
-                r.kind,
-                r.model_name,
-                "" if r.version is None else str(r.version),
-                status,
-                _fmt(corr),
-                _fmt(sharpe, 2),
-                "" if r.duration_s is None else f"{r.duration_s:.1f}",
-                r.started_at.strftime("%m-%d %H:%M"),
-            )
-        console.print(table)
-
-    @app.command()
-    def predict(
-        ctx: typer.Context,
-        ref: str = typer.Argument(..., help="NAME (its champion) or NAME@VERSION."),
-        data: str = typer.Option("live", "--data", help="live, validation or a parquet path."),
-        out: Path = typer.Option(
-            Path("predictions.csv"), "--out", "-o", help="CSV to write (id,prediction)."
-        ),
-    ) -> None:
-        """Write predictions of a saved version as id,prediction in (0, 1)."""
-        from numerflow.modeling.predict import predict_to_file
-
-        st = state(ctx)
-        written = predict_to_file(st.settings, st.engine, ref, data, out)
-        n = sum(1 for _ in written.open()) - 1
-        console.print(f"wrote {n:,} predictions of {ref} to {written}")
+    app.command()(runs)
+    app.command()(predict)

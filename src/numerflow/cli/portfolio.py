@@ -206,63 +206,64 @@ def print_attribution(att: Attribution) -> None:
         console.print(v)
 
 
+def backtest(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="A model from [models] in numerflow.toml."),
+    first: str | None = typer.Option(
+        None, "--from", help="First era to trade (default: once a third of the eras can train)."
+    ),
+    last: str | None = typer.Option(None, "--to", help="Last era to trade (default: the last with targets)."),
+    retrain_every: int = typer.Option(20, "--retrain-every", help="Refit every N eras."),
+    stake: float = typer.Option(100.0, "--stake", help="Starting stake in NMR."),
+) -> None:
+    """Walk-forward backtest with Numerai's payout rules: folds, payout figures, a saved ledger."""
+    from numerflow.cli.modeling import _progress
+    from numerflow.portfolio.backtest import run_backtest
+
+    st = state(ctx)
+    with _progress() as update:
+        result = run_backtest(
+            st.settings,
+            name,
+            first_era=first,
+            last_era=last,
+            retrain_every=retrain_every,
+            stake_nmr=stake,
+            progress=update,
+        )
+    print_backtest(result)
+
+
+def risk(
+    ctx: typer.Context,
+    models: list[str] = typer.Argument(None, help="Models with a saved backtest (default: all)."),
+    live: bool = typer.Option(False, "--live", help="Use settled live payouts (perf sync) instead."),
+    loss: float = typer.Option(0.10, "--loss", help="P(losing more than this fraction over a quarter)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the block bootstrap."),
+) -> None:
+    """VaR/CVaR, quarterly loss odds, correlations and regimes of models' payouts."""
+    from numerflow.tournament.stake_plan import account_risk
+
+    st = state(ctx)
+    engine = st.engine if live else None
+    print_risk(account_risk(st.settings, engine, list(models or []), live=live, loss_pct=loss, seed=seed))
+
+
+def attribution(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="A model with a saved backtest."),
+    last: int = typer.Option(0, "--last", help="Only the last N eras (0: all of the backtest)."),
+    against: str | None = typer.Option(None, "--against", help="Compare with this model's backtest."),
+) -> None:
+    """Which feature groups and which eras drove a model's backtest; CORR vs MMC parts of the payout."""
+    from numerflow.portfolio.attribution import attribute_backtest
+
+    st = state(ctx)
+    print_attribution(attribute_backtest(st.settings, name, last_n=last, against=against))
+
+
 def register(app: typer.Typer) -> None:
     """Attach this module's commands to the root app."""
-
-    @app.command()
-    def backtest(
-        ctx: typer.Context,
-        name: str = typer.Argument(..., help="A model from [models] in numerflow.toml."),
-        first: str | None = typer.Option(
-            None, "--from", help="First era to trade (default: once a third of the eras can train)."
-        ),
-        last: str | None = typer.Option(
-            None, "--to", help="Last era to trade (default: the last with targets)."
-        ),
-        retrain_every: int = typer.Option(20, "--retrain-every", help="Refit every N eras."),
-        stake: float = typer.Option(100.0, "--stake", help="Starting stake in NMR."),
-    ) -> None:
-        """Walk-forward backtest with Numerai's payout rules: folds, payout figures, a saved ledger."""
-        from numerflow.cli.modeling import _progress
-        from numerflow.portfolio.backtest import run_backtest
-
-        st = state(ctx)
-        with _progress() as update:
-            result = run_backtest(
-                st.settings,
-                name,
-                first_era=first,
-                last_era=last,
-                retrain_every=retrain_every,
-                stake_nmr=stake,
-                progress=update,
-            )
-        print_backtest(result)
-
-    @app.command()
-    def risk(
-        ctx: typer.Context,
-        models: list[str] = typer.Argument(None, help="Models with a saved backtest (default: all)."),
-        live: bool = typer.Option(False, "--live", help="Use settled live payouts (perf sync) instead."),
-        loss: float = typer.Option(0.10, "--loss", help="P(losing more than this fraction over a quarter)."),
-        seed: int = typer.Option(0, "--seed", help="Seed of the block bootstrap."),
-    ) -> None:
-        """VaR/CVaR, quarterly loss odds, correlations and regimes of models' payouts."""
-        from numerflow.tournament.stake_plan import account_risk
-
-        st = state(ctx)
-        engine = st.engine if live else None
-        print_risk(account_risk(st.settings, engine, list(models or []), live=live, loss_pct=loss, seed=seed))
-
-    @app.command()
-    def attribution(
-        ctx: typer.Context,
-        name: str = typer.Argument(..., help="A model with a saved backtest."),
-        last: int = typer.Option(0, "--last", help="Only the last N eras (0: all of the backtest)."),
-        against: str | None = typer.Option(None, "--against", help="Compare with this model's backtest."),
-    ) -> None:
-        """Which feature groups and which eras drove a model's backtest; CORR vs MMC parts of the payout."""
-        from numerflow.portfolio.attribution import attribute_backtest
-
-        st = state(ctx)
-        print_attribution(attribute_backtest(st.settings, name, last_n=last, against=against))
+    app.command()(backtest)
+    app.command()(risk)
+    app.command()(attribution)

@@ -172,11 +172,8 @@ def serve(
     ),
 ) -> None:
     """Serve the simulator in the foreground until Ctrl-C (state is kept in the state folder)."""
-    import uvicorn
-
     from numerflow.metrics.payout import payout_rule
     from numerflow.simulator import FaultConfig, TournamentEngine
-    from numerflow.simulator.app import create_app
 
     rule = payout_rule(rule_name, w_corr=w_corr, w_mmc=w_mmc, clip=clip, stake_threshold=threshold)
     settings = state(ctx).settings
@@ -221,8 +218,21 @@ def serve(
         crowd=crowd,
         signals_tickers=signals_tickers,
     )
-    bind_host = host or sim.host
-    bind_port = sim.port if port is None else port
+    sock, url = _listen(host or sim.host, sim.port if port is None else port, engine)
+    _print_status(engine.status())
+    console.print(f"serving on {url}", soft_wrap=True, highlight=False)
+    console.print(
+        "first account's keys (unless the state folder already had accounts): "
+        f"NUMERAI_PUBLIC_ID={public_id or 'SIMPUBLICID'} "
+        f"NUMERAI_SECRET_KEY={'<--secret-key>' if secret_key else 'SIMSECRETKEY'}"
+        " (Ctrl-C to stop)",
+        soft_wrap=True,
+    )
+    _serve_forever(engine, sock)
+
+
+def _listen(bind_host: str, bind_port: int, engine: Any) -> tuple[socket.socket, str]:
+    """A listening socket on host:port (0 = any free port) and its URL; closes ``engine`` on failure."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
@@ -234,16 +244,15 @@ def serve(
         raise NumerflowError(
             f"cannot listen on {bind_host}:{bind_port} ({exc.strerror}); pick another --port"
         ) from None
-    url = f"http://{bind_host}:{sock.getsockname()[1]}/"
-    _print_status(engine.status())
-    console.print(f"serving on {url}", soft_wrap=True, highlight=False)
-    console.print(
-        "first account's keys (unless the state folder already had accounts): "
-        f"NUMERAI_PUBLIC_ID={public_id or 'SIMPUBLICID'} "
-        f"NUMERAI_SECRET_KEY={'<--secret-key>' if secret_key else 'SIMSECRETKEY'}"
-        " (Ctrl-C to stop)",
-        soft_wrap=True,
-    )
+    return sock, f"http://{bind_host}:{sock.getsockname()[1]}/"
+
+
+def _serve_forever(engine: Any, sock: socket.socket) -> None:
+    """Serve the simulator's app on ``sock`` until Ctrl-C, then close the socket and the engine."""
+    import uvicorn
+
+    from numerflow.simulator.app import create_app
+
     config = uvicorn.Config(create_app(engine), log_level="warning", timeout_graceful_shutdown=1)
     try:
         uvicorn.Server(config).run(sockets=[sock])

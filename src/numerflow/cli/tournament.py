@@ -95,205 +95,215 @@ def print_performance(rows: list[PerfRow]) -> None:
             console.print(f"{name}: settled payouts {sum(settled):+.4f} NMR", soft_wrap=True)
 
 
+rounds = typer.Typer(help="The daily round: submit every deployed model once.", no_args_is_help=True)
+
+
+perf = typer.Typer(help="Per-round scores and payouts (run `perf sync` first).", invoke_without_command=True)
+
+
+stake = typer.Typer(
+    help="Show or change stakes (guard rails from the tournament section of the config).",
+    no_args_is_help=True,
+)
+
+
+@rounds.command("run")
+def round_run(
+    ctx: typer.Context,
+    live: Path | None = typer.Option(
+        None, "--live", help="Use this live.parquet instead of downloading the round's."
+    ),
+) -> None:
+    """Predict, validate, upload and confirm every deployed model for the open round (idempotent)."""
+    from numerflow.tournament.round import run_round
+
+    st = state(ctx)
+    report = run_round(st.settings, st.engine, _client(ctx), live_path=live)
+    print_round_report(report)
+    if report.failed:
+        raise typer.Exit(1)
+
+
+@rounds.command("watch")
+def round_watch(
+    ctx: typer.Context,
+    interval: float | None = typer.Option(
+        None, "--interval", min=0.0, help="Seconds between checks (default: tournament.poll_interval_s)."
+    ),
+    max_runs: int | None = typer.Option(None, "--max-runs", min=1, help="Stop after this many checks."),
+) -> None:
+    """Wait for each new round and run it; keeps going after errors. Ctrl-C stops."""
+    from numerflow.tournament.round import RoundWatcher, round_runner
+
+    st = state(ctx)
+    client = _client(ctx)
+    watcher = RoundWatcher(
+        client,
+        round_runner(st.settings, st.engine, client),
+        interval_s=interval if interval is not None else st.settings.tournament.poll_interval_s,
+        on_change=lambda number, is_open: console.print(
+            f"round {number} is open" if is_open else "no round is open for submissions", highlight=False
+        ),
+        on_result=print_round_report,
+        on_error=lambda exc: err_console.print(f"[yellow]round watch:[/] {exc}", highlight=False),
+    )
+    console.print(f"watching for rounds every {watcher.interval_s:g}s; Ctrl-C stops")
+    try:
+        watcher.run(max_runs=max_runs)
+    except KeyboardInterrupt:
+        watcher.stop()
+    console.print(f"stopped after {watcher.runs} checks ({watcher.errors} errors)")
+
+
+def submit(
+    ctx: typer.Context,
+    model: str = typer.Argument(..., help="Numerai model name (or a configured model with numerai_model)."),
+    file: Path = typer.Argument(..., help="Predictions CSV (id,prediction) or parquet."),
+    live: Path | None = typer.Option(None, "--live", help="Check ids against this live.parquet."),
+    replace: bool = typer.Option(
+        False, "--replace", help="Submit even if the model already has a submission this round."
+    ),
+) -> None:
+    """Validate a predictions file exactly as Numerai would (and stricter), then upload it once."""
+    from numerflow.tournament.submit import submit_file
+    from numerflow.tournament.validation import validate_predictions
+
+    validate_predictions(file, None)  # a bad local file is refused before keys or the network
+    st = state(ctx)
+    check, result = submit_file(
+        st.settings, st.engine, _client(ctx), model, file, live_path=live, replace=replace
+    )
+    if result.already_submitted:
+        console.print(
+            f"{model} already has submission {result.submission_id} in round {result.round_number}; "
+            "nothing uploaded (use --replace to submit again)",
+            soft_wrap=True,
+        )
+        return
+    console.print(
+        f"[green]submitted[/] {file} ({check.rows} rows, {check.distinct} distinct values) for {model} "
+        f"in round {result.round_number}: {result.submission_id}",
+        soft_wrap=True,
+    )
+
+
+@perf.callback()
+def perf_show(
+    ctx: typer.Context,
+    model: str | None = typer.Option(None, "--model", "-m", help="Only this Numerai model."),
+) -> None:
+    """Per-round scores (latest day), payouts and cumulative CORR/MMC from the database."""
+    if ctx.invoked_subcommand is not None:
+        return
+
+    from numerflow.tournament.performance import performance_table
+
+    rows = performance_table(state(ctx).engine, model)
+    if not rows:
+        console.print(
+            "no scores yet; run [bold]numerflow perf sync[/] after a round has scored", soft_wrap=True
+        )
+        return
+
+    print_performance(rows)
+
+
+@perf.command("sync")
+def perf_sync(
+    ctx: typer.Context,
+    model: list[str] = typer.Option([], "--model", "-m", help="Only these Numerai models (repeatable)."),
+) -> None:
+    """Pull per-round scores and payouts of every model into the database."""
+    from numerflow.tournament.performance import sync_performance
+
+    st = state(ctx)
+    rep = sync_performance(st.settings, st.engine, _client(ctx), slots=list(model) or None)
+    console.print(
+        f"synced {rep.models} models: {rep.scores} scores and {rep.payouts} payouts updated",
+        soft_wrap=True,
+    )
+    for slot, error in rep.failed.items():
+        err_console.print(f"[red]{slot}:[/] {error}", highlight=False)
+    if rep.failed:
+        raise typer.Exit(1)
+
+
+@stake.command("show")
+def stake_show(
+    ctx: typer.Context,
+    model: list[str] = typer.Argument(None, help="Numerai models (default: all of the account)."),
+) -> None:
+    """Stake of each model, and how much it moved in this round."""
+    from rich.table import Table
+
+    from numerflow.tournament.stakes import show_stakes
+
+    st = state(ctx)
+    views = show_stakes(st.engine, _client(ctx), list(model or []) or None)
+    table = Table("numerai model", "stake (NMR)", "changed this round (NMR)")
+    for v in views:
+        table.add_row(v.numerai_model, f"{v.stake_nmr:f}", f"{v.changed_this_round_nmr:f}")
+    console.print(table)
+    console.print(f"max change per round: {st.settings.tournament.max_stake_change_nmr:g} NMR")
+
+
+# ignore_unknown_options: "-5" reaches AMOUNT (and is refused as negative) instead of click's
+# "No such option: -5"
+@stake.command("set", context_settings={"ignore_unknown_options": True})
+def stake_set(
+    ctx: typer.Context,
+    model: str = typer.Argument(..., help="Numerai model name."),
+    amount: str = typer.Argument(..., help="New total stake in NMR (0 or more)."),
+    yes: bool = typer.Option(False, "--yes", help="Really change it (without it nothing is sent)."),
+) -> None:
+    """Set a model's stake to AMOUNT NMR, within tournament.max_stake_change_nmr per round."""
+    from numerflow.tournament.stakes import parse_amount, set_stake
+
+    value = parse_amount(amount)  # a bad amount is refused before keys or the network
+    st = state(ctx)
+    result = set_stake(st.settings, st.engine, _client(ctx), model, value, confirmed=yes)
+    console.print(
+        f"{model}: stake change {result.from_nmr:f} -> {result.to_nmr:f} NMR requested in round "
+        f"{result.round_number} ({result.server_status or 'accepted'})",
+        soft_wrap=True,
+    )
+
+
+@stake.command("plan")
+def stake_plan(
+    ctx: typer.Context,
+    budget: str | None = typer.Option(None, "--budget", help="NMR to split (default: the stakes now)."),
+    method: str = typer.Option("risk-parity", "--method", help="risk-parity, mean-variance or kelly."),
+    apply: bool = typer.Option(False, "--apply", help="Ask for this round's stakes (needs --yes)."),
+    yes: bool = typer.Option(False, "--yes", help="Really change the stakes."),
+) -> None:
+    """Split the stake budget across the account's models from their backtest or live payouts."""
+    from numerflow.cli.portfolio import print_plan
+    from numerflow.tournament.stake_plan import apply_plan, make_plan
+
+    st = state(ctx)
+    client = _client(ctx)
+    account = make_plan(st.settings, st.engine, client, budget=budget, method=method)
+    print_plan(account)
+    if not apply:
+        return
+    if not yes:
+        console.print("nothing was changed: add --yes to ask for these stakes", soft_wrap=True)
+        return
+    account = apply_plan(st.settings, st.engine, client, account, confirmed=True)
+    for r in account.applied:
+        console.print(
+            f"{r.numerai_model}: stake {r.from_nmr:f} -> {r.to_nmr:f} NMR requested", soft_wrap=True
+        )
+    for slot, why in account.refused.items():
+        err_console.print(f"[red]{slot}:[/] {why}", highlight=False, soft_wrap=True)
+    if account.refused:
+        raise typer.Exit(1)
+
+
 def register(app: typer.Typer) -> None:
     """Attach this module's commands to the root app."""
-    rounds = typer.Typer(help="The daily round: submit every deployed model once.", no_args_is_help=True)
-    perf = typer.Typer(
-        help="Per-round scores and payouts (run `perf sync` first).", invoke_without_command=True
-    )
-    stake = typer.Typer(
-        help="Show or change stakes (guard rails from the tournament section of the config).",
-        no_args_is_help=True,
-    )
     app.add_typer(rounds, name="round")
     app.add_typer(perf, name="perf")
     app.add_typer(stake, name="stake")
-
-    @rounds.command("run")
-    def round_run(
-        ctx: typer.Context,
-        live: Path | None = typer.Option(
-            None, "--live", help="Use this live.parquet instead of downloading the round's."
-        ),
-    ) -> None:
-        """Predict, validate, upload and confirm every deployed model for the open round (idempotent)."""
-        from numerflow.tournament.round import run_round
-
-        st = state(ctx)
-        report = run_round(st.settings, st.engine, _client(ctx), live_path=live)
-        print_round_report(report)
-        if report.failed:
-            raise typer.Exit(1)
-
-    @rounds.command("watch")
-    def round_watch(
-        ctx: typer.Context,
-        interval: float | None = typer.Option(
-            None, "--interval", min=0.0, help="Seconds between checks (default: tournament.poll_interval_s)."
-        ),
-        max_runs: int | None = typer.Option(None, "--max-runs", min=1, help="Stop after this many checks."),
-    ) -> None:
-        """Wait for each new round and run it; keeps going after errors. Ctrl-C stops."""
-        from numerflow.tournament.round import RoundWatcher, round_runner
-
-        st = state(ctx)
-        client = _client(ctx)
-        watcher = RoundWatcher(
-            client,
-            round_runner(st.settings, st.engine, client),
-            interval_s=interval if interval is not None else st.settings.tournament.poll_interval_s,
-            on_change=lambda number, is_open: console.print(
-                f"round {number} is open" if is_open else "no round is open for submissions", highlight=False
-            ),
-            on_result=print_round_report,
-            on_error=lambda exc: err_console.print(f"[yellow]round watch:[/] {exc}", highlight=False),
-        )
-        console.print(f"watching for rounds every {watcher.interval_s:g}s; Ctrl-C stops")
-        try:
-            watcher.run(max_runs=max_runs)
-        except KeyboardInterrupt:
-            watcher.stop()
-        console.print(f"stopped after {watcher.runs} checks ({watcher.errors} errors)")
-
-    @app.command("submit")
-    def submit(
-        ctx: typer.Context,
-        model: str = typer.Argument(
-            ..., help="Numerai model name (or a configured model with numerai_model)."
-        ),
-        file: Path = typer.Argument(..., help="Predictions CSV (id,prediction) or parquet."),
-        live: Path | None = typer.Option(None, "--live", help="Check ids against this live.parquet."),
-        replace: bool = typer.Option(
-            False, "--replace", help="Submit even if the model already has a submission this round."
-        ),
-    ) -> None:
-        """Validate a predictions file exactly as Numerai would (and stricter), then upload it once."""
-        from numerflow.tournament.submit import submit_file
-        from numerflow.tournament.validation import validate_predictions
-
-        validate_predictions(file, None)  # a bad local file is refused before keys or the network
-        st = state(ctx)
-        check, result = submit_file(
-            st.settings, st.engine, _client(ctx), model, file, live_path=live, replace=replace
-        )
-        if result.already_submitted:
-            console.print(
-                f"{model} already has submission {result.submission_id} in round {result.round_number}; "
-                "nothing uploaded (use --replace to submit again)",
-                soft_wrap=True,
-            )
-            return
-        console.print(
-            f"[green]submitted[/] {file} ({check.rows} rows, {check.distinct} distinct values) for {model} "
-            f"in round {result.round_number}: {result.submission_id}",
-            soft_wrap=True,
-        )
-
-    @perf.callback()
-    def perf_show(
-        ctx: typer.Context,
-        model: str | None = typer.Option(None, "--model", "-m", help="Only this Numerai model."),
-    ) -> None:
-        """Per-round scores (latest day), payouts and cumulative CORR/MMC from the database."""
-        if ctx.invoked_subcommand is not None:
-            return
-
-        from numerflow.tournament.performance import performance_table
-
-        rows = performance_table(state(ctx).engine, model)
-        if not rows:
-            console.print(
-                "no scores yet; run [bold]numerflow perf sync[/] after a round has scored", soft_wrap=True
-            )
-            return
-
-        print_performance(rows)
-
-    @perf.command("sync")
-    def perf_sync(
-        ctx: typer.Context,
-        model: list[str] = typer.Option([], "--model", "-m", help="Only these Numerai models (repeatable)."),
-    ) -> None:
-        """Pull per-round scores and payouts of every model into the database."""
-        from numerflow.tournament.performance import sync_performance
-
-        st = state(ctx)
-        rep = sync_performance(st.settings, st.engine, _client(ctx), slots=list(model) or None)
-        console.print(
-            f"synced {rep.models} models: {rep.scores} scores and {rep.payouts} payouts updated",
-            soft_wrap=True,
-        )
-        for slot, error in rep.failed.items():
-            err_console.print(f"[red]{slot}:[/] {error}", highlight=False)
-        if rep.failed:
-            raise typer.Exit(1)
-
-    @stake.command("show")
-    def stake_show(
-        ctx: typer.Context,
-        model: list[str] = typer.Argument(None, help="Numerai models (default: all of the account)."),
-    ) -> None:
-        """Stake of each model, and how much it moved in this round."""
-        from rich.table import Table
-
-        from numerflow.tournament.stakes import show_stakes
-
-        st = state(ctx)
-        views = show_stakes(st.engine, _client(ctx), list(model or []) or None)
-        table = Table("numerai model", "stake (NMR)", "changed this round (NMR)")
-        for v in views:
-            table.add_row(v.numerai_model, f"{v.stake_nmr:f}", f"{v.changed_this_round_nmr:f}")
-        console.print(table)
-        console.print(f"max change per round: {st.settings.tournament.max_stake_change_nmr:g} NMR")
-
-    # ignore_unknown_options: "-5" reaches AMOUNT (and is refused as negative) instead of click's
-    # "No such option: -5"
-    @stake.command("set", context_settings={"ignore_unknown_options": True})
-    def stake_set(
-        ctx: typer.Context,
-        model: str = typer.Argument(..., help="Numerai model name."),
-        amount: str = typer.Argument(..., help="New total stake in NMR (0 or more)."),
-        yes: bool = typer.Option(False, "--yes", help="Really change it (without it nothing is sent)."),
-    ) -> None:
-        """Set a model's stake to AMOUNT NMR, within tournament.max_stake_change_nmr per round."""
-        from numerflow.tournament.stakes import parse_amount, set_stake
-
-        value = parse_amount(amount)  # a bad amount is refused before keys or the network
-        st = state(ctx)
-        result = set_stake(st.settings, st.engine, _client(ctx), model, value, confirmed=yes)
-        console.print(
-            f"{model}: stake change {result.from_nmr:f} -> {result.to_nmr:f} NMR requested in round "
-            f"{result.round_number} ({result.server_status or 'accepted'})",
-            soft_wrap=True,
-        )
-
-    @stake.command("plan")
-    def stake_plan(
-        ctx: typer.Context,
-        budget: str | None = typer.Option(None, "--budget", help="NMR to split (default: the stakes now)."),
-        method: str = typer.Option("risk-parity", "--method", help="risk-parity, mean-variance or kelly."),
-        apply: bool = typer.Option(False, "--apply", help="Ask for this round's stakes (needs --yes)."),
-        yes: bool = typer.Option(False, "--yes", help="Really change the stakes."),
-    ) -> None:
-        """Split the stake budget across the account's models from their backtest or live payouts."""
-        from numerflow.cli.portfolio import print_plan
-        from numerflow.tournament.stake_plan import apply_plan, make_plan
-
-        st = state(ctx)
-        client = _client(ctx)
-        account = make_plan(st.settings, st.engine, client, budget=budget, method=method)
-        print_plan(account)
-        if not apply:
-            return
-        if not yes:
-            console.print("nothing was changed: add --yes to ask for these stakes", soft_wrap=True)
-            return
-        account = apply_plan(st.settings, st.engine, client, account, confirmed=True)
-        for r in account.applied:
-            console.print(
-                f"{r.numerai_model}: stake {r.from_nmr:f} -> {r.to_nmr:f} NMR requested", soft_wrap=True
-            )
-        for slot, why in account.refused.items():
-            err_console.print(f"[red]{slot}:[/] {why}", highlight=False, soft_wrap=True)
-        if account.refused:
-            raise typer.Exit(1)
+    app.command("submit")(submit)

@@ -18,11 +18,11 @@ from datetime import UTC, datetime, timedelta
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from cachetools import TTLCache
-from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from numerflow.errors import AuthError, ConfigError, ConflictError, NotFoundError
 from numerflow.store import session_scope
+from numerflow.store.queries import accounts as q
 from numerflow.store.tables.service import ApiToken, User
 
 SCOPES: tuple[str, ...] = ("read", "operate", "admin")
@@ -113,20 +113,15 @@ def create_token(
         raise ConfigError("token name must be 1 to 128 characters")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     with session_scope(engine) as s:
-        row = ApiToken(
-            name=name, prefix=token[:10], token_hash=hash_token(token), scope=scope, created_by=created_by
+        row = q.add_token(
+            s, name=name, prefix=token[:10], token_hash=hash_token(token), scope=scope, created_by=created_by
         )
-        s.add(row)
-        s.flush()
         return _token_info(row), token
 
 
 def list_tokens(engine: Engine, *, include_revoked: bool = True) -> list[TokenInfo]:
     with session_scope(engine) as s:
-        stmt = select(ApiToken).order_by(ApiToken.id)
-        if not include_revoked:
-            stmt = stmt.where(ApiToken.revoked_at.is_(None))
-        return [_token_info(r) for r in s.scalars(stmt)]
+        return [_token_info(r) for r in q.tokens(s, include_revoked=include_revoked)]
 
 
 def revoke_token(engine: Engine, ident: int | str) -> TokenInfo:
@@ -134,9 +129,9 @@ def revoke_token(engine: Engine, ident: int | str) -> TokenInfo:
     with session_scope(engine) as s:
         if isinstance(ident, int) or (isinstance(ident, str) and ident.isascii() and ident.isdigit()):
             number = int(ident) if len(str(ident)) <= 10 else 0
-            row = s.get(ApiToken, number) if 1 <= number <= 2_147_483_647 else None
+            row = q.token_by_id(s, number) if 1 <= number <= 2_147_483_647 else None
         else:
-            rows = list(s.scalars(select(ApiToken).where(ApiToken.prefix == ident)))
+            rows = q.tokens_by_prefix(s, ident)
             if len(rows) > 1:
                 raise ConflictError(f"token prefix {ident!r} matches {len(rows)} tokens; revoke by id")
             row = rows[0] if rows else None
@@ -183,7 +178,7 @@ def verify_token(engine: Engine, token: str) -> Principal:
     if hit is not None:
         return hit
     with session_scope(engine) as s:
-        row = s.scalars(select(ApiToken).where(ApiToken.token_hash == digest)).first()
+        row = q.token_by_hash(s, digest)
         # the lookup is by hash; compare again in constant time so a near-miss leaks nothing by timing
         if row is None or not hmac.compare_digest(row.token_hash, digest):
             raise AuthError("invalid API token; create one with 'numerflow tokens create'")
@@ -208,28 +203,26 @@ def create_user(engine: Engine, username: str, password: str, role: str = "read"
     if len(password) < 8:
         raise ConfigError("password must be at least 8 characters")
     with session_scope(engine) as s:
-        if s.scalars(select(User).where(User.username == username)).first() is not None:
+        if q.user_by_name(s, username) is not None:
             raise ConflictError(f"user {username!r} already exists; choose another name")
-        row = User(username=username, password_hash=_hasher.hash(password), role=role)
-        s.add(row)
-        s.flush()
+        row = q.add_user(s, username=username, password_hash=_hasher.hash(password), role=role)
         return _user_info(row)
 
 
 def list_users(engine: Engine) -> list[UserInfo]:
     with session_scope(engine) as s:
-        return [_user_info(r) for r in s.scalars(select(User).order_by(User.id))]
+        return [_user_info(r) for r in q.users(s)]
 
 
 def get_user(engine: Engine, username: str) -> UserInfo | None:
     with session_scope(engine) as s:
-        row = s.scalars(select(User).where(User.username == username)).first()
+        row = q.user_by_name(s, username)
         return _user_info(row) if row is not None else None
 
 
 def set_user_disabled(engine: Engine, username: str, disabled: bool) -> UserInfo:
     with session_scope(engine) as s:
-        row = s.scalars(select(User).where(User.username == username)).first()
+        row = q.user_by_name(s, username)
         if row is None:
             raise NotFoundError(f"no user {username!r}; list them with 'numerflow users list'")
         row.disabled = disabled
@@ -242,7 +235,7 @@ _DUMMY_HASH = _hasher.hash("numerflow-timing-equaliser")
 def authenticate(engine: Engine, username: str, password: str) -> UserInfo:
     """The user when the password matches; AuthError (same message for every failure) otherwise."""
     with session_scope(engine) as s:
-        row = s.scalars(select(User).where(User.username == username)).first()
+        row = q.user_by_name(s, username)
         stored = row.password_hash if row is not None else _DUMMY_HASH
         try:
             ok = _hasher.verify(stored, password)

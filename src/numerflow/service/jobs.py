@@ -28,18 +28,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
 from sqlalchemy.engine import Engine
 
 from numerflow.config import Settings
 from numerflow.errors import ConfigError, ConflictError, NotFoundError, NumerflowError
 from numerflow.service.events import EventBus
 from numerflow.store import open_database, session_scope
-from numerflow.store.tables.service import Job, JobLog
+from numerflow.store.queries import jobs as jobq
+from numerflow.store.queries.jobs import ACTIVE
+from numerflow.store.tables.service import Job
 
 log = logging.getLogger(__name__)
 
-ACTIVE = ("queued", "running")
 FINISHED = ("succeeded", "failed", "cancelled", "interrupted")
 RETRYABLE = ("failed", "cancelled", "interrupted")
 _PROGRESS_EVERY_S = 0.2
@@ -78,8 +78,8 @@ class JobContext:
         if message is not None:
             values["message"] = _clean(str(message)[:500])
         with session_scope(self.engine) as s:
-            s.execute(update(Job).where(Job.id == self.job_id, Job.status == "running").values(**values))
-            job = s.get(Job, self.job_id)
+            jobq.update_if(s, self.job_id, ("running",), **values)
+            job = jobq.get_job(s, self.job_id)
             info = job_dict(job) if job is not None else None
         if info is not None:
             _publish_local(self.settings.database_url, info)
@@ -103,9 +103,7 @@ class JobContext:
 
     def log(self, line: str, level: str = "INFO") -> None:
         with session_scope(self.engine) as s:
-            row = JobLog(job_id=self.job_id, level=level[:8], line=_clean(line[:10_000]))
-            s.add(row)
-            s.flush()
+            row = jobq.add_log(s, self.job_id, level[:8], _clean(line[:10_000]))
             entry = {"id": row.id, "job_id": self.job_id, "at": row.at.isoformat(), "level": row.level}
             entry["line"] = row.line
         manager = _LOCAL_MANAGERS.get(self.settings.database_url)
@@ -165,16 +163,11 @@ def execute_job(job_id: int, settings: Settings) -> str:
     """Run one job to its end (on a Dask worker); returns its final status."""
     engine = open_database(settings.database_url)
     with session_scope(engine) as s:
-        job = s.get(Job, job_id)
+        job = jobq.get_job(s, job_id)
         if job is None:
             return "missing"
         kind, args = job.kind, dict(job.args or {})
-        now = datetime.now(UTC)
-        started = s.execute(
-            update(Job)
-            .where(Job.id == job_id, Job.status == "queued", Job.cancel_requested.is_(False))
-            .values(status="running", started_at=now, updated_at=now)
-        ).rowcount
+        started = jobq.start_queued(s, job_id, datetime.now(UTC))
     if not started:
         return "skipped"
     ctx = JobContext(job_id=job_id, kind=kind, args=args, settings=settings, engine=engine)
@@ -225,12 +218,12 @@ def _finish(
         }
         if status == "succeeded":
             values.update(progress=1.0, result=_jsonable(result or {}))
-        done = s.execute(
-            update(Job).where(Job.id == job_id, Job.status == "running").values(**values)
-        ).rowcount
+        done = jobq.update_if(s, job_id, ("running",), **values)
         if done and status == "succeeded":
             for follow in args.get("then") or []:
-                s.add(Job(kind=str(follow), args={}, trigger=f"after:{job_id}", created_by=f"job {job_id}"))
+                jobq.add_job(
+                    s, kind=str(follow), args={}, trigger=f"after:{job_id}", created_by=f"job {job_id}"
+                )
 
 
 def _clean(text: str) -> str:
@@ -308,13 +301,8 @@ class JobManager:
             nf_logger.setLevel(logging.INFO)
         now = datetime.now(UTC)
         with session_scope(self.engine) as s:
-            n = s.execute(
-                update(Job)
-                .where(Job.status.in_(ACTIVE))
-                .values(status="interrupted", finished_at=now, updated_at=now, message="the service stopped")
-            ).rowcount
-            self._first_id = s.scalar(select(func.coalesce(func.max(Job.id), 0))) or 0
-            self._seen_log_id = s.scalar(select(func.coalesce(func.max(JobLog.id), 0))) or 0
+            n = jobq.interrupt_active(s, now, "the service stopped")
+            self._first_id, self._seen_log_id = jobq.max_ids(s)
         self._seen_at = now
         if n:
             log.warning("%d job(s) were left running by a stopped service; marked interrupted", n)
@@ -337,13 +325,7 @@ class JobManager:
         now = datetime.now(UTC)
         try:
             with session_scope(self.engine) as s:
-                s.execute(
-                    update(Job)
-                    .where(Job.status.in_(ACTIVE), Job.id > self._first_id)
-                    .values(
-                        status="interrupted", finished_at=now, updated_at=now, message="the service stopped"
-                    )
-                )
+                jobq.interrupt_active(s, now, "the service stopped", above_id=self._first_id)
         except NumerflowError:
             log.warning("could not mark running jobs interrupted at shutdown")
         for thing in (client, cluster):
@@ -439,9 +421,9 @@ class JobManager:
         if kind not in job_kinds():
             raise ConfigError(f"unknown job kind {kind!r}; use one of {', '.join(sorted(job_kinds()))}")
         with session_scope(self.engine) as s:
-            job = Job(kind=kind, args=args or {}, created_by=created_by, trigger=trigger, retry_of=retry_of)
-            s.add(job)
-            s.flush()
+            job = jobq.add_job(
+                s, kind=kind, args=args or {}, created_by=created_by, trigger=trigger, retry_of=retry_of
+            )
             info = job_dict(job)
         self.publish_job(info)
         try:
@@ -449,10 +431,14 @@ class JobManager:
         except NumerflowError as exc:  # e.g. the Dask scheduler is unreachable: say so on the job too
             now = datetime.now(UTC)
             with session_scope(self.engine) as s:
-                s.execute(
-                    update(Job)
-                    .where(Job.id == info["id"], Job.status == "queued")
-                    .values(status="failed", error=exc.message, finished_at=now, updated_at=now)
+                jobq.update_if(
+                    s,
+                    info["id"],
+                    ("queued",),
+                    status="failed",
+                    error=exc.message,
+                    finished_at=now,
+                    updated_at=now,
                 )
             raise
         return info
@@ -470,7 +456,7 @@ class JobManager:
 
     def get(self, job_id: int) -> dict[str, Any]:
         with session_scope(self.engine) as s:
-            job = s.get(Job, job_id)
+            job = jobq.get_job(s, job_id)
             if job is None:
                 raise NotFoundError(f"no job {job_id}")
             return job_dict(job)
@@ -478,16 +464,19 @@ class JobManager:
     def cancel(self, job_id: int) -> dict[str, Any]:
         now = datetime.now(UTC)
         with session_scope(self.engine) as s:
-            job = s.get(Job, job_id)
+            job = jobq.get_job(s, job_id)
             if job is None:
                 raise NotFoundError(f"no job {job_id}")
             if job.status not in ACTIVE:
                 raise ConflictError(f"job {job_id} is already {job.status}; nothing to cancel")
-            s.execute(update(Job).where(Job.id == job_id).values(cancel_requested=True, updated_at=now))
-            s.execute(
-                update(Job)
-                .where(Job.id == job_id, Job.status == "queued")
-                .values(status="cancelled", finished_at=now, message="cancelled before it started")
+            jobq.update_if(s, job_id, None, cancel_requested=True, updated_at=now)
+            jobq.update_if(
+                s,
+                job_id,
+                ("queued",),
+                status="cancelled",
+                finished_at=now,
+                message="cancelled before it started",
             )
         with self._lock:
             fut = self._futures.get(job_id)
@@ -513,15 +502,9 @@ class JobManager:
         published = 0
         with session_scope(self.engine) as s:
             since = self._seen_at or datetime.now(UTC)
-            changed = list(s.scalars(select(Job).where(Job.updated_at >= since).order_by(Job.updated_at)))
-            logs = list(
-                s.scalars(select(JobLog).where(JobLog.id > self._seen_log_id).order_by(JobLog.id).limit(500))
-            )
-            queued = list(
-                s.scalars(
-                    select(Job.id).where(Job.status == "queued", Job.id > self._first_id).order_by(Job.id)
-                )
-            )
+            changed = jobq.changed_since(s, since)
+            logs = jobq.job_logs(s, after=self._seen_log_id, limit=500)
+            queued = jobq.queued_ids(s, self._first_id)
             jobs = [job_dict(j) for j in changed]
             lines = [
                 {"id": r.id, "job_id": r.job_id, "at": r.at.isoformat(), "level": r.level, "line": r.line}

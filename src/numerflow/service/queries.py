@@ -15,33 +15,28 @@ import logging
 import math
 import threading
 import time
-from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session
 
 from numerflow.config import Settings
-from numerflow.metrics.names import preference
 from numerflow.store import session_scope
-from numerflow.store.tables.modeling import ModelVersion, StageEvent
-from numerflow.store.tables.service import Job
-from numerflow.store.tables.tournament import Payout, Round, Score, StakeChange, Submission
+from numerflow.store.queries.performance import top_scored_round
+from numerflow.store.queries.service import data_fingerprint, newest_round, overview_facts
+from numerflow.tournament.performance import final_scores
+
+__all__ = [
+    "SPARK_ROUNDS",
+    "DataWatcher",
+    "OverviewCache",
+    "data_fingerprint",
+    "final_scores",
+    "num",
+    "overview",
+]
 
 SPARK_ROUNDS = 60
-KINDS = ("corr", "mmc", "bmc", "fnc")
-
-
-def metric_kind(name: str) -> str:
-    """corr | mmc | bmc | fnc, or the name's own kind, from Numerai's score name (numerflow.metrics.names)."""
-    from numerflow.tournament.performance import metric_kind as kind_of
-
-    return kind_of(name)
-
-
-_kind_cache: dict[str, str] = {}
 
 
 def num(value: float | None) -> float | None:
@@ -50,58 +45,6 @@ def num(value: float | None) -> float | None:
         return None
     value = float(value)
     return value if math.isfinite(value) else None
-
-
-def _kind(name: str) -> str:
-    kind = _kind_cache.get(name)
-    if kind is None:
-        kind = _kind_cache[name] = metric_kind(name)
-    return kind
-
-
-def final_scores(
-    session: Session,
-    *,
-    slots: list[str] | None = None,
-    min_round: int | None = None,
-    max_round: int | None = None,
-) -> dict[str, dict[int, dict[str, Any]]]:
-    """slot → round → {corr, mmc, bmc, fnc, day, resolved}: each metric's value on its latest day."""
-    stmt = select(
-        Score.numerai_model, Score.round_number, Score.metric, Score.day, Score.value, Score.resolved
-    )
-    if slots is not None:
-        stmt = stmt.where(Score.numerai_model.in_(slots))
-    if min_round is not None:
-        stmt = stmt.where(Score.round_number >= min_round)
-    if max_round is not None:
-        stmt = stmt.where(Score.round_number <= max_round)
-    out: dict[str, dict[int, dict[str, Any]]] = {}
-    days: dict[tuple[str, int, str], tuple[int, int]] = {}
-    kinds = _kind_cache
-    isfinite = math.isfinite
-    # Core rows (no ORM): this loop is the overview's hot spot
-    for slot, rnd, metric, day, value, resolved in session.connection().execute(stmt).all():
-        kind = kinds.get(metric) or _kind(metric)
-        if kind not in KINDS:  # tc, corr60, ...: kept in the database, not in this table
-            continue
-        key = (slot, rnd, kind)
-        rank = (day, -preference(metric))  # the latest day; on one day, Numerai's canonical name
-        seen = days.get(key)
-        if seen is not None and seen > rank:
-            continue
-        days[key] = rank
-        per_slot = out.get(slot)
-        if per_slot is None:
-            per_slot = out[slot] = {}
-        row = per_slot.get(rnd)
-        if row is None:
-            row = per_slot[rnd] = {"corr": None, "mmc": None, "bmc": None, "fnc": None, "day": 0}
-        row[kind] = value if value is None or isfinite(value) else None
-        if day > row["day"]:
-            row["day"] = day
-        row["resolved"] = row.get("resolved", False) or bool(resolved)  # any row, whatever the row order
-    return out
 
 
 def _slot_models(settings: Settings) -> dict[str, tuple[str, str]]:
@@ -118,54 +61,12 @@ def _slot_models(settings: Settings) -> dict[str, tuple[str, str]]:
 def overview(settings: Settings, engine: Engine) -> dict[str, Any]:
     """The overview document (see the module doc)."""
     with session_scope(engine) as s:
-        last_scored = s.scalar(select(func.max(Score.round_number))) or 0
-        current = s.execute(
-            select(Round.number, Round.status, Round.open_time).order_by(Round.number.desc()).limit(1)
-        ).first()
+        last_scored = top_scored_round(s) or 0
         min_round = max(last_scored - SPARK_ROUNDS + 1, 0)
         scores = final_scores(s, min_round=min_round)
-        payouts: dict[str, tuple[int, float | None, float | None, str]] = {}
-        conn = s.connection()
-        for slot, rnd, at_risk, amount, status in conn.execute(
-            select(
-                Payout.numerai_model,
-                Payout.round_number,
-                Payout.at_risk_nmr,
-                Payout.payout_nmr,
-                Payout.status,
-            ).where(Payout.round_number >= min_round)
-        ):
-            if slot not in payouts or payouts[slot][0] < rnd:
-                payouts[slot] = (rnd, num(at_risk), num(amount), status)
-        stakes: dict[str, float] = {}
-        for slot, to_nmr in conn.execute(
-            select(StakeChange.numerai_model, StakeChange.to_nmr)
-            .where(StakeChange.status == "requested")
-            .order_by(StakeChange.id)
-        ):
-            stakes[slot] = num(to_nmr)
-        submissions: dict[str, tuple[str, str, int | None, str]] = {}
-        if current is not None:
-            for slot, status, model_name, version, error in conn.execute(
-                select(
-                    Submission.numerai_model,
-                    Submission.status,
-                    Submission.model_name,
-                    Submission.model_version,
-                    Submission.error,
-                ).where(Submission.round_number == current.number)
-            ):
-                submissions[slot] = (status, model_name, version, error)
-        staged: dict[str, dict[str, int]] = defaultdict(dict)
-        for name, version, stage in conn.execute(
-            select(ModelVersion.name, ModelVersion.version, ModelVersion.stage).where(
-                ModelVersion.stage != ""
-            )
-        ):
-            staged[name][stage] = version
-        active_jobs = s.scalar(
-            select(func.count()).select_from(Job).where(Job.status.in_(("queued", "running")))
-        )
+        facts = overview_facts(s, min_round)
+    payouts, stakes = facts.payouts, facts.stakes
+    submissions, staged = facts.submissions, facts.staged
 
     slot_models = _slot_models(settings)
     slots = sorted(set(scores) | set(payouts) | set(submissions) | set(slot_models) | set(stakes))
@@ -208,45 +109,21 @@ def overview(settings: Settings, engine: Engine) -> dict[str, Any]:
                 "mmc": latest.get("mmc"),
                 "bmc": latest.get("bmc"),
                 "payout_round": pay[0] if pay else None,
-                "payout_nmr": pay[2] if pay else None,
+                "payout_nmr": num(pay[2]) if pay else None,
                 "payout_status": pay[3] if pay else "",
-                "stake_nmr": pay[1] if pay and pay[1] is not None else stakes.get(slot),
+                "stake_nmr": num(pay[1]) if pay and pay[1] is not None else num(stakes.get(slot)),
                 "cumulative_corr": spark,
             }
         )
     return {
         "generated_at": datetime.now(UTC).isoformat(),
-        "current_round": current.number if current is not None else None,
-        "current_round_status": current.status if current is not None else None,
+        "current_round": facts.current_round,
+        "current_round_status": facts.current_status,
         "last_scored_round": last_scored or None,
         "spark_rounds": SPARK_ROUNDS,
-        "active_jobs": int(active_jobs or 0),
+        "active_jobs": facts.active_jobs,
         "models": rows,
     }
-
-
-def data_fingerprint(engine: Engine) -> tuple[Any, ...]:
-    """A cheap summary of everything the overview reads: when it is unchanged, so is the overview."""
-
-    def one(column: Any, *where: Any) -> Any:
-        return select(column).where(*where).scalar_subquery()
-
-    stmt = select(
-        one(func.count(Score.id)),
-        one(func.max(Score.synced_at)),
-        one(func.max(Payout.synced_at)),
-        one(func.max(Submission.updated_at)),
-        one(func.count(Submission.id)),
-        one(func.max(Round.id)),
-        one(func.max(Round.completed_at)),
-        one(func.count(Round.id), Round.status == "open"),
-        one(func.max(StakeChange.id)),
-        one(func.max(ModelVersion.id)),
-        one(func.max(StageEvent.id)),
-        one(func.count(Job.id), Job.status.in_(("queued", "running"))),
-    )
-    with engine.connect() as conn:
-        return tuple(conn.execute(stmt).one())
 
 
 class OverviewCache:
@@ -333,15 +210,7 @@ class DataWatcher:
         if fp[0:3] != last[0:3]:  # scores or payouts
             self.publish("scores", source="database")
         if fp[3:8] != last[3:8]:  # submissions or rounds
-            with session_scope(self.engine) as s:
-                row = s.execute(
-                    select(Round.number, Round.status).order_by(Round.number.desc()).limit(1)
-                ).first()
-            self.publish(
-                "round",
-                source="database",
-                round=row.number if row else None,
-                status=row.status if row else None,
-            )
+            number, status = newest_round(self.engine)
+            self.publish("round", source="database", round=number, status=status)
         if self.on_change is not None:
             self.on_change()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -75,6 +75,16 @@ def make_engine(url: str) -> Engine:
             f"'{exc.name}', which is not installed; numerflow supports sqlite:///PATH and "
             "postgresql+psycopg://USER@HOST/DB"
         ) from None
+
+
+def reachable(engine: Engine) -> bool:
+    """Whether the database answers a ``SELECT 1``."""
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except SQLAlchemyError:
+        return False
+    return True
 
 
 def alembic_config(engine: Engine) -> Config:

@@ -4,32 +4,47 @@
 (``submissionScores``) and its per-round payouts (``v2RoundModelPerformances``) and upserts them into
 ``scores`` and ``payouts``; running it again only refreshes what changed. ``performance_table`` reads
 the database back: one row per slot and round with the latest CORR/MMC/BMC/FNC, the payout, and the
-cumulative CORR and MMC over the rounds so far.
+cumulative CORR and MMC over the rounds so far. Its per-round rule (:func:`final_scores`: which day and
+which score name win, when a round is resolved) is the one the CLI, the monitor, the REST API and the
+dashboard all read; the SQL is in ``store/queries/performance.py``.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
-from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 
 from numerflow.errors import NumerflowError
-from numerflow.metrics.names import preference
+from numerflow.metrics.names import MAIN_KINDS, preference
 from numerflow.metrics.names import score_kind as metric_kind
 from numerflow.store import session_scope
-from numerflow.store.base import utcnow
-from numerflow.store.tables.tournament import Payout, Score
+from numerflow.store.queries.performance import (
+    payout_rows,
+    score_rows,
+    top_scored_round,
+    upsert_payouts,
+    upsert_scores,
+)
 
 if TYPE_CHECKING:
     from numerflow.config import Settings
     from numerflow.tournament.client import NumeraiClient
 
 log = logging.getLogger(__name__)
+_kind_cache: dict[str, str] = {}
+
+
+def _kind(name: str) -> str:
+    kind = _kind_cache.get(name)
+    if kind is None:
+        kind = _kind_cache[name] = metric_kind(name)
+    return kind
 
 
 @dataclass(frozen=True)
@@ -55,13 +70,6 @@ class PerfRow:
     payout_nmr: Decimal | None
     payout_status: str  # pending | settled | ""
     resolved: bool
-
-
-def _same(a: object, b: object) -> bool:
-    """Equal, with times equal to the second (servers may jitter their microseconds)."""
-    if isinstance(a, datetime) and isinstance(b, datetime):
-        return abs((a - b).total_seconds()) < 1.0
-    return a == b
 
 
 def sync_performance(
@@ -91,112 +99,108 @@ def sync_performance(
             failed[slot] = str(exc)
             log.warning("perf sync: %s: %s", slot, exc)
             continue
-        with session_scope(engine) as s:
-            existing = {
-                (r.round_number, r.day, r.metric): r
-                for r in s.scalars(
-                    select(Score).where(Score.tournament == tournament, Score.numerai_model == slot)
-                )
-            }
-            for row in rows:
-                key = (row.round_number, row.day or 0, row.metric)
-                rec = existing.get(key)
-                if rec is None:
-                    rec = Score(
-                        tournament=tournament,
-                        numerai_model=slot,
-                        round_number=row.round_number,
-                        day=row.day or 0,
-                        metric=row.metric,
-                    )
-                    s.add(rec)
-                    existing[key] = rec
-                elif (rec.value, rec.percentile, rec.resolved) == (row.value, row.percentile, row.resolved):
-                    continue
-                rec.value, rec.percentile, rec.date, rec.resolved = (
-                    row.value,
-                    row.percentile,
-                    row.date,
-                    row.resolved,
-                )
-                rec.synced_at = utcnow()
-                n_scores += 1
-            payouts = {
-                p.round_number: p
-                for p in s.scalars(
-                    select(Payout).where(Payout.tournament == tournament, Payout.numerai_model == slot)
-                )
-            }
-            for perf in perfs:
-                settled = perf.payout_settled is not None
-                amount = perf.payout_settled if settled else perf.payout_pending
-                values = {
-                    "at_risk_nmr": perf.at_risk,  # Decimal from the API to NUMERIC: no float on the way
-                    "payout_nmr": amount,
-                    "status": "settled" if settled else "pending",
-                    "resolve_time": perf.resolve_time,
-                }
-                rec_p = payouts.get(perf.round_number)
-                if rec_p is None:
-                    rec_p = Payout(tournament=tournament, numerai_model=slot, round_number=perf.round_number)
-                    s.add(rec_p)
-                elif all(_same(getattr(rec_p, k), v) for k, v in values.items()):
-                    continue
-                for k, v in values.items():
-                    setattr(rec_p, k, v)
-                rec_p.synced_at = utcnow()
-                n_payouts += 1
+        n_scores += upsert_scores(engine, tournament, slot, rows)
+        n_payouts += upsert_payouts(engine, tournament, slot, perfs)
     return SyncReport(len(names) - len(failed), n_scores, n_payouts, failed)
 
 
-def performance_table(engine: Engine, slot: str | None = None, tournament: int = 8) -> list[PerfRow]:
-    """Per slot and round, oldest round first: latest daily scores, payout, cumulative CORR and MMC."""
-    with session_scope(engine) as s:
-        q = select(Score).where(Score.tournament == tournament)
-        if slot:
-            q = q.where(Score.numerai_model == slot)
-        scores = list(s.scalars(q))
-        qp = select(Payout).where(Payout.tournament == tournament)
-        if slot:
-            qp = qp.where(Payout.numerai_model == slot)
-        payouts = {(p.numerai_model, p.round_number): p for p in s.scalars(qp)}
+def final_scores(
+    session: Session,
+    *,
+    slots: list[str] | None = None,
+    min_round: int | None = None,
+    max_round: int | None = None,
+    tournament: int | None = None,
+) -> dict[str, dict[int, dict[str, Any]]]:
+    """slot → round → {corr, mmc, bmc, fnc, day, resolved}: each metric's value on its latest day.
 
-    latest: dict[tuple[str, int], dict[str, tuple[int, int, float | None]]] = {}
-    resolved: dict[tuple[str, int], bool] = {}
-    days: dict[tuple[str, int], int] = {}
-    for sc in scores:
-        key = (sc.numerai_model, sc.round_number)
-        kind = metric_kind(sc.metric)
-        have = latest.setdefault(key, {})
-        rank = (sc.day, -preference(sc.metric))  # the latest day; on one day, the canonical name
-        if kind not in have or rank >= have[kind][:2]:
-            have[kind] = (*rank, sc.value)
-        days[key] = max(days.get(key, 0), sc.day)
-        resolved[key] = resolved.get(key, False) or sc.resolved
-    keys = sorted(set(latest) | set(payouts), key=lambda k: (k[0], k[1]))
+    The one rule for a round's row: each of CORR/MMC/BMC/FNC takes its value from its latest day (on one
+    day, Numerai's canonical name wins; other kinds such as tc or corr60 stay in the database only);
+    ``day`` is the latest day of those rows; ``resolved`` is true when any of them says so. A non-finite
+    value reads as None.
+    """
+    out: dict[str, dict[int, dict[str, Any]]] = {}
+    days: dict[tuple[str, int, str], tuple[int, int]] = {}
+    kinds = _kind_cache
+    isfinite = math.isfinite
+    rows = score_rows(session, slots=slots, min_round=min_round, max_round=max_round, tournament=tournament)
+    for slot, rnd, metric, day, value, resolved in rows:  # the overview's hot spot: plain tuples
+        kind = kinds.get(metric) or _kind(metric)
+        if kind not in MAIN_KINDS:  # tc, corr60, ...: kept in the database, not in this table
+            continue
+        key = (slot, rnd, kind)
+        rank = (day, -preference(metric))  # the latest day; on one day, Numerai's canonical name
+        seen = days.get(key)
+        if seen is not None and seen > rank:
+            continue
+        days[key] = rank
+        per_slot = out.get(slot)
+        if per_slot is None:
+            per_slot = out[slot] = {}
+        row = per_slot.get(rnd)
+        if row is None:
+            row = per_slot[rnd] = {"corr": None, "mmc": None, "bmc": None, "fnc": None, "day": 0}
+        row[kind] = value if value is None or isfinite(value) else None
+        if day > row["day"]:
+            row["day"] = day
+        row["resolved"] = row.get("resolved", False) or bool(resolved)  # any row, whatever the row order
+    return out
+
+
+def performance_table(
+    source: Engine | Session,
+    slot: str | None = None,
+    tournament: int | None = 8,
+    last_rounds: int | None = None,
+) -> list[PerfRow]:
+    """Per slot and round, oldest round first: latest daily scores (:func:`final_scores`), payout,
+    cumulative CORR and MMC; a round is resolved when a score row says so or its payout is settled.
+
+    ``last_rounds`` keeps the newest that many rounds up to the newest scored one (and the payouts from
+    there on); ``tournament`` None reads every tournament. The CLI, the monitor and ``/api/performance``
+    all read this one table.
+    """
+    if isinstance(source, Session):
+        return _table(source, slot, tournament, last_rounds)
+    with session_scope(source) as s:
+        return _table(s, slot, tournament, last_rounds)
+
+
+def _table(
+    session: Session, slot: str | None, tournament: int | None, last_rounds: int | None
+) -> list[PerfRow]:
+    min_round = None
+    if last_rounds is not None:
+        top = top_scored_round(session, slot=slot, tournament=tournament)
+        min_round = top - last_rounds + 1 if top is not None else None
+    slots = [slot] if slot else None
+    scores = final_scores(session, slots=slots, min_round=min_round, tournament=tournament)
+    payouts = payout_rows(session, slot=slot, min_round=min_round, tournament=tournament)
+    keys = sorted({(m, r) for m, per_round in scores.items() for r in per_round} | set(payouts))
     out: list[PerfRow] = []
     cum: dict[str, list[float]] = {}
+    empty: dict[str, Any] = {"corr": None, "mmc": None, "bmc": None, "fnc": None, "day": 0}
     for key in keys:
-        vals = {k: v for k, (_, _, v) in latest.get(key, {}).items()}
+        vals = scores.get(key[0], {}).get(key[1], empty)
         c = cum.setdefault(key[0], [0.0, 0.0])
-        c[0] += vals.get("corr") or 0.0
-        c[1] += vals.get("mmc") or 0.0
-        pay = payouts.get(key)
+        c[0] += vals["corr"] or 0.0
+        c[1] += vals["mmc"] or 0.0
+        at_risk, amount, status = payouts.get(key, (None, None, ""))
         out.append(
             PerfRow(
                 numerai_model=key[0],
                 round_number=key[1],
-                day=days.get(key, 0),
-                corr=vals.get("corr"),
-                mmc=vals.get("mmc"),
-                bmc=vals.get("bmc"),
-                fnc=vals.get("fnc"),
+                day=vals["day"],
+                corr=vals["corr"],
+                mmc=vals["mmc"],
+                bmc=vals["bmc"],
+                fnc=vals["fnc"],
                 cum_corr=c[0],
                 cum_mmc=c[1],
-                at_risk_nmr=pay.at_risk_nmr if pay else None,
-                payout_nmr=pay.payout_nmr if pay else None,
-                payout_status=pay.status if pay else "",
-                resolved=resolved.get(key, False) or (pay is not None and pay.status == "settled"),
+                at_risk_nmr=at_risk,
+                payout_nmr=amount,
+                payout_status=status,
+                resolved=vals.get("resolved", False) or status == "settled",
             )
         )
     return out

@@ -26,16 +26,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from numerflow.errors import ApiError, NumerflowError
 from numerflow.fileio import atomic_path, sha256_file
 from numerflow.liveness import Clock, Heartbeat, Holder, holder_is_dead, this_process
-from numerflow.store import session_scope
 from numerflow.store.base import utcnow
 from numerflow.store.claims import ClaimHolder, beat_claims, claim_slot_row
-from numerflow.store.tables.tournament import Round, Submission
+from numerflow.store.queries.tournament import confirmed_submissions, upsert_round, upsert_submission
 from numerflow.tournament.validation import validate_predictions
 
 if TYPE_CHECKING:
@@ -143,45 +141,9 @@ def write_predictions(path: Path, ids: np.ndarray, preds: np.ndarray) -> Path:
 
 
 # ------------------------------------------------------------------------------------------ database
-def _round_row(engine: Engine, tournament: int, number: int, **values: Any) -> None:
-    with session_scope(engine) as s:
-        row = s.scalar(select(Round).where(Round.tournament == tournament, Round.number == number))
-        if row is None:
-            row = Round(tournament=tournament, number=number, status="open")
-            s.add(row)
-        for key, value in values.items():
-            setattr(row, key, value)
-
-
-def _confirmed_slots(engine: Engine, tournament: int, number: int) -> dict[str, Submission]:
-    with session_scope(engine) as s:
-        rows = s.scalars(
-            select(Submission).where(
-                Submission.tournament == tournament,
-                Submission.round_number == number,
-                Submission.status == "confirmed",
-            )
-        ).all()
-        return {r.numerai_model: r for r in rows}
-
-
-def record_submission(engine: Engine, tournament: int, number: int, slot: str, **values: Any) -> None:
-    with session_scope(engine) as s:
-        row = s.scalar(
-            select(Submission).where(
-                Submission.tournament == tournament,
-                Submission.round_number == number,
-                Submission.numerai_model == slot,
-            )
-        )
-        if row is None:
-            row = Submission(
-                tournament=tournament, round_number=number, numerai_model=slot, status="predicted"
-            )
-            s.add(row)
-        for key, value in values.items():
-            setattr(row, key, value)
-        row.updated_at = utcnow()
+_round_row = upsert_round
+_confirmed_slots = confirmed_submissions
+record_submission = upsert_submission
 
 
 def record_validated(

@@ -21,12 +21,16 @@ from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 from typing import TYPE_CHECKING
 
-from sqlalchemy import func, select, update
 from sqlalchemy.engine import Engine
 
 from numerflow.errors import ApiOutcomeUnknownError, NumerflowError, StakeError
-from numerflow.store import session_scope
-from numerflow.store.tables.tournament import Round, StakeChange
+from numerflow.store.queries.tournament import (
+    add_stake_change,
+    newest_round_number,
+    settle_stake_changes,
+    stake_deltas,
+)
+from numerflow.store.tables.tournament import StakeChange
 
 if TYPE_CHECKING:
     from numerflow.config import Settings
@@ -92,8 +96,7 @@ def _round_for_limits(engine: Engine, client: NumeraiClient) -> int:
     info = client.current_round_info()
     if info is not None:
         return info.number
-    with session_scope(engine) as s:
-        return int(s.scalar(select(func.max(Round.number))) or 0)
+    return newest_round_number(engine)
 
 
 COUNTED = ("requested", "unknown")  # changes that (may) have moved the stake
@@ -102,42 +105,21 @@ COUNTED = ("requested", "unknown")  # changes that (may) have moved the stake
 def changed_in_round(engine: Engine, tournament: int, slot: str, round_number: int) -> Decimal:
     """NMR moved (in absolute value) for ``slot`` in ``round_number`` by changes the server accepted, and
     by changes whose outcome is not known yet."""
-    with session_scope(engine) as s:
-        rows = s.scalars(
-            select(StakeChange.delta_nmr).where(
-                StakeChange.tournament == tournament,
-                StakeChange.numerai_model == slot,
-                StakeChange.round_number == round_number,
-                StakeChange.status.in_(COUNTED),
-            )
-        ).all()
+    rows = stake_deltas(engine, tournament, slot, round_number, COUNTED)
     return sum((abs(v) for v in rows), Decimal(0))
 
 
 def settle_unknown(engine: Engine, tournament: int, slot: str, stake_now: Decimal) -> int:
     """Settle ``slot``'s changes of unknown outcome against the stake read now; how many were settled."""
-    settled = 0
-    with session_scope(engine) as s:
-        rows = s.scalars(
-            select(StakeChange).where(
-                StakeChange.tournament == tournament,
-                StakeChange.numerai_model == slot,
-                StakeChange.status == "unknown",
-            )
-        ).all()
-        for row in rows:
-            if stake_now == row.to_nmr:
-                status, note = "requested", f"settled: the stake read back is {stake_now:f} NMR (it was done)"
-            elif stake_now == row.from_nmr and row.delta_nmr > 0:
-                status, note = "failed", f"settled: the stake read back is still {stake_now:f} NMR (not done)"
-            else:
-                continue  # a release not paid yet, or the stake moved otherwise: still counted
-            done = s.execute(
-                update(StakeChange)
-                .where(StakeChange.id == row.id, StakeChange.status == "unknown")
-                .values(status=status, reason=f"{row.reason}; {note}"[:2000])
-            )
-            settled += int(done.rowcount or 0)
+
+    def decide(row: StakeChange) -> tuple[str, str] | None:
+        if stake_now == row.to_nmr:
+            return "requested", f"settled: the stake read back is {stake_now:f} NMR (it was done)"
+        if stake_now == row.from_nmr and row.delta_nmr > 0:
+            return "failed", f"settled: the stake read back is still {stake_now:f} NMR (not done)"
+        return None  # a release not paid yet, or the stake moved otherwise: still counted
+
+    settled = settle_stake_changes(engine, tournament, slot, decide)
     if settled:
         log.info("%s: %d stake change(s) of unknown outcome settled", slot, settled)
     return settled
@@ -168,18 +150,16 @@ def show_stakes(engine: Engine, client: NumeraiClient, slots: list[str] | None =
 def _record(
     engine: Engine, tournament: int, slot: str, rnd: int, old: Decimal, new: Decimal, **kw: str
 ) -> None:
-    with session_scope(engine) as s:
-        s.add(
-            StakeChange(
-                tournament=tournament,
-                numerai_model=slot,
-                round_number=rnd,
-                from_nmr=old,
-                to_nmr=new,
-                delta_nmr=new - old,
-                **kw,
-            )
-        )
+    add_stake_change(
+        engine,
+        tournament=tournament,
+        numerai_model=slot,
+        round_number=rnd,
+        from_nmr=old,
+        to_nmr=new,
+        delta_nmr=new - old,
+        **kw,
+    )
 
 
 def set_stake(

@@ -26,7 +26,6 @@ from urllib.parse import quote, urlsplit
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
-from sqlalchemy import select
 
 from numerflow import __version__
 from numerflow.errors import AuthError, NumerflowError, RateLimitedError
@@ -44,7 +43,7 @@ from numerflow.service.dashboard import views
 from numerflow.service.queries import num
 from numerflow.store import session_scope
 from numerflow.store.db import redacted_url
-from numerflow.store.tables.modeling import Run
+from numerflow.store.queries.registry import list_runs
 
 log = logging.getLogger(__name__)
 
@@ -317,9 +316,7 @@ def _model(request: Request, user: UserInfo, name: str) -> Response:
     with session_scope(engine) as session:
         detail = api.get_model(name=name, settings=settings, session=session, engine=engine, _=who)
         scores = api.model_scores(name=name, limit=500, settings=settings, session=session, _=who)
-        runs = list(
-            session.scalars(select(Run).where(Run.model_name == name).order_by(Run.id.desc()).limit(10))
-        )
+        runs = list_runs(engine, name, limit=10)
         run_rows = [
             {"id": r.id, "kind": r.kind, "version": r.version, "status": r.status,
              "started_at": r.started_at, "duration_s": r.duration_s, "error": r.error}
@@ -410,8 +407,7 @@ def _data(request: Request, user: UserInfo) -> Response:
     from numerflow.service.routers import data as api
 
     settings = request.app.state.settings
-    with session_scope(request.app.state.engine) as session:
-        versions = api.list_datasets(session=session, _=_principal(user))
+    versions = api.list_datasets(engine=request.app.state.engine, _=_principal(user))
     unmanaged = views.data_versions_on_disk(settings.data_dir, {v.version for v in versions})
     return _render(
         request,

@@ -2,7 +2,7 @@
 
 The pages call the API's route functions (``routers.models.get_model``, ``routers.tournament.list_rounds``
 ...) and :mod:`numerflow.service.queries` directly, so the dashboard and the API never disagree. The
-one query the API has no resource for, the rounds × models grid, lives here: :func:`rounds_grid`.
+one view the API has no resource for, the rounds × models grid, is built here: :func:`rounds_grid`.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from markupsafe import Markup
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from numerflow.service.queries import final_scores, num
-from numerflow.store.tables.tournament import Payout, Round, Submission
+from numerflow.service.queries import num
+from numerflow.store.queries import tournament as q
+from numerflow.tournament.performance import final_scores
 
 #: validation-report rows of a version's ``scores`` (key, label, format)
 VALIDATION_ROWS: tuple[tuple[str, str, str], ...] = (
@@ -123,13 +123,13 @@ class RoundRow:
 def rounds_grid(session: Session, limit: int = 30) -> tuple[list[str], list[RoundRow]]:
     """The newest ``limit`` rounds numerflow worked on, each with every slot's submission, scores so far
     and payout. Returns (slots, rows); four indexed queries whatever the size."""
-    rounds = list(session.scalars(select(Round).order_by(Round.number.desc()).limit(limit)))
+    rounds = q.latest_rounds(session, limit)
     if not rounds:
         return [], []
     numbers = [r.number for r in rounds]
     rows = {r.number: RoundRow(r.number, r.status, r.open_time, r.live_rows) for r in rounds}
     slots: set[str] = set()
-    for sub in session.scalars(select(Submission).where(Submission.round_number.in_(numbers))):
+    for sub in q.submissions(session, round_numbers=numbers):
         slots.add(sub.numerai_model)
         ref = f"{sub.model_name}@{sub.model_version}" if sub.model_version is not None else sub.model_name
         rows[sub.round_number].cells[sub.numerai_model] = Cell(
@@ -143,7 +143,7 @@ def rounds_grid(session: Session, limit: int = 30) -> tuple[list[str], list[Roun
             cell = rows[number].cells.setdefault(slot, Cell())
             cell.corr, cell.mmc, cell.bmc = v["corr"], v["mmc"], v["bmc"]
             cell.day, cell.resolved = v["day"], bool(v.get("resolved"))
-    for p in session.scalars(select(Payout).where(Payout.round_number.in_(numbers))):
+    for p in q.payouts(session, round_numbers=numbers):
         slots.add(p.numerai_model)
         cell = rows[p.round_number].cells.setdefault(p.numerai_model, Cell())
         cell.payout_nmr, cell.payout_status = num(p.payout_nmr), p.status

@@ -8,16 +8,15 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.engine import Engine
 
 from numerflow.config import Settings
 from numerflow.errors import NotFoundError
 from numerflow.service.accounts import Principal
 from numerflow.service.auth import require_operate, require_read
-from numerflow.service.deps import Name, get_session, get_settings
+from numerflow.service.deps import Name, get_engine, get_settings
 from numerflow.service.schemas import CheckIssueOut, DataCheckOut, DatasetFileOut, DatasetVersionOut
-from numerflow.store.tables.data import DatasetFile
+from numerflow.store.queries.downloads import list_dataset_files
 
 router = APIRouter(tags=["data"])
 
@@ -26,10 +25,10 @@ router = APIRouter(tags=["data"])
     "/api/datasets", response_model=list[DatasetVersionOut], summary="Downloaded data versions and files"
 )
 def list_datasets(
-    session: Session = Depends(get_session), _: Principal = Depends(require_read)
+    engine: Engine = Depends(get_engine), _: Principal = Depends(require_read)
 ) -> list[DatasetVersionOut]:
     versions: dict[str, list[DatasetFileOut]] = defaultdict(list)
-    for f in session.scalars(select(DatasetFile).order_by(DatasetFile.version, DatasetFile.filename)):
+    for f in sorted(list_dataset_files(engine), key=lambda f: (f.version, f.filename)):
         versions[f.version].append(
             DatasetFileOut(
                 filename=f.filename,

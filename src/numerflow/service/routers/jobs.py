@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from numerflow.config import Settings
@@ -16,7 +15,7 @@ from numerflow.service.deps import DbInt, get_jobs, get_session, get_settings
 from numerflow.service.jobkinds import validate_args
 from numerflow.service.jobs import JobManager, job_dict
 from numerflow.service.schemas import JobDetail, JobIn, JobKind, JobLogOut, JobOut, JobStatus
-from numerflow.store.tables.service import Job, JobLog
+from numerflow.store.queries import jobs as jobq
 
 router = APIRouter(tags=["jobs"])
 
@@ -29,12 +28,7 @@ def list_jobs(
     session: Session = Depends(get_session),
     _: Principal = Depends(require_read),
 ) -> list[JobOut]:
-    stmt = select(Job).order_by(Job.id.desc()).limit(limit)
-    if status:
-        stmt = stmt.where(Job.status == status)
-    if kind:
-        stmt = stmt.where(Job.kind == kind)
-    return [JobOut(**job_dict(j)) for j in session.scalars(stmt)]
+    return [JobOut(**job_dict(j)) for j in jobq.list_jobs(session, status=status, kind=kind, limit=limit)]
 
 
 @router.get("/api/jobs/{job_id}", response_model=JobDetail, summary="A job with its log lines")
@@ -44,12 +38,10 @@ def get_job(
     session: Session = Depends(get_session),
     _: Principal = Depends(require_read),
 ) -> JobDetail:
-    job = session.get(Job, job_id)
+    job = jobq.get_job(session, job_id)
     if job is None:
         raise NotFoundError(f"no job {job_id}")
-    logs = session.scalars(
-        select(JobLog).where(JobLog.job_id == job_id, JobLog.id > after).order_by(JobLog.id).limit(5000)
-    )
+    logs = jobq.job_logs(session, job_id, after=after, limit=5000)
     return JobDetail(
         **job_dict(job), logs=[JobLogOut(id=r.id, at=r.at, level=r.level, line=r.line) for r in logs]
     )

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Annotated
 from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
-from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -20,7 +19,6 @@ from numerflow.errors import DataError, NotFoundError, NumerflowError
 from numerflow.service.accounts import Principal
 from numerflow.service.auth import require_operate, require_read
 from numerflow.service.deps import Name, get_engine, get_session, get_settings
-from numerflow.service.queries import final_scores
 from numerflow.service.schemas import (
     ModelDetail,
     ModelScores,
@@ -31,8 +29,9 @@ from numerflow.service.schemas import (
     SlotScores,
     VersionOut,
 )
-from numerflow.store.tables.modeling import ModelVersion
-from numerflow.store.tables.tournament import Score
+from numerflow.store.queries.performance import top_scored_round
+from numerflow.store.queries.registry import staged_versions, version_counts
+from numerflow.tournament.performance import final_scores
 
 if TYPE_CHECKING:
     from numerflow.modeling.registry import VersionInfo
@@ -47,21 +46,8 @@ def _version_out(info: VersionInfo) -> VersionOut:
 
 
 def _summaries(settings: Settings, session: Session, only: str | None = None) -> list[ModelSummary]:
-    stmt = select(
-        ModelVersion.name,
-        func.count(ModelVersion.id),
-        func.max(ModelVersion.version),
-    ).group_by(ModelVersion.name)
-    staged_stmt = select(ModelVersion.name, ModelVersion.stage, ModelVersion.version).where(
-        ModelVersion.stage != ""
-    )
-    if only is not None:
-        stmt = stmt.where(ModelVersion.name == only)
-        staged_stmt = staged_stmt.where(ModelVersion.name == only)
-    counts = {name: (n, latest) for name, n, latest in session.execute(stmt)}
-    staged: dict[str, dict[str, int]] = {}
-    for name, stage, version in session.execute(staged_stmt):
-        staged.setdefault(name, {})[stage] = version
+    counts = version_counts(session, only)
+    staged = staged_versions(session, only)
     names = sorted(
         (set(settings.models) | set(counts))
         if only is None
@@ -154,11 +140,7 @@ def model_scores(
 ) -> ModelScores:
     summary = _one(settings, session, name)
     slots = [s for s in (summary.numerai_model, summary.challenger_model) if s]
-    top = (
-        session.scalar(select(func.max(Score.round_number)).where(Score.numerai_model.in_(slots)))
-        if slots
-        else None
-    )
+    top = top_scored_round(session, slots=slots) if slots else None
     scores = final_scores(session, slots=slots, min_round=(top - limit + 1) if top else None) if slots else {}
 
     def slot(slot_name: str | None, version: int | None) -> SlotScores:

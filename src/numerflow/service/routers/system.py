@@ -5,25 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
 
 from numerflow import __version__
 from numerflow.service.accounts import Principal
 from numerflow.service.auth import require_read
 from numerflow.service.schemas import Health, Me
+from numerflow.store.db import reachable
 
 router = APIRouter(tags=["system"])
 
 
 @router.get("/api/health", response_model=Health, summary="Liveness and database check (no credentials)")
 def health(request: Request) -> Health:
-    try:
-        with request.app.state.engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-        db = "ok"
-    except SQLAlchemyError:
-        db = "unreachable"
+    db = "ok" if reachable(request.app.state.engine) else "unreachable"
     leader = bool(getattr(request.app.state, "elector", None) and request.app.state.elector.is_leader)
     return Health(status="ok" if db == "ok" else "degraded", version=__version__, database=db, leader=leader)
 

@@ -7,7 +7,6 @@ from collections import defaultdict
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Response
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from numerflow.errors import NotFoundError
@@ -26,7 +25,9 @@ from numerflow.service.schemas import (
     StakeOut,
     SubmissionOut,
 )
-from numerflow.store.tables.tournament import Payout, Round, Score, StakeChange, Submission
+from numerflow.store.queries import tournament as q
+from numerflow.store.tables.tournament import Payout, Round, StakeChange, Submission
+from numerflow.tournament.performance import performance_table
 
 router = APIRouter(tags=["tournament"])
 RoundNumber = Annotated[int, Path(ge=0, le=2_147_483_647)]
@@ -85,17 +86,7 @@ def list_rounds(
     session: Session = Depends(get_session),
     _: Principal = Depends(require_read),
 ) -> list[RoundOut]:
-    rounds = list(session.scalars(select(Round).order_by(Round.number.desc()).limit(limit)))
-    counts: dict[int, dict[str, int]] = defaultdict(dict)
-    if rounds:
-        numbers = [r.number for r in rounds]
-        for number, status, n in session.execute(
-            select(Submission.round_number, Submission.status, func.count())
-            .where(Submission.round_number.in_(numbers))
-            .group_by(Submission.round_number, Submission.status)
-        ):
-            counts[number][status] = n
-    return [_round_out(r, counts[r.number]) for r in rounds]
+    return [_round_out(r, counts) for r, counts in q.recent_rounds(session, limit)]
 
 
 @router.get(
@@ -106,21 +97,15 @@ def list_rounds(
 def get_round(
     number: RoundNumber, session: Session = Depends(get_session), _: Principal = Depends(require_read)
 ) -> RoundDetail:
-    row = session.scalars(select(Round).where(Round.number == number).order_by(Round.id)).first()
-    subs = list(
-        session.scalars(
-            select(Submission).where(Submission.round_number == number).order_by(Submission.numerai_model)
-        )
-    )
+    row = q.round_by_number(session, number)
+    subs = q.submissions(session, round_number=number)
     if row is None:
         raise NotFoundError(f"no round {number} in the database; the round job records rounds it works on")
     counts: dict[str, int] = defaultdict(int)
     for s in subs:
         counts[s.status] += 1
     scores = final_scores(session, min_round=number, max_round=number)
-    payouts = session.scalars(
-        select(Payout).where(Payout.round_number == number).order_by(Payout.numerai_model)
-    )
+    payouts = q.payouts(session, round_number=number)
     return RoundDetail(
         **_round_out(row, dict(counts)).model_dump(),
         submission_list=[_submission_out(s) for s in subs],
@@ -141,12 +126,8 @@ def list_submissions(
     session: Session = Depends(get_session),
     _: Principal = Depends(require_read),
 ) -> list[SubmissionOut]:
-    stmt = select(Submission).order_by(Submission.round_number.desc(), Submission.numerai_model).limit(limit)
-    if round is not None:
-        stmt = stmt.where(Submission.round_number == round)
-    if model is not None:
-        stmt = stmt.where(Submission.numerai_model == model)
-    return [_submission_out(s) for s in session.scalars(stmt)]
+    rows = q.submissions(session, round_number=round, slot=model, limit=limit)
+    return [_submission_out(s) for s in rows]
 
 
 @router.get(
@@ -161,43 +142,26 @@ def performance(
     session: Session = Depends(get_session),
     _: Principal = Depends(require_read),
 ) -> Response:
-    top = session.scalar(select(func.max(Score.round_number)).where(Score.numerai_model == slot))
-    payouts = {
-        rnd: (num(at_risk), num(amount), status)
-        for rnd, at_risk, amount, status in session.execute(
-            select(Payout.round_number, Payout.at_risk_nmr, Payout.payout_nmr, Payout.status).where(
-                Payout.numerai_model == slot
-            )
-        )
-    }
-    if top is None and not payouts:
+    rows = performance_table(session, slot, tournament=None, last_rounds=limit)
+    if not rows:
         raise NotFoundError(f"no scores or payouts for model slot '{slot}'; run a performance sync first")
-    min_round = (top - limit + 1) if top is not None else None
-    rows = final_scores(session, slots=[slot], min_round=min_round).get(slot, {})
-    out, cum_corr, cum_mmc = [], 0.0, 0.0
-    empty = {"corr": None, "mmc": None, "bmc": None, "fnc": None, "day": 0}
-    no_payout = (None, None, "")
-    for rnd in sorted(set(rows) | {r for r in payouts if min_round is None or r >= min_round}):
-        v = rows.get(rnd, empty)
-        cum_corr += v["corr"] or 0.0
-        cum_mmc += v["mmc"] or 0.0
-        at_risk, amount, status = payouts.get(rnd, no_payout)
-        out.append(
-            {
-                "round": rnd,
-                "corr": v["corr"],
-                "mmc": v["mmc"],
-                "bmc": v["bmc"],
-                "fnc": v["fnc"],
-                "day": v["day"],
-                "resolved": v.get("resolved", False),
-                "cum_corr": cum_corr,
-                "cum_mmc": cum_mmc,
-                "at_risk_nmr": at_risk,
-                "payout_nmr": amount,
-                "payout_status": status,
-            }
-        )
+    out = [
+        {
+            "round": r.round_number,
+            "corr": r.corr,
+            "mmc": r.mmc,
+            "bmc": r.bmc,
+            "fnc": r.fnc,
+            "day": r.day,
+            "resolved": r.resolved,
+            "cum_corr": r.cum_corr,
+            "cum_mmc": r.cum_mmc,
+            "at_risk_nmr": num(r.at_risk_nmr),
+            "payout_nmr": num(r.payout_nmr),
+            "payout_status": r.payout_status,
+        }
+        for r in rows
+    ]
     # the rows are built to the documented schema; skipping a second validation pass keeps this fast
     return Response(json.dumps(out, separators=(",", ":")), media_type="application/json")
 
@@ -209,10 +173,7 @@ def list_payouts(
     session: Session = Depends(get_session),
     _: Principal = Depends(require_read),
 ) -> list[PayoutOut]:
-    stmt = select(Payout).order_by(Payout.round_number.desc(), Payout.numerai_model).limit(limit)
-    if model is not None:
-        stmt = stmt.where(Payout.numerai_model == model)
-    return [_payout_out(p) for p in session.scalars(stmt)]
+    return [_payout_out(p) for p in q.payouts(session, slot=model, limit=limit)]
 
 
 def _change_out(c: StakeChange) -> StakeChangeOut:
@@ -235,28 +196,12 @@ def _change_out(c: StakeChange) -> StakeChangeOut:
 def list_stakes(
     session: Session = Depends(get_session), _: Principal = Depends(require_read)
 ) -> list[StakeOut]:
-    latest_round = (
-        select(Payout.numerai_model, func.max(Payout.round_number).label("rnd"))
-        .group_by(Payout.numerai_model)
-        .subquery()
-    )
-    at_risk = {
-        slot: num(value)
-        for slot, value in session.execute(
-            select(Payout.numerai_model, Payout.at_risk_nmr).join(
-                latest_round,
-                (Payout.numerai_model == latest_round.c.numerai_model)
-                & (Payout.round_number == latest_round.c.rnd),
-            )
-        )
-    }
-    changes: dict[str, StakeChange] = {}
-    for c in session.scalars(select(StakeChange).order_by(StakeChange.id)):
-        changes[c.numerai_model] = c
+    at_risk = q.latest_at_risk(session)
+    changes = q.last_stake_changes(session)
     return [
         StakeOut(
             numerai_model=slot,
-            stake_nmr=at_risk.get(slot),
+            stake_nmr=num(at_risk.get(slot)),
             last_change=_change_out(changes[slot]) if slot in changes else None,
         )
         for slot in sorted(set(at_risk) | set(changes))
@@ -269,7 +214,4 @@ def list_stakes(
 def stake_changes(
     slot: Name, session: Session = Depends(get_session), _: Principal = Depends(require_read)
 ) -> list[StakeChangeOut]:
-    rows = session.scalars(
-        select(StakeChange).where(StakeChange.numerai_model == slot).order_by(StakeChange.id.desc())
-    )
-    return [_change_out(c) for c in rows]
+    return [_change_out(c) for c in q.stake_changes(session, slot)]

@@ -11,6 +11,7 @@ from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 
 from numerflow.store.base import utcnow
 from numerflow.store.db import session_scope
@@ -32,15 +33,20 @@ def _row(r: DatasetFile) -> ManifestRow:
     return ManifestRow(r.version, r.filename, r.round_number, r.path, r.size, r.sha256, r.downloaded_at)
 
 
+def _find(session: Session, version: str, filename: str, round_number: int) -> DatasetFile | None:
+    """The manifest row of (version, filename, round_number), or None."""
+    return session.scalars(
+        select(DatasetFile).where(
+            DatasetFile.version == version,
+            DatasetFile.filename == filename,
+            DatasetFile.round_number == round_number,
+        )
+    ).one_or_none()
+
+
 def get_dataset_file(engine: Engine, version: str, filename: str, round_number: int) -> ManifestRow | None:
     with session_scope(engine) as session:
-        row = session.scalars(
-            select(DatasetFile).where(
-                DatasetFile.version == version,
-                DatasetFile.filename == filename,
-                DatasetFile.round_number == round_number,
-            )
-        ).one_or_none()
+        row = _find(session, version, filename, round_number)
         return None if row is None else _row(row)
 
 
@@ -49,13 +55,7 @@ def record_dataset_file(
 ) -> None:
     """Insert or update the row of (version, filename, round_number), stamped now."""
     with session_scope(engine) as session:
-        row = session.scalars(
-            select(DatasetFile).where(
-                DatasetFile.version == version,
-                DatasetFile.filename == filename,
-                DatasetFile.round_number == round_number,
-            )
-        ).one_or_none()
+        row = _find(session, version, filename, round_number)
         if row is None:
             row = DatasetFile(version=version, filename=filename, round_number=round_number)
             session.add(row)

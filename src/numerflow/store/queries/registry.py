@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 
 from numerflow.errors import NotFoundError
 from numerflow.liveness import holder_is_dead, this_process
@@ -379,3 +380,24 @@ def list_runs(engine: Engine, model_name: str | None = None, limit: int = 50) ->
         if model_name is not None:
             query = query.where(Run.model_name == model_name)
         return [_run_info(r) for r in s.scalars(query)]
+
+
+def version_counts(session: Session, only: str | None = None) -> dict[str, tuple[int, int | None]]:
+    """model name → (number of versions, newest version) for every registered model (or ``only``)."""
+    stmt = select(ModelVersion.name, func.count(ModelVersion.id), func.max(ModelVersion.version)).group_by(
+        ModelVersion.name
+    )
+    if only is not None:
+        stmt = stmt.where(ModelVersion.name == only)
+    return {name: (int(n), latest) for name, n, latest in session.execute(stmt)}
+
+
+def staged_versions(session: Session, only: str | None = None) -> dict[str, dict[str, int]]:
+    """model name → stage (champion, challenger) → version."""
+    stmt = select(ModelVersion.name, ModelVersion.stage, ModelVersion.version).where(ModelVersion.stage != "")
+    if only is not None:
+        stmt = stmt.where(ModelVersion.name == only)
+    staged: dict[str, dict[str, int]] = {}
+    for name, stage, version in session.execute(stmt):
+        staged.setdefault(name, {})[stage] = version
+    return staged

@@ -1,0 +1,105 @@
+"""The jobs table and its log lines: every status change is a conditional UPDATE from the expected state,
+so a late worker never overwrites a newer one. The service renders the rows (``service.jobs.job_dict``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from numerflow.store.tables.service import Job, JobLog
+
+ACTIVE = ("queued", "running")
+
+
+def list_jobs(
+    session: Session, *, status: str | None = None, kind: str | None = None, limit: int = 100
+) -> list[Job]:
+    """Jobs, newest first, filtered by status and kind."""
+    stmt = select(Job).order_by(Job.id.desc()).limit(limit)
+    if status:
+        stmt = stmt.where(Job.status == status)
+    if kind:
+        stmt = stmt.where(Job.kind == kind)
+    return list(session.scalars(stmt))
+
+
+def get_job(session: Session, job_id: int) -> Job | None:
+    return session.get(Job, job_id)
+
+
+def job_logs(
+    session: Session, job_id: int | None = None, *, after: int = 0, limit: int = 5000
+) -> list[JobLog]:
+    """Log lines with an id above ``after`` (of one job, or of every job), oldest first."""
+    stmt = select(JobLog).where(JobLog.id > after)
+    if job_id is not None:
+        stmt = stmt.where(JobLog.job_id == job_id)
+    return list(session.scalars(stmt.order_by(JobLog.id).limit(limit)))
+
+
+def add_job(session: Session, **values: Any) -> Job:
+    """Insert a queued job (kind, args, created_by, trigger, retry_of) and flush it to get its id."""
+    job = Job(**values)
+    session.add(job)
+    session.flush()
+    return job
+
+
+def add_log(session: Session, job_id: int, level: str, line: str) -> JobLog:
+    """Insert one log line of a job and flush it to get its id and time."""
+    row = JobLog(job_id=job_id, level=level, line=line)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def update_if(session: Session, job_id: int, statuses: Iterable[str] | None, **values: Any) -> int:
+    """Set ``values`` on the job when its status is one of ``statuses`` (any status when None); returns
+    the rows changed (0 or 1)."""
+    stmt = update(Job).where(Job.id == job_id)
+    if statuses is not None:
+        stmt = stmt.where(Job.status.in_(tuple(statuses)))
+    return session.execute(stmt.values(**values)).rowcount
+
+
+def start_queued(session: Session, job_id: int, now: datetime) -> bool:
+    """Mark a queued, not cancelled job running; False when it is not (any more) to be run."""
+    stmt = (
+        update(Job)
+        .where(Job.id == job_id, Job.status == "queued", Job.cancel_requested.is_(False))
+        .values(status="running", started_at=now, updated_at=now)
+    )
+    return bool(session.execute(stmt).rowcount)
+
+
+def interrupt_active(session: Session, now: datetime, message: str, *, above_id: int = 0) -> int:
+    """Mark every queued or running job (with an id above ``above_id``) interrupted; returns how many."""
+    stmt = (
+        update(Job)
+        .where(Job.status.in_(ACTIVE), Job.id > above_id)
+        .values(status="interrupted", finished_at=now, updated_at=now, message=message)
+    )
+    return session.execute(stmt).rowcount
+
+
+def max_ids(session: Session) -> tuple[int, int]:
+    """(newest job id, newest log line id), 0 when none."""
+    job = session.scalar(select(func.coalesce(func.max(Job.id), 0))) or 0
+    line = session.scalar(select(func.coalesce(func.max(JobLog.id), 0))) or 0
+    return int(job), int(line)
+
+
+def changed_since(session: Session, since: datetime) -> list[Job]:
+    """Jobs updated at or after ``since``, oldest change first."""
+    return list(session.scalars(select(Job).where(Job.updated_at >= since).order_by(Job.updated_at)))
+
+
+def queued_ids(session: Session, above_id: int) -> list[int]:
+    """Ids of queued jobs above ``above_id``, oldest first."""
+    return list(
+        session.scalars(select(Job.id).where(Job.status == "queued", Job.id > above_id).order_by(Job.id))
+    )
