@@ -2,7 +2,7 @@
 
 The engine (engine.py) is put together from parts, one module each: dataset files (datasets.py), uploads
 and submissions (submissions.py), scores and payouts as clients read them (performance.py), and stakes
-(stakes.py). :class:`EngineBase` declares the state they share and the few engine methods they call.
+(stakes.py). :class:`SimEngineBase` declares the state they share and the few engine methods they call.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-class EngineBase:
+class SimEngineBase:
     """State shared by the engine's parts (set by :class:`~numerflow.simulator.engine.TournamentEngine`)."""
 
     state_dir: Path

@@ -68,14 +68,14 @@ from numerflow.simulator.common import (
     money,
     sha,
 )
-from numerflow.simulator.compute import ComputeMixin
-from numerflow.simulator.crowd import CrowdMixin
-from numerflow.simulator.crypto import CryptoMixin
-from numerflow.simulator.datasets import DatasetsMixin
+from numerflow.simulator.compute import SimCompute
+from numerflow.simulator.crowd import SimCrowd
+from numerflow.simulator.crypto import SimCrypto
+from numerflow.simulator.datasets import SimDatasets
 from numerflow.simulator.faults import FaultConfig, FaultDice, FaultScript
-from numerflow.simulator.leaderboard import LeaderboardMixin
-from numerflow.simulator.performance import PerformanceMixin
-from numerflow.simulator.profiles import ProfilesMixin
+from numerflow.simulator.leaderboard import SimLeaderboard
+from numerflow.simulator.performance import SimPerformance
+from numerflow.simulator.profiles import SimProfiles
 from numerflow.simulator.scoring import (
     DEFAULT_REST_AT_RISK,
     SCORE_NAMES,
@@ -83,9 +83,9 @@ from numerflow.simulator.scoring import (
     percentiles,
     score_submissions,
 )
-from numerflow.simulator.signals import DEFAULT_SIGNALS_TICKERS, SignalsMixin
-from numerflow.simulator.stakes import StakesMixin
-from numerflow.simulator.submissions import SubmissionsMixin
+from numerflow.simulator.signals import DEFAULT_SIGNALS_TICKERS, SimSignals
+from numerflow.simulator.stakes import SimStakes
+from numerflow.simulator.submissions import SimSubmissions
 from numerflow.simulator.validation import validate_predictions
 
 log = logging.getLogger(__name__)
@@ -93,16 +93,16 @@ MAX_ADVANCE_DAYS = 3650  # ten years of rounds in one call; more would hold the 
 
 
 class TournamentEngine(
-    DatasetsMixin,
-    SubmissionsMixin,
-    PerformanceMixin,
-    StakesMixin,
-    LeaderboardMixin,
-    ProfilesMixin,
-    CrowdMixin,
-    ComputeMixin,
-    SignalsMixin,
-    CryptoMixin,
+    SimDatasets,
+    SimSubmissions,
+    SimPerformance,
+    SimStakes,
+    SimLeaderboard,
+    SimProfiles,
+    SimCrowd,
+    SimCompute,
+    SimSignals,
+    SimCrypto,
 ):
     """A simulated Numerai tournament (classic, tournament 8; Signals submissions are accepted unscored)."""
 

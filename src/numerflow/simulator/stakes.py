@@ -12,13 +12,13 @@ from sqlalchemy.engine import Connection
 from numerflow.errors import StakeError
 from numerflow.simulator import state as db
 from numerflow.simulator.common import (
-    EngineBase,
+    SimEngineBase,
     dec,
     money,
 )
 
 
-class StakesMixin(EngineBase):
+class SimStakes(SimEngineBase):
     """Stake increases, releases and drains."""
 
     def _pending_release(self, conn: Connection, model_id: str) -> Decimal:
