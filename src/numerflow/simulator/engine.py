@@ -10,7 +10,8 @@ are scored for all 20 days at once against the hidden targets; each day's scores
 scoring time (Tue–Sat, from 3 days after close). The round resolves at its 20th score: payouts are added
 to the stakes. On first start the engine opens a round at once so there is something to submit to.
 
-This module holds the clock, accounts, rounds, scoring and resolution; the parts clients call into live
+This module holds the clock, rounds, scoring and resolution; accounts and models are one
+:class:`~numerflow.simulator.accounts.SimAccounts` object it forwards to; the parts clients call into live
 beside it (datasets.py, submissions.py, performance.py, stakes.py; shared state in common.py).
 """
 
@@ -20,13 +21,12 @@ import json
 import logging
 import threading
 import time
-import tomllib
 import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -36,14 +36,12 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from numerflow.errors import (
-    ApiAuthError,
-    ApiError,
     ConfigError,
-    NotFoundError,
 )
 from numerflow.fileio import ensure_dir
 from numerflow.metrics.payout import PayoutRule
 from numerflow.simulator import state as db
+from numerflow.simulator.accounts import SimAccounts
 from numerflow.simulator.clock import (
     DAY,
     SimClock,
@@ -55,18 +53,11 @@ from numerflow.simulator.clock import (
 )
 from numerflow.simulator.common import (
     CLASSIC,
-    DEFAULT_AVAILABLE_NMR,
-    DEFAULT_MODELS,
-    DEFAULT_PUBLIC_ID,
-    DEFAULT_SECRET_KEY,
-    DEFAULT_STAKE,
-    DEFAULT_USERNAME,
     N_SCORE_DAYS,
     NAMESPACE,
     PAYOUT_TARGET,
     dec,
     money,
-    sha,
 )
 from numerflow.simulator.compute import SimCompute
 from numerflow.simulator.crowd import SimCrowd
@@ -234,7 +225,8 @@ class TournamentEngine(
             if started is None:
                 started = start_at if start_at is not None else time.time()
             self.clock = SimClock(float(started), clock_speed, monotonic=monotonic)
-            self._seed_accounts(conn, accounts_file, default_account or {})
+            self.accounts = SimAccounts(self._db, self._lock, self.clock)
+            self.accounts.seed(conn, accounts_file, default_account or {})
             self._schedule_from = float(self._meta_get(conn, "schedule_from") or 0.0)
             if started is None:
                 self._meta_set(conn, "sim_now", self.clock.now())
@@ -287,125 +279,26 @@ class TournamentEngine(
             self._meta_set(conn, "sim_now", self.clock.now())
         self._db.dispose()
 
-    # ------------------------------------------------------------------ accounts
-    def _seed_accounts(
-        self, conn: Connection, accounts_file: Path | str | None, default: dict[str, Any]
-    ) -> None:
-        specs: list[dict[str, Any]] = []
-        if conn.execute(select(func.count()).select_from(db.accounts)).scalar_one() == 0:
-            stake = default.get("stake", DEFAULT_STAKE)
-            names = list(default.get("models") or DEFAULT_MODELS)
-            spec = {
-                "username": default.get("username") or DEFAULT_USERNAME,
-                "public_id": default.get("public_id") or DEFAULT_PUBLIC_ID,
-                "secret_key": default.get("secret_key") or DEFAULT_SECRET_KEY,
-                "available_nmr": default.get("available_nmr", DEFAULT_AVAILABLE_NMR),
-                "models": [{"name": m, "tournament": CLASSIC, "stake": stake} for m in names],
-            }
-            validate_accounts([spec], "default account")
-            specs.append(spec)
-        if accounts_file is not None:
-            specs.extend(load_accounts_file(Path(accounts_file)))
-        now = self.clock.now()
-        for spec in specs:
-            existing = conn.execute(
-                select(db.accounts.c.id).where(db.accounts.c.username == spec["username"])
-            ).first()
-            if existing is not None:
-                continue
-            account_id = str(uuid.uuid5(NAMESPACE, f"account:{spec['username']}"))
-            conn.execute(
-                insert(db.accounts).values(
-                    id=account_id,
-                    username=spec["username"],
-                    public_id=spec["public_id"],
-                    secret_sha256=sha(spec["secret_key"]),
-                    email=spec.get("email", f"{spec['username']}@sim.numer.ai"),
-                    available_nmr=money(dec(spec.get("available_nmr", DEFAULT_AVAILABLE_NMR))),
-                    inserted_at=now,
-                )
-            )
-            for m in spec.get("models", []):
-                taken = conn.execute(select(db.models.c.id).where(db.models.c.name == m["name"])).first()
-                if taken is not None:
-                    raise ConfigError(
-                        f"account {spec['username']}: model name '{m['name']}' is taken by another account"
-                    )
-                conn.execute(
-                    insert(db.models).values(
-                        id=str(uuid.uuid5(NAMESPACE, f"model:{m['name']}")),
-                        account_id=account_id,
-                        name=m["name"],
-                        tournament=int(m.get("tournament", CLASSIC)),
-                        stake=money(dec(m.get("stake", "0"))),
-                        inserted_at=now,
-                    )
-                )
-
+    # ------------------------------------------------------------------ accounts (accounts.py)
     def authenticate(self, header: str | None) -> dict[str, Any]:
         """The account for an ``Authorization: Token PUBLIC_ID$SECRET_KEY`` header, or ApiAuthError."""
-        if not header:
-            raise ApiAuthError(
-                "You must be authenticated to perform this action: "
-                "send 'Authorization: Token PUBLIC_ID$SECRET_KEY'"
-            )
-        scheme, _, token = header.partition(" ")
-        public_id, sep, secret = token.strip().partition("$")
-        if scheme.lower() != "token" or not sep:
-            raise ApiAuthError("Invalid Authorization header: expected 'Token PUBLIC_ID$SECRET_KEY'")
-        with self._lock, self._db.connect() as conn:
-            row = (
-                conn.execute(select(db.accounts).where(db.accounts.c.public_id == public_id))
-                .mappings()
-                .first()
-            )
-        if row is None or row["secret_sha256"] != sha(secret):
-            raise ApiAuthError("Invalid API key: the public id or secret key is wrong")
-        return dict(row)
+        return self.accounts.authenticate(header)
 
     def account_by_username(self, username: str) -> dict[str, Any] | None:
-        q = select(db.accounts).where(func.lower(db.accounts.c.username) == username.lower())
-        with self._lock, self._db.connect() as conn:
-            row = conn.execute(q).mappings().first()
-        return None if row is None else dict(row)
+        return self.accounts.by_username(username)
 
     def account(self, account_id: str) -> dict[str, Any]:
-        with self._lock, self._db.connect() as conn:
-            return dict(
-                conn.execute(select(db.accounts).where(db.accounts.c.id == account_id)).mappings().one()
-            )
+        return self.accounts.get(account_id)
 
     def models_of(self, account_id: str, tournament: int | None = None) -> list[dict[str, Any]]:
-        q = select(db.models).where(db.models.c.account_id == account_id).order_by(db.models.c.name)
-        if tournament is not None:
-            q = q.where(db.models.c.tournament == tournament)
-        with self._lock, self._db.connect() as conn:
-            return [dict(r) for r in conn.execute(q).mappings()]
+        return self.accounts.models_of(account_id, tournament)
 
     def model(self, model_id: str | None, account_id: str | None = None) -> dict[str, Any]:
-        """A model by id (optionally required to belong to ``account_id``).
-
-        Without an id, an account's only model is meant (Numerai needs the id only with several models)."""
-        if not model_id:
-            only = self.models_of(account_id) if account_id else []
-            if len(only) == 1:
-                return only[0]
-            raise ApiError("modelId is required: pass the id of one of your models (see get_models())")
-        with self._lock, self._db.connect() as conn:
-            row = conn.execute(select(db.models).where(db.models.c.id == str(model_id))).mappings().first()
-        if row is None or (account_id is not None and row["account_id"] != account_id):
-            raise NotFoundError(f"Model {model_id} not found for this account")
-        return dict(row)
+        """A model by id (optionally required to belong to ``account_id``); see :meth:`SimAccounts.model`."""
+        return self.accounts.model(model_id, account_id)
 
     def model_by_name(self, name: str | None, tournament: int | None = None) -> dict[str, Any] | None:
-        if not name:
-            return None
-        q = select(db.models).where(func.lower(db.models.c.name) == name.lower())
-        if tournament is not None:
-            q = q.where(db.models.c.tournament == tournament)
-        with self._lock, self._db.connect() as conn:
-            row = conn.execute(q).mappings().first()
-        return None if row is None else dict(row)
+        return self.accounts.model_by_name(name, tournament)
 
     # ------------------------------------------------------------------ rounds and the clock
     def _latest_round(self, conn: Connection | None = None) -> dict[str, Any] | None:
@@ -789,50 +682,3 @@ class TournamentEngine(
 
 def _iso(t: float) -> str:
     return iso(t)
-
-
-def load_accounts_file(path: Path) -> list[dict[str, Any]]:
-    """Accounts to seed, from TOML or JSON: ``[[accounts]]`` with username, public_id, secret_key,
-    available_nmr and ``[[accounts.models]]`` (name, tournament, stake)."""
-    if not path.is_file():
-        raise ConfigError(f"{path}: accounts file not found")
-    try:
-        text = path.read_text(encoding="utf-8")
-        raw = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
-    except (json.JSONDecodeError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot parse accounts file ({exc})") from None
-    accounts = raw.get("accounts") if isinstance(raw, dict) else None
-    if not isinstance(accounts, list):
-        raise ConfigError(f"{path}: expected a list 'accounts' ([[accounts]] tables in TOML)")
-    validate_accounts(accounts, str(path))
-    return accounts
-
-
-def validate_accounts(accounts: list[Any], where: str) -> None:
-    """ConfigError naming the first bad field of a list of account specs."""
-    path = where
-    seen: set[str] = set()
-    for i, acct in enumerate(accounts):
-        for key in ("username", "public_id", "secret_key"):
-            if not isinstance(acct, dict) or not isinstance(acct.get(key), str) or not acct.get(key):
-                raise ConfigError(f"{path}: accounts[{i}].{key} is missing or not a string")
-        if "$" in acct["public_id"]:
-            raise ConfigError(f"{path}: accounts[{i}].public_id must not contain '$'")
-        for j, m in enumerate(acct.get("models", [])):
-            if not isinstance(m, dict) or not isinstance(m.get("name"), str):
-                raise ConfigError(f"{path}: accounts[{i}].models[{j}].name is missing or not a string")
-            if m["name"] in seen:
-                raise ConfigError(
-                    f"{path}: accounts[{i}].models[{j}]: model name '{m['name']}' is used twice"
-                )
-            seen.add(m["name"])
-            if str(m.get("tournament", CLASSIC)) not in ("8", "11", "12"):
-                raise ConfigError(f"{path}: accounts[{i}].models[{j}].tournament must be 8, 11 or 12")
-            try:
-                dec(m.get("stake", "0"))
-            except InvalidOperation:
-                raise ConfigError(f"{path}: accounts[{i}].models[{j}].stake is not a number") from None
-        try:
-            dec(acct.get("available_nmr", "0"))
-        except InvalidOperation:
-            raise ConfigError(f"{path}: accounts[{i}].available_nmr is not a number") from None
