@@ -1,8 +1,10 @@
 """What the parts of the tournament engine share: constants, money helpers and the engine's state.
 
-The engine (engine.py) is put together from parts, one module each: dataset files (datasets.py), uploads
-and submissions (submissions.py), scores and payouts as clients read them (performance.py), and stakes
-(stakes.py). :class:`SimEngineBase` declares the state they share and the few engine methods they call.
+The engine (engine.py) is a small façade over objects by concern — accounts and models
+(accounts.py, ``engine.accounts``), stakes (stakes.py, ``engine.stake_book``) — and parts mixed into it,
+one module each: dataset files (datasets.py), uploads and submissions (submissions.py), scores and payouts
+as clients read them (performance.py), Signals, Crypto, Compute, the crowd, leaderboards and profiles.
+:class:`SimEngineBase` declares the state the parts share and the few engine methods they call.
 """
 
 from __future__ import annotations
@@ -13,12 +15,16 @@ import threading
 import uuid
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Engine
 
 from numerflow.metrics.payout import PayoutRule
 from numerflow.simulator.clock import SimClock
+
+if TYPE_CHECKING:
+    from numerflow.simulator.accounts import SimAccounts
+    from numerflow.simulator.stakes import SimStakeBook
 
 CLASSIC, SIGNALS = 8, 11
 CRYPTO = 12
@@ -85,6 +91,8 @@ class SimEngineBase:
     _lock: threading.RLock
     _world: Any
     extra_listing: dict[str, str]  # listed name -> the real "<version>/<file>" it serves (fault switch)
+    accounts: SimAccounts
+    stake_book: SimStakeBook
 
     def sync(self) -> None:
         raise NotImplementedError

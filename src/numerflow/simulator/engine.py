@@ -75,7 +75,7 @@ from numerflow.simulator.scoring import (
     score_submissions,
 )
 from numerflow.simulator.signals import DEFAULT_SIGNALS_TICKERS, SimSignals
-from numerflow.simulator.stakes import SimStakes
+from numerflow.simulator.stakes import SimStakeBook
 from numerflow.simulator.submissions import SimSubmissions
 from numerflow.simulator.validation import validate_predictions
 
@@ -87,7 +87,6 @@ class TournamentEngine(
     SimDatasets,
     SimSubmissions,
     SimPerformance,
-    SimStakes,
     SimLeaderboard,
     SimProfiles,
     SimCrowd,
@@ -227,6 +226,7 @@ class TournamentEngine(
             self.clock = SimClock(float(started), clock_speed, monotonic=monotonic)
             self.accounts = SimAccounts(self._db, self._lock, self.clock)
             self.accounts.seed(conn, accounts_file, default_account or {})
+            self.stake_book = SimStakeBook(self._db, self._lock, self.clock, self.accounts, self.sync)
             self._schedule_from = float(self._meta_get(conn, "schedule_from") or 0.0)
             if started is None:
                 self._meta_set(conn, "sim_now", self.clock.now())
@@ -278,6 +278,20 @@ class TournamentEngine(
         with self._lock, self._db.begin() as conn:
             self._meta_set(conn, "sim_now", self.clock.now())
         self._db.dispose()
+
+    # ------------------------------------------------------------------ stakes (stakes.py)
+    def stake_change(
+        self, account: dict[str, Any], model_id: str | None, value: str, kind: str
+    ) -> dict[str, Any]:
+        return self.stake_book.stake_change(account, model_id, value, kind)
+
+    def release_stake(
+        self, account: dict[str, Any], model_id: str | None, amount: str | None, drain: bool
+    ) -> dict[str, Any]:
+        return self.stake_book.release_stake(account, model_id, amount, drain)
+
+    def stake_changes(self, model_id: str) -> list[dict[str, Any]]:
+        return self.stake_book.stake_changes(model_id)
 
     # ------------------------------------------------------------------ accounts (accounts.py)
     def authenticate(self, header: str | None) -> dict[str, Any]:
@@ -507,7 +521,7 @@ class TournamentEngine(
             elif kind == "resolve":
                 self._resolve_round(payload)
             elif kind == "release":
-                self._apply_release(payload)
+                self.stake_book.apply_release(payload)
             else:
                 self._open_round_at(when)
 
@@ -591,7 +605,7 @@ class TournamentEngine(
             at_risk: dict[str, Decimal] = {}
             for s in selected:
                 m = conn.execute(select(db.models).where(db.models.c.id == s["model_id"])).mappings().one()
-                pending = self._pending_release(conn, s["model_id"])
+                pending = self.stake_book.pending_release(conn, s["model_id"])
                 at_risk[s["model_id"]] = max(Decimal(0), dec(m["stake"]) - pending)
             total = sum(at_risk.values(), Decimal(0)) + dec(config.get("rest_at_risk", 0))
             factor = dec(PayoutRule.from_dict(config).payout_factor(float(total)))

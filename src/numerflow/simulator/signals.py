@@ -457,7 +457,7 @@ class SimSignals(SimEngineBase):
 
     def _signals_at_risk(self, conn: Connection, model_id: str) -> Decimal:
         stake = dec(conn.execute(select(db.models.c.stake).where(db.models.c.id == model_id)).scalar_one())
-        pending = self._pending_release(conn, model_id)  # type: ignore[attr-defined]
+        pending = self.stake_book.pending_release(conn, model_id)
         return max(Decimal(0), stake - pending)
 
     def payout_terms(
