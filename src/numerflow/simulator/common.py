@@ -10,6 +10,7 @@ as clients read them (performance.py), Signals, Crypto, Compute, the crowd, lead
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import threading
 import uuid
@@ -17,9 +18,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.engine import Engine
+from sqlalchemy import delete, insert, select
+from sqlalchemy.engine import Connection, Engine
 
 from numerflow.metrics.payout import PayoutRule
+from numerflow.simulator import state as db
 from numerflow.simulator.clock import SimClock
 
 if TYPE_CHECKING:
@@ -93,6 +96,16 @@ class SimEngineBase:
     extra_listing: dict[str, str]  # listed name -> the real "<version>/<file>" it serves (fault switch)
     accounts: SimAccounts
     stake_book: SimStakeBook
+
+    @staticmethod
+    def _meta_get(conn: Connection, key: str) -> Any:
+        row = conn.execute(select(db.meta.c.value).where(db.meta.c.key == key)).first()
+        return None if row is None else json.loads(row[0])
+
+    @staticmethod
+    def _meta_set(conn: Connection, key: str, value: Any) -> None:
+        conn.execute(delete(db.meta).where(db.meta.c.key == key))
+        conn.execute(insert(db.meta).values(key=key, value=json.dumps(value)))
 
     def sync(self) -> None:
         raise NotImplementedError
