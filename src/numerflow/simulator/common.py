@@ -1,24 +1,33 @@
 """What the parts of the tournament engine share: constants, money helpers and the engine's state.
 
-The engine (engine.py) is put together from parts, one module each: dataset files (datasets.py), uploads
-and submissions (submissions.py), scores and payouts as clients read them (performance.py), and stakes
-(stakes.py). :class:`EngineBase` declares the state they share and the few engine methods they call.
+The engine (engine.py) is a small façade over objects by concern — accounts and models
+(accounts.py, ``engine.accounts``), stakes (stakes.py, ``engine.stake_book``) — and parts mixed into it,
+one module each: dataset files (datasets.py), uploads and submissions (submissions.py), scores and payouts
+as clients read them (performance.py), Signals, Crypto, Compute, the crowd, leaderboards and profiles.
+:class:`SimEngineBase` declares the state the parts share and the few engine methods they call.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import threading
 import uuid
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.engine import Engine
+from sqlalchemy import delete, insert, select
+from sqlalchemy.engine import Connection, Engine
 
 from numerflow.metrics.payout import PayoutRule
+from numerflow.simulator import state as db
 from numerflow.simulator.clock import SimClock
+
+if TYPE_CHECKING:
+    from numerflow.simulator.accounts import SimAccounts
+    from numerflow.simulator.stakes import SimStakeBook
 
 CLASSIC, SIGNALS = 8, 11
 CRYPTO = 12
@@ -68,7 +77,7 @@ def sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-class EngineBase:
+class SimEngineBase:
     """State shared by the engine's parts (set by :class:`~numerflow.simulator.engine.TournamentEngine`)."""
 
     state_dir: Path
@@ -85,6 +94,18 @@ class EngineBase:
     _lock: threading.RLock
     _world: Any
     extra_listing: dict[str, str]  # listed name -> the real "<version>/<file>" it serves (fault switch)
+    accounts: SimAccounts
+    stake_book: SimStakeBook
+
+    @staticmethod
+    def _meta_get(conn: Connection, key: str) -> Any:
+        row = conn.execute(select(db.meta.c.value).where(db.meta.c.key == key)).first()
+        return None if row is None else json.loads(row[0])
+
+    @staticmethod
+    def _meta_set(conn: Connection, key: str, value: Any) -> None:
+        conn.execute(delete(db.meta).where(db.meta.c.key == key))
+        conn.execute(insert(db.meta).values(key=key, value=json.dumps(value)))
 
     def sync(self) -> None:
         raise NotImplementedError

@@ -30,7 +30,7 @@ from numerflow.fileio import atomic_write_bytes, sha256_file
 from numerflow.sandbox import MEMORY_LIMIT_BYTES, TIMEOUT_S, run_pickle
 from numerflow.simulator import extra_state as xdb
 from numerflow.simulator import state as db
-from numerflow.simulator.common import CLASSIC, NAMESPACE, EngineBase
+from numerflow.simulator.common import CLASSIC, NAMESPACE, SimEngineBase
 from numerflow.simulator.validation import validate_predictions
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ LIVE = "live.parquet"
 BENCHMARKS = "live_benchmark_models.parquet"
 
 
-class ComputeMixin(EngineBase):
+class SimCompute(SimEngineBase):
     """Runs Model Upload pickles at round open; their runs as the owner sees them."""
 
     compute_timeout_s: float = TIMEOUT_S

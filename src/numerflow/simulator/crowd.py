@@ -27,7 +27,7 @@ from sqlalchemy import insert, select
 from numerflow.data.synthetic import _rank01, _z
 from numerflow.fileio import atomic_path, atomic_write_bytes, sha256_file
 from numerflow.simulator import state as db
-from numerflow.simulator.common import CLASSIC, NAMESPACE, PAYOUT_TARGET, EngineBase
+from numerflow.simulator.common import CLASSIC, NAMESPACE, PAYOUT_TARGET, SimEngineBase
 
 log = logging.getLogger(__name__)
 CROWD_FILE = "crowd.parquet"  # in the round's hidden folder: one column per member
@@ -53,7 +53,7 @@ def crowd_predictions(
     return preds, meta
 
 
-class CrowdMixin(EngineBase):
+class SimCrowd(SimEngineBase):
     """Crowd accounts, their round predictions and submissions."""
 
     crowd: int

@@ -38,7 +38,7 @@ from numerflow.metrics.contribution import correlation_contribution
 from numerflow.metrics.corr import numerai_corr
 from numerflow.metrics.payout import CRYPTO_RULE
 from numerflow.simulator import state as db
-from numerflow.simulator.common import CRYPTO, N_SCORE_DAYS, EngineBase, dec, money
+from numerflow.simulator.common import CRYPTO, N_SCORE_DAYS, SimEngineBase, dec, money
 from numerflow.simulator.scoring import daily_targets, percentiles
 from numerflow.simulator.signals import _meta_put, _read, clean_signal, validate_signals_submission
 from numerflow.simulator.signals_world import _bins, _rolling_mean
@@ -138,7 +138,7 @@ def build_crypto_world(folder: Path, n_symbols: int, seed: int) -> list[str]:
     return live_dates
 
 
-class CryptoMixin(EngineBase):
+class SimCrypto(SimEngineBase):
     """Tournament 12: files, checked uploads, MMC scores and payouts, the Crypto leaderboard."""
 
     signals_dir: Path

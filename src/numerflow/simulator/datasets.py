@@ -31,7 +31,7 @@ from numerflow.simulator.common import (
     ROUND_FILES,
     SIGNALS,
     STATIC_FILES,
-    EngineBase,
+    SimEngineBase,
 )
 
 OWN_VERSION = "v5.3"
@@ -45,7 +45,7 @@ _PROJECTED = frozenset(
 log = logging.getLogger(__name__)
 
 
-class DatasetsMixin(EngineBase):
+class SimDatasets(SimEngineBase):
     """Dataset listing, URLs and files; round files drawn on first use."""
 
     # ------------------------------------------------------------------ data

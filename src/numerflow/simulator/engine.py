@@ -10,99 +10,64 @@ are scored for all 20 days at once against the hidden targets; each day's scores
 scoring time (Tue–Sat, from 3 days after close). The round resolves at its 20th score: payouts are added
 to the stakes. On first start the engine opens a round at once so there is something to submit to.
 
-This module holds the clock, accounts, rounds, scoring and resolution; the parts clients call into live
-beside it (datasets.py, submissions.py, performance.py, stakes.py; shared state in common.py).
+This module is the façade: settings, the state database, faults and status. Its concerns live beside it:
+accounts and models (accounts.py, one :class:`~numerflow.simulator.accounts.SimAccounts` object it
+forwards to), stakes (stakes.py, one :class:`~numerflow.simulator.stakes.SimStakeBook`), rounds on the
+clock (rounds.py), closing and resolving a round (round_scoring.py), and the parts clients call into
+(datasets.py, submissions.py, performance.py, leaderboard.py, profiles.py, crowd.py, compute.py,
+signals.py, crypto.py); shared state in common.py.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
-import tomllib
-import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
-from sqlalchemy import delete, func, insert, select, update
-from sqlalchemy.engine import Connection
+from sqlalchemy import delete, func, select
 
-from numerflow.errors import (
-    ApiAuthError,
-    ApiError,
-    ConfigError,
-    NotFoundError,
-)
+from numerflow.errors import ConfigError
 from numerflow.fileio import ensure_dir
 from numerflow.metrics.payout import PayoutRule
 from numerflow.simulator import state as db
-from numerflow.simulator.clock import (
-    DAY,
-    SimClock,
-    close_time_for,
-    iso,
-    next_open_time,
-    parse_start,
-    score_times,
-)
-from numerflow.simulator.common import (
-    CLASSIC,
-    DEFAULT_AVAILABLE_NMR,
-    DEFAULT_MODELS,
-    DEFAULT_PUBLIC_ID,
-    DEFAULT_SECRET_KEY,
-    DEFAULT_STAKE,
-    DEFAULT_USERNAME,
-    N_SCORE_DAYS,
-    NAMESPACE,
-    PAYOUT_TARGET,
-    dec,
-    money,
-    sha,
-)
-from numerflow.simulator.compute import ComputeMixin
-from numerflow.simulator.crowd import CrowdMixin
-from numerflow.simulator.crypto import CryptoMixin
-from numerflow.simulator.datasets import DatasetsMixin
+from numerflow.simulator.accounts import SimAccounts
+from numerflow.simulator.clock import SimClock, iso, parse_start
+from numerflow.simulator.compute import SimCompute
+from numerflow.simulator.crowd import SimCrowd
+from numerflow.simulator.crypto import SimCrypto
+from numerflow.simulator.datasets import SimDatasets
 from numerflow.simulator.faults import FaultConfig, FaultDice, FaultScript
-from numerflow.simulator.leaderboard import LeaderboardMixin
-from numerflow.simulator.performance import PerformanceMixin
-from numerflow.simulator.profiles import ProfilesMixin
-from numerflow.simulator.scoring import (
-    DEFAULT_REST_AT_RISK,
-    SCORE_NAMES,
-    daily_targets,
-    percentiles,
-    score_submissions,
-)
-from numerflow.simulator.signals import DEFAULT_SIGNALS_TICKERS, SignalsMixin
-from numerflow.simulator.stakes import StakesMixin
-from numerflow.simulator.submissions import SubmissionsMixin
-from numerflow.simulator.validation import validate_predictions
+from numerflow.simulator.leaderboard import SimLeaderboard
+from numerflow.simulator.performance import SimPerformance
+from numerflow.simulator.profiles import SimProfiles
+from numerflow.simulator.round_scoring import SimRoundScoring
+from numerflow.simulator.rounds import SimRounds
+from numerflow.simulator.scoring import DEFAULT_REST_AT_RISK
+from numerflow.simulator.signals import DEFAULT_SIGNALS_TICKERS, SimSignals
+from numerflow.simulator.stakes import SimStakeBook
+from numerflow.simulator.submissions import SimSubmissions
 
 log = logging.getLogger(__name__)
-MAX_ADVANCE_DAYS = 3650  # ten years of rounds in one call; more would hold the simulator for hours
 
 
 class TournamentEngine(
-    DatasetsMixin,
-    SubmissionsMixin,
-    PerformanceMixin,
-    StakesMixin,
-    LeaderboardMixin,
-    ProfilesMixin,
-    CrowdMixin,
-    ComputeMixin,
-    SignalsMixin,
-    CryptoMixin,
+    SimDatasets,
+    SimSubmissions,
+    SimPerformance,
+    SimLeaderboard,
+    SimProfiles,
+    SimCrowd,
+    SimCompute,
+    SimSignals,
+    SimCrypto,
+    SimRoundScoring,
+    SimRounds,
 ):
     """A simulated Numerai tournament (classic, tournament 8; Signals submissions are accepted unscored)."""
 
@@ -234,7 +199,9 @@ class TournamentEngine(
             if started is None:
                 started = start_at if start_at is not None else time.time()
             self.clock = SimClock(float(started), clock_speed, monotonic=monotonic)
-            self._seed_accounts(conn, accounts_file, default_account or {})
+            self.accounts = SimAccounts(self._db, self._lock, self.clock)
+            self.accounts.seed(conn, accounts_file, default_account or {})
+            self.stake_book = SimStakeBook(self._db, self._lock, self.clock, self.accounts, self.sync)
             self._schedule_from = float(self._meta_get(conn, "schedule_from") or 0.0)
             if started is None:
                 self._meta_set(conn, "sim_now", self.clock.now())
@@ -245,16 +212,6 @@ class TournamentEngine(
             self.sync()
 
     # ------------------------------------------------------------------ plumbing
-    @staticmethod
-    def _meta_get(conn: Connection, key: str) -> Any:
-        row = conn.execute(select(db.meta.c.value).where(db.meta.c.key == key)).first()
-        return None if row is None else json.loads(row[0])
-
-    @staticmethod
-    def _meta_set(conn: Connection, key: str, value: Any) -> None:
-        conn.execute(delete(db.meta).where(db.meta.c.key == key))
-        conn.execute(insert(db.meta).values(key=key, value=json.dumps(value)))
-
     def now(self) -> float:
         """Current sim time (seconds since the epoch)."""
         return self.clock.now()
@@ -287,472 +244,40 @@ class TournamentEngine(
             self._meta_set(conn, "sim_now", self.clock.now())
         self._db.dispose()
 
-    # ------------------------------------------------------------------ accounts
-    def _seed_accounts(
-        self, conn: Connection, accounts_file: Path | str | None, default: dict[str, Any]
-    ) -> None:
-        specs: list[dict[str, Any]] = []
-        if conn.execute(select(func.count()).select_from(db.accounts)).scalar_one() == 0:
-            stake = default.get("stake", DEFAULT_STAKE)
-            names = list(default.get("models") or DEFAULT_MODELS)
-            spec = {
-                "username": default.get("username") or DEFAULT_USERNAME,
-                "public_id": default.get("public_id") or DEFAULT_PUBLIC_ID,
-                "secret_key": default.get("secret_key") or DEFAULT_SECRET_KEY,
-                "available_nmr": default.get("available_nmr", DEFAULT_AVAILABLE_NMR),
-                "models": [{"name": m, "tournament": CLASSIC, "stake": stake} for m in names],
-            }
-            validate_accounts([spec], "default account")
-            specs.append(spec)
-        if accounts_file is not None:
-            specs.extend(load_accounts_file(Path(accounts_file)))
-        now = self.clock.now()
-        for spec in specs:
-            existing = conn.execute(
-                select(db.accounts.c.id).where(db.accounts.c.username == spec["username"])
-            ).first()
-            if existing is not None:
-                continue
-            account_id = str(uuid.uuid5(NAMESPACE, f"account:{spec['username']}"))
-            conn.execute(
-                insert(db.accounts).values(
-                    id=account_id,
-                    username=spec["username"],
-                    public_id=spec["public_id"],
-                    secret_sha256=sha(spec["secret_key"]),
-                    email=spec.get("email", f"{spec['username']}@sim.numer.ai"),
-                    available_nmr=money(dec(spec.get("available_nmr", DEFAULT_AVAILABLE_NMR))),
-                    inserted_at=now,
-                )
-            )
-            for m in spec.get("models", []):
-                taken = conn.execute(select(db.models.c.id).where(db.models.c.name == m["name"])).first()
-                if taken is not None:
-                    raise ConfigError(
-                        f"account {spec['username']}: model name '{m['name']}' is taken by another account"
-                    )
-                conn.execute(
-                    insert(db.models).values(
-                        id=str(uuid.uuid5(NAMESPACE, f"model:{m['name']}")),
-                        account_id=account_id,
-                        name=m["name"],
-                        tournament=int(m.get("tournament", CLASSIC)),
-                        stake=money(dec(m.get("stake", "0"))),
-                        inserted_at=now,
-                    )
-                )
+    # ------------------------------------------------------------------ stakes (stakes.py)
+    def stake_change(
+        self, account: dict[str, Any], model_id: str | None, value: str, kind: str
+    ) -> dict[str, Any]:
+        return self.stake_book.stake_change(account, model_id, value, kind)
 
+    def release_stake(
+        self, account: dict[str, Any], model_id: str | None, amount: str | None, drain: bool
+    ) -> dict[str, Any]:
+        return self.stake_book.release_stake(account, model_id, amount, drain)
+
+    def stake_changes(self, model_id: str) -> list[dict[str, Any]]:
+        return self.stake_book.stake_changes(model_id)
+
+    # ------------------------------------------------------------------ accounts (accounts.py)
     def authenticate(self, header: str | None) -> dict[str, Any]:
         """The account for an ``Authorization: Token PUBLIC_ID$SECRET_KEY`` header, or ApiAuthError."""
-        if not header:
-            raise ApiAuthError(
-                "You must be authenticated to perform this action: "
-                "send 'Authorization: Token PUBLIC_ID$SECRET_KEY'"
-            )
-        scheme, _, token = header.partition(" ")
-        public_id, sep, secret = token.strip().partition("$")
-        if scheme.lower() != "token" or not sep:
-            raise ApiAuthError("Invalid Authorization header: expected 'Token PUBLIC_ID$SECRET_KEY'")
-        with self._lock, self._db.connect() as conn:
-            row = (
-                conn.execute(select(db.accounts).where(db.accounts.c.public_id == public_id))
-                .mappings()
-                .first()
-            )
-        if row is None or row["secret_sha256"] != sha(secret):
-            raise ApiAuthError("Invalid API key: the public id or secret key is wrong")
-        return dict(row)
+        return self.accounts.authenticate(header)
 
     def account_by_username(self, username: str) -> dict[str, Any] | None:
-        q = select(db.accounts).where(func.lower(db.accounts.c.username) == username.lower())
-        with self._lock, self._db.connect() as conn:
-            row = conn.execute(q).mappings().first()
-        return None if row is None else dict(row)
+        return self.accounts.by_username(username)
 
     def account(self, account_id: str) -> dict[str, Any]:
-        with self._lock, self._db.connect() as conn:
-            return dict(
-                conn.execute(select(db.accounts).where(db.accounts.c.id == account_id)).mappings().one()
-            )
+        return self.accounts.get(account_id)
 
     def models_of(self, account_id: str, tournament: int | None = None) -> list[dict[str, Any]]:
-        q = select(db.models).where(db.models.c.account_id == account_id).order_by(db.models.c.name)
-        if tournament is not None:
-            q = q.where(db.models.c.tournament == tournament)
-        with self._lock, self._db.connect() as conn:
-            return [dict(r) for r in conn.execute(q).mappings()]
+        return self.accounts.models_of(account_id, tournament)
 
     def model(self, model_id: str | None, account_id: str | None = None) -> dict[str, Any]:
-        """A model by id (optionally required to belong to ``account_id``).
-
-        Without an id, an account's only model is meant (Numerai needs the id only with several models)."""
-        if not model_id:
-            only = self.models_of(account_id) if account_id else []
-            if len(only) == 1:
-                return only[0]
-            raise ApiError("modelId is required: pass the id of one of your models (see get_models())")
-        with self._lock, self._db.connect() as conn:
-            row = conn.execute(select(db.models).where(db.models.c.id == str(model_id))).mappings().first()
-        if row is None or (account_id is not None and row["account_id"] != account_id):
-            raise NotFoundError(f"Model {model_id} not found for this account")
-        return dict(row)
+        """A model by id (optionally required to belong to ``account_id``); see :meth:`SimAccounts.model`."""
+        return self.accounts.model(model_id, account_id)
 
     def model_by_name(self, name: str | None, tournament: int | None = None) -> dict[str, Any] | None:
-        if not name:
-            return None
-        q = select(db.models).where(func.lower(db.models.c.name) == name.lower())
-        if tournament is not None:
-            q = q.where(db.models.c.tournament == tournament)
-        with self._lock, self._db.connect() as conn:
-            row = conn.execute(q).mappings().first()
-        return None if row is None else dict(row)
-
-    # ------------------------------------------------------------------ rounds and the clock
-    def _latest_round(self, conn: Connection | None = None) -> dict[str, Any] | None:
-        q = select(db.rounds).order_by(db.rounds.c.number.desc()).limit(1)
-        if conn is None:
-            with self._db.connect() as c:
-                row = c.execute(q).mappings().first()
-        else:
-            row = conn.execute(q).mappings().first()
-        return None if row is None else dict(row)
-
-    def rounds(self) -> list[dict[str, Any]]:
-        self.sync()
-        with self._lock, self._db.connect() as conn:
-            rows = conn.execute(select(db.rounds).order_by(db.rounds.c.number.desc())).mappings().all()
-        return [self._round_view(dict(r)) for r in rows]
-
-    def _round_view(self, r: dict[str, Any]) -> dict[str, Any]:
-        now = self.clock.now()
-        r = dict(r)
-        r["score_times"] = (
-            json.loads(r["score_times"]) if isinstance(r["score_times"], str) else r["score_times"]
-        )
-        r["config"] = json.loads(r["config"]) if isinstance(r["config"], str) else r["config"]
-        if r["resolved"]:
-            status = "RESOLVED"
-        elif now < r["close_time"]:
-            status = "OPEN"
-        else:
-            status = "RESOLVING"
-        r["status"] = status
-        r["is_open"] = status == "OPEN"
-        return r
-
-    def current_round(self) -> dict[str, Any] | None:
-        """The round open for submissions now, or None between rounds."""
-        self.sync()
-        with self._lock:
-            latest = self._latest_round()
-            if latest is None:
-                return None
-            view = self._round_view(latest)
-            return view if view["is_open"] else None
-
-    def round(self, number: int) -> dict[str, Any] | None:
-        self.sync()
-        with self._lock, self._db.connect() as conn:
-            row = conn.execute(select(db.rounds).where(db.rounds.c.number == number)).mappings().first()
-        return None if row is None else self._round_view(dict(row))
-
-    def open_round(self) -> int:
-        """Open a new round now (closing the open one first); returns its number."""
-        with self._lock:
-            self.sync()
-            self._open_round_at(self.clock.now())
-            latest = self._latest_round()
-            assert latest is not None
-            return int(latest["number"])
-
-    def close_round(self) -> int | None:
-        """Close the open round now (it is scored at once); returns its number or None if none was open."""
-        with self._lock:
-            self.sync()
-            now = self.clock.now()
-            latest = self._latest_round()
-            if latest is None or latest["close_time"] <= now:
-                return None
-            with self._db.begin() as conn:
-                self._reschedule(conn, latest, now)
-            self.sync()
-            return int(latest["number"])
-
-    def _reschedule(self, conn: Connection, r: dict[str, Any], close: float) -> None:
-        times = score_times(close, N_SCORE_DAYS)
-        conn.execute(
-            update(db.rounds)
-            .where(db.rounds.c.number == r["number"])
-            .values(close_time=close, score_times=json.dumps(times), resolve_time=times[-1])
-        )
-
-    def _open_round_at(self, t: float) -> None:
-        latest = self._latest_round()
-        if latest is not None and latest["close_time"] > t:
-            with self._db.begin() as conn:
-                self._reschedule(conn, latest, t)
-            self._process_until(t)
-        number = self.first_round if latest is None else int(latest["number"]) + 1
-        era_number = int(self.world.spec.n_eras) + 1 + (number - self.first_round)
-        close = close_time_for(t, self.round_window_hours)
-        times = score_times(close, N_SCORE_DAYS)
-        config = {**asdict(self.payout), "rest_at_risk": self.rest_at_risk, "target": PAYOUT_TARGET}
-        with self._db.begin() as conn:
-            conn.execute(
-                insert(db.rounds).values(
-                    number=number,
-                    id=str(uuid.uuid5(NAMESPACE, f"round:{number}")),
-                    tournament=CLASSIC,
-                    era=f"{era_number:04d}",
-                    open_time=t,
-                    close_time=close,
-                    score_times=json.dumps(times),
-                    resolve_time=times[-1],
-                    closed=False,
-                    resolved=False,
-                    config=json.dumps(config),
-                )
-            )
-        log.info("round %d opened (era %04d)", number, era_number)
-        self._on_round_open(number, t)
-        self._run_compute(number, t)  # Model Upload pickles (compute.py)
-
-    def advance(self, days: float) -> dict[str, Any]:
-        """Move the clock ``days`` forward, processing every open, close, score and resolve on the way."""
-        if not 0 <= days <= MAX_ADVANCE_DAYS:  # NaN fails this too
-            raise ConfigError(
-                f"cannot advance by {days} days: the clock only moves forward, 0 to {MAX_ADVANCE_DAYS} days"
-            )
-        with self._lock:
-            self.sync()
-            target = self.clock.now() + days * DAY
-            self._process_until(target)
-            self.clock.advance(days * DAY)
-            self._save_clock()
-            self.sync()
-            return self.status()
-
-    def resolve_all(self) -> dict[str, Any]:
-        """Advance the clock until every round so far is resolved (no new rounds open on the way)."""
-        with self._lock:
-            self.sync()
-            auto, self.auto_rounds = self.auto_rounds, False
-            try:
-                latest = self._latest_round()
-                if latest is not None and self._round_view(latest)["is_open"]:
-                    self.close_round()
-                with self._db.connect() as conn:
-                    last = conn.execute(
-                        select(func.max(db.rounds.c.resolve_time)).where(db.rounds.c.resolved.is_(False))
-                    ).scalar()
-                if last is not None:
-                    wait = float(last) - self.clock.now()
-                    if wait > 0:
-                        self._process_until(float(last) + 1.0)
-                        self.clock.advance(wait + 1.0)
-                        self._save_clock()
-                    self.sync()
-            finally:
-                self.auto_rounds = auto
-                # the schedule starts again from now: no burst of the rounds skipped on the way
-                self._schedule_from = self.clock.now()
-                with self._db.begin() as conn:
-                    self._meta_set(conn, "schedule_from", self._schedule_from)
-            return self.status()
-
-    def sync(self) -> None:
-        """Process everything due up to the clock's now."""
-        with self._lock:
-            now = self.clock.now()
-            processed = self._process_until(now)
-            # the saved clock never lags an event already processed (a crash must not reopen a closed round)
-            if processed or now - self._last_save > 60.0:
-                self._save_clock()
-
-    def _save_clock(self) -> None:
-        now = self.clock.now()
-        with self._db.begin() as conn:
-            self._meta_set(conn, "sim_now", now)
-        self._last_save = now
-
-    def _process_until(self, target: float) -> int:
-        """Process every event due up to ``target`` in time order; returns how many."""
-        done = 0
-        while True:
-            events: list[tuple[float, int, Any]] = []
-            with self._db.connect() as conn:
-                latest = self._latest_round(conn)
-                closing = conn.execute(
-                    select(db.rounds)
-                    .where(db.rounds.c.closed.is_(False))
-                    .where(db.rounds.c.close_time <= target)
-                ).mappings()
-                events += [(r["close_time"], 0, ("close", dict(r))) for r in closing]
-                resolving = conn.execute(
-                    select(db.rounds)
-                    .where(db.rounds.c.closed.is_(True))
-                    .where(db.rounds.c.resolved.is_(False))
-                    .where(db.rounds.c.resolve_time <= target)
-                ).mappings()
-                events += [(r["resolve_time"], 1, ("resolve", dict(r))) for r in resolving]
-                releases = conn.execute(
-                    select(db.stake_changes)
-                    .where(db.stake_changes.c.status == "pending")
-                    .where(db.stake_changes.c.due_time <= target)
-                ).mappings()
-                events += [(c["due_time"], 2, ("release", dict(c))) for c in releases]
-            if self.auto_rounds and latest is not None:
-                nxt = self._next_open(latest)
-                if nxt <= target:
-                    events.append((nxt, 3, ("open", nxt)))
-            if not events:
-                return done
-            done += 1
-            when, _, (kind, payload) = min(events, key=lambda e: (e[0], e[1]))
-            if kind == "close":
-                self._score_round(payload)
-            elif kind == "resolve":
-                self._resolve_round(payload)
-            elif kind == "release":
-                self._apply_release(payload)
-            else:
-                self._open_round_at(when)
-
-    def _next_open(self, latest: dict[str, Any]) -> float:
-        """When the round after ``latest`` opens on the calendar: the first Tue–Sat 13:00 after it opened
-        (and no earlier than an hour before it closes, nor than a schedule restart)."""
-        return next_open_time(max(latest["open_time"], latest["close_time"] - 1.0, self._schedule_from))
-
-    def next_round_opens(self) -> float | None:
-        """Sim time the next round opens (None with ``auto_rounds`` off or before any round)."""
-        self.sync()
-        with self._lock:
-            latest = self._latest_round()
-            if not self.auto_rounds or latest is None:
-                return None
-            return self._next_open(latest)
-
-    # ------------------------------------------------------------------ scoring and payouts
-    def _selected(self, conn: Connection, number: int) -> list[dict[str, Any]]:
-        """The last submission of each model in round ``number`` (the one Numerai scores)."""
-        rows = conn.execute(
-            select(db.submissions)
-            .where(db.submissions.c.round_number == number)
-            .where(db.submissions.c.tournament == CLASSIC)
-            .order_by(db.submissions.c.inserted_at)
-        ).mappings()
-        last: dict[str, dict[str, Any]] = {}
-        for r in rows:
-            last[r["model_id"]] = dict(r)
-        return list(last.values())
-
-    def _score_round(self, r: dict[str, Any]) -> None:
-        number = int(r["number"])
-        with self._db.connect() as conn:
-            selected = self._selected(conn, number)
-        times = json.loads(r["score_times"])
-        config = json.loads(r["config"])
-        rows: list[dict[str, Any]] = []
-        if selected:
-            folder = self._round_files(number)
-            live = pd.read_parquet(folder / "live.parquet")
-            hidden = pd.read_parquet(folder / "hidden" / "targets.parquet").reindex(live.index)
-            features = live[list(self.world.feature_names)].to_numpy(dtype=np.float64)
-            preds = np.column_stack(
-                [
-                    validate_predictions(
-                        (self.state_dir / "uploads" / s["key"]).read_bytes(),
-                        live.index.to_numpy(),
-                        name=s["filename"],
-                    )
-                    for s in selected
-                ]
-            )
-            rng = np.random.default_rng([self.seed, number, 20])
-            days = daily_targets(hidden[config["target"]].to_numpy(dtype=np.float64), N_SCORE_DAYS, rng)
-            scores = score_submissions(
-                preds,
-                features,
-                days,
-                hidden["numerai_meta_model"].to_numpy(dtype=np.float64),
-                hidden["benchmark"].to_numpy(dtype=np.float64),
-            )
-            for name in SCORE_NAMES:
-                for d in range(N_SCORE_DAYS):
-                    pct = percentiles(scores[name][d])
-                    for k, s in enumerate(selected):
-                        value = float(scores[name][d, k])
-                        rows.append(
-                            {
-                                "submission_id": s["id"],
-                                "model_id": s["model_id"],
-                                "round_number": number,
-                                "day": d + 1,
-                                "display_name": name,
-                                "value": value if np.isfinite(value) else None,
-                                "percentile": float(pct[k]) if np.isfinite(pct[k]) else None,
-                                "score_time": times[d],
-                            }
-                        )
-        with self._db.begin() as conn:
-            at_risk: dict[str, Decimal] = {}
-            for s in selected:
-                m = conn.execute(select(db.models).where(db.models.c.id == s["model_id"])).mappings().one()
-                pending = self._pending_release(conn, s["model_id"])
-                at_risk[s["model_id"]] = max(Decimal(0), dec(m["stake"]) - pending)
-            total = sum(at_risk.values(), Decimal(0)) + dec(config.get("rest_at_risk", 0))
-            factor = dec(PayoutRule.from_dict(config).payout_factor(float(total)))
-            for s in selected:
-                conn.execute(
-                    insert(db.payouts).values(
-                        model_id=s["model_id"],
-                        round_number=number,
-                        submission_id=s["id"],
-                        at_risk=money(at_risk[s["model_id"]]),
-                        payout=None,
-                        settled=False,
-                    )
-                )
-            if rows:
-                conn.execute(insert(db.scores), rows)
-            conn.execute(
-                update(db.rounds)
-                .where(db.rounds.c.number == number)
-                .values(closed=True, payout_factor=money(factor), total_at_risk=money(total))
-            )
-        log.info("round %d closed: %d submissions scored", number, len(selected))
-        self._score_signals_round(r)
-        self._score_crypto_round(r)
-
-    def _resolve_round(self, r: dict[str, Any]) -> None:
-        number = int(r["number"])
-        config = json.loads(r["config"])
-        with self._db.begin() as conn:
-            factor = dec(r["payout_factor"] or "1")
-            for p in (
-                conn.execute(select(db.payouts).where(db.payouts.c.round_number == number)).mappings().all()
-            ):
-                final = self._final_scores(conn, number, p["model_id"], r["resolve_time"])
-                cfg, pf, (a, b) = self.payout_terms(conn, number, p["model_id"], config, factor)
-                amount = self._day_payout(cfg, pf, dec(p["at_risk"]), final.get(a), final.get(b))
-                conn.execute(
-                    update(db.payouts)
-                    .where(db.payouts.c.round_number == number)
-                    .where(db.payouts.c.model_id == p["model_id"])
-                    .values(payout=money(amount), settled=True)
-                )
-                stake = dec(
-                    conn.execute(
-                        select(db.models.c.stake).where(db.models.c.id == p["model_id"])
-                    ).scalar_one()
-                )
-                conn.execute(
-                    update(db.models)
-                    .where(db.models.c.id == p["model_id"])
-                    .values(stake=money(max(Decimal(0), stake + amount)))
-                )
-            conn.execute(update(db.rounds).where(db.rounds.c.number == number).values(resolved=True))
-        log.info("round %d resolved", number)
+        return self.accounts.model_by_name(name, tournament)
 
     # ------------------------------------------------------------------ status
     def status(self) -> dict[str, Any]:
@@ -789,50 +314,3 @@ class TournamentEngine(
 
 def _iso(t: float) -> str:
     return iso(t)
-
-
-def load_accounts_file(path: Path) -> list[dict[str, Any]]:
-    """Accounts to seed, from TOML or JSON: ``[[accounts]]`` with username, public_id, secret_key,
-    available_nmr and ``[[accounts.models]]`` (name, tournament, stake)."""
-    if not path.is_file():
-        raise ConfigError(f"{path}: accounts file not found")
-    try:
-        text = path.read_text(encoding="utf-8")
-        raw = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
-    except (json.JSONDecodeError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot parse accounts file ({exc})") from None
-    accounts = raw.get("accounts") if isinstance(raw, dict) else None
-    if not isinstance(accounts, list):
-        raise ConfigError(f"{path}: expected a list 'accounts' ([[accounts]] tables in TOML)")
-    validate_accounts(accounts, str(path))
-    return accounts
-
-
-def validate_accounts(accounts: list[Any], where: str) -> None:
-    """ConfigError naming the first bad field of a list of account specs."""
-    path = where
-    seen: set[str] = set()
-    for i, acct in enumerate(accounts):
-        for key in ("username", "public_id", "secret_key"):
-            if not isinstance(acct, dict) or not isinstance(acct.get(key), str) or not acct.get(key):
-                raise ConfigError(f"{path}: accounts[{i}].{key} is missing or not a string")
-        if "$" in acct["public_id"]:
-            raise ConfigError(f"{path}: accounts[{i}].public_id must not contain '$'")
-        for j, m in enumerate(acct.get("models", [])):
-            if not isinstance(m, dict) or not isinstance(m.get("name"), str):
-                raise ConfigError(f"{path}: accounts[{i}].models[{j}].name is missing or not a string")
-            if m["name"] in seen:
-                raise ConfigError(
-                    f"{path}: accounts[{i}].models[{j}]: model name '{m['name']}' is used twice"
-                )
-            seen.add(m["name"])
-            if str(m.get("tournament", CLASSIC)) not in ("8", "11", "12"):
-                raise ConfigError(f"{path}: accounts[{i}].models[{j}].tournament must be 8, 11 or 12")
-            try:
-                dec(m.get("stake", "0"))
-            except InvalidOperation:
-                raise ConfigError(f"{path}: accounts[{i}].models[{j}].stake is not a number") from None
-        try:
-            dec(acct.get("available_nmr", "0"))
-        except InvalidOperation:
-            raise ConfigError(f"{path}: accounts[{i}].available_nmr is not a number") from None

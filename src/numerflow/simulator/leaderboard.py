@@ -25,14 +25,14 @@ from sqlalchemy import func, select
 
 from numerflow.simulator import state as db
 from numerflow.simulator.clock import DAY
-from numerflow.simulator.common import CLASSIC, SIGNALS, EngineBase, dec, money
+from numerflow.simulator.common import CLASSIC, SIGNALS, SimEngineBase, dec, money
 from numerflow.simulator.score_names import REPUTATION
 
 YEAR = 365 * DAY
 _WINDOWS = {"1d": DAY, "13w": 13 * 7 * DAY, "52w": 52 * 7 * DAY, "all": float("inf")}
 
 
-class LeaderboardMixin(EngineBase):
+class SimLeaderboard(SimEngineBase):
     """Reputation series, daily ranks, the model and account leaderboards."""
 
     # ------------------------------------------------------------------ reputation

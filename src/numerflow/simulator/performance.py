@@ -12,14 +12,14 @@ from numerflow.metrics.payout import PayoutRule
 from numerflow.simulator import state as db
 from numerflow.simulator.common import (
     N_SCORE_DAYS,
-    EngineBase,
+    SimEngineBase,
     dec,
     money,
 )
 from numerflow.simulator.score_names import ALL_SHOWN, displayed_as, names_of
 
 
-class PerformanceMixin(EngineBase):
+class SimPerformance(SimEngineBase):
     """Scores, per-round performances, payouts and reputation, as clients read them."""
 
     def _day_payout(

@@ -20,7 +20,7 @@ from numerflow.errors import ApiError, NotFoundError
 from numerflow.simulator import extra_state as xdb
 from numerflow.simulator import state as db
 from numerflow.simulator.clock import DAY, SCORE_WEEKDAYS
-from numerflow.simulator.common import CLASSIC, NAMESPACE, EngineBase
+from numerflow.simulator.common import CLASSIC, NAMESPACE, SimEngineBase
 
 # Model Upload choices, as numerapi's model_upload_data_versions / model_upload_docker_images list them
 COMPUTE_DATA_VERSIONS = ("v5.0", "v5.1", "v5.2", "v5.3")
@@ -37,7 +37,7 @@ def compute_choices(kind: str) -> list[dict[str, str]]:
     return [{"name": n, "id": _choice_id(kind, n)} for n in names]
 
 
-class ProfilesMixin(EngineBase):
+class SimProfiles(SimEngineBase):
     """Bio, link, webhook, pipeline status, submission downloads, Model Upload pickles."""
 
     # ------------------------------------------------------------------ bio, link, webhook

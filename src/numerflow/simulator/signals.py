@@ -9,7 +9,7 @@
   ``SignalsAPI.ticker_universe()`` reads. As on Numerai there is no live neutralizer or weights file.
 * **Uploads** are checked with numerai-tools' rules and exact messages (``validate_submission_signals``:
   header, NaN ids, duplicates, at least 100 universe tickers, NaN, range, constant); tickers outside the
-  round's universe are dropped and reported (:meth:`SignalsMixin.signals_report`).
+  round's universe are dropped and reported (:meth:`SimSignals.signals_report`).
 * **Scores.** At the round's close each model's last submission is cleaned as Numerai does
   (``clean_submission``: mapped to ``numerai_ticker``, left-joined to the universe, tie-kept ranked, missing
   tickers filled with 0.5) and scored every scoring day against that day's partial ``target_chili_60``
@@ -18,7 +18,7 @@
 * **The churn/turnover gate** (Numerai's): a model with no submission in the week before, or whose signal
   has a churn (1 - Spearman) >= 15% or a turnover (of its centered, L1-normalized neutral weights) >= 25%
   against any of its last 5 submissions, has nothing at risk in the round (still scored);
-  :meth:`SignalsMixin.signals_gate` says why.
+  :meth:`SimSignals.signals_gate` says why.
 * **Payouts**: ``stake · clip(pf · (0.3·Alpha + 0.8·MPC), ±0.017)`` with ``pf = min(1, 36,000 / Signals NMR
   at risk)`` (:data:`SIGNALS_PAYOUT`), settled when the round resolves.
 
@@ -48,7 +48,7 @@ from numerflow.fileio import atomic_path, atomic_write_bytes
 from numerflow.metrics.payout import SIGNALS_RULE
 from numerflow.metrics.signals import alpha, churn, meta_portfolio_contribution, portfolio_weights, turnover
 from numerflow.simulator import state as db
-from numerflow.simulator.common import CRYPTO, N_SCORE_DAYS, SIGNALS, EngineBase, dec, money
+from numerflow.simulator.common import CRYPTO, N_SCORE_DAYS, SIGNALS, SimEngineBase, dec, money
 from numerflow.simulator.scoring import daily_targets, percentiles
 from numerflow.simulator.signals_world import ALPHA_TARGET, FEATURES, TARGETS, SignalsSpec, build_world
 
@@ -156,7 +156,7 @@ def clean_signal(universe: pd.DataFrame, live: pd.DataFrame, id_col: str, pred_c
     return out
 
 
-class SignalsMixin(EngineBase):
+class SimSignals(SimEngineBase):
     """Tournament 11: the Signals files, checked uploads, Alpha/MPC scores, payouts, profile, leaderboard."""
 
     signals_tickers: int
@@ -457,7 +457,7 @@ class SignalsMixin(EngineBase):
 
     def _signals_at_risk(self, conn: Connection, model_id: str) -> Decimal:
         stake = dec(conn.execute(select(db.models.c.stake).where(db.models.c.id == model_id)).scalar_one())
-        pending = self._pending_release(conn, model_id)  # type: ignore[attr-defined]
+        pending = self.stake_book.pending_release(conn, model_id)
         return max(Decimal(0), stake - pending)
 
     def payout_terms(

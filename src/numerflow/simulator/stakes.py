@@ -1,27 +1,51 @@
-"""Stakes: increases from the wallet at once, releases paid when the last round at risk resolves, drains."""
+"""Stakes: increases from the wallet at once, releases paid when the last round at risk resolves, drains.
+
+:class:`SimStakeBook` is one object of the engine (``engine.stake_book``); the engine forwards its public
+stake methods to it and reads the pending releases through it when a round closes or resolves."""
 
 from __future__ import annotations
 
+import threading
 import uuid
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
 from numerflow.errors import StakeError
 from numerflow.simulator import state as db
+from numerflow.simulator.accounts import SimAccounts
+from numerflow.simulator.clock import SimClock
 from numerflow.simulator.common import (
-    EngineBase,
     dec,
     money,
 )
 
 
-class StakesMixin(EngineBase):
-    """Stake increases, releases and drains."""
+class SimStakeBook:
+    """Stake increases, releases and drains, kept in the simulator's state database.
 
-    def _pending_release(self, conn: Connection, model_id: str) -> Decimal:
+    ``sync`` brings the whole simulation up to the clock's now (the engine's), so that a stake change
+    sees the rounds and releases due before it."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        lock: threading.RLock,
+        clock: SimClock,
+        accounts: SimAccounts,
+        sync: Callable[[], None],
+    ) -> None:
+        self._db = engine
+        self._lock = lock
+        self.clock = clock
+        self.accounts = accounts
+        self.sync = sync
+
+    def pending_release(self, conn: Connection, model_id: str) -> Decimal:
+        """NMR of ``model_id``'s releases not paid yet."""
         rows = conn.execute(
             select(db.stake_changes.c.amount)
             .where(db.stake_changes.c.model_id == model_id)
@@ -29,7 +53,8 @@ class StakesMixin(EngineBase):
         ).scalars()
         return sum((dec(a) for a in rows), Decimal(0))
 
-    def _apply_release(self, change: dict[str, Any]) -> None:
+    def apply_release(self, change: dict[str, Any]) -> None:
+        """Pay a due release (or drain) back to the account's wallet."""
         with self._db.begin() as conn:
             m = conn.execute(select(db.models).where(db.models.c.id == change["model_id"])).mappings().one()
             stake = dec(m["stake"])
@@ -66,7 +91,7 @@ class StakesMixin(EngineBase):
             raise StakeError(f"value must be a positive amount of NMR (got '{value}')")
         with self._lock:
             self.sync()
-            model = self.model(model_id, account["id"])
+            model = self.accounts.model(model_id, account["id"])
             if kind == "increase":
                 return self._increase(account, model, amount)
             return self._request_release(model, amount, drain=False)
@@ -123,7 +148,7 @@ class StakesMixin(EngineBase):
             stake = dec(
                 conn.execute(select(db.models.c.stake).where(db.models.c.id == model["id"])).scalar_one()
             )
-            free = stake - self._pending_release(conn, model["id"])
+            free = stake - self.pending_release(conn, model["id"])
             if drain:
                 amount = free
             assert amount is not None
@@ -164,7 +189,7 @@ class StakesMixin(EngineBase):
             ).scalar_one()
         return {
             "id": change_id,
-            "dueDate": self.shown(due_time),
+            "dueDate": self.clock.shown(due_time),
             "requestedAmount": money(amount),
             "status": status,
             "type": "decrease",
@@ -176,7 +201,7 @@ class StakesMixin(EngineBase):
     ) -> dict[str, Any]:
         with self._lock:
             self.sync()
-            model = self.model(model_id, account["id"])
+            model = self.accounts.model(model_id, account["id"])
             value: Decimal | None = None
             if not drain:
                 try:

@@ -28,14 +28,14 @@ from numerflow.simulator.common import (
     NOT_OPEN,
     SAFE,
     SIGNALS,
-    EngineBase,
+    SimEngineBase,
 )
 from numerflow.simulator.validation import validate_predictions
 
 log = logging.getLogger(__name__)
 
 
-class SubmissionsMixin(EngineBase):
+class SimSubmissions(SimEngineBase):
     """Upload URLs, stored PUTs, submissions, Signals submissions and diagnostics."""
 
     # ------------------------------------------------------------------ uploads and submissions

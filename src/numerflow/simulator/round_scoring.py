@@ -1,0 +1,149 @@
+"""Closing and resolving a simulated round: the selected submissions (the last of each model) are scored
+for all 20 days at once against the hidden targets with the payout factor fixed at close; at resolution
+each payout is settled from its final scores (the payout terms of its tournament) and added to the model's
+stake. Signals and Crypto rounds are scored at the same close (signals.py, crypto.py)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import insert, select, update
+from sqlalchemy.engine import Connection
+
+from numerflow.metrics.payout import PayoutRule
+from numerflow.simulator import state as db
+from numerflow.simulator.common import CLASSIC, N_SCORE_DAYS, SimEngineBase, dec, money
+from numerflow.simulator.scoring import SCORE_NAMES, daily_targets, percentiles, score_submissions
+from numerflow.simulator.validation import validate_predictions
+
+log = logging.getLogger(__name__)
+
+
+class SimRoundScoring(SimEngineBase):
+    """Scores a round at close and settles its payouts at resolution (part of the engine)."""
+
+    def _selected(self, conn: Connection, number: int) -> list[dict[str, Any]]:
+        """The last submission of each model in round ``number`` (the one Numerai scores)."""
+        rows = conn.execute(
+            select(db.submissions)
+            .where(db.submissions.c.round_number == number)
+            .where(db.submissions.c.tournament == CLASSIC)
+            .order_by(db.submissions.c.inserted_at)
+        ).mappings()
+        last: dict[str, dict[str, Any]] = {}
+        for r in rows:
+            last[r["model_id"]] = dict(r)
+        return list(last.values())
+
+    def _score_round(self, r: dict[str, Any]) -> None:
+        number = int(r["number"])
+        with self._db.connect() as conn:
+            selected = self._selected(conn, number)
+        times = json.loads(r["score_times"])
+        config = json.loads(r["config"])
+        rows: list[dict[str, Any]] = []
+        if selected:
+            folder = self._round_files(number)
+            live = pd.read_parquet(folder / "live.parquet")
+            hidden = pd.read_parquet(folder / "hidden" / "targets.parquet").reindex(live.index)
+            features = live[list(self.world.feature_names)].to_numpy(dtype=np.float64)
+            preds = np.column_stack(
+                [
+                    validate_predictions(
+                        (self.state_dir / "uploads" / s["key"]).read_bytes(),
+                        live.index.to_numpy(),
+                        name=s["filename"],
+                    )
+                    for s in selected
+                ]
+            )
+            rng = np.random.default_rng([self.seed, number, 20])
+            days = daily_targets(hidden[config["target"]].to_numpy(dtype=np.float64), N_SCORE_DAYS, rng)
+            scores = score_submissions(
+                preds,
+                features,
+                days,
+                hidden["numerai_meta_model"].to_numpy(dtype=np.float64),
+                hidden["benchmark"].to_numpy(dtype=np.float64),
+            )
+            for name in SCORE_NAMES:
+                for d in range(N_SCORE_DAYS):
+                    pct = percentiles(scores[name][d])
+                    for k, s in enumerate(selected):
+                        value = float(scores[name][d, k])
+                        rows.append(
+                            {
+                                "submission_id": s["id"],
+                                "model_id": s["model_id"],
+                                "round_number": number,
+                                "day": d + 1,
+                                "display_name": name,
+                                "value": value if np.isfinite(value) else None,
+                                "percentile": float(pct[k]) if np.isfinite(pct[k]) else None,
+                                "score_time": times[d],
+                            }
+                        )
+        with self._db.begin() as conn:
+            at_risk: dict[str, Decimal] = {}
+            for s in selected:
+                m = conn.execute(select(db.models).where(db.models.c.id == s["model_id"])).mappings().one()
+                pending = self.stake_book.pending_release(conn, s["model_id"])
+                at_risk[s["model_id"]] = max(Decimal(0), dec(m["stake"]) - pending)
+            total = sum(at_risk.values(), Decimal(0)) + dec(config.get("rest_at_risk", 0))
+            factor = dec(PayoutRule.from_dict(config).payout_factor(float(total)))
+            for s in selected:
+                conn.execute(
+                    insert(db.payouts).values(
+                        model_id=s["model_id"],
+                        round_number=number,
+                        submission_id=s["id"],
+                        at_risk=money(at_risk[s["model_id"]]),
+                        payout=None,
+                        settled=False,
+                    )
+                )
+            if rows:
+                conn.execute(insert(db.scores), rows)
+            conn.execute(
+                update(db.rounds)
+                .where(db.rounds.c.number == number)
+                .values(closed=True, payout_factor=money(factor), total_at_risk=money(total))
+            )
+        log.info("round %d closed: %d submissions scored", number, len(selected))
+        self._score_signals_round(r)
+        self._score_crypto_round(r)
+
+    def _resolve_round(self, r: dict[str, Any]) -> None:
+        number = int(r["number"])
+        config = json.loads(r["config"])
+        with self._db.begin() as conn:
+            factor = dec(r["payout_factor"] or "1")
+            for p in (
+                conn.execute(select(db.payouts).where(db.payouts.c.round_number == number)).mappings().all()
+            ):
+                final = self._final_scores(conn, number, p["model_id"], r["resolve_time"])
+                cfg, pf, (a, b) = self.payout_terms(conn, number, p["model_id"], config, factor)
+                amount = self._day_payout(cfg, pf, dec(p["at_risk"]), final.get(a), final.get(b))
+                conn.execute(
+                    update(db.payouts)
+                    .where(db.payouts.c.round_number == number)
+                    .where(db.payouts.c.model_id == p["model_id"])
+                    .values(payout=money(amount), settled=True)
+                )
+                stake = dec(
+                    conn.execute(
+                        select(db.models.c.stake).where(db.models.c.id == p["model_id"])
+                    ).scalar_one()
+                )
+                conn.execute(
+                    update(db.models)
+                    .where(db.models.c.id == p["model_id"])
+                    .values(stake=money(max(Decimal(0), stake + amount)))
+                )
+            conn.execute(update(db.rounds).where(db.rounds.c.number == number).values(resolved=True))
+        log.info("round %d resolved", number)

@@ -1,0 +1,258 @@
+"""Rounds on the simulator's clock: opening on the calendar (Tue–Sat 13:00) or by hand, closing, moving the
+clock forward, and processing everything due up to a sim time (closes, resolutions, stake releases, the
+next opens) in time order. :class:`SimRounds` is a part of
+:class:`~numerflow.simulator.engine.TournamentEngine`; scoring at close and settling at resolution are in
+round_scoring.py."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from dataclasses import asdict
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.engine import Connection
+
+from numerflow.errors import ConfigError
+from numerflow.simulator import state as db
+from numerflow.simulator.clock import DAY, close_time_for, next_open_time, score_times
+from numerflow.simulator.common import CLASSIC, N_SCORE_DAYS, NAMESPACE, PAYOUT_TARGET, SimEngineBase
+
+log = logging.getLogger(__name__)
+MAX_ADVANCE_DAYS = 3650  # ten years of rounds in one call; more would hold the simulator for hours
+
+
+class SimRounds(SimEngineBase):
+    """The rounds and the clock (part of the engine)."""
+
+    auto_rounds: bool
+    round_window_hours: float
+    first_round: int
+    _schedule_from: float
+    _last_save: float
+
+    def _latest_round(self, conn: Connection | None = None) -> dict[str, Any] | None:
+        q = select(db.rounds).order_by(db.rounds.c.number.desc()).limit(1)
+        if conn is None:
+            with self._db.connect() as c:
+                row = c.execute(q).mappings().first()
+        else:
+            row = conn.execute(q).mappings().first()
+        return None if row is None else dict(row)
+
+    def rounds(self) -> list[dict[str, Any]]:
+        self.sync()
+        with self._lock, self._db.connect() as conn:
+            rows = conn.execute(select(db.rounds).order_by(db.rounds.c.number.desc())).mappings().all()
+        return [self._round_view(dict(r)) for r in rows]
+
+    def _round_view(self, r: dict[str, Any]) -> dict[str, Any]:
+        now = self.clock.now()
+        r = dict(r)
+        r["score_times"] = (
+            json.loads(r["score_times"]) if isinstance(r["score_times"], str) else r["score_times"]
+        )
+        r["config"] = json.loads(r["config"]) if isinstance(r["config"], str) else r["config"]
+        if r["resolved"]:
+            status = "RESOLVED"
+        elif now < r["close_time"]:
+            status = "OPEN"
+        else:
+            status = "RESOLVING"
+        r["status"] = status
+        r["is_open"] = status == "OPEN"
+        return r
+
+    def current_round(self) -> dict[str, Any] | None:
+        """The round open for submissions now, or None between rounds."""
+        self.sync()
+        with self._lock:
+            latest = self._latest_round()
+            if latest is None:
+                return None
+            view = self._round_view(latest)
+            return view if view["is_open"] else None
+
+    def round(self, number: int) -> dict[str, Any] | None:
+        self.sync()
+        with self._lock, self._db.connect() as conn:
+            row = conn.execute(select(db.rounds).where(db.rounds.c.number == number)).mappings().first()
+        return None if row is None else self._round_view(dict(row))
+
+    def open_round(self) -> int:
+        """Open a new round now (closing the open one first); returns its number."""
+        with self._lock:
+            self.sync()
+            self._open_round_at(self.clock.now())
+            latest = self._latest_round()
+            assert latest is not None
+            return int(latest["number"])
+
+    def close_round(self) -> int | None:
+        """Close the open round now (it is scored at once); returns its number or None if none was open."""
+        with self._lock:
+            self.sync()
+            now = self.clock.now()
+            latest = self._latest_round()
+            if latest is None or latest["close_time"] <= now:
+                return None
+            with self._db.begin() as conn:
+                self._reschedule(conn, latest, now)
+            self.sync()
+            return int(latest["number"])
+
+    def _reschedule(self, conn: Connection, r: dict[str, Any], close: float) -> None:
+        times = score_times(close, N_SCORE_DAYS)
+        conn.execute(
+            update(db.rounds)
+            .where(db.rounds.c.number == r["number"])
+            .values(close_time=close, score_times=json.dumps(times), resolve_time=times[-1])
+        )
+
+    def _open_round_at(self, t: float) -> None:
+        latest = self._latest_round()
+        if latest is not None and latest["close_time"] > t:
+            with self._db.begin() as conn:
+                self._reschedule(conn, latest, t)
+            self._process_until(t)
+        number = self.first_round if latest is None else int(latest["number"]) + 1
+        era_number = int(self.world.spec.n_eras) + 1 + (number - self.first_round)
+        close = close_time_for(t, self.round_window_hours)
+        times = score_times(close, N_SCORE_DAYS)
+        config = {**asdict(self.payout), "rest_at_risk": self.rest_at_risk, "target": PAYOUT_TARGET}
+        with self._db.begin() as conn:
+            conn.execute(
+                insert(db.rounds).values(
+                    number=number,
+                    id=str(uuid.uuid5(NAMESPACE, f"round:{number}")),
+                    tournament=CLASSIC,
+                    era=f"{era_number:04d}",
+                    open_time=t,
+                    close_time=close,
+                    score_times=json.dumps(times),
+                    resolve_time=times[-1],
+                    closed=False,
+                    resolved=False,
+                    config=json.dumps(config),
+                )
+            )
+        log.info("round %d opened (era %04d)", number, era_number)
+        self._on_round_open(number, t)
+        self._run_compute(number, t)  # Model Upload pickles (compute.py)
+
+    def advance(self, days: float) -> dict[str, Any]:
+        """Move the clock ``days`` forward, processing every open, close, score and resolve on the way."""
+        if not 0 <= days <= MAX_ADVANCE_DAYS:  # NaN fails this too
+            raise ConfigError(
+                f"cannot advance by {days} days: the clock only moves forward, 0 to {MAX_ADVANCE_DAYS} days"
+            )
+        with self._lock:
+            self.sync()
+            target = self.clock.now() + days * DAY
+            self._process_until(target)
+            self.clock.advance(days * DAY)
+            self._save_clock()
+            self.sync()
+            return self.status()
+
+    def resolve_all(self) -> dict[str, Any]:
+        """Advance the clock until every round so far is resolved (no new rounds open on the way)."""
+        with self._lock:
+            self.sync()
+            auto, self.auto_rounds = self.auto_rounds, False
+            try:
+                latest = self._latest_round()
+                if latest is not None and self._round_view(latest)["is_open"]:
+                    self.close_round()
+                with self._db.connect() as conn:
+                    last = conn.execute(
+                        select(func.max(db.rounds.c.resolve_time)).where(db.rounds.c.resolved.is_(False))
+                    ).scalar()
+                if last is not None:
+                    wait = float(last) - self.clock.now()
+                    if wait > 0:
+                        self._process_until(float(last) + 1.0)
+                        self.clock.advance(wait + 1.0)
+                        self._save_clock()
+                    self.sync()
+            finally:
+                self.auto_rounds = auto
+                # the schedule starts again from now: no burst of the rounds skipped on the way
+                self._schedule_from = self.clock.now()
+                with self._db.begin() as conn:
+                    self._meta_set(conn, "schedule_from", self._schedule_from)
+            return self.status()
+
+    def sync(self) -> None:
+        """Process everything due up to the clock's now."""
+        with self._lock:
+            now = self.clock.now()
+            processed = self._process_until(now)
+            # the saved clock never lags an event already processed (a crash must not reopen a closed round)
+            if processed or now - self._last_save > 60.0:
+                self._save_clock()
+
+    def _save_clock(self) -> None:
+        now = self.clock.now()
+        with self._db.begin() as conn:
+            self._meta_set(conn, "sim_now", now)
+        self._last_save = now
+
+    def _process_until(self, target: float) -> int:
+        """Process every event due up to ``target`` in time order; returns how many."""
+        done = 0
+        while True:
+            events: list[tuple[float, int, Any]] = []
+            with self._db.connect() as conn:
+                latest = self._latest_round(conn)
+                closing = conn.execute(
+                    select(db.rounds)
+                    .where(db.rounds.c.closed.is_(False))
+                    .where(db.rounds.c.close_time <= target)
+                ).mappings()
+                events += [(r["close_time"], 0, ("close", dict(r))) for r in closing]
+                resolving = conn.execute(
+                    select(db.rounds)
+                    .where(db.rounds.c.closed.is_(True))
+                    .where(db.rounds.c.resolved.is_(False))
+                    .where(db.rounds.c.resolve_time <= target)
+                ).mappings()
+                events += [(r["resolve_time"], 1, ("resolve", dict(r))) for r in resolving]
+                releases = conn.execute(
+                    select(db.stake_changes)
+                    .where(db.stake_changes.c.status == "pending")
+                    .where(db.stake_changes.c.due_time <= target)
+                ).mappings()
+                events += [(c["due_time"], 2, ("release", dict(c))) for c in releases]
+            if self.auto_rounds and latest is not None:
+                nxt = self._next_open(latest)
+                if nxt <= target:
+                    events.append((nxt, 3, ("open", nxt)))
+            if not events:
+                return done
+            done += 1
+            when, _, (kind, payload) = min(events, key=lambda e: (e[0], e[1]))
+            if kind == "close":
+                self._score_round(payload)
+            elif kind == "resolve":
+                self._resolve_round(payload)
+            elif kind == "release":
+                self.stake_book.apply_release(payload)
+            else:
+                self._open_round_at(when)
+
+    def _next_open(self, latest: dict[str, Any]) -> float:
+        """When the round after ``latest`` opens on the calendar: the first Tue–Sat 13:00 after it opened
+        (and no earlier than an hour before it closes, nor than a schedule restart)."""
+        return next_open_time(max(latest["open_time"], latest["close_time"] - 1.0, self._schedule_from))
+
+    def next_round_opens(self) -> float | None:
+        """Sim time the next round opens (None with ``auto_rounds`` off or before any round)."""
+        self.sync()
+        with self._lock:
+            latest = self._latest_round()
+            if not self.auto_rounds or latest is None:
+                return None
+            return self._next_open(latest)
