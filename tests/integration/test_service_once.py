@@ -7,6 +7,7 @@ database engine (its own connections, as a second process would) and all start a
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Callable
 from datetime import timedelta
@@ -90,14 +91,22 @@ def test_racing_round_starters_make_one_round_job(tmp_path: Path, db_url: str) -
                 engines[i], jobs, round_number=1000 if i % 2 else None, trigger=f"racer{i}"
             )
         )
-        created = [info["id"] for info, new in started if new]
-        assert len(created) == 1, started
-        assert {info["id"] for info, _ in started} == set(created)
-        assert _jobs(svc.engine, "round") == created
+        created = sorted(info["id"] for info, new in started if new)
+        assert created and _jobs(svc.engine, "round") == created, started
+        # the rule: never two round jobs queued or running at once. Here the round job fails within
+        # moments (the project has no reachable API), so a starter that comes after the winner's job has
+        # ended may rightly start the next one; each such job must begin after the previous one ended.
         with session_scope(svc.engine) as s:
-            rows = {r.name: r.last_job_id for r in s.scalars(select(ScheduleState))}
-        assert rows["round:active"] == created[0]  # and round:1000 too when a watcher won
-        assert set(rows) <= {"round:active", "round:1000"} and set(rows.values()) == set(created)
+            rows = {j.id: j for j in s.scalars(select(Job).where(Job.id.in_(created)))}
+            spans = [(rows[i].created_at, rows[i].finished_at, rows[i].status) for i in created]
+        for (_, ended, status), (began, _, _) in itertools.pairwise(spans):
+            assert ended is not None and status not in ("queued", "running") and ended <= began, spans
+        # a known round is started once, whatever happens to its job
+        assert sum(1 for info, new in started if new and info["args"].get("round") == 1000) <= 1, started
+        with session_scope(svc.engine) as s:
+            marks = {r.name: r.last_job_id for r in s.scalars(select(ScheduleState))}
+        assert marks["round:active"] == created[-1]  # and round:1000 too when a watcher won
+        assert set(marks) <= {"round:active", "round:1000"} and set(marks.values()) <= set(created)
     finally:
         stop_service(svc)
         for e in engines:
