@@ -20,6 +20,7 @@ def make_settings(tmp_path: Path, db_url: str, **service: Any) -> Settings:
     settings = Settings()
     settings.paths.data_dir = tmp_path / "data"
     settings.paths.artifacts_dir = tmp_path / "artifacts"
+    settings.backup.dir = tmp_path / "backups"  # a backup job (schemathesis starts some) stays in tmp_path
     settings.database.url = db_url
     # nothing in these tests may reach the real Numerai API: jobs that call it fail fast on a closed port
     settings.numerai.api_url = "http://127.0.0.1:9/"
