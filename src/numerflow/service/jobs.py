@@ -287,7 +287,9 @@ class JobManager:
         self._seen_at: datetime | None = None
         self._seen_log_id = 0
         self._last_published: set[tuple[Any, ...]] = set()
-        self.on_finished: list[Callable[[dict[str, Any]], None]] = []  # e.g. clear the overview cache
+        self.on_finished: list[Callable[[dict[str, Any]], None]] = []  # e.g. alert on a failed job
+        # every new job state published (started, progress, finished; this replica's or another's)
+        self.on_changed: list[Callable[[dict[str, Any]], None]] = []
         self._finished_seen: set[int] = set()
         self._logs_published: set[int] = set()
         _LOCAL_MANAGERS[settings.database_url] = self
@@ -381,6 +383,8 @@ class JobManager:
                 self._last_published.clear()
             self._last_published.add(key)
         self.bus.publish_local("job", job=_event_job(info))  # every replica polls the jobs
+        for listener in list(self.on_changed):
+            listener(info)
         return True
 
     def publish_log(self, entry: dict[str, Any]) -> None:
