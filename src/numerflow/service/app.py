@@ -160,6 +160,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     app.state.elector = elector
     app.state.overview = overview_cache
     app.state.reads = reads
+    app.state.data_watcher = data_watcher
     jobs.on_changed.append(reads.invalidate)  # a job started, moved or finished: its lists changed
     jobs.on_finished.append(lambda info: alerts.in_background(alerts.job_failed, settings, engine, info))
     app.state.monitor = monitor
