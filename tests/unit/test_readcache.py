@@ -78,3 +78,22 @@ def test_after_the_ttl_the_old_answer_is_served_while_one_refresh_runs() -> None
         return out
 
     assert asyncio.run(run()) == [b"1", b"1", b"2", b"3"] and cleared == [1]
+
+
+def test_the_cache_is_bounded_in_bytes_and_an_oversized_answer_is_served_not_kept() -> None:
+    cache = ReadCache(max_bytes=4096, ttl_s=10, clock=Clock())
+    calls: list[str] = []
+
+    def big() -> str:
+        calls.append("big")
+        return "x" * 10_000
+
+    async def run() -> None:
+        for _ in range(2):
+            entry = await cache.get("big", big)
+            assert len(entry.body) == 10_002 and entry.packed is not None
+        for i in range(100):
+            await cache.get(("small", i), lambda: "y" * 100)
+
+    asyncio.run(run())
+    assert calls == ["big", "big"] and cache.size_bytes() <= 4096

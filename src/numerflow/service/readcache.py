@@ -20,6 +20,7 @@ same events, so there is one place that says "data changed".
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import logging
 import threading
@@ -38,6 +39,7 @@ __all__ = ["ReadCache", "cached_json"]
 log = logging.getLogger(__name__)
 
 GZIP_MIN_BYTES = 1024  # smaller answers are sent as they are
+MAX_BYTES = 64 << 20  # the cache's bound, in encoded bytes (plain + gzip); least recently used go first
 
 
 @dataclass(frozen=True)
@@ -47,19 +49,30 @@ class _Entry:
     fresh_until: float
 
 
+def _size(entry: _Entry) -> int:
+    return len(entry.body) + len(entry.packed or b"") + 200
+
+
 class ReadCache:
     """Encoded read answers per (endpoint, parameters, generation); see the module doc."""
 
-    def __init__(self, maxsize: int = 2048, ttl_s: float = 2.0, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self, max_bytes: int = MAX_BYTES, ttl_s: float = 2.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.ttl_s = ttl_s
         self.clock = clock
         self.generation = 0
         self.hits = 0
         self.misses = 0
-        self._cache: LRUCache[Hashable, _Entry] = LRUCache(maxsize)
+        self._cache: LRUCache[Hashable, _Entry] = LRUCache(max_bytes, getsizeof=_size)
         self._inflight: dict[Hashable, asyncio.Future[_Entry]] = {}
         self._lock = threading.Lock()
         self._listeners: list[Callable[[], None]] = []
+
+    def size_bytes(self) -> int:
+        """What the kept answers weigh now (at most ``max_bytes``)."""
+        with self._lock:
+            return int(self._cache.currsize)
 
     def on_invalidate(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` (cheap, thread-safe) on every :meth:`invalidate`."""
@@ -79,7 +92,9 @@ class ReadCache:
 
     def _store(self, key: Hashable, generation: int, entry: _Entry) -> None:
         with self._lock:
-            if generation == self.generation:  # computed before an invalidate: do not keep it
+            if generation != self.generation:  # computed before an invalidate: do not keep it
+                return
+            with contextlib.suppress(ValueError):  # larger than the whole cache: served, not kept
                 self._cache[key] = entry
 
     def _build(self, compute: Callable[[], Any], adapter: TypeAdapter[Any] | None) -> _Entry:
@@ -119,6 +134,8 @@ class ReadCache:
             exc = f.exception()
             if exc is None:
                 self._store(full, full[1], f.result())
+            else:  # the waiting requests get the error; a background refresh keeps the old answer
+                log.debug("read %r failed: %s", full[0], exc)
 
         future.add_done_callback(done)
         return future
