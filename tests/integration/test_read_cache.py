@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from service_support import Service, make_settings, start_service, stop_service
+from service_support import PASSWORD, Service, make_settings, start_service, stop_service
 from sqlalchemy import event
 
 from numerflow.config import ModelSpec
@@ -51,7 +51,7 @@ def _version(engine: Any, version: int) -> None:
 def svc(tmp_path: Path, db_url: str) -> Iterator[Service]:
     settings = make_settings(tmp_path, db_url)
     settings.models["alpha"] = ModelSpec(algorithm="ridge", numerai_model="alpha_slot")
-    service = start_service(settings, background=False)
+    service = start_service(settings, background=False, users=True)
     for version in (1, 2):
         _version(service.engine, version)
     yield service
@@ -115,3 +115,13 @@ def test_an_unknown_name_is_a_404_every_time_and_not_kept(svc: Service) -> None:
         assert r.status_code == 404 and "no model named 'nobody'" in r.json()["detail"]
     r = c.get("/api/performance/alpha_slot", headers=read)
     assert r.status_code == 404 and "run a performance sync first" in r.json()["detail"]
+
+
+def test_the_dashboard_pages_read_the_same_functions(svc: Service) -> None:
+    c = svc.client
+    r = c.post("/api/auth/login", json={"username": "user_read", "password": PASSWORD})
+    assert r.status_code == 200
+    c.post("/api/models/alpha/promote", headers=svc.auth("operate"), json={"version": 2})
+    page = c.get("/models/alpha")
+    assert page.status_code == 200 and "alpha" in page.text
+    assert c.get("/jobs").status_code == 200

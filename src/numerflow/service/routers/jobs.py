@@ -38,10 +38,14 @@ async def list_jobs(
 
     def compute() -> list[JobOut]:
         with session_scope(engine) as session:
-            jobs = jobq.list_jobs(session, status=status, kind=kind, limit=limit)
-            return [JobOut(**job_dict(j)) for j in jobs]
+            return jobs_list(session, status, kind, limit)
 
     return await cached_json(request, ("jobs", status, kind, limit), compute, _JOBS)
+
+
+def jobs_list(session: Session, status: str | None, kind: str | None, limit: int) -> list[JobOut]:
+    """Jobs, newest first (``GET /api/jobs``; the dashboard's jobs page too)."""
+    return [JobOut(**job_dict(j)) for j in jobq.list_jobs(session, status=status, kind=kind, limit=limit)]
 
 
 @router.get("/api/jobs/{job_id}", response_model=JobDetail, summary="A job with its log lines")

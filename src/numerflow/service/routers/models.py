@@ -106,22 +106,27 @@ async def list_models(request: Request, _: Principal = Depends(require_read)) ->
 
 @router.get("/api/models/{name}", response_model=ModelDetail, summary="A model with its versions")
 async def get_model(name: Name, request: Request, _: Principal = Depends(require_read)) -> Response:
-    from numerflow.modeling import registry
-
     settings, engine = request.app.state.settings, request.app.state.engine
 
     def compute() -> ModelDetail:
         with session_scope(engine) as session:
-            summary = _one(settings, session, name)
-        spec = settings.models.get(name)
-        versions = [_version_out(v) for v in registry.list_versions(engine, name)]
-        return ModelDetail(
-            **summary.model_dump(),
-            spec=None if spec is None else spec.model_dump(mode="json"),
-            version_list=versions,
-        )
+            return model_detail(settings, session, engine, name)
 
     return await cached_json(request, ("model", name), compute, _DETAIL)
+
+
+def model_detail(settings: Settings, session: Session, engine: Engine, name: str) -> ModelDetail:
+    """A model with its versions (``GET /api/models/{name}``; the dashboard's model page too)."""
+    from numerflow.modeling import registry
+
+    summary = _one(settings, session, name)
+    spec = settings.models.get(name)
+    versions = [_version_out(v) for v in registry.list_versions(engine, name)]
+    return ModelDetail(
+        **summary.model_dump(),
+        spec=None if spec is None else spec.model_dump(mode="json"),
+        version_list=versions,
+    )
 
 
 @router.get("/api/models/{name}/versions", response_model=list[VersionOut], summary="A model's versions")
@@ -153,12 +158,13 @@ async def model_scores(
 
     def compute() -> ModelScores:
         with session_scope(engine) as session:
-            return _model_scores(settings, session, name, limit)
+            return model_scores_of(settings, session, name, limit)
 
     return await cached_json(request, ("model_scores", name, limit), compute, _SCORES)
 
 
-def _model_scores(settings: Settings, session: Session, name: str, limit: int) -> ModelScores:
+def model_scores_of(settings: Settings, session: Session, name: str, limit: int) -> ModelScores:
+    """Per-round scores of the champion and challenger slots (``GET /api/models/{name}/scores``)."""
     summary = _one(settings, session, name)
     slots = [s for s in (summary.numerai_model, summary.challenger_model) if s]
     top = top_scored_round(session, slots=slots) if slots else None
