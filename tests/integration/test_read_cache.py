@@ -125,3 +125,12 @@ def test_the_dashboard_pages_read_the_same_functions(svc: Service) -> None:
     page = c.get("/models/alpha")
     assert page.status_code == 200 and "alpha" in page.text
     assert c.get("/jobs").status_code == 200
+
+
+def test_a_job_started_through_the_api_is_listed_at_once(svc: Service) -> None:
+    c, read = svc.client, svc.auth("read")
+    assert c.get("/api/jobs", headers=read).json() == []
+    assert c.get("/api/jobs", headers=read).json() == []  # cached
+    r = c.post("/api/jobs", headers=svc.auth("operate"), json={"kind": "perf_sync", "args": {}})
+    assert r.status_code == 202, r.text
+    assert [j["id"] for j in c.get("/api/jobs", headers=read).json()] == [r.json()["id"]]

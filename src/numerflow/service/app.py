@@ -161,7 +161,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     app.state.overview = overview_cache
     app.state.reads = reads
     app.state.data_watcher = data_watcher
-    jobs.on_changed.append(reads.invalidate)  # a job started, moved or finished: its lists changed
+    jobs.on_status.append(reads.invalidate)  # a job queued, started or finished: answers changed
     jobs.on_finished.append(lambda info: alerts.in_background(alerts.job_failed, settings, engine, info))
     app.state.monitor = monitor
     app.state.config_watcher = ConfigWatcher(app.state)

@@ -68,27 +68,21 @@ def get_job(
 @router.post("/api/jobs", response_model=JobOut, status_code=202, summary="Start a job")
 def start_job(
     body: JobIn,
-    request: Request,
     jobs: JobManager = Depends(get_jobs),
     settings: Settings = Depends(get_settings),
     principal: Principal = Depends(require_operate),
 ) -> JobOut:
     args = validate_args(settings, body.kind, body.args.model_dump(exclude_none=True))
-    out = JobOut(**jobs.submit(body.kind, args, created_by=f"{principal.kind}:{principal.name}"))
-    request.app.state.reads.invalidate()
-    return out
+    return JobOut(**jobs.submit(body.kind, args, created_by=f"{principal.kind}:{principal.name}"))
 
 
 @router.post("/api/jobs/{job_id}/cancel", response_model=JobOut, summary="Cancel a queued or running job")
 def cancel_job(
     job_id: DbInt,
-    request: Request,
     jobs: JobManager = Depends(get_jobs),
     _: Principal = Depends(require_operate),
 ) -> JobOut:
-    out = JobOut(**jobs.cancel(job_id))
-    request.app.state.reads.invalidate()
-    return out
+    return JobOut(**jobs.cancel(job_id))
 
 
 @router.post(
@@ -99,10 +93,7 @@ def cancel_job(
 )
 def retry_job(
     job_id: DbInt,
-    request: Request,
     jobs: JobManager = Depends(get_jobs),
     principal: Principal = Depends(require_operate),
 ) -> JobOut:
-    out = JobOut(**jobs.retry(job_id, created_by=f"{principal.kind}:{principal.name}"))
-    request.app.state.reads.invalidate()
-    return out
+    return JobOut(**jobs.retry(job_id, created_by=f"{principal.kind}:{principal.name}"))
