@@ -64,6 +64,7 @@ from numerflow.service.jobs import JobManager
 from numerflow.service.leader import campaign_interval, leader_only, make_elector
 from numerflow.service.monitor import OpsMonitor
 from numerflow.service.queries import DataWatcher, OverviewCache
+from numerflow.service.readcache import ReadCache
 from numerflow.service.relay import make_relay
 from numerflow.service.scheduler import Scheduler, make_round_watcher
 from numerflow.service.schemas import ERROR_RESPONSES
@@ -97,7 +98,9 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     scheduler = Scheduler(settings, engine, jobs)
     watcher = make_round_watcher(settings, engine, jobs, bus)
     overview_cache = OverviewCache(settings, engine)
-    data_watcher = DataWatcher(engine, bus.publish_local, overview_cache.clear)
+    reads = ReadCache()  # every read answer; invalidated on the events that change data
+    reads.on_invalidate(overview_cache.clear)
+    data_watcher = DataWatcher(engine, bus.publish_local, reads.invalidate)
     monitor = OpsMonitor(settings, engine)
     elector = make_elector(engine, lease_s=settings.service.leader_lease_s)
 
@@ -156,7 +159,9 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     app.state.watcher = watcher
     app.state.elector = elector
     app.state.overview = overview_cache
-    jobs.on_finished.append(lambda _info: overview_cache.clear())
+    app.state.reads = reads
+    app.state.data_watcher = data_watcher
+    jobs.on_status.append(reads.invalidate)  # a job queued, started or finished: answers changed
     jobs.on_finished.append(lambda info: alerts.in_background(alerts.job_failed, settings, engine, info))
     app.state.monitor = monitor
     app.state.config_watcher = ConfigWatcher(app.state)

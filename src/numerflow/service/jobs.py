@@ -287,7 +287,11 @@ class JobManager:
         self._seen_at: datetime | None = None
         self._seen_log_id = 0
         self._last_published: set[tuple[Any, ...]] = set()
-        self.on_finished: list[Callable[[dict[str, Any]], None]] = []  # e.g. clear the overview cache
+        self.on_finished: list[Callable[[dict[str, Any]], None]] = []  # e.g. alert on a failed job
+        # a job's status changed (queued, running, finished; this replica's or another's): not each
+        # progress step, which the dashboard follows over the WebSocket
+        self.on_status: list[Callable[[dict[str, Any]], None]] = []
+        self._statuses: dict[int, str] = {}
         self._finished_seen: set[int] = set()
         self._logs_published: set[int] = set()
         _LOCAL_MANAGERS[settings.database_url] = self
@@ -380,7 +384,14 @@ class JobManager:
             if len(self._last_published) > 5000:
                 self._last_published.clear()
             self._last_published.add(key)
+            moved = self._statuses.get(info["id"]) != info["status"]
+            if len(self._statuses) > 5000:
+                self._statuses.clear()
+            self._statuses[info["id"]] = info["status"]
         self.bus.publish_local("job", job=_event_job(info))  # every replica polls the jobs
+        if moved:
+            for listener in list(self.on_status):
+                listener(info)
         return True
 
     def publish_log(self, entry: dict[str, Any]) -> None:

@@ -71,9 +71,9 @@ def take_live(state: Any, new: Settings, changed: list[str]) -> list[str]:
     for key in LIVE_KEYS:
         section, field = key.split(".")
         object.__setattr__(getattr(current, section), field, getattr(getattr(new, section), field))
-    overview = getattr(state, "overview", None)
-    if overview is not None:
-        overview.clear()
+    reads = getattr(state, "reads", None)
+    if reads is not None:  # the config feeds the answers (model specs, slots): none may be served again
+        reads.invalidate()
     return later
 
 

@@ -312,10 +312,9 @@ def _model(request: Request, user: UserInfo, name: str) -> Response:
     from numerflow.service.routers import models as api
 
     settings, engine = request.app.state.settings, request.app.state.engine
-    who = _principal(user)
     with session_scope(engine) as session:
-        detail = api.get_model(name=name, settings=settings, session=session, engine=engine, _=who)
-        scores = api.model_scores(name=name, limit=500, settings=settings, session=session, _=who)
+        detail = api.model_detail(settings, session, engine, name)
+        scores = api.model_scores_of(settings, session, name, limit=500)
         runs = list_runs(engine, name, limit=10)
         run_rows = [
             {"id": r.id, "kind": r.kind, "version": r.version, "status": r.status,
@@ -384,7 +383,7 @@ def _jobs(request: Request, user: UserInfo) -> Response:
     from numerflow.service.routers import jobs as api
 
     with session_scope(request.app.state.engine) as session:
-        listed = api.list_jobs(status=None, kind=None, limit=50, session=session, _=_principal(user))
+        listed = api.jobs_list(session, status=None, kind=None, limit=50)
     job_rows = [j.model_dump(mode="json") for j in listed]
     return _render(
         request,

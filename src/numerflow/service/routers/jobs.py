@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import TypeAdapter
 from sqlalchemy.orm import Session
 
 from numerflow.config import Settings
@@ -14,20 +15,36 @@ from numerflow.service.auth import require_operate, require_read
 from numerflow.service.deps import DbInt, get_jobs, get_session, get_settings
 from numerflow.service.jobkinds import validate_args
 from numerflow.service.jobs import JobManager, job_dict
+from numerflow.service.readcache import cached_json
 from numerflow.service.schemas import JobDetail, JobIn, JobKind, JobLogOut, JobOut, JobStatus
+from numerflow.store import session_scope
 from numerflow.store.queries import jobs as jobq
 
 router = APIRouter(tags=["jobs"])
 
 
+_JOBS = TypeAdapter(list[JobOut])
+
+
 @router.get("/api/jobs", response_model=list[JobOut], summary="Jobs, newest first")
-def list_jobs(
+async def list_jobs(
+    request: Request,
     status: JobStatus | None = None,
     kind: JobKind | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    session: Session = Depends(get_session),
     _: Principal = Depends(require_read),
-) -> list[JobOut]:
+) -> Response:
+    engine = request.app.state.engine
+
+    def compute() -> list[JobOut]:
+        with session_scope(engine) as session:
+            return jobs_list(session, status, kind, limit)
+
+    return await cached_json(request, ("jobs", status, kind, limit), compute, _JOBS)
+
+
+def jobs_list(session: Session, status: str | None, kind: str | None, limit: int) -> list[JobOut]:
+    """Jobs, newest first (``GET /api/jobs``; the dashboard's jobs page too)."""
     return [JobOut(**job_dict(j)) for j in jobq.list_jobs(session, status=status, kind=kind, limit=limit)]
 
 
@@ -38,6 +55,7 @@ def get_job(
     session: Session = Depends(get_session),
     _: Principal = Depends(require_read),
 ) -> JobDetail:
+    # not cached: its log lines grow while the job runs (the dashboard follows them over /ws/events)
     job = jobq.get_job(session, job_id)
     if job is None:
         raise NotFoundError(f"no job {job_id}")
@@ -60,7 +78,9 @@ def start_job(
 
 @router.post("/api/jobs/{job_id}/cancel", response_model=JobOut, summary="Cancel a queued or running job")
 def cancel_job(
-    job_id: DbInt, jobs: JobManager = Depends(get_jobs), _: Principal = Depends(require_operate)
+    job_id: DbInt,
+    jobs: JobManager = Depends(get_jobs),
+    _: Principal = Depends(require_operate),
 ) -> JobOut:
     return JobOut(**jobs.cancel(job_id))
 
@@ -72,6 +92,8 @@ def cancel_job(
     summary="Run a failed, cancelled or interrupted job again",
 )
 def retry_job(
-    job_id: DbInt, jobs: JobManager = Depends(get_jobs), principal: Principal = Depends(require_operate)
+    job_id: DbInt,
+    jobs: JobManager = Depends(get_jobs),
+    principal: Principal = Depends(require_operate),
 ) -> JobOut:
     return JobOut(**jobs.retry(job_id, created_by=f"{principal.kind}:{principal.name}"))

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
+from pydantic import TypeAdapter
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -18,7 +19,8 @@ from numerflow.config import Settings
 from numerflow.errors import DataError, NotFoundError, NumerflowError
 from numerflow.service.accounts import Principal
 from numerflow.service.auth import require_operate, require_read
-from numerflow.service.deps import Name, get_engine, get_session, get_settings
+from numerflow.service.deps import Name, get_engine, get_settings
+from numerflow.service.readcache import cached_json
 from numerflow.service.schemas import (
     ModelDetail,
     ModelScores,
@@ -29,6 +31,7 @@ from numerflow.service.schemas import (
     SlotScores,
     VersionOut,
 )
+from numerflow.store import session_scope
 from numerflow.store.queries.performance import top_scored_round
 from numerflow.store.queries.registry import staged_versions, version_counts
 from numerflow.tournament.performance import final_scores
@@ -83,23 +86,37 @@ def _one(settings: Settings, session: Session, name: str) -> ModelSummary:
     return found[0]
 
 
+_SUMMARIES = TypeAdapter(list[ModelSummary])
+_DETAIL = TypeAdapter(ModelDetail)
+_VERSIONS = TypeAdapter(list[VersionOut])
+_SCORES = TypeAdapter(ModelScores)
+_RUNS = TypeAdapter(list[RunOut])
+
+
 @router.get("/api/models", response_model=list[ModelSummary], summary="Models: configured or trained")
-def list_models(
-    settings: Settings = Depends(get_settings),
-    session: Session = Depends(get_session),
-    _: Principal = Depends(require_read),
-) -> list[ModelSummary]:
-    return _summaries(settings, session)
+async def list_models(request: Request, _: Principal = Depends(require_read)) -> Response:
+    settings, engine = request.app.state.settings, request.app.state.engine
+
+    def compute() -> list[ModelSummary]:
+        with session_scope(engine) as session:
+            return _summaries(settings, session)
+
+    return await cached_json(request, ("models",), compute, _SUMMARIES)
 
 
 @router.get("/api/models/{name}", response_model=ModelDetail, summary="A model with its versions")
-def get_model(
-    name: Name,
-    settings: Settings = Depends(get_settings),
-    session: Session = Depends(get_session),
-    engine: Engine = Depends(get_engine),
-    _: Principal = Depends(require_read),
-) -> ModelDetail:
+async def get_model(name: Name, request: Request, _: Principal = Depends(require_read)) -> Response:
+    settings, engine = request.app.state.settings, request.app.state.engine
+
+    def compute() -> ModelDetail:
+        with session_scope(engine) as session:
+            return model_detail(settings, session, engine, name)
+
+    return await cached_json(request, ("model", name), compute, _DETAIL)
+
+
+def model_detail(settings: Settings, session: Session, engine: Engine, name: str) -> ModelDetail:
+    """A model with its versions (``GET /api/models/{name}``; the dashboard's model page too)."""
     from numerflow.modeling import registry
 
     summary = _one(settings, session, name)
@@ -113,17 +130,17 @@ def get_model(
 
 
 @router.get("/api/models/{name}/versions", response_model=list[VersionOut], summary="A model's versions")
-def list_model_versions(
-    name: Name,
-    settings: Settings = Depends(get_settings),
-    session: Session = Depends(get_session),
-    engine: Engine = Depends(get_engine),
-    _: Principal = Depends(require_read),
-) -> list[VersionOut]:
+async def list_model_versions(name: Name, request: Request, _: Principal = Depends(require_read)) -> Response:
     from numerflow.modeling import registry
 
-    _one(settings, session, name)
-    return [_version_out(v) for v in registry.list_versions(engine, name)]
+    settings, engine = request.app.state.settings, request.app.state.engine
+
+    def compute() -> list[VersionOut]:
+        with session_scope(engine) as session:
+            _one(settings, session, name)
+        return [_version_out(v) for v in registry.list_versions(engine, name)]
+
+    return await cached_json(request, ("versions", name), compute, _VERSIONS)
 
 
 @router.get(
@@ -131,13 +148,23 @@ def list_model_versions(
     response_model=ModelScores,
     summary="Per-round scores of the model's champion and challenger slots",
 )
-def model_scores(
+async def model_scores(
     name: Name,
+    request: Request,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
-    settings: Settings = Depends(get_settings),
-    session: Session = Depends(get_session),
     _: Principal = Depends(require_read),
-) -> ModelScores:
+) -> Response:
+    settings, engine = request.app.state.settings, request.app.state.engine
+
+    def compute() -> ModelScores:
+        with session_scope(engine) as session:
+            return model_scores_of(settings, session, name, limit)
+
+    return await cached_json(request, ("model_scores", name, limit), compute, _SCORES)
+
+
+def model_scores_of(settings: Settings, session: Session, name: str, limit: int) -> ModelScores:
+    """Per-round scores of the champion and challenger slots (``GET /api/models/{name}/scores``)."""
     summary = _one(settings, session, name)
     slots = [s for s in (summary.numerai_model, summary.challenger_model) if s]
     top = top_scored_round(session, slots=slots) if slots else None
@@ -179,7 +206,7 @@ def promote(
     from numerflow.modeling import registry
 
     info = registry.promote(engine, name, body.version, body.stage)
-    request.app.state.overview.clear()
+    request.app.state.reads.invalidate()
     request.app.state.bus.publish(
         "model", name=name, version=info.version, stage=body.stage, action="promote"
     )
@@ -198,7 +225,7 @@ def rollback(
     from numerflow.modeling import registry
 
     info = registry.rollback(engine, name)
-    request.app.state.overview.clear()
+    request.app.state.reads.invalidate()
     request.app.state.bus.publish(
         "model", name=name, version=info.version, stage="champion", action="rollback"
     )
@@ -206,15 +233,21 @@ def rollback(
 
 
 @router.get("/api/runs", response_model=list[RunOut], summary="Training, CV and tuning runs, newest first")
-def list_runs(
+async def list_runs(
+    request: Request,
     model: Name | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    engine: Engine = Depends(get_engine),
     _: Principal = Depends(require_read),
-) -> list[RunOut]:
+) -> Response:
     from numerflow.modeling import registry
 
-    return [RunOut.model_validate(r, from_attributes=True) for r in registry.list_runs(engine, model, limit)]
+    engine = request.app.state.engine
+
+    def compute() -> list[RunOut]:
+        runs = registry.list_runs(engine, model, limit)
+        return [RunOut.model_validate(r, from_attributes=True) for r in runs]
+
+    return await cached_json(request, ("runs", model, limit), compute, _RUNS)
 
 
 @router.post(

@@ -6,22 +6,27 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Request
-from fastapi.concurrency import run_in_threadpool
+from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from numerflow.errors import ConflictError, PortfolioError
 from numerflow.service.accounts import Principal
 from numerflow.service.auth import require_operate, require_read
+from numerflow.service.readcache import cached_json
 
 router = APIRouter(tags=["portfolio"])
 
 
-@router.get("/api/portfolio", summary="Saved backtests, live equity, risk figures and payout correlations")
-async def get_portfolio(request: Request, _: Principal = Depends(require_read)) -> dict[str, Any]:
+@router.get(
+    "/api/portfolio",
+    response_model=dict[str, Any],
+    summary="Saved backtests, live equity, risk figures and payout correlations",
+)
+async def get_portfolio(request: Request, _: Principal = Depends(require_read)) -> Response:
     from numerflow.tournament.stake_plan import portfolio_view
 
-    return await run_in_threadpool(portfolio_view, request.app.state.settings, request.app.state.engine)
+    settings, engine = request.app.state.settings, request.app.state.engine
+    return await cached_json(request, ("portfolio",), lambda: portfolio_view(settings, engine))
 
 
 class PlanIn(BaseModel):
@@ -57,5 +62,5 @@ def post_plan(body: PlanIn, request: Request, _: Principal = Depends(require_ope
         raise ConflictError(exc.message) from None
     if body.apply:
         account = apply_plan(settings, engine, client, account, confirmed=True)
-        request.app.state.overview.clear()
+        request.app.state.reads.invalidate()
     return plan_json(account)

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from pydantic import TypeAdapter
 from sqlalchemy.orm import Session
 
 from numerflow.errors import NotFoundError
 from numerflow.service.accounts import Principal
 from numerflow.service.auth import require_read
-from numerflow.service.deps import Name, get_session
+from numerflow.service.deps import Name
 from numerflow.service.queries import final_scores, num
+from numerflow.service.readcache import cached_json
 from numerflow.service.schemas import (
     PayoutOut,
     PerformanceRow,
@@ -25,6 +28,7 @@ from numerflow.service.schemas import (
     StakeOut,
     SubmissionOut,
 )
+from numerflow.store import session_scope
 from numerflow.store.queries import tournament as q
 from numerflow.store.tables.tournament import Payout, Round, StakeChange, Submission
 from numerflow.tournament.performance import performance_table
@@ -78,14 +82,37 @@ def _round_scores(rows: dict[int, dict]) -> list[RoundScore]:  # type: ignore[ty
     ]
 
 
+_ROUNDS = TypeAdapter(list[RoundOut])
+_ROUND = TypeAdapter(RoundDetail)
+_SUBMISSIONS = TypeAdapter(list[SubmissionOut])
+_PAYOUTS = TypeAdapter(list[PayoutOut])
+_STAKES = TypeAdapter(list[StakeOut])
+_CHANGES = TypeAdapter(list[StakeChangeOut])
+
+
+def _read(request: Request, fn: Callable[..., Any], *args: Any) -> Callable[[], Any]:
+    """``fn(session, *args)`` in its own session, for :func:`cached_json`."""
+    engine = request.app.state.engine
+
+    def compute() -> Any:
+        with session_scope(engine) as session:
+            return fn(session, *args)
+
+    return compute
+
+
 @router.get(
     "/api/rounds", response_model=list[RoundOut], summary="Rounds, newest first, with submission counts"
 )
-def list_rounds(
+async def list_rounds(
+    request: Request,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    session: Session = Depends(get_session),
     _: Principal = Depends(require_read),
-) -> list[RoundOut]:
+) -> Response:
+    return await cached_json(request, ("rounds", limit), _read(request, _rounds, limit), _ROUNDS)
+
+
+def _rounds(session: Session, limit: int) -> list[RoundOut]:
     return [_round_out(r, counts) for r, counts in q.recent_rounds(session, limit)]
 
 
@@ -94,9 +121,11 @@ def list_rounds(
     response_model=RoundDetail,
     summary="A round: every model's submission, file hash, scores so far and payouts",
 )
-def get_round(
-    number: RoundNumber, session: Session = Depends(get_session), _: Principal = Depends(require_read)
-) -> RoundDetail:
+async def get_round(number: RoundNumber, request: Request, _: Principal = Depends(require_read)) -> Response:
+    return await cached_json(request, ("round", number), _read(request, _round_detail, number), _ROUND)
+
+
+def _round_detail(session: Session, number: int) -> RoundDetail:
     row = q.round_by_number(session, number)
     subs = q.submissions(session, round_number=number)
     if row is None:
@@ -119,15 +148,19 @@ def get_round(
 
 
 @router.get("/api/submissions", response_model=list[SubmissionOut], summary="Submissions, newest round first")
-def list_submissions(
+async def list_submissions(
+    request: Request,
     round: Annotated[int | None, Query(ge=0, le=2_147_483_647)] = None,
     model: Name | None = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 200,
-    session: Session = Depends(get_session),
     _: Principal = Depends(require_read),
-) -> list[SubmissionOut]:
-    rows = q.submissions(session, round_number=round, slot=model, limit=limit)
-    return [_submission_out(s) for s in rows]
+) -> Response:
+    def rows(session: Session) -> list[SubmissionOut]:
+        subs = q.submissions(session, round_number=round, slot=model, limit=limit)
+        return [_submission_out(s) for s in subs]
+
+    key = ("submissions", round, model, limit)
+    return await cached_json(request, key, _read(request, rows), _SUBMISSIONS)
 
 
 @router.get(
@@ -136,12 +169,16 @@ def list_submissions(
     responses={200: {"model": list[PerformanceRow], "content": {"application/json": {}}}},
     summary="Per-round CORR/MMC/BMC/FNC (latest day), cumulative CORR and MMC, and payouts of a model slot",
 )
-def performance(
+async def performance(
     slot: Name,
+    request: Request,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
-    session: Session = Depends(get_session),
     _: Principal = Depends(require_read),
 ) -> Response:
+    return await cached_json(request, ("performance", slot, limit), _read(request, _performance, slot, limit))
+
+
+def _performance(session: Session, slot: str, limit: int) -> bytes:
     rows = performance_table(session, slot, tournament=None, last_rounds=limit)
     if not rows:
         raise NotFoundError(f"no scores or payouts for model slot '{slot}'; run a performance sync first")
@@ -163,17 +200,20 @@ def performance(
         for r in rows
     ]
     # the rows are built to the documented schema; skipping a second validation pass keeps this fast
-    return Response(json.dumps(out, separators=(",", ":")), media_type="application/json")
+    return json.dumps(out, separators=(",", ":")).encode()
 
 
 @router.get("/api/payouts", response_model=list[PayoutOut], summary="Payouts, newest round first")
-def list_payouts(
+async def list_payouts(
+    request: Request,
     model: Name | None = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 200,
-    session: Session = Depends(get_session),
     _: Principal = Depends(require_read),
-) -> list[PayoutOut]:
-    return [_payout_out(p) for p in q.payouts(session, slot=model, limit=limit)]
+) -> Response:
+    def rows(session: Session) -> list[PayoutOut]:
+        return [_payout_out(p) for p in q.payouts(session, slot=model, limit=limit)]
+
+    return await cached_json(request, ("payouts", model, limit), _read(request, rows), _PAYOUTS)
 
 
 def _change_out(c: StakeChange) -> StakeChangeOut:
@@ -193,9 +233,11 @@ def _change_out(c: StakeChange) -> StakeChangeOut:
 @router.get(
     "/api/stakes", response_model=list[StakeOut], summary="Each slot's stake and its last stake change"
 )
-def list_stakes(
-    session: Session = Depends(get_session), _: Principal = Depends(require_read)
-) -> list[StakeOut]:
+async def list_stakes(request: Request, _: Principal = Depends(require_read)) -> Response:
+    return await cached_json(request, ("stakes",), _read(request, _stakes), _STAKES)
+
+
+def _stakes(session: Session) -> list[StakeOut]:
     at_risk = q.latest_at_risk(session)
     changes = q.last_stake_changes(session)
     return [
@@ -211,7 +253,8 @@ def list_stakes(
 @router.get(
     "/api/stakes/{slot}/changes", response_model=list[StakeChangeOut], summary="Every stake change of a slot"
 )
-def stake_changes(
-    slot: Name, session: Session = Depends(get_session), _: Principal = Depends(require_read)
-) -> list[StakeChangeOut]:
-    return [_change_out(c) for c in q.stake_changes(session, slot)]
+async def stake_changes(slot: Name, request: Request, _: Principal = Depends(require_read)) -> Response:
+    def rows(session: Session) -> list[StakeChangeOut]:
+        return [_change_out(c) for c in q.stake_changes(session, slot)]
+
+    return await cached_json(request, ("stake_changes", slot), _read(request, rows), _CHANGES)
