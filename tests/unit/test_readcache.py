@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from typing import Any
 
 from numerflow.service.readcache import ReadCache
 
@@ -15,6 +16,25 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
+
+
+def _in_fresh_loop(main: Any) -> Any:
+    """``asyncio.run(main())`` in a thread of its own: an xdist worker may hold a running event loop left
+    by Playwright's sync API in an earlier test, and asyncio.run refuses to start inside one."""
+    out: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            out["value"] = asyncio.run(main())
+        except BaseException as exc:  # re-raised in the test's own thread
+            out["error"] = exc
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if "error" in out:
+        raise out["error"]
+    return out.get("value")
 
 
 def test_concurrent_misses_share_one_computation_and_hits_compute_nothing() -> None:
@@ -35,7 +55,7 @@ def test_concurrent_misses_share_one_computation_and_hits_compute_nothing() -> N
         again = await cache.get("k", compute)
         return [*first, again.body]
 
-    bodies = asyncio.run(run())
+    bodies = _in_fresh_loop(run)
     assert bodies == [b"[1,2,3]"] * 9 and len(calls) == 1
 
 
@@ -54,7 +74,7 @@ def test_an_answer_computed_across_an_invalidation_is_not_kept() -> None:
         second = await cache.get("k", compute)
         return first.body, second.body
 
-    assert asyncio.run(run()) == (b'"old"', b'"new"')
+    assert _in_fresh_loop(run) == (b'"old"', b'"new"')
 
 
 def test_after_the_ttl_the_old_answer_is_served_while_one_refresh_runs() -> None:
@@ -77,7 +97,7 @@ def test_after_the_ttl_the_old_answer_is_served_while_one_refresh_runs() -> None
         out.append((await cache.get("k", lambda: next(values))).body)
         return out
 
-    assert asyncio.run(run()) == [b"1", b"1", b"2", b"3"] and cleared == [1]
+    assert _in_fresh_loop(run) == [b"1", b"1", b"2", b"3"] and cleared == [1]
 
 
 def test_the_cache_is_bounded_in_bytes_and_an_oversized_answer_is_served_not_kept() -> None:
@@ -95,5 +115,5 @@ def test_the_cache_is_bounded_in_bytes_and_an_oversized_answer_is_served_not_kep
         for i in range(100):
             await cache.get(("small", i), lambda: "y" * 100)
 
-    asyncio.run(run())
+    _in_fresh_loop(run)
     assert calls == ["big", "big"] and cache.size_bytes() <= 4096
