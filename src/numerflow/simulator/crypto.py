@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from numerflow.data.prices_synthetic import make_universe, synth_prices
@@ -40,7 +40,12 @@ from numerflow.metrics.payout import CRYPTO_RULE
 from numerflow.simulator import state as db
 from numerflow.simulator.common import CRYPTO, N_SCORE_DAYS, SimEngineBase, dec, money
 from numerflow.simulator.scoring import daily_targets, percentiles
-from numerflow.simulator.signals import _meta_put, _read, clean_signal, validate_signals_submission
+from numerflow.simulator.signals import (
+    _read,
+    clean_signal,
+    record_close,
+    validate_signals_submission,
+)
 from numerflow.simulator.signals_world import _bins, _rolling_mean
 
 log = logging.getLogger(__name__)
@@ -284,26 +289,7 @@ class SimCrypto(SimEngineBase):
                             "score_time": times[d],
                         }
                     )
-        total = sum(at_risk.values(), Decimal(0))
-        factor = min(Decimal(1), dec(CRYPTO_PAYOUT.stake_threshold) / total) if total > 0 else Decimal(1)
-        with self._db.begin() as conn:
-            for s in selected:
-                conn.execute(
-                    insert(db.payouts).values(
-                        model_id=s["model_id"],
-                        round_number=number,
-                        submission_id=s["id"],
-                        at_risk=money(at_risk[s["model_id"]]),
-                        payout=None,
-                        settled=False,
-                    )
-                )
-            conn.execute(insert(db.scores), score_rows)
-            _meta_put(
-                conn,
-                f"crypto_round:{number}",
-                {"payout_factor": money(factor), "total_at_risk": money(total)},
-            )
+        record_close(self, number, selected, at_risk, score_rows, CRYPTO_PAYOUT, "crypto_round")
         log.info("round %d: %d Crypto submissions scored", number, len(selected))
 
     def crypto_leaderboard(self, limit: int, offset: int) -> list[dict[str, Any]]:

@@ -45,7 +45,7 @@ from sqlalchemy.engine import Connection
 
 from numerflow.errors import NotFoundError, SubmissionError
 from numerflow.fileio import atomic_path, atomic_write_bytes
-from numerflow.metrics.payout import SIGNALS_RULE
+from numerflow.metrics.payout import SIGNALS_RULE, PayoutRule
 from numerflow.metrics.signals import alpha, churn, meta_portfolio_contribution, portfolio_weights, turnover
 from numerflow.simulator import state as db
 from numerflow.simulator.common import CRYPTO, N_SCORE_DAYS, SIGNALS, SimEngineBase, dec, money
@@ -372,28 +372,8 @@ class SimSignals(SimEngineBase):
                             "score_time": times[d],
                         }
                     )
-        total = sum(at_risk.values(), Decimal(0))
-        factor = min(Decimal(1), dec(SIGNALS_PAYOUT.stake_threshold) / total) if total > 0 else Decimal(1)
-        with self._db.begin() as conn:
-            for s in selected:
-                conn.execute(
-                    insert(db.payouts).values(
-                        model_id=s["model_id"],
-                        round_number=number,
-                        submission_id=s["id"],
-                        at_risk=money(at_risk[s["model_id"]]),
-                        payout=None,
-                        settled=False,
-                    )
-                )
-            conn.execute(insert(db.scores), rows)
-            _meta_put(
-                conn,
-                f"signals_round:{number}",
-                {"payout_factor": money(factor), "total_at_risk": money(total)},
-            )
-            for model_id, gate in gates.items():
-                _meta_put(conn, f"signals_gate:{number}:{model_id}", gate)
+        gate_meta = {f"signals_gate:{number}:{model_id}": gate for model_id, gate in gates.items()}
+        record_close(self, number, selected, at_risk, rows, SIGNALS_PAYOUT, "signals_round", gate_meta)
         log.info("round %d: %d Signals submissions scored", number, len(selected))
 
     def _churn_gate(
@@ -590,6 +570,41 @@ def _example(panel: pd.DataFrame) -> pd.DataFrame:
             "signal": ranked.clip(0.001, 0.999),
         }
     )
+
+
+def record_close(
+    engine: Any,
+    number: int,
+    selected: list[dict[str, Any]],
+    at_risk: dict[str, Decimal],
+    score_rows: list[dict[str, Any]],
+    rule: PayoutRule,
+    round_key: str,
+    extra_meta: dict[str, Any] | None = None,
+) -> None:
+    """Write a closed Signals/Crypto round in one transaction: an unsettled payout row per submission,
+    the score rows, and ``<round_key>:<number>`` with the payout factor of ``rule`` (the one payout rule,
+    metrics.payout) over the round's total at risk."""
+    total = sum(at_risk.values(), Decimal(0))
+    factor = dec(rule.payout_factor(float(total)))
+    with engine._db.begin() as conn:
+        for s in selected:
+            conn.execute(
+                insert(db.payouts).values(
+                    model_id=s["model_id"],
+                    round_number=number,
+                    submission_id=s["id"],
+                    at_risk=money(at_risk[s["model_id"]]),
+                    payout=None,
+                    settled=False,
+                )
+            )
+        conn.execute(insert(db.scores), score_rows)
+        _meta_put(
+            conn, f"{round_key}:{number}", {"payout_factor": money(factor), "total_at_risk": money(total)}
+        )
+        for key, value in (extra_meta or {}).items():
+            _meta_put(conn, key, value)
 
 
 def _meta_put(conn: Connection, key: str, value: Any) -> None:
