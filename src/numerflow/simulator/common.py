@@ -107,6 +107,17 @@ class SimEngineBase:
         conn.execute(delete(db.meta).where(db.meta.c.key == key))
         conn.execute(insert(db.meta).values(key=key, value=json.dumps(value)))
 
+    @staticmethod
+    def _scored_submissions(conn: Connection, number: int, tournament: int) -> list[dict[str, Any]]:
+        """The last submission of each model of ``tournament`` in round ``number`` (the one scored)."""
+        rows = conn.execute(
+            select(db.submissions)
+            .where(db.submissions.c.round_number == number)
+            .where(db.submissions.c.tournament == tournament)
+            .order_by(db.submissions.c.inserted_at)
+        ).mappings()
+        return list({r["model_id"]: dict(r) for r in rows}.values())
+
     def sync(self) -> None:
         raise NotImplementedError
 

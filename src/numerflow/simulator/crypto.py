@@ -236,13 +236,7 @@ class SimCrypto(SimEngineBase):
     def _score_crypto_round(self, r: dict[str, Any]) -> None:
         number = int(r["number"])
         with self._db.connect() as conn:
-            rows = conn.execute(
-                select(db.submissions)
-                .where(db.submissions.c.round_number == number)
-                .where(db.submissions.c.tournament == CRYPTO)
-                .order_by(db.submissions.c.inserted_at)
-            ).mappings()
-            selected = list({s["model_id"]: dict(s) for s in rows}.values())
+            selected = self._scored_submissions(conn, number, CRYPTO)
             at_risk = {s["model_id"]: self._signals_at_risk(conn, s["model_id"]) for s in selected}  # type: ignore[attr-defined]
         if not selected:
             return

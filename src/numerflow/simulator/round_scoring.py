@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sqlalchemy import insert, select, update
-from sqlalchemy.engine import Connection
 
 from numerflow.metrics.payout import PayoutRule
 from numerflow.simulator import state as db
@@ -27,23 +26,10 @@ log = logging.getLogger(__name__)
 class SimRoundScoring(SimEngineBase):
     """Scores a round at close and settles its payouts at resolution (part of the engine)."""
 
-    def _selected(self, conn: Connection, number: int) -> list[dict[str, Any]]:
-        """The last submission of each model in round ``number`` (the one Numerai scores)."""
-        rows = conn.execute(
-            select(db.submissions)
-            .where(db.submissions.c.round_number == number)
-            .where(db.submissions.c.tournament == CLASSIC)
-            .order_by(db.submissions.c.inserted_at)
-        ).mappings()
-        last: dict[str, dict[str, Any]] = {}
-        for r in rows:
-            last[r["model_id"]] = dict(r)
-        return list(last.values())
-
     def _score_round(self, r: dict[str, Any]) -> None:
         number = int(r["number"])
         with self._db.connect() as conn:
-            selected = self._selected(conn, number)
+            selected = self._scored_submissions(conn, number, CLASSIC)
         times = json.loads(r["score_times"])
         config = json.loads(r["config"])
         rows: list[dict[str, Any]] = []

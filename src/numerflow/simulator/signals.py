@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy import stats
-from sqlalchemy import delete, insert, select
+from sqlalchemy import insert, select
 from sqlalchemy.engine import Connection
 
 from numerflow.errors import NotFoundError, SubmissionError
@@ -296,23 +296,11 @@ class SimSignals(SimEngineBase):
         return report
 
     # ------------------------------------------------------------------ scores and payouts
-    def _signals_selected(self, conn: Connection, number: int) -> list[dict[str, Any]]:
-        rows = conn.execute(
-            select(db.submissions)
-            .where(db.submissions.c.round_number == number)
-            .where(db.submissions.c.tournament == SIGNALS)
-            .order_by(db.submissions.c.inserted_at)
-        ).mappings()
-        last: dict[str, dict[str, Any]] = {}
-        for r in rows:
-            last[r["model_id"]] = dict(r)
-        return list(last.values())
-
     def _score_signals_round(self, r: dict[str, Any]) -> None:
         """Score the round's Signals submissions (all scoring days) and record their stakes at risk."""
         number = int(r["number"])
         with self._db.connect() as conn:
-            selected = self._signals_selected(conn, number)
+            selected = self._scored_submissions(conn, number, SIGNALS)
         if not selected:
             return
         times = json.loads(r["score_times"]) if isinstance(r["score_times"], str) else r["score_times"]
@@ -607,14 +595,9 @@ def record_close(
             _meta_put(conn, key, value)
 
 
-def _meta_put(conn: Connection, key: str, value: Any) -> None:
-    conn.execute(delete(db.meta).where(db.meta.c.key == key))
-    conn.execute(insert(db.meta).values(key=key, value=json.dumps(value)))
-
-
-def _meta_read(conn: Connection, key: str) -> Any:
-    row = conn.execute(select(db.meta.c.value).where(db.meta.c.key == key)).first()
-    return None if row is None else json.loads(row[0])
+# the state's meta table through the engine base's one pair of helpers
+_meta_put = SimEngineBase._meta_set
+_meta_read = SimEngineBase._meta_get
 
 
 def _num(value: Any) -> float | None:
