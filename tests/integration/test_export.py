@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from tests.integration.test_modeling_cli import make_project
+from test_modeling_cli import make_project
 
 from numerflow.sandbox import run_pickle
 
