@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import logging
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -24,6 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from numerflow.data.catalog import FeatureCatalog, features_json_for
+from numerflow.data.footer import tail_footers
 from numerflow.errors import DataError
 
 if TYPE_CHECKING:
@@ -34,6 +36,10 @@ log = logging.getLogger(__name__)
 _BATCH_BYTES = 2 << 20  # feature bytes read per call: bounds the transient buffers
 _TRANSPOSE_COLS = 64
 _RELEASE_BYTES = 16 << 20  # give freed memory back to the OS before touching a block of X this big
+# pyarrow holds a file's parsed footer at ~1.8 KB per column chunk; from this size on, the last row groups
+# are read through footers of their own so that the whole one is freed before their blocks of X are touched
+_FOOTER_CHUNK_BYTES = 1800
+_FOOTER_SPLIT_BYTES = 16 << 20
 EraSelection = tuple[str | int, str | int] | Sequence[str | int] | None
 
 
@@ -99,8 +105,14 @@ class Dataset:
         return pd.concat(parts, axis=1)
 
 
-def open_parquet(path: Path, read_dictionary: list[str] | None = None) -> pq.ParquetFile:
-    """Open a parquet file; a missing, corrupt or truncated file is a one-line DataError."""
+def open_parquet(
+    path: Path, read_dictionary: list[str] | None = None, *, system_pool: bool = False
+) -> pq.ParquetFile:
+    """Open a parquet file; a missing, corrupt or truncated file is a one-line DataError.
+
+    ``system_pool``: the file decodes into glibc's allocator instead of pyarrow's default (mimalloc),
+    which keeps ~20 MB of freed batches for reuse where :func:`_release_memory` hands glibc's back.
+    """
     if not path.exists():
         raise DataError(f"{path}: file not found; run 'numerflow data download' or 'numerflow data synth'")
     if path.is_dir():
@@ -108,13 +120,30 @@ def open_parquet(path: Path, read_dictionary: list[str] | None = None) -> pq.Par
     try:
         # no pre-buffering: it holds a whole row group's column chunks in memory at once (~75 MB more
         # peak on a 200-era file) and buys nothing on a local disk
-        return pq.ParquetFile(path, read_dictionary=read_dictionary, pre_buffer=False)
+        return _parquet_file(path, system_pool, read_dictionary=read_dictionary, pre_buffer=False)
     except (pa.ArrowException, OSError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(
             f"{path}: not a readable parquet file ({first}); it may be truncated or corrupt, "
             "download or generate it again"
         ) from None
+
+
+_POOL_LOCK = threading.Lock()
+
+
+def _parquet_file(path: Path, system_pool: bool, **kwargs: object) -> pq.ParquetFile:
+    if not system_pool:
+        return pq.ParquetFile(path, **kwargs)
+    # a ParquetFile decodes into the default pool of the moment it is made: make it the system one for
+    # that moment only (the buffers remember their pool, so the switch back is safe)
+    with _POOL_LOCK:
+        previous = pa.default_memory_pool()
+        pa.set_memory_pool(pa.system_memory_pool())
+        try:
+            return pq.ParquetFile(path, **kwargs)
+        finally:
+            pa.set_memory_pool(previous)
 
 
 def id_column(pf: pq.ParquetFile) -> str | None:
@@ -325,18 +354,20 @@ def load_dataset(
     del selected
 
     # 3. preallocate, then fill; the reader gets the only reference to the file, so the parsed footer
-    #    (~25 MB for 1,560 columns x 10 row groups) is freed once the last batch is read
+    #    (~28 MB for 1,600 columns x 10 row groups, ~180 MB at Numerai's full size) is freed before the
+    #    last row groups' blocks of X are touched (they are read through footers of their own)
     X = np.empty((n, len(feat_names)), dtype=np.float32 if missing_as_nan else np.int8)
     y = np.empty((n, len(target_names)), dtype=np.float32)
     id_sink = _IdSink(n)
-    reader = [pf]
+    tail = _tail_groups(tasks, pf.metadata, len(feat_names) * X.itemsize)
+    reader = _Reader(path, pf, tail_footers(path, pf.metadata, tail) if tail else {})
     del pf, schema
     try:
         _run_tasks(reader, tasks, X, y, id_sink)
     except (pa.ArrowException, OSError) as exc:
         raise DataError(f"{path}: a row group is unreadable ({exc}); the file may be corrupt") from None
     finally:
-        reader.clear()
+        reader.close()
     if missing_as_nan and feat_names:
         _mark_missing_eras(X, era_codes, len(era_labels))
     log.info("loaded %s: %d rows x %d features, %d eras", path.name, n, len(feat_names), len(era_labels))
@@ -358,7 +389,7 @@ def _open_numerai(path: Path) -> pq.ParquetFile:
     pf = None
     for read_dictionary in (["era", "data_type"], ["era"], None):
         try:
-            pf = open_parquet(path, read_dictionary=read_dictionary)
+            pf = open_parquet(path, read_dictionary=read_dictionary, system_pool=True)
             break
         except KeyError:  # no data_type (or no era) column; a missing era is reported below
             continue
@@ -529,18 +560,55 @@ def _fixed_ascii(arr: pa.Array) -> np.ndarray | None:
     return data.reshape(-1, w)
 
 
-def _read(pf: pq.ParquetFile, task: _Task) -> pa.Table:
-    # ids and targets are a few small columns: decoding them on Arrow's thread pool only leaves memory
-    # behind in per-thread allocator caches
-    return pf.read_row_group(task.group, columns=task.columns, use_threads=not task.is_target)
+def _tail_groups(tasks: list[_Task], metadata: pq.FileMetaData, row_bytes: int) -> list[int]:
+    """The last row groups to read through footers of their own: as many as it takes for their blocks
+    of X to outweigh the whole footer (none when the footer is small)."""
+    footer = _FOOTER_CHUNK_BYTES * metadata.num_columns * metadata.num_row_groups
+    if footer < _FOOTER_SPLIT_BYTES:
+        return []
+    groups: list[int] = []
+    covered = 0
+    for task in reversed(tasks):
+        if task.is_target:
+            groups.append(task.group)
+            covered += (task.rows.stop - task.rows.start) * row_bytes
+            if covered >= footer:
+                break
+    return sorted(groups)
 
 
-def _run_tasks(
-    reader: list[pq.ParquetFile], tasks: list[_Task], X: np.ndarray, y: np.ndarray, id_sink: _IdSink
-) -> None:
+class _Reader:
+    """The open file for each task's row group: the whole file, or, for the last row groups, a file
+    opened on that row group's own footer. The whole file is let go once its last row group is read."""
+
+    def __init__(self, path: Path, pf: pq.ParquetFile, tail: dict[int, pq.FileMetaData]) -> None:
+        self.path, self.full, self.tail = path, pf, tail
+        self.tail_groups = frozenset(tail)
+        self.current: tuple[int, pq.ParquetFile] | None = None
+
+    def read(self, task: _Task) -> pa.Table:
+        # ids and targets are a few small columns: decoding them on Arrow's thread pool only leaves
+        # memory behind in per-thread allocator caches
+        use_threads = not task.is_target
+        if task.group not in self.tail_groups:
+            assert self.full is not None, "row groups are read in order"
+            return self.full.read_row_group(task.group, columns=task.columns, use_threads=use_threads)
+        if self.current is None or self.current[0] != task.group:
+            self.full = None  # every row group before this one is read: free the whole footer
+            meta = self.tail.pop(task.group)
+            self.current = (task.group, _parquet_file(self.path, True, metadata=meta, pre_buffer=False))
+        return self.current[1].read_row_group(0, columns=task.columns, use_threads=use_threads)
+
+    def close(self) -> None:
+        self.full, self.current = None, None
+        self.tail.clear()
+
+
+def _run_tasks(reader: _Reader, tasks: list[_Task], X: np.ndarray, y: np.ndarray, id_sink: _IdSink) -> None:
     """Read column batches of row groups, prefetching the next batch while copying the current one.
 
-    ``reader`` holds the only reference to the file; it is emptied as soon as the last batch is read.
+    ``reader`` holds the only references to the file and its footers; it is closed as soon as the last
+    batch is read.
     """
     if not tasks:
         return
@@ -548,13 +616,13 @@ def _run_tasks(
     # cache-friendly, unlike writing single strided columns
     buf = np.empty((_TRANSPOSE_COLS, max(t.rows.stop - t.rows.start for t in tasks)), dtype=np.int8)
     with ThreadPoolExecutor(max_workers=1) as pool:
-        future = pool.submit(_read, reader[0], tasks[0])
+        future = pool.submit(reader.read, tasks[0])
         for i, task in enumerate(tasks):
             table = future.result()
             if i + 1 < len(tasks):
-                future = pool.submit(_read, reader[0], tasks[i + 1])
+                future = pool.submit(reader.read, tasks[i + 1])
             else:  # all read: free the parsed footer
-                reader.clear()
+                reader.close()
                 _release_memory()
             if task.is_target:  # a new row group: its block of X is about to be touched
                 if (task.rows.stop - task.rows.start) * X.shape[1] * X.itemsize >= _RELEASE_BYTES:
