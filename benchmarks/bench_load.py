@@ -4,6 +4,14 @@ Each measurement runs in its own fresh Python process, so its peak RSS (ru_maxrs
 
     .venv/bin/python benchmarks/bench_load.py                 # 200 eras x 5,000 rows, medium = 780 features
     .venv/bin/python benchmarks/bench_load.py --data DIR      # reuse a dataset made earlier
+    .venv/bin/python benchmarks/bench_load.py --features 3555  # Numerai's width: medium = 780 features
+    .venv/bin/python benchmarks/bench_load.py --data DIR --set all --repeats 1   # full size: see below
+    .venv/bin/python benchmarks/bench_load.py --baseline-src /path/to/other/checkout/src
+
+``--set all`` loads every feature. pandas is left out, with its estimate printed, when it would not fit in
+the available memory (its DataFrame plus Arrow's table of the same columns: ~2x the int8 matrix, 3x with
+the int8 copy a model needs). ``--baseline-src`` also runs the loader of another checkout (e.g. main before
+a change) in the same run.
 
 Prints a Markdown table and the command that produced it.
 """
@@ -22,17 +30,17 @@ from pathlib import Path
 CHILD = r"""
 import json, sys, time
 import psutil
-mode, path, cols_file = sys.argv[1], sys.argv[2], sys.argv[3]
+mode, path, cols_file, feature_set = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 import numpy as np
-if mode == "numerflow":
+if mode in ("numerflow", "baseline"):
     from numerflow.data.load import load_dataset
 else:
     import pandas as pd
 cols = json.load(open(cols_file))
 base = psutil.Process().memory_info().rss
 t0, c0 = time.perf_counter(), time.process_time()
-if mode == "numerflow":
-    ds = load_dataset(path, features="medium", targets=["target"])
+if mode in ("numerflow", "baseline"):
+    ds = load_dataset(path, features=feature_set, targets=["target"])
     shape, nbytes = ds.X.shape, ds.X.nbytes
 elif mode == "pandas":
     df = pd.read_parquet(path, columns=["era", *cols, "target"])
@@ -48,18 +56,24 @@ print(json.dumps({"secs": secs, "cpu": cpu, "peak": peak, "base": base, "shape":
 """
 
 MODES = {
-    "numerflow": 'numerflow `load_dataset(features="medium")` → int8 matrix',
-    "pandas": "peer: `pandas.read_parquet(columns=era+medium+target)` → DataFrame",
-    "pandas+numpy": "pandas, then `df[medium].to_numpy(int8)` (the matrix a model needs)",
+    "numerflow": 'numerflow `load_dataset(features="{set}")` → int8 matrix',
+    "baseline": "the same, loader of `{baseline}`",
+    "pandas": "peer: `pandas.read_parquet(columns=era+{set}+target)` → DataFrame",
+    "pandas+numpy": "pandas, then `df[{set}].to_numpy(int8)` (the matrix a model needs)",
 }
+PANDAS_COPIES = {"pandas": 2, "pandas+numpy": 3}  # int8 matrices alive at pandas' peak (Arrow + DataFrame)
 
 
-def _run(mode: str, path: Path, cols_file: Path) -> dict:
+def _run(mode: str, path: Path, cols_file: Path, feature_set: str, src: Path | None = None) -> dict:
+    env = dict(os.environ)
+    if src is not None:
+        env["PYTHONPATH"] = str(src)
     out = subprocess.run(
-        [sys.executable, "-c", CHILD, mode, str(path), str(cols_file)],
+        [sys.executable, "-c", CHILD, mode, str(path), str(cols_file), feature_set],
         check=True,
         capture_output=True,
         text=True,
+        env=env,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -71,6 +85,9 @@ def main() -> None:
     parser.add_argument("--rows-per-era", type=int, default=5000)
     parser.add_argument("--features", type=int, default=1560, help="features in the file (medium = half)")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--set", default="medium", help="feature set to load (medium, all, ...)")
+    parser.add_argument("--baseline-src", type=Path, help="src/ of another checkout to run beside this one")
+    parser.add_argument("--no-pandas", action="store_true", help="leave pandas out")
     args = parser.parse_args()
 
     from numerflow.data.catalog import FeatureCatalog
@@ -90,39 +107,67 @@ def main() -> None:
             live_rows=100,
         )
         print(f"generated {args.data} in {time.perf_counter() - t0:.0f}s", file=sys.stderr)
-    medium = FeatureCatalog.beside(train).features("medium")
-    cols_file = args.data / "medium.json"
-    cols_file.write_text(json.dumps(medium))
+    import pyarrow.parquet as pq
 
-    results: dict[str, list[dict]] = {m: [] for m in MODES}
+    from numerflow.modeling.memory import available_memory
+
+    cols = FeatureCatalog.beside(train).features(args.set)
+    cols_file = args.data / f"{args.set}.json"
+    cols_file.write_text(json.dumps(cols))
+    n_rows = pq.ParquetFile(train).metadata.num_rows
+    modes = ["numerflow"] + (["baseline"] if args.baseline_src else [])
+    left_out = []
+    for mode, copies in PANDAS_COPIES.items():
+        need = copies * n_rows * len(cols)
+        if args.no_pandas:
+            left_out.append(f"{mode}: --no-pandas")
+        elif need > 0.8 * available_memory():
+            left_out.append(
+                f"{mode}: not run, it would need ~{need / 2**30:.1f} GiB ({copies}x the int8 matrix) of "
+                f"{available_memory() / 2**30:.1f} GiB available"
+            )
+        else:
+            modes.append(mode)
+
+    results: dict[str, list[dict]] = {m: [] for m in modes}
     for _ in range(args.repeats):
-        for mode in MODES:  # interleaved, so a busy moment on the shared machine hits all alike
-            results[mode].append(_run(mode, train, cols_file))
+        for mode in modes:  # interleaved, so a busy moment on the shared machine hits all alike
+            src = args.baseline_src if mode == "baseline" else None
+            results[mode].append(_run(mode, train, cols_file, args.set, src))
 
     ref = results["numerflow"][0]
     n, f = ref["shape"]
     matrix = n * f
     size_mb = train.stat().st_size / 2**20
-    print(f"\nfile: {train} ({size_mb:.0f} MiB), {args.eras} eras x {args.rows_per_era} rows; "
-          f"medium set = {f} features; int8 matrix = {matrix / 2**20:.0f} MiB\n")  # fmt: skip
+    groups = pq.ParquetFile(train).metadata.num_row_groups
+    print(f"\nfile: {train} ({size_mb:,.0f} MiB, {groups} row groups), {n:,} rows; "
+          f"{args.set} set = {f:,} features; int8 matrix = {matrix / 2**20:,.0f} MiB\n")  # fmt: skip
     print(f"| loader | wall s (median of {args.repeats}) | CPU s | peak RSS MiB | peak RSS / int8 matrix "
           "| (peak − RSS before load) / matrix |")  # fmt: skip
     print("|---|---:|---:|---:|---:|---:|")
-    for mode, label in MODES.items():
+    for mode in modes:
+        label = MODES[mode].format(set=args.set, baseline=args.baseline_src)
         runs = results[mode]
         wall = statistics.median(r["secs"] for r in runs)
         peak = max(r["peak"] for r in runs)
         grown = max(r["peak"] - r["base"] for r in runs)
         cpu = statistics.median(r["cpu"] for r in runs)
         ratios = f"{peak / matrix:.2f}× | {grown / matrix:.2f}×"
-        print(f"| {label} | {wall:.2f} | {cpu:.2f} | {peak / 2**20:.0f} | {ratios} |")
-    ours = statistics.median(r["secs"] for r in results["numerflow"])
-    peer = statistics.median(r["secs"] for r in results["pandas"])
+        print(f"| {label} | {wall:.2f} | {cpu:.2f} | {peak / 2**20:,.0f} | {ratios} |")
+    for line in left_out:
+        print(f"\n{line}")
     import pyarrow as pa
 
     pool = pa.default_memory_pool().backend_name
     load = f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; Arrow memory pool {pool}"
-    print(f"\nnumerflow / pandas wall time: {ours / peer:.2f}; {load}")
+    ours = statistics.median(r["secs"] for r in results["numerflow"])
+    our_cpu = statistics.median(r["cpu"] for r in results["numerflow"])
+    if "pandas" in results:
+        peer = statistics.median(r["secs"] for r in results["pandas"])
+        peer_cpu = statistics.median(r["cpu"] for r in results["pandas"])
+        print(f"\nnumerflow / pandas: wall time {ours / peer:.2f}, CPU {our_cpu / peer_cpu:.2f}; {load}")
+    else:
+        print(f"\n{load}")
     cmd = " ".join(["benchmarks/bench_load.py", *sys.argv[1:]])
     print(f"\ncommand: `.venv/bin/python {cmd}`")
 
