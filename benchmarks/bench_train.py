@@ -49,36 +49,47 @@ def ensure_data(workdir: Path, eras: int, rows: int, features: int) -> Path:
     return folder
 
 
-def write_config(workdir: Path, trees: int, threads: int = 1) -> Path:
-    config = workdir / "bench_train.toml"
-    config.write_text(
-        f"""[paths]
+def write_config(
+    workdir: Path,
+    trees: int,
+    threads: int = 1,
+    *,
+    name: str = "example",
+    features: str = "medium",
+    era_stride: int = 4,
+    ridge: bool = True,
+) -> Path:
+    """A config with the example model ``name`` (and the ridge baseline); data, artifacts in ``workdir``."""
+    config = workdir / ("bench_train.toml" if name == "example" else f"{name}.toml")
+    text = f"""[paths]
 data_dir = "{workdir / "data"}"
 artifacts_dir = "{workdir / "artifacts"}"
 
 [database]
 url = "sqlite:///{workdir / "bench.db"}"
 
-[models.example]
+[models.{name}]
 algorithm = "lightgbm"
-features = "medium"
+features = "{features}"
 targets = ["target"]
-era_stride = 4
+era_stride = {era_stride}
 params.n_estimators = {trees}
 params.learning_rate = 0.01
 params.max_depth = 5
 params.num_leaves = 31
 params.colsample_bytree = 0.1
 params.n_jobs = {threads}
-
+"""
+    if ridge:
+        text += f"""
 [models.ridge]
 algorithm = "ridge"
 params = {{ alpha = 100000.0 }}
-features = "medium"
+features = "{features}"
 targets = ["target"]
-era_stride = 4
+era_stride = {era_stride}
 """
-    )
+    config.write_text(text)
     return config
 
 

@@ -73,29 +73,9 @@ def measured(argv: list[str], env: dict | None = None) -> dict:
 
 
 def write_config(workdir: Path, name: str, trees: int, stride: int, threads: int) -> Path:
-    config = workdir / f"{name}.toml"
-    config.write_text(
-        f"""[paths]
-data_dir = "{workdir / "data"}"
-artifacts_dir = "{workdir / "artifacts"}"
+    from bench_train import write_config as example_config  # the example model of bench_train.py
 
-[database]
-url = "sqlite:///{workdir / "bench.db"}"
-
-[models.{name}]
-algorithm = "lightgbm"
-features = "all"
-targets = ["target"]
-era_stride = {stride}
-params.n_estimators = {trees}
-params.learning_rate = 0.01
-params.max_depth = 5
-params.num_leaves = 31
-params.colsample_bytree = 0.1
-params.n_jobs = {threads}
-"""
-    )
-    return config
+    return example_config(workdir, trees, threads, name=name, features="all", era_stride=stride, ridge=False)
 
 
 def main() -> None:

@@ -132,3 +132,20 @@ def test_reads_are_bounded_column_batches(groups_dir: Path, monkeypatch: pytest.
     assert all(c * r <= 300 * 10 or c <= 8 for c, r in sizes)  # 8 columns at the least
     assert max(c for c, r in sizes if r == 300) == 10
     assert sum(c * r for c, r in sizes) == ds.X.size
+
+
+def test_serial_and_parallel_reads_give_the_same_dataset(
+    groups_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Arrow's thread pool of one thread, one-column batches, against the defaults (several decoding
+    threads, batches of many columns): byte-identical datasets."""
+    path = groups_dir / "train.parquet"
+    parallel = load_dataset(path, targets=None, era_stride=2)
+    threads = pa.cpu_count()
+    monkeypatch.setattr(load_module, "_BATCH_BYTES", 1)  # the smallest batch: 8 columns
+    pa.set_cpu_count(1)
+    try:
+        serial = load_dataset(path, targets=None, era_stride=2)
+    finally:
+        pa.set_cpu_count(threads)
+    _same(parallel, serial)
