@@ -2,8 +2,9 @@
 against a bare ``lightgbm.train`` on the same int8 data, in the same run.
 
 Data: a folder in Numerai's layout whose ``train.parquet`` has the full shape (eras 0001-0574, ~2.75 M
-rows, 3,555 features; e.g. ``numerflow data synth --preset numerai-full``, or the train part of it). It is
-used through ``<workdir>/data/v5.3`` (a link to ``--data``).
+rows, 3,555 features; ``numerflow data synth --preset numerai-full``, or only its train part, which this
+script generates into ``--data`` when there is no train.parquet yet). It is used through
+``<workdir>/data/v5.3`` (a link to ``--data``).
 
 Measured, each in its own child process (wall, CPU seconds of the process and its children, peak RSS):
 
@@ -78,9 +79,29 @@ def write_config(workdir: Path, name: str, trees: int, stride: int, threads: int
     return example_config(workdir, trees, threads, name=name, features="all", era_stride=stride, ridge=False)
 
 
+def generate_full_train(folder: Path) -> None:
+    """The train part of the numerai-full preset (eras 0001-0574, its rows per era, 3,555 features, 19 sets,
+    41 targets) and one validation era, so that ``train`` has something to score (~3.6 GiB; ~20 min here)."""
+    from numerflow.data.synthetic import generate_dataset, preset_plan
+
+    _, plan, live = preset_plan("numerai-full")
+    t0, c0 = time.perf_counter(), time.process_time()
+    generate_dataset(
+        folder, n_eras=575, era_rows=plan[:575], n_features=3555, n_validation_eras=1, n_test_eras=0,
+        live_rows=live, workers=2,
+    )  # fmt: skip
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    print(f"generated {folder} in {wall:.0f} s wall, {cpu:.0f} CPU s", file=sys.stderr)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--data", type=Path, required=True, help="folder with the full-shape train.parquet")
+    ap.add_argument(
+        "--data",
+        type=Path,
+        required=True,
+        help="folder with the full-shape train.parquet (generated there first when missing)",
+    )
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/numerflow-bench-train-full"))
     ap.add_argument("--trees", type=int, default=2000)
     ap.add_argument("--era-stride", type=int, default=4)
@@ -88,6 +109,8 @@ def main() -> None:
     ap.add_argument("--skip-peer", action="store_true")
     args = ap.parse_args()
 
+    if not (args.data / "train.parquet").is_file():
+        generate_full_train(args.data)
     args.workdir.mkdir(parents=True, exist_ok=True)
     link = args.workdir / "data" / "v5.3"
     link.parent.mkdir(exist_ok=True)
