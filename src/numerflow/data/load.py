@@ -110,8 +110,9 @@ def open_parquet(
 ) -> pq.ParquetFile:
     """Open a parquet file; a missing, corrupt or truncated file is a one-line DataError.
 
-    ``system_pool``: the file decodes into glibc's allocator instead of pyarrow's default (mimalloc),
-    which keeps ~20 MB of freed batches for reuse where :func:`_release_memory` hands glibc's back.
+    ``system_pool``: the file decodes into jemalloc (glibc's malloc where pyarrow has no jemalloc) instead
+    of pyarrow's default, mimalloc, which keeps ~20 MB of freed batches where :func:`_release_memory`
+    gets those of jemalloc and glibc back to the OS.
     """
     if not path.exists():
         raise DataError(f"{path}: file not found; run 'numerflow data download' or 'numerflow data synth'")
@@ -135,15 +136,23 @@ _POOL_LOCK = threading.Lock()
 def _parquet_file(path: Path, system_pool: bool, **kwargs: object) -> pq.ParquetFile:
     if not system_pool:
         return pq.ParquetFile(path, **kwargs)
-    # a ParquetFile decodes into the default pool of the moment it is made: make it the system one for
-    # that moment only (the buffers remember their pool, so the switch back is safe)
+    # a ParquetFile decodes into the default pool of the moment it is made: make it ours for that moment
+    # only (the buffers remember their pool, so the switch back is safe)
     with _POOL_LOCK:
         previous = pa.default_memory_pool()
-        pa.set_memory_pool(pa.system_memory_pool())
+        pa.set_memory_pool(_decode_pool())
         try:
             return pq.ParquetFile(path, **kwargs)
         finally:
             pa.set_memory_pool(previous)
+
+
+@functools.cache
+def _decode_pool() -> pa.MemoryPool:
+    try:
+        return pa.jemalloc_memory_pool()
+    except NotImplementedError:  # a pyarrow built without jemalloc
+        return pa.system_memory_pool()
 
 
 def id_column(pf: pq.ParquetFile) -> str | None:
@@ -654,6 +663,7 @@ def _release_memory() -> None:
     (decoder threads' malloc arenas) that glibc keeps until trimmed. Called before each block of X is
     first touched, so the peak holds the matrix and not the leftovers of the blocks before it."""
     pa.default_memory_pool().release_unused()
+    _decode_pool().release_unused()
     trim = _malloc_trim()
     if trim is not None:
         trim(0)
