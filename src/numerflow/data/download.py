@@ -175,7 +175,8 @@ def download_files(
     """
     data_dir = Path(data_dir)
     listing = source.list_datasets(round_num)
-    offered = {n.partition("/")[2]: n for n in listing if n.startswith(f"{version}/")}
+    # a version may have a folder of its own (Signals' "signals/v2.1", Crypto's "crypto/v2.0")
+    offered = {n.removeprefix(f"{version}/"): n for n in listing if n.startswith(f"{version}/")}
     if not offered:
         versions = ", ".join(sorted({n.partition("/")[0] for n in listing if "/" in n}, reverse=True))
         raise DataError(
