@@ -7,6 +7,10 @@ CORJ60 ...). :data:`SCORE_NAMES` maps each known name (lower case) to its kind:
 ``cort20``, ``tc``, ``cwmm`` ...). A name is matched exactly, never by substring: ``corr60`` or
 ``cwmm`` is not CORR, and a name not in the table keeps its own name (:func:`score_kind`).
 
+Signals and Crypto have names of their own: ``alpha`` and ``mpc`` (``meta_portfolio_contribution``),
+CORRv4 (a ``corr``) and FNCv4 (``v4_feature_neutral_correlation``, an ``fnc``); :data:`TOURNAMENT_KINDS`
+says which kinds each tournament's rows show.
+
 Within a kind, the names come in order of preference (the canonical score first): where one round
 reports two names of the same kind on the same day, :func:`preference` says which one to show.
 """
@@ -15,10 +19,10 @@ from __future__ import annotations
 
 #: kind -> Numerai's names for it, preferred first (all lower case)
 KINDS: dict[str, tuple[str, ...]] = {
-    "corr": ("canon_corr", "v2_corr20", "corr20v2", "corr20", "corr"),
+    "corr": ("canon_corr", "v2_corr20", "corr20v2", "corr20", "corr", "corrv4", "corr_v4"),
     "mmc": ("canon_mmc", "mmc", "mmc20", "v2_mmc20"),
     "bmc": ("canon_bmc", "bmc", "bmc20"),
-    "fnc": ("canon_fnc", "fnc_v3", "fncv3", "fnc", "fnc_v4", "fncv4"),
+    "fnc": ("canon_fnc", "fnc_v3", "fncv3", "fnc", "fnc_v4", "fncv4", "v4_feature_neutral_correlation"),
     "corr60": ("canon_corr60", "corr60", "v2_corr60"),
     "corj60": ("corj60",),  # CORR on jerome_60
     "cort20": ("cort20",),  # CORR on teager_20
@@ -29,12 +33,22 @@ KINDS: dict[str, tuple[str, ...]] = {
     "ic": ("ic", "icv2"),
     "ric": ("ric",),
     "alpha": ("alpha",),
-    "mpc": ("mpc",),
+    "mpc": ("mpc", "meta_portfolio_contribution"),
 }
 #: Numerai's score name (lower case) -> its kind
 SCORE_NAMES: dict[str, str] = {name: kind for kind, names in KINDS.items() for name in names}
 #: The kinds a round's performance row shows (CORR, MMC, BMC, FNC).
 MAIN_KINDS = ("corr", "mmc", "bmc", "fnc")
+#: Per tournament, the kinds its performance rows show, payout scores first: Classic (8) CORR/MMC/BMC/FNC;
+#: Signals (11) Alpha and MPC (paid since 2025-09), CORR (CORRv4) informational; Crypto (12) MMC (paid),
+#: CORR informational.
+TOURNAMENT_KINDS: dict[int, tuple[str, ...]] = {
+    8: MAIN_KINDS,
+    11: ("alpha", "mpc", "corr"),
+    12: ("mmc", "corr"),
+}
+#: Every kind a performance row of any tournament shows.
+SHOWN_KINDS: tuple[str, ...] = tuple(dict.fromkeys(k for kinds in TOURNAMENT_KINDS.values() for k in kinds))
 
 
 def score_kind(name: str) -> str:

@@ -578,8 +578,8 @@ def _submit_one(
         model_id = slots.get(slot)
         if model_id is None:
             known = ", ".join(sorted(slots)) or "none"
-            what = TOURNAMENT_NAMES.get(tournament, str(tournament))
-            raise NumerflowError(f"the Numerai account has no {what} model slot {slot!r} (known: {known})")
+            where = "" if tournament == TOURNAMENT_CLASSIC else f" in {TOURNAMENT_NAMES.get(tournament)}"
+            raise NumerflowError(f"the Numerai account has no model slot {slot!r}{where} (known: {known})")
         common["numerai_model_id"] = model_id
         now = claim.clock()
         other = take_slot(engine, tournament, number, slot, claim.holder, claim.stale_s, now)

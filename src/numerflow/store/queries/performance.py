@@ -173,3 +173,18 @@ def payout_rows(
     if min_round is not None:
         stmt = stmt.where(Payout.round_number >= min_round)
     return {(m, r): (a, p, st) for m, r, a, p, st in session.execute(stmt)}
+
+
+def slot_tournaments(
+    session: Session, *, slot: str | None = None, tournament: int | None = None
+) -> dict[str, int]:
+    """slot → the tournament its scores (else payouts) are stored under (the highest id if several)."""
+    out: dict[str, int] = {}
+    for table in (Payout, Score):
+        stmt = select(table.numerai_model, func.max(table.tournament)).group_by(table.numerai_model)
+        if slot is not None:
+            stmt = stmt.where(table.numerai_model == slot)
+        if tournament is not None:
+            stmt = stmt.where(table.tournament == tournament)
+        out.update({m: int(t) for m, t in session.execute(stmt)})
+    return out
