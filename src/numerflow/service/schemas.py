@@ -344,10 +344,13 @@ class RoundDetail(RoundOut):
 
 class PerformanceRow(BaseModel):
     round: int
+    tournament: int = Field(description="8 Classic, 11 Signals, 12 Crypto")
     corr: float | None
     mmc: float | None
     bmc: float | None
     fnc: float | None
+    alpha: float | None = Field(description="Signals: Alpha (paid x0.3)")
+    mpc: float | None = Field(description="Signals: meta-portfolio contribution (paid x0.8)")
     day: int
     resolved: bool
     cum_corr: float
