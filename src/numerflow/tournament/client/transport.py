@@ -189,6 +189,8 @@ class Transport:
                 raise _Transient(f"no answer within {timeout_s:g}s", sent=True) from None
             except requests.exceptions.ConnectionError as exc:
                 raise _Transient(_connection_message(exc), sent=True) from None
+            except requests.exceptions.RequestException as exc:  # e.g. the answer cut short
+                raise _Transient(f"request failed: {type(exc).__name__}", sent=True) from None
             if resp.status_code >= 500 or resp.status_code == 429:
                 raise _Transient(f"HTTP {resp.status_code}", sent=True)
             if resp.status_code >= 400:
