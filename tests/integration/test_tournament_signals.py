@@ -272,21 +272,35 @@ def test_perf_sync_stores_signals_and_crypto_scores_under_their_own_names(world:
     assert cell.scores[0][1] == pytest.approx(sig.alpha)
 
 
-def test_dashboard_api_shows_signals_scores(world: World) -> None:
-    from service_support import start_service, stop_service
+def test_dashboard_api_and_pages_show_signals_scores(world: World) -> None:
+    from service_support import PASSWORD, start_service, stop_service
 
     from numerflow.tournament.performance import sync_performance
 
     number = world.run().round_number
     world.sim.engine.advance(days=40)
     sync_performance(world.settings, world.engine())
-    svc = start_service(world.settings, background=False)
+    svc = start_service(world.settings, background=False, users=True)
     try:
-        resp = svc.client.get("/api/performance/sig_mom", headers=svc.auth("read"))
+        read = svc.auth("read")
+        resp = svc.client.get("/api/performance/sig_mom", headers=read)
         assert resp.status_code == 200, resp.text
         (row,) = [r for r in resp.json() if r["round"] == number]
         assert row["tournament"] == 11 and row["alpha"] is not None and row["bmc"] is None
-        crypto = svc.client.get("/api/performance/cry_mom", headers=svc.auth("read")).json()
+        crypto = svc.client.get("/api/performance/cry_mom", headers=read).json()
         assert {r["tournament"] for r in crypto} == {12} and any(r["mmc"] is not None for r in crypto)
+        doc = svc.client.get("/api/overview", headers=read).json()
+        overview = {m["numerai_model"]: m for m in doc["models"]}
+        assert overview["sig_mom"]["tournament"] == 11 and overview["sig_mom"]["alpha"] is not None
+        assert overview["cry_mom"]["tournament"] == 12 and overview["cry_mom"]["mmc"] is not None
+
+        login = svc.client.post("/api/auth/login", json={"username": "user_read", "password": PASSWORD})
+        assert login.status_code == 200, login.text
+        rounds_page = svc.client.get("/rounds")
+        assert rounds_page.status_code == 200
+        assert "sig_mom (signals)" in rounds_page.text and "cry_mom (crypto)" in rounds_page.text
+        assert "ALPHA" in rounds_page.text and "MPC" in rounds_page.text
+        home = svc.client.get("/")
+        assert home.status_code == 200 and '<span class="tag">signals</span>' in home.text
     finally:
         stop_service(svc)

@@ -202,11 +202,16 @@ class OverviewModel(BaseModel):
     corr: float | None
     mmc: float | None
     bmc: float | None
+    tournament: int = Field(8, description="8 Classic, 11 Signals, 12 Crypto")
+    alpha: float | None = Field(None, description="Signals: Alpha")
+    mpc: float | None = Field(None, description="Signals: MPC")
     payout_round: int | None
     payout_nmr: float | None
     payout_status: str
     stake_nmr: float | None
-    cumulative_corr: list[float]
+    cumulative_corr: list[float] = Field(
+        description="cumulative CORR per round (Signals: Alpha, Crypto: MMC, their first score)"
+    )
 
 
 class OverviewOut(BaseModel):

@@ -9,6 +9,10 @@ Ours, stricter (the server might take the file, but it is almost surely a bug):
 
 The first problem found raises :class:`~numerflow.errors.SubmissionError` with one line saying what is
 wrong and where (file, line, id, value) and what to do.
+
+Signals and Crypto (:func:`validate_signals`) are checked by numerai-tools' own
+``validate_submission_signals`` / ``validate_submission_crypto``, the rules Numerai's server applies, with
+their messages; tickers outside the round's universe are reported, not refused (Numerai drops them).
 """
 
 from __future__ import annotations
