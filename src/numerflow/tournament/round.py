@@ -438,6 +438,10 @@ def _pending(
     return pending
 
 
+def _record_live(engine: Engine, tournament: int, number: int, path: Path, rows: int) -> None:
+    _round_row(engine, tournament, number, live_path=str(path), live_sha256=sha256_file(path), live_rows=rows)
+
+
 def _run_leg(
     engine: Engine,
     leg: _Leg,
@@ -487,14 +491,7 @@ def _run_classic(
     if live_path is None:
         live_path = fetch_live(settings, engine, client, number)
     dataset = load_live(live_path)
-    _round_row(
-        engine,
-        tournament,
-        number,
-        live_path=str(live_path),
-        live_sha256=sha256_file(live_path),
-        live_rows=len(dataset.ids),
-    )
+    _record_live(engine, tournament, number, live_path, len(dataset.ids))
     predict_fn = predict or model_predictor(settings, engine)
     out_dir = settings.data_dir / "submissions" / str(number)
 
@@ -537,14 +534,7 @@ def _run_signals(
         return
     universe_path, live_path = fetch_signals_live(settings, engine, client, number)
     universe = load_universe(universe_path)
-    _round_row(
-        engine,
-        tournament,
-        number,
-        live_path=str(live_path),
-        live_sha256=sha256_file(live_path),
-        live_rows=len(universe),
-    )
+    _record_live(engine, tournament, number, live_path, len(universe))
     predict_fn = predict or default_signals_predictor()
     id_col = SIGNALS_ID_COLUMN[tournament]
     out_dir = settings.data_dir / "submissions" / name / str(number)
