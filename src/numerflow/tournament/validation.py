@@ -251,7 +251,7 @@ def read_signals(path: Path | str) -> pd.DataFrame:
             io.StringIO(text),
             dtype=dict.fromkeys(ids, str),
             keep_default_na=False,
-            na_values={"signal": blanks, "prediction": blanks},
+            na_values={"signal": blanks, "prediction": blanks} | {c: [""] for c in ids},  # empty id: NaN
         )
     except SubmissionError:
         raise
