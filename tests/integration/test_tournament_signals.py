@@ -230,6 +230,29 @@ def test_a_server_that_stays_down_fails_the_model_cleanly(world: World) -> None:
     assert _statuses(world.run(signals_deployments={11: SIGNALS[11]}))[1] == (11, "sig_rev", "confirmed")
 
 
+def test_a_tournament_whose_live_file_cannot_be_had_fails_its_models_only(world: World) -> None:
+    world.sim.engine.fault_script.push("live.parquet", ["503"] * 4)  # every attempt of Signals' download
+    report = world.run()
+    assert _statuses(report) == [
+        (11, "sig_mom", "failed"),
+        (11, "sig_rev", "failed"),
+        (12, "cry_mom", "confirmed"),
+    ]
+    assert all("signals round: " in o.error and "live.parquet" in o.error for o in report.failed)
+    assert world.sim_submissions(11) == []
+    assert _statuses(world.run())[:2] == [(11, "sig_mom", "confirmed"), (11, "sig_rev", "confirmed")]
+
+
+def test_without_a_signals_predictor_the_models_fail_at_predict(world: World) -> None:
+    report = world.run(predict=None)
+    if all(o.ok for o in report.outcomes):  # numerflow.modeling.signals_models has arrived: it predicted
+        return
+    assert {o.status for o in report.outcomes} == {"failed"}
+    missing = "predict: this numerflow has no Signals predictor"
+    assert all(o.error.startswith(missing) for o in report.outcomes)
+    assert world.sim_submissions(11) == [] and world.sim_submissions(12) == []
+
+
 def test_perf_sync_stores_signals_and_crypto_scores_under_their_own_names(world: World, cli: Any) -> None:
     from numerflow.service.dashboard.views import rounds_grid, slot_labels
     from numerflow.store import session_scope

@@ -406,9 +406,11 @@ def run_round(
                     settings, engine, client, info, deployments, predict, live_path, report, claim, tell
                 )
         for tournament, deps in others.items():
-            _run_signals(
-                settings, engine, client.for_tournament(tournament), deps, predict_signals, report, claim
-            )
+            try:
+                leg_client = client.for_tournament(tournament)
+                _run_signals(settings, engine, leg_client, deps, predict_signals, report, claim)
+            except NumerflowError as exc:  # the leg could not start (round, live files): its models failed
+                _leg_failed(report, tournament, deps, exc)
     tell(1.0, f"round {report.round_number}: {len(report.failed)} failed")
     if classic_worked and settings.portfolio.drawdown_rule_enabled:  # the stake plan's drawdown rule
         from numerflow.tournament.stake_plan import apply_drawdown_rule  # (docs/portfolio.md)
@@ -436,6 +438,18 @@ def _pending(
         else:
             pending.append(dep)
     return pending
+
+
+def _leg_failed(report: RoundReport, tournament: int, deps: list[Deployment], exc: NumerflowError) -> None:
+    name = TOURNAMENT_NAMES.get(tournament, str(tournament))
+    log.warning("%s: %s", name, exc)
+    seen = {o.numerai_model for o in report.outcomes if o.tournament == tournament}
+    for dep in deps:
+        if dep.numerai_model not in seen:
+            ref = f"{dep.model_name}@{dep.version}"
+            error = f"{name} round: {exc}"
+            outcome = ModelOutcome(dep.numerai_model, ref, "failed", error=error, tournament=tournament)
+            report.outcomes.append(outcome)
 
 
 def _record_live(engine: Engine, tournament: int, number: int, path: Path, rows: int) -> None:
@@ -535,14 +549,12 @@ def _run_signals(
     universe_path, live_path = fetch_signals_live(settings, engine, client, number)
     universe = load_universe(universe_path)
     _record_live(engine, tournament, number, live_path, len(universe))
-    predict_fn = predict or default_signals_predictor()
     id_col = SIGNALS_ID_COLUMN[tournament]
     out_dir = settings.data_dir / "submissions" / name / str(number)
 
     def make_file(dep: Deployment) -> Path:
-        return write_signals(
-            out_dir / f"{dep.numerai_model}.csv", predict_fn(settings, dep, live_path), id_col
-        )
+        frame = (predict or default_signals_predictor())(settings, dep, live_path)
+        return write_signals(out_dir / f"{dep.numerai_model}.csv", frame, id_col)
 
     def check(path: Path) -> tuple[int, str]:
         result = validate_signals(path, universe, tournament)
