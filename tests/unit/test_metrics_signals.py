@@ -96,3 +96,25 @@ def test_churn_and_turnover_match_numerai_tools() -> None:
         ),
     )
     np.testing.assert_allclose(ours, theirs, atol=1e-10, rtol=0)
+
+
+def test_spearman_per_era_matches_scipy_with_ties_and_nan() -> None:
+    """ICv2 and RIC are Spearman correlations per date: average ranks, NaN rows dropped per pair."""
+    from scipy import stats
+
+    from numerflow.metrics.corr import spearman_per_era
+
+    rng = np.random.default_rng(7)
+    n = 300
+    era = np.repeat([0, 1, 2], n // 3)
+    preds = rng.random((n, 2))
+    preds[5, 0] = np.nan
+    target = rng.choice([0.0, 0.25, 0.5, 0.75, 1.0], n)  # 5 bins: heavy ties, as Signals' targets
+    target[200] = np.nan
+    got = spearman_per_era(preds, target, era)
+    assert got.shape == (3, 2)
+    for e in range(3):
+        for j in range(2):
+            rows = (era == e) & ~np.isnan(preds[:, j]) & ~np.isnan(target)
+            expected = stats.spearmanr(preds[rows, j], target[rows]).statistic
+            assert got[e, j] == pytest.approx(expected, abs=1e-12)

@@ -26,7 +26,8 @@ KINDS: dict[str, tuple[str, ...]] = {
     "cwmm": ("cwmm",),
     "mcwnm": ("mcwnm",),
     "apcwnm": ("apcwnm",),
-    "ic": ("ic", "icv2"),
+    "corr_v4": ("corr_v4", "corrv4"),  # Signals' informational CORR on its 20-day main target
+    "ic": ("ic_v2", "icv2", "ic"),
     "ric": ("ric",),
     "alpha": ("alpha",),
     "mpc": ("mpc",),
