@@ -103,3 +103,12 @@ def gets(sim: RunningSimulator, name: str) -> list[dict[str, Any]]:
         for r in sim_admin(sim, "requests")
         if r["method"] == "GET" and r.get("file") == name and r.get("range") != "bytes=0-0"
     ]
+
+
+def file_server(state_dir: Path, data_dir: Path, **options: Any) -> RunningSimulator:
+    """A simulator for download tests: the session's synthetic v5.3 (60 eras x 200 rows x 40 features)."""
+    return start_simulator(
+        state_dir,
+        data_dir=data_dir,
+        **{"rows_per_era": 200, "n_features": 40, "n_eras": 60, "start": CALENDAR_START, **options},
+    )

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import requests
-from sim_support import CALENDAR_START, gets, script
+from sim_support import CALENDAR_START, file_server, gets, script
 from sim_support import sim_admin as _admin
 from sqlalchemy import select
 
@@ -35,15 +35,7 @@ VERSION = "v5.3"
 
 @pytest.fixture
 def sim(synthetic_dir: Path, tmp_path: Path) -> Iterator[RunningSimulator]:
-    with start_simulator(
-        tmp_path / "sim",
-        data_dir=synthetic_dir,
-        rows_per_era=200,
-        n_features=40,
-        n_eras=60,
-        start=CALENDAR_START,
-        faults=FaultConfig(hang_s=1.5),
-    ) as running:
+    with file_server(tmp_path / "sim", synthetic_dir, faults=FaultConfig(hang_s=1.5)) as running:
         yield running
 
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from sim_support import CALENDAR_START, gets, script
+from sim_support import file_server, gets, script
 
-from numerflow.simulator import RunningSimulator, start_simulator
+from numerflow.simulator import RunningSimulator
 
 N_TICKERS = 150
 SIGNALS = Path("data") / "signals" / "v2.1"
@@ -32,15 +32,8 @@ def signals_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def sim(
     synthetic_dir: Path, signals_dir: Path, tmp_path: Path, project_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[RunningSimulator]:
-    with start_simulator(
-        tmp_path / "sim",
-        data_dir=synthetic_dir,
-        rows_per_era=200,
-        n_features=40,
-        n_eras=60,
-        start=CALENDAR_START,
-        signals_tickers=N_TICKERS,
-        signals_dir=signals_dir,
+    with file_server(
+        tmp_path / "sim", synthetic_dir, signals_tickers=N_TICKERS, signals_dir=signals_dir
     ) as running:
         monkeypatch.setenv("NUMERFLOW_API_URL", running.url)
         monkeypatch.setenv("NUMERFLOW_DATA_DIR", str(project_dir / "data"))

@@ -41,21 +41,23 @@ def signals_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("signals_world")  # made by the first simulator that needs it
 
 
+def _with_accounts(
+    accounts: str, world: Path, signals_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **options
+) -> Iterator[RunningSimulator]:
+    """A simulator with the ``accounts`` (TOML text), run from ``tmp_path`` (numerapi downloads there)."""
+    path = tmp_path / "accounts.toml"
+    path.write_text(accounts)
+    monkeypatch.chdir(tmp_path)
+    yield from running(
+        tmp_path / "state", world, monkeypatch, accounts_file=path, signals_dir=signals_dir, **options
+    )
+
+
 @pytest.fixture
 def sim(
     world: Path, signals_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[RunningSimulator]:
-    accounts = tmp_path / "accounts.toml"
-    accounts.write_text(ACCOUNTS)
-    monkeypatch.chdir(tmp_path)  # numerapi downloads into the working folder by default
-    yield from running(
-        tmp_path / "state",
-        world,
-        monkeypatch,
-        accounts_file=accounts,
-        signals_tickers=N_TICKERS,
-        signals_dir=signals_dir,
-    )
+    yield from _with_accounts(ACCOUNTS, world, signals_dir, tmp_path, monkeypatch, signals_tickers=N_TICKERS)
 
 
 def _api() -> numerapi.SignalsAPI:
@@ -312,13 +314,9 @@ def _check_informational_scores(
 def test_a_signals_round_resolves_after_60_scoring_days(
     world: Path, signals_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    accounts = tmp_path / "accounts.toml"
-    accounts.write_text(ACCOUNTS)
-    monkeypatch.chdir(tmp_path)
-    for sim in running(
-        tmp_path / "state", world, monkeypatch, accounts_file=accounts, signals_tickers=N_TICKERS,
-        signals_dir=signals_dir, auto_rounds=False,
-    ):  # fmt: skip
+    for sim in _with_accounts(
+        ACCOUNTS, world, signals_dir, tmp_path, monkeypatch, signals_tickers=N_TICKERS, auto_rounds=False
+    ):
         api, engine = _api(), sim.engine
         models = api.get_models()
         number = engine.current_round()["number"]
@@ -379,12 +377,7 @@ CRYPTO_ACCOUNTS = (
 def test_crypto_files_uploads_mmc_payouts_and_leaderboard(
     world: Path, signals_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    accounts = tmp_path / "accounts.toml"
-    accounts.write_text(CRYPTO_ACCOUNTS)
-    monkeypatch.chdir(tmp_path)
-    for sim in running(
-        tmp_path / "state", world, monkeypatch, accounts_file=accounts, signals_dir=signals_dir
-    ):
+    for sim in _with_accounts(CRYPTO_ACCOUNTS, world, signals_dir, tmp_path, monkeypatch):
         api = numerapi.CryptoAPI("COINPUB", "COINSEC", show_progress_bars=False)
         names = api.list_datasets()
         assert set(names) == {

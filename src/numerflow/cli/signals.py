@@ -18,6 +18,10 @@ if TYPE_CHECKING:
 
 _SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "dim"}
 
+# the price checks' options, shared by `signals prices check` and `signals data`
+SPLIT_THRESHOLD = typer.Option(0.5, "--split-threshold", min=0.01, help="Flag day moves over this.")
+MAX_GAP_DAYS = typer.Option(5, "--max-gap-days", min=1, help="Flag more missing trading days.")
+STALE_DAYS = typer.Option(10, "--stale-days", min=2, help="Flag a close unchanged this long.")
 COLUMN_HELP = "Your column for a field, FIELD=COLUMN (fields: ticker, date, open, high, low, close, volume)."
 
 
@@ -58,11 +62,9 @@ def prices_check(
     universe: Path | None = typer.Option(
         None, "--universe", help="Map the tickers to this universe file (numerai_ticker column)."
     ),
-    split_threshold: float = typer.Option(
-        0.5, "--split-threshold", min=0.01, help="Flag day moves over this."
-    ),
-    max_gap_days: int = typer.Option(5, "--max-gap-days", min=1, help="Flag more missing trading days."),
-    stale_days: int = typer.Option(10, "--stale-days", min=2, help="Flag a close unchanged this long."),
+    split_threshold: float = SPLIT_THRESHOLD,
+    max_gap_days: int = MAX_GAP_DAYS,
+    stale_days: int = STALE_DAYS,
 ) -> None:
     """Check daily prices: duplicates, gaps, zero/negative prices, split-like jumps, stale series."""
     from numerflow.data.prices import read_checked_prices
@@ -140,11 +142,9 @@ def data(
     universe: Path | None = typer.Option(
         None, "--universe", help="Map --prices to this universe (default: the round's live.parquet)."
     ),
-    split_threshold: float = typer.Option(
-        0.5, "--split-threshold", min=0.01, help="Flag day moves over this."
-    ),
-    max_gap_days: int = typer.Option(5, "--max-gap-days", min=1, help="Flag more missing trading days."),
-    stale_days: int = typer.Option(10, "--stale-days", min=2, help="Flag a close unchanged this long."),
+    split_threshold: float = SPLIT_THRESHOLD,
+    max_gap_days: int = MAX_GAP_DAYS,
+    stale_days: int = STALE_DAYS,
     round_num: int | None = typer.Option(None, "--round", help="Round of the live files (default: current)."),
     force: bool = typer.Option(False, "--force", help="Download again even when a cached copy matches."),
 ) -> None:
