@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from sim_support import file_server, gets, script
+from sim_support import file_server, gets
 
 from numerflow.simulator import RunningSimulator
 
@@ -50,7 +50,8 @@ def _served(sim: RunningSimulator, name: str) -> bytes:
 def test_files_land_verified_resume_after_a_fault_and_a_rerun_fetches_nothing(
     sim: RunningSimulator, cli, project_dir: Path
 ) -> None:
-    script(sim, "train.parquet", "503", "drop")  # a 503, then a connection cut halfway
+    code, _, err = cli("sim", "script", "train.parquet", "503", "drop", "--url", sim.url)
+    assert code == 0, err  # the next GETs of train.parquet: a 503, then a connection cut halfway
     code, out, err = cli("signals", "data")
     assert code == 0, err
     got = gets(sim, "train.parquet")
