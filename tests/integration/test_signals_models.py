@@ -1,7 +1,7 @@
 """Signals and Crypto models from ``[signals_models]`` on real files from ``numerflow sim``: downloaded
 with the same downloader and client as Classic's, trained and cross-validated through the same commands and
-registry, scored with the Signals validation scores, and their live signals checked with the simulator's Signals rules
-and uploaded with unmodified numerapi ``SignalsAPI``."""
+registry, scored with the Signals validation scores, and their live signals checked with the simulator's
+Signals rules and uploaded with unmodified numerapi ``SignalsAPI``."""
 
 from __future__ import annotations
 
