@@ -609,6 +609,16 @@ features = "small"
 [models.blend]                 # example
 ensemble = { lgbm_small = 0.7, ridge_small = 0.3 }   # per-era rank average
 
+# Numerai Signals / Crypto models: trained on Numerai's Signals files and/or your own daily prices.
+# [signals_models.my_signal]   # example
+# tournament = "signals"       # signals | crypto (crypto needs prices: its files have no features)
+# algorithm = "lightgbm"
+# features = "all"             # numerai | prices | all | a list of feature names
+# prices = "prices/"           # a daily OHLCV file or folder (.csv, .parquet)
+# price_columns = { ticker = "Symbol", close = "AdjClose" }
+# target = "target"            # a target column of Numerai's Signals files
+# numerai_model = "my_signals_model"
+
 [tournament]
 poll_interval_s = 300.0        # how often `round watch` checks for a new round
 max_stake_change_nmr = 10.0    # guard rail: largest stake change per round
