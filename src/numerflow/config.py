@@ -408,7 +408,7 @@ class Settings(_Section):
             if name in self.signals_models:
                 raise ConfigError(
                     f"{where}: '{name}' is a Signals model ([signals_models.{name}]); this command works on "
-                    "[models] only (train, cv, models and predict take Signals models)"
+                    "[models] only (train, cv, predict and the models commands take Signals models)"
                 ) from None
             known = ", ".join(sorted(self.models)) or "none"
             raise ConfigError(

@@ -264,9 +264,16 @@ def test_live_signal_passes_numerai_rules_and_uploads_through_signals_api(
     assert sorted(signal["numerai_ticker"]) == sorted(universe["numerai_ticker"])
     nts.validate_submission_signals(universe, signal.copy())  # numerai-tools' own check passes
 
+    out = project_dir / "signal.csv"  # `numerflow predict` writes the same signal from the newest live file
+    code, printed, err = cli("predict", "sigp", "--out", out)
+    assert code == 0 and f"wrote {N_TICKERS} predictions" in printed, err
+    written = pd.read_csv(out)
+    assert list(written.columns) == ["numerai_ticker", "signal"]
+    np.testing.assert_allclose(written["signal"], signal["signal"], rtol=1e-9)
+
     monkeypatch.setattr(numerapi.base_api, "API_TOURNAMENT_URL", sim.url)
     api = numerapi.SignalsAPI("SIGPUB", "SIGSEC", show_progress_bars=False)
-    sub_id = api.upload_predictions(df=signal, model_id=api.get_models()["sig_slot"])
+    sub_id = api.upload_predictions(file_path=str(out), model_id=api.get_models()["sig_slot"])
     assert sim.engine.signals_report(sub_id) == {"kept": N_TICKERS, "invalid_tickers": []}
 
 

@@ -360,7 +360,7 @@ def predict(
     data: str = typer.Option("live", "--data", help="live, validation or a parquet path."),
     out: Path = typer.Option(Path("predictions.csv"), "--out", "-o", help="CSV to write (id,prediction)."),
 ) -> None:
-    """Write predictions of a saved version as id,prediction in (0, 1)."""
+    """Write predictions of a saved version as id,prediction in (0, 1) (Signals: numerai_ticker,signal)."""
     from numerflow.modeling.predict import predict_to_file
 
     st = state(ctx)

@@ -35,6 +35,9 @@ For the round job (the contract; nothing else here is needed by it):
   :data:`LIVE_FILE` (the dataset name of the live file each needs) and :data:`ID_COLUMN`;
 * :func:`predict_signals` ``(settings, dep, live_path)``: a DataFrame with exactly the columns
   ``numerai_ticker`` (``symbol`` for Crypto) and ``signal`` (ranks in (0, 1)), one row per live ticker.
+
+``numerflow predict NAME`` writes that frame as CSV (:func:`signals_to_file`) from the newest round's
+live file the downloader kept (:func:`live_path`).
 """
 
 from __future__ import annotations
@@ -642,3 +645,38 @@ def predict_signals(settings: Settings, dep: registry.Deployment, live_path: Pat
         raise ModelError(f"{loaded.ref}: signals fell outside (0, 1); this is a bug, please report it")
     out = pd.DataFrame({id_col: frame[id_col].astype(str).to_numpy(), "signal": signal.astype(np.float64)})
     return out.sort_values(id_col, kind="stable").reset_index(drop=True)
+
+
+def live_path(settings: Settings, tournament: str, data: Path | str = "live") -> Path:
+    """``data`` as a live file: ``"live"`` is the newest round's file the downloader kept
+    (``<data_dir>/<signals|crypto>/rounds/<round>/<version>/<file>``), anything else a path."""
+    if str(data) != "live":
+        path = Path(data)
+        if not path.is_file():
+            raise DataError(f"{path}: no such live file; give live or the round's {LIVE_FILE[tournament]}")
+        return path
+    version = DATA_VERSION[tournament]
+    kind, _, sub = version.partition("/")
+    name = LIVE_FILE[tournament].rpartition("/")[2]
+    rounds = [
+        p for p in (settings.data_dir / kind / "rounds").glob(f"*/{sub}/{name}") if p.parts[-3].isdigit()
+    ]
+    if not rounds:
+        raise DataError(
+            f"{settings.data_dir / kind / 'rounds'}: no round's {LIVE_FILE[tournament]}; download it first"
+        )
+    return max(rounds, key=lambda p: int(p.parts[-3]))
+
+
+def signals_to_file(settings: Settings, engine: Engine, ref: str, data: Path | str, out: Path) -> Path:
+    """``numerflow predict`` for a Signals/Crypto model: ``ref`` (NAME: its champion, or NAME@V) on ``data``
+    (``live`` or a live file) written as ``numerai_ticker,signal`` (``symbol,signal``) CSV, atomically."""
+    from numerflow.fileio import atomic_path
+    from numerflow.modeling.predict import resolve_version
+
+    info = resolve_version(engine, ref)
+    dep = registry.Deployment(info.name, info.version, "", info.stage, info.manifest_sha256)
+    frame = predict_signals(settings, dep, live_path(settings, tournament_of(settings, info.name), data))
+    with atomic_path(Path(out)) as tmp:
+        frame.to_csv(tmp, index=False, float_format="%.10g")
+    return Path(out)
