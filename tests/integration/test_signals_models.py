@@ -318,3 +318,15 @@ def test_a_name_in_both_tables_and_bad_prices_are_refused(project_dir: Path, dat
     assert not (project_dir / "artifacts" / "m").exists()
     code, _, err = cli("tune", "m")
     assert code == 2 and "is a Signals model" in err
+
+
+def test_service_jobs_take_signals_models_for_train_and_cv_only() -> None:
+    from numerflow.config import settings_from_raw
+    from numerflow.errors import NotFoundError
+    from numerflow.service.jobkinds import validate_args
+
+    settings = settings_from_raw({"signals_models": {"sig": {"algorithm": "ridge"}}}, None, env={})
+    assert validate_args(settings, "train", {"model": "sig"}) == {"model": "sig"}
+    assert validate_args(settings, "cv", {"model": "sig"}) == {"model": "sig"}
+    with pytest.raises(NotFoundError, match="no model named 'sig' in \\[models\\]"):
+        validate_args(settings, "tune", {"model": "sig"})
