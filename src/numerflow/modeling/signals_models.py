@@ -284,6 +284,10 @@ def _with_price_features(model: ResolvedSignals, frame: pd.DataFrame) -> pd.Data
         tolerance=pd.Timedelta(days=ASOF_DAYS),
     )
     merged = merged.sort_values("_row", kind="stable").drop(columns=["_when", "_row"])
+    covered = float(merged[model.price_features[0]].notna().mean()) if len(merged) else 0.0
+    log.info(
+        "%s: price features for %.0f%% of %d rows (the rest filled)", model.name, 100 * covered, len(merged)
+    )
     return merged.reset_index(drop=True)
 
 
@@ -502,16 +506,13 @@ def validate_signals(model: ResolvedSignals, loaded: LoadedModel) -> dict[str, A
     frame = _read(model, path)
     data = _dataset(model, frame)
     preds = loaded.predict(data)
-    keys = [model.id_col, "date"]
     neutral = weights = None
     if model.files.neutralizers.is_file() and model.files.sample_weights.is_file():
-        side = pd.read_parquet(model.files.neutralizers)
-        side["date"] = side["date"].astype(str).str.slice(0, 10)
-        cols = [c for c in side.columns if c.startswith("neutralizer_")]
-        neutral = frame[keys].merge(side, on=keys, how="left")[cols].to_numpy(np.float64)
-        sw = pd.read_parquet(model.files.sample_weights)
-        sw["date"] = sw["date"].astype(str).str.slice(0, 10)
-        weights = frame[keys].merge(sw, on=keys, how="left")["sample_weights"].to_numpy(np.float64)
+        side = _aligned(model.files.neutralizers, frame, model.id_col)
+        neutral = side[[c for c in side.columns if c.startswith("neutralizer_")]].to_numpy(np.float64)
+        weights = _aligned(model.files.sample_weights, frame, model.id_col)["sample_weights"].to_numpy(
+            np.float64
+        )
     summary, _ = signals_validation_scores(
         preds,
         data.target(model.target),
@@ -521,6 +522,19 @@ def validate_signals(model: ResolvedSignals, loaded: LoadedModel) -> dict[str, A
         sample_weights=weights,
     )
     return {"target": model.target, "n_rows": len(frame), "neutralized": neutral is not None, **summary}
+
+
+def _aligned(path: Path, frame: pd.DataFrame, id_col: str) -> pd.DataFrame:
+    """The rows of a (ticker, date) side file (neutralizers, sample weights) for each row of ``frame``,
+    NaN where it has none; only ``frame``'s dates are read where the file's dates are strings (Numerai's
+    validation neutralizer file is about 4 GB)."""
+    dates = sorted(frame["date"].unique())
+    try:
+        side = pd.read_parquet(path, filters=[("date", "in", dates)])
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, TypeError, ValueError):
+        side = pd.read_parquet(path)  # dates of another type: read it all, then match as text
+    side["date"] = side["date"].astype(str).str.slice(0, 10)
+    return frame[[id_col, "date"]].merge(side, on=[id_col, "date"], how="left")
 
 
 # ------------------------------------------------------------------------------------------------ CV
