@@ -320,9 +320,7 @@ def _dataset(model: ResolvedSignals, frame: pd.DataFrame, *, targets: bool = Tru
     )
 
 
-def _read(
-    model: ResolvedSignals, path: Path, *, era_stride: int = 1, need_target: bool = True
-) -> pd.DataFrame:
+def _read(model: ResolvedSignals, path: Path, *, era_stride: int = 1) -> pd.DataFrame:
     """Rows of a Numerai Signals/Crypto file with a target (every ``era_stride``-th date), price features
     joined; sorted by (date, ticker)."""
     columns = [model.id_col, "date", *model.numerai_features, model.target]
@@ -330,8 +328,7 @@ def _read(
     if frame.index.names != [None]:  # crypto's train.parquet keeps symbol and date in the index
         frame = frame.reset_index()
     frame["date"] = frame["date"].astype(str).str.slice(0, 10)
-    if need_target:
-        frame = frame[frame[model.target].notna()]
+    frame = frame[frame[model.target].notna()]
     if era_stride > 1:
         dates = np.unique(frame["date"].to_numpy())
         frame = frame[frame["date"].isin(dates[::era_stride])]
@@ -377,9 +374,7 @@ def _hashes(model: ResolvedSignals, *paths: Path) -> dict[str, str]:
     return out
 
 
-def _fingerprint(
-    settings: Settings, model: ResolvedSignals, hashes: dict[str, str], params: dict[str, Any]
-) -> str:
+def _fingerprint(model: ResolvedSignals, hashes: dict[str, str], params: dict[str, Any]) -> str:
     spec = model.spec.model_dump(
         mode="json", exclude={"description", "numerai_model", "challenger_model", "cv"}
     )
@@ -427,7 +422,7 @@ def train_signals_model(
     used = dict(spec.params if params is None else params)
     files = model.files
     hashes = _hashes(model, files.train, files.validation)
-    fp = _fingerprint(settings, model, hashes, used)
+    fp = _fingerprint(model, hashes, used)
     if reuse and (found := registry.find_fingerprint(engine, name, fp)) is not None:
         return TrainResult(found, found.scores, reused=True)
     t0 = time.perf_counter()
