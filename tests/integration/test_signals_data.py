@@ -13,6 +13,8 @@ import pandas as pd
 import pytest
 from sim_support import file_server, gets
 
+from numerflow.config import load_settings
+from numerflow.modeling.signals_models import live_path
 from numerflow.simulator import RunningSimulator
 
 N_TICKERS = 150
@@ -58,18 +60,21 @@ def test_files_land_verified_resume_after_a_fault_and_a_rerun_fetches_nothing(
     assert [g["status"] for g in got] == [503, 200, 206]  # resumed with Range, not started over
     assert got[2]["range"] is not None and got[2]["if_range"]
     train = project_dir / SIGNALS / "train.parquet"
-    live = project_dir / SIGNALS / "rounds" / "1000" / "live.parquet"
+    live = project_dir / "data" / "signals" / "rounds" / "1000" / "v2.1" / "live.parquet"
     assert train.read_bytes() == _served(sim, "signals/v2.1/train.parquet")
     assert live.read_bytes() == _served(sim, "signals/v2.1/live.parquet")
     for name in ("validation", "train_neutralizer", "validation_sample_weights", "validation_example_preds"):
         assert (project_dir / SIGNALS / f"{name}.parquet").is_file()
     assert not list((project_dir / "data").rglob("*.partial"))
     assert not (project_dir / "data" / "v5.3").exists()  # Signals files only, Classic's untouched
-    assert "rounds/1000/live.parquet" in out.replace("\n", "")
+    assert "rounds/1000/v2.1/live.parquet" in out.replace("\n", "")
+    assert not list((project_dir / "data").rglob("v1.0"))  # the old universe file is not v2.1's
+    settings = load_settings(project_dir / "numerflow.toml")
+    assert live_path(settings, "signals") == live  # where the Signals models' predict reads the round's file
 
-    code, out, err = cli("data", "list", "--version", "signals/v2.1")
+    code, out, err = cli("data", "list", "--version", "signals")
     assert code == 0, err
-    assert "train_neutralizer.parquet" in out and "live.parquet" in out
+    assert "v2.1/train_neutralizer.parquet" in out and "v2.1/live.parquet" in out
 
     before = {n: len(gets(sim, n)) for n in ("train.parquet", "live.parquet")}
     code, _, err = cli("signals", "data")
@@ -82,7 +87,7 @@ def test_crypto_files(sim: RunningSimulator, cli, project_dir: Path) -> None:
     assert code == 0, err
     crypto = project_dir / "data" / "crypto" / "v2.0"
     assert (crypto / "train.parquet").is_file()
-    universe = pd.read_parquet(crypto / "rounds" / "1000" / "live_universe.parquet")
+    universe = pd.read_parquet(crypto.parent / "rounds" / "1000" / "v2.0" / "live_universe.parquet")
     assert {"BTC", "ETH", "NMR"} <= set(universe["symbol"])
 
 

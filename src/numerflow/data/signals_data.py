@@ -1,11 +1,12 @@
 """``numerflow signals data``: Numerai's Signals (or Crypto) files and the participant's own prices.
 
 * **Numerai's files** come through the one downloader (:func:`numerflow.data.download.download_for_project`:
-  verified, resumable, recorded in the manifest, under the one retry policy), with the data version
-  :data:`SIGNALS_VERSION` (``signals/v2.1``; :data:`CRYPTO_VERSION`, ``crypto/v2.0``, with ``crypto``), so
-  they land in ``<data_dir>/signals/v2.1/<file>`` and the round's files (``live*``) in
-  ``<data_dir>/signals/v2.1/rounds/<round>/<file>``. The source must list the tournament's files (a client
-  for tournament 11 or 12: Numerai lists Signals files only to a Signals client).
+  verified, resumable, recorded in the manifest, under the one retry policy): the files of
+  :data:`SIGNALS_VERSION` (``signals/v2.1``; :data:`CRYPTO_VERSION`, ``crypto/v2.0``, with ``crypto``) as the
+  downloader's version ``signals`` (``crypto``) and files ``v2.1/<file>``, so they land where the Signals
+  models read them (modeling/signals_models.py): ``<data_dir>/signals/v2.1/<file>``, and the round's files
+  (``live*``) in ``<data_dir>/signals/rounds/<round>/v2.1/<file>``. The source must list the tournament's
+  files (a client for tournament 11 or 12: Numerai lists Signals files only to a Signals client).
 * **Own prices** (``prices``): :func:`numerflow.data.prices.read_checked_prices`, the function behind
   ``numerflow signals prices check``, mapped to Numerai's tickers of the round's ``live.parquet`` just
   downloaded (or to ``universe`` when given). The price file and the column mapping are checked before
@@ -72,7 +73,8 @@ def fetch_signals_data(
     download), for prices with ``crypto`` (the price mapping knows stock tickers only), and whatever
     the downloader raises."""
     version = CRYPTO_VERSION if crypto else SIGNALS_VERSION
-    wanted = [f.removeprefix(f"{version}/") for f in files or []]
+    kind, sub = version.split("/")  # the downloader's version and the files' folder: signals, v2.1
+    wanted = [f"{sub}/{f.removeprefix(f'{version}/')}" for f in files or []]
     if prices is not None:
         if crypto:
             raise DataError(
@@ -84,13 +86,19 @@ def fetch_signals_data(
             raise DataError(
                 f"{prices}: no such price file or folder; give a .csv, .csv.gz or .parquet file or a folder"
             )
-        if universe is None and wanted and UNIVERSE_FILE not in wanted:
-            wanted.append(UNIVERSE_FILE)  # the prices are mapped to the round's live universe
+        if universe is None and wanted and f"{sub}/{UNIVERSE_FILE}" not in wanted:
+            wanted.append(f"{sub}/{UNIVERSE_FILE}")  # the prices are mapped to the round's live universe
+    if not wanted:  # every file of the version (not the other versions Numerai still lists)
+        listing = source.list_datasets(round_num)
+        wanted = [n.removeprefix(f"{kind}/") for n in listing if n.startswith(f"{version}/")]
+        wanted = [n for n in wanted if n.endswith((".parquet", ".json"))]
+        if not wanted:
+            raise DataError(f"the server offers no {version} files; is this Numerai's Signals API?")
     paths = download_for_project(
         settings,
         source,
-        wanted or None,
-        version=version,
+        wanted,
+        version=kind,
         manifest=manifest,
         round_num=round_num,
         progress=progress,
@@ -113,6 +121,6 @@ def fetch_signals_data(
 
 def _universe_file(paths: Sequence[Path], version: str) -> Path:
     for path in paths:
-        if path.name == UNIVERSE_FILE:
+        if path.name == UNIVERSE_FILE and path.parent.name == version.rpartition("/")[2]:
             return path
     raise DataError(f"the server offers no {version}/{UNIVERSE_FILE} to map the prices to; pass --universe")
