@@ -44,11 +44,18 @@ SIGNALS = {
 
 def feature_signal(settings: Settings, dep: Deployment, live_path: Path) -> pd.DataFrame:
     """A real Signals predictor: each ticker's rank on a momentum feature of the live file (reversal: the
-    opposite rank), in (0, 1]; Crypto: the rank of the 20-day Sharpe ratio."""
+    opposite rank), in (0, 1]. Crypto's live file is the universe only: the symbols' 20-day Sharpe ratio
+    comes from the round's crypto/v2.0/live.parquet, fetched with unmodified numerapi."""
     live = pd.read_parquet(live_path)
     if live.index.names != [None]:
         live = live.reset_index()
     if "symbol" in live.columns:
+        features = live_path.parent / "features.parquet"
+        if not features.is_file():
+            api = numerapi.CryptoAPI(show_progress_bars=False)
+            api.download_dataset("crypto/v2.0/live.parquet", str(features))
+        stats = pd.read_parquet(features).reset_index()[["symbol", "feature_sharpe_ratio_20d"]]
+        live = live.merge(stats, on="symbol", how="left")
         id_col, feature = "symbol", "feature_sharpe_ratio_20d"
     else:
         id_col, feature = "numerai_ticker", "feature_momentum_12w_factor"
@@ -152,8 +159,8 @@ def test_signals_and_crypto_models_are_submitted_once_per_round(world: World) ->
     assert len(pd.read_csv(sig_file)) == N_TICKERS
     assert cry_file.read_text().splitlines()[0] == "symbol,signal"
     # live files came through the one downloader, keyed by the round, under each tournament's version
-    assert (data / "signals" / "v2.1" / "rounds" / str(number) / "live.parquet").is_file()
-    assert (data / "crypto" / "v2.0" / "rounds" / str(number) / "live_universe.parquet").is_file()
+    assert (data / "signals" / "rounds" / str(number) / "v2.1" / "live.parquet").is_file()
+    assert (data / "crypto" / "rounds" / str(number) / "v2.0" / "live_universe.parquet").is_file()
 
     # slots are keyed by tournament: the database has each under its own
     engine = world.engine()
@@ -243,23 +250,13 @@ def test_a_tournament_whose_live_file_cannot_be_had_fails_its_models_only(world:
     assert _statuses(world.run())[:2] == [(11, "sig_mom", "confirmed"), (11, "sig_rev", "confirmed")]
 
 
-def test_without_a_signals_predictor_the_models_fail_at_predict(world: World) -> None:
-    report = world.run(predict=None)
-    if all(o.ok for o in report.outcomes):  # numerflow.modeling.signals_models has arrived: it predicted
-        return
-    assert {o.status for o in report.outcomes} == {"failed"}
-    missing = "predict: this numerflow has no Signals predictor"
-    assert all(o.error.startswith(missing) for o in report.outcomes)
-    assert world.sim_submissions(11) == [] and world.sim_submissions(12) == []
-
-
 def test_perf_sync_stores_signals_and_crypto_scores_under_their_own_names(world: World, cli: Any) -> None:
     from numerflow.service.dashboard.views import rounds_grid, slot_labels
     from numerflow.store import session_scope
     from numerflow.tournament.performance import performance_table, sync_performance
 
     number = world.run().round_number
-    world.sim.engine.advance(days=40)  # the round scores every day, then resolves
+    world.sim.engine.advance(days=100)  # Signals score 60 days (Tue-Sat), then resolve
     engine = world.engine()
     report = sync_performance(world.settings, engine)
     assert report.failed == {} and report.models == 4 and report.scores > 0
@@ -282,7 +279,8 @@ def test_perf_sync_stores_signals_and_crypto_scores_under_their_own_names(world:
 
     code, out, err = cli("perf", "--tournament", "signals")
     assert code == 0, err
-    assert "sig_mom (signals)" in out and "ALPHA" in out and "MPC" in out and "BMC" not in out
+    assert "sig_mom (signals)" in out and "ALPHA" in out and "MPC" in out and "CORRv4" in out
+    assert "BMC" not in out
     code, out, err = cli("perf", "-t", "nope")
     assert code != 0 and "unknown tournament 'nope'" in err
 
@@ -291,7 +289,7 @@ def test_perf_sync_stores_signals_and_crypto_scores_under_their_own_names(world:
         labels = slot_labels(session, slots)
     assert labels["sig_mom"] == "sig_mom (signals)" and labels["cry_mom"] == "cry_mom (crypto)"
     cell = next(r for r in rows if r.number == number).cells["sig_mom"]
-    assert [label for label, _ in cell.scores] == ["ALPHA", "MPC", "CORR"]
+    assert [label for label, _ in cell.scores] == ["ALPHA", "MPC", "CORRv4"]
     assert cell.scores[0][1] == pytest.approx(sig.alpha)
 
 
@@ -301,7 +299,7 @@ def test_dashboard_api_and_pages_show_signals_scores(world: World) -> None:
     from numerflow.tournament.performance import sync_performance
 
     number = world.run().round_number
-    world.sim.engine.advance(days=40)
+    world.sim.engine.advance(days=100)
     sync_performance(world.settings, world.engine())
     svc = start_service(world.settings, background=False, users=True)
     try:

@@ -67,12 +67,12 @@ def print_round_report(report: RoundReport) -> None:
 
 def print_performance(rows: list[PerfRow]) -> None:
     """Per model, a table of its rounds: latest daily scores under the tournament's own names (Classic
-    CORR/MMC/BMC/FNC and cumulative CORR/MMC, Signals ALPHA/MPC/CORR, Crypto MMC/CORR), payout and status;
+    CORR/MMC/BMC/FNC and cumulative CORR/MMC, Signals ALPHA/MPC/CORRv4, Crypto MMC/CORR), payout, status;
     then the settled payout total. Fits 80 columns."""
     from rich import box
     from rich.table import Table
 
-    from numerflow.metrics.names import TOURNAMENT_KINDS
+    from numerflow.metrics.names import TOURNAMENT_KINDS, label
     from numerflow.tournament.client import TOURNAMENT_NAMES
 
     def f(v: float | None, digits: int = 4) -> str:
@@ -83,7 +83,7 @@ def print_performance(rows: list[PerfRow]) -> None:
         tournament = mine[0].tournament
         kinds = TOURNAMENT_KINDS.get(tournament, TOURNAMENT_KINDS[8])
         classic = tournament == 8
-        cols = ["round", "day", *(k.upper() for k in kinds), *(("ΣCORR", "ΣMMC") if classic else ())]
+        cols = ["round", "day", *(label(k) for k in kinds), *(("ΣCORR", "ΣMMC") if classic else ())]
         title = name if classic else f"{name} ({TOURNAMENT_NAMES.get(tournament, tournament)})"
         table = Table(
             *cols,

@@ -356,6 +356,7 @@ class PerformanceRow(BaseModel):
     fnc: float | None
     alpha: float | None = Field(description="Signals: Alpha (paid x0.3)")
     mpc: float | None = Field(description="Signals: meta-portfolio contribution (paid x0.8)")
+    corr_v4: float | None = Field(description="Signals: CORRv4 (informational)")
     day: int
     resolved: bool
     cum_corr: float

@@ -76,6 +76,7 @@ class PerfRow:
     tournament: int = 8  # 8 Classic, 11 Signals, 12 Crypto
     alpha: float | None = None  # Signals
     mpc: float | None = None  # Signals
+    corr_v4: float | None = None  # Signals, informational
 
     def score(self, kind: str) -> float | None:
         """The row's score of ``kind`` (``corr``, ``alpha``...; metrics.names), None when it has none."""
@@ -133,10 +134,10 @@ def final_scores(
     max_round: int | None = None,
     tournament: int | None = None,
 ) -> dict[str, dict[int, dict[str, Any]]]:
-    """slot → round → {corr, mmc, bmc, fnc, alpha, mpc, day, resolved}: each metric's value on its latest day.
+    """slot → round → {corr, mmc, bmc, fnc, alpha, mpc, corr_v4, day, resolved}: each metric, latest day.
 
     The one rule for a round's row: each kind the tournament shows (metrics.names.TOURNAMENT_KINDS: Classic
-    CORR/MMC/BMC/FNC, Signals Alpha/MPC/CORR, Crypto MMC/CORR; every one of them when ``tournament`` is
+    CORR/MMC/BMC/FNC, Signals Alpha/MPC/CORRv4, Crypto MMC/CORR; every one of them when ``tournament`` is
     None) takes its value from its latest day (on one day, Numerai's canonical name wins; other kinds such
     as tc or corr60 stay in the database only);
     ``day`` is the latest day of those rows; ``resolved`` is true when any of them says so. A non-finite
@@ -182,7 +183,7 @@ def performance_table(
 
     ``last_rounds`` keeps the newest that many rounds up to the newest scored one (and the payouts from
     there on); ``tournament`` None reads every tournament (each row says its own). Signals rows carry
-    ``alpha``/``mpc`` (and an informational ``corr``), Crypto rows ``mmc`` and ``corr``. The CLI, the
+    ``alpha``/``mpc`` (and the informational ``corr_v4``), Crypto rows ``mmc`` and ``corr``. The CLI, the
     monitor and ``/api/performance`` all read this one table.
     """
     if isinstance(source, Session):
@@ -230,6 +231,7 @@ def _table(
                 tournament=tournaments.get(key[0], tournament or 8),
                 alpha=vals["alpha"],
                 mpc=vals["mpc"],
+                corr_v4=vals["corr_v4"],
             )
         )
     return out

@@ -37,10 +37,16 @@ from numerflow.store.claims import ClaimHolder, beat_claims, claim_slot_row
 from numerflow.store.queries.tournament import confirmed_submissions, upsert_round, upsert_submission
 from numerflow.tournament.client.core import (
     TOURNAMENT_CLASSIC,
+    TOURNAMENT_CRYPTO,
     TOURNAMENT_NAMES,
     TOURNAMENTS,
 )
-from numerflow.tournament.validation import SIGNALS_ID_COLUMN, validate_predictions, validate_signals
+from numerflow.tournament.validation import (
+    SIGNALS_ID_COLUMN,
+    load_universe,
+    validate_predictions,
+    validate_signals,
+)
 
 if TYPE_CHECKING:
     from numerflow.config import Settings
@@ -55,11 +61,8 @@ Predictor = Callable[["Deployment", "Dataset"], np.ndarray]
 #: ``predict_signals(settings, deployment, live_path)`` -> frame of ``numerai_ticker`` (Crypto: ``symbol``)
 #: and ``signal`` (the contract of numerflow.modeling.signals_models.predict_signals)
 SignalsPredictor = Callable[["Settings", "Deployment", Path], pd.DataFrame]
-#: where each tournament's live files are: (data version, universe file, features file when offered)
-SIGNALS_LIVE: dict[int, tuple[str, str, str]] = {
-    11: ("signals/v2.1", "live.parquet", "live.parquet"),
-    12: ("crypto/v2.0", "live_universe.parquet", "live.parquet"),
-}
+#: each tournament's round file: its universe (Signals: with the features), given to the predictor
+SIGNALS_LIVE_FILE: dict[int, str] = {11: "live.parquet", 12: "live_universe.parquet"}
 DONE = ("confirmed", "already")
 
 
@@ -161,38 +164,24 @@ def write_predictions(path: Path, ids: np.ndarray, preds: np.ndarray) -> Path:
 
 
 # ------------------------------------------------------------------------------------------ Signals, Crypto
-def fetch_signals_live(
-    settings: Settings, engine: Engine, client: NumeraiClient, round_number: int
-) -> tuple[Path, Path]:
-    """(universe file, live file for the predictor) of the client's tournament for this round, through
-    the same downloader as Classic's (verified, resumable, recorded) into
-    ``<data_dir>/<version>/rounds/<N>/``: Signals' ``signals/v2.1/live.parquet`` is both; Crypto's
-    universe is ``crypto/v2.0/live_universe.parquet`` and its features ``live.parquet`` when the server
-    offers it (else the predictor gets the universe file)."""
-    from numerflow.data.download import download_for_project
+def fetch_signals_live(settings: Settings, engine: Engine, client: NumeraiClient, round_number: int) -> Path:
+    """The round's live file of the client's tournament (Signals ``signals/v2.1/live.parquet``, Crypto
+    ``crypto/v2.0/live_universe.parquet``) through the same downloader as Classic's (verified, resumable,
+    recorded; :func:`numerflow.data.signals_data.fetch_signals_data`), where the Signals models read it:
+    ``<data_dir>/<signals|crypto>/rounds/<N>/<v2.1|v2.0>/``."""
+    from numerflow.data.signals_data import fetch_signals_data
     from numerflow.store.queries.downloads import DatasetManifest
 
-    version, universe_file, live_file = SIGNALS_LIVE[client.tournament_id]
-    files = [universe_file]
-    if live_file != universe_file and f"{version}/{live_file}" in client.list_datasets(round_number):
-        files.append(live_file)
-    paths = download_for_project(
-        settings, client, files, version=version, manifest=DatasetManifest(engine), round_num=round_number
+    tournament = client.tournament_id
+    fetched = fetch_signals_data(
+        settings,
+        client,
+        [SIGNALS_LIVE_FILE[tournament]],
+        crypto=tournament == TOURNAMENT_CRYPTO,
+        manifest=DatasetManifest(engine),
+        round_num=round_number,
     )
-    return Path(paths[0]), Path(paths[-1])
-
-
-def load_universe(path: Path) -> pd.DataFrame:
-    """The round's universe: its id columns (``numerai_ticker`` and the others, or ``symbol``), one row per
-    ticker (the live file's index included when the ids are there)."""
-    frame = pd.read_parquet(path)
-    if frame.index.names != [None]:
-        frame = frame.reset_index()
-    ids = [c for c in frame.columns if c in ("symbol", *SIGNALS_ID_COLUMNS)]
-    return frame[ids].drop_duplicates().reset_index(drop=True)
-
-
-SIGNALS_ID_COLUMNS = ("ticker", "sedol", "bloomberg_ticker", "composite_figi", "numerai_ticker")
+    return Path(fetched.files[0])
 
 
 def write_signals(path: Path, frame: pd.DataFrame, id_col: str) -> Path:
@@ -212,40 +201,20 @@ def write_signals(path: Path, frame: pd.DataFrame, id_col: str) -> Path:
 
 
 def default_signals_predictor() -> SignalsPredictor:
-    """``numerflow.modeling.signals_models.predict_signals``: a NumerflowError saying so while this
-    install has none (it arrives with the Signals models)."""
-    try:
-        from numerflow.modeling.signals_models import predict_signals
-    except ImportError:
-        raise NumerflowError(
-            "this numerflow has no Signals predictor (numerflow.modeling.signals_models); "
-            "Signals and Crypto models cannot be predicted"
-        ) from None
-    return predict_signals  # type: ignore[no-any-return]
+    """``numerflow.modeling.signals_models.predict_signals`` (the deployed ``[signals_models]`` version)."""
+    from numerflow.modeling.signals_models import predict_signals
+
+    return predict_signals
 
 
 def signals_deployments_of(engine: Engine, settings: Settings) -> dict[int, list[Deployment]]:
-    """tournament -> the deployments of ``[signals_models.NAME]`` (``tournament = "signals"|"crypto"``,
-    ``numerai_model``): each one's champion in the registry (its challenger too, with
-    ``challenger_model``). Read defensively: a config without Signals models gives none."""
-    from numerflow.store.queries.registry import Deployment, challenger, champion
+    """tournament -> the deployments of ``[signals_models.NAME]`` (``tournament = "signals"|"crypto"``):
+    each model's champion to its ``numerai_model``, its challenger to ``challenger_model``."""
+    from numerflow.modeling.signals_models import signals_deployments, tournament_of
 
-    specs = getattr(settings, "signals_models", None) or {}
     out: dict[int, list[Deployment]] = {}
-    for name, spec in sorted(specs.items()):
-        slot = getattr(spec, "numerai_model", None)
-        tournament = TOURNAMENTS.get(str(getattr(spec, "tournament", "signals")).lower(), 11)
-        if slot:
-            champ = champion(engine, name)
-            if champ is not None:
-                dep = Deployment(name, champ.version, slot, "champion", champ.manifest_sha256)
-                out.setdefault(tournament, []).append(dep)
-        chall_slot = getattr(spec, "challenger_model", None)
-        if chall_slot:
-            chall = challenger(engine, name)
-            if chall is not None:
-                dep = Deployment(name, chall.version, chall_slot, "challenger", chall.manifest_sha256)
-                out.setdefault(tournament, []).append(dep)
+    for dep in signals_deployments(settings, engine):
+        out.setdefault(TOURNAMENTS[tournament_of(settings, dep.model_name)], []).append(dep)
     return out
 
 
@@ -546,8 +515,8 @@ def _run_signals(
     if not pending:
         report.add_note(f"{name}: every model already submitted for round {number}")
         return
-    universe_path, live_path = fetch_signals_live(settings, engine, client, number)
-    universe = load_universe(universe_path)
+    live_path = fetch_signals_live(settings, engine, client, number)
+    universe = load_universe(live_path)
     _record_live(engine, tournament, number, live_path, len(universe))
     id_col = SIGNALS_ID_COLUMN[tournament]
     out_dir = settings.data_dir / "submissions" / name / str(number)

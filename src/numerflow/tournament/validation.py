@@ -231,6 +231,18 @@ _SIGNALS_HINT = {
 }
 
 
+def load_universe(path: Path | str) -> pd.DataFrame:
+    """The round's universe from its live file: the id columns numerai-tools accepts (``numerai_ticker``,
+    ``composite_figi`` ..., Crypto ``symbol``), one row per ticker (the file's index included)."""
+    from numerai_tools import submissions as nts
+
+    frame = pd.read_parquet(path)
+    if frame.index.names != [None]:
+        frame = frame.reset_index()
+    known = {*nts.SIGNALS_ALLOWED_ID_COLS, *nts.CRYPTO_ALLOWED_ID_COLS}
+    return frame[[c for c in frame.columns if c in known]].drop_duplicates().reset_index(drop=True)
+
+
 def read_signals(path: Path | str) -> pd.DataFrame:
     """A Signals / Crypto submission as a frame (CSV with the id columns kept as text, or parquet)."""
     path = Path(path)

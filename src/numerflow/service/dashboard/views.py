@@ -19,6 +19,7 @@ from markupsafe import Markup
 from sqlalchemy.orm import Session
 
 from numerflow.metrics.names import TOURNAMENT_KINDS
+from numerflow.metrics.names import label as score_label
 from numerflow.service.queries import num
 from numerflow.store.queries import tournament as q
 from numerflow.store.queries.performance import slot_tournaments
@@ -141,7 +142,7 @@ def slot_labels(session: Session, slots: Sequence[str]) -> dict[str, str]:
 
 def rounds_grid(session: Session, limit: int = 30) -> tuple[list[str], list[RoundRow]]:
     """The newest ``limit`` rounds numerflow worked on, each with every slot's submission, scores so far
-    (under the slot's tournament's own names: CORR/MMC/BMC, Signals ALPHA/MPC/CORR, Crypto MMC/CORR)
+    (under the slot's tournament's own names: CORR/MMC/BMC, Signals ALPHA/MPC/CORRv4, Crypto MMC/CORR)
     and payout. Returns (slots, rows); five indexed queries whatever the size."""
     rounds = q.latest_rounds(session, limit)
     if not rounds:
@@ -164,7 +165,7 @@ def rounds_grid(session: Session, limit: int = 30) -> tuple[list[str], list[Roun
             slots.add(slot)
             cell = rows[number].cells.setdefault(slot, Cell())
             cell.corr, cell.mmc, cell.bmc = v["corr"], v["mmc"], v["bmc"]
-            cell.scores = [(k.upper(), v[k]) for k in kinds]
+            cell.scores = [(score_label(k), v[k]) for k in kinds]
             cell.day, cell.resolved = v["day"], bool(v.get("resolved"))
     for p in q.payouts(session, round_numbers=numbers):
         slots.add(p.numerai_model)

@@ -167,7 +167,7 @@ async def list_submissions(
     "/api/performance/{slot}",
     response_class=Response,
     responses={200: {"model": list[PerformanceRow], "content": {"application/json": {}}}},
-    summary="Per-round scores (latest day; Classic CORR/MMC/BMC/FNC, Signals ALPHA/MPC/CORR, Crypto "
+    summary="Per-round scores (latest day; Classic CORR/MMC/BMC/FNC, Signals ALPHA/MPC/CORRv4, Crypto "
     "MMC/CORR), "
     "cumulative CORR and MMC, and payouts of a model slot",
 )
@@ -194,6 +194,7 @@ def _performance(session: Session, slot: str, limit: int) -> bytes:
             "fnc": r.fnc,
             "alpha": r.alpha,
             "mpc": r.mpc,
+            "corr_v4": r.corr_v4,
             "day": r.day,
             "resolved": r.resolved,
             "cum_corr": r.cum_corr,
