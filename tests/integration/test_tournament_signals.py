@@ -250,6 +250,29 @@ def test_a_tournament_whose_live_file_cannot_be_had_fails_its_models_only(world:
     assert _statuses(world.run())[:2] == [(11, "sig_mom", "confirmed"), (11, "sig_rev", "confirmed")]
 
 
+def test_a_trained_signals_model_is_submitted_by_round_run_every_round(world: World, cli: Any) -> None:
+    """The whole way with the defaults: [signals_models] in numerflow.toml, Numerai's files downloaded,
+    a model trained and deployed by the registry, `numerflow round run` predicting it with
+    signals_models.predict_signals and submitting it once."""
+    with world.config.open("a") as f:
+        f.write('\n[signals_models.sig]\nalgorithm = "ridge"\nparams = { alpha = 10.0 }\n')
+        f.write('numerai_model = "sig_mom"\n')
+    files = ("train", "validation", "validation_neutralizer", "validation_sample_weights")
+    code, out, err = cli("signals", "data", *(f"{f}.parquet" for f in files))
+    assert code == 0, err
+    code, out, err = cli("train", "sig")
+    assert code == 0 and "sig@1" in out, err
+
+    code, out, err = cli("round", "run")
+    assert code == 0, out + err
+    assert "sig_mom (signals)" in out and "confirmed" in out and "sig@1" in out
+    (sub,) = world.sim_submissions(11)
+    assert sub["model_name"] == "sig_mom" and world.sim.engine.signals_report(sub["id"])["kept"] == N_TICKERS
+    code, out, err = cli("round", "run")
+    assert code == 0 and "signals: every model already submitted" in out, out + err
+    assert len(world.sim_submissions(11)) == 1
+
+
 def test_perf_sync_stores_signals_and_crypto_scores_under_their_own_names(world: World, cli: Any) -> None:
     from numerflow.service.dashboard.views import rounds_grid, slot_labels
     from numerflow.store import session_scope

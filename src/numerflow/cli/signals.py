@@ -160,8 +160,7 @@ def data(
     from numerflow.tournament.client import NumeraiClient
 
     st = state(ctx)
-    source = NumeraiClient.from_settings(st.settings)
-    source.tournament_id = CRYPTO_TOURNAMENT if crypto else SIGNALS_TOURNAMENT  # as numerapi's SignalsAPI
+    source = NumeraiClient.from_settings(st.settings, CRYPTO_TOURNAMENT if crypto else SIGNALS_TOURNAMENT)
     with download_progress() as progress:
         got = fetch_signals_data(
             st.settings, source, files or None, crypto=crypto, prices=prices, columns=parse_columns(column),
