@@ -276,6 +276,7 @@ def test_a_trained_signals_model_is_submitted_by_round_run_every_round(world: Wo
 def test_perf_sync_stores_signals_and_crypto_scores_under_their_own_names(world: World, cli: Any) -> None:
     from numerflow.service.dashboard.views import rounds_grid, slot_labels
     from numerflow.store import session_scope
+    from numerflow.store.queries.performance import signals_daily_rows
     from numerflow.tournament.performance import performance_table, sync_performance
 
     number = world.run().round_number
@@ -295,6 +296,18 @@ def test_perf_sync_stores_signals_and_crypto_scores_under_their_own_names(world:
     assert sig.mpc == last_mpc["value"] or sig.mpc == pytest.approx(last_mpc["value"], abs=1e-12)
     assert sig.bmc is None and sig.fnc is None  # Classic's names are not Signals'
     assert sig.payout_status == "settled" and sig.payout_nmr is not None
+
+    # the daily profile (v2SignalsProfile) under the server's own field names, as numerapi reads it
+    theirs_daily = api.daily_model_performances("sig_mom")
+    with session_scope(engine) as session:
+        ours_daily = signals_daily_rows(session, "sig_mom")
+    expected = [(d["date"], d["corrRep"]) for d in theirs_daily if d["corrRep"] is not None]
+    got = [(when, value) for when, metric, value, _ in ours_daily if metric == "corrRep"]
+    assert report.daily > len(ours_daily) > 0 and len(got) == len(expected)  # sig_rev has its own
+    for (when, value), (their_when, their_value) in zip(got, expected, strict=True):
+        assert abs((when - their_when).total_seconds()) < 1 and value == pytest.approx(their_value, abs=1e-12)
+    again = sync_performance(world.settings, engine)
+    assert (again.scores, again.payouts, again.daily) == (0, 0, 0)  # nothing changed: nothing written
 
     (cry,) = [r for r in performance_table(engine, "cry_mom", tournament=12) if r.round_number == number]
     assert cry.tournament == 12 and cry.mmc is not None and cry.corr is not None and cry.alpha is None

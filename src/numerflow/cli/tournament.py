@@ -253,7 +253,8 @@ def perf_sync(
         st.settings, st.engine, _client(ctx), slots=list(model) or None, tournaments=[only] if only else None
     )
     console.print(
-        f"synced {rep.models} models: {rep.scores} scores and {rep.payouts} payouts updated",
+        f"synced {rep.models} models: {rep.scores} scores and {rep.payouts} payouts updated"
+        + (f", {rep.daily} Signals daily profile values" if rep.daily else ""),
         soft_wrap=True,
     )
     for slot, error in rep.failed.items():

@@ -33,6 +33,7 @@ from numerflow.store.queries.performance import (
     top_scored_round,
     upsert_payouts,
     upsert_scores,
+    upsert_signals_daily,
 )
 
 if TYPE_CHECKING:
@@ -56,6 +57,7 @@ class SyncReport:
     scores: int  # rows inserted or updated
     payouts: int
     failed: dict[str, str]  # slot -> error
+    daily: int = 0  # Signals' daily profile values (v2SignalsProfile) inserted or updated
 
 
 @dataclass(frozen=True)
@@ -93,12 +95,13 @@ def sync_performance(
 ) -> SyncReport:
     """Upsert every score and payout the API has for the account's model slots (or ``slots``), of each of
     ``tournaments`` (default: Classic, Signals and Crypto; a tournament where the account has no model
-    adds nothing). Each tournament's rows are stored under its id with the server's score names."""
+    adds nothing). Each tournament's rows are stored under its id with the server's score names; Signals
+    models also get their daily profile (``v2SignalsProfile``: ``corrRep``, ``mmcRep``... and ranks)."""
     if client is None:
         from numerflow.tournament.client import NumeraiClient
 
         client = NumeraiClient.from_settings(settings)
-    n_models = n_scores = n_payouts = 0
+    n_models = n_scores = n_payouts = n_daily = 0
     failed: dict[str, str] = {}
     seen: set[str] = set()
     for number in tournaments or [
@@ -113,6 +116,7 @@ def sync_performance(
             try:
                 rows = one.score_rows(models[slot])
                 perfs = one.round_performances(models[slot])
+                daily = one.signals_daily(slot) if number == 11 else []
             except NumerflowError as exc:  # one slot failing does not stop the others
                 failed[slot] = str(exc)
                 log.warning("perf sync: %s: %s", slot, exc)
@@ -120,10 +124,11 @@ def sync_performance(
             n_models += 1
             n_scores += upsert_scores(engine, number, slot, rows)
             n_payouts += upsert_payouts(engine, number, slot, perfs)
+            n_daily += upsert_signals_daily(engine, number, slot, daily)
     for slot in slots or []:
         if slot not in seen:
             failed[slot] = f"the Numerai account has no model {slot!r}"
-    return SyncReport(n_models, n_scores, n_payouts, failed)
+    return SyncReport(n_models, n_scores, n_payouts, failed, n_daily)
 
 
 def final_scores(
