@@ -33,7 +33,7 @@ def export(
 
         done = export_and_upload(
             st.settings,
-            st.engine,
+            st.book,
             ref,
             out,
             python=python,
@@ -46,7 +46,7 @@ def export(
         from numerflow.modeling.export import export_model
 
         result = export_model(
-            st.settings, st.engine, ref, out, python=python, data_version=data_version, data=data
+            st.settings, st.book, ref, out, python=python, data_version=data_version, data=data
         )
     console.print(
         f"wrote {result.path} ({result.ref}, {result.docker_image}, data {result.data_version}): "

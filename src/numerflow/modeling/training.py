@@ -1,6 +1,6 @@
 """Training, era cross-validation and their bookkeeping.
 
-``train_model(settings, name, engine=...)`` loads the model's features and targets (int8, every
+``train_model(settings, name, book=...)`` loads the model's features and targets (int8, every
 ``era_stride``-th era), fits one estimator per target, scores the result on the validation eras with the
 full metrics set, saves a new artifact version (atomically: Ctrl-C leaves nothing) and records the version
 and the run. An ensemble trains its members first, reusing any member version already trained from the
@@ -24,7 +24,6 @@ import numpy as np
 
 from numerflow import __version__
 from numerflow.errors import ConfigError, ModelError
-from numerflow.modeling import registry
 from numerflow.modeling.artifacts import LoadedModel, rank_average, staged_version, write_manifest
 from numerflow.modeling.estimators import RowView, file_suffix, make_estimator
 from numerflow.modeling.memory import check_fit_memory, feature_set_sizes, fit_shape
@@ -41,10 +40,9 @@ from numerflow.modeling.specs import (
 from numerflow.modeling.splitters import EraSplitter
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
-
     from numerflow.config import Settings
     from numerflow.data.load import Dataset
+    from numerflow.modeling.registry import ModelBook, VersionRecord
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +56,7 @@ def _noop(_msg: str, _done: float, _total: float) -> None:
 
 @dataclass
 class TrainResult:
-    version: registry.VersionInfo
+    version: VersionRecord
     scores: dict[str, Any]
     reused: bool = False
     duration_s: float = 0.0
@@ -168,13 +166,14 @@ def train_model(
     settings: Settings,
     name: str,
     *,
-    engine: Engine,
+    book: ModelBook,
     progress: Progress | None = None,
     params: dict[str, Any] | None = None,
     reuse: bool = False,
     kind: str = "train",
 ) -> TrainResult:
-    """Train ``name`` (an ensemble trains or reuses its members), save a version, record the run.
+    """Train ``name`` (an ensemble trains or reuses its members), save a version, record it and the run in
+    ``book``.
 
     ``params`` override the spec's parameters (tuning writes its best ones back this way). With
     ``reuse`` a version already trained from the same spec and data is returned instead of retraining.
@@ -184,7 +183,7 @@ def train_model(
     catalog = load_catalog(files)
     spec = settings.model(name)
     if spec.ensemble is not None:
-        return _train_ensemble(settings, name, engine=engine, progress=progress, files=files)
+        return _train_ensemble(settings, name, book=book, progress=progress, files=files)
     picker = stable_picker(files, settings.artifacts_dir / ".feature_sets", spec.era_stride)
     model = resolve_model(settings, name, catalog, stable_picker=picker)
     if params is not None:
@@ -199,7 +198,7 @@ def train_model(
         else _param_fingerprint(settings, name, hashes, used_params)
     )
     if reuse:
-        found = registry.find_fingerprint(engine, name, fp)
+        found = book.find_fingerprint(name, fp)
         if found is not None:
             log.info("reusing %s (same spec and data)", found.ref)
             return TrainResult(found, found.scores, reused=True)
@@ -212,13 +211,10 @@ def train_model(
         validation_path=files.validation,
         feature_sets=feature_set_sizes(catalog),
     )
-    run = registry.RunRecorder(
-        engine, kind, name, {"params": used_params, "spec": spec.model_dump(mode="json")}
-    )
-    run.start()
+    run = book.start_run(kind, name, {"params": used_params, "spec": spec.model_dump(mode="json")})
     t0 = time.perf_counter()
     try:
-        result = _train_single(settings, model, engine, progress, files, hashes, fp, used_params)
+        result = _train_single(settings, model, book, progress, files, hashes, fp, used_params)
     except KeyboardInterrupt:
         run.finish(status="interrupted", data_hashes=hashes, error="interrupted by the user")
         raise
@@ -245,7 +241,7 @@ def _headline(scores: dict[str, Any]) -> dict[str, Any]:
 def _train_single(
     settings: Settings,
     model: ResolvedModel,
-    engine: Engine,
+    book: ModelBook,
     progress: Progress,
     files: DataFiles,
     hashes: dict[str, str],
@@ -269,7 +265,7 @@ def _train_single(
         estimators += _fit_targets(single, X, train, params=params)
     n_train_rows, n_train_eras = int(train.X.shape[0]), int(train.n_eras)
     del X, train
-    version = registry.max_version(engine, model.name) + 1
+    version = book.max_version(model.name) + 1
     from numerflow.modeling.artifacts import versions_on_disk
 
     on_disk = versions_on_disk(settings.artifacts_dir, model.name)
@@ -307,8 +303,7 @@ def _train_single(
         manifest["validation_scores"] = _headline(scores)
         progress(f"{model.name}: saving {model.name}@{version}", steps - 1, steps)
         manifest_sha = write_manifest(folder, manifest)
-    info = registry.record_version(
-        engine,
+    info = book.record_version(
         name=model.name,
         version=version,
         kind="model",
@@ -318,8 +313,8 @@ def _train_single(
         data_version=files.version,
         targets=model.targets,
         n_features=len(model.features),
-        params=registry.jsonable(params),
-        scores=registry.jsonable(scores),
+        params=params,
+        scores=scores,
         fingerprint=fp,
     )
     progress(f"{model.name}: saved {info.ref}", steps, steps)
@@ -379,7 +374,7 @@ def _first_target(model: LoadedModel) -> str:
 
 
 def _train_ensemble(
-    settings: Settings, name: str, *, engine: Engine, progress: Progress, files: DataFiles
+    settings: Settings, name: str, *, book: ModelBook, progress: Progress, files: DataFiles
 ) -> TrainResult:
     from numerflow.modeling.artifacts import load_model, versions_on_disk
 
@@ -387,11 +382,10 @@ def _train_ensemble(
     assert spec.ensemble is not None
     members: list[TrainResult] = []
     for member in spec.ensemble:
-        members.append(train_model(settings, member, engine=engine, progress=progress, reuse=True))
+        members.append(train_model(settings, member, book=book, progress=progress, reuse=True))
     hashes = files.hashes(files.need(files.train), files.validation, files.features_json)
     fp = fingerprint(settings, name, hashes)
-    run = registry.RunRecorder(engine, "train", name, {"ensemble": spec.ensemble})
-    run.start()
+    run = book.start_run("train", name, {"ensemble": spec.ensemble})
     t0 = time.perf_counter()
     try:
         catalog = load_catalog(files)
@@ -403,10 +397,7 @@ def _train_ensemble(
                     catalog, spec.neutralize.features, f"models.{name}.neutralize.features"
                 ),
             }
-        version = (
-            max(registry.max_version(engine, name), *(versions_on_disk(settings.artifacts_dir, name) or [0]))
-            + 1
-        )
+        version = max(book.max_version(name), *(versions_on_disk(settings.artifacts_dir, name) or [0])) + 1
         manifest: dict[str, Any] = {
             "name": name,
             "version": version,
@@ -447,8 +438,7 @@ def _train_ensemble(
             scores = _validate(loaded, files)
             manifest["validation_scores"] = _headline(scores)
             manifest_sha = write_manifest(folder, manifest)
-        info = registry.record_version(
-            engine,
+        info = book.record_version(
             name=name,
             version=version,
             kind="ensemble",
@@ -458,8 +448,8 @@ def _train_ensemble(
             data_version=files.version,
             targets=sorted({t for m in members for t in m.version.targets}),
             n_features=max(m.version.n_features for m in members),
-            params=registry.jsonable({"ensemble": spec.ensemble}),
-            scores=registry.jsonable(scores),
+            params={"ensemble": spec.ensemble},
+            scores=scores,
             fingerprint=fp,
         )
     except KeyboardInterrupt:
@@ -574,7 +564,7 @@ def cross_validate_model(
     settings: Settings,
     name: str,
     *,
-    engine: Engine | None = None,
+    book: ModelBook | None = None,
     progress: Progress | None = None,
     scheme: str | None = None,
     folds: int | None = None,
@@ -660,9 +650,8 @@ def cross_validate_model(
             splitter,
         )
     run = None
-    if record and engine is not None:
-        run = registry.RunRecorder(
-            engine,
+    if record and book is not None:
+        run = book.start_run(
             "cv",
             name,
             {
@@ -671,7 +660,7 @@ def cross_validate_model(
                 "embargo_eras": splitter.gap,
                 "params": params if params is not None else spec.params,
             },
-        ).start()
+        )
     hashes = files.hashes(files.train, files.features_json)
     try:
         oof, fold_rows = era_cv(

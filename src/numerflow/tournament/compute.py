@@ -17,9 +17,8 @@ from numerflow.modeling.artifacts import parse_ref
 from numerflow.modeling.export import ExportResult, export_model
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
-
     from numerflow.config import Settings
+    from numerflow.modeling.registry import ModelBook
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +46,7 @@ def numerai_slot(settings: Settings, ref: str, numerai_model: str | None) -> str
 
 def export_and_upload(
     settings: Settings,
-    engine: Engine,
+    book: ModelBook,
     ref: str,
     out: Path | str,
     *,
@@ -65,7 +64,7 @@ def export_and_upload(
     client = client or NumeraiClient.from_settings(settings)
     try:
         model_id = client.model_id(slot)  # before exporting: a wrong slot fails fast
-        result = export_model(settings, engine, ref, out, python=python, data_version=data_version, data=data)
+        result = export_model(settings, book, ref, out, python=python, data_version=data_version, data=data)
         upload_id = client.model_upload(
             str(result.path),
             model_id=model_id,
