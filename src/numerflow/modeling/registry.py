@@ -9,6 +9,8 @@ rule and rollback through the promotion history are the book's: see :mod:`numerf
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -70,6 +72,24 @@ class RunLog(Protocol):
         data_hashes: dict[str, Any] | None = None,
         error: str = "",
     ) -> None: ...
+
+
+@contextmanager
+def closes_on_error(
+    run: RunLog | None, data_hashes: dict[str, Any], *, interrupted: str = "interrupted by the user"
+) -> Iterator[None]:
+    """Close ``run`` as ``interrupted`` (Ctrl-C) or ``failed`` (any error, its message kept) when the block
+    raises, then let the error go on; a run that finishes is closed by its caller with its outcome."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        if run is not None:
+            run.finish(status="interrupted", data_hashes=data_hashes, error=interrupted)
+        raise
+    except Exception as exc:
+        if run is not None:
+            run.finish(status="failed", data_hashes=data_hashes, error=str(exc))
+        raise
 
 
 class ModelBook(Protocol):

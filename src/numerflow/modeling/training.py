@@ -27,6 +27,7 @@ from numerflow.errors import ConfigError, ModelError
 from numerflow.modeling.artifacts import LoadedModel, rank_average, staged_version, write_manifest
 from numerflow.modeling.estimators import RowView, file_suffix, make_estimator
 from numerflow.modeling.memory import check_fit_memory, feature_set_sizes, fit_shape
+from numerflow.modeling.registry import closes_on_error
 from numerflow.modeling.specs import (
     DataFiles,
     ResolvedModel,
@@ -213,14 +214,8 @@ def train_model(
     )
     run = book.start_run(kind, name, {"params": used_params, "spec": spec.model_dump(mode="json")})
     t0 = time.perf_counter()
-    try:
+    with closes_on_error(run, hashes):
         result = _train_single(settings, model, book, progress, files, hashes, fp, used_params)
-    except KeyboardInterrupt:
-        run.finish(status="interrupted", data_hashes=hashes, error="interrupted by the user")
-        raise
-    except Exception as exc:
-        run.finish(status="failed", data_hashes=hashes, error=str(exc))
-        raise
     result.duration_s = time.perf_counter() - t0
     run.finish(version=result.version.version, scores=_headline(result.scores), data_hashes=hashes)
     return result
@@ -387,7 +382,7 @@ def _train_ensemble(
     fp = fingerprint(settings, name, hashes)
     run = book.start_run("train", name, {"ensemble": spec.ensemble})
     t0 = time.perf_counter()
-    try:
+    with closes_on_error(run, hashes):
         catalog = load_catalog(files)
         neutral = None
         if spec.neutralize is not None:
@@ -452,12 +447,6 @@ def _train_ensemble(
             scores=scores,
             fingerprint=fp,
         )
-    except KeyboardInterrupt:
-        run.finish(status="interrupted", data_hashes=hashes, error="interrupted by the user")
-        raise
-    except Exception as exc:
-        run.finish(status="failed", data_hashes=hashes, error=str(exc))
-        raise
     run.finish(version=version, scores=_headline(scores), data_hashes=hashes)
     return TrainResult(info, scores, duration_s=time.perf_counter() - t0, members=members)
 
@@ -560,6 +549,45 @@ def _stable_in(model: ResolvedModel, data: Dataset, rows: np.ndarray) -> list[st
     return select_stable(X, base, data.target(model.targets[0])[rows], data.era[rows], n)
 
 
+@dataclass
+class ModelPlan:
+    """What CV and the backtest resolve of a model before loading data: the data files and catalog, the
+    single models it fits (an ensemble's members, in order), their targets, each ensemble's
+    neutralization features and the finest era stride among them."""
+
+    files: DataFiles
+    catalog: Any
+    order: list[str]
+    resolved: dict[str, ResolvedModel]
+    targets: list[str]
+    ens_neutral: dict[str, list[str]]
+    stride: int
+
+    def columns(self, *, for_cv: bool = False, extra: list[str] | None = None) -> list[str]:
+        """Every feature column to load: the models', the ensembles' neutralization ones, then ``extra``."""
+        names = [c for r in self.resolved.values() for c in r.columns(for_cv=for_cv)]
+        names += [f for fs in self.ens_neutral.values() for f in fs] + list(extra or [])
+        return list(dict.fromkeys(names))
+
+
+def plan_model(settings: Settings, name: str) -> ModelPlan:
+    """Resolve ``name`` (and an ensemble's members) against the data's catalog; see :class:`ModelPlan`."""
+    files = data_files(settings)
+    catalog = load_catalog(files)
+    spec = settings.model(name)
+    order = [n for n in ensemble_order(settings, name) if settings.model(n).ensemble is None]
+    picker = stable_picker(files, settings.artifacts_dir / ".feature_sets", spec.era_stride)
+    resolved = {n: resolve_model(settings, n, catalog, stable_picker=picker) for n in order}
+    targets = list(dict.fromkeys(t for r in resolved.values() for t in r.targets))
+    ens_neutral: dict[str, list[str]] = {}
+    for n in ensemble_order(settings, name):
+        neutral = settings.model(n).neutralize
+        if settings.model(n).ensemble is not None and neutral is not None:
+            ens_neutral[n] = _feature_list(catalog, neutral.features, f"models.{n}.neutralize.features")
+    stride = min(settings.model(n).era_stride for n in order)
+    return ModelPlan(files, catalog, order, resolved, targets, ens_neutral, stride)
+
+
 def cross_validate_model(
     settings: Settings,
     name: str,
@@ -582,21 +610,10 @@ def cross_validate_model(
     from numerflow.data.load import load_dataset
     from numerflow.modeling.scoring import per_era_corr, summary_of
 
-    files = data_files(settings)
-    catalog = load_catalog(files)
-    spec = settings.model(name)
-    order = [n for n in ensemble_order(settings, name) if settings.model(n).ensemble is None]
-    picker = stable_picker(files, settings.artifacts_dir / ".feature_sets", spec.era_stride)
-    resolved = {n: resolve_model(settings, n, catalog, stable_picker=picker) for n in order}
-    targets = list(dict.fromkeys(t for r in resolved.values() for t in r.targets))
-    ens_neutral: dict[str, list[str]] = {}
-    for n in ensemble_order(settings, name):
-        neutral = settings.model(n).neutralize
-        if settings.model(n).ensemble is not None and neutral is not None:
-            ens_neutral[n] = _feature_list(catalog, neutral.features, f"models.{n}.neutralize.features")
-    columns = list(dict.fromkeys(c for r in resolved.values() for c in r.columns(for_cv=True)))
-    columns = list(dict.fromkeys(columns + [f for fs in ens_neutral.values() for f in fs]))
-    stride = min(settings.model(n).era_stride for n in order)
+    plan = plan_model(settings, name)
+    files, catalog, order, resolved = plan.files, plan.catalog, plan.order, plan.resolved
+    spec, targets, ens_neutral, stride = settings.model(name), plan.targets, plan.ens_neutral, plan.stride
+    columns = plan.columns(for_cv=True)
     client = None
     if dask:  # the folds run on the cluster: here only eras, ids and targets are loaded
         from numerflow.modeling.distributed import connect
@@ -663,23 +680,11 @@ def cross_validate_model(
         )
     hashes = files.hashes(files.train, files.features_json)
     try:
-        oof, fold_rows = era_cv(
-            fold_fn,
-            data.era,
-            data.era_labels,
-            data.target(main_target),
-            splitter,
-            progress=progress,
-            on_fold=on_fold,
-        )
-    except KeyboardInterrupt:
-        if run:
-            run.finish(status="interrupted", data_hashes=hashes, error="interrupted by the user")
-        raise
-    except Exception as exc:
-        if run:
-            run.finish(status="failed", data_hashes=hashes, error=str(exc))
-        raise
+        with closes_on_error(run, hashes):
+            oof, fold_rows = era_cv(
+                fold_fn, data.era, data.era_labels, data.target(main_target), splitter, progress=progress,
+                on_fold=on_fold,
+            )  # fmt: skip
     finally:
         if client is not None:
             client.close()

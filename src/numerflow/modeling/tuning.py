@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from numerflow.errors import ConfigError
+from numerflow.modeling.registry import closes_on_error
 from numerflow.modeling.specs import data_files, fingerprint
 
 if TYPE_CHECKING:
@@ -182,7 +183,7 @@ def tune_model(
             progress(f"{name}: trial {trial.number} {objective} {value:+.4f}", done[0], n_trials)
         return value
 
-    try:
+    with closes_on_error(run, hashes, interrupted="interrupted; run tune again to resume"):
         if client is not None:
             from numerflow.modeling.distributed import optimize_on_cluster
 
@@ -202,12 +203,6 @@ def tune_model(
             study = optuna.load_study(study_name=study_name, storage=storage)
         else:
             study.optimize(trial_fn, n_trials=n_trials, timeout=timeout_s, catch=())
-    except KeyboardInterrupt:
-        run.finish(status="interrupted", data_hashes=hashes, error="interrupted; run tune again to resume")
-        raise
-    except Exception as exc:
-        run.finish(status="failed", data_hashes=hashes, error=str(exc))
-        raise
     states = [t.state for t in study.trials]
     n_complete = sum(s == optuna.trial.TrialState.COMPLETE for s in states)
     n_pruned = sum(s == optuna.trial.TrialState.PRUNED for s in states)

@@ -445,21 +445,11 @@ class SqlModelBook:
     def start_run(self, kind: str, model_name: str, params: dict[str, Any]) -> RunRecorder:
         return RunRecorder(self.engine, kind, model_name, params).start()
 
-    def record_study(
-        self,
-        name: str,
-        study_name: str,
-        objective: str,
-        n_trials: int,
-        best_value: float,
-        best_params: dict[str, Any],
-        best_version: int | None,
-    ) -> None:
+    def record_study(self, *args: Any, **kwargs: Any) -> None:
+        """:func:`numerflow.store.queries.tuning.record_study` on this database (same arguments)."""
         from numerflow.store.queries.tuning import record_study
 
-        record_study(
-            self.engine, name, study_name, objective, n_trials, best_value, best_params, best_version
-        )
+        record_study(self.engine, *args, **kwargs)
 
     def optuna_url(self) -> str:
         from numerflow.store.queries.tuning import optuna_url
