@@ -333,14 +333,7 @@ class RoundDetail(RoundOut):
     payouts: list[PayoutOut]
 
 
-class PerformanceRow(BaseModel):
-    round: int
-    corr: float | None
-    mmc: float | None
-    bmc: float | None
-    fnc: float | None
-    day: int
-    resolved: bool
+class PerformanceRow(RoundScore):
     cum_corr: float
     cum_mmc: float
     at_risk_nmr: float | None
