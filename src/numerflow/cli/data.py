@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -115,23 +115,6 @@ def synth(
     )
 
 
-@contextmanager
-def _download_bar() -> Iterator[Callable[[str, int, int | None], None]]:
-    """A Rich bar per file; yields the ``progress(name, done, total)`` callback the downloads call."""
-    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
-
-    columns = ("[progress.description]{task.description}", BarColumn(), DownloadColumn())
-    with Progress(*columns, TransferSpeedColumn(), console=console, transient=True) as bar:
-        tasks: dict[str, int] = {}
-
-        def progress(name: str, done: int, total: int | None) -> None:
-            if name not in tasks:
-                tasks[name] = bar.add_task(name, total=total)
-            bar.update(tasks[name], completed=done, total=total)
-
-        yield progress
-
-
 @data.command("download")
 def download(
     ctx: typer.Context,
@@ -148,10 +131,11 @@ def download(
     from numerflow.tournament.client import NumeraiClient
 
     st = state(ctx)
-    with _download_bar() as progress:
+    source = NumeraiClient.from_settings(st.settings)
+    with download_progress() as progress:
         paths = download_for_project(
             st.settings,
-            NumeraiClient.from_settings(st.settings),
+            source,
             files or None,
             version=version,
             manifest=DatasetManifest(st.engine),
@@ -159,6 +143,33 @@ def download(
             progress=progress,
             force=force,
         )
+    print_paths(paths)
+
+
+@contextlib.contextmanager
+def download_progress() -> Iterator[Callable[[str, int, int | None], None]]:
+    """A transient progress bar per file; yields the downloader's progress callback."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        tasks: dict[str, int] = {}
+
+        def progress(name: str, done: int, total: int | None) -> None:
+            if name not in tasks:
+                tasks[name] = bar.add_task(name, total=total)
+            bar.update(tasks[name], completed=done, total=total)
+
+        yield progress
+
+
+def print_paths(paths: list[Path]) -> None:
     for p in paths:
         console.print(f"{p}  {_human(p.stat().st_size)}", soft_wrap=True, highlight=False)
 

@@ -9,7 +9,7 @@ rule and rollback through the promotion history are the book's: see :mod:`numerf
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -58,10 +58,14 @@ class DeploymentRecord(Protocol):
     def numerai_model(self) -> str: ...
     @property
     def stage(self) -> str: ...
+    @property
+    def manifest_sha256(self) -> str: ...
 
 
 class RunLog(Protocol):
     """One started run (train, cv, tune); ``finish`` closes it with its outcome and duration."""
+
+    run_id: int | None
 
     def finish(
         self,
@@ -122,8 +126,11 @@ class ModelBook(Protocol):
 
     def rollback(self, name: str) -> VersionRecord: ...
 
-    def deployed_models(self, settings: Settings) -> list[DeploymentRecord]:
-        """Each configured model's champion (and challenger) with the Numerai slot it is submitted to."""
+    def deployed_models(
+        self, settings: Settings, specs: Mapping[str, Any] | None = None
+    ) -> list[DeploymentRecord]:
+        """Each configured model's champion (and challenger) with the Numerai slot it is submitted to;
+        ``specs``: the model tables to look at (default ``[models]``, or ``settings.signals_models``)."""
         ...
 
     def start_run(self, kind: str, model_name: str, params: dict[str, Any]) -> RunLog:

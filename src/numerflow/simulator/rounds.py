@@ -16,6 +16,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from numerflow.errors import ConfigError
+from numerflow.simulator import extra_state as xdb
 from numerflow.simulator import state as db
 from numerflow.simulator.clock import DAY, close_time_for, next_open_time, score_times
 from numerflow.simulator.common import CLASSIC, N_SCORE_DAYS, NAMESPACE, PAYOUT_TARGET, SimEngineBase
@@ -167,9 +168,13 @@ class SimRounds(SimEngineBase):
                 if latest is not None and self._round_view(latest)["is_open"]:
                     self.close_round()
                 with self._db.connect() as conn:
-                    last = conn.execute(
-                        select(func.max(db.rounds.c.resolve_time)).where(db.rounds.c.resolved.is_(False))
-                    ).scalar()
+                    ends = [
+                        conn.execute(
+                            select(func.max(t.c.resolve_time)).where(t.c.resolved.is_(False))
+                        ).scalar()
+                        for t in (db.rounds, xdb.late_resolutions)
+                    ]
+                last = max((e for e in ends if e is not None), default=None)
                 if last is not None:
                     wait = float(last) - self.clock.now()
                     if wait > 0:
@@ -220,6 +225,12 @@ class SimRounds(SimEngineBase):
                     .where(db.rounds.c.resolve_time <= target)
                 ).mappings()
                 events += [(r["resolve_time"], 1, ("resolve", dict(r))) for r in resolving]
+                late = conn.execute(
+                    select(xdb.late_resolutions)
+                    .where(xdb.late_resolutions.c.resolved.is_(False))
+                    .where(xdb.late_resolutions.c.resolve_time <= target)
+                ).mappings()
+                events += [(r["resolve_time"], 1, ("resolve_late", dict(r))) for r in late]
                 releases = conn.execute(
                     select(db.stake_changes)
                     .where(db.stake_changes.c.status == "pending")
@@ -238,6 +249,8 @@ class SimRounds(SimEngineBase):
                 self._score_round(payload)
             elif kind == "resolve":
                 self._resolve_round(payload)
+            elif kind == "resolve_late":
+                self._resolve_late(payload)  # type: ignore[attr-defined]  # Signals' 60 days (signals.py)
             elif kind == "release":
                 self.stake_book.apply_release(payload)
             else:

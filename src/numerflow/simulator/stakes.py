@@ -15,6 +15,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from numerflow.errors import StakeError
+from numerflow.simulator import extra_state as xdb
 from numerflow.simulator import state as db
 from numerflow.simulator.accounts import SimAccounts
 from numerflow.simulator.clock import SimClock
@@ -167,8 +168,16 @@ class SimStakeBook:
                 .where(db.payouts.c.model_id == model["id"])
                 .where(db.payouts.c.settled.is_(False))
             ).scalar()
+            late = xdb.late_resolutions  # or later, where its tournament resolves after the round (Signals)
+            due_late = conn.execute(
+                select(func.max(late.c.resolve_time))
+                .select_from(db.payouts.join(late, late.c.round_number == db.payouts.c.round_number))
+                .where(late.c.tournament == model["tournament"])
+                .where(db.payouts.c.model_id == model["id"])
+                .where(db.payouts.c.settled.is_(False))
+            ).scalar()
             now = self.clock.now()
-            due_time = max(float(due), now) if due is not None else now
+            due_time = max([now, *(float(d) for d in (due, due_late) if d is not None)])
             change_id = str(uuid.uuid4())
             conn.execute(
                 insert(db.stake_changes).values(

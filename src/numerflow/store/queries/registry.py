@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -244,11 +245,14 @@ def rollback(engine: Engine, name: str) -> VersionInfo:
     return get_version(engine, name, previous)
 
 
-def deployed_models(engine: Engine, settings: Settings) -> list[Deployment]:
+def deployed_models(
+    engine: Engine, settings: Settings, specs: Mapping[str, Any] | None = None
+) -> list[Deployment]:
     """What the round job submits: each configured model's champion to its ``numerai_model`` slot and its
-    challenger (when there is one and ``challenger_model`` is set) to that slot."""
+    challenger (when there is one and ``challenger_model`` is set) to that slot. ``specs``: the model
+    tables to look at (default ``[models]``; ``settings.signals_models`` for Signals and Crypto)."""
     out: list[Deployment] = []
-    for name, spec in sorted(settings.models.items()):
+    for name, spec in sorted((settings.models if specs is None else specs).items()):
         if spec.numerai_model:
             champ = champion(engine, name)
             if champ is not None:
@@ -439,8 +443,8 @@ class SqlModelBook:
     def rollback(self, name: str) -> VersionInfo:
         return rollback(self.engine, name)
 
-    def deployed_models(self, settings: Settings) -> list[Deployment]:
-        return deployed_models(self.engine, settings)
+    def deployed_models(self, settings: Settings, specs: Mapping[str, Any] | None = None) -> list[Deployment]:
+        return deployed_models(self.engine, settings, specs)
 
     def start_run(self, kind: str, model_name: str, params: dict[str, Any]) -> RunRecorder:
         return RunRecorder(self.engine, kind, model_name, params).start()
