@@ -13,10 +13,10 @@ from dask_support import kill_a_worker_running, local_cluster
 
 from numerflow.config import load_settings
 from numerflow.errors import ConfigError
-from numerflow.modeling.registry import list_runs
 from numerflow.modeling.training import cross_validate_model
 from numerflow.modeling.tuning import objective_value, tune_model
 from numerflow.store import open_database
+from numerflow.store.queries.registry import SqlModelBook, list_runs
 
 pytestmark = pytest.mark.slow
 
@@ -65,7 +65,7 @@ def test_cv_on_the_cluster_survives_a_killed_worker_and_equals_a_local_run(proje
     settings = load_settings(project)
     engine = open_database(settings.database_url)
     thread, box = _in_thread(
-        lambda: cross_validate_model(settings, "slow", engine=engine, dask=cluster.address)
+        lambda: cross_validate_model(settings, "slow", book=SqlModelBook(engine), dask=cluster.address)
     )
     killed = kill_a_worker_running(cluster, "numerflow-cv-slow-fold")
     thread.join(timeout=600)  # a guard against a hang, not a timing assertion
@@ -74,7 +74,7 @@ def test_cv_on_the_cluster_survives_a_killed_worker_and_equals_a_local_run(proje
     remote = box["result"]
     assert killed in cluster.workers and cluster.workers[killed].poll() is not None
 
-    local = cross_validate_model(settings, "slow", engine=engine)
+    local = cross_validate_model(settings, "slow", book=SqlModelBook(engine))
     np.testing.assert_array_equal(remote.oof, local.oof)  # same rows, same order, same seeds: same numbers
     assert [f["corr_mean"] for f in remote.folds] == [f["corr_mean"] for f in local.folds]
     assert remote.summary == local.summary
@@ -94,7 +94,7 @@ def test_tune_trials_on_the_cluster_share_the_study_and_survive_a_killed_worker(
     engine = open_database(settings.database_url)
     thread, box = _in_thread(
         lambda: tune_model(
-            settings, "slow", engine=engine, n_trials=3, dask=cluster.address, train_best=False
+            settings, "slow", book=SqlModelBook(engine), n_trials=3, dask=cluster.address, train_best=False
         )
     )
     kill_a_worker_running(cluster, "numerflow-tune-slow-trial")

@@ -23,11 +23,11 @@ from numerflow.data.download import download_files
 from numerflow.data.prices_synthetic import synth_prices
 from numerflow.metrics.signals import alpha, churn, portfolio_weights, turnover
 from numerflow.modeling import signals_models as sm
-from numerflow.modeling.registry import champion, list_runs, list_versions
 from numerflow.modeling.training import cross_validate_model
 from numerflow.simulator import RunningSimulator
 from numerflow.simulator.signals import validate_signals_submission
 from numerflow.store import open_database
+from numerflow.store.queries.registry import SqlModelBook, champion, list_runs, list_versions
 from numerflow.tournament.client import NumeraiClient
 
 N_TICKERS = 200
@@ -148,7 +148,7 @@ def test_train_registry_promote_and_rollback_of_a_signals_model(
     assert code == 0 and "signals/v2.1" in out and "sig@2" in out
     code, out, _ = cli("models", "promote", "sig@2")
     assert code == 0 and "sig@2 is now the champion of sig" in out
-    [dep] = sm.signals_deployments(load_settings(config), engine)
+    [dep] = sm.signals_deployments(load_settings(config), SqlModelBook(engine))
     assert (dep.model_name, dep.version, dep.numerai_model) == ("sig", 2, "sig_slot")
     code, out, _ = cli("models", "rollback", "sig")
     assert code == 0 and "sig@1 is the champion of sig again" in out
@@ -170,7 +170,7 @@ def test_validation_scores_are_metrics_signals_of_each_dates_signal(
     assert cli("train", "sig")[0] == 0
     settings = load_settings(config)
     engine = open_database(settings.database_url)
-    [dep] = sm.signals_deployments(settings, engine)
+    [dep] = sm.signals_deployments(settings, SqlModelBook(engine))
     scores = list_versions(engine, "sig")[0].scores
     folder = data_dir / "signals/v2.1"
     val = pd.read_parquet(folder / "validation.parquet")
@@ -238,7 +238,7 @@ def test_crypto_model_from_synthetic_prices_trains_and_predicts_every_symbol(
     assert code == 0 and "embargo 5 eras" in out, err
 
     settings = load_settings(config)
-    [dep] = sm.signals_deployments(settings, open_database(settings.database_url))
+    [dep] = sm.signals_deployments(settings, SqlModelBook(open_database(settings.database_url)))
     live = next((data_dir / "crypto/rounds").glob("*/v2.0/live_universe.parquet"))
     signal = sm.predict_signals(settings, dep, live)
     universe = pd.read_parquet(live)
@@ -255,7 +255,7 @@ def test_live_signal_passes_numerai_rules_and_uploads_through_signals_api(
     config = project(project_dir, data_dir, sigp + 'numerai_model = "sig_slot"\n')
     assert cli("train", "sigp")[0] == 0
     settings = load_settings(config)
-    [dep] = sm.signals_deployments(settings, open_database(settings.database_url))
+    [dep] = sm.signals_deployments(settings, SqlModelBook(open_database(settings.database_url)))
     assert dep.model_name == "sigp" and sm.tournament_of(settings, "sigp") == "signals"
     live_path = next((data_dir / "signals/rounds").glob("*/v2.1/live.parquet"))
     signal = sm.predict_signals(settings, dep, live_path)

@@ -164,9 +164,9 @@ def train(
     from numerflow.modeling.training import train_model
 
     st = state(ctx)
-    settings, engine = st.settings, st.engine
+    settings, book = st.settings, st.book
     with _progress() as update:
-        result = train_model(settings, name, engine=engine, progress=update)
+        result = train_model(settings, name, book=book, progress=update)
     rows = [(m.version.ref + (" (reused)" if m.reused else ""), m.scores) for m in result.members]
     rows.append((result.version.ref, result.scores))
     if result.scores or result.members:
@@ -197,7 +197,7 @@ def cv(
         result = cross_validate_model(
             st.settings,
             name,
-            engine=st.engine,
+            book=st.book,
             progress=update,
             scheme=scheme,
             folds=folds,
@@ -236,7 +236,7 @@ def tune(
         result = tune_model(
             st.settings,
             name,
-            engine=st.engine,
+            book=st.book,
             n_trials=trials,
             objective=objective,
             timeout_s=timeout,
@@ -256,13 +256,11 @@ def tune(
 @models_app.command("list")
 def models_list(ctx: typer.Context, name: str | None = typer.Argument(None, help="Only this model.")) -> None:
     """Every saved version with its stage and headline validation scores."""
-    from numerflow.modeling.registry import list_versions
-
     st = state(ctx)
     table = _table("model versions")
     for col in ("version", "stage", "algorithm", "CORR", "sharpe", "MMC", "created"):
         table.add_column(col, no_wrap=True, justify="right" if col in ("CORR", "sharpe", "MMC") else "left")
-    for v in list_versions(st.engine, name):
+    for v in st.book.list_versions(name):
         table.add_row(
             v.ref,
             v.stage or "",
@@ -281,8 +279,8 @@ def models_show(ctx: typer.Context, ref: str = typer.Argument(..., help="NAME or
     from numerflow.modeling.predict import load_version, resolve_version
 
     st = state(ctx)
-    info = resolve_version(st.engine, ref)
-    model = load_version(st.settings, st.engine, info.ref)
+    info = resolve_version(st.book, ref)
+    model = load_version(st.settings, st.book, info.ref)
     manifest = dict(model.manifest)
     feats = manifest.pop("features", None)
     console.print(f"[bold]{info.ref}[/] stage={info.stage or '-'} path={info.path} (files verified)")
@@ -302,7 +300,6 @@ def models_promote(
     """Make a version the champion (or challenger) of its model."""
     from numerflow.errors import NotFoundError
     from numerflow.modeling.artifacts import parse_ref
-    from numerflow.modeling.registry import promote
 
     name, version = parse_ref(ref)
     if version is None:
@@ -310,17 +307,16 @@ def models_promote(
     from numerflow.modeling.predict import load_version
 
     # never deploy a version whose files are gone or changed: the round would fail later
-    load_version(state(ctx).settings, state(ctx).engine, f"{name}@{version}")
-    info = promote(state(ctx).engine, name, version, stage)
+    book = state(ctx).book
+    load_version(state(ctx).settings, book, f"{name}@{version}")
+    info = book.promote(name, version, stage)
     console.print(f"{info.ref} is now the {stage} of {name}")
 
 
 @models_app.command("rollback")
 def models_rollback(ctx: typer.Context, name: str = typer.Argument(..., help="Model name.")) -> None:
     """Put the previous champion back."""
-    from numerflow.modeling.registry import rollback
-
-    info = rollback(state(ctx).engine, name)
+    info = state(ctx).book.rollback(name)
     console.print(f"rolled back: {info.ref} is the champion of {name} again")
 
 
@@ -330,7 +326,7 @@ def runs(
     limit: int = typer.Option(30, help="How many, newest first."),
 ) -> None:
     """Train, CV and tuning runs: parameters, outcome, scores and duration."""
-    from numerflow.modeling.registry import list_runs
+    from numerflow.store.queries.registry import list_runs
 
     table = _table("runs")
     for col in ("id", "kind", "model", "version", "status", "CORR", "sharpe", "seconds", "started"):
@@ -364,7 +360,7 @@ def predict(
     from numerflow.modeling.predict import predict_to_file
 
     st = state(ctx)
-    written = predict_to_file(st.settings, st.engine, ref, data, out)
+    written = predict_to_file(st.settings, st.book, ref, data, out)
     n = sum(1 for _ in written.open()) - 1
     console.print(f"wrote {n:,} predictions of {ref} to {written}")
 

@@ -29,8 +29,9 @@ work as for any model.
 For the round job (the contract; nothing else here is needed by it):
 
 * :func:`is_signals_model` ``(settings, name)``: whether ``name`` is a ``[signals_models]`` model;
-* :func:`signals_deployments` ``(settings, engine)``: their champions and challengers with a
-  ``numerai_model`` / ``challenger_model`` slot, as :class:`~numerflow.modeling.registry.Deployment`;
+* :func:`signals_deployments` ``(settings, book)``: their champions and challengers with a
+  ``numerai_model`` / ``challenger_model`` slot (``book``: a :class:`~numerflow.modeling.registry.ModelBook`,
+  e.g. ``store.queries.registry.SqlModelBook(engine)``);
 * :func:`tournament_of` ``(settings, name)``: ``"signals"`` or ``"crypto"``; :data:`TOURNAMENT_NUMBER`,
   :data:`LIVE_FILE` (the dataset name of the live file each needs) and :data:`ID_COLUMN`;
 * :func:`predict_signals` ``(settings, dep, live_path)``: a DataFrame with exactly the columns
@@ -60,16 +61,15 @@ import pyarrow.parquet as pq
 
 from numerflow import __version__
 from numerflow.errors import ConfigError, DataError, ModelError
-from numerflow.modeling import registry
+from numerflow.modeling.registry import closes_on_error
 from numerflow.modeling.specs import file_hash
 from numerflow.modeling.splitters import EraSplitter, default_embargo, horizon_days
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
-
     from numerflow.config import Settings, SignalsModelSpec
     from numerflow.data.load import Dataset
     from numerflow.modeling.artifacts import LoadedModel
+    from numerflow.modeling.registry import DeploymentRecord, ModelBook
     from numerflow.modeling.training import CVResult, Progress, TrainResult
 
 log = logging.getLogger(__name__)
@@ -96,11 +96,11 @@ def tournament_of(settings: Settings, name: str) -> str:
     return settings.signals_model(name).tournament
 
 
-def signals_deployments(settings: Settings, engine: Engine) -> list[registry.Deployment]:
+def signals_deployments(settings: Settings, book: ModelBook) -> list[DeploymentRecord]:
     """The versions the round job submits for ``[signals_models]``: each model's champion to its
-    ``numerai_model`` slot, its challenger to ``challenger_model`` (as :func:`registry.deployed_models`
-    does for ``[models]``)."""
-    return registry.deployed_models(engine, settings, settings.signals_models)
+    ``numerai_model`` slot, its challenger to ``challenger_model`` (as ``deployed_models`` does for
+    ``[models]``)."""
+    return book.deployed_models(settings, settings.signals_models)
 
 
 # ------------------------------------------------------------------------------------------------ data
@@ -341,22 +341,14 @@ def _read(model: ResolvedSignals, path: Path, *, era_stride: int = 1) -> pd.Data
 # ------------------------------------------------------------------------------------------------ runs
 @contextlib.contextmanager
 def _recorded(
-    engine: Engine | None, kind: str, name: str, params: dict[str, Any], hashes: dict[str, str]
+    book: ModelBook | None, kind: str, name: str, params: dict[str, Any], hashes: dict[str, str]
 ) -> Iterator[dict[str, Any]]:
     """Record a run: ``ok`` with the ``version``/``scores`` put in the yielded dict, else failed or
     interrupted with the error."""
-    run = registry.RunRecorder(engine, kind, name, params).start() if engine is not None else None
+    run = book.start_run(kind, name, params) if book is not None else None
     out: dict[str, Any] = {}
-    try:
+    with closes_on_error(run, hashes):
         yield out
-    except KeyboardInterrupt:
-        if run:
-            run.finish(status="interrupted", data_hashes=hashes, error="interrupted by the user")
-        raise
-    except Exception as exc:
-        if run:
-            run.finish(status="failed", data_hashes=hashes, error=str(exc))
-        raise
     if run:
         run.finish(version=out.get("version"), scores=out.get("scores"), data_hashes=hashes)
         out["run_id"] = run.run_id
@@ -401,7 +393,7 @@ def train_signals_model(
     settings: Settings,
     name: str,
     *,
-    engine: Engine,
+    book: ModelBook,
     progress: Progress | None = None,
     params: dict[str, Any] | None = None,
     reuse: bool = False,
@@ -423,17 +415,17 @@ def train_signals_model(
     files = model.files
     hashes = _hashes(model, files.train, files.validation)
     fp = _fingerprint(model, hashes, used)
-    if reuse and (found := registry.find_fingerprint(engine, name, fp)) is not None:
+    if reuse and (found := book.find_fingerprint(name, fp)) is not None:
         return TrainResult(found, found.scores, reused=True)
     t0 = time.perf_counter()
     with _recorded(
-        engine, "train", name, {"params": used, "spec": spec.model_dump(mode="json")}, hashes
+        book, "train", name, {"params": used, "spec": spec.model_dump(mode="json")}, hashes
     ) as run:
         step("loading train data", 0)
         train = _dataset(model, _read(model, files.train, era_stride=spec.era_stride))
         step(f"fitting {spec.algorithm} on {model.target} ({len(train):,} rows)", 1)
         est = _fit(model, train, None, used)
-        version = next_version(settings, engine, name)
+        version = next_version(settings, book, name)
         manifest: dict[str, Any] = {
             "name": name,
             "version": version,
@@ -469,8 +461,7 @@ def train_signals_model(
             manifest["validation_scores"] = scores
             step(f"saving {name}@{version}", 3)
             manifest_sha = write_manifest(folder, manifest)
-        info = registry.record_version(
-            engine,
+        info = book.record_version(
             name=name,
             version=version,
             kind="model",
@@ -480,8 +471,8 @@ def train_signals_model(
             data_version=files.version,
             targets=[model.target],
             n_features=len(model.features),
-            params=registry.jsonable(used),
-            scores=registry.jsonable(scores),
+            params=used,
+            scores=scores,
             fingerprint=fp,
         )
         run.update(version=version, scores=scores)
@@ -542,7 +533,7 @@ def cross_validate_signals_model(
     settings: Settings,
     name: str,
     *,
-    engine: Engine | None = None,
+    book: ModelBook | None = None,
     progress: Progress | None = None,
     scheme: str | None = None,
     folds: int | None = None,
@@ -582,7 +573,7 @@ def cross_validate_signals_model(
         "params": used,
     }
     with _recorded(
-        engine if record else None, "cv", name, run_params, _hashes(model, model.files.train)
+        book if record else None, "cv", name, run_params, _hashes(model, model.files.train)
     ) as run:
         oof, fold_rows = era_cv(
             fit_predict, data.era, data.era_labels, target, splitter, progress=progress, on_fold=on_fold
@@ -602,7 +593,7 @@ def cross_validate_signals_model(
 
 
 # ------------------------------------------------------------------------------------------------ live
-def predict_signals(settings: Settings, dep: registry.Deployment, live_path: Path) -> pd.DataFrame:
+def predict_signals(settings: Settings, dep: DeploymentRecord, live_path: Path) -> pd.DataFrame:
     """The live signal of deployment ``dep`` (a ``[signals_models]`` version): exactly the columns
     ``numerai_ticker`` (``symbol`` for Crypto) and ``signal`` (ranks in (0, 1)), one row per ticker of
     ``live_path`` (Signals: the round's ``signals/v2.1/live.parquet``, its latest date; Crypto: the round's
@@ -677,14 +668,25 @@ def live_path(settings: Settings, tournament: str, data: Path | str = "live") ->
     return max(rounds, key=lambda p: int(p.parts[-3]))
 
 
-def signals_to_file(settings: Settings, engine: Engine, ref: str, data: Path | str, out: Path) -> Path:
+@dataclass(frozen=True)
+class _Predicting:
+    """A version predicted outside a round (``numerflow predict``): a deployment with no slot."""
+
+    model_name: str
+    version: int
+    numerai_model: str
+    stage: str
+    manifest_sha256: str
+
+
+def signals_to_file(settings: Settings, book: ModelBook, ref: str, data: Path | str, out: Path) -> Path:
     """``numerflow predict`` for a Signals/Crypto model: ``ref`` (NAME: its champion, or NAME@V) on ``data``
     (``live`` or a live file) written as ``numerai_ticker,signal`` (``symbol,signal``) CSV, atomically."""
     from numerflow.fileio import atomic_path
     from numerflow.modeling.predict import resolve_version
 
-    info = resolve_version(engine, ref)
-    dep = registry.Deployment(info.name, info.version, "", info.stage, info.manifest_sha256)
+    info = resolve_version(book, ref)
+    dep = _Predicting(info.name, info.version, "", info.stage, info.manifest_sha256)
     frame = predict_signals(settings, dep, live_path(settings, tournament_of(settings, info.name), data))
     with atomic_path(Path(out)) as tmp:
         frame.to_csv(tmp, index=False, float_format="%.10g")

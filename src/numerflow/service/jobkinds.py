@@ -113,7 +113,7 @@ def _train(ctx: JobContext) -> dict[str, Any]:
     from numerflow.modeling.training import train_model
 
     ctx.progress(0.0, f"training {ctx.args['model']}")
-    return _as_result(train_model(ctx.settings, ctx.args["model"], engine=ctx.engine, progress=ctx.callback))
+    return _as_result(train_model(ctx.settings, ctx.args["model"], book=ctx.book, progress=ctx.callback))
 
 
 @job_kind("cv")
@@ -122,7 +122,7 @@ def _cv(ctx: JobContext) -> dict[str, Any]:
 
     ctx.progress(0.0, f"cross-validating {ctx.args['model']}")
     return _as_result(
-        cross_validate_model(ctx.settings, ctx.args["model"], engine=ctx.engine, progress=ctx.callback)
+        cross_validate_model(ctx.settings, ctx.args["model"], book=ctx.book, progress=ctx.callback)
     )
 
 
@@ -136,7 +136,7 @@ def _tune(ctx: JobContext) -> dict[str, Any]:
             ctx.settings,
             ctx.args["model"],
             n_trials=ctx.args.get("trials", 20),
-            engine=ctx.engine,
+            book=ctx.book,
             progress=ctx.callback,
         )
     )

@@ -51,7 +51,7 @@ from numerflow.tournament.validation import (
 if TYPE_CHECKING:
     from numerflow.config import Settings
     from numerflow.data.load import Dataset
-    from numerflow.modeling.registry import Deployment
+    from numerflow.store.queries.registry import Deployment
     from numerflow.tournament.client import NumeraiClient
     from numerflow.tournament.client.rounds import RoundInfo
 
@@ -133,8 +133,9 @@ def model_predictor(settings: Settings, engine: Engine | None = None) -> Predict
     ensemble's members' included when ``engine`` is given)."""
     from numerflow.modeling.artifacts import load_model
     from numerflow.modeling.predict import recorded_hashes
+    from numerflow.store.queries.registry import SqlModelBook
 
-    members = recorded_hashes(engine) if engine is not None else None
+    members = recorded_hashes(SqlModelBook(engine)) if engine is not None else None
 
     def predict(dep: Deployment, dataset: Dataset) -> np.ndarray:
         model = load_model(
@@ -211,9 +212,10 @@ def signals_deployments_of(engine: Engine, settings: Settings) -> dict[int, list
     """tournament -> the deployments of ``[signals_models.NAME]`` (``tournament = "signals"|"crypto"``):
     each model's champion to its ``numerai_model``, its challenger to ``challenger_model``."""
     from numerflow.modeling.signals_models import signals_deployments, tournament_of
+    from numerflow.store.queries.registry import SqlModelBook
 
     out: dict[int, list[Deployment]] = {}
-    for dep in signals_deployments(settings, engine):
+    for dep in signals_deployments(settings, SqlModelBook(engine)):
         out.setdefault(TOURNAMENTS[tournament_of(settings, dep.model_name)], []).append(dep)
     return out
 
@@ -367,7 +369,7 @@ def run_round(
         else:
             report.round_number = info.number
             if deployments is None:
-                from numerflow.modeling.registry import deployed_models
+                from numerflow.store.queries.registry import deployed_models
 
                 deployments = deployed_models(engine, settings)
             if deployments or not others:
