@@ -27,6 +27,7 @@ from numerflow.simulator.clock import SimClock
 
 if TYPE_CHECKING:
     from numerflow.simulator.accounts import SimAccounts
+    from numerflow.simulator.rounds import SimRounds
     from numerflow.simulator.stakes import SimStakeBook
 
 CLASSIC, SIGNALS = 8, 11
@@ -77,6 +78,28 @@ def sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def meta_get(conn: Connection, key: str) -> Any:
+    """A value of the state's meta table (None when unset)."""
+    row = conn.execute(select(db.meta.c.value).where(db.meta.c.key == key)).first()
+    return None if row is None else json.loads(row[0])
+
+
+def meta_set(conn: Connection, key: str, value: Any) -> None:
+    conn.execute(delete(db.meta).where(db.meta.c.key == key))
+    conn.execute(insert(db.meta).values(key=key, value=json.dumps(value)))
+
+
+def scored_submissions(conn: Connection, number: int, tournament: int) -> list[dict[str, Any]]:
+    """The last submission of each model of ``tournament`` in round ``number`` (the one scored)."""
+    rows = conn.execute(
+        select(db.submissions)
+        .where(db.submissions.c.round_number == number)
+        .where(db.submissions.c.tournament == tournament)
+        .order_by(db.submissions.c.inserted_at)
+    ).mappings()
+    return list({r["model_id"]: dict(r) for r in rows}.values())
+
+
 class SimEngineBase:
     """State shared by the engine's parts (set by :class:`~numerflow.simulator.engine.TournamentEngine`)."""
 
@@ -94,29 +117,14 @@ class SimEngineBase:
     _lock: threading.RLock
     _world: Any
     extra_listing: dict[str, str]  # listed name -> the real "<version>/<file>" it serves (fault switch)
+    first_round: int
     accounts: SimAccounts
     stake_book: SimStakeBook
+    calendar: SimRounds
 
-    @staticmethod
-    def _meta_get(conn: Connection, key: str) -> Any:
-        row = conn.execute(select(db.meta.c.value).where(db.meta.c.key == key)).first()
-        return None if row is None else json.loads(row[0])
-
-    @staticmethod
-    def _meta_set(conn: Connection, key: str, value: Any) -> None:
-        conn.execute(delete(db.meta).where(db.meta.c.key == key))
-        conn.execute(insert(db.meta).values(key=key, value=json.dumps(value)))
-
-    @staticmethod
-    def _scored_submissions(conn: Connection, number: int, tournament: int) -> list[dict[str, Any]]:
-        """The last submission of each model of ``tournament`` in round ``number`` (the one scored)."""
-        rows = conn.execute(
-            select(db.submissions)
-            .where(db.submissions.c.round_number == number)
-            .where(db.submissions.c.tournament == tournament)
-            .order_by(db.submissions.c.inserted_at)
-        ).mappings()
-        return list({r["model_id"]: dict(r) for r in rows}.values())
+    _meta_get = staticmethod(meta_get)
+    _meta_set = staticmethod(meta_set)
+    _scored_submissions = staticmethod(scored_submissions)
 
     def sync(self) -> None:
         raise NotImplementedError
@@ -128,10 +136,4 @@ class SimEngineBase:
         raise NotImplementedError
 
     def models_of(self, account_id: str, tournament: int | None = None) -> list[dict[str, Any]]:
-        raise NotImplementedError
-
-    def current_round(self) -> dict[str, Any] | None:
-        raise NotImplementedError
-
-    def _round_view(self, r: dict[str, Any]) -> dict[str, Any]:
         raise NotImplementedError

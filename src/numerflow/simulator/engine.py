@@ -10,12 +10,12 @@ are scored for all 20 days at once against the hidden targets; each day's scores
 scoring time (Tue–Sat, from 3 days after close). The round resolves at its 20th score: payouts are added
 to the stakes. On first start the engine opens a round at once so there is something to submit to.
 
-This module is the façade: settings, the state database, faults and status. Its concerns live beside it:
-accounts and models (accounts.py, one :class:`~numerflow.simulator.accounts.SimAccounts` object it
-forwards to), stakes (stakes.py, one :class:`~numerflow.simulator.stakes.SimStakeBook`), rounds on the
-clock (rounds.py), closing and resolving a round (round_scoring.py), and the parts clients call into
-(datasets.py, submissions.py, performance.py, leaderboard.py, profiles.py, crowd.py, compute.py,
-signals.py, crypto.py); shared state in common.py.
+This module is the façade: settings, the state database, faults and status, and the wiring of the objects
+it composes and forwards to, one per concern: accounts and models (``accounts``, accounts.py), stakes
+(``stake_book``, stakes.py), rounds on the clock (``calendar``, rounds.py) and closing and resolving a
+round (``scoring``, round_scoring.py). The parts clients call into are still mixed in (datasets.py,
+submissions.py, performance.py, leaderboard.py, profiles.py, crowd.py, compute.py, signals.py,
+crypto.py); shared state in common.py.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from numerflow.metrics.payout import PayoutRule
 from numerflow.simulator import state as db
 from numerflow.simulator.accounts import SimAccounts
 from numerflow.simulator.clock import SimClock, iso, parse_start
+from numerflow.simulator.common import PAYOUT_TARGET
 from numerflow.simulator.compute import SimCompute
 from numerflow.simulator.crowd import SimCrowd
 from numerflow.simulator.crypto import SimCrypto
@@ -66,8 +67,6 @@ class TournamentEngine(
     SimCompute,
     SimSignals,
     SimCrypto,
-    SimRoundScoring,
-    SimRounds,
 ):
     """A simulated Numerai tournament (classic, tournament 8; Signals submissions are accepted unscored)."""
 
@@ -135,8 +134,6 @@ class TournamentEngine(
         self.extra_listing: dict[str, str] = {}
         # what the file server and the upload route were asked, newest last (the tests read it)
         self.requests: deque[dict[str, Any]] = deque(maxlen=10_000)
-        self.auto_rounds = auto_rounds
-        self.round_window_hours = float(round_window_hours)
         self.first_round = first_round
         with self._db.begin() as conn:
             saved = self._meta_get(conn, "settings")
@@ -202,12 +199,34 @@ class TournamentEngine(
             self.accounts = SimAccounts(self._db, self._lock, self.clock)
             self.accounts.seed(conn, accounts_file, default_account or {})
             self.stake_book = SimStakeBook(self._db, self._lock, self.clock, self.accounts, self.sync)
-            self._schedule_from = float(self._meta_get(conn, "schedule_from") or 0.0)
             if started is None:
                 self._meta_set(conn, "sim_now", self.clock.now())
-        self._last_save = 0.0
+        self.scoring = SimRoundScoring(
+            self._db,
+            self.stake_book,
+            seed=self.seed,
+            uploads=self.state_dir / "uploads",
+            round_files=self._round_files,
+            feature_names=lambda: self.world.feature_names,
+            payout_terms=self.payout_terms,
+            also_close=(self._score_signals_round, self._score_crypto_round),
+        )
+        self.calendar = SimRounds(
+            self._db,
+            self._lock,
+            self.clock,
+            first_round=first_round,
+            window_hours=round_window_hours,
+            auto_rounds=auto_rounds,
+            round_config={**asdict(self.payout), "rest_at_risk": self.rest_at_risk, "target": PAYOUT_TARGET},
+            history_eras=lambda: int(self.world.spec.n_eras),
+            on_close=self.scoring.close,
+            on_resolve=self.scoring.resolve,
+            on_release=self.stake_book.apply_release,
+            on_open=self._round_opened,
+        )
         with self._lock:
-            if self._latest_round() is None:
+            if self.calendar.latest() is None:
                 self.open_round()
             self.sync()
 
@@ -244,6 +263,52 @@ class TournamentEngine(
             self._meta_set(conn, "sim_now", self.clock.now())
         self._db.dispose()
 
+    def _round_opened(self, number: int, when: float) -> None:
+        """What a new round starts: the crowd's submissions (crowd.py), Model Upload runs (compute.py)."""
+        self._on_round_open(number, when)
+        self._run_compute(number, when)
+
+    # ------------------------------------------------------------------ rounds and clock (rounds.py)
+    @property
+    def auto_rounds(self) -> bool:
+        return self.calendar.auto_rounds
+
+    def sync(self) -> None:
+        """Process everything due up to the clock's now."""
+        self.calendar.sync()
+
+    def rounds(self) -> list[dict[str, Any]]:
+        return self.calendar.all()
+
+    def round(self, number: int) -> dict[str, Any] | None:
+        return self.calendar.get(number)
+
+    def current_round(self) -> dict[str, Any] | None:
+        """The round open for submissions now, or None between rounds."""
+        return self.calendar.current()
+
+    def open_round(self) -> int:
+        """Open a new round now (closing the open one first); returns its number."""
+        return self.calendar.open()
+
+    def close_round(self) -> int | None:
+        """Close the open round now (it is scored at once); returns its number or None if none was open."""
+        return self.calendar.close()
+
+    def next_round_opens(self) -> float | None:
+        """Sim time the next round opens (None with ``auto_rounds`` off or before any round)."""
+        return self.calendar.next_opens()
+
+    def advance(self, days: float) -> dict[str, Any]:
+        """Move the clock ``days`` forward, processing every open, close, score and resolve on the way."""
+        self.calendar.advance(days)
+        return self.status()
+
+    def resolve_all(self) -> dict[str, Any]:
+        """Advance the clock until every round so far is resolved (no new rounds open on the way)."""
+        self.calendar.resolve_all()
+        return self.status()
+
     # ------------------------------------------------------------------ stakes (stakes.py)
     def stake_change(
         self, account: dict[str, Any], model_id: str | None, value: str, kind: str
@@ -251,9 +316,9 @@ class TournamentEngine(
         return self.stake_book.stake_change(account, model_id, value, kind)
 
     def release_stake(
-        self, account: dict[str, Any], model_id: str | None, amount: str | None, drain: bool
+        self, account: dict[str, Any], model_id: str | None, amount: str | None, drain: bool | None
     ) -> dict[str, Any]:
-        return self.stake_book.release_stake(account, model_id, amount, drain)
+        return self.stake_book.release_stake(account, model_id, amount, bool(drain))
 
     def stake_changes(self, model_id: str) -> list[dict[str, Any]]:
         return self.stake_book.stake_changes(model_id)
@@ -283,14 +348,14 @@ class TournamentEngine(
     def status(self) -> dict[str, Any]:
         self.sync()
         with self._lock:
-            latest = self._latest_round()
+            latest = self.calendar.latest()
             with self._db.connect() as conn:
                 n_rounds = conn.execute(select(func.count()).select_from(db.rounds)).scalar_one()
                 n_resolved = conn.execute(
                     select(func.count()).select_from(db.rounds).where(db.rounds.c.resolved.is_(True))
                 ).scalar_one()
                 n_subs = conn.execute(select(func.count()).select_from(db.submissions)).scalar_one()
-            view = self._round_view(latest) if latest else None
+            view = self.calendar.view(latest) if latest else None
             return {
                 "sim_time": self.shown(self.clock.now()),
                 "sim_calendar_time": _iso(self.clock.now()),
@@ -299,7 +364,7 @@ class TournamentEngine(
                 "latest_round": view["number"] if view else None,
                 "latest_round_status": view["status"] if view else None,
                 "latest_round_closes": self.shown(view["close_time"]) if view else None,
-                "next_round_opens": self.shown(self._next_open(latest))
+                "next_round_opens": self.shown(self.calendar.next_open(latest))
                 if latest and self.auto_rounds
                 else None,
                 "rounds": n_rounds,

@@ -104,7 +104,7 @@ class SimProfiles(SimEngineBase):
         resolved: list[float] = []
         with self._lock, self._db.connect() as conn:
             for r in conn.execute(select(db.rounds).where(db.rounds.c.tournament == CLASSIC)).mappings():
-                view = self._round_view(dict(r))
+                view = self.calendar.view(dict(r))
                 if start <= view["open_time"] < end and view["open_time"] <= now:
                     opened.append(view["open_time"])
                 scored += [t for t in view["score_times"] if start <= t < end and t <= now]

@@ -114,7 +114,7 @@ class SimSubmissions(SimEngineBase):
             upload = self._stored_upload(account, key, model["id"], "submission")
             if model["tournament"] == CRYPTO:
                 return self._create_crypto_submission(model, key, upload["filename"], source, trigger_id)
-            current = self.current_round()
+            current = self.calendar.current()
             late = current is None
             if late:
                 current = self._late_round()
@@ -160,7 +160,7 @@ class SimSubmissions(SimEngineBase):
             )
         if row is None or not row["closed"] or row["resolved"]:
             return None
-        return self._round_view(dict(row))
+        return self.calendar.view(dict(row))
 
     def _late_ids(self, conn: Any, model_id: str | None = None) -> set[str]:
         q = select(xdb.late_submissions.c.submission_id)
@@ -236,7 +236,7 @@ class SimSubmissions(SimEngineBase):
         self, model: dict[str, Any], key: str, filename: str, source: str | None, trigger_id: str | None
     ) -> dict[str, Any]:
         """A Crypto submission (tournament 12) for the open round, checked as Numerai does (crypto.py)."""
-        current = self.current_round()
+        current = self.calendar.current()
         if current is None:
             raise ApiError(NOT_OPEN)
         number = int(current["number"])
@@ -273,7 +273,7 @@ class SimSubmissions(SimEngineBase):
                     f"Model {model['name']} is not a Signals model (tournament {model['tournament']})"
                 )
             upload = self._stored_upload(account, key, model["id"], "signals")
-            current = self.current_round()
+            current = self.calendar.current()
             if current is None:
                 raise ApiError(NOT_OPEN)
             path = self.state_dir / "uploads" / key
