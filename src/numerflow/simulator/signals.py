@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy import stats
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from numerflow.errors import NotFoundError, SubmissionError
@@ -49,7 +49,8 @@ from numerflow.metrics.payout import SIGNALS_RULE, PayoutRule
 from numerflow.metrics.signals import alpha, churn, meta_portfolio_contribution, portfolio_weights, turnover
 from numerflow.simulator import state as db
 from numerflow.simulator.common import CRYPTO, N_SCORE_DAYS, SIGNALS, SimEngineBase, dec, money
-from numerflow.simulator.scoring import daily_targets, percentiles
+from numerflow.simulator.round_scoring import day_rows, insert_close
+from numerflow.simulator.scoring import daily_targets
 from numerflow.simulator.signals_world import ALPHA_TARGET, FEATURES, TARGETS, SignalsSpec, build_world
 
 log = logging.getLogger(__name__)
@@ -342,24 +343,12 @@ class SimSignals(SimEngineBase):
                 if stakes.sum() > 0
                 else np.nan
             )
-        rows = []
-        for name in SIGNALS_SCORES:
-            for d in range(N_SCORE_DAYS):
-                pct = percentiles(scores[name][d])
-                for k, s in enumerate(selected):
-                    value = float(scores[name][d, k])
-                    rows.append(
-                        {
-                            "submission_id": s["id"],
-                            "model_id": s["model_id"],
-                            "round_number": number,
-                            "day": d + 1,
-                            "display_name": name,
-                            "value": value if np.isfinite(value) else None,
-                            "percentile": float(pct[k]) if np.isfinite(pct[k]) else None,
-                            "score_time": times[d],
-                        }
-                    )
+        rows = [
+            row
+            for name in SIGNALS_SCORES
+            for d in range(N_SCORE_DAYS)
+            for row in day_rows(selected, number, d + 1, name, scores[name][d], times[d])
+        ]
         gate_meta = {f"signals_gate:{number}:{model_id}": gate for model_id, gate in gates.items()}
         record_close(self, number, selected, at_risk, rows, SIGNALS_PAYOUT, "signals_round", gate_meta)
         log.info("round %d: %d Signals submissions scored", number, len(selected))
@@ -576,18 +565,7 @@ def record_close(
     total = sum(at_risk.values(), Decimal(0))
     factor = dec(rule.payout_factor(float(total)))
     with engine._db.begin() as conn:
-        for s in selected:
-            conn.execute(
-                insert(db.payouts).values(
-                    model_id=s["model_id"],
-                    round_number=number,
-                    submission_id=s["id"],
-                    at_risk=money(at_risk[s["model_id"]]),
-                    payout=None,
-                    settled=False,
-                )
-            )
-        conn.execute(insert(db.scores), score_rows)
+        insert_close(conn, number, selected, at_risk, score_rows)
         _meta_put(
             conn, f"{round_key}:{number}", {"payout_factor": money(factor), "total_at_risk": money(total)}
         )
