@@ -635,6 +635,8 @@ class Root:
     createSignalsSubmission = _calls("create_signals_submission", "filename", "modelId", account=True)
 
     createDiagnostics = _calls("create_diagnostics", "filename", "modelId", account=True, then=_as_id)
+    v2ChangeStake = _calls("stake_change", "modelId", "value", "type", account=True)
+    releaseStake = _calls("release_stake", "modelId", "amount", "drain", account=True)
 
     # ---------------------------------------------------------------- leaderboards, pipeline (public)
     v2Leaderboard = _calls("leaderboard", "limit", "offset")

@@ -42,10 +42,12 @@ def day_rows(
     name: str,
     values: np.ndarray,
     score_time: float,
+    pct: np.ndarray | None = None,
 ) -> list[dict[str, Any]]:
     """Rows of the scores table for one score ``name`` on scoring ``day`` (1-based): ``values[k]`` of
-    submission ``selected[k]``, with its percentile among them (non-finite values are stored as null)."""
-    pct = percentiles(values)
+    submission ``selected[k]``, with its percentile ``pct[k]`` (default: among ``values``); non-finite
+    values and percentiles are stored as null."""
+    pct = percentiles(values) if pct is None else pct
     return [
         {
             "submission_id": s["id"],

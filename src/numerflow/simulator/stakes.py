@@ -118,19 +118,8 @@ class SimStakeBook:
             conn.execute(
                 update(db.models).where(db.models.c.id == model["id"]).values(stake=money(stake + amount))
             )
-            change_id = str(uuid.uuid4())
-            now = self.clock.now()
-            conn.execute(
-                insert(db.stake_changes).values(
-                    id=change_id,
-                    model_id=model["id"],
-                    type="increase",
-                    amount=money(amount),
-                    drain=False,
-                    requested_at=now,
-                    due_time=None,
-                    status="complete",
-                )
+            change_id = _record_change(
+                conn, model["id"], "increase", amount, self.clock.now(), None, drain=False
             )
         return {
             "id": change_id,
@@ -169,19 +158,7 @@ class SimStakeBook:
             ).scalar()
             now = self.clock.now()
             due_time = max(float(due), now) if due is not None else now
-            change_id = str(uuid.uuid4())
-            conn.execute(
-                insert(db.stake_changes).values(
-                    id=change_id,
-                    model_id=model["id"],
-                    type="decrease",
-                    amount=money(amount),
-                    drain=drain,
-                    requested_at=now,
-                    due_time=due_time,
-                    status="pending",
-                )
-            )
+            change_id = _record_change(conn, model["id"], "decrease", amount, now, due_time, drain=drain)
         self.sync()
         with self._db.connect() as conn:
             status = conn.execute(
@@ -222,3 +199,30 @@ class SimStakeBook:
                     .order_by(db.stake_changes.c.requested_at)
                 ).mappings()
             ]
+
+
+def _record_change(
+    conn: Connection,
+    model_id: str,
+    kind: str,
+    amount: Decimal,
+    at: float,
+    due_time: float | None,
+    *,
+    drain: bool,
+) -> str:
+    """Record a stake change; an increase is complete at once, a decrease pending until ``due_time``."""
+    change_id = str(uuid.uuid4())
+    conn.execute(
+        insert(db.stake_changes).values(
+            id=change_id,
+            model_id=model_id,
+            type=kind,
+            amount=money(amount),
+            drain=drain,
+            requested_at=at,
+            due_time=due_time,
+            status="complete" if kind == "increase" else "pending",
+        )
+    )
+    return change_id

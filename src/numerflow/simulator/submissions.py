@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sqlalchemy import insert, select, update
+from sqlalchemy.engine import Connection
 
 from numerflow.errors import (
     ApiError,
@@ -33,6 +34,42 @@ from numerflow.simulator.common import (
 from numerflow.simulator.validation import validate_predictions
 
 log = logging.getLogger(__name__)
+
+
+def insert_submission(
+    conn: Connection,
+    *,
+    model_id: str,
+    number: int,
+    tournament: int,
+    key: str,
+    filename: str,
+    path: Path,
+    n_rows: int,
+    at: float,
+    source: str | None = None,
+    trigger_id: str | None = None,
+    sub_id: str | None = None,
+) -> str:
+    """Record a checked submission (the uploaded file at ``path``) in round ``number``; returns its id
+    (``sub_id``, or a new one)."""
+    sub_id = sub_id or str(uuid.uuid4())
+    conn.execute(
+        insert(db.submissions).values(
+            id=sub_id,
+            model_id=model_id,
+            round_number=number,
+            tournament=tournament,
+            key=key,
+            filename=filename,
+            inserted_at=at,
+            sha256=sha256_file(path),
+            n_rows=n_rows,
+            source=source,
+            trigger_id=trigger_id,
+        )
+    )
+    return sub_id
 
 
 class SimSubmissions(SimEngineBase):
@@ -124,22 +161,19 @@ class SimSubmissions(SimEngineBase):
             number = int(current["number"])
             path = self.state_dir / "uploads" / key
             validate_predictions(path.read_bytes(), self.live_ids(number), name=upload["filename"])
-            sub_id = str(uuid.uuid4())
             with self._db.begin() as conn:
-                conn.execute(
-                    insert(db.submissions).values(
-                        id=sub_id,
-                        model_id=model["id"],
-                        round_number=number,
-                        tournament=CLASSIC,
-                        key=key,
-                        filename=upload["filename"],
-                        inserted_at=self.clock.now(),
-                        sha256=sha256_file(path),
-                        n_rows=len(self.live_ids(number)),
-                        source=source,
-                        trigger_id=trigger_id,
-                    )
+                sub_id = insert_submission(
+                    conn,
+                    model_id=model["id"],
+                    number=number,
+                    tournament=CLASSIC,
+                    key=key,
+                    filename=upload["filename"],
+                    path=path,
+                    n_rows=len(self.live_ids(number)),
+                    at=self.clock.now(),
+                    source=source,
+                    trigger_id=trigger_id,
                 )
                 if late:
                     conn.execute(
@@ -174,6 +208,7 @@ class SimSubmissions(SimEngineBase):
         """Score a late submission for all 20 days (revealed at the round's scoring times), with its
         percentile among the round's scored submissions; no payout row, so it is never staked."""
         from numerflow.simulator.common import N_SCORE_DAYS
+        from numerflow.simulator.round_scoring import day_rows
         from numerflow.simulator.scoring import SCORE_NAMES, daily_targets, percentiles, score_submissions
 
         number = int(r["number"])
@@ -212,22 +247,15 @@ class SimSubmissions(SimEngineBase):
             if value is not None:
                 seen.setdefault((name, day), []).append(float(value))
         rows = []
+        late = [{"id": sub_id, "model_id": model_id}]
         for name in SCORE_NAMES:
             for d in range(N_SCORE_DAYS):
                 value = float(scores[name][d, 0])
                 field = np.array([*seen.get((name, d + 1), []), value])
                 pct = float(percentiles(field)[-1]) if np.isfinite(value) else float("nan")
-                rows.append(
-                    {
-                        "submission_id": sub_id,
-                        "model_id": model_id,
-                        "round_number": number,
-                        "day": d + 1,
-                        "display_name": name,
-                        "value": value if np.isfinite(value) else None,
-                        "percentile": pct if np.isfinite(pct) else None,
-                        "score_time": r["score_times"][d],
-                    }
+                day = d + 1
+                rows += day_rows(
+                    late, number, day, name, np.array([value]), r["score_times"][d], np.array([pct])
                 )
         with self._db.begin() as conn:
             conn.execute(insert(db.scores), rows)
@@ -242,22 +270,19 @@ class SimSubmissions(SimEngineBase):
         number = int(current["number"])
         path = self.state_dir / "uploads" / key
         _, n_rows, invalid = self.check_crypto_upload(path.read_bytes(), filename, number)  # type: ignore[attr-defined]
-        sub_id = str(uuid.uuid4())
         with self._db.begin() as conn:
-            conn.execute(
-                insert(db.submissions).values(
-                    id=sub_id,
-                    model_id=model["id"],
-                    round_number=number,
-                    tournament=CRYPTO,
-                    key=key,
-                    filename=filename,
-                    inserted_at=self.clock.now(),
-                    sha256=sha256_file(path),
-                    n_rows=n_rows,
-                    source=source,
-                    trigger_id=trigger_id,
-                )
+            sub_id = insert_submission(
+                conn,
+                model_id=model["id"],
+                number=number,
+                tournament=CRYPTO,
+                key=key,
+                filename=filename,
+                path=path,
+                n_rows=n_rows,
+                at=self.clock.now(),
+                source=source,
+                trigger_id=trigger_id,
             )
             self._save_signals_report(conn, sub_id, n_rows, invalid)  # type: ignore[attr-defined]
         return {"id": sub_id, "round_number": number, "late": False}
@@ -281,21 +306,18 @@ class SimSubmissions(SimEngineBase):
             _, n_rows, invalid = self.check_signals_upload(  # type: ignore[attr-defined]
                 path.read_bytes(), upload["filename"], number
             )
-            sub_id = str(uuid.uuid4())
             with self._db.begin() as conn:
-                conn.execute(
-                    insert(db.submissions).values(
-                        id=sub_id,
-                        model_id=model["id"],
-                        round_number=int(current["number"]),
-                        tournament=SIGNALS,
-                        key=key,
-                        filename=upload["filename"],
-                        inserted_at=self.clock.now(),
-                        sha256=sha256_file(path),
-                        n_rows=n_rows,
-                        source="numerapi",
-                    )
+                sub_id = insert_submission(
+                    conn,
+                    model_id=model["id"],
+                    number=number,
+                    tournament=SIGNALS,
+                    key=key,
+                    filename=upload["filename"],
+                    path=path,
+                    n_rows=n_rows,
+                    at=self.clock.now(),
+                    source="numerapi",
                 )
                 self._save_signals_report(conn, sub_id, n_rows, invalid)  # type: ignore[attr-defined]
             if invalid:
