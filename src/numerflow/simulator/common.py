@@ -1,10 +1,12 @@
 """What the parts of the tournament engine share: constants, money helpers and the engine's state.
 
 The engine (engine.py) is a small façade over objects by concern — accounts and models
-(accounts.py, ``engine.accounts``), stakes (stakes.py, ``engine.stake_book``) — and parts mixed into it,
-one module each: dataset files (datasets.py), uploads and submissions (submissions.py), scores and payouts
-as clients read them (performance.py), Signals, Crypto, Compute, the crowd, leaderboards and profiles.
-:class:`SimEngineBase` declares the state the parts share and the few engine methods they call.
+(accounts.py, ``engine.accounts``), stakes (stakes.py, ``engine.stake_book``), rounds and the clock
+(rounds.py, ``engine.calendar``), round scoring (round_scoring.py, ``engine.scoring``), uploads and
+submissions (submissions.py, ``engine.submission_book``) — and parts mixed into it, one module each:
+dataset files (datasets.py), scores and payouts as clients read them (performance.py), Signals, Crypto,
+Compute, the crowd, leaderboards and profiles. :class:`SimEngineBase` declares the state the parts share
+and the few engine methods they call.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.engine import Connection, Engine
 
 from numerflow.metrics.payout import PayoutRule
+from numerflow.simulator import extra_state as xdb
 from numerflow.simulator import state as db
 from numerflow.simulator.clock import SimClock
 
@@ -29,6 +32,7 @@ if TYPE_CHECKING:
     from numerflow.simulator.accounts import SimAccounts
     from numerflow.simulator.rounds import SimRounds
     from numerflow.simulator.stakes import SimStakeBook
+    from numerflow.simulator.submissions import SimSubmissions
 
 CLASSIC, SIGNALS = 8, 11
 CRYPTO = 12
@@ -100,6 +104,16 @@ def scored_submissions(conn: Connection, number: int, tournament: int) -> list[d
     return list({r["model_id"]: dict(r) for r in rows}.values())
 
 
+def late_ids(conn: Connection, model_id: str | None = None) -> set[str]:
+    """Ids of the submissions made after their round closed (of ``model_id``, or of every model)."""
+    q = select(xdb.late_submissions.c.submission_id)
+    if model_id is not None:
+        q = q.join(db.submissions, db.submissions.c.id == xdb.late_submissions.c.submission_id).where(
+            db.submissions.c.model_id == model_id
+        )
+    return set(conn.execute(q).scalars())
+
+
 class SimEngineBase:
     """State shared by the engine's parts (set by :class:`~numerflow.simulator.engine.TournamentEngine`)."""
 
@@ -121,6 +135,7 @@ class SimEngineBase:
     accounts: SimAccounts
     stake_book: SimStakeBook
     calendar: SimRounds
+    submission_book: SimSubmissions
 
     _meta_get = staticmethod(meta_get)
     _meta_set = staticmethod(meta_set)

@@ -12,10 +12,10 @@ to the stakes. On first start the engine opens a round at once so there is somet
 
 This module is the façade: settings, the state database, faults and status, and the wiring of the objects
 it composes and forwards to, one per concern: accounts and models (``accounts``, accounts.py), stakes
-(``stake_book``, stakes.py), rounds on the clock (``calendar``, rounds.py) and closing and resolving a
-round (``scoring``, round_scoring.py). The parts clients call into are still mixed in (datasets.py,
-submissions.py, performance.py, leaderboard.py, profiles.py, crowd.py, compute.py, signals.py,
-crypto.py); shared state in common.py.
+(``stake_book``, stakes.py), rounds on the clock (``calendar``, rounds.py), closing and resolving a round
+(``scoring``, round_scoring.py) and uploads and submissions (``submission_book``, submissions.py). The
+parts clients read from are still mixed in (datasets.py, performance.py, leaderboard.py, profiles.py,
+crowd.py, compute.py, signals.py, crypto.py); shared state in common.py.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from numerflow.metrics.payout import PayoutRule
 from numerflow.simulator import state as db
 from numerflow.simulator.accounts import SimAccounts
 from numerflow.simulator.clock import SimClock, iso, parse_start
-from numerflow.simulator.common import PAYOUT_TARGET
+from numerflow.simulator.common import CRYPTO, PAYOUT_TARGET, SIGNALS
 from numerflow.simulator.compute import SimCompute
 from numerflow.simulator.crowd import SimCrowd
 from numerflow.simulator.crypto import SimCrypto
@@ -59,7 +59,6 @@ log = logging.getLogger(__name__)
 
 class TournamentEngine(
     SimDatasets,
-    SimSubmissions,
     SimPerformance,
     SimLeaderboard,
     SimProfiles,
@@ -225,6 +224,21 @@ class TournamentEngine(
             on_release=self.stake_book.apply_release,
             on_open=self._round_opened,
         )
+        self.submission_book = SimSubmissions(
+            self._db,
+            self._lock,
+            self.clock,
+            self.accounts,
+            self.calendar,
+            self.scoring,
+            uploads=self.state_dir / "uploads",
+            live_ids=self.live_ids,
+            checks={SIGNALS: self.check_signals_upload, CRYPTO: self.check_crypto_upload},
+            save_report=self._save_signals_report,
+            data_dir=self.data_dir,
+            feature_names=lambda: self.world.feature_names,
+            payout=self.payout,
+        )
         with self._lock:
             if self.calendar.latest() is None:
                 self.open_round()
@@ -308,6 +322,48 @@ class TournamentEngine(
         """Advance the clock until every round so far is resolved (no new rounds open on the way)."""
         self.calendar.resolve_all()
         return self.status()
+
+    # ------------------------------------------------------------------ submissions (submissions.py)
+    def upload_auth(
+        self, account: dict[str, Any], filename: str, model_id: str | None, kind: str
+    ) -> dict[str, str]:
+        return self.submission_book.upload_auth(account, filename, model_id, kind)
+
+    def store_upload(self, key: str, data: bytes) -> None:
+        self.submission_book.store_upload(key, data)
+
+    def create_submission(
+        self,
+        account: dict[str, Any],
+        key: str,
+        model_id: str | None,
+        *,
+        source: str | None = None,
+        trigger_id: str | None = None,
+    ) -> dict[str, Any]:
+        return self.submission_book.create_submission(
+            account, key, model_id, source=source, trigger_id=trigger_id
+        )
+
+    def create_signals_submission(
+        self, account: dict[str, Any], key: str, model_id: str | None
+    ) -> dict[str, Any]:
+        return self.submission_book.create_signals_submission(account, key, model_id)
+
+    def create_diagnostics(self, account: dict[str, Any], key: str, model_id: str | None) -> str:
+        return self.submission_book.create_diagnostics(account, key, model_id)
+
+    def diagnostics(
+        self, account: dict[str, Any], model_id: str | None, diag_id: str | None
+    ) -> dict[str, Any]:
+        return self.submission_book.diagnostics(account, model_id, diag_id)
+
+    def submissions(self, model_id: str, account_id: str | None = None) -> list[dict[str, Any]]:
+        return self.submission_book.submissions(model_id, account_id)
+
+    def all_submissions(self, round_number: int | None = None) -> list[dict[str, Any]]:
+        """Every submission (all accounts), oldest first; for tests and the admin status."""
+        return self.submission_book.all_submissions(round_number)
 
     # ------------------------------------------------------------------ stakes (stakes.py)
     def stake_change(

@@ -161,7 +161,7 @@ class SimProfiles(SimEngineBase):
 
         with self._lock:
             model = self.model(model_id, account["id"])
-            upload = self._stored_upload(account, key, model["id"], "compute_pickle")  # type: ignore[attr-defined]
+            upload = self.submission_book.stored_upload(account, key, model["id"], "compute_pickle")
             version = _pick("data", data_version, "v5.2")
             image = _pick("image", docker_image, "Python 3.12")
             path = self.state_dir / "uploads" / key

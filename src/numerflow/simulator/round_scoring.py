@@ -23,7 +23,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from numerflow.metrics.payout import PayoutRule
 from numerflow.simulator import state as db
-from numerflow.simulator.common import CLASSIC, N_SCORE_DAYS, dec, money, scored_submissions
+from numerflow.simulator.common import CLASSIC, N_SCORE_DAYS, dec, late_ids, money, scored_submissions
 from numerflow.simulator.scoring import SCORE_NAMES, daily_targets, percentiles, score_submissions
 from numerflow.simulator.stakes import SimStakeBook
 from numerflow.simulator.validation import validate_predictions
@@ -164,9 +164,9 @@ class SimRoundScoring:
         for step in self._also_close:
             step(r)
 
-    def _score_rows(
-        self, number: int, selected: list[dict[str, Any]], times: list[float], config: dict[str, Any]
-    ) -> list[dict[str, Any]]:
+    def _scores(self, number: int, selected: Sequence[dict[str, Any]], target: str) -> dict[str, np.ndarray]:
+        """Each score's (day × submission) values of the ``selected`` submissions' files in round ``number``,
+        against the round's daily ``target`` (the same draws on every call: seeded by the round)."""
         folder = self._round_files(number)
         live = pd.read_parquet(folder / "live.parquet")
         hidden = pd.read_parquet(folder / "hidden" / "targets.parquet").reindex(live.index)
@@ -180,20 +180,61 @@ class SimRoundScoring:
             ]
         )
         rng = np.random.default_rng([self.seed, number, 20])
-        days = daily_targets(hidden[config["target"]].to_numpy(dtype=np.float64), N_SCORE_DAYS, rng)
-        scores = score_submissions(
+        days = daily_targets(hidden[target].to_numpy(dtype=np.float64), N_SCORE_DAYS, rng)
+        return score_submissions(
             preds,
             features,
             days,
             hidden["numerai_meta_model"].to_numpy(dtype=np.float64),
             hidden["benchmark"].to_numpy(dtype=np.float64),
         )
+
+    def _score_rows(
+        self, number: int, selected: list[dict[str, Any]], times: list[float], config: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        scores = self._scores(number, selected, config["target"])
         return [
             row
             for name in SCORE_NAMES
             for d in range(N_SCORE_DAYS)
             for row in day_rows(selected, number, d + 1, name, scores[name][d], times[d])
         ]
+
+    def score_late(self, r: dict[str, Any], sub: dict[str, Any]) -> None:
+        """Score a late submission ``sub`` (id, model_id, key, filename) of round ``r`` (a round view) for
+        all 20 days (revealed at the round's scoring times), with its percentile among the round's scored
+        submissions; no payout row, so it is never staked. A model's on-time submission counts instead."""
+        number = int(r["number"])
+        with self._db.connect() as conn:
+            on_time = conn.execute(
+                select(db.submissions.c.id)
+                .where(db.submissions.c.round_number == number)
+                .where(db.submissions.c.model_id == sub["model_id"])
+                .where(db.submissions.c.id.notin_(late_ids(conn)))
+            ).first()
+            others = conn.execute(
+                select(db.scores.c.display_name, db.scores.c.day, db.scores.c.value).where(
+                    db.scores.c.round_number == number
+                )
+            ).all()
+        if on_time is not None:
+            log.info("late submission %s not scored: the model's on-time submission counts", sub["id"])
+            return
+        scores = self._scores(number, [sub], r["config"]["target"])
+        seen: dict[tuple[str, int], list[float]] = {}
+        for name, day, value in others:
+            if value is not None:
+                seen.setdefault((name, day), []).append(float(value))
+        rows = []
+        for name in SCORE_NAMES:
+            for d in range(N_SCORE_DAYS):
+                value = float(scores[name][d, 0])
+                field = np.array([*seen.get((name, d + 1), []), value])
+                pct = float(percentiles(field)[-1]) if np.isfinite(value) else float("nan")
+                at = r["score_times"][d]
+                rows += day_rows([sub], number, d + 1, name, np.array([value]), at, np.array([pct]))
+        with self._db.begin() as conn:
+            conn.execute(insert(db.scores), rows)
 
     def resolve(self, r: dict[str, Any]) -> None:
         """Settle round ``r``'s payouts from each model's final scores and add them to the stakes."""
