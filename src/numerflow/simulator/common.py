@@ -16,6 +16,7 @@ import json
 import re
 import threading
 import uuid
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -80,6 +81,25 @@ def money(value: Decimal) -> str:
 
 def sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class SimCore:
+    """What every object of the engine shares: the state database, the one lock the whole simulation runs
+    under, and the clock."""
+
+    db: Engine
+    lock: threading.RLock
+    clock: SimClock
+
+
+class SimPart:
+    """An object of the engine over the shared :class:`SimCore` (``_db``, ``_lock``, ``clock``)."""
+
+    def __init__(self, core: SimCore) -> None:
+        self._db = core.db
+        self._lock = core.lock
+        self.clock = core.clock
 
 
 def meta_get(conn: Connection, key: str) -> Any:

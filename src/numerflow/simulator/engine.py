@@ -38,7 +38,7 @@ from numerflow.metrics.payout import PayoutRule
 from numerflow.simulator import state as db
 from numerflow.simulator.accounts import SimAccounts
 from numerflow.simulator.clock import SimClock, iso, parse_start
-from numerflow.simulator.common import CRYPTO, PAYOUT_TARGET, SIGNALS
+from numerflow.simulator.common import CRYPTO, PAYOUT_TARGET, SIGNALS, SimCore
 from numerflow.simulator.compute import SimCompute
 from numerflow.simulator.crowd import SimCrowd
 from numerflow.simulator.crypto import SimCrypto
@@ -195,13 +195,14 @@ class TournamentEngine(
             if started is None:
                 started = start_at if start_at is not None else time.time()
             self.clock = SimClock(float(started), clock_speed, monotonic=monotonic)
-            self.accounts = SimAccounts(self._db, self._lock, self.clock)
+            core = SimCore(self._db, self._lock, self.clock)
+            self.accounts = SimAccounts(core)
             self.accounts.seed(conn, accounts_file, default_account or {})
-            self.stake_book = SimStakeBook(self._db, self._lock, self.clock, self.accounts, self.sync)
+            self.stake_book = SimStakeBook(core, self.accounts, self.sync)
             if started is None:
                 self._meta_set(conn, "sim_now", self.clock.now())
         self.scoring = SimRoundScoring(
-            self._db,
+            core,
             self.stake_book,
             seed=self.seed,
             uploads=self.state_dir / "uploads",
@@ -211,9 +212,7 @@ class TournamentEngine(
             also_close=(self._score_signals_round, self._score_crypto_round),
         )
         self.calendar = SimRounds(
-            self._db,
-            self._lock,
-            self.clock,
+            core,
             first_round=first_round,
             window_hours=round_window_hours,
             auto_rounds=auto_rounds,
@@ -225,9 +224,7 @@ class TournamentEngine(
             on_open=self._round_opened,
         )
         self.submission_book = SimSubmissions(
-            self._db,
-            self._lock,
-            self.clock,
+            core,
             self.accounts,
             self.calendar,
             self.scoring,
@@ -333,17 +330,10 @@ class TournamentEngine(
         self.submission_book.store_upload(key, data)
 
     def create_submission(
-        self,
-        account: dict[str, Any],
-        key: str,
-        model_id: str | None,
-        *,
-        source: str | None = None,
-        trigger_id: str | None = None,
+        self, account: dict[str, Any], key: str, model_id: str | None, **origin: str | None
     ) -> dict[str, Any]:
-        return self.submission_book.create_submission(
-            account, key, model_id, source=source, trigger_id=trigger_id
-        )
+        """``origin``: ``source`` and ``trigger_id`` (see :meth:`SimSubmissions.create_submission`)."""
+        return self.submission_book.create_submission(account, key, model_id, **origin)
 
     def create_signals_submission(
         self, account: dict[str, Any], key: str, model_id: str | None

@@ -19,11 +19,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sqlalchemy import insert, select, update
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 
 from numerflow.metrics.payout import PayoutRule
 from numerflow.simulator import state as db
-from numerflow.simulator.common import CLASSIC, N_SCORE_DAYS, dec, late_ids, money, scored_submissions
+from numerflow.simulator.common import (
+    CLASSIC,
+    N_SCORE_DAYS,
+    SimCore,
+    SimPart,
+    dec,
+    late_ids,
+    money,
+    scored_submissions,
+)
 from numerflow.simulator.scoring import SCORE_NAMES, daily_targets, percentiles, score_submissions
 from numerflow.simulator.stakes import SimStakeBook
 from numerflow.simulator.validation import validate_predictions
@@ -111,7 +120,7 @@ def final_scores(conn: Connection, number: int, model_id: str, upto: float) -> d
     return latest
 
 
-class SimRoundScoring:
+class SimRoundScoring(SimPart):
     """Scores a round at close and settles its payouts at resolution.
 
     ``round_files(number)`` is the round's folder (live.parquet, hidden/targets.parquet),
@@ -120,7 +129,7 @@ class SimRoundScoring:
 
     def __init__(
         self,
-        engine: Engine,
+        core: SimCore,
         stake_book: SimStakeBook,
         *,
         seed: int,
@@ -130,7 +139,7 @@ class SimRoundScoring:
         payout_terms: PayoutTerms,
         also_close: Sequence[Callable[[dict[str, Any]], None]] = (),
     ) -> None:
-        self._db = engine
+        super().__init__(core)
         self.stake_book = stake_book
         self.seed = seed
         self.uploads = uploads

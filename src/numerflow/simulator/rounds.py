@@ -11,25 +11,24 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 
 from numerflow.errors import ConfigError
 from numerflow.simulator import state as db
-from numerflow.simulator.clock import DAY, SimClock, close_time_for, next_open_time, score_times
-from numerflow.simulator.common import CLASSIC, N_SCORE_DAYS, NAMESPACE, meta_get, meta_set
+from numerflow.simulator.clock import DAY, close_time_for, next_open_time, score_times
+from numerflow.simulator.common import CLASSIC, N_SCORE_DAYS, NAMESPACE, SimCore, SimPart, meta_get, meta_set
 
 log = logging.getLogger(__name__)
 MAX_ADVANCE_DAYS = 3650  # ten years of rounds in one call; more would hold the simulator for hours
 Event = Callable[[dict[str, Any]], None]
 
 
-class SimRounds:
+class SimRounds(SimPart):
     """The rounds and the clock.
 
     ``round_config``: the payout terms a new round records (its config column). ``history_eras``: the
@@ -39,9 +38,7 @@ class SimRounds:
 
     def __init__(
         self,
-        engine: Engine,
-        lock: threading.RLock,
-        clock: SimClock,
+        core: SimCore,
         *,
         first_round: int,
         window_hours: float,
@@ -53,9 +50,7 @@ class SimRounds:
         on_release: Event,
         on_open: Callable[[int, float], None],
     ) -> None:
-        self._db = engine
-        self._lock = lock
-        self.clock = clock
+        super().__init__(core)
         self.first_round = first_round
         self.window_hours = float(window_hours)
         self.auto_rounds = auto_rounds
@@ -65,7 +60,7 @@ class SimRounds:
         self._on_resolve = on_resolve
         self._on_release = on_release
         self._on_open = on_open
-        with engine.connect() as conn:
+        with self._db.connect() as conn:
             self._schedule_from = float(meta_get(conn, "schedule_from") or 0.0)
         self._last_save = 0.0
 

@@ -5,42 +5,28 @@ stake methods to it and reads the pending releases through it when a round close
 
 from __future__ import annotations
 
-import threading
 import uuid
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 
 from numerflow.errors import StakeError
 from numerflow.simulator import state as db
 from numerflow.simulator.accounts import SimAccounts
-from numerflow.simulator.clock import SimClock
-from numerflow.simulator.common import (
-    dec,
-    money,
-)
+from numerflow.simulator.common import SimCore, SimPart, dec, money
 
 
-class SimStakeBook:
+class SimStakeBook(SimPart):
     """Stake increases, releases and drains, kept in the simulator's state database.
 
     ``sync`` brings the whole simulation up to the clock's now (the engine's), so that a stake change
     sees the rounds and releases due before it."""
 
-    def __init__(
-        self,
-        engine: Engine,
-        lock: threading.RLock,
-        clock: SimClock,
-        accounts: SimAccounts,
-        sync: Callable[[], None],
-    ) -> None:
-        self._db = engine
-        self._lock = lock
-        self.clock = clock
+    def __init__(self, core: SimCore, accounts: SimAccounts, sync: Callable[[], None]) -> None:
+        super().__init__(core)
         self.accounts = accounts
         self.sync = sync
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import threading
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import insert, select, update
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 
 from numerflow.errors import (
     ApiError,
@@ -33,13 +32,14 @@ from numerflow.metrics.payout import PayoutRule
 from numerflow.simulator import extra_state as xdb
 from numerflow.simulator import state as db
 from numerflow.simulator.accounts import SimAccounts
-from numerflow.simulator.clock import SimClock
 from numerflow.simulator.common import (
     CLASSIC,
     CRYPTO,
     NOT_OPEN,
     SAFE,
     SIGNALS,
+    SimCore,
+    SimPart,
     late_ids,
 )
 from numerflow.simulator.round_scoring import SimRoundScoring
@@ -89,7 +89,7 @@ def insert_submission(
     return sub_id
 
 
-class SimSubmissions:
+class SimSubmissions(SimPart):
     """Upload URLs, stored PUTs, submissions (Classic, late, Signals, Crypto) and diagnostics.
 
     ``checks`` holds the upload check of Signals (11) and Crypto (12), ``save_report`` keeps what a check
@@ -97,9 +97,7 @@ class SimSubmissions:
 
     def __init__(
         self,
-        engine: Engine,
-        lock: threading.RLock,
-        clock: SimClock,
+        core: SimCore,
         accounts: SimAccounts,
         calendar: SimRounds,
         scoring: SimRoundScoring,
@@ -112,9 +110,7 @@ class SimSubmissions:
         feature_names: Callable[[], Sequence[str]],
         payout: PayoutRule,
     ) -> None:
-        self._db = engine
-        self._lock = lock
-        self.clock = clock
+        super().__init__(core)
         self.accounts = accounts
         self.calendar = calendar
         self.scoring = scoring
@@ -210,31 +206,57 @@ class SimSubmissions:
                     raise ApiError(NOT_OPEN)
             assert current is not None
             number = int(current["number"])
-            path = self.uploads / key
-            validate_predictions(path.read_bytes(), self._live_ids(number), name=upload["filename"])
-            with self._db.begin() as conn:
-                sub_id = insert_submission(
-                    conn,
-                    model_id=model["id"],
-                    number=number,
-                    tournament=CLASSIC,
-                    key=key,
-                    filename=upload["filename"],
-                    path=path,
-                    n_rows=len(self._live_ids(number)),
-                    at=self.clock.now(),
-                    source=source,
-                    trigger_id=trigger_id,
-                )
+            ids = self._live_ids(number)
+            validate_predictions((self.uploads / key).read_bytes(), ids, name=upload["filename"])
+
+            def mark_late(conn: Connection, sub_id: str) -> None:
                 if late:
                     conn.execute(
                         insert(xdb.late_submissions).values(submission_id=sub_id, round_number=number)
                     )
+
+            origin = {"source": source, "trigger_id": trigger_id}
+            sub_id = self._record(
+                model, key, upload["filename"], number, CLASSIC, len(ids), mark_late, **origin
+            )
             if late:
                 late_sub = {"id": sub_id, "model_id": model["id"], "key": key, "filename": upload["filename"]}
                 self.scoring.score_late(current, late_sub)
             log.info("submission %s for %s in round %d%s", sub_id, model["name"], number, " (late)" * late)
             return {"id": sub_id, "round_number": number, "late": late}
+
+    def _record(
+        self,
+        model: dict[str, Any],
+        key: str,
+        filename: str,
+        number: int,
+        tournament: int,
+        n_rows: int,
+        also: Callable[[Connection, str], None],
+        **origin: str | None,
+    ) -> str:
+        """Record a checked upload as ``model``'s submission in round ``number`` and, in the same
+        transaction, ``also(conn, submission id)``; returns the id."""
+        with self._db.begin() as conn:
+            sub_id = insert_submission(
+                conn,
+                model_id=model["id"],
+                number=number,
+                tournament=tournament,
+                key=key,
+                filename=filename,
+                path=self.uploads / key,
+                n_rows=n_rows,
+                at=self.clock.now(),
+                **origin,  # type: ignore[arg-type]
+            )
+            also(conn, sub_id)
+        return sub_id
+
+    def _reporter(self, n_rows: int, invalid: list[str]) -> Callable[[Connection, str], None]:
+        """Keeps a Signals/Crypto check's report with the submission it is about."""
+        return lambda conn, sub_id: self._save_report(conn, sub_id, n_rows, invalid)
 
     def _late_round(self) -> dict[str, Any] | None:
         """The round a late upload goes to: the latest one, closed and not yet resolved."""
@@ -258,21 +280,10 @@ class SimSubmissions:
         number = int(current["number"])
         path = self.uploads / key
         _, n_rows, invalid = self._checks[CRYPTO](path.read_bytes(), filename, number)
-        with self._db.begin() as conn:
-            sub_id = insert_submission(
-                conn,
-                model_id=model["id"],
-                number=number,
-                tournament=CRYPTO,
-                key=key,
-                filename=filename,
-                path=path,
-                n_rows=n_rows,
-                at=self.clock.now(),
-                source=source,
-                trigger_id=trigger_id,
-            )
-            self._save_report(conn, sub_id, n_rows, invalid)
+        report = self._reporter(n_rows, invalid)
+        sub_id = self._record(
+            model, key, filename, number, CRYPTO, n_rows, report, source=source, trigger_id=trigger_id
+        )
         return {"id": sub_id, "round_number": number, "late": False}
 
     def create_signals_submission(
@@ -292,20 +303,10 @@ class SimSubmissions:
             path = self.uploads / key
             number = int(current["number"])
             _, n_rows, invalid = self._checks[SIGNALS](path.read_bytes(), upload["filename"], number)
-            with self._db.begin() as conn:
-                sub_id = insert_submission(
-                    conn,
-                    model_id=model["id"],
-                    number=number,
-                    tournament=SIGNALS,
-                    key=key,
-                    filename=upload["filename"],
-                    path=path,
-                    n_rows=n_rows,
-                    at=self.clock.now(),
-                    source="numerapi",
-                )
-                self._save_report(conn, sub_id, n_rows, invalid)
+            report = self._reporter(n_rows, invalid)
+            sub_id = self._record(
+                model, key, upload["filename"], number, SIGNALS, n_rows, report, source="numerapi"
+            )
             if invalid:
                 log.info(
                     "Signals submission %s: %d tickers outside the round's universe dropped (first: %s)",
