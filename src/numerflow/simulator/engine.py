@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, func, select
+from sqlalchemy.engine import Connection
 
 from numerflow.errors import ConfigError
 from numerflow.fileio import ensure_dir
@@ -38,7 +39,7 @@ from numerflow.metrics.payout import PayoutRule
 from numerflow.simulator import state as db
 from numerflow.simulator.accounts import SimAccounts
 from numerflow.simulator.clock import SimClock, iso, parse_start
-from numerflow.simulator.common import CRYPTO, PAYOUT_TARGET, SIGNALS, SimCore
+from numerflow.simulator.common import CRYPTO, PAYOUT_TARGET, SIGNALS, SimCore, meta_get, meta_set
 from numerflow.simulator.compute import SimCompute
 from numerflow.simulator.crowd import SimCrowd
 from numerflow.simulator.crypto import SimCrypto
@@ -106,22 +107,7 @@ class TournamentEngine(
         :meth:`advance` calls).
         ``signals_tickers``: size of the Signals universe (signals.py, made on first use in ``signals_dir``,
         by default ``<state_dir>/signals``); kept in the state."""
-        if signals_tickers is not None and signals_tickers < 100:
-            raise ConfigError(
-                f"signals_tickers must be >= 100 (Signals needs 100 tickers; got {signals_tickers})"
-            )
-
-        if crowd is not None and crowd < 0:
-            raise ConfigError(f"crowd must be >= 0 simulated participants (got {crowd})")
-        if rest_at_risk is not None and not (0 <= rest_at_risk < float("inf")):
-            raise ConfigError(f"rest of the tournament's stake must be ≥ 0 NMR (got {rest_at_risk})")
-        if clock_speed <= 0:
-            raise ConfigError(f"clock speed must be > 0 (got {clock_speed})")
-        if round_window_hours <= 0:
-            raise ConfigError(f"round window must be > 0 hours (got {round_window_hours})")
-        if data_dir is not None and Path(data_dir).exists() and not Path(data_dir).is_dir():
-            # a folder that does not exist yet is fine: the simulator generates its data there
-            raise ConfigError(f"{data_dir}: not a dataset folder; make one with 'numerflow data synth --out'")
+        _check_arguments(signals_tickers, crowd, rest_at_risk, clock_speed, round_window_hours, data_dir)
         start_at = parse_start(start) if start is not None else None
         self.state_dir = ensure_dir(Path(state_dir).resolve())
         self._lock = threading.RLock()
@@ -134,33 +120,47 @@ class TournamentEngine(
         # what the file server and the upload route were asked, newest last (the tests read it)
         self.requests: deque[dict[str, Any]] = deque(maxlen=10_000)
         self.first_round = first_round
+        fresh = {
+            "seed": seed,
+            "rows_per_era": rows_per_era,
+            "n_features": n_features,
+            "n_eras": n_eras,
+            "signal": signal,
+            "data_dir": str(Path(data_dir).resolve()) if data_dir else None,
+            "payout": asdict(payout or PayoutRule()),
+            "rest_at_risk": DEFAULT_REST_AT_RISK if rest_at_risk is None else rest_at_risk,
+        }
+        given = {
+            "payout": asdict(payout) if payout is not None else None,
+            "rest_at_risk": rest_at_risk,
+            "signals_tickers": signals_tickers,
+            "crowd": crowd,
+        }
         with self._db.begin() as conn:
-            saved = self._meta_get(conn, "settings")
-            first_start = saved is None
-            if saved is None:
-                saved = {
-                    "seed": seed,
-                    "rows_per_era": rows_per_era,
-                    "n_features": n_features,
-                    "n_eras": n_eras,
-                    "signal": signal,
-                    "data_dir": str(Path(data_dir).resolve()) if data_dir else None,
-                    "payout": asdict(payout or PayoutRule()),
-                    "rest_at_risk": DEFAULT_REST_AT_RISK if rest_at_risk is None else rest_at_risk,
-                }
-                self._meta_set(conn, "settings", saved)
-            elif payout is not None or rest_at_risk is not None:
-                if payout is not None:
-                    saved["payout"] = asdict(payout)
-                if rest_at_risk is not None:
-                    saved["rest_at_risk"] = rest_at_risk
-                self._meta_set(conn, "settings", saved)
-            if signals_tickers is not None and saved.get("signals_tickers") != signals_tickers:
-                saved["signals_tickers"] = signals_tickers
-                self._meta_set(conn, "settings", saved)
-            if crowd is not None and saved.get("crowd") != crowd:
-                saved["crowd"] = crowd
-                self._meta_set(conn, "settings", saved)
+            saved, first_start = _saved_settings(conn, fresh, given)
+        self._apply_settings(saved, signals_dir)
+        try:
+            self._ensure_data()
+        except BaseException:
+            if first_start:  # forget settings that never made a world, so the next start can fix them
+                with self._db.begin() as conn:
+                    conn.execute(delete(db.meta).where(db.meta.c.key == "settings"))
+            self._db.dispose()
+            raise
+        with self._db.begin() as conn:
+            self.clock = _start_clock(conn, start_at, clock_speed, monotonic, self.state_dir)
+            core = SimCore(self._db, self._lock, self.clock)
+            self.accounts = SimAccounts(core)
+            self.accounts.seed(conn, accounts_file, default_account or {})
+        self._compose(core, first_round, round_window_hours, auto_rounds)
+        with self._lock:
+            if self.calendar.latest() is None:
+                self.open_round()
+            self.sync()
+
+    def _apply_settings(self, saved: dict[str, Any], signals_dir: Path | str | None) -> None:
+        """The engine's settings from the state's (states saved before a knob existed get its old
+        behaviour)."""
         self.seed = int(saved["seed"])
         self.rows_per_era = int(saved["rows_per_era"])
         self.n_features = int(saved["n_features"])
@@ -175,32 +175,10 @@ class TournamentEngine(
         self.signals_dir = Path(signals_dir).resolve() if signals_dir else self.state_dir / "signals"
         self.data_dir = Path(saved["data_dir"]) if saved["data_dir"] else self.state_dir / "data" / "v5.3"
         self._world: Any = None
-        try:
-            self._ensure_data()
-        except BaseException:
-            if first_start:  # forget settings that never made a world, so the next start can fix them
-                with self._db.begin() as conn:
-                    conn.execute(delete(db.meta).where(db.meta.c.key == "settings"))
-            self._db.dispose()
-            raise
-        with self._db.begin() as conn:
-            started = self._meta_get(conn, "sim_now")
-            if started is not None and start_at is not None and abs(float(started) - start_at) > 1.0:
-                log.warning(
-                    "clock start %s ignored: the state in %s already has its clock at %s",
-                    iso(start_at),
-                    self.state_dir,
-                    iso(float(started)),
-                )
-            if started is None:
-                started = start_at if start_at is not None else time.time()
-            self.clock = SimClock(float(started), clock_speed, monotonic=monotonic)
-            core = SimCore(self._db, self._lock, self.clock)
-            self.accounts = SimAccounts(core)
-            self.accounts.seed(conn, accounts_file, default_account or {})
-            self.stake_book = SimStakeBook(core, self.accounts, self.sync)
-            if started is None:
-                self._meta_set(conn, "sim_now", self.clock.now())
+
+    def _compose(self, core: SimCore, first_round: int, window_hours: float, auto_rounds: bool) -> None:
+        """The objects by concern, each handed what it needs of the others (after ``accounts``)."""
+        self.stake_book = SimStakeBook(core, self.accounts, self.sync)
         self.scoring = SimRoundScoring(
             core,
             self.stake_book,
@@ -214,7 +192,7 @@ class TournamentEngine(
         self.calendar = SimRounds(
             core,
             first_round=first_round,
-            window_hours=round_window_hours,
+            window_hours=window_hours,
             auto_rounds=auto_rounds,
             round_config={**asdict(self.payout), "rest_at_risk": self.rest_at_risk, "target": PAYOUT_TARGET},
             history_eras=lambda: int(self.world.spec.n_eras),
@@ -236,10 +214,6 @@ class TournamentEngine(
             feature_names=lambda: self.world.feature_names,
             payout=self.payout,
         )
-        with self._lock:
-            if self.calendar.latest() is None:
-                self.open_round()
-            self.sync()
 
     # ------------------------------------------------------------------ plumbing
     def now(self) -> float:
@@ -425,3 +399,65 @@ class TournamentEngine(
 
 def _iso(t: float) -> str:
     return iso(t)
+
+
+def _check_arguments(
+    signals_tickers: int | None,
+    crowd: int | None,
+    rest_at_risk: float | None,
+    clock_speed: float,
+    round_window_hours: float,
+    data_dir: Path | str | None,
+) -> None:
+    """One ConfigError for the first impossible argument of the engine."""
+    if signals_tickers is not None and signals_tickers < 100:
+        raise ConfigError(
+            f"signals_tickers must be >= 100 (Signals needs 100 tickers; got {signals_tickers})"
+        )
+    if crowd is not None and crowd < 0:
+        raise ConfigError(f"crowd must be >= 0 simulated participants (got {crowd})")
+    if rest_at_risk is not None and not (0 <= rest_at_risk < float("inf")):
+        raise ConfigError(f"rest of the tournament's stake must be ≥ 0 NMR (got {rest_at_risk})")
+    if clock_speed <= 0:
+        raise ConfigError(f"clock speed must be > 0 (got {clock_speed})")
+    if round_window_hours <= 0:
+        raise ConfigError(f"round window must be > 0 hours (got {round_window_hours})")
+    if data_dir is not None and Path(data_dir).exists() and not Path(data_dir).is_dir():
+        # a folder that does not exist yet is fine: the simulator generates its data there
+        raise ConfigError(f"{data_dir}: not a dataset folder; make one with 'numerflow data synth --out'")
+
+
+def _saved_settings(
+    conn: Connection, fresh: dict[str, Any], given: dict[str, Any]
+) -> tuple[dict[str, Any], bool]:
+    """(the state's settings, whether the state is new): ``fresh`` on a new state, else the saved ones;
+    either way with the ``given`` values that are not None (payout, rest at risk, Signals tickers, crowd),
+    saved back when that changes them."""
+    saved = meta_get(conn, "settings")
+    settings = {**(fresh if saved is None else saved), **{k: v for k, v in given.items() if v is not None}}
+    if settings != saved:
+        meta_set(conn, "settings", settings)
+    return settings, saved is None
+
+
+def _start_clock(
+    conn: Connection,
+    start_at: float | None,
+    speed: float,
+    monotonic: Callable[[], float] | None,
+    state_dir: Path,
+) -> SimClock:
+    """The clock at the state's saved sim time, or at ``start_at`` (default: now) for a new state."""
+    started = meta_get(conn, "sim_now")
+    if started is not None and start_at is not None and abs(float(started) - start_at) > 1.0:
+        log.warning(
+            "clock start %s ignored: the state in %s already has its clock at %s",
+            iso(start_at),
+            state_dir,
+            iso(float(started)),
+        )
+    if started is not None:
+        return SimClock(float(started), speed, monotonic=monotonic)
+    clock = SimClock(start_at if start_at is not None else time.time(), speed, monotonic=monotonic)
+    meta_set(conn, "sim_now", clock.now())
+    return clock
