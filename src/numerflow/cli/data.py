@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import typer
@@ -135,8 +137,6 @@ def download(
     force: bool = typer.Option(False, "--force", help="Download again even when a cached copy matches."),
 ) -> None:
     """Download dataset files (resumable, verified, recorded in the manifest)."""
-    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
-
     from numerflow.data.download import download_for_project
     from numerflow.store.queries.downloads import DatasetManifest
 
@@ -146,6 +146,25 @@ def download(
         raise DataError("the Numerai client (numerflow.tournament.client) is not installed") from None
     st = state(ctx)
     source = NumeraiClient.from_settings(st.settings)
+    with download_progress() as progress:
+        paths = download_for_project(
+            st.settings,
+            source,
+            files or None,
+            version=version,
+            manifest=DatasetManifest(st.engine),
+            round_num=round_num,
+            progress=progress,
+            force=force,
+        )
+    print_paths(paths)
+
+
+@contextlib.contextmanager
+def download_progress() -> Iterator[Callable[[str, int, int | None], None]]:
+    """A transient progress bar per file; yields the downloader's progress callback."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
     with Progress(
         "[progress.description]{task.description}",
         BarColumn(),
@@ -161,16 +180,10 @@ def download(
                 tasks[name] = bar.add_task(name, total=total)
             bar.update(tasks[name], completed=done, total=total)
 
-        paths = download_for_project(
-            st.settings,
-            source,
-            files or None,
-            version=version,
-            manifest=DatasetManifest(st.engine),
-            round_num=round_num,
-            progress=progress,
-            force=force,
-        )
+        yield progress
+
+
+def print_paths(paths: list[Path]) -> None:
     for p in paths:
         console.print(f"{p}  {_human(p.stat().st_size)}", soft_wrap=True, highlight=False)
 

@@ -29,6 +29,13 @@ HEADLINE = [
     ("max_feature_exposure_mean", "max feat. exp."),
     ("corr_with_meta_model_mean", "corr w/ meta"),
     ("payout_final", "payout (stake 1)"),
+    # Signals and Crypto models ([signals_models]): metrics.signals.signals_validation_scores
+    ("alpha_mean", "Alpha-like"),
+    ("alpha_sharpe", "Alpha sharpe"),
+    ("alpha_max_drawdown", "Alpha max DD"),
+    ("churn_mean", "churn"),
+    ("turnover_mean", "turnover"),
+    ("n_dates", "dates"),
 ]
 
 
@@ -162,7 +169,10 @@ def train(
         result = train_model(settings, name, engine=engine, progress=update)
     rows = [(m.version.ref + (" (reused)" if m.reused else ""), m.scores) for m in result.members]
     rows.append((result.version.ref, result.scores))
-    console.print(scores_table("validation scores", rows))
+    if result.scores or result.members:
+        console.print(scores_table("validation scores", rows))
+    else:  # Crypto: Numerai's files have no validation part
+        console.print(f"no validation file to score on: [bold]numerflow cv {name}[/] scores it out of fold")
     stage = f" ({result.version.stage})" if result.version.stage else ""
     console.print(
         f"saved [bold]{result.version.ref}[/]{stage} in {result.version.path} ({result.duration_s:.1f}s)"
@@ -201,6 +211,11 @@ def cv(
         f"out-of-fold CORR {s['mean']:+.4f}, sharpe {s['sharpe']:+.3f}, max drawdown "
         f"{s['max_drawdown']:.4f} over {int(s['n_eras'])} eras (run {result.run_id})"
     )
+    if "alpha_mean" in s:  # a Signals model: the Signals scores of the out-of-fold signal
+        console.print(
+            f"out-of-fold Alpha-like {s['alpha_mean']:+.4f} (sharpe {s['alpha_sharpe']:+.3f}), churn "
+            f"{s['churn_mean']:.3f}, turnover {s['turnover_mean']:.3f} against the date before"
+        )
 
 
 def tune(
@@ -345,7 +360,7 @@ def predict(
     data: str = typer.Option("live", "--data", help="live, validation or a parquet path."),
     out: Path = typer.Option(Path("predictions.csv"), "--out", "-o", help="CSV to write (id,prediction)."),
 ) -> None:
-    """Write predictions of a saved version as id,prediction in (0, 1)."""
+    """Write predictions of a saved version as id,prediction in (0, 1) (Signals: numerai_ticker,signal)."""
     from numerflow.modeling.predict import predict_to_file
 
     st = state(ctx)

@@ -110,7 +110,14 @@ def predict_frame(
 def predict_to_file(
     settings: Settings, engine: Engine, name_at_version: str, data: Path | str, out: Path
 ) -> Path:
-    """Write ``id,prediction`` for ``data`` (``live``, ``validation`` or a path) to ``out`` atomically."""
+    """Write ``id,prediction`` for ``data`` (``live``, ``validation`` or a path) to ``out`` atomically; a
+    ``[signals_models]`` model writes ``numerai_ticker,signal`` (``symbol,signal``) of a live file."""
+    from numerflow.modeling.artifacts import parse_ref
+
+    if parse_ref(name_at_version)[0] in settings.signals_models:
+        from numerflow.modeling.signals_models import signals_to_file
+
+        return signals_to_file(settings, engine, name_at_version, data, out)
     ids, preds = predict_frame(settings, engine, name_at_version, data)
     out = Path(out)
     with atomic_path(out) as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh:

@@ -179,6 +179,12 @@ def train_model(
     ``params`` override the spec's parameters (tuning writes its best ones back this way). With
     ``reuse`` a version already trained from the same spec and data is returned instead of retraining.
     """
+    if name in settings.signals_models:  # [signals_models.NAME]: Numerai Signals / Crypto
+        from numerflow.modeling.signals_models import train_signals_model
+
+        return train_signals_model(
+            settings, name, engine=engine, progress=progress, params=params, reuse=reuse
+        )
     progress = progress or _noop
     files = data_files(settings)
     catalog = load_catalog(files)
@@ -230,6 +236,15 @@ def train_model(
     return result
 
 
+def next_version(settings: Settings, engine: Engine, name: str) -> int:
+    """The number of ``name``'s next version: past every version in the registry and on disk."""
+    from numerflow.modeling.artifacts import versions_on_disk
+
+    return (
+        max(registry.max_version(engine, name), *(versions_on_disk(settings.artifacts_dir, name) or [0])) + 1
+    )
+
+
 def _param_fingerprint(settings: Settings, name: str, hashes: dict[str, str], params: dict[str, Any]) -> str:
     import hashlib
     import json
@@ -269,11 +284,7 @@ def _train_single(
         estimators += _fit_targets(single, X, train, params=params)
     n_train_rows, n_train_eras = int(train.X.shape[0]), int(train.n_eras)
     del X, train
-    version = registry.max_version(engine, model.name) + 1
-    from numerflow.modeling.artifacts import versions_on_disk
-
-    on_disk = versions_on_disk(settings.artifacts_dir, model.name)
-    version = max(version, (on_disk[-1] + 1) if on_disk else 1)
+    version = next_version(settings, engine, model.name)
     manifest: dict[str, Any] = {
         "name": model.name,
         "version": version,
@@ -381,7 +392,7 @@ def _first_target(model: LoadedModel) -> str:
 def _train_ensemble(
     settings: Settings, name: str, *, engine: Engine, progress: Progress, files: DataFiles
 ) -> TrainResult:
-    from numerflow.modeling.artifacts import load_model, versions_on_disk
+    from numerflow.modeling.artifacts import load_model
 
     spec = settings.model(name)
     assert spec.ensemble is not None
@@ -403,10 +414,7 @@ def _train_ensemble(
                     catalog, spec.neutralize.features, f"models.{name}.neutralize.features"
                 ),
             }
-        version = (
-            max(registry.max_version(engine, name), *(versions_on_disk(settings.artifacts_dir, name) or [0]))
-            + 1
-        )
+        version = next_version(settings, engine, name)
         manifest: dict[str, Any] = {
             "name": name,
             "version": version,
@@ -589,6 +597,21 @@ def cross_validate_model(
     ``dask``: a scheduler address; the folds then run as tasks on its workers, each loading its own eras
     (:mod:`numerflow.modeling.distributed`); the result is the same as here.
     """
+    if name in settings.signals_models:  # [signals_models.NAME]: era = date, here (not on Dask)
+        from numerflow.modeling.signals_models import cross_validate_signals_model
+
+        return cross_validate_signals_model(
+            settings,
+            name,
+            engine=engine,
+            progress=progress,
+            scheme=scheme,
+            folds=folds,
+            embargo_eras=embargo_eras,
+            params=params,
+            on_fold=on_fold,
+            record=record,
+        )
     from numerflow.data.load import load_dataset
     from numerflow.modeling.scoring import per_era_corr, summary_of
 

@@ -31,6 +31,7 @@ from numerflow.simulator.clock import SimClock
 
 if TYPE_CHECKING:
     from numerflow.simulator.accounts import SimAccounts
+    from numerflow.simulator.round_scoring import SimRoundScoring
     from numerflow.simulator.rounds import SimRounds
     from numerflow.simulator.stakes import SimStakeBook
     from numerflow.simulator.submissions import SimSubmissions
@@ -155,6 +156,7 @@ class SimEngineBase:
     accounts: SimAccounts
     stake_book: SimStakeBook
     calendar: SimRounds
+    scoring: SimRoundScoring
     submission_book: SimSubmissions
 
     _meta_get = staticmethod(meta_get)

@@ -198,6 +198,7 @@ class TournamentEngine(
             history_eras=lambda: int(self.world.spec.n_eras),
             on_close=self.scoring.close,
             on_resolve=self.scoring.resolve,
+            on_resolve_late=self._resolve_late,
             on_release=self.stake_book.apply_release,
             on_open=self._round_opened,
         )

@@ -36,7 +36,7 @@ from graphql import (
 )
 
 from numerflow.errors import ApiError, NotFoundError, NumerflowError
-from numerflow.simulator.common import CLASSIC, CRYPTO, NOT_OPEN, SIGNALS, dec
+from numerflow.simulator.common import CLASSIC, CRYPTO, N_SCORE_DAYS, NOT_OPEN, SIGNALS, dec
 from numerflow.simulator.engine import TournamentEngine
 from numerflow.simulator.profiles import compute_choices
 
@@ -191,20 +191,21 @@ def _guard(info: Any) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------- shapes
 def _round(engine: TournamentEngine, r: dict[str, Any], tournament: int | None = None) -> dict[str, Any]:
+    r = engine.tournament_round(r, tournament)  # Signals: its own 60 scoring days and resolution
     cfg = r["config"]
     shown = engine.shown
     configs = []
-    scores: tuple[tuple[str, float, bool], ...] = (
-        ("canon_corr", cfg["w_corr"], True),
-        ("canon_mmc", cfg["w_mmc"], True),
-        ("canon_bmc", 0.0, False),
-        ("canon_fnc", 0.0, False),
+    scores: tuple[tuple[str, float, bool, int], ...] = (
+        ("canon_corr", cfg["w_corr"], True, N_SCORE_DAYS),
+        ("canon_mmc", cfg["w_mmc"], True, N_SCORE_DAYS),
+        ("canon_bmc", 0.0, False, N_SCORE_DAYS),
+        ("canon_fnc", 0.0, False, N_SCORE_DAYS),
     )
     universe, factor = "classic", r["payout_factor"]
     if tournament in (SIGNALS, CRYPTO):  # their own payout rule, target and payout factor (signals.py)
         cfg, scores, factor = engine.tournament_round_terms(r, tournament)
         universe = "signals" if tournament == SIGNALS else "crypto"
-    for name, mult, payout in scores:
+    for name, mult, payout, days in scores:
         configs.append(
             {
                 "id": f"{r['number']}-{name}",
@@ -214,14 +215,14 @@ def _round(engine: TournamentEngine, r: dict[str, Any], tournament: int | None =
                 "name": name,
                 "version": "v5",
                 "displayName": name,
-                "totalScoreDays": 20,
+                "totalScoreDays": days,
                 "returnsLagDays": 2,
                 "dataDelayDays": 2,
                 "universe": universe,
                 "isCanonScore": True,
                 "isPayout": payout,
                 "scoringStart": shown(r["score_times"][0]),
-                "scoringEnd": shown(r["score_times"][-1]),
+                "scoringEnd": shown(r["score_times"][days - 1]),
                 "minMultiplier": mult,
                 "maxMultiplier": mult,
                 "defaultMultiplier": mult,
@@ -396,7 +397,7 @@ class Root:
             if current is None:
                 raise NotFoundError(NOT_OPEN)
             return [_round(engine, current, tournament)]
-        rows = engine.rounds()
+        rows = [engine.tournament_round(r, tournament) for r in engine.rounds()]  # Signals: its own status
         if number is not None:
             rows = [r for r in rows if r["number"] == number]
         if status is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from typing import Any
 
@@ -9,7 +10,7 @@ from sqlalchemy import select
 
 from numerflow.simulator import state as db
 from numerflow.simulator.common import (
-    N_SCORE_DAYS,
+    SIGNALS,
     SimEngineBase,
     dec,
     money,
@@ -20,6 +21,11 @@ from numerflow.simulator.score_names import ALL_SHOWN, displayed_as, names_of
 
 class SimPerformance(SimEngineBase):
     """Scores, per-round performances, payouts and reputation, as clients read them."""
+
+    def _tournament_of(self, model_id: str) -> int | None:
+        with self._db.connect() as conn:
+            q = select(db.models.c.tournament).where(db.models.c.id == str(model_id))
+            return conn.execute(q).scalar()
 
     # ------------------------------------------------------------------ scores
     def submission_scores(
@@ -66,8 +72,19 @@ class SimPerformance(SimEngineBase):
             for r in rows
             for shown in ([shown_as] if shown_as else names_of(r["display_name"]))
         ]
+        tournament = self._tournament_of(model_id)
+        views: dict[int, dict[str, Any]] = {}
         for r in rows:
-            r["is_resolved"] = bool(r["resolved"]) and r["day"] == N_SCORE_DAYS
+            if tournament == SIGNALS:  # Signals resolves after its own 60 scoring days (signals.py)
+                number = r["round_number"]
+                if number not in views:
+                    views[number] = self.tournament_round(  # type: ignore[attr-defined]
+                        {"number": number, "close_time": r["close_time"]}, tournament
+                    )
+                view = views[number]
+                r.update(resolve_time=view["resolve_time"], resolved=view["resolved"])
+                r["score_times"] = json.dumps(view["score_times"])
+            r["is_resolved"] = bool(r["resolved"]) and r["day"] == len(json.loads(r["score_times"]))
         if resolved is not None:
             rows = [r for r in rows if bool(r["resolved"]) == resolved]
         if last_n_rounds:
@@ -90,11 +107,13 @@ class SimPerformance(SimEngineBase):
                 select(db.submissions.c.round_number).where(db.submissions.c.model_id == model_id).distinct()
             ).scalars()
             numbers = sorted(set(subs), reverse=True)
+            tournament = self._tournament_of(model_id)
             out: list[dict[str, Any]] = []
             for number in numbers:
                 r = self.calendar.view(
                     dict(conn.execute(select(db.rounds).where(db.rounds.c.number == number)).mappings().one())
                 )
+                r = self.tournament_round(r, tournament)  # type: ignore[attr-defined]
                 payout = (
                     conn.execute(
                         select(db.payouts)

@@ -2,7 +2,8 @@
 for all 20 days at once against the hidden targets with the payout factor fixed at close; at resolution
 each payout is settled from its final scores (the payout terms of its tournament) and added to the model's
 stake. Signals and Crypto rounds are scored at the same close (signals.py, crypto.py), through the
-``also_close`` steps handed in.
+``also_close`` steps handed in; Signals' payouts settle later, at the end of its own 60 scoring days (a
+``late_resolutions`` row, signals.py, settled through :meth:`SimRoundScoring.settle_payout`).
 
 :class:`SimRoundScoring` is one object of the engine (``engine.scoring``); :func:`day_rows`,
 :func:`insert_close` and :func:`day_payout` are the pieces every tournament's scoring shares."""
@@ -22,6 +23,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection
 
 from numerflow.metrics.payout import PayoutRule
+from numerflow.simulator import extra_state as xdb
 from numerflow.simulator import state as db
 from numerflow.simulator.common import (
     CLASSIC,
@@ -251,27 +253,52 @@ class SimRoundScoring(SimPart):
         config = json.loads(r["config"])
         with self._db.begin() as conn:
             factor = dec(r["payout_factor"] or "1")
+            # a tournament that resolves later (Signals' 60 days) settles its own payouts then (signals.py)
+            later = set(
+                conn.execute(
+                    select(xdb.late_resolutions.c.tournament).where(
+                        xdb.late_resolutions.c.round_number == number
+                    )
+                ).scalars()
+            )
             for p in (
-                conn.execute(select(db.payouts).where(db.payouts.c.round_number == number)).mappings().all()
-            ):
-                final = final_scores(conn, number, p["model_id"], r["resolve_time"])
-                cfg, pf, (a, b) = self._payout_terms(conn, number, p["model_id"], config, factor)
-                amount = day_payout(cfg, pf, dec(p["at_risk"]), final.get(a), final.get(b))
                 conn.execute(
-                    update(db.payouts)
+                    select(db.payouts, db.models.c.tournament)
+                    .join(db.models, db.models.c.id == db.payouts.c.model_id)
                     .where(db.payouts.c.round_number == number)
-                    .where(db.payouts.c.model_id == p["model_id"])
-                    .values(payout=money(amount), settled=True)
                 )
-                stake = dec(
-                    conn.execute(
-                        select(db.models.c.stake).where(db.models.c.id == p["model_id"])
-                    ).scalar_one()
-                )
-                conn.execute(
-                    update(db.models)
-                    .where(db.models.c.id == p["model_id"])
-                    .values(stake=money(max(Decimal(0), stake + amount)))
-                )
+                .mappings()
+                .all()
+            ):
+                if p["tournament"] not in later:
+                    self.settle_payout(conn, number, dict(p), r["resolve_time"], config, factor)
             conn.execute(update(db.rounds).where(db.rounds.c.number == number).values(resolved=True))
         log.info("round %d resolved", number)
+
+    def settle_payout(
+        self,
+        conn: Connection,
+        number: int,
+        p: dict[str, Any],
+        upto: float,
+        config: dict[str, Any],
+        factor: Decimal,
+    ) -> None:
+        """Settle one payout row from the model's final scores up to ``upto`` (the payout terms of its
+        tournament) and add it to the model's stake."""
+        final = final_scores(conn, number, p["model_id"], upto)
+        cfg, pf, (a, b) = self._payout_terms(conn, number, p["model_id"], config, factor)
+        amount = day_payout(cfg, pf, dec(p["at_risk"]), final.get(a), final.get(b))
+        conn.execute(
+            update(db.payouts)
+            .where(db.payouts.c.round_number == number)
+            .where(db.payouts.c.model_id == p["model_id"])
+            .values(payout=money(amount), settled=True)
+        )
+        q = select(db.models.c.stake).where(db.models.c.id == p["model_id"])
+        stake = dec(conn.execute(q).scalar_one())
+        conn.execute(
+            update(db.models)
+            .where(db.models.c.id == p["model_id"])
+            .values(stake=money(max(Decimal(0), stake + amount)))
+        )

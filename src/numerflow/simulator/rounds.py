@@ -19,6 +19,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from numerflow.errors import ConfigError
+from numerflow.simulator import extra_state as xdb
 from numerflow.simulator import state as db
 from numerflow.simulator.clock import DAY, close_time_for, next_open_time, score_times
 from numerflow.simulator.common import CLASSIC, N_SCORE_DAYS, NAMESPACE, SimCore, SimPart, meta_get, meta_set
@@ -33,8 +34,9 @@ class SimRounds(SimPart):
 
     ``round_config``: the payout terms a new round records (its config column). ``history_eras``: the
     number of historical eras (a round's live era follows them). ``on_close``/``on_resolve`` get a round
-    row when it closes/resolves, ``on_release`` a due stake change, ``on_open`` (number, sim time) of a
-    round just opened."""
+    row when it closes/resolves, ``on_resolve_late`` a ``late_resolutions`` row when a tournament that
+    resolves after the round (Signals) does, ``on_release`` a due stake change, ``on_open`` (number, sim
+    time) of a round just opened."""
 
     def __init__(
         self,
@@ -47,6 +49,7 @@ class SimRounds(SimPart):
         history_eras: Callable[[], int],
         on_close: Event,
         on_resolve: Event,
+        on_resolve_late: Event,
         on_release: Event,
         on_open: Callable[[int, float], None],
     ) -> None:
@@ -58,6 +61,7 @@ class SimRounds(SimPart):
         self._history_eras = history_eras
         self._on_close = on_close
         self._on_resolve = on_resolve
+        self._on_resolve_late = on_resolve_late
         self._on_release = on_release
         self._on_open = on_open
         with self._db.connect() as conn:
@@ -195,9 +199,13 @@ class SimRounds(SimPart):
                 if latest is not None and self.view(latest)["is_open"]:
                     self.close()
                 with self._db.connect() as conn:
-                    last = conn.execute(
-                        select(func.max(db.rounds.c.resolve_time)).where(db.rounds.c.resolved.is_(False))
-                    ).scalar()
+                    ends = [
+                        conn.execute(
+                            select(func.max(t.c.resolve_time)).where(t.c.resolved.is_(False))
+                        ).scalar()
+                        for t in (db.rounds, xdb.late_resolutions)
+                    ]
+                last = max((e for e in ends if e is not None), default=None)
                 if last is not None:
                     wait = float(last) - self.clock.now()
                     if wait > 0:
@@ -247,6 +255,12 @@ class SimRounds(SimPart):
                     .where(db.rounds.c.resolve_time <= target)
                 ).mappings()
                 events += [(r["resolve_time"], 1, ("resolve", dict(r))) for r in resolving]
+                late = conn.execute(
+                    select(xdb.late_resolutions)
+                    .where(xdb.late_resolutions.c.resolved.is_(False))
+                    .where(xdb.late_resolutions.c.resolve_time <= target)
+                ).mappings()
+                events += [(r["resolve_time"], 1, ("resolve_late", dict(r))) for r in late]
                 releases = conn.execute(
                     select(db.stake_changes)
                     .where(db.stake_changes.c.status == "pending")
@@ -265,6 +279,8 @@ class SimRounds(SimPart):
                 self._on_close(payload)
             elif kind == "resolve":
                 self._on_resolve(payload)
+            elif kind == "resolve_late":
+                self._on_resolve_late(payload)  # a tournament's own later resolution (Signals' 60 days)
             elif kind == "release":
                 self._on_release(payload)
             else:

@@ -14,6 +14,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from numerflow.errors import StakeError
+from numerflow.simulator import extra_state as xdb
 from numerflow.simulator import state as db
 from numerflow.simulator.accounts import SimAccounts
 from numerflow.simulator.common import SimCore, SimPart, dec, money
@@ -142,8 +143,16 @@ class SimStakeBook(SimPart):
                 .where(db.payouts.c.model_id == model["id"])
                 .where(db.payouts.c.settled.is_(False))
             ).scalar()
+            late = xdb.late_resolutions  # or later, where its tournament resolves after the round (Signals)
+            due_late = conn.execute(
+                select(func.max(late.c.resolve_time))
+                .select_from(db.payouts.join(late, late.c.round_number == db.payouts.c.round_number))
+                .where(late.c.tournament == model["tournament"])
+                .where(db.payouts.c.model_id == model["id"])
+                .where(db.payouts.c.settled.is_(False))
+            ).scalar()
             now = self.clock.now()
-            due_time = max(float(due), now) if due is not None else now
+            due_time = max([now, *(float(d) for d in (due, due_late) if d is not None)])
             change_id = _record_change(conn, model["id"], "decrease", amount, now, due_time, drain=drain)
         self.sync()
         with self._db.connect() as conn:

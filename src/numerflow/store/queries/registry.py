@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -242,11 +243,14 @@ def rollback(engine: Engine, name: str) -> VersionInfo:
     return get_version(engine, name, previous)
 
 
-def deployed_models(engine: Engine, settings: Settings) -> list[Deployment]:
+def deployed_models(
+    engine: Engine, settings: Settings, specs: Mapping[str, Any] | None = None
+) -> list[Deployment]:
     """What the round job submits: each configured model's champion to its ``numerai_model`` slot and its
-    challenger (when there is one and ``challenger_model`` is set) to that slot."""
+    challenger (when there is one and ``challenger_model`` is set) to that slot. ``specs``: the model
+    tables to look at (default ``[models]``; ``settings.signals_models`` for Signals and Crypto)."""
     out: list[Deployment] = []
-    for name, spec in sorted(settings.models.items()):
+    for name, spec in sorted((settings.models if specs is None else specs).items()):
         if spec.numerai_model:
             champ = champion(engine, name)
             if champ is not None:
