@@ -43,6 +43,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import asdict
 from decimal import Decimal
 from pathlib import Path
@@ -231,26 +232,31 @@ class SimSignals(SimEngineBase):
         return dates[(number - self.first_round) % len(dates)]
 
     def _signals_static(self, name: str) -> Path:
-        out = self.signals_dir / "files" / name
+        def make() -> pd.DataFrame:
+            split = "train" if name.startswith("train") else "validation"
+            if name in ("train.parquet", "validation.parquet"):
+                frame = self._signals_panel(split=split)
+                return frame[["numerai_ticker", "composite_figi", "date", *FEATURES, *TARGETS]]
+            if name.endswith("_neutralizer.parquet"):
+                return self._signals_side("neutralizers.parquet", split=split)
+            if name.endswith("_sample_weights.parquet"):
+                return self._signals_side("sample_weights.parquet", split=split)
+            return _example(self._signals_panel(split="validation"))
+
+        return self._written_once(self.signals_dir / "files" / name, make)
+
+    def _written_once(self, out: Path, make: Callable[[], pd.DataFrame]) -> Path:
+        """``out``, made by ``make`` on its first use (under the engine's lock), as CSV or parquet by its
+        name."""
         if out.is_file():
             return out
         with self._lock:
             if out.is_file():
                 return out
-            split = "train" if name.startswith("train") else "validation"
-            if name in ("train.parquet", "validation.parquet"):
-                frame = self._signals_panel(split=split)
-                frame = frame[["numerai_ticker", "composite_figi", "date", *FEATURES, *TARGETS]]
-            elif name.endswith("_neutralizer.parquet"):
-                frame = self._signals_side("neutralizers.parquet", split=split)
-            elif name.endswith("_sample_weights.parquet"):
-                frame = self._signals_side("sample_weights.parquet", split=split)
-            else:
-                panel = self._signals_panel(split="validation")
-                frame = _example(panel)
-                if name.endswith(".csv"):
-                    atomic_write_bytes(out, frame.to_csv(index=False).encode())
-                    return out
+            frame = make()
+            if out.suffix == ".csv":
+                atomic_write_bytes(out, frame.to_csv(index=False).encode())
+                return out
             with atomic_path(out) as tmp:
                 frame.to_parquet(tmp, index=False)
         return out
@@ -266,28 +272,17 @@ class SimSignals(SimEngineBase):
         return out.reset_index(drop=True)[["numerai_ticker", "bloomberg_ticker", "composite_figi"]]
 
     def _signals_round_file(self, number: int, name: str) -> Path:
-        folder = self.state_dir / "rounds" / str(number) / "signals"
-        out = folder / name.replace("/", "_")
-        if out.is_file():
-            return out
-        with self._lock:
-            if out.is_file():
-                return out
+        def make() -> pd.DataFrame:
             date = self.signals_live_date(number)
             panel = self._signals_panel(date=date).sort_values("numerai_ticker").reset_index(drop=True)
             if name == "live.parquet":
-                frame = panel[["numerai_ticker", "composite_figi", "date", *FEATURES]]
-            elif name == V10_LIVE:
-                universe = self.signals_universe(number)
-                frame = universe.assign(date=date, data_type="live")
-            else:
-                frame = _example(panel)[["numerai_ticker", "signal"]]
-                if name.endswith(".csv"):
-                    atomic_write_bytes(out, frame.to_csv(index=False).encode())
-                    return out
-            with atomic_path(out) as tmp:
-                frame.to_parquet(tmp, index=False)
-        return out
+                return panel[["numerai_ticker", "composite_figi", "date", *FEATURES]]
+            if name == V10_LIVE:
+                return self.signals_universe(number).assign(date=date, data_type="live")
+            return _example(panel)[["numerai_ticker", "signal"]]
+
+        folder = self.state_dir / "rounds" / str(number) / "signals"
+        return self._written_once(folder / name.replace("/", "_"), make)
 
     def signals_datasets(self) -> list[str]:
         return sorted([*(f"{V21}/{n}" for n in (*STATIC, *ROUND)), V10_LIVE])
