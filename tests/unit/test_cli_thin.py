@@ -18,12 +18,8 @@ from numerflow.cli.main import app
 
 MAX_LINES = 45
 
-# Commands other helpers are rewriting at the same time; the lead empties this after merging them (today
-# cli/signals.py prices_check is 45 lines, at the limit, and cli/sim.py serve 154).
-ALLOWED_LONG: dict[str, str] = {
-    "numerflow.cli.sim.serve": "house-sim is splitting it (simulator app factory and options)",
-    "numerflow.cli.signals.prices_check": "sig-data owns cli/signals.py",
-}
+# No exceptions: every command fits.
+ALLOWED_LONG: dict[str, str] = {}
 
 
 def registered_commands(typer_app: typer.Typer) -> Iterator[Callable[..., Any]]:

@@ -7,9 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.engine import Connection
 
-from numerflow.metrics.payout import PayoutRule
 from numerflow.simulator import state as db
 from numerflow.simulator.common import (
     SIGNALS,
@@ -17,34 +15,12 @@ from numerflow.simulator.common import (
     dec,
     money,
 )
+from numerflow.simulator.round_scoring import day_payout
 from numerflow.simulator.score_names import ALL_SHOWN, displayed_as, names_of
 
 
 class SimPerformance(SimEngineBase):
     """Scores, per-round performances, payouts and reputation, as clients read them."""
-
-    def _day_payout(
-        self, config: dict[str, Any], factor: Decimal, at_risk: Decimal, corr: Any, mmc: Any
-    ) -> Decimal:
-        frac = PayoutRule.from_dict(config).returns(
-            float("nan") if corr is None else float(corr),
-            float("nan") if mmc is None else float(mmc),
-            float(factor),
-        )
-        return (at_risk * Decimal(repr(float(frac)))).quantize(Decimal("0.00000001"))
-
-    def _final_scores(self, conn: Connection, number: int, model_id: str, upto: float) -> dict[str, Any]:
-        rows = conn.execute(
-            select(db.scores.c.display_name, db.scores.c.value, db.scores.c.day)
-            .where(db.scores.c.round_number == number)
-            .where(db.scores.c.model_id == model_id)
-            .where(db.scores.c.score_time <= upto)
-            .order_by(db.scores.c.day)
-        ).all()
-        latest: dict[str, Any] = {}
-        for name, value, _day in rows:
-            latest[name] = value
-        return latest
 
     def _tournament_of(self, model_id: str) -> int | None:
         with self._db.connect() as conn:
@@ -134,7 +110,7 @@ class SimPerformance(SimEngineBase):
             tournament = self._tournament_of(model_id)
             out: list[dict[str, Any]] = []
             for number in numbers:
-                r = self._round_view(
+                r = self.calendar.view(
                     dict(conn.execute(select(db.rounds).where(db.rounds.c.number == number)).mappings().one())
                 )
                 r = self.tournament_round(r, tournament)  # type: ignore[attr-defined]
@@ -163,7 +139,7 @@ class SimPerformance(SimEngineBase):
                 at_risk = dec(payout["at_risk"]) if payout else Decimal(0)
                 scores: list[dict[str, Any]] = []
                 for day_no, named in sorted(by_day.items()):
-                    pending = self._day_payout(
+                    pending = day_payout(
                         cfg,
                         factor,
                         at_risk,

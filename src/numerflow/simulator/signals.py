@@ -43,6 +43,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import asdict
 from decimal import Decimal
 from pathlib import Path
@@ -64,7 +65,8 @@ from numerflow.simulator import extra_state as xdb
 from numerflow.simulator import state as db
 from numerflow.simulator.clock import score_times
 from numerflow.simulator.common import CRYPTO, N_SCORE_DAYS, SIGNALS, SimEngineBase, dec, money
-from numerflow.simulator.scoring import daily_targets, percentiles
+from numerflow.simulator.round_scoring import day_rows, insert_close
+from numerflow.simulator.scoring import daily_targets
 from numerflow.simulator.signals_world import (
     ALPHA_TARGET,
     CORR_TARGET,
@@ -230,26 +232,31 @@ class SimSignals(SimEngineBase):
         return dates[(number - self.first_round) % len(dates)]
 
     def _signals_static(self, name: str) -> Path:
-        out = self.signals_dir / "files" / name
+        def make() -> pd.DataFrame:
+            split = "train" if name.startswith("train") else "validation"
+            if name in ("train.parquet", "validation.parquet"):
+                frame = self._signals_panel(split=split)
+                return frame[["numerai_ticker", "composite_figi", "date", *FEATURES, *TARGETS]]
+            if name.endswith("_neutralizer.parquet"):
+                return self._signals_side("neutralizers.parquet", split=split)
+            if name.endswith("_sample_weights.parquet"):
+                return self._signals_side("sample_weights.parquet", split=split)
+            return _example(self._signals_panel(split="validation"))
+
+        return self._written_once(self.signals_dir / "files" / name, make)
+
+    def _written_once(self, out: Path, make: Callable[[], pd.DataFrame]) -> Path:
+        """``out``, made by ``make`` on its first use (under the engine's lock), as CSV or parquet by its
+        name."""
         if out.is_file():
             return out
         with self._lock:
             if out.is_file():
                 return out
-            split = "train" if name.startswith("train") else "validation"
-            if name in ("train.parquet", "validation.parquet"):
-                frame = self._signals_panel(split=split)
-                frame = frame[["numerai_ticker", "composite_figi", "date", *FEATURES, *TARGETS]]
-            elif name.endswith("_neutralizer.parquet"):
-                frame = self._signals_side("neutralizers.parquet", split=split)
-            elif name.endswith("_sample_weights.parquet"):
-                frame = self._signals_side("sample_weights.parquet", split=split)
-            else:
-                panel = self._signals_panel(split="validation")
-                frame = _example(panel)
-                if name.endswith(".csv"):
-                    atomic_write_bytes(out, frame.to_csv(index=False).encode())
-                    return out
+            frame = make()
+            if out.suffix == ".csv":
+                atomic_write_bytes(out, frame.to_csv(index=False).encode())
+                return out
             with atomic_path(out) as tmp:
                 frame.to_parquet(tmp, index=False)
         return out
@@ -265,28 +272,17 @@ class SimSignals(SimEngineBase):
         return out.reset_index(drop=True)[["numerai_ticker", "bloomberg_ticker", "composite_figi"]]
 
     def _signals_round_file(self, number: int, name: str) -> Path:
-        folder = self.state_dir / "rounds" / str(number) / "signals"
-        out = folder / name.replace("/", "_")
-        if out.is_file():
-            return out
-        with self._lock:
-            if out.is_file():
-                return out
+        def make() -> pd.DataFrame:
             date = self.signals_live_date(number)
             panel = self._signals_panel(date=date).sort_values("numerai_ticker").reset_index(drop=True)
             if name == "live.parquet":
-                frame = panel[["numerai_ticker", "composite_figi", "date", *FEATURES]]
-            elif name == V10_LIVE:
-                universe = self.signals_universe(number)
-                frame = universe.assign(date=date, data_type="live")
-            else:
-                frame = _example(panel)[["numerai_ticker", "signal"]]
-                if name.endswith(".csv"):
-                    atomic_write_bytes(out, frame.to_csv(index=False).encode())
-                    return out
-            with atomic_path(out) as tmp:
-                frame.to_parquet(tmp, index=False)
-        return out
+                return panel[["numerai_ticker", "composite_figi", "date", *FEATURES]]
+            if name == V10_LIVE:
+                return self.signals_universe(number).assign(date=date, data_type="live")
+            return _example(panel)[["numerai_ticker", "signal"]]
+
+        folder = self.state_dir / "rounds" / str(number) / "signals"
+        return self._written_once(folder / name.replace("/", "_"), make)
 
     def signals_datasets(self) -> list[str]:
         return sorted([*(f"{V21}/{n}" for n in (*STATIC, *ROUND)), V10_LIVE])
@@ -383,24 +379,12 @@ class SimSignals(SimEngineBase):
         numeric = [f for f in FEATURES if f != "feature_country"]
         exposures = np.column_stack([neut, np.nan_to_num(panel[numeric].to_numpy(np.float64))])
         scores.update(informational_scores(preds, panel, exposures, [self.seed, number, SIGNALS]))
-        rows = []
-        for name, per_day in scores.items():
-            for d, values in enumerate(per_day):
-                pct = percentiles(values)
-                for k, s in enumerate(selected):
-                    value = float(values[k])
-                    rows.append(
-                        {
-                            "submission_id": s["id"],
-                            "model_id": s["model_id"],
-                            "round_number": number,
-                            "day": d + 1,
-                            "display_name": name,
-                            "value": value if np.isfinite(value) else None,
-                            "percentile": float(pct[k]) if np.isfinite(pct[k]) else None,
-                            "score_time": times[d],
-                        }
-                    )
+        rows = [
+            row
+            for name, per_day in scores.items()
+            for d, values in enumerate(per_day)
+            for row in day_rows(selected, number, d + 1, name, values, times[d])
+        ]
         gate_meta = {f"signals_gate:{number}:{model_id}": gate for model_id, gate in gates.items()}
         record_close(
             self, number, selected, at_risk, rows, SIGNALS_PAYOUT, "signals_round", gate_meta,
@@ -423,7 +407,7 @@ class SimSignals(SimEngineBase):
             ).mappings()
             config, factor = json.loads(r["config"]), dec(r["payout_factor"] or "1")
             for p in [dict(p) for p in payouts]:
-                self._settle_payout(conn, number, p, late["resolve_time"], config, factor)  # type: ignore[attr-defined]
+                self.scoring.settle_payout(conn, number, p, late["resolve_time"], config, factor)
             conn.execute(
                 update(xdb.late_resolutions)
                 .where(xdb.late_resolutions.c.round_number == number)
@@ -433,7 +417,7 @@ class SimSignals(SimEngineBase):
         log.info("round %d resolved for tournament %d", number, tournament)
 
     def tournament_round(self, r: dict[str, Any], tournament: int | None) -> dict[str, Any]:
-        """A round view (``_round_view``) as ``tournament`` sees it: for Signals its own scoring days
+        """A round view (``calendar.view``) as ``tournament`` sees it: for Signals its own scoring days
         (:data:`SIGNALS_SCORE_DAYS` from the close), resolve time, resolution and status; others as is."""
         if tournament != SIGNALS:
             return r
@@ -677,18 +661,7 @@ def record_close(
     total = sum(at_risk.values(), Decimal(0))
     factor = dec(rule.payout_factor(float(total)))
     with engine._db.begin() as conn:
-        for s in selected:
-            conn.execute(
-                insert(db.payouts).values(
-                    model_id=s["model_id"],
-                    round_number=number,
-                    submission_id=s["id"],
-                    at_risk=money(at_risk[s["model_id"]]),
-                    payout=None,
-                    settled=False,
-                )
-            )
-        conn.execute(insert(db.scores), score_rows)
+        insert_close(conn, number, selected, at_risk, score_rows)
         _meta_put(
             conn, f"{round_key}:{number}", {"payout_factor": money(factor), "total_at_risk": money(total)}
         )
