@@ -20,7 +20,7 @@ import numerapi
 import numerapi.base_api
 import pandas as pd
 import pytest
-from sim_support import make_world, start
+from sim_support import make_world, script, start
 
 from numerflow.config import Settings, load_settings
 from numerflow.simulator import RunningSimulator
@@ -87,19 +87,14 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def classic_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_world(tmp_path_factory.mktemp("classic_world"))
-
-
-@pytest.fixture(scope="module")
-def signals_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("signals_world")  # made by the first simulator that needs it
+def worlds(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The Classic world the simulator serves, and the folder its Signals world is made in (on first use)."""
+    return make_world(tmp_path_factory.mktemp("classic_world")), tmp_path_factory.mktemp("signals_world")
 
 
 @pytest.fixture
-def world(
-    classic_world: Path, signals_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[World]:
+def world(worlds: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+    classic_world, signals_dir = worlds
     for var in list(os.environ):
         if var.startswith(("NUMERFLOW_", "NUMERAI_")):
             monkeypatch.delenv(var, raising=False)
@@ -214,11 +209,10 @@ def test_a_refused_file_is_never_uploaded_and_unknown_tickers_are_reported(world
 
 
 def test_api_faults_are_survived_without_a_second_submission(world: World) -> None:
-    script = world.sim.engine.fault_script
-    script.push("graphql", ["503"])  # the first call of the run
-    script.push("upload", ["503", "drop"])  # the PUTs: retried (a PUT to the same key is idempotent)
-    script.push("createSignalsSubmission", ["after+504"])  # stored, then the answer is lost
-    script.push("create_submission", ["after+504"])  # Crypto's create: the same
+    script(world.sim, "graphql", "503")  # the first call of the run
+    script(world.sim, "upload", "503", "drop")  # the PUTs: retried (a PUT to the same key is idempotent)
+    script(world.sim, "createSignalsSubmission", "after+504")  # stored, then the answer is lost
+    script(world.sim, "create_submission", "after+504")  # Crypto's create: the same
     report = world.run()
     assert report.ok, report.failed
     assert len(world.sim_submissions(11)) == 2 and len(world.sim_submissions(12)) == 1
@@ -229,7 +223,7 @@ def test_api_faults_are_survived_without_a_second_submission(world: World) -> No
 
 def test_a_server_that_stays_down_fails_the_model_cleanly(world: World) -> None:
     world.run(signals_deployments={11: SIGNALS[11][:1]})  # sig_mom is done
-    world.sim.engine.fault_script.push("createSignalsSubmission", ["503"] * 5)  # every attempt of one run
+    script(world.sim, "createSignalsSubmission", *["503"] * 5)  # every attempt of one run
     report = world.run(signals_deployments={11: SIGNALS[11]})
     assert _statuses(report) == [(11, "sig_mom", "already"), (11, "sig_rev", "failed")]
     assert "upload: " in report.failed[0].error
@@ -238,7 +232,7 @@ def test_a_server_that_stays_down_fails_the_model_cleanly(world: World) -> None:
 
 
 def test_a_tournament_whose_live_file_cannot_be_had_fails_its_models_only(world: World) -> None:
-    world.sim.engine.fault_script.push("live.parquet", ["503"] * 4)  # every attempt of Signals' download
+    script(world.sim, "live.parquet", *["503"] * 4)  # every attempt of Signals' download
     report = world.run()
     assert _statuses(report) == [
         (11, "sig_mom", "failed"),
