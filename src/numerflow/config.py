@@ -45,6 +45,7 @@ ENV_OVERRIDES: dict[str, tuple[str, str]] = {
     "NUMERFLOW_DATA_VERSION": ("numerai", "data_version"),
     "NUMERFLOW_REDIS_URL": ("service", "redis_url"),
     "NUMERFLOW_DASK_SCHEDULER": ("service", "dask_scheduler"),
+    "NUMERFLOW_DASK_DATA_URL": ("service", "dask_data_url"),
 }
 
 Algorithm = Literal["lightgbm", "xgboost", "ridge", "elasticnet", "random_forest", "extra_trees"]
@@ -178,6 +179,8 @@ class ServiceSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     dask_scheduler: str = ""  # empty: a local cluster started with the service
+    # where Dask workers read <data_dir>: empty = the same path; or file://, http(s)://, s3://, gcs:// URL
+    dask_data_url: str = Field("", pattern=r"^$|^[A-Za-z][A-Za-z0-9+.\-]*://\S+$")
     # the local cluster's Dask dashboard (no auth: it shows workers, memory, folders): off when empty;
     # "127.0.0.1:8787" (or ":8787", which binds 127.0.0.1 too) to turn it on
     dask_dashboard: str = Field("", pattern=r"^$|^[A-Za-z0-9_.\-\[\]:]*:\d{1,5}$")
@@ -531,6 +534,7 @@ max_stake_change_nmr = 10.0    # guard rail: largest stake change per round
 host = "127.0.0.1"
 port = 8000
 dask_scheduler = ""            # empty: a local Dask cluster; or tcp://host:8786
+dask_data_url = ""             # where workers read data_dir: empty = same path; or http://host/base, s3://...
 local_threads = 2              # threads of the local Dask worker that runs jobs
 dask_dashboard = ""            # the local cluster's dashboard (no auth): off; "127.0.0.1:8787" to turn on
 round_watcher = true           # with Numerai keys: run each new round, then sync performance

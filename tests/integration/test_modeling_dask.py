@@ -3,13 +3,11 @@
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
-from dask_support import kill_a_worker_running, local_cluster
+from dask_support import in_thread, kill_a_worker_running, local_cluster
 
 from numerflow.config import load_settings
 from numerflow.errors import ConfigError
@@ -47,24 +45,10 @@ def cluster(tmp_path: Path):
         yield c
 
 
-def _in_thread(fn: Any) -> tuple[threading.Thread, dict[str, Any]]:
-    box: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            box["result"] = fn()
-        except BaseException as exc:  # handed to the test thread
-            box["error"] = exc
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    return thread, box
-
-
 def test_cv_on_the_cluster_survives_a_killed_worker_and_equals_a_local_run(project: Path, cluster) -> None:
     settings = load_settings(project)
     engine = open_database(settings.database_url)
-    thread, box = _in_thread(
+    thread, box = in_thread(
         lambda: cross_validate_model(settings, "slow", engine=engine, dask=cluster.address)
     )
     killed = kill_a_worker_running(cluster, "numerflow-cv-slow-fold")
@@ -92,7 +76,7 @@ def test_tune_trials_on_the_cluster_share_the_study_and_survive_a_killed_worker(
 
     settings = load_settings(project)
     engine = open_database(settings.database_url)
-    thread, box = _in_thread(
+    thread, box = in_thread(
         lambda: tune_model(
             settings, "slow", engine=engine, n_trials=3, dask=cluster.address, train_best=False
         )

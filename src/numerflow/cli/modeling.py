@@ -144,8 +144,9 @@ def cv_table(name: str, result: Any) -> Table:
 
 
 DASK_HELP = (
-    "Run the folds (cv) or trials (tune) on this Dask scheduler's workers, e.g. tcp://HOST:8786 "
-    "(default: [service] dask_scheduler; empty: here). Workers read the data at the same path."
+    "Run the folds (cv), trials (tune) or blocks (backtest) on this Dask scheduler's workers, e.g. "
+    "tcp://HOST:8786 (default: [service] dask_scheduler; empty: here). Workers read the data at the same "
+    "path or under [service] dask_data_url."
 )
 
 

@@ -1,10 +1,16 @@
-"""CV folds and tuning trials as tasks on a Dask distributed cluster (``--dask tcp://HOST:8786``).
+"""CV folds, tuning trials and backtest blocks as tasks on a Dask distributed cluster
+(``--dask tcp://HOST:8786``).
 
-What travels through the scheduler is small: the model's resolved spec, the data file's path, the era
-labels of a fold, the storage URL of the Optuna study. Each worker loads what its task needs itself, with
-the same int8 loader (:func:`numerflow.data.load.load_dataset`): a fold reads only its train and test
-eras, a trial reads the train file once for its folds. Workers therefore need the data at the same path
-(a shared folder) and the same numerflow installed; no matrix is ever pickled.
+What travels through the scheduler is small: the model's resolved spec, the data files' paths or URLs,
+the era labels of a fold, the storage URL of the Optuna study. Each worker loads what its task needs
+itself, with the same int8 loader (:func:`numerflow.data.load.load_dataset`): a fold or a backtest block
+reads only its train and test eras, a trial reads the train file once for its folds. Workers need the
+same numerflow installed and the data at the same path (a shared folder) or under ``[service]
+dask_data_url`` (``file://``, ``http(s)://``, ``s3://``, ``gcs://``, opened with fsspec; folds and
+blocks only: a trial reads the data folder by path); no matrix is ever pickled.
+
+- Machinery: :class:`Tasks` submits a list of calls at once and takes their results back in order;
+  CV, the backtest (:mod:`numerflow.portfolio.backtest`), tuning and distributed LightGBM all use it.
 
 - CV: every fold is submitted up front and runs on whichever worker is free; the caller's
   :func:`~numerflow.modeling.training.era_cv` takes the results back in fold order and scores them, so
@@ -19,7 +25,8 @@ eras, a trial reads the train file once for its folds. Workers therefore need th
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -32,7 +39,6 @@ if TYPE_CHECKING:
     from numerflow.config import Settings
     from numerflow.data.load import Dataset
     from numerflow.modeling.specs import ResolvedModel
-    from numerflow.modeling.splitters import EraSplitter
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +67,75 @@ def worker_settings(settings: Settings) -> Settings:
     return settings.model_copy(update={"numerai": numerai})
 
 
+# ------------------------------------------------------------------------------------------ machinery
+#: a data file as workers read it: (path or URL, the era labels read from it (None: any), its data_type)
+Part = tuple[str, list[str] | None, str | None]
+
+
+def worker_source(settings: Settings, path: Path) -> str:
+    """Where workers read ``path``, a file under the data folder: the same path, or the same place under
+    ``[service] dask_data_url`` when it is set (``file:///shared/data``, ``http://host/base``,
+    ``s3://bucket/numerai``, ``gcs://...``: opened with fsspec, :mod:`numerflow.data.sources`)."""
+    from numerflow.data.sources import join
+
+    base = settings.service.dask_data_url
+    if not base:
+        return str(path)
+    try:
+        relative = Path(path).resolve().relative_to(settings.data_dir.resolve())
+    except ValueError:
+        return str(path)  # not under the data folder: a shared path
+    return str(join(base, *relative.parts))
+
+
+class Tasks:
+    """Tasks submitted at once, to run on whichever worker is free; results are taken in submission
+    order (``result(k)`` or iterating). A worker lost mid-task: the scheduler runs it again elsewhere.
+    An exception inside a task is not retried; it comes back as it is, and every task not yet taken is
+    cancelled (so is everything on Ctrl-C)."""
+
+    def __init__(self, client: Client, fn: Callable[..., Any], calls: list[tuple], key: str) -> None:
+        token = _token()
+        self.client = client
+        self.futures = [
+            client.submit(fn, *args, key=f"{key}{k + 1}-{token}", pure=False) for k, args in enumerate(calls)
+        ]
+
+    def __len__(self) -> int:
+        return len(self.futures)
+
+    def result(self, k: int) -> Any:
+        # in order, not as_completed: a result lost with a killed worker and computed again elsewhere can
+        # slip past as_completed (it waited forever here); Future.result follows the key to its new home
+        try:
+            return self.futures[k].result()
+        except BaseException:
+            self.client.cancel(self.futures[k:])
+            raise
+
+    def __iter__(self) -> Iterator[Any]:
+        for k in range(len(self.futures)):
+            yield self.result(k)
+
+
+def load_parts(parts: list[Part], columns: list[str], targets: list[str], eras: list[str]) -> Dataset:
+    """On a worker: ``eras`` of the data ``parts`` (in the parts' order), with the int8 loader."""
+    from numerflow.data.load import load_dataset
+    from numerflow.modeling.training import _concat
+
+    data = None
+    for url, part_eras, data_type in parts:
+        known = None if part_eras is None else set(part_eras)
+        here = [e for e in eras if known is None or e in known]
+        if not here:
+            continue
+        got = load_dataset(url, features=columns, targets=targets, eras=here, data_type=data_type)
+        data = got if data is None else _concat(data, got)
+    if data is None:
+        raise ModelError(f"none of eras {eras[0]}..{eras[-1]} is in the data the workers were given")
+    return data
+
+
 # ------------------------------------------------------------------------------------------------ CV
 def cluster_fit_predict(
     client: Client,
@@ -69,51 +144,35 @@ def cluster_fit_predict(
     resolved: dict[str, ResolvedModel],
     ens_neutral: dict[str, list[str]],
     params: dict[str, Any] | None,
-    path: Any,
+    parts: list[Part],
     columns: list[str],
     targets: list[str],
     data: Dataset,
-    splitter: EraSplitter,
+    splitter: Any,
+    kind: str = "cv",
 ) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     """Submit every fold now; return the ``fit_predict(train_rows, test_rows)`` that
     :func:`~numerflow.modeling.training.era_cv` calls fold by fold, which waits for that fold's result.
 
-    ``data`` holds the rows' eras and ids only (loaded with ``features=None``).
-    """
+    ``data`` holds the rows' eras and ids (its features are not used); ``parts`` say where its rows come
+    from, in order; ``splitter`` has ``era_folds(labels)`` (CV's EraSplitter, a backtest's WalkForward);
+    ``kind`` names the tasks (``numerflow-<kind>-<name>-fold<k>``)."""
     labels = data.era_strings()
-    folds = splitter.era_folds(labels)
     remote = worker_settings(settings)
-    futures = [
-        client.submit(
-            fold_task,
-            remote,
-            name,
-            resolved,
-            ens_neutral,
-            params,
-            str(path),
-            columns,
-            targets,
-            train_eras.tolist(),
-            test_eras.tolist(),
-            key=f"numerflow-cv-{name}-fold{k + 1}-{_token()}",
-            pure=False,
-        )
-        for k, (train_eras, test_eras) in enumerate(folds)
+    calls = [
+        (remote, name, resolved, ens_neutral, params, parts, columns, targets, train.tolist(), test.tolist())
+        for train, test in splitter.era_folds(labels)
     ]
-    calls = iter(range(len(futures)))
+    tasks = Tasks(client, fold_task, calls, f"numerflow-{kind}-{name}-fold")
+    calls_made = iter(range(len(tasks)))
 
     def fit_predict(train_rows: np.ndarray, test_rows: np.ndarray) -> np.ndarray:
-        k = next(calls)
-        try:
-            ids, preds = futures[k].result()
-        except BaseException:
-            client.cancel(futures[k:])
-            raise
+        k = next(calls_made)
+        ids, preds = tasks.result(k)
         if not np.array_equal(ids, data.ids[test_rows]):
             raise ModelError(
-                f"fold {k + 1}: the worker read other rows than this machine; is the data file at "
-                f"{path} the same on every worker?"
+                f"fold {k + 1}: the worker read other rows than this machine; is the data at "
+                f"{', '.join(p[0] for p in parts)} the same for every worker?"
             )
         return preds
 
@@ -126,17 +185,16 @@ def fold_task(
     resolved: dict[str, ResolvedModel],
     ens_neutral: dict[str, list[str]],
     params: dict[str, Any] | None,
-    path: str,
+    parts: list[Part],
     columns: list[str],
     targets: list[str],
     train_eras: list[str],
     test_eras: list[str],
 ) -> tuple[np.ndarray, np.ndarray]:
     """On a worker: load the fold's eras, fit on the train eras, predict the test eras (ids, predictions)."""
-    from numerflow.data.load import load_dataset
     from numerflow.modeling.training import _ensemble_fit_predict
 
-    data = load_dataset(path, features=columns, targets=targets, eras=[*train_eras, *test_eras])
+    data = load_parts(parts, columns, targets, [*train_eras, *test_eras])
     labels = data.era_strings()
     train_rows = np.flatnonzero(np.isin(labels, train_eras))
     test_rows = np.flatnonzero(np.isin(labels, test_eras))
@@ -160,31 +218,11 @@ def optimize_on_cluster(
 ) -> None:
     """Run ``n_trials`` trials of the study as tasks; each task runs one trial (its folds in order)."""
     remote = worker_settings(settings)
-    futures = [
-        client.submit(
-            trial_task,
-            remote,
-            name,
-            study_name,
-            storage_url,
-            space,
-            objective,
-            seed + i,
-            key=f"numerflow-tune-{name}-trial{seed + i}-{_token()}",
-            pure=False,
-        )
-        for i in range(n_trials)
-    ]
-    try:
-        # in order, not as_completed: a result lost with a killed worker and computed again elsewhere can
-        # slip past as_completed (it waited forever here); Future.result follows the key to its new home
-        for done, future in enumerate(futures, start=1):
-            number, value = future.result()
-            if progress:
-                progress(f"{name}: trial {number} {objective} {value:+.4f}", done, n_trials)
-    except BaseException:
-        client.cancel(futures)
-        raise
+    calls = [(remote, name, study_name, storage_url, space, objective, seed + i) for i in range(n_trials)]
+    tasks = Tasks(client, trial_task, calls, f"numerflow-tune-{name}-trial")
+    for done, (number, value) in enumerate(tasks, start=1):
+        if progress:
+            progress(f"{name}: trial {number} {objective} {value:+.4f}", done, n_trials)
 
 
 def trial_task(

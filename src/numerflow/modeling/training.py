@@ -644,20 +644,11 @@ def cross_validate_model(
 
     fold_fn = fit_predict
     if client is not None:
-        from numerflow.modeling.distributed import cluster_fit_predict
+        from numerflow.modeling.distributed import cluster_fit_predict, worker_source
 
+        parts = [(worker_source(settings, files.train), None, None)]
         fold_fn = cluster_fit_predict(
-            client,
-            settings,
-            name,
-            resolved,
-            ens_neutral,
-            params,
-            files.train,
-            columns,
-            targets,
-            data,
-            splitter,
+            client, settings, name, resolved, ens_neutral, params, parts, columns, targets, data, splitter
         )
     run = None
     if record and engine is not None:
