@@ -273,7 +273,7 @@ def run_backtest(
         client = connect(dask)
     try:
         data, loaded, target, hashes, fnc, extra = _load_all(settings, name, remote=client is not None)
-        resolved, ens_neutral, files, sources, columns, targets = loaded
+        resolved, ens_neutral, files, sources, _columns, targets = loaded
         gap = embargo_eras if embargo_eras is not None else default_embargo(targets)
         first, last = era_range(data.era_labels, first_era, last_era, gap)
         schedule = WalkForward(first, last, retrain_every, gap)
