@@ -117,6 +117,8 @@ class ModelSpec(_Section):
     era_stride: int = Field(1, ge=1)
     train_on_validation: bool = False
     feature_engineering: bool = False
+    # train with lightgbm.dask.DaskLGBMRegressor on the Dask cluster (--dask / [service] dask_scheduler)
+    distributed: bool = False
     neutralize: NeutralizeSpec | None = None
     ensemble: dict[str, float] | None = None
     cv: CVSpec = Field(default_factory=CVSpec)
@@ -129,6 +131,9 @@ class ModelSpec(_Section):
     def _one_kind(self) -> ModelSpec:
         if (self.algorithm is None) == (self.ensemble is None):
             raise ValueError("give exactly one of 'algorithm' and 'ensemble'")
+        if self.distributed and self.algorithm != "lightgbm":
+            what = "an ensemble" if self.ensemble is not None else f"algorithm '{self.algorithm}'"
+            raise ValueError(f"'distributed = true' trains LightGBM only (DaskLGBMRegressor), not {what}")
         if self.ensemble is not None:
             if not self.ensemble:
                 raise ValueError("'ensemble' needs at least one member")

@@ -108,3 +108,78 @@ def test_an_unreachable_scheduler_is_one_line(project: Path, cli) -> None:
     assert len(lines) == 1 and "cannot reach the Dask scheduler at tcp://127.0.0.1:" in lines[0], err
     with pytest.raises(ConfigError, match="give a scheduler address like tcp://HOST:8786"):
         cross_validate_model(load_settings(project), "slow", dask="127.0.0.1:8786", record=False)
+
+
+DISTRIBUTED = """
+[models.dist]
+algorithm = "lightgbm"
+distributed = true
+params = { n_estimators = 60, num_leaves = 8, learning_rate = 0.05, min_child_samples = 20, random_state = 3 }
+features = "all"
+targets = ["target_ender_20"]
+
+[models.here]
+algorithm = "lightgbm"
+params = { n_estimators = 60, num_leaves = 8, learning_rate = 0.05, min_child_samples = 20, random_state = 3 }
+features = "all"
+targets = ["target_ender_20"]
+"""
+
+
+def test_a_distributed_model_trains_with_dask_lightgbm_and_predicts_like_a_local_one(
+    project_dir: Path, synthetic_dir: Path, cluster, cli
+) -> None:
+    from scipy.stats import spearmanr
+
+    from numerflow.data.load import load_dataset
+    from numerflow.modeling.predict import load_version, predict_frame
+    from numerflow.modeling.training import train_model
+
+    (project_dir / "data").mkdir()
+    (project_dir / "data" / "v5.3").symlink_to(synthetic_dir, target_is_directory=True)
+    config = project_dir / "numerflow.toml"
+    config.write_text('[paths]\ndata_dir = "data"\nartifacts_dir = "artifacts"\n' + DISTRIBUTED)
+    settings = load_settings(config)
+    engine = open_database(settings.database_url)
+
+    from distributed import Client, get_task_stream
+
+    with Client(cluster.address) as watcher, get_task_stream(watcher) as stream:
+        code, _out, err = cli("train", "dist", "--dask", cluster.address)
+    assert code == 0, err
+    train_on = {t["worker"] for t in stream.data if str(t["key"]).startswith("_train_part")}
+    assert len(train_on) == 2  # both workers held era partitions and trained the model together
+    dist = list_runs(engine, "dist", 10)[0]
+    assert dist.status == "ok"
+    local = train_model(settings, "here", engine=engine)
+    manifest = (project_dir / "artifacts" / "dist" / "1" / "manifest.json").read_text()
+    assert '"model_0.txt"' in manifest  # a plain LightGBM text model in the registry
+
+    ids_d, preds_d = predict_frame(settings, engine, "dist", "validation")  # predicts as any model
+    ids_l, preds_l = predict_frame(settings, engine, "here", "validation")
+    np.testing.assert_array_equal(ids_d, ids_l)
+    assert np.all((preds_d > 0) & (preds_d < 1))
+    # DaskLGBM sums the workers' histograms; int8 features have 5 values and max_bin is 5, so the bins are
+    # the same on every worker and so are the trees, up to the order of float sums
+    dm, lm = (load_version(settings, engine, n) for n in ("dist", "here"))
+    X = load_dataset(settings.data_dir / "v5.3" / "validation.parquet", features=lm.required_features()).X
+    raw_d, raw_l = (m.estimators[0].predict(X) for m in (dm, lm))
+    assert dm.estimators[0].booster_.num_trees() == 60
+    np.testing.assert_allclose(raw_d, raw_l, rtol=0, atol=1e-6)
+    assert spearmanr(preds_d, preds_l).statistic > 0.999
+    scores = dist.scores
+    assert scores["corr_mean"] > 0.01 and local.scores["corr_mean"] > 0.01
+
+
+def test_distributed_needs_lightgbm_and_a_scheduler(project_dir: Path, synthetic_dir: Path, cli) -> None:
+    (project_dir / "data").mkdir()
+    (project_dir / "data" / "v5.3").symlink_to(synthetic_dir, target_is_directory=True)
+    config = project_dir / "numerflow.toml"
+    config.write_text('[paths]\ndata_dir = "data"\n' + DISTRIBUTED)
+    code, _, err = cli("train", "dist")
+    assert code != 0 and len(err.strip().splitlines()) == 1, err
+    assert "models.dist: distributed = true trains on a Dask cluster; give --dask" in err
+    config.write_text('[paths]\ndata_dir = "data"\n[models.r]\nalgorithm = "ridge"\ndistributed = true\n')
+    code, _, err = cli("train", "r", "--dask", "tcp://127.0.0.1:1")
+    assert code != 0 and len(err.strip().splitlines()) == 1, err
+    assert "distributed = true' trains LightGBM only" in err and "ridge" in err

@@ -153,6 +153,12 @@ DASK_HELP = (
 def train(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="A model from [models] in numerflow.toml."),
+    dask: str | None = typer.Option(
+        None,
+        "--dask",
+        help="The Dask scheduler a 'distributed = true' model trains on with DaskLGBMRegressor, e.g. "
+        "tcp://HOST:8786 (default: [service] dask_scheduler).",
+    ),
 ) -> None:
     """Train a model (ensembles reuse trained members), score it on validation, save a version."""
     from numerflow.modeling.training import train_model
@@ -160,7 +166,13 @@ def train(
     st = state(ctx)
     settings, engine = st.settings, st.engine
     with _progress() as update:
-        result = train_model(settings, name, engine=engine, progress=update)
+        result = train_model(
+            settings,
+            name,
+            engine=engine,
+            progress=update,
+            dask=dask or settings.service.dask_scheduler or None,
+        )
     rows = [(m.version.ref + (" (reused)" if m.reused else ""), m.scores) for m in result.members]
     rows.append((result.version.ref, result.scores))
     console.print(scores_table("validation scores", rows))

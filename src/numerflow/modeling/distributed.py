@@ -24,7 +24,9 @@ blocks only: a trial reads the data folder by path); no matrix is ever pickled.
 
 from __future__ import annotations
 
+import itertools
 import logging
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -263,3 +265,87 @@ def _token() -> str:
     import uuid
 
     return uuid.uuid4().hex[:8]
+
+
+# ------------------------------------------------------------------------------- distributed LightGBM
+#: a partition of a distributed fit holds about this many bytes of features (and at least one era)
+PARTITION_BYTES = 256 << 20
+
+
+def era_blocks(era_rows: dict[str, int], n_features: int, n_workers: int) -> list[list[str]]:
+    """Consecutive eras grouped into partitions: at least two per worker (so a lost worker's share is
+    spread over the others) and none much above :data:`PARTITION_BYTES`; never more than the eras."""
+    eras = list(era_rows)
+    total = sum(era_rows.values()) * max(n_features, 1)
+    n = min(len(eras), max(2 * max(n_workers, 1), -(-total // PARTITION_BYTES)))
+    bounds = np.linspace(0, len(eras), n + 1).round().astype(int)
+    return [eras[a:b] for a, b in itertools.pairwise(bounds) if b > a]
+
+
+def fit_lightgbm_on_cluster(
+    client: Client,
+    model: ResolvedModel,
+    target: str,
+    params: dict[str, Any],
+    parts: list[Part],
+    era_rows: dict[str, int],
+) -> Any:
+    """Train one LightGBM model on ``target`` with ``lightgbm.dask.DaskLGBMRegressor`` over an
+    era-partitioned Dask array: each partition is a block of eras that a worker loads by path or URL with
+    the int8 loader (rows without the target dropped there), so no matrix passes through this machine.
+
+    ``era_rows``: the era labels to train on, in order, with their rows that have the target (they size
+    the partitions). Returns a fitted :class:`~numerflow.modeling.estimators.LightGBMRegressor` whose
+    booster is the cluster's model: saved and loaded as any LightGBM artifact."""
+    import dask
+    import dask.array as da
+    from lightgbm.dask import DaskLGBMRegressor
+
+    from numerflow.modeling.estimators import make_estimator
+
+    est = make_estimator("lightgbm", params)
+    core, rounds = est._core_params()  # type: ignore[attr-defined]
+    width = len(model.features) + 6 * len(model.groups)
+    dtype = np.float32 if model.groups else np.int8
+    n_workers = len(client.scheduler_info()["workers"])
+    token = _token()
+    Xs, ys = [], []
+    for k, eras in enumerate(era_blocks(era_rows, width, n_workers)):
+        n = sum(era_rows[e] for e in eras)
+        block = dask.delayed(partition_task, pure=False, nout=2)(
+            model, target, parts, eras, dask_key_name=f"numerflow-dlgbm-{model.name}-part{k + 1}-{token}"
+        )
+        Xs.append(da.from_delayed(block[0], shape=(n, width), dtype=dtype))
+        ys.append(da.from_delayed(block[1], shape=(n,), dtype=np.float32))
+    X, y = da.concatenate(Xs), da.concatenate(ys)
+    core.pop("verbosity", None)
+    try:
+        with client.as_current(), warnings.catch_warnings():  # lightgbm.dask waits with the default client
+            # it sets each worker's threads itself, and says so about the estimator's n_jobs=None
+            warnings.filterwarnings("ignore", "Parameter n_jobs will be ignored", UserWarning)
+            fitted = DaskLGBMRegressor(client=client, n_estimators=rounds, verbose=-1, **core).fit(X, y)
+    except Exception as exc:
+        import lightgbm as lgb
+
+        if not isinstance(exc, lgb.basic.LightGBMError):
+            raise
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"models.{model.name}: distributed lightgbm failed: {first}") from None
+    est.booster_ = fitted.booster_
+    est.n_features_in_ = width
+    est.n_eras_ = len(era_rows)
+    return est
+
+
+def partition_task(
+    model: ResolvedModel, target: str, parts: list[Part], eras: list[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """On a worker: one partition of a distributed fit, the model's matrix and ``target`` for ``eras``,
+    rows without the target left out."""
+    from numerflow.modeling.training import _matrix
+
+    data = load_parts(parts, model.columns(), [target], eras)
+    y = data.target(target)
+    keep = ~np.isnan(y)
+    X = _matrix(model, data)
+    return (X if keep.all() else X[keep]), y[keep].astype(np.float32)

@@ -222,7 +222,7 @@ def tune_model(
     version = None
     if train_best:
         version = train_model(
-            settings, name, engine=engine, params=best_params, reuse=True, kind="tune"
+            settings, name, engine=engine, params=best_params, reuse=True, kind="tune", dask=dask
         ).version
     run.finish(
         version=None if version is None else version.version,
