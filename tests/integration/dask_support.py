@@ -1,4 +1,5 @@
-"""A real Dask cluster on 127.0.0.1 for tests: ``dask scheduler`` and ``dask worker`` processes.
+"""A real Dask cluster on 127.0.0.1 for tests: ``dask scheduler`` and ``dask worker`` processes; a real
+HTTP server (python's http.server, with byte ranges) for data read by URL; a project on the synthetic data.
 
 Workers run without a nanny, so ``kill -9`` of one is a machine lost, not a restart; they inherit the
 environment (PYTHONPATH), so they import the numerflow under test.
@@ -21,6 +22,26 @@ from typing import Any
 
 DASK = str(Path(sys.executable).with_name("dask"))
 READY_DEADLINE_S = 120  # only a guard against a hang; nothing is asserted about time
+
+# enough trees that a fold takes a while on one thread, so a worker can be killed in the middle of one
+SLOW_MODEL = """
+[models.slow]
+algorithm = "lightgbm"
+params = { n_estimators = 150, num_leaves = 16, learning_rate = 0.02, min_child_samples = 5 }
+features = "all"
+targets = ["target_ender_20"]
+cv = { folds = 3, scheme = "walk_forward" }
+tune = { space = { num_leaves = [4, 16] } }
+"""
+
+
+def dask_project(project_dir: Path, synthetic_dir: Path, models: str = SLOW_MODEL) -> Path:
+    """numerflow.toml in ``project_dir`` with ``models``, its data folder linked to the synthetic data."""
+    (project_dir / "data").mkdir()
+    (project_dir / "data" / "v5.3").symlink_to(synthetic_dir, target_is_directory=True)
+    config = project_dir / "numerflow.toml"
+    config.write_text('[paths]\ndata_dir = "data"\nartifacts_dir = "artifacts"\n' + models)
+    return config
 
 
 def free_port() -> int:

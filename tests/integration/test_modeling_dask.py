@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from dask_support import in_thread, kill_a_worker_running, local_cluster
+from dask_support import dask_project, in_thread, kill_a_worker_running, local_cluster
 
 from numerflow.config import load_settings
 from numerflow.errors import ConfigError
@@ -18,25 +18,10 @@ from numerflow.store import open_database
 
 pytestmark = pytest.mark.slow
 
-# enough trees that a fold takes a while on one thread, so a worker can be killed in the middle of one
-MODELS = """
-[models.slow]
-algorithm = "lightgbm"
-params = { n_estimators = 150, num_leaves = 16, learning_rate = 0.02, min_child_samples = 5 }
-features = "all"
-targets = ["target_ender_20"]
-cv = { folds = 3, scheme = "walk_forward" }
-tune = { space = { num_leaves = [4, 16] } }
-"""
-
 
 @pytest.fixture
 def project(project_dir: Path, synthetic_dir: Path) -> Path:
-    (project_dir / "data").mkdir()
-    (project_dir / "data" / "v5.3").symlink_to(synthetic_dir, target_is_directory=True)
-    config = project_dir / "numerflow.toml"
-    config.write_text('[paths]\ndata_dir = "data"\nartifacts_dir = "artifacts"\n' + MODELS)
-    return config
+    return dask_project(project_dir, synthetic_dir)
 
 
 @pytest.fixture
@@ -135,10 +120,7 @@ def test_a_distributed_model_trains_with_dask_lightgbm_and_predicts_like_a_local
     from numerflow.modeling.predict import load_version, predict_frame
     from numerflow.modeling.training import train_model
 
-    (project_dir / "data").mkdir()
-    (project_dir / "data" / "v5.3").symlink_to(synthetic_dir, target_is_directory=True)
-    config = project_dir / "numerflow.toml"
-    config.write_text('[paths]\ndata_dir = "data"\nartifacts_dir = "artifacts"\n' + DISTRIBUTED)
+    config = dask_project(project_dir, synthetic_dir, DISTRIBUTED)
     settings = load_settings(config)
     engine = open_database(settings.database_url)
 
@@ -172,10 +154,7 @@ def test_a_distributed_model_trains_with_dask_lightgbm_and_predicts_like_a_local
 
 
 def test_distributed_needs_lightgbm_and_a_scheduler(project_dir: Path, synthetic_dir: Path, cli) -> None:
-    (project_dir / "data").mkdir()
-    (project_dir / "data" / "v5.3").symlink_to(synthetic_dir, target_is_directory=True)
-    config = project_dir / "numerflow.toml"
-    config.write_text('[paths]\ndata_dir = "data"\n' + DISTRIBUTED)
+    config = dask_project(project_dir, synthetic_dir, DISTRIBUTED)
     code, _, err = cli("train", "dist")
     assert code != 0 and len(err.strip().splitlines()) == 1, err
     assert "models.dist: distributed = true trains on a Dask cluster; give --dask" in err

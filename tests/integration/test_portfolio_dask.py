@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from dask_support import in_thread, kill_a_worker_running, local_cluster, serve_folder
+from dask_support import dask_project, in_thread, kill_a_worker_running, local_cluster, serve_folder
 
 from numerflow.config import load_settings
 from numerflow.data.load import load_dataset
@@ -18,23 +18,10 @@ from numerflow.portfolio.backtest import run_backtest
 
 pytestmark = pytest.mark.slow
 
-# enough trees that a block takes a while on one thread, so a worker can be killed in the middle of one
-MODELS = """
-[models.slow]
-algorithm = "lightgbm"
-params = { n_estimators = 150, num_leaves = 16, learning_rate = 0.02, min_child_samples = 5 }
-features = "all"
-targets = ["target_ender_20"]
-"""
-
 
 @pytest.fixture
 def project(project_dir: Path, synthetic_dir: Path) -> Path:
-    (project_dir / "data").mkdir()
-    (project_dir / "data" / "v5.3").symlink_to(synthetic_dir, target_is_directory=True)
-    config = project_dir / "numerflow.toml"
-    config.write_text('[paths]\ndata_dir = "data"\nartifacts_dir = "artifacts"\n' + MODELS)
-    return config
+    return dask_project(project_dir, synthetic_dir)
 
 
 def test_backtest_on_the_cluster_over_http_survives_a_killed_worker_and_equals_a_local_run(

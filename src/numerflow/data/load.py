@@ -137,7 +137,7 @@ def id_column(pf: pq.ParquetFile) -> str | None:
     return None
 
 
-def _index_column(path: Source, pf: pq.ParquetFile) -> str:
+def _index_column(path: Path, pf: pq.ParquetFile) -> str:
     col = id_column(pf)
     if col is None:
         raise DataError(f"{path}: has no 'id' column; Numerai files are indexed by id")
@@ -175,7 +175,7 @@ def _select_features(
     return selected
 
 
-def _select_targets(path: Source, names: list[str], targets: str | Sequence[str] | None) -> list[str]:
+def _select_targets(path: Path, names: list[str], targets: str | Sequence[str] | None) -> list[str]:
     if targets is None:
         return [n for n in names if n == "target" or n.startswith("target_")]
     if isinstance(targets, str):
@@ -189,7 +189,7 @@ def _select_targets(path: Source, names: list[str], targets: str | Sequence[str]
     return list(targets)
 
 
-def _check_types(path: Source, schema: pa.Schema, features: list[str], targets: list[str]) -> None:
+def _check_types(path: Path, schema: pa.Schema, features: list[str], targets: list[str]) -> None:
     for name in features:
         t = schema.field(name).type
         if not pa.types.is_integer(t):
@@ -212,7 +212,7 @@ def _era_label(value: str | int) -> str:
     return str(value)
 
 
-def _selected_eras(path: Source, labels: np.ndarray, eras: EraSelection, era_stride: int) -> np.ndarray:
+def _selected_eras(path: Path, labels: np.ndarray, eras: EraSelection, era_stride: int) -> np.ndarray:
     """Boolean mask over the sorted unique ``labels`` of the eras to keep."""
     if era_stride < 1:
         raise DataError(f"era_stride must be 1 or more (got {era_stride})")
@@ -383,7 +383,7 @@ def _open_numerai(path: Source) -> pq.ParquetFile:
 
 
 def _row_eras(
-    path: Source, pf: pq.ParquetFile, with_dtype: bool
+    path: Path, pf: pq.ParquetFile, with_dtype: bool
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Per row: a code into the sorted era labels; the labels; data_type per row (or None)."""
     try:
@@ -396,7 +396,7 @@ def _row_eras(
     return rank[row_era_raw], era_dict[order], row_dtype
 
 
-def _type_mask(path: Source, row_dtype: np.ndarray | None, data_type: str) -> np.ndarray:
+def _type_mask(path: Path, row_dtype: np.ndarray | None, data_type: str) -> np.ndarray:
     if row_dtype is None:
         raise DataError(f"{path}: has no 'data_type' column to select '{data_type}' rows from")
     present = sorted(set(np.unique(row_dtype).tolist()))
