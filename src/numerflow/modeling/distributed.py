@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import operator
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -307,16 +308,20 @@ def fit_lightgbm_on_cluster(
     core, rounds = est._core_params()  # type: ignore[attr-defined]
     width = len(model.features) + 6 * len(model.groups)
     dtype = np.float32 if model.groups else np.int8
-    n_workers = len(client.scheduler_info()["workers"])
+    workers = sorted(client.scheduler_info()["workers"])
     token = _token()
-    Xs, ys = [], []
-    for k, eras in enumerate(era_blocks(era_rows, width, n_workers)):
+    Xs, ys, futures = [], [], []
+    for k, eras in enumerate(era_blocks(era_rows, width, len(workers))):
         n = sum(era_rows[e] for e in eras)
-        block = dask.delayed(partition_task, pure=False, nout=2)(
-            model, target, parts, eras, dask_key_name=f"numerflow-dlgbm-{model.name}-part{k + 1}-{token}"
-        )
-        Xs.append(da.from_delayed(block[0], shape=(n, width), dtype=dtype))
-        ys.append(da.from_delayed(block[1], shape=(n,), dtype=np.float32))
+        # partitions go round the workers, so every worker holds data and trains (DaskLGBM trains where
+        # the data is); allow_other_workers: a lost worker's partitions are loaded again elsewhere
+        where = {"workers": [workers[k % len(workers)]], "allow_other_workers": True} if workers else {}
+        key = f"numerflow-dlgbm-{model.name}-part{k + 1}-{token}"
+        block = client.submit(partition_task, model, target, parts, eras, key=key, pure=False, **where)
+        fx, fy = (client.submit(operator.getitem, block, i, key=f"{key}-{i}", **where) for i in (0, 1))
+        futures += [block, fx, fy]
+        Xs.append(da.from_delayed(dask.delayed(fx), shape=(n, width), dtype=dtype))
+        ys.append(da.from_delayed(dask.delayed(fy), shape=(n,), dtype=np.float32))
     X, y = da.concatenate(Xs), da.concatenate(ys)
     core.pop("verbosity", None)
     try:
@@ -331,6 +336,8 @@ def fit_lightgbm_on_cluster(
             raise
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"models.{model.name}: distributed lightgbm failed: {first}") from None
+    finally:
+        client.cancel(futures)
     est.booster_ = fitted.booster_
     est.n_features_in_ = width
     est.n_eras_ = len(era_rows)
