@@ -162,3 +162,31 @@ def test_distributed_needs_lightgbm_and_a_scheduler(project_dir: Path, synthetic
     code, _, err = cli("train", "r", "--dask", "tcp://127.0.0.1:1")
     assert code != 0 and len(err.strip().splitlines()) == 1, err
     assert "distributed = true' trains LightGBM only" in err and "ridge" in err
+
+
+def test_tune_trials_read_the_data_from_dask_data_url(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import optuna
+    from dask_support import serve_folder
+
+    from numerflow.store.queries.tuning import optuna_url
+
+    worker_tmp = tmp_path / "worker-tmp"
+    worker_tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(worker_tmp))  # the workers' temporary folder (they inherit it)
+    settings = load_settings(project)
+    engine = open_database(settings.database_url)
+    with serve_folder(settings.data_dir) as base, local_cluster(tmp_path / "dask-logs") as cluster:
+        service = settings.service.model_copy(update={"dask_data_url": base})
+        remote = settings.model_copy(update={"service": service})
+        result = tune_model(remote, "slow", engine=engine, n_trials=2, dask=cluster.address, train_best=False)
+    copies = list(worker_tmp.glob("numerflow-worker-data/*/v5.3/train.parquet"))
+    assert len(copies) == 1  # fetched over HTTP once for the machine, used by both workers' trials
+    assert copies[0].read_bytes() == (settings.data_dir / "v5.3" / "train.parquet").read_bytes()
+    study = optuna.load_study(study_name=result.study_name, storage=optuna_url(engine))
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(done) == 2
+    params = {**settings.model("slow").params, **done[0].params}
+    local = cross_validate_model(settings, "slow", params=params, record=False)
+    assert done[0].value == objective_value(result.objective, local.summary, local.per_era)

@@ -6,8 +6,9 @@ the era labels of a fold, the storage URL of the Optuna study. Each worker loads
 itself, with the same int8 loader (:func:`numerflow.data.load.load_dataset`): a fold or a backtest block
 reads only its train and test eras, a trial reads the train file once for its folds. Workers need the
 same numerflow installed and the data at the same path (a shared folder) or under ``[service]
-dask_data_url`` (``file://``, ``http(s)://``, ``s3://``, ``gcs://``, opened with fsspec; folds and
-blocks only: a trial reads the data folder by path); no matrix is ever pickled.
+dask_data_url`` (``file://``, ``http(s)://``, ``s3://``, ``gcs://``, opened with fsspec: a fold or
+block reads its eras by byte ranges, a trial, which reads every train era, uses a copy fetched once per
+worker machine); no matrix is ever pickled.
 
 - Machinery: :class:`Tasks` submits a list of calls at once and takes their results back in order;
   CV, the backtest (:mod:`numerflow.portfolio.backtest`), tuning and distributed LightGBM all use it.
@@ -243,6 +244,7 @@ def trial_task(
     from numerflow.modeling.tuning import make_pruner, run_trial
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
+    settings = local_data(settings)
     study = optuna.load_study(
         study_name=study_name,
         storage=optuna.storages.RDBStorage(storage_url),
@@ -260,6 +262,55 @@ def trial_task(
         raise
     study.tell(trial, value)
     return trial.number, value
+
+
+#: the files a trial reads from the data version's folder: its CV covers every train era
+TRIAL_FILES = ("features.json", "train.parquet")
+
+
+def local_data(settings: Settings) -> Settings:
+    """On a worker: with ``[service] dask_data_url``, the settings with ``data_dir`` on a local copy of
+    the version's :data:`TRIAL_FILES`, fetched once per worker machine with fsspec (into the temporary
+    folder, keyed by the URL; a file is fetched again when its size differs, and written atomically).
+    A tune trial reads every train era, fold after fold, so one copy serves every trial there."""
+    import hashlib
+    import os
+    import tempfile
+
+    from numerflow.data.sources import as_source, join, open_source
+
+    base = settings.service.dask_data_url
+    if not base:
+        return settings
+    # the project's database stays where it is (its default lives in data_dir)
+    database = settings.database.model_copy(update={"url": settings.database_url})
+    local = as_source(base)
+    if isinstance(local, Path):  # file://: the folder itself
+        paths = settings.paths.model_copy(update={"data_dir": local})
+        return settings.model_copy(update={"paths": paths, "database": database})
+    version = settings.numerai.data_version
+    key = hashlib.sha256(base.encode()).hexdigest()[:16]
+    root = Path(tempfile.gettempdir()) / "numerflow-worker-data" / key
+    folder = root / version
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in TRIAL_FILES:
+        url = str(join(base, version, name))
+        with open_source(url) as src:
+            size = int(src.size)
+            target = folder / name
+            if target.is_file() and target.stat().st_size == size:
+                continue
+            tmp = folder / f".{name}.{os.getpid()}.{_token()}"
+            try:
+                with tmp.open("wb") as out:
+                    while chunk := src.read(8 << 20):
+                        out.write(chunk)
+                os.replace(tmp, target)
+            finally:
+                tmp.unlink(missing_ok=True)
+    log.info("worker data for %s: %s", base, folder)
+    paths = settings.paths.model_copy(update={"data_dir": root})
+    return settings.model_copy(update={"paths": paths, "database": database})
 
 
 def _token() -> str:
