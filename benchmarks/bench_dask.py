@@ -98,6 +98,7 @@ def bench_tune(args: argparse.Namespace, settings) -> None:  # type: ignore[no-u
     from numerflow.modeling.distributed import worker_settings
     from numerflow.modeling.tuning import tune_model
     from numerflow.store import open_database
+    from numerflow.store.queries.registry import SqlModelBook
 
     rows = []
     for n_workers in (1, 2):
@@ -117,7 +118,7 @@ def bench_tune(args: argparse.Namespace, settings) -> None:  # type: ignore[no-u
                 result = tune_model(
                     run_settings,
                     "bench",
-                    engine=engine,
+                    book=SqlModelBook(engine),
                     n_trials=args.trials,
                     dask=cluster.scheduler_address,
                     train_best=False,

@@ -11,10 +11,10 @@ from dask_support import dask_project, in_thread, kill_a_worker_running, local_c
 
 from numerflow.config import load_settings
 from numerflow.errors import ConfigError
-from numerflow.modeling.registry import list_runs
 from numerflow.modeling.training import cross_validate_model
 from numerflow.modeling.tuning import objective_value, tune_model
 from numerflow.store import open_database
+from numerflow.store.queries.registry import SqlModelBook, list_runs
 
 pytestmark = pytest.mark.slow
 
@@ -34,7 +34,7 @@ def test_cv_on_the_cluster_survives_a_killed_worker_and_equals_a_local_run(proje
     settings = load_settings(project)
     engine = open_database(settings.database_url)
     thread, box = in_thread(
-        lambda: cross_validate_model(settings, "slow", engine=engine, dask=cluster.address)
+        lambda: cross_validate_model(settings, "slow", book=SqlModelBook(engine), dask=cluster.address)
     )
     killed = kill_a_worker_running(cluster, "numerflow-cv-slow-fold")
     thread.join(timeout=600)  # a guard against a hang, not a timing assertion
@@ -43,7 +43,7 @@ def test_cv_on_the_cluster_survives_a_killed_worker_and_equals_a_local_run(proje
     remote = box["result"]
     assert killed in cluster.workers and cluster.workers[killed].poll() is not None
 
-    local = cross_validate_model(settings, "slow", engine=engine)
+    local = cross_validate_model(settings, "slow", book=SqlModelBook(engine))
     np.testing.assert_array_equal(remote.oof, local.oof)  # same rows, same order, same seeds: same numbers
     assert [f["corr_mean"] for f in remote.folds] == [f["corr_mean"] for f in local.folds]
     assert remote.summary == local.summary
@@ -63,7 +63,7 @@ def test_tune_trials_on_the_cluster_share_the_study_and_survive_a_killed_worker(
     engine = open_database(settings.database_url)
     thread, box = in_thread(
         lambda: tune_model(
-            settings, "slow", engine=engine, n_trials=3, dask=cluster.address, train_best=False
+            settings, "slow", book=SqlModelBook(engine), n_trials=3, dask=cluster.address, train_best=False
         )
     )
     kill_a_worker_running(cluster, "numerflow-tune-slow-trial")
@@ -133,17 +133,18 @@ def test_a_distributed_model_trains_with_dask_lightgbm_and_predicts_like_a_local
     assert len(train_on) == 2  # both workers held era partitions and trained the model together
     dist = list_runs(engine, "dist", 10)[0]
     assert dist.status == "ok"
-    local = train_model(settings, "here", engine=engine)
+    book = SqlModelBook(engine)
+    local = train_model(settings, "here", book=book)
     manifest = (project_dir / "artifacts" / "dist" / "1" / "manifest.json").read_text()
     assert '"model_0.txt"' in manifest  # a plain LightGBM text model in the registry
 
-    ids_d, preds_d = predict_frame(settings, engine, "dist", "validation")  # predicts as any model
-    ids_l, preds_l = predict_frame(settings, engine, "here", "validation")
+    ids_d, preds_d = predict_frame(settings, book, "dist", "validation")  # predicts as any model
+    ids_l, preds_l = predict_frame(settings, book, "here", "validation")
     np.testing.assert_array_equal(ids_d, ids_l)
     assert np.all((preds_d > 0) & (preds_d < 1))
     # DaskLGBM sums the workers' histograms; int8 features have 5 values and max_bin is 5, so the bins are
     # the same on every worker and so are the trees, up to the order of float sums
-    dm, lm = (load_version(settings, engine, n) for n in ("dist", "here"))
+    dm, lm = (load_version(settings, book, n) for n in ("dist", "here"))
     X = load_dataset(settings.data_dir / "v5.3" / "validation.parquet", features=lm.required_features()).X
     raw_d, raw_l = (m.estimators[0].predict(X) for m in (dm, lm))
     assert dm.estimators[0].booster_.num_trees() == 60
@@ -180,7 +181,8 @@ def test_tune_trials_read_the_data_from_dask_data_url(
     with serve_folder(settings.data_dir) as base, local_cluster(tmp_path / "dask-logs") as cluster:
         service = settings.service.model_copy(update={"dask_data_url": base})
         remote = settings.model_copy(update={"service": service})
-        result = tune_model(remote, "slow", engine=engine, n_trials=2, dask=cluster.address, train_best=False)
+        book = SqlModelBook(engine)
+        result = tune_model(remote, "slow", book=book, n_trials=2, dask=cluster.address, train_best=False)
     copies = list(worker_tmp.glob("numerflow-worker-data/*/v5.3/train.parquet"))
     assert len(copies) == 1  # fetched over HTTP once for the machine, used by both workers' trials
     assert copies[0].read_bytes() == (settings.data_dir / "v5.3" / "train.parquet").read_bytes()

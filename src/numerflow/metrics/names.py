@@ -26,15 +26,21 @@ KINDS: dict[str, tuple[str, ...]] = {
     "cwmm": ("cwmm",),
     "mcwnm": ("mcwnm",),
     "apcwnm": ("apcwnm",),
-    "ic": ("ic", "icv2"),
+    "corr_v4": ("corr_v4", "corrv4"),  # Signals' informational CORR on its 20-day main target
+    "ic": ("ic_v2", "icv2", "ic"),
     "ric": ("ric",),
     "alpha": ("alpha",),
-    "mpc": ("mpc",),
+    "mpc": ("mpc", "meta_portfolio_contribution"),
+    "churn": ("churn",),  # Signals: 1 - Spearman of a signal and the one before
+    "turnover": ("turnover",),  # Signals: half the total change of the neutral portfolio weights
 }
 #: Numerai's score name (lower case) -> its kind
 SCORE_NAMES: dict[str, str] = {name: kind for kind, names in KINDS.items() for name in names}
 #: The kinds a round's performance row shows (CORR, MMC, BMC, FNC).
 MAIN_KINDS = ("corr", "mmc", "bmc", "fnc")
+#: The kinds of a Signals model's validation scores (metrics.signals.signals_validation_scores): the
+#: alpha-like neutralized score, CORR with the target, churn and turnover against the date before.
+SIGNALS_KINDS = ("alpha", "corr", "churn", "turnover")
 
 
 def score_kind(name: str) -> str:

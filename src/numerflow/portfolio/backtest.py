@@ -161,31 +161,13 @@ def _load_all(
     """train + validation (eras with targets) with the model's columns, as the modeling room loads them;
     ``remote`` (the blocks run on a Dask cluster): only the FNC features here, the workers load the rest."""
     from numerflow.data.load import load_dataset
-    from numerflow.modeling.specs import (
-        data_files,
-        ensemble_order,
-        load_catalog,
-        resolve_model,
-        stable_picker,
-    )
-    from numerflow.modeling.training import _concat, _feature_list
+    from numerflow.modeling.training import _concat, plan_model
 
-    files = data_files(settings)
-    catalog = load_catalog(files)
-    spec = settings.model(name)
-    order = [n for n in ensemble_order(settings, name) if settings.model(n).ensemble is None]
-    picker = stable_picker(files, settings.artifacts_dir / ".feature_sets", spec.era_stride)
-    resolved = {n: resolve_model(settings, n, catalog, stable_picker=picker) for n in order}
-    targets = list(dict.fromkeys(t for r in resolved.values() for t in r.targets))
-    ens_neutral: dict[str, list[str]] = {}
-    for n in ensemble_order(settings, name):
-        neutral = settings.model(n).neutralize
-        if settings.model(n).ensemble is not None and neutral is not None:
-            ens_neutral[n] = _feature_list(catalog, neutral.features, f"models.{n}.neutralize.features")
-    fnc = [f for f in catalog.feature_sets.get("fncv3_features", [])]
-    columns = list(dict.fromkeys(c for r in resolved.values() for c in r.columns()))
-    columns = list(dict.fromkeys(columns + [f for fs in ens_neutral.values() for f in fs] + fnc))
-    stride = min(settings.model(n).era_stride for n in order)
+    plan = plan_model(settings, name)
+    files, order, resolved, targets = plan.files, plan.order, plan.resolved, plan.targets
+    ens_neutral, stride = plan.ens_neutral, plan.stride
+    fnc = [f for f in plan.catalog.feature_sets.get("fncv3_features", [])]
+    columns = plan.columns(extra=fnc)
     here = fnc if remote else columns
     data = load_dataset(files.need(files.train), features=here, targets=targets, era_stride=stride)
     sources = [(files.train, slice(0, len(data)))]  # for the feature store

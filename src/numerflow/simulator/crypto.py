@@ -39,7 +39,8 @@ from numerflow.metrics.corr import numerai_corr
 from numerflow.metrics.payout import CRYPTO_RULE
 from numerflow.simulator import state as db
 from numerflow.simulator.common import CRYPTO, N_SCORE_DAYS, SimEngineBase, dec, money
-from numerflow.simulator.scoring import daily_targets, percentiles
+from numerflow.simulator.round_scoring import day_rows
+from numerflow.simulator.scoring import daily_targets
 from numerflow.simulator.signals import (
     _read,
     clean_signal,
@@ -268,21 +269,7 @@ class SimCrypto(SimEngineBase):
                 ),
             }
             for name, vals in values.items():
-                pct = percentiles(vals)
-                for k, s in enumerate(selected):
-                    value = float(vals[k])
-                    score_rows.append(
-                        {
-                            "submission_id": s["id"],
-                            "model_id": s["model_id"],
-                            "round_number": number,
-                            "day": d + 1,
-                            "display_name": name,
-                            "value": value if np.isfinite(value) else None,
-                            "percentile": float(pct[k]) if np.isfinite(pct[k]) else None,
-                            "score_time": times[d],
-                        }
-                    )
+                score_rows += day_rows(selected, number, d + 1, name, vals, times[d])
         record_close(self, number, selected, at_risk, score_rows, CRYPTO_PAYOUT, "crypto_round")
         log.info("round %d: %d Crypto submissions scored", number, len(selected))
 

@@ -39,7 +39,7 @@ from numerflow.tournament.validation import validate_predictions
 if TYPE_CHECKING:
     from numerflow.config import Settings
     from numerflow.data.load import Dataset
-    from numerflow.modeling.registry import Deployment
+    from numerflow.store.queries.registry import Deployment
     from numerflow.tournament.client import NumeraiClient
 
 log = logging.getLogger(__name__)
@@ -110,8 +110,9 @@ def model_predictor(settings: Settings, engine: Engine | None = None) -> Predict
     ensemble's members' included when ``engine`` is given)."""
     from numerflow.modeling.artifacts import load_model
     from numerflow.modeling.predict import recorded_hashes
+    from numerflow.store.queries.registry import SqlModelBook
 
-    members = recorded_hashes(engine) if engine is not None else None
+    members = recorded_hashes(SqlModelBook(engine)) if engine is not None else None
 
     def predict(dep: Deployment, dataset: Dataset) -> np.ndarray:
         model = load_model(
@@ -270,7 +271,7 @@ def run_round(
     )
 
     if deployments is None:
-        from numerflow.modeling.registry import deployed_models
+        from numerflow.store.queries.registry import deployed_models
 
         deployments = deployed_models(engine, settings)
     if not deployments:

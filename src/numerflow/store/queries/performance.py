@@ -8,6 +8,7 @@ Numerai's score names.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
@@ -21,7 +22,10 @@ from numerflow.store.db import session_scope
 from numerflow.store.tables.tournament import Payout, Score
 
 
-class ScoreLike(Protocol):
+@dataclass(frozen=True)
+class ScoreRow:
+    """One score of a slot: a metric's value on one day of a round (what the client reads, what is kept)."""
+
     round_number: int
     day: int | None
     metric: str
@@ -46,7 +50,7 @@ def _same(a: object, b: object) -> bool:
     return a == b
 
 
-def upsert_scores(engine: Engine, tournament: int, slot: str, rows: Iterable[ScoreLike]) -> int:
+def upsert_scores(engine: Engine, tournament: int, slot: str, rows: Iterable[ScoreRow]) -> int:
     """Insert or refresh a slot's daily score rows, keyed (round, day, metric); returns the rows changed."""
     changed = 0
     with session_scope(engine) as s:

@@ -9,6 +9,7 @@ from typing import Any
 
 from numerapi import utils
 
+from numerflow.store.queries.performance import ScoreRow
 from numerflow.tournament.client.core import ClientCore
 
 _ROUND_PERFORMANCES = """
@@ -19,17 +20,6 @@ query($modelId: String! $tournament: Int!) {
   }
 }
 """
-
-
-@dataclass(frozen=True)
-class ScoreRow:
-    round_number: int
-    day: int | None
-    metric: str
-    value: float | None
-    percentile: float | None
-    date: datetime | None
-    resolved: bool
 
 
 @dataclass(frozen=True)
