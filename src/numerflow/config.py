@@ -45,6 +45,7 @@ ENV_OVERRIDES: dict[str, tuple[str, str]] = {
     "NUMERFLOW_DATA_VERSION": ("numerai", "data_version"),
     "NUMERFLOW_REDIS_URL": ("service", "redis_url"),
     "NUMERFLOW_DASK_SCHEDULER": ("service", "dask_scheduler"),
+    "NUMERFLOW_DASK_DATA_URL": ("service", "dask_data_url"),
 }
 
 Algorithm = Literal["lightgbm", "xgboost", "ridge", "elasticnet", "random_forest", "extra_trees"]
@@ -125,6 +126,8 @@ class ModelSpec(TrainSpec):
     target_weights: list[float] | None = None
     train_on_validation: bool = False
     feature_engineering: bool = False
+    # train with lightgbm.dask.DaskLGBMRegressor on the Dask cluster (--dask / [service] dask_scheduler)
+    distributed: bool = False
     neutralize: NeutralizeSpec | None = None
     ensemble: dict[str, float] | None = None
     tune: TuneSpec = Field(default_factory=TuneSpec)
@@ -133,6 +136,9 @@ class ModelSpec(TrainSpec):
     def _one_kind(self) -> ModelSpec:
         if (self.algorithm is None) == (self.ensemble is None):
             raise ValueError("give exactly one of 'algorithm' and 'ensemble'")
+        if self.distributed and self.algorithm != "lightgbm":
+            what = "an ensemble" if self.ensemble is not None else f"algorithm '{self.algorithm}'"
+            raise ValueError(f"'distributed = true' trains LightGBM only (DaskLGBMRegressor), not {what}")
         if self.ensemble is not None:
             if not self.ensemble:
                 raise ValueError("'ensemble' needs at least one member")
@@ -236,6 +242,8 @@ class ServiceSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     dask_scheduler: str = ""  # empty: a local cluster started with the service
+    # where Dask workers read <data_dir>: empty = the same path; or file://, http(s)://, s3://, gcs:// URL
+    dask_data_url: str = Field("", pattern=r"^$|^[A-Za-z][A-Za-z0-9+.\-]*://\S+$")
     # the local cluster's Dask dashboard (no auth: it shows workers, memory, folders): off when empty;
     # "127.0.0.1:8787" (or ":8787", which binds 127.0.0.1 too) to turn it on
     dask_dashboard: str = Field("", pattern=r"^$|^[A-Za-z0-9_.\-\[\]:]*:\d{1,5}$")
@@ -627,6 +635,7 @@ max_stake_change_nmr = 10.0    # guard rail: largest stake change per round
 host = "127.0.0.1"
 port = 8000
 dask_scheduler = ""            # empty: a local Dask cluster; or tcp://host:8786
+dask_data_url = ""             # where workers read data_dir: empty = same path; or http://host/base, s3://...
 local_threads = 2              # threads of the local Dask worker that runs jobs
 dask_dashboard = ""            # the local cluster's dashboard (no auth): off; "127.0.0.1:8787" to turn on
 round_watcher = true           # with Numerai keys: run each new round, then sync performance

@@ -151,14 +151,21 @@ def cv_table(name: str, result: Any) -> Table:
 
 
 DASK_HELP = (
-    "Run the folds (cv) or trials (tune) on this Dask scheduler's workers, e.g. tcp://HOST:8786 "
-    "(default: [service] dask_scheduler; empty: here). Workers read the data at the same path."
+    "Run the folds (cv), trials (tune) or blocks (backtest) on this Dask scheduler's workers, e.g. "
+    "tcp://HOST:8786 (default: [service] dask_scheduler; empty: here). Workers read the data at the same "
+    "path or under [service] dask_data_url."
 )
 
 
 def train(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="A model from [models] in numerflow.toml."),
+    dask: str | None = typer.Option(
+        None,
+        "--dask",
+        help="The Dask scheduler a 'distributed = true' model trains on with DaskLGBMRegressor, e.g. "
+        "tcp://HOST:8786 (default: [service] dask_scheduler).",
+    ),
 ) -> None:
     """Train a model (ensembles reuse trained members), score it on validation, save a version."""
     from numerflow.modeling.training import train_model
@@ -166,7 +173,13 @@ def train(
     st = state(ctx)
     settings, book = st.settings, st.book
     with _progress() as update:
-        result = train_model(settings, name, book=book, progress=update)
+        result = train_model(
+            settings,
+            name,
+            book=book,
+            progress=update,
+            dask=dask or settings.service.dask_scheduler or None,
+        )
     rows = [(m.version.ref + (" (reused)" if m.reused else ""), m.scores) for m in result.members]
     rows.append((result.version.ref, result.scores))
     if result.scores or result.members:

@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from numerflow.data.catalog import FeatureCatalog, features_json_for
+from numerflow.data.sources import Source, as_source, is_remote, open_source, source_name
 from numerflow.errors import DataError
 
 if TYPE_CHECKING:
@@ -99,17 +100,24 @@ class Dataset:
         return pd.concat(parts, axis=1)
 
 
-def open_parquet(path: Path, read_dictionary: list[str] | None = None) -> pq.ParquetFile:
-    """Open a parquet file; a missing, corrupt or truncated file is a one-line DataError."""
-    if not path.exists():
+def open_parquet(path: Source, read_dictionary: list[str] | None = None) -> pq.ParquetFile:
+    """Open a parquet file (a path, or an fsspec URL: :mod:`numerflow.data.sources`); a missing, corrupt
+    or truncated file is a one-line DataError."""
+    path = as_source(path)
+    if is_remote(path):
+        source = open_source(str(path))  # a file object pyarrow reads by ranges; missing: DataError
+    elif not path.exists():
         raise DataError(f"{path}: file not found; run 'numerflow data download' or 'numerflow data synth'")
-    if path.is_dir():
+    elif path.is_dir():
         raise DataError(f"{path}: is a folder, not a parquet file")
+    else:
+        source = path
     try:
-        # no pre-buffering: it holds a whole row group's column chunks in memory at once (~75 MB more
-        # peak on a 200-era file) and buys nothing on a local disk
-        return pq.ParquetFile(path, read_dictionary=read_dictionary, pre_buffer=False)
-    except (pa.ArrowException, OSError) as exc:
+        # no pre-buffering on a local disk: it holds a whole row group's column chunks in memory at once
+        # (~75 MB more peak on a 200-era file) and buys nothing there; over a network it turns a column
+        # batch's many small range reads into a few large ones
+        return pq.ParquetFile(source, read_dictionary=read_dictionary, pre_buffer=is_remote(path))
+    except (pa.ArrowException, OSError, ValueError) as exc:  # ValueError: fsspec (no range requests...)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(
             f"{path}: not a readable parquet file ({first}); it may be truncated or corrupt, "
@@ -137,15 +145,18 @@ def _index_column(path: Path, pf: pq.ParquetFile) -> str:
 
 
 def _select_features(
-    path: Path, names: list[str], features: str | Sequence[str] | None, catalog: FeatureCatalog | None
+    path: Source, names: list[str], features: str | Sequence[str] | None, catalog: FeatureCatalog | None
 ) -> list[str]:
     if features is None:
         return []
     if isinstance(features, str):
         if catalog is None:
-            beside = features_json_for(path)
-            if not beside.exists() and features == "all":
+            if is_remote(path) and features != "all":
+                raise DataError(f"{path}: give the feature names (or a catalog) to read a set from a URL")
+            beside = features_json_for(path) if isinstance(path, Path) else None
+            if (beside is None or not beside.exists()) and features == "all":
                 return [n for n in names if n.startswith("feature_")]
+            assert beside is not None
             catalog = FeatureCatalog.load(beside)
         selected = catalog.features(features)
         label = f"feature set '{features}'"
@@ -257,7 +268,7 @@ def _as_str_array(arr: pa.ChunkedArray | pa.Array) -> np.ndarray:
 
 
 def load_dataset(
-    path: Path | str,
+    path: Source,
     *,
     features: str | Sequence[str] | None = "all",
     catalog: FeatureCatalog | None = None,
@@ -273,8 +284,9 @@ def load_dataset(
     None. ``targets``: None = every target column, ``"none"``/[] = none. ``eras``: None, an inclusive
     ``(first, last)`` pair of labels, or a list of labels; ``era_stride=4`` keeps every 4th selected era.
     ``data_type`` keeps rows of one type (validation.parquet holds "validation" and "test").
+    ``path`` may be a ``file://``, ``http(s)://``, ``s3://`` or ``gcs://`` URL (opened with fsspec).
     """
-    path = Path(path)
+    path = as_source(path)
     pf = _open_numerai(path)
     schema = pf.schema_arrow
     names = schema.names
@@ -339,7 +351,9 @@ def load_dataset(
         reader.clear()
     if missing_as_nan and feat_names:
         _mark_missing_eras(X, era_codes, len(era_labels))
-    log.info("loaded %s: %d rows x %d features, %d eras", path.name, n, len(feat_names), len(era_labels))
+    log.info(
+        "loaded %s: %d rows x %d features, %d eras", source_name(path), n, len(feat_names), len(era_labels)
+    )
     return Dataset(
         X=X,
         feature_names=feat_names,
@@ -352,7 +366,7 @@ def load_dataset(
     )
 
 
-def _open_numerai(path: Path) -> pq.ParquetFile:
+def _open_numerai(path: Source) -> pq.ParquetFile:
     """Open a Numerai data file; era and data_type come back dictionary-encoded as the file stores them:
     no string decoding, and no pyarrow.compute (its first use alone costs ~40 MB of resident memory)."""
     pf = None
@@ -392,7 +406,7 @@ def _type_mask(path: Path, row_dtype: np.ndarray | None, data_type: str) -> np.n
 
 
 def count_rows(
-    path: Path | str,
+    path: Source,
     *,
     eras: EraSelection = None,
     era_stride: int = 1,
@@ -400,7 +414,7 @@ def count_rows(
 ) -> int:
     """How many rows :func:`load_dataset` would load with these arguments, from the era column alone
     (no feature is read): what a memory estimate needs before loading."""
-    path = Path(path)
+    path = as_source(path)
     pf = _open_numerai(path)
     names = pf.schema_arrow.names
     row_era, labels, row_dtype = _row_eras(path, pf, data_type is not None and "data_type" in names)

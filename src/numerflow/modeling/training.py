@@ -172,12 +172,15 @@ def train_model(
     params: dict[str, Any] | None = None,
     reuse: bool = False,
     kind: str = "train",
+    dask: str | None = None,
 ) -> TrainResult:
     """Train ``name`` (an ensemble trains or reuses its members), save a version, record it and the run in
     ``book``.
 
     ``params`` override the spec's parameters (tuning writes its best ones back this way). With
     ``reuse`` a version already trained from the same spec and data is returned instead of retraining.
+    ``dask``: the scheduler a ``distributed = true`` model trains on (DaskLGBMRegressor, workers load
+    era partitions themselves: :func:`numerflow.modeling.distributed.fit_lightgbm_on_cluster`).
     """
     if name in settings.signals_models:  # [signals_models.NAME]: Numerai Signals / Crypto
         from numerflow.modeling.signals_models import train_signals_model
@@ -188,7 +191,12 @@ def train_model(
     catalog = load_catalog(files)
     spec = settings.model(name)
     if spec.ensemble is not None:
-        return _train_ensemble(settings, name, book=book, progress=progress, files=files)
+        return _train_ensemble(settings, name, book=book, progress=progress, files=files, dask=dask)
+    if spec.distributed and not dask:
+        raise ConfigError(
+            f"models.{name}: distributed = true trains on a Dask cluster; give --dask tcp://HOST:8786 or "
+            "set [service] dask_scheduler"
+        )
     picker = stable_picker(files, settings.artifacts_dir / ".feature_sets", spec.era_stride)
     model = resolve_model(settings, name, catalog, stable_picker=picker)
     if params is not None:
@@ -208,18 +216,19 @@ def train_model(
             log.info("reusing %s (same spec and data)", found.ref)
             return TrainResult(found, found.scores, reused=True)
 
-    check_fit_memory(
-        f"models.{name}",
-        files.need(files.train),
-        fit_shape([model], used_params),
-        era_stride=spec.era_stride,
-        validation_path=files.validation,
-        feature_sets=feature_set_sizes(catalog),
-    )
+    if not spec.distributed:  # a distributed fit holds no matrix here
+        check_fit_memory(
+            f"models.{name}",
+            files.need(files.train),
+            fit_shape([model], used_params),
+            era_stride=spec.era_stride,
+            validation_path=files.validation,
+            feature_sets=feature_set_sizes(catalog),
+        )
     run = book.start_run(kind, name, {"params": used_params, "spec": spec.model_dump(mode="json")})
     t0 = time.perf_counter()
     with closes_on_error(run, hashes):
-        result = _train_single(settings, model, book, progress, files, hashes, fp, used_params)
+        result = _train_single(settings, model, book, progress, files, hashes, fp, used_params, dask)
     result.duration_s = time.perf_counter() - t0
     run.finish(version=result.version.version, scores=_headline(result.scores), data_hashes=hashes)
     return result
@@ -253,24 +262,31 @@ def _train_single(
     hashes: dict[str, str],
     fp: str,
     params: dict[str, Any],
+    dask: str | None = None,
 ) -> TrainResult:
     spec = model.spec
     steps = 3.0 + len(model.targets)
     progress(f"{model.name}: loading train data", 0, steps)
-    train = _load(files.train, model, model.targets, era_stride=spec.era_stride)
+    # a distributed fit loads eras and targets here, the features on the workers
+    columns: ResolvedModel | list[str] = [] if spec.distributed else model
+    train = _load(files.train, columns, model.targets, era_stride=spec.era_stride)
     sources: Sources = [(files.train, slice(0, len(train)))]
     if spec.train_on_validation:
-        extra = _load(files.need(files.validation), model, model.targets, data_type="validation")
+        extra = _load(files.need(files.validation), columns, model.targets, data_type="validation")
         sources.append((files.validation, slice(len(train), None)))
         train = _concat(train, extra)
-    X = _matrix(model, train, _engineered(settings, model, train, sources))
-    estimators = []
-    for i, target in enumerate(model.targets):
-        progress(f"{model.name}: fitting {spec.algorithm} on {target}", 1 + i, steps)
-        single = ResolvedModel(model.name, spec, model.features, [target], [1.0], model.groups)
-        estimators += _fit_targets(single, X, train, params=params)
+    if spec.distributed:
+        estimators = _fit_on_cluster(settings, model, train, sources, params, progress, steps, str(dask))
+    else:
+        X = _matrix(model, train, _engineered(settings, model, train, sources))
+        estimators = []
+        for i, target in enumerate(model.targets):
+            progress(f"{model.name}: fitting {spec.algorithm} on {target}", 1 + i, steps)
+            single = ResolvedModel(model.name, spec, model.features, [target], [1.0], model.groups)
+            estimators += _fit_targets(single, X, train, params=params)
+        del X
     n_train_rows, n_train_eras = int(train.X.shape[0]), int(train.n_eras)
-    del X, train
+    del train
     version = next_version(settings, book, model.name)
     manifest: dict[str, Any] = {
         "name": model.name,
@@ -321,6 +337,40 @@ def _train_single(
     )
     progress(f"{model.name}: saved {info.ref}", steps, steps)
     return TrainResult(info, scores)
+
+
+def _fit_on_cluster(
+    settings: Settings,
+    model: ResolvedModel,
+    train: Dataset,
+    sources: Sources,
+    params: dict[str, Any],
+    progress: Progress,
+    steps: float,
+    dask: str,
+) -> list[Any]:
+    """One DaskLGBMRegressor per target on the cluster; ``train`` holds eras and targets only."""
+    from numerflow.modeling.distributed import connect, fit_lightgbm_on_cluster, worker_source
+
+    parts = []
+    for path, rows in sources:
+        eras = np.unique(train.era_labels[train.era[rows]]).tolist()
+        parts.append((worker_source(settings, path), eras, None if path == sources[0][0] else "validation"))
+    labels = train.era_strings()
+    client = connect(dask)
+    try:
+        estimators = []
+        for i, target in enumerate(model.targets):
+            progress(f"{model.name}: fitting lightgbm on {target} on the Dask cluster", 1 + i, steps)
+            has = ~np.isnan(train.target(target))
+            era_rows = dict(zip(*np.unique(labels[has], return_counts=True), strict=True))
+            if not era_rows:
+                raise ModelError(f"models.{model.name}: target '{target}' has no values in the training eras")
+            era_rows = {str(e): int(n) for e, n in era_rows.items()}
+            estimators.append(fit_lightgbm_on_cluster(client, model, target, params, parts, era_rows))
+        return estimators
+    finally:
+        client.close()
 
 
 def _concat(a: Dataset, b: Dataset) -> Dataset:
@@ -376,7 +426,13 @@ def _first_target(model: LoadedModel) -> str:
 
 
 def _train_ensemble(
-    settings: Settings, name: str, *, book: ModelBook, progress: Progress, files: DataFiles
+    settings: Settings,
+    name: str,
+    *,
+    book: ModelBook,
+    progress: Progress,
+    files: DataFiles,
+    dask: str | None = None,
 ) -> TrainResult:
     from numerflow.modeling.artifacts import load_model
 
@@ -384,7 +440,7 @@ def _train_ensemble(
     assert spec.ensemble is not None
     members: list[TrainResult] = []
     for member in spec.ensemble:
-        members.append(train_model(settings, member, book=book, progress=progress, reuse=True))
+        members.append(train_model(settings, member, book=book, progress=progress, reuse=True, dask=dask))
     hashes = files.hashes(files.need(files.train), files.validation, files.features_json)
     fp = fingerprint(settings, name, hashes)
     run = book.start_run("train", name, {"ensemble": spec.ensemble})
@@ -673,20 +729,11 @@ def cross_validate_model(
 
     fold_fn = fit_predict
     if client is not None:
-        from numerflow.modeling.distributed import cluster_fit_predict
+        from numerflow.modeling.distributed import cluster_fit_predict, worker_source
 
+        parts = [(worker_source(settings, files.train), None, None)]
         fold_fn = cluster_fit_predict(
-            client,
-            settings,
-            name,
-            resolved,
-            ens_neutral,
-            params,
-            files.train,
-            columns,
-            targets,
-            data,
-            splitter,
+            client, settings, name, resolved, ens_neutral, params, parts, columns, targets, data, splitter
         )
     run = None
     if record and book is not None:

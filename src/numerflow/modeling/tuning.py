@@ -212,7 +212,9 @@ def tune_model(
     best_params = {**spec.params, **study.best_params}
     version = None
     if train_best:
-        version = train_model(settings, name, book=book, params=best_params, reuse=True, kind="tune").version
+        version = train_model(
+            settings, name, book=book, params=best_params, reuse=True, kind="tune", dask=dask
+        ).version
     run.finish(
         version=None if version is None else version.version,
         scores={"best_value": study.best_value, "best_params": best_params, "objective": objective},

@@ -113,7 +113,10 @@ def _train(ctx: JobContext) -> dict[str, Any]:
     from numerflow.modeling.training import train_model
 
     ctx.progress(0.0, f"training {ctx.args['model']}")
-    return _as_result(train_model(ctx.settings, ctx.args["model"], book=ctx.book, progress=ctx.callback))
+    dask = ctx.settings.service.dask_scheduler or None  # a distributed = true model trains there
+    return _as_result(
+        train_model(ctx.settings, ctx.args["model"], book=ctx.book, progress=ctx.callback, dask=dask)
+    )
 
 
 @job_kind("cv")
