@@ -82,19 +82,12 @@ def prices_check(
 
 def show_price_report(path: Path, report: PriceReport) -> None:
     """The rows and dates read, one line per problem, the ticker mapping; DataCheckError on errors."""
-    from rich.table import Table
-
     prices = report.prices
     span = f", {prices['date'].min().date()} .. {prices['date'].max().date()}" if len(prices) else ""
     console.print(f"{path}: {len(prices):,} rows, {prices['ticker'].nunique():,} tickers{span}")
-    if report.issues:
-        table = Table(show_header=True)
-        for col in ("severity", "check", "finding"):
-            table.add_column(col, overflow="fold")
-        for issue in report.issues:
-            style = _SEVERITY_STYLE[issue.severity]
-            table.add_row(f"[{style}]{issue.severity}[/]", issue.check, issue.message)
-        console.print(table)
+    for issue in report.issues:  # one line per problem, never wrapped, so that grep finds it whole
+        style = _SEVERITY_STYLE[issue.severity]
+        console.print(f"[{style}]{issue.severity}[/] {issue.check}: {issue.message}", soft_wrap=True)
     if report.mapping is not None:
         for line in report.mapping.lines():
             console.print(f"mapping: {line}")

@@ -120,7 +120,7 @@ def build_crypto_world(folder: Path, n_symbols: int, seed: int) -> list[str]:
         raw[f"skew_{w}d"] = _rolling_mean(((ret - r_mean) / r_sd) ** 3, w)
     rows = np.flatnonzero(days >= pd.Timestamp("2020-06-01"))
     live_rows = rows[(days[rows] >= pd.Timestamp(LIVE_FROM)) & (days[rows] <= pd.Timestamp(LIVE_UNTIL))]
-    train_rows = rows[(days[rows] < pd.Timestamp(LIVE_FROM)) & (days[rows].weekday == 4)]
+    train_rows = rows[(days[rows] < pd.Timestamp(LIVE_FROM)) & (days[rows].day_of_week == 4)]
     chosen = np.concatenate([train_rows, live_rows])
     dates = days[chosen].strftime("%Y-%m-%d").to_numpy()
     panel = pd.DataFrame(
