@@ -46,6 +46,7 @@ def main() -> None:
     from numerflow.config import load_settings
     from numerflow.modeling.training import cross_validate_model
     from numerflow.store import open_database
+    from numerflow.store.queries.registry import SqlModelBook
 
     args.workdir.mkdir(parents=True, exist_ok=True)
     data_dir = ensure_data(args.workdir, args.eras, args.rows, args.features)
@@ -73,7 +74,8 @@ params.n_jobs = {args.threads}
         print(f"  {message}", file=sys.stderr)
 
     t0 = time.perf_counter()
-    result = cross_validate_model(settings, "cv_example", engine=engine, folds=args.folds, progress=show)
+    book = SqlModelBook(engine)
+    result = cross_validate_model(settings, "cv_example", book=book, folds=args.folds, progress=show)
     t_cv = time.perf_counter() - t0
     n_rows = int(result.oof.shape[0])
     n_feats = len(json.loads((data_dir / "features.json").read_text())["feature_sets"][args.feature_set])

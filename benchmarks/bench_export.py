@@ -34,6 +34,7 @@ def main() -> None:
     from numerflow.modeling.training import train_model
     from numerflow.sandbox import run_pickle
     from numerflow.store import open_database
+    from numerflow.store.queries.registry import SqlModelBook
 
     data = work / "data" / "v5.3"
     if not (data / "live.parquet").is_file():
@@ -51,11 +52,11 @@ def main() -> None:
     engine = open_database(settings.database_url)
     if not (work / "artifacts" / "full").is_dir():
         t0 = time.perf_counter()
-        train_model(settings, "full", engine=engine)
+        train_model(settings, "full", book=SqlModelBook(engine))
         print(f"trained in {time.perf_counter() - t0:.1f} s")
     out = work / "full.pkl"
     t0 = time.perf_counter()
-    result = export_model(settings, engine, "full", out)
+    result = export_model(settings, SqlModelBook(engine), "full", out)
     export_s = time.perf_counter() - t0
     print(
         f"export: {export_s:.1f} s, {result.n_rows:,} live rows x 2,748 features, "

@@ -69,9 +69,9 @@ def prepare(root: Path, *, eras: int, rows: int, features: int, live_rows: int, 
     """Synthetic data + 5 trained models in ``root`` (reused when already there)."""
     from numerflow.config import load_settings
     from numerflow.data.synthetic import generate_dataset
-    from numerflow.modeling.registry import champion
     from numerflow.modeling.training import train_model
     from numerflow.store import open_database
+    from numerflow.store.queries.registry import SqlModelBook, champion
 
     root.mkdir(parents=True, exist_ok=True)
     world = root / "data" / "v5.3"
@@ -89,7 +89,7 @@ def prepare(root: Path, *, eras: int, rows: int, features: int, live_rows: int, 
     for name in MODELS_BIG:
         if champion(engine, name) is None:
             t = time.perf_counter()
-            train_model(settings, name, engine=engine)
+            train_model(settings, name, book=SqlModelBook(engine))
             print(f"  trained {name} in {time.perf_counter() - t:.0f}s")
     from numerflow.store.db import dispose_all
 
@@ -162,7 +162,7 @@ def latency(args: argparse.Namespace) -> dict[str, Any]:
             out["shape"] = (report.outcomes[0].rows, args.features)
 
         # peer: numerapi alone, same models, new rounds of the same size
-        from numerflow.modeling.registry import deployed_models
+        from numerflow.store.queries.registry import deployed_models
 
         numerapi.base_api.API_TOURNAMENT_URL = sim.url
         napi = numerapi.NumerAPI(DEFAULT_PUBLIC_ID, DEFAULT_SECRET_KEY, show_progress_bars=False)
@@ -202,9 +202,9 @@ def faults(args: argparse.Namespace) -> dict[str, Any]:
     import numerapi.base_api
 
     from numerflow.config import load_settings
-    from numerflow.modeling.registry import deployed_models
     from numerflow.simulator import DEFAULT_PUBLIC_ID, DEFAULT_SECRET_KEY, FaultConfig, start_simulator
     from numerflow.store import open_database
+    from numerflow.store.queries.registry import deployed_models
     from numerflow.tournament.client import NumeraiClient
     from numerflow.tournament.round import load_live, model_predictor, run_round, write_predictions
 

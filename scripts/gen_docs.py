@@ -197,8 +197,8 @@ def _starter_comments() -> dict[str, str]:
         uncommented = line.lstrip("#").strip()
         if uncommented.startswith("[") and "]" in uncommented:
             section = uncommented[1 : uncommented.index("]")]
-            if section.startswith("models."):
-                section = "models.NAME"
+            if section.startswith(("models.", "signals_models.")):
+                section = section.split(".")[0] + ".NAME"
             elif section.startswith("schedules."):
                 section = "schedules.NAME"
             continue

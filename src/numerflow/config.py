@@ -45,6 +45,7 @@ ENV_OVERRIDES: dict[str, tuple[str, str]] = {
     "NUMERFLOW_DATA_VERSION": ("numerai", "data_version"),
     "NUMERFLOW_REDIS_URL": ("service", "redis_url"),
     "NUMERFLOW_DASK_SCHEDULER": ("service", "dask_scheduler"),
+    "NUMERFLOW_DASK_DATA_URL": ("service", "dask_data_url"),
 }
 
 Algorithm = Literal["lightgbm", "xgboost", "ridge", "elasticnet", "random_forest", "extra_trees"]
@@ -105,29 +106,39 @@ class TuneSpec(_Section):
     space: dict[str, list[Any]] = Field(default_factory=dict)  # param = [low, high(, "log")] or choices
 
 
-class ModelSpec(_Section):
-    """One ``[models.NAME]`` table. Exactly one of ``algorithm`` and ``ensemble`` is given."""
+class TrainSpec(_Section):
+    """What every trainable model table shares: ``[models.NAME]`` and ``[signals_models.NAME]``."""
 
     algorithm: Algorithm | None = None
     params: dict[str, Any] = Field(default_factory=dict)
-    features: str | list[str] = "medium"
-    targets: list[str] = Field(default_factory=lambda: ["target"], min_length=1)
-    target_weights: list[float] | None = None
     era_stride: int = Field(1, ge=1)
-    train_on_validation: bool = False
-    feature_engineering: bool = False
-    neutralize: NeutralizeSpec | None = None
-    ensemble: dict[str, float] | None = None
     cv: CVSpec = Field(default_factory=CVSpec)
-    tune: TuneSpec = Field(default_factory=TuneSpec)
     numerai_model: str | None = None
     challenger_model: str | None = None
     description: str = ""
+
+
+class ModelSpec(TrainSpec):
+    """One ``[models.NAME]`` table. Exactly one of ``algorithm`` and ``ensemble`` is given."""
+
+    features: str | list[str] = "medium"
+    targets: list[str] = Field(default_factory=lambda: ["target"], min_length=1)
+    target_weights: list[float] | None = None
+    train_on_validation: bool = False
+    feature_engineering: bool = False
+    # train with lightgbm.dask.DaskLGBMRegressor on the Dask cluster (--dask / [service] dask_scheduler)
+    distributed: bool = False
+    neutralize: NeutralizeSpec | None = None
+    ensemble: dict[str, float] | None = None
+    tune: TuneSpec = Field(default_factory=TuneSpec)
 
     @model_validator(mode="after")
     def _one_kind(self) -> ModelSpec:
         if (self.algorithm is None) == (self.ensemble is None):
             raise ValueError("give exactly one of 'algorithm' and 'ensemble'")
+        if self.distributed and self.algorithm != "lightgbm":
+            what = "an ensemble" if self.ensemble is not None else f"algorithm '{self.algorithm}'"
+            raise ValueError(f"'distributed = true' trains LightGBM only (DaskLGBMRegressor), not {what}")
         if self.ensemble is not None:
             if not self.ensemble:
                 raise ValueError("'ensemble' needs at least one member")
@@ -136,6 +147,59 @@ class ModelSpec(_Section):
         if self.target_weights is not None and len(self.target_weights) != len(self.targets):
             raise ValueError("'target_weights' needs one weight per entry of 'targets'")
         return self
+
+
+PRICE_FIELDS = ("ticker", "date", "open", "high", "low", "close", "volume")
+
+
+class SignalsModelSpec(TrainSpec):
+    """One ``[signals_models.NAME]`` table: a Numerai Signals (or Crypto) model, trained on Numerai's
+    Signals files (``<data_dir>/signals/v2.1``, Crypto ``<data_dir>/crypto/v2.0``) with Numerai's v2.1
+    features and/or features built from your own daily prices (see docs/signals.md)."""
+
+    tournament: Literal["signals", "crypto"] = "signals"
+    algorithm: Algorithm  # required: Signals models are single estimators
+    # "numerai" (the files' numeric feature_* columns), "prices" (features from `prices`), "all" (both),
+    # or a list of feature names of either kind; default: "numerai" for Signals, "prices" for Crypto
+    features: str | list[str] | None = None
+    prices: Path | None = None  # a daily OHLCV file or folder (.csv, .parquet): ticker, date, close, ...
+    price_columns: dict[str, str] = Field(default_factory=dict)  # your column for a field, e.g. close = "adj"
+    target: str = "target"  # the target column of Numerai's files to train on (Signals: also target_chili_60)
+
+    @model_validator(mode="after")
+    def _check(self) -> SignalsModelSpec:
+        unknown = sorted(set(self.price_columns) - set(PRICE_FIELDS))
+        if unknown:
+            raise ValueError(
+                f"price_columns: unknown field '{unknown[0]}'; use some of {', '.join(PRICE_FIELDS)}"
+            )
+        if isinstance(self.features, str) and self.features not in ("numerai", "prices", "all"):
+            raise ValueError(
+                f'features: \'{self.features}\' is not a feature set; use "numerai", "prices", "all" '
+                "or a list of feature names"
+            )
+        if isinstance(self.features, list) and not self.features:
+            raise ValueError("features: the list is empty; name at least one feature")
+        if self.tournament == "crypto":
+            if self.prices is None:
+                raise ValueError(
+                    "a crypto model needs 'prices' (Numerai's Crypto files have no features); "
+                    'set prices = "path/to/prices.parquet"'
+                )
+            if self.features in ("numerai", "all"):
+                raise ValueError(
+                    f"features: '{self.features}': Numerai's Crypto files have no features; use \"prices\""
+                )
+        elif self.prices is None and (self.features in ("prices", "all")):
+            raise ValueError(f"features: '{self.features}' needs 'prices' (a daily price file or folder)")
+        return self
+
+    @property
+    def feature_set(self) -> str | list[str]:
+        """``features`` with its default filled in."""
+        if self.features is not None:
+            return self.features
+        return "prices" if self.tournament == "crypto" else "numerai"
 
 
 class TournamentSettings(_Section):
@@ -178,6 +242,8 @@ class ServiceSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     dask_scheduler: str = ""  # empty: a local cluster started with the service
+    # where Dask workers read <data_dir>: empty = the same path; or file://, http(s)://, s3://, gcs:// URL
+    dask_data_url: str = Field("", pattern=r"^$|^[A-Za-z][A-Za-z0-9+.\-]*://\S+$")
     # the local cluster's Dask dashboard (no auth: it shows workers, memory, folders): off when empty;
     # "127.0.0.1:8787" (or ":8787", which binds 127.0.0.1 too) to turn it on
     dask_dashboard: str = Field("", pattern=r"^$|^[A-Za-z0-9_.\-\[\]:]*:\d{1,5}$")
@@ -273,6 +339,7 @@ class Settings(_Section):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     numerai: NumeraiSettings = Field(default_factory=NumeraiSettings)
     models: dict[str, ModelSpec] = Field(default_factory=dict)
+    signals_models: dict[str, SignalsModelSpec] = Field(default_factory=dict)
     tournament: TournamentSettings = Field(default_factory=TournamentSettings)
     portfolio: PortfolioSettings = Field(default_factory=PortfolioSettings)
     sim: SimSettings = Field(default_factory=SimSettings)
@@ -293,6 +360,12 @@ class Settings(_Section):
                 if member not in self.models:
                     raise ValueError(f"models.{name}.ensemble: member '{member}' is not a model in [models]")
         _check_no_cycle(self.models)
+        for name in self.signals_models:
+            if name in self.models:
+                raise ValueError(
+                    f"signals_models.{name}: the name '{name}' is also a model in [models]; "
+                    "a model name must be unique across [models] and [signals_models]"
+                )
         return self
 
     @property
@@ -310,6 +383,10 @@ class Settings(_Section):
     @property
     def backup_dir(self) -> Path:
         return _absolute(self.backup.dir, self.base_dir)
+
+    def resolve(self, path: Path) -> Path:
+        """``path`` made absolute the way the config's paths are (from the config file's folder)."""
+        return _absolute(path, self.base_dir)
 
     @property
     def secrets_path(self) -> Path | None:
@@ -335,10 +412,27 @@ class Settings(_Section):
         try:
             return self.models[name]
         except KeyError:
-            known = ", ".join(sorted(self.models)) or "none"
             where = self.source or CONFIG_FILENAME
+            if name in self.signals_models:
+                raise ConfigError(
+                    f"{where}: '{name}' is a Signals model ([signals_models.{name}]); this command works on "
+                    "[models] only (train, cv, predict and the models commands take Signals models)"
+                ) from None
+            known = ", ".join(sorted(self.models)) or "none"
             raise ConfigError(
                 f"{where}: no model named '{name}' in [models] (known: {known}); add a [models.{name}] table"
+            ) from None
+
+    def signals_model(self, name: str) -> SignalsModelSpec:
+        """The ``[signals_models.NAME]`` table; ConfigError naming the known ones when there is none."""
+        try:
+            return self.signals_models[name]
+        except KeyError:
+            known = ", ".join(sorted(self.signals_models)) or "none"
+            where = self.source or CONFIG_FILENAME
+            raise ConfigError(
+                f"{where}: no model named '{name}' in [signals_models] (known: {known}); "
+                f"add a [signals_models.{name}] table"
             ) from None
 
 
@@ -523,6 +617,16 @@ features = "small"
 [models.blend]                 # example
 ensemble = { lgbm_small = 0.7, ridge_small = 0.3 }   # per-era rank average
 
+# Numerai Signals / Crypto models: trained on Numerai's Signals files and/or your own daily prices.
+# [signals_models.my_signal]   # example
+# tournament = "signals"       # signals | crypto (crypto needs prices: its files have no features)
+# algorithm = "lightgbm"
+# features = "all"             # numerai | prices | all | a list of feature names
+# prices = "prices/"           # a daily OHLCV file or folder (.csv, .parquet)
+# price_columns = { ticker = "Symbol", close = "AdjClose" }
+# target = "target"            # a target column of Numerai's Signals files
+# numerai_model = "my_signals_model"
+
 [tournament]
 poll_interval_s = 300.0        # how often `round watch` checks for a new round
 max_stake_change_nmr = 10.0    # guard rail: largest stake change per round
@@ -531,6 +635,7 @@ max_stake_change_nmr = 10.0    # guard rail: largest stake change per round
 host = "127.0.0.1"
 port = 8000
 dask_scheduler = ""            # empty: a local Dask cluster; or tcp://host:8786
+dask_data_url = ""             # where workers read data_dir: empty = same path; or http://host/base, s3://...
 local_threads = 2              # threads of the local Dask worker that runs jobs
 dask_dashboard = ""            # the local cluster's dashboard (no auth): off; "127.0.0.1:8787" to turn on
 round_watcher = true           # with Numerai keys: run each new round, then sync performance

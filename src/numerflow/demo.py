@@ -153,14 +153,17 @@ def _model_steps(settings, engine, workdir: Path) -> Iterator[tuple[str, dict[st
     from numerflow.modeling.predict import predict_frame
     from numerflow.modeling.training import cross_validate_model, train_model
     from numerflow.report import score_validation, write_html_report
+    from numerflow.store.queries.registry import SqlModelBook
+
+    book = SqlModelBook(engine)
 
     trained = []
     for name in ("lgbm", "ridge", "blend"):
-        result = train_model(settings, name, engine=engine, reuse=True)
+        result = train_model(settings, name, book=book, reuse=True)
         trained.append(result.version)
         yield "train", {"model": result.version.ref, "seconds": result.duration_s, "scores": result.scores}
 
-    cv = cross_validate_model(settings, "lgbm", engine=engine)
+    cv = cross_validate_model(settings, "lgbm", book=book)
     yield "cv", {"model": "lgbm", "result": cv}
 
     folder = settings.data_dir / settings.numerai.data_version
@@ -168,7 +171,7 @@ def _model_steps(settings, engine, workdir: Path) -> Iterator[tuple[str, dict[st
     columns = {}
     ids = None
     for version in trained:
-        ids, preds = predict_frame(settings, engine, version.ref, validation)
+        ids, preds = predict_frame(settings, book, version.ref, validation)
         columns[version.ref] = preds
     frame = pd.DataFrame(columns, index=pd.Index(ids, name="id"))
     scores = score_validation(

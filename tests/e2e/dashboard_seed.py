@@ -65,12 +65,12 @@ def write_config(root: Path, api_url: str, db_url: str) -> Path:
 def seed_project(root: Path, db_url: str | None = None, *, rounds: int = 4) -> Seeded:
     """Build the project under ``root`` (a fresh folder); returns it with its simulator still running."""
     from numerflow.data.download import download_files
-    from numerflow.modeling import registry
     from numerflow.modeling.training import train_model
     from numerflow.service import accounts
     from numerflow.simulator import DEFAULT_PUBLIC_ID, DEFAULT_SECRET_KEY, start_simulator
     from numerflow.store import open_database
     from numerflow.store.queries.downloads import DatasetManifest
+    from numerflow.store.queries.registry import SqlModelBook
     from numerflow.tournament.client import NumeraiClient
     from numerflow.tournament.performance import sync_performance
     from numerflow.tournament.round import run_round
@@ -87,9 +87,9 @@ def seed_project(root: Path, db_url: str | None = None, *, rounds: int = 4) -> S
     download_files(client, settings.data_dir, settings.numerai.data_version, manifest=DatasetManifest(engine))
     t_data = time.perf_counter()
     for name in MODELS:
-        train_model(settings, name, engine=engine)
-    second = train_model(settings, "ridge_a", engine=engine, params={"alpha": 50.0})
-    registry.promote(engine, "ridge_a", second.version.version, "challenger")
+        train_model(settings, name, book=SqlModelBook(engine))
+    second = train_model(settings, "ridge_a", book=SqlModelBook(engine), params={"alpha": 50.0})
+    SqlModelBook(engine).promote("ridge_a", second.version.version, "challenger")
     t_train = time.perf_counter()
     for _ in range(rounds):
         run_round(settings, engine, client)

@@ -10,8 +10,8 @@ from dashboard_seed import PASSWORD, Seeded
 from dashboard_server import login
 from playwright.sync_api import expect
 
-from numerflow.modeling import registry
 from numerflow.store import open_database
+from numerflow.store.queries import registry
 from numerflow.tournament.performance import performance_table
 
 pytestmark = [pytest.mark.xdist_group("dashboard")]  # browser/postgres follow from fixtures (conftest)

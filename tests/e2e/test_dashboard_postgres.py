@@ -11,10 +11,11 @@ from dashboard_seed import PASSWORD, Seeded
 from dashboard_server import login, serve
 from playwright.sync_api import expect
 
-from numerflow.modeling import registry
 from numerflow.modeling.training import train_model
 from numerflow.service import accounts
 from numerflow.store import open_database
+from numerflow.store.queries import registry
+from numerflow.store.queries.registry import SqlModelBook
 from numerflow.tournament.performance import performance_table, sync_performance
 
 pytestmark = [pytest.mark.xdist_group("dashboard")]  # browser/postgres follow from fixtures (conftest)
@@ -25,8 +26,8 @@ def test_dashboard_on_postgresql(page: Any, seeded: Seeded, pg_url: str, tmp_pat
     settings.database.url = pg_url
     settings.paths.artifacts_dir = tmp_path / "artifacts"
     engine = open_database(pg_url)
-    train_model(settings, "ridge_a", engine=engine)
-    train_model(settings, "ridge_a", engine=engine, params={"alpha": 50.0})
+    train_model(settings, "ridge_a", book=SqlModelBook(engine))
+    train_model(settings, "ridge_a", book=SqlModelBook(engine), params={"alpha": 50.0})
     report = sync_performance(settings, engine)
     assert report.scores > 0 and not report.failed
     accounts.create_user(engine, "pg_operator", PASSWORD, "operate")

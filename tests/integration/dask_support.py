@@ -1,4 +1,5 @@
-"""A real Dask cluster on 127.0.0.1 for tests: ``dask scheduler`` and ``dask worker`` processes.
+"""A real Dask cluster on 127.0.0.1 for tests: ``dask scheduler`` and ``dask worker`` processes; a real
+HTTP server (python's http.server, with byte ranges) for data read by URL; a project on the synthetic data.
 
 Workers run without a nanny, so ``kill -9`` of one is a machine lost, not a restart; they inherit the
 environment (PYTHONPATH), so they import the numerflow under test.
@@ -12,13 +13,35 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 DASK = str(Path(sys.executable).with_name("dask"))
 READY_DEADLINE_S = 120  # only a guard against a hang; nothing is asserted about time
+
+# enough trees that a fold takes a while on one thread, so a worker can be killed in the middle of one
+SLOW_MODEL = """
+[models.slow]
+algorithm = "lightgbm"
+params = { n_estimators = 150, num_leaves = 16, learning_rate = 0.02, min_child_samples = 5 }
+features = "all"
+targets = ["target_ender_20"]
+cv = { folds = 3, scheme = "walk_forward" }
+tune = { space = { num_leaves = [4, 16] } }
+"""
+
+
+def dask_project(project_dir: Path, synthetic_dir: Path, models: str = SLOW_MODEL) -> Path:
+    """numerflow.toml in ``project_dir`` with ``models``, its data folder linked to the synthetic data."""
+    (project_dir / "data").mkdir()
+    (project_dir / "data" / "v5.3").symlink_to(synthetic_dir, target_is_directory=True)
+    config = project_dir / "numerflow.toml"
+    config.write_text('[paths]\ndata_dir = "data"\nartifacts_dir = "artifacts"\n' + models)
+    return config
 
 
 def free_port() -> int:
@@ -97,6 +120,21 @@ def local_cluster(logs: Path, n_workers: int = 2) -> Iterator[Cluster]:
                 proc.wait()
 
 
+def in_thread(fn: Callable[[], Any]) -> tuple[threading.Thread, dict[str, Any]]:
+    """Run ``fn`` in a thread (so the test can kill a worker meanwhile); the box gets result or error."""
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["result"] = fn()
+        except BaseException as exc:  # handed to the test thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    return thread, box
+
+
 def kill_a_worker_running(cluster: Cluster, key_prefix: str) -> str:
     """Wait until some worker is running a task whose key starts with ``key_prefix``, kill -9 it, and
     return its name. Polls the scheduler's state; no sleep decides anything."""
@@ -113,3 +151,64 @@ def kill_a_worker_running(cluster: Cluster, key_prefix: str) -> str:
                     return name
             time.sleep(0.05)
     raise AssertionError(f"no task {key_prefix}* was seen running on a worker")
+
+
+class _RangeHandler:
+    """Built on first use: http.server's handler plus the byte ranges fsspec asks for (``Range:``)."""
+
+    cls: type | None = None
+
+    @classmethod
+    def get(cls) -> type:
+        if cls.cls is None:
+            import http.server
+            import re
+
+            class Handler(http.server.SimpleHTTPRequestHandler):
+                def log_message(self, *args: object) -> None:  # quiet
+                    return None
+
+                def send_head(self):  # type: ignore[no-untyped-def]
+                    match = re.fullmatch(r"bytes=(\d+)-(\d*)", self.headers.get("Range", ""))
+                    path = Path(self.translate_path(self.path))
+                    if match is None or not path.is_file():
+                        return super().send_head()
+                    size = path.stat().st_size
+                    start = int(match.group(1))
+                    stop = min(int(match.group(2)) + 1 if match.group(2) else size, size)
+                    f = path.open("rb")
+                    f.seek(start)
+                    body = f.read(max(stop - start, 0))
+                    f.close()
+                    self.send_response(206)
+                    self.send_header("Content-Type", "application/octet-stream")
+                    self.send_header("Content-Range", f"bytes {start}-{stop - 1}/{size}")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.send_header("Accept-Ranges", "bytes")
+                    self.end_headers()
+                    import io
+
+                    return io.BytesIO(body)
+
+            cls.cls = Handler
+        return cls.cls
+
+
+@contextlib.contextmanager
+def serve_folder(folder: Path) -> Iterator[str]:
+    """A real HTTP server (python's http.server, with byte ranges) for ``folder`` on 127.0.0.1 in a
+    thread; yields its base URL."""
+    import functools
+    import http.server
+    import threading
+
+    handler = functools.partial(_RangeHandler.get(), directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()

@@ -15,6 +15,7 @@ import numerapi.base_api
 import numpy as np
 import pandas as pd
 import pytest
+import requests
 
 from numerflow.simulator import DEFAULT_PUBLIC_ID, DEFAULT_SECRET_KEY, RunningSimulator, start_simulator
 
@@ -78,3 +79,36 @@ def write_predictions(path: Path, ids: pd.Index | np.ndarray, values: np.ndarray
 
 def random_predictions(path: Path, ids: pd.Index, seed: int) -> Path:
     return write_predictions(path, ids, np.random.default_rng(seed).random(len(ids)))
+
+
+def sim_admin(sim: RunningSimulator, action: str, payload: dict[str, Any] | None = None) -> Any:
+    """GET (no payload) or POST one of the simulator's ``/_sim/<action>`` admin routes; its JSON answer."""
+    if payload is None:
+        resp = requests.get(f"{sim.url}_sim/{action}", timeout=30)
+    else:
+        resp = requests.post(f"{sim.url}_sim/{action}", json=payload, timeout=30)
+    assert resp.status_code == 200, resp.text
+    return resp.json()
+
+
+def script(sim: RunningSimulator, target: str, *faults: str) -> None:
+    """Queue scripted faults for the next requests to ``target`` (a file's name, ``upload``, ...)."""
+    sim_admin(sim, "script", {"target": target, "faults": list(faults)})
+
+
+def gets(sim: RunningSimulator, name: str) -> list[dict[str, Any]]:
+    """The downloads of ``name`` the file server saw (not the one-byte probes)."""
+    return [
+        r
+        for r in sim_admin(sim, "requests")
+        if r["method"] == "GET" and r.get("file") == name and r.get("range") != "bytes=0-0"
+    ]
+
+
+def file_server(state_dir: Path, data_dir: Path, **options: Any) -> RunningSimulator:
+    """A simulator for download tests: the session's synthetic v5.3 (60 eras x 200 rows x 40 features)."""
+    return start_simulator(
+        state_dir,
+        data_dir=data_dir,
+        **{"rows_per_era": 200, "n_features": 40, "n_eras": 60, "start": CALENDAR_START, **options},
+    )

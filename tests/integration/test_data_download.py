@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 import requests
-from sim_support import CALENDAR_START
+from sim_support import CALENDAR_START, file_server, gets, script
+from sim_support import sim_admin as _admin
 from sqlalchemy import select
 
 from numerflow.data.download import download_files, list_local
@@ -34,38 +35,8 @@ VERSION = "v5.3"
 
 @pytest.fixture
 def sim(synthetic_dir: Path, tmp_path: Path) -> Iterator[RunningSimulator]:
-    with start_simulator(
-        tmp_path / "sim",
-        data_dir=synthetic_dir,
-        rows_per_era=200,
-        n_features=40,
-        n_eras=60,
-        start=CALENDAR_START,
-        faults=FaultConfig(hang_s=1.5),
-    ) as running:
+    with file_server(tmp_path / "sim", synthetic_dir, faults=FaultConfig(hang_s=1.5)) as running:
         yield running
-
-
-def _admin(sim: RunningSimulator, action: str, payload: dict[str, Any] | None = None) -> Any:
-    if payload is None:
-        resp = requests.get(f"{sim.url}_sim/{action}", timeout=30)
-    else:
-        resp = requests.post(f"{sim.url}_sim/{action}", json=payload, timeout=30)
-    assert resp.status_code == 200, resp.text
-    return resp.json()
-
-
-def script(sim: RunningSimulator, target: str, *faults: str) -> None:
-    _admin(sim, "script", {"target": target, "faults": list(faults)})
-
-
-def gets(sim: RunningSimulator, name: str) -> list[dict[str, Any]]:
-    """The downloads of ``name`` the file server saw (not the one-byte probes)."""
-    return [
-        r
-        for r in _admin(sim, "requests")
-        if r["method"] == "GET" and r.get("file") == name and r.get("range") != "bytes=0-0"
-    ]
 
 
 def served(sim: RunningSimulator, name: str) -> bytes:

@@ -10,9 +10,9 @@ import pytest
 from service_support import make_settings, start_service, stop_service
 
 from numerflow.errors import ConfigError
-from numerflow.modeling import registry
 from numerflow.service.app import create_app
 from numerflow.service.relay import PostgresRelay, RedisRelay, make_relay
+from numerflow.store.queries import registry
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 

@@ -16,9 +16,9 @@ from numerflow.config import load_settings
 from numerflow.errors import ArtifactIntegrityError, ConfigError, ModelError
 from numerflow.modeling.artifacts import load_model
 from numerflow.modeling.predict import load_for
-from numerflow.modeling.registry import list_runs, list_versions
 from numerflow.modeling.training import train_model
 from numerflow.store import open_database
+from numerflow.store.queries.registry import SqlModelBook, list_runs, list_versions
 
 MODELS = """
 [models.lgbm]
@@ -179,20 +179,20 @@ def test_interrupted_training_leaves_no_artifact(project: Path) -> None:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        train_model(settings, "ridge", engine=engine, progress=interrupt)
+        train_model(settings, "ridge", book=SqlModelBook(engine), progress=interrupt)
     folder = settings.artifacts_dir / "ridge"
     assert [p.name for p in folder.iterdir()] == []  # no version, no partial folder
     assert list_versions(engine, "ridge") == []
     (run,) = list_runs(engine, "ridge")
     assert run.status == "interrupted"
     # the next training starts clean at version 1
-    assert train_model(settings, "ridge", engine=engine).version.version == 1
+    assert train_model(settings, "ridge", book=SqlModelBook(engine)).version.version == 1
 
 
 def test_model_selects_its_features_by_name_on_new_data_versions(project: Path, tmp_path: Path) -> None:
     settings = load_settings(project)
     engine = open_database(settings.database_url)
-    train_model(settings, "lgbm", engine=engine)
+    train_model(settings, "lgbm", book=SqlModelBook(engine))
     model = load_model(settings.artifacts_dir, "lgbm", 1)
     validation = settings.data_dir / "v5.3" / "validation.parquet"
     base = model.predict(load_for(model, validation))

@@ -3,42 +3,25 @@
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
-from dask_support import kill_a_worker_running, local_cluster
+from dask_support import dask_project, in_thread, kill_a_worker_running, local_cluster
 
 from numerflow.config import load_settings
 from numerflow.errors import ConfigError
-from numerflow.modeling.registry import list_runs
 from numerflow.modeling.training import cross_validate_model
 from numerflow.modeling.tuning import objective_value, tune_model
 from numerflow.store import open_database
+from numerflow.store.queries.registry import SqlModelBook, list_runs
 
 pytestmark = pytest.mark.slow
-
-# enough trees that a fold takes a while on one thread, so a worker can be killed in the middle of one
-MODELS = """
-[models.slow]
-algorithm = "lightgbm"
-params = { n_estimators = 150, num_leaves = 16, learning_rate = 0.02, min_child_samples = 5 }
-features = "all"
-targets = ["target_ender_20"]
-cv = { folds = 3, scheme = "walk_forward" }
-tune = { space = { num_leaves = [4, 16] } }
-"""
 
 
 @pytest.fixture
 def project(project_dir: Path, synthetic_dir: Path) -> Path:
-    (project_dir / "data").mkdir()
-    (project_dir / "data" / "v5.3").symlink_to(synthetic_dir, target_is_directory=True)
-    config = project_dir / "numerflow.toml"
-    config.write_text('[paths]\ndata_dir = "data"\nartifacts_dir = "artifacts"\n' + MODELS)
-    return config
+    return dask_project(project_dir, synthetic_dir)
 
 
 @pytest.fixture
@@ -47,25 +30,11 @@ def cluster(tmp_path: Path):
         yield c
 
 
-def _in_thread(fn: Any) -> tuple[threading.Thread, dict[str, Any]]:
-    box: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            box["result"] = fn()
-        except BaseException as exc:  # handed to the test thread
-            box["error"] = exc
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    return thread, box
-
-
 def test_cv_on_the_cluster_survives_a_killed_worker_and_equals_a_local_run(project: Path, cluster) -> None:
     settings = load_settings(project)
     engine = open_database(settings.database_url)
-    thread, box = _in_thread(
-        lambda: cross_validate_model(settings, "slow", engine=engine, dask=cluster.address)
+    thread, box = in_thread(
+        lambda: cross_validate_model(settings, "slow", book=SqlModelBook(engine), dask=cluster.address)
     )
     killed = kill_a_worker_running(cluster, "numerflow-cv-slow-fold")
     thread.join(timeout=600)  # a guard against a hang, not a timing assertion
@@ -74,7 +43,7 @@ def test_cv_on_the_cluster_survives_a_killed_worker_and_equals_a_local_run(proje
     remote = box["result"]
     assert killed in cluster.workers and cluster.workers[killed].poll() is not None
 
-    local = cross_validate_model(settings, "slow", engine=engine)
+    local = cross_validate_model(settings, "slow", book=SqlModelBook(engine))
     np.testing.assert_array_equal(remote.oof, local.oof)  # same rows, same order, same seeds: same numbers
     assert [f["corr_mean"] for f in remote.folds] == [f["corr_mean"] for f in local.folds]
     assert remote.summary == local.summary
@@ -92,9 +61,9 @@ def test_tune_trials_on_the_cluster_share_the_study_and_survive_a_killed_worker(
 
     settings = load_settings(project)
     engine = open_database(settings.database_url)
-    thread, box = _in_thread(
+    thread, box = in_thread(
         lambda: tune_model(
-            settings, "slow", engine=engine, n_trials=3, dask=cluster.address, train_best=False
+            settings, "slow", book=SqlModelBook(engine), n_trials=3, dask=cluster.address, train_best=False
         )
     )
     kill_a_worker_running(cluster, "numerflow-tune-slow-trial")
@@ -124,3 +93,102 @@ def test_an_unreachable_scheduler_is_one_line(project: Path, cli) -> None:
     assert len(lines) == 1 and "cannot reach the Dask scheduler at tcp://127.0.0.1:" in lines[0], err
     with pytest.raises(ConfigError, match="give a scheduler address like tcp://HOST:8786"):
         cross_validate_model(load_settings(project), "slow", dask="127.0.0.1:8786", record=False)
+
+
+DISTRIBUTED = """
+[models.dist]
+algorithm = "lightgbm"
+distributed = true
+params = { n_estimators = 60, num_leaves = 8, learning_rate = 0.05, min_child_samples = 20, random_state = 3 }
+features = "all"
+targets = ["target_ender_20"]
+
+[models.here]
+algorithm = "lightgbm"
+params = { n_estimators = 60, num_leaves = 8, learning_rate = 0.05, min_child_samples = 20, random_state = 3 }
+features = "all"
+targets = ["target_ender_20"]
+"""
+
+
+def test_a_distributed_model_trains_with_dask_lightgbm_and_predicts_like_a_local_one(
+    project_dir: Path, synthetic_dir: Path, cluster, cli
+) -> None:
+    from scipy.stats import spearmanr
+
+    from numerflow.data.load import load_dataset
+    from numerflow.modeling.predict import load_version, predict_frame
+    from numerflow.modeling.training import train_model
+
+    config = dask_project(project_dir, synthetic_dir, DISTRIBUTED)
+    settings = load_settings(config)
+    engine = open_database(settings.database_url)
+
+    from distributed import Client, get_task_stream
+
+    with Client(cluster.address) as watcher, get_task_stream(watcher) as stream:
+        code, _out, err = cli("train", "dist", "--dask", cluster.address)
+    assert code == 0, err
+    train_on = {t["worker"] for t in stream.data if str(t["key"]).startswith("_train_part")}
+    assert len(train_on) == 2  # both workers held era partitions and trained the model together
+    dist = list_runs(engine, "dist", 10)[0]
+    assert dist.status == "ok"
+    book = SqlModelBook(engine)
+    local = train_model(settings, "here", book=book)
+    manifest = (project_dir / "artifacts" / "dist" / "1" / "manifest.json").read_text()
+    assert '"model_0.txt"' in manifest  # a plain LightGBM text model in the registry
+
+    ids_d, preds_d = predict_frame(settings, book, "dist", "validation")  # predicts as any model
+    ids_l, preds_l = predict_frame(settings, book, "here", "validation")
+    np.testing.assert_array_equal(ids_d, ids_l)
+    assert np.all((preds_d > 0) & (preds_d < 1))
+    # DaskLGBM sums the workers' histograms; int8 features have 5 values and max_bin is 5, so the bins are
+    # the same on every worker and so are the trees, up to the order of float sums
+    dm, lm = (load_version(settings, book, n) for n in ("dist", "here"))
+    X = load_dataset(settings.data_dir / "v5.3" / "validation.parquet", features=lm.required_features()).X
+    raw_d, raw_l = (m.estimators[0].predict(X) for m in (dm, lm))
+    assert dm.estimators[0].booster_.num_trees() == 60
+    np.testing.assert_allclose(raw_d, raw_l, rtol=0, atol=1e-6)
+    assert spearmanr(preds_d, preds_l).statistic > 0.999
+    scores = dist.scores
+    assert scores["corr_mean"] > 0.01 and local.scores["corr_mean"] > 0.01
+
+
+def test_distributed_needs_lightgbm_and_a_scheduler(project_dir: Path, synthetic_dir: Path, cli) -> None:
+    config = dask_project(project_dir, synthetic_dir, DISTRIBUTED)
+    code, _, err = cli("train", "dist")
+    assert code != 0 and len(err.strip().splitlines()) == 1, err
+    assert "models.dist: distributed = true trains on a Dask cluster; give --dask" in err
+    config.write_text('[paths]\ndata_dir = "data"\n[models.r]\nalgorithm = "ridge"\ndistributed = true\n')
+    code, _, err = cli("train", "r", "--dask", "tcp://127.0.0.1:1")
+    assert code != 0 and len(err.strip().splitlines()) == 1, err
+    assert "distributed = true' trains LightGBM only" in err and "ridge" in err
+
+
+def test_tune_trials_read_the_data_from_dask_data_url(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import optuna
+    from dask_support import serve_folder
+
+    from numerflow.store.queries.tuning import optuna_url
+
+    worker_tmp = tmp_path / "worker-tmp"
+    worker_tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(worker_tmp))  # the workers' temporary folder (they inherit it)
+    settings = load_settings(project)
+    engine = open_database(settings.database_url)
+    with serve_folder(settings.data_dir) as base, local_cluster(tmp_path / "dask-logs") as cluster:
+        service = settings.service.model_copy(update={"dask_data_url": base})
+        remote = settings.model_copy(update={"service": service})
+        book = SqlModelBook(engine)
+        result = tune_model(remote, "slow", book=book, n_trials=2, dask=cluster.address, train_best=False)
+    copies = list(worker_tmp.glob("numerflow-worker-data/*/v5.3/train.parquet"))
+    assert len(copies) == 1  # fetched over HTTP once for the machine, used by both workers' trials
+    assert copies[0].read_bytes() == (settings.data_dir / "v5.3" / "train.parquet").read_bytes()
+    study = optuna.load_study(study_name=result.study_name, storage=optuna_url(engine))
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(done) == 2
+    params = {**settings.model("slow").params, **done[0].params}
+    local = cross_validate_model(settings, "slow", params=params, record=False)
+    assert done[0].value == objective_value(result.objective, local.summary, local.per_era)

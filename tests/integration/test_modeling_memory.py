@@ -11,10 +11,10 @@ from numerflow.config import load_settings
 from numerflow.errors import ConfigError
 from numerflow.modeling.estimators import LightGBMRegressor, RowView
 from numerflow.modeling.memory import check_fit_memory, estimate_fit, fit_shape, parse_size
-from numerflow.modeling.registry import list_runs, list_versions
 from numerflow.modeling.specs import data_files, load_catalog, resolve_model
 from numerflow.modeling.splitters import EraSplitter
 from numerflow.store import open_database
+from numerflow.store.queries.registry import list_runs, list_versions
 
 MODELS = """
 [models.lgbm]

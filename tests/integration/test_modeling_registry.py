@@ -11,9 +11,11 @@ from sqlalchemy import inspect
 
 from numerflow.config import load_settings
 from numerflow.errors import NotFoundError
-from numerflow.modeling import registry
-from numerflow.modeling.tuning import optuna_url, tune_model
+from numerflow.modeling.tuning import tune_model
 from numerflow.store import make_engine, migrate, open_database
+from numerflow.store.queries import registry
+from numerflow.store.queries.registry import SqlModelBook
+from numerflow.store.queries.tuning import optuna_url
 
 
 def _version(engine, name: str, version: int) -> registry.VersionInfo:
@@ -108,9 +110,9 @@ def test_tuning_resumes_and_writes_best_params_back(db_url: str, tmp_path: Path,
     )
     settings = load_settings(config)
     engine = open_database(settings.database_url)
-    first = tune_model(settings, "ridge", engine=engine, n_trials=3)
+    first = tune_model(settings, "ridge", book=SqlModelBook(engine), n_trials=3)
     assert first.n_trials == 3 and first.version is not None
-    second = tune_model(settings, "ridge", engine=engine, n_trials=2)
+    second = tune_model(settings, "ridge", book=SqlModelBook(engine), n_trials=2)
     assert second.study_name == first.study_name and second.n_trials == 5  # resumed, not restarted
     assert second.best_value >= first.best_value
     study = optuna.load_study(study_name=first.study_name, storage=optuna_url(engine))

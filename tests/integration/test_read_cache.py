@@ -11,7 +11,7 @@ from service_support import PASSWORD, Service, make_settings, start_service, sto
 from sqlalchemy import event
 
 from numerflow.config import ModelSpec
-from numerflow.modeling import registry
+from numerflow.store.queries import registry
 
 READS = (
     "/api/models",

@@ -23,10 +23,10 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from numerflow.modeling import registry
 from numerflow.service import accounts
 from numerflow.service.dashboard.pages import plotly_url
 from numerflow.store import open_database, session_scope
+from numerflow.store.queries import registry
 from numerflow.store.tables.service import Job, ScheduleState
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]

@@ -13,11 +13,11 @@ import pytest
 from numerflow.config import load_settings
 from numerflow.modeling.artifacts import load_model
 from numerflow.modeling.predict import load_for
-from numerflow.modeling.registry import get_version
 from numerflow.modeling.training import train_model
 from numerflow.report import score_validation
 from numerflow.service.dashboard.views import validation_report
 from numerflow.store import open_database
+from numerflow.store.queries.registry import SqlModelBook, get_version
 
 COVERED_ERAS = 5
 MODELS = """
@@ -53,7 +53,7 @@ def test_mmc_on_the_eras_the_meta_model_covers_is_the_same_in_train_report_regis
 ) -> None:
     settings = load_settings(project)
     engine = open_database(settings.database_url)
-    trained = train_model(settings, "ridge", engine=engine).scores
+    trained = train_model(settings, "ridge", book=SqlModelBook(engine)).scores
     assert trained["mmc_eras"] == COVERED_ERAS
     assert np.isfinite(trained["mmc_mean"]) and np.isfinite(trained["payout_final"])
 

@@ -16,6 +16,7 @@ import pytest
 from service_support import Service, make_settings, start_service, stop_service
 
 from numerflow.config import ModelSpec
+from numerflow.store.queries.registry import SqlModelBook
 
 
 @pytest.fixture
@@ -153,7 +154,7 @@ def test_predict_errors_do_not_show_server_paths(svc: Service, synthetic_dir: Pa
     settings = svc.app.state.settings
     settings.paths.data_dir.mkdir(parents=True, exist_ok=True)
     (settings.paths.data_dir / "v5.3").symlink_to(synthetic_dir, target_is_directory=True)
-    train_model(settings, "ridge", engine=svc.engine)
+    train_model(settings, "ridge", book=SqlModelBook(svc.engine))
     frame = pd.DataFrame({"feature_nope": [1, 2]}, index=pd.Index(["a", "b"], name="id")).astype("int8")
     buf = io.BytesIO()
     frame.to_parquet(buf)

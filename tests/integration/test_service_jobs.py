@@ -22,6 +22,7 @@ from numerflow.service.app import create_app
 from numerflow.service.jobs import JobContext, job_kind
 from numerflow.service.scheduler import Scheduler, make_round_watcher
 from numerflow.simulator import DEFAULT_PUBLIC_ID, DEFAULT_SECRET_KEY, RunningSimulator, start_simulator
+from numerflow.store.queries.registry import SqlModelBook
 
 HOOK_SECRET = "round-hook-secret-0123"
 
@@ -203,7 +204,7 @@ def test_train_promote_round_scores_and_serving_end_to_end(
         served = pd.read_csv(io.StringIO(r.text), index_col="id")
         from numerflow.modeling.predict import predict_frame
 
-        ids, preds = predict_frame(settings, svc.engine, "ridge@1", live)
+        ids, preds = predict_frame(settings, SqlModelBook(svc.engine), "ridge@1", live)
         assert list(served.index) == list(ids)
         assert served["prediction"].to_numpy() == pytest.approx(preds, abs=1e-9)
         r = c.post("/api/models/ridge/predict", headers=op, files={"file": ("x.parquet", b"not a parquet")})

@@ -14,11 +14,13 @@ import pandas as pd
 import pytest
 from numerai_tools import scoring as nt
 from numerai_tools import submissions as nts
+from scipy import stats
 from sim_support import make_world, running
 
 from numerflow.simulator import RunningSimulator
+from numerflow.simulator.scoring import daily_targets
 from numerflow.simulator.signals import SIGNALS_PAYOUT
-from numerflow.simulator.signals_world import FEATURES
+from numerflow.simulator.signals_world import FEATURES, TARGETS
 
 N_TICKERS = 200
 ACCOUNTS = (
@@ -39,21 +41,23 @@ def signals_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("signals_world")  # made by the first simulator that needs it
 
 
+def _with_accounts(
+    accounts: str, world: Path, signals_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **options
+) -> Iterator[RunningSimulator]:
+    """A simulator with the ``accounts`` (TOML text), run from ``tmp_path`` (numerapi downloads there)."""
+    path = tmp_path / "accounts.toml"
+    path.write_text(accounts)
+    monkeypatch.chdir(tmp_path)
+    yield from running(
+        tmp_path / "state", world, monkeypatch, accounts_file=path, signals_dir=signals_dir, **options
+    )
+
+
 @pytest.fixture
 def sim(
     world: Path, signals_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[RunningSimulator]:
-    accounts = tmp_path / "accounts.toml"
-    accounts.write_text(ACCOUNTS)
-    monkeypatch.chdir(tmp_path)  # numerapi downloads into the working folder by default
-    yield from running(
-        tmp_path / "state",
-        world,
-        monkeypatch,
-        accounts_file=accounts,
-        signals_tickers=N_TICKERS,
-        signals_dir=signals_dir,
-    )
+    yield from _with_accounts(ACCOUNTS, world, signals_dir, tmp_path, monkeypatch, signals_tickers=N_TICKERS)
 
 
 def _api() -> numerapi.SignalsAPI:
@@ -238,13 +242,14 @@ def test_scores_churn_gate_payouts_performances_and_leaderboard(sim: RunningSimu
         final = {
             (s["roundNumber"], s["displayName"]): s["value"]
             for s in api.submission_scores(models[name])
-            if s["day"] == 20
+            if s["day"] == 60  # Numerai's 60-day Alpha/MPC window
         }
         assert final[(second, "alpha")] == pytest.approx(alpha[name], abs=1e-10)
         assert final[(second, "mpc")] == pytest.approx(mpc[name], abs=1e-10)
         assert final[(first, "alpha")] == pytest.approx(alpha_first[name], abs=1e-10)
         assert final[(first, "mpc")] is None
     assert alpha["sig_good"] > max(0.0, alpha["sig_example"], alpha["sig_random"])
+    _check_informational_scores(sim, api, second, frames_second)
 
     # payouts: stake · clip(pf · (0.3·Alpha + 0.8·MPC), ±0.017), pf = 1 (at most 150 NMR at risk < 36,000)
     perf = {p["roundNumber"]: p for p in api.round_model_performances_v2(models["sig_good"])}
@@ -267,10 +272,99 @@ def test_scores_churn_gate_payouts_performances_and_leaderboard(sim: RunningSimu
     daily = api.daily_model_performances("sig_good")
     assert daily[-1]["corrRep"] == pytest.approx((alpha["sig_good"] + alpha_first["sig_good"]) / 2, abs=1e-10)
     assert daily[-1]["corrRank"] == 1 and daily[-1]["mmcRep"] == pytest.approx(mpc["sig_good"], abs=1e-10)
+    assert daily[-1]["icRep"] is not None and daily[-1]["corr20dRep"] is not None  # ICv2, CORRv4
+    assert daily[-1]["tcRep"] is None and daily[-1]["corr60Rep"] is None  # not computed
 
     board = api.get_leaderboard()
     assert board[0]["username"] == "sig_good" and [row["rank"] for row in board] == [1, 2, 3]
     assert Decimal(str(board[0]["nmrStaked"])) == 100 + paid
+
+
+def _check_informational_scores(
+    sim: RunningSimulator, api: numerapi.SignalsAPI, number: int, frames: dict[str, pd.DataFrame]
+) -> None:
+    """CORRv4, FNCv4, ICv2 and RIC under their names for 20 days; day 20 against the final 20-day targets,
+    as numerai-tools (CORR, FNC) and scipy (Spearman) compute them on the cleaned submissions."""
+    universe = sim.engine.signals_universe(number)
+    date = sim.engine.signals_live_date(number)
+    panel = sim.engine._signals_panel(date=date).set_index("numerai_ticker")
+    panel = panel.reindex(universe["numerai_ticker"])[[*FEATURES[1:], *TARGETS]].astype(np.float64)
+    neut = _hidden(sim, number)[1].reindex(universe["numerai_ticker"])
+    exposures = pd.concat([neut, panel[list(FEATURES[1:])].fillna(0.0)], axis=1)  # all but feature_country
+    exposures.columns = [f"x{i}" for i in range(exposures.shape[1])]
+    models = api.get_models()
+    for name, frame in frames.items():
+        cleaned = nts.clean_submission(universe, frame, "numerai_ticker", "signal", rank_and_fill=True)
+        cleaned = cleaned.to_frame("p").reindex(universe["numerai_ticker"])
+        main = panel["target_factor_feat_neutral_20"]
+        expected = {
+            "corr_v4": nt.numerai_corr(cleaned, main)["p"],
+            "fnc_v4": nt.feature_neutral_corr(cleaned, exposures, main)["p"],
+            "ic_v2": stats.spearmanr(cleaned["p"], panel["target_raw_return_20"]).statistic,
+            "ric": stats.spearmanr(cleaned["p"], panel["target_factor_neutral_20"]).statistic,
+        }
+        scores = api.submission_scores(models[name])
+        for score, value in expected.items():
+            days = sorted(s["day"] for s in scores if (s["roundNumber"], s["displayName"]) == (number, score))
+            assert days == list(range(1, 21)), score  # 20D2L, as Numerai's docs define them
+            (final,) = api.submission_scores(models[name], display_name=score, day=20)[-1:]
+            assert final["value"] == pytest.approx(value, abs=1e-10), (name, score)
+
+
+def test_a_signals_round_resolves_after_60_scoring_days(
+    world: Path, signals_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for sim in _with_accounts(
+        ACCOUNTS, world, signals_dir, tmp_path, monkeypatch, signals_tickers=N_TICKERS, auto_rounds=False
+    ):
+        api, engine = _api(), sim.engine
+        models = api.get_models()
+        number = engine.current_round()["number"]
+        frames = _submit(sim, api, seed=1)
+        engine.close_round()
+        classic = engine.round(number)
+        assert len(classic["score_times"]) == 20
+        (signals,) = api.list_rounds(number=number)
+        (numerai,) = numerapi.NumerAPI().list_rounds(number=number)
+        days = {c["displayName"]: c["totalScoreDays"] for c in signals["roundScoreConfigs"]}
+        assert days == {"alpha": 60, "mpc": 60, "corr_v4": 20, "fnc_v4": 20, "ic_v2": 20, "ric": 20}
+        assert {c["totalScoreDays"] for c in numerai["roundScoreConfigs"]} == {20}
+        # 60 Tue–Sat scoring days from the same first day: 40 scoring days (8 weeks) after Classic's 20th
+        assert round((signals["resolveTime"] - numerai["resolveTime"]).total_seconds() / 86400) == 56
+        assert signals["scoreTime"] == numerai["scoreTime"]
+        release = api.stake_decrease(10, models["sig_good"])  # paid when the Signals round resolves
+        assert abs((release["dueDate"] - signals["resolveTime"]).total_seconds()) < 1
+
+        # Classic's round resolves at its 20th day: Signals' payouts are still open, its round resolving
+        engine.advance((classic["resolve_time"] - engine.clock.now()) / 86400 + 0.01)
+        assert engine.round(number)["resolved"]
+        (perf,) = api.round_model_performances_v2(models["sig_good"])
+        assert not perf["roundResolved"] and perf["submissionScores"][-1]["payoutSettled"] is None
+        assert max(s["day"] for s in api.submission_scores(models["sig_good"])) == 20
+        assert not api.list_rounds(number=number)[0]["resolvedStaking"]  # as a Signals client sees it
+        assert numerapi.NumerAPI().list_rounds(number=number)[0]["resolvedStaking"]  # Classic's
+
+        # day k's Alpha is against the partial target that keeps sqrt(k/60) of the final one (day 60: it)
+        target, neut, weights = _hidden(sim, number)
+        universe = engine.signals_universe(number)
+        rng = np.random.default_rng([engine.seed, number, 11])
+        partial = daily_targets(target.reindex(universe["numerai_ticker"]).to_numpy(), 60, rng)
+        cleaned = nts.clean_submission(
+            universe, frames["sig_good"], "numerai_ticker", "signal", rank_and_fill=True
+        )
+        by_day = {
+            s["day"]: s["value"] for s in api.submission_scores(models["sig_good"], display_name="alpha")
+        }
+        for day in (1, 10, 20):
+            t = pd.Series(partial[day - 1], index=cleaned.index)
+            expected = nt.alpha(cleaned.to_frame("p"), neut, weights, t)["p"]
+            assert by_day[day] == pytest.approx(expected, abs=1e-10)
+
+        engine.resolve_all()  # to the 60th day
+        (perf,) = api.round_model_performances_v2(models["sig_good"])
+        assert perf["roundResolved"] and perf["submissionScores"][-1]["payoutSettled"] is not None
+        assert max(s["day"] for s in api.submission_scores(models["sig_good"])) == 60
+        assert api.list_rounds(number=number)[0]["resolvedStaking"]
 
 
 CRYPTO_ACCOUNTS = (
@@ -283,12 +377,7 @@ CRYPTO_ACCOUNTS = (
 def test_crypto_files_uploads_mmc_payouts_and_leaderboard(
     world: Path, signals_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    accounts = tmp_path / "accounts.toml"
-    accounts.write_text(CRYPTO_ACCOUNTS)
-    monkeypatch.chdir(tmp_path)
-    for sim in running(
-        tmp_path / "state", world, monkeypatch, accounts_file=accounts, signals_dir=signals_dir
-    ):
+    for sim in _with_accounts(CRYPTO_ACCOUNTS, world, signals_dir, tmp_path, monkeypatch):
         api = numerapi.CryptoAPI("COINPUB", "COINSEC", show_progress_bars=False)
         names = api.list_datasets()
         assert set(names) == {

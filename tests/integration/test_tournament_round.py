@@ -141,7 +141,7 @@ def test_every_fault_switch_completes_or_fails_cleanly_never_twice(project: Proj
 
 
 def test_simulator_restart_mid_round_loses_and_duplicates_nothing(project: Project) -> None:
-    from numerflow.modeling.registry import deployed_models
+    from numerflow.store.queries.registry import deployed_models
 
     settings, engine = project.settings, project.engine()
     deps = deployed_models(engine, settings)
@@ -219,8 +219,8 @@ def test_a_model_another_run_is_submitting_is_left_alone(project: Project, cli) 
 
 def test_round_records_on_postgresql_too(project: Project, pg_url: str) -> None:
     """The same round with its records in a real PostgreSQL (the models come from the trained registry)."""
-    from numerflow.modeling.registry import deployed_models
     from numerflow.store import open_database
+    from numerflow.store.queries.registry import deployed_models
 
     deps = deployed_models(project.engine(), project.settings)
     pg = open_database(pg_url)

@@ -24,6 +24,7 @@ from numerflow.simulator import (
     RunningSimulator,
     start_simulator,
 )
+from numerflow.store.queries.registry import SqlModelBook
 
 SIM_SIZE = {"rows_per_era": 150, "n_features": 30, "n_eras": 40, "seed": 7}
 CALENDAR_START = "2026-11-30T08:00:00Z"  # a Monday morning whatever the day (see sim_support.py)
@@ -82,7 +83,7 @@ def train_once(base: Path) -> Trained:
     settings = load_settings(cfg, env={})
     engine = open_database(settings.database_url)
     for name in MODELS:
-        train_model(settings, name, engine=engine)
+        train_model(settings, name, book=SqlModelBook(engine))
     dispose_all()
     return trained
 

@@ -24,12 +24,7 @@ SHARED = frozenset({"__init__", "config", "errors", "fileio", "liveness", "retry
 
 # (module path under src/numerflow, room it imports) -> why it is allowed for now. Each entry is a debt
 # with a plan; the test fails when an entry is no longer needed, so it is removed when the debt is paid.
-ALLOWED_EXCEPTIONS: dict[tuple[str, str], str] = {
-    # the SQL is in store/queries/{registry,tuning}.py; left: train/predict/tune to receive the registry
-    # from their callers (cli, service, tournament) instead of importing it
-    ("modeling/registry.py", "store"): "re-exports store/queries/registry.py under its old import path",
-    ("modeling/tuning.py", "store"): "records the run and the study through store/queries/{registry,tuning}",
-}
+ALLOWED_EXCEPTIONS: dict[tuple[str, str], str] = {}
 
 
 @dataclass(frozen=True)

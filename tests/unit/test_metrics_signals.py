@@ -96,3 +96,64 @@ def test_churn_and_turnover_match_numerai_tools() -> None:
         ),
     )
     np.testing.assert_allclose(ours, theirs, atol=1e-10, rtol=0)
+
+
+def test_spearman_per_era_matches_scipy_with_ties_and_nan() -> None:
+    """ICv2 and RIC are Spearman correlations per date: average ranks, NaN rows dropped per pair."""
+    from scipy import stats
+
+    from numerflow.metrics.corr import spearman_per_era
+
+    rng = np.random.default_rng(7)
+    n = 300
+    era = np.repeat([0, 1, 2], n // 3)
+    preds = rng.random((n, 2))
+    preds[5, 0] = np.nan
+    target = rng.choice([0.0, 0.25, 0.5, 0.75, 1.0], n)  # 5 bins: heavy ties, as Signals' targets
+    target[200] = np.nan
+    got = spearman_per_era(preds, target, era)
+    assert got.shape == (3, 2)
+    for e in range(3):
+        for j in range(2):
+            rows = (era == e) & ~np.isnan(preds[:, j]) & ~np.isnan(target)
+            expected = stats.spearmanr(preds[rows, j], target[rows]).statistic
+            assert got[e, j] == pytest.approx(expected, abs=1e-12)
+
+
+def test_signals_validation_scores_are_the_per_date_metrics() -> None:
+    """The one Signals validation rule: per date Alpha (numerai-tools' alpha), CORR, and churn and turnover
+    against the date before on the tickers both have; rows without a target are not scored."""
+    from numerflow.metrics.corr import numerai_corr
+    from numerflow.metrics.signals import churn, portfolio_weights, signals_validation_scores, turnover
+
+    rng = np.random.default_rng(11)
+    n, m, dates = 120, 4, ["2024-01-05", "2024-01-12", "2024-01-19"]
+    rows = [(d, t) for d in dates for t in range(n) if not (d == dates[1] and t < 10)]  # 10 tickers leave
+    date = np.array([d for d, _ in rows])
+    ticker = np.array([t for _, t in rows])
+    preds, target = rng.random(len(rows)), rng.random(len(rows))
+    target[-5:] = np.nan  # the newest rows have no target yet
+    neut, weights = rng.standard_normal((len(rows), m)) / np.sqrt(n), rng.random(len(rows)) + 0.5
+    summary, series = signals_validation_scores(
+        preds, target, date, ticker, neutralizers=neut, sample_weights=weights
+    )
+    alphas, churns, turnovers, before = [], [], [], None
+    for d in dates:
+        r = (date == d) & ~np.isnan(target)
+        p, nn, v, t = preds[r], neut[r], weights[r], target[r]
+        frames = _frames(p[:, None], nn, v, t)
+        alphas.append(float(nt.alpha(*frames).iloc[0]))
+        w = portfolio_weights(p, nn, v)
+        if before is not None:
+            _, a, b = np.intersect1d(ticker[r], before[0], return_indices=True)
+            churns.append(churn(p[a], before[1][b]))
+            turnovers.append(turnover(w[a], before[2][b]))
+        before = (ticker[r], p, w)
+    np.testing.assert_allclose(series["alpha"], alphas, atol=1e-10, rtol=0)
+    keep = ~np.isnan(target)
+    corr = numerai_corr(preds[keep], target[keep], date[keep])[:, 0]
+    np.testing.assert_allclose(series["corr"], corr, atol=1e-12, rtol=0)
+    assert summary["alpha_mean"] == pytest.approx(np.mean(alphas), abs=1e-12)
+    assert summary["churn_mean"] == pytest.approx(np.mean(churns), abs=1e-12)
+    assert summary["turnover_mean"] == pytest.approx(np.mean(turnovers), abs=1e-12)
+    assert summary["n_dates"] == 3 and np.isnan(series["churn"][0])

@@ -16,6 +16,7 @@ from numerflow.modeling.features import group_stats, select_stable
 from numerflow.modeling.predict import load_for
 from numerflow.modeling.training import train_model
 from numerflow.store import open_database
+from numerflow.store.queries.registry import SqlModelBook
 
 
 def test_group_stats_match_a_float64_reference_and_rank_per_era() -> None:
@@ -114,7 +115,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory, synthetic_dir: Path):
     settings = load_settings(config)
     engine = open_database(settings.database_url)
     for name in ("neutral", "stable", "blend", "xgb", "ridge_tv"):
-        train_model(settings, name, engine=engine)
+        train_model(settings, name, book=SqlModelBook(engine))
     return settings, synthetic_dir
 
 

@@ -78,3 +78,15 @@ def test_gap_is_counted_in_era_numbers_when_eras_are_strided() -> None:
     ):
         assert int(era[train].astype(int).max()) + 4 < int(era[test].astype(int).min())
         assert int(era[train].astype(int).max()) + 8 >= int(era[test].astype(int).min())  # not 4 loaded eras
+
+
+def test_date_eras_are_counted_in_weeks_even_when_strided() -> None:
+    """Signals' eras are dates: the gap is in weeks whether every date or every 2nd one is loaded."""
+    fridays = np.array(
+        [str(d.date()) for d in __import__("pandas").date_range("2020-01-03", periods=40, freq="7D")]
+    )
+    for dates in (fridays, fridays[::2]):
+        for train, test in EraSplitter("walk_forward", n_splits=3, embargo_eras=5).era_folds(dates):
+            gap_days = (np.datetime64(test[0]) - np.datetime64(train[-1])).astype(int)
+            assert gap_days > 5 * 7
+            assert gap_days <= (5 + 1) * 7 + (7 if dates is not fridays else 0)

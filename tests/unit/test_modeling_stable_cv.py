@@ -18,6 +18,7 @@ import pytest
 from numerflow.config import load_settings
 from numerflow.modeling.training import cross_validate_model, train_model
 from numerflow.store import open_database
+from numerflow.store.queries.registry import SqlModelBook
 
 N_ERAS, ROWS, INFORMATIVE_FROM = 40, 200, 20
 FEATURES = ["feature_steady", "feature_planted", "feature_noise_a", "feature_noise_b"]
@@ -59,11 +60,11 @@ def test_stable_features_are_chosen_inside_each_fold(project: Path) -> None:
     settings = load_settings(project)
     engine = open_database(settings.database_url)
     # on all the train eras the planted feature is the most stable: the final model rightly uses it
-    trained = train_model(settings, "stable", engine=engine)
+    trained = train_model(settings, "stable", book=SqlModelBook(engine))
     manifest = json.loads((settings.artifacts_dir / "stable" / "1" / "manifest.json").read_text())
     assert trained.version.ref == "stable@1" and manifest["features"] == ["feature_planted"]
 
-    result = cross_validate_model(settings, "stable", engine=engine)
+    result = cross_validate_model(settings, "stable", book=SqlModelBook(engine))
     early_folds = [f for f in result.folds if int(f["train_eras"].split("-")[-1]) <= INFORMATIVE_FROM]
     assert early_folds  # folds that trained on eras where the planted feature is missing
     for fold in result.folds:

@@ -11,6 +11,7 @@ from numerflow.config import load_settings
 from numerflow.errors import ConfigError
 from numerflow.modeling.tuning import objective_value, tune_model
 from numerflow.store import open_database
+from numerflow.store.queries.registry import SqlModelBook
 
 
 def _project(tmp_path: Path, synthetic_dir: Path, model: str) -> Path:
@@ -33,7 +34,7 @@ def test_weak_trials_are_pruned(tmp_path: Path, synthetic_dir: Path) -> None:
     )
     settings = load_settings(config)
     engine = open_database(settings.database_url)
-    result = tune_model(settings, "enet", engine=engine, n_trials=12, train_best=False)
+    result = tune_model(settings, "enet", book=SqlModelBook(engine), n_trials=12, train_best=False)
     assert result.n_pruned >= 1
     assert result.n_complete + result.n_pruned == 12
     assert result.best_params["alpha"] < 0.1 and result.best_value > 0.02
@@ -70,4 +71,4 @@ def test_bad_tuning_requests_are_config_errors(
     engine = open_database(settings.database_url)
     name = "b" if "ensemble" in model else "r"
     with pytest.raises(ConfigError, match=message):
-        tune_model(settings, name, engine=engine, n_trials=1)
+        tune_model(settings, name, book=SqlModelBook(engine), n_trials=1)

@@ -33,3 +33,14 @@ def test_engine_parts_are_sim_named() -> None:
     assert parts, "the engine has no parts"
     assert all(name.startswith("Sim") for name in parts), parts
     assert not any(name.endswith("Mixin") for name in parts), parts
+
+
+def test_rounds_and_round_scoring_are_objects_not_parts() -> None:
+    """Rounds on the clock and round scoring are objects the engine composes (``calendar``, ``scoring``),
+    not classes mixed into it."""
+    from numerflow.simulator.engine import TournamentEngine
+    from numerflow.simulator.round_scoring import SimRoundScoring
+    from numerflow.simulator.rounds import SimRounds
+
+    assert SimRounds not in TournamentEngine.__mro__
+    assert SimRoundScoring not in TournamentEngine.__mro__

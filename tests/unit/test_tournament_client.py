@@ -23,7 +23,7 @@ import pytest
 from numerflow.config import load_settings
 from numerflow.errors import ApiAuthError, ApiError, ApiUnavailableError
 from numerflow.tournament.client import NumeraiClient
-from numerflow.tournament.client.transport import backoff_delay
+from numerflow.tournament.client.transport import Transport, backoff_delay, operation_name, parse_operation
 
 
 def schema_answer(query: str) -> dict[str, Any]:
@@ -130,3 +130,57 @@ def test_backoff_grows_and_is_jittered() -> None:
     for attempt, d in enumerate(delays):
         assert 0.5 * 2**attempt <= d <= 2**attempt
     assert backoff_delay(20, 1.0, rng=rng) <= 30.0
+
+
+@pytest.mark.parametrize(
+    ("query", "label", "name"),
+    [
+        ("query($id: String!) { model(modelId: $id) { name } }", "query model", ""),
+        (
+            "mutation Submit($f: String!) {\n  createSubmission(filename: $f) { id }\n}",
+            "mutation createSubmission",
+            "Submit",
+        ),
+        ("{ rounds { number } }", "query rounds", ""),  # the shorthand form is a query
+        ("# a comment first\nmutation { releaseStake(value: 1) { id } }", "mutation releaseStake", ""),
+        (
+            "query { ...Parts account { id } }\nfragment Parts on Query { rounds { number } }",
+            "query account",
+            "",
+        ),
+        ("fragment Parts on Query { rounds { number } }\nquery Q { ...Parts }", "query", "Q"),
+    ],
+)
+def test_operation_is_read_by_the_graphql_parser(query: str, label: str, name: str) -> None:
+    """The type and first field come from graphql-core's AST: comments, fragments and named operations
+    included (a leading comment used to hide a mutation, which would then have been resent)."""
+    op = parse_operation(query)
+    assert (operation_name(query), op.name) == (label, name)
+
+
+def test_operation_parse_is_cached() -> None:
+    query = "query { cachedOnce { id } }"
+    before = parse_operation.cache_info()
+    assert parse_operation(query) is parse_operation(query)
+    after = parse_operation.cache_info()
+    assert after.misses == before.misses + 1 and after.hits == before.hits + 1
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("query { model( }", r"GraphQL query does not parse at line 1, column 16: Expected Name, found '\}'"),
+        ('mutation {\n  createSubmission(filename: "x") { id }', r"line 2, column 41: Expected Name"),
+        ("fragment Parts on Query { rounds { number } }", "GraphQL document holds no query or mutation"),
+        ("", r"does not parse at line 1, column 1: Unexpected <EOF>"),
+    ],
+)
+def test_malformed_query_is_a_clear_error_and_nothing_is_sent(query: str, message: str) -> None:
+    srv = Server(200)
+    try:
+        transport = Transport(srv.url, timeout_s=2.0, retries=3, backoff_s=0.01)
+        with pytest.raises(ApiError, match=message):
+            transport.post_graphql(query, None)
+        assert srv.requests == []
+    finally:
+        srv.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -11,6 +12,9 @@ from sqlalchemy.engine import Engine
 
 from numerflow.config import CONFIG_FILENAME, Settings, load_settings
 from numerflow.errors import ConfigError
+
+if TYPE_CHECKING:
+    from numerflow.store.queries.registry import SqlModelBook
 
 console = Console()
 err_console = Console(stderr=True)
@@ -36,10 +40,17 @@ class CliState:
         if not settings.database.url:  # the SQLite file lives in the data folder: say so if that is bad
             _check_data_dir(settings)
         engine = open_database(settings.database_url)
-        from numerflow.modeling.registry import interrupt_dead_runs
+        from numerflow.store.queries.registry import interrupt_dead_runs
 
         interrupt_dead_runs(engine, once=True)  # runs a killed process left "running"
         return engine
+
+    @property
+    def book(self) -> SqlModelBook:
+        """The model registry in the project database, as training, prediction and tuning take it."""
+        from numerflow.store.queries.registry import SqlModelBook
+
+        return SqlModelBook(self.engine)
 
 
 def _check_data_dir(settings: Settings) -> None:

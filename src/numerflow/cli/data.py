@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from numerflow.cli.context import console, state
 from numerflow.errors import DataCheckError, DataError
+
+if TYPE_CHECKING:
+    from numerflow.data.checks import CheckReport
+    from numerflow.data.download import LocalFile
 
 _SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "dim"}
 
@@ -35,89 +42,73 @@ def _parse_eras(text: str | None) -> tuple[str, str] | list[str] | None:
 data = typer.Typer(help="Numerai data: synthesize, download, check, list, inspect.", no_args_is_help=True)
 
 
-@data.command("synth")
-def synth(
-    out: Path = typer.Option(..., "--out", help="Folder to write the dataset into."),
-    eras: int | None = typer.Option(
-        None, "--eras", min=3, help="Historical eras (train + validation + test); default 120."
-    ),
-    rows_per_era: int | None = typer.Option(
-        None, "--rows-per-era", min=5, help="Rows in every era; default 500."
-    ),
-    features: int | None = typer.Option(None, "--features", min=1, help="Number of features; default 60."),
-    validation_eras: int | None = typer.Option(
-        None, "--validation-eras", min=1, help="Validation eras (default: a quarter of --eras)."
-    ),
-    test_eras: int | None = typer.Option(
-        None, "--test-eras", min=0, help="Test eras (NaN targets) at the end; default 4."
-    ),
-    seed: int = typer.Option(0, "--seed", help="Same seed, same data."),
-    signal: float | None = typer.Option(
-        None,
+Eras = Annotated[
+    int | None,
+    typer.Option("--eras", min=3, help="Historical eras (train + validation + test); default 120."),
+]
+RowsPerEra = Annotated[
+    int | None, typer.Option("--rows-per-era", min=5, help="Rows in every era; default 500.")
+]
+Features = Annotated[int | None, typer.Option("--features", min=1, help="Number of features; default 60.")]
+ValidationEras = Annotated[
+    int | None,
+    typer.Option("--validation-eras", min=1, help="Validation eras (default: a quarter of --eras)."),
+]
+TestEras = Annotated[
+    int | None, typer.Option("--test-eras", min=0, help="Test eras (NaN targets) at the end; default 4.")
+]
+Signal = Annotated[
+    float | None,
+    typer.Option(
         "--signal",
         min=0.0,
         help="Strength of the planted signal (default 0.25: Numerai-like CORR ~0.03; 1.0 = very easy).",
     ),
-    preset: str | None = typer.Option(
-        None,
+]
+Preset = Annotated[
+    str | None,
+    typer.Option(
         "--preset",
         help="Numerai's shape: numerai-full (2.75 M train + 4.13 M validation rows, 3,555 features) "
         "or numerai-medium (a quarter of the rows); sets eras, rows and features.",
     ),
-    scale: float = typer.Option(
-        1.0, "--scale", help="With --preset: keep this fraction of every era's rows (0.01 = 1%)."
-    ),
-    workers: int | None = typer.Option(
-        None, "--workers", min=1, help="Threads drawing eras (default: up to 4, one per core)."
-    ),
+]
+Scale = Annotated[
+    float, typer.Option("--scale", help="With --preset: keep this fraction of every era's rows (0.01 = 1%).")
+]
+Workers = Annotated[
+    int | None,
+    typer.Option("--workers", min=1, help="Threads drawing eras (default: up to 4, one per core)."),
+]
+
+
+@data.command("synth")
+def synth(
+    out: Annotated[Path, typer.Option("--out", help="Folder to write the dataset into.")],
+    eras: Eras = None,
+    rows_per_era: RowsPerEra = None,
+    features: Features = None,
+    validation_eras: ValidationEras = None,
+    test_eras: TestEras = None,
+    seed: Annotated[int, typer.Option("--seed", help="Same seed, same data.")] = 0,
+    signal: Signal = None,
+    preset: Preset = None,
+    scale: Scale = 1.0,
+    workers: Workers = None,
 ) -> None:
     """Write synthetic data in Numerai's v5 layout (features.json, train/validation/live, ...)."""
-    from numerflow.data.synthetic import DEFAULT_SIGNAL, generate_dataset, generate_preset, preset_plan
+    from numerflow.data.synthetic import plan_synth
 
-    strength = DEFAULT_SIGNAL if signal is None else signal
     t0 = time.perf_counter()
-    if preset is not None:
-        given = [
-            flag
-            for flag, value in (
-                ("--eras", eras),
-                ("--rows-per-era", rows_per_era),
-                ("--features", features),
-                ("--validation-eras", validation_eras),
-                ("--test-eras", test_eras),
-            )
-            if value is not None
-        ]
-        if given:
-            raise DataError(
-                f"--preset {preset} sets eras, rows and features itself; drop {', '.join(given)} "
-                "(or use --scale to keep a fraction of the rows)"
-            )
-        spec, rows, live = preset_plan(preset, scale)
-        n_rows, n_eras, n_features = sum(rows) + live, spec.n_eras, spec.n_features
-        label = f"{preset}: {n_eras} eras, {n_rows:,} rows x {n_features} features"
-        with console.status(f"generating {label}"):
-            path = generate_preset(out, preset, scale=scale, seed=seed, signal=strength, workers=workers)
-    else:
-        if scale != 1.0:
-            raise DataError(f"--scale {scale} needs --preset; without one, give --rows-per-era instead")
-        n_eras, per_era, n_features = eras or 120, rows_per_era or 500, features or 60
-        n_rows = (n_eras + 1) * per_era
-        with console.status(f"generating {n_eras} eras x {per_era} rows x {n_features} features"):
-            path = generate_dataset(
-                out,
-                n_eras=n_eras,
-                rows_per_era=per_era,
-                n_features=n_features,
-                n_validation_eras=validation_eras,
-                n_test_eras=4 if test_eras is None else test_eras,
-                seed=seed,
-                signal=strength,
-                workers=workers,
-            )
+    plan = plan_synth(
+        out, preset=preset, scale=scale, eras=eras, rows_per_era=rows_per_era, features=features,
+        validation_eras=validation_eras, test_eras=test_eras, seed=seed, signal=signal, workers=workers,
+    )  # fmt: skip
+    with console.status(f"generating {plan.label}"):
+        path = plan.write()
     secs = time.perf_counter() - t0
     size = sum(p.stat().st_size for p in path.iterdir() if p.is_file())
-    rate = n_rows * n_features / secs
+    rate = plan.n_rows * plan.n_features / secs
     console.print(
         f"wrote {len(list(path.iterdir()))} files ({_human(size)}) to {path} in {secs:.1f}s "
         f"({rate / 1e6:.1f}M feature values/s); check it with [bold]numerflow data check {path}[/]"
@@ -135,17 +126,31 @@ def download(
     force: bool = typer.Option(False, "--force", help="Download again even when a cached copy matches."),
 ) -> None:
     """Download dataset files (resumable, verified, recorded in the manifest)."""
-    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
-
     from numerflow.data.download import download_for_project
     from numerflow.store.queries.downloads import DatasetManifest
+    from numerflow.tournament.client import NumeraiClient
 
-    try:
-        from numerflow.tournament.client import NumeraiClient
-    except ImportError:  # pragma: no cover - the tournament room ships it
-        raise DataError("the Numerai client (numerflow.tournament.client) is not installed") from None
     st = state(ctx)
     source = NumeraiClient.from_settings(st.settings)
+    with download_progress() as progress:
+        paths = download_for_project(
+            st.settings,
+            source,
+            files or None,
+            version=version,
+            manifest=DatasetManifest(st.engine),
+            round_num=round_num,
+            progress=progress,
+            force=force,
+        )
+    print_paths(paths)
+
+
+@contextlib.contextmanager
+def download_progress() -> Iterator[Callable[[str, int, int | None], None]]:
+    """A transient progress bar per file; yields the downloader's progress callback."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
     with Progress(
         "[progress.description]{task.description}",
         BarColumn(),
@@ -161,18 +166,41 @@ def download(
                 tasks[name] = bar.add_task(name, total=total)
             bar.update(tasks[name], completed=done, total=total)
 
-        paths = download_for_project(
-            st.settings,
-            source,
-            files or None,
-            version=version,
-            manifest=DatasetManifest(st.engine),
-            round_num=round_num,
-            progress=progress,
-            force=force,
-        )
+        yield progress
+
+
+def print_paths(paths: list[Path]) -> None:
     for p in paths:
         console.print(f"{p}  {_human(p.stat().st_size)}", soft_wrap=True, highlight=False)
+
+
+def _print_check(report: CheckReport, path: Path) -> None:
+    """The files, the findings, the worst drift and the verdict of a data check."""
+    from rich.table import Table
+
+    files = Table(title=f"data check: {path}", title_justify="left")
+    for col in ("file", "rows", "eras", "first", "last", "features", "targets"):
+        files.add_column(col, justify="right" if col not in ("file", "first", "last") else "left")
+    for f in report.files:
+        files.add_row(
+            f.file, f"{f.rows:,}", str(f.eras or ""), f.first_era, f.last_era, str(f.features or ""),
+            str(f.targets or ""),
+        )  # fmt: skip
+    if report.files:
+        console.print(files)
+    if report.issues:
+        issues = Table(show_header=True)
+        for col in ("severity", "file", "check", "finding"):
+            issues.add_column(col, overflow="fold")
+        for i in report.issues:
+            style = _SEVERITY_STYLE[i.severity]
+            issues.add_row(f"[{style}]{i.severity}[/]", i.file, i.check, i.message)
+        console.print(issues)
+    if report.drift:
+        worst = ", ".join(f"{f} {psi:.3f}" for f, psi in report.drift[:3])
+        console.print(f"train-vs-live drift (PSI), worst: {worst}")
+    counts = f"{len(report.errors)} errors, {len(report.warnings)} warnings"
+    console.print(f"[green]ok[/]: {counts}" if report.ok else f"[red]failed[/]: {counts}")
 
 
 @data.command("check")
@@ -184,8 +212,6 @@ def check(
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Check schema, dtypes, ranges, ids, eras, NaN rates, targets and train-vs-live drift."""
-    from rich.table import Table
-
     from numerflow.data.checks import check_dataset, report_to_json
 
     if path is None:
@@ -195,34 +221,31 @@ def check(
     if as_json:
         console.print_json(report_to_json(report))
     else:
-        files = Table(title=f"data check: {path}", title_justify="left")
-        for col in ("file", "rows", "eras", "first", "last", "features", "targets"):
-            files.add_column(col, justify="right" if col not in ("file", "first", "last") else "left")
-        for f in report.files:
-            files.add_row(
-                f.file, f"{f.rows:,}", str(f.eras or ""), f.first_era, f.last_era, str(f.features or ""),
-                str(f.targets or ""),
-            )  # fmt: skip
-        if report.files:
-            console.print(files)
-        if report.issues:
-            issues = Table(show_header=True)
-            for col in ("severity", "file", "check", "finding"):
-                issues.add_column(col, overflow="fold")
-            for i in report.issues:
-                style = _SEVERITY_STYLE[i.severity]
-                issues.add_row(f"[{style}]{i.severity}[/]", i.file, i.check, i.message)
-            console.print(issues)
-        if report.drift:
-            worst = ", ".join(f"{f} {psi:.3f}" for f, psi in report.drift[:3])
-            console.print(f"train-vs-live drift (PSI), worst: {worst}")
-        counts = f"{len(report.errors)} errors, {len(report.warnings)} warnings"
-        console.print(f"[green]ok[/]: {counts}" if report.ok else f"[red]failed[/]: {counts}")
+        _print_check(report, path)
     if not report.ok:
         first = report.errors[0]
         raise DataCheckError(
             f"{path}: {len(report.errors)} data check error(s); first: {first.file}: {first.message}"
         )
+
+
+def _print_local(rows: list[LocalFile], version: str | None, data_dir: Path) -> None:
+    """The download manifest's files as a table (or how to get some)."""
+    from rich.table import Table
+
+    if not rows:
+        which = f" of version {version}" if version else ""
+        console.print(f"no downloaded files{which} in {data_dir}; run [bold]numerflow data download[/]")
+        return
+    table = Table(title=f"downloaded data in {data_dir}", title_justify="left")
+    for col in ("version", "file", "round", "size", "sha256", "UTC", "on disk"):
+        table.add_column(col, no_wrap=col in ("file", "version"))
+    for r in rows:
+        table.add_row(
+            r.version, r.filename, str(r.round_number or ""), _human(r.size), r.sha256[:8],
+            r.downloaded_at.strftime("%Y-%m-%d %H:%M"), "yes" if r.present else "[red]missing[/]",
+        )  # fmt: skip
+    console.print(table)
 
 
 @data.command("list")
@@ -232,44 +255,19 @@ def list_files(
     remote: bool = typer.Option(False, "--remote", help="List what the server offers instead."),
 ) -> None:
     """Versions and files on disk (from the download manifest), or on the server with --remote."""
-    from rich.table import Table
-
     st = state(ctx)
     if remote:
         from numerflow.data.catalog import available_datasets
         from numerflow.tournament.client import NumeraiClient
 
-        offered = available_datasets(NumeraiClient.from_settings(st.settings))
-        if version is not None and version not in offered:
-            from numerflow.errors import NotFoundError
-
-            raise NotFoundError(
-                f"data version '{version}' is not offered by the server "
-                f"(it has: {', '.join(offered) or 'none'}); pass one of those to --version"
-            )
+        offered = available_datasets(NumeraiClient.from_settings(st.settings), version=version)
         for v, names in offered.items():
-            if version is None or v == version:
-                console.print(f"[bold]{v}[/]: {', '.join(names)}")
+            console.print(f"[bold]{v}[/]: {', '.join(names)}")
         return
     from numerflow.data.download import list_local
     from numerflow.store.queries.downloads import DatasetManifest
 
-    rows = list_local(DatasetManifest(st.engine), version)
-    if not rows:
-        which = f" of version {version}" if version else ""
-        console.print(
-            f"no downloaded files{which} in {st.settings.data_dir}; run [bold]numerflow data download[/]"
-        )
-        return
-    table = Table(title=f"downloaded data in {st.settings.data_dir}", title_justify="left")
-    for col in ("version", "file", "round", "size", "sha256", "UTC", "on disk"):
-        table.add_column(col, no_wrap=col in ("file", "version"))
-    for r in rows:
-        table.add_row(
-            r.version, r.filename, str(r.round_number or ""), _human(r.size), r.sha256[:8],
-            r.downloaded_at.strftime("%Y-%m-%d %H:%M"), "yes" if r.present else "[red]missing[/]",
-        )  # fmt: skip
-    console.print(table)
+    _print_local(list_local(DatasetManifest(st.engine), version), version, st.settings.data_dir)
 
 
 @data.command("load-info")

@@ -27,27 +27,14 @@ def export(
 ) -> None:
     """Export a saved version as a cloudpickled predict function for Numerai Model Upload, checked first
     in a clean child process against numerflow predict; --upload sends it to Numerai."""
-    st = state(ctx)
+    from numerflow.modeling.export import export_model
+    from numerflow.tournament.compute import export_and_upload
+
+    st, options = state(ctx), {"python": python, "data_version": data_version, "data": data}
+    done = None
     if upload:
-        from numerflow.tournament.compute import export_and_upload
-
-        done = export_and_upload(
-            st.settings,
-            st.engine,
-            ref,
-            out,
-            python=python,
-            data_version=data_version,
-            data=data,
-            numerai_model=numerai_model,
-        )
-        result = done.export
-    else:
-        from numerflow.modeling.export import export_model
-
-        result = export_model(
-            st.settings, st.engine, ref, out, python=python, data_version=data_version, data=data
-        )
+        done = export_and_upload(st.settings, st.book, ref, out, numerai_model=numerai_model, **options)
+    result = done.export if done is not None else export_model(st.settings, st.book, ref, out, **options)
     console.print(
         f"wrote {result.path} ({result.ref}, {result.docker_image}, data {result.data_version}): "
         f"checked on {result.n_rows:,} live rows, max diff {result.max_diff:.1g} vs numerflow predict"
@@ -55,7 +42,7 @@ def export(
     console.print("needs: " + ", ".join(f"{k} {v}" for k, v in result.packages.items()))
     for note in result.warnings:
         err_console.print(f"[yellow]note:[/] {note}")
-    if upload:
+    if done is not None:
         console.print(f"uploaded to Numerai model {done.numerai_model} (upload {done.upload_id})")
 
 

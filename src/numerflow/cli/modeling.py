@@ -29,6 +29,13 @@ HEADLINE = [
     ("max_feature_exposure_mean", "max feat. exp."),
     ("corr_with_meta_model_mean", "corr w/ meta"),
     ("payout_final", "payout (stake 1)"),
+    # Signals and Crypto models ([signals_models]): metrics.signals.signals_validation_scores
+    ("alpha_mean", "Alpha-like"),
+    ("alpha_sharpe", "Alpha sharpe"),
+    ("alpha_max_drawdown", "Alpha max DD"),
+    ("churn_mean", "churn"),
+    ("turnover_mean", "turnover"),
+    ("n_dates", "dates"),
 ]
 
 
@@ -144,25 +151,41 @@ def cv_table(name: str, result: Any) -> Table:
 
 
 DASK_HELP = (
-    "Run the folds (cv) or trials (tune) on this Dask scheduler's workers, e.g. tcp://HOST:8786 "
-    "(default: [service] dask_scheduler; empty: here). Workers read the data at the same path."
+    "Run the folds (cv), trials (tune) or blocks (backtest) on this Dask scheduler's workers, e.g. "
+    "tcp://HOST:8786 (default: [service] dask_scheduler; empty: here). Workers read the data at the same "
+    "path or under [service] dask_data_url."
 )
 
 
 def train(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="A model from [models] in numerflow.toml."),
+    dask: str | None = typer.Option(
+        None,
+        "--dask",
+        help="The Dask scheduler a 'distributed = true' model trains on with DaskLGBMRegressor, e.g. "
+        "tcp://HOST:8786 (default: [service] dask_scheduler).",
+    ),
 ) -> None:
     """Train a model (ensembles reuse trained members), score it on validation, save a version."""
     from numerflow.modeling.training import train_model
 
     st = state(ctx)
-    settings, engine = st.settings, st.engine
+    settings, book = st.settings, st.book
     with _progress() as update:
-        result = train_model(settings, name, engine=engine, progress=update)
+        result = train_model(
+            settings,
+            name,
+            book=book,
+            progress=update,
+            dask=dask or settings.service.dask_scheduler or None,
+        )
     rows = [(m.version.ref + (" (reused)" if m.reused else ""), m.scores) for m in result.members]
     rows.append((result.version.ref, result.scores))
-    console.print(scores_table("validation scores", rows))
+    if result.scores or result.members:
+        console.print(scores_table("validation scores", rows))
+    else:  # Crypto: Numerai's files have no validation part
+        console.print(f"no validation file to score on: [bold]numerflow cv {name}[/] scores it out of fold")
     stage = f" ({result.version.stage})" if result.version.stage else ""
     console.print(
         f"saved [bold]{result.version.ref}[/]{stage} in {result.version.path} ({result.duration_s:.1f}s)"
@@ -187,7 +210,7 @@ def cv(
         result = cross_validate_model(
             st.settings,
             name,
-            engine=st.engine,
+            book=st.book,
             progress=update,
             scheme=scheme,
             folds=folds,
@@ -201,6 +224,11 @@ def cv(
         f"out-of-fold CORR {s['mean']:+.4f}, sharpe {s['sharpe']:+.3f}, max drawdown "
         f"{s['max_drawdown']:.4f} over {int(s['n_eras'])} eras (run {result.run_id})"
     )
+    if "alpha_mean" in s:  # a Signals model: the Signals scores of the out-of-fold signal
+        console.print(
+            f"out-of-fold Alpha-like {s['alpha_mean']:+.4f} (sharpe {s['alpha_sharpe']:+.3f}), churn "
+            f"{s['churn_mean']:.3f}, turnover {s['turnover_mean']:.3f} against the date before"
+        )
 
 
 def tune(
@@ -221,7 +249,7 @@ def tune(
         result = tune_model(
             st.settings,
             name,
-            engine=st.engine,
+            book=st.book,
             n_trials=trials,
             objective=objective,
             timeout_s=timeout,
@@ -241,13 +269,11 @@ def tune(
 @models_app.command("list")
 def models_list(ctx: typer.Context, name: str | None = typer.Argument(None, help="Only this model.")) -> None:
     """Every saved version with its stage and headline validation scores."""
-    from numerflow.modeling.registry import list_versions
-
     st = state(ctx)
     table = _table("model versions")
     for col in ("version", "stage", "algorithm", "CORR", "sharpe", "MMC", "created"):
         table.add_column(col, no_wrap=True, justify="right" if col in ("CORR", "sharpe", "MMC") else "left")
-    for v in list_versions(st.engine, name):
+    for v in st.book.list_versions(name):
         table.add_row(
             v.ref,
             v.stage or "",
@@ -266,8 +292,8 @@ def models_show(ctx: typer.Context, ref: str = typer.Argument(..., help="NAME or
     from numerflow.modeling.predict import load_version, resolve_version
 
     st = state(ctx)
-    info = resolve_version(st.engine, ref)
-    model = load_version(st.settings, st.engine, info.ref)
+    info = resolve_version(st.book, ref)
+    model = load_version(st.settings, st.book, info.ref)
     manifest = dict(model.manifest)
     feats = manifest.pop("features", None)
     console.print(f"[bold]{info.ref}[/] stage={info.stage or '-'} path={info.path} (files verified)")
@@ -287,7 +313,6 @@ def models_promote(
     """Make a version the champion (or challenger) of its model."""
     from numerflow.errors import NotFoundError
     from numerflow.modeling.artifacts import parse_ref
-    from numerflow.modeling.registry import promote
 
     name, version = parse_ref(ref)
     if version is None:
@@ -295,17 +320,16 @@ def models_promote(
     from numerflow.modeling.predict import load_version
 
     # never deploy a version whose files are gone or changed: the round would fail later
-    load_version(state(ctx).settings, state(ctx).engine, f"{name}@{version}")
-    info = promote(state(ctx).engine, name, version, stage)
+    book = state(ctx).book
+    load_version(state(ctx).settings, book, f"{name}@{version}")
+    info = book.promote(name, version, stage)
     console.print(f"{info.ref} is now the {stage} of {name}")
 
 
 @models_app.command("rollback")
 def models_rollback(ctx: typer.Context, name: str = typer.Argument(..., help="Model name.")) -> None:
     """Put the previous champion back."""
-    from numerflow.modeling.registry import rollback
-
-    info = rollback(state(ctx).engine, name)
+    info = state(ctx).book.rollback(name)
     console.print(f"rolled back: {info.ref} is the champion of {name} again")
 
 
@@ -315,7 +339,7 @@ def runs(
     limit: int = typer.Option(30, help="How many, newest first."),
 ) -> None:
     """Train, CV and tuning runs: parameters, outcome, scores and duration."""
-    from numerflow.modeling.registry import list_runs
+    from numerflow.store.queries.registry import list_runs
 
     table = _table("runs")
     for col in ("id", "kind", "model", "version", "status", "CORR", "sharpe", "seconds", "started"):
@@ -345,11 +369,11 @@ def predict(
     data: str = typer.Option("live", "--data", help="live, validation or a parquet path."),
     out: Path = typer.Option(Path("predictions.csv"), "--out", "-o", help="CSV to write (id,prediction)."),
 ) -> None:
-    """Write predictions of a saved version as id,prediction in (0, 1)."""
+    """Write predictions of a saved version as id,prediction in (0, 1) (Signals: numerai_ticker,signal)."""
     from numerflow.modeling.predict import predict_to_file
 
     st = state(ctx)
-    written = predict_to_file(st.settings, st.engine, ref, data, out)
+    written = predict_to_file(st.settings, st.book, ref, data, out)
     n = sum(1 for _ in written.open()) - 1
     console.print(f"wrote {n:,} predictions of {ref} to {written}")
 

@@ -10,6 +10,7 @@ from rich import box
 from rich.table import Table
 
 from numerflow.cli.context import console, state
+from numerflow.cli.modeling import DASK_HELP
 
 if TYPE_CHECKING:
     from numerflow.portfolio.attribution import Attribution
@@ -215,6 +216,7 @@ def backtest(
     last: str | None = typer.Option(None, "--to", help="Last era to trade (default: the last with targets)."),
     retrain_every: int = typer.Option(20, "--retrain-every", help="Refit every N eras."),
     stake: float = typer.Option(100.0, "--stake", help="Starting stake in NMR."),
+    dask: str | None = typer.Option(None, "--dask", help=DASK_HELP),
 ) -> None:
     """Walk-forward backtest with Numerai's payout rules: folds, payout figures, a saved ledger."""
     from numerflow.cli.modeling import _progress
@@ -230,6 +232,7 @@ def backtest(
             retrain_every=retrain_every,
             stake_nmr=stake,
             progress=update,
+            dask=dask or st.settings.service.dask_scheduler or None,
         )
     print_backtest(result)
 

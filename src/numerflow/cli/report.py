@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -52,54 +52,57 @@ def summary_table(summary: pd.DataFrame, title: str) -> Table:
     return table
 
 
-def report(
-    ctx: typer.Context,
-    predictions: Path = typer.Argument(
-        ..., help="Predictions file (CSV or parquet): id + prediction column(s)."
+Predictions = Annotated[
+    Path, typer.Argument(help="Predictions file (CSV or parquet): id + prediction column(s).")
+]
+Data = Annotated[
+    Path | None,
+    typer.Option("--data", help="Validation data (default: <data_dir>/<version>/validation.parquet)."),
+]
+MetaModel = Annotated[
+    Path | None,
+    typer.Option(
+        "--meta-model", help="Meta model file (default: meta_model.parquet beside the data, if any)."
     ),
-    data: Path | None = typer.Option(
-        None, "--data", help="Validation data (default: <data_dir>/<version>/validation.parquet)."
-    ),
-    meta_model: Path | None = typer.Option(
-        None,
-        "--meta-model",
-        help="Meta model file (default: meta_model.parquet beside the data, if any).",
-    ),
-    benchmarks: Path | None = typer.Option(
-        None,
+]
+Benchmarks = Annotated[
+    Path | None,
+    typer.Option(
         "--benchmarks",
         help="Benchmark models file (default: validation_benchmark_models.parquet beside the data).",
     ),
-    benchmark_column: str | None = typer.Option(None, "--benchmark-column", help="Benchmark model for BMC."),
-    target: str = typer.Option("target", "--target", help="Target column to score against."),
-    features: str = typer.Option(
-        "fncv3_features", "--features", help="Feature set for FNC and exposure ('none' to skip)."
-    ),
-    out: Path = typer.Option(Path("report.html"), "--out", "-o", help="Where to write the HTML report."),
+]
+Features = Annotated[
+    str, typer.Option("--features", help="Feature set for FNC and exposure ('none' to skip).")
+]
+BenchmarkColumn = Annotated[str | None, typer.Option("--benchmark-column", help="Benchmark model for BMC.")]
+Out = Annotated[Path, typer.Option("--out", "-o", help="Where to write the HTML report.")]
+
+
+def report(
+    ctx: typer.Context,
+    predictions: Predictions,
+    data: Data = None,
+    meta_model: MetaModel = None,
+    benchmarks: Benchmarks = None,
+    benchmark_column: BenchmarkColumn = None,
+    target: Annotated[str, typer.Option("--target", help="Target column to score against.")] = "target",
+    features: Features = "fncv3_features",
+    out: Out = Path("report.html"),
 ) -> None:
     """Score predictions on validation data (CORR, MMC, BMC, FNC, sharpe, drawdown, exposure, payout)."""
     from numerflow.data.download import local_path
-    from numerflow.report import files_beside, score_validation, write_html_report
+    from numerflow.report import score_files, write_html_report
 
     if data is None:
         settings = state(ctx).settings
         data = local_path(settings.data_dir, settings.numerai.data_version, "validation.parquet")
-    meta_beside, benchmarks_beside = files_beside(data)
-    meta_model = meta_model or meta_beside
-    benchmarks = benchmarks or benchmarks_beside
-    feature_set = None if features.lower() == "none" else features
     with console.status("scoring..."):
-        scores = score_validation(
-            predictions,
-            data,
-            target=target,
-            meta_model=meta_model,
-            benchmark=benchmarks,
-            benchmark_column=benchmark_column,
-            features=feature_set,
-        )
-    summary = scores.summary
-    console.print(summary_table(summary, f"{predictions.name} on {data.name} ({target})"))
+        scores = score_files(
+            predictions, data, target=target, meta_model=meta_model, benchmarks=benchmarks,
+            benchmark_column=benchmark_column, features=features,
+        )  # fmt: skip
+    console.print(summary_table(scores.summary, f"{predictions.name} on {data.name} ({target})"))
     for note in scores.notes:
         console.print(f"[dim]{note}[/]")
     written = write_html_report(scores, out, title=f"{predictions.name} — validation report")

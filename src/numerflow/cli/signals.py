@@ -1,4 +1,4 @@
-"""``numerflow signals prices synth|check`` and ``numerflow signals features``: price data for Signals.
+"""``numerflow signals data``, ``signals prices synth|check`` and ``signals features``: data for Signals.
 
 Thin: each command parses its options, calls one function of data/ or modeling/, and renders the result.
 """
@@ -6,14 +6,22 @@ Thin: each command parses its options, calls one function of data/ or modeling/,
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from numerflow.cli.context import console
+from numerflow.cli.context import console, state
 from numerflow.errors import DataCheckError, DataError
+
+if TYPE_CHECKING:
+    from numerflow.data.prices import PriceReport
 
 _SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "dim"}
 
+# the price checks' options, shared by `signals prices check` and `signals data`
+SPLIT_THRESHOLD = typer.Option(0.5, "--split-threshold", min=0.01, help="Flag day moves over this.")
+MAX_GAP_DAYS = typer.Option(5, "--max-gap-days", min=1, help="Flag more missing trading days.")
+STALE_DAYS = typer.Option(10, "--stale-days", min=2, help="Flag a close unchanged this long.")
 COLUMN_HELP = "Your column for a field, FIELD=COLUMN (fields: ticker, date, open, high, low, close, volume)."
 
 
@@ -54,15 +62,11 @@ def prices_check(
     universe: Path | None = typer.Option(
         None, "--universe", help="Map the tickers to this universe file (numerai_ticker column)."
     ),
-    split_threshold: float = typer.Option(
-        0.5, "--split-threshold", min=0.01, help="Flag day moves over this."
-    ),
-    max_gap_days: int = typer.Option(5, "--max-gap-days", min=1, help="Flag more missing trading days."),
-    stale_days: int = typer.Option(10, "--stale-days", min=2, help="Flag a close unchanged this long."),
+    split_threshold: float = SPLIT_THRESHOLD,
+    max_gap_days: int = MAX_GAP_DAYS,
+    stale_days: int = STALE_DAYS,
 ) -> None:
     """Check daily prices: duplicates, gaps, zero/negative prices, split-like jumps, stale series."""
-    from rich.table import Table
-
     from numerflow.data.prices import read_checked_prices
 
     report = read_checked_prices(
@@ -73,17 +77,17 @@ def prices_check(
         max_gap_days=max_gap_days,
         stale_days=stale_days,
     )
+    show_price_report(path, report)
+
+
+def show_price_report(path: Path, report: PriceReport) -> None:
+    """The rows and dates read, one line per problem, the ticker mapping; DataCheckError on errors."""
     prices = report.prices
     span = f", {prices['date'].min().date()} .. {prices['date'].max().date()}" if len(prices) else ""
     console.print(f"{path}: {len(prices):,} rows, {prices['ticker'].nunique():,} tickers{span}")
-    if report.issues:
-        table = Table(show_header=True)
-        for col in ("severity", "check", "finding"):
-            table.add_column(col, overflow="fold")
-        for issue in report.issues:
-            style = _SEVERITY_STYLE[issue.severity]
-            table.add_row(f"[{style}]{issue.severity}[/]", issue.check, issue.message)
-        console.print(table)
+    for issue in report.issues:  # one line per problem, never wrapped, so that grep finds it whole
+        style = _SEVERITY_STYLE[issue.severity]
+        console.print(f"[{style}]{issue.severity}[/] {issue.check}: {issue.message}", soft_wrap=True)
     if report.mapping is not None:
         for line in report.mapping.lines():
             console.print(f"mapping: {line}")
@@ -122,12 +126,55 @@ def features(
     )
 
 
+def data(
+    ctx: typer.Context,
+    files: list[str] = typer.Argument(None, help="Files like train.parquet (default: all of the version)."),
+    crypto: bool = typer.Option(False, "--crypto", help="Numerai Crypto's files (crypto/v2.0) instead."),
+    prices: Path | None = typer.Option(None, "--prices", help="Your daily prices: a file or a folder."),
+    column: list[str] | None = typer.Option(None, "--column", help=COLUMN_HELP),
+    universe: Path | None = typer.Option(
+        None, "--universe", help="Map --prices to this universe (default: the round's live.parquet)."
+    ),
+    split_threshold: float = SPLIT_THRESHOLD,
+    max_gap_days: int = MAX_GAP_DAYS,
+    stale_days: int = STALE_DAYS,
+    round_num: int | None = typer.Option(None, "--round", help="Round of the live files (default: current)."),
+    force: bool = typer.Option(False, "--force", help="Download again even when a cached copy matches."),
+) -> None:
+    """Download Numerai's Signals (or Crypto) files; check your prices and map them to Numerai's tickers."""
+    from numerflow.cli.data import download_progress, print_paths
+    from numerflow.data.signals_data import (
+        CRYPTO_TOURNAMENT,
+        SIGNALS_TOURNAMENT,
+        PriceCheck,
+        fetch_signals_data,
+    )
+    from numerflow.store.queries.downloads import DatasetManifest
+    from numerflow.tournament.client import NumeraiClient
+
+    st = state(ctx)
+    source = NumeraiClient.from_settings(st.settings, CRYPTO_TOURNAMENT if crypto else SIGNALS_TOURNAMENT)
+    with download_progress() as progress:
+        got = fetch_signals_data(
+            st.settings, source, files or None, crypto=crypto, prices=prices, columns=parse_columns(column),
+            universe=universe, check=PriceCheck(split_threshold, max_gap_days, stale_days),
+            manifest=DatasetManifest(st.engine), round_num=round_num, progress=progress, force=force,
+        )  # fmt: skip
+    print_paths(got.files)
+    if got.prices is not None and prices is not None:
+        console.print(f"prices mapped to the universe of {got.universe}")
+        show_price_report(prices, got.prices)
+
+
 def register(app: typer.Typer) -> None:
     """Attach this module's commands to the root app."""
-    signals = typer.Typer(help="Numerai Signals: price data and price features.", no_args_is_help=True)
+    signals = typer.Typer(
+        help="Numerai Signals: Numerai's files, your price data and price features.", no_args_is_help=True
+    )
     prices = typer.Typer(help="Daily price data: synthesize or check.", no_args_is_help=True)
     app.add_typer(signals, name="signals")
     signals.add_typer(prices, name="prices")
     prices.command("synth")(prices_synth)
     prices.command("check")(prices_check)
     signals.command("features")(features)
+    signals.command("data")(data)

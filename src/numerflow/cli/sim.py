@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import inspect
 import socket
+from collections.abc import Callable
+from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import Any, get_type_hints
 
 import typer
 
 from numerflow.cli.context import console, state
+from numerflow.cli.sim_options import SimServeOptions
+from numerflow.config import SimSettings
 from numerflow.errors import ApiUnavailableError, NumerflowError
 
 sim_app = typer.Typer(help="A local Numerai-compatible tournament: serve it, move its clock, inject faults.")
@@ -74,157 +79,48 @@ def register(app: typer.Typer) -> None:
     app.add_typer(sim_app, name="sim")
 
 
-@sim_app.command("serve")
-def serve(
-    ctx: typer.Context,
-    port: int | None = typer.Option(
-        None, "--port", help="Port (default [sim] port, 8765; 0 = any free port)."
-    ),
-    host: str | None = typer.Option(None, "--host", help="Interface to listen on (default 127.0.0.1)."),
-    state_dir: Path | None = typer.Option(
-        None, "--state", help="State folder (default [sim] data_dir, ./sim)."
-    ),
-    data: Path | None = typer.Option(
-        None,
-        "--data",
-        help="Serve this synthetic dataset (made by 'numerflow data synth') instead of generating one.",
-    ),
-    clock_speed: float | None = typer.Option(None, "--clock-speed", help="Sim seconds per real second."),
-    start: str | None = typer.Option(
-        None,
-        "--start",
-        help="Calendar time a new state starts at, ISO-8601 UTC (e.g. 2026-11-24T12:00:00Z; default now). "
-        "A state folder that already has a clock keeps it.",
-    ),
-    seed: int = typer.Option(0, "--seed", help="Seed of the synthetic world and the fault dice."),
-    rows_per_era: int = typer.Option(
-        5000, "--rows-per-era", help="Rows per generated era and per live era (Numerai's live: ~6,700)."
-    ),
-    n_features: int = typer.Option(60, "--features", help="Features of the generated data."),
-    n_eras: int = typer.Option(60, "--eras", help="Historical eras of the generated data."),
-    signal: float | None = typer.Option(
-        None, "--signal", min=0.0, help="Signal strength of the generated data (default: Numerai-like)."
-    ),
-    accounts: Path | None = typer.Option(
-        None, "--accounts", help="TOML/JSON file of extra accounts and models."
-    ),
-    username: str | None = typer.Option(None, "--username", help="First account's name (default sim_user)."),
-    public_id: str | None = typer.Option(
-        None, "--public-id", help="First account's key id (default SIMPUBLICID)."
-    ),
-    secret_key: str | None = typer.Option(None, "--secret-key", help="Its secret (default SIMSECRETKEY)."),
-    model_names: str | None = typer.Option(
-        None, "--models", help="Comma-separated model names of the first account (default sim_model_1..5)."
-    ),
-    auto_rounds: bool = typer.Option(
-        True, "--auto-rounds/--manual-rounds", help="Open rounds Tue–Sat 13:00."
-    ),
-    window_hours: float = typer.Option(1.0, "--round-window-hours", help="How long a round stays open."),
-    rule_name: str = typer.Option(
-        "current",
-        "--payout-rule",
-        help="Numerai's payout rule: current (0.75·CORR + 2.25·MMC) or 2024 (0.5/2).",
-    ),
-    w_corr: float | None = typer.Option(
-        None, "--corr-multiplier", help="Payout weight of CORR (overrides the rule)."
-    ),
-    w_mmc: float | None = typer.Option(
-        None, "--mmc-multiplier", help="Payout weight of MMC (overrides the rule)."
-    ),
-    clip: float | None = typer.Option(
-        None, "--payout-clip", help="Payout clip per round, fraction of stake."
-    ),
-    threshold: float | None = typer.Option(
-        None, "--stake-threshold", help="payout_factor = min(1, this / total at risk); Classic: 72000."
-    ),
-    rest_at_risk: float | None = typer.Option(
-        None,
-        "--rest-at-risk",
-        help="NMR the rest of the tournament has at risk, counted in the payout factor (default 300000).",
-    ),
-    fault_5xx: float = typer.Option(0.0, "--fault-5xx", help="Share of requests answered 503."),
-    fault_slow: float = typer.Option(0.0, "--fault-slow", help="Share of answers delayed --fault-slow-s."),
-    fault_slow_s: float = typer.Option(2.0, "--fault-slow-s", help="Delay of a slow answer, seconds."),
-    fault_hang: float = typer.Option(
-        0.0, "--fault-hang", help="Share of answers that hang (--fault-hang-s)."
-    ),
-    fault_hang_s: float = typer.Option(3600.0, "--fault-hang-s", help="How long a hang lasts, seconds."),
-    fault_drop: float = typer.Option(
-        0.0, "--fault-drop-download", help="Share of downloads cut off halfway."
-    ),
-    fault_put: float = typer.Option(0.0, "--fault-upload-fail", help="Share of upload PUTs refused (403)."),
-    fault_create: float = typer.Option(
-        0.0, "--fault-create-error", help="Share of create_submission calls recorded, then answered 504."
-    ),
-    crowd: int | None = typer.Option(
-        None,
-        "--crowd",
-        help="Simulated participants submitting every round (their mean is the meta model; kept; default 0).",
-    ),
-    fault_head: float = typer.Option(
-        0.0, "--fault-refuse-head", help="Share of file HEADs refused with 403 (as presigned S3 URLs do)."
-    ),
-    signals_tickers: int | None = typer.Option(
-        None,
-        "--signals-tickers",
-        min=100,
-        help="Tickers in the Signals universe (made on first Signals use; kept; default 500).",
-    ),
-) -> None:
-    """Serve the simulator in the foreground until Ctrl-C (state is kept in the state folder)."""
-    from numerflow.metrics.payout import payout_rule
-    from numerflow.simulator import FaultConfig, TournamentEngine
+def _options_of(cls: type) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Give a command ``(ctx, **options)`` one Typer option per field of the dataclass ``cls``: the flag and
+    help from the field's metadata, the default and type from the field."""
 
-    rule = payout_rule(rule_name, w_corr=w_corr, w_mmc=w_mmc, clip=clip, stake_threshold=threshold)
+    def decorate(func: Callable[..., None]) -> Callable[..., None]:
+        hints = get_type_hints(cls)
+        params = [inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)]
+        for f in fields(cls):
+            click = {k: v for k, v in f.metadata.items() if k not in ("flag", "help")}
+            option = typer.Option(f.default, f.metadata["flag"], help=f.metadata["help"], **click)
+            kind = inspect.Parameter.KEYWORD_ONLY
+            params.append(inspect.Parameter(f.name, kind, default=option, annotation=hints[f.name]))
+        func.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+        func.__annotations__ = {p.name: p.annotation for p in params}
+        return func
+
+    return decorate
+
+
+@sim_app.command("serve")
+@_options_of(SimServeOptions)
+def serve(ctx: typer.Context, **options: Any) -> None:
+    """Serve the simulator in the foreground until Ctrl-C (state is kept in the state folder)."""
     settings = state(ctx).settings
-    sim = settings.sim
-    folder = state_dir or (sim.data_dir if sim.data_dir.is_absolute() else settings.base_dir / sim.data_dir)
-    faults = FaultConfig(
-        http_5xx_rate=fault_5xx,
-        slow_rate=fault_slow,
-        slow_s=fault_slow_s,
-        hang_rate=fault_hang,
-        hang_s=fault_hang_s,
-        drop_download_rate=fault_drop,
-        upload_fail_rate=fault_put,
-        create_error_rate=fault_create,
-        refuse_head_rate=fault_head,
-    )
+    _serve(SimServeOptions(**options), settings.sim, settings.base_dir)
+
+
+def _serve(opts: SimServeOptions, sim: SimSettings, base_dir: Path) -> None:
+    """Make the engine the options describe, listen, print its status and keys, and serve until Ctrl-C."""
+    from numerflow.simulator import TournamentEngine
+
+    folder = opts.state_folder(sim, base_dir)
+    kwargs = opts.engine_kwargs(sim)  # bad values fail before anything is made
     console.print(
         f"preparing the simulator in [bold]{folder}[/] (synthetic data is generated on first start)"
     )
-    engine = TournamentEngine(
-        folder,
-        seed=seed,
-        clock_speed=clock_speed if clock_speed is not None else sim.clock_speed,
-        accounts_file=accounts,
-        faults=faults,
-        rows_per_era=rows_per_era,
-        n_features=n_features,
-        n_eras=n_eras,
-        signal=signal,
-        data_dir=data,
-        auto_rounds=auto_rounds,
-        round_window_hours=window_hours,
-        payout=rule,
-        rest_at_risk=rest_at_risk,
-        start=start,
-        default_account={
-            "username": username,
-            "public_id": public_id,
-            "secret_key": secret_key,
-            "models": [m.strip() for m in model_names.split(",") if m.strip()] if model_names else None,
-        },
-        crowd=crowd,
-        signals_tickers=signals_tickers,
-    )
-    sock, url = _listen(host or sim.host, sim.port if port is None else port, engine)
+    engine = TournamentEngine(folder, **kwargs)
+    sock, url = _listen(*opts.address(sim), engine)
     _print_status(engine.status())
     console.print(f"serving on {url}", soft_wrap=True, highlight=False)
     console.print(
-        "first account's keys (unless the state folder already had accounts): "
-        f"NUMERAI_PUBLIC_ID={public_id or 'SIMPUBLICID'} "
-        f"NUMERAI_SECRET_KEY={'<--secret-key>' if secret_key else 'SIMSECRETKEY'}"
+        f"first account's keys (unless the state folder already had accounts): {opts.keys_line()}"
         " (Ctrl-C to stop)",
         soft_wrap=True,
     )

@@ -33,10 +33,12 @@ def print_round_report(report: RoundReport) -> None:
     table = Table(title=f"round {report.round_number}", title_justify="left")
     for col in ("numerai model", "model", "status", "submission", "rows", "seconds"):  # id shortened
         table.add_column(col, overflow="fold")
+    from numerflow.tournament.client import TOURNAMENT_NAMES
+
     for o in report.outcomes:
         style = _STATUS_STYLE.get(o.status, "")
         table.add_row(
-            o.numerai_model,
+            o.numerai_model if o.tournament == 8 else f"{o.numerai_model} ({TOURNAMENT_NAMES[o.tournament]})",
             o.model_ref,
             f"[{style}]{o.status}[/]" if style else o.status,
             o.submission_id[:8],
@@ -46,6 +48,9 @@ def print_round_report(report: RoundReport) -> None:
     console.print(table)
     for o in report.failed:
         console.print(f"[red]{o.status}[/] {o.numerai_model} ({o.model_ref}): {o.error}", soft_wrap=True)
+    for o in report.outcomes:
+        if o.note:
+            console.print(f"{o.numerai_model}: {o.note}", soft_wrap=True)
     failed = len(report.failed)
     summary = f"{len(report.submitted)} submitted, {len(report.outcomes) - len(report.submitted) - failed} "
     summary += f"already done, {failed} failed in {report.seconds:.1f}s"
@@ -61,31 +66,43 @@ def print_round_report(report: RoundReport) -> None:
 
 
 def print_performance(rows: list[PerfRow]) -> None:
-    """Per model, a table of its rounds: latest daily scores, cumulative CORR/MMC, payout and status;
+    """Per model, a table of its rounds: latest daily scores under the tournament's own names (Classic
+    CORR/MMC/BMC/FNC and cumulative CORR/MMC, Signals ALPHA/MPC/CORRv4, Crypto MMC/CORR), payout, status;
     then the settled payout total. Fits 80 columns."""
     from rich import box
     from rich.table import Table
 
+    from numerflow.metrics.names import TOURNAMENT_KINDS, label
+    from numerflow.tournament.client import TOURNAMENT_NAMES
+
     def f(v: float | None, digits: int = 4) -> str:
         return "" if v is None else f"{v:.{digits}f}"
 
-    cols = ["round", "day", "CORR", "MMC", "BMC", "FNC", "ΣCORR", "ΣMMC", "payout", "status"]
     for name in sorted({r.numerai_model for r in rows}):
-        table = Table(
-            *cols, box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 0), title=name, title_justify="left"
-        )
         mine = [r for r in rows if r.numerai_model == name]
+        tournament = mine[0].tournament
+        kinds = TOURNAMENT_KINDS.get(tournament, TOURNAMENT_KINDS[8])
+        classic = tournament == 8
+        cols = ["round", "day", *(label(k) for k in kinds), *(("ΣCORR", "ΣMMC") if classic else ())]
+        title = name if classic else f"{name} ({TOURNAMENT_NAMES.get(tournament, tournament)})"
+        table = Table(
+            *cols,
+            "payout",
+            "status",
+            box=box.SIMPLE_HEAD,
+            pad_edge=False,
+            padding=(0, 0),
+            title=title,
+            title_justify="left",
+        )
         for r in mine:
             status = r.payout_status or ("resolved" if r.resolved else "scoring")
+            cums = (f(r.cum_corr), f(r.cum_mmc)) if classic else ()
             table.add_row(
                 str(r.round_number),
                 str(r.day),
-                f(r.corr),
-                f(r.mmc),
-                f(r.bmc),
-                f(r.fnc),
-                f(r.cum_corr),
-                f(r.cum_mmc),
+                *(f(r.score(k)) for k in kinds),
+                *cums,
                 "" if r.payout_nmr is None else f"{r.payout_nmr:+.4f}",
                 status,
             )
@@ -93,6 +110,18 @@ def print_performance(rows: list[PerfRow]) -> None:
         settled = [r.payout_nmr for r in mine if r.payout_status == "settled" and r.payout_nmr is not None]
         if settled:
             console.print(f"{name}: settled payouts {sum(settled):+.4f} NMR", soft_wrap=True)
+
+
+def parse_tournament(value: str | None) -> int | None:
+    """``--tournament``: classic | signals | crypto (or 8, 11, 12); None or ``all`` for every one."""
+    from numerflow.tournament.client import tournament_id
+
+    if value is None or value.strip().lower() == "all":
+        return None
+    return tournament_id(value)
+
+
+TOURNAMENT_HELP = "classic, signals, crypto (or 8, 11, 12); default: all three."
 
 
 rounds = typer.Typer(help="The daily round: submit every deployed model once.", no_args_is_help=True)
@@ -191,14 +220,15 @@ def submit(
 def perf_show(
     ctx: typer.Context,
     model: str | None = typer.Option(None, "--model", "-m", help="Only this Numerai model."),
+    tournament: str | None = typer.Option(None, "--tournament", "-t", help=TOURNAMENT_HELP),
 ) -> None:
-    """Per-round scores (latest day), payouts and cumulative CORR/MMC from the database."""
+    """Per-round scores (latest day) under each tournament's own names, and payouts, from the database."""
     if ctx.invoked_subcommand is not None:
         return
 
     from numerflow.tournament.performance import performance_table
 
-    rows = performance_table(state(ctx).engine, model)
+    rows = performance_table(state(ctx).engine, model, tournament=parse_tournament(tournament))
     if not rows:
         console.print(
             "no scores yet; run [bold]numerflow perf sync[/] after a round has scored", soft_wrap=True
@@ -212,14 +242,19 @@ def perf_show(
 def perf_sync(
     ctx: typer.Context,
     model: list[str] = typer.Option([], "--model", "-m", help="Only these Numerai models (repeatable)."),
+    tournament: str | None = typer.Option(None, "--tournament", "-t", help=TOURNAMENT_HELP),
 ) -> None:
-    """Pull per-round scores and payouts of every model into the database."""
+    """Pull per-round scores and payouts of every model (Classic, Signals, Crypto) into the database."""
     from numerflow.tournament.performance import sync_performance
 
     st = state(ctx)
-    rep = sync_performance(st.settings, st.engine, _client(ctx), slots=list(model) or None)
+    only = parse_tournament(tournament)
+    rep = sync_performance(
+        st.settings, st.engine, _client(ctx), slots=list(model) or None, tournaments=[only] if only else None
+    )
     console.print(
-        f"synced {rep.models} models: {rep.scores} scores and {rep.payouts} payouts updated",
+        f"synced {rep.models} models: {rep.scores} scores and {rep.payouts} payouts updated"
+        + (f", {rep.daily} Signals daily profile values" if rep.daily else ""),
         soft_wrap=True,
     )
     for slot, error in rep.failed.items():

@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from numerflow.errors import DataError
+from numerflow.errors import DataError, NotFoundError
 
 if TYPE_CHECKING:
     from numerflow.data.download import DatasetSource
@@ -120,9 +120,20 @@ def group_datasets(names: Sequence[str]) -> dict[str, list[str]]:
     return dict(sorted(out.items(), key=lambda kv: _version_key(kv[0]), reverse=True))
 
 
-def available_datasets(source: DatasetSource, round_num: int | None = None) -> dict[str, list[str]]:
-    """Versions and their files as the API lists them."""
-    return group_datasets(source.list_datasets(round_num))
+def available_datasets(
+    source: DatasetSource, round_num: int | None = None, *, version: str | None = None
+) -> dict[str, list[str]]:
+    """Versions and their files as the API lists them; only ``version`` when given (NotFoundError when the
+    server does not offer it)."""
+    offered = group_datasets(source.list_datasets(round_num))
+    if version is None:
+        return offered
+    if version not in offered:
+        raise NotFoundError(
+            f"data version '{version}' is not offered by the server "
+            f"(it has: {', '.join(offered) or 'none'}); pass one of those to --version"
+        )
+    return {version: offered[version]}
 
 
 def _version_key(version: str) -> tuple:

@@ -175,9 +175,9 @@ def download_files(
     """
     data_dir = Path(data_dir)
     listing = source.list_datasets(round_num)
-    offered = {n.partition("/")[2]: n for n in listing if n.startswith(f"{version}/")}
-    if not offered:
-        versions = ", ".join(sorted({n.partition("/")[0] for n in listing if "/" in n}, reverse=True))
+    offered = {n.removeprefix(f"{version}/"): n for n in listing if n.startswith(f"{version}/")}
+    if not offered:  # a version is the folder part of a name: v5.3, signals/v2.1
+        versions = ", ".join(sorted({n.rpartition("/")[0] for n in listing if "/" in n}, reverse=True))
         raise DataError(
             f"data version '{version}' is not offered by the server (it has: {versions or 'none'}); "
             "set numerai.data_version or pass --version"

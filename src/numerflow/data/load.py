@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 
 from numerflow.data.catalog import FeatureCatalog, features_json_for
 from numerflow.data.footer import tail_footers
+from numerflow.data.sources import Source, as_source, is_remote, open_source, source_name
 from numerflow.errors import DataError
 
 if TYPE_CHECKING:
@@ -106,23 +107,30 @@ class Dataset:
 
 
 def open_parquet(
-    path: Path, read_dictionary: list[str] | None = None, *, system_pool: bool = False
+    path: Source, read_dictionary: list[str] | None = None, *, system_pool: bool = False
 ) -> pq.ParquetFile:
-    """Open a parquet file; a missing, corrupt or truncated file is a one-line DataError.
+    """Open a parquet file (a path, or an fsspec URL: :mod:`numerflow.data.sources`); a missing, corrupt
+    or truncated file is a one-line DataError.
 
     ``system_pool``: the file decodes into jemalloc (glibc's malloc where pyarrow has no jemalloc) instead
     of pyarrow's default, mimalloc, which keeps ~20 MB of freed batches where :func:`_release_memory`
     gets those of jemalloc and glibc back to the OS.
     """
-    if not path.exists():
+    path = as_source(path)
+    if is_remote(path):
+        source = open_source(str(path))  # a file object pyarrow reads by ranges; missing: DataError
+    elif not path.exists():
         raise DataError(f"{path}: file not found; run 'numerflow data download' or 'numerflow data synth'")
-    if path.is_dir():
+    elif path.is_dir():
         raise DataError(f"{path}: is a folder, not a parquet file")
+    else:
+        source = path
     try:
-        # no pre-buffering: it holds a whole row group's column chunks in memory at once (~75 MB more
-        # peak on a 200-era file) and buys nothing on a local disk
-        return _parquet_file(path, system_pool, read_dictionary=read_dictionary, pre_buffer=False)
-    except (pa.ArrowException, OSError) as exc:
+        # no pre-buffering on a local disk: it holds a whole row group's column chunks in memory at once
+        # (~75 MB more peak on a 200-era file) and buys nothing there; over a network it turns a column
+        # batch's many small range reads into a few large ones
+        return _parquet_file(source, system_pool, read_dictionary=read_dictionary, pre_buffer=is_remote(path))
+    except (pa.ArrowException, OSError, ValueError) as exc:  # ValueError: fsspec (no range requests...)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(
             f"{path}: not a readable parquet file ({first}); it may be truncated or corrupt, "
@@ -133,7 +141,7 @@ def open_parquet(
 _POOL_LOCK = threading.Lock()
 
 
-def _parquet_file(path: Path, system_pool: bool, **kwargs: object) -> pq.ParquetFile:
+def _parquet_file(path: object, system_pool: bool, **kwargs: object) -> pq.ParquetFile:
     if not system_pool:
         return pq.ParquetFile(path, **kwargs)
     # a ParquetFile decodes into the default pool of the moment it is made: make it ours for that moment
@@ -175,15 +183,18 @@ def _index_column(path: Path, pf: pq.ParquetFile) -> str:
 
 
 def _select_features(
-    path: Path, names: list[str], features: str | Sequence[str] | None, catalog: FeatureCatalog | None
+    path: Source, names: list[str], features: str | Sequence[str] | None, catalog: FeatureCatalog | None
 ) -> list[str]:
     if features is None:
         return []
     if isinstance(features, str):
         if catalog is None:
-            beside = features_json_for(path)
-            if not beside.exists() and features == "all":
+            if is_remote(path) and features != "all":
+                raise DataError(f"{path}: give the feature names (or a catalog) to read a set from a URL")
+            beside = features_json_for(path) if isinstance(path, Path) else None
+            if (beside is None or not beside.exists()) and features == "all":
                 return [n for n in names if n.startswith("feature_")]
+            assert beside is not None
             catalog = FeatureCatalog.load(beside)
         selected = catalog.features(features)
         label = f"feature set '{features}'"
@@ -295,7 +306,7 @@ def _as_str_array(arr: pa.ChunkedArray | pa.Array) -> np.ndarray:
 
 
 def load_dataset(
-    path: Path | str,
+    path: Source,
     *,
     features: str | Sequence[str] | None = "all",
     catalog: FeatureCatalog | None = None,
@@ -311,8 +322,9 @@ def load_dataset(
     None. ``targets``: None = every target column, ``"none"``/[] = none. ``eras``: None, an inclusive
     ``(first, last)`` pair of labels, or a list of labels; ``era_stride=4`` keeps every 4th selected era.
     ``data_type`` keeps rows of one type (validation.parquet holds "validation" and "test").
+    ``path`` may be a ``file://``, ``http(s)://``, ``s3://`` or ``gcs://`` URL (opened with fsspec).
     """
-    path = Path(path)
+    path = as_source(path)
     pf = _open_numerai(path)
     schema = pf.schema_arrow
     names = schema.names
@@ -368,8 +380,9 @@ def load_dataset(
     X = np.empty((n, len(feat_names)), dtype=np.float32 if missing_as_nan else np.int8)
     y = np.empty((n, len(target_names)), dtype=np.float32)
     id_sink = _IdSink(n)
-    tail = _tail_groups(tasks, pf.metadata, len(feat_names) * X.itemsize)
-    reader = _Reader(path, pf, tail_footers(path, pf.metadata, tail) if tail else {})
+    # (a local file only: over a network the footers would be fetched again)
+    tail = [] if is_remote(path) else _tail_groups(tasks, pf.metadata, len(feat_names) * X.itemsize)
+    reader = _Reader(path, pf, tail_footers(Path(path), pf.metadata, tail) if tail else {})
     del pf, schema
     try:
         _run_tasks(reader, tasks, X, y, id_sink)
@@ -379,7 +392,9 @@ def load_dataset(
         reader.close()
     if missing_as_nan and feat_names:
         _mark_missing_eras(X, era_codes, len(era_labels))
-    log.info("loaded %s: %d rows x %d features, %d eras", path.name, n, len(feat_names), len(era_labels))
+    log.info(
+        "loaded %s: %d rows x %d features, %d eras", source_name(path), n, len(feat_names), len(era_labels)
+    )
     return Dataset(
         X=X,
         feature_names=feat_names,
@@ -392,7 +407,7 @@ def load_dataset(
     )
 
 
-def _open_numerai(path: Path) -> pq.ParquetFile:
+def _open_numerai(path: Source) -> pq.ParquetFile:
     """Open a Numerai data file; era and data_type come back dictionary-encoded as the file stores them:
     no string decoding, and no pyarrow.compute (its first use alone costs ~40 MB of resident memory)."""
     pf = None
@@ -432,7 +447,7 @@ def _type_mask(path: Path, row_dtype: np.ndarray | None, data_type: str) -> np.n
 
 
 def count_rows(
-    path: Path | str,
+    path: Source,
     *,
     eras: EraSelection = None,
     era_stride: int = 1,
@@ -440,7 +455,7 @@ def count_rows(
 ) -> int:
     """How many rows :func:`load_dataset` would load with these arguments, from the era column alone
     (no feature is read): what a memory estimate needs before loading."""
-    path = Path(path)
+    path = as_source(path)
     pf = _open_numerai(path)
     names = pf.schema_arrow.names
     row_era, labels, row_dtype = _row_eras(path, pf, data_type is not None and "data_type" in names)
@@ -590,7 +605,7 @@ class _Reader:
     """The open file for each task's row group: the whole file, or, for the last row groups, a file
     opened on that row group's own footer. The whole file is let go once its last row group is read."""
 
-    def __init__(self, path: Path, pf: pq.ParquetFile, tail: dict[int, pq.FileMetaData]) -> None:
+    def __init__(self, path: Source, pf: pq.ParquetFile, tail: dict[int, pq.FileMetaData]) -> None:
         self.path, self.full, self.tail = path, pf, tail
         self.tail_groups = frozenset(tail)
         self.current: tuple[int, pq.ParquetFile] | None = None

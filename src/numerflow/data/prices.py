@@ -25,12 +25,12 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+from numerflow.config import PRICE_FIELDS  # one list: also the keys of [signals_models] price_columns
 from numerflow.data.checks import Issue, Severity
 from numerflow.errors import DataError, first_line
 
 log = logging.getLogger(__name__)
 
-PRICE_FIELDS = ("ticker", "date", "open", "high", "low", "close", "volume")
 REQUIRED_FIELDS = ("ticker", "date", "close")
 SUFFIXES = (".csv", ".csv.gz", ".parquet")
 
@@ -423,12 +423,13 @@ def read_checked_prices(
     path: Path | str,
     columns: PriceColumns | Mapping[str, str] | None = None,
     *,
-    universe: Path | str | None = None,
+    universe: Path | str | pd.DataFrame | None = None,
     split_threshold: float = 0.5,
     max_gap_days: int = 5,
     stale_days: int = 10,
 ) -> PriceReport:
-    """Load a price file or folder, check it, and (with ``universe``) map it to Numerai's tickers."""
+    """Load a price file or folder, check it, and (with ``universe``: a file, or a frame with
+    ``numerai_ticker``) map it to Numerai's tickers."""
     path = Path(path)
     prices = load_prices(path, columns)
     issues = check_prices(
@@ -440,5 +441,6 @@ def read_checked_prices(
     )
     mapping = None
     if universe is not None:
-        prices, mapping = map_to_universe(prices, read_universe(universe))
+        table = universe if isinstance(universe, pd.DataFrame) else read_universe(universe)
+        prices, mapping = map_to_universe(prices, table)
     return PriceReport(path=path, prices=prices, issues=issues, mapping=mapping)

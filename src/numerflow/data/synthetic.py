@@ -859,6 +859,95 @@ def generate_preset(
     )
 
 
+@dataclass(frozen=True)
+class SynthPlan:
+    """A checked request of ``numerflow data synth``: a preset (rows scaled) or a size; :meth:`write` it."""
+
+    out: Path
+    preset: str | None
+    scale: float
+    n_eras: int
+    rows_per_era: int
+    n_features: int
+    n_rows: int  # every row written, live included (for the rate the CLI prints)
+    validation_eras: int | None
+    test_eras: int
+    seed: int
+    signal: float
+    workers: int | None
+    label: str  # what is being generated, in words
+
+    def write(self) -> Path:
+        if self.preset is not None:
+            return generate_preset(
+                self.out,
+                self.preset,
+                scale=self.scale,
+                seed=self.seed,
+                signal=self.signal,
+                workers=self.workers,
+            )
+        return generate_dataset(
+            self.out,
+            n_eras=self.n_eras,
+            rows_per_era=self.rows_per_era,
+            n_features=self.n_features,
+            n_validation_eras=self.validation_eras,
+            n_test_eras=self.test_eras,
+            seed=self.seed,
+            signal=self.signal,
+            workers=self.workers,
+        )
+
+
+def plan_synth(
+    out: Path | str,
+    *,
+    preset: str | None = None,
+    scale: float = 1.0,
+    eras: int | None = None,
+    rows_per_era: int | None = None,
+    features: int | None = None,
+    validation_eras: int | None = None,
+    test_eras: int | None = None,
+    seed: int = 0,
+    signal: float | None = None,
+    workers: int | None = None,
+) -> SynthPlan:
+    """Check the options of ``data synth`` (a preset sets the shape itself; ``scale`` needs a preset) and
+    say what will be written; the defaults are 120 eras x 500 rows x 60 features, 4 test eras."""
+    strength = DEFAULT_SIGNAL if signal is None else signal
+    if preset is not None:
+        sizes = (
+            ("--eras", eras),
+            ("--rows-per-era", rows_per_era),
+            ("--features", features),
+            ("--validation-eras", validation_eras),
+            ("--test-eras", test_eras),
+        )
+        given = [flag for flag, value in sizes if value is not None]
+        if given:
+            raise DataError(
+                f"--preset {preset} sets eras, rows and features itself; drop {', '.join(given)} "
+                "(or use --scale to keep a fraction of the rows)"
+            )
+        spec, rows, live = preset_plan(preset, scale)
+        n_rows = sum(rows) + live
+        label = f"{preset}: {spec.n_eras} eras, {n_rows:,} rows x {spec.n_features} features"
+        return SynthPlan(
+            Path(out), preset, scale, spec.n_eras, 0, spec.n_features, n_rows, None, spec.test_eras, seed,
+            strength, workers, label,
+        )  # fmt: skip
+    if scale != 1.0:
+        raise DataError(f"--scale {scale} needs --preset; without one, give --rows-per-era instead")
+    n_eras, per_era, n_features = eras or 120, rows_per_era or 500, features or 60
+    label = f"{n_eras} eras x {per_era} rows x {n_features} features"
+    return SynthPlan(
+        Path(out), None, scale, n_eras, per_era, n_features, (n_eras + 1) * per_era, validation_eras,
+        4 if test_eras is None else test_eras, seed, strength, workers, label,
+    )  # fmt: skip
+
+
 # --------------------------------------------------------------------------- writing files
 # a feature value costs at least this many bytes on disk (dictionary + RLE/bit-packing + snappy of 5
 # levels); the generator refuses a dataset whose lower bound does not fit on the disk

@@ -140,6 +140,25 @@ def correlation_with(
     return _paired(preds, other, era, block, "correlation_with", min_rows, codes)
 
 
+def spearman_per_era(
+    a: np.ndarray, b: np.ndarray, era: np.ndarray | None = None, *, min_rows: int = MIN_ERA_ROWS
+) -> np.ndarray:
+    """Spearman rank correlation per era of each column of ``a`` with ``b`` (one column, or paired): (E, k).
+
+    Pearson of the tie-kept (average) ranks, as ``scipy.stats.spearmanr`` and pandas'
+    ``corr(method="spearman")``. Rows with NaN on either side are dropped per pair; without ``era`` all
+    rows form one era. Numerai Signals' ICv2 and RIC are this against a target.
+    """
+    a2 = as_2d(a, "a")
+    era_arr = np.zeros(len(a2), dtype=np.int64) if era is None else np.asarray(era)
+
+    def block(x: np.ndarray, y: np.ndarray) -> float:
+        r = rank_block(np.column_stack([x, y]))
+        return float(pearson_cols(r[:, 1], r[:, :1])[0])
+
+    return _paired(a2, b, era_arr, block, "spearman_per_era", min_rows)
+
+
 def churn(
     previous: np.ndarray, current: np.ndarray, era: np.ndarray | None = None, *, min_rows: int = MIN_ERA_ROWS
 ) -> np.ndarray:
@@ -149,10 +168,5 @@ def churn(
     rows with NaN on either side are dropped. Without ``era`` all rows form one era.
     """
     prev2 = as_2d(previous, "previous")
-    era_arr = np.zeros(len(prev2), dtype=np.int64) if era is None else np.asarray(era)
-
-    def block(x: np.ndarray, y: np.ndarray) -> float:
-        r = rank_block(np.column_stack([x, y]))
-        return 1.0 - float(pearson_cols(r[:, 1], r[:, :1])[0])
-
-    return _paired(current, prev2 if prev2.shape[1] > 1 else prev2[:, 0], era_arr, block, "churn", min_rows)
+    other = prev2 if prev2.shape[1] > 1 else prev2[:, 0]
+    return 1.0 - spearman_per_era(current, other, era, min_rows=min_rows)

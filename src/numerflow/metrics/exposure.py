@@ -9,6 +9,7 @@ per column.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -76,26 +77,16 @@ def reduce_exposures(exposures: np.ndarray, fn: Callable[..., np.ndarray]) -> np
 
 
 def max_feature_exposure(
-    preds: np.ndarray,
-    features: np.ndarray,
-    era: np.ndarray,
-    *,
-    min_rows: int = MIN_ERA_ROWS,
-    codes: bool = False,
+    preds: np.ndarray, features: np.ndarray, era: np.ndarray, **options: Any
 ) -> np.ndarray:
-    """Per era, the largest |correlation| of each column with any feature: (E, k)."""
-    exposures = feature_exposure(preds, features, era, min_rows=min_rows, codes=codes)
-    return reduce_exposures(exposures, np.nanmax)
+    """Per era, the largest |correlation| of each column with any feature: (E, k). ``options``:
+    :func:`feature_exposure`'s (``min_rows``, ``codes``)."""
+    return reduce_exposures(feature_exposure(preds, features, era, **options), np.nanmax)
 
 
 def mean_feature_exposure(
-    preds: np.ndarray,
-    features: np.ndarray,
-    era: np.ndarray,
-    *,
-    min_rows: int = MIN_ERA_ROWS,
-    codes: bool = False,
+    preds: np.ndarray, features: np.ndarray, era: np.ndarray, **options: Any
 ) -> np.ndarray:
-    """Per era, the mean |correlation| of each column with the features: (E, k)."""
-    exposures = feature_exposure(preds, features, era, min_rows=min_rows, codes=codes)
-    return reduce_exposures(exposures, np.nanmean)
+    """Per era, the mean |correlation| of each column with the features: (E, k). ``options``:
+    :func:`feature_exposure`'s (``min_rows``, ``codes``)."""
+    return reduce_exposures(feature_exposure(preds, features, era, **options), np.nanmean)

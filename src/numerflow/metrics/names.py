@@ -7,6 +7,10 @@ CORJ60 ...). :data:`SCORE_NAMES` maps each known name (lower case) to its kind:
 ``cort20``, ``tc``, ``cwmm`` ...). A name is matched exactly, never by substring: ``corr60`` or
 ``cwmm`` is not CORR, and a name not in the table keeps its own name (:func:`score_kind`).
 
+Signals and Crypto have names of their own: ``alpha`` and ``mpc`` (``meta_portfolio_contribution``),
+``corr_v4`` and FNCv4 (``v4_feature_neutral_correlation``, an ``fnc``); :data:`TOURNAMENT_KINDS` says
+which kinds each tournament's rows show and :func:`label` how a table heads them.
+
 Within a kind, the names come in order of preference (the canonical score first): where one round
 reports two names of the same kind on the same day, :func:`preference` says which one to show.
 """
@@ -18,7 +22,7 @@ KINDS: dict[str, tuple[str, ...]] = {
     "corr": ("canon_corr", "v2_corr20", "corr20v2", "corr20", "corr"),
     "mmc": ("canon_mmc", "mmc", "mmc20", "v2_mmc20"),
     "bmc": ("canon_bmc", "bmc", "bmc20"),
-    "fnc": ("canon_fnc", "fnc_v3", "fncv3", "fnc", "fnc_v4", "fncv4"),
+    "fnc": ("canon_fnc", "fnc_v3", "fncv3", "fnc", "fnc_v4", "fncv4", "v4_feature_neutral_correlation"),
     "corr60": ("canon_corr60", "corr60", "v2_corr60"),
     "corj60": ("corj60",),  # CORR on jerome_60
     "cort20": ("cort20",),  # CORR on teager_20
@@ -26,15 +30,39 @@ KINDS: dict[str, tuple[str, ...]] = {
     "cwmm": ("cwmm",),
     "mcwnm": ("mcwnm",),
     "apcwnm": ("apcwnm",),
-    "ic": ("ic", "icv2"),
+    "corr_v4": ("corr_v4", "corrv4"),  # Signals' informational CORR on its 20-day main target
+    "ic": ("ic_v2", "icv2", "ic"),
     "ric": ("ric",),
     "alpha": ("alpha",),
-    "mpc": ("mpc",),
+    "mpc": ("mpc", "meta_portfolio_contribution"),
+    "churn": ("churn",),  # Signals: 1 - Spearman of a signal and the one before
+    "turnover": ("turnover",),  # Signals: half the total change of the neutral portfolio weights
 }
 #: Numerai's score name (lower case) -> its kind
 SCORE_NAMES: dict[str, str] = {name: kind for kind, names in KINDS.items() for name in names}
 #: The kinds a round's performance row shows (CORR, MMC, BMC, FNC).
 MAIN_KINDS = ("corr", "mmc", "bmc", "fnc")
+#: The kinds of a Signals model's validation scores (metrics.signals.signals_validation_scores): the
+#: alpha-like neutralized score, CORR with the target, churn and turnover against the date before.
+SIGNALS_KINDS = ("alpha", "corr", "churn", "turnover")
+#: Per tournament, the kinds its performance rows show, payout scores first: Classic (8) CORR/MMC/BMC/FNC;
+#: Signals (11) Alpha and MPC (paid since 2025-09), CORRv4 informational; Crypto (12) MMC (paid), CORR
+#: informational.
+TOURNAMENT_KINDS: dict[int, tuple[str, ...]] = {
+    8: MAIN_KINDS,
+    11: ("alpha", "mpc", "corr_v4"),
+    12: ("mmc", "corr"),
+}
+#: Every kind a performance row of any tournament shows.
+SHOWN_KINDS: tuple[str, ...] = tuple(dict.fromkeys(k for kinds in TOURNAMENT_KINDS.values() for k in kinds))
+
+
+_LABELS = {"corr_v4": "CORRv4", "ic": "ICv2"}
+
+
+def label(kind: str) -> str:
+    """A kind as a table heads it: ``CORR``, ``ALPHA``, ``CORRv4``."""
+    return _LABELS.get(kind, kind.upper())
 
 
 def score_kind(name: str) -> str:

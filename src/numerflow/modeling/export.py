@@ -34,9 +34,8 @@ from numerflow.modeling.predict import data_path, load_for, load_version
 from numerflow.sandbox import run_pickle
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
-
     from numerflow.config import Settings
+    from numerflow.modeling.registry import ModelBook
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +178,7 @@ def _check_choices(python: str | None, data_version: str | None, model: LoadedMo
 
 def export_model(
     settings: Settings,
-    engine: Engine,
+    book: ModelBook,
     ref: str,
     out: Path | str,
     *,
@@ -192,7 +191,7 @@ def export_model(
     and checking it against ``numerflow predict``; on any failure nothing is written."""
     from numerflow.sandbox import TIMEOUT_S
 
-    model = load_version(settings, engine, ref)  # hash-checked, members included
+    model = load_version(settings, book, ref)  # hash-checked, members included
     python, version = _check_choices(python, data_version, model)
     live = data_path(settings, data)
     dataset = load_for(model, live)

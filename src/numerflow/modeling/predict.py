@@ -15,49 +15,47 @@ import numpy as np
 
 from numerflow.errors import DataError, ModelError
 from numerflow.fileio import atomic_path
-from numerflow.modeling import registry
 from numerflow.modeling.artifacts import LoadedModel, MemberHashes, load_model, parse_ref
 from numerflow.modeling.specs import data_files
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
-
     from numerflow.config import Settings
     from numerflow.data.load import Dataset
+    from numerflow.modeling.registry import ModelBook, VersionRecord
 
 log = logging.getLogger(__name__)
 
 
-def resolve_version(engine: Engine, ref: str) -> registry.VersionInfo:
+def resolve_version(book: ModelBook, ref: str) -> VersionRecord:
     """``NAME@V`` → that version; ``NAME`` → its champion, else its newest version."""
     name, version = parse_ref(ref)
     if version is None:
-        champ = registry.champion(engine, name)
+        champ = book.champion(name)
         if champ is not None:
             return champ
-    return registry.get_version(engine, name, version)
+    return book.get_version(name, version)
 
 
-def recorded_hashes(engine: Engine) -> MemberHashes:
+def recorded_hashes(book: ModelBook) -> MemberHashes:
     """``(name, version) -> manifest sha256`` as the registry recorded it: an ensemble's members are
     checked against the database as a direct load is (a member the registry lacks is refused)."""
 
     def lookup(name: str, version: int) -> str | None:
-        return registry.get_version(engine, name, version).manifest_sha256 or None
+        return book.get_version(name, version).manifest_sha256 or None
 
     return lookup
 
 
-def load_version(settings: Settings, engine: Engine, ref: str) -> LoadedModel:
+def load_version(settings: Settings, book: ModelBook, ref: str) -> LoadedModel:
     """Load ``ref`` from the artifacts folder, checking the manifest hashes recorded in the database too
     (an ensemble's members' included)."""
-    info = resolve_version(engine, ref)
+    info = resolve_version(book, ref)
     return load_model(
         settings.artifacts_dir,
         info.name,
         info.version,
         expected_sha256=info.manifest_sha256,
-        member_sha256=recorded_hashes(engine),
+        member_sha256=recorded_hashes(book),
     )
 
 
@@ -95,10 +93,10 @@ def load_for(model: LoadedModel, path: Path, *, data_type: str | None = None) ->
 
 
 def predict_frame(
-    settings: Settings, engine: Engine, ref: str, data: Path | str
+    settings: Settings, book: ModelBook, ref: str, data: Path | str
 ) -> tuple[np.ndarray, np.ndarray]:
     """(ids, predictions in (0, 1)) of model ``ref`` on ``data``."""
-    model = load_version(settings, engine, ref)
+    model = load_version(settings, book, ref)
     path = data_path(settings, data)
     dataset = load_for(model, path)
     preds = model.predict(dataset)
@@ -108,10 +106,17 @@ def predict_frame(
 
 
 def predict_to_file(
-    settings: Settings, engine: Engine, name_at_version: str, data: Path | str, out: Path
+    settings: Settings, book: ModelBook, name_at_version: str, data: Path | str, out: Path
 ) -> Path:
-    """Write ``id,prediction`` for ``data`` (``live``, ``validation`` or a path) to ``out`` atomically."""
-    ids, preds = predict_frame(settings, engine, name_at_version, data)
+    """Write ``id,prediction`` for ``data`` (``live``, ``validation`` or a path) to ``out`` atomically; a
+    ``[signals_models]`` model writes ``numerai_ticker,signal`` (``symbol,signal``) of a live file."""
+    from numerflow.modeling.artifacts import parse_ref
+
+    if parse_ref(name_at_version)[0] in settings.signals_models:
+        from numerflow.modeling.signals_models import signals_to_file
+
+        return signals_to_file(settings, book, name_at_version, data, out)
+    ids, preds = predict_frame(settings, book, name_at_version, data)
     out = Path(out)
     with atomic_path(out) as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh:
         fh.write("id,prediction\n")

@@ -367,17 +367,17 @@ def forward_returns(
     )
 
 
-def features_from_price_file(
+def checked_price_features(
     path: Path | str,
-    out: Path | str,
     *,
     columns: PriceColumns | Mapping[str, str] | None = None,
-    universe: Path | str | None = None,
+    universe: Path | str | pd.DataFrame | None = None,
     start: str | None = None,
+    calendar: pd.DatetimeIndex | None = None,
 ) -> tuple[PriceReport, pd.DataFrame]:
-    """Read and check a price file or folder, map it to Numerai's tickers (with ``universe``; without one
-    the data's tickers are taken as ``numerai_ticker``s), build the features and write them to ``out``
-    (parquet, atomically). Data check errors stop it before anything is written."""
+    """Read and check a price file or folder, map it to Numerai's tickers (with ``universe``, a file or a
+    frame with ``numerai_ticker``; without one the data's tickers are taken as ``numerai_ticker``s) and
+    build the features. Data check errors raise :class:`~numerflow.errors.DataCheckError`."""
     report = read_checked_prices(path, columns, universe=universe)
     if not report.ok:
         first = report.errors[0]
@@ -388,7 +388,20 @@ def features_from_price_file(
     prices = report.prices
     if "numerai_ticker" not in prices.columns:
         prices = prices.rename(columns={"ticker": "numerai_ticker"})
-    features = price_features(prices, start=start)
+    return report, price_features(prices, calendar, start=start)
+
+
+def features_from_price_file(
+    path: Path | str,
+    out: Path | str,
+    *,
+    columns: PriceColumns | Mapping[str, str] | None = None,
+    universe: Path | str | None = None,
+    start: str | None = None,
+) -> tuple[PriceReport, pd.DataFrame]:
+    """:func:`checked_price_features`, written to ``out`` (parquet, atomically); data check errors stop it
+    before anything is written."""
+    report, features = checked_price_features(path, columns=columns, universe=universe, start=start)
     dest = Path(out)
     with atomic_path(dest) as tmp:
         features.to_parquet(tmp, index=False)

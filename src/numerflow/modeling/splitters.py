@@ -9,6 +9,9 @@ so ``*_20`` targets get at least 4 and ``*_60`` targets at least 12.
   trains on every earlier era except the last ``embargo_eras`` before the test block (expanding window).
 - ``blocked``: eras are cut into ``n_splits`` blocks; fold *k* tests block *k* and trains on all other
   eras except ``embargo_eras`` on each side of it (purge before, embargo after).
+
+Eras that are dates (Numerai Signals' and Crypto's ``date``) are counted in weeks, so the gap stays in
+weeks when only every Nth date is loaded and when the dates are daily.
 """
 
 from __future__ import annotations
@@ -47,10 +50,21 @@ def default_embargo(target_horizon: int | str | Sequence[str] | None) -> int:
 
 
 def _era_numbers(unique: np.ndarray) -> np.ndarray:
+    """Era labels as numbers the gap is measured in: ``"0001"`` → 1; a date (``"2021-07-02"``, Signals'
+    eras) → its week (days since a Monday // 7), so a gap of 4 eras is 4 weeks whatever dates were loaded;
+    anything else → its position."""
     try:
         return np.asarray([int(str(e)) for e in unique], dtype=np.int64)
     except ValueError:
+        pass
+    try:
+        days = np.asarray(unique, dtype="datetime64[D]").astype(np.int64)
+    except ValueError:
         return np.arange(unique.shape[0], dtype=np.int64)
+    return (days - _MONDAY) // 7
+
+
+_MONDAY = 4  # 1970-01-05, the first Monday after the epoch, in days
 
 
 class EraSplitter:

@@ -1,6 +1,6 @@
 """Training, era cross-validation and their bookkeeping.
 
-``train_model(settings, name, engine=...)`` loads the model's features and targets (int8, every
+``train_model(settings, name, book=...)`` loads the model's features and targets (int8, every
 ``era_stride``-th era), fits one estimator per target, scores the result on the validation eras with the
 full metrics set, saves a new artifact version (atomically: Ctrl-C leaves nothing) and records the version
 and the run. An ensemble trains its members first, reusing any member version already trained from the
@@ -24,10 +24,10 @@ import numpy as np
 
 from numerflow import __version__
 from numerflow.errors import ConfigError, ModelError
-from numerflow.modeling import registry
 from numerflow.modeling.artifacts import LoadedModel, rank_average, staged_version, write_manifest
 from numerflow.modeling.estimators import RowView, file_suffix, make_estimator
 from numerflow.modeling.memory import check_fit_memory, feature_set_sizes, fit_shape
+from numerflow.modeling.registry import closes_on_error
 from numerflow.modeling.specs import (
     DataFiles,
     ResolvedModel,
@@ -41,10 +41,9 @@ from numerflow.modeling.specs import (
 from numerflow.modeling.splitters import EraSplitter
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
-
     from numerflow.config import Settings
     from numerflow.data.load import Dataset
+    from numerflow.modeling.registry import ModelBook, VersionRecord
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +57,7 @@ def _noop(_msg: str, _done: float, _total: float) -> None:
 
 @dataclass
 class TrainResult:
-    version: registry.VersionInfo
+    version: VersionRecord
     scores: dict[str, Any]
     reused: bool = False
     duration_s: float = 0.0
@@ -168,23 +167,36 @@ def train_model(
     settings: Settings,
     name: str,
     *,
-    engine: Engine,
+    book: ModelBook,
     progress: Progress | None = None,
     params: dict[str, Any] | None = None,
     reuse: bool = False,
     kind: str = "train",
+    dask: str | None = None,
 ) -> TrainResult:
-    """Train ``name`` (an ensemble trains or reuses its members), save a version, record the run.
+    """Train ``name`` (an ensemble trains or reuses its members), save a version, record it and the run in
+    ``book``.
 
     ``params`` override the spec's parameters (tuning writes its best ones back this way). With
     ``reuse`` a version already trained from the same spec and data is returned instead of retraining.
+    ``dask``: the scheduler a ``distributed = true`` model trains on (DaskLGBMRegressor, workers load
+    era partitions themselves: :func:`numerflow.modeling.distributed.fit_lightgbm_on_cluster`).
     """
+    if name in settings.signals_models:  # [signals_models.NAME]: Numerai Signals / Crypto
+        from numerflow.modeling.signals_models import train_signals_model
+
+        return train_signals_model(settings, name, book=book, progress=progress, params=params, reuse=reuse)
     progress = progress or _noop
     files = data_files(settings)
     catalog = load_catalog(files)
     spec = settings.model(name)
     if spec.ensemble is not None:
-        return _train_ensemble(settings, name, engine=engine, progress=progress, files=files)
+        return _train_ensemble(settings, name, book=book, progress=progress, files=files, dask=dask)
+    if spec.distributed and not dask:
+        raise ConfigError(
+            f"models.{name}: distributed = true trains on a Dask cluster; give --dask tcp://HOST:8786 or "
+            "set [service] dask_scheduler"
+        )
     picker = stable_picker(files, settings.artifacts_dir / ".feature_sets", spec.era_stride)
     model = resolve_model(settings, name, catalog, stable_picker=picker)
     if params is not None:
@@ -199,35 +211,34 @@ def train_model(
         else _param_fingerprint(settings, name, hashes, used_params)
     )
     if reuse:
-        found = registry.find_fingerprint(engine, name, fp)
+        found = book.find_fingerprint(name, fp)
         if found is not None:
             log.info("reusing %s (same spec and data)", found.ref)
             return TrainResult(found, found.scores, reused=True)
 
-    check_fit_memory(
-        f"models.{name}",
-        files.need(files.train),
-        fit_shape([model], used_params),
-        era_stride=spec.era_stride,
-        validation_path=files.validation,
-        feature_sets=feature_set_sizes(catalog),
-    )
-    run = registry.RunRecorder(
-        engine, kind, name, {"params": used_params, "spec": spec.model_dump(mode="json")}
-    )
-    run.start()
+    if not spec.distributed:  # a distributed fit holds no matrix here
+        check_fit_memory(
+            f"models.{name}",
+            files.need(files.train),
+            fit_shape([model], used_params),
+            era_stride=spec.era_stride,
+            validation_path=files.validation,
+            feature_sets=feature_set_sizes(catalog),
+        )
+    run = book.start_run(kind, name, {"params": used_params, "spec": spec.model_dump(mode="json")})
     t0 = time.perf_counter()
-    try:
-        result = _train_single(settings, model, engine, progress, files, hashes, fp, used_params)
-    except KeyboardInterrupt:
-        run.finish(status="interrupted", data_hashes=hashes, error="interrupted by the user")
-        raise
-    except Exception as exc:
-        run.finish(status="failed", data_hashes=hashes, error=str(exc))
-        raise
+    with closes_on_error(run, hashes):
+        result = _train_single(settings, model, book, progress, files, hashes, fp, used_params, dask)
     result.duration_s = time.perf_counter() - t0
     run.finish(version=result.version.version, scores=_headline(result.scores), data_hashes=hashes)
     return result
+
+
+def next_version(settings: Settings, book: ModelBook, name: str) -> int:
+    """The number of ``name``'s next version: past every version in the registry and on disk."""
+    from numerflow.modeling.artifacts import versions_on_disk
+
+    return max(book.max_version(name), *(versions_on_disk(settings.artifacts_dir, name) or [0])) + 1
 
 
 def _param_fingerprint(settings: Settings, name: str, hashes: dict[str, str], params: dict[str, Any]) -> str:
@@ -245,35 +256,38 @@ def _headline(scores: dict[str, Any]) -> dict[str, Any]:
 def _train_single(
     settings: Settings,
     model: ResolvedModel,
-    engine: Engine,
+    book: ModelBook,
     progress: Progress,
     files: DataFiles,
     hashes: dict[str, str],
     fp: str,
     params: dict[str, Any],
+    dask: str | None = None,
 ) -> TrainResult:
     spec = model.spec
     steps = 3.0 + len(model.targets)
     progress(f"{model.name}: loading train data", 0, steps)
-    train = _load(files.train, model, model.targets, era_stride=spec.era_stride)
+    # a distributed fit loads eras and targets here, the features on the workers
+    columns: ResolvedModel | list[str] = [] if spec.distributed else model
+    train = _load(files.train, columns, model.targets, era_stride=spec.era_stride)
     sources: Sources = [(files.train, slice(0, len(train)))]
     if spec.train_on_validation:
-        extra = _load(files.need(files.validation), model, model.targets, data_type="validation")
+        extra = _load(files.need(files.validation), columns, model.targets, data_type="validation")
         sources.append((files.validation, slice(len(train), None)))
         train = _concat(train, extra)
-    X = _matrix(model, train, _engineered(settings, model, train, sources))
-    estimators = []
-    for i, target in enumerate(model.targets):
-        progress(f"{model.name}: fitting {spec.algorithm} on {target}", 1 + i, steps)
-        single = ResolvedModel(model.name, spec, model.features, [target], [1.0], model.groups)
-        estimators += _fit_targets(single, X, train, params=params)
+    if spec.distributed:
+        estimators = _fit_on_cluster(settings, model, train, sources, params, progress, steps, str(dask))
+    else:
+        X = _matrix(model, train, _engineered(settings, model, train, sources))
+        estimators = []
+        for i, target in enumerate(model.targets):
+            progress(f"{model.name}: fitting {spec.algorithm} on {target}", 1 + i, steps)
+            single = ResolvedModel(model.name, spec, model.features, [target], [1.0], model.groups)
+            estimators += _fit_targets(single, X, train, params=params)
+        del X
     n_train_rows, n_train_eras = int(train.X.shape[0]), int(train.n_eras)
-    del X, train
-    version = registry.max_version(engine, model.name) + 1
-    from numerflow.modeling.artifacts import versions_on_disk
-
-    on_disk = versions_on_disk(settings.artifacts_dir, model.name)
-    version = max(version, (on_disk[-1] + 1) if on_disk else 1)
+    del train
+    version = next_version(settings, book, model.name)
     manifest: dict[str, Any] = {
         "name": model.name,
         "version": version,
@@ -307,8 +321,7 @@ def _train_single(
         manifest["validation_scores"] = _headline(scores)
         progress(f"{model.name}: saving {model.name}@{version}", steps - 1, steps)
         manifest_sha = write_manifest(folder, manifest)
-    info = registry.record_version(
-        engine,
+    info = book.record_version(
         name=model.name,
         version=version,
         kind="model",
@@ -318,12 +331,46 @@ def _train_single(
         data_version=files.version,
         targets=model.targets,
         n_features=len(model.features),
-        params=registry.jsonable(params),
-        scores=registry.jsonable(scores),
+        params=params,
+        scores=scores,
         fingerprint=fp,
     )
     progress(f"{model.name}: saved {info.ref}", steps, steps)
     return TrainResult(info, scores)
+
+
+def _fit_on_cluster(
+    settings: Settings,
+    model: ResolvedModel,
+    train: Dataset,
+    sources: Sources,
+    params: dict[str, Any],
+    progress: Progress,
+    steps: float,
+    dask: str,
+) -> list[Any]:
+    """One DaskLGBMRegressor per target on the cluster; ``train`` holds eras and targets only."""
+    from numerflow.modeling.distributed import connect, fit_lightgbm_on_cluster, worker_source
+
+    parts = []
+    for path, rows in sources:
+        eras = np.unique(train.era_labels[train.era[rows]]).tolist()
+        parts.append((worker_source(settings, path), eras, None if path == sources[0][0] else "validation"))
+    labels = train.era_strings()
+    client = connect(dask)
+    try:
+        estimators = []
+        for i, target in enumerate(model.targets):
+            progress(f"{model.name}: fitting lightgbm on {target} on the Dask cluster", 1 + i, steps)
+            has = ~np.isnan(train.target(target))
+            era_rows = dict(zip(*np.unique(labels[has], return_counts=True), strict=True))
+            if not era_rows:
+                raise ModelError(f"models.{model.name}: target '{target}' has no values in the training eras")
+            era_rows = {str(e): int(n) for e, n in era_rows.items()}
+            estimators.append(fit_lightgbm_on_cluster(client, model, target, params, parts, era_rows))
+        return estimators
+    finally:
+        client.close()
 
 
 def _concat(a: Dataset, b: Dataset) -> Dataset:
@@ -379,21 +426,26 @@ def _first_target(model: LoadedModel) -> str:
 
 
 def _train_ensemble(
-    settings: Settings, name: str, *, engine: Engine, progress: Progress, files: DataFiles
+    settings: Settings,
+    name: str,
+    *,
+    book: ModelBook,
+    progress: Progress,
+    files: DataFiles,
+    dask: str | None = None,
 ) -> TrainResult:
-    from numerflow.modeling.artifacts import load_model, versions_on_disk
+    from numerflow.modeling.artifacts import load_model
 
     spec = settings.model(name)
     assert spec.ensemble is not None
     members: list[TrainResult] = []
     for member in spec.ensemble:
-        members.append(train_model(settings, member, engine=engine, progress=progress, reuse=True))
+        members.append(train_model(settings, member, book=book, progress=progress, reuse=True, dask=dask))
     hashes = files.hashes(files.need(files.train), files.validation, files.features_json)
     fp = fingerprint(settings, name, hashes)
-    run = registry.RunRecorder(engine, "train", name, {"ensemble": spec.ensemble})
-    run.start()
+    run = book.start_run("train", name, {"ensemble": spec.ensemble})
     t0 = time.perf_counter()
-    try:
+    with closes_on_error(run, hashes):
         catalog = load_catalog(files)
         neutral = None
         if spec.neutralize is not None:
@@ -403,10 +455,7 @@ def _train_ensemble(
                     catalog, spec.neutralize.features, f"models.{name}.neutralize.features"
                 ),
             }
-        version = (
-            max(registry.max_version(engine, name), *(versions_on_disk(settings.artifacts_dir, name) or [0]))
-            + 1
-        )
+        version = next_version(settings, book, name)
         manifest: dict[str, Any] = {
             "name": name,
             "version": version,
@@ -447,8 +496,7 @@ def _train_ensemble(
             scores = _validate(loaded, files)
             manifest["validation_scores"] = _headline(scores)
             manifest_sha = write_manifest(folder, manifest)
-        info = registry.record_version(
-            engine,
+        info = book.record_version(
             name=name,
             version=version,
             kind="ensemble",
@@ -458,16 +506,10 @@ def _train_ensemble(
             data_version=files.version,
             targets=sorted({t for m in members for t in m.version.targets}),
             n_features=max(m.version.n_features for m in members),
-            params=registry.jsonable({"ensemble": spec.ensemble}),
-            scores=registry.jsonable(scores),
+            params={"ensemble": spec.ensemble},
+            scores=scores,
             fingerprint=fp,
         )
-    except KeyboardInterrupt:
-        run.finish(status="interrupted", data_hashes=hashes, error="interrupted by the user")
-        raise
-    except Exception as exc:
-        run.finish(status="failed", data_hashes=hashes, error=str(exc))
-        raise
     run.finish(version=version, scores=_headline(scores), data_hashes=hashes)
     return TrainResult(info, scores, duration_s=time.perf_counter() - t0, members=members)
 
@@ -570,11 +612,50 @@ def _stable_in(model: ResolvedModel, data: Dataset, rows: np.ndarray) -> list[st
     return select_stable(X, base, data.target(model.targets[0])[rows], data.era[rows], n)
 
 
+@dataclass
+class ModelPlan:
+    """What CV and the backtest resolve of a model before loading data: the data files and catalog, the
+    single models it fits (an ensemble's members, in order), their targets, each ensemble's
+    neutralization features and the finest era stride among them."""
+
+    files: DataFiles
+    catalog: Any
+    order: list[str]
+    resolved: dict[str, ResolvedModel]
+    targets: list[str]
+    ens_neutral: dict[str, list[str]]
+    stride: int
+
+    def columns(self, *, for_cv: bool = False, extra: list[str] | None = None) -> list[str]:
+        """Every feature column to load: the models', the ensembles' neutralization ones, then ``extra``."""
+        names = [c for r in self.resolved.values() for c in r.columns(for_cv=for_cv)]
+        names += [f for fs in self.ens_neutral.values() for f in fs] + list(extra or [])
+        return list(dict.fromkeys(names))
+
+
+def plan_model(settings: Settings, name: str) -> ModelPlan:
+    """Resolve ``name`` (and an ensemble's members) against the data's catalog; see :class:`ModelPlan`."""
+    files = data_files(settings)
+    catalog = load_catalog(files)
+    spec = settings.model(name)
+    order = [n for n in ensemble_order(settings, name) if settings.model(n).ensemble is None]
+    picker = stable_picker(files, settings.artifacts_dir / ".feature_sets", spec.era_stride)
+    resolved = {n: resolve_model(settings, n, catalog, stable_picker=picker) for n in order}
+    targets = list(dict.fromkeys(t for r in resolved.values() for t in r.targets))
+    ens_neutral: dict[str, list[str]] = {}
+    for n in ensemble_order(settings, name):
+        neutral = settings.model(n).neutralize
+        if settings.model(n).ensemble is not None and neutral is not None:
+            ens_neutral[n] = _feature_list(catalog, neutral.features, f"models.{n}.neutralize.features")
+    stride = min(settings.model(n).era_stride for n in order)
+    return ModelPlan(files, catalog, order, resolved, targets, ens_neutral, stride)
+
+
 def cross_validate_model(
     settings: Settings,
     name: str,
     *,
-    engine: Engine | None = None,
+    book: ModelBook | None = None,
     progress: Progress | None = None,
     scheme: str | None = None,
     folds: int | None = None,
@@ -589,24 +670,28 @@ def cross_validate_model(
     ``dask``: a scheduler address; the folds then run as tasks on its workers, each loading its own eras
     (:mod:`numerflow.modeling.distributed`); the result is the same as here.
     """
+    if name in settings.signals_models:  # [signals_models.NAME]: era = date, here (not on Dask)
+        from numerflow.modeling.signals_models import cross_validate_signals_model
+
+        return cross_validate_signals_model(
+            settings,
+            name,
+            book=book,
+            progress=progress,
+            scheme=scheme,
+            folds=folds,
+            embargo_eras=embargo_eras,
+            params=params,
+            on_fold=on_fold,
+            record=record,
+        )
     from numerflow.data.load import load_dataset
     from numerflow.modeling.scoring import per_era_corr, summary_of
 
-    files = data_files(settings)
-    catalog = load_catalog(files)
-    spec = settings.model(name)
-    order = [n for n in ensemble_order(settings, name) if settings.model(n).ensemble is None]
-    picker = stable_picker(files, settings.artifacts_dir / ".feature_sets", spec.era_stride)
-    resolved = {n: resolve_model(settings, n, catalog, stable_picker=picker) for n in order}
-    targets = list(dict.fromkeys(t for r in resolved.values() for t in r.targets))
-    ens_neutral: dict[str, list[str]] = {}
-    for n in ensemble_order(settings, name):
-        neutral = settings.model(n).neutralize
-        if settings.model(n).ensemble is not None and neutral is not None:
-            ens_neutral[n] = _feature_list(catalog, neutral.features, f"models.{n}.neutralize.features")
-    columns = list(dict.fromkeys(c for r in resolved.values() for c in r.columns(for_cv=True)))
-    columns = list(dict.fromkeys(columns + [f for fs in ens_neutral.values() for f in fs]))
-    stride = min(settings.model(n).era_stride for n in order)
+    plan = plan_model(settings, name)
+    files, catalog, order, resolved = plan.files, plan.catalog, plan.order, plan.resolved
+    spec, targets, ens_neutral, stride = settings.model(name), plan.targets, plan.ens_neutral, plan.stride
+    columns = plan.columns(for_cv=True)
     client = None
     if dask:  # the folds run on the cluster: here only eras, ids and targets are loaded
         from numerflow.modeling.distributed import connect
@@ -644,25 +729,15 @@ def cross_validate_model(
 
     fold_fn = fit_predict
     if client is not None:
-        from numerflow.modeling.distributed import cluster_fit_predict
+        from numerflow.modeling.distributed import cluster_fit_predict, worker_source
 
+        parts = [(worker_source(settings, files.train), None, None)]
         fold_fn = cluster_fit_predict(
-            client,
-            settings,
-            name,
-            resolved,
-            ens_neutral,
-            params,
-            files.train,
-            columns,
-            targets,
-            data,
-            splitter,
+            client, settings, name, resolved, ens_neutral, params, parts, columns, targets, data, splitter
         )
     run = None
-    if record and engine is not None:
-        run = registry.RunRecorder(
-            engine,
+    if record and book is not None:
+        run = book.start_run(
             "cv",
             name,
             {
@@ -671,26 +746,14 @@ def cross_validate_model(
                 "embargo_eras": splitter.gap,
                 "params": params if params is not None else spec.params,
             },
-        ).start()
+        )
     hashes = files.hashes(files.train, files.features_json)
     try:
-        oof, fold_rows = era_cv(
-            fold_fn,
-            data.era,
-            data.era_labels,
-            data.target(main_target),
-            splitter,
-            progress=progress,
-            on_fold=on_fold,
-        )
-    except KeyboardInterrupt:
-        if run:
-            run.finish(status="interrupted", data_hashes=hashes, error="interrupted by the user")
-        raise
-    except Exception as exc:
-        if run:
-            run.finish(status="failed", data_hashes=hashes, error=str(exc))
-        raise
+        with closes_on_error(run, hashes):
+            oof, fold_rows = era_cv(
+                fold_fn, data.era, data.era_labels, data.target(main_target), splitter, progress=progress,
+                on_fold=on_fold,
+            )  # fmt: skip
     finally:
         if client is not None:
             client.close()

@@ -4,7 +4,7 @@ The objective is the out-of-fold validation of :func:`~numerflow.modeling.traini
 ``corr`` (mean per-era CORR), ``sharpe`` (its sharpe) or ``payout`` (the final stake of a simulated
 payout on the per-era CORR alone, since the train eras have no meta model to give MMC). Each trial reports
 the running mean CORR after every fold, so the median pruner stops weak trials early. The study lives in
-the project database (Optuna's own tables; see :func:`~numerflow.store.queries.tuning.optuna_url`), named
+the project database (Optuna's own tables, at the book's ``optuna_url()``), named
 after the model, the objective and a hash of the spec and data, so running ``tune`` again resumes it.
 The best parameters are trained into a new model version.
 
@@ -21,14 +21,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from numerflow.errors import ConfigError
-from numerflow.modeling import registry
+from numerflow.modeling.registry import closes_on_error
 from numerflow.modeling.specs import data_files, fingerprint
-from numerflow.store.queries.tuning import optuna_url, record_study
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
-
     from numerflow.config import Settings
+    from numerflow.modeling.registry import ModelBook, VersionRecord
     from numerflow.modeling.training import Progress
 
 log = logging.getLogger(__name__)
@@ -65,7 +63,7 @@ class TuneResult:
     n_pruned: int
     best_value: float
     best_params: dict[str, Any]
-    version: registry.VersionInfo | None
+    version: VersionRecord | None
 
 
 def _suggest(trial: Any, name: str, spec: list[Any], where: str) -> Any:
@@ -118,7 +116,7 @@ def tune_model(
     settings: Settings,
     name: str,
     *,
-    engine: Engine,
+    book: ModelBook,
     n_trials: int,
     objective: str | None = None,
     timeout_s: float | None = None,
@@ -153,7 +151,7 @@ def tune_model(
         raise ConfigError(f"tune timeout must be a number of seconds above 0 (got {timeout_s})")
     # ERROR: a failing trial's warning carries a traceback; the error itself is raised to the caller
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    storage_url = optuna_url(engine)
+    storage_url = book.optuna_url()
     storage = optuna.storages.RDBStorage(storage_url)
     seed = len(study_trials(storage, study_name))
     study = optuna.create_study(
@@ -171,12 +169,11 @@ def tune_model(
         from numerflow.modeling.distributed import connect
 
         client = connect(dask)
-    run = registry.RunRecorder(
-        engine,
+    run = book.start_run(
         "tune",
         name,
         {"objective": objective, "space": space, "trials": n_trials, "study": study_name, "dask": dask},
-    ).start()
+    )
     done = [0]
 
     def trial_fn(trial: optuna.Trial) -> float:
@@ -186,7 +183,7 @@ def tune_model(
             progress(f"{name}: trial {trial.number} {objective} {value:+.4f}", done[0], n_trials)
         return value
 
-    try:
+    with closes_on_error(run, hashes, interrupted="interrupted; run tune again to resume"):
         if client is not None:
             from numerflow.modeling.distributed import optimize_on_cluster
 
@@ -206,12 +203,6 @@ def tune_model(
             study = optuna.load_study(study_name=study_name, storage=storage)
         else:
             study.optimize(trial_fn, n_trials=n_trials, timeout=timeout_s, catch=())
-    except KeyboardInterrupt:
-        run.finish(status="interrupted", data_hashes=hashes, error="interrupted; run tune again to resume")
-        raise
-    except Exception as exc:
-        run.finish(status="failed", data_hashes=hashes, error=str(exc))
-        raise
     states = [t.state for t in study.trials]
     n_complete = sum(s == optuna.trial.TrialState.COMPLETE for s in states)
     n_pruned = sum(s == optuna.trial.TrialState.PRUNED for s in states)
@@ -222,15 +213,14 @@ def tune_model(
     version = None
     if train_best:
         version = train_model(
-            settings, name, engine=engine, params=best_params, reuse=True, kind="tune"
+            settings, name, book=book, params=best_params, reuse=True, kind="tune", dask=dask
         ).version
     run.finish(
         version=None if version is None else version.version,
         scores={"best_value": study.best_value, "best_params": best_params, "objective": objective},
         data_hashes=hashes,
     )
-    record_study(
-        engine,
+    book.record_study(
         name,
         study_name,
         objective,

@@ -155,39 +155,25 @@ def _per_era_scores(
     return out
 
 
-def _load_all(settings: Settings, name: str) -> tuple[Dataset, Any, str, dict[str, Any], list[str], dict]:
-    """train + validation (eras with targets) with the model's columns, as the modeling room loads them."""
+def _load_all(
+    settings: Settings, name: str, remote: bool = False
+) -> tuple[Dataset, Any, str, dict[str, Any], list[str], dict]:
+    """train + validation (eras with targets) with the model's columns, as the modeling room loads them;
+    ``remote`` (the blocks run on a Dask cluster): only the FNC features here, the workers load the rest."""
     from numerflow.data.load import load_dataset
-    from numerflow.modeling.specs import (
-        data_files,
-        ensemble_order,
-        load_catalog,
-        resolve_model,
-        stable_picker,
-    )
-    from numerflow.modeling.training import _concat, _feature_list
+    from numerflow.modeling.training import _concat, plan_model
 
-    files = data_files(settings)
-    catalog = load_catalog(files)
-    spec = settings.model(name)
-    order = [n for n in ensemble_order(settings, name) if settings.model(n).ensemble is None]
-    picker = stable_picker(files, settings.artifacts_dir / ".feature_sets", spec.era_stride)
-    resolved = {n: resolve_model(settings, n, catalog, stable_picker=picker) for n in order}
-    targets = list(dict.fromkeys(t for r in resolved.values() for t in r.targets))
-    ens_neutral: dict[str, list[str]] = {}
-    for n in ensemble_order(settings, name):
-        neutral = settings.model(n).neutralize
-        if settings.model(n).ensemble is not None and neutral is not None:
-            ens_neutral[n] = _feature_list(catalog, neutral.features, f"models.{n}.neutralize.features")
-    fnc = [f for f in catalog.feature_sets.get("fncv3_features", [])]
-    columns = list(dict.fromkeys(c for r in resolved.values() for c in r.columns()))
-    columns = list(dict.fromkeys(columns + [f for fs in ens_neutral.values() for f in fs] + fnc))
-    stride = min(settings.model(n).era_stride for n in order)
-    data = load_dataset(files.need(files.train), features=columns, targets=targets, era_stride=stride)
+    plan = plan_model(settings, name)
+    files, order, resolved, targets = plan.files, plan.order, plan.resolved, plan.targets
+    ens_neutral, stride = plan.ens_neutral, plan.stride
+    fnc = [f for f in plan.catalog.feature_sets.get("fncv3_features", [])]
+    columns = plan.columns(extra=fnc)
+    here = fnc if remote else columns
+    data = load_dataset(files.need(files.train), features=here, targets=targets, era_stride=stride)
     sources = [(files.train, slice(0, len(data)))]  # for the feature store
     if files.validation.is_file():
         val = load_dataset(
-            files.validation, features=columns, targets=targets, era_stride=stride, data_type="validation"
+            files.validation, features=here, targets=targets, era_stride=stride, data_type="validation"
         )
         if val.X.shape[0]:
             sources.append((files.validation, slice(len(data), None)))
@@ -201,7 +187,8 @@ def _load_all(settings: Settings, name: str) -> tuple[Dataset, Any, str, dict[st
         files.folder / "train_benchmark_models.parquet",
         files.validation_benchmark,
     )
-    return data, (resolved, ens_neutral, files, sources), main_target, hashes, fnc, {"era_stride": stride}
+    loaded = (resolved, ens_neutral, files, sources, columns, targets)
+    return data, loaded, main_target, hashes, fnc, {"era_stride": stride}
 
 
 def era_range(labels: np.ndarray, first: str | None, last: str | None, gap: int) -> tuple[str, str]:
@@ -245,9 +232,13 @@ def run_backtest(
     embargo_eras: int | None = None,
     progress: Callable[[str, float, float], None] | None = None,
     save: bool = True,
+    dask: str | None = None,
 ) -> BacktestResult:
     """Walk forward, score era by era, pay through the ledger; saved under
-    ``<artifacts_dir>/backtests/<name>/`` (atomically) unless ``save=False``."""
+    ``<artifacts_dir>/backtests/<name>/`` (atomically) unless ``save=False``.
+
+    ``dask``: a scheduler address; each block (refit + predict) then runs as a task on its workers, which
+    load only the block's eras (:mod:`numerflow.modeling.distributed`); the result is the same as here."""
     from numerflow.modeling.splitters import default_embargo, horizon_days
     from numerflow.modeling.training import _ensemble_fit_predict, era_cv
 
@@ -257,15 +248,27 @@ def run_backtest(
         raise PortfolioError(f"rounds per era {rounds_per_era} must be 1 or more")
     if not stake_nmr > 0 or stake_nmr == float("inf"):  # before any fitting
         raise PortfolioError(f"--stake {stake_nmr:g} NMR must be more than 0")
-    data, (resolved, ens_neutral, files, sources), target, hashes, fnc, extra = _load_all(settings, name)
-    targets = [t for r in resolved.values() for t in r.targets]
-    gap = embargo_eras if embargo_eras is not None else default_embargo(targets)
-    first, last = era_range(data.era_labels, first_era, last_era, gap)
-    schedule = WalkForward(first, last, retrain_every, gap)
-    schedule.era_folds(data.era_labels)  # checked (and counted) before any fitting
-    fit_predict = _ensemble_fit_predict(settings, name, resolved, data, None, ens_neutral, sources)
-    y = data.target(target)
-    oof, folds = era_cv(fit_predict, data.era, data.era_labels, y, schedule, progress=progress)  # type: ignore[arg-type]
+    client = None
+    if dask:  # connected first: an unreachable scheduler fails before any loading
+        from numerflow.modeling.distributed import connect
+
+        client = connect(dask)
+    try:
+        data, loaded, target, hashes, fnc, extra = _load_all(settings, name, remote=client is not None)
+        resolved, ens_neutral, files, sources, _columns, targets = loaded
+        gap = embargo_eras if embargo_eras is not None else default_embargo(targets)
+        first, last = era_range(data.era_labels, first_era, last_era, gap)
+        schedule = WalkForward(first, last, retrain_every, gap)
+        schedule.era_folds(data.era_labels)  # checked (and counted) before any fitting
+        if client is None:
+            fit_predict = _ensemble_fit_predict(settings, name, resolved, data, None, ens_neutral, sources)
+        else:
+            fit_predict = _blocks_on_cluster(client, settings, name, loaded, data, schedule)
+        y = data.target(target)
+        oof, folds = era_cv(fit_predict, data.era, data.era_labels, y, schedule, progress=progress)  # type: ignore[arg-type]
+    finally:
+        if client is not None:
+            client.close()
 
     tested = ~np.isnan(oof)
     ids = np.asarray(data.ids)
@@ -336,6 +339,34 @@ def run_backtest(
     if save:
         result.path = save_backtest(settings.artifacts_dir, result)
     return result
+
+
+def _blocks_on_cluster(
+    client: Any, settings: Settings, name: str, loaded: tuple, data: Dataset, schedule: WalkForward
+) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """The blocks as Dask tasks (the modeling room's cluster folds): each worker reads the block's eras
+    from train and validation by path or URL (``[service] dask_data_url``)."""
+    from numerflow.modeling.distributed import cluster_fit_predict, worker_source
+
+    resolved, ens_neutral, files, sources, columns, targets = loaded
+    parts = []
+    for path, rows in sources:
+        eras = np.unique(data.era_labels[data.era[rows]]).tolist()
+        parts.append((worker_source(settings, path), eras, None if path == files.train else "validation"))
+    return cluster_fit_predict(
+        client,
+        settings,
+        name,
+        resolved,
+        ens_neutral,
+        None,
+        parts,
+        columns,
+        targets,
+        data,
+        schedule,
+        "backtest",
+    )
 
 
 def _rules_by_era(model: PayoutModel, eras: list[str], rounds_per_era: int) -> PayoutModel:

@@ -5,6 +5,7 @@ from numerflow.report.scoring import (
     ValidationScores,
     files_beside,
     read_table,
+    score_files,
     score_validation,
     validation_report,
 )
@@ -13,6 +14,7 @@ __all__ = [
     "ValidationScores",
     "files_beside",
     "read_table",
+    "score_files",
     "score_validation",
     "validation_report",
     "write_html_report",

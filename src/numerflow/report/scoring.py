@@ -223,6 +223,30 @@ def score_validation(
     )
 
 
+def score_files(
+    predictions: Path | str,
+    data: Path,
+    *,
+    target: str = "target",
+    meta_model: Path | None = None,
+    benchmarks: Path | None = None,
+    benchmark_column: str | None = None,
+    features: str = "fncv3_features",
+) -> ValidationScores:
+    """``numerflow report``'s scoring of a predictions file: the meta model and benchmark models default to
+    Numerai's files beside ``data`` (see :func:`files_beside`); ``features="none"`` skips FNC and exposure."""
+    meta_beside, benchmarks_beside = files_beside(data)
+    return score_validation(
+        predictions,
+        data,
+        target=target,
+        meta_model=meta_model or meta_beside,
+        benchmark=benchmarks or benchmarks_beside,
+        benchmark_column=benchmark_column,
+        features=None if features.lower() == "none" else features,
+    )
+
+
 def validation_report(
     predictions: pd.DataFrame | Path | str,
     data: Dataset | Path | str,

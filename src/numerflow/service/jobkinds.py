@@ -88,7 +88,9 @@ def validate_args(settings: Settings, kind: str, args: dict[str, Any]) -> dict[s
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "args"
         raise ConfigError(f"{kind} job: args.{where}: {first['msg']}") from None
-    if isinstance(parsed, ModelArgs) and parsed.model not in settings.models:
+    model = parsed.model if isinstance(parsed, ModelArgs) else None
+    signals = kind in ("train", "cv") and model in settings.signals_models  # [signals_models]: train, cv
+    if model is not None and model not in settings.models and not signals:
         known = ", ".join(sorted(settings.models)) or "none"
         raise NotFoundError(f"{kind} job: no model named '{parsed.model}' in [models] (known: {known})")
     return parsed.model_dump(exclude_none=True, exclude_defaults=True)
@@ -111,7 +113,10 @@ def _train(ctx: JobContext) -> dict[str, Any]:
     from numerflow.modeling.training import train_model
 
     ctx.progress(0.0, f"training {ctx.args['model']}")
-    return _as_result(train_model(ctx.settings, ctx.args["model"], engine=ctx.engine, progress=ctx.callback))
+    dask = ctx.settings.service.dask_scheduler or None  # a distributed = true model trains there
+    return _as_result(
+        train_model(ctx.settings, ctx.args["model"], book=ctx.book, progress=ctx.callback, dask=dask)
+    )
 
 
 @job_kind("cv")
@@ -120,7 +125,7 @@ def _cv(ctx: JobContext) -> dict[str, Any]:
 
     ctx.progress(0.0, f"cross-validating {ctx.args['model']}")
     return _as_result(
-        cross_validate_model(ctx.settings, ctx.args["model"], engine=ctx.engine, progress=ctx.callback)
+        cross_validate_model(ctx.settings, ctx.args["model"], book=ctx.book, progress=ctx.callback)
     )
 
 
@@ -134,7 +139,7 @@ def _tune(ctx: JobContext) -> dict[str, Any]:
             ctx.settings,
             ctx.args["model"],
             n_trials=ctx.args.get("trials", 20),
-            engine=ctx.engine,
+            book=ctx.book,
             progress=ctx.callback,
         )
     )

@@ -36,6 +36,7 @@ from numerflow.service.events import EventBus
 from numerflow.store import open_database, session_scope
 from numerflow.store.queries import jobs as jobq
 from numerflow.store.queries.jobs import ACTIVE
+from numerflow.store.queries.registry import SqlModelBook, interrupt_dead_runs, jsonable
 from numerflow.store.tables.service import Job
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,11 @@ class JobContext:
     engine: Engine
     _last_write: float = 0.0
     _last_message: str | None = None
+
+    @property
+    def book(self) -> SqlModelBook:
+        """The model registry in the service's database, as training, CV and tuning take it."""
+        return SqlModelBook(self.engine)
 
     def progress(self, fraction: float | None = None, message: str | None = None) -> None:
         """Report progress in [0, 1] and/or a status message; raises JobCancelled after a cancel."""
@@ -237,8 +243,6 @@ def _public_args(args: dict[str, Any]) -> str:
 
 def _jsonable(value: Any) -> Any:
     """A job result the database takes: JSON-safe (numpy arrays and scalars, NaN → None), no NUL."""
-    from numerflow.modeling.registry import jsonable
-
     return _without_nul(jsonable(value))
 
 
@@ -310,8 +314,6 @@ class JobManager:
         self._seen_at = now
         if n:
             log.warning("%d job(s) were left running by a stopped service; marked interrupted", n)
-        from numerflow.modeling.registry import interrupt_dead_runs
-
         interrupt_dead_runs(self.engine)  # and the runs those jobs (or a killed CLI) left running
         return n
 

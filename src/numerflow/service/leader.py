@@ -58,8 +58,8 @@ class Elector(Protocol):
     def resign(self) -> None: ...
 
 
-class LeaseElector:
-    """A lease row renewed by the leader; ``clock`` gives aware UTC datetimes (injected in tests)."""
+class _Candidate:
+    """What both electors hold: the database, the election's name, this replica's holder id, the lease."""
 
     def __init__(
         self,
@@ -68,16 +68,22 @@ class LeaseElector:
         name: str = DEFAULT_NAME,
         holder: str | None = None,
         lease_s: float = DEFAULT_LEASE_S,
-        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.engine = engine
         self.name = name
         self.holder = holder or new_holder_id()
         self.lease_s = lease_s
+        self._lock = threading.Lock()
+
+
+class LeaseElector(_Candidate):
+    """A lease row renewed by the leader; ``clock`` gives aware UTC datetimes (injected in tests)."""
+
+    def __init__(self, engine: Engine, *, clock: Callable[[], datetime] = utcnow, **candidate: Any) -> None:
+        super().__init__(engine, **candidate)
         self.clock = clock
         self.term: int | None = None
         self._until: datetime | None = None  # by this replica's clock: lead until then unless renewed
-        self._lock = threading.Lock()
 
     @property
     def is_leader(self) -> bool:
@@ -117,25 +123,14 @@ class LeaseElector:
             self.term = None
 
 
-class AdvisoryLockElector:
+class AdvisoryLockElector(_Candidate):
     """``pg_try_advisory_lock`` held on a dedicated connection for as long as this replica leads."""
 
-    def __init__(
-        self,
-        engine: Engine,
-        *,
-        name: str = DEFAULT_NAME,
-        holder: str | None = None,
-        lease_s: float = DEFAULT_LEASE_S,
-    ) -> None:
-        self.engine = engine
-        self.name = name
-        self.holder = holder or new_holder_id()
-        self.lease_s = lease_s
-        self.key = q.advisory_key(name)
+    def __init__(self, engine: Engine, **candidate: Any) -> None:
+        super().__init__(engine, **candidate)
+        self.key = q.advisory_key(self.name)
         self._conn: Connection | None = None
         self._leading = False
-        self._lock = threading.Lock()
 
     @property
     def is_leader(self) -> bool:

@@ -36,7 +36,7 @@ class OpsMonitor:
 
     def tick(self, now: datetime | None = None) -> list[Any]:
         """Run every check once; returns the alerts emitted (new or seen again)."""
-        from numerflow.modeling.registry import deployed_models
+        from numerflow.store.queries.registry import deployed_models
         from numerflow.tournament.performance import performance_table
 
         now = now or datetime.now(UTC)

@@ -21,8 +21,9 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from numerflow.config import Settings
+from numerflow.metrics.names import TOURNAMENT_KINDS
 from numerflow.store import session_scope
-from numerflow.store.queries.performance import top_scored_round
+from numerflow.store.queries.performance import slot_tournaments, top_scored_round
 from numerflow.store.queries.service import data_fingerprint, newest_round, overview_facts
 from numerflow.tournament.performance import final_scores
 
@@ -65,6 +66,7 @@ def overview(settings: Settings, engine: Engine) -> dict[str, Any]:
         min_round = max(last_scored - SPARK_ROUNDS + 1, 0)
         scores = final_scores(s, min_round=min_round)
         facts = overview_facts(s, min_round)
+        tournaments = slot_tournaments(s)
     payouts, stakes = facts.payouts, facts.stakes
     submissions, staged = facts.submissions, facts.staged
 
@@ -79,9 +81,11 @@ def overview(settings: Settings, engine: Engine) -> dict[str, Any]:
         per_round = scores.get(slot, {})
         latest_round = max(per_round) if per_round else None
         latest = per_round[latest_round] if latest_round is not None else {}
+        tournament = tournaments.get(slot, 8)
+        first_kind = TOURNAMENT_KINDS.get(tournament, TOURNAMENT_KINDS[8])[0]  # Signals: alpha, Crypto: mmc
         cum, spark = 0.0, []
         for rnd in sorted(per_round):
-            value = per_round[rnd]["corr"]
+            value = per_round[rnd][first_kind]
             if value is not None:
                 cum += value
                 spark.append(round(cum, 4))  # a sparkline needs no more; keeps the answer small
@@ -108,6 +112,9 @@ def overview(settings: Settings, engine: Engine) -> dict[str, Any]:
                 "corr": latest.get("corr"),
                 "mmc": latest.get("mmc"),
                 "bmc": latest.get("bmc"),
+                "tournament": tournament,
+                "alpha": latest.get("alpha"),
+                "mpc": latest.get("mpc"),
                 "payout_round": pay[0] if pay else None,
                 "payout_nmr": num(pay[2]) if pay else None,
                 "payout_status": pay[3] if pay else "",

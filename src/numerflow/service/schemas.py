@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_type_hints
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from numerflow.service.deps import Name, Text
 from numerflow.service.jobkinds import (
@@ -17,10 +18,23 @@ from numerflow.service.jobkinds import (
     RoundArgs,
     TuneArgs,
 )
+from numerflow.store.queries.registry import RunInfo, VersionInfo
 
 Scope = Literal["read", "operate", "admin"]
 JobKind = Literal["train", "cv", "tune", "download", "round", "perf_sync", "backup"]
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled", "interrupted"]
+
+
+def out_model(name: str, source: type, *, exclude: tuple[str, ...] = ()) -> type[BaseModel]:
+    """The API shape of a store record (a dataclass): its fields and types, less ``exclude``, in order.
+
+    One list of fields, the store's: a column the store adds to the record is in the API too unless
+    excluded here, and the OpenAPI schema names the model ``name``."""
+    hints = get_type_hints(source)
+    fields: dict[str, Any] = {
+        f.name: (hints[f.name], ...) for f in dataclasses.fields(source) if f.name not in exclude
+    }
+    return create_model(name, **fields)
 
 
 class _In(BaseModel):
@@ -202,11 +216,16 @@ class OverviewModel(BaseModel):
     corr: float | None
     mmc: float | None
     bmc: float | None
+    tournament: int = Field(8, description="8 Classic, 11 Signals, 12 Crypto")
+    alpha: float | None = Field(None, description="Signals: Alpha")
+    mpc: float | None = Field(None, description="Signals: MPC")
     payout_round: int | None
     payout_nmr: float | None
     payout_status: str
     stake_nmr: float | None
-    cumulative_corr: list[float]
+    cumulative_corr: list[float] = Field(
+        description="cumulative CORR per round (Signals: Alpha, Crypto: MMC, their first score)"
+    )
 
 
 class OverviewOut(BaseModel):
@@ -219,19 +238,7 @@ class OverviewOut(BaseModel):
     models: list[OverviewModel]
 
 
-class VersionOut(BaseModel):
-    name: str
-    version: int
-    kind: str
-    algorithm: str
-    manifest_sha256: str
-    data_version: str
-    targets: list[str]
-    n_features: int
-    params: dict[str, Any]
-    scores: dict[str, Any]
-    stage: str
-    created_at: datetime
+VersionOut = out_model("VersionOut", VersionInfo, exclude=("path", "fingerprint"))
 
 
 class ModelSummary(BaseModel):
@@ -280,18 +287,7 @@ class PromoteIn(_In):
     stage: Literal["champion", "challenger"] = "champion"
 
 
-class RunOut(BaseModel):
-    id: int
-    kind: str
-    model_name: str
-    version: int | None
-    status: str
-    params: dict[str, Any]
-    scores: dict[str, Any]
-    error: str
-    started_at: datetime
-    finished_at: datetime | None
-    duration_s: float | None
+RunOut = out_model("RunOut", RunInfo, exclude=("data_hashes",))
 
 
 class SubmissionOut(BaseModel):
@@ -342,14 +338,11 @@ class RoundDetail(RoundOut):
     payouts: list[PayoutOut]
 
 
-class PerformanceRow(BaseModel):
-    round: int
-    corr: float | None
-    mmc: float | None
-    bmc: float | None
-    fnc: float | None
-    day: int
-    resolved: bool
+class PerformanceRow(RoundScore):
+    tournament: int = Field(description="8 Classic, 11 Signals, 12 Crypto")
+    alpha: float | None = Field(description="Signals: Alpha (paid x0.3)")
+    mpc: float | None = Field(description="Signals: meta-portfolio contribution (paid x0.8)")
+    corr_v4: float | None = Field(description="Signals: CORRv4 (informational)")
     cum_corr: float
     cum_mmc: float
     at_risk_nmr: float | None

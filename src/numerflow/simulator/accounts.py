@@ -5,7 +5,6 @@ one :class:`SimAccounts` and forwards its public methods to it."""
 from __future__ import annotations
 
 import json
-import threading
 import tomllib
 import uuid
 from decimal import InvalidOperation
@@ -13,11 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, insert, select
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 
 from numerflow.errors import ApiAuthError, ApiError, ConfigError, NotFoundError
 from numerflow.simulator import state as db
-from numerflow.simulator.clock import SimClock
 from numerflow.simulator.common import (
     CLASSIC,
     DEFAULT_AVAILABLE_NMR,
@@ -27,19 +25,15 @@ from numerflow.simulator.common import (
     DEFAULT_STAKE,
     DEFAULT_USERNAME,
     NAMESPACE,
+    SimPart,
     dec,
     money,
     sha,
 )
 
 
-class SimAccounts:
+class SimAccounts(SimPart):
     """Accounts and their models in the simulator's state database."""
-
-    def __init__(self, engine: Engine, lock: threading.RLock, clock: SimClock) -> None:
-        self._db = engine
-        self._lock = lock
-        self.clock = clock
 
     def seed(self, conn: Connection, accounts_file: Path | str | None, default: dict[str, Any]) -> None:
         """Insert the default account (on a fresh state) and those of ``accounts_file``; existing usernames

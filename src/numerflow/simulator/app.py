@@ -128,23 +128,46 @@ class FileResponse(Response):
 
 def create_app(engine: TournamentEngine) -> Starlette:
     """The ASGI app serving ``engine``."""
+    http = SimHttp(engine)
+    routes = [
+        Route("/", http.graphql, methods=["POST"]),
+        Route("/", http.index, methods=["GET"]),
+        Route("/files/{path:path}", http.files, methods=["GET", "HEAD"]),
+        Route("/uploads/{key:path}", http.upload, methods=["PUT"]),
+        Route("/_sim/{action}", http.admin, methods=["GET", "POST"]),
+    ]
+    return Starlette(routes=routes)
 
-    async def scripted_before(fault: ScriptedFault | None, where: str) -> Response | None:
+
+# faults that strike after a GraphQL mutation was done: (root fields, rate in FaultConfig, counted as, log)
+_AFTER_DONE = (
+    (frozenset({"create_submission"}), "create_error_rate", "create_error", "create_submission recorded"),
+    (frozenset({"v2ChangeStake", "releaseStake"}), "stake_error_rate", "stake_error", "stake change applied"),
+)
+
+
+class SimHttp:
+    """The handlers of the routes, over one engine, with its fault switches and scripted faults."""
+
+    def __init__(self, engine: TournamentEngine) -> None:
+        self.engine = engine
+
+    async def scripted_before(self, fault: ScriptedFault | None, where: str) -> Response | None:
         """The part of a scripted fault that comes before the request is done (or instead of it)."""
         if fault is None:
             return None
-        engine.count_fault(f"scripted_{fault.kind}")
+        self.engine.count_fault(f"scripted_{fault.kind}")
         log.info("scripted fault %s for a %s request", fault.kind, where)
         if fault.hang:
-            await asyncio.sleep(engine.faults.hang_s)
+            await asyncio.sleep(self.engine.faults.hang_s)
         if fault.kind == "html":
             return _html_page()
         if fault.status is not None and not fault.run:
             return _status_page(fault.status)
         return None
 
-    async def faults_before(kind: str) -> Response | None:
-        f = engine.faults
+    async def faults_before(self, kind: str) -> Response | None:
+        engine, f = self.engine, self.engine.faults
         if engine.dice.hit(f.hang_rate):
             engine.count_fault("hang")
             await asyncio.sleep(f.hang_s)
@@ -157,7 +180,17 @@ def create_app(engine: TournamentEngine) -> Starlette:
             return PlainTextResponse("503 Service Unavailable (simulated fault)", status_code=503)
         return None
 
-    async def graphql(request: Request) -> Response:
+    def fault_after_done(self, fields: list[str]) -> Response | None:
+        """A 504 for a mutation that was done (the ambiguous failure a blind retry repeats), by its rate."""
+        for names, rate, counted, what in _AFTER_DONE:
+            if names & set(fields) and self.engine.dice.hit(getattr(self.engine.faults, rate)):
+                self.engine.count_fault(counted)
+                log.info("fault: %s, answering 504", what)
+                return PlainTextResponse("504 Gateway Time-out (simulated fault)", status_code=504)
+        return None
+
+    async def graphql(self, request: Request) -> Response:
+        engine = self.engine
         try:
             body = await request.json()
         except ValueError:
@@ -172,11 +205,11 @@ def create_app(engine: TournamentEngine) -> Starlette:
         engine.requests.append(
             {"method": "POST", "fields": roots, "authorization": "authorization" in request.headers}
         )
-        failed = await faults_before("graphql")
+        failed = await self.faults_before("graphql")
         if failed is not None:
             return failed
         scripted = engine.fault_script.pop(*roots, "graphql")
-        early = await scripted_before(scripted, "graphql")
+        early = await self.scripted_before(scripted, "graphql")
         if early is not None:
             return early
         variables = body.get("variables") if isinstance(body.get("variables"), dict) else None
@@ -189,32 +222,20 @@ def create_app(engine: TournamentEngine) -> Starlette:
                 base_url=str(request.base_url),
             )
         )
-        if (
-            "create_submission" in fields
-            and "errors" not in result
-            and engine.dice.hit(engine.faults.create_error_rate)
-        ):
-            engine.count_fault("create_error")
-            log.info("fault: create_submission recorded, answering 504")
-            return PlainTextResponse("504 Gateway Time-out (simulated fault)", status_code=504)
-        if (
-            {"v2ChangeStake", "releaseStake"} & set(fields)
-            and "errors" not in result
-            and engine.dice.hit(engine.faults.stake_error_rate)
-        ):
-            engine.count_fault("stake_error")
-            log.info("fault: stake change applied, answering 504")
-            return PlainTextResponse("504 Gateway Time-out (simulated fault)", status_code=504)
+        late = None if "errors" in result else self.fault_after_done(fields)
+        if late is not None:
+            return late
         if scripted is not None and scripted.kind == "drop":
             return TruncatedResponse(JSONResponse(result).body)
         if scripted is not None and scripted.status is not None:  # after+NNN: done, then the error
             return _status_page(scripted.status)
         return JSONResponse(result)
 
-    async def index(request: Request) -> Response:
+    async def index(self, request: Request) -> Response:
         return PlainTextResponse("numerflow simulator: POST GraphQL queries to this URL\n")
 
-    async def files(request: Request) -> Response:
+    async def files(self, request: Request) -> Response:
+        engine = self.engine
         head = request.method == "HEAD"
         parts = request.path_params["path"].split("/")
         entry: dict[str, Any] = {
@@ -232,14 +253,14 @@ def create_app(engine: TournamentEngine) -> Starlette:
             entry.update(status=response.status_code, fault=fault)
             return response
 
-        failed = await faults_before("file")
+        failed = await self.faults_before("file")
         if failed is not None:
             return done(failed, "rate")
         if head and engine.dice.hit(engine.faults.refuse_head_rate):
             engine.count_fault("refuse_head")  # a presigned S3 GET URL: HEAD is another signature
             return done(Response(status_code=403), "refuse_head")
         scripted = None if head else engine.fault_script.pop(parts[-1])
-        early = await scripted_before(scripted, "file")
+        early = await self.scripted_before(scripted, "file")
         if early is not None:
             return done(early, scripted.kind if scripted else None)
         try:
@@ -247,29 +268,18 @@ def create_app(engine: TournamentEngine) -> Starlette:
         except NotFoundError:
             return done(PlainTextResponse("404 Not Found", status_code=404))
         size = path.stat().st_size
-        start, end, partial = 0, size, False
         header = request.headers.get("range")
         if_range = request.headers.get("if-range")
         if header and if_range is not None and if_range.strip() not in file_validators(path):
             header = None  # the client's part is of another version: the whole current file (200)
         if scripted is not None and scripted.kind == "ignore_range":
             header = None
-        if header:
-            m = _RANGE.match(header.strip())
-            if m is None or (not m.group(1) and not m.group(2)):
-                return done(
-                    PlainTextResponse("416 Range Not Satisfiable", 416, {"content-range": f"bytes */{size}"})
-                )
-            if m.group(1):
-                start = int(m.group(1))
-                end = min(size, int(m.group(2)) + 1) if m.group(2) else size
-            else:
-                start = max(0, size - int(m.group(2)))
-            if start >= size or start >= end:
-                return done(
-                    PlainTextResponse("416 Range Not Satisfiable", 416, {"content-range": f"bytes */{size}"})
-                )
-            partial = True
+        span = _byte_range(header, size)
+        if span is None:
+            return done(
+                PlainTextResponse("416 Range Not Satisfiable", 416, {"content-range": f"bytes */{size}"})
+            )
+        start, end, partial = span
         drop = not head and engine.dice.hit(engine.faults.drop_download_rate)
         if drop:
             engine.count_fault("drop_download")
@@ -283,16 +293,17 @@ def create_app(engine: TournamentEngine) -> Starlette:
         )
         return done(response, scripted.kind if scripted else ("drop" if drop else None))
 
-    async def upload(request: Request) -> Response:
+    async def upload(self, request: Request) -> Response:
+        engine = self.engine
         entry: dict[str, Any] = {"method": "PUT", "path": request.url.path, "status": None, "fault": None}
         engine.requests.append(entry)
-        failed = await faults_before("upload")
+        failed = await self.faults_before("upload")
         if failed is not None:
             entry.update(status=failed.status_code, fault="rate")
             return failed
         data = await request.body()
         scripted = engine.fault_script.pop("upload")
-        early = await scripted_before(scripted, "upload")
+        early = await self.scripted_before(scripted, "upload")
         if early is not None:
             entry.update(status=early.status_code, fault=scripted.kind if scripted else None)
             return early
@@ -318,7 +329,7 @@ def create_app(engine: TournamentEngine) -> Starlette:
         return Response(status_code=200)
 
     # -------------------------------------------------------------- admin
-    async def admin(request: Request) -> Response:
+    async def admin(self, request: Request) -> Response:
         action = request.path_params["action"]
         try:
             payload: dict[str, Any] = {}
@@ -329,7 +340,7 @@ def create_app(engine: TournamentEngine) -> Starlette:
                     if not isinstance(payload, dict):
                         raise NumerflowError("the body must be a JSON object")
             result = await anyio.to_thread.run_sync(
-                lambda: _admin(engine, action, request.method, payload, request)
+                lambda: _admin(self.engine, action, request.method, payload, request)
             )
         except NumerflowError as exc:
             return JSONResponse({"error": exc.message}, status_code=exc.http_status)
@@ -337,14 +348,23 @@ def create_app(engine: TournamentEngine) -> Starlette:
             return JSONResponse({"error": f"bad request: {exc}"}, status_code=400)
         return JSONResponse(result)
 
-    routes = [
-        Route("/", graphql, methods=["POST"]),
-        Route("/", index, methods=["GET"]),
-        Route("/files/{path:path}", files, methods=["GET", "HEAD"]),
-        Route("/uploads/{key:path}", upload, methods=["PUT"]),
-        Route("/_sim/{action}", admin, methods=["GET", "POST"]),
-    ]
-    return Starlette(routes=routes)
+
+def _byte_range(header: str | None, size: int) -> tuple[int, int, bool] | None:
+    """(start, end, partial) a ``Range`` header asks of a file of ``size`` bytes (the whole file without
+    one); None when it cannot be satisfied (416)."""
+    if not header:
+        return 0, size, False
+    m = _RANGE.match(header.strip())
+    if m is None or (not m.group(1) and not m.group(2)):
+        return None
+    if m.group(1):
+        start = int(m.group(1))
+        end = min(size, int(m.group(2)) + 1) if m.group(2) else size
+    else:
+        start, end = max(0, size - int(m.group(2))), size
+    if start >= size or start >= end:
+        return None
+    return start, end, True
 
 
 def _root_fields(query: str) -> list[str]:

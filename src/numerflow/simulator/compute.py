@@ -31,6 +31,7 @@ from numerflow.sandbox import MEMORY_LIMIT_BYTES, TIMEOUT_S, run_pickle
 from numerflow.simulator import extra_state as xdb
 from numerflow.simulator import state as db
 from numerflow.simulator.common import CLASSIC, NAMESPACE, SimEngineBase
+from numerflow.simulator.submissions import insert_submission
 from numerflow.simulator.validation import validate_predictions
 
 log = logging.getLogger(__name__)
@@ -135,20 +136,19 @@ class SimCompute(SimEngineBase):
                     sha256=digest,
                 )
             )
-            conn.execute(
-                insert(db.submissions).values(
-                    id=sub_id,
-                    model_id=upload["model_id"],
-                    round_number=number,
-                    tournament=CLASSIC,
-                    key=key,
-                    filename=out.name,
-                    inserted_at=when,
-                    sha256=digest,
-                    n_rows=len(ids),
-                    source="compute",
-                    trigger_id=run_id,
-                )
+            insert_submission(
+                conn,
+                model_id=upload["model_id"],
+                number=number,
+                tournament=CLASSIC,
+                key=key,
+                filename=out.name,
+                path=path,
+                n_rows=len(ids),
+                at=when,
+                source="compute",
+                trigger_id=run_id,
+                sub_id=sub_id,
             )
         return sub_id
 

@@ -39,7 +39,8 @@ from numerflow.metrics.corr import numerai_corr
 from numerflow.metrics.payout import CRYPTO_RULE
 from numerflow.simulator import state as db
 from numerflow.simulator.common import CRYPTO, N_SCORE_DAYS, SimEngineBase, dec, money
-from numerflow.simulator.scoring import daily_targets, percentiles
+from numerflow.simulator.round_scoring import day_rows
+from numerflow.simulator.scoring import daily_targets
 from numerflow.simulator.signals import (
     _read,
     clean_signal,
@@ -119,7 +120,7 @@ def build_crypto_world(folder: Path, n_symbols: int, seed: int) -> list[str]:
         raw[f"skew_{w}d"] = _rolling_mean(((ret - r_mean) / r_sd) ** 3, w)
     rows = np.flatnonzero(days >= pd.Timestamp("2020-06-01"))
     live_rows = rows[(days[rows] >= pd.Timestamp(LIVE_FROM)) & (days[rows] <= pd.Timestamp(LIVE_UNTIL))]
-    train_rows = rows[(days[rows] < pd.Timestamp(LIVE_FROM)) & (days[rows].weekday == 4)]
+    train_rows = rows[(days[rows] < pd.Timestamp(LIVE_FROM)) & (days[rows].day_of_week == 4)]
     chosen = np.concatenate([train_rows, live_rows])
     dates = days[chosen].strftime("%Y-%m-%d").to_numpy()
     panel = pd.DataFrame(
@@ -268,21 +269,7 @@ class SimCrypto(SimEngineBase):
                 ),
             }
             for name, vals in values.items():
-                pct = percentiles(vals)
-                for k, s in enumerate(selected):
-                    value = float(vals[k])
-                    score_rows.append(
-                        {
-                            "submission_id": s["id"],
-                            "model_id": s["model_id"],
-                            "round_number": number,
-                            "day": d + 1,
-                            "display_name": name,
-                            "value": value if np.isfinite(value) else None,
-                            "percentile": float(pct[k]) if np.isfinite(pct[k]) else None,
-                            "score_time": times[d],
-                        }
-                    )
+                score_rows += day_rows(selected, number, d + 1, name, vals, times[d])
         record_close(self, number, selected, at_risk, score_rows, CRYPTO_PAYOUT, "crypto_round")
         log.info("round %d: %d Crypto submissions scored", number, len(selected))
 

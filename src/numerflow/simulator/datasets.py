@@ -197,7 +197,7 @@ class SimDatasets(SimEngineBase):
         filename = self.extra_listing.get(filename, filename)
         if filename.startswith(("signals/", "crypto/")):
             with self._lock:
-                r = self._round_or_error(round_num) if round_num else self._latest_round()
+                r = self._round_or_error(round_num) if round_num else self.calendar.latest()
             if r is None:
                 raise NotFoundError(f"the requested file does not exist: {filename} (no round yet)")
             if filename.startswith("crypto/"):
@@ -213,7 +213,7 @@ class SimDatasets(SimEngineBase):
             raise NotFoundError(f"the requested file does not exist: {filename}")
         if name in ROUND_FILES:
             with self._lock:
-                r = self._round_or_error(round_num) if round_num else self._latest_round()
+                r = self._round_or_error(round_num) if round_num else self.calendar.latest()
             if r is None:
                 raise NotFoundError(f"the requested file does not exist: {filename} (no round yet)")
             number = int(r["number"])

@@ -10,12 +10,12 @@ are scored for all 20 days at once against the hidden targets; each day's scores
 scoring time (Tue–Sat, from 3 days after close). The round resolves at its 20th score: payouts are added
 to the stakes. On first start the engine opens a round at once so there is something to submit to.
 
-This module is the façade: settings, the state database, faults and status. Its concerns live beside it:
-accounts and models (accounts.py, one :class:`~numerflow.simulator.accounts.SimAccounts` object it
-forwards to), stakes (stakes.py, one :class:`~numerflow.simulator.stakes.SimStakeBook`), rounds on the
-clock (rounds.py), closing and resolving a round (round_scoring.py), and the parts clients call into
-(datasets.py, submissions.py, performance.py, leaderboard.py, profiles.py, crowd.py, compute.py,
-signals.py, crypto.py); shared state in common.py.
+This module is the façade: settings, the state database, faults and status, and the wiring of the objects
+it composes and forwards to, one per concern: accounts and models (``accounts``, accounts.py), stakes
+(``stake_book``, stakes.py), rounds on the clock (``calendar``, rounds.py), closing and resolving a round
+(``scoring``, round_scoring.py) and uploads and submissions (``submission_book``, submissions.py). The
+parts clients read from are still mixed in (datasets.py, performance.py, leaderboard.py, profiles.py,
+crowd.py, compute.py, signals.py, crypto.py); shared state in common.py.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, func, select
+from sqlalchemy.engine import Connection
 
 from numerflow.errors import ConfigError
 from numerflow.fileio import ensure_dir
@@ -38,6 +39,7 @@ from numerflow.metrics.payout import PayoutRule
 from numerflow.simulator import state as db
 from numerflow.simulator.accounts import SimAccounts
 from numerflow.simulator.clock import SimClock, iso, parse_start
+from numerflow.simulator.common import CRYPTO, PAYOUT_TARGET, SIGNALS, SimCore, meta_get, meta_set
 from numerflow.simulator.compute import SimCompute
 from numerflow.simulator.crowd import SimCrowd
 from numerflow.simulator.crypto import SimCrypto
@@ -58,7 +60,6 @@ log = logging.getLogger(__name__)
 
 class TournamentEngine(
     SimDatasets,
-    SimSubmissions,
     SimPerformance,
     SimLeaderboard,
     SimProfiles,
@@ -66,8 +67,6 @@ class TournamentEngine(
     SimCompute,
     SimSignals,
     SimCrypto,
-    SimRoundScoring,
-    SimRounds,
 ):
     """A simulated Numerai tournament (classic, tournament 8; Signals submissions are accepted unscored)."""
 
@@ -108,22 +107,7 @@ class TournamentEngine(
         :meth:`advance` calls).
         ``signals_tickers``: size of the Signals universe (signals.py, made on first use in ``signals_dir``,
         by default ``<state_dir>/signals``); kept in the state."""
-        if signals_tickers is not None and signals_tickers < 100:
-            raise ConfigError(
-                f"signals_tickers must be >= 100 (Signals needs 100 tickers; got {signals_tickers})"
-            )
-
-        if crowd is not None and crowd < 0:
-            raise ConfigError(f"crowd must be >= 0 simulated participants (got {crowd})")
-        if rest_at_risk is not None and not (0 <= rest_at_risk < float("inf")):
-            raise ConfigError(f"rest of the tournament's stake must be ≥ 0 NMR (got {rest_at_risk})")
-        if clock_speed <= 0:
-            raise ConfigError(f"clock speed must be > 0 (got {clock_speed})")
-        if round_window_hours <= 0:
-            raise ConfigError(f"round window must be > 0 hours (got {round_window_hours})")
-        if data_dir is not None and Path(data_dir).exists() and not Path(data_dir).is_dir():
-            # a folder that does not exist yet is fine: the simulator generates its data there
-            raise ConfigError(f"{data_dir}: not a dataset folder; make one with 'numerflow data synth --out'")
+        _check_arguments(signals_tickers, crowd, rest_at_risk, clock_speed, round_window_hours, data_dir)
         start_at = parse_start(start) if start is not None else None
         self.state_dir = ensure_dir(Path(state_dir).resolve())
         self._lock = threading.RLock()
@@ -135,36 +119,48 @@ class TournamentEngine(
         self.extra_listing: dict[str, str] = {}
         # what the file server and the upload route were asked, newest last (the tests read it)
         self.requests: deque[dict[str, Any]] = deque(maxlen=10_000)
-        self.auto_rounds = auto_rounds
-        self.round_window_hours = float(round_window_hours)
         self.first_round = first_round
+        fresh = {
+            "seed": seed,
+            "rows_per_era": rows_per_era,
+            "n_features": n_features,
+            "n_eras": n_eras,
+            "signal": signal,
+            "data_dir": str(Path(data_dir).resolve()) if data_dir else None,
+            "payout": asdict(payout or PayoutRule()),
+            "rest_at_risk": DEFAULT_REST_AT_RISK if rest_at_risk is None else rest_at_risk,
+        }
+        given = {
+            "payout": asdict(payout) if payout is not None else None,
+            "rest_at_risk": rest_at_risk,
+            "signals_tickers": signals_tickers,
+            "crowd": crowd,
+        }
         with self._db.begin() as conn:
-            saved = self._meta_get(conn, "settings")
-            first_start = saved is None
-            if saved is None:
-                saved = {
-                    "seed": seed,
-                    "rows_per_era": rows_per_era,
-                    "n_features": n_features,
-                    "n_eras": n_eras,
-                    "signal": signal,
-                    "data_dir": str(Path(data_dir).resolve()) if data_dir else None,
-                    "payout": asdict(payout or PayoutRule()),
-                    "rest_at_risk": DEFAULT_REST_AT_RISK if rest_at_risk is None else rest_at_risk,
-                }
-                self._meta_set(conn, "settings", saved)
-            elif payout is not None or rest_at_risk is not None:
-                if payout is not None:
-                    saved["payout"] = asdict(payout)
-                if rest_at_risk is not None:
-                    saved["rest_at_risk"] = rest_at_risk
-                self._meta_set(conn, "settings", saved)
-            if signals_tickers is not None and saved.get("signals_tickers") != signals_tickers:
-                saved["signals_tickers"] = signals_tickers
-                self._meta_set(conn, "settings", saved)
-            if crowd is not None and saved.get("crowd") != crowd:
-                saved["crowd"] = crowd
-                self._meta_set(conn, "settings", saved)
+            saved, first_start = _saved_settings(conn, fresh, given)
+        self._apply_settings(saved, signals_dir)
+        try:
+            self._ensure_data()
+        except BaseException:
+            if first_start:  # forget settings that never made a world, so the next start can fix them
+                with self._db.begin() as conn:
+                    conn.execute(delete(db.meta).where(db.meta.c.key == "settings"))
+            self._db.dispose()
+            raise
+        with self._db.begin() as conn:
+            self.clock = _start_clock(conn, start_at, clock_speed, monotonic, self.state_dir)
+            core = SimCore(self._db, self._lock, self.clock)
+            self.accounts = SimAccounts(core)
+            self.accounts.seed(conn, accounts_file, default_account or {})
+        self._compose(core, first_round, round_window_hours, auto_rounds)
+        with self._lock:
+            if self.calendar.latest() is None:
+                self.open_round()
+            self.sync()
+
+    def _apply_settings(self, saved: dict[str, Any], signals_dir: Path | str | None) -> None:
+        """The engine's settings from the state's (states saved before a knob existed get its old
+        behaviour)."""
         self.seed = int(saved["seed"])
         self.rows_per_era = int(saved["rows_per_era"])
         self.n_features = int(saved["n_features"])
@@ -179,37 +175,46 @@ class TournamentEngine(
         self.signals_dir = Path(signals_dir).resolve() if signals_dir else self.state_dir / "signals"
         self.data_dir = Path(saved["data_dir"]) if saved["data_dir"] else self.state_dir / "data" / "v5.3"
         self._world: Any = None
-        try:
-            self._ensure_data()
-        except BaseException:
-            if first_start:  # forget settings that never made a world, so the next start can fix them
-                with self._db.begin() as conn:
-                    conn.execute(delete(db.meta).where(db.meta.c.key == "settings"))
-            self._db.dispose()
-            raise
-        with self._db.begin() as conn:
-            started = self._meta_get(conn, "sim_now")
-            if started is not None and start_at is not None and abs(float(started) - start_at) > 1.0:
-                log.warning(
-                    "clock start %s ignored: the state in %s already has its clock at %s",
-                    iso(start_at),
-                    self.state_dir,
-                    iso(float(started)),
-                )
-            if started is None:
-                started = start_at if start_at is not None else time.time()
-            self.clock = SimClock(float(started), clock_speed, monotonic=monotonic)
-            self.accounts = SimAccounts(self._db, self._lock, self.clock)
-            self.accounts.seed(conn, accounts_file, default_account or {})
-            self.stake_book = SimStakeBook(self._db, self._lock, self.clock, self.accounts, self.sync)
-            self._schedule_from = float(self._meta_get(conn, "schedule_from") or 0.0)
-            if started is None:
-                self._meta_set(conn, "sim_now", self.clock.now())
-        self._last_save = 0.0
-        with self._lock:
-            if self._latest_round() is None:
-                self.open_round()
-            self.sync()
+
+    def _compose(self, core: SimCore, first_round: int, window_hours: float, auto_rounds: bool) -> None:
+        """The objects by concern, each handed what it needs of the others (after ``accounts``)."""
+        self.stake_book = SimStakeBook(core, self.accounts, self.sync)
+        self.scoring = SimRoundScoring(
+            core,
+            self.stake_book,
+            seed=self.seed,
+            uploads=self.state_dir / "uploads",
+            round_files=self._round_files,
+            feature_names=lambda: self.world.feature_names,
+            payout_terms=self.payout_terms,
+            also_close=(self._score_signals_round, self._score_crypto_round),
+        )
+        self.calendar = SimRounds(
+            core,
+            first_round=first_round,
+            window_hours=window_hours,
+            auto_rounds=auto_rounds,
+            round_config={**asdict(self.payout), "rest_at_risk": self.rest_at_risk, "target": PAYOUT_TARGET},
+            history_eras=lambda: int(self.world.spec.n_eras),
+            on_close=self.scoring.close,
+            on_resolve=self.scoring.resolve,
+            on_resolve_late=self._resolve_late,
+            on_release=self.stake_book.apply_release,
+            on_open=self._round_opened,
+        )
+        self.submission_book = SimSubmissions(
+            core,
+            self.accounts,
+            self.calendar,
+            self.scoring,
+            uploads=self.state_dir / "uploads",
+            live_ids=self.live_ids,
+            checks={SIGNALS: self.check_signals_upload, CRYPTO: self.check_crypto_upload},
+            save_report=self._save_signals_report,
+            data_dir=self.data_dir,
+            feature_names=lambda: self.world.feature_names,
+            payout=self.payout,
+        )
 
     # ------------------------------------------------------------------ plumbing
     def now(self) -> float:
@@ -244,6 +249,87 @@ class TournamentEngine(
             self._meta_set(conn, "sim_now", self.clock.now())
         self._db.dispose()
 
+    def _round_opened(self, number: int, when: float) -> None:
+        """What a new round starts: the crowd's submissions (crowd.py), Model Upload runs (compute.py)."""
+        self._on_round_open(number, when)
+        self._run_compute(number, when)
+
+    # ------------------------------------------------------------------ rounds and clock (rounds.py)
+    @property
+    def auto_rounds(self) -> bool:
+        return self.calendar.auto_rounds
+
+    def sync(self) -> None:
+        """Process everything due up to the clock's now."""
+        self.calendar.sync()
+
+    def rounds(self) -> list[dict[str, Any]]:
+        return self.calendar.all()
+
+    def round(self, number: int) -> dict[str, Any] | None:
+        return self.calendar.get(number)
+
+    def current_round(self) -> dict[str, Any] | None:
+        """The round open for submissions now, or None between rounds."""
+        return self.calendar.current()
+
+    def open_round(self) -> int:
+        """Open a new round now (closing the open one first); returns its number."""
+        return self.calendar.open()
+
+    def close_round(self) -> int | None:
+        """Close the open round now (it is scored at once); returns its number or None if none was open."""
+        return self.calendar.close()
+
+    def next_round_opens(self) -> float | None:
+        """Sim time the next round opens (None with ``auto_rounds`` off or before any round)."""
+        return self.calendar.next_opens()
+
+    def advance(self, days: float) -> dict[str, Any]:
+        """Move the clock ``days`` forward, processing every open, close, score and resolve on the way."""
+        self.calendar.advance(days)
+        return self.status()
+
+    def resolve_all(self) -> dict[str, Any]:
+        """Advance the clock until every round so far is resolved (no new rounds open on the way)."""
+        self.calendar.resolve_all()
+        return self.status()
+
+    # ------------------------------------------------------------------ submissions (submissions.py)
+    def upload_auth(
+        self, account: dict[str, Any], filename: str, model_id: str | None, kind: str
+    ) -> dict[str, str]:
+        return self.submission_book.upload_auth(account, filename, model_id, kind)
+
+    def store_upload(self, key: str, data: bytes) -> None:
+        self.submission_book.store_upload(key, data)
+
+    def create_submission(
+        self, account: dict[str, Any], key: str, model_id: str | None, **origin: str | None
+    ) -> dict[str, Any]:
+        """``origin``: ``source`` and ``trigger_id`` (see :meth:`SimSubmissions.create_submission`)."""
+        return self.submission_book.create_submission(account, key, model_id, **origin)
+
+    def create_signals_submission(
+        self, account: dict[str, Any], key: str, model_id: str | None
+    ) -> dict[str, Any]:
+        return self.submission_book.create_signals_submission(account, key, model_id)
+
+    def create_diagnostics(self, account: dict[str, Any], key: str, model_id: str | None) -> str:
+        return self.submission_book.create_diagnostics(account, key, model_id)
+
+    def diagnostics(
+        self, account: dict[str, Any], model_id: str | None, diag_id: str | None
+    ) -> dict[str, Any]:
+        return self.submission_book.diagnostics(account, model_id, diag_id)
+
+    def submissions(self, model_id: str, account_id: str | None = None) -> list[dict[str, Any]]:
+        return self.submission_book.submissions(model_id, account_id)
+
+    def all_submissions(self, round_number: int | None = None) -> list[dict[str, Any]]:
+        """Every submission (all accounts), oldest first; for tests and the admin status."""
+        return self.submission_book.all_submissions(round_number)
+
     # ------------------------------------------------------------------ stakes (stakes.py)
     def stake_change(
         self, account: dict[str, Any], model_id: str | None, value: str, kind: str
@@ -251,9 +337,9 @@ class TournamentEngine(
         return self.stake_book.stake_change(account, model_id, value, kind)
 
     def release_stake(
-        self, account: dict[str, Any], model_id: str | None, amount: str | None, drain: bool
+        self, account: dict[str, Any], model_id: str | None, amount: str | None, drain: bool | None
     ) -> dict[str, Any]:
-        return self.stake_book.release_stake(account, model_id, amount, drain)
+        return self.stake_book.release_stake(account, model_id, amount, bool(drain))
 
     def stake_changes(self, model_id: str) -> list[dict[str, Any]]:
         return self.stake_book.stake_changes(model_id)
@@ -283,14 +369,14 @@ class TournamentEngine(
     def status(self) -> dict[str, Any]:
         self.sync()
         with self._lock:
-            latest = self._latest_round()
+            latest = self.calendar.latest()
             with self._db.connect() as conn:
                 n_rounds = conn.execute(select(func.count()).select_from(db.rounds)).scalar_one()
                 n_resolved = conn.execute(
                     select(func.count()).select_from(db.rounds).where(db.rounds.c.resolved.is_(True))
                 ).scalar_one()
                 n_subs = conn.execute(select(func.count()).select_from(db.submissions)).scalar_one()
-            view = self._round_view(latest) if latest else None
+            view = self.calendar.view(latest) if latest else None
             return {
                 "sim_time": self.shown(self.clock.now()),
                 "sim_calendar_time": _iso(self.clock.now()),
@@ -299,7 +385,7 @@ class TournamentEngine(
                 "latest_round": view["number"] if view else None,
                 "latest_round_status": view["status"] if view else None,
                 "latest_round_closes": self.shown(view["close_time"]) if view else None,
-                "next_round_opens": self.shown(self._next_open(latest))
+                "next_round_opens": self.shown(self.calendar.next_open(latest))
                 if latest and self.auto_rounds
                 else None,
                 "rounds": n_rounds,
@@ -314,3 +400,65 @@ class TournamentEngine(
 
 def _iso(t: float) -> str:
     return iso(t)
+
+
+def _check_arguments(
+    signals_tickers: int | None,
+    crowd: int | None,
+    rest_at_risk: float | None,
+    clock_speed: float,
+    round_window_hours: float,
+    data_dir: Path | str | None,
+) -> None:
+    """One ConfigError for the first impossible argument of the engine."""
+    if signals_tickers is not None and signals_tickers < 100:
+        raise ConfigError(
+            f"signals_tickers must be >= 100 (Signals needs 100 tickers; got {signals_tickers})"
+        )
+    if crowd is not None and crowd < 0:
+        raise ConfigError(f"crowd must be >= 0 simulated participants (got {crowd})")
+    if rest_at_risk is not None and not (0 <= rest_at_risk < float("inf")):
+        raise ConfigError(f"rest of the tournament's stake must be ≥ 0 NMR (got {rest_at_risk})")
+    if clock_speed <= 0:
+        raise ConfigError(f"clock speed must be > 0 (got {clock_speed})")
+    if round_window_hours <= 0:
+        raise ConfigError(f"round window must be > 0 hours (got {round_window_hours})")
+    if data_dir is not None and Path(data_dir).exists() and not Path(data_dir).is_dir():
+        # a folder that does not exist yet is fine: the simulator generates its data there
+        raise ConfigError(f"{data_dir}: not a dataset folder; make one with 'numerflow data synth --out'")
+
+
+def _saved_settings(
+    conn: Connection, fresh: dict[str, Any], given: dict[str, Any]
+) -> tuple[dict[str, Any], bool]:
+    """(the state's settings, whether the state is new): ``fresh`` on a new state, else the saved ones;
+    either way with the ``given`` values that are not None (payout, rest at risk, Signals tickers, crowd),
+    saved back when that changes them."""
+    saved = meta_get(conn, "settings")
+    settings = {**(fresh if saved is None else saved), **{k: v for k, v in given.items() if v is not None}}
+    if settings != saved:
+        meta_set(conn, "settings", settings)
+    return settings, saved is None
+
+
+def _start_clock(
+    conn: Connection,
+    start_at: float | None,
+    speed: float,
+    monotonic: Callable[[], float] | None,
+    state_dir: Path,
+) -> SimClock:
+    """The clock at the state's saved sim time, or at ``start_at`` (default: now) for a new state."""
+    started = meta_get(conn, "sim_now")
+    if started is not None and start_at is not None and abs(float(started) - start_at) > 1.0:
+        log.warning(
+            "clock start %s ignored: the state in %s already has its clock at %s",
+            iso(start_at),
+            state_dir,
+            iso(float(started)),
+        )
+    if started is not None:
+        return SimClock(float(started), speed, monotonic=monotonic)
+    clock = SimClock(start_at if start_at is not None else time.time(), speed, monotonic=monotonic)
+    meta_set(conn, "sim_now", clock.now())
+    return clock

@@ -6,7 +6,7 @@ imports it before opening the state), so ``create_all`` adds them to a state mad
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Float, Integer, String, Table, Text
+from sqlalchemy import Boolean, Column, Float, Integer, String, Table, Text
 
 from numerflow.simulator.state import metadata
 
@@ -57,4 +57,15 @@ compute_runs = Table(
     Column("log", Text),  # the child's stderr tail (the traceback), shown to the model's owner
     Column("started_at", Float, nullable=False),
     Column("submission_id", String),
+)
+
+# a tournament whose rounds resolve after the round's own 20 scoring days (Signals: Alpha and MPC score for
+# 60 days): its payouts in the round settle at this row's resolve_time, not at the round's (signals.py)
+late_resolutions = Table(
+    "late_resolutions",
+    metadata,
+    Column("round_number", Integer, primary_key=True),
+    Column("tournament", Integer, primary_key=True),
+    Column("resolve_time", Float, nullable=False),
+    Column("resolved", Boolean, nullable=False, default=False),
 )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
 from pathlib import Path
@@ -35,7 +36,7 @@ from graphql import (
 )
 
 from numerflow.errors import ApiError, NotFoundError, NumerflowError
-from numerflow.simulator.common import CLASSIC, CRYPTO, NOT_OPEN, SIGNALS, dec
+from numerflow.simulator.common import CLASSIC, CRYPTO, N_SCORE_DAYS, NOT_OPEN, SIGNALS, dec
 from numerflow.simulator.engine import TournamentEngine
 from numerflow.simulator.profiles import compute_choices
 
@@ -190,20 +191,21 @@ def _guard(info: Any) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------- shapes
 def _round(engine: TournamentEngine, r: dict[str, Any], tournament: int | None = None) -> dict[str, Any]:
+    r = engine.tournament_round(r, tournament)  # Signals: its own 60 scoring days and resolution
     cfg = r["config"]
     shown = engine.shown
     configs = []
-    scores: tuple[tuple[str, float, bool], ...] = (
-        ("canon_corr", cfg["w_corr"], True),
-        ("canon_mmc", cfg["w_mmc"], True),
-        ("canon_bmc", 0.0, False),
-        ("canon_fnc", 0.0, False),
+    scores: tuple[tuple[str, float, bool, int], ...] = (
+        ("canon_corr", cfg["w_corr"], True, N_SCORE_DAYS),
+        ("canon_mmc", cfg["w_mmc"], True, N_SCORE_DAYS),
+        ("canon_bmc", 0.0, False, N_SCORE_DAYS),
+        ("canon_fnc", 0.0, False, N_SCORE_DAYS),
     )
     universe, factor = "classic", r["payout_factor"]
     if tournament in (SIGNALS, CRYPTO):  # their own payout rule, target and payout factor (signals.py)
         cfg, scores, factor = engine.tournament_round_terms(r, tournament)
         universe = "signals" if tournament == SIGNALS else "crypto"
-    for name, mult, payout in scores:
+    for name, mult, payout, days in scores:
         configs.append(
             {
                 "id": f"{r['number']}-{name}",
@@ -213,14 +215,14 @@ def _round(engine: TournamentEngine, r: dict[str, Any], tournament: int | None =
                 "name": name,
                 "version": "v5",
                 "displayName": name,
-                "totalScoreDays": 20,
+                "totalScoreDays": days,
                 "returnsLagDays": 2,
                 "dataDelayDays": 2,
                 "universe": universe,
                 "isCanonScore": True,
                 "isPayout": payout,
                 "scoringStart": shown(r["score_times"][0]),
-                "scoringEnd": shown(r["score_times"][-1]),
+                "scoringEnd": shown(r["score_times"][days - 1]),
                 "minMultiplier": mult,
                 "maxMultiplier": mult,
                 "defaultMultiplier": mult,
@@ -335,18 +337,43 @@ def _compute_pickle(engine: TournamentEngine, model_id: str) -> dict[str, Any] |
     }
 
 
-def _upload(info: Any, kind: str, filename: str, model_id: str | None) -> dict[str, str]:
-    ctx: Context = info.context
-    auth = ctx.engine.upload_auth(ctx.account(), filename, model_id, kind)
-    return {"filename": auth["filename"], "url": ctx.base_url + auth["url_path"]}
+def _calls(
+    method: str, *names: str, account: bool = False, then: Callable[[Any], Any] | None = None
+) -> Callable[..., Any]:
+    """A resolver that hands the field's arguments ``names`` (in this order; None when not given) to
+    ``engine.<method>``, after the caller's account when ``account``; ``then`` shapes the answer."""
+
+    def resolver(_root: Any, info: Any, **args: Any) -> Any:
+        ctx: Context = info.context
+        first = (ctx.account(),) if account else ()
+        answer = getattr(ctx.engine, method)(*first, *(args.get(n) for n in names))
+        return answer if then is None else then(answer)
+
+    return resolver
+
+
+def _as_id(created_id: str) -> dict[str, str]:
+    return {"id": created_id}
+
+
+def _upload_auth(kind: str) -> Callable[..., dict[str, str]]:
+    """The resolver of an upload-auth field: a presigned PUT URL for ``kind`` (submission, signals, ...)."""
+
+    def resolver(
+        _root: Any, info: Any, filename: str, modelId: str | None = None, **_: Any
+    ) -> dict[str, str]:
+        ctx: Context = info.context
+        auth = ctx.engine.upload_auth(ctx.account(), filename, modelId, kind)
+        return {"filename": auth["filename"], "url": ctx.base_url + auth["url_path"]}
+
+    return resolver
 
 
 class Root:
     """Resolvers of Query and Mutation; graphql-core calls ``root.<field>(info, **args)``."""
 
     # ---------------------------------------------------------------- public
-    def listDatasets(self, info: Any, round: int | None = None, tournament: int | None = None) -> list[str]:
-        return info.context.engine.list_datasets(round, tournament)
+    listDatasets = _calls("list_datasets", "round", "tournament")
 
     def dataset(
         self, info: Any, filename: str, round: int | None = None, tournament: int | None = None
@@ -370,7 +397,7 @@ class Root:
             if current is None:
                 raise NotFoundError(NOT_OPEN)
             return [_round(engine, current, tournament)]
-        rows = engine.rounds()
+        rows = [engine.tournament_round(r, tournament) for r in engine.rounds()]  # Signals: its own status
         if number is not None:
             rows = [r for r in rows if r["number"] == number]
         if status is not None:
@@ -523,11 +550,8 @@ class Root:
             "dailyModelPerformances": lambda _info: engine.signals_daily_performances(m["id"]),
         }
 
-    def signalsLeaderboard(self, info: Any, limit: int, offset: int) -> list[dict[str, Any]]:
-        return info.context.engine.signals_leaderboard(limit, offset)
-
-    def cryptosignalsLeaderboard(self, info: Any, limit: int, offset: int) -> list[dict[str, Any]]:
-        return info.context.engine.crypto_leaderboard(limit, offset)
+    signalsLeaderboard = _calls("signals_leaderboard", "limit", "offset")
+    cryptosignalsLeaderboard = _calls("crypto_leaderboard", "limit", "offset")
 
     # ---------------------------------------------------------------- private
     def account(self, info: Any) -> dict[str, Any]:
@@ -579,36 +603,10 @@ class Root:
         acct = ctx.account()
         return _model(ctx.engine, ctx.engine.model(modelId, acct["id"]), acct["id"])
 
-    def submission_upload_auth(
-        self,
-        info: Any,
-        filename: str,
-        tournament: int | None = None,
-        modelId: str | None = None,
-    ) -> dict[str, str]:
-        return _upload(info, "submission", filename, modelId)
-
-    def submissionUploadSignalsAuth(
-        self,
-        info: Any,
-        filename: str,
-        tournament: int | None = None,
-        modelId: str | None = None,
-    ) -> dict[str, str]:
-        return _upload(info, "signals", filename, modelId)
-
-    def diagnosticsUploadAuth(
-        self,
-        info: Any,
-        filename: str,
-        tournament: int | None = None,
-        modelId: str | None = None,
-    ) -> dict[str, str]:
-        return _upload(info, "diagnostics", filename, modelId)
-
-    def diagnostics(self, info: Any, id: str | None = None, modelId: str | None = None) -> dict[str, Any]:
-        ctx: Context = info.context
-        return ctx.engine.diagnostics(ctx.account(), modelId, id)
+    submission_upload_auth = _upload_auth("submission")
+    submissionUploadSignalsAuth = _upload_auth("signals")
+    diagnosticsUploadAuth = _upload_auth("diagnostics")
+    diagnostics = _calls("diagnostics", "modelId", "id", account=True)
 
     def submissions(self, info: Any, modelId: str | None = None) -> list[dict[str, Any]]:
         ctx: Context = info.context
@@ -623,68 +621,26 @@ class Root:
         ctx: Context = info.context
         return ctx.engine.payouts(ctx.account()["id"])
 
-    def create_submission(
-        self,
-        info: Any,
-        filename: str,
-        tournament: int | None = None,
-        modelId: str | None = None,
-        triggerId: str | None = None,
-        source: str | None = None,
-        dataDatestamp: int | None = None,
-    ) -> dict[str, Any]:
+    def create_submission(self, info: Any, filename: str, **args: Any) -> dict[str, Any]:
+        """(tournament and dataDatestamp are Numerai's; the round and the model say them here)"""
         ctx: Context = info.context
         created = ctx.engine.create_submission(
-            ctx.account(), filename, modelId, source=source, trigger_id=triggerId
+            ctx.account(),
+            filename,
+            args.get("modelId"),
+            source=args.get("source"),
+            trigger_id=args.get("triggerId"),
         )
         return {"id": created["id"]}
 
-    def createSignalsSubmission(
-        self,
-        info: Any,
-        filename: str,
-        modelId: str | None = None,
-        triggerId: str | None = None,
-        source: str | None = None,
-        dataDatestamp: int | None = None,
-    ) -> dict[str, Any]:
-        ctx: Context = info.context
-        return ctx.engine.create_signals_submission(ctx.account(), filename, modelId)
+    createSignalsSubmission = _calls("create_signals_submission", "filename", "modelId", account=True)
 
-    def createDiagnostics(
-        self,
-        info: Any,
-        filename: str,
-        tournament: int | None = None,
-        modelId: str | None = None,
-    ) -> dict[str, Any]:
-        ctx: Context = info.context
-        return {"id": ctx.engine.create_diagnostics(ctx.account(), filename, modelId)}
-
-    def v2ChangeStake(
-        self,
-        info: Any,
-        value: str,
-        type: str,
-        modelId: str | None = None,
-        tournamentNumber: int | None = None,
-    ) -> dict[str, Any]:
-        ctx: Context = info.context
-        return ctx.engine.stake_change(ctx.account(), modelId, value, type)
-
-    def releaseStake(
-        self,
-        info: Any,
-        drain: bool | None = None,
-        modelId: str | None = None,
-        amount: str | None = None,
-    ) -> dict[str, Any]:
-        ctx: Context = info.context
-        return ctx.engine.release_stake(ctx.account(), modelId, amount, bool(drain))
+    createDiagnostics = _calls("create_diagnostics", "filename", "modelId", account=True, then=_as_id)
+    v2ChangeStake = _calls("stake_change", "modelId", "value", "type", account=True)
+    releaseStake = _calls("release_stake", "modelId", "amount", "drain", account=True)
 
     # ---------------------------------------------------------------- leaderboards, pipeline (public)
-    def v2Leaderboard(self, info: Any, limit: int, offset: int) -> list[dict[str, Any]]:
-        return info.context.engine.leaderboard(limit, offset)
+    v2Leaderboard = _calls("leaderboard", "limit", "offset")
 
     def accountLeaderboard(
         self, info: Any, limit: int, offset: int, tournament: int | None = None
@@ -693,23 +649,12 @@ class Root:
             return []  # the simulator's accounts compete in Classic only
         return info.context.engine.account_leaderboard(limit, offset)
 
-    def pipelineStatus(self, info: Any, tournament: str, date: str | None = None) -> dict[str, Any]:
-        return info.context.engine.pipeline_status(date, tournament)
+    pipelineStatus = _calls("pipeline_status", "date", "tournament")
 
     # ---------------------------------------------------------------- profile, downloads (private)
-    def setUserBio(self, info: Any, value: str, modelId: str | None = None) -> bool:
-        ctx: Context = info.context
-        return ctx.engine.set_bio(ctx.account(), modelId, value)
-
-    def setUserLink(
-        self, info: Any, linkUrl: str, linkText: str | None = None, modelId: str | None = None
-    ) -> bool:
-        ctx: Context = info.context
-        return ctx.engine.set_link(ctx.account(), modelId, linkText, linkUrl)
-
-    def setSubmissionWebhook(self, info: Any, modelId: str, newSubmissionWebhook: str | None = None) -> str:
-        ctx: Context = info.context
-        return ctx.engine.set_submission_webhook(ctx.account(), modelId, newSubmissionWebhook)
+    setUserBio = _calls("set_bio", "modelId", "value", account=True)
+    setUserLink = _calls("set_link", "modelId", "linkText", "linkUrl", account=True)
+    setSubmissionWebhook = _calls("set_submission_webhook", "modelId", "newSubmissionWebhook", account=True)
 
     def submissionDownloadAuth(self, info: Any, id: str | None = None) -> dict[str, str]:
         ctx: Context = info.context
@@ -717,8 +662,7 @@ class Root:
         return {"filename": found["filename"], "url": ctx.base_url + found["url_path"]}
 
     # ---------------------------------------------------------------- Model Upload (private)
-    def computePickleUploadAuth(self, info: Any, filename: str, modelId: str | None = None) -> dict[str, str]:
-        return _upload(info, "compute_pickle", filename, modelId)
+    computePickleUploadAuth = _upload_auth("compute_pickle")
 
     def computePickleDataVersions(self, info: Any) -> list[dict[str, str]]:
         return compute_choices("data")
@@ -726,20 +670,15 @@ class Root:
     def computePickleDockerImages(self, info: Any) -> list[dict[str, str]]:
         return compute_choices("image")
 
-    def createComputePickleUpload(
-        self,
-        info: Any,
-        filename: str,
-        tournament: int | None = None,
-        modelId: str | None = None,
-        dataVersionId: str | None = None,
-        dockerImageId: str | None = None,
-    ) -> dict[str, Any]:
-        ctx: Context = info.context
-        upload_id = ctx.engine.create_compute_upload(
-            ctx.account(), filename, modelId, dataVersionId, dockerImageId
-        )
-        return {"id": upload_id}
+    createComputePickleUpload = _calls(
+        "create_compute_upload",
+        "filename",
+        "modelId",
+        "dataVersionId",
+        "dockerImageId",
+        account=True,
+        then=_as_id,
+    )
 
     # ---------------------------------------------------------------- staking v3 (private)
     def v3StakeConfig(self, info: Any) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from sqlalchemy import func, select
 from numerflow.simulator import state as db
 from numerflow.simulator.clock import DAY
 from numerflow.simulator.common import CLASSIC, SIGNALS, SimEngineBase, dec, money
-from numerflow.simulator.score_names import REPUTATION
+from numerflow.simulator.score_names import REPUTATION, SIGNALS_SHOWN
 
 YEAR = 365 * DAY
 _WINDOWS = {"1d": DAY, "13w": 13 * 7 * DAY, "52w": 52 * 7 * DAY, "all": float("inf")}
@@ -69,8 +69,8 @@ class SimLeaderboard(SimEngineBase):
         frame["value"] = pd.to_numeric(frame["value"], errors="coerce")
         times = np.sort(frame["score_time"].unique())
         out: dict[str, pd.DataFrame] = {}
-        # Classic's reputations, and Signals' Alpha and MPC (signals.py): each model has only its own kind
-        for stored in sorted({s for s in REPUTATION.values() if s} | {"alpha", "mpc"}):
+        # Classic's reputations, and Signals' scores (signals.py): each model has only its own kind
+        for stored in sorted({s for s in REPUTATION.values() if s} | set(SIGNALS_SHOWN.values())):
             rows = frame[frame["name"] == stored]
             if rows.empty:
                 continue

@@ -2,48 +2,30 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.engine import Connection
 
-from numerflow.metrics.payout import PayoutRule
 from numerflow.simulator import state as db
 from numerflow.simulator.common import (
-    N_SCORE_DAYS,
+    SIGNALS,
     SimEngineBase,
     dec,
     money,
 )
+from numerflow.simulator.round_scoring import day_payout
 from numerflow.simulator.score_names import ALL_SHOWN, displayed_as, names_of
 
 
 class SimPerformance(SimEngineBase):
     """Scores, per-round performances, payouts and reputation, as clients read them."""
 
-    def _day_payout(
-        self, config: dict[str, Any], factor: Decimal, at_risk: Decimal, corr: Any, mmc: Any
-    ) -> Decimal:
-        frac = PayoutRule.from_dict(config).returns(
-            float("nan") if corr is None else float(corr),
-            float("nan") if mmc is None else float(mmc),
-            float(factor),
-        )
-        return (at_risk * Decimal(repr(float(frac)))).quantize(Decimal("0.00000001"))
-
-    def _final_scores(self, conn: Connection, number: int, model_id: str, upto: float) -> dict[str, Any]:
-        rows = conn.execute(
-            select(db.scores.c.display_name, db.scores.c.value, db.scores.c.day)
-            .where(db.scores.c.round_number == number)
-            .where(db.scores.c.model_id == model_id)
-            .where(db.scores.c.score_time <= upto)
-            .order_by(db.scores.c.day)
-        ).all()
-        latest: dict[str, Any] = {}
-        for name, value, _day in rows:
-            latest[name] = value
-        return latest
+    def _tournament_of(self, model_id: str) -> int | None:
+        with self._db.connect() as conn:
+            q = select(db.models.c.tournament).where(db.models.c.id == str(model_id))
+            return conn.execute(q).scalar()
 
     # ------------------------------------------------------------------ scores
     def submission_scores(
@@ -90,8 +72,19 @@ class SimPerformance(SimEngineBase):
             for r in rows
             for shown in ([shown_as] if shown_as else names_of(r["display_name"]))
         ]
+        tournament = self._tournament_of(model_id)
+        views: dict[int, dict[str, Any]] = {}
         for r in rows:
-            r["is_resolved"] = bool(r["resolved"]) and r["day"] == N_SCORE_DAYS
+            if tournament == SIGNALS:  # Signals resolves after its own 60 scoring days (signals.py)
+                number = r["round_number"]
+                if number not in views:
+                    views[number] = self.tournament_round(  # type: ignore[attr-defined]
+                        {"number": number, "close_time": r["close_time"]}, tournament
+                    )
+                view = views[number]
+                r.update(resolve_time=view["resolve_time"], resolved=view["resolved"])
+                r["score_times"] = json.dumps(view["score_times"])
+            r["is_resolved"] = bool(r["resolved"]) and r["day"] == len(json.loads(r["score_times"]))
         if resolved is not None:
             rows = [r for r in rows if bool(r["resolved"]) == resolved]
         if last_n_rounds:
@@ -114,11 +107,13 @@ class SimPerformance(SimEngineBase):
                 select(db.submissions.c.round_number).where(db.submissions.c.model_id == model_id).distinct()
             ).scalars()
             numbers = sorted(set(subs), reverse=True)
+            tournament = self._tournament_of(model_id)
             out: list[dict[str, Any]] = []
             for number in numbers:
-                r = self._round_view(
+                r = self.calendar.view(
                     dict(conn.execute(select(db.rounds).where(db.rounds.c.number == number)).mappings().one())
                 )
+                r = self.tournament_round(r, tournament)  # type: ignore[attr-defined]
                 payout = (
                     conn.execute(
                         select(db.payouts)
@@ -144,7 +139,7 @@ class SimPerformance(SimEngineBase):
                 at_risk = dec(payout["at_risk"]) if payout else Decimal(0)
                 scores: list[dict[str, Any]] = []
                 for day_no, named in sorted(by_day.items()):
-                    pending = self._day_payout(
+                    pending = day_payout(
                         cfg,
                         factor,
                         at_risk,

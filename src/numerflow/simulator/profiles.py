@@ -104,7 +104,7 @@ class SimProfiles(SimEngineBase):
         resolved: list[float] = []
         with self._lock, self._db.connect() as conn:
             for r in conn.execute(select(db.rounds).where(db.rounds.c.tournament == CLASSIC)).mappings():
-                view = self._round_view(dict(r))
+                view = self.calendar.view(dict(r))
                 if start <= view["open_time"] < end and view["open_time"] <= now:
                     opened.append(view["open_time"])
                 scored += [t for t in view["score_times"] if start <= t < end and t <= now]
@@ -161,7 +161,7 @@ class SimProfiles(SimEngineBase):
 
         with self._lock:
             model = self.model(model_id, account["id"])
-            upload = self._stored_upload(account, key, model["id"], "compute_pickle")  # type: ignore[attr-defined]
+            upload = self.submission_book.stored_upload(account, key, model["id"], "compute_pickle")
             version = _pick("data", data_version, "v5.2")
             image = _pick("image", docker_image, "Python 3.12")
             path = self.state_dir / "uploads" / key

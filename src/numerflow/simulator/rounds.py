@@ -1,39 +1,74 @@
 """Rounds on the simulator's clock: opening on the calendar (Tue–Sat 13:00) or by hand, closing, moving the
 clock forward, and processing everything due up to a sim time (closes, resolutions, stake releases, the
-next opens) in time order. :class:`SimRounds` is a part of
-:class:`~numerflow.simulator.engine.TournamentEngine`; scoring at close and settling at resolution are in
-round_scoring.py."""
+next opens) in time order.
+
+:class:`SimRounds` is one object of the engine (``engine.calendar``). It owns the rounds table, the saved
+clock and the schedule; what happens at each event belongs to others and is handed in: scoring a round at
+close and settling it at resolution (round_scoring.py), paying a due release (stakes.py), and what a new
+round starts (the crowd's submissions, Model Upload runs)."""
 
 from __future__ import annotations
 
 import json
 import logging
 import uuid
-from dataclasses import asdict
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from numerflow.errors import ConfigError
+from numerflow.simulator import extra_state as xdb
 from numerflow.simulator import state as db
 from numerflow.simulator.clock import DAY, close_time_for, next_open_time, score_times
-from numerflow.simulator.common import CLASSIC, N_SCORE_DAYS, NAMESPACE, PAYOUT_TARGET, SimEngineBase
+from numerflow.simulator.common import CLASSIC, N_SCORE_DAYS, NAMESPACE, SimCore, SimPart, meta_get, meta_set
 
 log = logging.getLogger(__name__)
 MAX_ADVANCE_DAYS = 3650  # ten years of rounds in one call; more would hold the simulator for hours
+Event = Callable[[dict[str, Any]], None]
 
 
-class SimRounds(SimEngineBase):
-    """The rounds and the clock (part of the engine)."""
+class SimRounds(SimPart):
+    """The rounds and the clock.
 
-    auto_rounds: bool
-    round_window_hours: float
-    first_round: int
-    _schedule_from: float
-    _last_save: float
+    ``round_config``: the payout terms a new round records (its config column). ``history_eras``: the
+    number of historical eras (a round's live era follows them). ``on_close``/``on_resolve`` get a round
+    row when it closes/resolves, ``on_resolve_late`` a ``late_resolutions`` row when a tournament that
+    resolves after the round (Signals) does, ``on_release`` a due stake change, ``on_open`` (number, sim
+    time) of a round just opened."""
 
-    def _latest_round(self, conn: Connection | None = None) -> dict[str, Any] | None:
+    def __init__(
+        self,
+        core: SimCore,
+        *,
+        first_round: int,
+        window_hours: float,
+        auto_rounds: bool,
+        round_config: dict[str, Any],
+        history_eras: Callable[[], int],
+        on_close: Event,
+        on_resolve: Event,
+        on_resolve_late: Event,
+        on_release: Event,
+        on_open: Callable[[int, float], None],
+    ) -> None:
+        super().__init__(core)
+        self.first_round = first_round
+        self.window_hours = float(window_hours)
+        self.auto_rounds = auto_rounds
+        self.round_config = round_config
+        self._history_eras = history_eras
+        self._on_close = on_close
+        self._on_resolve = on_resolve
+        self._on_resolve_late = on_resolve_late
+        self._on_release = on_release
+        self._on_open = on_open
+        with self._db.connect() as conn:
+            self._schedule_from = float(meta_get(conn, "schedule_from") or 0.0)
+        self._last_save = 0.0
+
+    def latest(self, conn: Connection | None = None) -> dict[str, Any] | None:
         q = select(db.rounds).order_by(db.rounds.c.number.desc()).limit(1)
         if conn is None:
             with self._db.connect() as c:
@@ -42,13 +77,13 @@ class SimRounds(SimEngineBase):
             row = conn.execute(q).mappings().first()
         return None if row is None else dict(row)
 
-    def rounds(self) -> list[dict[str, Any]]:
+    def all(self) -> list[dict[str, Any]]:
         self.sync()
         with self._lock, self._db.connect() as conn:
             rows = conn.execute(select(db.rounds).order_by(db.rounds.c.number.desc())).mappings().all()
-        return [self._round_view(dict(r)) for r in rows]
+        return [self.view(dict(r)) for r in rows]
 
-    def _round_view(self, r: dict[str, Any]) -> dict[str, Any]:
+    def view(self, r: dict[str, Any]) -> dict[str, Any]:
         now = self.clock.now()
         r = dict(r)
         r["score_times"] = (
@@ -65,37 +100,37 @@ class SimRounds(SimEngineBase):
         r["is_open"] = status == "OPEN"
         return r
 
-    def current_round(self) -> dict[str, Any] | None:
+    def current(self) -> dict[str, Any] | None:
         """The round open for submissions now, or None between rounds."""
         self.sync()
         with self._lock:
-            latest = self._latest_round()
+            latest = self.latest()
             if latest is None:
                 return None
-            view = self._round_view(latest)
+            view = self.view(latest)
             return view if view["is_open"] else None
 
-    def round(self, number: int) -> dict[str, Any] | None:
+    def get(self, number: int) -> dict[str, Any] | None:
         self.sync()
         with self._lock, self._db.connect() as conn:
             row = conn.execute(select(db.rounds).where(db.rounds.c.number == number)).mappings().first()
-        return None if row is None else self._round_view(dict(row))
+        return None if row is None else self.view(dict(row))
 
-    def open_round(self) -> int:
+    def open(self) -> int:
         """Open a new round now (closing the open one first); returns its number."""
         with self._lock:
             self.sync()
             self._open_round_at(self.clock.now())
-            latest = self._latest_round()
+            latest = self.latest()
             assert latest is not None
             return int(latest["number"])
 
-    def close_round(self) -> int | None:
+    def close(self) -> int | None:
         """Close the open round now (it is scored at once); returns its number or None if none was open."""
         with self._lock:
             self.sync()
             now = self.clock.now()
-            latest = self._latest_round()
+            latest = self.latest()
             if latest is None or latest["close_time"] <= now:
                 return None
             with self._db.begin() as conn:
@@ -112,16 +147,15 @@ class SimRounds(SimEngineBase):
         )
 
     def _open_round_at(self, t: float) -> None:
-        latest = self._latest_round()
+        latest = self.latest()
         if latest is not None and latest["close_time"] > t:
             with self._db.begin() as conn:
                 self._reschedule(conn, latest, t)
             self._process_until(t)
         number = self.first_round if latest is None else int(latest["number"]) + 1
-        era_number = int(self.world.spec.n_eras) + 1 + (number - self.first_round)
-        close = close_time_for(t, self.round_window_hours)
+        era_number = self._history_eras() + 1 + (number - self.first_round)
+        close = close_time_for(t, self.window_hours)
         times = score_times(close, N_SCORE_DAYS)
-        config = {**asdict(self.payout), "rest_at_risk": self.rest_at_risk, "target": PAYOUT_TARGET}
         with self._db.begin() as conn:
             conn.execute(
                 insert(db.rounds).values(
@@ -135,14 +169,13 @@ class SimRounds(SimEngineBase):
                     resolve_time=times[-1],
                     closed=False,
                     resolved=False,
-                    config=json.dumps(config),
+                    config=json.dumps(self.round_config),
                 )
             )
         log.info("round %d opened (era %04d)", number, era_number)
-        self._on_round_open(number, t)
-        self._run_compute(number, t)  # Model Upload pickles (compute.py)
+        self._on_open(number, t)
 
-    def advance(self, days: float) -> dict[str, Any]:
+    def advance(self, days: float) -> None:
         """Move the clock ``days`` forward, processing every open, close, score and resolve on the way."""
         if not 0 <= days <= MAX_ADVANCE_DAYS:  # NaN fails this too
             raise ConfigError(
@@ -155,21 +188,24 @@ class SimRounds(SimEngineBase):
             self.clock.advance(days * DAY)
             self._save_clock()
             self.sync()
-            return self.status()
 
-    def resolve_all(self) -> dict[str, Any]:
+    def resolve_all(self) -> None:
         """Advance the clock until every round so far is resolved (no new rounds open on the way)."""
         with self._lock:
             self.sync()
             auto, self.auto_rounds = self.auto_rounds, False
             try:
-                latest = self._latest_round()
-                if latest is not None and self._round_view(latest)["is_open"]:
-                    self.close_round()
+                latest = self.latest()
+                if latest is not None and self.view(latest)["is_open"]:
+                    self.close()
                 with self._db.connect() as conn:
-                    last = conn.execute(
-                        select(func.max(db.rounds.c.resolve_time)).where(db.rounds.c.resolved.is_(False))
-                    ).scalar()
+                    ends = [
+                        conn.execute(
+                            select(func.max(t.c.resolve_time)).where(t.c.resolved.is_(False))
+                        ).scalar()
+                        for t in (db.rounds, xdb.late_resolutions)
+                    ]
+                last = max((e for e in ends if e is not None), default=None)
                 if last is not None:
                     wait = float(last) - self.clock.now()
                     if wait > 0:
@@ -182,8 +218,7 @@ class SimRounds(SimEngineBase):
                 # the schedule starts again from now: no burst of the rounds skipped on the way
                 self._schedule_from = self.clock.now()
                 with self._db.begin() as conn:
-                    self._meta_set(conn, "schedule_from", self._schedule_from)
-            return self.status()
+                    meta_set(conn, "schedule_from", self._schedule_from)
 
     def sync(self) -> None:
         """Process everything due up to the clock's now."""
@@ -197,7 +232,7 @@ class SimRounds(SimEngineBase):
     def _save_clock(self) -> None:
         now = self.clock.now()
         with self._db.begin() as conn:
-            self._meta_set(conn, "sim_now", now)
+            meta_set(conn, "sim_now", now)
         self._last_save = now
 
     def _process_until(self, target: float) -> int:
@@ -206,7 +241,7 @@ class SimRounds(SimEngineBase):
         while True:
             events: list[tuple[float, int, Any]] = []
             with self._db.connect() as conn:
-                latest = self._latest_round(conn)
+                latest = self.latest(conn)
                 closing = conn.execute(
                     select(db.rounds)
                     .where(db.rounds.c.closed.is_(False))
@@ -220,6 +255,12 @@ class SimRounds(SimEngineBase):
                     .where(db.rounds.c.resolve_time <= target)
                 ).mappings()
                 events += [(r["resolve_time"], 1, ("resolve", dict(r))) for r in resolving]
+                late = conn.execute(
+                    select(xdb.late_resolutions)
+                    .where(xdb.late_resolutions.c.resolved.is_(False))
+                    .where(xdb.late_resolutions.c.resolve_time <= target)
+                ).mappings()
+                events += [(r["resolve_time"], 1, ("resolve_late", dict(r))) for r in late]
                 releases = conn.execute(
                     select(db.stake_changes)
                     .where(db.stake_changes.c.status == "pending")
@@ -227,7 +268,7 @@ class SimRounds(SimEngineBase):
                 ).mappings()
                 events += [(c["due_time"], 2, ("release", dict(c))) for c in releases]
             if self.auto_rounds and latest is not None:
-                nxt = self._next_open(latest)
+                nxt = self.next_open(latest)
                 if nxt <= target:
                     events.append((nxt, 3, ("open", nxt)))
             if not events:
@@ -235,24 +276,26 @@ class SimRounds(SimEngineBase):
             done += 1
             when, _, (kind, payload) = min(events, key=lambda e: (e[0], e[1]))
             if kind == "close":
-                self._score_round(payload)
+                self._on_close(payload)
             elif kind == "resolve":
-                self._resolve_round(payload)
+                self._on_resolve(payload)
+            elif kind == "resolve_late":
+                self._on_resolve_late(payload)  # a tournament's own later resolution (Signals' 60 days)
             elif kind == "release":
-                self.stake_book.apply_release(payload)
+                self._on_release(payload)
             else:
                 self._open_round_at(when)
 
-    def _next_open(self, latest: dict[str, Any]) -> float:
+    def next_open(self, latest: dict[str, Any]) -> float:
         """When the round after ``latest`` opens on the calendar: the first Tue–Sat 13:00 after it opened
         (and no earlier than an hour before it closes, nor than a schedule restart)."""
         return next_open_time(max(latest["open_time"], latest["close_time"] - 1.0, self._schedule_from))
 
-    def next_round_opens(self) -> float | None:
+    def next_opens(self) -> float | None:
         """Sim time the next round opens (None with ``auto_rounds`` off or before any round)."""
         self.sync()
         with self._lock:
-            latest = self._latest_round()
+            latest = self.latest()
             if not self.auto_rounds or latest is None:
                 return None
-            return self._next_open(latest)
+            return self.next_open(latest)

@@ -7,9 +7,10 @@ the meta model; ...), and clients filter on any of them. :data:`SHOWN` maps ever
 to the stored score it shows; nothing else in the simulator spells a display name.
 
 Names Numerai has but the simulator does not compute (``tc``, deprecated; ``corj60``, on a target it does not
-score; ``fnc_v4``, Signals' FNC) are not emitted: a client filtering on them finds nothing rather than a
-number that means something else. Which kind a name is comes from ``numerflow.metrics.names``, the one
-table of Numerai's score names.
+score) are not emitted: a client filtering on them finds nothing rather than a number that means something
+else. Signals' scores have names of their own (``alpha``, ``mpc``, ``corr_v4``, ``fnc_v4``, ``ic_v2``,
+``ric``): a Classic model has none of them, a Signals model none of Classic's. Which kind a name is
+comes from ``numerflow.metrics.names``, the one table of Numerai's score names.
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ EMITTED: tuple[str, ...] = (
 )
 # display name -> the stored score it shows (the canonical name of its kind in numerflow.metrics.names)
 SHOWN: dict[str, str] = {name: str(canonical(name)) for name in EMITTED}
-# Signals' scores (signals.py), shown under their own names
-SIGNALS_SHOWN: dict[str, str] = {"alpha": "alpha", "mpc": "mpc"}
+# Signals' scores (signals.py), shown under their own names: Alpha and MPC (payout), CORRv4, FNCv4, ICv2
+# and RIC (informational)
+SIGNALS_SHOWN: dict[str, str] = {n: n for n in ("alpha", "mpc", "corr_v4", "fnc_v4", "ic_v2", "ric")}
 ALL_SHOWN: dict[str, str] = {**SHOWN, **SIGNALS_SHOWN}
 # other spellings clients use when filtering (case-insensitive) -> the display name answered
 _FILTER_SPELLINGS: dict[str, str] = {
@@ -41,6 +43,10 @@ _FILTER_SPELLINGS: dict[str, str] = {
     "fnc": "fnc_v3",
     "fncv3": "fnc_v3",
     "meta_portfolio_contribution": "mpc",
+    "corrv4": "corr_v4",
+    "fncv4": "fnc_v4",
+    "icv2": "ic_v2",
+    "ic": "ic_v2",
 }
 
 # reputation fields of dailyModelPerformances / the leaderboards -> stored score (None: not computed)

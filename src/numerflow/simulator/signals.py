@@ -12,19 +12,30 @@
   round's universe are dropped and reported (:meth:`SimSignals.signals_report`).
 * **Scores.** At the round's close each model's last submission is cleaned as Numerai does
   (``clean_submission``: mapped to ``numerai_ticker``, left-joined to the universe, tie-kept ranked, missing
-  tickers filled with 0.5) and scored every scoring day against that day's partial ``target_chili_60``
-  (scoring.daily_targets) with :mod:`numerflow.metrics.signals`: ``alpha`` and ``mpc`` (against the
-  stake-weighted portfolio of the round's staked submissions).
+  tickers filled with 0.5) and scored for all its days at once; each day's scores are revealed at its
+  scoring time (Tue–Sat, the first 3 days after close). ``alpha`` and ``mpc`` (against the stake-weighted
+  portfolio of the round's staked submissions; :mod:`numerflow.metrics.signals`) score for Numerai's 60
+  days (:data:`SIGNALS_SCORE_DAYS`), day ``d`` against a partial ``target_chili_60`` that keeps
+  ``sqrt(d/60)`` of the final target's signal (scoring.daily_targets; day 60 *is* the final target). The
+  informational ``corr_v4``, ``fnc_v4``, ``ic_v2`` and ``ric`` (:func:`informational_scores`) score for 20
+  days on their 20-day targets, day ``d`` keeping ``sqrt(d/20)``.
 * **The churn/turnover gate** (Numerai's): a model with no submission in the week before, or whose signal
   has a churn (1 - Spearman) >= 15% or a turnover (of its centered, L1-normalized neutral weights) >= 25%
   against any of its last 5 submissions, has nothing at risk in the round (still scored);
   :meth:`SimSignals.signals_gate` says why.
 * **Payouts**: ``stake · clip(pf · (0.3·Alpha + 0.8·MPC), ±0.017)`` with ``pf = min(1, 36,000 / Signals NMR
-  at risk)`` (:data:`SIGNALS_PAYOUT`), settled when the round resolves.
+  at risk)`` (:data:`SIGNALS_PAYOUT`), fixed at close and settled from the day-60 scores: a Signals round
+  resolves 40 scoring days after the Classic round of the same number (a ``late_resolutions`` row;
+  :meth:`SimSignals._resolve_late`), and a stake release waits for it. Rounds as a Signals client sees them
+  (:meth:`SimSignals.tournament_round`) show these 60 days, that resolve time and that resolution.
 
-Simplifications, said plainly: Signals rounds are the simulator's rounds (same numbers and calendar as
-Classic, 20 scoring days rather than Numerai's 60-day Alpha/MPC window); the informational scores (CORRv4,
-FNCv4, ICv2, RIC) and the neutral-churn penalty of numerai-tools 0.7.1 are not computed.
+Simplifications, said plainly: Signals rounds are the simulator's rounds (same numbers, calendar and close
+as Classic); the first score comes 3 days after close (Numerai: 2 days of returns lag and 2 of data lag);
+the scores are computed at close from partial targets drawn then, not from returns arriving day by day;
+FNCv4 neutralizes to the simulator's standard factors (the neutralizers) and numeric features and then takes
+Numerai's CORR, where Numerai uses its private v4 medium features and a tie-broken-rank correlation; the
+stake is "locked" only as long as a round at risk is unresolved; the neutral-churn penalty of numerai-tools
+0.7.1 is not computed.
 """
 
 from __future__ import annotations
@@ -32,6 +43,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import asdict
 from decimal import Decimal
 from pathlib import Path
@@ -40,23 +52,49 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy import stats
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection
 
 from numerflow.errors import NotFoundError, SubmissionError
 from numerflow.fileio import atomic_path, atomic_write_bytes
+from numerflow.metrics.corr import numerai_corr, spearman_per_era
+from numerflow.metrics.fnc import feature_neutral_corr
 from numerflow.metrics.payout import SIGNALS_RULE, PayoutRule
 from numerflow.metrics.signals import alpha, churn, meta_portfolio_contribution, portfolio_weights, turnover
+from numerflow.simulator import extra_state as xdb
 from numerflow.simulator import state as db
+from numerflow.simulator.clock import score_times
 from numerflow.simulator.common import CRYPTO, N_SCORE_DAYS, SIGNALS, SimEngineBase, dec, money
-from numerflow.simulator.scoring import daily_targets, percentiles
-from numerflow.simulator.signals_world import ALPHA_TARGET, FEATURES, TARGETS, SignalsSpec, build_world
+from numerflow.simulator.round_scoring import day_rows, insert_close
+from numerflow.simulator.scoring import daily_targets
+from numerflow.simulator.signals_world import (
+    ALPHA_TARGET,
+    CORR_TARGET,
+    FEATURES,
+    TARGETS,
+    SignalsSpec,
+    build_world,
+)
 
 log = logging.getLogger(__name__)
 
 #: Numerai Signals' payout rule since the 2025-09-02 rounds (Alpha ×0.3, MPC ×0.8, clip ±0.017, 36,000 NMR).
 SIGNALS_PAYOUT = SIGNALS_RULE  # the one payout rule (metrics.payout)
 SIGNALS_SCORES = ("alpha", "mpc")
+#: Numerai's Alpha/MPC window: 60 scoring days (Tue–Sat) from 3 days after close, so a Signals round
+#: resolves 40 scoring days after Classic's (whose 20 are the first 20 of these)
+SIGNALS_SCORE_DAYS = 60
+#: the informational scores (20D2L on their 20-day targets, as Numerai's docs define them)
+INFO_SCORE_DAYS = N_SCORE_DAYS
+#: v2SignalsProfile.dailyModelPerformances fields -> the Signals score whose reputation they show
+PROFILE_FIELDS = {"corr": "alpha", "mmc": "mpc", "corr20d": "corr_v4", "ic": "ic_v2"}
+UNSCORED_FIELDS = ("corr60", "tc", "mmc20d")  # answered, always null
+INFO_TARGETS = {
+    "corr_v4": CORR_TARGET,
+    "fnc_v4": CORR_TARGET,
+    "ic_v2": "target_raw_return_20",
+    "ric": "target_factor_neutral_20",
+}
 DEFAULT_SIGNALS_TICKERS = 500
 V21 = "signals/v2.1"
 V10_LIVE = "signals/v1.0/live.parquet"
@@ -194,26 +232,31 @@ class SimSignals(SimEngineBase):
         return dates[(number - self.first_round) % len(dates)]
 
     def _signals_static(self, name: str) -> Path:
-        out = self.signals_dir / "files" / name
+        def make() -> pd.DataFrame:
+            split = "train" if name.startswith("train") else "validation"
+            if name in ("train.parquet", "validation.parquet"):
+                frame = self._signals_panel(split=split)
+                return frame[["numerai_ticker", "composite_figi", "date", *FEATURES, *TARGETS]]
+            if name.endswith("_neutralizer.parquet"):
+                return self._signals_side("neutralizers.parquet", split=split)
+            if name.endswith("_sample_weights.parquet"):
+                return self._signals_side("sample_weights.parquet", split=split)
+            return _example(self._signals_panel(split="validation"))
+
+        return self._written_once(self.signals_dir / "files" / name, make)
+
+    def _written_once(self, out: Path, make: Callable[[], pd.DataFrame]) -> Path:
+        """``out``, made by ``make`` on its first use (under the engine's lock), as CSV or parquet by its
+        name."""
         if out.is_file():
             return out
         with self._lock:
             if out.is_file():
                 return out
-            split = "train" if name.startswith("train") else "validation"
-            if name in ("train.parquet", "validation.parquet"):
-                frame = self._signals_panel(split=split)
-                frame = frame[["numerai_ticker", "composite_figi", "date", *FEATURES, *TARGETS]]
-            elif name.endswith("_neutralizer.parquet"):
-                frame = self._signals_side("neutralizers.parquet", split=split)
-            elif name.endswith("_sample_weights.parquet"):
-                frame = self._signals_side("sample_weights.parquet", split=split)
-            else:
-                panel = self._signals_panel(split="validation")
-                frame = _example(panel)
-                if name.endswith(".csv"):
-                    atomic_write_bytes(out, frame.to_csv(index=False).encode())
-                    return out
+            frame = make()
+            if out.suffix == ".csv":
+                atomic_write_bytes(out, frame.to_csv(index=False).encode())
+                return out
             with atomic_path(out) as tmp:
                 frame.to_parquet(tmp, index=False)
         return out
@@ -229,28 +272,17 @@ class SimSignals(SimEngineBase):
         return out.reset_index(drop=True)[["numerai_ticker", "bloomberg_ticker", "composite_figi"]]
 
     def _signals_round_file(self, number: int, name: str) -> Path:
-        folder = self.state_dir / "rounds" / str(number) / "signals"
-        out = folder / name.replace("/", "_")
-        if out.is_file():
-            return out
-        with self._lock:
-            if out.is_file():
-                return out
+        def make() -> pd.DataFrame:
             date = self.signals_live_date(number)
             panel = self._signals_panel(date=date).sort_values("numerai_ticker").reset_index(drop=True)
             if name == "live.parquet":
-                frame = panel[["numerai_ticker", "composite_figi", "date", *FEATURES]]
-            elif name == V10_LIVE:
-                universe = self.signals_universe(number)
-                frame = universe.assign(date=date, data_type="live")
-            else:
-                frame = _example(panel)[["numerai_ticker", "signal"]]
-                if name.endswith(".csv"):
-                    atomic_write_bytes(out, frame.to_csv(index=False).encode())
-                    return out
-            with atomic_path(out) as tmp:
-                frame.to_parquet(tmp, index=False)
-        return out
+                return panel[["numerai_ticker", "composite_figi", "date", *FEATURES]]
+            if name == V10_LIVE:
+                return self.signals_universe(number).assign(date=date, data_type="live")
+            return _example(panel)[["numerai_ticker", "signal"]]
+
+        folder = self.state_dir / "rounds" / str(number) / "signals"
+        return self._written_once(folder / name.replace("/", "_"), make)
 
     def signals_datasets(self) -> list[str]:
         return sorted([*(f"{V21}/{n}" for n in (*STATIC, *ROUND)), V10_LIVE])
@@ -297,13 +329,15 @@ class SimSignals(SimEngineBase):
 
     # ------------------------------------------------------------------ scores and payouts
     def _score_signals_round(self, r: dict[str, Any]) -> None:
-        """Score the round's Signals submissions (all scoring days) and record their stakes at risk."""
+        """Score the round's Signals submissions (all scoring days) and record their stakes at risk: Alpha and
+        MPC for :data:`SIGNALS_SCORE_DAYS`, the informational scores for the first :data:`INFO_SCORE_DAYS`;
+        the round's Signals payouts settle after the last Alpha/MPC day (:meth:`_resolve_late`)."""
         number = int(r["number"])
         with self._db.connect() as conn:
             selected = self._scored_submissions(conn, number, SIGNALS)
         if not selected:
             return
-        times = json.loads(r["score_times"]) if isinstance(r["score_times"], str) else r["score_times"]
+        times = score_times(float(r["close_time"]), SIGNALS_SCORE_DAYS)
         date = self.signals_live_date(number)
         universe = self.signals_universe(number)
         panel = self._signals_panel(date=date).set_index("numerai_ticker").reindex(universe["numerai_ticker"])
@@ -330,39 +364,74 @@ class SimSignals(SimEngineBase):
                 at_risk[model_id] = Decimal(0)
         stakes = np.array([float(at_risk[s["model_id"]]) for s in selected])
         rng = np.random.default_rng([self.seed, number, SIGNALS])
-        days = daily_targets(panel[ALPHA_TARGET].to_numpy(np.float64), N_SCORE_DAYS, rng)
+        days = daily_targets(panel[ALPHA_TARGET].to_numpy(np.float64), SIGNALS_SCORE_DAYS, rng)
         scores = {
-            "alpha": np.empty((N_SCORE_DAYS, len(selected))),
-            "mpc": np.empty((N_SCORE_DAYS, len(selected))),
+            "alpha": np.array([alpha(preds, neut, weights, t) for t in days]),
+            "mpc": np.array(
+                [
+                    meta_portfolio_contribution(preds, stakes, neut, weights, t)
+                    if stakes.sum() > 0
+                    else np.full(len(selected), np.nan)
+                    for t in days
+                ]
+            ),
         }
-        for d, target in enumerate(days):
-            scores["alpha"][d] = alpha(preds, neut, weights, target)
-            scores["mpc"][d] = (
-                meta_portfolio_contribution(preds, stakes, neut, weights, target)
-                if stakes.sum() > 0
-                else np.nan
-            )
-        rows = []
-        for name in SIGNALS_SCORES:
-            for d in range(N_SCORE_DAYS):
-                pct = percentiles(scores[name][d])
-                for k, s in enumerate(selected):
-                    value = float(scores[name][d, k])
-                    rows.append(
-                        {
-                            "submission_id": s["id"],
-                            "model_id": s["model_id"],
-                            "round_number": number,
-                            "day": d + 1,
-                            "display_name": name,
-                            "value": value if np.isfinite(value) else None,
-                            "percentile": float(pct[k]) if np.isfinite(pct[k]) else None,
-                            "score_time": times[d],
-                        }
-                    )
+        numeric = [f for f in FEATURES if f != "feature_country"]
+        exposures = np.column_stack([neut, np.nan_to_num(panel[numeric].to_numpy(np.float64))])
+        scores.update(informational_scores(preds, panel, exposures, [self.seed, number, SIGNALS]))
+        rows = [
+            row
+            for name, per_day in scores.items()
+            for d, values in enumerate(per_day)
+            for row in day_rows(selected, number, d + 1, name, values, times[d])
+        ]
         gate_meta = {f"signals_gate:{number}:{model_id}": gate for model_id, gate in gates.items()}
-        record_close(self, number, selected, at_risk, rows, SIGNALS_PAYOUT, "signals_round", gate_meta)
+        record_close(
+            self, number, selected, at_risk, rows, SIGNALS_PAYOUT, "signals_round", gate_meta,
+            late=(SIGNALS, times[-1]),
+        )  # fmt: skip
         log.info("round %d: %d Signals submissions scored", number, len(selected))
+
+    def _resolve_late(self, late: dict[str, Any]) -> None:
+        """Settle the payouts of ``late``'s tournament in its round (after Signals' 60 scoring days): from
+        the final scores up to its resolve time, with the tournament's payout terms."""
+        number, tournament = int(late["round_number"]), int(late["tournament"])
+        with self._db.begin() as conn:
+            r = conn.execute(select(db.rounds).where(db.rounds.c.number == number)).mappings().one()
+            payouts = conn.execute(
+                select(db.payouts)
+                .join(db.models, db.models.c.id == db.payouts.c.model_id)
+                .where(db.payouts.c.round_number == number)
+                .where(db.models.c.tournament == tournament)
+                .where(db.payouts.c.settled.is_(False))
+            ).mappings()
+            config, factor = json.loads(r["config"]), dec(r["payout_factor"] or "1")
+            for p in [dict(p) for p in payouts]:
+                self.scoring.settle_payout(conn, number, p, late["resolve_time"], config, factor)
+            conn.execute(
+                update(xdb.late_resolutions)
+                .where(xdb.late_resolutions.c.round_number == number)
+                .where(xdb.late_resolutions.c.tournament == tournament)
+                .values(resolved=True)
+            )
+        log.info("round %d resolved for tournament %d", number, tournament)
+
+    def tournament_round(self, r: dict[str, Any], tournament: int | None) -> dict[str, Any]:
+        """A round view (``calendar.view``) as ``tournament`` sees it: for Signals its own scoring days
+        (:data:`SIGNALS_SCORE_DAYS` from the close), resolve time, resolution and status; others as is."""
+        if tournament != SIGNALS:
+            return r
+        times = score_times(float(r["close_time"]), SIGNALS_SCORE_DAYS)
+        with self._db.connect() as conn:
+            resolved = conn.execute(
+                select(xdb.late_resolutions.c.resolved)
+                .where(xdb.late_resolutions.c.round_number == r["number"])
+                .where(xdb.late_resolutions.c.tournament == SIGNALS)
+            ).scalar()
+        out = {**r, "score_times": times, "resolve_time": times[-1], "resolved": bool(resolved)}
+        if r.get("status") == "RESOLVED" and not resolved:
+            out["status"] = "RESOLVING"
+        return out
 
     def _churn_gate(
         self, conn: Connection, sub: dict[str, Any], signal: np.ndarray, neut: np.ndarray, weights: np.ndarray
@@ -444,9 +513,9 @@ class SimSignals(SimEngineBase):
 
     def tournament_round_terms(
         self, r: dict[str, Any], tournament: int
-    ) -> tuple[dict[str, Any], tuple[tuple[str, float, bool], ...], str | None]:
+    ) -> tuple[dict[str, Any], tuple[tuple[str, float, bool, int], ...], str | None]:
         """A round as Signals (11) or Crypto (12) shows it: (config with target, (score, multiplier,
-        is payout) rows, payout factor once the round closed)."""
+        is payout, scoring days) rows, payout factor once the round closed)."""
         from numerflow.simulator.crypto import CRYPTO_PAYOUT
         from numerflow.simulator.crypto import TARGET as CRYPTO_TARGET
 
@@ -454,53 +523,39 @@ class SimSignals(SimEngineBase):
             if tournament == CRYPTO:
                 saved = _meta_read(conn, f"crypto_round:{r['number']}") or {}
                 cfg = {**asdict(CRYPTO_PAYOUT), "target": CRYPTO_TARGET}
-                return cfg, (("canon_mmc", 1.0, True), ("canon_corr", 0.0, False)), saved.get("payout_factor")
+                rows = (("canon_mmc", 1.0, True, N_SCORE_DAYS), ("canon_corr", 0.0, False, N_SCORE_DAYS))
+                return cfg, rows, saved.get("payout_factor")
             saved = _meta_read(conn, f"signals_round:{r['number']}") or {}
         cfg = {**asdict(SIGNALS_PAYOUT), "target": ALPHA_TARGET}
-        rows = (("alpha", SIGNALS_PAYOUT.w_corr, True), ("mpc", SIGNALS_PAYOUT.w_mmc, True))
-        return cfg, rows, saved.get("payout_factor")
+        payout = (
+            ("alpha", SIGNALS_PAYOUT.w_corr, True, SIGNALS_SCORE_DAYS),
+            ("mpc", SIGNALS_PAYOUT.w_mmc, True, SIGNALS_SCORE_DAYS),
+        )
+        info = tuple((name, 0.0, False, INFO_SCORE_DAYS) for name in INFO_TARGETS)
+        return cfg, payout + info, saved.get("payout_factor")
 
     # ------------------------------------------------------------------ profile and leaderboard
     def _signals_reputation(self) -> dict[str, pd.DataFrame]:
         table = self.reputation_table()  # type: ignore[attr-defined]
-        return {name: table[name] for name in SIGNALS_SCORES if name in table}
+        return {name: table[name] for name in set(PROFILE_FIELDS.values()) if name in table}
 
     def signals_daily_performances(self, model_id: str) -> list[dict[str, Any]]:
-        """v2SignalsProfile.dailyModelPerformances: Alpha reputation as corrRep/corrRank, MPC's as
-        mmcRep/mmcRank (ranks among the Signals models that day); fields not computed are null."""
+        """v2SignalsProfile.dailyModelPerformances: ``<field>Rep``/``<field>Rank`` for the fields of
+        :data:`PROFILE_FIELDS` (Alpha as corr, MPC as mmc, CORRv4 as corr20d, ICv2 as ic; ranks among the
+        Signals models that day); the fields not computed are null."""
         reps = self._signals_reputation()
         if "alpha" not in reps or model_id not in reps["alpha"].columns:
             return []
-        a = reps["alpha"]
-        m = reps.get("mpc")
+        ranks = {name: rep.rank(axis=1, ascending=False, method="min") for name, rep in reps.items()}
         out = []
-        a_rank = a.rank(axis=1, ascending=False, method="min")
-        m_rank = m.rank(axis=1, ascending=False, method="min") if m is not None else None
-        for t in a[model_id].dropna().index:
-            entry: dict[str, Any] = {
-                k: None
-                for k in (
-                    "corr20dRep",
-                    "corr20dRank",
-                    "corr60Rep",
-                    "corr60Rank",
-                    "icRep",
-                    "icRank",
-                    "tcRep",
-                    "tcRank",
-                    "mmc20dRep",
-                    "mmc20dRank",
-                )
-            }
-            entry.update(
-                date=self.shown(float(t)),
-                corrRep=_num(a.at[t, model_id]),
-                corrRank=_int(a_rank.at[t, model_id]),
-                mmcRep=_num(m.at[t, model_id]) if m is not None and model_id in m.columns else None,
-                mmcRank=_int(m_rank.at[t, model_id])
-                if m_rank is not None and model_id in m_rank.columns
-                else None,
-            )
+        for t in reps["alpha"][model_id].dropna().index:
+            entry: dict[str, Any] = {f"{f}{kind}": None for f in UNSCORED_FIELDS for kind in ("Rep", "Rank")}
+            entry["date"] = self.shown(float(t))
+            for field, name in PROFILE_FIELDS.items():
+                rep = reps.get(name)
+                known = rep is not None and model_id in rep.columns and t in rep.index
+                entry[f"{field}Rep"] = _num(rep.at[t, model_id]) if known else None
+                entry[f"{field}Rank"] = _int(ranks[name].at[t, model_id]) if known else None
             out.append(entry)
         return out
 
@@ -513,7 +568,7 @@ class SimSignals(SimEngineBase):
                 dict(r)
                 for r in conn.execute(select(db.models).where(db.models.c.tournament == SIGNALS)).mappings()
             ]
-        a, m = reps.get("alpha"), reps.get("mpc")
+        a, m, ic = reps.get("alpha"), reps.get("mpc"), reps.get("ic_v2")
 
         def last(frame: pd.DataFrame | None, model_id: str, row: int = -1) -> float | None:
             if frame is None or model_id not in frame.columns or len(frame) < -row:
@@ -529,14 +584,14 @@ class SimSignals(SimEngineBase):
                     "today": last(a, mdl["id"]),
                     "prev": last(a, mdl["id"], -2),
                     "mmc": last(m, mdl["id"]),
+                    "icRep": last(ic, mdl["id"]),
                     "sharpe": None,
-                    "icRank": None,
-                    "icRep": None,
                     "tcRep": None,
                     "tcRank": None,
                 }
             )
-        for key, rank_key in (("today", "rank"), ("prev", "prevRank"), ("mmc", "mmcRank")):
+        ranked = (("today", "rank"), ("prev", "prevRank"), ("mmc", "mmcRank"), ("icRep", "icRank"))
+        for key, rank_key in ranked:
             scored = sorted((r for r in rows if r[key] is not None), key=lambda r: -r[key])
             for i, r in enumerate(scored):
                 r[rank_key] = i + 1
@@ -546,6 +601,34 @@ class SimSignals(SimEngineBase):
         for r in rows:
             r.pop("prev")
         return rows[max(0, offset) : max(0, offset) + max(0, limit)]
+
+
+def informational_scores(
+    preds: np.ndarray, panel: pd.DataFrame, exposures: np.ndarray, seed: list[int]
+) -> dict[str, np.ndarray]:
+    """Signals' informational scores of ``preds`` (n tickers × k cleaned signals) for each of the
+    :data:`INFO_SCORE_DAYS` days (name -> days × k), against that day's partial 20-day target
+    (scoring.daily_targets), with numerflow.metrics (the definitions of Numerai's Signals docs):
+
+    * ``corr_v4``: Numerai's CORR with ``target_factor_feat_neutral_20``;
+    * ``fnc_v4``: feature-neutral CORR (numerai-tools' ``feature_neutral_corr``) with the same target,
+      neutral to ``exposures`` (the simulator's standard factors, i.e. the neutralizers, and the numeric
+      features: Numerai uses its private v4 medium features and a tie-broken-rank correlation);
+    * ``ic_v2``: Spearman correlation with the binned raw return ``target_raw_return_20``;
+    * ``ric``: Spearman correlation with ``target_factor_neutral_20``."""
+    era = np.zeros(len(preds), dtype=np.int64)
+    fns = {
+        "corr_v4": lambda t: numerai_corr(preds, t, era)[0],
+        "fnc_v4": lambda t: feature_neutral_corr(preds, exposures, t, era)[0],
+        "ic_v2": lambda t: spearman_per_era(preds, t, era)[0],
+        "ric": lambda t: spearman_per_era(preds, t, era)[0],
+    }
+    out = {}
+    for j, (name, fn) in enumerate(fns.items()):
+        final = panel[INFO_TARGETS[name]].to_numpy(np.float64)
+        days = daily_targets(final, INFO_SCORE_DAYS, np.random.default_rng([*seed, j + 1]))
+        out[name] = np.array([fn(t) for t in days])
+    return out
 
 
 def _example(panel: pd.DataFrame) -> pd.DataFrame:
@@ -569,30 +652,27 @@ def record_close(
     rule: PayoutRule,
     round_key: str,
     extra_meta: dict[str, Any] | None = None,
+    late: tuple[int, float] | None = None,
 ) -> None:
     """Write a closed Signals/Crypto round in one transaction: an unsettled payout row per submission,
     the score rows, and ``<round_key>:<number>`` with the payout factor of ``rule`` (the one payout rule,
-    metrics.payout) over the round's total at risk."""
+    metrics.payout) over the round's total at risk; with ``late = (tournament, resolve time)`` the
+    tournament's payouts settle then, not when the round resolves."""
     total = sum(at_risk.values(), Decimal(0))
     factor = dec(rule.payout_factor(float(total)))
     with engine._db.begin() as conn:
-        for s in selected:
-            conn.execute(
-                insert(db.payouts).values(
-                    model_id=s["model_id"],
-                    round_number=number,
-                    submission_id=s["id"],
-                    at_risk=money(at_risk[s["model_id"]]),
-                    payout=None,
-                    settled=False,
-                )
-            )
-        conn.execute(insert(db.scores), score_rows)
+        insert_close(conn, number, selected, at_risk, score_rows)
         _meta_put(
             conn, f"{round_key}:{number}", {"payout_factor": money(factor), "total_at_risk": money(total)}
         )
         for key, value in (extra_meta or {}).items():
             _meta_put(conn, key, value)
+        if late is not None:
+            conn.execute(
+                insert(xdb.late_resolutions).values(
+                    round_number=number, tournament=late[0], resolve_time=late[1], resolved=False
+                )
+            )
 
 
 # the state's meta table through the engine base's one pair of helpers

@@ -5,42 +5,29 @@ stake methods to it and reads the pending releases through it when a round close
 
 from __future__ import annotations
 
-import threading
 import uuid
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 
 from numerflow.errors import StakeError
+from numerflow.simulator import extra_state as xdb
 from numerflow.simulator import state as db
 from numerflow.simulator.accounts import SimAccounts
-from numerflow.simulator.clock import SimClock
-from numerflow.simulator.common import (
-    dec,
-    money,
-)
+from numerflow.simulator.common import SimCore, SimPart, dec, money
 
 
-class SimStakeBook:
+class SimStakeBook(SimPart):
     """Stake increases, releases and drains, kept in the simulator's state database.
 
     ``sync`` brings the whole simulation up to the clock's now (the engine's), so that a stake change
     sees the rounds and releases due before it."""
 
-    def __init__(
-        self,
-        engine: Engine,
-        lock: threading.RLock,
-        clock: SimClock,
-        accounts: SimAccounts,
-        sync: Callable[[], None],
-    ) -> None:
-        self._db = engine
-        self._lock = lock
-        self.clock = clock
+    def __init__(self, core: SimCore, accounts: SimAccounts, sync: Callable[[], None]) -> None:
+        super().__init__(core)
         self.accounts = accounts
         self.sync = sync
 
@@ -118,19 +105,8 @@ class SimStakeBook:
             conn.execute(
                 update(db.models).where(db.models.c.id == model["id"]).values(stake=money(stake + amount))
             )
-            change_id = str(uuid.uuid4())
-            now = self.clock.now()
-            conn.execute(
-                insert(db.stake_changes).values(
-                    id=change_id,
-                    model_id=model["id"],
-                    type="increase",
-                    amount=money(amount),
-                    drain=False,
-                    requested_at=now,
-                    due_time=None,
-                    status="complete",
-                )
+            change_id = _record_change(
+                conn, model["id"], "increase", amount, self.clock.now(), None, drain=False
             )
         return {
             "id": change_id,
@@ -167,21 +143,17 @@ class SimStakeBook:
                 .where(db.payouts.c.model_id == model["id"])
                 .where(db.payouts.c.settled.is_(False))
             ).scalar()
+            late = xdb.late_resolutions  # or later, where its tournament resolves after the round (Signals)
+            due_late = conn.execute(
+                select(func.max(late.c.resolve_time))
+                .select_from(db.payouts.join(late, late.c.round_number == db.payouts.c.round_number))
+                .where(late.c.tournament == model["tournament"])
+                .where(db.payouts.c.model_id == model["id"])
+                .where(db.payouts.c.settled.is_(False))
+            ).scalar()
             now = self.clock.now()
-            due_time = max(float(due), now) if due is not None else now
-            change_id = str(uuid.uuid4())
-            conn.execute(
-                insert(db.stake_changes).values(
-                    id=change_id,
-                    model_id=model["id"],
-                    type="decrease",
-                    amount=money(amount),
-                    drain=drain,
-                    requested_at=now,
-                    due_time=due_time,
-                    status="pending",
-                )
-            )
+            due_time = max([now, *(float(d) for d in (due, due_late) if d is not None)])
+            change_id = _record_change(conn, model["id"], "decrease", amount, now, due_time, drain=drain)
         self.sync()
         with self._db.connect() as conn:
             status = conn.execute(
@@ -222,3 +194,30 @@ class SimStakeBook:
                     .order_by(db.stake_changes.c.requested_at)
                 ).mappings()
             ]
+
+
+def _record_change(
+    conn: Connection,
+    model_id: str,
+    kind: str,
+    amount: Decimal,
+    at: float,
+    due_time: float | None,
+    *,
+    drain: bool,
+) -> str:
+    """Record a stake change; an increase is complete at once, a decrease pending until ``due_time``."""
+    change_id = str(uuid.uuid4())
+    conn.execute(
+        insert(db.stake_changes).values(
+            id=change_id,
+            model_id=model_id,
+            type=kind,
+            amount=money(amount),
+            drain=drain,
+            requested_at=at,
+            due_time=due_time,
+            status="complete" if kind == "increase" else "pending",
+        )
+    )
+    return change_id

@@ -1,4 +1,11 @@
-"""Uploads (upload auth + PUT), submissions validated like Numerai's, Signals submissions, diagnostics."""
+"""Uploads (upload auth + PUT), submissions validated like Numerai's, Signals and Crypto submissions,
+diagnostics.
+
+:class:`SimSubmissions` is one object of the engine (``engine.submission_book``); the engine forwards its
+public methods to it. What it needs of the other concerns is handed in: the accounts (a caller's model),
+the calendar (the open round), the round scoring (a late submission is scored when it is made), each
+round's live ids, and the Signals/Crypto checks of an upload and the report they keep (signals.py,
+crypto.py)."""
 
 from __future__ import annotations
 
@@ -6,12 +13,13 @@ import hashlib
 import json
 import logging
 import uuid
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from sqlalchemy import insert, select, update
+from sqlalchemy.engine import Connection
 
 from numerflow.errors import (
     ApiError,
@@ -20,30 +28,106 @@ from numerflow.errors import (
     SubmissionError,
 )
 from numerflow.fileio import atomic_write_bytes, sha256_file
+from numerflow.metrics.payout import PayoutRule
 from numerflow.simulator import extra_state as xdb
 from numerflow.simulator import state as db
+from numerflow.simulator.accounts import SimAccounts
 from numerflow.simulator.common import (
     CLASSIC,
     CRYPTO,
     NOT_OPEN,
     SAFE,
     SIGNALS,
-    SimEngineBase,
+    SimCore,
+    SimPart,
+    late_ids,
 )
+from numerflow.simulator.round_scoring import SimRoundScoring
+from numerflow.simulator.rounds import SimRounds
 from numerflow.simulator.validation import validate_predictions
 
 log = logging.getLogger(__name__)
+# (file bytes, file name, round number) -> (predictions, rows kept, ids outside the round's universe)
+UploadCheck = Callable[[bytes, str, int], tuple[np.ndarray, int, list[str]]]
+# (conn, submission id, rows kept, ids dropped): what a Signals/Crypto submission's report keeps
+SaveReport = Callable[[Connection, str, int, list[str]], None]
 
 
-class SimSubmissions(SimEngineBase):
-    """Upload URLs, stored PUTs, submissions, Signals submissions and diagnostics."""
+def insert_submission(
+    conn: Connection,
+    *,
+    model_id: str,
+    number: int,
+    tournament: int,
+    key: str,
+    filename: str,
+    path: Path,
+    n_rows: int,
+    at: float,
+    source: str | None = None,
+    trigger_id: str | None = None,
+    sub_id: str | None = None,
+) -> str:
+    """Record a checked submission (the uploaded file at ``path``) in round ``number``; returns its id
+    (``sub_id``, or a new one)."""
+    sub_id = sub_id or str(uuid.uuid4())
+    conn.execute(
+        insert(db.submissions).values(
+            id=sub_id,
+            model_id=model_id,
+            round_number=number,
+            tournament=tournament,
+            key=key,
+            filename=filename,
+            inserted_at=at,
+            sha256=sha256_file(path),
+            n_rows=n_rows,
+            source=source,
+            trigger_id=trigger_id,
+        )
+    )
+    return sub_id
+
+
+class SimSubmissions(SimPart):
+    """Upload URLs, stored PUTs, submissions (Classic, late, Signals, Crypto) and diagnostics.
+
+    ``checks`` holds the upload check of Signals (11) and Crypto (12), ``save_report`` keeps what a check
+    found; ``data_dir``, ``feature_names`` and ``payout`` are what diagnostics score against."""
+
+    def __init__(
+        self,
+        core: SimCore,
+        accounts: SimAccounts,
+        calendar: SimRounds,
+        scoring: SimRoundScoring,
+        *,
+        uploads: Path,
+        live_ids: Callable[[int], np.ndarray],
+        checks: dict[int, UploadCheck],
+        save_report: SaveReport,
+        data_dir: Path,
+        feature_names: Callable[[], Sequence[str]],
+        payout: PayoutRule,
+    ) -> None:
+        super().__init__(core)
+        self.accounts = accounts
+        self.calendar = calendar
+        self.scoring = scoring
+        self.uploads = uploads
+        self._live_ids = live_ids
+        self._checks = checks
+        self._save_report = save_report
+        self.data_dir = data_dir
+        self._feature_names = feature_names
+        self.payout = payout
 
     # ------------------------------------------------------------------ uploads and submissions
     def upload_auth(
         self, account: dict[str, Any], filename: str, model_id: str | None, kind: str
     ) -> dict[str, str]:
-        self.sync()
-        model = self.model(model_id, account["id"]) if (model_id or kind != "diagnostics") else None
+        self.calendar.sync()
+        model = self.accounts.model(model_id, account["id"]) if (model_id or kind != "diagnostics") else None
         if kind == "submission" and model is not None and model["tournament"] not in (CLASSIC, CRYPTO):
             raise ApiError(
                 f"Model {model['name']} is not a Numerai Classic model (tournament {model['tournament']})"
@@ -71,14 +155,14 @@ class SimSubmissions(SimEngineBase):
             row = conn.execute(select(db.uploads).where(db.uploads.c.key == key)).mappings().first()
             if row is None:
                 raise NotFoundError(f"no upload URL was issued for {key}")
-            atomic_write_bytes(self.state_dir / "uploads" / key, data)
+            atomic_write_bytes(self.uploads / key, data)
             conn.execute(
                 update(db.uploads)
                 .where(db.uploads.c.key == key)
                 .values(stored_at=self.clock.now(), size=len(data), sha256=hashlib.sha256(data).hexdigest())
             )
 
-    def _stored_upload(
+    def stored_upload(
         self, account: dict[str, Any], key: str, model_id: str | None, kind: str
     ) -> dict[str, Any]:
         with self._db.connect() as conn:
@@ -87,7 +171,7 @@ class SimSubmissions(SimEngineBase):
             raise NotFoundError(f"Submission file {key} not found; request an upload URL first")
         if model_id and row["model_id"] and row["model_id"] != model_id:
             raise ApiError(f"File {key} was uploaded for another model")
-        if row["stored_at"] is None or not (self.state_dir / "uploads" / key).is_file():
+        if row["stored_at"] is None or not (self.uploads / key).is_file():
             raise SubmissionError(
                 f"Submission file {row['filename']} not found, was it uploaded correctly? "
                 "(PUT the file to the URL from the upload auth call and check it answered 200)"
@@ -109,12 +193,12 @@ class SimSubmissions(SimEngineBase):
         late for the round that just closed, as Numerai does: marked late, scored when made (if the model
         has no on-time submission in that round), never staked, so never paid or burned."""
         with self._lock:
-            self.sync()
-            model = self.model(model_id, account["id"])
-            upload = self._stored_upload(account, key, model["id"], "submission")
+            self.calendar.sync()
+            model = self.accounts.model(model_id, account["id"])
+            upload = self.stored_upload(account, key, model["id"], "submission")
             if model["tournament"] == CRYPTO:
                 return self._create_crypto_submission(model, key, upload["filename"], source, trigger_id)
-            current = self.current_round()
+            current = self.calendar.current()
             late = current is None
             if late:
                 current = self._late_round()
@@ -122,33 +206,57 @@ class SimSubmissions(SimEngineBase):
                     raise ApiError(NOT_OPEN)
             assert current is not None
             number = int(current["number"])
-            path = self.state_dir / "uploads" / key
-            validate_predictions(path.read_bytes(), self.live_ids(number), name=upload["filename"])
-            sub_id = str(uuid.uuid4())
-            with self._db.begin() as conn:
-                conn.execute(
-                    insert(db.submissions).values(
-                        id=sub_id,
-                        model_id=model["id"],
-                        round_number=number,
-                        tournament=CLASSIC,
-                        key=key,
-                        filename=upload["filename"],
-                        inserted_at=self.clock.now(),
-                        sha256=sha256_file(path),
-                        n_rows=len(self.live_ids(number)),
-                        source=source,
-                        trigger_id=trigger_id,
-                    )
-                )
+            ids = self._live_ids(number)
+            validate_predictions((self.uploads / key).read_bytes(), ids, name=upload["filename"])
+
+            def mark_late(conn: Connection, sub_id: str) -> None:
                 if late:
                     conn.execute(
                         insert(xdb.late_submissions).values(submission_id=sub_id, round_number=number)
                     )
+
+            origin = {"source": source, "trigger_id": trigger_id}
+            sub_id = self._record(
+                model, key, upload["filename"], number, CLASSIC, len(ids), mark_late, **origin
+            )
             if late:
-                self._score_late(current, model["id"], sub_id, path, upload["filename"])
+                late_sub = {"id": sub_id, "model_id": model["id"], "key": key, "filename": upload["filename"]}
+                self.scoring.score_late(current, late_sub)
             log.info("submission %s for %s in round %d%s", sub_id, model["name"], number, " (late)" * late)
             return {"id": sub_id, "round_number": number, "late": late}
+
+    def _record(
+        self,
+        model: dict[str, Any],
+        key: str,
+        filename: str,
+        number: int,
+        tournament: int,
+        n_rows: int,
+        also: Callable[[Connection, str], None],
+        **origin: str | None,
+    ) -> str:
+        """Record a checked upload as ``model``'s submission in round ``number`` and, in the same
+        transaction, ``also(conn, submission id)``; returns the id."""
+        with self._db.begin() as conn:
+            sub_id = insert_submission(
+                conn,
+                model_id=model["id"],
+                number=number,
+                tournament=tournament,
+                key=key,
+                filename=filename,
+                path=self.uploads / key,
+                n_rows=n_rows,
+                at=self.clock.now(),
+                **origin,  # type: ignore[arg-type]
+            )
+            also(conn, sub_id)
+        return sub_id
+
+    def _reporter(self, n_rows: int, invalid: list[str]) -> Callable[[Connection, str], None]:
+        """Keeps a Signals/Crypto check's report with the submission it is about."""
+        return lambda conn, sub_id: self._save_report(conn, sub_id, n_rows, invalid)
 
     def _late_round(self) -> dict[str, Any] | None:
         """The round a late upload goes to: the latest one, closed and not yet resolved."""
@@ -160,144 +268,45 @@ class SimSubmissions(SimEngineBase):
             )
         if row is None or not row["closed"] or row["resolved"]:
             return None
-        return self._round_view(dict(row))
-
-    def _late_ids(self, conn: Any, model_id: str | None = None) -> set[str]:
-        q = select(xdb.late_submissions.c.submission_id)
-        if model_id is not None:
-            q = q.join(db.submissions, db.submissions.c.id == xdb.late_submissions.c.submission_id).where(
-                db.submissions.c.model_id == model_id
-            )
-        return set(conn.execute(q).scalars())
-
-    def _score_late(self, r: dict[str, Any], model_id: str, sub_id: str, path: Path, filename: str) -> None:
-        """Score a late submission for all 20 days (revealed at the round's scoring times), with its
-        percentile among the round's scored submissions; no payout row, so it is never staked."""
-        from numerflow.simulator.common import N_SCORE_DAYS
-        from numerflow.simulator.scoring import SCORE_NAMES, daily_targets, percentiles, score_submissions
-
-        number = int(r["number"])
-        with self._db.connect() as conn:
-            on_time = conn.execute(
-                select(db.submissions.c.id)
-                .where(db.submissions.c.round_number == number)
-                .where(db.submissions.c.model_id == model_id)
-                .where(db.submissions.c.id.notin_(self._late_ids(conn)))
-            ).first()
-            others = conn.execute(
-                select(db.scores.c.display_name, db.scores.c.day, db.scores.c.value).where(
-                    db.scores.c.round_number == number
-                )
-            ).all()
-        if on_time is not None:
-            log.info("late submission %s not scored: the model's on-time submission counts", sub_id)
-            return
-        folder = self._round_files(number)
-        live = pd.read_parquet(folder / "live.parquet")
-        hidden = pd.read_parquet(folder / "hidden" / "targets.parquet").reindex(live.index)
-        preds = validate_predictions(path.read_bytes(), live.index.to_numpy(), name=filename)
-        # the same daily targets as the round's on-time scoring (same seed)
-        rng = np.random.default_rng([self.seed, number, 20])
-        target = hidden[r["config"]["target"]].to_numpy(dtype=np.float64)
-        days = daily_targets(target, N_SCORE_DAYS, rng)
-        scores = score_submissions(
-            preds[:, None],
-            live[list(self.world.feature_names)].to_numpy(dtype=np.float64),
-            days,
-            hidden["numerai_meta_model"].to_numpy(dtype=np.float64),
-            hidden["benchmark"].to_numpy(dtype=np.float64),
-        )
-        seen: dict[tuple[str, int], list[float]] = {}
-        for name, day, value in others:
-            if value is not None:
-                seen.setdefault((name, day), []).append(float(value))
-        rows = []
-        for name in SCORE_NAMES:
-            for d in range(N_SCORE_DAYS):
-                value = float(scores[name][d, 0])
-                field = np.array([*seen.get((name, d + 1), []), value])
-                pct = float(percentiles(field)[-1]) if np.isfinite(value) else float("nan")
-                rows.append(
-                    {
-                        "submission_id": sub_id,
-                        "model_id": model_id,
-                        "round_number": number,
-                        "day": d + 1,
-                        "display_name": name,
-                        "value": value if np.isfinite(value) else None,
-                        "percentile": pct if np.isfinite(pct) else None,
-                        "score_time": r["score_times"][d],
-                    }
-                )
-        with self._db.begin() as conn:
-            conn.execute(insert(db.scores), rows)
+        return self.calendar.view(dict(row))
 
     def _create_crypto_submission(
         self, model: dict[str, Any], key: str, filename: str, source: str | None, trigger_id: str | None
     ) -> dict[str, Any]:
         """A Crypto submission (tournament 12) for the open round, checked as Numerai does (crypto.py)."""
-        current = self.current_round()
+        current = self.calendar.current()
         if current is None:
             raise ApiError(NOT_OPEN)
         number = int(current["number"])
-        path = self.state_dir / "uploads" / key
-        _, n_rows, invalid = self.check_crypto_upload(path.read_bytes(), filename, number)  # type: ignore[attr-defined]
-        sub_id = str(uuid.uuid4())
-        with self._db.begin() as conn:
-            conn.execute(
-                insert(db.submissions).values(
-                    id=sub_id,
-                    model_id=model["id"],
-                    round_number=number,
-                    tournament=CRYPTO,
-                    key=key,
-                    filename=filename,
-                    inserted_at=self.clock.now(),
-                    sha256=sha256_file(path),
-                    n_rows=n_rows,
-                    source=source,
-                    trigger_id=trigger_id,
-                )
-            )
-            self._save_signals_report(conn, sub_id, n_rows, invalid)  # type: ignore[attr-defined]
+        path = self.uploads / key
+        _, n_rows, invalid = self._checks[CRYPTO](path.read_bytes(), filename, number)
+        report = self._reporter(n_rows, invalid)
+        sub_id = self._record(
+            model, key, filename, number, CRYPTO, n_rows, report, source=source, trigger_id=trigger_id
+        )
         return {"id": sub_id, "round_number": number, "late": False}
 
     def create_signals_submission(
         self, account: dict[str, Any], key: str, model_id: str | None
     ) -> dict[str, Any]:
         with self._lock:
-            self.sync()
-            model = self.model(model_id, account["id"])
+            self.calendar.sync()
+            model = self.accounts.model(model_id, account["id"])
             if model["tournament"] != SIGNALS:
                 raise ApiError(
                     f"Model {model['name']} is not a Signals model (tournament {model['tournament']})"
                 )
-            upload = self._stored_upload(account, key, model["id"], "signals")
-            current = self.current_round()
+            upload = self.stored_upload(account, key, model["id"], "signals")
+            current = self.calendar.current()
             if current is None:
                 raise ApiError(NOT_OPEN)
-            path = self.state_dir / "uploads" / key
+            path = self.uploads / key
             number = int(current["number"])
-            _, n_rows, invalid = self.check_signals_upload(  # type: ignore[attr-defined]
-                path.read_bytes(), upload["filename"], number
+            _, n_rows, invalid = self._checks[SIGNALS](path.read_bytes(), upload["filename"], number)
+            report = self._reporter(n_rows, invalid)
+            sub_id = self._record(
+                model, key, upload["filename"], number, SIGNALS, n_rows, report, source="numerapi"
             )
-            sub_id = str(uuid.uuid4())
-            with self._db.begin() as conn:
-                conn.execute(
-                    insert(db.submissions).values(
-                        id=sub_id,
-                        model_id=model["id"],
-                        round_number=int(current["number"]),
-                        tournament=SIGNALS,
-                        key=key,
-                        filename=upload["filename"],
-                        inserted_at=self.clock.now(),
-                        sha256=sha256_file(path),
-                        n_rows=n_rows,
-                        source="numerapi",
-                    )
-                )
-                self._save_signals_report(conn, sub_id, n_rows, invalid)  # type: ignore[attr-defined]
             if invalid:
                 log.info(
                     "Signals submission %s: %d tickers outside the round's universe dropped (first: %s)",
@@ -305,16 +314,16 @@ class SimSubmissions(SimEngineBase):
                     len(invalid),
                     invalid[0],
                 )
-            return {"id": sub_id, "firstEffectiveDate": self.shown(current["close_time"])}
+            return {"id": sub_id, "firstEffectiveDate": self.clock.shown(current["close_time"])}
 
     def create_diagnostics(self, account: dict[str, Any], key: str, model_id: str | None) -> str:
         """Score an uploaded validation predictions file (CORR, MMC, BMC, FNC per validation era)."""
         with self._lock:
-            model = self.model(model_id, account["id"]) if model_id else None
-            upload = self._stored_upload(account, key, model["id"] if model else None, "diagnostics")
+            model = self.accounts.model(model_id, account["id"]) if model_id else None
+            upload = self.stored_upload(account, key, model["id"] if model else None, "diagnostics")
             diag_id = str(uuid.uuid4())
             try:
-                results = self._diagnose(self.state_dir / "uploads" / key, upload["filename"])
+                results = self._diagnose(self.uploads / key, upload["filename"])
                 status, message = "done", None
             except (SubmissionError, DataError) as exc:
                 results, status, message = None, "failed", exc.message
@@ -341,7 +350,7 @@ class SimSubmissions(SimEngineBase):
             path.read_bytes(),
             name,
             self.data_dir,
-            list(self.world.feature_names),
+            list(self._feature_names()),
             sets.get("fncv3_features"),
             self.payout,
         )
@@ -353,7 +362,7 @@ class SimSubmissions(SimEngineBase):
         if diag_id:
             q = q.where(db.diagnostics.c.id == diag_id)
         if model_id:
-            self.model(model_id, account["id"])
+            self.accounts.model(model_id, account["id"])
             q = q.where(db.diagnostics.c.model_id == model_id)
         with self._lock, self._db.connect() as conn:
             row = conn.execute(q).mappings().first()
@@ -365,15 +374,15 @@ class SimSubmissions(SimEngineBase):
                 "id": row["id"],
                 "status": row["status"],
                 "message": row["message"],
-                "updatedAt": self.shown(row["inserted_at"]),
+                "updatedAt": self.clock.shown(row["inserted_at"]),
             }
         )
         return out
 
     def submissions(self, model_id: str, account_id: str | None = None) -> list[dict[str, Any]]:
-        self.sync()
+        self.calendar.sync()
         with self._lock, self._db.connect() as conn:
-            model = self.model(model_id, account_id)
+            model = self.accounts.model(model_id, account_id)
             rows = [
                 dict(r)
                 for r in conn.execute(
@@ -382,7 +391,7 @@ class SimSubmissions(SimEngineBase):
                     .order_by(db.submissions.c.inserted_at)
                 ).mappings()
             ]
-            late = self._late_ids(conn, model["id"])
+            late = late_ids(conn, model["id"])
         # the last on-time submission of a round counts; a late one only when there is none on time
         last_of_round: dict[int, tuple[bool, str]] = {}
         for r in rows:

@@ -17,9 +17,8 @@ from numerflow.modeling.artifacts import parse_ref
 from numerflow.modeling.export import ExportResult, export_model
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
-
     from numerflow.config import Settings
+    from numerflow.modeling.registry import ModelBook
 
 log = logging.getLogger(__name__)
 
@@ -47,17 +46,16 @@ def numerai_slot(settings: Settings, ref: str, numerai_model: str | None) -> str
 
 def export_and_upload(
     settings: Settings,
-    engine: Engine,
+    book: ModelBook,
     ref: str,
     out: Path | str,
     *,
-    python: str | None = None,
-    data_version: str | None = None,
-    data: Path | str = "live",
     numerai_model: str | None = None,
     client: Any = None,
+    **export_options: Any,
 ) -> UploadResult:
-    """Export ``ref`` to ``out`` (checked) and upload it with its data version and docker image."""
+    """Export ``ref`` to ``out`` (checked; ``export_options`` are :func:`export_model`'s: python,
+    data_version, data, timeout_s) and upload it with its data version and docker image."""
     from numerflow.tournament.client import NumeraiClient
 
     slot = numerai_slot(settings, ref, numerai_model)
@@ -65,7 +63,7 @@ def export_and_upload(
     client = client or NumeraiClient.from_settings(settings)
     try:
         model_id = client.model_id(slot)  # before exporting: a wrong slot fails fast
-        result = export_model(settings, engine, ref, out, python=python, data_version=data_version, data=data)
+        result = export_model(settings, book, ref, out, **export_options)
         upload_id = client.model_upload(
             str(result.path),
             model_id=model_id,

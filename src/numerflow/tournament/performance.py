@@ -1,9 +1,11 @@
 """Performance: pull per-round scores and payouts into the database, and summarise them.
 
-``sync_performance`` asks the API, for every model slot of the account, for its daily scores
+``sync_performance`` asks the API, for every model slot of the account in each tournament (Classic,
+Signals, Crypto), for its daily scores
 (``submissionScores``) and its per-round payouts (``v2RoundModelPerformances``) and upserts them into
 ``scores`` and ``payouts``; running it again only refreshes what changed. ``performance_table`` reads
-the database back: one row per slot and round with the latest CORR/MMC/BMC/FNC, the payout, and the
+the database back: one row per slot and round with the latest scores of the slot's tournament (Classic
+CORR/MMC/BMC/FNC, Signals Alpha/MPC, Crypto MMC; metrics.names.TOURNAMENT_KINDS), the payout, and the
 cumulative CORR and MMC over the rounds so far. Its per-round rule (:func:`final_scores`: which day and
 which score name win, when a round is resolved) is the one the CLI, the monitor, the REST API and the
 dashboard all read; the SQL is in ``store/queries/performance.py``.
@@ -21,15 +23,17 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from numerflow.errors import NumerflowError
-from numerflow.metrics.names import MAIN_KINDS, preference
+from numerflow.metrics.names import SHOWN_KINDS, TOURNAMENT_KINDS, preference
 from numerflow.metrics.names import score_kind as metric_kind
 from numerflow.store import session_scope
 from numerflow.store.queries.performance import (
     payout_rows,
     score_rows,
+    slot_tournaments,
     top_scored_round,
     upsert_payouts,
     upsert_scores,
+    upsert_signals_daily,
 )
 
 if TYPE_CHECKING:
@@ -53,6 +57,7 @@ class SyncReport:
     scores: int  # rows inserted or updated
     payouts: int
     failed: dict[str, str]  # slot -> error
+    daily: int = 0  # Signals' daily profile values (v2SignalsProfile) inserted or updated
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,15 @@ class PerfRow:
     payout_nmr: Decimal | None
     payout_status: str  # pending | settled | ""
     resolved: bool
+    tournament: int = 8  # 8 Classic, 11 Signals, 12 Crypto
+    alpha: float | None = None  # Signals
+    mpc: float | None = None  # Signals
+    corr_v4: float | None = None  # Signals, informational
+
+    def score(self, kind: str) -> float | None:
+        """The row's score of ``kind`` (``corr``, ``alpha``...; metrics.names), None when it has none."""
+        value = getattr(self, kind, None)
+        return value if isinstance(value, float) else None
 
 
 def sync_performance(
@@ -77,31 +91,44 @@ def sync_performance(
     engine: Engine,
     client: NumeraiClient | None = None,
     slots: list[str] | None = None,
+    tournaments: list[int] | None = None,
 ) -> SyncReport:
-    """Upsert every score and payout the API has for the account's model slots (or ``slots``)."""
+    """Upsert every score and payout the API has for the account's model slots (or ``slots``), of each of
+    ``tournaments`` (default: Classic, Signals and Crypto; a tournament where the account has no model
+    adds nothing). Each tournament's rows are stored under its id with the server's score names; Signals
+    models also get their daily profile (``v2SignalsProfile``: ``corrRep``, ``mmcRep``... and ranks)."""
     if client is None:
         from numerflow.tournament.client import NumeraiClient
 
         client = NumeraiClient.from_settings(settings)
-    models = client.models()
-    names = slots or sorted(models)
-    tournament = client.tournament_id
-    n_scores = n_payouts = 0
+    n_models = n_scores = n_payouts = n_daily = 0
     failed: dict[str, str] = {}
-    for slot in names:
-        if slot not in models:
+    seen: set[str] = set()
+    for number in tournaments or [
+        client.tournament_id,
+        *(t for t in (8, 11, 12) if t != client.tournament_id),
+    ]:
+        one = client.for_tournament(number)
+        models = one.models()
+        names = [s for s in slots if s in models] if slots else sorted(models)
+        seen.update(names)
+        for slot in names:
+            try:
+                rows = one.score_rows(models[slot])
+                perfs = one.round_performances(models[slot])
+                daily = one.signals_daily(slot) if number == 11 else []
+            except NumerflowError as exc:  # one slot failing does not stop the others
+                failed[slot] = str(exc)
+                log.warning("perf sync: %s: %s", slot, exc)
+                continue
+            n_models += 1
+            n_scores += upsert_scores(engine, number, slot, rows)
+            n_payouts += upsert_payouts(engine, number, slot, perfs)
+            n_daily += upsert_signals_daily(engine, number, slot, daily)
+    for slot in slots or []:
+        if slot not in seen:
             failed[slot] = f"the Numerai account has no model {slot!r}"
-            continue
-        try:
-            rows = client.score_rows(models[slot])
-            perfs = client.round_performances(models[slot])
-        except NumerflowError as exc:  # one slot failing does not stop the others
-            failed[slot] = str(exc)
-            log.warning("perf sync: %s: %s", slot, exc)
-            continue
-        n_scores += upsert_scores(engine, tournament, slot, rows)
-        n_payouts += upsert_payouts(engine, tournament, slot, perfs)
-    return SyncReport(len(names) - len(failed), n_scores, n_payouts, failed)
+    return SyncReport(n_models, n_scores, n_payouts, failed, n_daily)
 
 
 def final_scores(
@@ -112,21 +139,24 @@ def final_scores(
     max_round: int | None = None,
     tournament: int | None = None,
 ) -> dict[str, dict[int, dict[str, Any]]]:
-    """slot → round → {corr, mmc, bmc, fnc, day, resolved}: each metric's value on its latest day.
+    """slot → round → {corr, mmc, bmc, fnc, alpha, mpc, corr_v4, day, resolved}: each metric, latest day.
 
-    The one rule for a round's row: each of CORR/MMC/BMC/FNC takes its value from its latest day (on one
-    day, Numerai's canonical name wins; other kinds such as tc or corr60 stay in the database only);
+    The one rule for a round's row: each kind the tournament shows (metrics.names.TOURNAMENT_KINDS: Classic
+    CORR/MMC/BMC/FNC, Signals Alpha/MPC/CORRv4, Crypto MMC/CORR; every one of them when ``tournament`` is
+    None) takes its value from its latest day (on one day, Numerai's canonical name wins; other kinds such
+    as tc or corr60 stay in the database only);
     ``day`` is the latest day of those rows; ``resolved`` is true when any of them says so. A non-finite
     value reads as None.
     """
     out: dict[str, dict[int, dict[str, Any]]] = {}
     days: dict[tuple[str, int, str], tuple[int, int]] = {}
     kinds = _kind_cache
+    shown = SHOWN_KINDS if tournament is None else TOURNAMENT_KINDS.get(tournament, SHOWN_KINDS)
     isfinite = math.isfinite
     rows = score_rows(session, slots=slots, min_round=min_round, max_round=max_round, tournament=tournament)
     for slot, rnd, metric, day, value, resolved in rows:  # the overview's hot spot: plain tuples
         kind = kinds.get(metric) or _kind(metric)
-        if kind not in MAIN_KINDS:  # tc, corr60, ...: kept in the database, not in this table
+        if kind not in shown:  # tc, corr60, ...: kept in the database, not in this table
             continue
         key = (slot, rnd, kind)
         rank = (day, -preference(metric))  # the latest day; on one day, Numerai's canonical name
@@ -139,7 +169,7 @@ def final_scores(
             per_slot = out[slot] = {}
         row = per_slot.get(rnd)
         if row is None:
-            row = per_slot[rnd] = {"corr": None, "mmc": None, "bmc": None, "fnc": None, "day": 0}
+            row = per_slot[rnd] = dict.fromkeys(SHOWN_KINDS, None) | {"day": 0}
         row[kind] = value if value is None or isfinite(value) else None
         if day > row["day"]:
             row["day"] = day
@@ -157,8 +187,9 @@ def performance_table(
     cumulative CORR and MMC; a round is resolved when a score row says so or its payout is settled.
 
     ``last_rounds`` keeps the newest that many rounds up to the newest scored one (and the payouts from
-    there on); ``tournament`` None reads every tournament. The CLI, the monitor and ``/api/performance``
-    all read this one table.
+    there on); ``tournament`` None reads every tournament (each row says its own). Signals rows carry
+    ``alpha``/``mpc`` (and the informational ``corr_v4``), Crypto rows ``mmc`` and ``corr``. The CLI, the
+    monitor and ``/api/performance`` all read this one table.
     """
     if isinstance(source, Session):
         return _table(source, slot, tournament, last_rounds)
@@ -179,7 +210,8 @@ def _table(
     keys = sorted({(m, r) for m, per_round in scores.items() for r in per_round} | set(payouts))
     out: list[PerfRow] = []
     cum: dict[str, list[float]] = {}
-    empty: dict[str, Any] = {"corr": None, "mmc": None, "bmc": None, "fnc": None, "day": 0}
+    empty: dict[str, Any] = dict.fromkeys(SHOWN_KINDS, None) | {"day": 0}
+    tournaments = slot_tournaments(session, slot=slot, tournament=tournament)
     for key in keys:
         vals = scores.get(key[0], {}).get(key[1], empty)
         c = cum.setdefault(key[0], [0.0, 0.0])
@@ -201,6 +233,10 @@ def _table(
                 payout_nmr=amount,
                 payout_status=status,
                 resolved=vals.get("resolved", False) or status == "settled",
+                tournament=tournaments.get(key[0], tournament or 8),
+                alpha=vals["alpha"],
+                mpc=vals["mpc"],
+                corr_v4=vals["corr_v4"],
             )
         )
     return out

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 from sqlalchemy.engine import Engine
 
 from numerflow.errors import ApiError, NumerflowError
@@ -34,17 +35,34 @@ from numerflow.liveness import Clock, Heartbeat, Holder, holder_is_dead, this_pr
 from numerflow.store.base import utcnow
 from numerflow.store.claims import ClaimHolder, beat_claims, claim_slot_row
 from numerflow.store.queries.tournament import confirmed_submissions, upsert_round, upsert_submission
-from numerflow.tournament.validation import validate_predictions
+from numerflow.tournament.client.core import (
+    TOURNAMENT_CLASSIC,
+    TOURNAMENT_CRYPTO,
+    TOURNAMENT_NAMES,
+    TOURNAMENTS,
+)
+from numerflow.tournament.validation import (
+    SIGNALS_ID_COLUMN,
+    load_universe,
+    validate_predictions,
+    validate_signals,
+)
 
 if TYPE_CHECKING:
     from numerflow.config import Settings
     from numerflow.data.load import Dataset
-    from numerflow.modeling.registry import Deployment
+    from numerflow.store.queries.registry import Deployment
     from numerflow.tournament.client import NumeraiClient
+    from numerflow.tournament.client.rounds import RoundInfo
 
 log = logging.getLogger(__name__)
 
 Predictor = Callable[["Deployment", "Dataset"], np.ndarray]
+#: ``predict_signals(settings, deployment, live_path)`` -> frame of ``numerai_ticker`` (Crypto: ``symbol``)
+#: and ``signal`` (the contract of numerflow.modeling.signals_models.predict_signals)
+SignalsPredictor = Callable[["Settings", "Deployment", Path], pd.DataFrame]
+#: each tournament's round file: its universe (Signals: with the features), given to the predictor
+SIGNALS_LIVE_FILE: dict[int, str] = {11: "live.parquet", 12: "live_universe.parquet"}
 DONE = ("confirmed", "already")
 
 
@@ -59,6 +77,8 @@ class ModelOutcome:
     error: str = ""
     rows: int = 0
     seconds: float = 0.0
+    tournament: int = TOURNAMENT_CLASSIC  # 8 Classic, 11 Signals, 12 Crypto
+    note: str = ""  # e.g. the tickers outside the universe that Numerai drops
 
     @property
     def ok(self) -> bool:
@@ -76,6 +96,9 @@ class RoundReport:
     @property
     def ok(self) -> bool:
         return all(o.ok for o in self.outcomes)
+
+    def add_note(self, text: str) -> None:
+        self.note = f"{self.note}; {text}" if self.note else text
 
     @property
     def failed(self) -> list[ModelOutcome]:
@@ -110,8 +133,9 @@ def model_predictor(settings: Settings, engine: Engine | None = None) -> Predict
     ensemble's members' included when ``engine`` is given)."""
     from numerflow.modeling.artifacts import load_model
     from numerflow.modeling.predict import recorded_hashes
+    from numerflow.store.queries.registry import SqlModelBook
 
-    members = recorded_hashes(engine) if engine is not None else None
+    members = recorded_hashes(SqlModelBook(engine)) if engine is not None else None
 
     def predict(dep: Deployment, dataset: Dataset) -> np.ndarray:
         model = load_model(
@@ -138,6 +162,62 @@ def write_predictions(path: Path, ids: np.ndarray, preds: np.ndarray) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+# ------------------------------------------------------------------------------------------ Signals, Crypto
+def fetch_signals_live(settings: Settings, engine: Engine, client: NumeraiClient, round_number: int) -> Path:
+    """The round's live file of the client's tournament (Signals ``signals/v2.1/live.parquet``, Crypto
+    ``crypto/v2.0/live_universe.parquet``) through the same downloader as Classic's (verified, resumable,
+    recorded; :func:`numerflow.data.signals_data.fetch_signals_data`), where the Signals models read it:
+    ``<data_dir>/<signals|crypto>/rounds/<N>/<v2.1|v2.0>/``."""
+    from numerflow.data.signals_data import fetch_signals_data
+    from numerflow.store.queries.downloads import DatasetManifest
+
+    tournament = client.tournament_id
+    fetched = fetch_signals_data(
+        settings,
+        client,
+        [SIGNALS_LIVE_FILE[tournament]],
+        crypto=tournament == TOURNAMENT_CRYPTO,
+        manifest=DatasetManifest(engine),
+        round_num=round_number,
+    )
+    return Path(fetched.files[0])
+
+
+def write_signals(path: Path, frame: pd.DataFrame, id_col: str) -> Path:
+    """``<id_col>,signal`` CSV of the predictor's frame (its ``id_col`` and ``signal`` columns, or the
+    index as the ids), written atomically."""
+    if id_col not in frame.columns and frame.index.name == id_col:
+        frame = frame.reset_index()
+    missing = [c for c in (id_col, "signal") if c not in frame.columns]
+    if missing:
+        raise NumerflowError(
+            f"{path.name}: the predictor returned columns {list(frame.columns)[:5]}, without {missing[0]!r}; "
+            f"it must return {id_col} and signal"
+        )
+    with atomic_path(path) as tmp:
+        frame[[id_col, "signal"]].to_csv(tmp, index=False, float_format="%.10g")
+    return path
+
+
+def default_signals_predictor() -> SignalsPredictor:
+    """``numerflow.modeling.signals_models.predict_signals`` (the deployed ``[signals_models]`` version)."""
+    from numerflow.modeling.signals_models import predict_signals
+
+    return predict_signals
+
+
+def signals_deployments_of(engine: Engine, settings: Settings) -> dict[int, list[Deployment]]:
+    """tournament -> the deployments of ``[signals_models.NAME]`` (``tournament = "signals"|"crypto"``):
+    each model's champion to its ``numerai_model``, its challenger to ``challenger_model``."""
+    from numerflow.modeling.signals_models import signals_deployments, tournament_of
+    from numerflow.store.queries.registry import SqlModelBook
+
+    out: dict[int, list[Deployment]] = {}
+    for dep in signals_deployments(settings, SqlModelBook(engine)):
+        out.setdefault(TOURNAMENTS[tournament_of(settings, dep.model_name)], []).append(dep)
+    return out
 
 
 # ------------------------------------------------------------------------------------------ database
@@ -232,6 +312,16 @@ class _Claim:
     clock: Clock
 
 
+@dataclass(frozen=True)
+class _Leg:
+    """One tournament's part of a run: how to make a model's file and how to check it."""
+
+    tournament: int
+    client: NumeraiClient
+    make_file: Callable[[Deployment], Path]  # predict and write the file to upload
+    check: Callable[[Path], tuple[int, str]]  # validate it: (rows, note) or SubmissionError
+
+
 def run_round(
     settings: Settings,
     engine: Engine,
@@ -242,11 +332,17 @@ def run_round(
     live_path: Path | None = None,
     progress: Callable[[float, str], None] | None = None,
     clock: Clock = utcnow,
+    predict_signals: SignalsPredictor | None = None,
+    signals_deployments: dict[int, list[Deployment]] | None = None,
 ) -> RoundReport:
     """Submit every deployed model for the open round, at most once each; see the module doc.
 
     ``client`` defaults to ``NumeraiClient.from_settings(settings)``; ``predict(deployment, dataset)``
     to the saved artifact of each deployment; ``progress(fraction, message)`` is told of each step.
+    Signals and Crypto models (``signals_deployments``, by tournament; default: the champions of
+    ``[signals_models.*]``, :func:`signals_deployments_of`) go through the same steps with
+    ``predict_signals(settings, deployment, live_path)`` (default: :func:`default_signals_predictor`)
+    and :func:`~numerflow.tournament.validation.validate_signals`.
     Each model slot is claimed by this run (this process's pid and host, a token of its own) and the
     claim's heartbeat is refreshed every ``tournament.claim_stale_s / 4`` seconds while the run works.
     """
@@ -260,86 +356,194 @@ def run_round(
         if progress is not None:
             progress(fraction, message)
 
-    info = client.current_round_info()
-    if info is None:
-        return RoundReport(None, note="no round is open for submissions")
-    number, tournament = info.number, client.tournament_id
-    report = RoundReport(number)
-    _round_row(
-        engine, tournament, number, open_time=info.open_time, close_staking_time=info.close_staking_time
-    )
-
-    if deployments is None:
-        from numerflow.modeling.registry import deployed_models
-
-        deployments = deployed_models(engine, settings)
-    if not deployments:
-        report.note = "no deployed models (set numerai_model on a model and train it)"
-        return report
-
-    done = _confirmed_slots(engine, tournament, number)
-    pending = []
-    for dep in deployments:
-        ref = f"{dep.model_name}@{dep.version}"
-        if dep.numerai_model in done:
-            row = done[dep.numerai_model]
-            report.outcomes.append(
-                ModelOutcome(dep.numerai_model, ref, "already", row.submission_id, rows=row.rows)
-            )
-        else:
-            pending.append(dep)
-    if not pending:
-        report.note = f"every model already submitted for round {number}"
-        report.seconds = time.perf_counter() - start
-        return report
-
-    tell(0.05, f"round {number}: {len(pending)} model(s) to submit")
-    slots = client.models()
-    if live_path is None:
-        live_path = fetch_live(settings, engine, client, number)
-    dataset = load_live(live_path)
-    _round_row(
-        engine,
-        tournament,
-        number,
-        live_path=str(live_path),
-        live_sha256=sha256_file(live_path),
-        live_rows=len(dataset.ids),
-    )
-    predict = predict or model_predictor(settings, engine)
-    out_dir = settings.data_dir / "submissions" / str(number)
+    if signals_deployments is None:
+        signals_deployments = signals_deployments_of(engine, settings)
+    others = {t: deps for t, deps in sorted(signals_deployments.items()) if deps}
+    report = RoundReport(None)
     claim = _Claim(this_process(), settings.tournament.claim_stale_s, clock)
+    classic_worked = False
     with Heartbeat(lambda now: beat_claims(engine, claim.holder.token, now), claim.stale_s / 4, clock):
-        for i, dep in enumerate(pending):
-            tell(0.1 + 0.9 * i / len(pending), f"round {number}: {dep.numerai_model}")
-            report.outcomes.append(
-                _submit_one(engine, client, dep, dataset, predict, out_dir, number, tournament, slots, claim)
-            )
-    tell(1.0, f"round {number}: {len(report.failed)} failed")
+        info = client.current_round_info()
+        if info is None:
+            report.note = "no round is open for submissions"
+        else:
+            report.round_number = info.number
+            if deployments is None:
+                from numerflow.store.queries.registry import deployed_models
 
-    status = "complete" if report.ok else "partial"
-    _round_row(engine, tournament, number, status=status, completed_at=utcnow() if report.ok else None)
-    if settings.portfolio.drawdown_rule_enabled:  # the stake plan's drawdown rule (docs/portfolio.md)
-        from numerflow.tournament.stake_plan import apply_drawdown_rule
+                deployments = deployed_models(engine, settings)
+            if deployments or not others:
+                classic_worked = _run_classic(
+                    settings, engine, client, info, deployments, predict, live_path, report, claim, tell
+                )
+        for tournament, deps in others.items():
+            try:
+                leg_client = client.for_tournament(tournament)
+                _run_signals(settings, engine, leg_client, deps, predict_signals, report, claim)
+            except NumerflowError as exc:  # the leg could not start (round, live files): its models failed
+                _leg_failed(report, tournament, deps, exc)
+    tell(1.0, f"round {report.round_number}: {len(report.failed)} failed")
+    if classic_worked and settings.portfolio.drawdown_rule_enabled:  # the stake plan's drawdown rule
+        from numerflow.tournament.stake_plan import apply_drawdown_rule  # (docs/portfolio.md)
 
         report.stake_cuts = apply_drawdown_rule(settings, engine, client)
     report.seconds = time.perf_counter() - start
     return report
 
 
-def _submit_one(
+def _pending(
+    engine: Engine, tournament: int, number: int, deployments: list[Deployment], report: RoundReport
+) -> list[Deployment]:
+    """The deployments still to submit in the round; the others are reported as ``already``."""
+    done = _confirmed_slots(engine, tournament, number)
+    pending = []
+    for dep in deployments:
+        if dep.numerai_model in done:
+            row = done[dep.numerai_model]
+            ref = f"{dep.model_name}@{dep.version}"
+            report.outcomes.append(
+                ModelOutcome(
+                    dep.numerai_model, ref, "already", row.submission_id, rows=row.rows, tournament=tournament
+                )
+            )
+        else:
+            pending.append(dep)
+    return pending
+
+
+def _leg_failed(report: RoundReport, tournament: int, deps: list[Deployment], exc: NumerflowError) -> None:
+    name = TOURNAMENT_NAMES.get(tournament, str(tournament))
+    log.warning("%s: %s", name, exc)
+    seen = {o.numerai_model for o in report.outcomes if o.tournament == tournament}
+    for dep in deps:
+        if dep.numerai_model not in seen:
+            ref = f"{dep.model_name}@{dep.version}"
+            error = f"{name} round: {exc}"
+            outcome = ModelOutcome(dep.numerai_model, ref, "failed", error=error, tournament=tournament)
+            report.outcomes.append(outcome)
+
+
+def _record_live(engine: Engine, tournament: int, number: int, path: Path, rows: int) -> None:
+    _round_row(engine, tournament, number, live_path=str(path), live_sha256=sha256_file(path), live_rows=rows)
+
+
+def _run_leg(
+    engine: Engine,
+    leg: _Leg,
+    number: int,
+    pending: list[Deployment],
+    report: RoundReport,
+    claim: _Claim,
+    tell: Callable[[float, str], None] | None = None,
+) -> None:
+    """Each pending model of one tournament: claimed, predicted, checked, uploaded once, confirmed."""
+    slots = leg.client.models()
+    for i, dep in enumerate(pending):
+        if tell is not None:
+            tell(0.1 + 0.9 * i / len(pending), f"round {number}: {dep.numerai_model}")
+        report.outcomes.append(_submit_one(engine, leg, dep, number, slots, claim))
+    status = "complete" if all(o.ok for o in report.outcomes if o.tournament == leg.tournament) else "partial"
+    _round_row(
+        engine, leg.tournament, number, status=status, completed_at=utcnow() if status == "complete" else None
+    )
+
+
+def _run_classic(
+    settings: Settings,
     engine: Engine,
     client: NumeraiClient,
+    info: RoundInfo,
+    deployments: list[Deployment],
+    predict: Predictor | None,
+    live_path: Path | None,
+    report: RoundReport,
+    claim: _Claim,
+    tell: Callable[[float, str], None],
+) -> bool:
+    """Classic's leg: True when it worked on a model (then the drawdown rule runs)."""
+    number, tournament = info.number, client.tournament_id
+    _round_row(
+        engine, tournament, number, open_time=info.open_time, close_staking_time=info.close_staking_time
+    )
+    if not deployments:
+        report.note = "no deployed models (set numerai_model on a model and train it)"
+        return False
+    pending = _pending(engine, tournament, number, deployments, report)
+    if not pending:
+        report.note = f"every model already submitted for round {number}"
+        return False
+    tell(0.05, f"round {number}: {len(pending)} model(s) to submit")
+    if live_path is None:
+        live_path = fetch_live(settings, engine, client, number)
+    dataset = load_live(live_path)
+    _record_live(engine, tournament, number, live_path, len(dataset.ids))
+    predict_fn = predict or model_predictor(settings, engine)
+    out_dir = settings.data_dir / "submissions" / str(number)
+
+    def make_file(dep: Deployment) -> Path:
+        return write_predictions(out_dir / f"{dep.numerai_model}.csv", dataset.ids, predict_fn(dep, dataset))
+
+    def check(path: Path) -> tuple[int, str]:
+        return validate_predictions(path, dataset.ids).rows, ""
+
+    _run_leg(engine, _Leg(tournament, client, make_file, check), number, pending, report, claim, tell)
+    return True
+
+
+def _run_signals(
+    settings: Settings,
+    engine: Engine,
+    client: NumeraiClient,
+    deployments: list[Deployment],
+    predict: SignalsPredictor | None,
+    report: RoundReport,
+    claim: _Claim,
+) -> None:
+    """A Signals or Crypto leg: the same steps as Classic's with the tournament's live files, predictor and
+    numerai-tools' checks; a note in the report says why nothing was done."""
+    tournament = client.tournament_id
+    name = TOURNAMENT_NAMES.get(tournament, str(tournament))
+    info = client.current_round_info()
+    if info is None:
+        report.add_note(f"{name}: no round is open for submissions")
+        return
+    number = info.number
+    if report.round_number is None:
+        report.round_number = number
+    _round_row(
+        engine, tournament, number, open_time=info.open_time, close_staking_time=info.close_staking_time
+    )
+    pending = _pending(engine, tournament, number, deployments, report)
+    if not pending:
+        report.add_note(f"{name}: every model already submitted for round {number}")
+        return
+    live_path = fetch_signals_live(settings, engine, client, number)
+    universe = load_universe(live_path)
+    _record_live(engine, tournament, number, live_path, len(universe))
+    id_col = SIGNALS_ID_COLUMN[tournament]
+    out_dir = settings.data_dir / "submissions" / name / str(number)
+
+    def make_file(dep: Deployment) -> Path:
+        frame = (predict or default_signals_predictor())(settings, dep, live_path)
+        return write_signals(out_dir / f"{dep.numerai_model}.csv", frame, id_col)
+
+    def check(path: Path) -> tuple[int, str]:
+        result = validate_signals(path, universe, tournament)
+        return result.rows, result.note
+
+    _run_leg(engine, _Leg(tournament, client, make_file, check), number, pending, report, claim)
+
+
+def _submit_one(
+    engine: Engine,
+    leg: _Leg,
     dep: Deployment,
-    dataset: Dataset,
-    predict: Predictor,
-    out_dir: Path,
     number: int,
-    tournament: int,
     slots: dict[str, str],
     claim: _Claim,
 ) -> ModelOutcome:
     t0 = time.perf_counter()
+    client, tournament = leg.client, leg.tournament
     slot, ref = dep.numerai_model, f"{dep.model_name}@{dep.version}"
     stage = "predict"
     common = {"model_name": dep.model_name, "model_version": dep.version}
@@ -347,16 +551,17 @@ def _submit_one(
         model_id = slots.get(slot)
         if model_id is None:
             known = ", ".join(sorted(slots)) or "none"
-            raise NumerflowError(f"the Numerai account has no model slot {slot!r} (known: {known})")
+            where = "" if tournament == TOURNAMENT_CLASSIC else f" in {TOURNAMENT_NAMES.get(tournament)}"
+            raise NumerflowError(f"the Numerai account has no model slot {slot!r}{where} (known: {known})")
         common["numerai_model_id"] = model_id
         now = claim.clock()
         other = take_slot(engine, tournament, number, slot, claim.holder, claim.stale_s, now)
         if other is not None:
             raise _Busy(busy_message(slot, number, other, now))
-        path = write_predictions(out_dir / f"{slot}.csv", dataset.ids, predict(dep, dataset))
+        path = leg.make_file(dep)
         stage = "validate"
-        check = validate_predictions(path, dataset.ids)
-        record_validated(engine, tournament, number, slot, path, check.rows, **common)
+        rows, note = leg.check(path)
+        record_validated(engine, tournament, number, slot, path, rows, **common)
         stage = "upload"
         result = client.submit(path, model_id, round_number=number)
         record_submission(
@@ -386,13 +591,22 @@ def _submit_one(
         status = "already" if result.already_submitted else "confirmed"
         log.info("round %d: %s (%s) %s as %s", number, slot, ref, status, confirmed.key)
         return ModelOutcome(
-            slot, ref, status, confirmed.key, rows=check.rows, seconds=time.perf_counter() - t0
+            slot,
+            ref,
+            status,
+            confirmed.key,
+            rows=rows,
+            seconds=time.perf_counter() - t0,
+            tournament=tournament,
+            note=note,
         )
     except Exception as exc:  # one model failing must not stop the others
         message = str(exc) if isinstance(exc, NumerflowError) else f"{type(exc).__name__}: {exc}"
         if isinstance(exc, _Busy):
             log.warning("round %d: %s (%s): %s", number, slot, ref, exc)
-            return ModelOutcome(slot, ref, "busy", error=str(exc), seconds=time.perf_counter() - t0)
+            return ModelOutcome(
+                slot, ref, "busy", error=str(exc), seconds=time.perf_counter() - t0, tournament=tournament
+            )
         status = "invalid" if stage == "validate" else "failed"
         if not isinstance(exc, NumerflowError):
             log.exception("round %d: %s (%s) failed at %s", number, slot, ref, stage)
@@ -404,7 +618,14 @@ def _submit_one(
             )
         except NumerflowError as db_exc:
             log.error("round %d: could not record the failure of %s: %s", number, slot, db_exc)
-        return ModelOutcome(slot, ref, status, error=f"{stage}: {message}", seconds=time.perf_counter() - t0)
+        return ModelOutcome(
+            slot,
+            ref,
+            status,
+            error=f"{stage}: {message}",
+            seconds=time.perf_counter() - t0,
+            tournament=tournament,
+        )
 
 
 # ------------------------------------------------------------------------------------------ watch

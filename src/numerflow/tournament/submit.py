@@ -79,14 +79,6 @@ def submit_file(
         reason = str(exc) if isinstance(exc, NumerflowError) else f"{type(exc).__name__}: {exc}"
         record_submission(engine, tournament, number, slot, status="failed", error=f"upload: {reason}")
         raise
-    record_submission(
-        engine,
-        tournament,
-        number,
-        slot,
-        status="confirmed",
-        submission_id=result.submission_id,
-        attempts=result.attempts,
-        confirmed_at=utcnow(),
-    )
+    outcome = {"submission_id": result.submission_id, "attempts": result.attempts, "confirmed_at": utcnow()}
+    record_submission(engine, tournament, number, slot, status="confirmed", **outcome)
     return check, result

@@ -9,6 +9,10 @@ Ours, stricter (the server might take the file, but it is almost surely a bug):
 
 The first problem found raises :class:`~numerflow.errors.SubmissionError` with one line saying what is
 wrong and where (file, line, id, value) and what to do.
+
+Signals and Crypto (:func:`validate_signals`) are checked by numerai-tools' own
+``validate_submission_signals`` / ``validate_submission_crypto``, the rules Numerai's server applies, with
+their messages; tickers outside the round's universe are reported, not refused (Numerai drops them).
 """
 
 from __future__ import annotations
@@ -191,4 +195,120 @@ def validate_predictions(path: Path | str, live_ids: Iterable[str] | None) -> Pr
     frame = read_predictions(path)
     result = check_predictions(frame, live_ids, where=str(path))
     log.info("%s: %d predictions, %d distinct, all checks passed", path, result.rows, result.distinct)
+    return result
+
+
+# ------------------------------------------------------------------------------------ Signals and Crypto
+SIGNALS_ID_COLUMN = {11: "numerai_ticker", 12: "symbol"}  # the id column numerflow writes
+
+
+@dataclass(frozen=True)
+class SignalsCheck:
+    """A Signals / Crypto file that passed: its id and signal columns, the universe rows kept and the
+    tickers (symbols) outside the round's universe, which Numerai drops."""
+
+    path: Path
+    id_col: str
+    signal_col: str
+    rows: int
+    invalid_tickers: list[str]
+
+    @property
+    def note(self) -> str:
+        if not self.invalid_tickers:
+            return ""
+        return (
+            f"{len(self.invalid_tickers)} ids outside this round's universe are dropped by Numerai "
+            f"(e.g. {_examples(self.invalid_tickers)})"
+        )
+
+
+_SIGNALS_HINT = {
+    "invalid_submission_headers": "write exactly two columns, the id column first (e.g. "
+    "df[['numerai_ticker', 'signal']].to_csv(index=False); Crypto: symbol,signal)",
+    "invalid_submission_ids": "submit one row per ticker of the current live universe",
+    "invalid_submission_values": "rank the signal into [0, 1] (e.g. signal.rank(pct=True)) with no NaN",
+}
+
+
+def load_universe(path: Path | str) -> pd.DataFrame:
+    """The round's universe from its live file: the id columns numerai-tools accepts (``numerai_ticker``,
+    ``composite_figi`` ..., Crypto ``symbol``), one row per ticker (the file's index included)."""
+    from numerai_tools import submissions as nts
+
+    frame = pd.read_parquet(path)
+    if frame.index.names != [None]:
+        frame = frame.reset_index()
+    known = {*nts.SIGNALS_ALLOWED_ID_COLS, *nts.CRYPTO_ALLOWED_ID_COLS}
+    return frame[[c for c in frame.columns if c in known]].drop_duplicates().reset_index(drop=True)
+
+
+def read_signals(path: Path | str) -> pd.DataFrame:
+    """A Signals / Crypto submission as a frame (CSV with the id columns kept as text, or parquet)."""
+    path = Path(path)
+    if not path.is_file():
+        raise SubmissionError(f"{path}: predictions file not found")
+    try:
+        if path.suffix.lower() == ".parquet":
+            frame = pd.read_parquet(path)
+            return frame.reset_index() if frame.index.name is not None else frame
+        text = path.read_bytes().decode("utf-8-sig")
+        if not text.strip():
+            raise SubmissionError(
+                f"{path}: the file is empty; it needs a header such as 'numerai_ticker,signal'"
+            )
+        ids = ("ticker", "sedol", "bloomberg_ticker", "composite_figi", "numerai_ticker", "symbol")
+        blanks = ["", "nan", "NaN", "NA", "null", "None"]  # only the signal's NaN: "NA" may be a ticker
+        return pd.read_csv(
+            io.StringIO(text),
+            dtype=dict.fromkeys(ids, str),
+            keep_default_na=False,
+            na_values={"signal": blanks, "prediction": blanks} | {c: [""] for c in ids},  # empty id: NaN
+        )
+    except SubmissionError:
+        raise
+    except Exception as exc:  # pandas / pyarrow raise many kinds for a damaged file
+        raise SubmissionError(f"{path}: cannot read the file as CSV or parquet: {first_line(exc)}") from None
+
+
+def check_signals(
+    frame: pd.DataFrame, universe: pd.DataFrame, tournament: int, *, where: str
+) -> SignalsCheck:
+    """numerai-tools' own ``validate_submission_signals`` (Signals) / ``validate_submission_crypto``
+    (Crypto), the rules the server applies, with their messages; each refusal is a SubmissionError naming
+    the file, numerai-tools' message and what to do. ``universe``: the round's live universe (its id
+    columns)."""
+    from numerai_tools import submissions as nts
+
+    sub = frame.copy()  # numerai-tools drops columns in place
+    try:
+        if tournament == 12:
+            id_col, signal_col, kept, invalid = nts.validate_submission_crypto(universe, sub)
+        else:
+            id_col, signal_col, _date, kept, invalid = nts.validate_submission_signals(universe, sub)
+    except KeyError as exc:  # an accepted id column the universe file does not carry (e.g. sedol)
+        raise SubmissionError(
+            f"{where}: the round's live universe has no {exc.args[0]!r} column to check the ids against; "
+            f"submit with {SIGNALS_ID_COLUMN.get(tournament, 'numerai_ticker')}"
+        ) from None
+    except AssertionError as exc:
+        message = str(exc)
+        hint = _SIGNALS_HINT.get(message.partition(":")[0], "fix the file and run again")
+        raise SubmissionError(f"{where}: {message}; {hint}") from None
+    except (TypeError, ValueError) as exc:  # a signal column that is not numeric
+        raise SubmissionError(
+            f"{where}: the signal column has values that are not numbers ({first_line(exc)}); "
+            "write numbers in [0, 1]"
+        ) from None
+    return SignalsCheck(Path(where), str(id_col), str(signal_col), len(kept), sorted(map(str, invalid)))
+
+
+def validate_signals(path: Path | str, universe: pd.DataFrame, tournament: int) -> SignalsCheck:
+    """Read a Signals (``tournament`` 11) or Crypto (12) submission and check it as Numerai will
+    (:func:`check_signals`); SubmissionError on the first problem."""
+    path = Path(path)
+    result = check_signals(read_signals(path), universe, tournament, where=str(path))
+    if result.invalid_tickers:
+        log.warning("%s: %s", path, result.note)
+    log.info("%s: %d universe ids, all checks passed", path, result.rows)
     return result

@@ -359,7 +359,8 @@ def rounds(request: Request) -> Response:
 def _rounds(request: Request, user: UserInfo) -> Response:
     with session_scope(request.app.state.engine) as session:
         slots, rows = views.rounds_grid(session, limit=30)
-    return _render(request, "rounds.html", user, "rounds", slots=slots, rows=rows)
+        labels = views.slot_labels(session, slots)
+    return _render(request, "rounds.html", user, "rounds", slots=slots, rows=rows, labels=labels)
 
 
 @router.get("/risk")

@@ -18,8 +18,12 @@ from typing import Any
 from markupsafe import Markup
 from sqlalchemy.orm import Session
 
+from numerflow.metrics.names import TOURNAMENT_KINDS
+from numerflow.metrics.names import label as score_label
 from numerflow.service.queries import num
 from numerflow.store.queries import tournament as q
+from numerflow.store.queries.performance import slot_tournaments
+from numerflow.tournament.client import TOURNAMENT_NAMES
 from numerflow.tournament.performance import final_scores
 
 #: validation-report rows of a version's ``scores`` (key, label, format)
@@ -105,10 +109,15 @@ class Cell:
     corr: float | None = None
     mmc: float | None = None
     bmc: float | None = None
+    scores: list[tuple[str, float | None]] = field(default_factory=list)  # the tournament's own names
     day: int = 0
     resolved: bool = False
     payout_nmr: float | None = None
     payout_status: str = ""
+
+    @property
+    def has_scores(self) -> bool:
+        return any(value is not None for _, value in self.scores)
 
 
 @dataclass
@@ -120,9 +129,21 @@ class RoundRow:
     cells: dict[str, Cell] = field(default_factory=dict)
 
 
+def slot_label(slot: str, tournament: int) -> str:
+    """A slot as the grid's header shows it: Signals and Crypto slots say their tournament."""
+    return slot if tournament == 8 else f"{slot} ({TOURNAMENT_NAMES.get(tournament, tournament)})"
+
+
+def slot_labels(session: Session, slots: Sequence[str]) -> dict[str, str]:
+    """slot -> its header in the rounds grid (:func:`slot_label`)."""
+    tournaments = slot_tournaments(session)
+    return {slot: slot_label(slot, tournaments.get(slot, 8)) for slot in slots}
+
+
 def rounds_grid(session: Session, limit: int = 30) -> tuple[list[str], list[RoundRow]]:
     """The newest ``limit`` rounds numerflow worked on, each with every slot's submission, scores so far
-    and payout. Returns (slots, rows); four indexed queries whatever the size."""
+    (under the slot's tournament's own names: CORR/MMC/BMC, Signals ALPHA/MPC/CORRv4, Crypto MMC/CORR)
+    and payout. Returns (slots, rows); five indexed queries whatever the size."""
     rounds = q.latest_rounds(session, limit)
     if not rounds:
         return [], []
@@ -135,13 +156,16 @@ def rounds_grid(session: Session, limit: int = 30) -> tuple[list[str], list[Roun
         rows[sub.round_number].cells[sub.numerai_model] = Cell(
             status=sub.status, file_sha256=sub.file_sha256, model_ref=ref, error=sub.error or ""
         )
+    tournaments = slot_tournaments(session)
     for slot, per_round in final_scores(session, min_round=min(numbers)).items():
+        kinds = TOURNAMENT_KINDS.get(tournaments.get(slot, 8), TOURNAMENT_KINDS[8])[:3]
         for number, v in per_round.items():
             if number not in rows:
                 continue
             slots.add(slot)
             cell = rows[number].cells.setdefault(slot, Cell())
             cell.corr, cell.mmc, cell.bmc = v["corr"], v["mmc"], v["bmc"]
+            cell.scores = [(score_label(k), v[k]) for k in kinds]
             cell.day, cell.resolved = v["day"], bool(v.get("resolved"))
     for p in q.payouts(session, round_numbers=numbers):
         slots.add(p.numerai_model)

@@ -33,11 +33,11 @@ from numerflow.service.schemas import (
 )
 from numerflow.store import session_scope
 from numerflow.store.queries.performance import top_scored_round
-from numerflow.store.queries.registry import staged_versions, version_counts
+from numerflow.store.queries.registry import SqlModelBook, staged_versions, version_counts
 from numerflow.tournament.performance import final_scores
 
 if TYPE_CHECKING:
-    from numerflow.modeling.registry import VersionInfo
+    from numerflow.store.queries.registry import VersionInfo
 
 router = APIRouter(tags=["models"])
 MAX_UPLOAD_BYTES = 1 << 30
@@ -117,7 +117,7 @@ async def get_model(name: Name, request: Request, _: Principal = Depends(require
 
 def model_detail(settings: Settings, session: Session, engine: Engine, name: str) -> ModelDetail:
     """A model with its versions (``GET /api/models/{name}``; the dashboard's model page too)."""
-    from numerflow.modeling import registry
+    from numerflow.store.queries import registry
 
     summary = _one(settings, session, name)
     spec = settings.models.get(name)
@@ -131,7 +131,7 @@ def model_detail(settings: Settings, session: Session, engine: Engine, name: str
 
 @router.get("/api/models/{name}/versions", response_model=list[VersionOut], summary="A model's versions")
 async def list_model_versions(name: Name, request: Request, _: Principal = Depends(require_read)) -> Response:
-    from numerflow.modeling import registry
+    from numerflow.store.queries import registry
 
     settings, engine = request.app.state.settings, request.app.state.engine
 
@@ -203,7 +203,7 @@ def promote(
     engine: Engine = Depends(get_engine),
     _: Principal = Depends(require_operate),
 ) -> VersionOut:
-    from numerflow.modeling import registry
+    from numerflow.store.queries import registry
 
     info = registry.promote(engine, name, body.version, body.stage)
     request.app.state.reads.invalidate()
@@ -222,7 +222,7 @@ def rollback(
     engine: Engine = Depends(get_engine),
     _: Principal = Depends(require_operate),
 ) -> VersionOut:
-    from numerflow.modeling import registry
+    from numerflow.store.queries import registry
 
     info = registry.rollback(engine, name)
     request.app.state.reads.invalidate()
@@ -239,7 +239,7 @@ async def list_runs(
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     _: Principal = Depends(require_read),
 ) -> Response:
-    from numerflow.modeling import registry
+    from numerflow.store.queries import registry
 
     engine = request.app.state.engine
 
@@ -294,7 +294,7 @@ def _predict_csv(settings: Settings, engine: Engine, ref: str, path: Path) -> st
 
     from numerflow.modeling.predict import load_for, load_version
 
-    model = load_version(settings, engine, ref)
+    model = load_version(settings, SqlModelBook(engine), ref)
     try:
         dataset = load_for(model, path)
         preds = model.predict(dataset)

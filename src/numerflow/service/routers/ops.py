@@ -2,31 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
-
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel
 
 from numerflow.service.accounts import Principal
 from numerflow.service.auth import require_read
-from numerflow.store.queries.ops import list_alerts
+from numerflow.service.schemas import out_model
+from numerflow.store.queries.ops import AlertRow, list_alerts
 
 router = APIRouter(tags=["ops"])
 
 
-class AlertOut(BaseModel):
-    id: int
-    key: str
-    event: str
-    severity: str
-    title: str
-    message: str
-    details: dict[str, Any]
-    deliveries: dict[str, Any]
-    count: int
-    created_at: datetime
-    last_seen_at: datetime
+AlertOut = out_model("AlertOut", AlertRow)
 
 
 @router.get("/api/alerts", response_model=list[AlertOut], summary="Alerts raised, newest first")

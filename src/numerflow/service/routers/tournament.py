@@ -167,7 +167,9 @@ async def list_submissions(
     "/api/performance/{slot}",
     response_class=Response,
     responses={200: {"model": list[PerformanceRow], "content": {"application/json": {}}}},
-    summary="Per-round CORR/MMC/BMC/FNC (latest day), cumulative CORR and MMC, and payouts of a model slot",
+    summary="Per-round scores (latest day; Classic CORR/MMC/BMC/FNC, Signals ALPHA/MPC/CORRv4, Crypto "
+    "MMC/CORR), "
+    "cumulative CORR and MMC, and payouts of a model slot",
 )
 async def performance(
     slot: Name,
@@ -185,10 +187,14 @@ def _performance(session: Session, slot: str, limit: int) -> bytes:
     out = [
         {
             "round": r.round_number,
+            "tournament": r.tournament,
             "corr": r.corr,
             "mmc": r.mmc,
             "bmc": r.bmc,
             "fnc": r.fnc,
+            "alpha": r.alpha,
+            "mpc": r.mpc,
+            "corr_v4": r.corr_v4,
             "day": r.day,
             "resolved": r.resolved,
             "cum_corr": r.cum_corr,

@@ -8,7 +8,8 @@ Numerai's score names.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -18,10 +19,13 @@ from sqlalchemy.orm import Session
 
 from numerflow.store.base import utcnow
 from numerflow.store.db import session_scope
-from numerflow.store.tables.tournament import Payout, Score
+from numerflow.store.tables.tournament import Payout, Score, SignalsDaily
 
 
-class ScoreLike(Protocol):
+@dataclass(frozen=True)
+class ScoreRow:
+    """One score of a slot: a metric's value on one day of a round (what the client reads, what is kept)."""
+
     round_number: int
     day: int | None
     metric: str
@@ -46,7 +50,7 @@ def _same(a: object, b: object) -> bool:
     return a == b
 
 
-def upsert_scores(engine: Engine, tournament: int, slot: str, rows: Iterable[ScoreLike]) -> int:
+def upsert_scores(engine: Engine, tournament: int, slot: str, rows: Iterable[ScoreRow]) -> int:
     """Insert or refresh a slot's daily score rows, keyed (round, day, metric); returns the rows changed."""
     changed = 0
     with session_scope(engine) as s:
@@ -173,3 +177,66 @@ def payout_rows(
     if min_round is not None:
         stmt = stmt.where(Payout.round_number >= min_round)
     return {(m, r): (a, p, st) for m, r, a, p, st in session.execute(stmt)}
+
+
+def slot_tournaments(
+    session: Session, *, slot: str | None = None, tournament: int | None = None
+) -> dict[str, int]:
+    """slot → the tournament its scores (else payouts) are stored under (the highest id if several)."""
+    out: dict[str, int] = {}
+    for table in (Payout, Score):
+        stmt = select(table.numerai_model, func.max(table.tournament)).group_by(table.numerai_model)
+        if slot is not None:
+            stmt = stmt.where(table.numerai_model == slot)
+        if tournament is not None:
+            stmt = stmt.where(table.tournament == tournament)
+        out.update({m: int(t) for m, t in session.execute(stmt)})
+    return out
+
+
+def upsert_signals_daily(
+    engine: Engine, tournament: int, slot: str, rows: Iterable[tuple[datetime, str, float | None, int | None]]
+) -> int:
+    """Insert or refresh a slot's daily profile rows ``(date, metric, value, rank)``, keyed (date,
+    metric); returns the rows changed."""
+    changed = 0
+    with session_scope(engine) as s:
+        existing = {
+            (_second(r.date), r.metric): r
+            for r in s.scalars(
+                select(SignalsDaily).where(
+                    SignalsDaily.tournament == tournament, SignalsDaily.numerai_model == slot
+                )
+            )
+        }
+        for date, metric, value, rank in rows:
+            rec = existing.get((_second(date), metric))
+            if rec is None:
+                rec = SignalsDaily(tournament=tournament, numerai_model=slot, date=date, metric=metric)
+                s.add(rec)
+                existing[(_second(date), metric)] = rec
+            elif (rec.value, rec.rank) == (value, rank):
+                continue
+            rec.value, rec.rank = value, rank
+            rec.synced_at = utcnow()
+            changed += 1
+    return changed
+
+
+def signals_daily_rows(
+    session: Session, slot: str, *, tournament: int = 11
+) -> list[tuple[datetime, str, float | None, int | None]]:
+    """A slot's daily profile rows ``(date, metric, value, rank)``, oldest first."""
+    stmt = (
+        select(SignalsDaily.date, SignalsDaily.metric, SignalsDaily.value, SignalsDaily.rank)
+        .where(SignalsDaily.tournament == tournament, SignalsDaily.numerai_model == slot)
+        .order_by(SignalsDaily.date, SignalsDaily.metric)
+    )
+    return [(d, m, v, r) for d, m, v, r in session.execute(stmt)]
+
+
+def _second(when: datetime) -> datetime:
+    """A time to the second in UTC, without its zone (servers jitter microseconds; SQLite drops zones)."""
+    if when.tzinfo is not None:
+        when = when.astimezone(UTC)
+    return when.replace(microsecond=0, tzinfo=None)

@@ -5,7 +5,9 @@ Stages: ``champion`` (deployed to the model's ``numerai_model`` slot) and ``chal
 each stage. Every promotion is kept as an event, so ``rollback`` puts the previous champion back.
 The first version trained of a model becomes its champion when it has none.
 
-``numerflow.modeling.registry`` re-exports these names, so callers that import them from there keep working.
+:class:`SqlModelBook` binds these functions to one database: it is the
+:class:`numerflow.modeling.registry.ModelBook` that the CLI, the service and the round job hand to training,
+prediction, export and tuning (modeling does not import the store).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -242,11 +245,14 @@ def rollback(engine: Engine, name: str) -> VersionInfo:
     return get_version(engine, name, previous)
 
 
-def deployed_models(engine: Engine, settings: Settings) -> list[Deployment]:
+def deployed_models(
+    engine: Engine, settings: Settings, specs: Mapping[str, Any] | None = None
+) -> list[Deployment]:
     """What the round job submits: each configured model's champion to its ``numerai_model`` slot and its
-    challenger (when there is one and ``challenger_model`` is set) to that slot."""
+    challenger (when there is one and ``challenger_model`` is set) to that slot. ``specs``: the model
+    tables to look at (default ``[models]``; ``settings.signals_models`` for Signals and Crypto)."""
     out: list[Deployment] = []
-    for name, spec in sorted(settings.models.items()):
+    for name, spec in sorted((settings.models if specs is None else specs).items()):
         if spec.numerai_model:
             champ = champion(engine, name)
             if champ is not None:
@@ -401,3 +407,55 @@ def staged_versions(session: Session, only: str | None = None) -> dict[str, dict
     for name, stage, version in session.execute(stmt):
         staged.setdefault(name, {})[stage] = version
     return staged
+
+
+# ------------------------------------------------------------------------------------------- the book
+@dataclass(frozen=True)
+class SqlModelBook:
+    """The registry of one database as modeling's ``ModelBook``: the functions above, engine bound."""
+
+    engine: Engine
+
+    def max_version(self, name: str) -> int:
+        return max_version(self.engine, name)
+
+    def record_version(self, **values: Any) -> VersionInfo:
+        return record_version(self.engine, **values)
+
+    def get_version(self, name: str, version: int | None = None) -> VersionInfo:
+        return get_version(self.engine, name, version)
+
+    def find_fingerprint(self, name: str, fingerprint: str) -> VersionInfo | None:
+        return find_fingerprint(self.engine, name, fingerprint)
+
+    def champion(self, name: str) -> VersionInfo | None:
+        return champion(self.engine, name)
+
+    def challenger(self, name: str) -> VersionInfo | None:
+        return challenger(self.engine, name)
+
+    def list_versions(self, name: str | None = None) -> list[VersionInfo]:
+        return list_versions(self.engine, name)
+
+    def promote(self, name: str, version: int, stage: str = "champion") -> VersionInfo:
+        return promote(self.engine, name, version, stage)
+
+    def rollback(self, name: str) -> VersionInfo:
+        return rollback(self.engine, name)
+
+    def deployed_models(self, settings: Settings, specs: Mapping[str, Any] | None = None) -> list[Deployment]:
+        return deployed_models(self.engine, settings, specs)
+
+    def start_run(self, kind: str, model_name: str, params: dict[str, Any]) -> RunRecorder:
+        return RunRecorder(self.engine, kind, model_name, params).start()
+
+    def record_study(self, *args: Any, **kwargs: Any) -> None:
+        """:func:`numerflow.store.queries.tuning.record_study` on this database (same arguments)."""
+        from numerflow.store.queries.tuning import record_study
+
+        record_study(self.engine, *args, **kwargs)
+
+    def optuna_url(self) -> str:
+        from numerflow.store.queries.tuning import optuna_url
+
+        return optuna_url(self.engine)

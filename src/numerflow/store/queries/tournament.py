@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import Select, func, select, update
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from numerflow.store.base import utcnow
@@ -119,14 +120,22 @@ def stake_changes(session: Session, slot: str) -> list[StakeChange]:
 
 # ------------------------------------------------------------------------------ writes of the round job
 def upsert_round(engine: Engine, tournament: int, number: int, **values: Any) -> None:
-    """Create the round row (status ``open``) if missing, then set ``values`` on it."""
-    with session_scope(engine) as s:
-        row = s.scalar(select(Round).where(Round.tournament == tournament, Round.number == number))
-        if row is None:
-            row = Round(tournament=tournament, number=number, status="open")
-            s.add(row)
-        for key, value in values.items():
-            setattr(row, key, value)
+    """Create the round row (status ``open``) if missing, then set ``values`` on it. Two runs creating
+    the same round at once (a ``round run`` beside the service's job): the one whose insert loses finds
+    the other's row and updates it."""
+    for attempt in range(2):
+        try:
+            with session_scope(engine) as s:
+                row = s.scalar(select(Round).where(Round.tournament == tournament, Round.number == number))
+                if row is None:
+                    row = Round(tournament=tournament, number=number, status="open")
+                    s.add(row)
+                for key, value in values.items():
+                    setattr(row, key, value)
+            return
+        except IntegrityError:
+            if attempt:
+                raise
 
 
 def confirmed_submissions(engine: Engine, tournament: int, number: int) -> dict[str, Submission]:

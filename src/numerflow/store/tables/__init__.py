@@ -14,7 +14,7 @@ from numerflow.store.tables.service import (
     User,
     WebSession,
 )
-from numerflow.store.tables.tournament import Payout, Round, Score, StakeChange, Submission
+from numerflow.store.tables.tournament import Payout, Round, Score, SignalsDaily, StakeChange, Submission
 
 __all__ = [
     "Alert",
@@ -31,6 +31,7 @@ __all__ = [
     "Run",
     "ScheduleState",
     "Score",
+    "SignalsDaily",
     "StageEvent",
     "StakeChange",
     "Submission",

@@ -101,6 +101,23 @@ class Payout(Base):
     synced_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
+class SignalsDaily(Base):
+    """A Signals model's daily performance field (``v2SignalsProfile.dailyModelPerformances``: ``corrRep``,
+    ``mmcRep``..., the server's names) with its rank that day."""
+
+    __tablename__ = "signals_daily"
+    __table_args__ = (UniqueConstraint("tournament", "numerai_model", "date", "metric"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tournament: Mapped[int] = mapped_column(Integer, default=11)
+    numerai_model: Mapped[str] = mapped_column(String(128), index=True)
+    date: Mapped[datetime] = mapped_column(UTCDateTime)
+    metric: Mapped[str] = mapped_column(String(64))
+    value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    rank: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    synced_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
 class StakeChange(Base):
     """Every stake change asked for, including the ones a guard rail or the server refused."""
 

@@ -3,14 +3,24 @@
 Grouped by concern, one module each: ``transport`` (the wire), ``core`` (credentials and numerapi's
 ``raw_query``), ``rounds``, ``datasets``, ``account``, ``submissions``, ``performance``, ``stakes``
 and ``compute`` (Model Upload).
-:class:`NumeraiClient` puts them together; it is also the data layer's ``DatasetSource``.
+:class:`NumeraiClient` puts them together; it is also the data layer's ``DatasetSource``. It speaks to
+Classic (8); ``client.for_tournament("signals" | "crypto")`` gives the same client for Signals (11) or
+Crypto (12), over the same transport, with numerapi's SignalsAPI / CryptoAPI calls of their own.
 """
 
 from __future__ import annotations
 
 from numerflow.tournament.client.account import AccountMixin
 from numerflow.tournament.client.compute import ComputeMixin
-from numerflow.tournament.client.core import ClientCore
+from numerflow.tournament.client.core import (
+    TOURNAMENT_CLASSIC,
+    TOURNAMENT_CRYPTO,
+    TOURNAMENT_NAMES,
+    TOURNAMENT_SIGNALS,
+    TOURNAMENTS,
+    ClientCore,
+    tournament_id,
+)
 from numerflow.tournament.client.datasets import DatasetsMixin
 from numerflow.tournament.client.performance import PerformanceMixin, RoundPerformance, ScoreRow
 from numerflow.tournament.client.rounds import RoundInfo, RoundsMixin
@@ -34,6 +44,11 @@ class NumeraiClient(
 
 
 __all__ = [
+    "TOURNAMENTS",
+    "TOURNAMENT_CLASSIC",
+    "TOURNAMENT_CRYPTO",
+    "TOURNAMENT_NAMES",
+    "TOURNAMENT_SIGNALS",
     "ClientCore",
     "NumeraiClient",
     "RoundInfo",
@@ -42,4 +57,5 @@ __all__ = [
     "SubmissionInfo",
     "Transport",
     "UploadResult",
+    "tournament_id",
 ]

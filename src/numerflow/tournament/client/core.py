@@ -16,14 +16,40 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TOURNAMENT_CLASSIC = 8
+TOURNAMENT_SIGNALS = 11
+TOURNAMENT_CRYPTO = 12
+#: Numerai's tournament ids by the names the config uses (``[signals_models.X] tournament = "signals"``)
+TOURNAMENTS: dict[str, int] = {
+    "classic": TOURNAMENT_CLASSIC,
+    "signals": TOURNAMENT_SIGNALS,
+    "crypto": TOURNAMENT_CRYPTO,
+}
+TOURNAMENT_NAMES: dict[int, str] = {v: k for k, v in TOURNAMENTS.items()}
+
+
+def tournament_id(value: int | str) -> int:
+    """8, 11 or 12 from an id or a name (``"signals"``); ConfigError naming the known ones otherwise."""
+    from numerflow.errors import ConfigError
+
+    if isinstance(value, str) and not value.strip().isdigit():
+        found = TOURNAMENTS.get(value.strip().lower())
+    else:
+        found = int(value) if int(value) in TOURNAMENT_NAMES else None
+    if found is None:
+        known = ", ".join(f"{n} ({i})" for n, i in TOURNAMENTS.items())
+        raise ConfigError(f"unknown tournament {value!r}; use one of {known}")
+    return found
 
 
 class ClientCore(numerapi.NumerAPI):
-    """numerapi's classic-tournament API with our transport under it.
+    """numerapi's API with our transport under it, for one tournament (Classic unless told otherwise).
 
     Every numerapi method (``get_models``, ``submission_scores``, ``stake_change``...) goes through
     :meth:`raw_query`, so all of them get timeouts, retries and real error messages. The endpoint is
     this object's ``api_url``, not numerapi's module-level global, so several clients can coexist.
+    Its ``tournament_id`` (8 Classic; 11 Signals and 12 Crypto through :meth:`for_tournament`, which
+    shares this transport) is sent by every call that names a tournament: rounds, models, datasets,
+    uploads, scores.
     """
 
     def __init__(
@@ -45,10 +71,11 @@ class ClientCore(numerapi.NumerAPI):
         self.transport = Transport(api_url, timeout_s=timeout_s, retries=retries, backoff_s=backoff_s)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Any:
-        """A client for ``[numerai]`` (url, timeout, retries, keys) and ``[tournament]`` upload timeout."""
+    def from_settings(cls, settings: Settings, tournament: int | str = TOURNAMENT_CLASSIC) -> Any:
+        """A client for ``[numerai]`` (url, timeout, retries, keys) and ``[tournament]`` upload timeout,
+        for ``tournament`` (Classic by default; see :meth:`for_tournament`)."""
         keys = settings.numerai_keys()
-        return cls(
+        client = cls(
             settings.numerai.api_url,
             *(keys or (None, None)),
             timeout_s=settings.numerai.timeout_s,
@@ -57,6 +84,18 @@ class ClientCore(numerapi.NumerAPI):
             upload_timeout_s=settings.tournament.upload_timeout_s,
             confirm_wait_s=settings.tournament.confirm_wait_s,
         )
+        return client.for_tournament(tournament)
+
+    def for_tournament(self, tournament: int | str) -> Any:
+        """A client of the right class for ``tournament`` (:func:`client_class`) with this one's keys,
+        settings and :class:`Transport` (one session, one retry policy); ``self`` when it already is."""
+        number = tournament_id(tournament)
+        if number == self.tournament_id:
+            return self
+        other = object.__new__(client_class(type(self), number))
+        other.__dict__.update(self.__dict__)
+        other.tournament_id = number
+        return other
 
     @property
     def has_keys(self) -> bool:
@@ -94,3 +133,34 @@ class ClientCore(numerapi.NumerAPI):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def client_class(base: type, tournament: int) -> type:
+    """``base`` (a :class:`ClientCore` subclass) for ``tournament``: for Signals and Crypto with numerapi's
+    ``SignalsAPI`` / ``CryptoAPI`` calls of their own (leaderboard, ``v2SignalsProfile`` daily
+    performances, ticker universe) in place of Classic's; uploads stay the checked upload of
+    ``submissions.py``, which picks each tournament's upload calls. Made once per (base, tournament)."""
+    if tournament == TOURNAMENT_CLASSIC:
+        return base
+    key = (base, tournament)
+    made = _CLASSES.get(key)
+    if made is None:
+        api = numerapi.SignalsAPI if tournament == TOURNAMENT_SIGNALS else numerapi.CryptoAPI
+        own = {
+            name: getattr(api, name)
+            for name in ("get_leaderboard", "daily_model_performances", "ticker_universe")
+            if name in vars(api)
+        }
+        if "daily_model_performances" not in own:  # Crypto has no daily profile: not Classic's either
+            own["daily_model_performances"] = _no_daily
+        made = _CLASSES[key] = type(f"{api.__name__}{base.__name__}", (base,), own)
+    return made
+
+
+def _no_daily(self: Any, username: str) -> list[dict[str, Any]]:
+    from numerflow.errors import ApiError
+
+    raise ApiError(f"tournament {self.tournament_id} has no daily model performances; use round_performances")
+
+
+_CLASSES: dict[tuple[type, int], type] = {}

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from numerapi import utils
 
+from numerflow.store.queries.performance import ScoreRow
 from numerflow.tournament.client.core import ClientCore
 
 _ROUND_PERFORMANCES = """
@@ -19,17 +20,6 @@ query($modelId: String! $tournament: Int!) {
   }
 }
 """
-
-
-@dataclass(frozen=True)
-class ScoreRow:
-    round_number: int
-    day: int | None
-    metric: str
-    value: float | None
-    percentile: float | None
-    date: datetime | None
-    resolved: bool
 
 
 @dataclass(frozen=True)
@@ -54,7 +44,27 @@ def _float(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
+#: a daily profile row: (date, the server's field name such as ``corrRep``, value, rank that day)
+DailyRow = tuple[datetime, str, float | None, int | None]
+
+
 class PerformanceMixin(ClientCore):
+    def signals_daily(self, model_name: str) -> list[DailyRow]:
+        """A Signals model's daily performances (numerapi's ``SignalsAPI.daily_model_performances``:
+        ``v2SignalsProfile``) as rows of each ``...Rep`` field with a value and its ``...Rank``; dates in
+        UTC."""
+        out: list[DailyRow] = []
+        for perf in self.daily_model_performances(model_name) or []:
+            when = perf.get("date")
+            if not isinstance(when, datetime):
+                continue
+            when = when.astimezone(UTC) if when.tzinfo is not None else when.replace(tzinfo=UTC)
+            for key, value in perf.items():
+                if key.endswith("Rep") and value is not None:
+                    rank = perf.get(key[:-3] + "Rank")
+                    out.append((when, key, float(value), None if rank is None else int(rank)))
+        return out
+
     def score_rows(self, model_id: str, *, last_n_rounds: int | None = None) -> list[ScoreRow]:
         """Every (round, day, metric) score the server has for the model (``submissionScores``)."""
         rows = self.submission_scores(model_id, last_n_rounds=last_n_rounds)

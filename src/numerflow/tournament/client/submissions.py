@@ -48,6 +48,23 @@ mutation($filename: String! $tournament: Int! $modelId: String $triggerId: Strin
                     source: "numerflow" dataDatestamp: $dataDatestamp) { id }
 }
 """
+# Signals (11) has its own pair (numerapi's SignalsAPI.upload_predictions); Crypto (12) uses the base pair
+# with tournament 12, as numerapi's CryptoAPI does
+_UPLOAD_AUTH_SIGNALS = """
+query($filename: String! $tournament: Int! $modelId: String) {
+  submissionUploadSignalsAuth(filename: $filename tournament: $tournament modelId: $modelId) { filename url }
+}
+"""
+_CREATE_SIGNALS = """
+mutation($filename: String! $modelId: String $triggerId: String $dataDatestamp: Int) {
+  createSignalsSubmission(filename: $filename modelId: $modelId triggerId: $triggerId source: "numerflow"
+                          dataDatestamp: $dataDatestamp) { id }
+}
+"""
+#: tournament -> (upload-auth query, its field, create mutation, its field); others use the base pair
+_UPLOAD_CALLS: dict[int, tuple[str, str, str, str]] = {
+    11: (_UPLOAD_AUTH_SIGNALS, "submissionUploadSignalsAuth", _CREATE_SIGNALS, "createSignalsSubmission"),
+}
 _NEVER = datetime.min.replace(tzinfo=UTC)
 _TRANSIENT_WORDS = re.compile(r"internal|temporar|try again|unavailable|timed? ?out", re.IGNORECASE)
 
@@ -215,17 +232,24 @@ class SubmissionsMixin(ClientCore):
             self.transport.sleep(min(delay, left))
             delay = min(delay * 2, 5.0)
 
+    def _upload_calls(self) -> tuple[str, str, str, str]:
+        return _UPLOAD_CALLS.get(
+            self.tournament_id, (_UPLOAD_AUTH, "submission_upload_auth", _CREATE, "create_submission")
+        )
+
     def _put_file(self, filename: str, body: bytes, model_id: str) -> str:
         """Ask for an upload URL and PUT the file there (checked); the server's name for the file."""
+        query, field, _, _ = self._upload_calls()
         variables = {"filename": filename, "tournament": self.tournament_id, "modelId": model_id}
-        auth = self.raw_query(_UPLOAD_AUTH, variables, authorization=True)["data"]["submission_upload_auth"]
+        auth = self.raw_query(query, variables, authorization=True)["data"][field]
         if not auth or not auth.get("url"):
-            raise ApiError("submission_upload_auth: the server gave no upload URL")
+            raise ApiError(f"{field}: the server gave no upload URL")
         self.transport.put_file(auth["url"], body, timeout_s=self.upload_timeout_s, what=f"upload {filename}")
         return str(auth.get("filename") or filename)
 
     def _create(self, filename: str, model_id: str) -> str:
         """Send create_submission once (the transport never resends a mutation that may have arrived)."""
+        _, _, mutation, field = self._upload_calls()
         create_vars = {
             "filename": filename,
             "tournament": self.tournament_id,
@@ -233,9 +257,11 @@ class SubmissionsMixin(ClientCore):
             "triggerId": os.getenv("TRIGGER_ID"),
             "dataDatestamp": None,
         }
-        created = self.raw_query(_CREATE, create_vars, authorization=True)["data"]["create_submission"]
+        if "$tournament" not in mutation:  # createSignalsSubmission takes no tournament
+            del create_vars["tournament"]
+        created = self.raw_query(mutation, create_vars, authorization=True)["data"][field]
         if not created or not created.get("id"):
-            raise ApiError("create_submission: the server returned no submission id")
+            raise ApiError(f"{field}: the server returned no submission id")
         return str(created["id"])
 
     def upload_predictions(  # type: ignore[override]

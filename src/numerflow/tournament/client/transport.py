@@ -12,6 +12,10 @@ GraphQL answer or raises a :class:`~numerflow.errors.ApiError` carrying the serv
   nothing was sent (connection refused, connect timeout) are retried; otherwise it raises
   ApiOutcomeUnknownError and the caller reads the state back to settle it;
 - GraphQL ``errors`` (HTTP 200 or 4xx) become ApiError with the message, ApiAuthError for auth problems.
+
+Whether a request is a mutation, and the label logs and errors name it by, come from graphql-core's parser
+(:func:`parse_operation`, cached per query text); a query that does not parse is an ApiError before
+anything is sent.
 """
 
 from __future__ import annotations
@@ -21,9 +25,13 @@ import logging
 import re
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, TypeVar
 
 import requests
+from graphql import GraphQLSyntaxError, parse
+from graphql.language import FieldNode, OperationDefinitionNode
 
 from numerflow.errors import ApiAuthError, ApiError, ApiOutcomeUnknownError, ApiUnavailableError
 from numerflow.retry import Transient, backoff_delay, retry_call
@@ -31,7 +39,15 @@ from numerflow.retry import Transient, backoff_delay, retry_call
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-__all__ = ["Transport", "backoff_delay", "graphql_error_message", "is_auth_message", "operation_name"]
+__all__ = [
+    "Operation",
+    "Transport",
+    "backoff_delay",
+    "graphql_error_message",
+    "is_auth_message",
+    "operation_name",
+    "parse_operation",
+]
 _AUTH_WORDS = re.compile(
     r"\b(auth\w*|unauthori[sz]ed|forbidden|token|api keys?|credentials?|permission|not logged in|login)\b",
     re.IGNORECASE,
@@ -55,15 +71,55 @@ def is_auth_message(message: str) -> bool:
     return bool(_AUTH_WORDS.search(message))
 
 
+@dataclass(frozen=True)
+class Operation:
+    """The first operation of a GraphQL document: its type, its name (``""`` when anonymous) and its first
+    field (``""`` when the selection starts with a fragment)."""
+
+    kind: str  # query, mutation or subscription
+    name: str
+    field: str
+
+    @property
+    def label(self) -> str:
+        """A short label for logs and errors: ``mutation createSubmission`` (never the variables, which may
+        be secret)."""
+        return f"{self.kind} {self.field}" if self.field else self.kind
+
+
+@lru_cache(maxsize=512)
+def parse_operation(query: str) -> Operation:
+    """The operation of ``query``, read by graphql-core's parser (cached: numerapi sends the same texts).
+
+    A query that does not parse, or holds no operation, is an ApiError naming the syntax error's place."""
+    try:
+        document = parse(query)
+    except GraphQLSyntaxError as exc:
+        where = f" at line {exc.locations[0].line}, column {exc.locations[0].column}" if exc.locations else ""
+        reason = exc.message.removeprefix("Syntax Error: ").rstrip(".")
+        raise ApiError(
+            f"GraphQL query does not parse{where}: {reason}; the query text is at fault, not the server "
+            f"(query starts {query.strip()[:60]!r})"
+        ) from None
+    ops = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if not ops:
+        raise ApiError(f"GraphQL document holds no query or mutation (starts {query.strip()[:60]!r})")
+    op = ops[0]
+    first = next((s for s in op.selection_set.selections if isinstance(s, FieldNode)), None)
+    return Operation(
+        kind=op.operation.value,
+        name=op.name.value if op.name else "",
+        field=first.name.value if first is not None else "",
+    )
+
+
 def operation_name(query: str) -> str:
-    """A short label for logs: the first field of the query (never the variables, which may be secret)."""
-    m = re.search(r"\{\s*(\w+)", query)
-    kind = "mutation" if is_mutation(query) else "query"
-    return f"{kind} {m.group(1)}" if m else kind
+    """A short label for logs: the operation type and its first field (see :class:`Operation`)."""
+    return parse_operation(query).label
 
 
 def is_mutation(query: str) -> bool:
-    return query.lstrip().startswith("mutation")
+    return parse_operation(query).kind == "mutation"
 
 
 class Transport:
@@ -126,7 +182,8 @@ class Transport:
         if auth_header:
             headers["Authorization"] = auth_header
         body = {"query": query, "variables": variables}
-        what = operation_name(query)
+        operation = parse_operation(query)
+        what = operation.label
         timeout = timeout_s or self.timeout_s
 
         def attempt() -> dict[str, Any]:
@@ -144,7 +201,7 @@ class Transport:
                 raise _Transient(f"request failed: {exc}", sent=True) from None
             return self._parse(resp, what)
 
-        return self.with_retries(what, attempt, resend_after_sent=not is_mutation(query))
+        return self.with_retries(what, attempt, resend_after_sent=operation.kind != "mutation")
 
     def _parse(self, resp: requests.Response, what: str) -> dict[str, Any]:
         status = resp.status_code
@@ -189,6 +246,8 @@ class Transport:
                 raise _Transient(f"no answer within {timeout_s:g}s", sent=True) from None
             except requests.exceptions.ConnectionError as exc:
                 raise _Transient(_connection_message(exc), sent=True) from None
+            except requests.exceptions.RequestException as exc:  # e.g. the answer cut short
+                raise _Transient(f"request failed: {type(exc).__name__}", sent=True) from None
             if resp.status_code >= 500 or resp.status_code == 429:
                 raise _Transient(f"HTTP {resp.status_code}", sent=True)
             if resp.status_code >= 400:

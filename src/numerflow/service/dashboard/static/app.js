@@ -302,15 +302,19 @@
   });
 
   // ---------------------------------------------------------------------------------- charts
+  // the look every chart shares; `extra` overrides it (height, axes, barmode, margins)
+  const layout = (extra) => Object.assign({
+    margin: { l: 48, r: 12, t: 8, b: 36 }, height: 260, font: { size: 11, family: "system-ui, sans-serif" },
+    legend: { orientation: "h", y: 1.12 }, paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
+    xaxis: { gridcolor: "#eee" }, yaxis: { gridcolor: "#eee", zerolinecolor: "#999" },
+  }, extra || {});
+  // a chart with nothing to draw says so in its place
+  const none = (id, text) => { const el = $(id); if (el) { el.classList.add("none"); el.textContent = text; } };
+
   function drawCharts() {
     const holder = $("#chart-data");
     if (!holder || !window.Plotly) return;
     const data = JSON.parse(holder.textContent);
-    const layout = (extra) => Object.assign({
-      margin: { l: 48, r: 12, t: 8, b: 36 }, height: 260, font: { size: 11, family: "system-ui, sans-serif" },
-      legend: { orientation: "h", y: 1.12 }, paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
-      xaxis: { gridcolor: "#eee" }, yaxis: { gridcolor: "#eee", zerolinecolor: "#999" },
-    }, extra || {});
     const cfg = { displayModeBar: false, responsive: true, staticPlot: false };
     // round numbers are labels, not quantities: a categorical axis never shows ticks like "1,000.5"
     const roundAxis = { type: "category", categoryorder: "category ascending", title: { text: "round" }, gridcolor: "#eee" };
@@ -318,7 +322,6 @@
     const x = rounds.map((r) => r.round);
     const series = (key) => rounds.map((r) => r[key]);
     const cum = (vals) => { let s = 0; return vals.map((v) => (s += v || 0)); };
-    const none = (id, text) => { const el = $(id); if (el) { el.classList.add("none"); el.textContent = text; } };
     if (rounds.length) {
       Plotly.newPlot("chart-rounds", ["corr", "mmc", "bmc"].map((k, i) => ({
         type: "bar", name: k.toUpperCase(), x, y: series(k), marker: { color: ["#2f6feb", "#bf8700", "#8250df"][i] },
@@ -354,13 +357,7 @@
     const holder = $("#risk-data");
     if (!holder || !window.Plotly) return;
     const data = JSON.parse(holder.textContent);
-    const layout = (extra) => Object.assign({
-      margin: { l: 48, r: 12, t: 8, b: 36 }, height: 260, font: { size: 11, family: "system-ui, sans-serif" },
-      legend: { orientation: "h", y: 1.12 }, paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
-      xaxis: { gridcolor: "#eee" }, yaxis: { gridcolor: "#eee", zerolinecolor: "#999" },
-    }, extra || {});
     const cfg = { displayModeBar: false, responsive: true };
-    const none = (id, text) => { const el = $(id); if (el) { el.classList.add("none"); el.textContent = text; } };
     const models = Object.keys(data.equity || {});
     if (!$("#chart-equity")) return;
     if (models.length) {

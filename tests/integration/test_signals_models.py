@@ -1,0 +1,332 @@
+"""Signals and Crypto models from ``[signals_models]`` on real files from ``numerflow sim``: downloaded
+with the same downloader and client as Classic's, trained and cross-validated through the same commands and
+registry, scored with the Signals validation scores, and their live signals checked with the simulator's
+Signals rules and uploaded with unmodified numerapi ``SignalsAPI``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import numerapi
+import numerapi.base_api
+import numpy as np
+import pandas as pd
+import pytest
+from numerai_tools import scoring as nt
+from numerai_tools import submissions as nts
+from sim_support import make_world, start
+
+from numerflow.config import load_settings
+from numerflow.data.download import download_files
+from numerflow.data.prices_synthetic import synth_prices
+from numerflow.metrics.signals import alpha, churn, portfolio_weights, turnover
+from numerflow.modeling import signals_models as sm
+from numerflow.modeling.training import cross_validate_model
+from numerflow.simulator import RunningSimulator
+from numerflow.simulator.signals import validate_signals_submission
+from numerflow.store import open_database
+from numerflow.store.queries.registry import SqlModelBook, champion, list_runs, list_versions
+from numerflow.tournament.client import NumeraiClient
+
+N_TICKERS = 200
+ACCOUNTS = (
+    '[[accounts]]\nusername = "sig"\npublic_id = "SIGPUB"\nsecret_key = "SIGSEC"\navailable_nmr = 500\n'
+    '[[accounts.models]]\nname = "sig_slot"\ntournament = 11\nstake = 0\n'
+)
+SIGNALS_FILES = (
+    "train.parquet",
+    "validation.parquet",
+    "validation_neutralizer.parquet",
+    "validation_sample_weights.parquet",
+    "live.parquet",
+)
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSimulator]:
+    base = tmp_path_factory.mktemp("signals_models_sim")
+    world = make_world(base / "world")
+    accounts = base / "accounts.toml"
+    accounts.write_text(ACCOUNTS)
+    with start(
+        base / "state",
+        world.parent,
+        accounts_file=accounts,
+        signals_tickers=N_TICKERS,
+        signals_dir=base / "signals_world",
+    ) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def data_dir(sim: RunningSimulator, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Numerai's Signals and Crypto files from the simulator, laid out by the downloader, and synthetic
+    daily prices for the same tickers and symbols (the user's own price data)."""
+    data = tmp_path_factory.mktemp("signals_models_data")
+    client = NumeraiClient(sim.url, timeout_s=30.0, retries=2, backoff_s=0.01)
+    fast = {"timeout_s": 30.0, "retries": 2, "backoff_s": 0.01}
+    client.tournament_id = 11  # numerapi's SignalsAPI lists with its tournament number; so does this client
+    download_files(client, data, "signals", [f"v2.1/{n}" for n in SIGNALS_FILES], **fast)
+    client.tournament_id = 12
+    crypto_files = ["v2.0/train_targets.parquet", "v2.0/live_universe.parquet"]
+    download_files(client, data, "crypto", crypto_files, **fast)
+    tickers = sorted(pd.read_parquet(data / "signals/v2.1/train.parquet")["numerai_ticker"].unique())
+    universe = pd.DataFrame(
+        {"numerai_ticker": tickers, "country": [t.split(" ")[1] for t in tickers], "sector": "Energy"}
+    )
+    synth_prices(len(tickers), start="2019-01-01", end="2023-12-29", seed=5, universe=universe).to_parquet(
+        data / "prices.parquet"
+    )
+    symbols = sorted(pd.read_parquet(data / "crypto/v2.0/train_targets.parquet")["symbol"].unique())
+    coins = pd.DataFrame({"numerai_ticker": symbols, "country": "US", "sector": "Energy"})
+    crypto = synth_prices(len(symbols), start="2019-06-01", end="2024-09-30", seed=6, universe=coins)
+    crypto = crypto.rename(columns={"numerai_ticker": "Symbol", "close": "Close"})
+    crypto.to_csv(data / "crypto.csv", index=False)
+    return data
+
+
+MODELS = """
+[signals_models.sig]
+algorithm = "ridge"
+params = { alpha = 10.0 }
+numerai_model = "sig_slot"
+
+[signals_models.sigp]
+algorithm = "lightgbm"
+params = { n_estimators = 20, num_leaves = 8 }
+features = "all"
+prices = "{data}/prices.parquet"
+target = "target_chili_60"
+era_stride = 2
+
+[signals_models.cry]
+tournament = "crypto"
+algorithm = "ridge"
+prices = "{data}/crypto.csv"
+price_columns = { ticker = "Symbol", close = "Close" }
+numerai_model = "cry_slot"
+"""
+
+
+def project(root: Path, data: Path, models: str = MODELS) -> Path:
+    """A project on the shared downloaded files, with its own artifacts and registry."""
+    config = root / "numerflow.toml"
+    config.write_text(
+        f'[paths]\ndata_dir = "{data}"\nartifacts_dir = "artifacts"\n'
+        f'[database]\nurl = "sqlite:///{root}/numerflow.db"\n' + models.replace("{data}", str(data))
+    )
+    return config
+
+
+def test_train_registry_promote_and_rollback_of_a_signals_model(
+    project_dir: Path, data_dir: Path, cli
+) -> None:
+    config = project(project_dir, data_dir)
+    code, out, err = cli("train", "sig")
+    assert code == 0, err
+    assert "sig@1" in out and "Alpha-like" in out and "churn" in out and "turnover" in out
+    manifest = json.loads((project_dir / "artifacts/sig/1/manifest.json").read_text())
+    assert manifest["tournament"] == "signals" and manifest["data_version"] == "signals/v2.1"
+    assert manifest["price_features"] == [] and "feature_country" not in manifest["features"]  # categorical
+    assert len(manifest["numerai_features"]) == 22 and manifest["targets"] == ["target"]
+    scores = manifest["validation_scores"]
+    assert scores["neutralized"] is True and scores["n_dates"] == 52
+    assert 0 < scores["churn_mean"] < 1 and 0 < scores["turnover_mean"] < 1
+
+    code, out, err = cli("train", "sig")
+    assert code == 0 and "sig@2" in out, err
+    engine = open_database(load_settings(config).database_url)
+    versions = list_versions(engine, "sig")
+    assert [(v.ref, v.data_version, v.stage) for v in versions] == [
+        ("sig@1", "signals/v2.1", "champion"),
+        ("sig@2", "signals/v2.1", ""),
+    ]
+    assert versions[0].scores["alpha_mean"] == pytest.approx(scores["alpha_mean"], abs=1e-12)
+    code, out, _ = cli("models", "list")
+    assert code == 0 and "signals/v2.1" in out and "sig@2" in out
+    code, out, _ = cli("models", "promote", "sig@2")
+    assert code == 0 and "sig@2 is now the champion of sig" in out
+    [dep] = sm.signals_deployments(load_settings(config), SqlModelBook(engine))
+    assert (dep.model_name, dep.version, dep.numerai_model) == ("sig", 2, "sig_slot")
+    code, out, _ = cli("models", "rollback", "sig")
+    assert code == 0 and "sig@1 is the champion of sig again" in out
+    assert champion(engine, "sig").version == 1
+    assert {(r.kind, r.status) for r in list_runs(engine, "sig")} == {("train", "ok")}
+
+
+def _date_file(frame: pd.DataFrame, path: Path) -> Path:
+    frame.to_parquet(path, index=False)
+    return path
+
+
+def test_validation_scores_are_metrics_signals_of_each_dates_signal(
+    project_dir: Path, data_dir: Path, cli
+) -> None:
+    """The stored scores are recomputed here, date by date, from the model's own signal of each validation
+    date (through the live predictor) with metrics.signals, numerai-tools' alpha as the yardstick."""
+    config = project(project_dir, data_dir)
+    assert cli("train", "sig")[0] == 0
+    settings = load_settings(config)
+    engine = open_database(settings.database_url)
+    [dep] = sm.signals_deployments(settings, SqlModelBook(engine))
+    scores = list_versions(engine, "sig")[0].scores
+    folder = data_dir / "signals/v2.1"
+    val = pd.read_parquet(folder / "validation.parquet")
+    keys = ["numerai_ticker", "date"]
+    neut = pd.read_parquet(folder / "validation_neutralizer.parquet").set_index(keys)
+    weights = pd.read_parquet(folder / "validation_sample_weights.parquet").set_index(keys)
+    alphas, churns, turnovers, before = [], [], [], None
+    for date, rows in val.groupby("date", sort=True):
+        signal = sm.predict_signals(settings, dep, _date_file(rows, project_dir / "day.parquet"))
+        signal = signal.set_index("numerai_ticker")["signal"]
+        rows = rows.set_index("numerai_ticker")
+        n = neut.xs(date, level="date").reindex(rows.index).to_numpy(np.float64)
+        v = weights.xs(date, level="date").reindex(rows.index)["sample_weights"].to_numpy(np.float64)
+        s, t = signal.reindex(rows.index).to_numpy(), rows["target"].to_numpy(np.float64)
+        alphas.append(alpha(s, n, v, t)[0])
+        if date == val["date"].iloc[0]:
+            theirs = nt.alpha(pd.DataFrame({"s": s}), pd.DataFrame(n), pd.Series(v), pd.Series(t))
+            assert alphas[-1] == pytest.approx(float(theirs.iloc[0]), abs=1e-10)
+        w = pd.Series(portfolio_weights(s, n, v), index=rows.index)
+        if before is not None:
+            common = rows.index.intersection(before[0].index)
+            churns.append(churn(signal[common].to_numpy(), before[0][common].to_numpy()))
+            turnovers.append(turnover(w[common].to_numpy(), before[1][common].to_numpy()))
+        before = (signal, w)
+    assert scores["alpha_mean"] == pytest.approx(np.mean(alphas), abs=1e-10)
+    assert scores["alpha_sharpe"] == pytest.approx(np.mean(alphas) / np.std(alphas), abs=1e-8)
+    assert scores["churn_mean"] == pytest.approx(np.mean(churns), abs=1e-10)
+    assert scores["turnover_mean"] == pytest.approx(np.mean(turnovers), abs=1e-10)
+
+
+def test_cv_on_dates_purges_and_embargoes_by_the_target_horizon(
+    project_dir: Path, data_dir: Path, cli
+) -> None:
+    config = project(project_dir, data_dir)
+    code, out, err = cli("cv", "sig", "--folds", "3")
+    assert code == 0, err
+    assert "embargo 5 eras" in out and "2020-01-03-" in out and "Alpha-like" in out
+    settings = load_settings(config)
+    for name, gap in (("sig", 5), ("sigp", 13)):  # 20 days + 2 lag: 5 weeks; 60 + 2: 13 weeks
+        result = cross_validate_model(settings, name, folds=3, record=False)
+        assert result.splitter.gap == gap
+        for fold in result.folds:
+            last_train = pd.Timestamp(fold["train_eras"][-10:])
+            first_test = pd.Timestamp(fold["test_eras"][:10])
+            assert (first_test - last_train).days > 7 * gap  # nothing within the gap before the test
+        assert np.isfinite(result.summary["alpha_mean"]) and 0 < result.summary["churn_mean"] < 2
+    # sigp loads every 2nd date: the gap is still in weeks, not in loaded dates
+    dates = pd.read_parquet(data_dir / "signals/v2.1/train.parquet", columns=["date"])["date"].unique()
+    assert result.era.max() + 1 == len(np.unique(sorted(dates)[::2]))
+    code, _, err = cli("cv", "sigp", "--embargo", "30")  # 30 weeks of 78 is too many for 5 folds
+    assert code == 2 and "no training eras left after an embargo of 30 eras" in err
+
+
+def test_crypto_model_from_synthetic_prices_trains_and_predicts_every_symbol(
+    project_dir: Path, data_dir: Path, cli
+) -> None:
+    config = project(project_dir, data_dir)
+    code, out, err = cli("train", "cry")
+    assert code == 0, err
+    assert "cry@1" in out and "numerflow cv cry" in out  # Crypto's files have no validation part
+    manifest = json.loads((project_dir / "artifacts/cry/1/manifest.json").read_text())
+    assert manifest["tournament"] == "crypto" and manifest["numerai_features"] == []
+    assert "feature_ret_20d" in manifest["price_features"] and "feature_rsi_14d_rank" in manifest["features"]
+    code, out, err = cli("cv", "cry", "--folds", "3")
+    assert code == 0 and "embargo 5 eras" in out, err
+
+    settings = load_settings(config)
+    [dep] = sm.signals_deployments(settings, SqlModelBook(open_database(settings.database_url)))
+    live = next((data_dir / "crypto/rounds").glob("*/v2.0/live_universe.parquet"))
+    signal = sm.predict_signals(settings, dep, live)
+    universe = pd.read_parquet(live)
+    assert list(signal.columns) == ["symbol", "signal"]
+    assert sorted(signal["symbol"]) == sorted(universe["symbol"])
+    assert signal["signal"].between(0, 1, inclusive="neither").all() and signal["signal"].nunique() > 100
+    validate_signals_submission(signal, universe, id_cols=["symbol"], drop_dates=False)  # the sim's rules
+
+
+def test_live_signal_passes_numerai_rules_and_uploads_through_signals_api(
+    project_dir: Path, data_dir: Path, sim: RunningSimulator, cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sigp = MODELS[MODELS.index("[signals_models.sigp]") : MODELS.index("[signals_models.cry]")]
+    config = project(project_dir, data_dir, sigp + 'numerai_model = "sig_slot"\n')
+    assert cli("train", "sigp")[0] == 0
+    settings = load_settings(config)
+    [dep] = sm.signals_deployments(settings, SqlModelBook(open_database(settings.database_url)))
+    assert dep.model_name == "sigp" and sm.tournament_of(settings, "sigp") == "signals"
+    live_path = next((data_dir / "signals/rounds").glob("*/v2.1/live.parquet"))
+    signal = sm.predict_signals(settings, dep, live_path)
+    assert list(signal.columns) == ["numerai_ticker", "signal"] and len(signal) == N_TICKERS
+    universe = sim.engine.signals_universe(sim.engine.current_round()["number"])
+    assert sorted(signal["numerai_ticker"]) == sorted(universe["numerai_ticker"])
+    nts.validate_submission_signals(universe, signal.copy())  # numerai-tools' own check passes
+
+    out = project_dir / "signal.csv"  # `numerflow predict` writes the same signal from the newest live file
+    code, printed, err = cli("predict", "sigp", "--out", out)
+    assert code == 0 and f"wrote {N_TICKERS} predictions" in printed, err
+    written = pd.read_csv(out)
+    assert list(written.columns) == ["numerai_ticker", "signal"]
+    np.testing.assert_allclose(written["signal"], signal["signal"], rtol=1e-9)
+
+    monkeypatch.setattr(numerapi.base_api, "API_TOURNAMENT_URL", sim.url)
+    api = numerapi.SignalsAPI("SIGPUB", "SIGSEC", show_progress_bars=False)
+    sub_id = api.upload_predictions(file_path=str(out), model_id=api.get_models()["sig_slot"])
+    assert sim.engine.signals_report(sub_id) == {"kept": N_TICKERS, "invalid_tickers": []}
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ('tournament = "crypto"\nalgorithm = "ridge"\n', "a crypto model needs 'prices'"),
+        ('algorithm = "ridge"\nfeature = "numerai"\n', "unknown key 'feature' in [signals_models.m]"),
+        ('algorithm = "ridge"\nfeatures = "prices"\n', "features: 'prices' needs 'prices'"),
+        ('algorithm = "ridge"\nfeatures = "medium"\n', "'medium' is not a feature set"),
+        ('algorithm = "ridge"\ntarget = "target_nobody_20"\n', "unknown target 'target_nobody_20'"),
+        ('algorithm = "ridge"\nfeatures = ["feature_nope"]\n', "unknown feature 'feature_nope'"),
+        ('algorithm = "ridge"\nprice_columns = { shut = "x" }\n', "price_columns: unknown field 'shut'"),
+        ('algorithm = "ridge"\nparams = { alpah = 1.0 }\n', "unknown ridge parameter 'alpah'"),
+    ],
+)
+def test_bad_signals_model_tables_are_one_line_errors(
+    project_dir: Path, data_dir: Path, cli, table: str, message: str
+) -> None:
+    project(project_dir, data_dir, "[signals_models.m]\n" + table)
+    code, out, err = cli("train", "m")
+    assert code == 2, (out, err)
+    assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not (project_dir / "artifacts").exists()
+
+
+def test_a_name_in_both_tables_and_bad_prices_are_refused(project_dir: Path, data_dir: Path, cli) -> None:
+    both = '[models.m]\nalgorithm = "ridge"\n[signals_models.m]\nalgorithm = "ridge"\n'
+    project(project_dir, data_dir, both)
+    code, _, err = cli("train", "m")
+    assert code == 2 and "the name 'm' is also a model in [models]" in err
+    assert len(err.strip().splitlines()) == 1
+
+    bad = data_dir.parent / "bad_prices.csv"
+    frame = pd.read_parquet(data_dir / "prices.parquet").head(400)
+    frame.loc[5, "close"] = -1.0  # a negative price: a check error
+    frame.to_csv(bad, index=False)
+    models = f'[signals_models.m]\nalgorithm = "ridge"\nfeatures = "prices"\nprices = "{bad}"\n'
+    project(project_dir, data_dir, models)
+    code, _, err = cli("train", "m")
+    assert code != 0 and "price check error" in err and len(err.strip().splitlines()) == 1
+    assert not (project_dir / "artifacts" / "m").exists()
+    code, _, err = cli("tune", "m")
+    assert code == 2 and "is a Signals model" in err
+
+
+def test_service_jobs_take_signals_models_for_train_and_cv_only() -> None:
+    from numerflow.config import settings_from_raw
+    from numerflow.errors import NotFoundError
+    from numerflow.service.jobkinds import validate_args
+
+    settings = settings_from_raw({"signals_models": {"sig": {"algorithm": "ridge"}}}, None, env={})
+    assert validate_args(settings, "train", {"model": "sig"}) == {"model": "sig"}
+    assert validate_args(settings, "cv", {"model": "sig"}) == {"model": "sig"}
+    with pytest.raises(NotFoundError, match="no model named 'sig' in \\[models\\]"):
+        validate_args(settings, "tune", {"model": "sig"})
