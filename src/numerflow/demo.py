@@ -97,13 +97,7 @@ algorithm = "lightgbm"
 features = "numerai"
 target = "target_chili_60"
 numerai_model = "sim_signals"
-
-[signals_models.sig.params]
-n_estimators = 200
-learning_rate = 0.02
-max_depth = 4
-num_leaves = 15
-colsample_bytree = 0.5
+params = {{ n_estimators = 200, learning_rate = 0.02, max_depth = 4, num_leaves = 15, colsample_bytree = 0.5}}
 
 [signals_models.sig_ridge]
 algorithm = "ridge"
