@@ -123,6 +123,8 @@ class DemoOptions:
     n_features: int = 24
     # the Signals universe: ~200 tickers make the simulator's Signals world in seconds (500: about a minute)
     signals_tickers: int = 200
+    # the simulator's calendar start (ISO, UTC); None: now. Tests pin it so the demo never depends on the day
+    start: str | None = None
 
 
 def run_demo(options: DemoOptions) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -153,6 +155,7 @@ def run_demo(options: DemoOptions) -> Iterator[tuple[str, dict[str, Any]]]:
         n_features=options.n_features,
         auto_rounds=False,
         signals_tickers=options.signals_tickers,
+        start=options.start,
         # the demo account: the three Classic models and two Signals models with a small stake
         default_account={
             "models": [

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+from sim_support import CALENDAR_START
 
 from numerflow.demo import DemoOptions, run_demo
 from numerflow.errors import ConfigError
@@ -16,7 +17,8 @@ from numerflow.metrics.payout import SIGNALS_RULE
 @pytest.mark.slow
 def test_demo_runs_every_step_once(tmp_path: Path) -> None:
     workdir = tmp_path / "demo"
-    steps = dict(run_demo(DemoOptions(workdir=workdir, n_eras=60, rows_per_era=200, n_features=30)))
+    options = DemoOptions(workdir=workdir, n_eras=60, rows_per_era=200, n_features=30, start=CALENDAR_START)
+    steps = dict(run_demo(options))
     assert list(steps) == [
         "simulator", "config", "download", "check", "train", "cv", "report", "signals_data", "signals_train",
         "round", "next_round", "perf",
