@@ -537,3 +537,23 @@ def test_perf_shows_a_signals_and_crypto_summary_over_resolved_rounds(world: Wor
     assert code == 0, err
     line = next(line for line in out.splitlines() if line.startswith("cry_mom: 2 resolved rounds"))
     assert "MMC mean" in line and "ALPHA" not in line and "payouts" in line
+
+
+def test_a_failed_signals_upload_is_recorded_frees_the_slot_and_goes_in_once_later(
+    world: World, cli: Any
+) -> None:
+    path = _signal_file(world, 11, "sig.csv")
+    script(world.sim, "createSignalsSubmission", *["503"] * 5)  # every attempt of this submit
+    code, _, err = cli("submit", "sig_mom", str(path), "-t", "signals")
+    assert code == 1 and len(err.strip().splitlines()) == 1, err
+    assert world.sim_submissions(11) == []
+    from numerflow.store import session_scope
+    from numerflow.store.tables import Submission
+
+    with session_scope(world.engine()) as s:
+        (row,) = s.query(Submission).all()
+        assert (row.tournament, row.numerai_model, row.status) == (11, "sig_mom", "failed")
+        assert row.error.startswith("upload: ")
+    code, out, err = cli("submit", "sig_mom", str(path), "-t", "signals")  # the slot is free again
+    assert code == 0 and "submitted" in out, out + err
+    assert [s["model_name"] for s in world.sim_submissions(11)] == ["sig_mom"]

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy.engine import Engine
 
-from numerflow.errors import ApiError, NumerflowError
+from numerflow.errors import ApiError, ConflictError, NumerflowError
 from numerflow.fileio import atomic_path, sha256_file
 from numerflow.liveness import Clock, Heartbeat, Holder, holder_is_dead, this_process
 from numerflow.store.base import utcnow
@@ -79,7 +79,6 @@ class ModelOutcome:
     seconds: float = 0.0
     tournament: int = TOURNAMENT_CLASSIC  # 8 Classic, 11 Signals, 12 Crypto
     note: str = ""  # e.g. the tickers outside the universe that Numerai drops
-    cause: BaseException | None = field(default=None, compare=False, repr=False)  # why it failed
 
     @property
     def ok(self) -> bool:
@@ -571,12 +570,14 @@ def submit_slot(
     ref: str,
     common: dict[str, Any] | None = None,
     replace: bool = False,
+    raise_failure: bool = False,
 ) -> ModelOutcome:
     """One model slot of a round, the steps the round job and ``numerflow submit`` share: claim the slot
     (as ``claim.holder``), make the file, check it (``leg.check``), record it as validated, upload it
-    once through the client's checked upload, confirm it on the server and record it. Never raises: a
-    failure is recorded (``invalid`` at the check, ``failed`` elsewhere; the slot is freed) and returned
-    as the outcome, its exception in ``cause``; a slot another live run holds is ``busy``."""
+    once through the client's checked upload, confirm it on the server and record it. A failure is
+    recorded (``invalid`` at the check, ``failed`` elsewhere; the slot is freed) and returned as the
+    outcome (a slot another live run holds: ``busy``); with ``raise_failure`` (``numerflow submit``) it is
+    raised instead once recorded (busy: ConflictError)."""
     t0 = time.perf_counter()
     client, tournament = leg.client, leg.tournament
     stage = "predict"
@@ -638,14 +639,10 @@ def submit_slot(
         message = str(exc) if isinstance(exc, NumerflowError) else f"{type(exc).__name__}: {exc}"
         if isinstance(exc, _Busy):
             log.warning("round %d: %s (%s): %s", number, slot, ref, exc)
+            if raise_failure:
+                raise ConflictError(str(exc)) from None
             return ModelOutcome(
-                slot,
-                ref,
-                "busy",
-                error=str(exc),
-                seconds=time.perf_counter() - t0,
-                tournament=tournament,
-                cause=exc,
+                slot, ref, "busy", error=str(exc), seconds=time.perf_counter() - t0, tournament=tournament
             )
         status = "invalid" if stage == "validate" else "failed"
         if not isinstance(exc, NumerflowError):
@@ -658,6 +655,8 @@ def submit_slot(
             )
         except NumerflowError as db_exc:
             log.error("round %d: could not record the failure of %s: %s", number, slot, db_exc)
+        if raise_failure:
+            raise
         return ModelOutcome(
             slot,
             ref,
@@ -665,7 +664,6 @@ def submit_slot(
             error=f"{stage}: {message}",
             seconds=time.perf_counter() - t0,
             tournament=tournament,
-            cause=exc,
         )
 
 

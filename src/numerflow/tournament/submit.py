@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
 
-from numerflow.errors import ConfigError, ConflictError, NumerflowError
+from numerflow.errors import ConfigError
 from numerflow.liveness import Heartbeat, this_process
 from numerflow.store.base import utcnow
 from numerflow.store.claims import beat_claims
@@ -117,7 +117,8 @@ def submit_file(
 ) -> Submitted:
     """Refuse a bad file before anything is claimed or uploaded; then upload it at most once for this
     round through the round job's per-model steps (see the module doc). SubmissionError for a bad file,
-    ConflictError while another live run holds the slot, the upload's error when it failed (recorded)."""
+    ConflictError while another live run holds the slot, the upload's error when it failed (recorded as
+    ``failed``, the slot freed)."""
     number_t = submission_tournament(settings, model, tournament)
     check_locally(path, number_t)
     client = client.for_tournament(number_t)
@@ -142,12 +143,15 @@ def submit_file(
     leg = Leg(number_t, client, lambda _dep: path, lambda _path: (rows, detail))
     with Heartbeat(lambda at: beat_claims(engine, claim.holder.token, at), claim.stale_s / 4):
         outcome = submit_slot(
-            engine, leg, slot, number, slots, claim, lambda: path, ref=f"file {path.name}", replace=replace
+            engine,
+            leg,
+            slot,
+            number,
+            slots,
+            claim,
+            lambda: path,
+            ref=f"file {path.name}",
+            replace=replace,
+            raise_failure=True,
         )
-    if outcome.status == "busy":
-        raise ConflictError(outcome.error)
-    if not outcome.ok:
-        if isinstance(outcome.cause, NumerflowError):
-            raise outcome.cause
-        raise NumerflowError(outcome.error)
     return Submitted(slot, number_t, number, outcome.status, outcome.submission_id, rows, detail)
