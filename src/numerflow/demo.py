@@ -5,8 +5,11 @@ project lives in one folder with a SQLite database. The steps are the ones a par
 week, through the same functions the CLI and the service call:
 
     download → check → train (two models + an ensemble) → era CV → validation report
-    → round: predict live, validate, upload once per model → advance the clock until the round resolves
-    → sync scores and payouts
+    → Signals: Numerai's Signals files, synthetic daily prices checked and mapped to the round's tickers,
+      a Signals model trained on Numerai's v2.1 features with its Signals validation scores
+    → round: predict live, validate, upload once per model (Classic and Signals) → the next round, so the
+      Signals model's stake counts (Numerai's churn gate stakes nothing in a model's first round)
+    → advance the clock until the rounds resolve (Signals: 60 scoring days) → sync scores and payouts
 
 ``run_demo`` yields ``(step, payload)`` pairs as it goes so the CLI can render each one; it never prints.
 """
@@ -33,6 +36,21 @@ DOWNLOAD_FILES = [
     "meta_model.parquet",
     "validation_benchmark_models.parquet",
 ]
+# Numerai's Signals files the model trains and is scored on (live.parquet: the round's universe, which the
+# prices are mapped to)
+SIGNALS_FILES = [
+    "train.parquet",
+    "validation.parquet",
+    "validation_neutralizer.parquet",
+    "validation_sample_weights.parquet",
+    "live.parquet",
+]
+# two Signals models: MPC is a model's contribution to the stake-weighted portfolio of the round's staked
+# signals, zero for a lone staker; here the two make that portfolio
+SIGNALS_SLOTS = {"sig": "sim_signals", "sig_ridge": "sim_signals_2"}
+SIGNALS_STAKE = 5
+# a year of synthetic daily prices: enough to check and map, quick to make
+PRICES_START, PRICES_END = "2022-01-03", "2022-12-30"
 
 DEMO_CONFIG = """\
 # numerflow.toml written by `numerflow demo`: the local simulator stands in for Numerai.
@@ -72,6 +90,22 @@ ensemble = {{ lgbm = 0.7, ridge = 0.3 }}
 neutralize = {{ proportion = 0.3, features = "all" }}
 numerai_model = "sim_model_3"
 
+# Numerai Signals: Numerai's v2.1 features of the tickers (downloaded with `numerflow signals data`),
+# trained on target_chili_60, the target Alpha and MPC are scored on
+[signals_models.sig]
+algorithm = "lightgbm"
+features = "numerai"
+target = "target_chili_60"
+numerai_model = "sim_signals"
+params = {{ n_estimators = 200, learning_rate = 0.02, max_depth = 4, num_leaves = 15, colsample_bytree = 0.5}}
+
+[signals_models.sig_ridge]
+algorithm = "ridge"
+params = {{ alpha = 1000.0 }}
+features = "numerai"
+target = "target_chili_60"
+numerai_model = "sim_signals_2"
+
 [tournament]
 poll_interval_s = 5.0
 max_stake_change_nmr = 10.0
@@ -87,12 +121,16 @@ class DemoOptions:
     n_eras: int = 80
     rows_per_era: int = 2000
     n_features: int = 24
+    # the Signals universe: ~200 tickers make the simulator's Signals world in seconds (500: about a minute)
+    signals_tickers: int = 200
+    # the simulator's calendar start (ISO, UTC); None: now. Tests pin it so the demo never depends on the day
+    start: str | None = None
 
 
 def run_demo(options: DemoOptions) -> Iterator[tuple[str, dict[str, Any]]]:
     """Run every step in ``options.workdir`` (emptied first: it is the demo's own folder)."""
     from numerflow.config import load_settings
-    from numerflow.simulator import start_simulator
+    from numerflow.simulator import DEFAULT_MODELS, start_simulator
     from numerflow.store import open_database
 
     workdir = options.workdir.resolve()
@@ -116,6 +154,15 @@ def run_demo(options: DemoOptions) -> Iterator[tuple[str, dict[str, Any]]]:
         rows_per_era=options.rows_per_era,
         n_features=options.n_features,
         auto_rounds=False,
+        signals_tickers=options.signals_tickers,
+        start=options.start,
+        # the demo account: the three Classic models and two Signals models with a small stake
+        default_account={
+            "models": [
+                *DEFAULT_MODELS,
+                *({"name": s, "tournament": 11, "stake": SIGNALS_STAKE} for s in SIGNALS_SLOTS.values()),
+            ]
+        },
     ) as sim:
         yield "simulator", {"url": sim.url, "state_dir": str(workdir / "sim")}
 
@@ -130,6 +177,7 @@ def run_demo(options: DemoOptions) -> Iterator[tuple[str, dict[str, Any]]]:
 
         yield from _data_steps(settings, engine)
         yield from _model_steps(settings, engine, workdir)
+        yield from _signals_steps(settings, engine, workdir, options)
         yield from _tournament_steps(settings, engine, sim.engine)
 
 
@@ -185,6 +233,44 @@ def _model_steps(settings, engine, workdir: Path) -> Iterator[tuple[str, dict[st
     yield "report", {"summary": scores.summary, "html": str(html)}
 
 
+def _signals_steps(
+    settings, engine, workdir: Path, options: DemoOptions
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Numerai's Signals files and the user's prices, as ``numerflow signals data --prices`` gets them, then
+    ``numerflow train`` of the Signals models."""
+    from numerflow.data.prices_synthetic import write_synthetic_prices
+    from numerflow.data.signals_data import SIGNALS_TOURNAMENT, fetch_signals_data
+    from numerflow.modeling.training import train_model
+    from numerflow.store.queries.downloads import DatasetManifest
+    from numerflow.store.queries.registry import SqlModelBook
+    from numerflow.tournament.client import NumeraiClient
+
+    # the simulator's tickers come from the same seed: every one maps (your own data would show what not)
+    prices, _, _ = write_synthetic_prices(
+        workdir / "prices", options.signals_tickers, start=PRICES_START, end=PRICES_END, seed=options.seed
+    )
+    source = NumeraiClient.from_settings(settings, SIGNALS_TOURNAMENT)
+    got = fetch_signals_data(settings, source, SIGNALS_FILES, prices=prices, manifest=DatasetManifest(engine))
+    yield (
+        "signals_data",
+        {
+            "files": [(p.name, p.stat().st_size) for p in got.files],
+            "prices": str(prices),
+            "universe": str(got.universe),
+            "report": got.prices,
+        },
+    )
+    book = SqlModelBook(engine)
+    trained = [train_model(settings, name, book=book, reuse=True) for name in SIGNALS_SLOTS]
+    yield (
+        "signals_train",
+        {
+            "models": [(r.version.ref, r.duration_s, r.scores) for r in trained],
+            "seconds": sum(r.duration_s for r in trained),
+        },
+    )
+
+
 def _tournament_steps(settings, engine, sim_engine) -> Iterator[tuple[str, dict[str, Any]]]:
     from numerflow.tournament.client import NumeraiClient
     from numerflow.tournament.performance import performance_table, sync_performance
@@ -196,6 +282,12 @@ def _tournament_steps(settings, engine, sim_engine) -> Iterator[tuple[str, dict[
     again = run_round(settings, engine, client)
     yield "round", {"round": number, "report": first, "again": again}
 
-    sim_engine.resolve_all()
+    # the next week's round: the job again. A Signals model stakes nothing in its first round (no
+    # submission the week before); in its second its stake counts when its signal did not churn too much
+    following = sim_engine.open_round()
+    second = run_round(settings, engine, client)
+    yield "next_round", {"round": following, "report": second}
+
+    sim_engine.resolve_all()  # Classic rounds resolve after 20 scoring days, Signals rounds after 60
     sync = sync_performance(settings, engine, client)
-    yield "perf", {"sync": sync, "rows": performance_table(engine)}
+    yield "perf", {"sync": sync, "rows": performance_table(engine, tournament=None)}

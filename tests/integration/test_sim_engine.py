@@ -281,6 +281,18 @@ def test_start_refuses_a_bad_accounts_file(world: Path, tmp_path: Path) -> None:
         start(tmp_path / "s5", world, default_account={"public_id": "A$B"})
     with pytest.raises(ConfigError, match="accounts file not found"):
         start(tmp_path / "s3", world, accounts_file=tmp_path / "missing.toml")
+    with pytest.raises(ConfigError, match=r"default account: accounts\[0\].models\[1\].tournament must be 8"):
+        start(tmp_path / "s6", world, default_account={"models": ["a", {"name": "b", "tournament": 9}]})
+
+
+def test_the_default_account_takes_model_specs(world: Path, tmp_path: Path) -> None:
+    """Names are Classic models at the account's stake; a spec like the accounts file's sets the tournament
+    and stake (the demo's Signals slots)."""
+    default = {"stake": 3, "models": ["classic", {"name": "sig", "tournament": 11, "stake": 5}]}
+    with start(tmp_path / "s", world, default_account=default) as sim:
+        classic, sig = sim.engine.model_by_name("classic"), sim.engine.model_by_name("sig")
+        assert (classic["tournament"], float(classic["stake"])) == (8, 3.0)
+        assert (sig["tournament"], float(sig["stake"])) == (11, 5.0)
 
 
 def test_generated_data_and_every_round_inherit_the_signal_strength(tmp_path: Path) -> None:

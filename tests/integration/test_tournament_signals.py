@@ -20,6 +20,7 @@ import numerapi
 import numerapi.base_api
 import pandas as pd
 import pytest
+import requests
 from sim_support import make_world, script, start
 
 from numerflow.config import Settings, load_settings
@@ -355,3 +356,204 @@ def test_dashboard_api_and_pages_show_signals_scores(world: World) -> None:
         assert home.status_code == 200 and '<span class="tag">signals</span>' in home.text
     finally:
         stop_service(svc)
+
+
+# ------------------------------------------------------------------------------- numerflow submit FILE
+def _live_frame(world: World, tournament: int) -> pd.DataFrame:
+    """The open round's universe, downloaded with unmodified numerapi (Signals' live file, Crypto's
+    universe), as a frame of its id column."""
+    api, name, id_col = (
+        (numerapi.SignalsAPI, "signals/v2.1/live.parquet", "numerai_ticker")
+        if tournament == 11
+        else (numerapi.CryptoAPI, "crypto/v2.0/live_universe.parquet", "symbol")
+    )
+    dest = world.root / f"theirs_{tournament}_{Path(name).name}"
+    if not dest.is_file():
+        api(show_progress_bars=False).download_dataset(name, str(dest))
+    live = pd.read_parquet(dest)
+    live = live.reset_index() if live.index.names != [None] else live
+    return live[[id_col]].drop_duplicates().reset_index(drop=True)
+
+
+def _signal_file(world: World, tournament: int, name: str, **changes: Any) -> Path:
+    """A good file (a spread of signals over the universe) or one with ``changes``: ``signal`` (a value
+    or list for every row), ``rows`` (keep the first N), ``header`` (the CSV's first line)."""
+    frame = _live_frame(world, tournament)
+    id_col = frame.columns[0]
+    frame["signal"] = (frame.index + 1) / (len(frame) + 1)
+    if "signal" in changes:
+        frame["signal"] = changes["signal"]
+    if "rows" in changes:
+        frame = frame.head(changes["rows"])
+    path = world.root / name
+    text = frame[[id_col, "signal"]].to_csv(index=False)
+    if "header" in changes:
+        text = changes["header"] + "\n" + text.split("\n", 1)[1]
+    path.write_text(text)
+    return path
+
+
+def test_submit_uploads_a_signals_file_once_and_a_crypto_file(world: World, cli: Any) -> None:
+    path = _signal_file(world, 11, "sig.csv")
+    code, out, err = cli("submit", "sig_mom", str(path), "--tournament", "signals")
+    assert code == 0, out + err
+    (sub,) = world.sim_submissions(11)
+    assert sub["model_name"] == "sig_mom" and sub["id"] in out
+    assert "submitted" in out and f"{N_TICKERS} rows" in out and "sig_mom (signals)" in out
+    assert world.sim.engine.signals_report(sub["id"])["kept"] == N_TICKERS
+    number = world.sim.engine.current_round()["number"]
+    row = confirmed_submissions(world.engine(), 11, number)["sig_mom"]
+    assert row.submission_id == sub["id"] and row.rows == N_TICKERS and row.file_path == str(path)
+    # the universe came through the one downloader, where the round job reads it
+    data = world.settings.data_dir
+    assert (data / "signals" / "rounds" / str(number) / "v2.1" / "live.parquet").is_file()
+
+    code, out, err = cli("submit", "sig_mom", str(path), "-t", "signals")
+    assert code == 0 and "already has submission" in out and sub["id"] in out, out + err
+    assert "nothing uploaded" in out and len(world.sim_submissions(11)) == 1
+    # the round job sees the slot as done: no second upload from it either
+    report = world.run(signals_deployments={11: SIGNALS[11][:1]})
+    assert _statuses(report) == [(11, "sig_mom", "already")]
+    assert len(world.sim_submissions(11)) == 1
+
+    crypto = _signal_file(world, 12, "cry.csv")
+    code, out, err = cli("submit", "cry_mom", str(crypto), "--tournament", "crypto")
+    assert code == 0, out + err
+    (csub,) = world.sim_submissions(12)
+    assert csub["model_name"] == "cry_mom" and csub["id"] in out and "cry_mom (crypto)" in out
+    assert set(confirmed_submissions(world.engine(), 12, number)) == {"cry_mom"}
+
+
+def test_submit_with_a_signals_model_name_goes_to_its_slot_and_tournament(world: World, cli: Any) -> None:
+    with world.config.open("a") as f:
+        f.write('\n[signals_models.rev]\nalgorithm = "ridge"\nnumerai_model = "sig_rev"\n')
+    path = _signal_file(world, 11, "rev.csv")
+    code, out, err = cli("submit", "rev", str(path))  # no --tournament: the model's own
+    assert code == 0, out + err
+    assert [s["model_name"] for s in world.sim_submissions(11)] == ["sig_rev"]
+    code, _, err = cli("submit", "rev", str(path), "-t", "crypto")
+    assert code == 2 and "'rev' is a signals model" in err and len(err.strip().splitlines()) == 1
+    assert len(world.sim_submissions(11)) == 1 and world.sim_submissions(12) == []
+
+
+def test_submit_refuses_bad_signals_files_with_numerai_tools_messages(world: World, cli: Any) -> None:
+    n = N_TICKERS
+    spread = [(i + 1) / (n + 1) for i in range(n)]
+    bad = {
+        "constant": (
+            {"signal": 0.5},
+            "invalid_submission_values: submission must have non-zero standard deviation",
+        ),
+        "nan": ({"signal": [float("nan"), *spread[1:]]}, "submission must not contain NaNs"),
+        "range": ({"signal": [1.5, *spread[1:]]}, "values must be between 0 and 1"),
+        "few": ({"rows": 60}, "invalid_submission_ids: Not enough stocks submitted"),
+        "header": ({"header": "ticker_id,signal"}, "invalid_submission_headers: headers must be one of"),
+    }
+    for what, (changes, message) in bad.items():
+        path = _signal_file(world, 11, f"bad_{what}.csv", **changes)
+        code, _, err = cli("submit", "sig_mom", str(path), "-t", "signals")
+        line = err.strip()
+        assert code == 1 and len(line.splitlines()) == 1, (what, err)
+        assert line.startswith("error:") and path.name in line and message in line, (what, line)
+    dup = _signal_file(world, 11, "bad_dup.csv")
+    dup.write_text(dup.read_text() + dup.read_text().splitlines()[1] + "\n")  # a ticker twice
+    code, _, err = cli("submit", "sig_mom", str(dup), "-t", "signals")
+    assert code == 1 and "invalid_submission_ids: Duplicates detected in numerai_ticker" in err
+    few = _signal_file(world, 12, "bad_cry.csv", rows=5)
+    code, _, err = cli("submit", "cry_mom", str(few), "-t", "crypto")
+    assert code == 1 and "Not enough stocks submitted" in err and "bad_cry.csv" in err
+    empty = world.root / "empty.csv"
+    empty.write_text("")
+    code, _, err = cli("submit", "sig_mom", str(empty), "-t", "signals")
+    assert code == 1 and "the file is empty" in err
+
+    # nothing reached the server, and nothing was recorded as submitted (or claimed) for the round
+    assert world.sim_submissions(11) == [] and world.sim_submissions(12) == []
+    asked = requests.get(f"{world.sim.url}_sim/requests", timeout=30).json()
+    assert [r for r in asked if r["method"] == "PUT"] == []  # no file was sent
+    creates = {"create_submission", "createSignalsSubmission"}
+    creates |= {"submission_upload_auth", "submissionUploadSignalsAuth"}
+    assert [r for r in asked if r["method"] == "POST" and creates & set(r.get("fields", []))] == []
+    number = world.sim.engine.current_round()["number"]
+    engine = world.engine()
+    assert confirmed_submissions(engine, 11, number) == {} and confirmed_submissions(engine, 12, number) == {}
+    from numerflow.store import session_scope
+    from numerflow.store.tables import Submission
+
+    with session_scope(engine) as s:
+        assert s.query(Submission).count() == 0
+
+
+def test_perf_shows_a_signals_and_crypto_summary_over_resolved_rounds(world: World, cli: Any) -> None:
+    """Two rounds submitted (one by `numerflow submit`, one by the round job), resolved by the simulator's
+    clock: `perf` gives each Signals model mean and sharpe of Alpha and MPC over its resolved rounds and
+    the payouts' sum, Crypto MMC, figures that agree with unmodified numerapi's own scores."""
+    import numpy as np
+
+    from numerflow.tournament.performance import performance_summary, performance_table
+
+    first = world.sim.engine.current_round()["number"]
+    code, out, err = cli("submit", "sig_mom", str(_signal_file(world, 11, "r1.csv")), "-t", "signals")
+    assert code == 0, out + err
+    world.run(signals_deployments={12: SIGNALS[12]})
+    world.sim.engine.open_round()
+    second = world.run(signals_deployments={11: SIGNALS[11][:1], 12: SIGNALS[12]})
+    assert second.ok and second.round_number == first + 1, second.failed
+    world.sim.engine.advance(days=100)
+    code, out, err = cli("perf", "sync")
+    assert code == 0, out + err
+
+    engine = world.engine()
+    summaries = {s.numerai_model: s for s in performance_summary(performance_table(engine, tournament=None))}
+    sig = summaries["sig_mom"]
+    api = numerapi.SignalsAPI("QPUB", "QSEC", show_progress_bars=False)
+    theirs = api.submission_scores(api.get_models()["sig_mom"])
+    assert sig.tournament == 11 and sig.rounds == 2 and set(sig.stats) == {"alpha", "mpc"}
+    for kind in ("alpha", "mpc"):
+        last = {}
+        for s in sorted(theirs, key=lambda s: s["day"]):
+            if s["displayName"] == kind and s["roundNumber"] in (first, first + 1):
+                last[s["roundNumber"]] = s["value"]
+        values = np.array([v for r in (first, first + 1) if (v := last.get(r)) is not None])
+        mean, sharpe, n = sig.stats[kind]
+        assert n == len(values) and (n == 2 or kind == "mpc")  # the simulator may leave MPC unscored
+        if n:
+            assert mean == pytest.approx(values.mean(), abs=1e-12)
+        if n == 2:
+            assert sharpe == pytest.approx(values.mean() / values.std(), rel=1e-9)
+    paid = [r for r in performance_table(engine, "sig_mom", tournament=11) if r.payout_nmr is not None]
+    assert len(paid) == 2 and sig.payout_nmr == sum(r.payout_nmr for r in paid)
+    assert summaries["cry_mom"].tournament == 12 and set(summaries["cry_mom"].stats) == {"mmc"}
+
+    code, out, err = cli("perf", "-t", "signals")
+    assert code == 0, err
+    alpha_mean, alpha_sharpe, _ = sig.stats["alpha"]
+    line = next(line for line in out.splitlines() if line.startswith("sig_mom: 2 resolved rounds"))
+    assert f"ALPHA mean {alpha_mean:+.4f} sharpe {alpha_sharpe:.2f}" in line
+    assert ("MPC mean" in line) == (sig.stats["mpc"][2] > 0)
+    assert f"payouts {sig.payout_nmr:+.4f} NMR" in line and "CORR mean" not in line
+
+    code, out, err = cli("perf", "-t", "crypto")
+    assert code == 0, err
+    line = next(line for line in out.splitlines() if line.startswith("cry_mom: 2 resolved rounds"))
+    assert "MMC mean" in line and "ALPHA" not in line and "payouts" in line
+
+
+def test_a_failed_signals_upload_is_recorded_frees_the_slot_and_goes_in_once_later(
+    world: World, cli: Any
+) -> None:
+    path = _signal_file(world, 11, "sig.csv")
+    script(world.sim, "createSignalsSubmission", *["503"] * 5)  # every attempt of this submit
+    code, _, err = cli("submit", "sig_mom", str(path), "-t", "signals")
+    assert code == 1 and len(err.strip().splitlines()) == 1, err
+    assert world.sim_submissions(11) == []
+    from numerflow.store import session_scope
+    from numerflow.store.tables import Submission
+
+    with session_scope(world.engine()) as s:
+        (row,) = s.query(Submission).all()
+        assert (row.tournament, row.numerai_model, row.status) == (11, "sig_mom", "failed")
+        assert row.error.startswith("upload: ")
+    code, out, err = cli("submit", "sig_mom", str(path), "-t", "signals")  # the slot is free again
+    assert code == 0 and "submitted" in out, out + err
+    assert [s["model_name"] for s in world.sim_submissions(11)] == ["sig_mom"]

@@ -128,3 +128,65 @@ def test_one_rule_for_latest_day_and_resolved(sqlite_url: str) -> None:
     assert [(r.round_number, r.day, r.resolved) for r in rows] == [(5, 3, True), (6, 2, False)]
     (last,) = performance_table(engine, "m", last_rounds=1)
     assert last.round_number == 6 and last.cum_corr == pytest.approx(0.1)
+
+
+def test_signals_and_crypto_summaries_cover_resolved_rounds_with_their_own_scores(sqlite_url: str) -> None:
+    """Signals: Alpha and MPC, Crypto: MMC; mean and sharpe (ddof 0) over resolved rounds, payouts
+    summed; an unresolved round counts for nothing."""
+    from numerflow.tournament.performance import performance_summary
+
+    engine = open_database(sqlite_url)
+    alpha = {200: 0.010, 201: -0.004, 202: 0.016, 203: 0.5}  # 203: still scoring
+    mpc = {200: 0.002, 201: 0.006, 202: -0.001, 203: 0.5}
+    with session_scope(engine) as s:
+        for rnd in alpha:
+            resolved = rnd != 203
+            for metric, value in (("alpha", alpha[rnd]), ("mpc", mpc[rnd]), ("corr_v4", 0.9)):
+                s.add(
+                    Score(
+                        tournament=11,
+                        numerai_model="sig",
+                        round_number=rnd,
+                        day=60,
+                        metric=metric,
+                        value=value,
+                        resolved=resolved,
+                    )
+                )
+            if resolved:
+                s.add(
+                    Payout(
+                        tournament=11,
+                        numerai_model="sig",
+                        round_number=rnd,
+                        at_risk_nmr=100.0,
+                        payout_nmr=rnd - 200.5,
+                        status="settled",
+                    )
+                )
+        for rnd, value in ((200, 0.03), (201, 0.01)):
+            s.add(
+                Score(
+                    tournament=12,
+                    numerai_model="cry",
+                    round_number=rnd,
+                    day=20,
+                    metric="mmc",
+                    value=value,
+                    resolved=rnd == 200,
+                )
+            )
+    rows = performance_table(engine, tournament=None)
+    cry, sig = performance_summary(rows)  # in name order
+    assert (sig.numerai_model, sig.tournament, sig.rounds) == ("sig", 11, 3)
+    assert list(sig.stats) == ["alpha", "mpc"]  # the payout scores; CORRv4 is informational
+    for kind, values in (("alpha", alpha), ("mpc", mpc)):
+        resolved = [values[r] for r in (200, 201, 202)]
+        mean = sum(resolved) / 3
+        std = (sum((v - mean) ** 2 for v in resolved) / 3) ** 0.5
+        assert sig.stats[kind] == (pytest.approx(mean), pytest.approx(mean / std), 3)
+    assert sig.payout_nmr == Decimal("-0.5") + Decimal("0.5") + Decimal("1.5")
+    assert (cry.tournament, cry.rounds, list(cry.stats)) == (12, 1, ["mmc"])
+    mean, sharpe, n = cry.stats["mmc"]
+    assert mean == pytest.approx(0.03) and n == 1 and sharpe != sharpe  # one round: no sharpe (NaN)
+    assert cry.payout_nmr == 0

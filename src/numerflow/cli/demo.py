@@ -18,11 +18,17 @@ def _show(step: str, payload: dict[str, Any]) -> None:
         console.print(f"simulator serving synthetic Numerai data at {payload['url']}")
     elif step == "config":
         console.print(f"project config: {payload['path']} (database {payload['database']})")
-    elif step == "download":
-        table = Table("file", "bytes", title="downloaded through numerapi from the simulator")
+    elif step in ("download", "signals_data"):
+        what = "Signals files" if step == "signals_data" else "downloaded"
+        table = Table("file", "bytes", title=f"{what} through numerapi from the simulator")
         for name, size in payload["files"]:
             table.add_row(name, f"{size:,}")
         console.print(table)
+        if step == "signals_data":  # as `numerflow signals data --prices` shows it
+            from numerflow.cli.signals import show_price_report
+
+            console.print(f"synthetic daily prices mapped to the universe of {payload['universe']}")
+            show_price_report(Path(payload["prices"]), payload["report"])
     elif step == "check":
         report = payload["report"]
         console.print(
@@ -35,6 +41,11 @@ def _show(step: str, payload: dict[str, Any]) -> None:
         model = payload["model"]
         title = f"trained {model} in {payload['seconds']:.1f}s"
         console.print(scores_table(title, [(model, payload["scores"])]))
+    elif step == "signals_train":
+        from numerflow.cli.modeling import scores_table
+
+        title = f"trained Signals models in {payload['seconds']:.1f}s: validation scores"
+        console.print(scores_table(title, [(ref, scores) for ref, _, scores in payload["models"]]))
     elif step == "cv":
         from numerflow.cli.modeling import cv_table
 
@@ -50,6 +61,11 @@ def _show(step: str, payload: dict[str, Any]) -> None:
         print_round_report(payload["report"])
         again = payload["again"]
         console.print(f"second run of the same round: {again.note or 'submitted again (bug!)'}")
+    elif step == "next_round":
+        from numerflow.cli.tournament import print_round_report
+
+        console.print(f"the next round ({payload['round']}): the job again")
+        print_round_report(payload["report"])
     elif step == "perf":
         from numerflow.cli.tournament import print_performance
 
@@ -62,7 +78,7 @@ def demo(
     workdir: Path = typer.Option(Path("demo"), "--dir", help="Folder for the demo project (emptied)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the synthetic world."),
 ) -> None:
-    """Run the whole job offline: download, train, validate, submit, score, report."""
+    """Run the whole job offline: download, train, validate, submit, score, report (Classic and Signals)."""
     from numerflow.demo import DemoOptions, run_demo
 
     for step, payload in run_demo(DemoOptions(workdir=workdir, seed=seed)):

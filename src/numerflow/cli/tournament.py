@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -11,8 +12,9 @@ from numerflow.cli.context import console, err_console, state
 
 if TYPE_CHECKING:
     from numerflow.tournament.client import NumeraiClient
-    from numerflow.tournament.performance import PerfRow
+    from numerflow.tournament.performance import PerfRow, PerfSummary
     from numerflow.tournament.round import RoundReport
+    from numerflow.tournament.submit import Submitted
 
 _STATUS_STYLE = {"confirmed": "green", "already": "cyan", "failed": "red", "invalid": "red", "busy": "yellow"}
 
@@ -68,16 +70,19 @@ def print_round_report(report: RoundReport) -> None:
 def print_performance(rows: list[PerfRow]) -> None:
     """Per model, a table of its rounds: latest daily scores under the tournament's own names (Classic
     CORR/MMC/BMC/FNC and cumulative CORR/MMC, Signals ALPHA/MPC/CORRv4, Crypto MMC/CORR), payout, status;
-    then the settled payout total. Fits 80 columns."""
+    then the settled payout total and the model's summary over its resolved rounds (mean and sharpe of
+    its tournament's payout scores, the payouts' sum; :func:`print_summary`). Fits 80 columns."""
     from rich import box
     from rich.table import Table
 
     from numerflow.metrics.names import TOURNAMENT_KINDS, label
     from numerflow.tournament.client import TOURNAMENT_NAMES
+    from numerflow.tournament.performance import performance_summary
 
     def f(v: float | None, digits: int = 4) -> str:
         return "" if v is None else f"{v:.{digits}f}"
 
+    summaries = {s.numerai_model: s for s in performance_summary(rows)}
     for name in sorted({r.numerai_model for r in rows}):
         mine = [r for r in rows if r.numerai_model == name]
         tournament = mine[0].tournament
@@ -110,6 +115,26 @@ def print_performance(rows: list[PerfRow]) -> None:
         settled = [r.payout_nmr for r in mine if r.payout_status == "settled" and r.payout_nmr is not None]
         if settled:
             console.print(f"{name}: settled payouts {sum(settled):+.4f} NMR", soft_wrap=True)
+        print_summary(summaries[name])
+
+
+def print_summary(summary: PerfSummary) -> None:
+    """One line: the model's resolved rounds, mean and sharpe of each payout score, the payouts' sum."""
+    from numerflow.metrics.names import label
+
+    if not summary.rounds:
+        return
+    parts = [
+        f"{label(kind)} mean {mean:+.4f} sharpe " + ("n/a" if math.isnan(sharpe) else f"{sharpe:.2f}")
+        for kind, (mean, sharpe, n) in summary.stats.items()
+        if n
+    ]
+    parts.append(f"payouts {summary.payout_nmr:+.4f} NMR")
+    console.print(
+        f"{summary.numerai_model}: {summary.rounds} resolved rounds: " + ", ".join(parts),
+        soft_wrap=True,
+        highlight=False,
+    )
 
 
 def parse_tournament(value: str | None) -> int | None:
@@ -186,34 +211,64 @@ def round_watch(
 
 def submit(
     ctx: typer.Context,
-    model: str = typer.Argument(..., help="Numerai model name (or a configured model with numerai_model)."),
-    file: Path = typer.Argument(..., help="Predictions CSV (id,prediction) or parquet."),
-    live: Path | None = typer.Option(None, "--live", help="Check ids against this live.parquet."),
+    model: str = typer.Argument(
+        ..., help="Numerai model name (or a configured [models] / [signals_models] model with numerai_model)."
+    ),
+    file: Path = typer.Argument(
+        ...,
+        help="Predictions CSV or parquet (Classic id,prediction; Signals numerai_ticker,signal).",
+    ),
+    tournament: str | None = typer.Option(
+        None,
+        "--tournament",
+        "-t",
+        help="classic, signals or crypto (default: a [signals_models] model's own, else classic).",
+    ),
+    live: Path | None = typer.Option(
+        None,
+        "--live",
+        help="Check against this live file (Signals/Crypto: the universe) instead of the round's.",
+    ),
     replace: bool = typer.Option(
         False, "--replace", help="Submit even if the model already has a submission this round."
     ),
 ) -> None:
-    """Validate a predictions file exactly as Numerai would (and stricter), then upload it once."""
+    """Check a predictions file as Numerai would (Signals/Crypto: numerai-tools), then upload it once."""
     from numerflow.tournament.submit import submit_file
-    from numerflow.tournament.validation import validate_predictions
 
-    validate_predictions(file, None)  # a bad local file is refused before keys or the network
     st = state(ctx)
-    check, result = submit_file(
-        st.settings, st.engine, _client(ctx), model, file, live_path=live, replace=replace
+    done = submit_file(
+        st.settings,
+        st.engine,
+        _client(ctx),
+        model,
+        file,
+        tournament=parse_tournament(tournament),
+        live_path=live,
+        replace=replace,
     )
-    if result.already_submitted:
+    print_submitted(model, file, done)
+
+
+def print_submitted(model: str, file: Path, done: Submitted) -> None:
+    from numerflow.tournament.client import TOURNAMENT_NAMES
+
+    where = "" if done.tournament == 8 else f" ({TOURNAMENT_NAMES[done.tournament]})"
+    if done.already:
         console.print(
-            f"{model} already has submission {result.submission_id} in round {result.round_number}; "
+            f"{model}{where} already has submission {done.submission_id} in round {done.round_number}; "
             "nothing uploaded (use --replace to submit again)",
             soft_wrap=True,
         )
         return
+    detail = f", {done.detail}" if done.tournament == 8 else ""
     console.print(
-        f"[green]submitted[/] {file} ({check.rows} rows, {check.distinct} distinct values) for {model} "
-        f"in round {result.round_number}: {result.submission_id}",
+        f"[green]submitted[/] {file} ({done.rows} rows{detail}) for {model}{where} "
+        f"in round {done.round_number}: {done.submission_id}",
         soft_wrap=True,
     )
+    if done.tournament != 8 and done.detail:
+        console.print(f"{model}: {done.detail}", soft_wrap=True)
 
 
 @perf.callback()

@@ -53,6 +53,9 @@ TOURNAMENT_KINDS: dict[int, tuple[str, ...]] = {
     11: ("alpha", "mpc", "corr_v4"),
     12: ("mmc", "corr"),
 }
+#: Per tournament, the kinds its payout is computed from (metrics.payout: Classic CORR and MMC, Signals
+#: Alpha and MPC, Crypto MMC): the per-model summary of ``numerflow perf`` (mean, sharpe) covers these.
+PAYOUT_KINDS: dict[int, tuple[str, ...]] = {8: ("corr", "mmc"), 11: ("alpha", "mpc"), 12: ("mmc",)}
 #: Every kind a performance row of any tournament shows.
 SHOWN_KINDS: tuple[str, ...] = tuple(dict.fromkeys(k for kinds in TOURNAMENT_KINDS.values() for k in kinds))
 

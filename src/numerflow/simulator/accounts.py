@@ -47,7 +47,13 @@ class SimAccounts(SimPart):
                 "public_id": default.get("public_id") or DEFAULT_PUBLIC_ID,
                 "secret_key": default.get("secret_key") or DEFAULT_SECRET_KEY,
                 "available_nmr": default.get("available_nmr", DEFAULT_AVAILABLE_NMR),
-                "models": [{"name": m, "tournament": CLASSIC, "stake": stake} for m in names],
+                # a name (a Classic model at ``stake``) or a spec as in the accounts file (name, tournament)
+                "models": [
+                    {"tournament": CLASSIC, "stake": stake, **m}
+                    if isinstance(m, dict)
+                    else {"name": m, "tournament": CLASSIC, "stake": stake}
+                    for m in names
+                ],
             }
             validate_accounts([spec], "default account")
             specs.append(spec)

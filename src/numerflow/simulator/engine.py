@@ -96,7 +96,8 @@ class TournamentEngine(
         signals_dir: Path | str | None = None,
     ) -> None:
         """``default_account`` overrides the account seeded on first start (keys: username, public_id,
-        secret_key, available_nmr, models = list of names, stake); ``accounts_file`` adds more.
+        secret_key, available_nmr, models = list of names (Classic models at ``stake``) or of model specs
+        as in the accounts file: name, tournament, stake); ``accounts_file`` adds more.
         ``crowd``: simulated participants submitting every round (crowd.py); kept in the state.
         ``payout`` is the payout rule and ``rest_at_risk`` the NMR the rest of the tournament has at risk
         (default :data:`DEFAULT_REST_AT_RISK`); both are kept in the state folder.

@@ -6,9 +6,10 @@ Signals, Crypto), for its daily scores
 ``scores`` and ``payouts``; running it again only refreshes what changed. ``performance_table`` reads
 the database back: one row per slot and round with the latest scores of the slot's tournament (Classic
 CORR/MMC/BMC/FNC, Signals Alpha/MPC, Crypto MMC; metrics.names.TOURNAMENT_KINDS), the payout, and the
-cumulative CORR and MMC over the rounds so far. Its per-round rule (:func:`final_scores`: which day and
-which score name win, when a round is resolved) is the one the CLI, the monitor, the REST API and the
-dashboard all read; the SQL is in ``store/queries/performance.py``.
+cumulative CORR and MMC over the rounds so far; ``performance_summary`` sums each model's rows up over its
+resolved rounds (mean and sharpe of its tournament's payout scores, the payouts' total). Its per-round
+rule (:func:`final_scores`: which day and which score name win, when a round is resolved) is the one
+the CLI, the monitor, the REST API and the dashboard all read; the SQL is in ``store/queries/performance.py``.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from numerflow.errors import NumerflowError
-from numerflow.metrics.names import SHOWN_KINDS, TOURNAMENT_KINDS, preference
+from numerflow.metrics.names import PAYOUT_KINDS, SHOWN_KINDS, TOURNAMENT_KINDS, preference
 from numerflow.metrics.names import score_kind as metric_kind
 from numerflow.store import session_scope
 from numerflow.store.queries.performance import (
@@ -84,6 +85,41 @@ class PerfRow:
         """The row's score of ``kind`` (``corr``, ``alpha``...; metrics.names), None when it has none."""
         value = getattr(self, kind, None)
         return value if isinstance(value, float) else None
+
+
+@dataclass(frozen=True)
+class PerfSummary:
+    """One model's summary over its resolved rounds: per payout kind of its tournament
+    (metrics.names.PAYOUT_KINDS: Classic CORR/MMC, Signals Alpha/MPC, Crypto MMC) the mean and the sharpe
+    (mean / std, ddof 0; NaN with fewer than two rounds or no spread) of the rounds' final scores, and
+    the sum of their payouts."""
+
+    numerai_model: str
+    tournament: int
+    rounds: int  # resolved rounds
+    stats: dict[str, tuple[float, float, int]]  # kind -> (mean, sharpe, rounds with a value)
+    payout_nmr: Decimal  # sum of the resolved rounds' payouts (0 when none is known)
+
+
+def performance_summary(rows: list[PerfRow]) -> list[PerfSummary]:
+    """Per model of ``rows`` (:func:`performance_table`'s rows, one per round), its
+    :class:`PerfSummary`; models in name order."""
+    import numpy as np
+
+    from numerflow.metrics.summary import summarize
+
+    out: list[PerfSummary] = []
+    for name in sorted({r.numerai_model for r in rows}):
+        resolved = [r for r in rows if r.numerai_model == name and r.resolved]
+        tournament = next(r.tournament for r in rows if r.numerai_model == name)
+        stats: dict[str, tuple[float, float, int]] = {}
+        for kind in PAYOUT_KINDS.get(tournament, PAYOUT_KINDS[8]):
+            values = np.array([v for r in resolved if (v := r.score(kind)) is not None], dtype=np.float64)
+            summary = summarize(values)
+            stats[kind] = (float(summary["mean"]), float(summary["sharpe"]), len(values))
+        paid = sum((r.payout_nmr for r in resolved if r.payout_nmr is not None), Decimal(0))
+        out.append(PerfSummary(name, tournament, len(resolved), stats, paid))
+    return out
 
 
 def sync_performance(

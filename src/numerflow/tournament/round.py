@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy.engine import Engine
 
-from numerflow.errors import ApiError, NumerflowError
+from numerflow.errors import ApiError, ConflictError, NumerflowError
 from numerflow.fileio import atomic_path, sha256_file
 from numerflow.liveness import Clock, Heartbeat, Holder, holder_is_dead, this_process
 from numerflow.store.base import utcnow
@@ -306,19 +306,21 @@ def busy_message(slot: str, number: int, other: ClaimHolder, now: datetime) -> s
 
 # ------------------------------------------------------------------------------------------ the job
 @dataclass(frozen=True)
-class _Claim:
+class Claim:
+    """Who claims a run's model slots (this process), when a holder counts as dead, and the clock."""
+
     holder: Holder
     stale_s: float
     clock: Clock
 
 
 @dataclass(frozen=True)
-class _Leg:
+class Leg:
     """One tournament's part of a run: how to make a model's file and how to check it."""
 
     tournament: int
     client: NumeraiClient
-    make_file: Callable[[Deployment], Path]  # predict and write the file to upload
+    make_file: Callable[[Deployment], Path]  # predict and write the file to upload (`submit`: the file)
     check: Callable[[Path], tuple[int, str]]  # validate it: (rows, note) or SubmissionError
 
 
@@ -360,7 +362,7 @@ def run_round(
         signals_deployments = signals_deployments_of(engine, settings)
     others = {t: deps for t, deps in sorted(signals_deployments.items()) if deps}
     report = RoundReport(None)
-    claim = _Claim(this_process(), settings.tournament.claim_stale_s, clock)
+    claim = Claim(this_process(), settings.tournament.claim_stale_s, clock)
     classic_worked = False
     with Heartbeat(lambda now: beat_claims(engine, claim.holder.token, now), claim.stale_s / 4, clock):
         info = client.current_round_info()
@@ -429,11 +431,11 @@ def _record_live(engine: Engine, tournament: int, number: int, path: Path, rows:
 
 def _run_leg(
     engine: Engine,
-    leg: _Leg,
+    leg: Leg,
     number: int,
     pending: list[Deployment],
     report: RoundReport,
-    claim: _Claim,
+    claim: Claim,
     tell: Callable[[float, str], None] | None = None,
 ) -> None:
     """Each pending model of one tournament: claimed, predicted, checked, uploaded once, confirmed."""
@@ -457,7 +459,7 @@ def _run_classic(
     predict: Predictor | None,
     live_path: Path | None,
     report: RoundReport,
-    claim: _Claim,
+    claim: Claim,
     tell: Callable[[float, str], None],
 ) -> bool:
     """Classic's leg: True when it worked on a model (then the drawdown rule runs)."""
@@ -486,7 +488,7 @@ def _run_classic(
     def check(path: Path) -> tuple[int, str]:
         return validate_predictions(path, dataset.ids).rows, ""
 
-    _run_leg(engine, _Leg(tournament, client, make_file, check), number, pending, report, claim, tell)
+    _run_leg(engine, Leg(tournament, client, make_file, check), number, pending, report, claim, tell)
     return True
 
 
@@ -497,7 +499,7 @@ def _run_signals(
     deployments: list[Deployment],
     predict: SignalsPredictor | None,
     report: RoundReport,
-    claim: _Claim,
+    claim: Claim,
 ) -> None:
     """A Signals or Crypto leg: the same steps as Classic's with the tournament's live files, predictor and
     numerai-tools' checks; a note in the report says why nothing was done."""
@@ -531,22 +533,55 @@ def _run_signals(
         result = validate_signals(path, universe, tournament)
         return result.rows, result.note
 
-    _run_leg(engine, _Leg(tournament, client, make_file, check), number, pending, report, claim)
+    _run_leg(engine, Leg(tournament, client, make_file, check), number, pending, report, claim)
 
 
 def _submit_one(
     engine: Engine,
-    leg: _Leg,
+    leg: Leg,
     dep: Deployment,
     number: int,
     slots: dict[str, str],
-    claim: _Claim,
+    claim: Claim,
 ) -> ModelOutcome:
+    common = {"model_name": dep.model_name, "model_version": dep.version}
+    return submit_slot(
+        engine,
+        leg,
+        dep.numerai_model,
+        number,
+        slots,
+        claim,
+        lambda: leg.make_file(dep),
+        ref=f"{dep.model_name}@{dep.version}",
+        common=common,
+    )
+
+
+def submit_slot(
+    engine: Engine,
+    leg: Leg,
+    slot: str,
+    number: int,
+    slots: dict[str, str],
+    claim: Claim,
+    make_file: Callable[[], Path],
+    *,
+    ref: str,
+    common: dict[str, Any] | None = None,
+    replace: bool = False,
+    raise_failure: bool = False,
+) -> ModelOutcome:
+    """One model slot of a round, the steps the round job and ``numerflow submit`` share: claim the slot
+    (as ``claim.holder``), make the file, check it (``leg.check``), record it as validated, upload it
+    once through the client's checked upload, confirm it on the server and record it. A failure is
+    recorded (``invalid`` at the check, ``failed`` elsewhere; the slot is freed) and returned as the
+    outcome (a slot another live run holds: ``busy``); with ``raise_failure`` (``numerflow submit``) it is
+    raised instead once recorded (busy: ConflictError)."""
     t0 = time.perf_counter()
     client, tournament = leg.client, leg.tournament
-    slot, ref = dep.numerai_model, f"{dep.model_name}@{dep.version}"
     stage = "predict"
-    common = {"model_name": dep.model_name, "model_version": dep.version}
+    common = dict(common or {})
     try:
         model_id = slots.get(slot)
         if model_id is None:
@@ -558,12 +593,12 @@ def _submit_one(
         other = take_slot(engine, tournament, number, slot, claim.holder, claim.stale_s, now)
         if other is not None:
             raise _Busy(busy_message(slot, number, other, now))
-        path = leg.make_file(dep)
+        path = make_file()
         stage = "validate"
         rows, note = leg.check(path)
         record_validated(engine, tournament, number, slot, path, rows, **common)
         stage = "upload"
-        result = client.submit(path, model_id, round_number=number)
+        result = client.submit(path, model_id, round_number=number, replace=replace)
         record_submission(
             engine,
             tournament,
@@ -604,6 +639,8 @@ def _submit_one(
         message = str(exc) if isinstance(exc, NumerflowError) else f"{type(exc).__name__}: {exc}"
         if isinstance(exc, _Busy):
             log.warning("round %d: %s (%s): %s", number, slot, ref, exc)
+            if raise_failure:
+                raise ConflictError(str(exc)) from None
             return ModelOutcome(
                 slot, ref, "busy", error=str(exc), seconds=time.perf_counter() - t0, tournament=tournament
             )
@@ -618,6 +655,8 @@ def _submit_one(
             )
         except NumerflowError as db_exc:
             log.error("round %d: could not record the failure of %s: %s", number, slot, db_exc)
+        if raise_failure:
+            raise
         return ModelOutcome(
             slot,
             ref,
