@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import SecretStr
+from service_support import describe_jobs
 from sim_support import CALENDAR_START
 
 from numerflow.config import ModelSpec, Settings, SignalsModelSpec
@@ -75,13 +76,7 @@ def signals_world(tmp_path: Path, settings: Settings) -> Iterator[RunningSimulat
 
 
 def job_failure(client: Any, headers: dict[str, str], why: str) -> str:
-    """A failure message: ``why`` and every job's kind, status, message and last log lines."""
-    lines = [why]
-    for job in client.get("/api/jobs", headers=headers).json():
-        detail = client.get(f"/api/jobs/{job['id']}", headers=headers).json()
-        logs = [entry["line"] for entry in detail.get("logs", [])][-5:]
-        lines.append(f"job {job['id']} {job['kind']} {job['status']}: {job.get('message')} {logs}")
-    return "\n".join(lines)
+    return f"{why}\njobs:\n{describe_jobs(client, headers)}"
 
 
 def wait_job(client: Any, headers: dict[str, str], job_id: int, timeout_s: float = 180) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 import pytest
 from pydantic import SecretStr
-from service_support import Service, make_settings, start_service, stop_service
+from service_support import EventReader, Service, make_settings, start_service, stop_service
 from sim_support import CALENDAR_START
 
 from numerflow.config import ModelSpec, ScheduleSpec, Settings
@@ -63,16 +63,6 @@ def _wait_job(svc: Service, job_id: int, statuses: tuple[str, ...], timeout_s: f
         time.sleep(0.1)
 
 
-def _events_until(ws: Any, done: Any, limit: int = 500) -> list[dict[str, Any]]:
-    seen = []
-    for _ in range(limit):
-        event = ws.receive_json()
-        seen.append(event)
-        if done(event):
-            return seen
-    raise AssertionError(f"condition not met in {limit} events: {seen[-5:]}")
-
-
 @pytest.fixture
 def sim_settings(tmp_path: Path, db_url: str) -> Iterator[tuple[Settings, RunningSimulator]]:
     settings = make_settings(tmp_path, db_url, webhook_secret=SecretStr(HOOK_SECRET))
@@ -87,6 +77,8 @@ def sim_settings(tmp_path: Path, db_url: str) -> Iterator[tuple[Settings, Runnin
         settings.numerai.api_url = sim.url
         settings.numerai.public_id = SecretStr(DEFAULT_PUBLIC_ID)
         settings.numerai.secret_key = SecretStr(DEFAULT_SECRET_KEY)
+        settings.numerai.retries = 4  # a call timed out on a busy machine must not fail the round job
+        settings.numerai.backoff_s = 0.05
         settings.models["ridge"] = ModelSpec(
             algorithm="ridge", params={"alpha": 1.0}, features="all", numerai_model="sim_model_1"
         )
@@ -102,10 +94,10 @@ def test_train_promote_round_scores_and_serving_end_to_end(
         c, op = svc.client, svc.auth("operate")
         with c.websocket_connect("/ws/events", headers=svc.auth("read")) as ws:
             assert ws.receive_json()["type"] == "hello"
+            events_of = EventReader(ws, svc)  # waits with a deadline; a job that fails fails the test
             # the data first: downloaded from the tournament (the simulator) by a job, then checked
             dl = c.post("/api/jobs", headers=op, json={"kind": "download", "args": {}}).json()
-            _events_until(
-                ws,
+            events_of.until(
                 lambda e: (
                     e["type"] == "job" and e["job"]["id"] == dl["id"] and e["job"]["status"] == "succeeded"
                 ),
@@ -120,8 +112,7 @@ def test_train_promote_round_scores_and_serving_end_to_end(
 
             job = c.post("/api/jobs", headers=op, json={"kind": "train", "args": {"model": "ridge"}}).json()
             assert job["status"] == "queued" and job["created_by"] == "token:test-operate"
-            events = _events_until(
-                ws,
+            events = events_of.until(
                 lambda e: (
                     e["type"] == "job" and e["job"]["id"] == job["id"] and e["job"]["status"] == "succeeded"
                 ),
@@ -138,8 +129,7 @@ def test_train_promote_round_scores_and_serving_end_to_end(
 
             # a second version, promoted over the API, then rolled back
             job2 = c.post("/api/jobs", headers=op, json={"kind": "train", "args": {"model": "ridge"}}).json()
-            _events_until(
-                ws,
+            events_of.until(
                 lambda e: (
                     e["type"] == "job" and e["job"]["id"] == job2["id"] and e["job"]["status"] == "succeeded"
                 ),
@@ -158,7 +148,7 @@ def test_train_promote_round_scores_and_serving_end_to_end(
             r = c.post("/api/webhooks/round-open", headers={"X-Webhook-Secret": HOOK_SECRET})
             assert r.status_code == 202 and r.json()["status"] == "started"
             # the performance sync job's own "scores" event (the data watcher may add one of its own)
-            events = _events_until(ws, lambda e: e["type"] == "scores" and e.get("job_id") is not None)
+            events = events_of.until(lambda e: e["type"] == "scores" and e.get("job_id") is not None)
             assert any(e["type"] == "round" and e["round"] == 1000 for e in events)
         jobs = c.get("/api/jobs", headers=op).json()
         round_job = next(j for j in jobs if j["kind"] == "round")
