@@ -110,8 +110,10 @@ class EventReader:
         while True:
             left = deadline - time.monotonic()
             try:
-                event = self.events.get(timeout=max(left, 0.0)) if left > 0 else self.events.get_nowait()
+                event = self.events.get(timeout=left) if left > 0 else self.events.get_nowait()
             except queue.Empty:
+                event = None
+            if event is None:
                 self._fail(f"no awaited event within {timeout_s:.0f} s", got)
             if isinstance(event, BaseException):
                 self._fail(f"the event socket ended: {type(event).__name__}: {event}", got)

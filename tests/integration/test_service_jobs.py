@@ -205,6 +205,30 @@ def test_train_promote_round_scores_and_serving_end_to_end(
         stop_service(svc)
 
 
+def test_a_missing_event_fails_with_the_jobs_state_instead_of_hanging(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    svc = start_service(make_settings(tmp_path, sqlite_url))
+    try:
+        with svc.client.websocket_connect("/ws/events", headers=svc.auth("read")) as ws:
+            assert ws.receive_json()["type"] == "hello"
+            events_of = EventReader(ws, svc)
+            spin = svc.app.state.jobs.submit("test_spin", created_by="test")
+            events_of.until(lambda e: e["type"] == "job" and e["job"]["status"] == "running")
+            with pytest.raises(AssertionError) as failed:  # a scores event no job will send
+                events_of.until(lambda e: e["type"] == "scores", timeout_s=1)
+            message = str(failed.value)
+            assert message.startswith("no awaited event within 1 s; last events: [")
+            assert f"job {spin['id']} test_spin (api) running" in message and "step " in message
+            svc.client.post(f"/api/jobs/{spin['id']}/cancel", headers=svc.auth("operate"))
+            with pytest.raises(
+                AssertionError, match=rf"^job {spin['id']} \(test_spin\) cancelled; last events"
+            ):
+                events_of.until(lambda e: e["type"] == "scores")  # a job that ends badly fails at once
+    finally:
+        stop_service(svc)
+
+
 def test_cancel_restart_interrupted_and_retry(tmp_path: Path, db_url: str) -> None:
     settings = make_settings(tmp_path, db_url)
     svc = start_service(settings)

@@ -98,3 +98,46 @@ def test_signals_model_trained_submitted_and_scored_by_the_service(tmp_path: Pat
             assert classic["tournament"] == 8 and classic["corr"] is not None
         finally:
             stop_service(svc)
+
+
+def test_signals_data_job_requests_are_checked_and_a_failed_fetch_writes_nothing(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    settings = make_settings(tmp_path, sqlite_url)  # the Numerai API: a closed port
+    svc = start_service(settings)
+    try:
+        c, op = svc.client, svc.auth("operate")
+        for args, field in (
+            ({"files": ["../../etc/passwd"]}, "files.0"),
+            ({"files": ["/abs/live.parquet"]}, "files.0"),
+            ({"crypto": "yes"}, "crypto"),
+            ({"round": 0}, "round"),
+            ({"round": True}, "round"),
+            ({"prices": "/home/me/prices.csv"}, "prices"),  # a model's own prices are read when it trains
+        ):
+            r = c.post("/api/jobs", headers=op, json={"kind": "signals_data", "args": args})
+            assert r.status_code == 422 and field in r.json()["detail"], (args, r.text)
+        assert c.post("/api/jobs", headers=svc.auth("read"), json={"kind": "signals_data"}).status_code == 403
+        assert c.get("/api/jobs", headers=op).json() == []
+
+        r = c.post(
+            "/api/jobs", headers=op, json={"kind": "signals_data", "args": {"files": ["live.parquet"]}}
+        )
+        assert r.status_code == 202
+        job = wait_failed(c, op, r.json()["id"])
+        assert "connection refused" in job["error"] and "numerai.api_url" in job["error"], job
+        assert "\n" not in job["error"]
+        assert not (settings.data_dir / "signals").exists()  # nothing half-written
+    finally:
+        stop_service(svc)
+
+
+def wait_failed(client: Any, headers: dict[str, str], job_id: int, timeout_s: float = 60) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        job = client.get(f"/api/jobs/{job_id}", headers=headers).json()
+        if job["status"] not in ("queued", "running"):
+            assert job["status"] == "failed", job
+            return job
+        assert time.monotonic() < deadline, f"job {job_id} still {job['status']}"
+        time.sleep(0.1)

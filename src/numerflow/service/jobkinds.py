@@ -9,7 +9,15 @@ from __future__ import annotations
 import dataclasses
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StringConstraints,
+    ValidationError,
+)
 
 from numerflow.config import Settings
 from numerflow.errors import ConfigError, NotFoundError
@@ -56,9 +64,9 @@ class DownloadArgs(_Args):
 class SignalsDataArgs(_Args):
     # files of the version like train.parquet (default: all of signals/v2.1, crypto/v2.0 with crypto)
     files: list[FileName] | None = Field(None, max_length=100)
-    crypto: bool = False
+    crypto: StrictBool = False
     round: JsonInt | None = Field(None, ge=1, le=1_000_000)  # the round of the live files (default: current)
-    force: bool = False
+    force: StrictBool = False
 
 
 class RoundArgs(_Args):
