@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
+from sim_support import CALENDAR_START
 
 from numerflow.config import Settings
 from numerflow.service import accounts
 from numerflow.service.app import create_app
+from numerflow.simulator import DEFAULT_PUBLIC_ID, DEFAULT_SECRET_KEY, RunningSimulator, start_simulator
 
 PASSWORD = "correct horse battery"
 
@@ -32,6 +37,27 @@ def make_settings(tmp_path: Path, db_url: str, **service: Any) -> Settings:
         setattr(settings.service, key, value)
     settings.service.round_watcher = False
     return settings
+
+
+@contextlib.contextmanager
+def service_simulator(tmp_path: Path, settings: Settings, **options: Any) -> Iterator[RunningSimulator]:
+    """The simulator the service tests play against (a small Classic world, the pinned calendar start,
+    ``options`` on top) with ``settings`` pointed at it and holding its default account's keys."""
+    with start_simulator(
+        tmp_path / "sim",
+        rows_per_era=100,
+        n_features=20,
+        n_eras=40,
+        data_dir=tmp_path / "sim-data" / "v5.3",
+        start=CALENDAR_START,
+        **options,
+    ) as sim:
+        settings.numerai.api_url = sim.url
+        settings.numerai.public_id = SecretStr(DEFAULT_PUBLIC_ID)
+        settings.numerai.secret_key = SecretStr(DEFAULT_SECRET_KEY)
+        settings.numerai.retries = 4  # a call timed out on a busy machine must not fail a job
+        settings.numerai.backoff_s = 0.05
+        yield sim
 
 
 @dataclass

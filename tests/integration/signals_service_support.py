@@ -16,23 +16,16 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import SecretStr
-from service_support import describe_jobs
-from sim_support import CALENDAR_START
+from service_support import describe_jobs, service_simulator
 
 from numerflow.config import ModelSpec, Settings, SignalsModelSpec
-from numerflow.simulator import DEFAULT_PUBLIC_ID, DEFAULT_SECRET_KEY, RunningSimulator, start_simulator
+from numerflow.demo import SIGNALS_FILES
+from numerflow.simulator import RunningSimulator
 
 HOOK_SECRET = "round-hook-secret-0123"
 SIGNALS_SLOT, CLASSIC_SLOT = "sim_signals", "sim_model_1"
 SIGNALS_STAKE = 5
 N_TICKERS = 120
-SIGNALS_FILES = [
-    "train.parquet",
-    "validation.parquet",
-    "validation_neutralizer.parquet",
-    "validation_sample_weights.parquet",
-    "live.parquet",
-]
 TERMINAL = ("succeeded", "failed", "cancelled", "interrupted")
 
 
@@ -40,13 +33,9 @@ TERMINAL = ("succeeded", "failed", "cancelled", "interrupted")
 def signals_world(tmp_path: Path, settings: Settings) -> Iterator[RunningSimulator]:
     """The simulator (Classic and a small Signals world) with ``settings`` pointed at it and given a Classic
     model ``ridge`` (slot sim_model_1) and a Signals model ``sig`` (slot sim_signals)."""
-    with start_simulator(
-        tmp_path / "sim",
-        rows_per_era=100,
-        n_features=20,
-        n_eras=40,
-        data_dir=tmp_path / "sim-data" / "v5.3",
-        start=CALENDAR_START,
+    with service_simulator(
+        tmp_path,
+        settings,
         auto_rounds=False,
         signals_tickers=N_TICKERS,
         default_account={
@@ -56,11 +45,6 @@ def signals_world(tmp_path: Path, settings: Settings) -> Iterator[RunningSimulat
             ]
         },
     ) as sim:
-        settings.numerai.api_url = sim.url
-        settings.numerai.public_id = SecretStr(DEFAULT_PUBLIC_ID)
-        settings.numerai.secret_key = SecretStr(DEFAULT_SECRET_KEY)
-        settings.numerai.retries = 4  # a busy machine may time out one call; the retry policy covers it
-        settings.numerai.backoff_s = 0.05
         settings.service.webhook_secret = SecretStr(HOOK_SECRET)
         settings.models["ridge"] = ModelSpec(
             algorithm="ridge", params={"alpha": 1.0}, features="all", numerai_model=CLASSIC_SLOT

@@ -13,15 +13,21 @@ from typing import Any
 import pandas as pd
 import pytest
 from pydantic import SecretStr
-from service_support import EventReader, Service, make_settings, start_service, stop_service
-from sim_support import CALENDAR_START
+from service_support import (
+    EventReader,
+    Service,
+    make_settings,
+    service_simulator,
+    start_service,
+    stop_service,
+)
 
 from numerflow.config import ModelSpec, ScheduleSpec, Settings
 from numerflow.errors import ConfigError
 from numerflow.service.app import create_app
 from numerflow.service.jobs import JobContext, job_kind
 from numerflow.service.scheduler import Scheduler, make_round_watcher
-from numerflow.simulator import DEFAULT_PUBLIC_ID, DEFAULT_SECRET_KEY, RunningSimulator, start_simulator
+from numerflow.simulator import RunningSimulator
 from numerflow.store.queries.registry import SqlModelBook
 
 HOOK_SECRET = "round-hook-secret-0123"
@@ -66,19 +72,7 @@ def _wait_job(svc: Service, job_id: int, statuses: tuple[str, ...], timeout_s: f
 @pytest.fixture
 def sim_settings(tmp_path: Path, db_url: str) -> Iterator[tuple[Settings, RunningSimulator]]:
     settings = make_settings(tmp_path, db_url, webhook_secret=SecretStr(HOOK_SECRET))
-    with start_simulator(
-        tmp_path / "sim",
-        rows_per_era=100,
-        n_features=20,
-        n_eras=40,
-        data_dir=tmp_path / "sim-data" / "v5.3",
-        start=CALENDAR_START,
-    ) as sim:
-        settings.numerai.api_url = sim.url
-        settings.numerai.public_id = SecretStr(DEFAULT_PUBLIC_ID)
-        settings.numerai.secret_key = SecretStr(DEFAULT_SECRET_KEY)
-        settings.numerai.retries = 4  # a call timed out on a busy machine must not fail the round job
-        settings.numerai.backoff_s = 0.05
+    with service_simulator(tmp_path, settings) as sim:
         settings.models["ridge"] = ModelSpec(
             algorithm="ridge", params={"alpha": 1.0}, features="all", numerai_model="sim_model_1"
         )
