@@ -266,7 +266,7 @@ class ServiceSettings(_Section):
 
 class ScheduleSpec(_Section):
     cron: str
-    job: Literal["train", "cv", "tune", "download", "round", "perf_sync", "backup"]
+    job: Literal["train", "cv", "tune", "download", "signals_data", "round", "perf_sync", "backup"]
     args: dict[str, Any] = Field(default_factory=dict)
     enabled: bool = True
 

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(1, str(Path(__file__).parents[1] / "integration"))  # *_support.py shared with those tests
 
 from dashboard_seed import Seeded, seed_project
 from dashboard_server import CHROMIUM_ARGS, serve

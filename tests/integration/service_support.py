@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
+import queue
+import threading
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
+from sim_support import CALENDAR_START
 
 from numerflow.config import Settings
 from numerflow.service import accounts
 from numerflow.service.app import create_app
+from numerflow.simulator import DEFAULT_PUBLIC_ID, DEFAULT_SECRET_KEY, RunningSimulator, start_simulator
 
 PASSWORD = "correct horse battery"
 
@@ -29,6 +37,27 @@ def make_settings(tmp_path: Path, db_url: str, **service: Any) -> Settings:
         setattr(settings.service, key, value)
     settings.service.round_watcher = False
     return settings
+
+
+@contextlib.contextmanager
+def service_simulator(tmp_path: Path, settings: Settings, **options: Any) -> Iterator[RunningSimulator]:
+    """The simulator the service tests play against (a small Classic world, the pinned calendar start,
+    ``options`` on top) with ``settings`` pointed at it and holding its default account's keys."""
+    with start_simulator(
+        tmp_path / "sim",
+        rows_per_era=100,
+        n_features=20,
+        n_eras=40,
+        data_dir=tmp_path / "sim-data" / "v5.3",
+        start=CALENDAR_START,
+        **options,
+    ) as sim:
+        settings.numerai.api_url = sim.url
+        settings.numerai.public_id = SecretStr(DEFAULT_PUBLIC_ID)
+        settings.numerai.secret_key = SecretStr(DEFAULT_SECRET_KEY)
+        settings.numerai.retries = 4  # a call timed out on a busy machine must not fail a job
+        settings.numerai.backoff_s = 0.05
+        yield sim
 
 
 @dataclass
@@ -61,3 +90,77 @@ def start_service(settings: Settings, *, background: bool = True, users: bool = 
 
 def stop_service(service: Service) -> None:
     service.client.__exit__(None, None, None)
+
+
+FINISHED_BADLY = ("failed", "cancelled", "interrupted")
+
+
+def describe_jobs(client: Any, headers: dict[str, str], log_lines: int = 5) -> str:
+    """Every job's id, kind, trigger, status, message/error and last log lines: what a failure shows
+    (``client``: a TestClient or an httpx.Client on the service)."""
+    out = []
+    for job in client.get("/api/jobs", headers=headers).json():
+        detail = client.get(f"/api/jobs/{job['id']}", headers=headers).json()
+        logs = [entry["line"][:300] for entry in detail.get("logs", [])][-log_lines:]
+        why = detail.get("error") or detail.get("message")
+        out.append(f"  job {job['id']} {job['kind']} ({job['trigger']}) {job['status']}: {why}; logs {logs}")
+    return "\n".join(out) or "  no jobs"
+
+
+class EventReader:
+    """Reads a ``/ws/events`` WebSocket on a helper thread, so that waiting for an event has a deadline.
+
+    :meth:`until` returns the events up to the first one ``done`` accepts; it fails (never hangs) when no
+    such event came within ``timeout_s``, or at once when a job event says a job failed, was cancelled or
+    interrupted (``fail_on_job`` true), with the last events and every job's status and log lines.
+    """
+
+    def __init__(self, ws: Any, service: Service) -> None:
+        self.ws, self.service = ws, service
+        self.events: queue.Queue[dict[str, Any] | BaseException] = queue.Queue()
+        self.seen: list[dict[str, Any]] = []
+        self._thread = threading.Thread(target=self._read, name="ws-events", daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                self.events.put(self.ws.receive_json())
+            except BaseException as exc:  # the socket closed (the test is done) or broke: tell the waiter
+                self.events.put(exc)
+                return
+
+    def until(self, done: Any, timeout_s: float = 180, *, fail_on_job: bool = True) -> list[dict[str, Any]]:
+        got: list[dict[str, Any]] = []
+        deadline = time.monotonic() + timeout_s
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                event = self.events.get(timeout=left) if left > 0 else self.events.get_nowait()
+            except queue.Empty:
+                event = None
+            if event is None:
+                self._fail(f"no awaited event within {timeout_s:.0f} s", got)
+            if isinstance(event, BaseException):
+                self._fail(f"the event socket ended: {type(event).__name__}: {event}", got)
+            got.append(event)
+            self.seen.append(event)
+            if done(event):
+                return got
+            job = event.get("job") if event.get("type") == "job" else None
+            if fail_on_job and job is not None and job["status"] in FINISHED_BADLY:
+                self._fail(f"job {job['id']} ({job['kind']}) {job['status']}", got)
+
+    def _fail(self, why: str, got: list[dict[str, Any]]) -> NoReturn:
+        last = [_brief(e) for e in (got or self.seen)[-8:]]
+        jobs = describe_jobs(self.service.client, self.service.auth("read"))
+        raise AssertionError(f"{why}; last events: {last}\njobs:\n{jobs}")
+
+
+def _brief(event: dict[str, Any]) -> str:
+    if event.get("type") == "job":
+        job = event["job"]
+        return f"job {job['id']} {job['kind']} {job['status']} {job.get('progress')} {job.get('message')}"
+    if event.get("type") == "job_log":
+        return f"log {event.get('job_id')}: {str(event.get('line'))[:120]}"
+    return str({k: v for k, v in event.items() if k != "at"})[:200]

@@ -13,15 +13,21 @@ from typing import Any
 import pandas as pd
 import pytest
 from pydantic import SecretStr
-from service_support import Service, make_settings, start_service, stop_service
-from sim_support import CALENDAR_START
+from service_support import (
+    EventReader,
+    Service,
+    make_settings,
+    service_simulator,
+    start_service,
+    stop_service,
+)
 
 from numerflow.config import ModelSpec, ScheduleSpec, Settings
 from numerflow.errors import ConfigError
 from numerflow.service.app import create_app
 from numerflow.service.jobs import JobContext, job_kind
 from numerflow.service.scheduler import Scheduler, make_round_watcher
-from numerflow.simulator import DEFAULT_PUBLIC_ID, DEFAULT_SECRET_KEY, RunningSimulator, start_simulator
+from numerflow.simulator import RunningSimulator
 from numerflow.store.queries.registry import SqlModelBook
 
 HOOK_SECRET = "round-hook-secret-0123"
@@ -63,30 +69,10 @@ def _wait_job(svc: Service, job_id: int, statuses: tuple[str, ...], timeout_s: f
         time.sleep(0.1)
 
 
-def _events_until(ws: Any, done: Any, limit: int = 500) -> list[dict[str, Any]]:
-    seen = []
-    for _ in range(limit):
-        event = ws.receive_json()
-        seen.append(event)
-        if done(event):
-            return seen
-    raise AssertionError(f"condition not met in {limit} events: {seen[-5:]}")
-
-
 @pytest.fixture
 def sim_settings(tmp_path: Path, db_url: str) -> Iterator[tuple[Settings, RunningSimulator]]:
     settings = make_settings(tmp_path, db_url, webhook_secret=SecretStr(HOOK_SECRET))
-    with start_simulator(
-        tmp_path / "sim",
-        rows_per_era=100,
-        n_features=20,
-        n_eras=40,
-        data_dir=tmp_path / "sim-data" / "v5.3",
-        start=CALENDAR_START,
-    ) as sim:
-        settings.numerai.api_url = sim.url
-        settings.numerai.public_id = SecretStr(DEFAULT_PUBLIC_ID)
-        settings.numerai.secret_key = SecretStr(DEFAULT_SECRET_KEY)
+    with service_simulator(tmp_path, settings) as sim:
         settings.models["ridge"] = ModelSpec(
             algorithm="ridge", params={"alpha": 1.0}, features="all", numerai_model="sim_model_1"
         )
@@ -102,10 +88,10 @@ def test_train_promote_round_scores_and_serving_end_to_end(
         c, op = svc.client, svc.auth("operate")
         with c.websocket_connect("/ws/events", headers=svc.auth("read")) as ws:
             assert ws.receive_json()["type"] == "hello"
+            events_of = EventReader(ws, svc)  # waits with a deadline; a job that fails fails the test
             # the data first: downloaded from the tournament (the simulator) by a job, then checked
             dl = c.post("/api/jobs", headers=op, json={"kind": "download", "args": {}}).json()
-            _events_until(
-                ws,
+            events_of.until(
                 lambda e: (
                     e["type"] == "job" and e["job"]["id"] == dl["id"] and e["job"]["status"] == "succeeded"
                 ),
@@ -120,8 +106,7 @@ def test_train_promote_round_scores_and_serving_end_to_end(
 
             job = c.post("/api/jobs", headers=op, json={"kind": "train", "args": {"model": "ridge"}}).json()
             assert job["status"] == "queued" and job["created_by"] == "token:test-operate"
-            events = _events_until(
-                ws,
+            events = events_of.until(
                 lambda e: (
                     e["type"] == "job" and e["job"]["id"] == job["id"] and e["job"]["status"] == "succeeded"
                 ),
@@ -138,8 +123,7 @@ def test_train_promote_round_scores_and_serving_end_to_end(
 
             # a second version, promoted over the API, then rolled back
             job2 = c.post("/api/jobs", headers=op, json={"kind": "train", "args": {"model": "ridge"}}).json()
-            _events_until(
-                ws,
+            events_of.until(
                 lambda e: (
                     e["type"] == "job" and e["job"]["id"] == job2["id"] and e["job"]["status"] == "succeeded"
                 ),
@@ -158,7 +142,7 @@ def test_train_promote_round_scores_and_serving_end_to_end(
             r = c.post("/api/webhooks/round-open", headers={"X-Webhook-Secret": HOOK_SECRET})
             assert r.status_code == 202 and r.json()["status"] == "started"
             # the performance sync job's own "scores" event (the data watcher may add one of its own)
-            events = _events_until(ws, lambda e: e["type"] == "scores" and e.get("job_id") is not None)
+            events = events_of.until(lambda e: e["type"] == "scores" and e.get("job_id") is not None)
             assert any(e["type"] == "round" and e["round"] == 1000 for e in events)
         jobs = c.get("/api/jobs", headers=op).json()
         round_job = next(j for j in jobs if j["kind"] == "round")
@@ -211,6 +195,30 @@ def test_train_promote_round_scores_and_serving_end_to_end(
         assert r.status_code == 422 and "parquet" in r.json()["detail"]
         r = c.post("/api/models/nope/predict", headers=op, files={"file": ("x.parquet", b"x")})
         assert r.status_code == 404
+    finally:
+        stop_service(svc)
+
+
+def test_a_missing_event_fails_with_the_jobs_state_instead_of_hanging(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    svc = start_service(make_settings(tmp_path, sqlite_url))
+    try:
+        with svc.client.websocket_connect("/ws/events", headers=svc.auth("read")) as ws:
+            assert ws.receive_json()["type"] == "hello"
+            events_of = EventReader(ws, svc)
+            spin = svc.app.state.jobs.submit("test_spin", created_by="test")
+            events_of.until(lambda e: e["type"] == "job" and e["job"]["status"] == "running")
+            with pytest.raises(AssertionError) as failed:  # a scores event no job will send
+                events_of.until(lambda e: e["type"] == "scores", timeout_s=1)
+            message = str(failed.value)
+            assert message.startswith("no awaited event within 1 s; last events: [")
+            assert f"job {spin['id']} test_spin (api) running" in message and "step " in message
+            svc.client.post(f"/api/jobs/{spin['id']}/cancel", headers=svc.auth("operate"))
+            with pytest.raises(
+                AssertionError, match=rf"^job {spin['id']} \(test_spin\) cancelled; last events"
+            ):
+                events_of.until(lambda e: e["type"] == "scores")  # a job that ends badly fails at once
     finally:
         stop_service(svc)
 

@@ -9,7 +9,15 @@ from __future__ import annotations
 import dataclasses
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StringConstraints,
+    ValidationError,
+)
 
 from numerflow.config import Settings
 from numerflow.errors import ConfigError, NotFoundError
@@ -53,6 +61,14 @@ class DownloadArgs(_Args):
     files: list[FileName] | None = Field(None, max_length=100)
 
 
+class SignalsDataArgs(_Args):
+    # files of the version like train.parquet (default: all of signals/v2.1, crypto/v2.0 with crypto)
+    files: list[FileName] | None = Field(None, max_length=100)
+    crypto: StrictBool = False
+    round: JsonInt | None = Field(None, ge=1, le=1_000_000)  # the round of the live files (default: current)
+    force: StrictBool = False
+
+
 class RoundArgs(_Args):
     round: JsonInt | None = Field(None, ge=1, le=1_000_000)
 
@@ -71,6 +87,7 @@ ARGS: dict[str, type[_Args]] = {
     "cv": ModelArgs,
     "tune": TuneArgs,
     "download": DownloadArgs,
+    "signals_data": SignalsDataArgs,
     "round": RoundArgs,
     "perf_sync": NoArgs,
     "backup": BackupArgs,
@@ -162,6 +179,23 @@ def _download(ctx: JobContext) -> dict[str, Any]:
         progress=ctx.callback,
     )
     return {"version": version, "files": [str(p) for p in paths]}
+
+
+@job_kind("signals_data")
+def _signals_data(ctx: JobContext) -> dict[str, Any]:
+    """``numerflow signals data`` without ``--prices`` (a model's own prices are read when it trains)."""
+    from numerflow.data.signals_data import CRYPTO_TOURNAMENT, SIGNALS_TOURNAMENT, fetch_signals_data
+    from numerflow.store.queries.downloads import DatasetManifest
+    from numerflow.tournament.client import NumeraiClient
+
+    crypto = bool(ctx.args.get("crypto"))
+    source = NumeraiClient.from_settings(ctx.settings, CRYPTO_TOURNAMENT if crypto else SIGNALS_TOURNAMENT)
+    ctx.progress(0.0, f"downloading {'crypto' if crypto else 'signals'} files")
+    got = fetch_signals_data(
+        ctx.settings, source, ctx.args.get("files"), crypto=crypto, manifest=DatasetManifest(ctx.engine),
+        round_num=ctx.args.get("round"), progress=ctx.callback, force=bool(ctx.args.get("force")),
+    )  # fmt: skip
+    return {"version": got.version, "files": [str(p) for p in got.files]}
 
 
 @job_kind("round")

@@ -16,12 +16,13 @@ from numerflow.service.jobkinds import (
     ModelArgs,
     NoArgs,
     RoundArgs,
+    SignalsDataArgs,
     TuneArgs,
 )
 from numerflow.store.queries.registry import RunInfo, VersionInfo
 
 Scope = Literal["read", "operate", "admin"]
-JobKind = Literal["train", "cv", "tune", "download", "round", "perf_sync", "backup"]
+JobKind = Literal["train", "cv", "tune", "download", "signals_data", "round", "perf_sync", "backup"]
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled", "interrupted"]
 
 
@@ -138,6 +139,11 @@ class DownloadJobIn(_In):
     args: DownloadArgs = Field(default_factory=DownloadArgs)
 
 
+class SignalsDataJobIn(_In):
+    kind: Literal["signals_data"]
+    args: SignalsDataArgs = Field(default_factory=SignalsDataArgs)
+
+
 class RoundJobIn(_In):
     kind: Literal["round"]
     args: RoundArgs = Field(default_factory=RoundArgs)
@@ -154,7 +160,14 @@ class BackupJobIn(_In):
 
 
 JobIn = Annotated[
-    TrainJobIn | CvJobIn | TuneJobIn | DownloadJobIn | RoundJobIn | PerfSyncJobIn | BackupJobIn,
+    TrainJobIn
+    | CvJobIn
+    | TuneJobIn
+    | DownloadJobIn
+    | SignalsDataJobIn
+    | RoundJobIn
+    | PerfSyncJobIn
+    | BackupJobIn,
     Field(discriminator="kind"),
 ]
 

@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
 LOGIN_COOKIE = "numerflow_login"
-JOB_KINDS = ("train", "cv", "tune", "download", "round", "perf_sync", "backup")
+JOB_KINDS = ("train", "cv", "tune", "download", "signals_data", "round", "perf_sync", "backup")
 NAV = (("overview", "/", "Overview"), ("rounds", "/rounds", "Rounds"),
        ("risk", "/risk", "Risk & stakes"), ("jobs", "/jobs", "Jobs"), ("data", "/data", "Data"),
        ("alerts", "/alerts", "Alerts"),

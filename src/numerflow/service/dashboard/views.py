@@ -147,8 +147,11 @@ def rounds_grid(session: Session, limit: int = 30) -> tuple[list[str], list[Roun
     rounds = q.latest_rounds(session, limit)
     if not rounds:
         return [], []
-    numbers = [r.number for r in rounds]
-    rows = {r.number: RoundRow(r.number, r.status, r.open_time, r.live_rows) for r in rounds}
+    # one row per round number: Classic, Signals and Crypto share the numbers (the Classic round heads it)
+    rows: dict[int, RoundRow] = {}
+    for r in sorted(rounds, key=lambda r: r.tournament != 8):
+        rows.setdefault(r.number, RoundRow(r.number, r.status, r.open_time, r.live_rows))
+    numbers = sorted(rows, reverse=True)
     slots: set[str] = set()
     for sub in q.submissions(session, round_numbers=numbers):
         slots.add(sub.numerai_model)
