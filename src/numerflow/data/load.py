@@ -663,7 +663,8 @@ def _run_tasks(reader: _Reader, tasks: list[_Task], X: np.ndarray, y: np.ndarray
                     import pyarrow.compute as pc
 
                     col = pc.fill_null(col, 2)  # a missing int feature value means "no information"
-                columns.put(task.rows, task.j0 + j, _np_view(col.combine_chunks())[task.take])
+                arr = col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()  # (it copies even one)
+                columns.put(task.rows, task.j0 + j, _np_view(arr)[task.take])
             del table
     columns.flush()
 
