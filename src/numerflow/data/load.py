@@ -636,9 +636,7 @@ def _run_tasks(reader: _Reader, tasks: list[_Task], X: np.ndarray, y: np.ndarray
     """
     if not tasks:
         return
-    # columns are gathered a few dozen at a time, then written into X with one transposing copy:
-    # cache-friendly, unlike writing single strided columns
-    buf = np.empty((_TRANSPOSE_COLS, max(t.rows.stop - t.rows.start for t in tasks)), dtype=np.int8)
+    columns = _Columns(X, max(t.rows.stop - t.rows.start for t in tasks))
     with ThreadPoolExecutor(max_workers=1) as pool:
         future = pool.submit(reader.read, tasks[0])
         for i, task in enumerate(tasks):
@@ -649,6 +647,7 @@ def _run_tasks(reader: _Reader, tasks: list[_Task], X: np.ndarray, y: np.ndarray
                 reader.close()
                 _release_memory()
             if task.is_target:  # a new row group: its block of X is about to be touched
+                columns.flush()
                 if (task.rows.stop - task.rows.start) * X.shape[1] * X.itemsize >= _RELEASE_BYTES:
                     _release_memory()
                 ids = table.column(task.columns[0]).combine_chunks()
@@ -658,19 +657,43 @@ def _run_tasks(reader: _Reader, tasks: list[_Task], X: np.ndarray, y: np.ndarray
                     values = _np_view(table.column(name).combine_chunks())
                     y[task.rows, k] = values[task.take]
                 continue
-            n_rows = task.rows.stop - task.rows.start
-            for s0 in range(0, len(task.columns), _TRANSPOSE_COLS):
-                names = task.columns[s0 : s0 + _TRANSPOSE_COLS]
-                for j, name in enumerate(names):
-                    col = table.column(name)
-                    if col.null_count:
-                        import pyarrow.compute as pc
+            for j, name in enumerate(task.columns):
+                col = table.column(name)
+                if col.null_count:
+                    import pyarrow.compute as pc
 
-                        col = pc.fill_null(col, 2)  # a missing int feature value means "no information"
-                    buf[j, :n_rows] = _np_view(col.combine_chunks())[task.take]
-                j0 = task.j0 + s0
-                X[task.rows, j0 : j0 + len(names)] = buf[: len(names), :n_rows].T
+                    col = pc.fill_null(col, 2)  # a missing int feature value means "no information"
+                arr = col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()  # (it copies even one)
+                columns.put(task.rows, task.j0 + j, _np_view(arr)[task.take])
             del table
+    columns.flush()
+
+
+class _Columns:
+    """Feature columns of one row group gathered side by side in a buffer, then written into X with one
+    transposing copy per buffer-full: cache-friendly, unlike writing single strided columns, and
+    numpy's transposing copy costs about half as much per byte at 64 columns as at the ~20 of one
+    2 MiB read batch, so the buffer spans read batches."""
+
+    def __init__(self, X: np.ndarray, max_rows: int) -> None:
+        self.X = X
+        self.buf = np.empty((_TRANSPOSE_COLS, max_rows), dtype=np.int8)
+        self.rows, self.j0, self.count = slice(0, 0), 0, 0
+
+    def put(self, rows: slice, j: int, values: np.ndarray) -> None:
+        """Column ``j`` of X at ``rows``."""
+        if self.count and (rows != self.rows or j != self.j0 + self.count or self.count == len(self.buf)):
+            self.flush()
+        if not self.count:
+            self.rows, self.j0 = rows, j
+        self.buf[self.count, : len(values)] = values
+        self.count += 1
+
+    def flush(self) -> None:
+        if self.count:
+            n_rows = self.rows.stop - self.rows.start
+            self.X[self.rows, self.j0 : self.j0 + self.count] = self.buf[: self.count, :n_rows].T
+            self.count = 0
 
 
 def _release_memory() -> None:
