@@ -15,10 +15,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from pydantic import SecretStr
 from service_support import describe_jobs, service_simulator
 
 from numerflow.config import ModelSpec, Settings, SignalsModelSpec
+from numerflow.data.prices_synthetic import synth_prices
 from numerflow.demo import SIGNALS_FILES
 from numerflow.simulator import RunningSimulator
 
@@ -57,6 +59,20 @@ def signals_world(tmp_path: Path, settings: Settings) -> Iterator[RunningSimulat
             numerai_model=SIGNALS_SLOT,
         )
         yield sim
+
+
+#: the columns of :func:`write_crypto_prices`' file, for a model's ``price_columns``
+CRYPTO_PRICE_COLUMNS = {"ticker": "Symbol", "close": "Close"}
+
+
+def write_crypto_prices(train_targets: Path, out: Path, seed: int = 6) -> Path:
+    """Synthetic daily prices (the user's own price data) for every symbol of Numerai's Crypto
+    ``train_targets.parquet``, as a CSV with columns named like a vendor's (:data:`CRYPTO_PRICE_COLUMNS`)."""
+    symbols = sorted(pd.read_parquet(train_targets, columns=["symbol"])["symbol"].unique())
+    coins = pd.DataFrame({"numerai_ticker": symbols, "country": "US", "sector": "Energy"})
+    prices = synth_prices(len(symbols), start="2019-06-01", end="2024-09-30", seed=seed, universe=coins)
+    prices.rename(columns={"numerai_ticker": "Symbol", "close": "Close"}).to_csv(out, index=False)
+    return out
 
 
 def job_failure(client: Any, headers: dict[str, str], why: str) -> str:

@@ -59,6 +59,12 @@ def test_errors_are_json_with_a_clear_message(svc: Service) -> None:
     assert r.status_code == 422
     r = c.get("/api/rounds/123", headers=h)
     assert r.status_code == 404 and "no round 123" in r.json()["detail"]
+    r = c.get("/api/rounds/123", params={"tournament": "crypto"}, headers=h)
+    assert r.status_code == 404 and "no crypto round 123" in r.json()["detail"]
+    for path in ("/api/rounds", "/api/rounds/123", "/api/submissions", "/api/payouts"):
+        r = c.get(path, params={"tournament": "tennis"}, headers=h)
+        assert r.status_code == 422 and r.json()["detail"].startswith("query.tournament:"), r.text
+        assert "classic" in r.json()["detail"]
     r = c.get("/api/performance/sim_model_9", headers=h)
     assert r.status_code == 404 and "performance sync" in r.json()["detail"]
     r = c.get("/api/jobs", params={"limit": 100000}, headers=h)

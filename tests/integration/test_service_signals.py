@@ -28,6 +28,13 @@ def _outcomes(round_job: dict[str, Any]) -> list[tuple[int, str, str]]:
     return sorted((o["tournament"], o["numerai_model"], o["status"]) for o in round_job["result"]["outcomes"])
 
 
+def _round_view(rnd: dict[str, Any]) -> tuple[Any, ...]:
+    """/api/rounds/{number}: its tournament, counts, the other tournaments and (tournament, slot) of each
+    submission."""
+    subs = [(s["tournament"], s["numerai_model"]) for s in rnd["submission_list"]]
+    return rnd["tournament"], rnd["submissions"], rnd["other_tournaments"], subs
+
+
 def test_signals_model_trained_submitted_and_scored_by_the_service(tmp_path: Path, db_url: str) -> None:
     settings = make_settings(tmp_path, db_url)
     with signals_world(tmp_path, settings) as sim:
@@ -68,8 +75,17 @@ def test_signals_model_trained_submitted_and_scored_by_the_service(tmp_path: Pat
             assert uploads == sorted(
                 (t, m, n) for n in (first, second) for t, m in ((8, CLASSIC_SLOT), (11, SIGNALS_SLOT))
             )
-            rnd = c.get(f"/api/rounds/{first}", headers=op).json()
-            assert rnd["submissions"] == {"confirmed": 2}
+            # a round number is a Classic and a Signals round: each with its own submissions
+            rnd = c.get(f"/api/rounds/{first}", headers=op).json()  # Classic unless asked
+            assert _round_view(rnd) == (8, {"confirmed": 1}, [11], [(8, CLASSIC_SLOT)])
+            rnd = c.get(f"/api/rounds/{first}", headers=op, params={"tournament": "signals"}).json()
+            assert _round_view(rnd) == (11, {"confirmed": 1}, [8], [(11, SIGNALS_SLOT)])
+            listed = c.get("/api/rounds", headers=op).json()
+            assert [(r["number"], r["tournament"], r["submissions"]) for r in listed] == [
+                (n, t, {"confirmed": 1}) for n in (second, first) for t in (8, 11)
+            ]
+            subs = c.get("/api/submissions", headers=op, params={"tournament": "signals"}).json()
+            assert [(s["tournament"], s["round_number"]) for s in subs] == [(11, second), (11, first)]
 
             # the scores under Signals' names: ALPHA both rounds; MPC (and a payout) once the stake counts
             assert steps["sync"]["result"]["scores"] > 0

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 from numerai_tools import scoring as nt
 from numerai_tools import submissions as nts
+from signals_service_support import write_crypto_prices
 from sim_support import make_world, start
 
 from numerflow.config import load_settings
@@ -79,11 +80,7 @@ def data_dir(sim: RunningSimulator, tmp_path_factory: pytest.TempPathFactory) ->
     synth_prices(len(tickers), start="2019-01-01", end="2023-12-29", seed=5, universe=universe).to_parquet(
         data / "prices.parquet"
     )
-    symbols = sorted(pd.read_parquet(data / "crypto/v2.0/train_targets.parquet")["symbol"].unique())
-    coins = pd.DataFrame({"numerai_ticker": symbols, "country": "US", "sector": "Energy"})
-    crypto = synth_prices(len(symbols), start="2019-06-01", end="2024-09-30", seed=6, universe=coins)
-    crypto = crypto.rename(columns={"numerai_ticker": "Symbol", "close": "Close"})
-    crypto.to_csv(data / "crypto.csv", index=False)
+    write_crypto_prices(data / "crypto/v2.0/train_targets.parquet", data / "crypto.csv")
     return data
 
 

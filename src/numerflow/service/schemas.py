@@ -304,6 +304,7 @@ RunOut = out_model("RunOut", RunInfo, exclude=("data_hashes",))
 
 
 class SubmissionOut(BaseModel):
+    tournament: int = Field(description="8 Classic, 11 Signals, 12 Crypto")
     round_number: int
     numerai_model: str
     model_name: str
@@ -320,7 +321,7 @@ class SubmissionOut(BaseModel):
 
 class RoundOut(BaseModel):
     number: int
-    tournament: int
+    tournament: int = Field(description="8 Classic, 11 Signals, 12 Crypto")
     status: str
     open_time: datetime | None
     close_staking_time: datetime | None
@@ -328,10 +329,11 @@ class RoundOut(BaseModel):
     live_rows: int
     first_seen_at: datetime
     completed_at: datetime | None
-    submissions: dict[str, int] = Field(description="submission count by status")
+    submissions: dict[str, int] = Field(description="this tournament's submission count by status")
 
 
 class PayoutOut(BaseModel):
+    tournament: int = Field(description="8 Classic, 11 Signals, 12 Crypto")
     numerai_model: str
     round_number: int
     at_risk_nmr: float | None
@@ -346,6 +348,9 @@ class SlotRoundScores(BaseModel):
 
 
 class RoundDetail(RoundOut):
+    other_tournaments: list[int] = Field(
+        description="the other tournaments with a round of this number (ask with ?tournament=)"
+    )
     submission_list: list[SubmissionOut]
     scores: list[SlotRoundScores]
     payouts: list[PayoutOut]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import TypeAdapter
@@ -31,10 +31,19 @@ from numerflow.service.schemas import (
 from numerflow.store import session_scope
 from numerflow.store.queries import tournament as q
 from numerflow.store.tables.tournament import Payout, Round, StakeChange, Submission
+from numerflow.tournament.client import TOURNAMENT_NAMES, TOURNAMENTS
 from numerflow.tournament.performance import performance_table
 
 router = APIRouter(tags=["tournament"])
 RoundNumber = Annotated[int, Path(ge=0, le=2_147_483_647)]
+TournamentName = Annotated[
+    Literal["classic", "signals", "crypto"] | None,
+    Query(description="only this tournament's rounds, submissions or payouts; default: every one"),
+]
+
+
+def _tid(name: str | None) -> int | None:
+    return TOURNAMENTS[name] if name is not None else None
 
 
 def _submission_out(r: Submission) -> SubmissionOut:
@@ -58,6 +67,7 @@ def _round_out(r: Round, counts: dict[str, int]) -> RoundOut:
 
 def _payout_out(p: Payout) -> PayoutOut:
     return PayoutOut(
+        tournament=p.tournament,
         numerai_model=p.numerai_model,
         round_number=p.round_number,
         at_risk_nmr=num(p.at_risk_nmr),
@@ -107,36 +117,48 @@ def _read(request: Request, fn: Callable[..., Any], *args: Any) -> Callable[[], 
 async def list_rounds(
     request: Request,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    tournament: TournamentName = None,
     _: Principal = Depends(require_read),
 ) -> Response:
-    return await cached_json(request, ("rounds", limit), _read(request, _rounds, limit), _ROUNDS)
+    compute = _read(request, _rounds, limit, _tid(tournament))
+    return await cached_json(request, ("rounds", limit, tournament), compute, _ROUNDS)
 
 
-def _rounds(session: Session, limit: int) -> list[RoundOut]:
-    return [_round_out(r, counts) for r, counts in q.recent_rounds(session, limit)]
+def _rounds(session: Session, limit: int, tournament: int | None) -> list[RoundOut]:
+    return [_round_out(r, counts) for r, counts in q.recent_rounds(session, limit, tournament)]
 
 
 @router.get(
     "/api/rounds/{number}",
     response_model=RoundDetail,
-    summary="A round: every model's submission, file hash, scores so far and payouts",
+    summary="A round of one tournament (Classic unless asked, or the only one recorded): every model's "
+    "submission, file hash, scores so far and payouts",
 )
-async def get_round(number: RoundNumber, request: Request, _: Principal = Depends(require_read)) -> Response:
-    return await cached_json(request, ("round", number), _read(request, _round_detail, number), _ROUND)
+async def get_round(
+    number: RoundNumber,
+    request: Request,
+    tournament: TournamentName = None,
+    _: Principal = Depends(require_read),
+) -> Response:
+    compute = _read(request, _round_detail, number, _tid(tournament))
+    return await cached_json(request, ("round", number, tournament), compute, _ROUND)
 
 
-def _round_detail(session: Session, number: int) -> RoundDetail:
-    row = q.round_by_number(session, number)
-    subs = q.submissions(session, round_number=number)
+def _round_detail(session: Session, number: int, tournament: int | None) -> RoundDetail:
+    rounds = q.rounds_numbered(session, number)  # Classic first
+    row = next((r for r in rounds if tournament is None or r.tournament == tournament), None)
     if row is None:
-        raise NotFoundError(f"no round {number} in the database; the round job records rounds it works on")
+        which = f"{TOURNAMENT_NAMES[tournament]} round" if tournament is not None else "round"
+        raise NotFoundError(f"no {which} {number} in the database; the round job records rounds it works on")
+    subs = q.submissions(session, round_number=number, tournament=row.tournament)
     counts: dict[str, int] = defaultdict(int)
     for s in subs:
         counts[s.status] += 1
-    scores = final_scores(session, min_round=number, max_round=number)
-    payouts = q.payouts(session, round_number=number)
+    scores = final_scores(session, min_round=number, max_round=number, tournament=row.tournament)
+    payouts = q.payouts(session, round_number=number, tournament=row.tournament)
     return RoundDetail(
         **_round_out(row, dict(counts)).model_dump(),
+        other_tournaments=[r.tournament for r in rounds if r is not row],
         submission_list=[_submission_out(s) for s in subs],
         scores=[
             SlotRoundScores(numerai_model=slot, scores=_round_scores({number: rows[number]}))
@@ -153,13 +175,16 @@ async def list_submissions(
     round: Annotated[int | None, Query(ge=0, le=2_147_483_647)] = None,
     model: Name | None = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 200,
+    tournament: TournamentName = None,
     _: Principal = Depends(require_read),
 ) -> Response:
     def rows(session: Session) -> list[SubmissionOut]:
-        subs = q.submissions(session, round_number=round, slot=model, limit=limit)
+        subs = q.submissions(
+            session, round_number=round, slot=model, limit=limit, tournament=_tid(tournament)
+        )
         return [_submission_out(s) for s in subs]
 
-    key = ("submissions", round, model, limit)
+    key = ("submissions", round, model, limit, tournament)
     return await cached_json(request, key, _read(request, rows), _SUBMISSIONS)
 
 
@@ -214,12 +239,15 @@ async def list_payouts(
     request: Request,
     model: Name | None = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 200,
+    tournament: TournamentName = None,
     _: Principal = Depends(require_read),
 ) -> Response:
     def rows(session: Session) -> list[PayoutOut]:
-        return [_payout_out(p) for p in q.payouts(session, slot=model, limit=limit)]
+        payouts = q.payouts(session, slot=model, limit=limit, tournament=_tid(tournament))
+        return [_payout_out(p) for p in payouts]
 
-    return await cached_json(request, ("payouts", model, limit), _read(request, rows), _PAYOUTS)
+    key = ("payouts", model, limit, tournament)
+    return await cached_json(request, key, _read(request, rows), _PAYOUTS)
 
 
 def _change_out(c: StakeChange) -> StakeChangeOut:

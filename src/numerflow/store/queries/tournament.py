@@ -19,28 +19,38 @@ from numerflow.store.db import session_scope
 from numerflow.store.tables.tournament import Payout, Round, StakeChange, Submission
 
 
-def latest_rounds(session: Session, limit: int) -> list[Round]:
-    """The newest ``limit`` rounds, newest first."""
-    return list(session.scalars(select(Round).order_by(Round.number.desc()).limit(limit)))
+def latest_rounds(session: Session, limit: int, tournament: int | None = None) -> list[Round]:
+    """The newest ``limit`` rounds (of ``tournament``, or of every one), newest first (Classic first
+    among rounds sharing a number)."""
+    stmt = select(Round).order_by(Round.number.desc(), Round.tournament)
+    if tournament is not None:
+        stmt = stmt.where(Round.tournament == tournament)
+    return list(session.scalars(stmt.limit(limit)))
 
 
-def recent_rounds(session: Session, limit: int) -> list[tuple[Round, dict[str, int]]]:
-    """The newest ``limit`` rounds, newest first, each with its submission count per status."""
-    rounds = latest_rounds(session, limit)
-    counts: dict[int, dict[str, int]] = defaultdict(dict)
+def recent_rounds(
+    session: Session, limit: int, tournament: int | None = None
+) -> list[tuple[Round, dict[str, int]]]:
+    """The newest ``limit`` rounds (of ``tournament``, or of every one), newest first, each with its own
+    tournament's submission count per status."""
+    rounds = latest_rounds(session, limit, tournament)
+    counts: dict[tuple[int, int], dict[str, int]] = defaultdict(dict)
     if rounds:
-        for number, status, n in session.execute(
-            select(Submission.round_number, Submission.status, func.count())
-            .where(Submission.round_number.in_([r.number for r in rounds]))
-            .group_by(Submission.round_number, Submission.status)
-        ):
-            counts[number][status] = n
-    return [(r, counts[r.number]) for r in rounds]
+        stmt = (
+            select(Submission.tournament, Submission.round_number, Submission.status, func.count())
+            .where(Submission.round_number.in_({r.number for r in rounds}))
+            .group_by(Submission.tournament, Submission.round_number, Submission.status)
+        )
+        if tournament is not None:
+            stmt = stmt.where(Submission.tournament == tournament)
+        for tid, number, status, n in session.execute(stmt):
+            counts[(tid, number)][status] = n
+    return [(r, counts[(r.tournament, r.number)]) for r in rounds]
 
 
-def round_by_number(session: Session, number: int) -> Round | None:
-    """The first recorded round ``number``, or None."""
-    return session.scalars(select(Round).where(Round.number == number).order_by(Round.id)).first()
+def rounds_numbered(session: Session, number: int) -> list[Round]:
+    """Every recorded round ``number`` (one per tournament), Classic first."""
+    return list(session.scalars(select(Round).where(Round.number == number).order_by(Round.tournament)))
 
 
 def _by_round_and_slot(
@@ -49,15 +59,18 @@ def _by_round_and_slot(
     round_numbers: Sequence[int] | None,
     slot: str | None,
     limit: int | None,
+    tournament: int | None = None,
 ) -> Select[Any]:
     """Rows of ``table`` (submissions or payouts), newest round first, then by slot; filtered."""
-    stmt = select(table).order_by(table.round_number.desc(), table.numerai_model)
+    stmt = select(table).order_by(table.round_number.desc(), table.tournament, table.numerai_model)
     if round_number is not None:
         stmt = stmt.where(table.round_number == round_number)
     if round_numbers is not None:
         stmt = stmt.where(table.round_number.in_(round_numbers))
     if slot is not None:
         stmt = stmt.where(table.numerai_model == slot)
+    if tournament is not None:
+        stmt = stmt.where(table.tournament == tournament)
     return stmt.limit(limit) if limit is not None else stmt
 
 
@@ -68,9 +81,12 @@ def submissions(
     round_numbers: Sequence[int] | None = None,
     slot: str | None = None,
     limit: int | None = None,
+    tournament: int | None = None,
 ) -> list[Submission]:
-    """Submissions, newest round first, then by slot; filtered by round(s) and slot."""
-    return list(session.scalars(_by_round_and_slot(Submission, round_number, round_numbers, slot, limit)))
+    """Submissions, newest round first, then by tournament and slot; filtered by round(s), slot and
+    tournament."""
+    stmt = _by_round_and_slot(Submission, round_number, round_numbers, slot, limit, tournament)
+    return list(session.scalars(stmt))
 
 
 def payouts(
@@ -80,9 +96,13 @@ def payouts(
     round_numbers: Sequence[int] | None = None,
     slot: str | None = None,
     limit: int | None = None,
+    tournament: int | None = None,
 ) -> list[Payout]:
-    """Payouts, newest round first, then by slot; filtered by round(s) and slot."""
-    return list(session.scalars(_by_round_and_slot(Payout, round_number, round_numbers, slot, limit)))
+    """Payouts, newest round first, then by tournament and slot; filtered by round(s), slot and
+    tournament."""
+    return list(
+        session.scalars(_by_round_and_slot(Payout, round_number, round_numbers, slot, limit, tournament))
+    )
 
 
 def latest_at_risk(session: Session) -> dict[str, Decimal | None]:
