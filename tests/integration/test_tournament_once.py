@@ -294,6 +294,33 @@ def test_a_run_paused_before_its_upload_whose_slot_was_taken_over_neither_upload
     )
 
 
+def test_a_run_that_fails_after_its_slot_was_taken_over_leaves_the_takers_row_alone(
+    project: Project, tmp_path: Path
+) -> None:
+    """Its failure is not recorded over the new holder (the slot stays claimed by the taker, not freed
+    as ``invalid``); the outcome is ``lost`` with both reasons in one line."""
+    from numerflow.errors import SubmissionError
+    from numerflow.tournament.round import Leg, submit_slot, take_slot
+
+    engine, client = project.engine(), project.client()
+    number = project.sim.engine.current_round()["number"]
+    slot = "sim_model_1"
+    path, _ = predictions_file(project, number, tmp_path / "preds.csv")
+    paused, taker = paused_and_taker()
+
+    def check_while_paused(_path: Path) -> tuple[int, str]:
+        assert take_slot(engine, 8, number, slot, taker.holder, STALE_S, taker.clock()) is None
+        raise SubmissionError("preds.csv: column prediction: 3 values outside [0, 1]")
+
+    leg = Leg(8, client, lambda _dep: path, check_while_paused)
+    out = submit_slot(engine, leg, slot, number, {slot: client.model_id(slot)}, paused, lambda: path, ref="p")
+    assert out.status == "lost" and "\n" not in out.error
+    assert out.error.startswith("validate: preds.csv: column prediction: 3 values outside [0, 1]; this run's")
+    row = slot_row(project, slot)
+    assert (row.status, row.error, row.claim_token) == ("predicted", "", taker.holder.token)
+    assert project.sim_submissions(number) == []
+
+
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_a_run_whose_slot_was_taken_over_mid_upload_does_not_record_and_the_taker_records_once(
     project: Project, backend: str, request: pytest.FixtureRequest, tmp_path: Path

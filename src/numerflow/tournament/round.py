@@ -337,7 +337,7 @@ def lost_message(slot: str, number: int, other: ClaimHolder, claim: Claim) -> st
     return (
         f"this run's claim on {slot} for round {number} was taken over by {who} after its heartbeat "
         f"went older than claim_stale_s={claim.stale_s:g}s; nothing recorded over it (its row is "
-        f"{other.status or 'gone'}); see `numerflow round status` for what it submitted"
+        f"{other.status or 'gone'})"
     )
 
 
@@ -614,7 +614,9 @@ def submit_slot(
     once through the client's checked upload, confirm it on the server and record it. A failure is
     recorded (``invalid`` at the check, ``failed`` elsewhere; the slot is freed) and returned as the
     outcome (a slot another live run holds: ``busy``); with ``raise_failure`` (``numerflow submit``) it is
-    raised instead once recorded (busy: ConflictError)."""
+    raised instead once recorded (busy: ConflictError). Every record after the claim is a compare-and-swap
+    on ``claim``'s token (:func:`record_claimed`): a claim another run took over meanwhile ends the slot's
+    work with nothing recorded and the outcome ``lost`` (``raise_failure``: ConflictError)."""
     t0 = time.perf_counter()
     client, tournament = leg.client, leg.tournament
     stage = "predict"
@@ -680,47 +682,21 @@ def submit_slot(
         message = str(exc) if isinstance(exc, NumerflowError) else f"{type(exc).__name__}: {exc}"
         if isinstance(exc, _Busy | _Lost):
             kind = "busy" if isinstance(exc, _Busy) else "lost"
-            log.warning("round %d: %s (%s) %s: %s", number, slot, ref, kind, exc)
-            if raise_failure:
-                raise ConflictError(str(exc)) from None
-            return ModelOutcome(
-                slot, ref, kind, error=str(exc), seconds=time.perf_counter() - t0, tournament=tournament
-            )
+            return _not_this_runs(number, slot, ref, kind, str(exc), t0, tournament, raise_failure)
         status = "invalid" if stage == "validate" else "failed"
         if not isinstance(exc, NumerflowError):
             log.exception("round %d: %s (%s) failed at %s", number, slot, ref, stage)
         else:
             log.warning("round %d: %s (%s) failed at %s: %s", number, slot, ref, stage, message)
+        error = f"{stage}: {message}"
         try:
             if claimed:
-                record_claimed(
-                    engine,
-                    tournament,
-                    number,
-                    slot,
-                    claim,
-                    status=status,
-                    error=f"{stage}: {message}",
-                    **common,
-                )
+                record_claimed(engine, tournament, number, slot, claim, status=status, error=error, **common)
             else:
-                record_submission(
-                    engine, tournament, number, slot, status=status, error=f"{stage}: {message}", **common
-                )
+                record_submission(engine, tournament, number, slot, status=status, error=error, **common)
         except _Lost as lost:  # failed, and another run holds the slot now: its row is left alone
-            log.warning(
-                "round %d: %s (%s) failed at %s and lost its claim: %s", number, slot, ref, stage, lost
-            )
-            if raise_failure:
-                raise ConflictError(f"{stage}: {message}; {lost}") from None
-            return ModelOutcome(
-                slot,
-                ref,
-                "lost",
-                error=f"{stage}: {message}; {lost}",
-                seconds=time.perf_counter() - t0,
-                tournament=tournament,
-            )
+            error = f"{error}; {lost}"
+            return _not_this_runs(number, slot, ref, "lost", error, t0, tournament, raise_failure)
         except NumerflowError as db_exc:
             log.error("round %d: could not record the failure of %s: %s", number, slot, db_exc)
         if raise_failure:
@@ -733,6 +709,17 @@ def submit_slot(
             seconds=time.perf_counter() - t0,
             tournament=tournament,
         )
+
+
+def _not_this_runs(
+    number: int, slot: str, ref: str, kind: str, error: str, t0: float, tournament: int, raise_failure: bool
+) -> ModelOutcome:
+    """The outcome of a slot another run holds (``busy``) or took over from this one (``lost``); with
+    ``raise_failure`` (``numerflow submit``) a ConflictError instead."""
+    log.warning("round %d: %s (%s) %s: %s", number, slot, ref, kind, error)
+    if raise_failure:
+        raise ConflictError(error) from None
+    return ModelOutcome(slot, ref, kind, error=error, seconds=time.perf_counter() - t0, tournament=tournament)
 
 
 # ------------------------------------------------------------------------------------------ watch
