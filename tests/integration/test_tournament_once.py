@@ -13,18 +13,22 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import insert, select
 from tournament_support import MODELS, Project, Trained, make_project, train_once
 
+from numerflow.liveness import this_process
 from numerflow.simulator import FaultConfig
 from numerflow.store import open_database, session_scope
 from numerflow.store.tables import ModelVersion, Submission
+from numerflow.tournament.round import Claim, RoundReport
 
 SLOTS = sorted(slot for _, slot in MODELS.values())
 
@@ -217,3 +221,169 @@ def test_numerflow_submit_leaves_a_slot_a_round_run_holds_alone(
     assert code == 0, err
     assert per_model(project, number) == Counter({"sim_model_1": 1})
     assert db_statuses(project) == {"sim_model_1": "confirmed"}
+
+
+# ------------------------------------------------------------------ a run whose claim was taken over
+STALE_S = 60.0
+T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+
+
+def paused_and_taker() -> tuple[Claim, Claim]:
+    """Two runs of this process: the first paused at ``T0`` (its heartbeat never moves past it), the
+    second a stale time later, when that heartbeat counts as dead. The clocks are injected: no waiting."""
+    later = T0 + timedelta(seconds=STALE_S + 1)
+    return Claim(this_process(), STALE_S, lambda: T0), Claim(this_process(), STALE_S, lambda: later)
+
+
+def predictions_file(project: Project, number: int, path: Path) -> tuple[Path, int]:
+    ids = [str(i) for i in project.sim.engine.live_ids(number)]
+    path.write_text(
+        "id,prediction\n" + "".join(f"{i},{0.01 + 0.98 * (k % 97) / 97:.6f}\n" for k, i in enumerate(ids))
+    )
+    return path, len(ids)
+
+
+def slot_row(project: Project, slot: str) -> Submission:
+    with session_scope(project.engine()) as s:
+        row = s.scalars(select(Submission).where(Submission.numerai_model == slot)).one()
+        s.expunge(row)
+        return row
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_a_run_paused_before_its_upload_whose_slot_was_taken_over_neither_uploads_nor_records(
+    project: Project, backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """The run pauses while it predicts (past ``claim_stale_s``); another run takes the slot over. The
+    paused run's record of its checked file is a compare-and-swap on its claim token: it misses, so the
+    paused run stops there (nothing uploaded, nothing recorded) and reports ``lost`` with the reason;
+    the taker submits once."""
+    from numerflow.tournament.round import Leg, submit_slot, take_slot
+
+    if backend == "postgres":
+        use_database(project, request.getfixturevalue("pg_url"))
+    engine, client = project.engine(), project.client()
+    number = project.sim.engine.current_round()["number"]
+    slot = "sim_model_1"
+    slots = {slot: client.model_id(slot)}
+    path, rows = predictions_file(project, number, tmp_path / "preds.csv")
+    paused, taker = paused_and_taker()
+
+    def predict_while_paused() -> Path:
+        # meanwhile the paused run's heartbeat went stale and another run took the slot over
+        assert take_slot(engine, 8, number, slot, taker.holder, STALE_S, taker.clock()) is None
+        return path
+
+    leg = Leg(8, client, lambda _dep: path, lambda _path: (rows, ""))
+    lost = submit_slot(engine, leg, slot, number, slots, paused, predict_while_paused, ref="paused")
+    assert lost.status == "lost" and not lost.ok
+    assert f"this run's claim on {slot} for round {number} was taken over by another run (pid" in lost.error
+    assert "\n" not in lost.error
+    assert project.sim_submissions(number) == []  # it stopped before the upload
+    row = slot_row(project, slot)
+    assert (row.status, row.claim_token, row.file_sha256) == ("predicted", taker.holder.token, "")
+
+    done = submit_slot(engine, leg, slot, number, slots, taker, lambda: path, ref="taker")
+    assert done.status == "confirmed", done.error
+    assert per_model(project, number) == Counter({"sim_model_1": 1})
+    row = slot_row(project, slot)
+    assert (row.status, row.claim_token, row.submission_id) == (
+        "confirmed",
+        taker.holder.token,
+        done.submission_id,
+    )
+
+
+def test_a_run_that_fails_after_its_slot_was_taken_over_leaves_the_takers_row_alone(
+    project: Project, tmp_path: Path
+) -> None:
+    """Its failure is not recorded over the new holder (the slot stays claimed by the taker, not freed
+    as ``invalid``); the outcome is ``lost`` with both reasons in one line."""
+    from numerflow.errors import SubmissionError
+    from numerflow.tournament.round import Leg, submit_slot, take_slot
+
+    engine, client = project.engine(), project.client()
+    number = project.sim.engine.current_round()["number"]
+    slot = "sim_model_1"
+    path, _ = predictions_file(project, number, tmp_path / "preds.csv")
+    paused, taker = paused_and_taker()
+
+    def check_while_paused(_path: Path) -> tuple[int, str]:
+        assert take_slot(engine, 8, number, slot, taker.holder, STALE_S, taker.clock()) is None
+        raise SubmissionError("preds.csv: column prediction: 3 values outside [0, 1]")
+
+    leg = Leg(8, client, lambda _dep: path, check_while_paused)
+    out = submit_slot(engine, leg, slot, number, {slot: client.model_id(slot)}, paused, lambda: path, ref="p")
+    assert out.status == "lost" and "\n" not in out.error
+    assert out.error.startswith("validate: preds.csv: column prediction: 3 values outside [0, 1]; this run's")
+    row = slot_row(project, slot)
+    assert (row.status, row.error, row.claim_token) == ("predicted", "", taker.holder.token)
+    assert project.sim_submissions(number) == []
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_a_run_whose_slot_was_taken_over_mid_upload_does_not_record_and_the_taker_records_once(
+    project: Project, backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """A round run paused past ``claim_stale_s`` (its clock, and so its heartbeat, stays at ``T0``) is
+    inside its upload when another run takes its slot over. Its upload reaches the server; its record of
+    it does not reach the database (a compare-and-swap on its claim token that misses) and its report
+    says ``lost`` and why. The taker finds the upload on the server (the client's create-once check) and
+    records it once."""
+    from numerflow.store.queries.registry import deployed_models
+    from numerflow.tournament.round import Leg, run_round, submit_slot, take_slot
+
+    if backend == "postgres":
+        use_database(project, request.getfixturevalue("pg_url"))
+    project.config.write_text(project.config.read_text().replace("timeout_s = 1.0", "timeout_s = 5.0"))
+    prefetch_live(project)
+    settings, engine, client = project.settings, project.engine(), project.client()
+    number = project.sim.engine.current_round()["number"]
+    dep = deployed_models(engine, settings)[0]
+    slot = dep.numerai_model
+    paused, taker = paused_and_taker()
+    reports: list[RoundReport] = []
+    project.sim.engine.set_faults(FaultConfig(slow_rate=1.0, slow_s=1.5))  # each answer slow: a long upload
+    run = threading.Thread(
+        target=lambda: reports.append(
+            run_round(settings, engine, client, deployments=[dep], clock=paused.clock)
+        )
+    )
+    run.start()
+    try:
+        uploading = _wait_for_upload(project, run, slot)
+        if uploading:
+            assert take_slot(engine, 8, number, slot, taker.holder, STALE_S, taker.clock()) is None
+    finally:
+        run.join(timeout=180)
+    assert uploading, "the paused run never reached its upload"
+    project.sim.engine.set_faults(FaultConfig())
+    [outcome] = reports[0].outcomes
+    assert outcome.status == "lost" and not reports[0].ok, outcome
+    assert f"this run's claim on {slot} for round {number} was taken over by another run" in outcome.error
+    assert per_model(project, number) == Counter({slot: 1})  # its upload went in
+    row = slot_row(project, slot)
+    assert (row.status, row.claim_token, row.submission_id) == ("predicted", taker.holder.token, "")
+
+    path, rows = predictions_file(project, number, tmp_path / "preds.csv")
+    leg = Leg(8, client, lambda _dep: path, lambda _path: (rows, ""))
+    slots = {slot: client.model_id(slot)}
+    [live] = project.sim_submissions(number)
+    done = submit_slot(engine, leg, slot, number, slots, taker, lambda: path, ref="taker")
+    assert done.status == "already" and done.submission_id == live["id"], (done, live)
+    assert per_model(project, number) == Counter({slot: 1})
+    row = slot_row(project, slot)
+    assert (row.status, row.claim_token, row.submission_id) == ("confirmed", taker.holder.token, live["id"])
+
+
+def _wait_for_upload(project: Project, run: threading.Thread, slot: str) -> bool:
+    """Until the run in ``run`` has recorded its checked file for ``slot`` (its upload starts next)."""
+    deadline = time.monotonic() + 120
+    engine = project.engine()
+    while time.monotonic() < deadline and run.is_alive():
+        with session_scope(engine) as s:
+            row = s.scalars(select(Submission).where(Submission.numerai_model == slot)).one_or_none()
+            if row is not None and row.status == "predicted" and row.file_sha256:
+                return True
+        time.sleep(0.01)
+    return False

@@ -145,3 +145,38 @@ def test_the_migrations_build_the_columns_the_tables_declare(db_url: str) -> Non
 
     mine = [d for d in diffs if table_of(d) in touched]
     assert mine == []
+
+
+def test_a_record_is_a_compare_and_swap_on_the_claim_token(db_url: str) -> None:
+    """A run paused past the stale time whose slot was taken over writes nothing over the new holder's
+    row; the holder's own records go in. The clock is injected: no waiting."""
+    from datetime import timedelta
+
+    from numerflow.liveness import Holder
+    from numerflow.store.base import utcnow
+    from numerflow.store.claims import record_held
+    from numerflow.tournament.round import claim_slot
+
+    engine = open_database(db_url)
+    t0 = utcnow()
+    paused, taker = Holder(4242, "another-machine"), Holder(4343, "a-third-machine")
+    assert claim_slot(engine, 8, 11, "m", paused, stale_s=10, now=t0)
+    assert record_held(engine, 8, 11, "m", token=paused.token, now=t0, status="predicted", rows=5) is None
+    assert claim_slot(engine, 8, 11, "m", taker, stale_s=10, now=t0 + timedelta(seconds=11))  # stale: taken
+    other = record_held(engine, 8, 11, "m", token=paused.token, now=t0, status="uploaded", submission_id="a")
+    assert other is not None and (other.pid, other.host, other.status) == (
+        4343,
+        "a-third-machine",
+        "predicted",
+    )
+    assert (
+        record_held(engine, 8, 11, "m", token=taker.token, now=t0, status="confirmed", submission_id="b")
+        is None
+    )
+    # the taker's row stays as it made it; a confirmed row is no one's claim any more
+    assert record_held(engine, 8, 11, "m", token=paused.token, now=t0, status="failed") is not None
+    assert record_held(engine, 8, 11, "m", token=taker.token, now=t0, status="failed") is not None
+    with session_scope(engine) as s:
+        row = s.query(Submission).filter_by(round_number=11, numerai_model="m").one()
+        assert (row.status, row.submission_id, row.claim_token) == ("confirmed", "b", taker.token)
+    assert record_held(engine, 8, 12, "m", token=taker.token, now=t0, status="uploaded").status == "missing"

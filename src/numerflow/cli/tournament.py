@@ -16,7 +16,14 @@ if TYPE_CHECKING:
     from numerflow.tournament.round import RoundReport
     from numerflow.tournament.submit import Submitted
 
-_STATUS_STYLE = {"confirmed": "green", "already": "cyan", "failed": "red", "invalid": "red", "busy": "yellow"}
+_STATUS_STYLE = {
+    "confirmed": "green",
+    "already": "cyan",
+    "failed": "red",
+    "invalid": "red",
+    "busy": "yellow",
+    "lost": "yellow",
+}
 
 
 def _client(ctx: typer.Context) -> NumeraiClient:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
@@ -26,11 +27,12 @@ IsDead = Callable[[int | None, str | None, datetime | None], bool]
 
 @dataclass(frozen=True)
 class ClaimHolder:
-    """Who holds a claim, as read from the row (for the 'busy' message)."""
+    """Who holds a claim, as read from the row (for the 'busy' and 'lost' messages)."""
 
     pid: int | None
     host: str
     heartbeat_at: datetime | None
+    status: str = ""  # the row's status when read (``lost``: what the other run left it at)
 
 
 def claim_slot_row(
@@ -104,3 +106,29 @@ def beat_claims(engine: Engine, token: str, now: datetime) -> int:
             .values(heartbeat_at=now)
         )
         return int(done.rowcount or 0)
+
+
+def record_held(
+    engine: Engine, tournament: int, number: int, slot: str, *, token: str, now: datetime, **values: Any
+) -> ClaimHolder | None:
+    """Set ``values`` on the slot's row only while the run ``token`` still holds its claim: one
+    ``UPDATE ... WHERE claim_token = token AND status IN (in flight)``, a compare-and-swap, so a run whose
+    claim was taken over (its heartbeat went stale, another run took the slot) never writes over the new
+    holder's row. None when recorded, else who holds the row now (``pid`` None: no row at all)."""
+    where = (
+        Submission.tournament == tournament,
+        Submission.round_number == number,
+        Submission.numerai_model == slot,
+    )
+    with session_scope(engine) as s:
+        done = s.execute(
+            update(Submission)
+            .where(*where, Submission.claim_token == token, Submission.status.in_(IN_FLIGHT))
+            .values(**values, updated_at=now)
+        )
+        if done.rowcount == 1:
+            return None
+        row = s.scalar(select(Submission).where(*where))
+        if row is None:
+            return ClaimHolder(None, "", None, "missing")
+        return ClaimHolder(row.claim_pid, row.claim_host, row.heartbeat_at, row.status)

@@ -9,7 +9,10 @@ Two runs at once (the service's job, a manual ``round run``, ``numerflow submit`
 model slot together: each run claims a slot before predicting it, as this process (pid, host, a token of
 its own) with a heartbeat refreshed on a background thread while it works. Another run takes the slot
 over only when the holder is dead: its pid is gone on this host (``kill -9``: at once) or its heartbeat
-is older than ``tournament.claim_stale_s`` (see :mod:`numerflow.liveness`).
+is older than ``tournament.claim_stale_s`` (see :mod:`numerflow.liveness`). Every record a run makes after
+its claim (validated, uploaded, confirmed, failed) is a compare-and-swap on its claim token in the store:
+a run whose claim was taken over meanwhile (paused past the stale time) records nothing over the new
+holder's row and reports the model as ``lost``, with the reason.
 
 :class:`RoundWatcher` is the one watcher, behind ``round watch`` and the service's scheduler.
 """
@@ -33,7 +36,7 @@ from numerflow.errors import ApiError, ConflictError, NumerflowError
 from numerflow.fileio import atomic_path, sha256_file
 from numerflow.liveness import Clock, Heartbeat, Holder, holder_is_dead, this_process
 from numerflow.store.base import utcnow
-from numerflow.store.claims import ClaimHolder, beat_claims, claim_slot_row
+from numerflow.store.claims import ClaimHolder, beat_claims, claim_slot_row, record_held
 from numerflow.store.queries.tournament import confirmed_submissions, upsert_round, upsert_submission
 from numerflow.tournament.client.core import (
     TOURNAMENT_CLASSIC,
@@ -72,7 +75,7 @@ class ModelOutcome:
 
     numerai_model: str
     model_ref: str  # name@version
-    status: str  # confirmed | already | failed | invalid | busy
+    status: str  # confirmed | already | failed | invalid | busy | lost
     submission_id: str = ""
     error: str = ""
     rows: int = 0
@@ -227,15 +230,24 @@ record_submission = upsert_submission
 
 
 def record_validated(
-    engine: Engine, tournament: int, number: int, slot: str, path: Path, rows: int, **values: Any
+    engine: Engine,
+    tournament: int,
+    number: int,
+    slot: str,
+    path: Path,
+    rows: int,
+    claim: Claim,
+    **values: Any,
 ) -> None:
     """Record a predictions file that passed validation (status ``predicted``, its path, hash and rows),
-    before it is uploaded; the round job and ``numerflow submit`` both call this."""
-    record_submission(
+    before it is uploaded, while ``claim`` still holds the slot (else :class:`_Lost`); the round job and
+    ``numerflow submit`` both call this."""
+    record_claimed(
         engine,
         tournament,
         number,
         slot,
+        claim,
         status="predicted",
         error="",
         file_path=str(path),
@@ -245,11 +257,25 @@ def record_validated(
     )
 
 
+def record_claimed(
+    engine: Engine, tournament: int, number: int, slot: str, claim: Claim, **values: Any
+) -> None:
+    """Set ``values`` on the slot's row only while ``claim`` still holds it (a compare-and-swap on its
+    token in the store); a claim taken over by another run raises :class:`_Lost`, nothing written."""
+    other = record_held(engine, tournament, number, slot, token=claim.holder.token, now=utcnow(), **values)
+    if other is not None:
+        raise _Lost(lost_message(slot, number, other, claim))
+
+
 CLAIM_STALE_S = 15.0
 
 
 class _Busy(NumerflowError):
     """Another run holds this model slot for this round."""
+
+
+class _Lost(NumerflowError):
+    """This run's claim on the slot was taken over by another run; it records nothing more."""
 
 
 def claim_slot(
@@ -301,6 +327,17 @@ def busy_message(slot: str, number: int, other: ClaimHolder, now: datetime) -> s
     return (
         f"another run is submitting {slot} for round {number}{who}; it is left to finish "
         "(run again if it stops: a dead run frees the slot at once)"
+    )
+
+
+def lost_message(slot: str, number: int, other: ClaimHolder, claim: Claim) -> str:
+    who = "another run"
+    if other.pid is not None:
+        who += f" (pid {other.pid} on {other.host or 'an unknown host'})"
+    return (
+        f"this run's claim on {slot} for round {number} was taken over by {who} after its heartbeat "
+        f"went older than claim_stale_s={claim.stale_s:g}s; nothing recorded over it (its row is "
+        f"{other.status or 'gone'})"
     )
 
 
@@ -577,10 +614,13 @@ def submit_slot(
     once through the client's checked upload, confirm it on the server and record it. A failure is
     recorded (``invalid`` at the check, ``failed`` elsewhere; the slot is freed) and returned as the
     outcome (a slot another live run holds: ``busy``); with ``raise_failure`` (``numerflow submit``) it is
-    raised instead once recorded (busy: ConflictError)."""
+    raised instead once recorded (busy: ConflictError). Every record after the claim is a compare-and-swap
+    on ``claim``'s token (:func:`record_claimed`): a claim another run took over meanwhile ends the slot's
+    work with nothing recorded and the outcome ``lost`` (``raise_failure``: ConflictError)."""
     t0 = time.perf_counter()
     client, tournament = leg.client, leg.tournament
     stage = "predict"
+    claimed = False  # until this run holds the slot its failures are recorded as before (no claim to check)
     common = dict(common or {})
     try:
         model_id = slots.get(slot)
@@ -593,17 +633,19 @@ def submit_slot(
         other = take_slot(engine, tournament, number, slot, claim.holder, claim.stale_s, now)
         if other is not None:
             raise _Busy(busy_message(slot, number, other, now))
+        claimed = True
         path = make_file()
         stage = "validate"
         rows, note = leg.check(path)
-        record_validated(engine, tournament, number, slot, path, rows, **common)
+        record_validated(engine, tournament, number, slot, path, rows, claim, **common)
         stage = "upload"
         result = client.submit(path, model_id, round_number=number, replace=replace)
-        record_submission(
+        record_claimed(
             engine,
             tournament,
             number,
             slot,
+            claim,
             status="uploaded",
             submission_id=result.submission_id,
             attempts=result.attempts,
@@ -613,11 +655,12 @@ def submit_slot(
         confirmed = client.round_submission(model_id, number)
         if confirmed is None:
             raise ApiError(f"round {number}: the server lists no submission for {slot} after the upload")
-        record_submission(
+        record_claimed(
             engine,
             tournament,
             number,
             slot,
+            claim,
             status="confirmed",
             submission_id=confirmed.key,
             confirmed_at=utcnow(),
@@ -637,22 +680,23 @@ def submit_slot(
         )
     except Exception as exc:  # one model failing must not stop the others
         message = str(exc) if isinstance(exc, NumerflowError) else f"{type(exc).__name__}: {exc}"
-        if isinstance(exc, _Busy):
-            log.warning("round %d: %s (%s): %s", number, slot, ref, exc)
-            if raise_failure:
-                raise ConflictError(str(exc)) from None
-            return ModelOutcome(
-                slot, ref, "busy", error=str(exc), seconds=time.perf_counter() - t0, tournament=tournament
-            )
+        if isinstance(exc, _Busy | _Lost):
+            kind = "busy" if isinstance(exc, _Busy) else "lost"
+            return _not_this_runs(number, slot, ref, kind, str(exc), t0, tournament, raise_failure)
         status = "invalid" if stage == "validate" else "failed"
         if not isinstance(exc, NumerflowError):
             log.exception("round %d: %s (%s) failed at %s", number, slot, ref, stage)
         else:
             log.warning("round %d: %s (%s) failed at %s: %s", number, slot, ref, stage, message)
+        error = f"{stage}: {message}"
         try:
-            record_submission(
-                engine, tournament, number, slot, status=status, error=f"{stage}: {message}", **common
-            )
+            if claimed:
+                record_claimed(engine, tournament, number, slot, claim, status=status, error=error, **common)
+            else:
+                record_submission(engine, tournament, number, slot, status=status, error=error, **common)
+        except _Lost as lost:  # failed, and another run holds the slot now: its row is left alone
+            error = f"{error}; {lost}"
+            return _not_this_runs(number, slot, ref, "lost", error, t0, tournament, raise_failure)
         except NumerflowError as db_exc:
             log.error("round %d: could not record the failure of %s: %s", number, slot, db_exc)
         if raise_failure:
@@ -665,6 +709,17 @@ def submit_slot(
             seconds=time.perf_counter() - t0,
             tournament=tournament,
         )
+
+
+def _not_this_runs(
+    number: int, slot: str, ref: str, kind: str, error: str, t0: float, tournament: int, raise_failure: bool
+) -> ModelOutcome:
+    """The outcome of a slot another run holds (``busy``) or took over from this one (``lost``); with
+    ``raise_failure`` (``numerflow submit``) a ConflictError instead."""
+    log.warning("round %d: %s (%s) %s: %s", number, slot, ref, kind, error)
+    if raise_failure:
+        raise ConflictError(error) from None
+    return ModelOutcome(slot, ref, kind, error=error, seconds=time.perf_counter() - t0, tournament=tournament)
 
 
 # ------------------------------------------------------------------------------------------ watch
