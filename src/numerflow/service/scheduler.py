@@ -149,6 +149,10 @@ def start_round_job(
     for the winner's job and returns it."""
     deadline = time.monotonic() + wait_s
     while True:
+        # the mutex is read BEFORE the active-job check: a job another starter made after this read is
+        # either seen by the check or has moved the mutex on, so the compare-and-swap below fails; read
+        # after the check, a job made in between would be missed and a second one started beside it
+        seen = read_state(engine, ROUND_MUTEX)
         active = latest_job_of_kind(engine, "round", ACTIVE)
         if active is not None:
             return jobs.get(active), False
@@ -157,7 +161,6 @@ def start_round_job(
             marker = read_state(engine, marker_name)
             if marker is not None and marker.last_job_id is not None:
                 return jobs.get(marker.last_job_id), False
-        seen = read_state(engine, ROUND_MUTEX)
         starting = seen is not None and seen.last_job_id is None and seen.last_fired_at is not None
         if starting and time.monotonic() < deadline:
             time.sleep(0.05)  # another starter is between its claim and its job: wait for the job
