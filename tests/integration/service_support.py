@@ -20,6 +20,7 @@ from numerflow.config import Settings
 from numerflow.service import accounts
 from numerflow.service.app import create_app
 from numerflow.simulator import DEFAULT_PUBLIC_ID, DEFAULT_SECRET_KEY, RunningSimulator, start_simulator
+from numerflow.store.queries import registry
 
 PASSWORD = "correct horse battery"
 
@@ -164,3 +165,22 @@ def _brief(event: dict[str, Any]) -> str:
     if event.get("type") == "job_log":
         return f"log {event.get('job_id')}: {str(event.get('line'))[:120]}"
     return str({k: v for k, v in event.items() if k != "at"})[:200]
+
+
+def record_model_version(engine: Any, name: str, version: int) -> None:
+    """A registry version of a ridge model with made-up artifacts: enough for the API's model reads."""
+    registry.record_version(
+        engine,
+        name=name,
+        version=version,
+        kind="model",
+        algorithm="ridge",
+        path=f"/artifacts/{name}/{version}",
+        manifest_sha256="ab" * 32,
+        data_version="v5.3",
+        targets=["target"],
+        n_features=10,
+        params={},
+        scores={"corr_mean": 0.01},
+        fingerprint=f"fp{version}",
+    )

@@ -7,12 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from service_support import make_settings, start_service, stop_service
+from service_support import make_settings, record_model_version, start_service, stop_service
 
 from numerflow.errors import ConfigError
 from numerflow.service.app import create_app
 from numerflow.service.relay import PostgresRelay, RedisRelay, make_relay
-from numerflow.store.queries import registry
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -29,24 +28,6 @@ def _redis_or_skip() -> None:
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(f"Redis at {REDIS_URL} is required under CI=true and is not available: {exc}")
         pytest.skip(f"no Redis at {REDIS_URL}: {exc}")
-
-
-def _version(engine: Any, name: str, version: int) -> None:
-    registry.record_version(
-        engine,
-        name=name,
-        version=version,
-        kind="model",
-        algorithm="ridge",
-        path=f"/artifacts/{name}/{version}",
-        manifest_sha256="ab" * 32,
-        data_version="v5.3",
-        targets=["target"],
-        n_features=10,
-        params={},
-        scores={"corr_mean": 0.01},
-        fingerprint=f"fp{version}",
-    )
 
 
 def _next_model_event(ws: Any) -> dict[str, Any]:
@@ -77,8 +58,8 @@ def test_an_event_published_on_one_replica_reaches_the_other_replicas_clients_on
         expected = RedisRelay if service else PostgresRelay
         assert all(isinstance(r, expected) for r in relays)
         assert all(r.listening.wait(30) for r in relays), "a relay never subscribed"
-        _version(a.engine, "alpha", 1)
-        _version(a.engine, "alpha", 2)
+        record_model_version(a.engine, "alpha", 1)
+        record_model_version(a.engine, "alpha", 2)
         with (
             a.client.websocket_connect("/ws/events", headers=a.auth("read")) as ws_a,
             b.client.websocket_connect("/ws/events", headers=b.auth("read")) as ws_b,

@@ -7,11 +7,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from service_support import PASSWORD, Service, make_settings, start_service, stop_service
+from service_support import (
+    PASSWORD,
+    Service,
+    make_settings,
+    record_model_version,
+    start_service,
+    stop_service,
+)
 from sqlalchemy import event
 
 from numerflow.config import ModelSpec
-from numerflow.store.queries import registry
 
 READS = (
     "/api/models",
@@ -29,31 +35,13 @@ READS = (
 )
 
 
-def _version(engine: Any, version: int) -> None:
-    registry.record_version(
-        engine,
-        name="alpha",
-        version=version,
-        kind="model",
-        algorithm="ridge",
-        path=f"/artifacts/alpha/{version}",
-        manifest_sha256="ab" * 32,
-        data_version="v5.3",
-        targets=["target"],
-        n_features=10,
-        params={},
-        scores={"corr_mean": 0.01},
-        fingerprint=f"fp{version}",
-    )
-
-
 @pytest.fixture
 def svc(tmp_path: Path, db_url: str) -> Iterator[Service]:
     settings = make_settings(tmp_path, db_url)
     settings.models["alpha"] = ModelSpec(algorithm="ridge", numerai_model="alpha_slot")
     service = start_service(settings, background=False, users=True)
     for version in (1, 2):
-        _version(service.engine, version)
+        record_model_version(service.engine, "alpha", version)
     yield service
     stop_service(service)
 
@@ -101,7 +89,9 @@ def test_a_change_made_elsewhere_shows_after_the_data_watcher_sees_it(svc: Servi
     watcher = svc.app.state.data_watcher
     watcher.check()  # the baseline fingerprint
     assert _models(svc)["alpha"]["versions"] == 2
-    _version(svc.engine, 3)  # another process (a CLI train, another replica) adds a version
+    record_model_version(
+        svc.engine, "alpha", 3
+    )  # another process (a CLI train, another replica) adds a version
     assert _models(svc)["alpha"]["versions"] == 2  # still the cached answer: nothing said it changed
     watcher.check()
     assert _models(svc)["alpha"]["versions"] == 3

@@ -21,12 +21,12 @@ from typing import Any
 
 import httpx
 import pytest
+from service_support import record_model_version
 from sqlalchemy import select
 
 from numerflow.service import accounts
 from numerflow.service.dashboard.pages import plotly_url
 from numerflow.store import open_database, session_scope
-from numerflow.store.queries import registry
 from numerflow.store.tables.service import Job, ScheduleState
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -126,21 +126,7 @@ def cluster(pg_url: str, tmp_path: Path, nginx_bin: str) -> Iterator[dict[str, A
     engine = open_database(pg_url)
     _, token = accounts.create_token(engine, "replicas-test", "operate")
     for version in (1, 2):
-        registry.record_version(
-            engine,
-            name="alpha",
-            version=version,
-            kind="model",
-            algorithm="ridge",
-            path=f"/artifacts/alpha/{version}",
-            manifest_sha256="ab" * 32,
-            data_version="v5.3",
-            targets=["target"],
-            n_features=10,
-            params={},
-            scores={"corr_mean": 0.01},
-            fingerprint=f"fp{version}",
-        )
+        record_model_version(engine, "alpha", version)
     project = tmp_path / "project"
     project.mkdir()
     (project / "numerflow.toml").write_text(
