@@ -85,6 +85,13 @@ def main() -> None:
     parser.add_argument("--rows-per-era", type=int, default=5000)
     parser.add_argument("--features", type=int, default=1560, help="features in the file (medium = half)")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=0.0,
+        help="seconds to wait before each run, so that each starts with the memory freed by the last one "
+        "handed back (in a VM, pages freed moments ago are cheap to take again)",
+    )
     parser.add_argument("--set", default="medium", help="feature set to load (medium, all, ...)")
     parser.add_argument("--baseline-src", type=Path, help="src/ of another checkout to run beside this one")
     parser.add_argument("--no-pandas", action="store_true", help="leave pandas out")
@@ -130,8 +137,12 @@ def main() -> None:
             modes.append(mode)
 
     results: dict[str, list[dict]] = {m: [] for m in modes}
-    for _ in range(args.repeats):
-        for mode in modes:  # interleaved, so a busy moment on the shared machine hits all alike
+    for r in range(args.repeats):
+        # interleaved, so a busy moment on the shared machine hits all alike; the order turns each
+        # repeat, since a process that runs right after another has freed memory gets its pages cheaper
+        # (a VM's freed pages go back to the host a few seconds later and fault in slowly)
+        for mode in modes[r % len(modes) :] + modes[: r % len(modes)]:
+            time.sleep(args.settle)
             src = args.baseline_src if mode == "baseline" else None
             results[mode].append(_run(mode, train, cols_file, args.set, src))
 

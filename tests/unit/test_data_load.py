@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from numerflow.data import load as load_module
 from numerflow.data.catalog import FeatureCatalog
 from numerflow.data.load import load_dataset
 from numerflow.data.synthetic import generate_dataset
@@ -203,3 +204,46 @@ def test_round_keyed_live_file_uses_the_version_features_json(tmp_path: Path, sy
     live = shutil.copy(synthetic_dir / "live.parquet", version / "rounds" / "7" / "live.parquet")
     ds = load_dataset(live, features="small", targets="none")
     assert ds.feature_names == FeatureCatalog.load(version / "features.json").feature_sets["small"]
+
+
+@pytest.fixture(scope="module")
+def wide_groups(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A matrix of several MB over row groups of 9,000 rows: wide gather buffers, copies split over two
+    threads in row tiles, the matrix on pages of its own, mapped a row group at a time."""
+    return generate_dataset(
+        tmp_path_factory.mktemp("wide"), n_eras=30, rows_per_era=3000, n_features=200, row_group_rows=9000
+    )
+
+
+def test_large_matrix_matches_pandas_in_every_layout(wide_groups: Path) -> None:
+    path = wide_groups / "train.parquet"
+    df = pd.read_parquet(path)
+    feats = _feats(df)
+    ds = load_dataset(path, targets="none")
+    assert ds.X.shape == (len(df), 200) and ds.X.nbytes > 2 << 20
+    assert pq.ParquetFile(path).num_row_groups >= 3
+    assert ds.X.flags.c_contiguous and ds.X.flags.writeable
+    assert load_module._on_own_pages(ds.X)
+    np.testing.assert_array_equal(ds.X, df[feats].to_numpy())
+    # a subset of each row group's rows (every other era), and the float32 matrix with NaN eras
+    strided = load_dataset(path, targets="none", era_stride=2)
+    keep = df["era"].isin(sorted(df["era"].unique())[::2]).to_numpy()
+    np.testing.assert_array_equal(strided.X, df.loc[keep, feats].to_numpy())
+    nan = load_dataset(path, targets="none", missing_as_nan=True)
+    assert nan.X.dtype == np.float32
+    np.testing.assert_array_equal(np.nan_to_num(nan.X, nan=2), df[feats].to_numpy().astype(np.float32))
+
+
+def test_mapping_a_block_in_advance_keeps_the_rows_before_it() -> None:
+    X = load_module._plain_pages((4_000, 1_000), np.int8)  # 4 MB: rows 0-1,499 written, 1,500 on not yet
+    X[:1_500] = 7
+    X[1_500, :10] = 3  # (nothing writes into a block before it is mapped; this row shares a page)
+    load_module._populate(X, slice(1_501, 4_000))
+    assert (X[:1_500] == 7).all() and (X[1_500, :10] == 3).all()
+    assert not X[1_600:].any()  # fresh pages read as zeros
+    X[1_501:] = 1
+    assert X[1_501:].sum() == 2_499 * 1_000
+    # an array numpy allocated is left alone
+    other = np.full((2_000, 1_000), 5, dtype=np.int8)
+    load_module._populate(other, slice(0, 2_000))
+    assert (other == 5).all()
