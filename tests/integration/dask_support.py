@@ -1,8 +1,10 @@
 """A real Dask cluster on 127.0.0.1 for tests: ``dask scheduler`` and ``dask worker`` processes; a real
 HTTP server (python's http.server, with byte ranges) for data read by URL; a project on the synthetic data.
 
-Workers run without a nanny, so ``kill -9`` of one is a machine lost, not a restart; they inherit the
-environment (PYTHONPATH), so they import the numerflow under test.
+Workers run without a nanny unless asked (``nanny=True``: the ``dask worker`` default, which lets the
+scheduler restart them); ``kill -9`` of one kills its whole process group (nanny and worker), so it is a
+machine lost, not a restart. They inherit the environment (PYTHONPATH), so they import the numerflow
+under test.
 """
 
 from __future__ import annotations
@@ -58,12 +60,13 @@ class Cluster:
     logs: Path | None = None
 
     def kill_worker(self, name: str) -> None:
+        """SIGKILL to the worker's process group (its own session: the worker, or nanny and worker)."""
         proc = self.workers[name]
-        os.kill(proc.pid, signal.SIGKILL)
+        os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
 
 
-def _start_worker(address: str, name: str, logs: Path) -> subprocess.Popen:
+def _start_worker(address: str, name: str, logs: Path, nanny: bool = False) -> subprocess.Popen:
     log = (logs / f"{name}.log").open("wb")
     return subprocess.Popen(
         [
@@ -74,7 +77,7 @@ def _start_worker(address: str, name: str, logs: Path) -> subprocess.Popen:
             name,
             "--nthreads",
             "1",
-            "--no-nanny",
+            "--nanny" if nanny else "--no-nanny",
             "--no-dashboard",
             "--host",
             "127.0.0.1",
@@ -88,8 +91,9 @@ def _start_worker(address: str, name: str, logs: Path) -> subprocess.Popen:
 
 
 @contextlib.contextmanager
-def local_cluster(logs: Path, n_workers: int = 2) -> Iterator[Cluster]:
-    """Start a scheduler and ``n_workers`` one-thread workers; stop them all on exit."""
+def local_cluster(logs: Path, n_workers: int = 2, nanny: bool = False) -> Iterator[Cluster]:
+    """Start a scheduler and ``n_workers`` one-thread workers (each under a nanny with ``nanny``); stop
+    them all on exit."""
     from distributed import Client
 
     logs.mkdir(parents=True, exist_ok=True)
@@ -104,20 +108,25 @@ def local_cluster(logs: Path, n_workers: int = 2) -> Iterator[Cluster]:
     cluster = Cluster(address, scheduler, logs=logs)
     try:
         for i in range(n_workers):
-            cluster.workers[f"w{i}"] = _start_worker(address, f"w{i}", logs)
+            cluster.workers[f"w{i}"] = _start_worker(address, f"w{i}", logs, nanny)
         with Client(address, timeout=READY_DEADLINE_S) as client:
             client.wait_for_workers(n_workers, timeout=READY_DEADLINE_S)
         yield cluster
     finally:
-        for proc in [*cluster.workers.values(), scheduler]:
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in [*cluster.workers.values(), scheduler]:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        # the workers first, then the scheduler: a worker closing while its scheduler closes can hang
+        for group in (list(cluster.workers.values()), [scheduler]):
+            for proc in group:
+                if proc.poll() is None:
+                    proc.terminate()
+            for proc in group:
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+        for proc in cluster.workers.values():  # a nanny's worker left behind: its session is ours
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
 
 
 def in_thread(fn: Callable[[], Any]) -> tuple[threading.Thread, dict[str, Any]]:
@@ -151,6 +160,20 @@ def kill_a_worker_running(cluster: Cluster, key_prefix: str) -> str:
                     return name
             time.sleep(0.05)
     raise AssertionError(f"no task {key_prefix}* was seen running on a worker")
+
+
+def kill_a_worker_once_logged(cluster: Cluster, text: str, name: str = "w1") -> str:
+    """Wait until every worker's log holds ``text`` (e.g. LightGBM's "total number of machines", printed
+    once its network between the workers is up), kill -9 worker ``name`` and return it. Reads the logs;
+    no sleep decides anything."""
+    assert cluster.logs is not None
+    deadline = time.monotonic() + READY_DEADLINE_S
+    while time.monotonic() < deadline:
+        if all(text in (cluster.logs / f"{n}.log").read_text(errors="replace") for n in cluster.workers):
+            cluster.kill_worker(name)
+            return name
+        time.sleep(0.02)
+    raise AssertionError(f"'{text}' was not seen in every worker's log")
 
 
 class _RangeHandler:

@@ -197,6 +197,9 @@ def test_cv_with_zero_folds_says_folds_not_embargo(project: Path, cli) -> None:
 def test_tune_with_a_timeout_that_is_not_a_time(project: Path, cli, timeout: str) -> None:
     code, _, err = cli("tune", "ridge", "-n", "1", "--timeout", timeout)
     _one_clear_line(code, err, "tune timeout must be a number of seconds above 0")
+    # said before any scheduler is asked
+    code, _, err = cli("tune", "ridge", "-n", "1", "--timeout", timeout, "--dask", "tcp://127.0.0.1:1")
+    _one_clear_line(code, err, "tune timeout must be a number of seconds above 0")
 
 
 def test_tune_whose_trials_fail_shows_the_reason_without_a_traceback(project: Path, cli) -> None:

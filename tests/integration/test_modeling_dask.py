@@ -7,7 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from dask_support import dask_project, in_thread, kill_a_worker_running, local_cluster
+from dask_support import (
+    dask_project,
+    in_thread,
+    kill_a_worker_once_logged,
+    kill_a_worker_running,
+    local_cluster,
+)
 
 from numerflow.config import load_settings
 from numerflow.errors import ConfigError
@@ -192,3 +198,117 @@ def test_tune_trials_read_the_data_from_dask_data_url(
     params = {**settings.model("slow").params, **done[0].params}
     local = cross_validate_model(settings, "slow", params=params, record=False)
     assert done[0].value == objective_value(result.objective, local.summary, local.per_era)
+
+
+def test_tune_timeout_on_the_cluster_starts_no_trial_after_the_deadline(project: Path, cluster) -> None:
+    import optuna
+
+    from numerflow.store.queries.tuning import optuna_url
+
+    settings = load_settings(project)
+    engine = open_database(settings.database_url)
+    now = [0.0]
+    ended: list[float] = []
+
+    def progress(_message: str, done: float, _total: float) -> None:
+        ended.append(done)
+        now[0] = 1e9  # the injected clock: the deadline has passed once a trial has ended
+
+    result = tune_model(
+        settings,
+        "slow",
+        book=SqlModelBook(engine),
+        n_trials=6,
+        timeout_s=60,
+        dask=cluster.address,
+        train_best=False,
+        clock=lambda: now[0],
+        progress=progress,
+    )
+    # two one-thread workers: two trials started before the deadline, none was queued behind them; the
+    # one still running when the deadline passed finished and counts; none started after it
+    study = optuna.load_study(study_name=result.study_name, storage=optuna_url(engine))
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 2
+    assert ended == [1, 2] and result.n_trials == 2 and result.n_complete == 2
+    runs = [r for r in list_runs(engine, "slow", 10) if r.kind == "tune"]
+    assert runs[0].status == "ok" and runs[0].params["timeout_s"] == 60
+
+
+# enough trees that LightGBM trains for a second or more on the cluster, so a worker is killed in the middle
+# of it; the local twin trains on one thread, as each one-thread worker does (OpenMP threads on a busy
+# machine can take minutes)
+LONG_FIT = """
+[models.long]
+algorithm = "lightgbm"
+distributed = true
+params = { n_estimators = 800, num_leaves = 8, learning_rate = 0.01, seed = 3 }
+features = "all"
+targets = ["target_ender_20"]
+
+[models.long_here]
+algorithm = "lightgbm"
+params = { n_estimators = 800, num_leaves = 8, learning_rate = 0.01, seed = 3, n_jobs = 1 }
+features = "all"
+targets = ["target_ender_20"]
+"""
+
+
+@pytest.mark.parametrize("when", ["training tasks assigned", "network up"])
+def test_a_distributed_fit_survives_a_worker_killed_mid_fit_and_equals_a_local_fit(
+    project_dir: Path, synthetic_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture, when: str
+) -> None:
+    from distributed import Client
+
+    from numerflow.data.load import load_dataset
+    from numerflow.modeling.predict import load_version
+    from numerflow.modeling.training import train_model
+
+    settings = load_settings(dask_project(project_dir, synthetic_dir, LONG_FIT))
+    book = SqlModelBook(open_database(settings.database_url))
+    # workers under nannies (dask worker's default): the worker left is restarted to free it from
+    # LightGBM's collective with the lost one, and the whole fit runs again on it
+    with local_cluster(tmp_path / "dask-logs", n_workers=2, nanny=True) as cluster:
+        thread, box = in_thread(lambda: train_model(settings, "long", book=book, dask=cluster.address))
+        if when == "training tasks assigned":  # the scheduler gave LightGBM's training tasks out
+            killed = kill_a_worker_running(cluster, "_train_part")
+        else:  # LightGBM's network between the workers is up: binning or boosting is under way
+            killed = kill_a_worker_once_logged(cluster, "total number of machines: 2")
+        thread.join(timeout=600)  # a guard against a hang, not a timing assertion
+        assert not thread.is_alive(), "the distributed fit did not finish"
+        assert "error" not in box, box.get("error")
+        with Client(cluster.address, timeout=60) as watcher:
+            names = sorted(str(w["name"]) for w in watcher.scheduler_info()["workers"].values())
+    assert names == sorted(set(cluster.workers) - {killed})  # the survivor, restarted, is back
+    assert "was lost mid-fit; training again on the workers alive" in caplog.text
+    local = train_model(settings, "long_here", book=book)
+    dm, lm = (load_version(settings, book, n) for n in ("long", "long_here"))
+    X = load_dataset(settings.data_dir / "v5.3" / "validation.parquet", features=lm.required_features()).X
+    raw_d, raw_l = (m.estimators[0].predict(X) for m in (dm, lm))
+    assert dm.estimators[0].booster_.num_trees() == 800
+    # the second run trained on one worker: the same bins and trees as one machine, up to float sums
+    np.testing.assert_allclose(raw_d, raw_l, rtol=0, atol=1e-6)
+    assert box["result"].version.version == 1 and local.version.version == 1
+
+
+def test_a_distributed_fit_whose_workers_have_no_nanny_stops_in_one_line_when_one_is_killed(
+    project_dir: Path, synthetic_dir: Path, cluster
+) -> None:
+    from numerflow.errors import ModelError
+    from numerflow.modeling.training import train_model
+
+    settings = load_settings(dask_project(project_dir, synthetic_dir, LONG_FIT))
+    engine = open_database(settings.database_url)
+    thread, box = in_thread(
+        lambda: train_model(settings, "long", book=SqlModelBook(engine), dask=cluster.address)
+    )
+    killed = kill_a_worker_running(cluster, "_train_part")
+    thread.join(timeout=300)  # a guard against a hang (LightGBM's own time_out is minutes), not timing
+    assert not thread.is_alive(), "the distributed fit neither finished nor failed"
+    error = box.get("error")
+    assert isinstance(error, ModelError), box
+    text = str(error)
+    assert "\n" not in text and text.startswith("models.long: worker tcp://127.0.0.1:"), text
+    assert "run without a nanny, so they cannot be restarted" in text and "train again" in text
+    assert [r.status for r in list_runs(engine, "long", 10)] == ["failed"]
+    # the worker left spins in LightGBM's socket loop on the lost peer: stop it here, not at teardown
+    cluster.kill_worker(next(n for n in cluster.workers if n != killed))

@@ -72,3 +72,28 @@ def test_bad_tuning_requests_are_config_errors(
     name = "b" if "ensemble" in model else "r"
     with pytest.raises(ConfigError, match=message):
         tune_model(settings, name, book=SqlModelBook(engine), n_trials=1)
+
+
+def test_no_trial_starts_once_the_timeout_has_passed(tmp_path: Path, synthetic_dir: Path) -> None:
+    config = _project(
+        tmp_path, synthetic_dir, '[models.r]\nalgorithm = "ridge"\nfeatures = "small"\ncv = { folds = 3 }\n'
+    )
+    settings = load_settings(config)
+    engine = open_database(settings.database_url)
+    now = [0.0]
+
+    def progress(_message: str, _done: float, _total: float) -> None:
+        now[0] += 10.0  # the injected clock: each trial takes 10 "seconds"
+
+    result = tune_model(
+        settings,
+        "r",
+        book=SqlModelBook(engine),
+        n_trials=8,
+        timeout_s=25,
+        clock=lambda: now[0],
+        progress=progress,
+        train_best=False,
+    )
+    # trials start at 0, 10 and 20 s; at 30 s the 25 s have passed: the third finished, no fourth began
+    assert result.n_trials == 3 and now[0] == 30.0

@@ -11,13 +11,15 @@ block reads its eras by byte ranges, a trial, which reads every train era, uses 
 worker machine); no matrix is ever pickled.
 
 - Machinery: :class:`Tasks` submits a list of calls at once and takes their results back in order;
-  CV, the backtest (:mod:`numerflow.portfolio.backtest`), tuning and distributed LightGBM all use it.
+  CV and the backtest (:mod:`numerflow.portfolio.backtest`) use it.
 
 - CV: every fold is submitted up front and runs on whichever worker is free; the caller's
   :func:`~numerflow.modeling.training.era_cv` takes the results back in fold order and scores them, so
   the scores and out-of-fold predictions equal a single-machine run (same rows, same order, same seeds).
 - Tune: each task runs one trial of the study, which lives in the project database (Optuna's RDB
   storage), so trials on several workers share it and see each other's results for pruning and sampling.
+  No more trials are in flight than the cluster has threads, so ``--timeout`` means what it means here:
+  no trial starts after it (:func:`optimize_on_cluster`).
 - A worker that dies mid-task: the scheduler gives its task to another worker (Dask's own rescheduling,
   up to ``distributed.scheduler.allowed-failures`` deaths per task). An exception inside a task is not
   retried: it is the user's error and comes back as it is.
@@ -218,15 +220,47 @@ def optimize_on_cluster(
     objective: str,
     n_trials: int,
     seed: int,
+    out_of_time: Callable[[], bool] = lambda: False,
     progress: Callable[[str, float, float], None] | None = None,
-) -> None:
-    """Run ``n_trials`` trials of the study as tasks; each task runs one trial (its folds in order)."""
+) -> int:
+    """Run up to ``n_trials`` trials of the study as tasks, each one trial (its folds in order); return
+    how many ran.
+
+    Never more trials are in flight than the cluster has threads (asked of the scheduler each time, so a
+    lost worker shrinks it), so a trial is submitted only when a thread is free for it and starts at
+    once; none waits in a queue. No trial is submitted once ``out_of_time()`` says so (``tune
+    --timeout``, asked on this machine: workers' clocks play no part); those in flight finish and count.
+    Results are taken as trials end (in submission order among those that ended together); a trial whose
+    worker dies is run again elsewhere by the scheduler (past the deadline too: it had started before
+    it). An exception in a trial cancels the others."""
+    from distributed import wait
+
     remote = worker_settings(settings)
-    calls = [(remote, name, study_name, storage_url, space, objective, seed + i) for i in range(n_trials)]
-    tasks = Tasks(client, trial_task, calls, f"numerflow-tune-{name}-trial")
-    for done, (number, value) in enumerate(tasks, start=1):
-        if progress:
-            progress(f"{name}: trial {number} {objective} {value:+.4f}", done, n_trials)
+    token = _token()
+    running: list[Any] = []
+    submitted = done = 0
+    try:
+        while True:
+            free = max(1, sum(client.nthreads().values())) - len(running)
+            while free > 0 and submitted < n_trials and not out_of_time():
+                args = (remote, name, study_name, storage_url, space, objective, seed + submitted)
+                key = f"numerflow-tune-{name}-trial{submitted + 1}-{token}"
+                running.append(client.submit(trial_task, *args, key=key, pure=False))
+                submitted, free = submitted + 1, free - 1
+            if not running:
+                return done
+            with client.as_current():  # distributed.wait waits with the default client
+                ended, _ = wait(running, return_when="FIRST_COMPLETED")
+            for future in [f for f in running if f in ended]:
+                # a result lost with its worker is computed again: result() follows the key to its new home
+                number, value = future.result()
+                running.remove(future)
+                done += 1
+                if progress:
+                    progress(f"{name}: trial {number} {objective} {value:+.4f}", done, n_trials)
+    except BaseException:
+        client.cancel(running)
+        raise
 
 
 def trial_task(
@@ -334,6 +368,27 @@ def era_blocks(era_rows: dict[str, int], n_features: int, n_workers: int) -> lis
     return [eras[a:b] for a, b in itertools.pairwise(bounds) if b > a]
 
 
+#: LightGBM's network ``time_out`` (minutes) on the cluster, unless the spec sets one: how long a worker
+#: waits on a peer that stopped answering without closing its sockets (a machine gone from the network);
+#: LightGBM's own default is 120
+NETWORK_TIMEOUT_MIN = 10
+#: how often a running distributed fit asks the scheduler whether one of its workers was lost
+WATCH_S = 1.0
+#: after a LightGBM socket error, how long the scheduler gets to report the worker it lost (a killed
+#: process's peers can see its sockets reset before the scheduler sees it go)
+LOSS_GRACE_S = 15.0
+#: how long restarting the workers left (through their nannies) may take
+RESTART_TIMEOUT_S = 120
+
+
+class _LostWorkers(Exception):
+    """A worker of a distributed fit was lost (or LightGBM's network between the workers broke)."""
+
+    def __init__(self, lost: list[str], survivors: list[str], collective: bool, reason: str) -> None:
+        super().__init__(reason)
+        self.lost, self.survivors, self.collective, self.reason = lost, survivors, collective, reason
+
+
 def fit_lightgbm_on_cluster(
     client: Client,
     model: ResolvedModel,
@@ -348,20 +403,136 @@ def fit_lightgbm_on_cluster(
 
     ``era_rows``: the era labels to train on, in order, with their rows that have the target (they size
     the partitions). Returns a fitted :class:`~numerflow.modeling.estimators.LightGBMRegressor` whose
-    booster is the cluster's model: saved and loaded as any LightGBM artifact."""
-    import dask
-    import dask.array as da
-    from lightgbm.dask import DaskLGBMRegressor
+    booster is the cluster's model: saved and loaded as any LightGBM artifact.
 
+    A worker lost mid-fit: LightGBM's training is a collective over sockets among the workers holding
+    data, and it has no recovery: the others cannot finish without the lost one (a peer whose process
+    died leaves them spinning in LightGBM's socket loop for good; one gone from the network, waiting
+    ``time_out`` minutes, :data:`NETWORK_TIMEOUT_MIN` here). So the fit is abandoned (every future of it
+    released), the workers left that had begun training are restarted through their nannies (that is the
+    only way to free a thread stuck in LightGBM's C++ loop, and it drops LightGBM's network state with
+    it), and the whole fit runs once more on the workers alive, the partitions loaded again there.
+    Workers without a nanny cannot be restarted: then, and on a second loss, a one-line ModelError says
+    what to do. The second run's model equals a single-machine fit just as a fit on all the workers does
+    (int8 features have 5 values and ``max_bin`` 5, so the bins, and so the trees, are the same on any
+    number of workers; docs/models.md).
+    """
     from numerflow.modeling.estimators import make_estimator
 
     est = make_estimator("lightgbm", params)
     core, rounds = est._core_params()  # type: ignore[attr-defined]
+    core.pop("verbosity", None)
+    core.setdefault("time_out", NETWORK_TIMEOUT_MIN)
     width = len(model.features) + 6 * len(model.groups)
+    where = f"models.{model.name}"
+    for attempt in (1, 2):
+        try:
+            booster = _fit_once(client, model, target, core, rounds, parts, era_rows, width)
+            break
+        except _LostWorkers as loss:
+            if attempt == 2:
+                raise ModelError(
+                    f"{where}: the distributed fit lost a worker again ({loss.reason}); check the workers "
+                    "(their logs, memory) and train again"
+                ) from None
+            _free_survivors(client, where, loss)
+            log.warning("%s: %s mid-fit; training again on the workers alive", where, loss.reason.rstrip("."))
+    est.booster_ = booster
+    est.n_features_in_ = width
+    est.n_eras_ = len(era_rows)
+    return est
+
+
+def _fit_once(
+    client: Client,
+    model: ResolvedModel,
+    target: str,
+    core: dict[str, Any],
+    rounds: int,
+    parts: list[Part],
+    era_rows: dict[str, int],
+    width: int,
+) -> Any:
+    """One distributed fit on the workers alive now; its booster. The fit runs in a thread with a client
+    of its own, while this thread asks the scheduler every :data:`WATCH_S` whether a worker of the fit
+    was lost; on a loss that client is closed (releasing every future of the fit, so a wait on a worker
+    that will never come back ends) and :class:`_LostWorkers` is raised."""
+    import threading
+
+    from distributed import Client
+
+    where = f"models.{model.name}"
+    workers = sorted(client.nthreads())
+    fit_client = Client(client.scheduler.address, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
+    box: dict[str, Any] = {}
+    ended = threading.Event()
+
+    def fit() -> None:
+        try:
+            box["booster"] = _dask_fit(
+                fit_client, workers, model, target, core, rounds, parts, era_rows, width
+            )
+        except BaseException as exc:  # handed to the watching thread
+            box["error"] = exc
+        finally:
+            ended.set()
+
+    def gone() -> list[str]:
+        return sorted(set(workers) - set(client.nthreads()))
+
+    thread = threading.Thread(target=fit, name=f"numerflow-dlgbm-{model.name}", daemon=True)
+    thread.start()
+    try:
+        lost: list[str] = []
+        while not lost and not ended.wait(WATCH_S):
+            lost = gone()
+        if "booster" in box:  # done before (or as) a worker went: the model is whole
+            return box["booster"]
+        error = box.get("error")
+        if not lost and _network_error(error):
+            # the peers of a killed worker can see their sockets reset before the scheduler sees it go
+            lost = _poll(gone, LOSS_GRACE_S)
+        if lost or _network_error(error):
+            # LightGBM's collective had begun: its training tasks were submitted (a socket error is one)
+            collective = _network_error(error) or any(
+                str(k).startswith("_train_part") for k in list(fit_client.futures)
+            )
+            survivors = sorted(set(workers) - set(gone()))
+            reason = (
+                f"worker {', '.join(lost)} was lost"
+                if lost
+                else f"LightGBM's network failed: {_first(error)}"
+            )
+            raise _LostWorkers(lost, survivors, collective, reason)
+        import lightgbm as lgb
+
+        if isinstance(error, lgb.basic.LightGBMError):
+            raise ModelError(f"{where}: distributed lightgbm failed: {_first(error)}") from None
+        raise error  # type: ignore[misc]  # the thread ended without a booster: with an error
+    finally:
+        fit_client.close()  # every future of this fit goes; a gather still waiting in the thread ends
+        thread.join(timeout=CONNECT_TIMEOUT_S)
+
+
+def _dask_fit(
+    client: Client,
+    workers: list[str],
+    model: ResolvedModel,
+    target: str,
+    core: dict[str, Any],
+    rounds: int,
+    parts: list[Part],
+    era_rows: dict[str, int],
+    width: int,
+) -> Any:
+    """The partitions, loaded by the workers, and DaskLGBMRegressor's fit on them; its booster."""
+    import dask
+    import dask.array as da
+    from lightgbm.dask import DaskLGBMRegressor
+
     dtype = np.float32 if model.groups else np.int8
-    workers = sorted(client.scheduler_info()["workers"])
     token = _token()
-    Xs, ys, futures = [], [], []
+    Xs, ys = [], []
     for k, eras in enumerate(era_blocks(era_rows, width, len(workers))):
         n = sum(era_rows[e] for e in eras)
         # partitions go round the workers, so every worker holds data and trains (DaskLGBM trains where
@@ -370,29 +541,81 @@ def fit_lightgbm_on_cluster(
         key = f"numerflow-dlgbm-{model.name}-part{k + 1}-{token}"
         block = client.submit(partition_task, model, target, parts, eras, key=key, pure=False, **where)
         fx, fy = (client.submit(operator.getitem, block, i, key=f"{key}-{i}", **where) for i in (0, 1))
-        futures += [block, fx, fy]
         Xs.append(da.from_delayed(dask.delayed(fx), shape=(n, width), dtype=dtype))
         ys.append(da.from_delayed(dask.delayed(fy), shape=(n,), dtype=np.float32))
     X, y = da.concatenate(Xs), da.concatenate(ys)
-    core.pop("verbosity", None)
-    try:
-        with client.as_current(), warnings.catch_warnings():  # lightgbm.dask waits with the default client
-            # it sets each worker's threads itself, and says so about the estimator's n_jobs=None
-            warnings.filterwarnings("ignore", "Parameter n_jobs will be ignored", UserWarning)
-            fitted = DaskLGBMRegressor(client=client, n_estimators=rounds, verbose=-1, **core).fit(X, y)
-    except Exception as exc:
-        import lightgbm as lgb
+    with client.as_current(), warnings.catch_warnings():  # lightgbm.dask waits with the default client
+        # it sets each worker's threads itself, and says so about the estimator's n_jobs=None
+        warnings.filterwarnings("ignore", "Parameter n_jobs will be ignored", UserWarning)
+        return DaskLGBMRegressor(client=client, n_estimators=rounds, verbose=-1, **core).fit(X, y).booster_
 
-        if not isinstance(exc, lgb.basic.LightGBMError):
-            raise
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"models.{model.name}: distributed lightgbm failed: {first}") from None
-    finally:
-        client.cancel(futures)
-    est.booster_ = fitted.booster_
-    est.n_features_in_ = width
-    est.n_eras_ = len(era_rows)
-    return est
+
+def _poll(ask: Callable[[], Any], within_s: float) -> Any:
+    """``ask()`` a few times a second for up to ``within_s`` until it says something truthy; its last
+    answer."""
+    import threading
+
+    pause = threading.Event()  # never set: a wait on it is a pause
+    for _ in range(max(1, int(within_s / 0.25))):
+        answer = ask()
+        if answer:
+            return answer
+        pause.wait(0.25)
+    return answer
+
+
+def _network_error(error: BaseException | None) -> bool:
+    """An error of LightGBM's network between the workers, or of Dask losing a worker."""
+    if error is None:
+        return False
+    from distributed import KilledWorker
+    from distributed.comm import CommClosedError
+
+    if isinstance(error, KilledWorker | CommClosedError):
+        return True
+    text = _first(error)
+    return type(error).__name__ == "LightGBMError" and text.startswith(("Socket", "Connecting to rank"))
+
+
+def _first(error: BaseException | None) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _free_survivors(client: Client, where: str, loss: _LostWorkers) -> None:
+    """Restart, through their nannies, the workers left that had begun LightGBM's collective with the lost
+    one (stuck in its socket loop, or holding its network state); a one-line ModelError when one has no
+    nanny."""
+    if not loss.collective or not loss.survivors:
+        return
+    info = client.scheduler_info()["workers"]
+    bare = [w for w in loss.survivors if w in info and not info[w].get("nanny")]
+    if bare:
+        raise ModelError(
+            f"{where}: {loss.reason} while LightGBM trained on the cluster, and LightGBM cannot finish "
+            f"without it; the workers left ({', '.join(bare)}) run without a nanny, so they cannot be "
+            "restarted to free them: restart them (dask worker runs a nanny unless --no-nanny) and train "
+            "again"
+        )
+    alive = [w for w in loss.survivors if w in info]
+    if not alive:
+        return
+    n = len(info)
+
+    def back() -> bool:  # the old addresses gone from the scheduler, as many workers as before
+        now = client.nthreads()
+        return len(now) >= n and not set(alive) & set(now)
+
+    try:
+        client.restart_workers(alive, timeout=RESTART_TIMEOUT_S)
+        # the scheduler can answer before it has let the old processes go: the next fit must not see them
+        if not _poll(back, RESTART_TIMEOUT_S):
+            raise TimeoutError(f"they were not back within {RESTART_TIMEOUT_S}s")
+    except Exception as exc:  # a restart that fails is said in one line
+        raise ModelError(
+            f"{where}: {loss.reason} while LightGBM trained on the cluster, and restarting the workers "
+            f"left ({', '.join(alive)}) failed: {_first(exc)}; restart them and train again"
+        ) from None
 
 
 def partition_task(

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import logging
 import math
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -123,9 +125,12 @@ def tune_model(
     progress: Progress | None = None,
     train_best: bool = True,
     dask: str | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> TuneResult:
     """Run ``n_trials`` more trials of the model's study, then train the best parameters as a new version.
 
+    ``timeout_s``: no trial starts once this many seconds (by ``clock``) have passed since the trials
+    began; trials already running finish and count (Optuna's ``timeout``, here or on the cluster).
     ``dask``: a scheduler address; the trials then run as tasks on its workers (see
     :mod:`numerflow.modeling.distributed`), sharing the study through the project database.
     """
@@ -163,8 +168,6 @@ def tune_model(
         pruner=make_pruner(),
     )
     client = None
-    if dask and timeout_s is not None:
-        raise ConfigError("tune: --timeout does not work with --dask yet; give --trials only")
     if dask:
         from numerflow.modeling.distributed import connect
 
@@ -172,9 +175,25 @@ def tune_model(
     run = book.start_run(
         "tune",
         name,
-        {"objective": objective, "space": space, "trials": n_trials, "study": study_name, "dask": dask},
+        {
+            "objective": objective,
+            "space": space,
+            "trials": n_trials,
+            "timeout_s": timeout_s,
+            "study": study_name,
+            "dask": dask,
+        },
     )
     done = [0]
+    deadline = None if timeout_s is None else clock() + timeout_s
+
+    def out_of_time() -> bool:
+        """The one rule of ``timeout_s``: asked before a trial would start, here and on the cluster."""
+        return deadline is not None and clock() >= deadline
+
+    def stop_when_out_of_time(study: optuna.Study, _trial: Any) -> None:
+        if out_of_time():
+            study.stop()  # after the trial that just ended; Optuna starts no other
 
     def trial_fn(trial: optuna.Trial) -> float:
         value = run_trial(trial, settings, name, space, objective)
@@ -198,11 +217,12 @@ def tune_model(
                     objective=objective,
                     n_trials=n_trials,
                     seed=seed,
+                    out_of_time=out_of_time,
                     progress=progress,
                 )
             study = optuna.load_study(study_name=study_name, storage=storage)
         else:
-            study.optimize(trial_fn, n_trials=n_trials, timeout=timeout_s, catch=())
+            study.optimize(trial_fn, n_trials=n_trials, callbacks=[stop_when_out_of_time], catch=())
     states = [t.state for t in study.trials]
     n_complete = sum(s == optuna.trial.TrialState.COMPLETE for s in states)
     n_pruned = sum(s == optuna.trial.TrialState.PRUNED for s in states)
