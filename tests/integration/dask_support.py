@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -144,9 +144,10 @@ def in_thread(fn: Callable[[], Any]) -> tuple[threading.Thread, dict[str, Any]]:
     return thread, box
 
 
-def kill_a_worker_running(cluster: Cluster, key_prefix: str) -> str:
-    """Wait until some worker is running a task whose key starts with ``key_prefix``, kill -9 it, and
-    return its name. Polls the scheduler's state; no sleep decides anything."""
+def kill_a_worker_running(cluster: Cluster, key_prefix: str, skip: Collection[str] = ()) -> str:
+    """Wait until some worker (not at an address in ``skip``) is running a task whose key starts with
+    ``key_prefix``, kill -9 it, and return its name. Polls the scheduler's state; no sleep decides
+    anything."""
     from distributed import Client
 
     deadline = time.monotonic() + READY_DEADLINE_S
@@ -154,7 +155,7 @@ def kill_a_worker_running(cluster: Cluster, key_prefix: str) -> str:
         while time.monotonic() < deadline:
             info = client.scheduler_info()["workers"]
             for addr, keys in client.processing().items():
-                if any(str(k).startswith(key_prefix) for k in keys):
+                if addr not in skip and any(str(k).startswith(key_prefix) for k in keys):
                     name = str(info[addr]["name"])
                     cluster.kill_worker(name)
                     return name

@@ -312,3 +312,32 @@ def test_a_distributed_fit_whose_workers_have_no_nanny_stops_in_one_line_when_on
     assert [r.status for r in list_runs(engine, "long", 10)] == ["failed"]
     # the worker left spins in LightGBM's socket loop on the lost peer: stop it here, not at teardown
     cluster.kill_worker(next(n for n in cluster.workers if n != killed))
+
+
+def test_a_distributed_fit_that_loses_a_worker_again_in_its_second_run_stops_in_one_line(
+    project_dir: Path, synthetic_dir: Path, tmp_path: Path
+) -> None:
+    from distributed import Client
+
+    from numerflow.errors import ModelError
+    from numerflow.modeling.training import train_model
+
+    settings = load_settings(dask_project(project_dir, synthetic_dir, LONG_FIT))
+    engine = open_database(settings.database_url)
+    with local_cluster(tmp_path / "dask-logs", n_workers=2, nanny=True) as cluster:
+        with Client(cluster.address, timeout=60) as watcher:
+            first = set(watcher.nthreads())
+        thread, box = in_thread(
+            lambda: train_model(settings, "long", book=SqlModelBook(engine), dask=cluster.address)
+        )
+        kill_a_worker_running(cluster, "_train_part")
+        # the second run's training task, on the worker left, restarted (at a new address)
+        kill_a_worker_running(cluster, "_train_part", skip=first)
+        thread.join(timeout=300)  # a guard against a hang, not a timing assertion
+        assert not thread.is_alive(), "the distributed fit neither finished nor failed"
+    error = box.get("error")
+    assert isinstance(error, ModelError), box
+    text = str(error)
+    assert "\n" not in text, text
+    assert text.startswith("models.long: the distributed fit failed again (worker tcp://127.0.0.1:"), text
+    assert "check the workers" in text and "train again" in text

@@ -432,8 +432,8 @@ def fit_lightgbm_on_cluster(
         except _LostWorkers as loss:
             if attempt == 2:
                 raise ModelError(
-                    f"{where}: the distributed fit lost a worker again ({loss.reason}); check the workers "
-                    "(their logs, memory) and train again"
+                    f"{where}: the distributed fit failed again ({loss.reason}); check the workers (their "
+                    "logs, memory, the network between them) and train again"
                 ) from None
             _free_survivors(client, where, loss)
             log.warning("%s: %s mid-fit; training again on the workers alive", where, loss.reason.rstrip("."))
@@ -592,8 +592,8 @@ def _free_survivors(client: Client, where: str, loss: _LostWorkers) -> None:
     bare = [w for w in loss.survivors if w in info and not info[w].get("nanny")]
     if bare:
         raise ModelError(
-            f"{where}: {loss.reason} while LightGBM trained on the cluster, and LightGBM cannot finish "
-            f"without it; the workers left ({', '.join(bare)}) run without a nanny, so they cannot be "
+            f"{where}: {loss.reason} while LightGBM trained on the cluster, and LightGBM cannot go on "
+            f"after that; the workers left ({', '.join(bare)}) run without a nanny, so they cannot be "
             "restarted to free them: restart them (dask worker runs a nanny unless --no-nanny) and train "
             "again"
         )
