@@ -23,6 +23,9 @@ worker machine); no matrix is ever pickled.
 - A worker that dies mid-task: the scheduler gives its task to another worker (Dask's own rescheduling,
   up to ``distributed.scheduler.allowed-failures`` deaths per task). An exception inside a task is not
   retried: it is the user's error and comes back as it is.
+- Distributed LightGBM (``distributed = true``) is a collective among the workers, which Dask cannot
+  reschedule piecemeal: a worker lost mid-fit drops the whole fit, the workers left are restarted through
+  their nannies and the fit runs once more (:func:`fit_lightgbm_on_cluster`).
 """
 
 from __future__ import annotations
@@ -406,9 +409,11 @@ def fit_lightgbm_on_cluster(
     booster is the cluster's model: saved and loaded as any LightGBM artifact.
 
     A worker lost mid-fit: LightGBM's training is a collective over sockets among the workers holding
-    data, and it has no recovery: the others cannot finish without the lost one (a peer whose process
-    died leaves them spinning in LightGBM's socket loop for good; one gone from the network, waiting
-    ``time_out`` minutes, :data:`NETWORK_TIMEOUT_MIN` here). So the fit is abandoned (every future of it
+    data, and it has no recovery: the others cannot finish without the lost one (seen: waiting for good
+    in ``Listening...`` for a peer killed before it connected, or a socket error when it was killed
+    mid-boosting; read in LightGBM's source: a peer's socket closed cleanly makes its receive loop spin
+    for good, as ``recv`` returning 0 is tried again; a peer gone silent is waited for ``time_out``
+    minutes, :data:`NETWORK_TIMEOUT_MIN` here). So the fit is abandoned (every future of it
     released), the workers left that had begun training are restarted through their nannies (that is the
     only way to free a thread stuck in LightGBM's C++ loop, and it drops LightGBM's network state with
     it), and the whole fit runs once more on the workers alive, the partitions loaded again there.
