@@ -7,11 +7,17 @@ Each measurement runs in its own fresh Python process, so its peak RSS (ru_maxrs
     .venv/bin/python benchmarks/bench_load.py --features 3555  # Numerai's width: medium = 780 features
     .venv/bin/python benchmarks/bench_load.py --data DIR --set all --repeats 1   # full size: see below
     .venv/bin/python benchmarks/bench_load.py --baseline-src /path/to/other/checkout/src
+    .venv/bin/python benchmarks/bench_load.py --data DIR --settle 6     # every run on memory handed back
+    .venv/bin/python benchmarks/bench_load.py --data DIR --prime 2.5    # every run on memory just freed
 
 ``--set all`` loads every feature. pandas is left out, with its estimate printed, when it would not fit in
 the available memory (its DataFrame plus Arrow's table of the same columns: ~2x the int8 matrix, 3x with
 the int8 copy a model needs). ``--baseline-src`` also runs the loader of another checkout (e.g. main before
-a change) in the same run.
+a change) in the same run. The order of the loaders turns each round.
+
+In a VM (this machine is one), memory freed moments ago is cheap to take again and memory handed back to
+the host is dear: which loader runs after which changes its time by up to 2x. ``--settle`` and ``--prime``
+give every run the same start, one way or the other; the defaults give whatever the previous run left.
 
 Prints a Markdown table and the command that produced it.
 """
@@ -64,6 +70,11 @@ MODES = {
 PANDAS_COPIES = {"pandas": 2, "pandas+numpy": 3}  # int8 matrices alive at pandas' peak (Arrow + DataFrame)
 
 
+def _prime(gib: float) -> None:
+    code = f"import numpy as np; a = np.ones({int(gib * 2**30)}, dtype=np.int8); a[::4096] += 1"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 def _run(mode: str, path: Path, cols_file: Path, feature_set: str, src: Path | None = None) -> dict:
     env = dict(os.environ)
     if src is not None:
@@ -91,6 +102,13 @@ def main() -> None:
         default=0.0,
         help="seconds to wait before each run, so that each starts with the memory freed by the last one "
         "handed back (in a VM, pages freed moments ago are cheap to take again)",
+    )
+    parser.add_argument(
+        "--prime",
+        type=float,
+        default=0.0,
+        help="GiB a throwaway process touches and frees right before each run, so that every run starts "
+        "with that much memory freed moments ago (the opposite of --settle)",
     )
     parser.add_argument("--set", default="medium", help="feature set to load (medium, all, ...)")
     parser.add_argument("--baseline-src", type=Path, help="src/ of another checkout to run beside this one")
@@ -143,6 +161,8 @@ def main() -> None:
         # (a VM's freed pages go back to the host a few seconds later and fault in slowly)
         for mode in modes[r % len(modes) :] + modes[: r % len(modes)]:
             time.sleep(args.settle)
+            if args.prime:
+                _prime(args.prime)
             src = args.baseline_src if mode == "baseline" else None
             results[mode].append(_run(mode, train, cols_file, args.set, src))
 
@@ -177,6 +197,10 @@ def main() -> None:
         peer = statistics.median(r["secs"] for r in results["pandas"])
         peer_cpu = statistics.median(r["cpu"] for r in results["pandas"])
         print(f"\nnumerflow / pandas: wall time {ours / peer:.2f}, CPU {our_cpu / peer_cpu:.2f}; {load}")
+        rounds = [a["secs"] / b["secs"] for a, b in zip(results["numerflow"], results["pandas"], strict=True)]
+        faster = sum(r <= 1 for r in rounds)
+        each = ", ".join(f"{r:.2f}" for r in rounds)
+        print(f"each round, numerflow / pandas wall time: {each} (≤ 1 in {faster} of {len(rounds)})")
     else:
         print(f"\n{load}")
     cmd = " ".join(["benchmarks/bench_load.py", *sys.argv[1:]])
