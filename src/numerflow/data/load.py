@@ -762,7 +762,7 @@ def _populate(X: np.ndarray, rows: slice) -> None:
     Only pages wholly inside the block, which nothing has written yet, are mapped afresh: untouched
     anonymous pages read as zeros either way, so the array's content cannot change. Anything unexpected
     leaves the pages to fault in as usual."""
-    mmap_ = _mmap_call()
+    mmap_ = None if _POPULATE_OFF.is_set() else _mmap_call()
     if mmap_ is None or X.nbytes < _PLAIN_PAGES_BYTES or not _on_own_pages(X):
         return
     import mmap
@@ -779,7 +779,6 @@ def _populate(X: np.ndarray, rows: slice) -> None:
         return
     # a failed MAP_FIXED may have unmapped the range: map it again, as fresh zero pages like before
     _POPULATE_OFF.set()
-    _mmap_call.cache_clear()
     if mmap_(first, last - first, prot, flags, -1, 0) != first:
         raise MemoryError(f"could not map {last - first:,} bytes of the feature matrix back")
 
@@ -803,8 +802,7 @@ def _mmap_call() -> Callable[..., int] | None:
     import platform
 
     if (
-        _POPULATE_OFF.is_set()
-        or not sys.platform.startswith("linux")
+        not sys.platform.startswith("linux")
         or platform.machine() not in ("x86_64", "aarch64")
         or not hasattr(mmap, "MAP_POPULATE")
     ):
