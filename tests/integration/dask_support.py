@@ -87,6 +87,9 @@ def _start_worker(address: str, name: str, logs: Path, nanny: bool = False) -> s
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        # without the worker's profiler, as docs/models.md advises on Python 3.11: it can stop a worker
+        # for good (numerflow.service.jobs.dask_without_profiler)
+        env={**os.environ, "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False"},
     )
 
 

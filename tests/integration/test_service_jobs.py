@@ -374,13 +374,31 @@ def test_unreachable_dask_scheduler_is_a_clear_error(tmp_path: Path, sqlite_url:
         stop_service(svc)
 
 
+def test_the_local_cluster_runs_without_the_worker_profiler(tmp_path: Path, sqlite_url: str) -> None:
+    """Dask's worker profiler (``sys._current_frames()`` every 10 ms) once stopped this process for good on
+    CPython 3.11 (a garbage collection inside that call); jobs run in the service's process, so its
+    in-process worker must not run it."""
+    svc = start_service(make_settings(tmp_path, sqlite_url))
+    try:
+        client = svc.app.state.jobs.client()
+        profiling = client.run(lambda dask_worker: "profile" in dask_worker.periodic_callbacks)
+        assert profiling and not any(profiling.values()), profiling
+    finally:
+        stop_service(svc)
+
+
 def test_jobs_run_on_a_dask_scheduler_given_by_address(tmp_path: Path, sqlite_url: str) -> None:
     """``[service] dask_scheduler``: the job travels over TCP (pickled) to a separately started cluster."""
     from distributed import LocalCluster
 
-    with LocalCluster(
-        n_workers=1, threads_per_worker=1, processes=False, protocol="tcp", dashboard_address=":0"
-    ) as cluster:
+    from numerflow.service.jobs import dask_without_profiler
+
+    with (
+        dask_without_profiler(),
+        LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=False, protocol="tcp", dashboard_address=":0"
+        ) as cluster,
+    ):
         assert cluster.scheduler_address.startswith("tcp://")
         settings = make_settings(tmp_path, sqlite_url, dask_scheduler=cluster.scheduler_address)
         svc = start_service(settings)

@@ -363,14 +363,15 @@ class JobManager:
                     dashboard = self.settings.service.dask_dashboard
                     if dashboard.startswith(":"):
                         dashboard = "127.0.0.1" + dashboard
-                    self._cluster = LocalCluster(
-                        n_workers=1,
-                        threads_per_worker=self.settings.service.local_threads,
-                        processes=False,
-                        dashboard_address=dashboard or "127.0.0.1:0",
-                        worker_dashboard_address="127.0.0.1:0",
-                        scheduler_kwargs={"dashboard": bool(dashboard)},
-                    )
+                    with dask_without_profiler():
+                        self._cluster = LocalCluster(
+                            n_workers=1,
+                            threads_per_worker=self.settings.service.local_threads,
+                            processes=False,
+                            dashboard_address=dashboard or "127.0.0.1:0",
+                            worker_dashboard_address="127.0.0.1:0",
+                            scheduler_kwargs={"dashboard": bool(dashboard)},
+                        )
                     self._client = Client(self._cluster, set_as_default=False)
                 log.info("jobs run on Dask at %s", self._client.scheduler.address)
             return self._client
@@ -554,3 +555,16 @@ def _event_job(info: dict[str, Any]) -> dict[str, Any]:
         if out.get(key) is not None:
             out[key] = out[key].isoformat()
     return out
+
+
+def dask_without_profiler() -> Any:
+    """Dask's config for the workers started under it: without the worker's statistical profiler.
+
+    The profiler calls ``sys._current_frames()`` every 10 ms; on CPython before 3.12 a garbage collection
+    triggered inside that call can wait for the interpreter's thread-list lock the call itself holds,
+    with the GIL held: the whole process stops for good (seen here: the service's in-process worker in
+    ``gc_collect_main`` under ``_PyThread_CurrentFrames``, every other thread waiting for the GIL). Jobs
+    run in the service's own process, so its worker runs without it."""
+    import dask
+
+    return dask.config.set({"distributed.worker.profile.enabled": False})
