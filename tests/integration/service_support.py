@@ -151,6 +151,8 @@ class EventReader:
             job = event.get("job") if event.get("type") == "job" else None
             if fail_on_job and job is not None and job["status"] in FINISHED_BADLY:
                 self._fail(f"job {job['id']} ({job['kind']}) {job['status']}", got)
+            if time.monotonic() > deadline:  # other events kept coming, never the awaited one
+                self._fail(f"no awaited event within {timeout_s:.0f} s", got)
 
     def _fail(self, why: str, got: list[dict[str, Any]]) -> NoReturn:
         last = [_brief(e) for e in (got or self.seen)[-8:]]
