@@ -95,6 +95,22 @@ def test_data_type_selection(synthetic_dir: Path) -> None:
         load_dataset(path, data_type="live")
 
 
+def test_data_type_with_a_missing_value_over_several_row_groups(tmp_path: Path, synthetic_dir: Path) -> None:
+    df = pd.read_parquet(synthetic_dir / "validation.parquet")
+    df["data_type"] = df["data_type"].astype(object)
+    df.iloc[3, df.columns.get_loc("data_type")] = None
+    path = tmp_path / "validation.parquet"
+    df.to_parquet(path, row_group_size=len(df) // 3 + 1)
+    shutil.copy(synthetic_dir / "features.json", tmp_path / "features.json")
+    ds = load_dataset(path, features="small")
+    expected = df["data_type"].to_numpy(dtype=object)
+    assert ds.data_type.dtype == object and list(ds.data_type) == list(expected)
+    val = load_dataset(path, features="small", data_type="validation")
+    assert len(val) == int((expected == "validation").sum()) and set(val.data_type) == {"validation"}
+    with pytest.raises(DataError, match=r"no rows of data_type 'None' \(it has: test, validation\)"):
+        load_dataset(path, data_type="None")
+
+
 def test_missing_feature_eras_stay_two_or_become_nan(synthetic_dir: Path) -> None:
     path = synthetic_dir / "train.parquet"
     raw = load_dataset(path, eras=("0001", "0010"))
@@ -247,3 +263,13 @@ def test_mapping_a_block_in_advance_keeps_the_rows_before_it() -> None:
     other = np.full((2_000, 1_000), 5, dtype=np.int8)
     load_module._populate(other, slice(0, 2_000))
     assert (other == 5).all()
+
+
+def test_a_data_type_column_of_too_many_values_is_one_line(tmp_path: Path, synthetic_dir: Path) -> None:
+    df = pd.read_parquet(synthetic_dir / "live.parquet").iloc[:1]
+    df = df.loc[df.index.repeat(40_000)].reset_index(drop=True)
+    df["id"] = [f"n{i:015x}" for i in range(len(df))]
+    df["data_type"] = [f"kind{i}" for i in range(len(df))]
+    path = _write(tmp_path / "odd.parquet", df.set_index("id"))
+    with pytest.raises(DataError, match=r"odd\.parquet: column 'data_type' has over 32,767 distinct values"):
+        load_dataset(path, features=None)

@@ -15,7 +15,7 @@ import logging
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -362,7 +362,8 @@ def load_dataset(
     era_codes = remap[sel_era]
     del sel_era
     era_labels = era_labels_all[present]
-    row_types = None if row_dtype is None else row_dtype[selected]
+    # data_type as two bytes a row until the matrix is full (the strings' array is 8 bytes a row)
+    types = None if row_dtype is None else _RowTypes(row_dtype.codes[selected], row_dtype.labels)
     del row_dtype
 
     # 2. plan the reads: row groups holding selected rows, a few columns at a time
@@ -376,11 +377,12 @@ def load_dataset(
         local = selected[lo:hi] - starts[g]
         take = slice(None) if len(local) == starts[g + 1] - starts[g] else local
         rows = slice(out, out + len(local))
+        out += len(local)
+        del local
         tasks.append(_Task(g, [id_col, *target_names], 0, take, rows, is_target=True))
         step = int(np.clip(_BATCH_BYTES // max(int(starts[g + 1] - starts[g]), 1), 8, 512))
         for j0 in range(0, len(feat_names), step):
             tasks.append(_Task(g, feat_names[j0 : j0 + step], j0, take, rows))
-        out += len(local)
     del selected
 
     # 3. preallocate, then fill; the reader gets the only reference to the file, so the parsed footer
@@ -412,7 +414,7 @@ def load_dataset(
         era_labels=era_labels,
         targets=y,
         target_names=target_names,
-        data_type=row_types,
+        data_type=None if types is None else types.strings(),
     )
 
 
@@ -432,12 +434,26 @@ def _open_numerai(path: Source) -> pq.ParquetFile:
     return pf
 
 
+@dataclass(frozen=True)
+class _RowTypes:
+    """data_type per row: a small code per row into the few labels (None for a missing value)."""
+
+    codes: np.ndarray
+    labels: list[str | None]
+
+    def strings(self) -> np.ndarray:
+        """The label of every row: an object array of the few distinct strings, 8 bytes a row."""
+        return np.array(self.labels, dtype=object)[self.codes]
+
+
 def _row_eras(
     path: Path, pf: pq.ParquetFile, with_dtype: bool
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+) -> tuple[np.ndarray, np.ndarray, _RowTypes | None]:
     """Per row: a code into the sorted era labels; the labels; data_type per row (or None)."""
     try:
         row_era_raw, era_dict, row_dtype = _scan_head(pf, with_dtype)
+    except DataError as exc:
+        raise DataError(f"{path}: {exc}") from None
     except (pa.ArrowException, OSError) as exc:
         raise DataError(f"{path}: cannot read the era column ({exc}); the file may be truncated") from None
     order = np.argsort(era_dict, kind="stable")
@@ -446,13 +462,14 @@ def _row_eras(
     return rank[row_era_raw], era_dict[order], row_dtype
 
 
-def _type_mask(path: Path, row_dtype: np.ndarray | None, data_type: str) -> np.ndarray:
+def _type_mask(path: Path, row_dtype: _RowTypes | None, data_type: str) -> np.ndarray:
     if row_dtype is None:
         raise DataError(f"{path}: has no 'data_type' column to select '{data_type}' rows from")
-    present = sorted(set(np.unique(row_dtype).tolist()))
+    seen = np.flatnonzero(np.bincount(row_dtype.codes, minlength=len(row_dtype.labels)))
+    present = sorted(label for c in seen if (label := row_dtype.labels[c]) is not None)
     if data_type not in present:
         raise DataError(f"{path}: no rows of data_type '{data_type}' (it has: {', '.join(present)})")
-    return row_dtype == data_type
+    return row_dtype.codes == row_dtype.labels.index(data_type)
 
 
 def count_rows(
@@ -484,14 +501,13 @@ class _Task:
     is_target: bool = False
 
 
-def _scan_head(pf: pq.ParquetFile, with_dtype: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Per row: a code into the era labels (unsorted), the labels, and data_type (object array of the
-    few distinct strings, 8 bytes a row)."""
+def _scan_head(pf: pq.ParquetFile, with_dtype: bool) -> tuple[np.ndarray, np.ndarray, _RowTypes | None]:
+    """Per row: a code into the era labels (unsorted), the labels, and data_type (or None)."""
     n = pf.metadata.num_rows
     row_era = np.empty(n, dtype=np.int32)
-    row_dtype = np.empty(n, dtype=object) if with_dtype else None
+    row_dtype = np.empty(n, dtype=np.int16) if with_dtype else None
     era_codes: dict[str, int] = {}
-    dtype_values: dict[str, str] = {}
+    dtype_codes: dict[str | None, int] = {}
     start = 0
     cols = ["era", "data_type"] if with_dtype else ["era"]
     for g in range(pf.num_row_groups):
@@ -507,14 +523,18 @@ def _scan_head(pf: pq.ParquetFile, with_dtype: bool) -> tuple[np.ndarray, np.nda
             at = start - table.num_rows
             for chunk in table.column("data_type").chunks:
                 codes, labels = _codes_and_labels(chunk)
-                interned = np.array(
-                    [None if v is None else dtype_values.setdefault(str(v), str(v)) for v in labels],
-                    dtype=object,
-                )
-                row_dtype[at : at + len(chunk)] = interned[codes]
+                keys = [None if v is None else str(v) for v in labels]
+                local_codes = [dtype_codes.setdefault(k, len(dtype_codes)) for k in keys]
+                if len(dtype_codes) > np.iinfo(np.int16).max:
+                    raise DataError(
+                        f"column 'data_type' has over {np.iinfo(np.int16).max:,} distinct values; "
+                        "Numerai files have a few (train, validation, test, live)"
+                    )
+                row_dtype[at : at + len(chunk)] = np.asarray(local_codes, np.int16)[codes]
                 at += len(chunk)
         del table
-    return row_era, np.asarray(list(era_codes), dtype=str), row_dtype
+    types = None if row_dtype is None else _RowTypes(row_dtype, list(dtype_codes))
+    return row_era, np.asarray(list(era_codes), dtype=str), types
 
 
 def _np_view(arr: pa.Array) -> np.ndarray:
@@ -646,8 +666,9 @@ def _run_tasks(reader: _Reader, tasks: list[_Task], X: np.ndarray, y: np.ndarray
     if not tasks:
         return
     last_group = max(t.group for t in tasks)
-    # two threads: one reads the next batch; the other takes half of each transposing copy
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="numerflow-load") as pool:
+    # three threads: one reads the next batch; one takes half of each transposing copy; one maps the
+    # pages of a row group's block of X while its first columns are gathered
+    with ThreadPoolExecutor(max_workers=3, thread_name_prefix="numerflow-load") as pool:
         columns = _Columns(X, pool)
         future = pool.submit(reader.read, tasks[0])
         for i, task in enumerate(tasks):
@@ -658,16 +679,14 @@ def _run_tasks(reader: _Reader, tasks: list[_Task], X: np.ndarray, y: np.ndarray
                 reader.close()
                 _release_memory()
             if task.is_target:  # a new row group: its block of X is about to be touched
-                columns.start_group(task.rows, last=task.group == last_group)
-                _populate(X, task.rows)
-                if (task.rows.stop - task.rows.start) * X.shape[1] * X.itemsize >= _RELEASE_BYTES:
+                big = (task.rows.stop - task.rows.start) * X.shape[1] * X.itemsize >= _RELEASE_BYTES
+                if big:
                     _release_memory()
-                ids = table.column(task.columns[0]).combine_chunks()
-                take = task.take
-                id_sink.put(task.rows, ids, take)
+                columns.start_group(task.rows, last=task.group == last_group)
+                columns.mapped = pool.submit(_populate, X, task.rows)
+                id_sink.put(task.rows, _one_chunk(table.column(task.columns[0])), task.take)
                 for k, name in enumerate(task.columns[1:]):
-                    values = _np_view(table.column(name).combine_chunks())
-                    y[task.rows, k] = values[task.take]
+                    y[task.rows, k] = _np_view(_one_chunk(table.column(name)))[task.take]
                 continue
             for j, name in enumerate(task.columns):
                 col = table.column(name)
@@ -675,10 +694,18 @@ def _run_tasks(reader: _Reader, tasks: list[_Task], X: np.ndarray, y: np.ndarray
                     import pyarrow.compute as pc
 
                     col = pc.fill_null(col, 2)  # a missing int feature value means "no information"
-                arr = col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()  # (it copies even one)
-                columns.put(task.rows, task.j0 + j, _np_view(arr)[task.take])
+                columns.put(task.rows, task.j0 + j, _np_view(_one_chunk(col))[task.take])
             del table
+            if big and task.group == last_group:
+                # all of X is resident now: hand the decoder's freed batches back at once, or they
+                # linger (jemalloc's decay) and add to the peak
+                _decode_pool().release_unused()
         columns.flush()
+
+
+def _one_chunk(col: pa.ChunkedArray) -> pa.Array:
+    """The column as one array (``combine_chunks`` copies even a single chunk)."""
+    return col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
 
 
 class _Columns:
@@ -697,6 +724,7 @@ class _Columns:
         self.buf = np.empty((0, 0), dtype=np.int8)
         self.width = 0
         self.rows, self.j0, self.count = slice(0, 0), 0, 0
+        self.mapped: Future[None] | None = None  # the pages of the current block, mapped in advance
 
     def start_group(self, rows: slice, *, last: bool) -> None:
         """The next columns put are of the row group at ``rows``."""
@@ -724,6 +752,9 @@ class _Columns:
     def flush(self) -> None:
         if not self.count:
             return
+        if self.mapped is not None:  # the block's pages first (nothing of it is written before)
+            self.mapped.result()
+            self.mapped = None
         n_rows = self.rows.stop - self.rows.start
         half = -(-n_rows // (2 * _TILE_ROWS)) * _TILE_ROWS
         if half < n_rows:
