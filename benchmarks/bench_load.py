@@ -9,6 +9,7 @@ Each measurement runs in its own fresh Python process, so its peak RSS (ru_maxrs
     .venv/bin/python benchmarks/bench_load.py --baseline-src /path/to/other/checkout/src
     .venv/bin/python benchmarks/bench_load.py --data DIR --settle 6     # every run on memory handed back
     .venv/bin/python benchmarks/bench_load.py --data DIR --prime 2.5    # every run on memory just freed
+    .venv/bin/python benchmarks/bench_load.py --data DIR --prime 2.5 --arrow   # and Arrow's decode alone
 
 ``--set all`` loads every feature. pandas is left out, with its estimate printed, when it would not fit in
 the available memory (its DataFrame plus Arrow's table of the same columns: ~2x the int8 matrix, 3x with
@@ -51,6 +52,25 @@ if mode in ("numerflow", "baseline"):
 elif mode == "pandas":
     df = pd.read_parquet(path, columns=["era", *cols, "target"])
     shape, nbytes = (len(df), len(cols)), len(df) * len(cols)
+elif mode == "read_table":
+    import pyarrow.parquet as pq
+    table = pq.read_table(path, columns=["era", *cols, "target"])
+    shape, nbytes = (table.num_rows, len(cols)), table.num_rows * len(cols)
+elif mode == "decode":  # the loader's batches of columns, decoded by Arrow and dropped
+    from concurrent.futures import ThreadPoolExecutor
+    import pyarrow.parquet as pq
+    pf = pq.ParquetFile(path)
+    batches = []
+    for g in range(pf.num_row_groups):
+        step = int(np.clip((2 << 20) // pf.metadata.row_group(g).num_rows, 8, 512))
+        batches += [(g, cols[j : j + step]) for j in range(0, len(cols), step)]
+    with ThreadPoolExecutor(1) as pool:
+        future = pool.submit(pf.read_row_group, batches[0][0], columns=batches[0][1])
+        for i in range(len(batches)):
+            future.result()
+            if i + 1 < len(batches):
+                future = pool.submit(pf.read_row_group, batches[i + 1][0], columns=batches[i + 1][1])
+    shape, nbytes = (pf.metadata.num_rows, len(cols)), pf.metadata.num_rows * len(cols)
 else:  # pandas, then the int8 matrix a model needs
     df = pd.read_parquet(path, columns=["era", *cols, "target"])
     X = df[cols].to_numpy(np.int8)
@@ -66,6 +86,8 @@ MODES = {
     "baseline": "the same, loader of `{baseline}`",
     "pandas": "peer: `pandas.read_parquet(columns=era+{set}+target)` → DataFrame",
     "pandas+numpy": "pandas, then `df[{set}].to_numpy(int8)` (the matrix a model needs)",
+    "read_table": "Arrow alone: `pq.read_table(columns=era+{set}+target)`",
+    "decode": "Arrow alone: the loader's batches of columns decoded and dropped (no matrix)",
 }
 PANDAS_COPIES = {"pandas": 2, "pandas+numpy": 3}  # int8 matrices alive at pandas' peak (Arrow + DataFrame)
 
@@ -113,6 +135,11 @@ def main() -> None:
     parser.add_argument("--set", default="medium", help="feature set to load (medium, all, ...)")
     parser.add_argument("--baseline-src", type=Path, help="src/ of another checkout to run beside this one")
     parser.add_argument("--no-pandas", action="store_true", help="leave pandas out")
+    parser.add_argument(
+        "--arrow",
+        action="store_true",
+        help="also time Arrow's decode alone: pq.read_table, and the loader's batches decoded and dropped",
+    )
     args = parser.parse_args()
 
     from numerflow.data.catalog import FeatureCatalog
@@ -154,6 +181,8 @@ def main() -> None:
         else:
             modes.append(mode)
 
+    if args.arrow:
+        modes += ["read_table", "decode"]
     results: dict[str, list[dict]] = {m: [] for m in modes}
     for r in range(args.repeats):
         # interleaved, so a busy moment on the shared machine hits all alike; the order turns each

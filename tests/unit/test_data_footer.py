@@ -77,6 +77,58 @@ def test_footers_that_do_not_match_are_refused(groups_dir: Path, tmp_path: Path)
     assert tail_footers(damaged, meta, [meta.num_row_groups - 1]) == {}
 
 
+def test_footers_of_some_columns_read_those_columns_the_same(groups_dir: Path) -> None:
+    path = groups_dir / "train.parquet"
+    full = pq.ParquetFile(path)
+    names = full.schema_arrow.names
+    picked = ["id", "target", *[n for n in names if n.startswith("feature_")][5:25:3]]
+    n = full.metadata.num_row_groups
+    subs = tail_footers(path, full.metadata, [n - 2, n - 1], columns=picked)
+    whole = tail_footers(path, full.metadata, [n - 1])
+    assert sorted(subs) == [n - 2, n - 1]
+    for g, meta in subs.items():
+        assert (
+            meta.num_columns == len(picked)
+            and meta.row_group(0).num_rows == full.metadata.row_group(g).num_rows
+        )
+        assert meta.serialized_size < whole[n - 1].serialized_size / 3
+        own = pq.ParquetFile(path, metadata=meta).read_row_group(0, columns=picked)
+        # in the file's column order, with the file's types (int8 features, string ids, float32 targets)
+        _same_table(own, full.read_row_group(g, columns=picked))
+    # a name the file lacks, or one named twice: footers of every column, as without ``columns``
+    for odd in (["id", "no_such_column"], ["id", "id"]):
+        (meta,) = tail_footers(path, full.metadata, [n - 1], columns=odd).values()
+        assert meta.num_columns == full.metadata.num_columns
+
+
+def test_a_nested_schema_gets_footers_of_every_column(tmp_path: Path) -> None:
+    table = pa.table(
+        {
+            "id": [f"n{i:015x}" for i in range(600)],
+            "point": pa.array([{"x": i, "y": -i} for i in range(600)]),
+            "feature_a": pa.array(np.arange(600) % 5, type=pa.int8()),
+        }
+    )
+    path = tmp_path / "nested.parquet"
+    pq.write_table(table, path, row_group_size=200)
+    meta = pq.ParquetFile(path).metadata
+    (sub,) = tail_footers(path, meta, [2], columns=["id", "feature_a"]).values()
+    assert sub.num_columns == meta.num_columns == 4  # id, point.x, point.y, feature_a
+    own = pq.ParquetFile(path, metadata=sub).read_row_group(0)
+    assert own.equals(table.slice(400, 200))
+
+
+def test_the_loader_reads_through_the_whole_footer_when_its_own_cannot_be_built(
+    groups_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = groups_dir / "train.parquet"
+    plain = load_dataset(path, targets=None)
+    monkeypatch.setattr(load_module, "_FOOTER_SPLIT_BYTES", 0)
+    monkeypatch.setattr(load_module, "_FOOTER_CHUNK_BYTES", 10**6)
+    monkeypatch.setattr(load_module, "tail_footers", lambda *args: {})
+    _same(plain, load_dataset(path, targets=None))
+
+
 def _same(a: load_module.Dataset, b: load_module.Dataset) -> None:
     assert a.X.dtype == b.X.dtype and a.X.shape == b.X.shape
     assert a.X.tobytes() == b.X.tobytes()

@@ -6,7 +6,11 @@ and holds it while the file is open. The loader fills its matrix row group by ro
 row groups' blocks of the matrix are touched while that footer is still alive: the footer adds to the
 peak. :func:`tail_footers` builds, for the last row groups only, a footer that describes that one row
 group (the file's schema and key-value metadata, then the one row group's serialized bytes): the loader
-reads those row groups through it and frees the whole footer first.
+reads those row groups through it and frees the whole footer first. Given the columns to be read (of a
+flat schema), the footer describes only those: the schema's leaves, the row group's column chunks and the
+column orders are picked element by element, and the key-value metadata (which describes every column) is
+left out, so 783 of 3,599 columns make a footer ~20x smaller (pyarrow holds ~12 MiB for a one-row-group
+footer of every column).
 
 The footer is Thrift's compact protocol; only skipping values is needed (no field is decoded but the
 row-group list's header). Anything unexpected (an encrypted footer, a layout this does not recognise, a
@@ -215,10 +219,17 @@ def _trailing_row_groups(footer: bytes, n_columns: int, count: int) -> tuple[int
     return header, end, starts
 
 
-def tail_footers(path: Path, metadata: pq.FileMetaData, groups: list[int]) -> dict[int, pq.FileMetaData]:
+def tail_footers(
+    path: Path, metadata: pq.FileMetaData, groups: list[int], columns: list[str] | None = None
+) -> dict[int, pq.FileMetaData]:
     """One-row-group footers for ``groups`` of ``path``, checked against ``metadata``; {} when they cannot
     be built. Row groups are found from the end of the footer, so the cost grows with how far from the
-    end the first of ``groups`` is."""
+    end the first of ``groups`` is.
+
+    ``columns``: the footers describe only these columns (of a flat schema, as Numerai's files are), a
+    fraction of the size when a few of many columns are read; the key-value metadata (pandas' and Arrow's
+    stored schema, which describe every column) is left out, so types come from the Parquet schema alone.
+    A nested schema gives footers of every column."""
     if not groups:
         return {}
     first = min(groups)
@@ -230,13 +241,19 @@ def tail_footers(path: Path, metadata: pq.FileMetaData, groups: list[int]) -> di
         header, end, starts = _trailing_row_groups(footer, metadata.num_columns, count)
         ends = [*starts[1:], end]
         bounds = dict(zip(range(first, metadata.num_row_groups), zip(starts, ends, strict=True), strict=True))
+        keep = _column_indices(metadata, columns)
         out: dict[int, pq.FileMetaData] = {}
         for g in groups:
             start, stop = bounds[g]
             part = footer[:header] + _encode_list_header(1, _STRUCT) + footer[start:stop] + footer[end:]
+            if keep is not None:
+                try:
+                    part = _only_columns(part, keep)
+                except _Nested:
+                    keep = None
             framed = b"PAR1" + part + struct.pack("<i", len(part)) + b"PAR1"
             sub = pq.read_metadata(pa.BufferReader(framed))
-            if not _same_row_group(sub, metadata, g):
+            if not _same_row_group(sub, metadata, g, keep):
                 return {}
             out[g] = sub
         return out
@@ -244,18 +261,146 @@ def tail_footers(path: Path, metadata: pq.FileMetaData, groups: list[int]) -> di
         return {}
 
 
-def _same_row_group(sub: pq.FileMetaData, full: pq.FileMetaData, g: int) -> bool:
-    if sub.num_row_groups != 1 or sub.num_columns != full.num_columns:
+def _column_indices(metadata: pq.FileMetaData, columns: list[str] | None) -> list[int] | None:
+    """Indices of ``columns`` in the file's column order, or None for all (or a name not found)."""
+    if columns is None or metadata.num_row_groups == 0:
+        return None
+    # (not ``metadata.schema``: the FileMetaData keeps it, and it keeps the FileMetaData, a cycle that
+    # holds the whole parsed footer until Python's cyclic GC runs)
+    chunks = metadata.row_group(0)
+    where = {chunks.column(j).path_in_schema: j for j in range(metadata.num_columns)}
+    if any(c not in where for c in columns) or len(set(columns)) != len(columns):
+        return None
+    return sorted(where[c] for c in columns)
+
+
+def _same_row_group(sub: pq.FileMetaData, full: pq.FileMetaData, g: int, keep: list[int] | None) -> bool:
+    keep = list(range(full.num_columns)) if keep is None else keep
+    if sub.num_row_groups != 1 or sub.num_columns != len(keep):
         return False
     a, b = sub.row_group(0), full.row_group(g)
     if a.num_rows != b.num_rows or a.total_byte_size != b.total_byte_size:
         return False
-    for j in {0, full.num_columns // 2, full.num_columns - 1}:
-        ca, cb = a.column(j), b.column(j)
-        if (ca.path_in_schema, ca.data_page_offset, ca.total_compressed_size) != (
+    for j in {0, len(keep) // 2, len(keep) - 1}:
+        ca, cb = a.column(j), b.column(keep[j])
+        if (ca.path_in_schema, ca.physical_type, ca.data_page_offset, ca.total_compressed_size) != (
             cb.path_in_schema,
+            cb.physical_type,
             cb.data_page_offset,
             cb.total_compressed_size,
         ):
             return False
     return True
+
+
+class _Nested(ValueError):
+    """The schema is not flat: a footer of some columns is not built."""
+
+
+_SCHEMA, _KEY_VALUE_METADATA, _COLUMN_ORDERS = 2, 5, 7
+_RG_COLUMNS, _RG_SORTING_COLUMNS = 1, 4
+_NUM_CHILDREN = 5  # SchemaElement.num_children
+
+
+def _fields(buf: bytes, pos: int) -> list[tuple[int, int, int, int]]:
+    """(field id, type, start, end of the value) of each field of the struct whose first field header
+    is at ``pos`` (a boolean's value is its type: start == end)."""
+    out = []
+    field = 0
+    while True:
+        b = buf[pos]
+        pos += 1
+        if b == 0:
+            return out
+        kind = b & 0x0F
+        if b >> 4:
+            field += b >> 4
+        else:
+            zigzag, pos = _varint(buf, pos)
+            field = (zigzag >> 1) ^ -(zigzag & 1)
+        start = pos
+        pos = _skip_value(buf, pos, kind)
+        out.append((field, kind, start, pos))
+
+
+def _items(buf: bytes, pos: int) -> list[tuple[int, int]]:
+    """(start, end) of each element of the list whose header is at ``pos``."""
+    n, elem, pos = _list_header(buf, pos)
+    if elem <= 2:
+        raise ValueError("a list of booleans where structs were expected")
+    out = []
+    for _ in range(n):
+        end = _skip_value(buf, pos, elem)
+        out.append((pos, end))
+        pos = end
+    return out
+
+
+def _zigzag_varint(value: int) -> bytes:
+    n = (value << 1) ^ (value >> 63)
+    out = bytearray()
+    while n >= 0x80:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _struct(fields: list[tuple[int, int, bytes]]) -> bytes:
+    """A struct of (field id, type, value bytes) in compact protocol, its stop byte included."""
+    out = bytearray()
+    previous = 0
+    for field, kind, value in fields:
+        delta = field - previous
+        if 0 < delta <= 15:
+            out.append(delta << 4 | kind)
+        else:
+            out.append(kind)
+            out += _zigzag_varint(field)
+        out += value
+        previous = field
+    out.append(0)
+    return bytes(out)
+
+
+def _only_columns(footer: bytes, keep: list[int]) -> bytes:
+    """A one-row-group FileMetaData that describes only the columns ``keep`` (indices, in order)."""
+    out: list[tuple[int, int, bytes]] = []
+    picked = _encode_list_header(len(keep), _STRUCT)
+    for field, kind, start, end in _fields(footer, 0):
+        value = footer[start:end]
+        if field == _SCHEMA:  # the root, then one leaf per column when the schema is flat
+            elements = _items(footer, start)
+            root = _fields(footer, elements[0][0])
+            children = [footer[s:e] for f, _, s, e in root if f == _NUM_CHILDREN]
+            leaves = elements[1:]
+            if children != [_zigzag_varint(len(leaves))]:  # a group among the elements: nested
+                raise _Nested("not a flat schema")
+            count = _zigzag_varint(len(keep))
+            root_fields = [(f, k, count if f == _NUM_CHILDREN else footer[s:e]) for f, k, s, e in root]
+            value = (
+                _encode_list_header(len(keep) + 1, _STRUCT)
+                + _struct(root_fields)
+                + b"".join(footer[slice(*leaves[j])] for j in keep)
+            )
+        elif field == _ROW_GROUPS_FIELD:
+            (group,) = _items(footer, start)
+            parts = []
+            for f, k, s, e in _fields(footer, group[0]):
+                if f == _RG_SORTING_COLUMNS:  # indices into the whole schema
+                    continue
+                if f == _RG_COLUMNS:
+                    chunks = _items(footer, s)
+                    parts.append((f, k, picked + b"".join(footer[slice(*chunks[j])] for j in keep)))
+                else:
+                    parts.append((f, k, footer[s:e]))
+            value = _encode_list_header(1, _STRUCT) + _struct(parts)
+        elif field == _KEY_VALUE_METADATA:  # Arrow's stored schema and pandas' describe every column
+            continue
+        elif field == _COLUMN_ORDERS:  # one per column
+            orders = _items(footer, start)
+            value = picked + b"".join(footer[slice(*orders[j])] for j in keep)
+        elif field > _COLUMN_ORDERS:  # encryption: not handled
+            raise ValueError("an encrypted footer")
+        out.append((field, kind, value))
+    return _struct(out)

@@ -393,7 +393,9 @@ def load_dataset(
     id_sink = _IdSink(n)
     # (a local file only: over a network the footers would be fetched again)
     tail = [] if is_remote(path) else _tail_groups(tasks, pf.metadata, len(feat_names) * X.itemsize)
-    reader = _Reader(path, pf, tail_footers(Path(path), pf.metadata, tail) if tail else {})
+    # (footers of only the columns read: ~20x smaller at Numerai's widths)
+    columns = [id_col, *target_names, *feat_names]
+    reader = _Reader(path, pf, tail_footers(Path(path), pf.metadata, tail, columns) if tail else {})
     del pf, schema
     try:
         _run_tasks(reader, tasks, X, y, id_sink)
