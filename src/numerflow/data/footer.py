@@ -302,16 +302,17 @@ _RG_COLUMNS, _RG_SORTING_COLUMNS = 1, 4
 _NUM_CHILDREN = 5  # SchemaElement.num_children
 
 
-def _fields(buf: bytes, pos: int) -> list[tuple[int, int, int, int]]:
-    """(field id, type, start, end of the value) of each field of the struct whose first field header
-    is at ``pos`` (a boolean's value is its type: start == end)."""
+def _fields(buf: bytes, pos: int, lists: tuple[int, ...] = ()) -> tuple[list[tuple], int]:
+    """(field id, type, start, end of the value, elements) of each field of the struct whose first field
+    header is at ``pos``, and the position after the struct. ``elements``: the (start, end) of each
+    element for the list fields named in ``lists``, else None. A boolean's value is its type."""
     out = []
     field = 0
     while True:
         b = buf[pos]
         pos += 1
         if b == 0:
-            return out
+            return out, pos
         kind = b & 0x0F
         if b >> 4:
             field += b >> 4
@@ -319,12 +320,16 @@ def _fields(buf: bytes, pos: int) -> list[tuple[int, int, int, int]]:
             zigzag, pos = _varint(buf, pos)
             field = (zigzag >> 1) ^ -(zigzag & 1)
         start = pos
-        pos = _skip_value(buf, pos, kind)
-        out.append((field, kind, start, pos))
+        elements = None
+        if field in lists and kind == _LIST:
+            elements, pos = _items(buf, pos)
+        else:
+            pos = _skip_value(buf, pos, kind)
+        out.append((field, kind, start, pos, elements))
 
 
-def _items(buf: bytes, pos: int) -> list[tuple[int, int]]:
-    """(start, end) of each element of the list whose header is at ``pos``."""
+def _items(buf: bytes, pos: int) -> tuple[list[tuple[int, int]], int]:
+    """(start, end) of each element of the list whose header is at ``pos``; the position after it."""
     n, elem, pos = _list_header(buf, pos)
     if elem <= 2:
         raise ValueError("a list of booleans where structs were expected")
@@ -333,7 +338,7 @@ def _items(buf: bytes, pos: int) -> list[tuple[int, int]]:
         end = _skip_value(buf, pos, elem)
         out.append((pos, end))
         pos = end
-    return out
+    return out, pos
 
 
 def _zigzag_varint(value: int) -> bytes:
@@ -364,43 +369,45 @@ def _struct(fields: list[tuple[int, int, bytes]]) -> bytes:
 
 
 def _only_columns(footer: bytes, keep: list[int]) -> bytes:
-    """A one-row-group FileMetaData that describes only the columns ``keep`` (indices, in order)."""
-    out: list[tuple[int, int, bytes]] = []
+    """A one-row-group FileMetaData that describes only the columns ``keep`` (indices, in order); one pass
+    over the footer's bytes."""
     picked = _encode_list_header(len(keep), _STRUCT)
-    for field, kind, start, end in _fields(footer, 0):
-        value = footer[start:end]
-        if field == _SCHEMA:  # the root, then one leaf per column when the schema is flat
-            elements = _items(footer, start)
-            root = _fields(footer, elements[0][0])
-            children = [footer[s:e] for f, _, s, e in root if f == _NUM_CHILDREN]
+    out: list[tuple[int, int, bytes]] = []
+    top, _ = _fields(footer, 0, lists=(_SCHEMA, _COLUMN_ORDERS))  # the row group: parsed below
+    for field, kind, start, end, elements in top:
+        if field == _SCHEMA and elements:  # the root, then one leaf per column when the schema is flat
+            root, _ = _fields(footer, elements[0][0])
+            children = [footer[s:e] for f, _, s, e, _ in root if f == _NUM_CHILDREN]
             leaves = elements[1:]
             if children != [_zigzag_varint(len(leaves))]:  # a group among the elements: nested
                 raise _Nested("not a flat schema")
             count = _zigzag_varint(len(keep))
-            root_fields = [(f, k, count if f == _NUM_CHILDREN else footer[s:e]) for f, k, s, e in root]
+            root_fields = [(f, k, count if f == _NUM_CHILDREN else footer[s:e]) for f, k, s, e, _ in root]
             value = (
                 _encode_list_header(len(keep) + 1, _STRUCT)
                 + _struct(root_fields)
                 + b"".join(footer[slice(*leaves[j])] for j in keep)
             )
         elif field == _ROW_GROUPS_FIELD:
-            (group,) = _items(footer, start)
+            n, elem, at = _list_header(footer, start)
+            if n != 1 or elem != _STRUCT:
+                raise ValueError("not a one-row-group footer")
             parts = []
-            for f, k, s, e in _fields(footer, group[0]):
+            for f, k, s, e, chunks in _fields(footer, at, lists=(_RG_COLUMNS,))[0]:
                 if f == _RG_SORTING_COLUMNS:  # indices into the whole schema
                     continue
-                if f == _RG_COLUMNS:
-                    chunks = _items(footer, s)
+                if f == _RG_COLUMNS and chunks is not None:
                     parts.append((f, k, picked + b"".join(footer[slice(*chunks[j])] for j in keep)))
                 else:
                     parts.append((f, k, footer[s:e]))
             value = _encode_list_header(1, _STRUCT) + _struct(parts)
         elif field == _KEY_VALUE_METADATA:  # Arrow's stored schema and pandas' describe every column
             continue
-        elif field == _COLUMN_ORDERS:  # one per column
-            orders = _items(footer, start)
-            value = picked + b"".join(footer[slice(*orders[j])] for j in keep)
+        elif field == _COLUMN_ORDERS and elements is not None:  # one per column
+            value = picked + b"".join(footer[slice(*elements[j])] for j in keep)
         elif field > _COLUMN_ORDERS:  # encryption: not handled
             raise ValueError("an encrypted footer")
+        else:
+            value = footer[start:end]
         out.append((field, kind, value))
     return _struct(out)
