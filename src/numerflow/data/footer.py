@@ -153,20 +153,26 @@ def read_footer(path: Path) -> bytes:
         return f.read(length)
 
 
+def _field_header(buf: bytes, pos: int, previous: int) -> tuple[int, int, int]:
+    """(field id, type, position of the value) of the field header at ``pos``, ``previous`` being the
+    struct's field before it; type 0 is the struct's end."""
+    b = buf[pos]
+    pos += 1
+    if b == 0:
+        return previous, 0, pos
+    if b >> 4:  # a short header: the id as a delta from the previous field's
+        return previous + (b >> 4), b & 0x0F, pos
+    zigzag, pos = _varint(buf, pos)
+    return (zigzag >> 1) ^ -(zigzag & 1), b & 0x0F, pos
+
+
 def _row_group_list(footer: bytes) -> tuple[int, int, int]:
     """(position of the row-group list's header, number of row groups, position of the first one)."""
     pos = field = 0
     while True:
-        b = footer[pos]
-        if b == 0:
+        field, kind, pos = _field_header(footer, pos, field)
+        if kind == 0:
             raise ValueError("footer without row groups")
-        pos += 1
-        kind = b & 0x0F
-        if b >> 4:
-            field += b >> 4
-        else:
-            zigzag, pos = _varint(footer, pos)
-            field = (zigzag >> 1) ^ -(zigzag & 1)
         if field == _ROW_GROUPS_FIELD and kind == _LIST:
             header = pos
             n, elem, pos = _list_header(footer, pos)
@@ -309,16 +315,9 @@ def _fields(buf: bytes, pos: int, lists: tuple[int, ...] = ()) -> tuple[list[tup
     out = []
     field = 0
     while True:
-        b = buf[pos]
-        pos += 1
-        if b == 0:
+        field, kind, pos = _field_header(buf, pos, field)
+        if kind == 0:
             return out, pos
-        kind = b & 0x0F
-        if b >> 4:
-            field += b >> 4
-        else:
-            zigzag, pos = _varint(buf, pos)
-            field = (zigzag >> 1) ^ -(zigzag & 1)
         start = pos
         elements = None
         if field in lists and kind == _LIST:
