@@ -1,0 +1,91 @@
+"""The loader's transposing copy alone: numpy's ways of turning gathered int8 columns into rows of X.
+
+The loader gathers a row group's columns side by side (``buf``: columns × rows) and copies them into the
+row-major matrix in tiles of rows. This times that copy in CPU ns per byte for several tile shapes, with
+``np.copyto`` on the transposed view, with 2 or 4 columns packed into one wide element first (numpy shifts
+and ors, per tile), and Arrow's ``RecordBatch.to_tensor(row_major=True)``; best of 3 each.
+
+    .venv/bin/python benchmarks/bench_transpose.py
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+
+import numpy as np
+import pyarrow as pa
+
+ROWS, COLS, WIDTH = 100_000, 390, 780  # a row group of the 1 M x 780 benchmark file, half its columns
+
+
+def _tiles(X: np.ndarray, buf: np.ndarray, t: int, c: int, copyto: bool) -> None:
+    for a in range(0, ROWS, t):
+        for j in range(0, COLS, c):
+            k = min(j + c, COLS)
+            if copyto:
+                np.copyto(X[a : a + t, j:k].T, buf[j:k, a : a + t])
+            else:
+                X[a : a + t, j:k] = buf[j:k, a : a + t].T
+
+
+def _packed(X: np.ndarray, buf: np.ndarray, k: int, t: int = 4096) -> None:
+    wide = {2: np.uint16, 4: np.uint32}[k]
+    Xw, u = X.view(wide), buf.view(np.uint8)
+    packed, part = np.empty((COLS // k, t), wide), np.empty(t, wide)
+    for a in range(0, ROWS, t):
+        n = min(a + t, ROWS) - a
+        for g in range(COLS // k):
+            out = packed[g, :n]
+            np.copyto(out, u[g * k, a : a + n], casting="unsafe")
+            for m in range(1, k):
+                np.copyto(part[:n], u[g * k + m, a : a + n], casting="unsafe")
+                np.left_shift(part[:n], 8 * m, out=part[:n])
+                np.bitwise_or(out, part[:n], out=out)
+        Xw[a : a + n, : COLS // k] = packed[:, :n].T
+
+
+def _best(fn: Callable[[], object]) -> float:
+    best = float("inf")
+    for _ in range(3):
+        c = time.process_time()
+        fn()
+        best = min(best, time.process_time() - c)
+    return best / (ROWS * COLS) * 1e9
+
+
+def main() -> None:
+    rng = np.random.default_rng(0)
+    buf = rng.integers(0, 5, (COLS, ROWS), dtype=np.int8)
+    X = np.ones((ROWS, WIDTH), np.int8)
+    expect = buf.T
+    rows = []
+    for t in (256, 1024, 4096, 16384):
+        for c in (32, 128, COLS):
+            for copyto in (False, True):
+                how = "np.copyto(X[tile].T, buf[tile])" if copyto else "X[tile] = buf[tile].T"
+                ns = _best(lambda t=t, c=c, copyto=copyto: _tiles(X, buf, t, c, copyto))
+                assert np.array_equal(X[:, :COLS], expect)
+                rows.append((ns, f"{how}, tiles of {t:,} rows × {c} columns"))
+    for k in (2, 4):
+        ns = _best(lambda k=k: _packed(X, buf, k))
+        assert np.array_equal(X[:, :COLS], expect)
+        rows.append((ns, f"{k} columns packed into uint{8 * k} first, then tiles of 4,096 rows"))
+    batch = pa.RecordBatch.from_arrays([pa.array(col) for col in buf], names=[f"c{j}" for j in range(COLS)])
+    rows.append(
+        (_best(lambda: batch.to_tensor(row_major=True)), "Arrow `RecordBatch.to_tensor(row_major=True)`")
+    )
+    print(
+        f"{ROWS:,} rows × {COLS} int8 columns into a {WIDTH}-column row-major matrix; "
+        "CPU ns per byte, best of 3\n"
+    )
+    print("| transposing copy | ns / byte |\n|---|---:|")
+    for ns, what in sorted(rows):
+        print(f"| {what} | {ns:.2f} |")
+    print(f"\nload average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; numpy {np.__version__}")
+    print("command: `.venv/bin/python benchmarks/bench_transpose.py`")
+
+
+if __name__ == "__main__":
+    main()
