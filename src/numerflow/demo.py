@@ -49,6 +49,11 @@ SIGNALS_FILES = [
 # signals, zero for a lone staker; here the two make that portfolio
 SIGNALS_SLOTS = {"sig": "sim_signals", "sig_ridge": "sim_signals_2"}
 SIGNALS_STAKE = 5
+# Numerai Crypto: its files have no features; a model trains on features of the user's own daily prices.
+# Two models, as for Signals: MMC against the stake-weighted meta model of a lone staker is zero
+CRYPTO_SLOTS = {"cry": "sim_crypto", "cry_lgbm": "sim_crypto_2"}
+CRYPTO_FILES = ["train_targets.parquet", "live_universe.parquet"]
+CRYPTO_PRICES = "prices/crypto.csv"
 # a year of synthetic daily prices: enough to check and map, quick to make
 PRICES_START, PRICES_END = "2022-01-03", "2022-12-30"
 
@@ -106,6 +111,23 @@ features = "numerai"
 target = "target_chili_60"
 numerai_model = "sim_signals_2"
 
+# Numerai Crypto: features from your own daily prices (here synthetic, with a vendor's column names)
+[signals_models.cry]
+tournament = "crypto"
+algorithm = "ridge"
+params = {{ alpha = 10.0 }}
+prices = "{crypto_prices}"
+price_columns = {{ ticker = "Symbol", close = "Close" }}
+numerai_model = "sim_crypto"
+
+[signals_models.cry_lgbm]
+tournament = "crypto"
+algorithm = "lightgbm"
+params = {{ n_estimators = 100, learning_rate = 0.02, max_depth = 3, num_leaves = 7 }}
+prices = "{crypto_prices}"
+price_columns = {{ ticker = "Symbol", close = "Close" }}
+numerai_model = "sim_crypto_2"
+
 [tournament]
 poll_interval_s = 5.0
 max_stake_change_nmr = 10.0
@@ -156,18 +178,21 @@ def run_demo(options: DemoOptions) -> Iterator[tuple[str, dict[str, Any]]]:
         auto_rounds=False,
         signals_tickers=options.signals_tickers,
         start=options.start,
-        # the demo account: the three Classic models and two Signals models with a small stake
+        # the demo account: the three Classic models, two Signals models and a Crypto model, small stakes
         default_account={
             "models": [
                 *DEFAULT_MODELS,
                 *({"name": s, "tournament": 11, "stake": SIGNALS_STAKE} for s in SIGNALS_SLOTS.values()),
+                *({"name": s, "tournament": 12, "stake": SIGNALS_STAKE} for s in CRYPTO_SLOTS.values()),
             ]
         },
     ) as sim:
         yield "simulator", {"url": sim.url, "state_dir": str(workdir / "sim")}
 
         config = workdir / "numerflow.toml"
-        config.write_text(DEMO_CONFIG.format(api_url=sim.url, data_version=DATA_VERSION))
+        config.write_text(
+            DEMO_CONFIG.format(api_url=sim.url, data_version=DATA_VERSION, crypto_prices=CRYPTO_PRICES)
+        )
         keys = workdir / "numerai.keys"
         keys.write_text(f"NUMERAI_PUBLIC_ID={SIM_PUBLIC_ID}\nNUMERAI_SECRET_KEY={SIM_SECRET_KEY}\n")
         os.chmod(keys, 0o600)
@@ -178,6 +203,7 @@ def run_demo(options: DemoOptions) -> Iterator[tuple[str, dict[str, Any]]]:
         yield from _data_steps(settings, engine)
         yield from _model_steps(settings, engine, workdir)
         yield from _signals_steps(settings, engine, workdir, options)
+        yield from _crypto_steps(settings, engine)
         yield from _tournament_steps(settings, engine, sim.engine)
 
 
@@ -267,6 +293,36 @@ def _signals_steps(
         {
             "models": [(r.version.ref, r.duration_s, r.scores) for r in trained],
             "seconds": sum(r.duration_s for r in trained),
+        },
+    )
+
+
+def _crypto_steps(settings, engine) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Numerai Crypto's files (``numerflow signals data --crypto``), the user's daily prices of its symbols
+    (synthetic here, unrelated to the simulator's targets: expect no skill), ``numerflow train`` of the
+    Crypto models on features of those prices, and ``numerflow cv`` of one (Crypto has no validation
+    file: out-of-fold scores are what there is)."""
+    from numerflow.data.prices_synthetic import write_synthetic_crypto_prices
+    from numerflow.data.signals_data import CRYPTO_TOURNAMENT, fetch_signals_data
+    from numerflow.modeling.training import cross_validate_model, train_model
+    from numerflow.store.queries.downloads import DatasetManifest
+    from numerflow.store.queries.registry import SqlModelBook
+    from numerflow.tournament.client import NumeraiClient
+
+    source = NumeraiClient.from_settings(settings, CRYPTO_TOURNAMENT)
+    got = fetch_signals_data(settings, source, CRYPTO_FILES, crypto=True, manifest=DatasetManifest(engine))
+    targets = next(p for p in got.files if p.name == "train_targets.parquet")
+    prices = write_synthetic_crypto_prices(targets, settings.resolve(Path(CRYPTO_PRICES)))
+    book = SqlModelBook(engine)
+    trained = [train_model(settings, name, book=book, reuse=True) for name in CRYPTO_SLOTS]
+    yield (
+        "crypto",
+        {
+            "files": [(p.name, p.stat().st_size) for p in got.files],
+            "prices": str(prices),
+            "models": [r.version.ref for r in trained],
+            "seconds": sum(r.duration_s for r in trained),
+            "cv": cross_validate_model(settings, "cry", book=book),
         },
     )
 

@@ -15,12 +15,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 from pydantic import SecretStr
 from service_support import describe_jobs, service_simulator
 
 from numerflow.config import ModelSpec, Settings, SignalsModelSpec
-from numerflow.data.prices_synthetic import synth_prices
+from numerflow.data.prices_synthetic import (
+    CRYPTO_PRICE_COLUMNS,  # noqa: F401  (re-exported for the tests)
+    write_synthetic_crypto_prices,
+)
 from numerflow.demo import SIGNALS_FILES
 from numerflow.simulator import RunningSimulator
 
@@ -61,18 +63,8 @@ def signals_world(tmp_path: Path, settings: Settings) -> Iterator[RunningSimulat
         yield sim
 
 
-#: the columns of :func:`write_crypto_prices`' file, for a model's ``price_columns``
-CRYPTO_PRICE_COLUMNS = {"ticker": "Symbol", "close": "Close"}
-
-
-def write_crypto_prices(train_targets: Path, out: Path, seed: int = 6) -> Path:
-    """Synthetic daily prices (the user's own price data) for every symbol of Numerai's Crypto
-    ``train_targets.parquet``, as a CSV with columns named like a vendor's (:data:`CRYPTO_PRICE_COLUMNS`)."""
-    symbols = sorted(pd.read_parquet(train_targets, columns=["symbol"])["symbol"].unique())
-    coins = pd.DataFrame({"numerai_ticker": symbols, "country": "US", "sector": "Energy"})
-    prices = synth_prices(len(symbols), start="2019-06-01", end="2024-09-30", seed=seed, universe=coins)
-    prices.rename(columns={"numerai_ticker": "Symbol", "close": "Close"}).to_csv(out, index=False)
-    return out
+#: synthetic daily prices of Numerai Crypto's symbols (the user's own price data)
+write_crypto_prices = write_synthetic_crypto_prices
 
 
 def job_failure(client: Any, headers: dict[str, str], why: str) -> str:

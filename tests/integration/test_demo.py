@@ -21,7 +21,7 @@ def test_demo_runs_every_step_once(tmp_path: Path) -> None:
     steps = dict(run_demo(options))
     assert list(steps) == [
         "simulator", "config", "download", "check", "train", "cv", "report", "signals_data", "signals_train",
-        "round", "next_round", "perf",
+        "crypto", "round", "next_round", "perf",
     ]  # fmt: skip
 
     downloaded = dict(steps["download"]["files"])
@@ -51,21 +51,36 @@ def test_demo_runs_every_step_once(tmp_path: Path) -> None:
         for key in ("alpha_mean", "alpha_sharpe", "churn_mean", "turnover_mean"):
             assert scores[key] is not None, key
 
+    # Crypto: Numerai's files, the synthetic prices of its symbols, a model trained on their features
+    crypto = steps["crypto"]
+    assert {"train_targets.parquet", "live_universe.parquet"} == {name for name, _ in crypto["files"]}
+    assert crypto["models"] == ["cry@1", "cry_lgbm@1"] and Path(crypto["prices"]).stat().st_size > 0
+    assert len(crypto["cv"].folds) == 5 and crypto["cv"].summary["embargo_eras"] > 0
+
     first, again = steps["round"]["report"], steps["round"]["again"]
     assert sorted((o.tournament, o.numerai_model) for o in first.submitted) == [
-        (8, "sim_model_1"), (8, "sim_model_2"), (8, "sim_model_3"), (11, "sim_signals"), (11, "sim_signals_2")
+        (8, "sim_model_1"), (8, "sim_model_2"), (8, "sim_model_3"),
+        (11, "sim_signals"), (11, "sim_signals_2"), (12, "sim_crypto"), (12, "sim_crypto_2"),
     ]  # fmt: skip
     assert first.ok and not again.submitted and "already submitted" in again.note
     assert "signals: every model already submitted" in again.note
     following = steps["next_round"]["report"]
     assert steps["next_round"]["round"] == steps["round"]["round"] + 1
-    assert following.ok and len(following.submitted) == 5
+    assert following.ok and len(following.submitted) == 7
 
     rows = steps["perf"]["rows"]
     classic = [r for r in rows if r.tournament == 8]
     assert {r.numerai_model for r in classic} == {"sim_model_1", "sim_model_2", "sim_model_3"}
     assert all(r.resolved and r.payout_status == "settled" for r in rows)
     assert all(r.corr is not None and r.mmc is not None for r in classic)
+    # Crypto rounds scored on MMC and CORR, like Numerai scores them; two stakers: MMC is not zero
+    crypto_rows = {(r.numerai_model, r.round_number): r for r in rows if r.tournament == 12}
+    first_round = steps["round"]["round"]
+    assert set(crypto_rows) == {
+        (m, n) for m in ("sim_crypto", "sim_crypto_2") for n in (first_round, first_round + 1)
+    }
+    assert all(r.corr is not None and r.mmc is not None for r in crypto_rows.values())
+    assert any(r.mmc != 0 for r in crypto_rows.values())
 
     # the Signals rounds resolved after their 60 scoring days, their scores synced under Signals' names
     signals = {(r.numerai_model, r.round_number): r for r in rows if r.tournament == 11}

@@ -29,6 +29,17 @@ def _show(step: str, payload: dict[str, Any]) -> None:
 
             console.print(f"synthetic daily prices mapped to the universe of {payload['universe']}")
             show_price_report(Path(payload["prices"]), payload["report"])
+    elif step == "crypto":
+        from numerflow.cli.modeling import cv_table
+
+        table = Table("file", "bytes", title="Crypto files through numerapi from the simulator")
+        for name, size in payload["files"]:
+            table.add_row(name, f"{size:,}")
+        console.print(table)
+        console.print(f"synthetic daily prices of the Crypto symbols (no real signal): {payload['prices']}")
+        models = ", ".join(payload["models"])
+        console.print(f"trained Crypto models {models} on price features in {payload['seconds']:.1f}s")
+        console.print(cv_table(payload["cv"].name, payload["cv"]))
     elif step == "check":
         report = payload["report"]
         console.print(
@@ -78,7 +89,8 @@ def demo(
     workdir: Path = typer.Option(Path("demo"), "--dir", help="Folder for the demo project (emptied)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the synthetic world."),
 ) -> None:
-    """Run the whole job offline: download, train, validate, submit, score, report (Classic and Signals)."""
+    """Run the whole job offline: download, train, validate, submit, score, report (Classic, Signals,
+    Crypto)."""
     from numerflow.demo import DemoOptions, run_demo
 
     for step, payload in run_demo(DemoOptions(workdir=workdir, seed=seed)):

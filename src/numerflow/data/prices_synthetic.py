@@ -288,3 +288,27 @@ def write_synthetic_prices(
     with atomic_path(universe_path) as tmp:
         universe.to_parquet(tmp, index=False)
     return prices_path, universe_path, len(prices)
+
+
+#: the columns of :func:`write_synthetic_crypto_prices`' file, for a model's ``price_columns``
+CRYPTO_PRICE_COLUMNS = {"ticker": "Symbol", "close": "Close"}
+
+
+def write_synthetic_crypto_prices(
+    train_targets: Path | str,
+    out: Path | str,
+    *,
+    start: str = "2019-06-01",
+    end: str = "2024-09-30",
+    seed: int = 6,
+) -> Path:
+    """Synthetic daily prices (a user's own price data) for every symbol of Numerai Crypto's
+    ``train_targets.parquet``, as a CSV with columns named like a vendor's (:data:`CRYPTO_PRICE_COLUMNS`)."""
+    symbols = sorted(pd.read_parquet(train_targets, columns=["symbol"])["symbol"].unique())
+    coins = pd.DataFrame({"numerai_ticker": symbols, "country": "US", "sector": "Energy"})
+    prices = synth_prices(len(symbols), start=start, end=end, seed=seed, universe=coins)
+    dest = Path(out)
+    ensure_dir(dest.parent)
+    with atomic_path(dest) as tmp:
+        prices.rename(columns={"numerai_ticker": "Symbol", "close": "Close"}).to_csv(tmp, index=False)
+    return dest
