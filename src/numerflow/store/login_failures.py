@@ -46,39 +46,39 @@ def record_failure(
     engine: Engine, subjects: Iterable[Subject], *, now: datetime, expires_at: datetime
 ) -> dict[Subject, int]:
     """Record one failed login against each subject (counting until ``expires_at``) and return how many
-    failures each now has that still count, this one included. Rows expired at ``now`` are deleted on the
-    way, so the table holds no more than one window's worth.
+    failures each now has that still count, this one included, keyed by ``subjects`` as given. Rows
+    expired at ``now`` are deleted on the way, so the table holds no more than one window's worth.
 
     The insert is committed before the count is read: of two replicas recording at the same moment, the
     one that counts last sees both failures."""
-    subjects = [_subject(*s) for s in subjects]
+    stored = {subject: _subject(*subject) for subject in subjects}
     with session_scope(engine) as s:
         s.execute(delete(LoginFailure).where(LoginFailure.expires_at <= now))
         s.add_all(
             LoginFailure(scope=scope, subject=name, at=now, expires_at=expires_at, lockout=False)
-            for scope, name in subjects
+            for scope, name in stored.values()
         )
     with session_scope(engine) as s:
         counted = s.execute(
             select(LoginFailure.scope, LoginFailure.subject, func.count())
-            .where(LoginFailure.lockout.is_(False), LoginFailure.expires_at > now, _any_of(subjects))
+            .where(LoginFailure.lockout.is_(False), LoginFailure.expires_at > now, _any_of(stored.values()))
             .group_by(LoginFailure.scope, LoginFailure.subject)
         )
         counts = {(scope, name): int(n) for scope, name, n in counted}
-    return {subject: counts.get(subject, 0) for subject in subjects}
+    return {subject: counts.get(cut, 0) for subject, cut in stored.items()}
 
 
 def lock_out(engine: Engine, subjects: Iterable[Subject], *, now: datetime, until: datetime) -> None:
     """Lock ``subjects`` out from ``now`` until ``until``; their failures are dropped (after the lockout
     the count starts again from nothing)."""
-    subjects = [_subject(*s) for s in subjects]
-    if not subjects:
+    stored = [_subject(*subject) for subject in subjects]
+    if not stored:
         return
     with session_scope(engine) as s:
-        s.execute(delete(LoginFailure).where(LoginFailure.lockout.is_(False), _any_of(subjects)))
+        s.execute(delete(LoginFailure).where(LoginFailure.lockout.is_(False), _any_of(stored)))
         s.add_all(
             LoginFailure(scope=scope, subject=name, at=now, expires_at=until, lockout=True)
-            for scope, name in subjects
+            for scope, name in stored
         )
 
 
