@@ -1,6 +1,7 @@
 """Two `numerflow serve` replicas on PostgreSQL behind Debian's nginx (with the shipped proxy rules,
-deploy/nginx/numerflow-proxy.conf): WebSocket events reach clients on both replicas through nginx, the
-leader is killed, the other replica takes over, the schedule carries on, and nothing fires twice."""
+deploy/nginx/numerflow-proxy.conf): failed logins spread over both replicas add up to one lockout,
+WebSocket events reach clients on both replicas through nginx, the leader is killed, the other replica
+takes over, the schedule carries on, and nothing fires twice."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from typing import Any
 
 import httpx
 import pytest
-from service_support import record_model_version
+from service_support import PASSWORD, record_model_version
 from sqlalchemy import select
 
 from numerflow.service import accounts
@@ -32,7 +33,7 @@ from numerflow.store.tables.service import Job, ScheduleState
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
-NGINX = "/usr/sbin/nginx"
+NGINX = os.environ.get("NUMERFLOW_TEST_NGINX", "/usr/sbin/nginx")
 WAIT_S = 180.0  # an upper bound for things that take seconds: a loaded machine must not fail the test
 
 
@@ -69,7 +70,8 @@ pid {tmp}/nginx.pid;
 error_log {tmp}/logs/error.log warn;
 events {{ worker_connections 256; }}
 http {{
-    access_log {tmp}/logs/access.log;
+    log_format upstream '$request_uri $status $upstream_addr';
+    access_log {tmp}/logs/access.log upstream;
     client_body_temp_path {tmp}/body; proxy_temp_path {tmp}/proxy; fastcgi_temp_path {tmp}/fastcgi;
     uwsgi_temp_path {tmp}/uwsgi; scgi_temp_path {tmp}/scgi;
     upstream numerflow {{
@@ -125,6 +127,7 @@ def _health(port: int) -> dict[str, Any] | None:
 def cluster(pg_url: str, tmp_path: Path, nginx_bin: str) -> Iterator[dict[str, Any]]:
     engine = open_database(pg_url)
     _, token = accounts.create_token(engine, "replicas-test", "operate")
+    accounts.create_user(engine, "alice", PASSWORD, "read")
     for version in (1, 2):
         record_model_version(engine, "alpha", version)
     project = tmp_path / "project"
@@ -146,6 +149,7 @@ retries = 1
 round_watcher = false
 leader_lease_s = 3
 local_threads = 1
+login_max_failures = 3
 
 [schedules.every_minute]
 cron = "* * * * *"
@@ -166,7 +170,14 @@ job = "perf_sync"
             _until(f"replica on {p} answers", lambda p=p: _health(p) or procs[p].poll() is not None)
             assert procs[p].poll() is None, (tmp_path / f"replica-{p}.log").read_text()[-2000:]
         _until("nginx answers", lambda: _health(ngx_port))
-        yield {"procs": procs, "ports": ports, "nginx": ngx_port, "token": token, "engine": engine}
+        yield {
+            "procs": procs,
+            "ports": ports,
+            "nginx": ngx_port,
+            "nginx_dir": ngx_dir,
+            "token": token,
+            "engine": engine,
+        }
     finally:
         ngx.send_signal(signal.SIGQUIT)
         for proc in [*procs.values(), ngx]:
@@ -213,6 +224,22 @@ def test_replicas_behind_nginx_survive_the_leader_being_killed(cluster: dict[str
     assert again.headers["x-cache-status"] == "HIT" and again.content == first.content
     too_big = httpx.post(f"http://127.0.0.1:{ngx}/api/jobs", content=b"x" * 3_000_000, headers=auth)
     assert too_big.status_code == 413
+
+    # failed logins through nginx land on both replicas (least_conn takes turns while both are idle) and
+    # add up: after login_max_failures (3) alice is locked out on every replica, her right password too
+    def login(port: int, password: str) -> httpx.Response:
+        body = {"username": "alice", "password": password}
+        return httpx.post(f"http://127.0.0.1:{port}/api/auth/login", json=body, timeout=30)
+
+    for _ in range(3):
+        assert login(ngx, "wrong password").status_code == 401
+    access = (cluster["nginx_dir"] / "logs" / "access.log").read_text().splitlines()
+    served_by = {line.split()[2] for line in access if line.startswith("/api/auth/login 401 ")}
+    assert served_by == {f"127.0.0.1:{p}" for p in ports}, access
+    for port in (ngx, *ports):
+        r = login(port, PASSWORD)
+        assert r.status_code == 429 and 0 < int(r.headers["Retry-After"]) <= 900, r.text
+        assert r.json()["detail"].startswith("too many failed logins; try again in ")
 
     stack = contextlib.ExitStack()
     # clients through nginx land on both replicas (least_conn); each hears a promotion made through nginx

@@ -167,7 +167,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     app.state.config_watcher = ConfigWatcher(app.state)
     app.state.signer = SessionSigner(load_session_secret(settings), settings.service.session_max_age_s)
     service = settings.service
-    app.state.login_limiter = LoginLimiter(service.login_max_failures, service.login_lockout_s)
+    app.state.login_limiter = LoginLimiter(engine, service.login_max_failures, service.login_lockout_s)
     app.state.sockets = LiveSockets()
     app.state.ws_recheck_s = WS_RECHECK_S
     _install_error_handlers(app)

@@ -9,9 +9,10 @@ WebSockets it opened are closed. Every unsafe request authenticated by the cooki
 token, in the ``X-CSRF-Token`` header (JavaScript) or a ``csrf_token`` form field (HTML forms, checked with
 :func:`verify_csrf`).
 
-Failed logins are counted per username and per client address (:class:`LoginLimiter`, in memory, an
-injectable clock): past ``service.login_max_failures`` (four times as many per address) within
-``service.login_lockout_s`` the login answers 429 with ``Retry-After``, the right password included.
+Failed logins are counted per username and per client address (:class:`LoginLimiter`, in the database
+so that every replica sees every failure; an injectable wall clock): past ``service.login_max_failures``
+(four times as many per address) within ``service.login_lockout_s`` the login answers 429 with
+``Retry-After``, the right password included.
 Behind a reverse proxy, list it in ``service.trusted_proxies`` so that its ``X-Forwarded-For`` and
 ``X-Forwarded-Proto`` are believed (and nobody else's).
 
@@ -32,7 +33,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,7 @@ from numerflow.errors import AuthError, ConfigError, ForbiddenError, RateLimited
 from numerflow.fileio import atomic_write_text
 from numerflow.service import accounts
 from numerflow.service.accounts import SCOPES, Principal, UserInfo, cached_token, engine_key, verify_token
+from numerflow.store import login_failures
 from numerflow.store import sessions as session_store
 from numerflow.store.base import utcnow
 
@@ -165,54 +167,50 @@ def secure_cookies(conn: Request | WebSocket) -> bool:
 class LoginLimiter:
     """Failed logins per username and per client address; past the limit, a lockout with Retry-After.
 
-    ``clock`` (seconds, monotonic) is injectable: tests move it instead of waiting. Counts live in this
-    process's memory (one service process; a restart forgets them).
+    The failures and lockouts live in the database (``store.login_failures``), so every replica counts
+    every failure and a restart forgets nothing. ``clock`` gives wall time (UTC epoch seconds: replicas on
+    different machines share it, a monotonic clock they do not) and is injectable: tests move it instead of
+    waiting. A check is one query; a failure two (three when it locks); a success one.
     """
 
     def __init__(
-        self, max_failures: int, lockout_s: float, clock: Callable[[], float] = time.monotonic
+        self,
+        engine: Engine,
+        max_failures: int,
+        lockout_s: float,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        self.engine = engine
         self.max_failures = max_failures
         self.max_failures_per_address = 4 * max_failures
         self.lockout_s = float(lockout_s)
         self.clock = clock
-        self._failures: TTLCache[tuple[str, str], list[float]] = TTLCache(
-            maxsize=100_000, ttl=self.lockout_s, timer=self._now
-        )
-        self._locked: TTLCache[tuple[str, str], float] = TTLCache(
-            maxsize=100_000, ttl=self.lockout_s, timer=self._now
-        )
-        self._lock = threading.Lock()
 
-    def _now(self) -> float:
-        return self.clock()
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock(), UTC)
 
     def check(self, username: str, address: str) -> None:
         """RateLimitedError (429) while the username or the address is locked out."""
         now = self._now()
-        with self._lock:
-            until = max(self._locked.get(("user", username), 0.0), self._locked.get(("addr", address), 0.0))
-        if until > now:
-            wait = max(1, math.ceil(until - now))
+        until = login_failures.locked_until(self.engine, [("user", username), ("address", address)], now=now)
+        if until is not None:
+            wait = max(1, math.ceil((until - now).total_seconds()))
             raise RateLimitedError(f"too many failed logins; try again in {wait} s", retry_after_s=wait)
 
     def failure(self, username: str, address: str) -> None:
+        """Count a failed login; the username or address that reaches its limit within the window is
+        locked out for ``lockout_s`` (the window is ``lockout_s`` too)."""
         now = self._now()
-        with self._lock:
-            for key, limit in (
-                (("user", username), self.max_failures),
-                (("addr", address), self.max_failures_per_address),
-            ):
-                times = [t for t in self._failures.get(key, []) if t > now - self.lockout_s] + [now]
-                if len(times) >= limit:
-                    self._locked[key] = now + self.lockout_s
-                    self._failures.pop(key, None)
-                else:
-                    self._failures[key] = times
+        window = timedelta(seconds=self.lockout_s)
+        limits = {("user", username): self.max_failures, ("address", address): self.max_failures_per_address}
+        counts = login_failures.record_failure(self.engine, limits, now=now, expires_at=now + window)
+        full = [subject for subject, n in counts.items() if n >= limits[subject]]
+        if full:
+            login_failures.lock_out(self.engine, full, now=now, until=now + window)
 
     def success(self, username: str) -> None:
-        with self._lock:
-            self._failures.pop(("user", username), None)
+        """A successful login: the username's failures count no more (its address's still do)."""
+        login_failures.clear_failures(self.engine, ("user", username))
 
 
 # ----------------------------------------------------------------------------------------- sessions

@@ -105,6 +105,23 @@ class WebSession(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
+class LoginFailure(Base):
+    """A failed login, or a lockout (``lockout`` true), against one subject: a ``user`` (the username given)
+    or an ``address`` (the client's). A failure counts until ``expires_at`` (its time plus the window); a
+    lockout refuses logins until ``expires_at``. Rows past ``expires_at`` are deleted as new failures come
+    in. Every replica reads and writes the same rows, so the limits hold across replicas and restarts."""
+
+    __tablename__ = "login_failures"
+    __table_args__ = (Index("ix_login_failures_subject", "scope", "subject", "expires_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    scope: Mapped[str] = mapped_column(String(8))  # user | address
+    subject: Mapped[str] = mapped_column(String(255))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    lockout: Mapped[bool] = mapped_column(default=False)
+
+
 class LeaderLease(Base):
     """Who leads the replicas on SQLite (PostgreSQL uses an advisory lock instead): ``holder`` leads until
     ``expires_at`` unless it renews; ``term`` grows by one each time the lease changes hands."""
