@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -23,6 +24,19 @@ from numerflow.simulator import DEFAULT_PUBLIC_ID, DEFAULT_SECRET_KEY, RunningSi
 from numerflow.store.queries import registry
 
 PASSWORD = "correct horse battery"
+
+
+class Clock:
+    """An injected clock: aware UTC, moved only by :meth:`advance`."""
+
+    def __init__(self, now: datetime | None = None) -> None:
+        self.now = now or datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
 
 
 def make_settings(tmp_path: Path, db_url: str, **service: Any) -> Settings:
