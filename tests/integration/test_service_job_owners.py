@@ -34,15 +34,6 @@ STALE_S = 60.0
 _RUNS: list[int] = []  # job ids, once per execution of test_owner_once
 
 
-@job_kind("test_owner_spin")
-def _spin(ctx: JobContext) -> dict[str, Any]:
-    """Reports progress until it is cancelled or no longer running (at most 60 s)."""
-    for i in range(1200):
-        ctx.progress(min(i / 1000, 0.99), f"step {i}")
-        time.sleep(0.05)
-    return {"steps": 1200}
-
-
 @job_kind("test_owner_once")
 def _once(ctx: JobContext) -> dict[str, Any]:
     _RUNS.append(ctx.job_id)
@@ -105,7 +96,7 @@ def test_starting_and_stopping_a_replica_leaves_anothers_running_job_running(
     clock = Clock()
     a = replicas("replica-a", clock)
     assert a.start() == 0
-    job_id = a.submit("test_owner_spin", created_by="test")["id"]
+    job_id = a.submit("test_spin", created_by="test")["id"]
     running = _wait(settings, job_id, ("running",))
     assert running.owner == "replica-a" and running.heartbeat_at == clock.now
     assert a.get(job_id)["owner"] == "replica-a"  # the API shows which replica runs it
@@ -138,7 +129,7 @@ def test_a_job_whose_replica_stopped_heartbeating_is_interrupted_by_the_next_rep
     clock = Clock()
     a = replicas("replica-a", clock)
     a.start()
-    job_id = a.submit("test_owner_spin", created_by="test")["id"]
+    job_id = a.submit("test_spin", created_by="test")["id"]
     _wait(settings, job_id, ("running",))
     a.heartbeat()  # its last beat: from here on replica-a is frozen (or its machine vanished)
 
@@ -175,14 +166,21 @@ def test_a_running_replica_marks_the_jobs_of_a_vanished_one_on_its_heartbeat(
     elsewhere = "other-machine:4242:abcdef"
     engine = open_database(settings.database_url)
     with session_scope(engine) as s:
-        theirs = jobq.add_job(s, kind="perf_sync", args={}, created_by="test").id
+        theirs, cancelled, mine = (jobq.add_job(s, kind="perf_sync", args={}).id for _ in range(3))
         assert jobq.start_queued(s, theirs, clock.now, elsewhere)
-        mine = jobq.add_job(s, kind="perf_sync", args={}, created_by="test").id
+        assert jobq.start_queued(s, cancelled, clock.now, elsewhere)
         assert jobq.start_queued(s, mine, clock.now, "replica-b")
+    # a cancel through any replica asks the owner, which stops the job at its next progress report
+    asked = b.cancel(cancelled)
+    assert asked["status"] == "running" and asked["cancel_requested"] is True
     clock.advance(STALE_S)
     assert b.heartbeat() == 0  # exactly the window: not yet
     assert _job(settings, theirs).status == "running"
     clock.advance(1)
+    # the owner is gone: nobody would see the request, so a cancel now ends the job at once
+    done = b.cancel(cancelled)
+    assert done["status"] == "cancelled" and done["finished_at"] == clock.now
+    assert done["message"] == f"cancelled; the service running it ({elsewhere}) had stopped"
     assert b.heartbeat() == 1
     assert _job(settings, theirs).message == f"the service running it ({elsewhere}) stopped"
     assert _job(settings, mine).status == "running"  # its own job: beaten, never reaped
@@ -203,7 +201,7 @@ def test_a_beat_landing_first_keeps_the_job_running(settings: Settings) -> None:
     with session_scope(engine) as s:
         jobq.beat_owned(s, "replica-a", clock.now + timedelta(seconds=1))
     with session_scope(engine) as s:
-        assert not jobq.interrupt_unchanged(s, job_id, owner, beat, clock.now, "stale")
+        assert not jobq.end_unchanged(s, job_id, owner, beat, clock.now, "stale")
         assert jobq.running_elsewhere(s, "replica-a") == []
     assert _job(settings, job_id).status == "running"
 

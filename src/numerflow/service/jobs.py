@@ -365,11 +365,10 @@ class JobManager:
         marked = []
         with session_scope(self.engine) as s:
             for job_id, owner, beat in jobq.running_elsewhere(s, self.owner):
-                pid, host = instance_holder(owner)
-                if not holder_is_dead(pid, host, beat, now=now, stale_s=self.stale_s):
+                if not self._gone(owner, beat, now):
                     continue
                 message = f"the service running it ({owner or 'unknown'}) stopped"
-                if jobq.interrupt_unchanged(s, job_id, owner, beat, now, message):
+                if jobq.end_unchanged(s, job_id, owner, beat, now, message):
                     marked.append(job_id)
         if marked:
             log.warning(
@@ -377,6 +376,11 @@ class JobManager:
                 ", ".join(map(str, marked)),
             )
         return len(marked)
+
+    def _gone(self, owner: str | None, beat: datetime | None, now: datetime) -> bool:
+        """Whether the service instance ``owner`` (another one) is gone: the one liveness rule."""
+        pid, host = instance_holder(owner)
+        return holder_is_dead(pid, host, beat, now=now, stale_s=self.stale_s)
 
     def close(self) -> None:
         """Stop this instance: its running jobs become interrupted; queued jobs stay for the others."""
@@ -392,7 +396,7 @@ class JobManager:
                 fut.cancel()
         try:
             with session_scope(self.engine) as s:
-                jobq.interrupt_owned(s, self.owner, datetime.now(UTC), "the service stopped")
+                jobq.interrupt_owned(s, self.owner, self.clock(), "the service stopped")
         except NumerflowError:
             log.warning("could not mark running jobs interrupted at shutdown")
         for thing in (client, cluster):
@@ -540,13 +544,14 @@ class JobManager:
             return job_dict(job)
 
     def cancel(self, job_id: int) -> dict[str, Any]:
-        now = datetime.now(UTC)
+        now = self.clock()
         with session_scope(self.engine) as s:
             job = jobq.get_job(s, job_id)
             if job is None:
                 raise NotFoundError(f"no job {job_id}")
             if job.status not in ACTIVE:
                 raise ConflictError(f"job {job_id} is already {job.status}; nothing to cancel")
+            status, owner, beat = job.status, job.owner, job.heartbeat_at
             jobq.update_if(s, job_id, None, cancel_requested=True, updated_at=now)
             jobq.update_if(
                 s,
@@ -556,6 +561,10 @@ class JobManager:
                 finished_at=now,
                 message="cancelled before it started",
             )
+            if status == "running" and owner != self.owner and self._gone(owner, beat, now):
+                # nobody is left to see the request: end it now, not at the next sweep
+                message = f"cancelled; the service running it ({owner or 'unknown'}) had stopped"
+                jobq.end_unchanged(s, job_id, owner, beat, now, message, status="cancelled")
         with self._lock:
             fut = self._futures.get(job_id)
         if fut is not None and not fut.done():

@@ -94,22 +94,25 @@ def running_elsewhere(session: Session, owner: str) -> list[tuple[int, str | Non
     return [(int(i), o, h) for i, o, h in session.execute(stmt.order_by(Job.id))]
 
 
-def interrupt_unchanged(
+def end_unchanged(
     session: Session,
     job_id: int,
     owner: str | None,
     heartbeat_at: datetime | None,
     now: datetime,
     message: str,
+    *,
+    status: str = "interrupted",
 ) -> bool:
-    """Mark a running job interrupted if it still has the owner and heartbeat read: a compare-and-swap,
-    so a heartbeat that landed in between (the owner is alive after all) keeps it running."""
+    """End a running job (interrupted, or cancelled) if it still has the owner and heartbeat read: a
+    compare-and-swap, so a heartbeat that landed in between (the owner is alive after all) keeps it
+    running."""
     same_owner = Job.owner.is_(None) if owner is None else Job.owner == owner
     same_beat = Job.heartbeat_at.is_(None) if heartbeat_at is None else Job.heartbeat_at == heartbeat_at
     stmt = (
         update(Job)
         .where(Job.id == job_id, Job.status == "running", same_owner, same_beat)
-        .values(status="interrupted", finished_at=now, updated_at=now, message=message)
+        .values(status=status, finished_at=now, updated_at=now, message=message)
     )
     return bool(session.execute(stmt).rowcount)
 
