@@ -261,6 +261,8 @@ class ServiceSettings(_Section):
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024)  # larger request bodies get 413
     # replicas on one database: a dead leader (round watcher, schedules) is replaced within this time
     leader_lease_s: float = Field(10.0, ge=1.0, le=300.0)  # seconds before a dead leader is replaced
+    # replicas on one database: a job whose replica stops refreshing its heartbeat (every job_stale_s / 4)
+    job_stale_s: float = Field(60.0, ge=4.0, le=3600.0)  # seconds before its job is marked interrupted
     redis_url: SecretStr | None = None  # redis://host:6379/0: events to all replicas (else PG NOTIFY)
 
 

@@ -7,13 +7,15 @@ the holder works. Another process may take the work over when the holder is dead
 - its heartbeat is older than ``stale_s`` (any host: a machine that vanished, a frozen process), or
 - it ran on this host and its pid is gone (``kill -9``, a crash): known at once, no waiting.
 
-One rule, :func:`holder_is_dead`, used by the round job's slot claim and by the run registry.
+One rule, :func:`holder_is_dead`, used by the round job's slot claim, the run registry and the service's
+jobs (whose holder is a service instance named by :func:`instance_id`).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import secrets
 import socket
 import threading
 import uuid
@@ -41,6 +43,21 @@ class Holder:
 
 def this_host() -> str:
     return socket.gethostname()[:255]
+
+
+def instance_id() -> str:
+    """``host:pid:random``, made once per service process: names the replica in the leader lease, on the
+    jobs it runs and in the logs (at most 128 characters)."""
+    return f"{this_host()[:100]}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+def instance_holder(instance: str | None) -> tuple[int | None, str | None]:
+    """(pid, host) of an :func:`instance_id`; (None, None) for any other name (only its heartbeat tells)."""
+    host, _, rest = (instance or "").partition(":")
+    pid, _, token = rest.partition(":")
+    if not host or not pid.isdigit() or not token or ":" in token:
+        return None, None
+    return int(pid), host
 
 
 def this_process() -> Holder:

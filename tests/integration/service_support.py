@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -19,10 +20,34 @@ from sim_support import CALENDAR_START
 from numerflow.config import Settings
 from numerflow.service import accounts
 from numerflow.service.app import create_app
+from numerflow.service.jobs import JobContext, job_kind
 from numerflow.simulator import DEFAULT_PUBLIC_ID, DEFAULT_SECRET_KEY, RunningSimulator, start_simulator
 from numerflow.store.queries import registry
 
 PASSWORD = "correct horse battery"
+
+
+@job_kind("test_spin")
+def _spin(ctx: JobContext) -> dict[str, Any]:
+    """A workload for the job machinery itself: reports progress until cancelled or no longer running
+    (at most 60 s). Registered for every test that imports this module."""
+    for i in range(600):
+        ctx.progress(min(i / 100, 0.99), f"step {i}")
+        time.sleep(0.1)
+    return {"steps": 600}
+
+
+class Clock:
+    """An injected clock: aware UTC, moved only by :meth:`advance`."""
+
+    def __init__(self, now: datetime | None = None) -> None:
+        self.now = now or datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
 
 
 def make_settings(tmp_path: Path, db_url: str, **service: Any) -> Settings:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from service_support import Clock
 from sqlalchemy import text
 
 from numerflow.service.leader import AdvisoryLockElector, LeaseElector, leader_only, make_elector
@@ -20,17 +21,6 @@ from numerflow.store import make_engine, open_database
 from numerflow.store.queries.leader import lease_info
 
 SRC = Path(__file__).resolve().parents[2] / "src"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
 
 
 def _race(electors: list[LeaseElector | AdvisoryLockElector]) -> list[bool]:

@@ -33,15 +33,6 @@ from numerflow.store.queries.registry import SqlModelBook
 HOOK_SECRET = "round-hook-secret-0123"
 
 
-@job_kind("test_spin")
-def _spin(ctx: JobContext) -> dict[str, Any]:
-    """A workload for the job machinery itself: reports progress until cancelled (at most 60 s)."""
-    for i in range(600):
-        ctx.progress(min(i / 100, 0.99), f"step {i}")
-        time.sleep(0.1)
-    return {"steps": 600}
-
-
 @job_kind("test_odd_values")
 def _odd(ctx: JobContext) -> dict[str, Any]:
     """A workload whose result and log hold what JSON and PostgreSQL refuse (NaN, NUL)."""

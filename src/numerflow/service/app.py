@@ -19,8 +19,10 @@ Hooks for the dashboard (``numerflow.service.dashboard``, owned by the dashboard
 - JSON errors: every :class:`~numerflow.errors.NumerflowError` becomes ``{"detail": message}`` with its
   ``http_status``; a dashboard route may catch ``AuthError`` itself to redirect to ``/login``.
 
-Background work started by the lifespan (``background=True``): jobs left running by a stopped service
-are marked ``interrupted``; a poller publishes job changes as events; the cron scheduler and the round
+Background work started by the lifespan: jobs left running by a service instance that is gone are marked
+``interrupted``, and this instance's running jobs get a heartbeat (:meth:`JobManager.heartbeat`, which
+also marks the jobs of instances that stopped beating); with ``background=True``, a poller publishes job
+changes as events and dispatches queued jobs; the cron scheduler and the round
 watcher run as asyncio tasks, and tick only on the replica elected leader
 (:mod:`numerflow.service.leader`). Dask starts on the first job.
 """
@@ -102,13 +104,15 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     reads.on_invalidate(overview_cache.clear)
     data_watcher = DataWatcher(engine, bus.publish_local, reads.invalidate)
     monitor = OpsMonitor(settings, engine)
-    elector = make_elector(engine, lease_s=settings.service.leader_lease_s)
+    # one name for this service instance: on the leader lease and on the jobs it runs
+    elector = make_elector(engine, lease_s=settings.service.leader_lease_s, holder=jobs.owner)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         bus.bind(asyncio.get_running_loop())
         await asyncio.to_thread(jobs.start)
-        tasks: list[asyncio.Task[None]] = []
+        # every replica keeps its running jobs' heartbeat, so that the others leave them running
+        tasks = [asyncio.create_task(_every(jobs.heartbeat_interval_s, jobs.heartbeat, "job heartbeat"))]
         if background:
             tasks.append(asyncio.create_task(_every(POLL_INTERVAL_S, jobs.poll_once, "job poller")))
             tasks.append(asyncio.create_task(_every(DATA_WATCH_S, data_watcher.check, "data watcher")))

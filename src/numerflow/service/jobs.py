@@ -11,9 +11,19 @@ The service polls the table (:meth:`JobManager.poll_once`) and publishes what ch
 ``job_log`` events, so progress from remote workers reaches the WebSocket too. It also dispatches queued
 rows it did not submit itself (follow-up jobs such as perf_sync after a round, written by a worker).
 
+Several replicas share the database. Each :class:`JobManager` is one service instance, named ``owner``
+(``host:pid:random``, :func:`numerflow.liveness.instance_id`). A queued job belongs to nobody: every
+replica's poller dispatches it to its Dask and the first worker to flip it to ``running`` (a conditional
+UPDATE) runs it, stamping its replica as the job's ``owner``. The owner refreshes ``heartbeat_at`` on its
+running jobs (:meth:`JobManager.heartbeat`, every ``[service] job_stale_s / 4``). A replica that stops
+marks its own running jobs ``interrupted`` and leaves queued ones for the others; a replica that starts,
+and every heartbeat after, marks ``interrupted`` the running jobs whose owner is gone (its heartbeat
+older than ``job_stale_s``, or its pid no longer alive on this host: the one rule of
+:func:`numerflow.liveness.holder_is_dead`). Another live replica's jobs are never touched.
+
 Cancel: a queued job is cancelled at once; a running one gets ``cancel_requested`` and stops at its next
-progress report. Restart: jobs left queued or running by a stopped service become ``interrupted``;
-``retry`` makes a new job with the same kind and arguments (``retry_of`` points at the old one).
+progress report, on whichever replica runs it. ``retry`` makes a new job with the same kind and arguments
+(``retry_of`` points at the old one).
 """
 
 from __future__ import annotations
@@ -32,6 +42,7 @@ from sqlalchemy.engine import Engine
 
 from numerflow.config import Settings
 from numerflow.errors import ConfigError, ConflictError, NotFoundError, NumerflowError
+from numerflow.liveness import Clock, holder_is_dead, instance_holder, instance_id, utcnow
 from numerflow.service.events import EventBus
 from numerflow.store import open_database, session_scope
 from numerflow.store.queries import jobs as jobq
@@ -60,6 +71,7 @@ class JobContext:
     args: dict[str, Any]
     settings: Settings
     engine: Engine
+    owner: str = ""  # the service instance that started the job
     _last_write: float = 0.0
     _last_message: str | None = None
 
@@ -88,7 +100,7 @@ class JobContext:
             job = jobq.get_job(s, self.job_id)
             info = job_dict(job) if job is not None else None
         if info is not None:
-            _publish_local(self.settings.database_url, info)
+            _publish_local(self.owner, info)
         # stop on a cancel, and also when the job is no longer ours to run (the service stopped: interrupted)
         if info is None or info["cancel_requested"]:
             raise JobCancelled("cancelled at the user's request")
@@ -112,18 +124,19 @@ class JobContext:
             row = jobq.add_log(s, self.job_id, level[:8], _clean(line[:10_000]))
             entry = {"id": row.id, "job_id": self.job_id, "at": row.at.isoformat(), "level": row.level}
             entry["line"] = row.line
-        manager = _LOCAL_MANAGERS.get(self.settings.database_url)
+        manager = _LOCAL_MANAGERS.get(self.owner)
         if manager is not None:
             manager.publish_log(entry)
 
 
-# managers living in this process, by database URL: a job on the local (threaded) Dask worker publishes
-# its progress through them at once; jobs on remote workers reach the WebSocket through the poller.
+# managers living in this process, by owner: a job on the local (threaded) Dask worker publishes its
+# progress through its own replica's manager at once; jobs on remote workers reach the WebSocket through
+# the poller.
 _LOCAL_MANAGERS: dict[str, JobManager] = {}
 
 
-def _publish_local(database_url: str, info: dict[str, Any]) -> None:
-    manager = _LOCAL_MANAGERS.get(database_url)
+def _publish_local(owner: str, info: dict[str, Any]) -> None:
+    manager = _LOCAL_MANAGERS.get(owner)
     if manager is not None:
         manager.publish_job(info)
 
@@ -165,18 +178,20 @@ class _JobLogHandler(logging.Handler):
             self.ctx.log(record.getMessage(), record.levelname)
 
 
-def execute_job(job_id: int, settings: Settings) -> str:
-    """Run one job to its end (on a Dask worker); returns its final status."""
+def execute_job(job_id: int, settings: Settings, owner: str, clock: Clock = utcnow) -> str:
+    """Run one job to its end (on a Dask worker) for the service instance ``owner`` (whose ``clock``
+    stamps the start and first heartbeat); returns its final status, "skipped" when another replica's
+    worker started it first or it was cancelled."""
     engine = open_database(settings.database_url)
     with session_scope(engine) as s:
         job = jobq.get_job(s, job_id)
         if job is None:
             return "missing"
         kind, args = job.kind, dict(job.args or {})
-        started = jobq.start_queued(s, job_id, datetime.now(UTC))
+        started = jobq.start_queued(s, job_id, clock(), owner)
     if not started:
         return "skipped"
-    ctx = JobContext(job_id=job_id, kind=kind, args=args, settings=settings, engine=engine)
+    ctx = JobContext(job_id=job_id, kind=kind, args=args, settings=settings, engine=engine, owner=owner)
     handler = _JobLogHandler(ctx)
     nf_logger = logging.getLogger("numerflow")
     nf_logger.addHandler(handler)
@@ -272,22 +287,37 @@ def job_dict(job: Job) -> dict[str, Any]:
         "started_at": job.started_at,
         "finished_at": job.finished_at,
         "updated_at": job.updated_at,
+        "owner": job.owner,
     }
 
 
 class JobManager:
-    """Submits jobs to Dask, cancels and retries them, and turns table changes into events."""
+    """One service instance's jobs: submits them to Dask, keeps their heartbeat, cancels and retries, and
+    turns table changes (this replica's and the others') into events.
 
-    def __init__(self, settings: Settings, engine: Engine, bus: EventBus) -> None:
+    ``owner`` names this instance on the jobs it runs (one per service process; the app shares it with
+    the leader election); ``clock`` stamps heartbeats and judges other owners' (injected in tests)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        bus: EventBus,
+        *,
+        owner: str | None = None,
+        clock: Clock = utcnow,
+    ) -> None:
         self.settings = settings
         self.engine = engine
         self.bus = bus
+        self.owner = owner or instance_id()
+        self.clock = clock
+        self.stale_s = settings.service.job_stale_s
         self._client: Any = None
         self._cluster: Any = None
         self._lock = threading.Lock()
         self._futures: dict[int, Any] = {}
         self._dispatched: set[int] = set()
-        self._first_id = 0
         self._seen_at: datetime | None = None
         self._seen_log_id = 0
         self._last_published: set[tuple[Any, ...]] = set()
@@ -298,28 +328,64 @@ class JobManager:
         self._statuses: dict[int, str] = {}
         self._finished_seen: set[int] = set()
         self._logs_published: set[int] = set()
-        _LOCAL_MANAGERS[settings.database_url] = self
+        _LOCAL_MANAGERS[self.owner] = self
 
     # ------------------------------------------------------------------------------------ lifecycle
 
     def start(self) -> int:
-        """Mark jobs left behind by a stopped service as interrupted; returns how many."""
+        """Mark interrupted the jobs left running by service instances that are gone; returns how many.
+
+        Jobs another live replica runs keep running; queued jobs stay queued (the poller dispatches them)."""
         nf_logger = logging.getLogger("numerflow")
         if nf_logger.getEffectiveLevel() > logging.INFO:  # jobs keep their INFO lines as job logs
             nf_logger.setLevel(logging.INFO)
-        now = datetime.now(UTC)
+        n = self.reap_orphans()
         with session_scope(self.engine) as s:
-            n = jobq.interrupt_active(s, now, "the service stopped")
-            self._first_id, self._seen_log_id = jobq.max_ids(s)
-        self._seen_at = now
-        if n:
-            log.warning("%d job(s) were left running by a stopped service; marked interrupted", n)
+            _, self._seen_log_id = jobq.max_ids(s)
+        self._seen_at = datetime.now(UTC)
         interrupt_dead_runs(self.engine)  # and the runs those jobs (or a killed CLI) left running
         return n
 
+    @property
+    def heartbeat_interval_s(self) -> float:
+        """How often :meth:`heartbeat` runs: four beats fit in the stale window."""
+        return self.stale_s / 4.0
+
+    def heartbeat(self) -> int:
+        """Refresh this instance's running jobs' heartbeat, then mark interrupted the jobs of instances
+        that are gone; returns how many were marked."""
+        with session_scope(self.engine) as s:
+            jobq.beat_owned(s, self.owner, self.clock())
+        return self.reap_orphans()
+
+    def reap_orphans(self) -> int:
+        """Mark interrupted the running jobs whose owner is gone: no heartbeat within ``job_stale_s`` (by
+        this instance's clock), or a pid on this host that no longer exists. Never this instance's own."""
+        now = self.clock()
+        marked = []
+        with session_scope(self.engine) as s:
+            for job_id, owner, beat in jobq.running_elsewhere(s, self.owner):
+                if not self._gone(owner, beat, now):
+                    continue
+                message = f"the service running it ({owner or 'unknown'}) stopped"
+                if jobq.end_unchanged(s, job_id, owner, beat, now, message):
+                    marked.append(job_id)
+        if marked:
+            log.warning(
+                "job(s) %s were left running by a service instance that is gone; marked interrupted",
+                ", ".join(map(str, marked)),
+            )
+        return len(marked)
+
+    def _gone(self, owner: str | None, beat: datetime | None, now: datetime) -> bool:
+        """Whether the service instance ``owner`` (another one) is gone: the one liveness rule."""
+        pid, host = instance_holder(owner)
+        return holder_is_dead(pid, host, beat, now=now, stale_s=self.stale_s)
+
     def close(self) -> None:
-        if _LOCAL_MANAGERS.get(self.settings.database_url) is self:
-            del _LOCAL_MANAGERS[self.settings.database_url]
+        """Stop this instance: its running jobs become interrupted; queued jobs stay for the others."""
+        if _LOCAL_MANAGERS.get(self.owner) is self:
+            del _LOCAL_MANAGERS[self.owner]
         with self._lock:
             client, cluster = self._client, self._cluster
             self._client = self._cluster = None
@@ -328,10 +394,9 @@ class JobManager:
         for fut in futures:
             with contextlib.suppress(Exception):
                 fut.cancel()
-        now = datetime.now(UTC)
         try:
             with session_scope(self.engine) as s:
-                jobq.interrupt_active(s, now, "the service stopped", above_id=self._first_id)
+                jobq.interrupt_owned(s, self.owner, self.clock(), "the service stopped")
         except NumerflowError:
             log.warning("could not mark running jobs interrupted at shutdown")
         for thing in (client, cluster):
@@ -463,7 +528,10 @@ class JobManager:
                 return
             self._dispatched.add(job_id)
         client = self.client()
-        fut = client.submit(execute_job, job_id, self.settings, key=f"numerflow-job-{job_id}", pure=False)
+        # a key of this instance's own: on a Dask scheduler shared by replicas, each one's try at a queued
+        # job is a task of its own (the database lets one start), never another replica's task
+        key = f"numerflow-job-{job_id}-{self.owner}"
+        fut = client.submit(execute_job, job_id, self.settings, self.owner, self.clock, key=key, pure=False)
         with self._lock:
             self._futures[job_id] = fut
         fut.add_done_callback(lambda _f, j=job_id: self._futures.pop(j, None))
@@ -476,13 +544,14 @@ class JobManager:
             return job_dict(job)
 
     def cancel(self, job_id: int) -> dict[str, Any]:
-        now = datetime.now(UTC)
+        now = self.clock()
         with session_scope(self.engine) as s:
             job = jobq.get_job(s, job_id)
             if job is None:
                 raise NotFoundError(f"no job {job_id}")
             if job.status not in ACTIVE:
                 raise ConflictError(f"job {job_id} is already {job.status}; nothing to cancel")
+            status, owner, beat = job.status, job.owner, job.heartbeat_at
             jobq.update_if(s, job_id, None, cancel_requested=True, updated_at=now)
             jobq.update_if(
                 s,
@@ -492,6 +561,10 @@ class JobManager:
                 finished_at=now,
                 message="cancelled before it started",
             )
+            if status == "running" and owner != self.owner and self._gone(owner, beat, now):
+                # nobody is left to see the request: end it now, not at the next sweep
+                message = f"cancelled; the service running it ({owner or 'unknown'}) had stopped"
+                jobq.end_unchanged(s, job_id, owner, beat, now, message, status="cancelled")
         with self._lock:
             fut = self._futures.get(job_id)
         if fut is not None and not fut.done():
@@ -512,13 +585,15 @@ class JobManager:
     # ------------------------------------------------------------------------------------ watching
 
     def poll_once(self) -> int:
-        """Publish job changes and new log lines since the last poll; dispatch foreign queued jobs."""
+        """Publish job changes and new log lines since the last poll; dispatch every queued job not
+        dispatched here yet (another replica's, a follow-up written by a worker, one left queued by a
+        replica that stopped): whichever replica's worker starts it first runs it."""
         published = 0
         with session_scope(self.engine) as s:
             since = self._seen_at or datetime.now(UTC)
             changed = jobq.changed_since(s, since)
             logs = jobq.job_logs(s, after=self._seen_log_id, limit=500)
-            queued = jobq.queued_ids(s, self._first_id)
+            queued = jobq.queued_ids(s)
             jobs = [job_dict(j) for j in changed]
             lines = [
                 {"id": r.id, "job_id": r.job_id, "at": r.at.isoformat(), "level": r.level, "line": r.line}

@@ -21,9 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
-import secrets
-import socket
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -32,6 +29,7 @@ from typing import Any, Protocol
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from numerflow.liveness import instance_id
 from numerflow.store.base import utcnow
 from numerflow.store.queries import leader as q
 
@@ -42,8 +40,8 @@ DEFAULT_LEASE_S = 10.0
 
 
 def new_holder_id() -> str:
-    """``host:pid:random``: names this replica in the lease row and the logs."""
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+    """``host:pid:random``: names this replica in the lease row, on the jobs it runs and in the logs."""
+    return instance_id()
 
 
 class Elector(Protocol):

@@ -189,6 +189,7 @@ class JobOut(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     updated_at: datetime
+    owner: str | None = None  # the service instance (host:pid:random) that started it
 
 
 class JobLogOut(BaseModel):

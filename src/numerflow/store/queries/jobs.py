@@ -1,5 +1,7 @@
 """The jobs table and its log lines: every status change is a conditional UPDATE from the expected state,
-so a late worker never overwrites a newer one. The service renders the rows (``service.jobs.job_dict``)."""
+so a late worker never overwrites a newer one. A running job names its ``owner`` (the service instance
+that started it) and carries that instance's ``heartbeat_at``. The service renders the rows
+(``service.jobs.job_dict``) and decides which owners are gone (``numerflow.liveness``)."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from numerflow.store.tables.service import Job, JobLog
@@ -66,24 +68,63 @@ def update_if(session: Session, job_id: int, statuses: Iterable[str] | None, **v
     return session.execute(stmt.values(**values)).rowcount
 
 
-def start_queued(session: Session, job_id: int, now: datetime) -> bool:
-    """Mark a queued, not cancelled job running; False when it is not (any more) to be run."""
+def start_queued(session: Session, job_id: int, now: datetime, owner: str) -> bool:
+    """Mark a queued, not cancelled job running for the service instance ``owner`` (its first heartbeat
+    ``now``); False when it is not (any more) to be run: another replica started it, or it was cancelled."""
     stmt = (
         update(Job)
         .where(Job.id == job_id, Job.status == "queued", Job.cancel_requested.is_(False))
-        .values(status="running", started_at=now, updated_at=now)
+        .values(status="running", started_at=now, updated_at=now, owner=owner, heartbeat_at=now)
     )
     return bool(session.execute(stmt).rowcount)
 
 
-def interrupt_active(session: Session, now: datetime, message: str, *, above_id: int = 0) -> int:
-    """Mark every queued or running job (with an id above ``above_id``) interrupted; returns how many."""
+def beat_owned(session: Session, owner: str, now: datetime) -> int:
+    """Refresh the heartbeat of every job ``owner`` runs; how many (``updated_at`` is left alone: a
+    heartbeat is no change to publish)."""
+    stmt = update(Job).where(Job.owner == owner, Job.status == "running").values(heartbeat_at=now)
+    return int(session.execute(stmt).rowcount or 0)
+
+
+def running_elsewhere(session: Session, owner: str) -> list[tuple[int, str | None, datetime | None]]:
+    """(id, owner, heartbeat_at) of the running jobs not run by ``owner`` (rows without one included)."""
+    stmt = select(Job.id, Job.owner, Job.heartbeat_at).where(
+        Job.status == "running", or_(Job.owner.is_(None), Job.owner != owner)
+    )
+    return [(int(i), o, h) for i, o, h in session.execute(stmt.order_by(Job.id))]
+
+
+def end_unchanged(
+    session: Session,
+    job_id: int,
+    owner: str | None,
+    heartbeat_at: datetime | None,
+    now: datetime,
+    message: str,
+    *,
+    status: str = "interrupted",
+) -> bool:
+    """End a running job (interrupted, or cancelled) if it still has the owner and heartbeat read: a
+    compare-and-swap, so a heartbeat that landed in between (the owner is alive after all) keeps it
+    running."""
+    same_owner = Job.owner.is_(None) if owner is None else Job.owner == owner
+    same_beat = Job.heartbeat_at.is_(None) if heartbeat_at is None else Job.heartbeat_at == heartbeat_at
     stmt = (
         update(Job)
-        .where(Job.status.in_(ACTIVE), Job.id > above_id)
+        .where(Job.id == job_id, Job.status == "running", same_owner, same_beat)
+        .values(status=status, finished_at=now, updated_at=now, message=message)
+    )
+    return bool(session.execute(stmt).rowcount)
+
+
+def interrupt_owned(session: Session, owner: str, now: datetime, message: str) -> int:
+    """Mark every job ``owner`` runs interrupted (that replica stops); returns how many."""
+    stmt = (
+        update(Job)
+        .where(Job.owner == owner, Job.status == "running")
         .values(status="interrupted", finished_at=now, updated_at=now, message=message)
     )
-    return session.execute(stmt).rowcount
+    return int(session.execute(stmt).rowcount or 0)
 
 
 def max_ids(session: Session) -> tuple[int, int]:
@@ -98,8 +139,6 @@ def changed_since(session: Session, since: datetime) -> list[Job]:
     return list(session.scalars(select(Job).where(Job.updated_at >= since).order_by(Job.updated_at)))
 
 
-def queued_ids(session: Session, above_id: int) -> list[int]:
-    """Ids of queued jobs above ``above_id``, oldest first."""
-    return list(
-        session.scalars(select(Job.id).where(Job.status == "queued", Job.id > above_id).order_by(Job.id))
-    )
+def queued_ids(session: Session) -> list[int]:
+    """Ids of the queued jobs, oldest first (any replica may start one)."""
+    return list(session.scalars(select(Job.id).where(Job.status == "queued").order_by(Job.id)))

@@ -43,8 +43,10 @@ class ApiToken(Base):
 class Job(Base):
     """A unit of work run on Dask: train, cv, tune, download, round or perf_sync.
 
-    ``status``: queued, running, succeeded, failed, cancelled or interrupted (the service stopped while
-    it was queued or running; such a job can be retried, which creates a new job with ``retry_of`` set).
+    ``status``: queued, running, succeeded, failed, cancelled or interrupted (the service replica running
+    it stopped; such a job can be retried, which creates a new job with ``retry_of`` set). ``owner`` is
+    the service instance (``host:pid:random``) that started it and refreshes ``heartbeat_at`` while it
+    runs; a queued job has no owner yet (any replica may start it).
     """
 
     __tablename__ = "jobs"
@@ -66,6 +68,8 @@ class Job(Base):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    owner: Mapped[str | None] = mapped_column(String(128), nullable=True, index=True)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class JobLog(Base):
