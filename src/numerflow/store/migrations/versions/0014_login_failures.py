@@ -1,7 +1,7 @@
 """service: login_failures (failed logins and lockouts, shared by every replica)
 
 Revision ID: 0014_login_failures
-Revises: 0011_config_audit
+Revises: 0013_job_owner
 """
 
 import sqlalchemy as sa
@@ -10,7 +10,7 @@ from alembic import op
 from numerflow.store.base import UTCDateTime
 
 revision = "0014_login_failures"
-down_revision = "0011_config_audit"
+down_revision = "0013_job_owner"
 branch_labels = None
 depends_on = None
 
