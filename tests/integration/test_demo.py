@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from sim_support import CALENDAR_START
 
+from numerflow.cli.demo import _show as show_step
 from numerflow.demo import DemoOptions, run_demo
 from numerflow.errors import ConfigError
 from numerflow.metrics.payout import SIGNALS_RULE
@@ -19,6 +20,8 @@ def test_demo_runs_every_step_once(tmp_path: Path) -> None:
     workdir = tmp_path / "demo"
     options = DemoOptions(workdir=workdir, n_eras=60, rows_per_era=200, n_features=30, start=CALENDAR_START)
     steps = dict(run_demo(options))
+    for step, payload in steps.items():  # `numerflow demo` prints every step's payload
+        show_step(step, payload)
     assert list(steps) == [
         "simulator", "config", "download", "check", "train", "cv", "report", "signals_data", "signals_train",
         "crypto", "round", "next_round", "perf",

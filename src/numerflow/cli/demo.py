@@ -39,7 +39,7 @@ def _show(step: str, payload: dict[str, Any]) -> None:
         console.print(f"synthetic daily prices of the Crypto symbols (no real signal): {payload['prices']}")
         models = ", ".join(payload["models"])
         console.print(f"trained Crypto models {models} on price features in {payload['seconds']:.1f}s")
-        console.print(cv_table(payload["cv"].name, payload["cv"]))
+        console.print(cv_table(payload["cv"].model_name, payload["cv"]))
     elif step == "check":
         report = payload["report"]
         console.print(
