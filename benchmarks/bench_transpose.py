@@ -3,7 +3,8 @@
 The loader gathers a row group's columns side by side (``buf``: columns × rows) and copies them into the
 row-major matrix in tiles of rows. This times that copy in CPU ns per byte for several tile shapes, with
 ``np.copyto`` on the transposed view, with 2 or 4 columns packed into one wide element first (numpy shifts
-and ors, per tile), and Arrow's ``RecordBatch.to_tensor(row_major=True)``; best of 3 each.
+and ors, per tile), and Arrow's ``RecordBatch.to_tensor(row_major=True)``; best of 3 each. Then what a
+column-major matrix would cost instead: one pass of LightGBM's float32 row blocks from each layout.
 
     .venv/bin/python benchmarks/bench_transpose.py
 """
@@ -55,6 +56,30 @@ def _best(fn: Callable[[], object]) -> float:
     return best / (ROWS * COLS) * 1e9
 
 
+def _consumers(n: int = 1_000_000, width: int = WIDTH) -> None:
+    """What a column-major matrix would cost its consumers: LightGBM's float32 row blocks (32 MiB each, as
+    ``modeling/estimators.py`` builds them) from a row-major and from a column-major int8 matrix."""
+    C = np.random.default_rng(1).integers(0, 5, (n, width), dtype=np.int8)
+    F = np.asfortranarray(C)
+    rows = (32 << 20) // (4 * width)
+
+    def blocks(X: np.ndarray) -> None:
+        for a in range(0, n, rows):
+            np.asarray(X[a : a + rows], dtype=np.float32, order="C")  # what LightGBM's push_rows needs
+
+    print(f"\n{n:,} × {width} int8 as C-ordered float32 row blocks of {rows:,} rows (one pass, best of 2)\n")
+    print("| matrix | CPU s |\n|---|---:|")
+    for name, X in (("row-major (numerflow's)", C), ("column-major (pandas' `to_numpy()`)", F)):
+        best = min(_timed(lambda X=X: blocks(X)) for _ in range(2))
+        print(f"| {name} | {best:.2f} |")
+
+
+def _timed(fn: Callable[[], object]) -> float:
+    c = time.process_time()
+    fn()
+    return time.process_time() - c
+
+
 def main() -> None:
     rng = np.random.default_rng(0)
     buf = rng.integers(0, 5, (COLS, ROWS), dtype=np.int8)
@@ -83,6 +108,7 @@ def main() -> None:
     print("| transposing copy | ns / byte |\n|---|---:|")
     for ns, what in sorted(rows):
         print(f"| {what} | {ns:.2f} |")
+    _consumers()
     print(f"\nload average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; numpy {np.__version__}")
     print("command: `.venv/bin/python benchmarks/bench_transpose.py`")
 
