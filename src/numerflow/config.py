@@ -102,9 +102,9 @@ class CVSpec(_Section):
 
 
 class TuneSpec(_Section):
-    # which apply to a model's tournament: numerflow.modeling.tuning.OBJECTIVES (payout: Classic; alpha:
-    # Signals and Crypto)
-    objective: Literal["corr", "sharpe", "payout", "alpha"] = "sharpe"
+    objective: Literal["corr", "sharpe", "payout", "alpha"] = Field(
+        "sharpe", description="payout for [models] only, alpha for [signals_models] only"
+    )
     space: dict[str, list[Any]] = Field(default_factory=dict)  # param = [low, high(, "log")] or choices
 
 

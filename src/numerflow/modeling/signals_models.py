@@ -23,8 +23,9 @@ The era is the date. ``numerflow train NAME`` fits one estimator (the same ones 
 folder and registry (``data_version`` is ``signals/v2.1`` or ``crypto/v2.0``: which tournament the
 version is for; the manifest says it too). ``numerflow cv NAME`` cuts the dates into folds with
 :class:`~numerflow.modeling.splitters.EraSplitter`, the gap in weeks from the target's horizon plus
-Numerai's 2-day lag (20-day targets: 5 weeks, 60-day: 13). ``models list``, ``promote`` and ``rollback``
-work as for any model.
+Numerai's 2-day lag (20-day targets: 5 weeks, 60-day: 13). ``numerflow tune NAME`` runs that CV per
+trial (:mod:`numerflow.modeling.tuning`; the study is keyed by :func:`study_fingerprint`). ``models list``,
+``promote`` and ``rollback`` work as for any model.
 
 For the round job (the contract; nothing else here is needed by it):
 
