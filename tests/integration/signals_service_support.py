@@ -19,7 +19,7 @@ import pandas as pd
 from pydantic import SecretStr
 from service_support import describe_jobs, service_simulator
 
-from numerflow.config import ModelSpec, Settings, SignalsModelSpec
+from numerflow.config import CVSpec, ModelSpec, Settings, SignalsModelSpec
 from numerflow.data.prices_synthetic import synth_prices
 from numerflow.demo import SIGNALS_FILES
 from numerflow.simulator import RunningSimulator
@@ -57,6 +57,7 @@ def signals_world(tmp_path: Path, settings: Settings) -> Iterator[RunningSimulat
             features="numerai",
             target="target_chili_60",
             numerai_model=SIGNALS_SLOT,
+            cv=CVSpec(folds=3),  # the world's train dates hold 3 folds after the 13-week embargo
         )
         yield sim
 

@@ -49,12 +49,12 @@ def _payout(summary: dict[str, float], per_era: Any) -> float:
 
 
 ObjectiveFn = Callable[[dict[str, float], Any], float]
-ALL = ("classic", "signals", "crypto")
+_ALL = ("classic", "signals", "crypto")
 
 #: each objective: its value from the CV summary and per-era CORR, and the tournaments it applies to
 OBJECTIVES: dict[str, tuple[ObjectiveFn, tuple[str, ...]]] = {
-    "corr": (lambda summary, _: float(summary["mean"]), ALL),
-    "sharpe": (lambda summary, _: float(summary["sharpe"]), ALL),
+    "corr": (lambda summary, _: float(summary["mean"]), _ALL),
+    "sharpe": (lambda summary, _: float(summary["sharpe"]), _ALL),
     "payout": (_payout, ("classic",)),
     "alpha": (lambda summary, _: float(summary["alpha_mean"]), ("signals", "crypto")),
 }
@@ -129,7 +129,7 @@ def objective_value(objective: str, summary: dict[str, float], per_era: Any) -> 
     return OBJECTIVES[objective][0](summary, per_era)
 
 
-def check_objective(objective: str, tournament: str, where: str) -> None:
+def _check_objective(objective: str, tournament: str, where: str) -> None:
     """ConfigError unless ``objective`` is known and applies to a model of ``tournament``."""
     usable = [name for name, (_, tournaments) in OBJECTIVES.items() if tournament in tournaments]
     if objective not in OBJECTIVES:
@@ -202,7 +202,7 @@ def tune_model(
     spec, where = subject.spec, subject.where
     tune_spec = spec.tune
     objective = objective or tune_spec.objective
-    check_objective(objective, subject.tournament, where)
+    _check_objective(objective, subject.tournament, where)
     space = dict(tune_spec.space) or DEFAULT_SPACES[str(spec.algorithm)]
     _check_space(str(spec.algorithm), dict(spec.params), space, where)
     hashes, fp = _data_key(settings, name)
