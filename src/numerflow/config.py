@@ -102,7 +102,9 @@ class CVSpec(_Section):
 
 
 class TuneSpec(_Section):
-    objective: Literal["corr", "sharpe", "payout"] = "sharpe"
+    objective: Literal["corr", "sharpe", "payout", "alpha"] = Field(
+        "sharpe", description="payout for [models] only, alpha for [signals_models] only"
+    )
     space: dict[str, list[Any]] = Field(default_factory=dict)  # param = [low, high(, "log")] or choices
 
 
@@ -113,6 +115,7 @@ class TrainSpec(_Section):
     params: dict[str, Any] = Field(default_factory=dict)
     era_stride: int = Field(1, ge=1)
     cv: CVSpec = Field(default_factory=CVSpec)
+    tune: TuneSpec = Field(default_factory=TuneSpec)
     numerai_model: str | None = None
     challenger_model: str | None = None
     description: str = ""
@@ -130,7 +133,6 @@ class ModelSpec(TrainSpec):
     distributed: bool = False
     neutralize: NeutralizeSpec | None = None
     ensemble: dict[str, float] | None = None
-    tune: TuneSpec = Field(default_factory=TuneSpec)
 
     @model_validator(mode="after")
     def _one_kind(self) -> ModelSpec:
@@ -418,12 +420,25 @@ class Settings(_Section):
             if name in self.signals_models:
                 raise ConfigError(
                     f"{where}: '{name}' is a Signals model ([signals_models.{name}]); this command works on "
-                    "[models] only (train, cv, predict and the models commands take Signals models)"
+                    "[models] only (train, cv, tune, predict and the models commands take Signals models)"
                 ) from None
             known = ", ".join(sorted(self.models)) or "none"
             raise ConfigError(
                 f"{where}: no model named '{name}' in [models] (known: {known}); add a [models.{name}] table"
             ) from None
+
+    def train_spec(self, name: str) -> ModelSpec | SignalsModelSpec:
+        """The ``[models.NAME]`` or ``[signals_models.NAME]`` table (a name is never in both); ConfigError
+        naming both tables and their models when there is neither."""
+        if name in self.signals_models:
+            return self.signals_models[name]
+        if name in self.models:
+            return self.models[name]
+        known = ", ".join(sorted([*self.models, *self.signals_models])) or "none"
+        raise ConfigError(
+            f"{self.source or CONFIG_FILENAME}: no model named '{name}' in [models] or [signals_models] "
+            f"(known: {known}); add a [models.{name}] or [signals_models.{name}] table"
+        )
 
     def signals_model(self, name: str) -> SignalsModelSpec:
         """The ``[signals_models.NAME]`` table; ConfigError naming the known ones when there is none."""

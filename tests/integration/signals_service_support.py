@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import SecretStr
 from service_support import describe_jobs, service_simulator
 
-from numerflow.config import ModelSpec, Settings, SignalsModelSpec
+from numerflow.config import CVSpec, ModelSpec, Settings, SignalsModelSpec
 from numerflow.data.prices_synthetic import (
     CRYPTO_PRICE_COLUMNS,  # noqa: F401  (re-exported for the tests)
     write_synthetic_crypto_prices,
@@ -59,6 +59,7 @@ def signals_world(tmp_path: Path, settings: Settings) -> Iterator[RunningSimulat
             features="numerai",
             target="target_chili_60",
             numerai_model=SIGNALS_SLOT,
+            cv=CVSpec(folds=3),  # the world's train dates hold 3 folds after the 13-week embargo
         )
         yield sim
 

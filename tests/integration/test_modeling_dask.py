@@ -341,3 +341,64 @@ def test_a_distributed_fit_that_loses_a_worker_again_in_its_second_run_stops_in_
     assert "\n" not in text, text
     assert text.startswith("models.long: the distributed fit failed again (worker tcp://127.0.0.1:"), text
     assert "check the workers" in text and "train again" in text
+
+
+@pytest.fixture(scope="module")
+def signals_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data folder with Numerai's Signals train file, downloaded from the simulator's Signals world."""
+    from sim_support import make_world, start
+
+    from numerflow.data.download import download_files
+    from numerflow.tournament.client import NumeraiClient
+
+    base = tmp_path_factory.mktemp("dask_signals")
+    world = make_world(base / "world")
+    with start(base / "state", world.parent, signals_tickers=100, signals_dir=base / "signals_world") as sim:
+        client = NumeraiClient(sim.url, timeout_s=30.0, retries=2, backoff_s=0.01)
+        client.tournament_id = 11
+        download_files(
+            client,
+            base / "data",
+            "signals",
+            ["v2.1/train.parquet"],
+            timeout_s=30.0,
+            retries=2,
+            backoff_s=0.01,
+        )
+    return base / "data"
+
+
+def test_signals_tune_trials_on_the_cluster_read_the_signals_train_file_from_dask_data_url(
+    project_dir: Path, signals_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import optuna
+    from dask_support import serve_folder
+
+    from numerflow.store.queries.registry import list_versions
+    from numerflow.store.queries.tuning import optuna_url
+
+    worker_tmp = tmp_path / "worker-tmp"
+    worker_tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(worker_tmp))  # the workers' temporary folder (they inherit it)
+    config = project_dir / "numerflow.toml"
+    config.write_text(
+        f'[paths]\ndata_dir = "{signals_data}"\nartifacts_dir = "artifacts"\n'
+        '[signals_models.sig]\nalgorithm = "ridge"\ncv = { folds = 3 }\n'
+        'tune = { objective = "alpha", space = { alpha = [1.0, 100000.0, "log"] } }\n'
+    )
+    settings = load_settings(config)
+    engine = open_database(settings.database_url)
+    with serve_folder(settings.data_dir) as base, local_cluster(tmp_path / "dask-logs") as cluster:
+        service = settings.service.model_copy(update={"dask_data_url": base})
+        remote = settings.model_copy(update={"service": service})
+        result = tune_model(remote, "sig", book=SqlModelBook(engine), n_trials=2, dask=cluster.address)
+    copies = list(worker_tmp.glob("numerflow-worker-data/*/signals/v2.1/*.parquet"))
+    assert [c.name for c in copies] == ["train.parquet"]  # the model's train file only, once for the machine
+    assert copies[0].read_bytes() == (signals_data / "signals/v2.1/train.parquet").read_bytes()
+    study = optuna.load_study(study_name=result.study_name, storage=optuna_url(engine))
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(done) == 2 and result.objective == "alpha"
+    local = cross_validate_model(settings, "sig", params=done[0].params, record=False)
+    assert done[0].value == pytest.approx(local.summary["alpha_mean"], abs=1e-12)  # the same CV as here
+    [version] = list_versions(engine, "sig")  # the best params, trained here
+    assert version.data_version == "signals/v2.1" and version.params == pytest.approx(study.best_params)

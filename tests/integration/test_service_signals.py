@@ -18,6 +18,7 @@ from signals_service_support import (
     SIGNALS_SLOT,
     SIGNALS_STAKE,
     play_signals_week,
+    run_job,
     signals_world,
 )
 
@@ -112,6 +113,12 @@ def test_signals_model_trained_submitted_and_scored_by_the_service(tmp_path: Pat
             assert row["mpc"] == pytest.approx(perf[second]["mpc"])
             classic = next(m for m in models if m["numerai_model"] == CLASSIC_SLOT)
             assert classic["tournament"] == 8 and classic["corr"] is not None
+
+            # a tune job takes the Signals model: its study on the date CV, the best params a new version
+            tuned = run_job(c, op, "tune", model="sig", trials=2)["result"]
+            assert tuned["n_trials"] == 2 and tuned["study_name"].startswith("numerflow.sig.sharpe.")
+            assert tuned["version"]["version"] == 2
+            assert tuned["version"]["params"] == pytest.approx(tuned["best_params"])
         finally:
             stop_service(svc)
 

@@ -107,12 +107,14 @@ numerai_model = "cry_slot"
 """
 
 
-def project(root: Path, data: Path, models: str = MODELS) -> Path:
-    """A project on the shared downloaded files, with its own artifacts and registry."""
+def project(root: Path, data: Path, models: str = MODELS, db_url: str | None = None) -> Path:
+    """A project on the shared downloaded files, with its own artifacts and registry (``db_url``, default a
+    SQLite file in ``root``)."""
     config = root / "numerflow.toml"
     config.write_text(
         f'[paths]\ndata_dir = "{data}"\nartifacts_dir = "artifacts"\n'
-        f'[database]\nurl = "sqlite:///{root}/numerflow.db"\n' + models.replace("{data}", str(data))
+        f'[database]\nurl = "{db_url or f"sqlite:///{root}/numerflow.db"}"\n'
+        + models.replace("{data}", str(data))
     )
     return config
 
@@ -313,17 +315,116 @@ def test_a_name_in_both_tables_and_bad_prices_are_refused(project_dir: Path, dat
     code, _, err = cli("train", "m")
     assert code != 0 and "price check error" in err and len(err.strip().splitlines()) == 1
     assert not (project_dir / "artifacts" / "m").exists()
-    code, _, err = cli("tune", "m")
-    assert code == 2 and "is a Signals model" in err
+    code, _, err = cli("tune", "m", "--trials", "1")  # tune trials read the same checked prices
+    assert code != 0 and "price check error" in err and len(err.strip().splitlines()) == 1
+    assert not (project_dir / "artifacts" / "m").exists()
 
 
-def test_service_jobs_take_signals_models_for_train_and_cv_only() -> None:
+def test_service_jobs_take_signals_models_for_train_cv_and_tune() -> None:
     from numerflow.config import settings_from_raw
     from numerflow.errors import NotFoundError
     from numerflow.service.jobkinds import validate_args
 
-    settings = settings_from_raw({"signals_models": {"sig": {"algorithm": "ridge"}}}, None, env={})
+    raw = {"models": {"r": {"algorithm": "ridge"}}, "signals_models": {"sig": {"algorithm": "ridge"}}}
+    settings = settings_from_raw(raw, None, env={})
     assert validate_args(settings, "train", {"model": "sig"}) == {"model": "sig"}
     assert validate_args(settings, "cv", {"model": "sig"}) == {"model": "sig"}
-    with pytest.raises(NotFoundError, match="no model named 'sig' in \\[models\\]"):
-        validate_args(settings, "tune", {"model": "sig"})
+    assert validate_args(settings, "tune", {"model": "sig", "trials": 3}) == {"model": "sig", "trials": 3}
+    with pytest.raises(
+        NotFoundError, match=r"no model named 'x' in \[models\] or \[signals_models\] \(known: r, sig\)"
+    ):
+        validate_args(settings, "tune", {"model": "x"})
+
+
+TUNED = """
+[signals_models.sig]
+algorithm = "ridge"
+params = { alpha = 10.0 }
+cv = { folds = 3 }
+tune = { objective = "alpha", space = { alpha = [1.0, 100000.0, "log"] } }
+
+[signals_models.cry]
+tournament = "crypto"
+algorithm = "ridge"
+prices = "{data}/crypto.csv"
+price_columns = { ticker = "Symbol", close = "Close" }
+cv = { folds = 3 }
+tune = { objective = "corr", space = { alpha = [1.0, 100000.0, "log"] } }
+
+[models.classic]
+algorithm = "ridge"
+"""
+
+
+def test_tune_a_signals_model_on_its_alpha_trains_the_best_params_and_resumes(
+    project_dir: Path, data_dir: Path, db_url: str, cli
+) -> None:
+    import optuna
+
+    from numerflow.modeling.tuning import objective_value
+    from numerflow.store.queries.tuning import optuna_url
+
+    config = project(project_dir, data_dir, TUNED, db_url=db_url)
+    code, out, err = cli("tune", "sig", "--trials", "3")
+    assert code == 0, err
+    assert "3 trials in total" in out and "best alpha" in out and "saved sig@1" in out
+    settings = load_settings(config)
+    engine = open_database(settings.database_url)
+    [study_name] = [w.rstrip(":") for w in out.split() if w.startswith("numerflow.sig.alpha.")]
+    study = optuna.load_study(study_name=study_name, storage=optuna_url(engine))
+    assert len(study.trials) == 3
+    best = {"alpha": study.best_params["alpha"]}
+    [version] = list_versions(engine, "sig")
+    assert version.data_version == "signals/v2.1" and version.params == pytest.approx(best)
+    manifest = json.loads((project_dir / "artifacts/sig/1/manifest.json").read_text())
+    assert manifest["tournament"] == "signals" and manifest["params"] == pytest.approx(best)
+    # the study's value is the out-of-fold Alpha-like score of a plain CV with the best params
+    cv = cross_validate_model(settings, "sig", params=best, record=False)
+    assert study.best_value == pytest.approx(objective_value("alpha", cv.summary, cv.per_era), abs=1e-12)
+    assert study.best_value == pytest.approx(cv.summary["alpha_mean"], abs=1e-12)
+    runs = [r for r in list_runs(engine, "sig") if r.kind == "tune"]
+    assert [(r.status, r.version) for r in runs] == [("ok", 1), ("ok", 1)]  # the study's, the version's
+    tuned = next(r for r in runs if "study" in r.params)
+    assert tuned.params["study"] == study_name and tuned.scores["best_params"] == pytest.approx(best)
+    assert set(tuned.data_hashes) == {"train.parquet"}
+
+    code, out, err = cli("tune", "sig", "-n", "2")  # the same study, resumed: 5 trials in all
+    assert code == 0 and "5 trials in total" in out and study_name in out, err
+    study = optuna.load_study(study_name=study_name, storage=optuna_url(engine))
+    assert len(study.trials) == 5
+    newest = list_versions(engine, "sig")[-1]
+    assert newest.params == pytest.approx({"alpha": study.best_params["alpha"]})
+
+
+def test_tune_a_crypto_model_and_objectives_that_do_not_apply(project_dir: Path, data_dir: Path, cli) -> None:
+    config = project(project_dir, data_dir, TUNED)
+    code, out, err = cli("tune", "cry", "--trials", "2")
+    assert code == 0 and "2 trials in total" in out and "best corr" in out and "saved cry@1" in out, err
+    settings = load_settings(config)
+    engine = open_database(settings.database_url)
+    [version] = list_versions(engine, "cry")
+    assert version.data_version == "crypto/v2.0" and set(version.params) == {"alpha"}
+    [study] = [r for r in list_runs(engine, "cry") if r.kind == "tune" and "study" in r.params]
+    assert study.status == "ok" and set(study.data_hashes) == {"train_targets.parquet", "prices"}
+
+    for name, objective, message in (
+        (
+            "cry",
+            "payout",
+            "tune objective 'payout' does not apply to a Crypto model (signals_models.cry); "
+            "use one of corr, sharpe, alpha",
+        ),
+        ("sig", "payout", "does not apply to a Signals model (signals_models.sig)"),
+        (
+            "classic",
+            "alpha",
+            "does not apply to a Classic model (models.classic); use one of corr, sharpe, payout",
+        ),
+        ("sig", "mmc", "tune objective 'mmc' is unknown; use one of corr, sharpe, alpha"),
+    ):
+        code, _, err = cli("tune", name, "--objective", objective)
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    code, _, err = cli("tune", "nobody")
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "no model named 'nobody' in [models] or [signals_models] (known: classic, cry, sig)" in err
+    assert [v.ref for v in list_versions(engine)] == ["cry@1"]  # nothing else was trained

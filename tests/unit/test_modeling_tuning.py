@@ -47,6 +47,8 @@ def test_objectives() -> None:
     assert objective_value("sharpe", summary, per_era) == pytest.approx(summary["sharpe"])
     stake = objective_value("payout", summary, per_era)
     assert stake == pytest.approx(np.prod(1 + np.clip(0.75 * per_era, -0.05, 0.05)))
+    # a Signals model's CV summary also holds the out-of-fold Alpha-like score
+    assert objective_value("alpha", {**summary, "alpha_mean": 0.004}, per_era) == pytest.approx(0.004)
 
 
 @pytest.mark.parametrize(
@@ -62,6 +64,10 @@ def test_objectives() -> None:
         ),
         ('[models.r]\nalgorithm = "ridge"\ntune = { space = { alpha = [-5.0, 1.0] } }\n', "ridge refused"),
         ('[models.r]\nalgorithm = "ridge"\n[models.b]\nensemble = { r = 1.0 }\n', "is an ensemble"),
+        (
+            '[models.r]\nalgorithm = "ridge"\ntune = { objective = "alpha" }\n',
+            r"'alpha' does not apply to a Classic model \(models.r\); use one of corr, sharpe, payout$",
+        ),
     ],
 )
 def test_bad_tuning_requests_are_config_errors(

@@ -233,10 +233,14 @@ def cv(
 
 def tune(
     ctx: typer.Context,
-    name: str = typer.Argument(..., help="A model from [models] (not an ensemble)."),
+    name: str = typer.Argument(
+        ..., help="A model from [models] (not an ensemble) or [signals_models] (Signals, Crypto)."
+    ),
     trials: int = typer.Option(20, "--trials", "-n", min=1, help="Trials to run in this call."),
     objective: str | None = typer.Option(
-        None, help="corr, sharpe or payout (default: the model's tune.objective)."
+        None,
+        help="corr, sharpe, payout (Classic) or alpha (Signals, Crypto) (default: the model's "
+        "tune.objective).",
     ),
     timeout: float | None = typer.Option(None, help="Stop starting new trials after this many seconds."),
     dask: str | None = typer.Option(None, "--dask", help=DASK_HELP),

@@ -281,7 +281,7 @@ def trial_task(
     from numerflow.modeling.tuning import make_pruner, run_trial
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    settings = local_data(settings)
+    settings = local_data(settings, name)
     study = optuna.load_study(
         study_name=study_name,
         storage=optuna.storages.RDBStorage(storage_url),
@@ -301,15 +301,28 @@ def trial_task(
     return trial.number, value
 
 
-#: the files a trial reads from the data version's folder: its CV covers every train era
+#: the files a Classic model's trial reads from the data version's folder: its CV covers every train era
 TRIAL_FILES = ("features.json", "train.parquet")
 
 
-def local_data(settings: Settings) -> Settings:
+def trial_files(settings: Settings, name: str) -> tuple[str, tuple[str, ...]]:
+    """The data version's folder (under the data folder) and the files in it that a trial of ``name``
+    reads: :data:`TRIAL_FILES` of the Classic version, or a Signals/Crypto model's train file (its
+    ``prices`` are read where the model's table says)."""
+    from numerflow.modeling.signals_models import DATA_VERSION, TRAIN_FILE, is_signals_model
+
+    if is_signals_model(settings, name):
+        tournament = settings.signals_model(name).tournament
+        return DATA_VERSION[tournament], (TRAIN_FILE[tournament],)
+    return settings.numerai.data_version, TRIAL_FILES
+
+
+def local_data(settings: Settings, name: str) -> Settings:
     """On a worker: with ``[service] dask_data_url``, the settings with ``data_dir`` on a local copy of
-    the version's :data:`TRIAL_FILES`, fetched once per worker machine with fsspec (into the temporary
-    folder, keyed by the URL; a file is fetched again when its size differs, and written atomically).
-    A tune trial reads every train era, fold after fold, so one copy serves every trial there."""
+    the :func:`trial_files` of model ``name``, fetched once per worker machine with fsspec (into the
+    temporary folder, keyed by the URL; a file is fetched again when its size differs, and written
+    atomically). A tune trial reads every train era, fold after fold, so one copy serves every trial
+    there."""
     import hashlib
     import os
     import tempfile
@@ -325,19 +338,19 @@ def local_data(settings: Settings) -> Settings:
     if isinstance(local, Path):  # file://: the folder itself
         paths = settings.paths.model_copy(update={"data_dir": local})
         return settings.model_copy(update={"paths": paths, "database": database})
-    version = settings.numerai.data_version
+    version, names = trial_files(settings, name)
     key = hashlib.sha256(base.encode()).hexdigest()[:16]
     root = Path(tempfile.gettempdir()) / "numerflow-worker-data" / key
     folder = root / version
     folder.mkdir(parents=True, exist_ok=True)
-    for name in TRIAL_FILES:
-        url = str(join(base, version, name))
+    for file in names:
+        url = str(join(base, version, file))
         with open_source(url) as src:
             size = int(src.size)
-            target = folder / name
+            target = folder / file
             if target.is_file() and target.stat().st_size == size:
                 continue
-            tmp = folder / f".{name}.{os.getpid()}.{_token()}"
+            tmp = folder / f".{file}.{os.getpid()}.{_token()}"
             try:
                 with tmp.open("wb") as out:
                     while chunk := src.read(8 << 20):

@@ -23,8 +23,9 @@ The era is the date. ``numerflow train NAME`` fits one estimator (the same ones 
 folder and registry (``data_version`` is ``signals/v2.1`` or ``crypto/v2.0``: which tournament the
 version is for; the manifest says it too). ``numerflow cv NAME`` cuts the dates into folds with
 :class:`~numerflow.modeling.splitters.EraSplitter`, the gap in weeks from the target's horizon plus
-Numerai's 2-day lag (20-day targets: 5 weeks, 60-day: 13). ``models list``, ``promote`` and ``rollback``
-work as for any model.
+Numerai's 2-day lag (20-day targets: 5 weeks, 60-day: 13). ``numerflow tune NAME`` runs that CV per
+trial (:mod:`numerflow.modeling.tuning`; the study is keyed by :func:`study_fingerprint`). ``models list``,
+``promote`` and ``rollback`` work as for any model.
 
 For the round job (the contract; nothing else here is needed by it):
 
@@ -366,6 +367,16 @@ def _hashes(model: ResolvedSignals, *paths: Path) -> dict[str, str]:
     return out
 
 
+def cv_hashes(model: ResolvedSignals) -> dict[str, str]:
+    """The hashes of the data an era CV (and so a tune trial) reads: the train file and the model's prices."""
+    return _hashes(model, model.files.train)
+
+
+def study_fingerprint(model: ResolvedSignals) -> str:
+    """What names the model's tune study (with the objective): its spec, its params and :func:`cv_hashes`."""
+    return _fingerprint(model, cv_hashes(model), dict(model.spec.params))
+
+
 def _fingerprint(model: ResolvedSignals, hashes: dict[str, str], params: dict[str, Any]) -> str:
     spec = model.spec.model_dump(
         mode="json", exclude={"description", "numerai_model", "challenger_model", "cv"}
@@ -397,8 +408,10 @@ def train_signals_model(
     progress: Progress | None = None,
     params: dict[str, Any] | None = None,
     reuse: bool = False,
+    kind: str = "train",
 ) -> TrainResult:
-    """Train ``[signals_models.NAME]``, score it on the validation dates, save and record a version."""
+    """Train ``[signals_models.NAME]``, score it on the validation dates, save and record a version (the
+    run's ``kind``: ``train``, or ``tune`` when tuning trains its best ``params``)."""
     from numerflow.modeling.artifacts import LoadedModel, staged_version, write_manifest
     from numerflow.modeling.estimators import check_params, file_suffix
     from numerflow.modeling.training import TrainResult, next_version
@@ -418,9 +431,7 @@ def train_signals_model(
     if reuse and (found := book.find_fingerprint(name, fp)) is not None:
         return TrainResult(found, found.scores, reused=True)
     t0 = time.perf_counter()
-    with _recorded(
-        book, "train", name, {"params": used, "spec": spec.model_dump(mode="json")}, hashes
-    ) as run:
+    with _recorded(book, kind, name, {"params": used, "spec": spec.model_dump(mode="json")}, hashes) as run:
         step("loading train data", 0)
         train = _dataset(model, _read(model, files.train, era_stride=spec.era_stride))
         step(f"fitting {spec.algorithm} on {model.target} ({len(train):,} rows)", 1)
@@ -572,9 +583,7 @@ def cross_validate_signals_model(
         "embargo_eras": splitter.gap,
         "params": used,
     }
-    with _recorded(
-        book if record else None, "cv", name, run_params, _hashes(model, model.files.train)
-    ) as run:
+    with _recorded(book if record else None, "cv", name, run_params, cv_hashes(model)) as run:
         oof, fold_rows = era_cv(
             fit_predict, data.era, data.era_labels, target, splitter, progress=progress, on_fold=on_fold
         )

@@ -185,7 +185,9 @@ def train_model(
     if name in settings.signals_models:  # [signals_models.NAME]: Numerai Signals / Crypto
         from numerflow.modeling.signals_models import train_signals_model
 
-        return train_signals_model(settings, name, book=book, progress=progress, params=params, reuse=reuse)
+        return train_signals_model(
+            settings, name, book=book, progress=progress, params=params, reuse=reuse, kind=kind
+        )
     progress = progress or _noop
     files = data_files(settings)
     catalog = load_catalog(files)

@@ -1,11 +1,16 @@
-"""Tuning with Optuna on the era CV.
+"""Tuning with Optuna on the era CV, of a ``[models]`` or a ``[signals_models]`` (Signals, Crypto) model.
 
-The objective is the out-of-fold validation of :func:`~numerflow.modeling.training.cross_validate_model`:
-``corr`` (mean per-era CORR), ``sharpe`` (its sharpe) or ``payout`` (the final stake of a simulated
-payout on the per-era CORR alone, since the train eras have no meta model to give MMC). Each trial reports
+The objective is the out-of-fold validation of :func:`~numerflow.modeling.training.cross_validate_model`
+(a Signals model's: era = date): ``corr`` (mean per-era CORR), ``sharpe`` (its sharpe), for Classic
+models ``payout`` (the final stake of a simulated payout on the per-era CORR alone, since the train eras
+have no meta model to give MMC), for Signals and Crypto models ``alpha`` (the mean out-of-fold Alpha-like
+score, :func:`numerflow.metrics.signals.signals_validation_scores`; Signals is paid on Alpha and MPC, and
+MPC needs the other stakes). :data:`OBJECTIVES` says which apply to which tournament. Each trial reports
 the running mean CORR after every fold, so the median pruner stops weak trials early. The study lives in
 the project database (Optuna's own tables, at the book's ``optuna_url()``), named
-after the model, the objective and a hash of the spec and data, so running ``tune`` again resumes it.
+after the model, the objective and a hash of the spec and data (Classic: the train file and
+``features.json``; Signals/Crypto: the train file and the model's ``prices``), so running ``tune`` again
+resumes it.
 The best parameters are trained into a new model version.
 
 The search space is a default per algorithm, or the model's ``tune.space``: ``{param = [low, high]}``
@@ -27,13 +32,32 @@ from numerflow.modeling.registry import closes_on_error
 from numerflow.modeling.specs import data_files, fingerprint
 
 if TYPE_CHECKING:
-    from numerflow.config import Settings
+    from numerflow.config import ModelSpec, Settings, SignalsModelSpec
     from numerflow.modeling.registry import ModelBook, VersionRecord
     from numerflow.modeling.training import Progress
 
 log = logging.getLogger(__name__)
 
-OBJECTIVES = ("corr", "sharpe", "payout")
+
+def _payout(summary: dict[str, float], per_era: Any) -> float:
+    import numpy as np
+
+    from numerflow.metrics.payout import simulate_payout
+
+    corr = np.nan_to_num(np.asarray(per_era, dtype=np.float64))
+    return float(simulate_payout(corr, np.zeros_like(corr))[-1]) if corr.size else float("nan")
+
+
+ObjectiveFn = Callable[[dict[str, float], Any], float]
+_ALL = ("classic", "signals", "crypto")
+
+#: each objective: its value from the CV summary and per-era CORR, and the tournaments it applies to
+OBJECTIVES: dict[str, tuple[ObjectiveFn, tuple[str, ...]]] = {
+    "corr": (lambda summary, _: float(summary["mean"]), _ALL),
+    "sharpe": (lambda summary, _: float(summary["sharpe"]), _ALL),
+    "payout": (_payout, ("classic",)),
+    "alpha": (lambda summary, _: float(summary["alpha_mean"]), ("signals", "crypto")),
+}
 
 DEFAULT_SPACES: dict[str, dict[str, list[Any]]] = {
     "lightgbm": {
@@ -102,16 +126,52 @@ def _check_space(algorithm: str, params: dict[str, Any], space: dict[str, list[A
 
 def objective_value(objective: str, summary: dict[str, float], per_era: Any) -> float:
     """The number a trial maximizes, from the CV summary and its per-era CORR."""
-    if objective == "corr":
-        return float(summary["mean"])
-    if objective == "sharpe":
-        return float(summary["sharpe"])
-    import numpy as np
+    return OBJECTIVES[objective][0](summary, per_era)
 
-    from numerflow.metrics.payout import simulate_payout
 
-    corr = np.nan_to_num(np.asarray(per_era, dtype=np.float64))
-    return float(simulate_payout(corr, np.zeros_like(corr))[-1]) if corr.size else float("nan")
+def _check_objective(objective: str, tournament: str, where: str) -> None:
+    """ConfigError unless ``objective`` is known and applies to a model of ``tournament``."""
+    usable = [name for name, (_, tournaments) in OBJECTIVES.items() if tournament in tournaments]
+    if objective not in OBJECTIVES:
+        raise ConfigError(f"tune objective '{objective}' is unknown; use one of {', '.join(usable)}")
+    if objective not in usable:
+        raise ConfigError(
+            f"tune objective '{objective}' does not apply to a {tournament.capitalize()} model ({where}); "
+            f"use one of {', '.join(usable)}"
+        )
+
+
+@dataclass(frozen=True)
+class _Subject:
+    """What tuning needs of a model, from whichever table holds it."""
+
+    where: str  # "models.NAME" or "signals_models.NAME"
+    tournament: str  # "classic", "signals" or "crypto"
+    spec: ModelSpec | SignalsModelSpec
+
+
+def _subject(settings: Settings, name: str) -> _Subject:
+    """``name``'s table; ConfigError naming both tables when it is in neither, or when it is an ensemble."""
+    from numerflow.modeling.signals_models import is_signals_model
+
+    spec = settings.train_spec(name)
+    if is_signals_model(settings, name):
+        return _Subject(f"signals_models.{name}", settings.signals_model(name).tournament, spec)
+    if settings.model(name).ensemble is not None:
+        raise ConfigError(f"models.{name} is an ensemble; tune its members instead")
+    return _Subject(f"models.{name}", "classic", spec)
+
+
+def _data_key(settings: Settings, name: str) -> tuple[dict[str, str], str]:
+    """The hashes of the data a trial reads and the fingerprint (spec and data) that names the study."""
+    from numerflow.modeling import signals_models as sm
+
+    if sm.is_signals_model(settings, name):
+        model = sm.resolve_signals_model(settings, name)
+        return sm.cv_hashes(model), sm.study_fingerprint(model)
+    files = data_files(settings)
+    hashes = files.hashes(files.need(files.train), files.features_json)
+    return hashes, fingerprint(settings, name, hashes)
 
 
 def tune_model(
@@ -138,19 +198,14 @@ def tune_model(
 
     from numerflow.modeling.training import train_model
 
-    spec = settings.model(name)
-    where = f"models.{name}"
-    if spec.ensemble is not None:
-        raise ConfigError(f"{where} is an ensemble; tune its members instead")
+    subject = _subject(settings, name)
+    spec, where = subject.spec, subject.where
     tune_spec = spec.tune
     objective = objective or tune_spec.objective
-    if objective not in OBJECTIVES:
-        raise ConfigError(f"tune objective '{objective}' is unknown; use one of {', '.join(OBJECTIVES)}")
+    _check_objective(objective, subject.tournament, where)
     space = dict(tune_spec.space) or DEFAULT_SPACES[str(spec.algorithm)]
     _check_space(str(spec.algorithm), dict(spec.params), space, where)
-    files = data_files(settings)
-    hashes = files.hashes(files.need(files.train), files.features_json)
-    fp = fingerprint(settings, name, hashes)
+    hashes, fp = _data_key(settings, name)
     study_name = f"numerflow.{name}.{objective}.{fp[:12]}"
     if timeout_s is not None and not 0 < timeout_s < math.inf:  # NaN fails this too
         raise ConfigError(f"tune timeout must be a number of seconds above 0 (got {timeout_s})")
@@ -276,10 +331,10 @@ def run_trial(
 
     from numerflow.modeling.training import cross_validate_model
 
-    spec = settings.model(name)
-    params = dict(spec.params)
+    subject = _subject(settings, name)
+    params = dict(subject.spec.params)
     for key, bounds in space.items():
-        params[key] = _suggest(trial, key, list(bounds), f"models.{name}")
+        params[key] = _suggest(trial, key, list(bounds), subject.where)
     fold_means: list[float] = []
 
     def on_fold(k: int, mean_corr: float) -> None:

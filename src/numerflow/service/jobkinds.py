@@ -105,11 +105,12 @@ def validate_args(settings: Settings, kind: str, args: dict[str, Any]) -> dict[s
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "args"
         raise ConfigError(f"{kind} job: args.{where}: {first['msg']}") from None
-    model = parsed.model if isinstance(parsed, ModelArgs) else None
-    signals = kind in ("train", "cv") and model in settings.signals_models  # [signals_models]: train, cv
-    if model is not None and model not in settings.models and not signals:
-        known = ", ".join(sorted(settings.models)) or "none"
-        raise NotFoundError(f"{kind} job: no model named '{parsed.model}' in [models] (known: {known})")
+    model = parsed.model if isinstance(parsed, ModelArgs) else None  # train, cv, tune: either table
+    if model is not None and model not in settings.models and model not in settings.signals_models:
+        known = ", ".join(sorted([*settings.models, *settings.signals_models])) or "none"
+        raise NotFoundError(
+            f"{kind} job: no model named '{model}' in [models] or [signals_models] (known: {known})"
+        )
     return parsed.model_dump(exclude_none=True, exclude_defaults=True)
 
 
