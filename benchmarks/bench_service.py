@@ -2,7 +2,8 @@
 
 Seeds a database with 100 model slots x 500 rounds of history (per round and slot: final CORR, MMC and
 BMC scores and a payout; the last 4 rounds also with their daily scores; a submission per slot for the
-current round; a champion version per model; a training run, a finished job and a stake change per model) -
+current round; a champion version per model; a training run, a finished job and a stake change per model;
+one running job) -
 synthetic numbers, for load only. Starts
 ``numerflow serve`` in its own process on 127.0.0.1 and hits it from this process with a small
 keep-alive HTTP/1.1 client on asyncio (``--concurrency`` connections for ``--seconds`` per endpoint),
@@ -11,7 +12,8 @@ and p50/p99 latency per endpoint; ``/api/health`` (no auth; one ``SELECT 1``) is
 measured in the same run.
 
 Every read endpoint is measured (models, a model, its versions and scores, runs, rounds, a round,
-submissions, performance, payouts, stakes, a slot's stake changes, jobs, portfolio). They are answered
+submissions, performance, payouts, stakes, a slot's stake changes, jobs, portfolio, a finished and a running
+job with 200 log lines each; ``--only`` picks some). They are answered
 from the service's read cache (service/readcache.py; the data here do not change during the run, so
 after the first request each answer comes from memory and is refreshed in the background every 2 s);
 ``/api/overview`` from its own cache, whose full compute from the database is measured in-process, as is
@@ -51,7 +53,7 @@ def seed(url: str, n_models: int, n_rounds: int, *, first_round: int = 500, seed
 
     from numerflow.store import open_database
     from numerflow.store.tables.modeling import ModelVersion, Run
-    from numerflow.store.tables.service import Job
+    from numerflow.store.tables.service import Job, JobLog
     from numerflow.store.tables.tournament import Payout, Round, Score, StakeChange, Submission
 
     engine = open_database(url)
@@ -179,6 +181,21 @@ def seed(url: str, n_models: int, n_rounds: int, *, first_round: int = 500, seed
         conn.execute(insert(ModelVersion), versions)
         conn.execute(insert(Run), runs)
         conn.execute(insert(Job), jobs)
+        # one more job, still running; job 1 (finished) and it hold 200 log lines each, as a training job
+        # logs its folds and trees
+        running = {**jobs[0], "status": "running", "progress": 0.5, "finished_at": None}
+        conn.execute(insert(Job), [running])
+        lines = [
+            {
+                "job_id": job_id,
+                "at": now,
+                "level": "INFO",
+                "line": f"model_001: tree {i} of 200, corr {i / 1e4:.4f}",
+            }
+            for job_id in (1, len(jobs) + 1)
+            for i in range(200)
+        ]
+        conn.execute(insert(JobLog), lines)
         conn.execute(insert(StakeChange), changes)
     return {"rounds": len(rounds), "scores": len(scores), "payouts": len(payouts)}
 
@@ -341,9 +358,16 @@ def run_backend(name: str, url: str, args: argparse.Namespace, workdir: Path) ->
         ):
             ms = _first_ms(port, path, token)
             endpoints.append((path, token, f"cached (uncached first request {ms:.0f} ms)"))
-        # a job with its log lines stays uncached: its lines grow while it runs
-        endpoints.append(("/api/jobs/1", token, "uncached: a job with its log lines"))
+        # a job with its 200 log lines: finished, from the cache; running (its lines grow), computed each time
+        ms = _first_ms(port, "/api/jobs/1", token)
+        endpoints.append(
+            ("/api/jobs/1", token, f"finished job, 200 log lines: cached (first request {ms:.0f} ms)")
+        )
+        running = args.models + 1
+        endpoints.append((f"/api/jobs/{running}", token, "running job, 200 log lines: computed each time"))
         for path, tok, note in endpoints:
+            if args.only and path != "/api/health" and not any(o in path for o in args.only.split(",")):
+                continue
             res = asyncio.run(load(port, path, tok, args.seconds, args.concurrency))
             rows.append({"db": name, "endpoint": path, "note": note, **res})
             print(f"[{name}] {path}: {res['rps']:.0f} req/s, p99 {res['p99_ms']:.1f} ms", file=sys.stderr)
@@ -360,6 +384,9 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=500)
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument(
+        "--only", default="", help="measure only endpoints containing one of these (comma-separated)"
+    )
     args = ap.parse_args()
 
     rows: list[dict[str, object]] = []

@@ -124,3 +124,56 @@ def test_a_job_started_through_the_api_is_listed_at_once(svc: Service) -> None:
     r = c.post("/api/jobs", headers=svc.auth("operate"), json={"kind": "perf_sync", "args": {}})
     assert r.status_code == 202, r.text
     assert [j["id"] for j in c.get("/api/jobs", headers=read).json()] == [r.json()["id"]]
+
+
+def _job(svc: Service, status: str, lines: list[str]) -> int:
+    """A job row in ``status`` with log ``lines``, written straight to the store (as a worker writes it)."""
+    from numerflow.store import session_scope
+    from numerflow.store.queries import jobs as jobq
+
+    with session_scope(svc.engine) as s:
+        job = jobq.add_job(s, kind="perf_sync", args={}, created_by="test", trigger="api", retry_of=None)
+        job_id = int(job.id)
+    with session_scope(svc.engine) as s:
+        jobq.update_if(s, job_id, None, status=status)
+        for line in lines:
+            jobq.add_log(s, job_id, "info", line)
+    return job_id
+
+
+def test_a_finished_job_is_served_from_the_cache(svc: Service) -> None:
+    c, read = svc.client, svc.auth("read")
+    job_id = _job(svc, "succeeded", ["one", "two"])
+    first = c.get(f"/api/jobs/{job_id}", headers=read)
+    assert first.status_code == 200 and [r["line"] for r in first.json()["logs"]] == ["one", "two"]
+    statements: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(svc.engine, "before_cursor_execute", count)
+    try:
+        again = c.get(f"/api/jobs/{job_id}", headers=read)
+        hits = list(statements)
+        later = c.get(f"/api/jobs/{job_id}", headers=read, params={"after": first.json()["logs"][0]["id"]})
+    finally:
+        event.remove(svc.engine, "before_cursor_execute", count)
+    assert again.content == first.content and hits == []
+    assert [r["line"] for r in later.json()["logs"]] == ["two"] and len(statements) > 0  # another key
+    for _ in range(2):  # an unknown job is a 404 every time
+        r = c.get("/api/jobs/999999", headers=read)
+        assert r.status_code == 404 and "no job 999999" in r.json()["detail"]
+
+
+def test_a_running_job_shows_each_new_log_line_at_once(svc: Service) -> None:
+    from numerflow.store import session_scope
+    from numerflow.store.queries import jobs as jobq
+
+    c, read = svc.client, svc.auth("read")
+    job_id = _job(svc, "running", ["started"])
+    assert [r["line"] for r in c.get(f"/api/jobs/{job_id}", headers=read).json()["logs"]] == ["started"]
+    with session_scope(svc.engine) as s:  # a progress line, with no event to the read cache
+        jobq.add_log(s, job_id, "info", "fold 1 of 5")
+    lines = [r["line"] for r in c.get(f"/api/jobs/{job_id}", headers=read).json()["logs"]]
+    assert lines == ["started", "fold 1 of 5"]
+    assert svc.app.state.reads.generation == 0  # not an invalidation: the running job was never kept

@@ -13,6 +13,9 @@ they show within about ``ttl_s``). Concurrent misses of one key wait for a singl
 burst of requests costs the database one query set. A hit touches neither the database nor the
 thread pool: it is answered on the event loop.
 
+An answer that may change without any event saying so (a running job's log lines, which grow with every
+progress report) is computed as :class:`Uncached`: served, never kept.
+
 Listeners registered with :meth:`ReadCache.on_invalidate` (the overview's own cache) are cleared on the
 same events, so there is one place that says "data changed".
 """
@@ -34,7 +37,7 @@ from fastapi import Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import TypeAdapter
 
-__all__ = ["ReadCache", "cached_json"]
+__all__ = ["ReadCache", "Uncached", "cached_json"]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +50,14 @@ class _Entry:
     body: bytes
     packed: bytes | None
     fresh_until: float
+    keep: bool = True
+
+
+@dataclass(frozen=True)
+class Uncached:
+    """A computed answer to serve once and not keep: it can change with no event to say so."""
+
+    value: Any
 
 
 def _size(entry: _Entry) -> int:
@@ -99,12 +110,15 @@ class ReadCache:
 
     def _build(self, compute: Callable[[], Any], adapter: TypeAdapter[Any] | None) -> _Entry:
         value = compute()
+        keep = not isinstance(value, Uncached)
+        if not keep:
+            value = value.value
         if isinstance(value, bytes):
             body = value
         else:
             body = (adapter or TypeAdapter(Any)).dump_json(value)
         packed = gzip.compress(body, 5) if len(body) >= GZIP_MIN_BYTES else None
-        return _Entry(body, packed, self.clock() + self.ttl_s)
+        return _Entry(body, packed, self.clock() + self.ttl_s, keep)
 
     async def get(
         self, key: Hashable, compute: Callable[[], Any], adapter: TypeAdapter[Any] | None = None
@@ -133,7 +147,8 @@ class ReadCache:
                 return
             exc = f.exception()
             if exc is None:
-                self._store(full, full[1], f.result())
+                if f.result().keep:
+                    self._store(full, full[1], f.result())
             else:  # the waiting requests get the error; a background refresh keeps the old answer
                 log.debug("read %r failed: %s", full[0], exc)
 

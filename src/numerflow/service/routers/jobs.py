@@ -12,10 +12,10 @@ from numerflow.config import Settings
 from numerflow.errors import NotFoundError
 from numerflow.service.accounts import Principal
 from numerflow.service.auth import require_operate, require_read
-from numerflow.service.deps import DbInt, get_jobs, get_session, get_settings
+from numerflow.service.deps import DbInt, get_jobs, get_settings
 from numerflow.service.jobkinds import validate_args
-from numerflow.service.jobs import JobManager, job_dict
-from numerflow.service.readcache import cached_json
+from numerflow.service.jobs import FINISHED, JobManager, job_dict
+from numerflow.service.readcache import Uncached, cached_json
 from numerflow.service.schemas import JobDetail, JobIn, JobKind, JobLogOut, JobOut, JobStatus
 from numerflow.store import session_scope
 from numerflow.store.queries import jobs as jobq
@@ -48,14 +48,30 @@ def jobs_list(session: Session, status: str | None, kind: str | None, limit: int
     return [JobOut(**job_dict(j)) for j in jobq.list_jobs(session, status=status, kind=kind, limit=limit)]
 
 
+_JOB = TypeAdapter(JobDetail)
+
+
 @router.get("/api/jobs/{job_id}", response_model=JobDetail, summary="A job with its log lines")
-def get_job(
+async def get_job(
+    request: Request,
     job_id: DbInt,
     after: Annotated[int, Query(ge=0, le=2_147_483_647, description="only log lines with a larger id")] = 0,
-    session: Session = Depends(get_session),
     _: Principal = Depends(require_read),
-) -> JobDetail:
-    # not cached: its log lines grow while the job runs (the dashboard follows them over /ws/events)
+) -> Response:
+    engine = request.app.state.engine
+
+    def compute() -> JobDetail | Uncached:
+        with session_scope(engine) as session:
+            detail = job_detail(session, job_id, after)
+        # a finished job no longer changes; a queued or running one gains log lines with no event to
+        # say so (the dashboard follows those over /ws/events): served, not kept
+        return detail if detail.status in FINISHED else Uncached(detail)
+
+    return await cached_json(request, ("job", job_id, after), compute, _JOB)
+
+
+def job_detail(session: Session, job_id: int, after: int = 0) -> JobDetail:
+    """A job with its log lines after ``after`` (``GET /api/jobs/{id}``); NotFoundError if there is none."""
     job = jobq.get_job(session, job_id)
     if job is None:
         raise NotFoundError(f"no job {job_id}")
