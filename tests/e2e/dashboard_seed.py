@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -109,3 +110,23 @@ def seed_project(root: Path, db_url: str | None = None, *, rounds: int = 4) -> S
         t_rounds - t_train,
     )
     return seeded
+
+
+def newest_payouts(engine: Any) -> dict[str, Any]:
+    """slot -> its newest Classic payout row as the store keeps it (exact Decimals): what the overview's
+    Payout and Stake cells show."""
+    from sqlalchemy import select
+
+    from numerflow.store import session_scope
+    from numerflow.store.tables.tournament import Payout
+
+    out: dict[str, Any] = {}
+    with session_scope(engine) as s:
+        for p in s.scalars(select(Payout).where(Payout.tournament == 8).order_by(Payout.round_number)):
+            out[p.numerai_model] = p
+    return out
+
+
+def shown(amount: Decimal, places: str, sign: str = "") -> str:
+    """An NMR amount as a dashboard cell shows it: to ``places`` ("0.001"), halves away from zero."""
+    return format(amount.quantize(Decimal(places), ROUND_HALF_UP), f"{sign}f")

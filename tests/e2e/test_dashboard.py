@@ -3,10 +3,11 @@ settings. Expected numbers come from the rooms' own functions over the same data
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import pytest
-from dashboard_seed import PASSWORD, Seeded
+from dashboard_seed import PASSWORD, Seeded, newest_payouts, shown
 from dashboard_server import login
 from playwright.sync_api import expect
 
@@ -78,6 +79,16 @@ def test_overview_shows_each_model_with_its_scores(
         assert row.locator("svg.spark polyline").count() == 1
         points = row.locator("svg.spark polyline").get_attribute("points").split()
         assert len(points) == len(scored)  # one point per scored round
+    # payout and stake: the API gives the store's amounts as exact decimal strings, the cells show them
+    api = {m["numerai_model"]: m for m in page.request.get(f"{base}/api/overview").json()["models"]}
+    payouts = newest_payouts(_engine(seeded))
+    assert set(payouts) == set(api) and all(p.payout_nmr is not None for p in payouts.values())
+    for slot, p in payouts.items():
+        m, cells = api[slot], page.locator(f'#overview-table tr[data-slot="{slot}"] td')
+        assert isinstance(m["payout_nmr"], str) and Decimal(m["payout_nmr"]) == p.payout_nmr
+        assert isinstance(m["stake_nmr"], str) and Decimal(m["stake_nmr"]) == p.at_risk_nmr
+        assert cells.nth(7).inner_text().split()[0] == shown(p.payout_nmr, "0.001", "+")
+        assert cells.nth(8).inner_text() == shown(p.at_risk_nmr, "0.01")
     # a read-only user sees no operator actions anywhere
     page.goto(f"{base}/models/ridge_a")
     assert page.locator("button.promote").count() == 0
@@ -129,6 +140,11 @@ def test_rounds_page_lists_every_submission_with_its_file_hash(
     first = min(resolved, key=lambda p: p.round_number)
     cell = page.locator(f'#rounds-table tr[data-round="{first.round_number}"] td[data-slot="sim_model_2"]')
     assert f"CORR {first.corr:+.4f}" in cell.inner_text()
+    for slot, p in newest_payouts(
+        _engine(seeded)
+    ).items():  # each slot's newest payout, from its exact amount
+        cell = page.locator(f'#rounds-table tr[data-round="{p.round_number}"] td[data-slot="{slot}"]')
+        assert f"payout {shown(p.payout_nmr, '0.001', '+')} NMR {p.status}" in cell.inner_text()
 
 
 def test_promote_and_roll_back_a_version(page: Any, dashboard: tuple[str, Any], seeded: Seeded) -> None:

@@ -4,10 +4,11 @@ the backtests' own figures, the four charts are drawn, and ``GET /api/portfolio`
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from typing import Any
 
 import pytest
-from dashboard_seed import Seeded
+from dashboard_seed import Seeded, shown
 from dashboard_server import login
 
 pytestmark = [pytest.mark.xdist_group("dashboard"), pytest.mark.browser]
@@ -82,8 +83,14 @@ def test_an_operate_user_previews_and_applies_a_plan_within_the_guard_rails(
     login(page, base, "operate_user", next_path="/risk")
     page.fill("#plan-form input[name=budget]", "40")
     page.select_option("#plan-form select[name=method]", "risk-parity")
-    page.click("#plan-preview")
+    with page.expect_response(f"{base}/api/portfolio/plan") as answer:
+        page.click("#plan-preview")
     page.wait_for_selector("#plan-table")
+    for r in answer.value.json()["rows"]:  # stakes come as exact decimal strings, shown to the cent
+        assert all(isinstance(r[k], str) for k in ("current", "target", "this_round")), r
+        cells = page.locator(f'#plan-table tr[data-model="{r["model"]}"] td')
+        assert cells.nth(4).inner_text() == shown(Decimal(r["current"]), "0.01")
+        assert cells.nth(6).inner_text() == shown(Decimal(r["this_round"]), "0.01")
     assert page.locator('#plan-table tr[data-model="sim_model_1"]').count() == 1
     assert "backtest of ridge_a" in page.inner_text("#plan-table")
     assert changes() == before  # a preview changes nothing

@@ -23,6 +23,7 @@ from sqlalchemy.engine import Engine
 from numerflow.config import Settings
 from numerflow.metrics.names import TOURNAMENT_KINDS
 from numerflow.store import session_scope
+from numerflow.store.base import money_text
 from numerflow.store.queries.performance import slot_tournaments, top_scored_round
 from numerflow.store.queries.service import data_fingerprint, newest_round, overview_facts
 from numerflow.tournament.performance import final_scores
@@ -116,9 +117,9 @@ def overview(settings: Settings, engine: Engine) -> dict[str, Any]:
                 "alpha": latest.get("alpha"),
                 "mpc": latest.get("mpc"),
                 "payout_round": pay[0] if pay else None,
-                "payout_nmr": num(pay[2]) if pay else None,
+                "payout_nmr": money_text(pay[2]) if pay else None,
                 "payout_status": pay[3] if pay else "",
-                "stake_nmr": num(pay[1]) if pay and pay[1] is not None else num(stakes.get(slot)),
+                "stake_nmr": money_text(pay[1] if pay and pay[1] is not None else stakes.get(slot)),
                 "cumulative_corr": spark,
             }
         )
@@ -190,7 +191,7 @@ class OverviewCache:
         self._valid = True  # a clear() during the computation makes the result stale at once
         self._fingerprint = data_fingerprint(self.engine)
         doc = overview(self.settings, self.engine)
-        body = json.dumps(doc, separators=(",", ":"), allow_nan=False, default=str).encode()
+        body = json.dumps(doc, separators=(",", ":"), allow_nan=False).encode()
         self._gzip = gzip.compress(body, 5)  # browsers take it gzipped: a quarter of the bytes, made once
         self._body, self._until = body, time.monotonic() + self.ttl_s
         return body

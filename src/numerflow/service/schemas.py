@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 from datetime import datetime
+from decimal import Decimal
 from typing import Annotated, Any, Literal, get_type_hints
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    WithJsonSchema,
+    create_model,
+)
+from pydantic_core import PydanticCustomError
 
 from numerflow.service.deps import Name, Text
 from numerflow.service.jobkinds import (
@@ -19,6 +31,7 @@ from numerflow.service.jobkinds import (
     SignalsDataArgs,
     TuneArgs,
 )
+from numerflow.store.base import MONEY_PLACES, money_amount, money_text
 from numerflow.store.queries.registry import RunInfo, VersionInfo
 
 Scope = Literal["read", "operate", "admin"]
@@ -36,6 +49,63 @@ def out_model(name: str, source: type, *, exclude: tuple[str, ...] = ()) -> type
         f.name: (hints[f.name], ...) for f in dataclasses.fields(source) if f.name not in exclude
     }
     return create_model(name, **fields)
+
+
+# ------------------------------------------------------------------------------------------- NMR amounts
+# The store keeps NMR exactly (store.base.Money: 18 decimals); a JSON float would not carry that (0.1 + 0.2,
+# amounts past ~15 significant digits change), so the API writes every NMR amount as a decimal string, as
+# Numerai's own API does. Scores, ratios and counts stay JSON numbers.
+
+NMR_PATTERN = rf"^-?[0-9]{{1,18}}(\.[0-9]{{1,{MONEY_PLACES}}})?$"  # what NUMERIC(36, 18) can hold
+_NMR_TEXT = re.compile(NMR_PATTERN)
+NMR_DESCRIPTION = (
+    "an NMR amount as a decimal string, exact to 18 decimals, never in exponent form "
+    '(like Numerai\'s API: "12.5", "-0.04", "1234.123456789012345678")'
+)
+
+
+def _nmr_in(value: Any) -> Decimal:
+    """An NMR amount in a request: a decimal string (exact) or a JSON number (read by its shortest form,
+    rounded to 18 decimals); NaN, infinities, booleans, exponent strings and strings with more than 18
+    decimals are refused."""
+    amount: Decimal | None = None
+    if isinstance(value, Decimal):
+        amount = value if value.is_finite() else None
+    elif isinstance(value, str):
+        amount = Decimal(value) if _NMR_TEXT.match(value) else None
+    elif isinstance(value, int) and not isinstance(value, bool):
+        amount = Decimal(value)
+    elif isinstance(value, float) and math.isfinite(value) and abs(value) < 1e18:
+        amount = money_amount(value)  # a binary number: by its shortest form, to NMR's 18 decimals
+    if amount is None or not _NMR_TEXT.match(money_text(amount) or ""):
+        shown = repr(value)[:40]
+        raise PydanticCustomError(
+            "nmr_amount",
+            'an NMR amount must be a decimal like "12.5" (a string, or a JSON number) with at most 18 '
+            "digits before and 18 after the point, not {value}",
+            {"value": shown},
+        )
+    return amount
+
+
+Nmr = Annotated[
+    Decimal,
+    BeforeValidator(_nmr_in),
+    PlainSerializer(money_text, return_type=str),
+    WithJsonSchema(
+        {"type": "string", "pattern": NMR_PATTERN, "description": NMR_DESCRIPTION, "examples": ["12.5"]},
+        mode="serialization",
+    ),
+    WithJsonSchema(
+        {
+            "anyOf": [{"type": "string", "pattern": NMR_PATTERN}, {"type": "number"}],
+            "description": NMR_DESCRIPTION + "; a JSON number is taken too (a string keeps every digit)",
+            "examples": ["12.5"],
+        },
+        mode="validation",
+    ),
+]
+"""The one NMR type of the API, in responses and requests (see :func:`money_text` and :func:`_nmr_in`)."""
 
 
 class _In(BaseModel):
@@ -234,9 +304,9 @@ class OverviewModel(BaseModel):
     alpha: float | None = Field(None, description="Signals: Alpha")
     mpc: float | None = Field(None, description="Signals: MPC")
     payout_round: int | None
-    payout_nmr: float | None
+    payout_nmr: Nmr | None
     payout_status: str
-    stake_nmr: float | None
+    stake_nmr: Nmr | None
     cumulative_corr: list[float] = Field(
         description="cumulative CORR per round (Signals: Alpha, Crypto: MMC, their first score)"
     )
@@ -337,8 +407,8 @@ class PayoutOut(BaseModel):
     tournament: int = Field(description="8 Classic, 11 Signals, 12 Crypto")
     numerai_model: str
     round_number: int
-    at_risk_nmr: float | None
-    payout_nmr: float | None
+    at_risk_nmr: Nmr | None
+    payout_nmr: Nmr | None
     status: str
     resolve_time: datetime | None
 
@@ -364,8 +434,8 @@ class PerformanceRow(RoundScore):
     corr_v4: float | None = Field(description="Signals: CORRv4 (informational)")
     cum_corr: float
     cum_mmc: float
-    at_risk_nmr: float | None
-    payout_nmr: float | None
+    at_risk_nmr: Nmr | None
+    payout_nmr: Nmr | None
     payout_status: str
 
 
@@ -373,9 +443,9 @@ class StakeChangeOut(BaseModel):
     id: int
     numerai_model: str
     round_number: int
-    from_nmr: float
-    to_nmr: float
-    delta_nmr: float
+    from_nmr: Nmr
+    to_nmr: Nmr
+    delta_nmr: Nmr
     status: str
     reason: str
     requested_at: datetime
@@ -383,7 +453,7 @@ class StakeChangeOut(BaseModel):
 
 class StakeOut(BaseModel):
     numerai_model: str
-    stake_nmr: float | None = Field(description="stake at risk in the latest round with a payout record")
+    stake_nmr: Nmr | None = Field(description="stake at risk in the latest round with a payout record")
     last_change: StakeChangeOut | None
 
 

@@ -53,6 +53,23 @@ def plain_decimal(value: Decimal) -> Decimal:
     return value.quantize(Decimal(1)) if value.as_tuple().exponent > 0 else value  # type: ignore[operator]
 
 
+def money_amount(value: Decimal | float | int | str) -> Decimal:
+    """``value`` as the store keeps an NMR amount: to 18 decimals, a float by its shortest repr (``0.1`` is
+    ``Decimal("0.1")``, not 0.1000000000000000055…). ValueError when it is not finite."""
+    amount = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+    if not amount.is_finite():
+        raise ValueError(f"an NMR amount must be finite, not {value}")
+    return amount.quantize(_QUANTUM, context=_MONEY_CTX)
+
+
+def money_text(value: Decimal | None) -> str | None:
+    """An NMR amount as text for JSON (the REST API, the stake plan): a plain decimal string, exact
+    (``"12.5"``, ``"100"``, ``"0.000000000000000001"``; zero is ``"0"``, never ``"-0"``)."""
+    if value is None:
+        return None
+    return format(plain_decimal(value), "f") if value else "0"
+
+
 class Money(TypeDecorator[Decimal]):
     """An NMR amount: exact to 18 decimals, read back as a ``Decimal`` (never a float).
 
@@ -73,10 +90,7 @@ class Money(TypeDecorator[Decimal]):
     def process_bind_param(self, value: Decimal | float | int | str | None, dialect):  # type: ignore[override]
         if value is None:
             return None
-        amount = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
-        if not amount.is_finite():
-            raise ValueError(f"an NMR amount must be finite, not {value}")
-        amount = amount.quantize(_QUANTUM, context=_MONEY_CTX)
+        amount = money_amount(value)
         return format(amount, "f") if dialect.name == "sqlite" else amount
 
     def process_result_value(self, value: object, dialect):  # type: ignore[override]

@@ -16,6 +16,7 @@ import pandas as pd
 
 from numerflow.errors import NumerflowError, PortfolioError
 from numerflow.portfolio.allocation import METHODS, PlanRules, StakePlan, plan_stakes
+from numerflow.store.base import money_text
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -34,6 +35,15 @@ class AccountPlan:
     sources: dict[str, str]  # slot -> "live (N rounds)" / "backtest of NAME"
     applied: list[StakeChangeResult] = field(default_factory=list)
     refused: dict[str, str] = field(default_factory=dict)
+    stakes: dict[str, Decimal] = field(default_factory=dict)  # slot -> its stake now, exact
+
+
+MICRO_NMR = Decimal("0.000001")  # a planned stake is asked for to the micro-NMR
+
+
+def planned_nmr(value: float) -> Decimal:
+    """A stake the plan computed (a float) as the exact amount that would be asked for."""
+    return Decimal(repr(float(value))).quantize(MICRO_NMR)
 
 
 def live_returns(engine: Engine, tournament: int = 8) -> pd.DataFrame:
@@ -121,10 +131,11 @@ def make_plan(
     if budget is not None:
         _budget(budget, {})
     slots = sorted(client.models())
-    current = {slot: float(client.stake_value(slot)) for slot in slots}
+    stakes = {slot: client.stake_value(slot) for slot in slots}
+    current = {slot: float(value) for slot, value in stakes.items()}
     returns, sources = account_histories(settings, engine, slots)
     plan = plan_stakes(returns, current, method, plan_rules(settings, _budget(budget, current)))
-    return AccountPlan(plan, sources)
+    return AccountPlan(plan, sources, stakes=stakes)
 
 
 def apply_plan(
@@ -138,9 +149,9 @@ def apply_plan(
         return account
     step = Decimal(str(settings.tournament.max_stake_change_nmr))
     for slot, row in account.plan.table.iterrows():
-        new = Decimal(str(row["this_round"])).quantize(Decimal("0.000001"))
-        exact = Decimal(str(row["current"]))
-        if new == exact.quantize(Decimal("0.000001")):
+        new = planned_nmr(row["this_round"])
+        exact = account.stakes.get(str(slot), Decimal(repr(float(row["current"]))))
+        if new == exact.quantize(MICRO_NMR):
             continue
         # rounding to micro-NMR must not push a full step past the guard rail by a few 1e-8 NMR
         new = min(max(new, exact - step), exact + step)
@@ -277,12 +288,22 @@ def portfolio_view(settings: Settings, engine: Engine, *, max_points: int = 400)
     }
 
 
+def _plan_row(account: AccountPlan, slot: str, row: pd.Series) -> dict[str, object]:
+    out: dict[str, object] = {"model": slot}
+    for k, v in row.items():
+        out[str(k)] = _finite(v.item() if hasattr(v, "item") else v)
+    # the stakes are NMR amounts: decimal strings like every NMR amount of the API (the one now, exact)
+    exact = account.stakes.get(slot)
+    out["current"] = money_text(exact if exact is not None else planned_nmr(row["current"]))
+    out["target"] = money_text(planned_nmr(row["target"]))
+    out["this_round"] = money_text(planned_nmr(row["this_round"]))
+    return out
+
+
 def plan_json(account: AccountPlan) -> dict[str, object]:
-    """An account plan as JSON (the API's answer and the dashboard's table)."""
-    rows = [
-        {"model": str(m), **{k: _finite(v.item() if hasattr(v, "item") else v) for k, v in r.items()}}
-        for m, r in account.plan.table.iterrows()
-    ]
+    """An account plan as JSON (the API's answer and the dashboard's table): stakes as decimal strings,
+    the figures (mean, vol, the current-vs-proposed estimates) as numbers."""
+    rows = [_plan_row(account, str(m), r) for m, r in account.plan.table.iterrows()]
     compare = {
         str(k): {"current": _finite(float(r["current"])), "proposed": _finite(float(r["proposed"]))}
         for k, r in account.plan.compare.iterrows()
@@ -296,8 +317,8 @@ def plan_json(account: AccountPlan) -> dict[str, object]:
         "applied": [
             {
                 "model": r.numerai_model,
-                "from_nmr": str(r.from_nmr),
-                "to_nmr": str(r.to_nmr),
+                "from_nmr": money_text(r.from_nmr),
+                "to_nmr": money_text(r.to_nmr),
                 "round": r.round_number,
             }
             for r in account.applied

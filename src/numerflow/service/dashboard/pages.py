@@ -68,6 +68,7 @@ SECURITY_HEADERS = {
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=str(HERE / "templates"))
 templates.env.filters["score"] = views.fmt_score
+templates.env.filters["nmr"] = views.fmt_nmr
 templates.env.filters["when"] = views.fmt_time
 templates.env.globals["sparkline"] = views.sparkline
 

@@ -12,6 +12,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal, localcontext
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,6 @@ from sqlalchemy.orm import Session
 
 from numerflow.metrics.names import TOURNAMENT_KINDS
 from numerflow.metrics.names import label as score_label
-from numerflow.service.queries import num
 from numerflow.store.queries import tournament as q
 from numerflow.store.queries.performance import slot_tournaments
 from numerflow.tournament.client import TOURNAMENT_NAMES
@@ -56,6 +56,15 @@ def fmt_score(value: Any, spec: str = "{:+.4f}") -> str:
         return spec.format(value)
     except (ValueError, TypeError):
         return str(value)
+
+
+def fmt_nmr(value: Decimal | str | None, spec: str = "{:.2f}") -> str:
+    """An NMR amount (a Decimal from the store, or the API's decimal string) for a table cell, formatted
+    from its exact value, never through a float (halves round away from zero); an em dash for none."""
+    if value is None or value == "":
+        return "—"
+    with localcontext(rounding=ROUND_HALF_UP):
+        return spec.format(value if isinstance(value, Decimal) else Decimal(value))
 
 
 def fmt_time(value: datetime | str | None) -> str:
@@ -112,7 +121,7 @@ class Cell:
     scores: list[tuple[str, float | None]] = field(default_factory=list)  # the tournament's own names
     day: int = 0
     resolved: bool = False
-    payout_nmr: float | None = None
+    payout_nmr: Decimal | None = None
     payout_status: str = ""
 
     @property
@@ -173,7 +182,7 @@ def rounds_grid(session: Session, limit: int = 30) -> tuple[list[str], list[Roun
     for p in q.payouts(session, round_numbers=numbers):
         slots.add(p.numerai_model)
         cell = rows[p.round_number].cells.setdefault(p.numerai_model, Cell())
-        cell.payout_nmr, cell.payout_status = num(p.payout_nmr), p.status
+        cell.payout_nmr, cell.payout_status = p.payout_nmr, p.status
     return sorted(slots), [rows[n] for n in numbers]
 
 

@@ -15,7 +15,7 @@ from numerflow.errors import NotFoundError
 from numerflow.service.accounts import Principal
 from numerflow.service.auth import require_read
 from numerflow.service.deps import Name
-from numerflow.service.queries import final_scores, num
+from numerflow.service.queries import final_scores
 from numerflow.service.readcache import cached_json
 from numerflow.service.schemas import (
     PayoutOut,
@@ -29,6 +29,7 @@ from numerflow.service.schemas import (
     SubmissionOut,
 )
 from numerflow.store import session_scope
+from numerflow.store.base import money_text
 from numerflow.store.queries import tournament as q
 from numerflow.store.tables.tournament import Payout, Round, StakeChange, Submission
 from numerflow.tournament.client import TOURNAMENT_NAMES, TOURNAMENTS
@@ -70,8 +71,8 @@ def _payout_out(p: Payout) -> PayoutOut:
         tournament=p.tournament,
         numerai_model=p.numerai_model,
         round_number=p.round_number,
-        at_risk_nmr=num(p.at_risk_nmr),
-        payout_nmr=num(p.payout_nmr),
+        at_risk_nmr=p.at_risk_nmr,
+        payout_nmr=p.payout_nmr,
         status=p.status,
         resolve_time=p.resolve_time,
     )
@@ -224,8 +225,8 @@ def _performance(session: Session, slot: str, limit: int) -> bytes:
             "resolved": r.resolved,
             "cum_corr": r.cum_corr,
             "cum_mmc": r.cum_mmc,
-            "at_risk_nmr": num(r.at_risk_nmr),
-            "payout_nmr": num(r.payout_nmr),
+            "at_risk_nmr": money_text(r.at_risk_nmr),
+            "payout_nmr": money_text(r.payout_nmr),
             "payout_status": r.payout_status,
         }
         for r in rows
@@ -277,7 +278,7 @@ def _stakes(session: Session) -> list[StakeOut]:
     return [
         StakeOut(
             numerai_model=slot,
-            stake_nmr=num(at_risk.get(slot)),
+            stake_nmr=at_risk.get(slot),
             last_change=_change_out(changes[slot]) if slot in changes else None,
         )
         for slot in sorted(set(at_risk) | set(changes))

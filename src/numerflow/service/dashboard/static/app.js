@@ -399,6 +399,7 @@
   if (planForm) {
     const esc = (v) => String(v == null ? "—" : v).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
     const pct = (v, d) => (v == null ? "—" : `${(100 * v).toFixed(d)}%`);
+    // NMR amounts arrive as exact decimal strings ("12.345678"); shown to the cent like before
     const nmr = (v) => (v == null ? "—" : Number(v).toFixed(2));
     const show = (out) => {
       const rows = out.rows.map((r) => `<tr data-model="${esc(r.model)}"><td><b>${esc(r.model)}</b><br><span class="muted small">${esc(out.sources[r.model])}</span></td>`
