@@ -673,12 +673,14 @@ ensemble = { lgbm_small = 0.7, ridge_small = 0.3 }   # per-era rank average
 # Numerai Signals / Crypto models: trained on Numerai's Signals files and/or your own daily prices.
 # [signals_models.my_signal]   # example
 # tournament = "signals"       # signals | crypto (crypto needs prices: its files have no features)
-# algorithm = "lightgbm"
+# algorithm = "lightgbm"       # give exactly one of algorithm and ensemble
 # features = "all"             # numerai | prices | all | a list of feature names
 # prices = "prices/"           # a daily OHLCV file or folder (.csv, .parquet)
 # price_columns = { ticker = "Symbol", close = "AdjClose" }
 # target = "target"            # a target column of Numerai's Signals files
 # numerai_model = "my_signals_model"
+# [signals_models.my_blend]    # example
+# ensemble = { my_signal = 0.6, my_other_signal = 0.4 }   # per-date rank average (same tournament)
 
 [tournament]
 poll_interval_s = 300.0        # how often `round watch` checks for a new round

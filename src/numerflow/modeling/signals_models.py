@@ -27,6 +27,14 @@ Numerai's 2-day lag (20-day targets: 5 weeks, 60-day: 13). ``numerflow tune NAME
 trial (:mod:`numerflow.modeling.tuning`; the study is keyed by :func:`study_fingerprint`). ``models list``,
 ``promote`` and ``rollback`` work as for any model.
 
+An ensemble (``ensemble = {member = weight}``, members of the same tournament) goes through the Classic
+ensemble code: :func:`~numerflow.modeling.training.train_members` and
+:func:`~numerflow.modeling.training.save_ensemble` (a version naming its members' versions, scored with the
+Signals scores of the blend), :func:`~numerflow.modeling.training.blend_fit_predict` for the CV (every
+member on the same folds), and :meth:`LoadedModel.predict` with each member's own dataset on the same rows
+(:func:`_member_data`: its Numerai features by name, its price features from its own prices), the per-date
+rank average being :func:`~numerflow.modeling.artifacts.rank_average`.
+
 For the round job (the contract; nothing else here is needed by it):
 
 * :func:`is_signals_model` ``(settings, name)``: whether ``name`` is a ``[signals_models]`` model;
@@ -526,13 +534,12 @@ def _train_ensemble(
     hashes = _hashes(model, files.train, files.validation, settings=settings)
     t0 = time.perf_counter()
     with _recorded(book, "train", name, {"ensemble": model.spec.ensemble}, hashes) as run:
-        if progress is not None:
-            progress(f"{name}: scoring the ensemble on validation", 0, 1)
         result = save_ensemble(
             settings,
             name,
             members,
             book=book,
+            progress=progress,
             data_version=files.version,
             hashes=hashes,
             manifest={"tournament": model.tournament, "target": model.target, "neutralize": None},

@@ -452,12 +452,12 @@ def _train_ensemble(
                     load_catalog(files), spec.neutralize.features, f"models.{name}.neutralize.features"
                 ),
             }
-        progress(f"{name}: scoring the ensemble on validation", 0, 1)
         result = save_ensemble(
             settings,
             name,
             members,
             book=book,
+            progress=progress,
             data_version=files.version,
             hashes=hashes,
             manifest={"neutralize": neutral},
@@ -492,6 +492,7 @@ def save_ensemble(
     members: list[TrainResult],
     *,
     book: ModelBook,
+    progress: Progress | None,
     data_version: str,
     hashes: dict[str, str],
     manifest: dict[str, Any],
@@ -537,6 +538,7 @@ def save_ensemble(
                 expected_sha256=m.version.manifest_sha256,
             )
             loaded.members.append((member, weights[m.version.name]))
+        (progress or _noop)(f"{name}: scoring the ensemble on validation", 0, 1)
         scores = validate(loaded)
         manifest["validation_scores"] = _headline(scores)
         manifest_sha = write_manifest(folder, manifest)
