@@ -109,9 +109,12 @@ class TuneSpec(_Section):
 
 
 class TrainSpec(_Section):
-    """What every trainable model table shares: ``[models.NAME]`` and ``[signals_models.NAME]``."""
+    """What every trainable model table shares: ``[models.NAME]`` and ``[signals_models.NAME]``. Exactly
+    one of ``algorithm`` and ``ensemble`` (``{member = weight}``: a per-era rank average of members of the
+    same table) is given."""
 
     algorithm: Algorithm | None = None
+    ensemble: dict[str, float] | None = None
     params: dict[str, Any] = Field(default_factory=dict)
     era_stride: int = Field(1, ge=1)
     cv: CVSpec = Field(default_factory=CVSpec)
@@ -119,6 +122,18 @@ class TrainSpec(_Section):
     numerai_model: str | None = None
     challenger_model: str | None = None
     description: str = ""
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> TrainSpec:
+        if (self.algorithm is None) == (self.ensemble is None):
+            raise ValueError("give exactly one of 'algorithm' and 'ensemble'")
+        if self.ensemble is not None:
+            if not self.ensemble:
+                raise ValueError("'ensemble' needs at least one member")
+            for member, weight in self.ensemble.items():
+                if not weight > 0:
+                    raise ValueError(f"ensemble weights must be positive (member '{member}' has {weight:g})")
+        return self
 
 
 class ModelSpec(TrainSpec):
@@ -132,35 +147,30 @@ class ModelSpec(TrainSpec):
     # train with lightgbm.dask.DaskLGBMRegressor on the Dask cluster (--dask / [service] dask_scheduler)
     distributed: bool = False
     neutralize: NeutralizeSpec | None = None
-    ensemble: dict[str, float] | None = None
 
     @model_validator(mode="after")
-    def _one_kind(self) -> ModelSpec:
-        if (self.algorithm is None) == (self.ensemble is None):
-            raise ValueError("give exactly one of 'algorithm' and 'ensemble'")
+    def _check(self) -> ModelSpec:
         if self.distributed and self.algorithm != "lightgbm":
             what = "an ensemble" if self.ensemble is not None else f"algorithm '{self.algorithm}'"
             raise ValueError(f"'distributed = true' trains LightGBM only (DaskLGBMRegressor), not {what}")
-        if self.ensemble is not None:
-            if not self.ensemble:
-                raise ValueError("'ensemble' needs at least one member")
-            if any(w <= 0 for w in self.ensemble.values()):
-                raise ValueError("ensemble weights must be positive")
         if self.target_weights is not None and len(self.target_weights) != len(self.targets):
             raise ValueError("'target_weights' needs one weight per entry of 'targets'")
         return self
 
 
 PRICE_FIELDS = ("ticker", "date", "open", "high", "low", "close", "volume")
+# what a [signals_models] ensemble may not set: its members' own (the CV loads their finest era_stride)
+ENSEMBLE_REFUSES = ("features", "prices", "price_columns", "params", "era_stride")
 
 
 class SignalsModelSpec(TrainSpec):
     """One ``[signals_models.NAME]`` table: a Numerai Signals (or Crypto) model, trained on Numerai's
     Signals files (``<data_dir>/signals/v2.1``, Crypto ``<data_dir>/crypto/v2.0``) with Numerai's v2.1
-    features and/or features built from your own daily prices (see docs/signals.md)."""
+    features and/or features built from your own daily prices (see docs/signals.md). An ``ensemble`` of
+    ``[signals_models]`` of the same tournament blends their signals (per-date rank average); it has no
+    features, prices or params of its own, and its ``target`` is the one it is scored against."""
 
     tournament: Literal["signals", "crypto"] = "signals"
-    algorithm: Algorithm  # required: Signals models are single estimators
     # "numerai" (the files' numeric feature_* columns), "prices" (features from `prices`), "all" (both),
     # or a list of feature names of either kind; default: "numerai" for Signals, "prices" for Crypto
     features: str | list[str] | None = None
@@ -170,6 +180,13 @@ class SignalsModelSpec(TrainSpec):
 
     @model_validator(mode="after")
     def _check(self) -> SignalsModelSpec:
+        if self.ensemble is not None:
+            own = [k for k in ENSEMBLE_REFUSES if k in self.model_fields_set]
+            if own:
+                raise ValueError(
+                    f"an ensemble takes no '{own[0]}' of its own (its members have theirs); remove it"
+                )
+            return self
         unknown = sorted(set(self.price_columns) - set(PRICE_FIELDS))
         if unknown:
             raise ValueError(
@@ -359,17 +376,14 @@ class Settings(_Section):
 
     @model_validator(mode="after")
     def _ensembles_resolve(self) -> Settings:
-        for name, spec in self.models.items():
-            for member in spec.ensemble or {}:
-                if member not in self.models:
-                    raise ValueError(f"models.{name}.ensemble: member '{member}' is not a model in [models]")
-        _check_no_cycle(self.models)
         for name in self.signals_models:
             if name in self.models:
                 raise ValueError(
                     f"signals_models.{name}: the name '{name}' is also a model in [models]; "
                     "a model name must be unique across [models] and [signals_models]"
                 )
+        _check_ensembles("models", self.models, self.signals_models)
+        _check_ensembles("signals_models", self.signals_models, self.models)
         return self
 
     @property
@@ -453,7 +467,29 @@ class Settings(_Section):
             ) from None
 
 
-def _check_no_cycle(models: dict[str, ModelSpec]) -> None:
+def _check_ensembles(table: str, specs: dict[str, Any], other: dict[str, Any]) -> None:
+    """Every ensemble of ``[table]`` has members of that table (a Signals ensemble: of its tournament),
+    and no ensemble is its own member, directly or not. ``other``: the other table's models."""
+    for name, spec in specs.items():
+        where = f"{table}.{name}.ensemble"
+        for member in spec.ensemble or {}:
+            if member in other:
+                theirs = "models" if table == "signals_models" else "signals_models"
+                raise ValueError(
+                    f"{where}: member '{member}' is a model of [{theirs}]; an ensemble of [{table}] blends "
+                    f"models of [{table}] only"
+                )
+            if member not in specs:
+                raise ValueError(
+                    f"{where}: member '{member}' is not a model in [{table}]; add a "
+                    f"[{table}.{member}] table or remove the member"
+                )
+            theirs = getattr(specs[member], "tournament", None)
+            if theirs != getattr(spec, "tournament", None):
+                raise ValueError(
+                    f"{where}: member '{member}' is a {theirs} model but '{name}' is a {spec.tournament} "
+                    f'ensemble; set tournament = "{theirs}" on it or use {spec.tournament} members'
+                )
     state: dict[str, int] = {}
 
     def visit(name: str, path: list[str]) -> None:
@@ -461,13 +497,13 @@ def _check_no_cycle(models: dict[str, ModelSpec]) -> None:
             return
         if state.get(name) == 1:
             cycle = " -> ".join([*path[path.index(name) :], name])
-            raise ValueError(f"models: ensemble cycle {cycle}")
+            raise ValueError(f"{table}: ensemble cycle {cycle}; an ensemble cannot contain itself")
         state[name] = 1
-        for member in models[name].ensemble or {}:
+        for member in specs[name].ensemble or {}:
             visit(member, [*path, name])
         state[name] = 2
 
-    for name in models:
+    for name in specs:
         visit(name, [])
 
 
@@ -637,12 +673,14 @@ ensemble = { lgbm_small = 0.7, ridge_small = 0.3 }   # per-era rank average
 # Numerai Signals / Crypto models: trained on Numerai's Signals files and/or your own daily prices.
 # [signals_models.my_signal]   # example
 # tournament = "signals"       # signals | crypto (crypto needs prices: its files have no features)
-# algorithm = "lightgbm"
+# algorithm = "lightgbm"       # give exactly one of algorithm and ensemble
 # features = "all"             # numerai | prices | all | a list of feature names
 # prices = "prices/"           # a daily OHLCV file or folder (.csv, .parquet)
 # price_columns = { ticker = "Symbol", close = "AdjClose" }
 # target = "target"            # a target column of Numerai's Signals files
 # numerai_model = "my_signals_model"
+# [signals_models.my_blend]    # example
+# ensemble = { my_signal = 0.6, my_other_signal = 0.4 }   # per-date rank average (same tournament)
 
 [tournament]
 poll_interval_s = 300.0        # how often `round watch` checks for a new round

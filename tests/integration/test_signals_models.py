@@ -28,13 +28,20 @@ from numerflow.modeling.training import cross_validate_model
 from numerflow.simulator import RunningSimulator
 from numerflow.simulator.signals import validate_signals_submission
 from numerflow.store import open_database
-from numerflow.store.queries.registry import SqlModelBook, champion, list_runs, list_versions
+from numerflow.store.queries.registry import (
+    Deployment,
+    SqlModelBook,
+    champion,
+    list_runs,
+    list_versions,
+)
 from numerflow.tournament.client import NumeraiClient
 
 N_TICKERS = 200
 ACCOUNTS = (
     '[[accounts]]\nusername = "sig"\npublic_id = "SIGPUB"\nsecret_key = "SIGSEC"\navailable_nmr = 500\n'
     '[[accounts.models]]\nname = "sig_slot"\ntournament = 11\nstake = 0\n'
+    '[[accounts.models]]\nname = "ens_slot"\ntournament = 11\nstake = 0\n'
 )
 SIGNALS_FILES = (
     "train.parquet",
@@ -428,3 +435,310 @@ def test_tune_a_crypto_model_and_objectives_that_do_not_apply(project_dir: Path,
     assert code == 2 and len(err.strip().splitlines()) == 1, err
     assert "no model named 'nobody' in [models] or [signals_models] (known: classic, cry, sig)" in err
     assert [v.ref for v in list_versions(engine)] == ["cry@1"]  # nothing else was trained
+
+
+# ------------------------------------------------------------------------------------------------ ensembles
+ENSEMBLES = (
+    MODELS
+    + """
+[signals_models.sigl]
+algorithm = "lightgbm"
+params = { n_estimators = 20, num_leaves = 8 }
+target = "target_chili_60"
+
+[signals_models.blend]
+ensemble = { sig = 0.6, sigl = 0.4 }
+numerai_model = "ens_slot"
+cv = { folds = 3 }
+
+[signals_models.blendp]
+ensemble = { blend = 1.0, sigp = 1.0 }
+
+[signals_models.cry2]
+tournament = "crypto"
+algorithm = "lightgbm"
+params = { n_estimators = 20, num_leaves = 8 }
+features = ["feature_ret_20d", "feature_rsi_14d_rank"]
+prices = "{data}/crypto.csv"
+price_columns = { ticker = "Symbol", close = "Close" }
+
+[signals_models.cryb]
+tournament = "crypto"
+ensemble = { cry = 1.0, cry2 = 3.0 }
+"""
+)
+
+
+def rank_blend(columns: list[pd.Series], weights: list[float], dates: pd.Series) -> pd.Series:
+    """The per-date rank average, written here with pandas: each column's tie-kept rank within its date
+    ((average rank - 0.5) / count), their weighted mean, ranked again within the date. The mean is taken
+    as a product with the normalized weights (as numerflow does), so that values which tie there tie here
+    too: a sum in another order can split a tie by one ulp, and a tie moves a rank by 1/count."""
+
+    def rank(x: pd.Series) -> pd.Series:
+        by = x.groupby(dates.to_numpy())
+        return (by.rank(method="average") - 0.5) / by.transform("count")
+
+    ranks = pd.concat([rank(c) for c in columns], axis=1)
+    mixed = ranks.to_numpy() @ (np.asarray(weights, dtype=np.float64) / float(sum(weights)))
+    return rank(pd.Series(mixed, index=ranks.index))
+
+
+def _signal_of(settings, ref: str, path: Path) -> pd.Series:
+    """``ref``'s live signal on the file ``path``, by ticker (through the registry, as the round job)."""
+    engine = open_database(settings.database_url)
+    name, _, version = ref.partition("@")
+    info = SqlModelBook(engine).get_version(name, int(version))
+    dep = Deployment(name, info.version, "", "", info.manifest_sha256)
+    frame = sm.predict_signals(settings, dep, path)
+    return frame.set_index(frame.columns[0])["signal"]
+
+
+def test_train_a_signals_ensemble_records_its_members_and_the_blends_signals_scores(
+    project_dir: Path, data_dir: Path, cli
+) -> None:
+    config = project(project_dir, data_dir, ENSEMBLES)
+    code, out, err = cli("train", "blend")
+    assert code == 0, err
+    assert "sig@1" in out and "sigl@1" in out and "blend@1" in out and "Alpha-like" in out
+    manifest = json.loads((project_dir / "artifacts/blend/1/manifest.json").read_text())
+    assert manifest["kind"] == "ensemble" and manifest["tournament"] == "signals"
+    assert manifest["target"] == "target" and manifest["data_version"] == "signals/v2.1"
+    assert [(m["name"], m["version"], m["weight"]) for m in manifest["members"]] == [
+        ("sig", 1, 0.6),
+        ("sigl", 1, 0.4),
+    ]
+    settings = load_settings(config)
+    engine = open_database(settings.database_url)
+    [version] = list_versions(engine, "blend")
+    assert (version.kind, version.algorithm, version.data_version) == ("ensemble", "ensemble", "signals/v2.1")
+    assert version.params == {"ensemble": {"sig": 0.6, "sigl": 0.4}}
+    assert sorted(version.targets) == ["target", "target_chili_60"]
+    scores = version.scores
+    assert scores["neutralized"] is True and scores["n_dates"] == 52 and 0 < scores["churn_mean"] < 1
+
+    # the blend's validation signal, date by date: the members' signals rank-averaged here, scored here
+    folder = data_dir / "signals/v2.1"
+    val = pd.read_parquet(folder / "validation.parquet")
+    keys = ["numerai_ticker", "date"]
+    neut = pd.read_parquet(folder / "validation_neutralizer.parquet").set_index(keys)
+    weights = pd.read_parquet(folder / "validation_sample_weights.parquet").set_index(keys)
+    alphas, churns, before = [], [], None
+    for i, (date, rows) in enumerate(val.groupby("date", sort=True)):
+        day = _date_file(rows, project_dir / "day.parquet")
+        members = [_signal_of(settings, ref, day) for ref in ("sig@1", "sigl@1")]
+        dates = pd.Series(date, index=members[0].index)
+        blend = rank_blend(members, [0.6, 0.4], dates)
+        if i in (0, 51):  # the blend's own live signal is that rank average too
+            pd.testing.assert_series_equal(_signal_of(settings, "blend@1", day), blend, check_names=False)
+        rows = rows.set_index("numerai_ticker")
+        n = neut.xs(date, level="date").reindex(rows.index).to_numpy(np.float64)
+        v = weights.xs(date, level="date").reindex(rows.index)["sample_weights"].to_numpy(np.float64)
+        alphas.append(
+            alpha(blend.reindex(rows.index).to_numpy(), n, v, rows["target"].to_numpy(np.float64))[0]
+        )
+        if before is not None:
+            common = blend.index.intersection(before.index)
+            churns.append(churn(blend[common].to_numpy(), before[common].to_numpy()))
+        before = blend
+    assert scores["alpha_mean"] == pytest.approx(np.mean(alphas), abs=1e-10)
+    assert scores["churn_mean"] == pytest.approx(np.mean(churns), abs=1e-10)
+
+    # again: the members are reused, the ensemble gets a new version; promote and rollback as any model
+    code, out, err = cli("train", "blend")
+    assert code == 0 and "sig@1 (reused)" in out and "sigl@1 (reused)" in out and "blend@2" in out, err
+    assert [v.ref for v in list_versions(engine, "sig")] == ["sig@1"]
+    assert cli("models", "promote", "blend@2")[0] == 0
+    deps = sm.signals_deployments(settings, SqlModelBook(engine))
+    assert [(d.model_name, d.version, d.numerai_model) for d in deps] == [
+        ("blend", 2, "ens_slot"),
+        ("sig", 1, "sig_slot"),  # a member deploys to its own slot, as any model
+    ]
+    code, out, _ = cli("models", "rollback", "blend")
+    assert code == 0 and "blend@1 is the champion of blend again" in out
+    assert {(r.kind, r.status) for r in list_runs(engine, "blend")} == {("train", "ok")}
+
+
+def test_cv_of_a_signals_ensemble_blends_its_members_folds(project_dir: Path, data_dir: Path, cli) -> None:
+    config = project(project_dir, data_dir, ENSEMBLES)
+    code, out, err = cli("cv", "blend")  # its own cv = { folds = 3 }; the gap of its 60-day member
+    assert code == 0, err
+    assert "3 folds, embargo 13 eras" in out and "Alpha-like" in out
+    settings = load_settings(config)
+    blend = cross_validate_model(settings, "blend", record=False)
+    members = [
+        cross_validate_model(settings, n, folds=3, embargo_eras=13, record=False) for n in ("sig", "sigl")
+    ]
+    tested = ~np.isnan(blend.oof)
+    assert tested.sum() == (~np.isnan(members[0].oof)).sum() > 0
+    dates = pd.Series(blend.era[tested])
+    expected = rank_blend([pd.Series(m.oof[tested]) for m in members], [0.6, 0.4], dates)
+    np.testing.assert_allclose(blend.oof[tested], expected.to_numpy(), rtol=0, atol=1e-12)
+    assert [f["test_eras"] for f in blend.folds] == [f["test_eras"] for f in members[0].folds]
+    engine = open_database(settings.database_url)
+    [run] = list_runs(engine, "blend")
+    assert (run.kind, run.status, run.params["ensemble"]) == ("cv", "ok", {"sig": 0.6, "sigl": 0.4})
+    assert not list_versions(engine)  # CV trains no version
+
+    code, _, err = cli("tune", "blend")
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "signals_models.blend is an ensemble; tune its members instead" in err
+
+
+def test_a_signals_ensemble_is_submitted_by_the_round_job(
+    project_dir: Path, data_dir: Path, sim: RunningSimulator, cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A nested ensemble with a price-feature member: the round job submits the blend of the members' live
+    signals to the ensemble's slot; ``numerflow predict`` writes the same."""
+    models = ENSEMBLES.replace('numerai_model = "sig_slot"\n', "").replace('numerai_model = "ens_slot"\n', "")
+    models = models.replace(
+        "[signals_models.blendp]\n", '[signals_models.blendp]\nnumerai_model = "ens_slot"\n'
+    )
+    models += f'\n[numerai]\napi_url = "{sim.url}"\ntimeout_s = 30.0\nretries = 2\nbackoff_s = 0.01\n'
+    config = project(project_dir, data_dir, models)
+    monkeypatch.setenv("NUMERAI_PUBLIC_ID", "SIGPUB")
+    monkeypatch.setenv("NUMERAI_SECRET_KEY", "SIGSEC")
+    code, out, err = cli("train", "blendp")
+    assert code == 0 and "blend@1" in out and "sigp@1" in out and "blendp@1" in out, err
+    code, out, err = cli("round", "run")
+    assert code == 0, out + err
+    assert "ens_slot (signals)" in out and "confirmed" in out and "blendp@1" in out
+    number = sim.engine.current_round()["number"]
+    written = pd.read_csv(data_dir / f"submissions/signals/{number}/ens_slot.csv").set_index("numerai_ticker")
+    live = data_dir / f"signals/rounds/{number}/v2.1/live.parquet"
+    settings = load_settings(config)
+    sig, sigl, sigp = (_signal_of(settings, ref, live) for ref in ("sig@1", "sigl@1", "sigp@1"))
+    dates = pd.Series("live", index=sig.index)
+    expected = rank_blend([rank_blend([sig, sigl], [0.6, 0.4], dates), sigp], [1.0, 1.0], dates)
+    assert len(written) == N_TICKERS
+    np.testing.assert_allclose(written["signal"], expected.reindex(written.index), rtol=1e-9)
+    [sub] = [s for s in sim.engine.all_submissions() if s["model_name"] == "ens_slot"]
+    assert sim.engine.signals_report(sub["id"]) == {"kept": N_TICKERS, "invalid_tickers": []}
+
+    out_file = project_dir / "blend.csv"
+    code, printed, err = cli("predict", "blendp", "--out", out_file)
+    assert code == 0 and f"wrote {N_TICKERS} predictions" in printed, err
+    np.testing.assert_allclose(pd.read_csv(out_file)["signal"], written.sort_index()["signal"], rtol=1e-9)
+
+
+def test_a_crypto_ensemble_trains_cvs_and_predicts_the_blend(project_dir: Path, data_dir: Path, cli) -> None:
+    config = project(project_dir, data_dir, ENSEMBLES)
+    code, out, err = cli("train", "cryb")
+    assert code == 0 and "cryb@1" in out and "numerflow cv cryb" in out, err  # no validation part
+    manifest = json.loads((project_dir / "artifacts/cryb/1/manifest.json").read_text())
+    assert manifest["tournament"] == "crypto" and manifest["data_version"] == "crypto/v2.0"
+    code, out, err = cli("cv", "cryb", "--folds", "3")
+    assert code == 0 and "embargo 5 eras" in out and "Alpha-like" in out, err
+
+    settings = load_settings(config)
+    live = next((data_dir / "crypto/rounds").glob("*/v2.0/live_universe.parquet"))
+    cry, cry2, cryb = (_signal_of(settings, ref, live) for ref in ("cry@1", "cry2@1", "cryb@1"))
+    expected = rank_blend([cry, cry2], [1.0, 3.0], pd.Series("live", index=cry.index))
+    pd.testing.assert_series_equal(cryb, expected, check_names=False)
+    assert sorted(cryb.index) == sorted(pd.read_parquet(live)["symbol"])
+
+
+@pytest.mark.parametrize(
+    ("tables", "message"),
+    [
+        (
+            '[models.c]\nalgorithm = "ridge"\n[signals_models.m]\nensemble = { c = 1.0 }\n',
+            "signals_models.m.ensemble: member 'c' is a model of [models]; an ensemble of [signals_models] "
+            "blends models of [signals_models] only",
+        ),
+        (
+            '[signals_models.a]\nalgorithm = "ridge"\n[signals_models.x]\ntournament = "crypto"\n'
+            'algorithm = "ridge"\nprices = "p.csv"\n[signals_models.m]\nensemble = { a = 1.0, x = 1.0 }\n',
+            "signals_models.m.ensemble: member 'x' is a crypto model but 'm' is a signals ensemble; "
+            'set tournament = "crypto" on it or use signals members',
+        ),
+        (
+            "[signals_models.m]\nensemble = { n = 1.0 }\n[signals_models.n]\nensemble = { m = 1.0 }\n",
+            "signals_models: ensemble cycle m -> n -> m; an ensemble cannot contain itself",
+        ),
+        (
+            '[signals_models.a]\nalgorithm = "ridge"\n[signals_models.m]\n'
+            "ensemble = { a = 1.0, nobody = 1.0 }\n",
+            "member 'nobody' is not a model in [signals_models]; add a [signals_models.nobody] table",
+        ),
+        (
+            '[signals_models.a]\nalgorithm = "ridge"\n[signals_models.m]\nensemble = { a = 0.0 }\n',
+            "signals_models.m: ensemble weights must be positive (member 'a' has 0)",
+        ),
+        (
+            '[signals_models.a]\nalgorithm = "ridge"\n[signals_models.m]\nensemble = { a = -0.5 }\n',
+            "ensemble weights must be positive (member 'a' has -0.5)",
+        ),
+        (
+            '[signals_models.a]\nalgorithm = "ridge"\n[signals_models.m]\nensemble = { a = 1.0 }\n'
+            'features = "all"\n',
+            "signals_models.m: an ensemble takes no 'features' of its own (its members have theirs); "
+            "remove it",
+        ),
+        (
+            '[signals_models.a]\nalgorithm = "ridge"\n[signals_models.m]\nensemble = { a = 1.0 }\n'
+            "params = { alpha = 1.0 }\n",
+            "an ensemble takes no 'params' of its own",
+        ),
+        (
+            '[signals_models.a]\nalgorithm = "ridge"\n[signals_models.m]\nensemble = { a = 1.0 }\n'
+            'algorithm = "ridge"\n',
+            "signals_models.m: give exactly one of 'algorithm' and 'ensemble'",
+        ),
+        (
+            '[signals_models.a]\nalgorithm = "ridge"\n[signals_models.m]\nensemble = { a = 1.0 }\n'
+            "neutralize = { proportion = 0.5 }\n",
+            "unknown key 'neutralize' in [signals_models.m]",
+        ),
+        (
+            '[signals_models.a]\nalgorithm = "ridge"\n[signals_models.m]\nensemble = { a = 1.0 }\n'
+            'target = "target_nobody_20"\n',
+            "signals_models.m.target: unknown target 'target_nobody_20'",
+        ),
+    ],
+)
+def test_bad_signals_ensembles_are_one_line_errors(
+    project_dir: Path, data_dir: Path, cli, tables: str, message: str
+) -> None:
+    project(project_dir, data_dir, tables)
+    code, out, err = cli("train", "m")
+    assert code == 2, (out, err)
+    assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not (project_dir / "artifacts" / "m").exists()
+
+
+def test_service_train_cv_and_tune_jobs_of_a_signals_ensemble(
+    project_dir: Path, data_dir: Path, db_url: str
+) -> None:
+    """The service's jobs run a Signals ensemble through the same functions: a train job records the
+    members and the ensemble, a cv job blends their folds, a tune job is refused as the CLI refuses it."""
+    from numerflow.service.jobkinds import validate_args
+    from numerflow.service.jobs import execute_job
+    from numerflow.store.db import session_scope
+    from numerflow.store.queries import jobs as jobq
+
+    settings = load_settings(project(project_dir, data_dir, ENSEMBLES, db_url=db_url))
+    engine = open_database(settings.database_url)
+
+    def run(kind: str, **args: object):
+        with session_scope(engine) as s:
+            job_id = jobq.add_job(
+                s, kind=kind, args=validate_args(settings, kind, dict(args)), created_by="test"
+            ).id
+        execute_job(job_id, settings, "test")
+        with session_scope(engine) as s:
+            return jobq.get_job(s, job_id)
+
+    train = run("train", model="blend")
+    assert train.status == "succeeded", train.error
+    assert train.result["version"]["kind"] == "ensemble" and train.result["version"]["name"] == "blend"
+    assert [m["version"]["name"] for m in train.result["members"]] == ["sig", "sigl"]
+    assert train.result["scores"]["n_dates"] == 52
+    cv = run("cv", model="blend")
+    assert cv.status == "succeeded", cv.error
+    assert len(cv.result["folds"]) == 3 and np.isfinite(cv.result["summary"]["alpha_mean"])
+    tune = run("tune", model="blend", trials=2)
+    assert tune.status == "failed" and tune.error == (
+        "signals_models.blend is an ensemble; tune its members instead"
+    )
+    assert [v.ref for v in list_versions(engine)] == ["blend@1", "sig@1", "sigl@1"]

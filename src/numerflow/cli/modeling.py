@@ -159,7 +159,7 @@ DASK_HELP = (
 
 def train(
     ctx: typer.Context,
-    name: str = typer.Argument(..., help="A model from [models] in numerflow.toml."),
+    name: str = typer.Argument(..., help="A model from [models] or [signals_models] in numerflow.toml."),
     dask: str | None = typer.Option(
         None,
         "--dask",
@@ -182,7 +182,7 @@ def train(
         )
     rows = [(m.version.ref + (" (reused)" if m.reused else ""), m.scores) for m in result.members]
     rows.append((result.version.ref, result.scores))
-    if result.scores or result.members:
+    if any(scores for _, scores in rows):
         console.print(scores_table("validation scores", rows))
     else:  # Crypto: Numerai's files have no validation part
         console.print(f"no validation file to score on: [bold]numerflow cv {name}[/] scores it out of fold")
@@ -194,7 +194,7 @@ def train(
 
 def cv(
     ctx: typer.Context,
-    name: str = typer.Argument(..., help="A model from [models]."),
+    name: str = typer.Argument(..., help="A model from [models] or [signals_models]."),
     scheme: str | None = typer.Option(None, help="walk_forward or blocked (default: the model's cv.scheme)."),
     folds: int | None = typer.Option(None, help="Number of folds (default: the model's cv.folds)."),
     embargo: int | None = typer.Option(
@@ -234,7 +234,7 @@ def cv(
 def tune(
     ctx: typer.Context,
     name: str = typer.Argument(
-        ..., help="A model from [models] (not an ensemble) or [signals_models] (Signals, Crypto)."
+        ..., help="A model from [models] or [signals_models] (Signals, Crypto); not an ensemble."
     ),
     trials: int = typer.Option(20, "--trials", "-n", min=1, help="Trials to run in this call."),
     objective: str | None = typer.Option(

@@ -43,6 +43,8 @@ MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
 # (name, version) -> the manifest sha256 the database recorded for that version
 MemberHashes = Callable[[str, int], "str | None"]
+# a single model (an ensemble's member) -> the dataset it predicts (see LoadedModel.predict)
+MemberData = Callable[["LoadedModel"], "Dataset"]
 # ASCII digits only: ``\d`` would take full-width '１２' as 12
 _REF = re.compile(r"^(?P<name>[A-Za-z0-9_.\-]+)(?:@(?P<version>[0-9]+))?$")
 MAX_VERSION = 2_147_483_647  # what the database's integer column holds
@@ -197,11 +199,11 @@ class LoadedModel:
         names += list(neutral.get("features", []))
         return list(dict.fromkeys(names))
 
-    def raw_predict(self, dataset: Dataset) -> np.ndarray:
+    def raw_predict(self, dataset: Dataset, member_data: MemberData | None = None) -> np.ndarray:
         """Predictions before the final neutralization (one column averaged over targets/members)."""
         what = f"the data (model {self.ref} was trained on {self.manifest.get('data_version', '?')})"
         if self.kind == "ensemble":
-            cols = [member.predict(dataset) for member, _ in self.members]
+            cols = [member.predict(dataset, member_data) for member, _ in self.members]
             return rank_average(cols, [w for _, w in self.members], dataset.era)
         X = model_matrix(
             dataset.X,
@@ -216,11 +218,16 @@ class LoadedModel:
             return tie_kept_rank(cols[0], dataset.era)
         return rank_average(cols, list(self.manifest.get("target_weights") or [1.0] * len(cols)), dataset.era)
 
-    def predict(self, dataset: Dataset) -> np.ndarray:
-        """Per-era ranked predictions in (0, 1), one per row of ``dataset``."""
+    def predict(self, dataset: Dataset, member_data: MemberData | None = None) -> np.ndarray:
+        """Per-era ranked predictions in (0, 1), one per row of ``dataset``.
+
+        ``member_data(model)``: the dataset a single model (this one, or a member of this ensemble) reads
+        instead of ``dataset``: the same rows in the same order (a Signals model builds its own features)."""
         if dataset.X.shape[0] == 0:
             raise ModelError(f"{self.ref}: the data has no rows to predict")
-        preds = self.raw_predict(dataset)
+        if member_data is not None and self.kind != "ensemble":
+            dataset = member_data(self)
+        preds = self.raw_predict(dataset, member_data)
         neutral = self.manifest.get("neutralize")
         if neutral:
             feats = select_columns(dataset.X, dataset.feature_names, neutral["features"], what="the data")

@@ -27,6 +27,14 @@ Numerai's 2-day lag (20-day targets: 5 weeks, 60-day: 13). ``numerflow tune NAME
 trial (:mod:`numerflow.modeling.tuning`; the study is keyed by :func:`study_fingerprint`). ``models list``,
 ``promote`` and ``rollback`` work as for any model.
 
+An ensemble (``ensemble = {member = weight}``, members of the same tournament) goes through the Classic
+ensemble code: :func:`~numerflow.modeling.training.train_members` and
+:func:`~numerflow.modeling.training.save_ensemble` (a version naming its members' versions, scored with the
+Signals scores of the blend), :func:`~numerflow.modeling.training.blend_fit_predict` for the CV (every
+member on the same folds), and :meth:`LoadedModel.predict` with each member's own dataset on the same rows
+(:func:`_member_data`: its Numerai features by name, its price features from its own prices), the per-date
+rank average being :func:`~numerflow.modeling.artifacts.rank_average`.
+
 For the round job (the contract; nothing else here is needed by it):
 
 * :func:`is_signals_model` ``(settings, name)``: whether ``name`` is a ``[signals_models]`` model;
@@ -49,7 +57,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -63,13 +71,13 @@ import pyarrow.parquet as pq
 from numerflow import __version__
 from numerflow.errors import ConfigError, DataError, ModelError
 from numerflow.modeling.registry import closes_on_error
-from numerflow.modeling.specs import file_hash
+from numerflow.modeling.specs import file_hash, refuse_ensemble, single_models
 from numerflow.modeling.splitters import EraSplitter, default_embargo, horizon_days
 
 if TYPE_CHECKING:
     from numerflow.config import Settings, SignalsModelSpec
     from numerflow.data.load import Dataset
-    from numerflow.modeling.artifacts import LoadedModel
+    from numerflow.modeling.artifacts import LoadedModel, MemberData
     from numerflow.modeling.registry import DeploymentRecord, ModelBook
     from numerflow.modeling.training import CVResult, Progress, TrainResult
 
@@ -201,7 +209,8 @@ def resolve_signals_model(settings: Settings, name: str) -> ResolvedSignals:
 
     spec = settings.signals_model(name)
     where = f"signals_models.{name}"
-    check_params(str(spec.algorithm), spec.params, where)
+    if spec.ensemble is None:
+        check_params(str(spec.algorithm), spec.params, where)
     files = signals_files(settings, spec.tournament)
     train = files.need(files.train)
     columns = pq.read_schema(train).names
@@ -210,6 +219,8 @@ def resolve_signals_model(settings: Settings, name: str) -> ResolvedSignals:
         raise ConfigError(
             f"{where}.target: unknown target '{spec.target}'; {train.name} has {', '.join(known)}"
         )
+    if spec.ensemble is not None:  # its members have the features: here only the rows and the target
+        return ResolvedSignals(name, spec, files, [], [], None)
     numerai = _numeric_features(train)
     prices = settings.resolve(spec.prices) if spec.prices is not None else None
     from_prices: list[str] = []
@@ -321,10 +332,15 @@ def _dataset(model: ResolvedSignals, frame: pd.DataFrame, *, targets: bool = Tru
     )
 
 
-def _read(model: ResolvedSignals, path: Path, *, era_stride: int = 1) -> pd.DataFrame:
+def _read(
+    model: ResolvedSignals, path: Path, *, era_stride: int = 1, also: list[str] | None = None
+) -> pd.DataFrame:
     """Rows of a Numerai Signals/Crypto file with a target (every ``era_stride``-th date), price features
-    joined; sorted by (date, ticker)."""
-    columns = [model.id_col, "date", *model.numerai_features, model.target]
+    joined; sorted by (date, ticker). ``also``: more columns to read (an ensemble's: its members' features
+    and targets)."""
+    columns = list(
+        dict.fromkeys([model.id_col, "date", *model.numerai_features, model.target, *(also or [])])
+    )
     frame = pd.read_parquet(path, columns=columns)
     if frame.index.names != [None]:  # crypto's train.parquet keeps symbol and date in the index
         frame = frame.reset_index()
@@ -355,16 +371,24 @@ def _recorded(
         out["run_id"] = run.run_id
 
 
-def _hashes(model: ResolvedSignals, *paths: Path) -> dict[str, str]:
+def _hashes(model: ResolvedSignals, *paths: Path, settings: Settings | None = None) -> dict[str, str]:
+    """The hashes of ``paths`` and of the model's ``prices``; an ensemble's (with ``settings``): of each
+    member's prices, as ``prices.MEMBER``."""
     out = {p.name: file_hash(p) for p in paths if p.is_file()}
     if model.prices is not None:
-        files = (
-            [model.prices]
-            if model.prices.is_file()
-            else sorted(p for p in model.prices.rglob("*") if p.is_file())
-        )
-        out["prices"] = hashlib.sha256("".join(file_hash(p) for p in files).encode()).hexdigest()
+        out["prices"] = _prices_hash(model.prices)
+    if model.spec.ensemble is not None and settings is not None:
+        for name in single_models(settings, model.name):
+            prices = settings.signals_model(name).prices
+            if prices is not None:
+                out[f"prices.{name}"] = _prices_hash(settings.resolve(prices))
     return out
+
+
+def _prices_hash(prices: Path) -> str:
+    """One hash of a price file, or of every file of a price folder."""
+    files = [prices] if prices.is_file() else sorted(p for p in prices.rglob("*") if p.is_file())
+    return hashlib.sha256("".join(file_hash(p) for p in files).encode()).hexdigest()
 
 
 def cv_hashes(model: ResolvedSignals) -> dict[str, str]:
@@ -381,6 +405,8 @@ def _fingerprint(model: ResolvedSignals, hashes: dict[str, str], params: dict[st
     spec = model.spec.model_dump(
         mode="json", exclude={"description", "numerai_model", "challenger_model", "cv"}
     )
+    if spec.get("ensemble", "") is None:  # a key newer than single models: their fingerprints stay
+        del spec["ensemble"]  # (and so their reuse and their tune studies' names)
     parts = {"data_version": model.files.version, "data": hashes, "spec": spec, "params": params}
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -420,6 +446,10 @@ def train_signals_model(
         if progress is not None:
             progress(f"{name}: {message}", done, 4)
 
+    if settings.signals_model(name).ensemble is not None:
+        if params is not None:
+            refuse_ensemble(settings, name)
+        return _train_ensemble(settings, name, book=book, progress=progress)
     model = resolve_signals_model(settings, name)
     spec = model.spec
     if params is not None:
@@ -468,7 +498,7 @@ def train_signals_model(
             est.save_native(folder / manifest["estimators"][0]["file"])
             loaded = LoadedModel(name, version, manifest, folder, estimators=[est])
             step("scoring on validation", 2)
-            scores = validate_signals(model, loaded)
+            scores = validate_signals(settings, model, loaded)
             manifest["validation_scores"] = scores
             step(f"saving {name}@{version}", 3)
             manifest_sha = write_manifest(folder, manifest)
@@ -491,18 +521,49 @@ def train_signals_model(
     return TrainResult(info, scores, duration_s=time.perf_counter() - t0)
 
 
-def validate_signals(model: ResolvedSignals, loaded: LoadedModel) -> dict[str, Any]:
-    """Signals validation scores of ``loaded`` on the validation dates with a target (with the neutralizer
-    and sample-weight files when present); empty when there is no validation file (Crypto has none)."""
+def _train_ensemble(
+    settings: Settings, name: str, *, book: ModelBook, progress: Progress | None
+) -> TrainResult:
+    """Train (or reuse) each member of ensemble ``name``, then save and record a version naming them, with
+    the Signals validation scores of the blend (:func:`numerflow.modeling.training.save_ensemble`)."""
+    from numerflow.modeling.training import save_ensemble, train_members
+
+    members = train_members(settings, name, book=book, progress=progress)
+    model = resolve_signals_model(settings, name)
+    files = model.files
+    hashes = _hashes(model, files.train, files.validation, settings=settings)
+    t0 = time.perf_counter()
+    with _recorded(book, "train", name, {"ensemble": model.spec.ensemble}, hashes) as run:
+        result = save_ensemble(
+            settings,
+            name,
+            members,
+            book=book,
+            progress=progress,
+            data_version=files.version,
+            hashes=hashes,
+            manifest={"tournament": model.tournament, "target": model.target, "neutralize": None},
+            validate=lambda loaded: validate_signals(settings, model, loaded),
+        )
+        run.update(version=result.version.version, scores=result.scores)
+    result.duration_s = time.perf_counter() - t0
+    return result
+
+
+def validate_signals(settings: Settings, model: ResolvedSignals, loaded: LoadedModel) -> dict[str, Any]:
+    """Signals validation scores of ``loaded`` (``model``'s version; an ensemble's members each read their
+    own features) on the validation dates with a target (with the neutralizer and sample-weight files when
+    present); empty when there is no validation file (Crypto has none)."""
     from numerflow.metrics.signals import signals_validation_scores
 
     path = model.files.validation
     if model.tournament == "crypto" or not path.is_file():
         log.info("%s: no validation file (%s); no validation scores: run 'numerflow cv'", model.name, path)
         return {}
-    frame = _read(model, path)
+    ensemble = loaded.kind == "ensemble"  # its rows here, each member's features from its own manifest
+    frame = _read(model, path, also=_numerai_features(loaded) if ensemble else None)
     data = _dataset(model, frame)
-    preds = loaded.predict(data)
+    preds = loaded.predict(data, _member_data(settings, frame, path) if ensemble else None)
     neutral = weights = None
     if model.files.neutralizers.is_file() and model.files.sample_weights.is_file():
         side = _aligned(model.files.neutralizers, frame, model.id_col)
@@ -554,36 +615,62 @@ def cross_validate_signals_model(
     record: bool = True,
 ) -> CVResult:
     """Era CV over the train dates (purge and embargo in weeks, see the module doc): per-fold CORR with
-    the target, and out of fold the Signals validation scores (``alpha_mean``, ``churn_mean`` ...)."""
-    from numerflow.metrics.rank import tie_kept_rank
+    the target, and out of fold the Signals validation scores (``alpha_mean``, ``churn_mean`` ...). An
+    ensemble's out-of-fold signal is the per-date rank average of its members', each fitted on the same
+    folds of the dates with its ``target``; the gap is the longest of their targets'."""
     from numerflow.metrics.signals import signals_validation_scores
-    from numerflow.modeling.estimators import RowView
     from numerflow.modeling.scoring import per_era_corr, summary_of
-    from numerflow.modeling.training import CVResult, era_cv
+    from numerflow.modeling.training import CVResult, blend_fit_predict, era_cv
 
     model = resolve_signals_model(settings, name)
     spec = model.spec
-    used = dict(spec.params if params is None else params)
-    data = _dataset(model, _read(model, model.files.train, era_stride=spec.era_stride))
+    if params is not None:
+        refuse_ensemble(settings, name)
+    leaves = {
+        n: model if n == name else resolve_signals_model(settings, n) for n in single_models(settings, name)
+    }
+    also = [c for leaf in leaves.values() for c in (*leaf.numerai_features, leaf.target)]
+    stride = min(leaf.spec.era_stride for leaf in leaves.values())
+    frame = _read(model, model.files.train, era_stride=stride, also=also)
+    data = _dataset(model, frame)
+    leaf_data = (
+        {name: data}
+        if spec.ensemble is None
+        else {
+            n: _dataset(
+                leaf,
+                _with_price_features(leaf, frame[[leaf.id_col, "date", *leaf.numerai_features, leaf.target]]),
+            )
+            for n, leaf in leaves.items()
+        }
+    )
+    del frame
     gap = embargo_eras if embargo_eras is not None else spec.cv.embargo_eras
     splitter = EraSplitter(
         scheme=scheme or spec.cv.scheme,  # type: ignore[arg-type]
         n_splits=spec.cv.folds if folds is None else folds,
-        embargo_eras=gap if gap is not None else signals_embargo(model.target),
+        embargo_eras=gap
+        if gap is not None
+        else max(signals_embargo(leaf.target) for leaf in [model, *leaves.values()]),
     )
-
-    def fit_predict(train_rows: np.ndarray, test_rows: np.ndarray) -> np.ndarray:
-        est = _fit(model, data, train_rows, used)
-        return tie_kept_rank(est.predict(RowView(data.X, test_rows)), data.era[test_rows])
-
+    used = dict(spec.params if params is None else params)
+    fit_predict = blend_fit_predict(
+        settings,
+        name,
+        lambda n: _fold_fit_predict(
+            leaves[n], leaf_data[n], used if n == name else dict(leaves[n].spec.params)
+        ),
+        data.era,
+    )
     target = data.target(model.target)
-    run_params = {
+    run_params: dict[str, Any] = {
         "scheme": splitter.scheme,
         "folds": splitter.n_splits,
         "embargo_eras": splitter.gap,
-        "params": used,
     }
-    with _recorded(book if record else None, "cv", name, run_params, cv_hashes(model)) as run:
+    run_params.update({"params": used} if spec.ensemble is None else {"ensemble": spec.ensemble})
+    hashes = _hashes(model, model.files.train, settings=settings)
+    with _recorded(book if record else None, "cv", name, run_params, hashes) as run:
         oof, fold_rows = era_cv(
             fit_predict, data.era, data.era_labels, target, splitter, progress=progress, on_fold=on_fold
         )
@@ -601,32 +688,95 @@ def cross_validate_signals_model(
     return result
 
 
-# ------------------------------------------------------------------------------------------------ live
-def predict_signals(settings: Settings, dep: DeploymentRecord, live_path: Path) -> pd.DataFrame:
-    """The live signal of deployment ``dep`` (a ``[signals_models]`` version): exactly the columns
-    ``numerai_ticker`` (``symbol`` for Crypto) and ``signal`` (ranks in (0, 1)), one row per ticker of
-    ``live_path`` (Signals: the round's ``signals/v2.1/live.parquet``, its latest date; Crypto: the round's
-    ``crypto/v2.0/live_universe.parquet``, features as of the last date of the model's prices)."""
-    from numerflow.modeling.artifacts import load_model
+def _fold_fit_predict(
+    model: ResolvedSignals, data: Dataset, params: dict[str, Any]
+) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """A single model's ``fit_predict(train_rows, test_rows)``: fit on the train rows, per-date ranks of
+    the test rows."""
+    from numerflow.metrics.rank import tie_kept_rank
+    from numerflow.modeling.estimators import RowView
 
-    loaded = load_model(
-        settings.artifacts_dir, dep.model_name, dep.version, expected_sha256=dep.manifest_sha256 or None
-    )
-    manifest = loaded.manifest
-    tournament = str(manifest.get("tournament", ""))
+    def fit_predict(train_rows: np.ndarray, test_rows: np.ndarray) -> np.ndarray:
+        est = _fit(model, data, train_rows, params)
+        return tie_kept_rank(est.predict(RowView(data.X, test_rows)), data.era[test_rows])
+
+    return fit_predict
+
+
+# ------------------------------------------------------------------------------------------------ live
+UNDATED = "live"  # the date of a live file without one (Crypto's universe)
+
+
+def _singles(loaded: LoadedModel) -> list[LoadedModel]:
+    """The single models of a saved version: itself, or an ensemble's members' (recursively)."""
+    if loaded.kind != "ensemble":
+        return [loaded]
+    return [leaf for member, _ in loaded.members for leaf in _singles(member)]
+
+
+def _numerai_features(loaded: LoadedModel) -> list[str]:
+    """Every Numerai feature the single models of ``loaded`` read, by name (from their manifests)."""
+    names = [f for leaf in _singles(loaded) for f in leaf.manifest.get("numerai_features") or []]
+    return list(dict.fromkeys(names))
+
+
+def _tournament(loaded: LoadedModel) -> str:
+    """``"signals"`` or ``"crypto"``: what a saved version's manifest says; ModelError for another."""
+    tournament = str(loaded.manifest.get("tournament", ""))
     if tournament not in TOURNAMENT_NUMBER:
         raise ModelError(f"{loaded.ref} is not a Signals or Crypto model (no tournament in its manifest)")
-    spec = settings.signals_model(dep.model_name)
+    return tournament
+
+
+def _saved_model(settings: Settings, loaded: LoadedModel) -> ResolvedSignals:
+    """A saved single Signals/Crypto version as a :class:`ResolvedSignals`: its features from its manifest,
+    its prices from its table."""
+    manifest = loaded.manifest
+    spec = settings.signals_model(loaded.name)
     model = ResolvedSignals(
-        dep.model_name,
+        loaded.name,
         spec,
-        signals_files(settings, tournament),
+        signals_files(settings, _tournament(loaded)),
         list(manifest.get("numerai_features") or []),
         list(manifest.get("price_features") or []),
         settings.resolve(spec.prices) if spec.prices is not None else None,
     )
     if model.price_features and model.prices is None:
-        raise ConfigError(f"signals_models.{dep.model_name}: {loaded.ref} uses price features; set 'prices'")
+        raise ConfigError(f"signals_models.{loaded.name}: {loaded.ref} uses price features; set 'prices'")
+    return model
+
+
+def _member_data(settings: Settings, frame: pd.DataFrame, source: Path) -> MemberData:
+    """For :meth:`LoadedModel.predict`: a single saved model's dataset on the rows of ``frame`` (read from
+    ``source``), its Numerai features from ``frame``, its price features from its own prices (of an
+    :data:`UNDATED` frame: as of the prices' last date)."""
+
+    def data_for(loaded: LoadedModel) -> Dataset:
+        model = _saved_model(settings, loaded)
+        missing = [f for f in model.numerai_features if f not in frame.columns]
+        if missing:
+            raise ModelError(f"{source}: has no feature '{missing[0]}' that model {loaded.ref} needs")
+        rows = frame[[model.id_col, "date", *model.numerai_features]]
+        if model.price_features and (rows["date"] == UNDATED).all():
+            last = _price_features_for(model, rows[model.id_col])["date"].max()
+            rows = rows.assign(date=str(pd.Timestamp(last).date()))
+        return _dataset(model, _with_price_features(model, rows), targets=False)
+
+    return data_for
+
+
+def predict_signals(settings: Settings, dep: DeploymentRecord, live_path: Path) -> pd.DataFrame:
+    """The live signal of deployment ``dep`` (a ``[signals_models]`` version): exactly the columns
+    ``numerai_ticker`` (``symbol`` for Crypto) and ``signal`` (ranks in (0, 1)), one row per ticker of
+    ``live_path`` (Signals: the round's ``signals/v2.1/live.parquet``, its latest date; Crypto: the round's
+    ``crypto/v2.0/live_universe.parquet``, features as of the last date of the model's prices). An
+    ensemble's is the rank average of its members' signals."""
+    from numerflow.modeling.artifacts import load_model
+
+    loaded = load_model(
+        settings.artifacts_dir, dep.model_name, dep.version, expected_sha256=dep.manifest_sha256 or None
+    )
+    tournament = _tournament(loaded)
     id_col = ID_COLUMN[tournament]
     if not Path(live_path).is_file():
         raise DataError(f"{live_path}: no live file; download the round's {LIVE_FILE[tournament]}")
@@ -638,21 +788,23 @@ def predict_signals(settings: Settings, dep: DeploymentRecord, live_path: Path) 
     if "date" in live.columns:
         live["date"] = live["date"].astype(str).str.slice(0, 10)
         live = live[live["date"] == live["date"].max()]
-    elif model.price_features:  # crypto's universe has no date: features as of the prices' last date
-        feats = _price_features_for(model, live[id_col])
-        live = live.assign(date=str(pd.Timestamp(feats["date"].max()).date()))
-    else:
-        live = live.assign(date="live")
+    else:  # crypto's universe has no date: each model's price features as of its prices' last date
+        live = live.assign(date=UNDATED)
     live = live.drop_duplicates(id_col).reset_index(drop=True)
-    missing = [f for f in model.numerai_features if f not in live.columns]
-    if missing:
-        raise ModelError(f"{live_path}: has no feature '{missing[0]}' that model {loaded.ref} needs")
-    frame = _with_price_features(model, live[[id_col, "date", *model.numerai_features]])
-    data = _dataset(model, frame.assign(**{model.target: np.nan}), targets=False)
-    signal = loaded.predict(data)
+    rows = ResolvedSignals(
+        dep.model_name,
+        settings.signals_model(dep.model_name),
+        signals_files(settings, tournament),
+        [],
+        [],
+        None,
+    )
+    signal = loaded.predict(
+        _dataset(rows, live, targets=False), _member_data(settings, live, Path(live_path))
+    )
     if not (np.isfinite(signal).all() and ((signal > 0) & (signal < 1)).all()):
         raise ModelError(f"{loaded.ref}: signals fell outside (0, 1); this is a bug, please report it")
-    out = pd.DataFrame({id_col: frame[id_col].astype(str).to_numpy(), "signal": signal.astype(np.float64)})
+    out = pd.DataFrame({id_col: live[id_col].astype(str).to_numpy(), "signal": signal.astype(np.float64)})
     return out.sort_values(id_col, kind="stable").reset_index(drop=True)
 
 

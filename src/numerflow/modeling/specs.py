@@ -212,11 +212,12 @@ def stable_picker(
 
 
 def ensemble_order(settings: Settings, name: str) -> list[str]:
-    """Every model ``name`` depends on, members before the ensembles using them (name last)."""
+    """Every model ``name`` depends on, members before the ensembles using them (name last); of
+    ``[models]`` or of ``[signals_models]`` (an ensemble's members are in its own table)."""
     order: list[str] = []
 
     def visit(n: str) -> None:
-        spec = settings.model(n)
+        spec = settings.train_spec(n)
         for member in spec.ensemble or {}:
             visit(member)
         if n not in order:
@@ -231,16 +232,32 @@ def check_models(settings: Settings, names: list[str] | None = None) -> None:
     files = data_files(settings)
     catalog = load_catalog(files)
     for name in names if names is not None else sorted(settings.models):
-        for dep in ensemble_order(settings, name):
-            if settings.model(dep).ensemble is None:
-                resolve_model(settings, dep, catalog)
+        for dep in single_models(settings, name):
+            resolve_model(settings, dep, catalog)
 
 
-def fingerprint(settings: Settings, name: str, data_hashes: dict[str, str]) -> str:
-    """A hash of what decides a trained model: the spec (and its members'), the data version and files."""
-    parts: dict[str, Any] = {"data_version": settings.numerai.data_version, "data": data_hashes}
+def single_models(settings: Settings, name: str) -> list[str]:
+    """The single (non-ensemble) models ``name`` blends, in :func:`ensemble_order`; ``[name]`` for one."""
+    return [n for n in ensemble_order(settings, name) if settings.train_spec(n).ensemble is None]
+
+
+def refuse_ensemble(settings: Settings, name: str) -> None:
+    """ConfigError when ``name`` is an ensemble (of either table): what tuning (and a CV with given
+    params) refuses."""
+    if settings.train_spec(name).ensemble is not None:
+        table = "signals_models" if name in settings.signals_models else "models"
+        raise ConfigError(f"{table}.{name} is an ensemble; tune its members instead")
+
+
+def fingerprint(
+    settings: Settings, name: str, data_hashes: dict[str, str], data_version: str | None = None
+) -> str:
+    """A hash of what decides a trained model: the spec (and its members'), the data version (default:
+    the Classic one) and files."""
+    version = settings.numerai.data_version if data_version is None else data_version
+    parts: dict[str, Any] = {"data_version": version, "data": data_hashes}
     for dep in ensemble_order(settings, name):
-        dumped = settings.model(dep).model_dump(
+        dumped = settings.train_spec(dep).model_dump(
             mode="json", exclude={"description", "numerai_model", "challenger_model", "cv"}
         )
         parts[dep] = dumped

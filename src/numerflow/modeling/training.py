@@ -35,6 +35,7 @@ from numerflow.modeling.specs import (
     ensemble_order,
     fingerprint,
     load_catalog,
+    refuse_ensemble,
     resolve_model,
     stable_picker,
 )
@@ -436,84 +437,126 @@ def _train_ensemble(
     files: DataFiles,
     dask: str | None = None,
 ) -> TrainResult:
-    from numerflow.modeling.artifacts import load_model
-
     spec = settings.model(name)
     assert spec.ensemble is not None
-    members: list[TrainResult] = []
-    for member in spec.ensemble:
-        members.append(train_model(settings, member, book=book, progress=progress, reuse=True, dask=dask))
+    members = train_members(settings, name, book=book, progress=progress, dask=dask)
     hashes = files.hashes(files.need(files.train), files.validation, files.features_json)
-    fp = fingerprint(settings, name, hashes)
     run = book.start_run("train", name, {"ensemble": spec.ensemble})
     t0 = time.perf_counter()
     with closes_on_error(run, hashes):
-        catalog = load_catalog(files)
         neutral = None
         if spec.neutralize is not None:
             neutral = {
                 "proportion": float(spec.neutralize.proportion),
                 "features": _feature_list(
-                    catalog, spec.neutralize.features, f"models.{name}.neutralize.features"
+                    load_catalog(files), spec.neutralize.features, f"models.{name}.neutralize.features"
                 ),
             }
-        version = next_version(settings, book, name)
-        manifest: dict[str, Any] = {
-            "name": name,
-            "version": version,
-            "kind": "ensemble",
-            "algorithm": "ensemble",
-            "members": [
-                {
-                    "name": m.version.name,
-                    "version": m.version.version,
-                    "weight": float(spec.ensemble[m.version.name]),
-                    "manifest_sha256": m.version.manifest_sha256,
-                }
-                for m in members
-            ],
-            "neutralize": neutral,
-            "data_version": files.version,
-            "data_files": hashes,
-            "numerflow_version": __version__,
-            "created_at": datetime.now(UTC).isoformat(),
-            "fingerprint": fp,
-            "estimators": [],
-        }
-        with staged_version(settings.artifacts_dir, name, version) as folder:
-            loaded = LoadedModel(name, version, manifest, folder)
-            for m in members:
-                loaded.members.append(
-                    (
-                        load_model(
-                            settings.artifacts_dir,
-                            m.version.name,
-                            m.version.version,
-                            expected_sha256=m.version.manifest_sha256,
-                        ),
-                        spec.ensemble[m.version.name],
-                    )
-                )
-            progress(f"{name}: scoring the ensemble on validation", 0, 1)
-            scores = _validate(loaded, files)
-            manifest["validation_scores"] = _headline(scores)
-            manifest_sha = write_manifest(folder, manifest)
-        info = book.record_version(
-            name=name,
-            version=version,
-            kind="ensemble",
-            algorithm="ensemble",
-            path=str(settings.artifacts_dir / name / str(version)),
-            manifest_sha256=manifest_sha,
+        result = save_ensemble(
+            settings,
+            name,
+            members,
+            book=book,
+            progress=progress,
             data_version=files.version,
-            targets=sorted({t for m in members for t in m.version.targets}),
-            n_features=max(m.version.n_features for m in members),
-            params={"ensemble": spec.ensemble},
-            scores=scores,
-            fingerprint=fp,
+            hashes=hashes,
+            manifest={"neutralize": neutral},
+            validate=lambda loaded: _validate(loaded, files),
         )
-    run.finish(version=version, scores=_headline(scores), data_hashes=hashes)
-    return TrainResult(info, scores, duration_s=time.perf_counter() - t0, members=members)
+    result.duration_s = time.perf_counter() - t0
+    run.finish(version=result.version.version, scores=_headline(result.scores), data_hashes=hashes)
+    return result
+
+
+def train_members(
+    settings: Settings,
+    name: str,
+    *,
+    book: ModelBook,
+    progress: Progress | None = None,
+    dask: str | None = None,
+) -> list[TrainResult]:
+    """Train each member of ensemble ``name`` (of either table), reusing a member version already trained
+    from the same spec and data."""
+    spec = settings.train_spec(name)
+    assert spec.ensemble is not None
+    return [
+        train_model(settings, member, book=book, progress=progress, reuse=True, dask=dask)
+        for member in spec.ensemble
+    ]
+
+
+def save_ensemble(
+    settings: Settings,
+    name: str,
+    members: list[TrainResult],
+    *,
+    book: ModelBook,
+    progress: Progress | None,
+    data_version: str,
+    hashes: dict[str, str],
+    manifest: dict[str, Any],
+    validate: Callable[[LoadedModel], dict[str, Any]],
+) -> TrainResult:
+    """Save and record a version of ensemble ``name`` over its trained ``members``: a manifest naming each
+    member's version, weight and manifest hash (plus the ``manifest`` entries given), scored by
+    ``validate`` on the loaded ensemble. Classic and Signals ensembles are saved here alike."""
+    from numerflow.modeling.artifacts import load_model
+
+    weights = settings.train_spec(name).ensemble
+    assert weights is not None
+    version = next_version(settings, book, name)
+    manifest = {
+        "name": name,
+        "version": version,
+        "kind": "ensemble",
+        "algorithm": "ensemble",
+        "members": [
+            {
+                "name": m.version.name,
+                "version": m.version.version,
+                "weight": float(weights[m.version.name]),
+                "manifest_sha256": m.version.manifest_sha256,
+            }
+            for m in members
+        ],
+        **manifest,
+        "data_version": data_version,
+        "data_files": hashes,
+        "numerflow_version": __version__,
+        "created_at": datetime.now(UTC).isoformat(),
+        "fingerprint": (fp := fingerprint(settings, name, hashes, data_version)),
+        "estimators": [],
+    }
+    with staged_version(settings.artifacts_dir, name, version) as folder:
+        loaded = LoadedModel(name, version, manifest, folder)
+        for m in members:
+            member = load_model(
+                settings.artifacts_dir,
+                m.version.name,
+                m.version.version,
+                expected_sha256=m.version.manifest_sha256,
+            )
+            loaded.members.append((member, weights[m.version.name]))
+        (progress or _noop)(f"{name}: scoring the ensemble on validation", 0, 1)
+        scores = validate(loaded)
+        manifest["validation_scores"] = _headline(scores)
+        manifest_sha = write_manifest(folder, manifest)
+    info = book.record_version(
+        name=name,
+        version=version,
+        kind="ensemble",
+        algorithm="ensemble",
+        path=str(settings.artifacts_dir / name / str(version)),
+        manifest_sha256=manifest_sha,
+        data_version=data_version,
+        targets=sorted({t for m in members for t in m.version.targets}),
+        n_features=max(m.version.n_features for m in members),
+        params={"ensemble": weights},
+        scores=scores,
+        fingerprint=fp,
+    )
+    return TrainResult(info, scores, members=members)
 
 
 def _feature_list(catalog: Any, selection: str | list[str], where: str) -> list[str]:
@@ -719,8 +762,8 @@ def cross_validate_model(
         target_horizon=targets,
     )
     main_target = resolved[order[0]].targets[0] if spec.ensemble is not None else resolved[name].targets[0]
-    if params is not None and spec.ensemble is not None:
-        raise ConfigError(f"models.{name} is an ensemble; tune its members instead")
+    if params is not None:
+        refuse_ensemble(settings, name)
 
     sources: Sources = [(files.train, slice(None))]
 
@@ -771,6 +814,9 @@ def cross_validate_model(
     return result
 
 
+FitPredict = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
 def _ensemble_fit_predict(
     settings: Settings,
     name: str,
@@ -779,26 +825,51 @@ def _ensemble_fit_predict(
     params: dict[str, Any] | None,
     ens_neutral: dict[str, list[str]],
     sources: Sources | None = None,
-) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+) -> FitPredict:
     """``sources``: the data files ``data``'s rows come from, so engineered features come from the store."""
-    spec = settings.model(name)
+
+    def single(n: str) -> FitPredict:
+        model = resolved[n]
+        return _model_fit_predict(
+            model, data, params if n == name else None, _engineered(settings, model, data, sources)
+        )
+
+    def neutralized(n: str, preds: np.ndarray, test_rows: np.ndarray) -> np.ndarray:
+        neutral = settings.model(n).neutralize
+        if neutral is None:
+            return preds
+        from numerflow.modeling.artifacts import neutralize_and_rank
+        from numerflow.modeling.features import select_columns
+
+        feats = select_columns(data.X[test_rows], data.feature_names, ens_neutral[n], what="data")
+        return neutralize_and_rank(preds, feats, data.era[test_rows], neutral.proportion)
+
+    return blend_fit_predict(settings, name, single, data.era, neutralized)
+
+
+def blend_fit_predict(
+    settings: Settings,
+    name: str,
+    single: Callable[[str], FitPredict],
+    era: np.ndarray,
+    finish: Callable[[str, np.ndarray, np.ndarray], np.ndarray] | None = None,
+) -> FitPredict:
+    """The ``fit_predict(train_rows, test_rows)`` of model ``name`` (either table) for :func:`era_cv`:
+    ``single(name)``'s for a single model; for an ensemble the per-era rank average of its members' (each
+    fitted on the same fold, recursively), then ``finish(name, preds, test_rows)`` when given (Classic: the
+    ensemble's neutralization). A member's ``single`` is made inside each fold, one at a time, so only one
+    member's matrix is held at once."""
+    spec = settings.train_spec(name)
     if spec.ensemble is None:
-        model = resolved[name]
-        return _model_fit_predict(model, data, params, _engineered(settings, model, data, sources))
+        return single(name)
+    weights = spec.ensemble
 
     def fit_predict(train_rows: np.ndarray, test_rows: np.ndarray) -> np.ndarray:
-        cols, weights = [], []
-        for member, weight in spec.ensemble.items():  # type: ignore[union-attr]
-            member_fp = _ensemble_fit_predict(settings, member, resolved, data, None, ens_neutral, sources)
-            cols.append(member_fp(train_rows, test_rows))
-            weights.append(weight)
-        preds = rank_average(cols, weights, data.era[test_rows])
-        if spec.neutralize is not None:
-            from numerflow.modeling.artifacts import neutralize_and_rank
-            from numerflow.modeling.features import select_columns
-
-            feats = select_columns(data.X[test_rows], data.feature_names, ens_neutral[name], what="data")
-            preds = neutralize_and_rank(preds, feats, data.era[test_rows], spec.neutralize.proportion)
-        return preds
+        cols = [
+            blend_fit_predict(settings, member, single, era, finish)(train_rows, test_rows)
+            for member in weights
+        ]
+        preds = rank_average(cols, list(weights.values()), era[test_rows])
+        return finish(name, preds, test_rows) if finish is not None else preds
 
     return fit_predict

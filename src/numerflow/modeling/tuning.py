@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from numerflow.errors import ConfigError
 from numerflow.modeling.registry import closes_on_error
-from numerflow.modeling.specs import data_files, fingerprint
+from numerflow.modeling.specs import data_files, fingerprint, refuse_ensemble
 
 if TYPE_CHECKING:
     from numerflow.config import ModelSpec, Settings, SignalsModelSpec
@@ -155,10 +155,9 @@ def _subject(settings: Settings, name: str) -> _Subject:
     from numerflow.modeling.signals_models import is_signals_model
 
     spec = settings.train_spec(name)
+    refuse_ensemble(settings, name)
     if is_signals_model(settings, name):
         return _Subject(f"signals_models.{name}", settings.signals_model(name).tournament, spec)
-    if settings.model(name).ensemble is not None:
-        raise ConfigError(f"models.{name} is an ensemble; tune its members instead")
     return _Subject(f"models.{name}", "classic", spec)
 
 
