@@ -40,6 +40,7 @@ class SimClock:
         self._monotonic = monotonic or time.monotonic
         self._base_sim = float(start)
         self._base_mono = self._monotonic()
+        self._base_wall = time.time()  # the wall clock at ``_base_mono``: where sim times are shown from
 
     @property
     def speed(self) -> float:
@@ -57,10 +58,16 @@ class SimClock:
             return self._base_sim + (self._monotonic() - self._base_mono) * self._speed
 
     def shown(self, t: float | None) -> str | None:
-        """ISO-8601 UTC text of sim time ``t`` as the client should see it (mapped onto the wall clock)."""
+        """ISO-8601 UTC text of sim time ``t`` as the client should see it (mapped onto the wall clock).
+
+        ``wall_now + (t - sim_now)``, with both "nows" read from the one monotonic source: at speed 1 the
+        mapping is a constant offset, so a time is shown the same in every answer (reading the wall clock
+        and the sim clock apart made two answers differ by a microsecond now and then)."""
         if t is None:
             return None
-        wall = time.time() + (t - self.now())
+        with self._lock:
+            elapsed = self._monotonic() - self._base_mono
+            wall = self._base_wall + (t - self._base_sim) + elapsed * (1.0 - self._speed)
         return iso(wall)
 
 
