@@ -13,24 +13,14 @@ import pytest
 from dashboard_seed import PASSWORD
 from dashboard_server import login, serve
 from playwright.sync_api import expect
+from service_support import write_project
 
 from numerflow.config import load_settings
 from numerflow.service import accounts
 
 pytestmark = [pytest.mark.xdist_group("dashboard")]
 
-TOML = """\
-[paths]
-data_dir = "data"
-artifacts_dir = "artifacts"
-
-[database]
-url = "{db_url}"
-
-[numerai]
-api_url = "http://127.0.0.1:9/"
-retries = 1
-
+TABLES = """\
 [models.ridge_a]
 algorithm = "ridge"
 numerai_model = "classic_slot"
@@ -54,8 +44,7 @@ round_watcher = false
 
 @pytest.fixture
 def project(tmp_path: Path) -> Iterator[tuple[str, Any, Path]]:
-    path = tmp_path / "numerflow.toml"
-    path.write_text(TOML.format(db_url=f"sqlite:///{tmp_path / 'numerflow.db'}"), encoding="utf-8")
+    path = write_project(tmp_path, f"sqlite:///{tmp_path / 'numerflow.db'}", TABLES)
     with serve(load_settings(path, env={}), background=False) as (base, app):
         accounts.create_user(app.state.engine, "admin_user", PASSWORD, "admin")
         yield base, app, path
@@ -88,12 +77,22 @@ def test_signals_and_crypto_models_across_the_dashboard(page: Any, project: tupl
     expect(page.locator(".model-form[data-key]")).to_have_count(3)
     sig_form = page.locator('.model-form[data-key="signals_models.sig"]')
     expect(sig_form.locator("label")).to_contain_text("[signals_models.sig]")
+    text = sig_form.locator("textarea")
+    expect(text).to_have_value(
+        'algorithm = "lightgbm"\nnumerai_model = "sig_slot"\nchallenger_model = "sig_chal"\n'
+        'description = "signals on Numerai\'s features"'
+    )
+    text.fill('algorithm = "ridge"\nnumerai_model = "sig_slot"\ndescription = "edited"')
+    sig_form.locator("button[type=submit]").click()
+    audit_key = page.locator("#config-audit tbody tr").first.locator("td").nth(3)
+    expect(audit_key).to_have_text("signals_models.sig")
+    assert app.state.settings.signals_models["sig"].description == "edited"  # taken live
     new = page.locator("#new-model")
     new.locator("input[name=name]").fill("sig_b")
     new.locator("select[name=table]").select_option("signals_models")
     new.locator("textarea[name=text]").fill('algorithm = "ridge"\nnumerai_model = "sig_b_slot"')
     new.locator("button[type=submit]").click()
-    expect(page.locator("#config-result")).to_have_text("saved and applied")
+    expect(audit_key).to_have_text("signals_models.sig_b")
     assert "[signals_models.sig_b]" in path.read_text(encoding="utf-8")
     assert app.state.settings.signals_models["sig_b"].numerai_model == "sig_b_slot"  # taken live
     listed = {m["name"]: m for m in page.request.get(f"{base}/api/models").json()}

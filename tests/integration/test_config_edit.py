@@ -9,29 +9,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from service_support import Service, start_service, stop_service
+from service_support import Service, start_service, stop_service, write_project
 
 from numerflow.config import load_settings
 from numerflow.ops.config_edit import parse_value
 from numerflow.store import open_database
 from numerflow.store.queries.config_audit import list_changes
 
-TOML = """\
-# my numerflow: hand-written comments must survive an edit
-[paths]
-data_dir = "data"
-artifacts_dir = "artifacts"
-
-[database]
-url = "{db_url}"
-
-[numerai]
-api_url = "http://127.0.0.1:9/"   # nothing here reaches Numerai
-retries = 1
-
+TABLES = """\
 [models.ridge_a]   # the first model
 algorithm = "ridge"
-params = {{ alpha = 1.0 }}
+params = { alpha = 1.0 }
 features = "small"
 
 [tournament]
@@ -43,9 +31,9 @@ round_watcher = false
 
 
 def _project(folder: Path, db_url: str) -> Path:
-    path = folder / "numerflow.toml"
-    path.write_text(TOML.format(db_url=db_url), encoding="utf-8")
-    return path
+    return write_project(
+        folder, db_url, TABLES, head="# my numerflow: hand-written comments must survive an edit\n"
+    )
 
 
 @pytest.fixture
