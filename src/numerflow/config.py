@@ -49,6 +49,7 @@ ENV_OVERRIDES: dict[str, tuple[str, str]] = {
 }
 
 Algorithm = Literal["lightgbm", "xgboost", "ridge", "elasticnet", "random_forest", "extra_trees"]
+Tournament = Literal["classic", "signals", "crypto"]  # [models]: classic; [signals_models]: the others
 
 
 class _Section(BaseModel):
@@ -135,6 +136,12 @@ class TrainSpec(_Section):
                     raise ValueError(f"ensemble weights must be positive (member '{member}' has {weight:g})")
         return self
 
+    @property
+    def tournament_name(self) -> Tournament:
+        """The tournament the model plays: ``"classic"`` for ``[models]``, its ``tournament`` for
+        ``[signals_models]``."""
+        return "classic"
+
 
 class ModelSpec(TrainSpec):
     """One ``[models.NAME]`` table. Exactly one of ``algorithm`` and ``ensemble`` is given."""
@@ -212,6 +219,10 @@ class SignalsModelSpec(TrainSpec):
         elif self.prices is None and (self.features in ("prices", "all")):
             raise ValueError(f"features: '{self.features}' needs 'prices' (a daily price file or folder)")
         return self
+
+    @property
+    def tournament_name(self) -> Tournament:
+        return self.tournament
 
     @property
     def feature_set(self) -> str | list[str]:
@@ -441,6 +452,13 @@ class Settings(_Section):
                 f"{where}: no model named '{name}' in [models] (known: {known}); add a [models.{name}] table"
             ) from None
 
+    @property
+    def all_models(self) -> dict[str, ModelSpec | SignalsModelSpec]:
+        """Every configured model of either table by name, sorted: ``[models]`` and ``[signals_models]``
+        (a name is never in both). ``spec.tournament_name`` says which tournament each plays."""
+        both: dict[str, ModelSpec | SignalsModelSpec] = {**self.models, **self.signals_models}
+        return dict(sorted(both.items()))
+
     def train_spec(self, name: str) -> ModelSpec | SignalsModelSpec:
         """The ``[models.NAME]`` or ``[signals_models.NAME]`` table (a name is never in both); ConfigError
         naming both tables and their models when there is neither."""
@@ -448,7 +466,7 @@ class Settings(_Section):
             return self.signals_models[name]
         if name in self.models:
             return self.models[name]
-        known = ", ".join(sorted([*self.models, *self.signals_models])) or "none"
+        known = ", ".join(self.all_models) or "none"
         raise ConfigError(
             f"{self.source or CONFIG_FILENAME}: no model named '{name}' in [models] or [signals_models] "
             f"(known: {known}); add a [models.{name}] or [signals_models.{name}] table"
@@ -484,11 +502,11 @@ def _check_ensembles(table: str, specs: dict[str, Any], other: dict[str, Any]) -
                     f"{where}: member '{member}' is not a model in [{table}]; add a "
                     f"[{table}.{member}] table or remove the member"
                 )
-            theirs = getattr(specs[member], "tournament", None)
-            if theirs != getattr(spec, "tournament", None):
+            theirs, ours = specs[member].tournament_name, spec.tournament_name
+            if theirs != ours:
                 raise ValueError(
-                    f"{where}: member '{member}' is a {theirs} model but '{name}' is a {spec.tournament} "
-                    f'ensemble; set tournament = "{theirs}" on it or use {spec.tournament} members'
+                    f"{where}: member '{member}' is a {theirs} model but '{name}' is a {ours} "
+                    f'ensemble; set tournament = "{theirs}" on it or use {ours} members'
                 )
     state: dict[str, int] = {}
 

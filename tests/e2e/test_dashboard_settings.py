@@ -14,26 +14,15 @@ import pytest
 from dashboard_seed import PASSWORD
 from dashboard_server import login, serve
 from playwright.sync_api import expect
+from service_support import write_project
 
 from numerflow.config import load_settings
 from numerflow.service import accounts
 
-TOML = """\
-# hand-written: this comment must survive edits from the dashboard
-[paths]
-data_dir = "data"
-artifacts_dir = "artifacts"
-
-[database]
-url = "{db_url}"
-
-[numerai]
-api_url = "http://127.0.0.1:9/"
-retries = 1
-
+TABLES = """\
 [models.ridge_a]
 algorithm = "ridge"
-params = {{ alpha = 1.0 }}
+params = { alpha = 1.0 }
 
 [tournament]
 max_stake_change_nmr = 10.0    # guard rail
@@ -41,12 +30,12 @@ max_stake_change_nmr = 10.0    # guard rail
 [service]
 round_watcher = false
 """
+HEAD = "# hand-written: this comment must survive edits from the dashboard\n"
 
 
 @pytest.fixture
 def project(tmp_path: Path) -> Iterator[tuple[str, Any, Path]]:
-    path = tmp_path / "numerflow.toml"
-    path.write_text(TOML.format(db_url=f"sqlite:///{tmp_path / 'numerflow.db'}"), encoding="utf-8")
+    path = write_project(tmp_path, f"sqlite:///{tmp_path / 'numerflow.db'}", TABLES, head=HEAD)
     settings = load_settings(path, env={})
     with serve(settings, background=False) as (base, app):
         for role in ("read", "admin"):

@@ -50,6 +50,29 @@ class Clock:
         self.now += timedelta(seconds=seconds)
 
 
+PROJECT_TOML = """\
+[paths]
+data_dir = "data"
+artifacts_dir = "artifacts"
+
+[database]
+url = "{db_url}"
+
+[numerai]
+api_url = "http://127.0.0.1:9/"   # nothing here reaches Numerai
+retries = 1
+
+"""
+
+
+def write_project(folder: Path, db_url: str, tables: str, *, head: str = "") -> Path:
+    """``folder/numerflow.toml`` for the tests that edit or read a config file: ``head`` (a comment an edit
+    must keep), folders beside the file, ``db_url``, a closed port for Numerai's API, then ``tables``."""
+    path = folder / "numerflow.toml"
+    path.write_text(head + PROJECT_TOML.format(db_url=db_url) + tables, encoding="utf-8")
+    return path
+
+
 def make_settings(tmp_path: Path, db_url: str, **service: Any) -> Settings:
     settings = Settings()
     settings.paths.data_dir = tmp_path / "data"

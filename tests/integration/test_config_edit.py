@@ -9,29 +9,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from service_support import Service, start_service, stop_service
+from service_support import Service, start_service, stop_service, write_project
 
 from numerflow.config import load_settings
 from numerflow.ops.config_edit import parse_value
 from numerflow.store import open_database
 from numerflow.store.queries.config_audit import list_changes
 
-TOML = """\
-# my numerflow: hand-written comments must survive an edit
-[paths]
-data_dir = "data"
-artifacts_dir = "artifacts"
-
-[database]
-url = "{db_url}"
-
-[numerai]
-api_url = "http://127.0.0.1:9/"   # nothing here reaches Numerai
-retries = 1
-
+TABLES = """\
 [models.ridge_a]   # the first model
 algorithm = "ridge"
-params = {{ alpha = 1.0 }}
+params = { alpha = 1.0 }
 features = "small"
 
 [tournament]
@@ -43,9 +31,9 @@ round_watcher = false
 
 
 def _project(folder: Path, db_url: str) -> Path:
-    path = folder / "numerflow.toml"
-    path.write_text(TOML.format(db_url=db_url), encoding="utf-8")
-    return path
+    return write_project(
+        folder, db_url, TABLES, head="# my numerflow: hand-written comments must survive an edit\n"
+    )
 
 
 @pytest.fixture
@@ -299,6 +287,30 @@ def test_a_change_on_disk_is_taken_live_by_every_replica(svc: tuple[Service, Pat
     assert service.app.state.settings.tournament.max_stake_change_nmr == 4.0
     assert "config changed on disk but is not valid" in caplog.text
     assert "tournament.max_stake_change_nmr: Input should be greater than or equal to 0" in caplog.text
+
+
+def test_signals_models_are_edited_like_classic_ones(svc: tuple[Service, Path]) -> None:
+    """The Settings page's model forms for [signals_models]: a new one is written as its own table, shown
+    back as the text it reads, and at once a configured model of the service; removing it drops it."""
+    service, path = svc
+    body = 'tournament = "crypto"\nalgorithm = "ridge"\nprices = "prices.parquet"\nnumerai_model = "cry_slot"'
+    response = _put(service, {"key": "signals_models.cry", "text": body})
+    assert response.status_code == 200, response.text
+    assert "[signals_models.cry]" in path.read_text(encoding="utf-8")
+    assert load_settings(path).signals_models["cry"].tournament == "crypto"
+    view = service.client.get("/api/config", headers=service.auth()).json()
+    assert sorted(view["models"]) == ["ridge_a"] and parse_value(
+        view["signals_models"]["cry"]
+    ) == parse_value(body)
+    listed = {m["name"]: m for m in service.client.get("/api/models", headers=service.auth()).json()}
+    assert (listed["cry"]["configured"], listed["cry"]["tournament"]) == (True, "crypto")
+    # a Signals ensemble may not take a Classic member: the config's own message, nothing written
+    before = path.read_bytes()
+    bad = _put(service, {"key": "signals_models.mix", "text": "ensemble = { ridge_a = 1.0 }"})
+    assert bad.status_code == 422 and "member 'ridge_a' is a model of [models]" in bad.json()["detail"]
+    assert path.read_bytes() == before
+    assert _put(service, {"key": "signals_models.cry", "unset": True}).status_code == 200
+    assert "cry" not in {m["name"] for m in service.client.get("/api/models", headers=service.auth()).json()}
 
 
 def test_the_dashboard_forms_edit_models_schedules_and_alert_channels(svc: tuple[Service, Path]) -> None:

@@ -156,9 +156,8 @@ def _subject(settings: Settings, name: str) -> _Subject:
 
     spec = settings.train_spec(name)
     refuse_ensemble(settings, name)
-    if is_signals_model(settings, name):
-        return _Subject(f"signals_models.{name}", settings.signals_model(name).tournament, spec)
-    return _Subject(f"models.{name}", "classic", spec)
+    table = "signals_models" if is_signals_model(settings, name) else "models"
+    return _Subject(f"{table}.{name}", spec.tournament_name, spec)
 
 
 def _data_key(settings: Settings, name: str) -> tuple[dict[str, str], str]:

@@ -63,7 +63,8 @@ SECTIONS: tuple[str, ...] = tuple(f for f in Settings.model_fields if f not in (
 KEEP_PREVIOUS = 5
 HIDDEN = "(secret)"
 _KEY_PART = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
-_TABLE_ROOTS = ("models", "schedules")  # [models.NAME] and [schedules.NAME] are written as tables
+# [models.NAME], [signals_models.NAME] and [schedules.NAME] are written as tables
+_TABLE_ROOTS = ("models", "signals_models", "schedules")
 
 Action = Literal["set", "unset"]
 

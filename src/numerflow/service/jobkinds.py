@@ -106,8 +106,8 @@ def validate_args(settings: Settings, kind: str, args: dict[str, Any]) -> dict[s
         where = ".".join(str(p) for p in first["loc"]) or "args"
         raise ConfigError(f"{kind} job: args.{where}: {first['msg']}") from None
     model = parsed.model if isinstance(parsed, ModelArgs) else None  # train, cv, tune: either table
-    if model is not None and model not in settings.models and model not in settings.signals_models:
-        known = ", ".join(sorted([*settings.models, *settings.signals_models])) or "none"
+    if model is not None and model not in settings.all_models:
+        known = ", ".join(settings.all_models) or "none"
         raise NotFoundError(
             f"{kind} job: no model named '{model}' in [models] or [signals_models] (known: {known})"
         )

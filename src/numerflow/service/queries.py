@@ -26,6 +26,7 @@ from numerflow.store import session_scope
 from numerflow.store.base import money_text
 from numerflow.store.queries.performance import slot_tournaments, top_scored_round
 from numerflow.store.queries.service import data_fingerprint, newest_round, overview_facts
+from numerflow.tournament.client import TOURNAMENTS
 from numerflow.tournament.performance import final_scores
 
 __all__ = [
@@ -49,14 +50,16 @@ def num(value: float | None) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _slot_models(settings: Settings) -> dict[str, tuple[str, str]]:
-    """slot → (model name, stage) from the config's numerai_model / challenger_model."""
-    out: dict[str, tuple[str, str]] = {}
-    for name, spec in settings.models.items():
+def _slot_models(settings: Settings) -> dict[str, tuple[str, str, int]]:
+    """slot → (model name, stage, tournament id) from the numerai_model / challenger_model of every
+    configured model (Classic, Signals and Crypto)."""
+    out: dict[str, tuple[str, str, int]] = {}
+    for name, spec in settings.all_models.items():
+        tournament = TOURNAMENTS[spec.tournament_name]
         if spec.numerai_model:
-            out[spec.numerai_model] = (name, "champion")
+            out[spec.numerai_model] = (name, "champion", tournament)
         if spec.challenger_model:
-            out.setdefault(spec.challenger_model, (name, "challenger"))
+            out.setdefault(spec.challenger_model, (name, "challenger", tournament))
     return out
 
 
@@ -75,14 +78,14 @@ def overview(settings: Settings, engine: Engine) -> dict[str, Any]:
     slots = sorted(set(scores) | set(payouts) | set(submissions) | set(slot_models) | set(stakes))
     rows = []
     for slot in slots:
-        model_name, stage = slot_models.get(slot, ("", ""))
+        model_name, stage, configured_tournament = slot_models.get(slot, ("", "", 8))
         sub = submissions.get(slot)
         if not model_name and sub is not None:
             model_name = sub[1]
         per_round = scores.get(slot, {})
         latest_round = max(per_round) if per_round else None
         latest = per_round[latest_round] if latest_round is not None else {}
-        tournament = tournaments.get(slot, 8)
+        tournament = tournaments.get(slot, configured_tournament)  # the scores' word, else the config's
         first_kind = TOURNAMENT_KINDS.get(tournament, TOURNAMENT_KINDS[8])[0]  # Signals: alpha, Crypto: mmc
         cum, spark = 0.0, []
         for rnd in sorted(per_round):

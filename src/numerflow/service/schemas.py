@@ -20,6 +20,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from numerflow.config import Tournament
 from numerflow.service.deps import Name, Text
 from numerflow.service.jobkinds import (
     BackupArgs,
@@ -328,6 +329,9 @@ VersionOut = out_model("VersionOut", VersionInfo, exclude=("path", "fingerprint"
 class ModelSummary(BaseModel):
     name: str
     configured: bool
+    tournament: (
+        Tournament | None
+    )  # [models]: classic; [signals_models]: signals or crypto; None: not configured
     kind: str
     algorithm: str | None
     numerai_model: str | None

@@ -82,10 +82,13 @@ def config_view(running: Settings) -> dict[str, Any]:
     the running service until a restart), never a secret's value."""
     path = config_path(running)
     settings = load_settings(path)
-    models = {
-        name: table_text(spec.model_dump(mode="json", exclude_defaults=True, exclude_none=True))
-        for name, spec in sorted(settings.models.items())
-    }
+    models, signals_models = (
+        {
+            name: table_text(spec.model_dump(mode="json", exclude_defaults=True, exclude_none=True))
+            for name, spec in sorted(table.items())
+        }
+        for table in (settings.models, settings.signals_models)
+    )
     schedules = {name: spec.model_dump(mode="json") for name, spec in sorted(settings.schedules.items())}
     rails = []
     for key, help_text in GUARD_RAILS:
@@ -115,6 +118,7 @@ def config_view(running: Settings) -> dict[str, Any]:
         "sha256": file_sha256(path),
         "guard_rails": rails,
         "models": models,
+        "signals_models": signals_models,
         "schedules": schedules,
         "alerts": alerts,
         "secrets": secrets,

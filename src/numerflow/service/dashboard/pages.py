@@ -394,7 +394,7 @@ def _jobs(request: Request, user: UserInfo) -> Response:
         "jobs",
         jobs=job_rows,
         kinds=JOB_KINDS,
-        model_names=sorted(request.app.state.settings.models),
+        model_names=list(request.app.state.settings.all_models),
         data_version=request.app.state.settings.numerai.data_version,
     )
 

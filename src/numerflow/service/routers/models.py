@@ -49,21 +49,22 @@ def _version_out(info: VersionInfo) -> VersionOut:
 
 
 def _summaries(settings: Settings, session: Session, only: str | None = None) -> list[ModelSummary]:
+    """Every configured model of either table (``settings.all_models``) and every registered one."""
     counts = version_counts(session, only)
     staged = staged_versions(session, only)
+    configured = settings.all_models
     names = sorted(
-        (set(settings.models) | set(counts))
-        if only is None
-        else {only} & (set(settings.models) | set(counts))
+        (set(configured) | set(counts)) if only is None else {only} & (set(configured) | set(counts))
     )
     out = []
     for name in names:
-        spec = settings.models.get(name)
+        spec = configured.get(name)
         n, latest = counts.get(name, (0, None))
         out.append(
             ModelSummary(
                 name=name,
                 configured=spec is not None,
+                tournament=None if spec is None else spec.tournament_name,
                 kind="" if spec is None else ("ensemble" if spec.ensemble is not None else "model"),
                 algorithm=None if spec is None else spec.algorithm,
                 numerai_model=None if spec is None else spec.numerai_model,
@@ -81,8 +82,8 @@ def _summaries(settings: Settings, session: Session, only: str | None = None) ->
 def _one(settings: Settings, session: Session, name: str) -> ModelSummary:
     found = _summaries(settings, session, only=name)
     if not found:
-        known = ", ".join(sorted(settings.models)) or "none"
-        raise NotFoundError(f"no model named '{name}' (configured: {known})")
+        known = ", ".join(settings.all_models) or "none"
+        raise NotFoundError(f"no model named '{name}' in [models] or [signals_models] (configured: {known})")
     return found[0]
 
 
@@ -120,7 +121,7 @@ def model_detail(settings: Settings, session: Session, engine: Engine, name: str
     from numerflow.store.queries import registry
 
     summary = _one(settings, session, name)
-    spec = settings.models.get(name)
+    spec = settings.all_models.get(name)
     versions = [_version_out(v) for v in registry.list_versions(engine, name)]
     return ModelDetail(
         **summary.model_dump(),

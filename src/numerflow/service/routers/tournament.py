@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Callable
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import TypeAdapter
 from sqlalchemy.orm import Session
 
+from numerflow.config import Tournament
 from numerflow.errors import NotFoundError
 from numerflow.service.accounts import Principal
 from numerflow.service.auth import require_read
@@ -38,7 +39,7 @@ from numerflow.tournament.performance import performance_table
 router = APIRouter(tags=["tournament"])
 RoundNumber = Annotated[int, Path(ge=0, le=2_147_483_647)]
 TournamentName = Annotated[
-    Literal["classic", "signals", "crypto"] | None,
+    Tournament | None,
     Query(description="only this tournament's rounds, submissions or payouts; default: every one"),
 ]
 

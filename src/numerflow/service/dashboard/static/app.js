@@ -274,7 +274,7 @@
     .map((i) => (i.value.trim() === "" ? { key: i.name, unset: true } : { key: i.name, text: i.value })));
   $$(".secret-form").forEach((form) => onSubmit(form, (f) => [{ key: form.dataset.key, value: f.get("value") }]));
   $$(".model-form").forEach((form) => onSubmit(form, (f) => {
-    const key = form.dataset.key || `models.${f.get("name")}`;
+    const key = form.dataset.key || `${f.get("table") || "models"}.${f.get("name")}`;
     return [{ key, text: f.get("text") }];
   }));
   onSubmit($("#schedule-form"), (f) => {

@@ -1,0 +1,106 @@
+"""Signals and Crypto models are the dashboard's configured models too (headless Chromium): a project with
+a Classic, a Signals and a Crypto model in its config; the overview maps their slots to them with their
+tournament, a Signals model's page says what it is, the Jobs page offers every name, and the Settings page
+edits ``[signals_models]`` tables and adds a new one. Its own small project (not the shared seed)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dashboard_seed import PASSWORD
+from dashboard_server import login, serve
+from playwright.sync_api import expect
+from service_support import write_project
+
+from numerflow.config import load_settings
+from numerflow.service import accounts
+
+pytestmark = [pytest.mark.xdist_group("dashboard")]
+
+TABLES = """\
+[models.ridge_a]
+algorithm = "ridge"
+numerai_model = "classic_slot"
+
+[signals_models.sig]
+algorithm = "lightgbm"
+numerai_model = "sig_slot"
+challenger_model = "sig_chal"
+description = "signals on Numerai's features"
+
+[signals_models.cry]
+tournament = "crypto"
+algorithm = "ridge"
+prices = "prices.parquet"
+numerai_model = "cry_slot"
+
+[service]
+round_watcher = false
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Iterator[tuple[str, Any, Path]]:
+    path = write_project(tmp_path, f"sqlite:///{tmp_path / 'numerflow.db'}", TABLES)
+    with serve(load_settings(path, env={}), background=False) as (base, app):
+        accounts.create_user(app.state.engine, "admin_user", PASSWORD, "admin")
+        yield base, app, path
+
+
+def test_signals_and_crypto_models_across_the_dashboard(page: Any, project: tuple[str, Any, Path]) -> None:
+    base, app, path = project
+    login(page, base, "admin_user")
+    rows = page.locator("#overview-table tbody tr")
+    expect(rows).to_have_count(4)
+    for slot, first_cell, model in (
+        ("classic_slot", "classic_slot", "ridge_a"),
+        ("cry_slot", "cry_slot crypto", "cry"),
+        ("sig_chal", "sig_chal challenger signals", "sig"),
+        ("sig_slot", "sig_slot signals", "sig"),
+    ):
+        cells = page.locator(f'#overview-table tr[data-slot="{slot}"] td')
+        expect(cells.nth(0)).to_have_text(first_cell)
+        expect(cells.nth(1)).to_have_text(model)
+
+    page.click('#overview-table tr[data-slot="sig_slot"] a[href="/models/sig"]')
+    page.wait_for_url(f"{base}/models/sig")
+    expect(page.locator("#model-kind")).to_have_text("signals · model · lightgbm")
+    expect(page.locator("main")).to_contain_text("signals on Numerai's features")
+
+    page.goto(f"{base}/jobs")
+    expect(page.locator("#job-model option")).to_have_text(["cry", "ridge_a", "sig"])
+
+    page.goto(f"{base}/settings")
+    expect(page.locator(".model-form[data-key]")).to_have_count(3)
+    sig_form = page.locator('.model-form[data-key="signals_models.sig"]')
+    expect(sig_form.locator("label")).to_contain_text("[signals_models.sig]")
+    text = sig_form.locator("textarea")
+    expect(text).to_have_value(
+        'algorithm = "lightgbm"\nnumerai_model = "sig_slot"\nchallenger_model = "sig_chal"\n'
+        'description = "signals on Numerai\'s features"'
+    )
+    text.fill('algorithm = "ridge"\nnumerai_model = "sig_slot"\ndescription = "edited"')
+    sig_form.locator("button[type=submit]").click()
+    audit_key = page.locator("#config-audit tbody tr").first.locator("td").nth(3)
+    expect(audit_key).to_have_text("signals_models.sig")
+    assert app.state.settings.signals_models["sig"].description == "edited"  # taken live
+    new = page.locator("#new-model")
+    new.locator("input[name=name]").fill("sig_b")
+    new.locator("select[name=table]").select_option("signals_models")
+    new.locator("textarea[name=text]").fill('algorithm = "ridge"\nnumerai_model = "sig_b_slot"')
+    new.locator("button[type=submit]").click()
+    expect(audit_key).to_have_text("signals_models.sig_b")
+    assert "[signals_models.sig_b]" in path.read_text(encoding="utf-8")
+    assert app.state.settings.signals_models["sig_b"].numerai_model == "sig_b_slot"  # taken live
+    listed = {m["name"]: m for m in page.request.get(f"{base}/api/models").json()}
+    assert {n: (m["tournament"], m["configured"]) for n, m in listed.items()} == {
+        "cry": ("crypto", True),
+        "ridge_a": ("classic", True),
+        "sig": ("signals", True),
+        "sig_b": ("signals", True),
+    }
+    page.goto(f"{base}/jobs")
+    expect(page.locator("#job-model option")).to_have_text(["cry", "ridge_a", "sig", "sig_b"])
