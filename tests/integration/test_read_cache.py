@@ -134,8 +134,9 @@ def _job(svc: Service, status: str, lines: list[str]) -> int:
     with session_scope(svc.engine) as s:
         job = jobq.add_job(s, kind="perf_sync", args={}, created_by="test", trigger="api", retry_of=None)
         job_id = int(job.id)
-    with session_scope(svc.engine) as s:
-        jobq.update_if(s, job_id, None, status=status)
+    jobs = svc.app.state.jobs
+    with session_scope(svc.engine) as s:  # run by this service (its heartbeat keeps it running)
+        jobq.update_if(s, job_id, None, status=status, owner=jobs.owner, heartbeat_at=jobs.clock())
         for line in lines:
             jobq.add_log(s, job_id, "info", line)
     return job_id
