@@ -1,6 +1,7 @@
 """Every configured model, of ``[models]`` and ``[signals_models]`` alike, is a configured model of the
 service: ``/api/models`` lists it with its tournament, ``/api/models/{name}`` gives its spec, the overview
-maps its slots to it, and the Jobs page offers its name (on SQLite and PostgreSQL)."""
+maps its slots to it, the Jobs page offers its name, and its page and ``/api/models/{name}/scores`` show its
+tournament's own scores (on SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from service_support import (
 )
 
 from numerflow.config import ModelSpec, SignalsModelSpec
+from numerflow.store.queries.performance import ScoreRow, upsert_scores
 
 
 @pytest.fixture
@@ -137,3 +139,92 @@ def test_the_dashboard_offers_and_shows_signals_models(svc: Service) -> None:
     assert 'href="/models/cry"' in overview.text and 'href="/models/sig_blend"' in overview.text
     missing = c.get("/models/nobody")
     assert missing.status_code == 404 and "[signals_models]" in missing.text
+
+
+def _store_scores(svc: Service, tournament: int, slot: str, scores: dict[int, dict[str, float]]) -> None:
+    rows = [
+        ScoreRow(
+            round_number=rnd, day=20, metric=metric, value=value, percentile=None, date=None, resolved=True
+        )
+        for rnd, values in scores.items()
+        for metric, value in values.items()
+    ]
+    upsert_scores(svc.engine, tournament, slot, rows)
+
+
+def _scores(svc: Service, name: str) -> dict[str, Any]:
+    r = svc.client.get(f"/api/models/{name}/scores", headers=svc.auth("read"))
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_each_models_scores_are_its_tournaments_own(svc: Service) -> None:
+    # Numerai's names for them: Signals alpha/mpc/corr_v4 (and churn, not shown), Crypto mmc/corr, Classic
+    sig_700 = {"alpha": 0.0125, "meta_portfolio_contribution": -0.004, "corr_v4": 0.02, "churn": 0.3}
+    _store_scores(svc, 11, "sig_slot", {700: sig_700, 701: {"alpha": -0.01}})
+    _store_scores(svc, 11, "sig_chal", {700: {"alpha": 0.02, "mpc": 0.001}})
+    _store_scores(svc, 12, "cry_slot", {700: {"mmc": 0.007, "corr": 0.03}})
+    _store_scores(
+        svc, 8, "alpha_slot", {700: {"canon_corr": 0.025, "canon_mmc": 0.005, "bmc": 0.001, "fnc_v3": 0.01}}
+    )
+
+    sig = _scores(svc, "sig")
+    assert sig["tournament"] == 11
+    assert sig["metrics"] == [
+        {"key": "alpha", "label": "ALPHA"},
+        {"key": "mpc", "label": "MPC"},
+        {"key": "corr_v4", "label": "CORRv4"},
+    ]
+    champ = sig["champion"]
+    assert champ["numerai_model"] == "sig_slot" and champ["version"] == 1
+    assert [
+        (r["round"], r["alpha"], r["mpc"], r["corr_v4"], r["corr"], r["mmc"]) for r in champ["rounds"]
+    ] == [
+        (700, 0.0125, -0.004, 0.02, None, None),
+        (701, -0.01, None, None, None, None),
+    ]
+    assert [(r["round"], r["alpha"], r["mpc"]) for r in sig["challenger"]["rounds"]] == [(700, 0.02, 0.001)]
+
+    cry = _scores(svc, "cry")
+    assert cry["tournament"] == 12 and [m["label"] for m in cry["metrics"]] == ["MMC", "CORR"]
+    assert [(r["mmc"], r["corr"], r["alpha"]) for r in cry["champion"]["rounds"]] == [(0.007, 0.03, None)]
+
+    classic = _scores(svc, "alpha")  # Classic's answer as before, with the new fields null
+    assert classic["tournament"] == 8 and [m["label"] for m in classic["metrics"]] == [
+        "CORR",
+        "MMC",
+        "BMC",
+        "FNC",
+    ]
+    (row,) = classic["champion"]["rounds"]
+    assert row == {
+        "round": 700, "corr": 0.025, "mmc": 0.005, "bmc": 0.001, "fnc": 0.01, "day": 20, "resolved": True,
+        "alpha": None, "mpc": None, "corr_v4": None,
+    }  # fmt: skip
+    assert _scores(svc, "sig_b")["champion"] == {"numerai_model": None, "version": None, "rounds": []}
+    assert _scores(svc, "sig_b")["metrics"][0]["key"] == "alpha"  # no slot, no scores: still its names
+    assert _scores(svc, "gone")["tournament"] == 8  # no longer configured: Classic's names
+
+    c = svc.client
+    assert c.post("/api/auth/login", json={"username": "user_read", "password": PASSWORD}).status_code == 200
+    page = c.get("/models/sig").text
+    table = page.split('id="round-scores">', 1)[1].split("</table>", 1)[0]
+    assert '<th class="num">ALPHA</th><th class="num">MPC</th><th class="num">CORRv4</th>' in table
+    assert '<th class="num">CORR</th>' not in table and "BMC" not in table
+    assert '<td>701</td><td class="num">-0.0100</td><td class="num">—</td>' in table
+    assert (
+        '<td>700</td><td class="num">+0.0125</td><td class="num">-0.0040</td><td class="num">+0.0200</td>'
+        in table
+    )
+    assert "<h2>Cumulative ALPHA and MPC</h2>" in page
+    h2h = page.split('id="head-to-head">', 1)[1].split("</table>", 1)[0]
+    assert '<th class="num">Champion ALPHA</th>' in h2h and '<th class="num">Challenger MPC</th>' in h2h
+    assert '<td class="num">+0.0125</td><td class="num">+0.0200</td>' in h2h  # champion, challenger ALPHA
+    assert '"metrics": [{"key": "alpha", "label": "ALPHA"}' in page  # the charts draw what the table shows
+    cry_page = c.get("/models/cry").text
+    assert "<h2>Cumulative MMC and CORR</h2>" in cry_page and '<td class="num">+0.0070</td>' in cry_page
+    classic_page = c.get("/models/alpha").text.split('id="round-scores">', 1)[1]
+    assert (
+        '<th class="num">CORR</th><th class="num">MMC</th><th class="num">BMC</th><th class="num">FNC</th>'
+        in classic_page
+    )

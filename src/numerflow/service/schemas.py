@@ -21,6 +21,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from numerflow.config import Tournament
+from numerflow.metrics.names import SHOWN_KINDS
 from numerflow.service.deps import Name, Text
 from numerflow.service.jobkinds import (
     BackupArgs,
@@ -356,6 +357,20 @@ class RoundScore(BaseModel):
     fnc: float | None
     day: int
     resolved: bool
+    alpha: float | None = Field(None, description="Signals: Alpha")
+    mpc: float | None = Field(None, description="Signals: MPC")
+    corr_v4: float | None = Field(None, description="Signals: CORRv4 (informational)")
+
+    @classmethod
+    def of(cls, number: int, row: dict[str, Any]) -> RoundScore:
+        """A round's row of ``tournament.performance.final_scores`` (every kind it shows)."""
+        kinds = {k: row.get(k) for k in SHOWN_KINDS}
+        return cls(round=number, day=row["day"], resolved=row.get("resolved", False), **kinds)
+
+
+class ScoreMetric(BaseModel):
+    key: str = Field(description="the field of each round that holds it: corr, mmc, alpha ...")
+    label: str = Field(description="how a table heads it: CORR, ALPHA, CORRv4 ...")
 
 
 class SlotScores(BaseModel):
@@ -368,6 +383,12 @@ class ModelScores(BaseModel):
     name: str
     champion: SlotScores
     challenger: SlotScores
+    tournament: int = Field(8, description="8 Classic, 11 Signals, 12 Crypto")
+    metrics: list[ScoreMetric] = Field(
+        default_factory=list,
+        description="the scores the model's tournament shows, payout scores first (Classic CORR MMC BMC FNC, "
+        "Signals ALPHA MPC CORRv4, Crypto MMC CORR); the other fields of each round are null",
+    )
 
 
 class PromoteIn(_In):

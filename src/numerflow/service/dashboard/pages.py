@@ -327,7 +327,9 @@ def _model(request: Request, user: UserInfo, name: str) -> Response:
     challenger = next((v for v in versions if v.stage == "challenger"), None)
     champ_rounds = [r.model_dump() for r in scores.champion.rounds]
     chall_rounds = [r.model_dump() for r in scores.challenger.rounds]
+    metrics = [m.model_dump() for m in scores.metrics]  # the tournament's scores: CORR/MMC, ALPHA/MPC ...
     charts = {
+        "metrics": metrics,
         "champion": {"slot": scores.champion.numerai_model, "rounds": champ_rounds},
         "challenger": {"slot": scores.challenger.numerai_model, "rounds": chall_rounds},
         "validation": {
@@ -345,7 +347,10 @@ def _model(request: Request, user: UserInfo, name: str) -> Response:
         deployed=deployed,
         challenger=challenger,
         report=views.validation_report(deployed.scores) if deployed else [],
-        h2h=views.head_to_head(champ_rounds, chall_rounds) if chall_rounds else [],
+        metrics=metrics,
+        h2h=views.head_to_head(champ_rounds, chall_rounds, [m["key"] for m in metrics[:2]])
+        if chall_rounds
+        else [],
         champ_rounds=list(reversed(champ_rounds)),
         runs=run_rows,
         charts_json=script_json(charts),

@@ -186,8 +186,12 @@ def rounds_grid(session: Session, limit: int = 30) -> tuple[list[str], list[Roun
     return sorted(slots), [rows[n] for n in numbers]
 
 
-def head_to_head(champion: list[dict[str, Any]], challenger: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Champion vs challenger, round by round (rounds either has scores for), newest first."""
+def head_to_head(
+    champion: list[dict[str, Any]], challenger: list[dict[str, Any]], kinds: Sequence[str] = ("corr", "mmc")
+) -> list[dict[str, Any]]:
+    """Champion vs challenger, round by round (rounds either has scores for), newest first: each side's
+    ``kinds`` (the tournament's first two: CORR/MMC, Signals ALPHA/MPC, Crypto MMC/CORR) and the
+    challenger's lead on the first."""
     by_round: dict[int, dict[str, Any]] = defaultdict(dict)
     for side, rows in (("champion", champion), ("challenger", challenger)):
         for r in rows:
@@ -196,14 +200,12 @@ def head_to_head(champion: list[dict[str, Any]], challenger: list[dict[str, Any]
     for number in sorted(by_round, reverse=True):
         a = by_round[number].get("champion", {})
         b = by_round[number].get("challenger", {})
-        ca, cb = a.get("corr"), b.get("corr")
+        ca, cb = a.get(kinds[0]), b.get(kinds[0])
         out.append(
             {
                 "round": number,
-                "champion_corr": ca,
-                "challenger_corr": cb,
-                "champion_mmc": a.get("mmc"),
-                "challenger_mmc": b.get("mmc"),
+                "champion": [a.get(k) for k in kinds],
+                "challenger": [b.get(k) for k in kinds],
                 "diff": (cb - ca) if ca is not None and cb is not None else None,
             }
         )

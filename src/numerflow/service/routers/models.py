@@ -17,6 +17,8 @@ from sqlalchemy.orm import Session
 
 from numerflow.config import Settings
 from numerflow.errors import DataError, NotFoundError, NumerflowError
+from numerflow.metrics.names import TOURNAMENT_KINDS
+from numerflow.metrics.names import label as score_label
 from numerflow.service.accounts import Principal
 from numerflow.service.auth import require_operate, require_read
 from numerflow.service.deps import Name, get_engine, get_settings
@@ -28,12 +30,14 @@ from numerflow.service.schemas import (
     PromoteIn,
     RoundScore,
     RunOut,
+    ScoreMetric,
     SlotScores,
     VersionOut,
 )
 from numerflow.store import session_scope
 from numerflow.store.queries.performance import top_scored_round
 from numerflow.store.queries.registry import SqlModelBook, staged_versions, version_counts
+from numerflow.tournament.client import TOURNAMENT_CLASSIC, TOURNAMENTS
 from numerflow.tournament.performance import final_scores
 
 if TYPE_CHECKING:
@@ -165,32 +169,27 @@ async def model_scores(
 
 
 def model_scores_of(settings: Settings, session: Session, name: str, limit: int) -> ModelScores:
-    """Per-round scores of the champion and challenger slots (``GET /api/models/{name}/scores``)."""
+    """Per-round scores of the champion and challenger slots (``GET /api/models/{name}/scores``), under
+    the model's tournament's own score names (``metrics.names.TOURNAMENT_KINDS``)."""
     summary = _one(settings, session, name)
+    tournament = TOURNAMENTS.get(summary.tournament or "classic", TOURNAMENT_CLASSIC)
     slots = [s for s in (summary.numerai_model, summary.challenger_model) if s]
-    top = top_scored_round(session, slots=slots) if slots else None
-    scores = final_scores(session, slots=slots, min_round=(top - limit + 1) if top else None) if slots else {}
+    top = top_scored_round(session, slots=slots, tournament=tournament) if slots else None
+    first = (top - limit + 1) if top else None
+    scores = final_scores(session, slots=slots, min_round=first, tournament=tournament) if slots else {}
 
     def slot(slot_name: str | None, version: int | None) -> SlotScores:
         rows = scores.get(slot_name or "", {})
         return SlotScores(
-            numerai_model=slot_name,
-            version=version,
-            rounds=[
-                RoundScore(
-                    round=r,
-                    **{k: rows[r].get(k) for k in ("corr", "mmc", "bmc", "fnc")},
-                    day=rows[r]["day"],
-                    resolved=rows[r].get("resolved", False),
-                )
-                for r in sorted(rows)
-            ],
+            numerai_model=slot_name, version=version, rounds=[RoundScore.of(r, rows[r]) for r in sorted(rows)]
         )
 
     return ModelScores(
         name=name,
         champion=slot(summary.numerai_model, summary.champion),
         challenger=slot(summary.challenger_model, summary.challenger),
+        tournament=tournament,
+        metrics=[ScoreMetric(key=k, label=score_label(k)) for k in TOURNAMENT_KINDS[tournament]],
     )
 
 

@@ -80,18 +80,7 @@ def _payout_out(p: Payout) -> PayoutOut:
 
 
 def _round_scores(rows: dict[int, dict]) -> list[RoundScore]:  # type: ignore[type-arg]
-    return [
-        RoundScore(
-            round=r,
-            corr=v["corr"],
-            mmc=v["mmc"],
-            bmc=v["bmc"],
-            fnc=v["fnc"],
-            day=v["day"],
-            resolved=v.get("resolved", False),
-        )
-        for r, v in sorted(rows.items())
-    ]
+    return [RoundScore.of(r, v) for r, v in sorted(rows.items())]
 
 
 _ROUNDS = TypeAdapter(list[RoundOut])

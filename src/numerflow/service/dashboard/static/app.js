@@ -318,18 +318,20 @@
     const cfg = { displayModeBar: false, responsive: true, staticPlot: false };
     // round numbers are labels, not quantities: a categorical axis never shows ticks like "1,000.5"
     const roundAxis = { type: "category", categoryorder: "category ascending", title: { text: "round" }, gridcolor: "#eee" };
+    // the model's tournament's scores, payout scores first: CORR/MMC/BMC, Signals ALPHA/MPC/CORRv4, Crypto MMC/CORR
+    const metrics = data.metrics;
+    const colors = ["#2f6feb", "#bf8700", "#8250df"];
     const rounds = data.champion.rounds;
     const x = rounds.map((r) => r.round);
     const series = (key) => rounds.map((r) => r[key]);
     const cum = (vals) => { let s = 0; return vals.map((v) => (s += v || 0)); };
     if (rounds.length) {
-      Plotly.newPlot("chart-rounds", ["corr", "mmc", "bmc"].map((k, i) => ({
-        type: "bar", name: k.toUpperCase(), x, y: series(k), marker: { color: ["#2f6feb", "#bf8700", "#8250df"][i] },
+      Plotly.newPlot("chart-rounds", metrics.slice(0, 3).map((m, i) => ({
+        type: "bar", name: m.label, x, y: series(m.key), marker: { color: colors[i] },
       })), layout({ barmode: "group", xaxis: roundAxis }), cfg);
-      Plotly.newPlot("chart-cumulative", [
-        { type: "scatter", mode: "lines+markers", name: "CORR", x, y: cum(series("corr")), line: { color: "#2f6feb" } },
-        { type: "scatter", mode: "lines+markers", name: "MMC", x, y: cum(series("mmc")), line: { color: "#bf8700" } },
-      ], layout({ xaxis: roundAxis }), cfg);
+      Plotly.newPlot("chart-cumulative", metrics.slice(0, 2).map((m, i) => ({
+        type: "scatter", mode: "lines+markers", name: m.label, x, y: cum(series(m.key)), line: { color: colors[i] },
+      })), layout({ xaxis: roundAxis }), cfg);
     } else {
       none("#chart-rounds", "No round scores yet.");
       none("#chart-cumulative", "No round scores yet.");
@@ -344,7 +346,7 @@
     if ($("#chart-h2h") && data.challenger.rounds.length) {
       const line = (side, color) => {
         const rs = data[side].rounds;
-        return { type: "scatter", mode: "lines+markers", name: `${side} (${data[side].slot})`, x: rs.map((r) => r.round), y: cum(rs.map((r) => r.corr)), line: { color } };
+        return { type: "scatter", mode: "lines+markers", name: `${side} (${data[side].slot})`, x: rs.map((r) => r.round), y: cum(rs.map((r) => r[metrics[0].key])), line: { color } };
       };
       Plotly.newPlot("chart-h2h", [line("champion", "#2f6feb"), line("challenger", "#cf222e")], layout({ height: 220, xaxis: roundAxis }), cfg);
     }
