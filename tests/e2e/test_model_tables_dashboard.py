@@ -1,7 +1,8 @@
 """Signals and Crypto models are the dashboard's configured models too (headless Chromium): a project with
 a Classic, a Signals and a Crypto model in its config; the overview maps their slots to them with their
-tournament, a Signals model's page says what it is, the Jobs page offers every name, and the Settings page
-edits ``[signals_models]`` tables and adds a new one. Its own small project (not the shared seed)."""
+tournament, a Signals model's page says what it is and charts and tabulates its ALPHA/MPC, the Jobs page
+offers every name, and the Settings page edits ``[signals_models]`` tables and adds a new one. Its own
+small project (not the shared seed)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from service_support import write_project
 
 from numerflow.config import load_settings
 from numerflow.service import accounts
+from numerflow.store.queries.performance import ScoreRow, upsert_scores
 
 pytestmark = [pytest.mark.xdist_group("dashboard")]
 
@@ -52,6 +54,9 @@ def project(tmp_path: Path) -> Iterator[tuple[str, Any, Path]]:
 
 def test_signals_and_crypto_models_across_the_dashboard(page: Any, project: tuple[str, Any, Path]) -> None:
     base, app, path = project
+    scores = {"alpha": 0.0125, "mpc": -0.004, "corr_v4": 0.02}
+    rows = [ScoreRow(700, 20, metric, value, None, None, True) for metric, value in scores.items()]
+    upsert_scores(app.state.engine, 11, "sig_slot", rows)
     login(page, base, "admin_user")
     rows = page.locator("#overview-table tbody tr")
     expect(rows).to_have_count(4)
@@ -69,6 +74,18 @@ def test_signals_and_crypto_models_across_the_dashboard(page: Any, project: tupl
     page.wait_for_url(f"{base}/models/sig")
     expect(page.locator("#model-kind")).to_have_text("signals · model · lightgbm")
     expect(page.locator("main")).to_contain_text("signals on Numerai's features")
+    expect(page.locator("#round-scores thead th")).to_have_text(["Round", "ALPHA", "MPC", "CORRv4", "Day"])
+    expect(page.locator("#round-scores tbody td")).to_have_text(
+        ["700", "+0.0125", "-0.0040", "+0.0200", "20 ✓"]
+    )
+    page.wait_for_selector("body[data-charts=drawn]")
+    traces = "id => document.getElementById(id).data.map(t => [t.name, t.y])"
+    assert page.evaluate(traces, "chart-rounds") == [
+        ["ALPHA", [0.0125]],
+        ["MPC", [-0.004]],
+        ["CORRv4", [0.02]],
+    ]
+    assert page.evaluate(traces, "chart-cumulative") == [["ALPHA", [0.0125]], ["MPC", [-0.004]]]
 
     page.goto(f"{base}/jobs")
     expect(page.locator("#job-model option")).to_have_text(["cry", "ridge_a", "sig"])
