@@ -19,10 +19,6 @@ from pydantic import SecretStr
 from service_support import describe_jobs, service_simulator
 
 from numerflow.config import CVSpec, ModelSpec, Settings, SignalsModelSpec
-from numerflow.data.prices_synthetic import (
-    CRYPTO_PRICE_COLUMNS,  # noqa: F401  (re-exported for the tests)
-    write_synthetic_crypto_prices,
-)
 from numerflow.demo import SIGNALS_FILES
 from numerflow.simulator import RunningSimulator
 
@@ -62,10 +58,6 @@ def signals_world(tmp_path: Path, settings: Settings) -> Iterator[RunningSimulat
             cv=CVSpec(folds=3),  # the world's train dates hold 3 folds after the 13-week embargo
         )
         yield sim
-
-
-#: synthetic daily prices of Numerai Crypto's symbols (the user's own price data)
-write_crypto_prices = write_synthetic_crypto_prices
 
 
 def job_failure(client: Any, headers: dict[str, str], why: str) -> str:

@@ -11,14 +11,13 @@ from pathlib import Path
 from pydantic import SecretStr
 from service_support import make_settings, service_simulator, start_service, stop_service
 from signals_service_support import (
-    CRYPTO_PRICE_COLUMNS,
     HOOK_SECRET,
     run_job,
     webhook_round,
-    write_crypto_prices,
 )
 
 from numerflow.config import SignalsModelSpec
+from numerflow.data.prices_synthetic import CRYPTO_PRICE_COLUMNS, write_synthetic_crypto_prices
 
 CRYPTO_SLOT = "sim_crypto"
 CRYPTO_FILES = ["train_targets.parquet", "live_universe.parquet"]
@@ -49,7 +48,7 @@ def test_crypto_model_trained_submitted_and_scored_by_the_service(tmp_path: Path
             assert data["result"]["version"] == "crypto/v2.0", data
             targets = settings.data_dir / "crypto" / "v2.0" / "train_targets.parquet"
             prices.parent.mkdir()
-            write_crypto_prices(targets, prices)
+            write_synthetic_crypto_prices(targets, prices)
             run_job(c, op, "train", model="cry")
             promote = c.post("/api/models/cry/promote", headers=op, json={"version": 1})
             assert promote.status_code == 200 and promote.json()["stage"] == "champion", promote.text

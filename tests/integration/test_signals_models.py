@@ -16,12 +16,11 @@ import pandas as pd
 import pytest
 from numerai_tools import scoring as nt
 from numerai_tools import submissions as nts
-from signals_service_support import write_crypto_prices
 from sim_support import make_world, start
 
 from numerflow.config import load_settings
 from numerflow.data.download import download_files
-from numerflow.data.prices_synthetic import synth_prices
+from numerflow.data.prices_synthetic import synth_prices, write_synthetic_crypto_prices
 from numerflow.metrics.signals import alpha, churn, portfolio_weights, turnover
 from numerflow.modeling import signals_models as sm
 from numerflow.modeling.training import cross_validate_model
@@ -87,7 +86,7 @@ def data_dir(sim: RunningSimulator, tmp_path_factory: pytest.TempPathFactory) ->
     synth_prices(len(tickers), start="2019-01-01", end="2023-12-29", seed=5, universe=universe).to_parquet(
         data / "prices.parquet"
     )
-    write_crypto_prices(data / "crypto/v2.0/train_targets.parquet", data / "crypto.csv")
+    write_synthetic_crypto_prices(data / "crypto/v2.0/train_targets.parquet", data / "crypto.csv")
     return data
 
 

@@ -330,9 +330,9 @@ VersionOut = out_model("VersionOut", VersionInfo, exclude=("path", "fingerprint"
 class ModelSummary(BaseModel):
     name: str
     configured: bool
-    tournament: (
-        Tournament | None
-    )  # [models]: classic; [signals_models]: signals or crypto; None: not configured
+    tournament: Tournament | None = Field(
+        description="[models]: classic; [signals_models]: signals or crypto; null: not configured"
+    )
     kind: str
     algorithm: str | None
     numerai_model: str | None
