@@ -282,6 +282,50 @@ def test_live_signal_passes_numerai_rules_and_uploads_through_signals_api(
     assert sim.engine.signals_report(sub_id) == {"kept": N_TICKERS, "invalid_tickers": []}
 
 
+REFUSED = "Numerai's Model Upload (Compute) runs Classic models only"
+
+
+def test_export_and_upload_of_signals_and_crypto_models_are_refused(
+    project_dir: Path, data_dir: Path, sim: RunningSimulator, cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Model Upload is Numerai Classic's only: `numerflow export` (and --upload) of a Signals or Crypto
+    model is a one-line error naming the model, its tournament and the round job, before anything is
+    written or sent; the simulator, like Numerai, refuses a pickle for a Signals model slot."""
+    numerai = f'\n[numerai]\napi_url = "{sim.url}"\ntimeout_s = 5.0\nretries = 1\nbackoff_s = 0.01\n'
+    project(project_dir, data_dir, MODELS + numerai)
+    monkeypatch.setenv("NUMERAI_PUBLIC_ID", "SIGPUB")
+    monkeypatch.setenv("NUMERAI_SECRET_KEY", "SIGSEC")
+    assert cli("train", "sig")[0] == 0
+    slot = sim.engine.model_by_name("sig_slot")["id"]
+    cases = [
+        ("sig", "Signals", ["sig@1", "--out", "s.pkl"]),
+        ("sig", "Signals", ["sig", "--upload", "--out", "s.pkl"]),
+        ("sig", "Signals", ["sig", "--upload", "--numerai-model", "sig_slot", "--out", "s.pkl"]),
+        ("cry", "Crypto", ["cry", "--upload", "--out", "s.pkl"]),  # refused before its versions are looked up
+    ]
+    for name, tournament, args in cases:
+        code, _, err = cli("export", *args)
+        assert code == 2 and len(err.strip().splitlines()) == 1, err
+        assert f"model {name} is a Numerai {tournament} model ([signals_models.{name}])" in err
+        assert REFUSED in err and "numerflow round run" in err
+    assert not (project_dir / "s.pkl").exists() and sim.engine.compute_uploads(slot) == []
+
+    # a saved Signals version whose table has since been removed: refused by its manifest's tournament
+    project(project_dir, data_dir, numerai)
+    code, _, err = cli("export", "sig@1", "--upload", "--numerai-model", "sig_slot", "--out", "s.pkl")
+    assert code == 2 and "model sig is a Numerai Signals model" in err and REFUSED in err, err
+    assert not (project_dir / "s.pkl").exists() and sim.engine.compute_uploads(slot) == []
+
+    # Numerai's side: unmodified numerapi's model_upload to a Signals model is refused, nothing is stored
+    monkeypatch.setattr(numerapi.base_api, "API_TOURNAMENT_URL", sim.url)
+    api = numerapi.SignalsAPI("SIGPUB", "SIGSEC", show_progress_bars=False)
+    pkl = project_dir / "any.pkl"
+    pkl.write_bytes(b"not run: refused before the upload")
+    with pytest.raises(ValueError, match=r"Model sig_slot is not a Numerai Classic model \(tournament 11\)"):
+        api.model_upload(str(pkl), model_id=api.get_models()["sig_slot"])
+    assert sim.engine.compute_uploads(slot) == []
+
+
 @pytest.mark.parametrize(
     ("table", "message"),
     [

@@ -25,8 +25,9 @@ def export(
         None, "--numerai-model", help="Numerai model to upload to (default: numerai_model of the model)."
     ),
 ) -> None:
-    """Export a saved version as a cloudpickled predict function for Numerai Model Upload, checked first
-    in a clean child process against numerflow predict; --upload sends it to Numerai."""
+    """Export a saved version of a Classic model as a cloudpickled predict function for Numerai Model
+    Upload, checked first in a clean child process against numerflow predict; --upload sends it to
+    Numerai. Signals and Crypto models are refused: Model Upload is Classic only."""
     from numerflow.modeling.export import export_model
     from numerflow.tournament.compute import export_and_upload
 

@@ -12,6 +12,10 @@ Before the file is written the function is run on the live file in a fresh child
 import numerflow (:func:`numerflow.sandbox.run_pickle`), its output checked as numerai-predict checks it
 (plus a ``prediction`` column and every live id), and compared with ``numerflow predict`` (to 1e-6). A
 failure of any step leaves nothing written. numerflow itself never unpickles anything.
+
+Numerai's Model Upload runs Classic models only: a ``[signals_models]`` model (Signals or Crypto) is
+refused before anything is written or uploaded (:func:`load_exportable`); its signal is submitted
+each round by the round job instead.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import dataclasses
 import logging
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,7 +33,7 @@ import numpy as np
 
 from numerflow.errors import ConfigError, ModelError
 from numerflow.fileio import atomic_path
-from numerflow.modeling.artifacts import LoadedModel
+from numerflow.modeling.artifacts import LoadedModel, parse_ref
 from numerflow.modeling.predict import data_path, load_for, load_version
 from numerflow.sandbox import run_pickle
 
@@ -158,6 +162,31 @@ def pickle_predict(model: LoadedModel) -> bytes:
         cloudpickle.unregister_pickle_by_value(numerflow)
 
 
+def _check_classic(settings: Settings, ref: str, manifest: Mapping[str, Any] | None = None) -> None:
+    """Model Upload is Numerai Classic's only: ConfigError naming the model, its tournament and what to do
+    instead when ``ref`` is a Signals or Crypto model (by its ``[signals_models]`` table, else by the
+    ``tournament`` its saved ``manifest`` records)."""
+    name, _ = parse_ref(ref)
+    spec = settings.all_models.get(name)
+    tournament = spec.tournament_name if spec is not None else str((manifest or {}).get("tournament") or "")
+    if tournament not in ("signals", "crypto"):
+        return
+    raise ConfigError(
+        f"model {name} is a Numerai {tournament.capitalize()} model ([signals_models.{name}]) and Numerai's "
+        "Model Upload (Compute) runs Classic models only, so it cannot be exported or uploaded; submit its "
+        "signal each round with `numerflow round run` (or the service's round job) instead"
+    )
+
+
+def load_exportable(settings: Settings, book: ModelBook, ref: str) -> LoadedModel:
+    """``ref`` loaded for Model Upload (hash-checked, members included); ConfigError for a Signals or Crypto
+    model, by its table before loading and by its manifest after (a table since removed)."""
+    _check_classic(settings, ref)
+    model = load_version(settings, book, ref)
+    _check_classic(settings, ref, model.manifest)
+    return model
+
+
 def _check_choices(python: str | None, data_version: str | None, model: LoadedModel) -> tuple[str, str]:
     here = f"{sys.version_info.major}.{sys.version_info.minor}"
     python = python or here
@@ -186,12 +215,15 @@ def export_model(
     data_version: str | None = None,
     data: Path | str = "live",
     timeout_s: float | None = None,
+    model: LoadedModel | None = None,
 ) -> ExportResult:
     """Write ``ref``'s predict function to ``out`` after running it on ``data`` in a clean child process
-    and checking it against ``numerflow predict``; on any failure nothing is written."""
+    and checking it against ``numerflow predict``; on any failure nothing is written. ``model``: ``ref``
+    as :func:`load_exportable` loaded it already."""
     from numerflow.sandbox import TIMEOUT_S
 
-    model = load_version(settings, book, ref)  # hash-checked, members included
+    if model is None:
+        model = load_exportable(settings, book, ref)
     python, version = _check_choices(python, data_version, model)
     live = data_path(settings, data)
     dataset = load_for(model, live)

@@ -1,7 +1,8 @@
 """Numerai Compute in the simulator: at each round open, the newest Model Upload pickle of every Classic
 model runs in a sandboxed child process (:func:`numerflow.sandbox.run_pickle`: no numerflow importable,
 an address-space limit, a time limit, one thread), on the round's live file of the upload's data version,
-with the round's benchmark models when the function takes two arguments.
+with the round's benchmark models when the function takes two arguments. (A Signals or Crypto model gets
+no pickle: ``computePickleUploadAuth`` refuses it, as Model Upload is Numerai Classic's only.)
 
 Its output is checked like an API upload (:func:`~numerflow.simulator.validation.validate_predictions`)
 and recorded as the model's submission for the round (source ``compute``, the run's id as trigger id),

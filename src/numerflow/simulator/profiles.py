@@ -3,9 +3,10 @@ status, downloading a past submission, and Model Upload (Numerai Compute) pickle
 
 Model Upload: ``computePickleUploadAuth`` hands out an upload URL like any other upload, and
 ``createComputePickleUpload`` records the stored file with its data version and docker image (both chosen
-from :data:`COMPUTE_DATA_VERSIONS` / :data:`COMPUTE_DOCKER_IMAGES`, by name or id). The newest pickle of a
-model runs at each round open in a sandboxed child process (compute.py); the simulator process itself never
-unpickles anything.
+from :data:`COMPUTE_DATA_VERSIONS` / :data:`COMPUTE_DOCKER_IMAGES`, by name or id). Model Upload is
+Numerai Classic's only: the upload URL is refused for a Signals or Crypto model, so nothing is stored for
+it. The newest pickle of a model runs at each round open in a sandboxed child process (compute.py); the
+simulator process itself never unpickles anything.
 """
 
 from __future__ import annotations

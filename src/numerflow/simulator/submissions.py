@@ -132,6 +132,11 @@ class SimSubmissions(SimPart):
             raise ApiError(
                 f"Model {model['name']} is not a Numerai Classic model (tournament {model['tournament']})"
             )
+        if kind == "compute_pickle" and model is not None and model["tournament"] != CLASSIC:
+            raise ApiError(
+                f"Model {model['name']} is not a Numerai Classic model (tournament {model['tournament']}): "
+                "Model Uploads run Numerai Classic models only; upload its predictions instead"
+            )
         if kind == "signals" and model is not None and model["tournament"] != SIGNALS:
             raise ApiError(f"Model {model['name']} is not a Signals model (tournament {model['tournament']})")
         safe = SAFE.sub("_", Path(filename or "predictions.csv").name) or "predictions.csv"

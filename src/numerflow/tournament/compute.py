@@ -2,7 +2,9 @@
 
 The export is :func:`numerflow.modeling.export.export_model` (checked in a clean child process before
 anything is written); the upload is the client's ``model_upload`` (checked PUT, one create) for the
-Numerai model the version submits to (``numerai_model`` of ``[models.NAME]``, or the one given).
+Numerai model the version submits to (``numerai_model`` of ``[models.NAME]``, or the one given). Model
+Upload is Numerai Classic's only: a ``[signals_models]`` model is refused before anything is exported or
+sent (:func:`numerflow.modeling.export.load_exportable`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from numerflow.errors import ConfigError
 from numerflow.modeling.artifacts import parse_ref
-from numerflow.modeling.export import ExportResult, export_model
+from numerflow.modeling.export import ExportResult, export_model, load_exportable
 
 if TYPE_CHECKING:
     from numerflow.config import Settings
@@ -58,12 +60,13 @@ def export_and_upload(
     data_version, data, timeout_s) and upload it with its data version and docker image."""
     from numerflow.tournament.client import NumeraiClient
 
+    model = load_exportable(settings, book, ref)  # a Signals/Crypto model: refused before any call
     slot = numerai_slot(settings, ref, numerai_model)
     own = client is None
     client = client or NumeraiClient.from_settings(settings)
     try:
         model_id = client.model_id(slot)  # before exporting: a wrong slot fails fast
-        result = export_model(settings, book, ref, out, **export_options)
+        result = export_model(settings, book, ref, out, model=model, **export_options)
         upload_id = client.model_upload(
             str(result.path),
             model_id=model_id,
