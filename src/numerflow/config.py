@@ -277,6 +277,10 @@ class ServiceSettings(_Section):
     # the local cluster's Dask dashboard (no auth: it shows workers, memory, folders): off when empty;
     # "127.0.0.1:8787" (or ":8787", which binds 127.0.0.1 too) to turn it on
     dask_dashboard: str = Field("", pattern=r"^$|^[A-Za-z0-9_.\-\[\]:]*:\d{1,5}$")
+    # a distributed LightGBM fit (distributed = true) stops in one line when a worker sends the scheduler no
+    # heartbeat for this long (stopped, or off the network with its connections open); Dask's own
+    # worker-ttl is 300 s too. LightGBM's socket time_out is this in whole minutes, rounded up
+    dask_network_timeout_s: float = Field(300.0, ge=5.0, le=86400.0)
     webhook_secret: SecretStr | None = None
     session_secret_file: Path | None = None  # default: <data_dir>/.session_secret (0600, made on first use)
     local_threads: int = Field(2, ge=1, le=64)  # threads of the local Dask worker
@@ -711,6 +715,7 @@ dask_scheduler = ""            # empty: a local Dask cluster; or tcp://host:8786
 dask_data_url = ""             # where workers read data_dir: empty = same path; or http://host/base, s3://...
 local_threads = 2              # threads of the local Dask worker that runs jobs
 dask_dashboard = ""            # the local cluster's dashboard (no auth): off; "127.0.0.1:8787" to turn on
+dask_network_timeout_s = 300.0 # a distributed fit stops when a worker is silent this long
 round_watcher = true           # with Numerai keys: run each new round, then sync performance
 # the round-open webhook is enabled by NUMERFLOW_WEBHOOK_SECRET (header X-Webhook-Secret)
 

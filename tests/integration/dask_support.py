@@ -58,12 +58,19 @@ class Cluster:
     scheduler: subprocess.Popen
     workers: dict[str, subprocess.Popen] = field(default_factory=dict)
     logs: Path | None = None
+    stopped: set[str] = field(default_factory=set)
 
     def kill_worker(self, name: str) -> None:
         """SIGKILL to the worker's process group (its own session: the worker, or nanny and worker)."""
         proc = self.workers[name]
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+
+    def stop_worker(self, name: str) -> None:
+        """SIGSTOP to the worker's process group: a machine gone silent, its connections left open (the
+        kernel keeps them). ``local_cluster`` kills it (SIGKILL, then SIGCONT) when it ends."""
+        self.stopped.add(name)
+        os.killpg(self.workers[name].pid, signal.SIGSTOP)
 
 
 def _start_worker(address: str, name: str, logs: Path, nanny: bool = False) -> subprocess.Popen:
@@ -116,6 +123,10 @@ def local_cluster(logs: Path, n_workers: int = 2, nanny: bool = False) -> Iterat
             client.wait_for_workers(n_workers, timeout=READY_DEADLINE_S)
         yield cluster
     finally:
+        for name in cluster.stopped:  # a stopped one would not answer SIGTERM
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(cluster.workers[name].pid, signal.SIGKILL)
+                os.killpg(cluster.workers[name].pid, signal.SIGCONT)
         # the workers first, then the scheduler: a worker closing while its scheduler closes can hang
         for group in (list(cluster.workers.values()), [scheduler]):
             for proc in group:
@@ -151,6 +162,18 @@ def kill_a_worker_running(cluster: Cluster, key_prefix: str, skip: Collection[st
     """Wait until some worker (not at an address in ``skip``) is running a task whose key starts with
     ``key_prefix``, kill -9 it, and return its name. Polls the scheduler's state; no sleep decides
     anything."""
+    return _a_worker_running(cluster, key_prefix, skip, cluster.kill_worker)
+
+
+def stop_a_worker_running(cluster: Cluster, key_prefix: str) -> str:
+    """Like :func:`kill_a_worker_running`, but SIGSTOP (:meth:`Cluster.stop_worker`): the worker goes
+    silent instead of away."""
+    return _a_worker_running(cluster, key_prefix, (), cluster.stop_worker)
+
+
+def _a_worker_running(
+    cluster: Cluster, key_prefix: str, skip: Collection[str], act: Callable[[str], None]
+) -> str:
     from distributed import Client
 
     deadline = time.monotonic() + READY_DEADLINE_S
@@ -160,7 +183,7 @@ def kill_a_worker_running(cluster: Cluster, key_prefix: str, skip: Collection[st
             for addr, keys in client.processing().items():
                 if addr not in skip and any(str(k).startswith(key_prefix) for k in keys):
                     name = str(info[addr]["name"])
-                    cluster.kill_worker(name)
+                    act(name)
                     return name
             time.sleep(0.05)
     raise AssertionError(f"no task {key_prefix}* was seen running on a worker")

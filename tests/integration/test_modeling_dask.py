@@ -13,6 +13,7 @@ from dask_support import (
     kill_a_worker_once_logged,
     kill_a_worker_running,
     local_cluster,
+    stop_a_worker_running,
 )
 
 from numerflow.config import load_settings
@@ -341,6 +342,49 @@ def test_a_distributed_fit_that_loses_a_worker_again_in_its_second_run_stops_in_
     assert "\n" not in text, text
     assert text.startswith("models.long: the distributed fit failed again (worker tcp://127.0.0.1:"), text
     assert "check the workers" in text and "train again" in text
+
+
+def test_a_distributed_fit_stops_in_one_line_within_the_network_timeout_when_a_worker_goes_silent(
+    project_dir: Path, synthetic_dir: Path, tmp_path: Path
+) -> None:
+    from distributed import Client
+
+    from numerflow.errors import ModelError
+    from numerflow.modeling.artifacts import versions_on_disk
+    from numerflow.modeling.training import train_model
+
+    config = LONG_FIT + "\n[service]\ndask_network_timeout_s = 10\n"
+    settings = load_settings(dask_project(project_dir, synthetic_dir, config))
+    engine = open_database(settings.database_url)
+    book = SqlModelBook(engine)
+
+    def addresses(cluster) -> dict[str, str]:
+        with Client(cluster.address, timeout=60) as watcher:
+            return {str(w["name"]): a for a, w in watcher.scheduler_info()["workers"].items()}
+
+    with local_cluster(tmp_path / "dask-logs", n_workers=2, nanny=True) as cluster:
+        before = addresses(cluster)
+        thread, box = in_thread(lambda: train_model(settings, "long", book=book, dask=cluster.address))
+        # a machine gone silent mid-training: SIGSTOP to its nanny and worker, their sockets left open
+        stopped = stop_a_worker_running(cluster, "_train_part")
+        # a guard against a hang (LightGBM's own time_out would be a minute here), not timing
+        thread.join(timeout=300)
+        assert not thread.is_alive(), "the distributed fit neither finished nor failed"
+        after = addresses(cluster)
+    error = box.get("error")
+    assert isinstance(error, ModelError), box
+    text = str(error)
+    assert "\n" not in text, text
+    assert text.startswith(
+        f"models.long: worker {before[stopped]} ({stopped}) stopped answering (no heartbeat for 10s, "
+        "[service] dask_network_timeout_s) while LightGBM trained on the cluster"
+    ), text
+    assert "nothing saved" in text and "train again" in text
+    # the worker left was freed from LightGBM's collective: restarted through its nanny, at a new address
+    survivor = next(n for n in cluster.workers if n != stopped)
+    assert after[survivor] != before[survivor]
+    assert [r.status for r in list_runs(engine, "long", 10)] == ["failed"]
+    assert book.max_version("long") == 0 and versions_on_disk(settings.artifacts_dir, "long") == []
 
 
 @pytest.fixture(scope="module")

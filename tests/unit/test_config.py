@@ -88,6 +88,11 @@ def test_secrets_file_must_be_private(tmp_path: Path) -> None:
         ("numerai = 3\n", r"\[numerai\] must be a table"),
         ("[service]\njob_stale_s = 1\n", r"service\.job_stale_s: .*greater than or equal to 4"),
         ("[service]\njob_stale_s = 'soon'\n", r"service\.job_stale_s: .*number.*'soon'"),
+        (
+            "[service]\ndask_network_timeout_s = 1\n",
+            r"service\.dask_network_timeout_s: .*greater than or equal to 5",
+        ),
+        ("[service]\ndask_network_timeout_s = 'long'\n", r"service\.dask_network_timeout_s: .*'long'"),
     ],
 )
 def test_bad_config_gets_one_line_naming_file_and_key(tmp_path: Path, text: str, expected: str) -> None:

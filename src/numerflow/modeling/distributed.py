@@ -25,13 +25,16 @@ worker machine); no matrix is ever pickled.
   retried: it is the user's error and comes back as it is.
 - Distributed LightGBM (``distributed = true``) is a collective among the workers, which Dask cannot
   reschedule piecemeal: a worker lost mid-fit drops the whole fit, the workers left are restarted through
-  their nannies and the fit runs once more (:func:`fit_lightgbm_on_cluster`).
+  their nannies and the fit runs once more (:func:`fit_lightgbm_on_cluster`). A worker gone silent (no
+  heartbeat for ``[service] dask_network_timeout_s``) drops the fit too, frees the workers left the same
+  way, and stops it in one line naming the worker: it is not run again without it.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import math
 import operator
 import warnings
 from collections.abc import Callable, Iterator
@@ -384,10 +387,8 @@ def era_blocks(era_rows: dict[str, int], n_features: int, n_workers: int) -> lis
     return [eras[a:b] for a, b in itertools.pairwise(bounds) if b > a]
 
 
-#: LightGBM's network ``time_out`` (minutes) on the cluster, unless the spec sets one: how long a worker
-#: waits on a peer that stopped answering without closing its sockets (a machine gone from the network);
-#: LightGBM's own default is 120
-NETWORK_TIMEOUT_MIN = 10
+#: the setting that bounds the wait on a worker gone silent (``[service] dask_network_timeout_s``)
+SILENCE_SETTING = "[service] dask_network_timeout_s"
 #: how often a running distributed fit asks the scheduler whether one of its workers was lost
 WATCH_S = 1.0
 #: after a LightGBM socket error, how long the scheduler gets to report the worker it lost (a killed
@@ -400,9 +401,43 @@ RESTART_TIMEOUT_S = 120
 class _LostWorkers(Exception):
     """A worker of a distributed fit was lost (or LightGBM's network between the workers broke)."""
 
-    def __init__(self, lost: list[str], survivors: list[str], collective: bool, reason: str) -> None:
+    def __init__(
+        self, lost: list[str], survivors: list[str], collective: bool, reason: str, silent: bool = False
+    ) -> None:
         super().__init__(reason)
         self.lost, self.survivors, self.collective, self.reason = lost, survivors, collective, reason
+        self.silent = silent  # the lost ones stopped answering; the scheduler still counts them
+
+
+class Heartbeats:
+    """Which workers the scheduler has had no heartbeat from for ``timeout_s``, as seen from here: a
+    worker's ``last_seen`` (the scheduler's time of its last heartbeat, every 0.5 s up to 10 workers) is
+    watched for a change, timed by this machine's monotonic ``clock`` (so no two machines' clocks are
+    compared). A process stopped, or a machine gone from the network with its connections left open,
+    sends none; Dask's scheduler itself only gives up on it after its own ``worker-ttl``."""
+
+    def __init__(
+        self, client: Client, workers: list[str], timeout_s: float, clock: Callable[[], float] | None = None
+    ) -> None:
+        import time
+
+        self.client, self.workers, self.timeout_s = client, workers, timeout_s
+        self.clock = clock or time.monotonic
+        self.seen: dict[str, tuple[Any, float]] = {}  # worker: (its last_seen, when it last changed here)
+
+    def silent(self) -> list[str]:
+        info = self.client.scheduler_info(n_workers=-1)["workers"]
+        now = self.clock()
+        for w in self.workers:
+            beat = info.get(w, {}).get("last_seen")
+            if w not in self.seen or self.seen[w][0] != beat:
+                self.seen[w] = (beat, now)
+        return sorted(w for w in self.workers if w in info and now - self.seen[w][1] > self.timeout_s)
+
+    def names(self, workers: list[str]) -> str:
+        """``tcp://HOST:PORT (name)`` of each worker, as the scheduler last knew them."""
+        info = self.client.scheduler_info(n_workers=-1)["workers"]
+        return ", ".join(f"{w} ({info[w]['name']})" if w in info else w for w in workers)
 
 
 def fit_lightgbm_on_cluster(
@@ -412,6 +447,7 @@ def fit_lightgbm_on_cluster(
     params: dict[str, Any],
     parts: list[Part],
     era_rows: dict[str, int],
+    network_timeout_s: float,
 ) -> Any:
     """Train one LightGBM model on ``target`` with ``lightgbm.dask.DaskLGBMRegressor`` over an
     era-partitioned Dask array: each partition is a block of eras that a worker loads by path or URL with
@@ -426,28 +462,47 @@ def fit_lightgbm_on_cluster(
     in ``Listening...`` for a peer killed before it connected, or a socket error when it was killed
     mid-boosting; read in LightGBM's source: a peer's socket closed cleanly makes its receive loop spin
     for good, as ``recv`` returning 0 is tried again; a peer gone silent is waited for ``time_out``
-    minutes, :data:`NETWORK_TIMEOUT_MIN` here). So the fit is abandoned (every future of it
-    released), the workers left that had begun training are restarted through their nannies (that is the
-    only way to free a thread stuck in LightGBM's C++ loop, and it drops LightGBM's network state with
-    it), and the whole fit runs once more on the workers alive, the partitions loaded again there.
+    minutes, ``network_timeout_s`` rounded up to whole minutes here). So the fit is abandoned (every
+    future of it released), the workers left that had begun training are restarted through their nannies
+    (that is the only way to free a thread stuck in LightGBM's C++ loop, and it drops LightGBM's network
+    state with it), and the whole fit runs once more on the workers alive, the partitions loaded again there.
     Workers without a nanny cannot be restarted: then, and on a second loss, a one-line ModelError says
     what to do. The second run's model equals a single-machine fit just as a fit on all the workers does
     (int8 features have 5 values and ``max_bin`` 5, so the bins, and so the trees, are the same on any
     number of workers; docs/models.md).
+
+    A worker gone silent mid-fit (stopped, or its machine off the network with its connections left
+    open): no heartbeat of it reaches the scheduler for ``network_timeout_s``
+    (``[service] dask_network_timeout_s``), seen by :class:`Heartbeats`. The fit is abandoned and the
+    workers left are freed as above, but it is not run again: the scheduler still counts the silent
+    worker (until its own ``worker-ttl``) and may hand it the new fit's partitions, and it can come back
+    holding LightGBM's broken network; nothing here can reach it to restart it. A one-line ModelError
+    names it and the setting.
     """
     from numerflow.modeling.estimators import make_estimator
 
     est = make_estimator("lightgbm", params)
     core, rounds = est._core_params()  # type: ignore[attr-defined]
     core.pop("verbosity", None)
-    core.setdefault("time_out", NETWORK_TIMEOUT_MIN)
+    # LightGBM counts its socket time-out in whole minutes: it bounds a LightGBM socket gone silent while
+    # the worker's heartbeats still come (those are watched by the second)
+    core.setdefault("time_out", max(1, math.ceil(network_timeout_s / 60)))
     width = len(model.features) + 6 * len(model.groups)
     where = f"models.{model.name}"
     for attempt in (1, 2):
         try:
-            booster = _fit_once(client, model, target, core, rounds, parts, era_rows, width)
+            booster = _fit_once(
+                client, model, target, core, rounds, parts, era_rows, width, network_timeout_s
+            )
             break
         except _LostWorkers as loss:
+            if loss.silent:
+                _free_survivors(client, where, loss)
+                raise ModelError(
+                    f"{where}: {loss.reason} while LightGBM trained on the cluster, so the fit was abandoned "
+                    "and nothing saved; check that worker (its process, machine and network), restart it, "
+                    "and train again (or raise dask_network_timeout_s if it was only busy)"
+                ) from None
             if attempt == 2:
                 raise ModelError(
                     f"{where}: the distributed fit failed again ({loss.reason}); check the workers (their "
@@ -470,11 +525,13 @@ def _fit_once(
     parts: list[Part],
     era_rows: dict[str, int],
     width: int,
+    network_timeout_s: float,
 ) -> Any:
     """One distributed fit on the workers alive now; its booster. The fit runs in a thread with a client
     of its own, while this thread asks the scheduler every :data:`WATCH_S` whether a worker of the fit
-    was lost; on a loss that client is closed (releasing every future of the fit, so a wait on a worker
-    that will never come back ends) and :class:`_LostWorkers` is raised."""
+    was lost or has sent no heartbeat for ``network_timeout_s``; on either that client is closed
+    (releasing every future of the fit, so a wait on a worker that will never come back ends) and
+    :class:`_LostWorkers` is raised."""
     import threading
 
     from distributed import Client
@@ -498,23 +555,32 @@ def _fit_once(
     def gone() -> list[str]:
         return sorted(set(workers) - set(client.nthreads()))
 
+    beats = Heartbeats(client, workers, network_timeout_s)
+
     thread = threading.Thread(target=fit, name=f"numerflow-dlgbm-{model.name}", daemon=True)
     thread.start()
     try:
         lost: list[str] = []
-        while not lost and not ended.wait(WATCH_S):
+        silent: list[str] = []
+        while not lost and not silent and not ended.wait(WATCH_S):
             lost = gone()
+            silent = [] if lost else beats.silent()
         if "booster" in box:  # done before (or as) a worker went: the model is whole
             return box["booster"]
+        if silent:
+            reason = (
+                f"worker {beats.names(silent)} stopped answering (no heartbeat for {network_timeout_s:g}s, "
+                f"{SILENCE_SETTING})"
+            )
+            survivors = sorted(set(workers) - set(gone()) - set(silent))
+            raise _LostWorkers(silent, survivors, _began(fit_client), reason, silent=True)
         error = box.get("error")
         if not lost and _network_error(error):
             # the peers of a killed worker can see their sockets reset before the scheduler sees it go
             lost = _poll(gone, LOSS_GRACE_S)
         if lost or _network_error(error):
             # LightGBM's collective had begun: its training tasks were submitted (a socket error is one)
-            collective = _network_error(error) or any(
-                str(k).startswith("_train_part") for k in list(fit_client.futures)
-            )
+            collective = _network_error(error) or _began(fit_client)
             survivors = sorted(set(workers) - set(gone()))
             reason = (
                 f"worker {', '.join(lost)} was lost"
@@ -568,6 +634,11 @@ def _dask_fit(
         return DaskLGBMRegressor(client=client, n_estimators=rounds, verbose=-1, **core).fit(X, y).booster_
 
 
+def _began(fit_client: Client) -> bool:
+    """Whether LightGBM's collective had begun: its training tasks were submitted."""
+    return any(str(k).startswith("_train_part") for k in list(fit_client.futures))
+
+
 def _poll(ask: Callable[[], Any], within_s: float) -> Any:
     """``ask()`` a few times a second for up to ``within_s`` until it says something truthy; its last
     answer."""
@@ -618,11 +689,11 @@ def _free_survivors(client: Client, where: str, loss: _LostWorkers) -> None:
     alive = [w for w in loss.survivors if w in info]
     if not alive:
         return
-    n = len(info)
+    n = len(set(info) - set(loss.lost))  # a silent worker the scheduler still counts is not waited for
 
     def back() -> bool:  # the old addresses gone from the scheduler, as many workers as before
-        now = client.nthreads()
-        return len(now) >= n and not set(alive) & set(now)
+        now = set(client.nthreads()) - set(loss.lost)
+        return len(now) >= n and not set(alive) & now
 
     try:
         client.restart_workers(alive, timeout=RESTART_TIMEOUT_S)

@@ -370,7 +370,9 @@ def _fit_on_cluster(
             if not era_rows:
                 raise ModelError(f"models.{model.name}: target '{target}' has no values in the training eras")
             era_rows = {str(e): int(n) for e, n in era_rows.items()}
-            estimators.append(fit_lightgbm_on_cluster(client, model, target, params, parts, era_rows))
+            timeout_s = settings.service.dask_network_timeout_s
+            fitted = fit_lightgbm_on_cluster(client, model, target, params, parts, era_rows, timeout_s)
+            estimators.append(fitted)
         return estimators
     finally:
         client.close()
