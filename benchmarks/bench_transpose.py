@@ -7,13 +7,25 @@ and ors, per tile), and Arrow's ``RecordBatch.to_tensor(row_major=True)``; best 
 column-major matrix would cost instead: one pass of LightGBM's float32 row blocks from each layout.
 
     .venv/bin/python benchmarks/bench_transpose.py
+    .venv/bin/python benchmarks/bench_transpose.py --native   # also a C kernel (needs cc), see below
+
+``--native`` compiles ``benchmarks/native_transpose.c`` (SSE2 16 × 16 byte-block transposes, called through
+ctypes) for a few tile heights and times it on the same copy, from the gathered buffer and straight from
+separate column arrays (what a loader without the gather would hand it), with ``-O2`` and with
+``-O3 -march=native``. Benchmark only: numerflow ships no native code.
 """
 
 from __future__ import annotations
 
+import argparse
+import ctypes
 import os
+import shutil
+import subprocess
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -111,7 +123,40 @@ def _timed(fn: Callable[[], object]) -> float:
     return time.process_time() - c
 
 
+def _native(X: np.ndarray, buf: np.ndarray, expect: np.ndarray) -> list[tuple[float, str]]:
+    """The C kernel of ``native_transpose.c``, compiled here, from the gathered buffer and from separate
+    column arrays."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        print("--native: no C compiler (cc) on PATH; skipped")
+        return []
+    src = Path(__file__).with_name("native_transpose.c")
+    cols = [np.array(row) for row in buf]  # each column in its own allocation, as Arrow's buffers are
+    rows: list[tuple[float, str]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for flags in (["-O2"], ["-O3", "-march=native"]):
+            for tile in (64, 256, 1024, 4096):
+                lib = Path(tmp) / f"k{tile}{len(flags)}.so"
+                cmd = [cc, *flags, f"-DTILE={tile}", "-shared", "-fPIC", "-o", str(lib), str(src)]
+                subprocess.run(cmd, check=True)
+                f = ctypes.CDLL(str(lib)).nf_gather_t
+                f.argtypes = [ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_ssize_t]
+                f.argtypes += [ctypes.c_ssize_t]
+                f.restype = None
+                for name, arrays in (("gathered buffer", list(buf)), ("separate columns", cols)):
+                    ptrs = np.array([a.ctypes.data for a in arrays], dtype=np.intp)
+                    X[:] = 1
+                    ns = _best(lambda f=f, ptrs=ptrs: f(X.ctypes.data, WIDTH, ptrs.ctypes.data, COLS, ROWS))
+                    assert np.array_equal(X[:, :COLS], expect) and (X[:, COLS:] == 1).all()
+                    how = f"C, {' '.join(flags)}, tiles of {tile:,} rows, from the {name}"
+                    rows.append((ns, how))
+    return rows
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--native", action="store_true", help="also time the C kernel (needs cc)")
+    args = parser.parse_args()
     rng = np.random.default_rng(0)
     buf = rng.integers(0, 5, (COLS, ROWS), dtype=np.int8)
     X = np.ones((ROWS, WIDTH), np.int8)
@@ -134,6 +179,8 @@ def main() -> None:
     rows.append(
         (ns, "8 × 8 byte blocks as uint64 words, transposed with shifts and masks (SWAR), 4,096 rows")
     )
+    if args.native:
+        rows += _native(X, buf, expect)
     batch = pa.RecordBatch.from_arrays([pa.array(col) for col in buf], names=[f"c{j}" for j in range(COLS)])
     rows.append(
         (_best(lambda: batch.to_tensor(row_major=True)), "Arrow `RecordBatch.to_tensor(row_major=True)`")
@@ -147,7 +194,7 @@ def main() -> None:
         print(f"| {what} | {ns:.2f} |")
     _consumers()
     print(f"\nload average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; numpy {np.__version__}")
-    print("command: `.venv/bin/python benchmarks/bench_transpose.py`")
+    print(f"command: `.venv/bin/python benchmarks/bench_transpose.py{' --native' if args.native else ''}`")
 
 
 if __name__ == "__main__":
