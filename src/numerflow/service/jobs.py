@@ -8,7 +8,9 @@ that thread becomes a log line), and ends it ``succeeded``, ``failed`` or ``canc
 is a conditional UPDATE from the expected state, so a late worker never overwrites a newer state.
 
 The service polls the table (:meth:`JobManager.poll_once`) and publishes what changed as ``job`` and
-``job_log`` events, so progress from remote workers reaches the WebSocket too. It also dispatches queued
+``job_log`` events, so progress from remote workers and other replicas reaches the WebSocket too: the
+rows whose change number (``change_seq``, given by the database to every job write) is above the last one
+seen, in that order, whatever the writers' clocks say. It also dispatches queued
 rows it did not submit itself (follow-up jobs such as perf_sync after a round, written by a worker).
 
 Several replicas share the database. Each :class:`JobManager` is one service instance, named ``owner``
