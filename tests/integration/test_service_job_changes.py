@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from service_support import Clock, make_settings
-from sqlalchemy import func, insert, inspect, select
+from service_support import Clock, jobs_from_before, make_settings
+from sqlalchemy import func, inspect, select
 
 from numerflow.config import Settings
 from numerflow.service.events import EventBus
@@ -241,24 +241,13 @@ def test_concurrent_job_writes_take_every_number_once_and_a_poller_misses_none(d
 def test_the_change_number_migration_numbers_existing_jobs(tmp_path: Path, db_url: str) -> None:
     """A database at 0014 with jobs upgrades in place: every existing job gets a number of its own (by
     id), and the next writes number on from the largest, which is where a replica's poll starts."""
-    from alembic import command
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
-    from numerflow.store.db import alembic_config
     from numerflow.store.tables import Base
 
     clock = Clock()
-    engine = make_engine(db_url)
-    with engine.begin() as conn:
-        cfg = alembic_config(engine)
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0014_login_failures")
-        rows = [
-            {"kind": "train", "args": {}, "status": status, "message": status, "updated_at": clock.now}
-            for status in ("running", "queued", "succeeded")
-        ]
-        conn.execute(insert(Job.__table__), rows)
+    engine = jobs_from_before(db_url, "0014_login_failures", clock.now)
     migrate(engine)
     indexes = {i["name"]: i for i in inspect(engine).get_indexes("jobs")}
     assert indexes["ix_jobs_change_seq"]["unique"]
