@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sim_support import CALENDAR_START
+from sqlalchemy.engine import Engine
 
 from numerflow.config import Settings
 from numerflow.service import accounts
@@ -48,6 +49,29 @@ class Clock:
 
     def advance(self, seconds: float) -> None:
         self.now += timedelta(seconds=seconds)
+
+
+def jobs_from_before(db_url: str, revision: str, now: datetime) -> Engine:
+    """An engine on a database migrated only up to ``revision``, holding three jobs written then (running,
+    queued and succeeded, each its status as its message, updated ``now``): for upgrade tests."""
+    from alembic import command
+    from sqlalchemy import insert
+
+    from numerflow.store import make_engine
+    from numerflow.store.db import alembic_config
+    from numerflow.store.tables.service import Job
+
+    engine = make_engine(db_url)
+    with engine.begin() as conn:
+        cfg = alembic_config(engine)
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+        rows = [  # only the columns every revision has (the later ones have no Python-side default)
+            {"kind": "train", "args": {}, "status": status, "message": status, "updated_at": now}
+            for status in ("running", "queued", "succeeded")
+        ]
+        conn.execute(insert(Job.__table__), rows)
+    return engine
 
 
 PROJECT_TOML = """\

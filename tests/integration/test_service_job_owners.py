@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from service_support import Clock, make_settings
-from sqlalchemy import insert, inspect, select
+from service_support import Clock, jobs_from_before, make_settings
+from sqlalchemy import inspect, select
 
 from numerflow.config import Settings
 from numerflow.liveness import instance_holder, instance_id
@@ -321,21 +321,8 @@ def test_instance_ids_name_host_and_pid() -> None:
 def test_the_owner_migration_keeps_existing_jobs(tmp_path: Path, db_url: str) -> None:
     """A database at 0011 (jobs without owner or heartbeat, one left running by the old service) upgrades in
     place; the next replica to start marks the ownerless running job interrupted and keeps the rest."""
-    from alembic import command
-
-    from numerflow.store.db import alembic_config
-
     clock = Clock()
-    engine = make_engine(db_url)
-    with engine.begin() as conn:
-        cfg = alembic_config(engine)
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0011_config_audit")
-        rows = [  # only the columns 0011 has (the new ones have no default)
-            {"kind": "train", "args": {}, "status": status, "message": status, "updated_at": clock.now}
-            for status in ("running", "queued", "succeeded")
-        ]
-        conn.execute(insert(Job.__table__), rows)
+    engine = jobs_from_before(db_url, "0011_config_audit", clock.now)
     migrate(engine)
     schema = inspect(engine)
     assert {"owner", "heartbeat_at"} <= {c["name"] for c in schema.get_columns("jobs")}

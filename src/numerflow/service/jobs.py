@@ -8,7 +8,9 @@ that thread becomes a log line), and ends it ``succeeded``, ``failed`` or ``canc
 is a conditional UPDATE from the expected state, so a late worker never overwrites a newer state.
 
 The service polls the table (:meth:`JobManager.poll_once`) and publishes what changed as ``job`` and
-``job_log`` events, so progress from remote workers reaches the WebSocket too. It also dispatches queued
+``job_log`` events, so progress from remote workers and other replicas reaches the WebSocket too: the
+rows whose change number (``change_seq``, given by the database to every job write) is above the last one
+seen, in that order, whatever the writers' clocks say. It also dispatches queued
 rows it did not submit itself (follow-up jobs such as perf_sync after a round, written by a worker).
 
 Several replicas share the database. Each :class:`JobManager` is one service instance, named ``owner``
@@ -35,7 +37,7 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -72,6 +74,7 @@ class JobContext:
     settings: Settings
     engine: Engine
     owner: str = ""  # the service instance that started the job
+    clock: Clock = utcnow  # that instance's clock: stamps updated_at (shown, never used to order)
     _last_write: float = 0.0
     _last_message: str | None = None
 
@@ -90,7 +93,7 @@ class JobContext:
         self._last_write = now
         if message is not None:
             self._last_message = message
-        values: dict[str, Any] = {"updated_at": datetime.now(UTC)}
+        values: dict[str, Any] = {"updated_at": self.clock()}
         if fraction is not None:
             values["progress"] = max(0.0, min(1.0, float(fraction)))
         if message is not None:
@@ -191,7 +194,9 @@ def execute_job(job_id: int, settings: Settings, owner: str, clock: Clock = utcn
         started = jobq.start_queued(s, job_id, clock(), owner)
     if not started:
         return "skipped"
-    ctx = JobContext(job_id=job_id, kind=kind, args=args, settings=settings, engine=engine, owner=owner)
+    ctx = JobContext(
+        job_id=job_id, kind=kind, args=args, settings=settings, engine=engine, owner=owner, clock=clock
+    )
     handler = _JobLogHandler(ctx)
     nf_logger = logging.getLogger("numerflow")
     nf_logger.addHandler(handler)
@@ -216,20 +221,24 @@ def execute_job(job_id: int, settings: Settings, owner: str, clock: Clock = utcn
     finally:
         nf_logger.removeHandler(handler)
     try:
-        _finish(engine, job_id, args, status, error, result)
+        _finish(engine, job_id, args, status, error, result, clock())
     except Exception as exc:  # never leave a finished job "running": record why its end could not be saved
         log.exception("job %s: could not record its end", job_id)
-        _finish(
-            engine, job_id, args, "failed", f"could not record the result: {type(exc).__name__}: {exc}", None
-        )
+        why = f"could not record the result: {type(exc).__name__}: {exc}"
+        _finish(engine, job_id, args, "failed", why, None, clock())
         return "failed"
     return status
 
 
 def _finish(
-    engine: Engine, job_id: int, args: dict[str, Any], status: str, error: str | None, result: Any
+    engine: Engine,
+    job_id: int,
+    args: dict[str, Any],
+    status: str,
+    error: str | None,
+    result: Any,
+    now: datetime,
 ) -> None:
-    now = datetime.now(UTC)
     with session_scope(engine) as s:
         values: dict[str, Any] = {
             "status": status,
@@ -318,7 +327,7 @@ class JobManager:
         self._lock = threading.Lock()
         self._futures: dict[int, Any] = {}
         self._dispatched: set[int] = set()
-        self._seen_at: datetime | None = None
+        self._seen_change: int | None = None  # the newest change number of the jobs table polled
         self._seen_log_id = 0
         self._last_published: set[tuple[Any, ...]] = set()
         self.on_finished: list[Callable[[dict[str, Any]], None]] = []  # e.g. alert on a failed job
@@ -341,8 +350,7 @@ class JobManager:
             nf_logger.setLevel(logging.INFO)
         n = self.reap_orphans()
         with session_scope(self.engine) as s:
-            _, self._seen_log_id = jobq.max_ids(s)
-        self._seen_at = datetime.now(UTC)
+            self._seen_change, self._seen_log_id = jobq.newest(s)
         interrupt_dead_runs(self.engine)  # and the runs those jobs (or a killed CLI) left running
         return n
 
@@ -508,7 +516,7 @@ class JobManager:
         try:
             self.dispatch(info["id"])
         except NumerflowError as exc:  # e.g. the Dask scheduler is unreachable: say so on the job too
-            now = datetime.now(UTC)
+            now = self.clock()
             with session_scope(self.engine) as s:
                 jobq.update_if(
                     s,
@@ -590,8 +598,11 @@ class JobManager:
         replica that stopped): whichever replica's worker starts it first runs it."""
         published = 0
         with session_scope(self.engine) as s:
-            since = self._seen_at or datetime.now(UTC)
-            changed = jobq.changed_since(s, since)
+            if self._seen_change is None:  # not started: follow the changes from now on
+                self._seen_change = jobq.newest(s)[0]
+            changed = jobq.changed_after(s, self._seen_change)
+            if changed:  # numbered by the database, committed in order: none below it can still come
+                self._seen_change = changed[-1].change_seq
             logs = jobq.job_logs(s, after=self._seen_log_id, limit=500)
             queued = jobq.queued_ids(s)
             jobs = [job_dict(j) for j in changed]
@@ -599,9 +610,6 @@ class JobManager:
                 {"id": r.id, "job_id": r.job_id, "at": r.at.isoformat(), "level": r.level, "line": r.line}
                 for r in logs
             ]
-        if jobs:
-            # "updated_at >= since" is inclusive (same-timestamp writes); dedupe by the state published
-            self._seen_at = jobs[-1]["updated_at"]
         for info in jobs:
             if self.publish_job(info):
                 published += 1

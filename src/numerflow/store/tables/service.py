@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from numerflow.store.base import Base, UTCDateTime, utcnow
@@ -46,7 +46,9 @@ class Job(Base):
     ``status``: queued, running, succeeded, failed, cancelled or interrupted (the service replica running
     it stopped; such a job can be retried, which creates a new job with ``retry_of`` set). ``owner`` is
     the service instance (``host:pid:random``) that started it and refreshes ``heartbeat_at`` while it
-    runs; a queued job has no owner yet (any replica may start it).
+    runs; a queued job has no owner yet (any replica may start it). ``change_seq`` is the database's order
+    of job writes: every insert and update takes the next number (``store.queries.jobs``), which is how
+    replicas follow each other's jobs whatever their clocks say; ``updated_at`` is only shown.
     """
 
     __tablename__ = "jobs"
@@ -70,6 +72,7 @@ class Job(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     owner: Mapped[str | None] = mapped_column(String(128), nullable=True, index=True)
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    change_seq: Mapped[int] = mapped_column(BigInteger, server_default="0", index=True, unique=True)
 
 
 class JobLog(Base):
