@@ -1,8 +1,9 @@
 """Signals and Crypto models are the dashboard's configured models too (headless Chromium): a project with
 a Classic, a Signals and a Crypto model in its config; the overview maps their slots to them with their
-tournament, a Signals model's page says what it is and charts and tabulates its ALPHA/MPC, the Jobs page
-offers every name, and the Settings page edits ``[signals_models]`` tables and adds a new one. Its own
-small project (not the shared seed)."""
+tournament, a Signals model's page says what it is, charts and tabulates its ALPHA/MPC and shows its
+versions' own validation scores (ALPHA, CORR, CHURN, TURNOVER; never Classic's), a Crypto model's page
+says its versions record none, the Jobs page offers every name, and the Settings page edits
+``[signals_models]`` tables and adds a new one. Its own small project (not the shared seed)."""
 
 from __future__ import annotations
 
@@ -14,13 +15,21 @@ import pytest
 from dashboard_seed import PASSWORD
 from dashboard_server import login, serve
 from playwright.sync_api import expect
-from service_support import write_project
+from service_support import record_model_version, write_project
 
 from numerflow.config import load_settings
 from numerflow.service import accounts
 from numerflow.store.queries.performance import ScoreRow, upsert_scores
 
 pytestmark = [pytest.mark.xdist_group("dashboard")]
+
+#: a Signals version's validation scores as modeling.signals_models.validate_signals records them
+SIG_VALIDATION = {
+    "target": "target_20d", "n_rows": 5200, "neutralized": True, "n_dates": 3,
+    "alpha_mean": 0.0031, "alpha_std": 0.002, "alpha_sharpe": 1.55, "alpha_max_drawdown": 0.001,
+    "corr_mean": 0.0123, "corr_std": 0.01, "corr_sharpe": 1.23, "corr_max_drawdown": 0.004,
+    "churn_mean": 0.12, "turnover_mean": 0.08, "per_era_alpha": [0.004, None, 0.0022],
+}  # fmt: skip
 
 TABLES = """\
 [models.ridge_a]
@@ -57,6 +66,7 @@ def test_signals_and_crypto_models_across_the_dashboard(page: Any, project: tupl
     scores = {"alpha": 0.0125, "mpc": -0.004, "corr_v4": 0.02}
     rows = [ScoreRow(700, 20, metric, value, None, None, True) for metric, value in scores.items()]
     upsert_scores(app.state.engine, 11, "sig_slot", rows)
+    record_model_version(app.state.engine, "sig", 1, SIG_VALIDATION)  # its champion
     login(page, base, "admin_user")
     rows = page.locator("#overview-table tbody tr")
     expect(rows).to_have_count(4)
@@ -86,6 +96,32 @@ def test_signals_and_crypto_models_across_the_dashboard(page: Any, project: tupl
         ["CORRv4", [0.02]],
     ]
     assert page.evaluate(traces, "chart-cumulative") == [["ALPHA", [0.0125]], ["MPC", [-0.004]]]
+    # its versions and their validation: the Signals scores a version records, no Classic column
+    first = ["Version", "Stage", "Created", "Data", "Features"]
+    expect(page.locator("#versions thead th")).to_have_text(
+        [*first, "ALPHA", "Sharpe", "CORR", "CHURN", "TURNOVER", ""]
+    )
+    expect(page.locator('#versions tr[data-version="1"] td.num')).to_have_text(
+        ["10", "+0.0031", "+1.55", "+0.0123", "0.1200", "0.0800"]
+    )
+    report = page.locator("#validation-report th")
+    expect(report.first).to_have_text("ALPHA mean")
+    expect(report).to_contain_text(["ALPHA sharpe", "CORR mean", "CHURN mean", "TURNOVER mean"])
+    for classic_only in ("MMC", "BMC", "Payout sim", "payout", "FNC"):
+        expect(page.locator("#versions thead")).not_to_contain_text(classic_only)
+        expect(page.locator("#validation-report")).not_to_contain_text(classic_only)
+    validation = page.locator("#chart-validation").locator("xpath=..")
+    expect(validation.locator("h2")).to_have_text("Validation ALPHA, cumulative by date")
+    (trace,) = page.evaluate(traces, "chart-validation")
+    assert trace[0] == "v1" and trace[1] == pytest.approx([0.004, 0.004, 0.0062])
+    axis = page.evaluate("() => document.getElementById('chart-validation').layout.xaxis.title.text")
+    assert axis == "validation date"
+
+    page.goto(f"{base}/models/cry")  # Crypto: its versions record no validation scores; it says so
+    expect(page.locator("#versions thead th")).to_have_text([*first, ""])
+    expect(page.locator("#no-validation")).to_contain_text("Crypto versions record no validation scores")
+    page.wait_for_selector("body[data-charts=drawn]")
+    expect(page.locator("#chart-validation")).to_contain_text("Crypto versions record no validation scores")
 
     page.goto(f"{base}/jobs")
     expect(page.locator("#job-model option")).to_have_text(["cry", "ridge_a", "sig"])

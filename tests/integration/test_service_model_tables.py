@@ -1,14 +1,16 @@
 """Every configured model, of ``[models]`` and ``[signals_models]`` alike, is a configured model of the
 service: ``/api/models`` lists it with its tournament, ``/api/models/{name}`` gives its spec, the overview
 maps its slots to it, the Jobs page offers its name, and its page and ``/api/models/{name}/scores`` show its
-tournament's own scores (on SQLite and PostgreSQL)."""
+tournament's own scores, round by round and in its versions' validation (on SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from service_support import (
     PASSWORD,
@@ -20,7 +22,17 @@ from service_support import (
 )
 
 from numerflow.config import ModelSpec, SignalsModelSpec
+from numerflow.metrics.signals import signals_validation_scores
+from numerflow.service.dashboard.views import validation_view
 from numerflow.store.queries.performance import ScoreRow, upsert_scores
+
+#: a Signals version's validation scores as modeling.signals_models.validate_signals records them
+SIG_SCORES: dict[str, Any] = {
+    "target": "target_20d", "n_rows": 5200, "neutralized": True, "n_dates": 3,
+    "alpha_mean": 0.0031, "alpha_std": 0.002, "alpha_sharpe": 1.55, "alpha_max_drawdown": 0.001,
+    "corr_mean": 0.0123, "corr_std": 0.01, "corr_sharpe": 1.23, "corr_max_drawdown": 0.004,
+    "churn_mean": 0.12, "turnover_mean": 0.08, "per_era_alpha": [0.004, None, 0.0022],
+}  # fmt: skip
 
 
 @pytest.fixture
@@ -42,7 +54,7 @@ def svc(tmp_path: Path, db_url: str) -> Iterator[Service]:
     )
     service = start_service(settings, background=False, users=True)
     for version in (1, 2):  # a trained Signals model (its first version is its champion)
-        record_model_version(service.engine, "sig", version)
+        record_model_version(service.engine, "sig", version, SIG_SCORES)
     record_model_version(service.engine, "gone", 1)  # a trained model no longer in the config
     yield service
     stop_service(service)
@@ -228,3 +240,103 @@ def test_each_models_scores_are_its_tournaments_own(svc: Service) -> None:
         '<th class="num">CORR</th><th class="num">MMC</th><th class="num">BMC</th><th class="num">FNC</th>'
         in classic_page
     )
+
+
+def test_each_models_versions_and_validation_are_its_tournaments_own(svc: Service) -> None:
+    c, read = svc.client, svc.auth("read")
+    kinds = {n: c.get(f"/api/models/{n}", headers=read).json()["validation"] for n in ("sig", "cry", "alpha")}
+    assert kinds == {
+        "sig": [
+            {"key": "alpha", "label": "ALPHA"},
+            {"key": "corr", "label": "CORR"},
+            {"key": "churn", "label": "CHURN"},
+            {"key": "turnover", "label": "TURNOVER"},
+        ],
+        "cry": [],  # Numerai's Crypto files have no validation part: its versions record none
+        "alpha": [
+            {"key": "corr", "label": "CORR"},
+            {"key": "mmc", "label": "MMC"},
+            {"key": "bmc", "label": "BMC"},
+            {"key": "fnc", "label": "FNC"},
+        ],
+    }
+    (v1,) = [v for v in c.get("/api/models/sig", headers=read).json()["version_list"] if v["version"] == 1]
+    assert v1["scores"]["alpha_mean"] == 0.0031 and v1["scores"]["per_era_alpha"] == [0.004, None, 0.0022]
+    # every summary key the one Signals rule computes is a row of the page's report
+    summary, _ = signals_validation_scores(
+        np.array([0.1, 0.5, 0.9, 0.2, 0.4, 0.8]),
+        np.array([0.0, 0.5, 1.0, 0.25, 0.5, 0.75]),
+        np.array(["2024-01-05"] * 3 + ["2024-01-12"] * 3),
+        np.array(["a", "b", "c"] * 2),
+    )
+    assert set(summary) <= {key for key, _, _ in validation_view(11).rows}
+
+    assert (
+        c.post("/api/auth/login", json={"username": "user_operate", "password": PASSWORD}).status_code == 200
+    )
+    page = c.get("/models/sig").text
+    versions = page.split('id="versions">', 1)[1].split("</table>", 1)[0]
+    head = versions.split("</thead>", 1)[0]
+    assert (
+        '<th class="num">Features</th><th class="num">ALPHA</th><th class="num">Sharpe</th>'
+        '<th class="num">CORR</th><th class="num">CHURN</th><th class="num">TURNOVER</th><th></th>' in head
+    )
+    assert "MMC" not in head and "BMC" not in head and "Payout sim" not in head
+    row = versions.split('<tr data-version="1">', 1)[1].split("</tr>", 1)[0]
+    cells = [cell.split("<", 1)[0] for cell in row.split('<td class="num">')[2:]]
+    assert cells == ["+0.0031", "+1.55", "+0.0123", "0.1200", "0.0800"]
+    report = page.split('id="validation-report">', 1)[1].split("</table>", 1)[0]
+    assert report.startswith(
+        '<tr><th>ALPHA mean</th><td class="num">+0.0031</td></tr><tr><th>ALPHA std</th><td class="num">0.0020'
+    )
+    for shown in (
+        '<th>ALPHA sharpe</th><td class="num">+1.55</td>',
+        '<th>CORR mean</th><td class="num">+0.0123</td>',
+        '<th>CHURN mean</th><td class="num">0.1200</td>',
+        '<th>TURNOVER mean</th><td class="num">0.0800</td>',
+        '<th>validation dates</th><td class="num">3</td>',
+        '<th>validation rows</th><td class="num">5,200</td>',
+        '<th>target</th><td class="num">target_20d</td>',
+        '<th>against Numerai&#39;s neutralizers</th><td class="num">yes</td>',
+    ):
+        assert shown in report, shown
+    assert "MMC" not in report and "BMC" not in report and "payout" not in report
+    assert "<h2>Validation ALPHA, cumulative by date</h2>" in page and "Validation CORR" not in page
+    charts = json.loads(page.split('id="chart-data">', 1)[1].split("</script>", 1)[0])
+    assert charts["validation"] == {
+        "version": 1, "series": [0.004, None, 0.0022], "unit": "date", "none": "No validation scores."
+    }  # fmt: skip
+
+    cry = c.get("/models/cry").text  # Crypto: no validation columns, the reason instead of a report
+    head = cry.split('id="versions">', 1)[1].split("</thead>", 1)[0]
+    assert '<th class="num">Features</th><th></th>' in head
+    assert '<p class="muted" id="no-validation">Crypto versions record no validation scores' in cry
+    assert "<h2>Validation scores</h2>" in cry and 'colspan="6"' in cry  # "No versions yet" spans them all
+
+    record_model_version(svc.engine, "alpha", 1, {"corr_mean": 0.02, "corr_sharpe": 1.5, "mmc_mean": 0.004,
+                                                  "bmc_mean": -0.001, "payout_final": 1.234, "n_eras": 3,
+                                                  "per_era_corr": [0.01, 0.02]})  # fmt: skip
+    classic = c.get("/models/alpha").text  # Classic: as ever
+    head = classic.split('id="versions">', 1)[1].split("</thead>", 1)[0]
+    assert (
+        '<th class="num">Features</th><th class="num">CORR</th><th class="num">Sharpe</th>'
+        '<th class="num">MMC</th><th class="num">BMC</th><th class="num">Payout sim</th><th></th>' in head
+    )
+    row = classic.split('<tr data-version="1">', 1)[1].split("</tr>", 1)[0]
+    cells = [cell.split("<", 1)[0] for cell in row.split('<td class="num">')[2:]]
+    assert cells == ["+0.0200", "+1.50", "+0.0040", "-0.0010", "1.234"]
+    report = classic.split('id="validation-report">', 1)[1].split("</table>", 1)[0]
+    assert report == "".join(
+        f'<tr><th>{label}</th><td class="num">{value}</td></tr>'
+        for label, value in [
+            ("CORR mean", "+0.0200"),
+            ("CORR sharpe", "+1.50"),
+            ("MMC mean", "+0.0040"),
+            ("BMC mean", "-0.0010"),
+            ("simulated payout (stake 1)", "1.234"),
+            ("validation eras", "3"),
+        ]
+    )
+    assert "<h2>Validation CORR, cumulative by era</h2>" in classic
+    charts = json.loads(classic.split('id="chart-data">', 1)[1].split("</script>", 1)[0])
+    assert charts["validation"]["series"] == [0.01, 0.02] and charts["validation"]["unit"] == "era"

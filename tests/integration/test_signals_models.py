@@ -149,6 +149,10 @@ def test_train_registry_promote_and_rollback_of_a_signals_model(
         ("sig@2", "signals/v2.1", ""),
     ]
     assert versions[0].scores["alpha_mean"] == pytest.approx(scores["alpha_mean"], abs=1e-12)
+    # the version keeps the per-date alpha-like series (the dashboard's validation chart); the manifest not
+    series = versions[0].scores["per_era_alpha"]
+    assert "per_era_alpha" not in scores and len([v for v in series if v is not None]) == 52
+    assert np.nanmean(np.array(series, dtype=float)) == pytest.approx(scores["alpha_mean"], abs=1e-12)
     code, out, _ = cli("models", "list")
     assert code == 0 and "signals/v2.1" in out and "sig@2" in out
     code, out, _ = cli("models", "promote", "sig@2")

@@ -9,7 +9,8 @@ CORJ60 ...). :data:`SCORE_NAMES` maps each known name (lower case) to its kind:
 
 Signals and Crypto have names of their own: ``alpha`` and ``mpc`` (``meta_portfolio_contribution``),
 ``corr_v4`` and FNCv4 (``v4_feature_neutral_correlation``, an ``fnc``); :data:`TOURNAMENT_KINDS` says
-which kinds each tournament's rows show and :func:`label` how a table heads them.
+which kinds each tournament's rows show, :data:`VALIDATION_KINDS` which kinds its model versions'
+validation scores hold, and :func:`label` how a table heads them.
 
 Within a kind, the names come in order of preference (the canonical score first): where one round
 reports two names of the same kind on the same day, :func:`preference` says which one to show.
@@ -53,6 +54,12 @@ TOURNAMENT_KINDS: dict[int, tuple[str, ...]] = {
     11: ("alpha", "mpc", "corr_v4"),
     12: ("mmc", "corr"),
 }
+#: Per tournament, the kinds of a model version's validation scores (its ``scores`` hold ``<kind>_mean``,
+#: ``<kind>_sharpe`` ..., and ``per_era_<first kind>``), the headline first: Classic (8) CORR/MMC/BMC/FNC
+#: (modeling.scoring); Signals (11) the alpha-like score, CORR with the target, churn and turnover
+#: (:data:`SIGNALS_KINDS`); Crypto (12) none: Numerai's Crypto files have no validation part, so a Crypto
+#: version records no validation scores (``numerflow cv`` scores it out of fold).
+VALIDATION_KINDS: dict[int, tuple[str, ...]] = {8: MAIN_KINDS, 11: SIGNALS_KINDS, 12: ()}
 #: Per tournament, the kinds its payout is computed from (metrics.payout: Classic CORR and MMC, Signals
 #: Alpha and MPC, Crypto MMC): the per-model summary of ``numerflow perf`` (mean, sharpe) covers these.
 PAYOUT_KINDS: dict[int, tuple[str, ...]] = {8: ("corr", "mmc"), 11: ("alpha", "mpc"), 12: ("mmc",)}

@@ -440,7 +440,7 @@ def train_signals_model(
     run's ``kind``: ``train``, or ``tune`` when tuning trains its best ``params``)."""
     from numerflow.modeling.artifacts import LoadedModel, staged_version, write_manifest
     from numerflow.modeling.estimators import check_params, file_suffix
-    from numerflow.modeling.training import TrainResult, next_version
+    from numerflow.modeling.training import TrainResult, headline_scores, next_version
 
     def step(message: str, done: float) -> None:
         if progress is not None:
@@ -499,7 +499,7 @@ def train_signals_model(
             loaded = LoadedModel(name, version, manifest, folder, estimators=[est])
             step("scoring on validation", 2)
             scores = validate_signals(settings, model, loaded)
-            manifest["validation_scores"] = scores
+            manifest["validation_scores"] = headline_scores(scores)
             step(f"saving {name}@{version}", 3)
             manifest_sha = write_manifest(folder, manifest)
         info = book.record_version(
@@ -516,7 +516,7 @@ def train_signals_model(
             scores=scores,
             fingerprint=fp,
         )
-        run.update(version=version, scores=scores)
+        run.update(version=version, scores=headline_scores(scores))
     step(f"saved {info.ref}", 4)
     return TrainResult(info, scores, duration_s=time.perf_counter() - t0)
 
@@ -526,7 +526,7 @@ def _train_ensemble(
 ) -> TrainResult:
     """Train (or reuse) each member of ensemble ``name``, then save and record a version naming them, with
     the Signals validation scores of the blend (:func:`numerflow.modeling.training.save_ensemble`)."""
-    from numerflow.modeling.training import save_ensemble, train_members
+    from numerflow.modeling.training import headline_scores, save_ensemble, train_members
 
     members = train_members(settings, name, book=book, progress=progress)
     model = resolve_signals_model(settings, name)
@@ -545,7 +545,7 @@ def _train_ensemble(
             manifest={"tournament": model.tournament, "target": model.target, "neutralize": None},
             validate=lambda loaded: validate_signals(settings, model, loaded),
         )
-        run.update(version=result.version.version, scores=result.scores)
+        run.update(version=result.version.version, scores=headline_scores(result.scores))
     result.duration_s = time.perf_counter() - t0
     return result
 
@@ -553,7 +553,8 @@ def _train_ensemble(
 def validate_signals(settings: Settings, model: ResolvedSignals, loaded: LoadedModel) -> dict[str, Any]:
     """Signals validation scores of ``loaded`` (``model``'s version; an ensemble's members each read their
     own features) on the validation dates with a target (with the neutralizer and sample-weight files when
-    present); empty when there is no validation file (Crypto has none)."""
+    present), and the per-date alpha-like score as ``per_era_alpha`` (the dashboard's validation chart;
+    None where a date has none); empty when there is no validation file (Crypto has none)."""
     from numerflow.metrics.signals import signals_validation_scores
 
     path = model.files.validation
@@ -571,7 +572,7 @@ def validate_signals(settings: Settings, model: ResolvedSignals, loaded: LoadedM
         weights = _aligned(model.files.sample_weights, frame, model.id_col)["sample_weights"].to_numpy(
             np.float64
         )
-    summary, _ = signals_validation_scores(
+    summary, series = signals_validation_scores(
         preds,
         data.target(model.target),
         frame["date"].to_numpy(),
@@ -579,7 +580,14 @@ def validate_signals(settings: Settings, model: ResolvedSignals, loaded: LoadedM
         neutralizers=neutral,
         sample_weights=weights,
     )
-    return {"target": model.target, "n_rows": len(frame), "neutralized": neutral is not None, **summary}
+    per_era_alpha = [None if np.isnan(v) else float(v) for v in series["alpha"]]
+    return {
+        "target": model.target,
+        "n_rows": len(frame),
+        "neutralized": neutral is not None,
+        **summary,
+        "per_era_alpha": per_era_alpha,
+    }
 
 
 def _aligned(path: Path, frame: pd.DataFrame, id_col: str) -> pd.DataFrame:

@@ -233,7 +233,7 @@ def train_model(
     with closes_on_error(run, hashes):
         result = _train_single(settings, model, book, progress, files, hashes, fp, used_params, dask)
     result.duration_s = time.perf_counter() - t0
-    run.finish(version=result.version.version, scores=_headline(result.scores), data_hashes=hashes)
+    run.finish(version=result.version.version, scores=headline_scores(result.scores), data_hashes=hashes)
     return result
 
 
@@ -252,8 +252,10 @@ def _param_fingerprint(settings: Settings, name: str, hashes: dict[str, str], pa
     return hashlib.sha256(json.dumps([base, params], sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _headline(scores: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in scores.items() if k != "per_era_corr"}
+def headline_scores(scores: dict[str, Any]) -> dict[str, Any]:
+    """Validation scores without their per-era series (``per_era_corr``, Signals' ``per_era_alpha``): what
+    a manifest and a run keep; the registry's version keeps the series for the dashboard's chart."""
+    return {k: v for k, v in scores.items() if not k.startswith("per_era_")}
 
 
 def _train_single(
@@ -321,7 +323,7 @@ def _train_single(
         loaded = LoadedModel(model.name, version, manifest, folder, estimators=estimators)
         progress(f"{model.name}: scoring on validation", steps - 2, steps)
         scores = _validate(loaded, files)
-        manifest["validation_scores"] = _headline(scores)
+        manifest["validation_scores"] = headline_scores(scores)
         progress(f"{model.name}: saving {model.name}@{version}", steps - 1, steps)
         manifest_sha = write_manifest(folder, manifest)
     info = book.record_version(
@@ -466,7 +468,7 @@ def _train_ensemble(
             validate=lambda loaded: _validate(loaded, files),
         )
     result.duration_s = time.perf_counter() - t0
-    run.finish(version=result.version.version, scores=_headline(result.scores), data_hashes=hashes)
+    run.finish(version=result.version.version, scores=headline_scores(result.scores), data_hashes=hashes)
     return result
 
 
@@ -542,7 +544,7 @@ def save_ensemble(
             loaded.members.append((member, weights[m.version.name]))
         (progress or _noop)(f"{name}: scoring the ensemble on validation", 0, 1)
         scores = validate(loaded)
-        manifest["validation_scores"] = _headline(scores)
+        manifest["validation_scores"] = headline_scores(scores)
         manifest_sha = write_manifest(folder, manifest)
     info = book.record_version(
         name=name,

@@ -344,9 +344,23 @@ class ModelSummary(BaseModel):
     challenger: int | None
 
 
+class ScoreMetric(BaseModel):
+    key: str = Field(
+        description="the kind: the field of each round that holds it (corr, mmc, alpha ...); of a "
+        "version's validation scores, their prefix (alpha_mean, alpha_sharpe ...)"
+    )
+    label: str = Field(description="how a table heads it: CORR, ALPHA, CORRv4 ...")
+
+
 class ModelDetail(ModelSummary):
     spec: dict[str, Any] | None
     version_list: list[VersionOut]
+    validation: list[ScoreMetric] = Field(
+        default_factory=list,
+        description="the kinds of validation score its versions' `scores` hold (`<key>_mean`, `<key>_sharpe` "
+        "..., headline first, from metrics.names.VALIDATION_KINDS): Classic CORR MMC BMC FNC, Signals ALPHA "
+        "CORR CHURN TURNOVER, Crypto none (Numerai's Crypto files have no validation part)",
+    )
 
 
 class RoundScore(BaseModel):
@@ -366,11 +380,6 @@ class RoundScore(BaseModel):
         """A round's row of ``tournament.performance.final_scores`` (every kind it shows)."""
         kinds = {k: row.get(k) for k in SHOWN_KINDS}
         return cls(round=number, day=row["day"], resolved=row.get("resolved", False), **kinds)
-
-
-class ScoreMetric(BaseModel):
-    key: str = Field(description="the field of each round that holds it: corr, mmc, alpha ...")
-    label: str = Field(description="how a table heads it: CORR, ALPHA, CORRv4 ...")
 
 
 class SlotScores(BaseModel):

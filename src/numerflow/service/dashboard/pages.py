@@ -328,13 +328,17 @@ def _model(request: Request, user: UserInfo, name: str) -> Response:
     champ_rounds = [r.model_dump() for r in scores.champion.rounds]
     chall_rounds = [r.model_dump() for r in scores.challenger.rounds]
     metrics = [m.model_dump() for m in scores.metrics]  # the tournament's scores: CORR/MMC, ALPHA/MPC ...
+    validation = views.validation_view(scores.tournament)  # its versions' scores: CORR/MMC, ALPHA/CHURN ...
+    series = (deployed.scores.get(validation.series) if deployed and validation.series else None) or []
     charts = {
         "metrics": metrics,
         "champion": {"slot": scores.champion.numerai_model, "rounds": champ_rounds},
         "challenger": {"slot": scores.challenger.numerai_model, "rounds": chall_rounds},
         "validation": {
             "version": deployed.version if deployed else None,
-            "per_era_corr": [num(v) for v in deployed.scores.get("per_era_corr") or []] if deployed else [],
+            "series": [num(v) for v in series],  # per_era_corr, Signals' per_era_alpha
+            "unit": validation.unit,
+            "none": validation.none,
         },
     }
     return _render(
@@ -346,7 +350,8 @@ def _model(request: Request, user: UserInfo, name: str) -> Response:
         versions=versions,
         deployed=deployed,
         challenger=challenger,
-        report=views.validation_report(deployed.scores) if deployed else [],
+        validation=validation,
+        report=views.validation_report(deployed.scores, validation.rows) if deployed else [],
         metrics=metrics,
         h2h=views.head_to_head(champ_rounds, chall_rounds, [m["key"] for m in metrics[:2]])
         if chall_rounds

@@ -19,11 +19,11 @@ from typing import Any
 from markupsafe import Markup
 from sqlalchemy.orm import Session
 
-from numerflow.metrics.names import TOURNAMENT_KINDS
+from numerflow.metrics.names import TOURNAMENT_KINDS, VALIDATION_KINDS
 from numerflow.metrics.names import label as score_label
 from numerflow.store.queries import tournament as q
 from numerflow.store.queries.performance import slot_tournaments
-from numerflow.tournament.client import TOURNAMENT_NAMES
+from numerflow.tournament.client import TOURNAMENT_CLASSIC, TOURNAMENT_NAMES
 from numerflow.tournament.performance import final_scores
 
 #: validation-report rows of a version's ``scores`` (key, label, format)
@@ -78,12 +78,91 @@ def fmt_time(value: datetime | str | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M UTC")
 
 
-def validation_report(scores: dict[str, Any]) -> list[tuple[str, str]]:
-    """(label, formatted value) for each validation score a version has."""
+#: Classic's versions-table columns of a version's ``scores`` (key, header, format)
+VERSION_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("corr_mean", "CORR", "{:+.4f}"),
+    ("corr_sharpe", "Sharpe", "{:+.2f}"),
+    ("mmc_mean", "MMC", "{:+.4f}"),
+    ("bmc_mean", "BMC", "{:+.4f}"),
+    ("payout_final", "Payout sim", "{:.3f}"),
+)
+
+
+#: what a model page says where its tournament's versions record no validation scores (Crypto)
+NO_VALIDATION = (
+    "Crypto versions record no validation scores: Numerai's Crypto files have no validation part "
+    "(numerflow cv scores a model out of fold)."
+)
+
+
+@dataclass(frozen=True)
+class ValidationView:
+    """How a model's page shows its versions' validation scores, by its tournament
+    (:data:`numerflow.metrics.names.VALIDATION_KINDS`): the versions table's columns and the validation
+    report's rows (key of a version's ``scores``, label, format), and the per-era series the validation
+    chart draws cumulatively (``per_era_<headline kind>``), its label and its unit (era, Signals' date)."""
+
+    columns: tuple[tuple[str, str, str], ...]
+    rows: tuple[tuple[str, str, str], ...]
+    series: str = ""
+    label: str = ""
+    unit: str = ""
+
+    @property
+    def none(self) -> str:
+        """What the page says where there is no validation score to show."""
+        return "No validation scores." if self.rows else NO_VALIDATION
+
+
+def validation_view(tournament: int) -> ValidationView:
+    """Classic: CORR/MMC/BMC/payout columns and :data:`VALIDATION_ROWS`, as ever. Signals: each kind of
+    :data:`~numerflow.metrics.names.SIGNALS_KINDS` under its label (ALPHA, CORR, CHURN, TURNOVER), the
+    headline's sharpe, and the summaries of :func:`numerflow.metrics.signals.signals_validation_scores`.
+    Crypto: none (its versions record no validation scores)."""
+    from numerflow.metrics.signals import SIGNALS_SUMMARIZED
+
+    if tournament not in VALIDATION_KINDS or tournament == TOURNAMENT_CLASSIC:
+        return ValidationView(VERSION_COLUMNS, VALIDATION_ROWS, "per_era_corr", "CORR", "era")
+    kinds = VALIDATION_KINDS[tournament]
+    if not kinds:
+        return ValidationView((), ())
+    columns: list[tuple[str, str, str]] = []
+    rows: list[tuple[str, str, str]] = []
+    for kind in kinds:
+        name, signed = score_label(kind), kind in SIGNALS_SUMMARIZED
+        columns.append((f"{kind}_mean", name, "{:+.4f}" if signed else "{:.4f}"))
+        if kind == kinds[0]:
+            columns.append((f"{kind}_sharpe", "Sharpe", "{:+.2f}"))
+        if signed:
+            rows += [
+                (f"{kind}_mean", f"{name} mean", "{:+.4f}"),
+                (f"{kind}_std", f"{name} std", "{:.4f}"),
+                (f"{kind}_sharpe", f"{name} sharpe", "{:+.2f}"),
+                (f"{kind}_max_drawdown", f"{name} max drawdown", "{:.4f}"),
+            ]
+        else:
+            rows.append((f"{kind}_mean", f"{name} mean", "{:.4f}"))
+    rows += [
+        ("n_dates", "validation dates", "{:d}"),
+        ("n_rows", "validation rows", "{:,d}"),
+        ("target", "target", "{}"),
+        ("neutralized", "against Numerai's neutralizers", ""),
+    ]
+    return ValidationView(tuple(columns), tuple(rows), f"per_era_{kinds[0]}", score_label(kinds[0]), "date")
+
+
+def validation_report(
+    scores: dict[str, Any], rows: Sequence[tuple[str, str, str]] = VALIDATION_ROWS
+) -> list[tuple[str, str]]:
+    """(label, formatted value) for each validation score a version has (``rows``: its tournament's,
+    :func:`validation_view`); a yes/no one as yes or no."""
     out = []
-    for key, label, spec in VALIDATION_ROWS:
-        if key in scores and scores[key] is not None:
-            out.append((label, fmt_score(scores[key], spec)))
+    for key, label, spec in rows:
+        value = scores.get(key)
+        if isinstance(value, bool):
+            out.append((label, "yes" if value else "no"))
+        elif value is not None:
+            out.append((label, fmt_score(value, spec)))
     return out
 
 

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from numerflow.config import Settings
 from numerflow.errors import DataError, NotFoundError, NumerflowError
-from numerflow.metrics.names import TOURNAMENT_KINDS
+from numerflow.metrics.names import TOURNAMENT_KINDS, VALIDATION_KINDS
 from numerflow.metrics.names import label as score_label
 from numerflow.service.accounts import Principal
 from numerflow.service.auth import require_operate, require_read
@@ -131,7 +131,17 @@ def model_detail(settings: Settings, session: Session, engine: Engine, name: str
         **summary.model_dump(),
         spec=None if spec is None else spec.model_dump(mode="json"),
         version_list=versions,
+        validation=_metrics(VALIDATION_KINDS[_tournament(summary)]),
     )
+
+
+def _tournament(summary: ModelSummary) -> int:
+    """The model's tournament's number (a model no longer configured: Classic)."""
+    return TOURNAMENTS.get(summary.tournament or "classic", TOURNAMENT_CLASSIC)
+
+
+def _metrics(kinds: tuple[str, ...]) -> list[ScoreMetric]:
+    return [ScoreMetric(key=k, label=score_label(k)) for k in kinds]
 
 
 @router.get("/api/models/{name}/versions", response_model=list[VersionOut], summary="A model's versions")
@@ -172,7 +182,7 @@ def model_scores_of(settings: Settings, session: Session, name: str, limit: int)
     """Per-round scores of the champion and challenger slots (``GET /api/models/{name}/scores``), under
     the model's tournament's own score names (``metrics.names.TOURNAMENT_KINDS``)."""
     summary = _one(settings, session, name)
-    tournament = TOURNAMENTS.get(summary.tournament or "classic", TOURNAMENT_CLASSIC)
+    tournament = _tournament(summary)
     slots = [s for s in (summary.numerai_model, summary.challenger_model) if s]
     top = top_scored_round(session, slots=slots, tournament=tournament) if slots else None
     first = (top - limit + 1) if top else None
@@ -189,7 +199,7 @@ def model_scores_of(settings: Settings, session: Session, name: str, limit: int)
         champion=slot(summary.numerai_model, summary.champion),
         challenger=slot(summary.challenger_model, summary.challenger),
         tournament=tournament,
-        metrics=[ScoreMetric(key=k, label=score_label(k)) for k in TOURNAMENT_KINDS[tournament]],
+        metrics=_metrics(TOURNAMENT_KINDS[tournament]),
     )
 
 

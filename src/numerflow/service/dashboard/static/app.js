@@ -336,13 +336,14 @@
       none("#chart-rounds", "No round scores yet.");
       none("#chart-cumulative", "No round scores yet.");
     }
-    const val = data.validation.per_era_corr || [];
+    // the deployed version's headline validation score by era (Classic CORR; Signals ALPHA by date)
+    const val = data.validation.series || [];
     if (val.length) {
       Plotly.newPlot("chart-validation", [{
         type: "scatter", mode: "lines", name: `v${data.validation.version}`, x: val.map((_, i) => i + 1),
         y: cum(val), line: { color: "#1a7f37" }, fill: "tozeroy", fillcolor: "rgba(26,127,55,0.08)",
-      }], layout({ height: 220, xaxis: { title: { text: "validation era" }, gridcolor: "#eee" } }), cfg);
-    } else none("#chart-validation", "No validation scores.");
+      }], layout({ height: 220, xaxis: { title: { text: `validation ${data.validation.unit}` }, gridcolor: "#eee" } }), cfg);
+    } else none("#chart-validation", data.validation.none);
     if ($("#chart-h2h") && data.challenger.rounds.length) {
       const line = (side, color) => {
         const rs = data[side].rounds;
