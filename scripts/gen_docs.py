@@ -23,6 +23,7 @@ import sys
 import tokenize
 import types
 import typing
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +118,10 @@ def render_cli() -> str:
 def _type_name(annotation: Any) -> str:
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
+    if origin is typing.Annotated:  # NmrSetting (a Decimal) inside "or none"
+        return _type_name(args[0])
+    if annotation is Decimal:
+        return "NMR amount"
     if origin is typing.Literal:
         return " | ".join(json.dumps(a) for a in args)
     if origin in (typing.Union, types.UnionType):

@@ -10,21 +10,34 @@ Where settings come from, later ones winning:
 Relative paths are taken from the folder holding the config file (the working directory when there is
 none). Any problem is a :class:`~numerflow.errors.ConfigError` whose one-line message names the file,
 the key and what is wrong.
+
+NMR amounts (the keys ending in ``_nmr``, type "NMR amount" below) are exact decimals, as the store and the
+REST API keep them: write a number (``10``, ``2.5``, read from its text exactly as written, so ``0.1`` is
+0.1 and not the binary float nearest to it) or a decimal string (``"0.1"``); at most 18 digits before and
+18 after the point, no NaN or infinity. ``numerflow config set``, the Settings page and ``PUT /api/config``
+write them back as plain numbers (``0.1``), and ``GET /api/config`` shows them as decimal strings.
 """
 
 from __future__ import annotations
 
 import copy
+import decimal
+import math
 import os
+import re
 import stat
 import tomllib
+import typing
+from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    PlainSerializer,
     SecretStr,
     ValidationError,
     field_validator,
@@ -50,6 +63,84 @@ ENV_OVERRIDES: dict[str, tuple[str, str]] = {
 
 Algorithm = Literal["lightgbm", "xgboost", "ridge", "elasticnet", "random_forest", "extra_trees"]
 Tournament = Literal["classic", "signals", "crypto"]  # [models]: classic; [signals_models]: the others
+
+
+# ------------------------------------------------------------------------------------------ NMR amounts
+# NMR is an 18-decimal token; the store keeps amounts exactly (store.base.Money) and the API writes them as
+# decimal strings. NMR settings are Decimals too, read from the TOML text exactly as written.
+NMR_PLACES = 18
+_NMR_CTX = decimal.Context(prec=60)
+_NMR_STRING = re.compile(r"^-?[0-9]+(\.[0-9]+)?$")  # no exponent, as the API
+
+
+class TomlFloat(float):
+    """A TOML float that remembers its text (:func:`read_toml`), so an NMR setting reads ``0.1`` as
+    ``Decimal("0.1")``, not 0.1000000000000000055…. Everywhere else it is the float; :func:`settings_from_raw`
+    hands other keys plain floats."""
+
+    text: str
+
+    def __new__(cls, text: str) -> TomlFloat:
+        self = super().__new__(cls, text)
+        self.text = text
+        return self
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (TomlFloat, (self.text,))
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> TomlFloat:
+        return self
+
+
+def read_toml(text: str) -> dict[str, Any]:
+    """``text`` parsed as TOML, every float a :class:`TomlFloat` (its value and its text as written)."""
+    return tomllib.loads(text, parse_float=TomlFloat)
+
+
+def plain_decimal(value: Decimal) -> Decimal:
+    """``value`` without trailing zeros and never in exponent form (``100``, not ``1E+2``)."""
+    value = value.normalize(_NMR_CTX)
+    return value.quantize(Decimal(1)) if value.as_tuple().exponent > 0 else value  # type: ignore[operator]
+
+
+def nmr_text(value: Decimal) -> str:
+    """An NMR amount as a plain decimal string, exact (``"12.5"``, ``"100"``, ``"0.000000000000000001"``;
+    zero is ``"0"``, never ``"-0"``)."""
+    return format(plain_decimal(value), "f") if value else "0"
+
+
+def nmr_setting(value: Any) -> Decimal:
+    """An NMR setting as a Decimal: a TOML number by its text as written, an int, a float by its shortest
+    form (``0.1``), or a decimal string (``"0.1"``); finite, at most 18 digits before and after the point.
+    The sign is the field's own bound (``ge``/``gt``), so its message is the usual one."""
+    amount: Decimal | None = None
+    if isinstance(value, TomlFloat):  # tomllib checked the text: digits, '_', exponent, inf or nan
+        amount = Decimal(value.text.replace("_", ""))
+    elif isinstance(value, Decimal):
+        amount = value
+    elif isinstance(value, int) and not isinstance(value, bool):
+        amount = Decimal(value)
+    elif isinstance(value, float) and math.isfinite(value):
+        amount = Decimal(repr(value))
+    elif isinstance(value, str) and _NMR_STRING.match(value.strip()):
+        amount = Decimal(value.strip())
+    if amount is not None and amount.is_finite():
+        amount = plain_decimal(amount) if amount else Decimal(0)
+        places = -min(amount.as_tuple().exponent, 0)  # type: ignore[operator]
+        if places <= NMR_PLACES and amount.adjusted() < NMR_PLACES:
+            return amount
+    raise ValueError(
+        f"an NMR amount must be a finite decimal with at most {NMR_PLACES} digits before and "
+        f'{NMR_PLACES} after the point; write a number like 10 or 0.5, or a decimal string like "0.5"'
+    )
+
+
+NmrSetting = Annotated[
+    Decimal,
+    BeforeValidator(nmr_setting),
+    PlainSerializer(nmr_text, return_type=str, when_used="json"),
+]
+"""An NMR amount in the config: a :class:`~decimal.Decimal`, exact (see :func:`nmr_setting`)."""
 
 
 class _Section(BaseModel):
@@ -234,8 +325,8 @@ class SignalsModelSpec(TrainSpec):
 
 class TournamentSettings(_Section):
     poll_interval_s: float = Field(300.0, gt=0)
-    max_stake_change_nmr: float = Field(10.0, ge=0)
-    max_stake_nmr: float | None = Field(None, ge=0)
+    max_stake_change_nmr: NmrSetting = Field(Decimal(10), ge=0)
+    max_stake_nmr: NmrSetting | None = Field(None, ge=0)
     upload_timeout_s: float = Field(600.0, gt=0)
     # after create_submission's answer is lost: how long to watch for the submission before resending
     confirm_wait_s: float | None = Field(None, ge=0)  # None: 3 x numerai.timeout_s
@@ -247,14 +338,14 @@ class TournamentSettings(_Section):
 class PortfolioSettings(_Section):
     """``[portfolio]``: how backtests pay out and the stake plan's rules (docs/portfolio.md)."""
 
-    total_at_risk_nmr: float = Field(90_000.0, gt=0)  # pf = min(1, payout_threshold_nmr / this)
-    payout_threshold_nmr: float = Field(72_000.0, gt=0)
+    total_at_risk_nmr: NmrSetting = Field(Decimal(90_000), gt=0)  # pf = min(1, payout_threshold_nmr / this)
+    payout_threshold_nmr: NmrSetting = Field(Decimal(72_000), gt=0)
     payout_rules: str = "current:0"  # "earlier:0,current:N": each period's rule, from era N on
     compounding: bool = True
     rounds_per_era: int = Field(5, ge=1)  # daily rounds a weekly era stands for
     min_rounds: int = Field(60, ge=1)  # no stake on a model with fewer rounds of history
-    min_stake_nmr: float = Field(0.0, ge=0)
-    max_stake_nmr: float | None = Field(None, ge=0)
+    min_stake_nmr: NmrSetting = Field(Decimal(0), ge=0)
+    max_stake_nmr: NmrSetting | None = Field(None, ge=0)
     kelly_fraction: float = Field(0.5, gt=0, le=1)
     drawdown_cut: float | None = Field(0.25, gt=0, lt=1)  # propose a cut past this drawdown
     drawdown_keep: float = Field(0.5, ge=0, le=1)  # ... down to this share of the stake
@@ -489,6 +580,48 @@ class Settings(_Section):
             ) from None
 
 
+def _is_nmr(field: Any) -> bool:
+    """Whether a settings field is an :data:`NmrSetting` (or one that may be unset)."""
+    metadata = [
+        *field.metadata,
+        *(m for a in typing.get_args(field.annotation) for m in getattr(a, "__metadata__", ())),
+    ]
+    return any(isinstance(m, BeforeValidator) and m.func is nmr_setting for m in metadata)
+
+
+#: the NMR-valued keys of the config (``tournament.max_stake_change_nmr`` ...): exact Decimals
+NMR_KEYS: tuple[str, ...] = tuple(
+    f"{section}.{name}"
+    for section, top in Settings.model_fields.items()
+    if isinstance(top.annotation, type) and issubclass(top.annotation, _Section)
+    for name, field in top.annotation.model_fields.items()
+    if _is_nmr(field)
+)
+
+
+def _plain_floats(raw: dict[str, Any]) -> dict[str, Any]:
+    """``raw`` with every :class:`TomlFloat` a plain float, but at :data:`NMR_KEYS` (read from its text)."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, TomlFloat):
+            return float(value)
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [plain(v) for v in value]
+        return value
+
+    nmr = {tuple(key.split(".")) for key in NMR_KEYS}
+    return {
+        section: (
+            {k: v if (section, k) in nmr else plain(v) for k, v in table.items()}
+            if isinstance(table, dict)
+            else plain(table)
+        )
+        for section, table in raw.items()
+    }
+
+
 def _check_ensembles(table: str, specs: dict[str, Any], other: dict[str, Any]) -> None:
     """Every ensemble of ``[table]`` has members of that table (a Signals ensemble: of its tournament),
     and no ensemble is its own member, directly or not. ``other``: the other table's models."""
@@ -544,7 +677,11 @@ def _format_validation_error(err: ValidationError, where: str) -> str:
     if not loc:
         return f"{where}: {msg}"
     value = first.get("input")
-    shown = f" (got {value!r})" if value is not None and not isinstance(value, dict | list) else ""
+    if isinstance(value, TomlFloat | Decimal):  # an NMR amount: as written, never as a binary float
+        value = value.text if isinstance(value, TomlFloat) else format(value, "f")
+        shown = f" (got {value})"
+    else:
+        shown = f" (got {value!r})" if value is not None and not isinstance(value, dict | list) else ""
     return f"{where}: {loc}: {msg}{shown}"
 
 
@@ -576,7 +713,7 @@ def load_settings(path: Path | str | None = None, *, env: dict[str, str] | None 
     if source is not None:
         source = source.resolve()
         try:
-            raw = tomllib.loads(source.read_text(encoding="utf-8"))
+            raw = read_toml(source.read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{source}: not valid TOML: {exc}") from None
         except (OSError, UnicodeDecodeError) as exc:
@@ -591,7 +728,7 @@ def settings_from_raw(
     exactly as :func:`load_settings` does: the same checks and the same one-line errors naming ``source``.
     ``numerflow config set`` and the dashboard's Settings page validate an edit through this too."""
     env = dict(os.environ if env is None else env)
-    raw = copy.deepcopy(raw)
+    raw = copy.deepcopy(_plain_floats(raw))
     where = str(source) if source else "settings"
 
     from_env: dict[str, str] = {}

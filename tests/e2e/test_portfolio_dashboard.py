@@ -102,7 +102,7 @@ def test_an_operate_user_previews_and_applies_a_plan_within_the_guard_rails(
     for slot, _, to in after:
         cell = page.locator(f'#plan-table tr[data-model="{slot}"] td.this-round').inner_text()
         assert float(cell) == pytest.approx(float(to), abs=0.005)
-    assert all(abs(r) <= limit + 1e-9 for r in [to - fr for fr, to in _moves(engine, after)])
+    assert all(abs(r) <= limit for r in [to - fr for fr, to in _moves(engine, after)])
 
     # a bad method is one message, nothing changes
     response = page.request.post(

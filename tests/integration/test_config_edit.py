@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import stat
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -360,3 +361,73 @@ def test_the_dashboard_forms_edit_models_schedules_and_alert_channels(svc: tuple
     assert "NUMERFLOW_SMTP_PASSWORD=pw-123456" in path.with_name("numerflow.secrets").read_text()
     assert _put(service, {"key": "alerts.email.password", "unset": True}).status_code == 200
     assert "NUMERFLOW_SMTP_PASSWORD" not in path.with_name("numerflow.secrets").read_text()
+
+
+LONG = "1234.123456789012345678"  # 22 significant digits: a float keeps about 16
+
+
+def _rails(service: Service) -> dict[str, dict]:
+    view = service.client.get("/api/config", headers=service.auth()).json()
+    return {r["key"]: r for r in view["guard_rails"]}
+
+
+def test_nmr_guard_rails_are_exact_decimal_strings_through_the_api_and_the_file(
+    svc: tuple[Service, Path],
+) -> None:
+    """GET shows the NMR settings as exact decimal strings; PUT takes TOML text, a decimal string or a JSON
+    number, writes a plain number to numerflow.toml that reads back as the same Decimal (the file
+    round-trips), and the running service's guard rail is that exact amount."""
+    service, path = svc
+    rails = _rails(service)
+    assert rails["tournament.max_stake_change_nmr"]["value"] == "10"  # written 10.0: the amount, as a string
+    assert rails["tournament.max_stake_nmr"]["value"] is None
+    assert rails["portfolio.min_stake_nmr"]["value"] == "0"
+    assert rails["portfolio.drawdown_cut"]["value"] == 0.25  # not NMR: still a number
+
+    response = _put(
+        service,
+        {"key": "tournament.max_stake_change_nmr", "text": LONG},  # typed in the Settings page
+        {"key": "tournament.max_stake_nmr", "value": "0.1"},  # a decimal string
+        {"key": "portfolio.min_stake_nmr", "value": 0.3},  # a JSON number: by its shortest form
+    )
+    assert response.status_code == 200, response.text
+    text = path.read_text(encoding="utf-8")
+    assert f"max_stake_change_nmr = {LONG}    # guard rail: largest stake change per round" in text
+    assert "max_stake_nmr = 0.1\n" in text and "min_stake_nmr = 0.3\n" in text  # numbers, not strings
+    settings = load_settings(path)
+    assert settings.tournament.max_stake_change_nmr == Decimal(LONG)
+    assert settings.tournament.max_stake_nmr == Decimal("0.1")
+    assert settings.portfolio.min_stake_nmr == Decimal("0.3")
+    running = service.app.state.settings
+    assert running.tournament.max_stake_change_nmr == Decimal(LONG)  # the guard rail in use, exactly
+    rails = _rails(service)
+    assert [rails[k]["value"] for k in ("tournament.max_stake_change_nmr", "tournament.max_stake_nmr")] == [
+        LONG,
+        "0.1",
+    ]
+    assert rails["tournament.max_stake_change_nmr"]["text"] == LONG  # the Settings page's input
+    audit = {a["key"]: a for a in service.client.get("/api/config/audit", headers=service.auth()).json()}
+    rail_audit = audit["tournament.max_stake_change_nmr"]
+    assert (rail_audit["old_value"], rail_audit["new_value"]) == ("10.0", LONG)  # as written in the file
+    assert audit["tournament.max_stake_nmr"]["new_value"] == "0.1"
+
+    # the page sends back what it shows: nothing changes, the file stays as it is
+    before = path.read_bytes()
+    shown_text = rails["tournament.max_stake_change_nmr"]["text"]
+    same = _put(service, {"key": "tournament.max_stake_change_nmr", "text": shown_text})
+    assert same.status_code == 200 and same.json()["changed"] == []
+    assert path.read_bytes() == before
+
+    # 19 decimals, an exponent string, not a number: the config's one-line message; nothing is written
+    for change, shown in (
+        ({"text": "0.1234567890123456789"}, "0.1234567890123456789"),
+        ({"value": "1e-3"}, "'1e-3'"),
+        ({"value": "lots"}, "'lots'"),
+    ):
+        response = _put(service, {"key": "tournament.max_stake_change_nmr", **change})
+        assert response.status_code == 422, response.text
+        detail = response.json()["detail"]
+        assert detail.startswith(f"{path}: tournament.max_stake_change_nmr: an NMR amount must be a finite")
+        assert detail.endswith(f'or a decimal string like "0.5" (got {shown})')
+    assert path.read_bytes() == before
+    assert service.app.state.settings.tournament.max_stake_change_nmr == Decimal(LONG)

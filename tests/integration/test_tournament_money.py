@@ -86,7 +86,7 @@ def test_a_stake_change_whose_answer_was_lost_is_read_back_not_resent(project: P
     assert _changes(project) == [("requested", 10, 12)]
     project.sim.engine.set_faults(FaultConfig())
     code, _, err = cli("stake", "set", "sim_model_1", "16", "--yes")  # 2 + 4 > 5
-    assert code == 1 and "more than the 3.0 NMR still allowed" in err.replace("\n", "")
+    assert code == 1 and "more than the 3 NMR still allowed" in err.replace("\n", "")
 
 
 def test_a_change_of_unknown_outcome_counts_toward_the_limit_until_settled(project: Project, cli) -> None:
@@ -117,3 +117,30 @@ def test_a_change_of_unknown_outcome_counts_toward_the_limit_until_settled(proje
     code, _, _ = cli("stake", "show", "sim_model_1")
     assert code == 0
     assert [c[0] for c in _changes(project)] == ["requested", "refused", "requested"]  # settled: reads 7
+
+
+def test_the_guard_rail_is_the_exact_amount_written_in_the_config(project: Project, cli) -> None:
+    """``max_stake_change_nmr = 1.999999999999999999`` is that amount, not the float 2.0 it is nearest to:
+    a change of 2 NMR is refused (the float rule let it through), one just inside goes through, and the
+    message shows the limit as written."""
+    limit = "1.999999999999999999"
+    assert float(limit) == 2.0  # what the float setting was
+    text = project.config.read_text()
+    project.config.write_text(text.replace("max_stake_change_nmr = 5.0", f"max_stake_change_nmr = {limit}"))
+    assert project.settings.tournament.max_stake_change_nmr == Decimal(limit)
+    code, _, err = cli(
+        "stake", "set", "sim_model_1", "12", "--yes"
+    )  # 10 -> 12 moves 2 > 1.999999999999999999
+    assert code == 1
+    assert f"a change of 2 NMR is more than the {limit} NMR still allowed in round" in err.replace(
+        "\n", ""
+    ) and f"(tournament.max_stake_change_nmr = {limit}, 0 NMR already moved)" in err.replace("\n", "")
+    assert project.client().stake_value("sim_model_1") == 10
+    code, out, err = cli("stake", "set", "sim_model_1", "11.5", "--yes")
+    assert code == 0, err
+    assert project.client().stake_value("sim_model_1") == Decimal("11.5")
+    code, _, err = cli("stake", "set", "sim_model_1", "12", "--yes")  # 1.5 + 0.5 > the limit, by 1e-18
+    assert code == 1 and "more than the 0.499999999999999999 NMR still allowed" in err.replace("\n", "")
+    code, out, _ = cli("stake", "show", "sim_model_1")
+    assert code == 0 and f"max change per round: {limit} NMR" in out.replace("\n", "")
+    assert [c[0] for c in _changes(project)] == ["refused", "requested", "refused"]

@@ -341,7 +341,7 @@ def stake_show(
     for v in views:
         table.add_row(v.numerai_model, f"{v.stake_nmr:f}", f"{v.changed_this_round_nmr:f}")
     console.print(table)
-    console.print(f"max change per round: {st.settings.tournament.max_stake_change_nmr:g} NMR")
+    console.print(f"max change per round: {st.settings.tournament.max_stake_change_nmr:f} NMR")
 
 
 # ignore_unknown_options: "-5" reaches AMOUNT (and is refused as negative) instead of click's

@@ -41,7 +41,17 @@ import tomlkit
 from sqlalchemy.engine import Engine
 from tomlkit.items import Table
 
-from numerflow.config import CONFIG_FILENAME, Settings, load_settings, settings_from_raw
+from numerflow.config import (
+    CONFIG_FILENAME,
+    NMR_KEYS,
+    Settings,
+    TomlFloat,
+    load_settings,
+    nmr_setting,
+    nmr_text,
+    read_toml,
+    settings_from_raw,
+)
 from numerflow.errors import ConfigError, ConflictError
 from numerflow.fileio import atomic_path
 from numerflow.liveness import utcnow
@@ -92,15 +102,16 @@ class EditResult:
 def parse_value(text: str) -> Any:
     """A value typed on the command line or in a form, read as TOML: ``5``, ``0.25``, ``true``,
     ``["a", "b"]``, ``{ alpha = 1.0 }``, ``"quoted"``; several ``key = value`` lines make a table;
-    anything else is taken as a plain string (``lightgbm``, ``0 6 * * 1``)."""
+    anything else is taken as a plain string (``lightgbm``, ``0 6 * * 1``). A float keeps its text
+    (:class:`~numerflow.config.TomlFloat`), so an NMR amount is written and read back exactly as typed."""
     text = text.strip()
     try:
-        return tomllib.loads(f"v = {text}")["v"]
+        return read_toml(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
         pass
     if "=" in text:
         try:
-            return tomllib.loads(text)
+            return read_toml(text)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"value {text[:80]!r}: not valid TOML ({exc}); quote a plain string") from None
     return text
@@ -149,6 +160,8 @@ def shown(key: str, value: Any) -> str | None:
         return None
     if is_secret(key):
         return HIDDEN
+    if isinstance(value, TomlFloat):  # the number as written in the file (an NMR amount exactly)
+        return value.text
     return json.dumps(value, default=str, sort_keys=True)
 
 
@@ -221,7 +234,7 @@ def apply_changes(
                 _write_secrets(secrets_path, {})  # an empty 0600 file, so validation can read it
 
         new_text = tomlkit.dumps(doc)
-        raw = tomllib.loads(new_text)
+        raw = read_toml(new_text)
         validated = settings_from_raw(raw, path, env=env)
         if check is not None:
             check(validated)
@@ -296,6 +309,8 @@ def _row(
 
 
 def _plain(value: Any) -> Any:
+    if isinstance(value, tomlkit.items.Float):
+        return TomlFloat(value.as_string())  # its text, not only the nearest binary float
     return value.unwrap() if hasattr(value, "unwrap") else value
 
 
@@ -319,7 +334,22 @@ def _item(value: Any, *, as_table: bool) -> Any:
         arr = tomlkit.array()
         arr.extend(_item(v, as_table=False) for v in value)
         return arr
+    if isinstance(value, TomlFloat):  # as it was typed
+        return tomlkit.items.Float(value, tomlkit.items.Trivia(), value.text)
     return tomlkit.item(value)
+
+
+def _nmr_item(value: Any) -> Any:
+    """An NMR amount (a number, or a decimal string like ``"0.1"``) as a TOML number holding its exact
+    plain decimal text (``0.1``, ``12``), which reads back as the same Decimal. A value that is no NMR
+    amount is written as given, for the settings' validation to refuse with its one-line message."""
+    try:
+        text = nmr_text(nmr_setting(value))
+    except ValueError:
+        return _item(value, as_table=False)
+    if "." in text:
+        return tomlkit.items.Float(float(text), tomlkit.items.Trivia(), text)
+    return tomlkit.items.Integer(int(text), tomlkit.items.Trivia(), text)
 
 
 def _apply(doc: Any, parts: list[str], change: Change, path: Path) -> Any:
@@ -347,7 +377,10 @@ def _apply(doc: Any, parts: list[str], change: Change, path: Path) -> Any:
         or (len(parts) == 2 and parts[0] in _TABLE_ROOTS)
         or (last in node and isinstance(node[last], Table))
     )
-    node[last] = _item(change.value, as_table=as_table)
+    if ".".join(parts) in NMR_KEYS:
+        node[last] = _nmr_item(change.value)
+    else:
+        node[last] = _item(change.value, as_table=as_table)
     return old
 
 

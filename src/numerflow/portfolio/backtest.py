@@ -443,8 +443,8 @@ def payout_model_for(settings: Settings, horizon_days: int = 20) -> PayoutModel:
     cfg = settings.portfolio
     return PayoutModel(
         resolve_lag=resolve_lag_for(horizon_days),
-        total_at_risk_nmr=cfg.total_at_risk_nmr,
-        threshold_nmr=cfg.payout_threshold_nmr,
+        total_at_risk_nmr=float(cfg.total_at_risk_nmr),  # the payout factor is an estimate, in floats
+        threshold_nmr=float(cfg.payout_threshold_nmr),
         rules=rule_periods(cfg.payout_rules, 0),
         compounding=cfg.compounding,
     )

@@ -15,11 +15,13 @@ another replica sharing the file, or by hand, is taken live the same way.
 from __future__ import annotations
 
 import logging
+from decimal import Decimal
 from typing import Any
 
 from numerflow.config import ALERT_EVENTS, Settings, load_settings
 from numerflow.errors import NumerflowError
 from numerflow.ops.config_edit import SECRET_KEYS, config_path, file_sha256, table_text
+from numerflow.store.base import money_text
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +96,8 @@ def config_view(running: Settings) -> dict[str, Any]:
     for key, help_text in GUARD_RAILS:
         section, field = key.split(".")
         value = getattr(getattr(settings, section), field)
+        if isinstance(value, Decimal):  # an NMR amount: an exact decimal string, as schemas.Nmr writes it
+            value = money_text(value)
         text = (
             "" if value is None else ("true" if value is True else "false" if value is False else str(value))
         )

@@ -10,6 +10,8 @@ from sqlalchemy import DateTime, MetaData, Numeric, String
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
+from numerflow.config import NMR_PLACES, nmr_text, plain_decimal
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -42,15 +44,9 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-MONEY_PLACES = 18  # NMR is an 18-decimal token
+MONEY_PLACES = NMR_PLACES  # NMR is an 18-decimal token (the config's NMR settings share the rule)
 _MONEY_CTX = decimal.Context(prec=60)
 _QUANTUM = Decimal(1).scaleb(-MONEY_PLACES)
-
-
-def plain_decimal(value: Decimal) -> Decimal:
-    """``value`` without trailing zeros and never in exponent form (``100``, not ``1E+2``)."""
-    value = value.normalize(_MONEY_CTX)
-    return value.quantize(Decimal(1)) if value.as_tuple().exponent > 0 else value  # type: ignore[operator]
 
 
 def money_amount(value: Decimal | float | int | str) -> Decimal:
@@ -65,9 +61,7 @@ def money_amount(value: Decimal | float | int | str) -> Decimal:
 def money_text(value: Decimal | None) -> str | None:
     """An NMR amount as text for JSON (the REST API, the stake plan): a plain decimal string, exact
     (``"12.5"``, ``"100"``, ``"0.000000000000000001"``; zero is ``"0"``, never ``"-0"``)."""
-    if value is None:
-        return None
-    return format(plain_decimal(value), "f") if value else "0"
+    return None if value is None else nmr_text(value)
 
 
 class Money(TypeDecorator[Decimal]):

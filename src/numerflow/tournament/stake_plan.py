@@ -92,11 +92,12 @@ def plan_rules(settings: Settings, budget: float) -> PlanRules:
 
     p, t = settings.portfolio, settings.tournament
     maxes = [v for v in (p.max_stake_nmr, t.max_stake_nmr) if v is not None]
+    # the plan is computed in floats; apply_plan clamps each change to the exact guard rail again
     return PlanRules(
         budget=budget,
-        min_stake=p.min_stake_nmr,
-        max_stake=min(maxes) if maxes else None,
-        max_change=t.max_stake_change_nmr,
+        min_stake=float(p.min_stake_nmr),
+        max_stake=float(min(maxes)) if maxes else None,
+        max_change=float(t.max_stake_change_nmr),
         min_rounds=p.min_rounds,
         drawdown_cut=p.drawdown_cut,
         drawdown_keep=p.drawdown_keep,
@@ -147,7 +148,7 @@ def apply_plan(
 
     if not confirmed:
         return account
-    step = Decimal(str(settings.tournament.max_stake_change_nmr))
+    step = settings.tournament.max_stake_change_nmr
     for slot, row in account.plan.table.iterrows():
         new = planned_nmr(row["this_round"])
         exact = account.stakes.get(str(slot), Decimal(repr(float(row["current"]))))
@@ -193,7 +194,7 @@ def apply_drawdown_rule(settings: Settings, engine: Engine, client: NumeraiClien
         if dd <= cfg.drawdown_cut:
             continue
         current = client.stake_value(slot)
-        step = Decimal(str(settings.tournament.max_stake_change_nmr))
+        step = settings.tournament.max_stake_change_nmr
         target = max(current * Decimal(str(cfg.drawdown_keep)), current - step).quantize(Decimal("0.000001"))
         if target >= current:
             continue

@@ -192,16 +192,16 @@ def set_stake(
         reason = (
             f"{slot}: changing the stake from {current:f} to {amount:f} NMR needs --yes (nothing was changed)"
         )
-    elif limits.max_stake_nmr is not None and amount > Decimal(str(limits.max_stake_nmr)):
+    elif limits.max_stake_nmr is not None and amount > limits.max_stake_nmr:
         reason = (
-            f"{slot}: {amount:f} NMR is above tournament.max_stake_nmr = {limits.max_stake_nmr}; "
+            f"{slot}: {amount:f} NMR is above tournament.max_stake_nmr = {limits.max_stake_nmr:f}; "
             "raise it in numerflow.toml to go higher"
         )
-    elif used + abs(delta) > Decimal(str(limits.max_stake_change_nmr)):
-        left = max(Decimal(str(limits.max_stake_change_nmr)) - used, Decimal(0))
+    elif used + abs(delta) > limits.max_stake_change_nmr:
+        left = max(limits.max_stake_change_nmr - used, Decimal(0))
         reason = (
             f"{slot}: a change of {abs(delta):f} NMR is more than the {left:f} NMR still allowed "
-            f"in round {rnd} (tournament.max_stake_change_nmr = {limits.max_stake_change_nmr}, "
+            f"in round {rnd} (tournament.max_stake_change_nmr = {limits.max_stake_change_nmr:f}, "
             f"{used:f} NMR already moved)"
         )
     if reason:
