@@ -518,16 +518,20 @@ ensemble = { cry = 1.0, cry2 = 3.0 }
 
 def rank_blend(columns: list[pd.Series], weights: list[float], dates: pd.Series) -> pd.Series:
     """The per-date rank average, written here with pandas: each column's tie-kept rank within its date
-    ((average rank - 0.5) / count), their weighted mean, ranked again within the date. The mean is taken
-    as a product with the normalized weights (as numerflow does), so that values which tie there tie here
-    too: a sum in another order can split a tie by one ulp, and a tie moves a rank by 1/count."""
+    ((average rank - 0.5) / count), their weighted mean, ranked again within the date. The mean is summed
+    column by column, each term a product with its normalized weight (as numerflow does), so that values
+    which tie there tie here too: a sum in another order (a BLAS product's) can split a tie by one ulp, and
+    a tie moves a rank by 1/count."""
 
     def rank(x: pd.Series) -> pd.Series:
         by = x.groupby(dates.to_numpy())
         return (by.rank(method="average") - 0.5) / by.transform("count")
 
     ranks = pd.concat([rank(c) for c in columns], axis=1)
-    mixed = ranks.to_numpy() @ (np.asarray(weights, dtype=np.float64) / float(sum(weights)))
+    w = np.asarray(weights, dtype=np.float64) / float(sum(weights))
+    mixed = ranks.iloc[:, 0].to_numpy() * w[0]
+    for k in range(1, len(w)):
+        mixed = mixed + ranks.iloc[:, k].to_numpy() * w[k]
     return rank(pd.Series(mixed, index=ranks.index))
 
 

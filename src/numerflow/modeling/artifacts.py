@@ -150,11 +150,18 @@ def read_manifest(folder: Path, *, expected_sha256: str | None = None) -> dict[s
 
 
 def rank_average(columns: list[np.ndarray], weights: list[float], era: np.ndarray) -> np.ndarray:
-    """Weighted average of per-era ranks of each column, ranked again per era into (0, 1)."""
+    """Weighted average of per-era ranks of each column, ranked again per era into (0, 1).
+
+    The average is summed column by column, each term its own product: the same bits on every machine.
+    (A BLAS matrix-vector product sums in its kernel's order, with or without fused multiply-adds by CPU,
+    so two rows that tie on one machine could differ by an ulp on another and swap their final ranks.)"""
     total = float(sum(weights))
     stacked = np.column_stack(columns)
     ranks = tie_kept_rank(stacked, era)
-    blended = ranks @ (np.asarray(weights, dtype=np.float64) / total)
+    w = np.asarray(weights, dtype=np.float64) / total
+    blended = ranks[:, 0] * w[0]
+    for k in range(1, len(w)):
+        blended += ranks[:, k] * w[k]
     return tie_kept_rank(blended, era)
 
 
