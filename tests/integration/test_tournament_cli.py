@@ -173,7 +173,7 @@ def test_stake_set_needs_yes_stays_within_the_limit_and_records_everything(proje
     assert project.client().stake_value("sim_model_1") == 13
 
     code, _, err = cli("stake", "set", "sim_model_1", "16", "--yes")  # 3 + 3 > 5 NMR per round
-    assert code == 1 and "more than the 2.0 NMR still allowed" in err.replace("\n", "")
+    assert code == 1 and "more than the 2 NMR still allowed" in err.replace("\n", "")
     assert project.client().stake_value("sim_model_1") == 13
 
     code, _, err = cli("stake", "set", "sim_model_1", "abc", "--yes")
