@@ -98,6 +98,7 @@ def test_train_cv_predict_and_registry_from_the_cli(project: Path, cli, syntheti
 
     code, out, _ = cli("models", "list")
     assert code == 0 and "lgbm@1" in out and "champion" in out
+    assert "CORR" in out and "MMC" in out and "ALPHA" not in out  # Classic's headline: CORR, sharpe, MMC
     code, out, _ = cli("models", "show", "blend@2")
     assert code == 0 and "files verified" in out
     code, out, _ = cli("models", "promote", "blend@2")  # blend@1 was champion as the first version

@@ -155,6 +155,10 @@ def test_train_registry_promote_and_rollback_of_a_signals_model(
     assert np.nanmean(np.array(series, dtype=float)) == pytest.approx(scores["alpha_mean"], abs=1e-12)
     code, out, _ = cli("models", "list")
     assert code == 0 and "signals/v2.1" in out and "sig@2" in out
+    # its own validation scores, as the dashboard shows them: ALPHA (mean, sharpe), then CORR; no MMC
+    assert "Signals model versions" in out and "ALPHA" in out and "MMC" not in out
+    line = next(row for row in out.splitlines() if "sig@2" in row)
+    assert f"{versions[1].scores['alpha_mean']:+.4f}" in line
     code, out, _ = cli("models", "promote", "sig@2")
     assert code == 0 and "sig@2 is now the champion of sig" in out
     [dep] = sm.signals_deployments(load_settings(config), SqlModelBook(engine))

@@ -272,22 +272,51 @@ def tune(
 
 @models_app.command("list")
 def models_list(ctx: typer.Context, name: str | None = typer.Argument(None, help="Only this model.")) -> None:
-    """Every saved version with its stage and headline validation scores."""
+    """Every saved version with its stage and headline validation scores: a table per tournament, under its
+    own score names (CORR, sharpe, MMC for Classic; ALPHA, sharpe, CORR for Signals; none for Crypto)."""
     st = state(ctx)
-    table = _table("model versions")
-    for col in ("version", "stage", "algorithm", "CORR", "sharpe", "MMC", "created"):
-        table.add_column(col, no_wrap=True, justify="right" if col in ("CORR", "sharpe", "MMC") else "left")
-    for v in st.book.list_versions(name):
-        table.add_row(
-            v.ref,
-            v.stage or "",
-            f"{v.algorithm} ({v.data_version})" if v.kind == "model" else v.algorithm,
-            _fmt(v.scores.get("corr_mean")),
-            _fmt(v.scores.get("corr_sharpe"), 2),
-            _fmt(v.scores.get("mmc_mean")),
-            v.created_at.strftime("%m-%d %H:%M"),
+    for table in _version_tables(st.book.list_versions(name), st.settings.all_models):
+        console.print(table)
+
+
+def _version_tables(versions: list[Any], specs: dict[str, Any]) -> list[Table]:
+    """The versions grouped by their model's tournament (Classic first), each group a table headed by the
+    kinds its versions record (``metrics.names.VALIDATION_KINDS``). A version of a model no longer
+    configured counts as Signals when its scores hold an Alpha, else as Classic."""
+    from numerflow.metrics.names import VALIDATION_KINDS, label
+    from numerflow.tournament.client.core import tournament_id
+
+    groups: dict[str, list[Any]] = {"classic": []}
+    for v in versions:
+        spec = specs.get(v.name)
+        kind = (
+            spec.tournament_name if spec is not None else "signals" if "alpha_mean" in v.scores else "classic"
         )
-    console.print(table)
+        groups.setdefault(kind, []).append(v)
+    tables = []
+    for tournament, group in groups.items():
+        if not group and (tournament != "classic" or len(groups) > 1):
+            continue
+        kinds = VALIDATION_KINDS[tournament_id(tournament)][:2]
+        heads = [label(kinds[0]), "sharpe", label(kinds[1])] if kinds else []
+        title = "model versions" if tournament == "classic" else f"{tournament.capitalize()} model versions"
+        data = {v.data_version for v in group if v.kind == "model"}
+        per_row = len(data) > 1  # one data version is said once, in the title (the table fits 80 columns)
+        title += f" (data {next(iter(data))})" if len(data) == 1 else ""
+        table = _table(title)
+        for col in ("version", "stage", "algorithm", *heads, "created"):
+            table.add_column(col, no_wrap=True, justify="right" if col in heads else "left")
+        for v in group:
+            scores = [_fmt(v.scores.get(f"{kinds[0]}_mean")), _fmt(v.scores.get(f"{kinds[0]}_sharpe"), 2)]
+            table.add_row(
+                v.ref,
+                v.stage or "",
+                f"{v.algorithm} ({v.data_version})" if v.kind == "model" and per_row else v.algorithm,
+                *([*scores, _fmt(v.scores.get(f"{kinds[1]}_mean"))] if kinds else []),
+                v.created_at.strftime("%m-%d %H:%M"),
+            )
+        tables.append(table)
+    return tables
 
 
 @models_app.command("show")
