@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from service_support import Clock, jobs_from_before, make_settings
 from sqlalchemy import func, inspect, select
+from sqlalchemy.orm import Session
 
 from numerflow.config import Settings
 from numerflow.service.events import EventBus
@@ -66,6 +67,18 @@ class Heard:
 
         events = [e["job"] for e in self._run(drain()) if e["type"] == "job"]
         return [(j["id"], j["status"], j["message"], j["updated_at"]) for j in events]
+
+    def logs(self) -> list[str]:
+        """The lines of the ``job_log`` events delivered since the last call, in order (other events are
+        dropped)."""
+
+        async def drain() -> list[dict[str, Any]]:
+            out = []
+            while not self.queue.empty():
+                out.append(self.queue.get_nowait())
+            return out
+
+        return [e["line"] for e in self._run(drain()) if e["type"] == "job_log"]
 
     def close(self) -> None:
         self._run(self._subscription.__aexit__(None, None, None))
@@ -270,3 +283,37 @@ def test_the_change_number_migration_numbers_existing_jobs(tmp_path: Path, db_ur
     finally:
         replica.close()
         engine.dispose()
+
+
+def test_a_log_line_committed_after_a_higher_one_still_reaches_another_replica(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """PostgreSQL hands out log ids when a line is inserted, but transactions commit in their own order:
+    a line can become visible after a higher id was read. The poller reads its last ids again, so the line
+    is published when it shows up, once (before, it was never sent live)."""
+    open_database(pg_url)
+    replica = JobManager(make_settings(tmp_path, pg_url), make_engine(pg_url), EventBus(), owner="replica-o")
+    replica.start()
+    heard = Heard(replica.bus)
+    writer = make_engine(pg_url)
+    slow = Session(writer)
+    try:
+        with session_scope(writer) as s:
+            job_id = jobq.add_job(s, kind="test_change_steps", args={}, created_by="test").id
+        first = jobq.add_log(slow, job_id, "INFO", "inserted first, committed last").id  # not committed
+        with session_scope(writer) as s:
+            second = jobq.add_log(s, job_id, "INFO", "inserted second, committed first").id
+        assert first < second
+        replica.poll_once()
+        assert heard.logs() == ["inserted second, committed first"]
+        slow.commit()
+        replica.poll_once()
+        assert heard.logs() == ["inserted first, committed last"]
+        replica.poll_once()
+        assert heard.logs() == []  # each line once
+    finally:
+        slow.close()
+        heard.close()
+        replica.close()
+        replica.engine.dispose()
+        writer.dispose()

@@ -57,6 +57,10 @@ log = logging.getLogger(__name__)
 FINISHED = ("succeeded", "failed", "cancelled", "interrupted")
 RETRYABLE = ("failed", "cancelled", "interrupted")
 _PROGRESS_EVERY_S = 0.2
+# log line ids the poller reads again below the newest it has seen: ids come from a sequence when a line is
+# inserted, but transactions commit in their own order (PostgreSQL), so a line can become visible after a
+# higher id was already read; it is published then, once
+_LOG_REPLAY = 100
 
 
 class JobCancelled(Exception):
@@ -336,7 +340,8 @@ class JobManager:
         self.on_status: list[Callable[[dict[str, Any]], None]] = []
         self._statuses: dict[int, str] = {}
         self._finished_seen: set[int] = set()
-        self._logs_published: set[int] = set()
+        self._logs_published: set[int] = set()  # log ids published, down to _LOG_REPLAY below the newest
+        self._log_floor = 0  # log lines up to this id were there before this replica started
         _LOCAL_MANAGERS[self.owner] = self
 
     # ------------------------------------------------------------------------------------ lifecycle
@@ -351,6 +356,7 @@ class JobManager:
         n = self.reap_orphans()
         with session_scope(self.engine) as s:
             self._seen_change, self._seen_log_id = jobq.newest(s)
+        self._log_floor = self._seen_log_id
         interrupt_dead_runs(self.engine)  # and the runs those jobs (or a killed CLI) left running
         return n
 
@@ -473,12 +479,19 @@ class JobManager:
     def publish_log(self, entry: dict[str, Any]) -> None:
         """Publish a job log line once (the poller skips lines published here)."""
         with self._lock:
-            if entry["id"] <= self._seen_log_id or entry["id"] in self._logs_published:
+            if not self._log_fresh(entry["id"]):
                 return
-            if len(self._logs_published) > 5000:
-                self._logs_published.clear()
             self._logs_published.add(entry["id"])
         self.bus.publish_local("job_log", **entry)
+
+    def _log_fresh(self, log_id: int) -> bool:
+        """Whether log line ``log_id`` is still to be published (the caller holds the lock): not there
+        before this replica started, not published yet, and within the window the poller re-reads."""
+        return (
+            log_id > self._log_floor
+            and log_id > self._seen_log_id - _LOG_REPLAY
+            and log_id not in self._logs_published
+        )
 
     def _finished(self, info: dict[str, Any]) -> None:
         for listener in list(self.on_finished):
@@ -603,7 +616,9 @@ class JobManager:
             changed = jobq.changed_after(s, self._seen_change)
             if changed:  # numbered by the database, committed in order: none below it can still come
                 self._seen_change = changed[-1].change_seq
-            logs = jobq.job_logs(s, after=self._seen_log_id, limit=500)
+            # the last _LOG_REPLAY ids again: a line committed after a higher id was seen still comes
+            after = max(self._seen_log_id - _LOG_REPLAY, self._log_floor)
+            logs = jobq.job_logs(s, after=after, limit=500 + _LOG_REPLAY)
             queued = jobq.queued_ids(s)
             jobs = [job_dict(j) for j in changed]
             lines = [
@@ -618,11 +633,16 @@ class JobManager:
                 self._finished(info)
         for line in lines:
             with self._lock:
-                fresh = line["id"] not in self._logs_published
-                self._seen_log_id = line["id"]
+                fresh = self._log_fresh(line["id"])
+                if fresh:
+                    self._logs_published.add(line["id"])
+                self._seen_log_id = max(self._seen_log_id, line["id"])
             if fresh:
                 self.bus.publish_local("job_log", **line)
                 published += 1
+        with self._lock:  # ids below the window are never read again
+            low = self._seen_log_id - _LOG_REPLAY
+            self._logs_published = {i for i in self._logs_published if i > low}
         for job_id in queued:
             if job_id not in self._dispatched:
                 try:
