@@ -78,7 +78,11 @@ Scale = Annotated[
 ]
 Workers = Annotated[
     int | None,
-    typer.Option("--workers", min=1, help="Threads drawing eras (default: up to 4, one per core)."),
+    typer.Option(
+        "--workers",
+        min=1,
+        help="Threads drawing eras (default: up to 4, one per core; 1 for eras under 1 M cells).",
+    ),
 ]
 
 

@@ -152,6 +152,10 @@ DEFAULT_ERA_REGIME = 0.7
 LEGACY_ERA_REGIME = 0.0
 # 5/20/50/20/5 per era
 _TARGET_CUTS = np.array([0.05, 0.25, 0.75, 0.95])
+# below this many cells in an average era, eras are drawn on one thread: on 2 cores, 1,234 eras of 5 rows x
+# 3,555 features took 14 s on one thread and 19-31 s on two to four; at 500 rows the two are even, at 2,000
+# two threads are 8% faster
+_THREADED_ERA_CELLS = 1_000_000
 
 _ADJECTIVES = [
     "antistrophic",
@@ -297,7 +301,9 @@ class SyntheticWorld:
             )
         self.target_names = TARGET_NAMES if spec.layout == LAYOUT else LEGACY_TARGET_NAMES
         self.target_columns = target_columns(self.target_names)
-        self._shocks: dict[tuple[str, int], np.ndarray] = {}
+        self._shocks: dict[int, np.ndarray] = {}
+        self._regime_draws: dict[int, float] = {}
+        self._base_weights: np.ndarray | None = None
         # groups: a random partition of the features, sized like Numerai's
         order = rng.permutation(f)
         props = _GROUP_WEIGHTS / _GROUP_WEIGHTS.sum()
@@ -356,41 +362,57 @@ class SyntheticWorld:
     def drift(self, era_number: int) -> np.ndarray:
         return self.drift_amp * np.sin(2 * np.pi * era_number / self.drift_period + self.drift_phase)
 
-    def _shock(self, name: str, week: int) -> np.ndarray:
-        """The random weight shock of ``week``: shared by every target whose window covers that week.
-
-        Cached: neighbouring eras and both horizons reuse the same weeks (a pure function of the seed)."""
-        cached = self._shocks.get((name, week))
-        if cached is not None:
-            return cached
-        f = self.spec.n_features
-        common = self._shocks.get(("", week))
-        if common is None:
-            common = np.random.default_rng([self.spec.seed, 31, week]).standard_normal(f)
-        own = np.random.default_rng([self.spec.seed, 37, week, zlib.crc32(name.encode())]).standard_normal(f)
-        out = (0.8 * common + 0.6 * own) / math.sqrt(f)
-        if len(self._shocks) > 2048:
-            self._shocks.clear()
-        self._shocks[("", week)] = common
-        self._shocks[(name, week)] = out
-        return out
+    def _week_shocks(self, week: int) -> np.ndarray:
+        """(names, f): the random weight shock of ``week`` for every target name, shared by every target
+        whose window covers that week. Cached: neighbouring eras and both horizons reuse the same weeks
+        (a pure function of the seed)."""
+        cached = self._shocks.get(week)
+        if cached is None:
+            f, seed = self.spec.n_features, self.spec.seed
+            common = np.random.default_rng([seed, 31, week]).standard_normal(f)
+            own = np.stack(
+                [
+                    np.random.default_rng([seed, 37, week, zlib.crc32(name.encode())]).standard_normal(f)
+                    for name in self.target_names
+                ]
+            )
+            cached = (0.8 * common + 0.6 * own) / math.sqrt(f)
+            if len(self._shocks) > 64:
+                self._shocks.clear()
+            self._shocks[week] = cached
+        return cached
 
     def regime(self, era_number: int, horizon: int) -> float:
         """The era's multiplier of the planted signal for a target of ``horizon`` eras (mean 1)."""
         if self.spec.era_regime == 0:
             return 1.0
-        weeks = range(era_number, era_number + horizon)
-        draws = [float(np.random.default_rng([self.spec.seed, 41, w]).standard_normal()) for w in weeks]
+        draws = [self._regime_draw(w) for w in range(era_number, era_number + horizon)]
         return 1.0 + self.spec.era_regime * sum(draws) / math.sqrt(horizon)
 
-    def target_weights(
-        self, name: str, horizon: int, era_number: int, drift: np.ndarray | None = None
-    ) -> np.ndarray:
-        """``drift`` is ``self.drift(era_number)`` when the caller already has it (one per era)."""
-        base = _unit(self.base + 0.45 * self.name_weights[name])
-        weeks = range(era_number, era_number + horizon)
-        shocks = sum(self._shock(name, w) for w in weeks) / math.sqrt(horizon)
-        return base + (self.drift(era_number) if drift is None else drift) + shocks
+    def _regime_draw(self, week: int) -> float:
+        draw = self._regime_draws.get(week)
+        if draw is None:
+            draw = float(np.random.default_rng([self.spec.seed, 41, week]).standard_normal())
+            self._regime_draws[week] = draw
+        return draw
+
+    def target_weight_matrix(self, era_number: int) -> np.ndarray:
+        """(f, 2 × names) float64: each target's weights in era ``era_number``, one column per name and
+        horizon in :attr:`target_columns` order after ``target``. A target's weights are its name's stable
+        weights plus the era's drift plus the mean of the weekly shocks over its horizon; element by
+        element the same operations in the same order for every target at once."""
+        drift = self.drift(era_number)
+        if self._base_weights is None:
+            self._base_weights = np.stack(
+                [_unit(self.base + 0.45 * self.name_weights[name]) for name in self.target_names]
+            )
+        stable = self._base_weights + drift
+        per_horizon = []
+        for horizon in HORIZONS.values():
+            shocks = sum(self._week_shocks(w) for w in range(era_number, era_number + horizon))
+            per_horizon.append(stable + shocks / math.sqrt(horizon))
+        # (names, horizons, f) -> (f, names x horizons): column 2k + j is name k at horizon j
+        return np.ascontiguousarray(np.stack(per_horizon, axis=1).reshape(-1, drift.shape[0]).T)
 
     # ----------------------------------------------------------------- drawing eras
     def _features(self, era_number: int, n_rows: int, rng: np.random.Generator) -> np.ndarray:
@@ -425,6 +447,8 @@ class SyntheticWorld:
         return ((xt.T.astype(np.float32) - 2.0) / np.float32(math.sqrt(2.0))).astype(np.float32)
 
     def _targets(self, era_number: int, xs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """(n, 1 + 2 × names) float32 binned targets; every target at once, element by element the same
+        arithmetic (and the same random draws, in the same order) as one target at a time."""
         n = xs.shape[0]
         nl = np.zeros(n, dtype=np.float64)
         for a, b in self.nl_pairs:
@@ -432,29 +456,27 @@ class SyntheticWorld:
         nl = _z(nl)
         # idiosyncratic noise: shared by all targets, by targets of one horizon, by one name; own
         idio_common = rng.standard_normal(n)
-        idio_horizon = {days: rng.standard_normal(n) for days in HORIZONS}
+        idio_horizon = np.stack([rng.standard_normal(n) for _ in HORIZONS])  # (horizons, n)
+        names, n_h = len(self.target_names), len(HORIZONS)
+        # per name: its own draw, then one per horizon (the order a loop over names and horizons draws in)
+        draws = rng.standard_normal(names * (1 + n_h) * n).reshape(names, 1 + n_h, n)
+        idio_name, own = draws[:, :1], draws[:, 1:]
+        lins = xs @ self.target_weight_matrix(era_number).astype(np.float32)  # one product for every target
+        lin = _z_rows(lins.T.reshape(names, n_h, n))
+        idio = 0.5 * idio_common + 0.6 * idio_horizon + 0.35 * idio_name  # (names, horizons, n)
+        idio += 0.3 * own
+        score = self.c_lin * lin + self.c_nl * nl
+        if self.spec.era_regime != 0:
+            regimes = np.array([self.regime(era_number, h) for h in HORIZONS.values()])
+            score = regimes[:, None] * score
+        score = score + idio
         columns = self.target_columns
         out = np.empty((n, len(columns)), dtype=np.float32)
-        keys = [(name, days, horizon) for name in self.target_names for days, horizon in HORIZONS.items()]
-        drift = self.drift(era_number)
-        weights = np.stack([self.target_weights(name, h, era_number, drift) for name, _, h in keys], axis=1)
-        lins = xs @ weights.astype(np.float32)  # one matrix product for every target
-        regimes = {h: self.regime(era_number, h) for h in HORIZONS.values()}
-        planted_nl = self.c_nl * nl
-        for k, name in enumerate(self.target_names):
-            idio_name = rng.standard_normal(n)
-            for j, (days, horizon) in enumerate(HORIZONS.items()):
-                lin = _z(lins[:, 2 * k + j])
-                idio = 0.5 * idio_common + 0.6 * idio_horizon[days] + 0.35 * idio_name
-                idio += 0.3 * rng.standard_normal(n)
-                score = self.c_lin * lin + planted_nl
-                if self.spec.era_regime != 0:
-                    score = regimes[horizon] * score
-                score = score + idio
-                col = 1 + 2 * k + j
-                out[:, col] = _bin_targets(score)
-                if name in AUX_TARGET_NAMES and era_number <= self.spec.aux_nan_eras:
-                    out[:, col] = np.nan
+        out[:, 1:] = _bin_targets(score).reshape(names * n_h, n).T
+        if era_number <= self.spec.aux_nan_eras:
+            for k, name in enumerate(self.target_names):
+                if name in AUX_TARGET_NAMES:
+                    out[:, 1 + n_h * k : 1 + n_h * (k + 1)] = np.nan
         out[:, 0] = out[:, columns.index(MAIN_TARGET)]
         return out
 
@@ -659,16 +681,25 @@ def _z(v: np.ndarray) -> np.ndarray:
     return (v - v.mean()) / sd if sd > 0 else v - v.mean()
 
 
+def _z_rows(v: np.ndarray) -> np.ndarray:
+    """:func:`_z` of each row along the last axis (the same reductions, row by row)."""
+    v = np.asarray(v, dtype=np.float64)
+    centred = v - v.mean(axis=-1, keepdims=True)
+    sd = v.std(axis=-1, keepdims=True)
+    return np.divide(centred, sd, out=centred.copy(), where=sd > 0)
+
+
 def _rank01(score: np.ndarray) -> np.ndarray:
-    """Ranks mapped into the open interval (0, 1)."""
-    order = np.argsort(score, kind="stable")
-    ranks = np.empty(len(score), dtype=np.float64)
-    ranks[order] = np.arange(len(score))
-    return ((ranks + 0.5) / len(score)).astype(np.float32)
+    """Ranks mapped into the open interval (0, 1), along the last axis."""
+    n = score.shape[-1]
+    order = np.argsort(score, axis=-1, kind="stable")
+    ranks = np.empty(score.shape, dtype=np.float64)
+    np.put_along_axis(ranks, order, np.broadcast_to(np.arange(n, dtype=np.float64), score.shape), axis=-1)
+    return ((ranks + 0.5) / n).astype(np.float32)
 
 
 def _bin_targets(score: np.ndarray) -> np.ndarray:
-    """Per era: 5% -> 0, 20% -> .25, 50% -> .5, 20% -> .75, 5% -> 1."""
+    """Per era (along the last axis): 5% -> 0, 20% -> .25, 50% -> .5, 20% -> .75, 5% -> 1."""
     pct = _rank01(score)
     return (np.searchsorted(_TARGET_CUTS, pct, side="right") * 0.25).astype(np.float32)
 
@@ -992,8 +1023,8 @@ def generate_dataset(
     ``layout`` is :data:`LAYOUT` (v5.3: 19 sets, 41 targets) or :data:`LEGACY_LAYOUT` (the first world's 7).
 
     Memory is bounded whatever the size: eras are drawn one at a time by ``workers`` threads (default:
-    up to 4, one per core) a few eras ahead of the writer, and each file holds at most one pending row
-    group (``row_group_rows`` rows plus an era) before it is written out.
+    up to 4, one per core; 1 when eras are small) a few eras ahead of the writer, and each file holds at
+    most one pending row group (``row_group_rows`` rows plus an era) before it is written out.
     """
     if n_validation_eras is None:
         n_validation_eras = max(1, n_eras // 4)
@@ -1072,7 +1103,9 @@ def generate_dataset(
         ),
         "live": [(spec.live_era, "live", spec.live_rows)],
     }
-    n_workers = max(1, workers if workers is not None else min(4, os.cpu_count() or 1))
+    if workers is None:  # small eras: numpy's per-call overhead holds the GIL, so threads only contend
+        workers = 1 if total_rows / n_eras * n_features < _THREADED_ERA_CELLS else min(4, os.cpu_count() or 1)
+    n_workers = max(1, workers)
     for split, plan in plans.items():
         paths = {
             "main": out / f"{split}.parquet",
@@ -1169,13 +1202,13 @@ def _append_era(outs: dict[str, _ParquetOut], block: _EraBlock) -> None:
     label = era_label(block.era_number)
     id_arr = pa.array(block.ids, type=pa.string())
     era_arr = _str_array(label, n_rows)
-    targets = block.targets
+    targets = np.ascontiguousarray(block.targets.T)  # a target per row: each column converts without a copy
     outs["main"].add(
         [
             id_arr,
             era_arr,
             _str_array(block.data_type, n_rows),
-            *(pa.array(targets[:, k], type=pa.float32()) for k in range(targets.shape[1])),
+            *(pa.array(column, type=pa.float32()) for column in targets),
         ],
         block.xt,
     )
