@@ -56,6 +56,25 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         report[item.nodeid] = sorted(m for m in RESOURCE_MARKERS if item.get_closest_marker(m))
     if os.environ.get("NUMERFLOW_MARKER_REPORT"):  # read by tests/unit/test_markers.py
         Path(os.environ["NUMERFLOW_MARKER_REPORT"]).write_text(json.dumps({"items": report, "wrong": wrong}))
+    if _whole_suite(config):  # tests/unit/test_markers.py reads it instead of collecting the suite again
+        config.stash[_MARKER_REPORT] = {"items": report, "wrong": wrong}
+
+
+_MARKER_REPORT = pytest.StashKey[dict]()
+_TESTS = Path(__file__).resolve().parent
+
+
+def _whole_suite(config: pytest.Config) -> bool:
+    """This session collects every test (``make test``: no paths, or the tests folder; nothing deselected)."""
+    paths = [Path(str(arg).split("::")[0]).resolve() for arg in config.args]
+    selects = config.option.keyword or config.option.markexpr or config.getoption("deselect", None)
+    return bool(paths) and all(p in (_TESTS, _TESTS.parent) for p in paths) and not selects
+
+
+@pytest.fixture(scope="session")
+def suite_markers(request: pytest.FixtureRequest) -> dict | None:
+    """What :func:`pytest_collection_modifyitems` marked, when this session collected the whole suite."""
+    return request.config.stash.get(_MARKER_REPORT, None)
 
 
 def _unavailable(what: str) -> None:
