@@ -797,3 +797,32 @@ def test_service_train_cv_and_tune_jobs_of_a_signals_ensemble(
         "signals_models.blend is an ensemble; tune its members instead"
     )
     assert [v.ref for v in list_versions(engine)] == ["blend@1", "sig@1", "sigl@1"]
+
+
+def test_price_features_are_built_once_per_price_file_and_again_when_it_changes(
+    project_dir: Path, data_dir: Path
+) -> None:
+    """Two models (and any number of train/CV/predict calls) on one price file share one build of its
+    features in a process; a changed file is read again."""
+    import shutil
+
+    prices = project_dir / "crypto.csv"
+    shutil.copy(data_dir / "crypto.csv", prices)
+    two = MODELS.replace('prices = "{data}/crypto.csv"', f'prices = "{prices}"') + (
+        '\n[signals_models.cry2]\ntournament = "crypto"\nalgorithm = "ridge"\n'
+        f'prices = "{prices}"\nprice_columns = {{ ticker = "Symbol", close = "Close" }}\n'
+    )
+    settings = load_settings(project(project_dir, data_dir, two))
+    one, other = (sm.resolve_signals_model(settings, n) for n in ("cry", "cry2"))
+    symbols = pd.read_parquet(data_dir / "crypto/v2.0/train_targets.parquet", columns=["symbol"])["symbol"]
+    first = sm._price_features_for(one, symbols)
+    assert sm._price_features_for(other, symbols) is first  # built once for both models
+    assert list(first.columns[:2]) == ["symbol", "date"] and len(first.columns) > 2 and len(first) > 1000
+
+    frame = pd.read_csv(prices)
+    frame.loc[frame["Symbol"] == frame["Symbol"].iloc[0], "Close"] *= 1.5  # one symbol's closes change
+    frame.to_csv(prices, index=False)
+    changed = sm._price_features_for(one, symbols)
+    assert changed is not first
+    a, b = (f[f["symbol"] == frame["Symbol"].iloc[0]].reset_index(drop=True) for f in (first, changed))
+    assert len(a) == len(b) and not a.equals(b)  # the features of that symbol follow the new file

@@ -169,6 +169,16 @@ def _read_one(path: Path, cols: PriceColumns) -> pd.DataFrame:
     return frame
 
 
+def price_files_signature(path: Path | str) -> tuple[tuple[str, int, int], ...]:
+    """Each file :func:`load_prices` reads under ``path``, with its size and modification time (ns): the key
+    of anything computed from them, which a changed, added or removed file invalidates."""
+    out = []
+    for f in _files(Path(path)):
+        st = f.stat()
+        out.append((str(f.resolve()), st.st_size, st.st_mtime_ns))
+    return tuple(out)
+
+
 def load_prices(path: Path | str, columns: PriceColumns | Mapping[str, str] | None = None) -> pd.DataFrame:
     """All rows of a price file or folder: ``ticker``, ``date`` and the price fields present, sorted by
     (ticker, date). Rows are kept as they are (duplicates included): :func:`check_prices` reports them."""

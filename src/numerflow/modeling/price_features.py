@@ -374,10 +374,12 @@ def checked_price_features(
     universe: Path | str | pd.DataFrame | None = None,
     start: str | None = None,
     calendar: pd.DatetimeIndex | None = None,
+    every_day: bool = False,
 ) -> tuple[PriceReport, pd.DataFrame]:
     """Read and check a price file or folder, map it to Numerai's tickers (with ``universe``, a file or a
     frame with ``numerai_ticker``; without one the data's tickers are taken as ``numerai_ticker``s) and
-    build the features. Data check errors raise :class:`~numerflow.errors.DataCheckError`."""
+    build the features. Data check errors raise :class:`~numerflow.errors.DataCheckError`. ``every_day``
+    (no ``calendar``): every calendar day from the data's first date to its last (crypto trades daily)."""
     report = read_checked_prices(path, columns, universe=universe)
     if not report.ok:
         first = report.errors[0]
@@ -388,6 +390,9 @@ def checked_price_features(
     prices = report.prices
     if "numerai_ticker" not in prices.columns:
         prices = prices.rename(columns={"ticker": "numerai_ticker"})
+    if every_day and calendar is None:
+        dates = pd.to_datetime(prices["date"])
+        calendar = pd.date_range(dates.min(), dates.max(), name="date")
     return report, price_features(prices, calendar, start=start)
 
 

@@ -56,9 +56,10 @@ import contextlib
 import hashlib
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -67,6 +68,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from cachetools import LRUCache
 
 from numerflow import __version__
 from numerflow.errors import ConfigError, DataError, ModelError
@@ -164,7 +166,6 @@ class ResolvedSignals:
     numerai_features: list[str]
     price_features: list[str]
     prices: Path | None
-    price_frames: dict[str, pd.DataFrame] = field(default_factory=dict)  # cache: universe key -> features
 
     @property
     def tournament(self) -> str:
@@ -251,23 +252,39 @@ def resolve_signals_model(settings: Settings, name: str) -> ResolvedSignals:
     return ResolvedSignals(name, spec, files, list(chosen_n), list(chosen_p), prices)
 
 
+#: price features already built in this process, shared by every model (and train, CV, predict call) on
+#: the same price files, mapping, tickers and features: a round with several models on one price file
+#: builds them once. Keyed by the files' sizes and modification times, so a changed file is read again;
+#: bounded in bytes (a frame larger than the bound is not kept).
+PRICE_FRAMES_BYTES = 256 << 20
+_PRICE_FRAMES: LRUCache[tuple, pd.DataFrame] = LRUCache(
+    PRICE_FRAMES_BYTES, getsizeof=lambda frame: int(frame.memory_usage(deep=False).sum())
+)
+_PRICE_FRAMES_LOCK = threading.Lock()
+
+
 def _price_features_for(model: ResolvedSignals, tickers: pd.Series) -> pd.DataFrame:
     """The model's price features (id column, ``date`` as datetime64, the chosen ``feature_*``), from its
-    checked price data mapped to the ``tickers`` (Signals: numerai_tickers; Crypto: symbols as they are)."""
-    from numerflow.data.prices import PriceColumns
+    checked price data mapped to the ``tickers`` (Signals: numerai_tickers; Crypto: symbols as they are).
+    Shared (treat as read-only)."""
+    from numerflow.data.prices import PriceColumns, price_files_signature
     from numerflow.modeling.price_features import checked_price_features
 
     assert model.prices is not None
-    key = hashlib.sha256("\n".join(sorted(map(str, tickers.unique()))).encode()).hexdigest()
-    if key in model.price_frames:
-        return model.price_frames[key]
     columns = PriceColumns.from_mapping(model.spec.price_columns)
+    key = (
+        price_files_signature(model.prices),
+        repr(columns),
+        model.tournament,
+        hashlib.sha256("\n".join(sorted(map(str, tickers.unique()))).encode()).hexdigest(),
+        tuple(model.price_features),
+    )
+    with _PRICE_FRAMES_LOCK:
+        cached = _PRICE_FRAMES.get(key)
+    if cached is not None:
+        return cached
     if model.tournament == "crypto":  # symbols as they are, every calendar day (crypto trades daily)
-        from numerflow.data.prices import load_prices
-
-        dates = pd.to_datetime(load_prices(model.prices, columns)["date"])
-        calendar = pd.date_range(dates.min(), dates.max(), name="date")
-        _, feats = checked_price_features(model.prices, columns=columns, calendar=calendar)
+        _, feats = checked_price_features(model.prices, columns=columns, every_day=True)
     else:
         universe = pd.DataFrame({"numerai_ticker": tickers.astype(str).unique()})
         _, feats = checked_price_features(model.prices, columns=columns, universe=universe)
@@ -275,7 +292,8 @@ def _price_features_for(model: ResolvedSignals, tickers: pd.Series) -> pd.DataFr
     feats = feats.assign(numerai_ticker=feats["numerai_ticker"].astype(str)).rename(
         columns={"numerai_ticker": model.id_col}
     )
-    model.price_frames[key] = feats
+    with _PRICE_FRAMES_LOCK, contextlib.suppress(ValueError):  # ValueError: larger than the whole cache
+        _PRICE_FRAMES[key] = feats
     return feats
 
 
