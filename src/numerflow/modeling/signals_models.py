@@ -59,7 +59,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -166,6 +166,8 @@ class ResolvedSignals:
     numerai_features: list[str]
     price_features: list[str]
     prices: Path | None
+    # features larger than the process's cache (PRICE_FRAMES_BYTES), kept while this model is in use
+    price_frames: dict[tuple, pd.DataFrame] = field(default_factory=dict)
 
     @property
     def tournament(self) -> str:
@@ -281,6 +283,8 @@ def _price_features_for(model: ResolvedSignals, tickers: pd.Series) -> pd.DataFr
     )
     with _PRICE_FRAMES_LOCK:
         cached = _PRICE_FRAMES.get(key)
+    if cached is None:
+        cached = model.price_frames.get(key)
     if cached is not None:
         return cached
     if model.tournament == "crypto":  # symbols as they are, every calendar day (crypto trades daily)
@@ -292,8 +296,11 @@ def _price_features_for(model: ResolvedSignals, tickers: pd.Series) -> pd.DataFr
     feats = feats.assign(numerai_ticker=feats["numerai_ticker"].astype(str)).rename(
         columns={"numerai_ticker": model.id_col}
     )
-    with _PRICE_FRAMES_LOCK, contextlib.suppress(ValueError):  # ValueError: larger than the whole cache
-        _PRICE_FRAMES[key] = feats
+    try:
+        with _PRICE_FRAMES_LOCK:
+            _PRICE_FRAMES[key] = feats
+    except ValueError:  # larger than the whole cache: this model keeps it
+        model.price_frames[key] = feats
     return feats
 
 
