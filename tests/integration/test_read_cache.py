@@ -40,6 +40,9 @@ def svc(tmp_path: Path, db_url: str) -> Iterator[Service]:
     settings = make_settings(tmp_path, db_url)
     settings.models["alpha"] = ModelSpec(algorithm="ridge", numerai_model="alpha_slot")
     service = start_service(settings, background=False, users=True)
+    # A frozen clock: no answer goes stale within a test, however slow the machine (an answer older than
+    # the cache's ttl_s is served but refreshed in the background, which would touch the database).
+    service.app.state.reads.clock = lambda: 0.0
     for version in (1, 2):
         record_model_version(service.engine, "alpha", version)
     yield service
