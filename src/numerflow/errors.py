@@ -32,9 +32,11 @@ from __future__ import annotations
 
 def first_line(exc: BaseException) -> str:
     """The first line of ``exc``'s message (its type name when the message is empty): third-party
-    errors quoted inside a one-line NumerflowError message."""
+    errors quoted inside a one-line NumerflowError message. Characters a terminal would not print (a
+    corrupt file's bytes quoted by a parser) are written as escapes."""
     text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    line = text.splitlines()[0] if text else type(exc).__name__
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in line)
 
 
 class NumerflowError(Exception):

@@ -14,11 +14,12 @@ import functools
 import logging
 import sys
 import threading
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -27,14 +28,16 @@ import pyarrow.parquet as pq
 from numerflow.data.catalog import FeatureCatalog, features_json_for
 from numerflow.data.footer import tail_footers
 from numerflow.data.sources import Source, as_source, is_remote, open_source, source_name
-from numerflow.errors import DataError
+from numerflow.errors import DataError, first_line
 
 if TYPE_CHECKING:
     import pandas as pd
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 _BATCH_BYTES = 2 << 20  # feature bytes read per call: bounds the transient buffers
+_READ_AHEAD = 3  # batches decoded ahead of the one being copied
 # feature columns gathered before a transposing copy into X: up to _GATHER_BYTES (at least two copies per
 # row group, so the buffer stays under the part of X not yet touched); _LAST_GROUP_COLS for the last row
 # group, when all of X is resident and the buffer adds to the peak
@@ -393,14 +396,19 @@ def load_dataset(
     id_sink = _IdSink(n)
     # (a local file only: over a network the footers would be fetched again)
     tail = [] if is_remote(path) else _tail_groups(tasks, pf.metadata, len(feat_names) * X.itemsize)
-    # (footers of only the columns read: ~20x smaller at Numerai's widths)
+    # (footers of only the columns read: ~20x smaller at Numerai's widths; built while the first row
+    #  groups are read, since finding them in the footer costs ~0.1 CPU s per row group at 3,600 columns)
     columns = [id_col, *target_names, *feat_names]
-    reader = _Reader(path, pf, tail_footers(Path(path), pf.metadata, tail, columns) if tail else {})
+    footers = _in_background(tail_footers, Path(path), pf.metadata, tail, columns) if tail else None
+    reader = _Reader(path, pf, footers, tail)
     del pf, schema
     try:
         _run_tasks(reader, tasks, X, y, id_sink)
     except (pa.ArrowException, OSError) as exc:
-        raise DataError(f"{path}: a row group is unreadable ({exc}); the file may be corrupt") from None
+        raise DataError(
+            f"{path}: a row group is unreadable ({first_line(exc)}); the file may be corrupt: "
+            "download it again"
+        ) from None
     finally:
         reader.close()
     if missing_as_nan and feat_names:
@@ -634,33 +642,63 @@ def _tail_groups(tasks: list[_Task], metadata: pq.FileMetaData, row_bytes: int) 
 
 class _Reader:
     """The open file for each task's row group: the whole file, or, for the last row groups, a file
-    opened on that row group's own footer. The whole file is let go once its last row group is read."""
+    opened on that row group's own footer (``footers``, being built in the background: the whole footer
+    is used where they could not be built). The whole file is let go once its last row group is read."""
 
-    def __init__(self, path: Source, pf: pq.ParquetFile, tail: dict[int, pq.FileMetaData]) -> None:
-        self.path, self.full, self.tail = path, pf, tail
-        self.tail_groups = frozenset(tail)
+    def __init__(
+        self,
+        path: Source,
+        pf: pq.ParquetFile,
+        footers: Future[dict[int, pq.FileMetaData]] | None,
+        groups: list[int],
+    ) -> None:
+        self.path, self.full, self.footers = path, pf, footers
+        self.tail_groups = frozenset(groups) if footers is not None else frozenset()
+        self.tail: dict[int, pq.FileMetaData] | None = None if footers is not None else {}
         self.current: tuple[int, pq.ParquetFile] | None = None
+
+    def _tail(self) -> dict[int, pq.FileMetaData]:
+        if self.tail is None:
+            assert self.footers is not None
+            self.tail, self.footers = self.footers.result(), None
+        return self.tail
 
     def read(self, task: _Task) -> pa.Table:
         # ids and targets are a few small columns: decoding them on Arrow's thread pool only leaves
         # memory behind in per-thread allocator caches
         use_threads = not task.is_target
-        if task.group not in self.tail_groups:
-            assert self.full is not None, "row groups are read in order"
-            return self.full.read_row_group(task.group, columns=task.columns, use_threads=use_threads)
-        if self.current is None or self.current[0] != task.group:
-            self.full = None  # every row group before this one is read: free the whole footer
-            meta = self.tail.pop(task.group)
-            self.current = (task.group, _parquet_file(self.path, True, metadata=meta, pre_buffer=False))
-        return self.current[1].read_row_group(0, columns=task.columns, use_threads=use_threads)
+        if task.group in self.tail_groups and (self.current is None or self.current[0] != task.group):
+            meta = self._tail().pop(task.group, None)
+            if meta is not None:
+                self.full = None  # every row group before this one is read: free the whole footer
+                self.current = (task.group, _parquet_file(self.path, True, metadata=meta, pre_buffer=False))
+        if self.current is not None and self.current[0] == task.group:
+            return self.current[1].read_row_group(0, columns=task.columns, use_threads=use_threads)
+        assert self.full is not None, "row groups are read in order"
+        return self.full.read_row_group(task.group, columns=task.columns, use_threads=use_threads)
 
     def close(self) -> None:
-        self.full, self.current = None, None
-        self.tail.clear()
+        self.full, self.current, self.footers, self.tail = None, None, None, {}
+        self.tail_groups = frozenset()
+
+
+def _in_background(fn: Callable[..., _T], *args: object) -> Future[_T]:
+    """``fn(*args)`` started on a thread of its own; its future."""
+    future: Future[_T] = Future()
+
+    def run() -> None:
+        if future.set_running_or_notify_cancel():
+            try:
+                future.set_result(fn(*args))
+            except BaseException as exc:  # handed to whoever waits for the result
+                future.set_exception(exc)
+
+    threading.Thread(target=run, name="numerflow-footers", daemon=True).start()
+    return future
 
 
 def _run_tasks(reader: _Reader, tasks: list[_Task], X: np.ndarray, y: np.ndarray, id_sink: _IdSink) -> None:
-    """Read column batches of row groups, prefetching the next batch while copying the current one.
+    """Read column batches of row groups, decoding a few batches ahead while copying the current one.
 
     ``reader`` holds the only references to the file and its footers; it is closed as soon as the last
     batch is read.
@@ -668,41 +706,67 @@ def _run_tasks(reader: _Reader, tasks: list[_Task], X: np.ndarray, y: np.ndarray
     if not tasks:
         return
     last_group = max(t.group for t in tasks)
-    # three threads: one reads the next batch; one takes half of each transposing copy; one maps the
-    # pages of a row group's block of X while its first columns are gathered
-    with ThreadPoolExecutor(max_workers=3, thread_name_prefix="numerflow-load") as pool:
+    # a reading thread keeps _READ_AHEAD batches decoded ahead (Arrow decodes each on its own thread
+    # pool), so decoding goes on while this thread copies; of two more threads, one takes half of each
+    # transposing copy, one maps the pages of a row group's block of X while its first columns are gathered
+    with (
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="numerflow-read") as reads,
+        ThreadPoolExecutor(max_workers=2, thread_name_prefix="numerflow-load") as pool,
+    ):
         columns = _Columns(X, pool)
-        future = pool.submit(reader.read, tasks[0])
-        for i, task in enumerate(tasks):
-            table = future.result()
-            if i + 1 < len(tasks):
-                future = pool.submit(reader.read, tasks[i + 1])
-            else:  # all read: free the parsed footer
-                reader.close()
-                _release_memory()
-            if task.is_target:  # a new row group: its block of X is about to be touched
-                big = (task.rows.stop - task.rows.start) * X.shape[1] * X.itemsize >= _RELEASE_BYTES
-                if big:
+        ahead = deque(reads.submit(reader.read, t) for t in tasks[:_READ_AHEAD])
+        try:
+            for i, task in enumerate(tasks):
+                table = ahead.popleft().result()
+                if i + len(ahead) + 1 < len(tasks):
+                    ahead.append(reads.submit(reader.read, tasks[i + len(ahead) + 1]))
+                elif not ahead:  # all read: free the parsed footer
+                    reader.close()
                     _release_memory()
-                columns.start_group(task.rows, last=task.group == last_group)
-                columns.mapped = pool.submit(_populate, X, task.rows)
-                id_sink.put(task.rows, _one_chunk(table.column(task.columns[0])), task.take)
-                for k, name in enumerate(task.columns[1:]):
-                    y[task.rows, k] = _np_view(_one_chunk(table.column(name)))[task.take]
-                continue
-            for j, name in enumerate(task.columns):
-                col = table.column(name)
-                if col.null_count:
-                    import pyarrow.compute as pc
+                _put_task(task, table, X, y, id_sink, columns, pool, last_group)
+                del table
+                if not task.is_target and task.group == last_group and _is_big(task.rows, X):
+                    # all of X is resident now: hand the decoder's freed batches back at once, or they
+                    # linger (jemalloc's decay) and add to the peak
+                    _decode_pool().release_unused()
+            columns.flush()
+        finally:
+            for future in ahead:  # a failure: reads not yet started are not started
+                future.cancel()
 
-                    col = pc.fill_null(col, 2)  # a missing int feature value means "no information"
-                columns.put(task.rows, task.j0 + j, _np_view(_one_chunk(col))[task.take])
-            del table
-            if big and task.group == last_group:
-                # all of X is resident now: hand the decoder's freed batches back at once, or they
-                # linger (jemalloc's decay) and add to the peak
-                _decode_pool().release_unused()
-        columns.flush()
+
+def _put_task(
+    task: _Task,
+    table: pa.Table,
+    X: np.ndarray,
+    y: np.ndarray,
+    id_sink: _IdSink,
+    columns: _Columns,
+    pool: ThreadPoolExecutor,
+    last_group: int,
+) -> None:
+    """The columns of one batch into their places: ids and targets, or features through ``columns``."""
+    if task.is_target:  # a new row group: its block of X is about to be touched
+        if _is_big(task.rows, X):
+            _release_memory()
+        columns.start_group(task.rows, last=task.group == last_group)
+        columns.mapped = pool.submit(_populate, X, task.rows)
+        id_sink.put(task.rows, _one_chunk(table.column(task.columns[0])), task.take)
+        for k, name in enumerate(task.columns[1:]):
+            y[task.rows, k] = _np_view(_one_chunk(table.column(name)))[task.take]
+        return
+    for j, name in enumerate(task.columns):
+        col = table.column(name)
+        if col.null_count:
+            import pyarrow.compute as pc
+
+            col = pc.fill_null(col, 2)  # a missing int feature value means "no information"
+        columns.put(task.rows, task.j0 + j, _np_view(_one_chunk(col))[task.take])
+
+
+def _is_big(rows: slice, X: np.ndarray) -> bool:
+    """Whether the block of X at ``rows`` is worth giving freed memory back to the OS before touching."""
+    return (rows.stop - rows.start) * X.shape[1] * X.itemsize >= _RELEASE_BYTES
 
 
 def _one_chunk(col: pa.ChunkedArray) -> pa.Array:
