@@ -232,7 +232,10 @@ def test_outside_writes_become_live_events(tmp_path: Path, sqlite_url: str) -> N
     try:
         with svc.client.websocket_connect("/ws/events", headers=svc.auth("read")) as ws:
             assert ws.receive_json()["type"] == "hello"
-            time.sleep(2.5)  # let the watcher take its first look
+            watcher, deadline = svc.app.state.data_watcher, time.monotonic() + 120
+            while watcher.last is None:  # the watcher's first look: the writes below come after it
+                assert time.monotonic() < deadline, "the data watcher never took its first look"
+                time.sleep(0.05)
             with session_scope(svc.engine) as s:
                 s.add(Round(number=3, status="open"))
                 s.add(Score(numerai_model="cli_slot", round_number=2, day=1, metric="canon_corr", value=0.01))
