@@ -36,7 +36,7 @@ def first_line(exc: BaseException) -> str:
     corrupt file's bytes quoted by a parser) are written as escapes."""
     text = str(exc).strip()
     line = text.splitlines()[0] if text else type(exc).__name__
-    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in line)
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in line)
 
 
 class NumerflowError(Exception):
